@@ -1,0 +1,43 @@
+"""Typed errors of the core library. Messages name the file, the limit and the fix."""
+
+from __future__ import annotations
+
+
+class SpokenSearchError(Exception):
+    """Base class of every error the library raises on purpose."""
+
+
+class ModelNotFoundError(SpokenSearchError):
+    """A model, backbone or weight file that was asked for is not on this machine."""
+
+
+class CheckpointError(SpokenSearchError):
+    """A checkpoint is corrupt, foreign, or does not match the config it is loaded with."""
+
+
+class ConfigError(SpokenSearchError):
+    """A configuration is invalid: unknown keys, wrong types, or fields that contradict each other."""
+
+
+class AudioDecodeError(SpokenSearchError):
+    """An audio file or buffer cannot be read or is unusable (empty, too short, silent)."""
+
+
+class ImageDecodeError(SpokenSearchError):
+    """An image cannot be decoded safely (corrupt, truncated, too large, unknown format)."""
+
+
+class IndexVersionError(SpokenSearchError):
+    """A library database has a schema newer than this program understands."""
+
+
+class ModelMismatchError(SpokenSearchError):
+    """A library was indexed with another CLIP tower; its vectors cannot be mixed with this model's."""
+
+
+class DatasetError(SpokenSearchError):
+    """A dataset is missing files or is not in the expected layout."""
+
+
+class Cancelled(SpokenSearchError):
+    """A long operation stopped because its caller asked it to."""
