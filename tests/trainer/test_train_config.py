@@ -1,0 +1,54 @@
+"""TrainConfig: JSON + typed overrides, unknown keys, validate(), LR schedule."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from core.errors import ConfigError
+from trainer.config import TrainConfig, load_config, parse_overrides, save_config
+from trainer.loop.schedule import get_lr
+
+
+def test_json_then_overrides_are_typed(tmp_path):
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps({"dataset": "synthetic", "lr": 0.001, "batch_size": 8}))
+    cfg = load_config(p, ["--lr=3e-4", "--batch-size", "16", "--tensorboard=false", "--exclude-voices=a,b",
+                          "--model-overrides={\"embed_dim\": 8}"])
+    assert cfg.lr == pytest.approx(3e-4) and isinstance(cfg.batch_size, int) and cfg.batch_size == 16
+    assert cfg.tensorboard is False and cfg.exclude_voices == ["a", "b"]
+    assert cfg.model_overrides == {"embed_dim": 8}
+    save_config(cfg, tmp_path / "run" / "config.json")
+    assert load_config(tmp_path / "run" / "config.json") == cfg
+
+
+def test_unknown_key_lists_valid_keys(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown training config key.*'lrr'.*valid keys:.*batch_size"):
+        parse_overrides(["--lrr=1"])
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps({"dataset": "synthetic", "bogus": 1}))
+    with pytest.raises(ConfigError, match="bogus"):
+        load_config(p)
+
+
+def test_bad_types_and_cross_field_checks():
+    with pytest.raises(ConfigError, match="batch_size.*not a valid int"):
+        parse_overrides(["--batch-size=eight"])
+    with pytest.raises(ConfigError, match="not a valid int"):
+        load_config(None, {"dataset": "synthetic", "batch_size": 2.5})
+    with pytest.raises(ConfigError, match="needs data_dir"):
+        load_config(None, {"dataset": "manifest"})
+    with pytest.raises(ConfigError, match="both in train_voices and exclude_voices"):
+        load_config(None, {"dataset": "synthetic", "train_voices": ["v"], "exclude_voices": ["v"]})
+    assert isinstance(load_config(None, ["--dataset", "synthetic", "--max-steps", "2"]), TrainConfig)
+
+
+def test_get_lr_warmup_then_decay():
+    kw = dict(lr=1.0, warmup_steps=10, max_steps=110, min_lr=0.0)
+    assert get_lr(0, **kw) == pytest.approx(0.1)
+    assert get_lr(9, **kw) == pytest.approx(1.0)
+    assert get_lr(60, **kw, schedule="linear") == pytest.approx(0.5)
+    assert get_lr(60, **kw, schedule="cosine") == pytest.approx(0.5)
+    assert get_lr(110, **kw) == pytest.approx(0.0)
+    assert get_lr(500, **kw, schedule="constant") == 1.0

@@ -1,0 +1,253 @@
+"""TrainConfig: every knob of a training run, loaded from JSON with type-checked `--key=value` overrides.
+
+The rules are nanoGPT's configurator without `exec`: a JSON file sets fields, then each CLI override
+`--key=value` / `--key value` (dashes or underscores) is parsed by the field's declared type; unknown keys
+raise ConfigError listing the valid ones. Cross-field checks live in `validate()`. The resolved config is
+written to `<run_dir>/config.json` and embedded in every checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import typing
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+DATASET_TYPES = ("manifest", "flickr8k", "spokencoco", "synthetic")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+SCHEDULES = ("cosine", "linear", "constant")
+
+
+@dataclass
+class TrainConfig:
+    # --- model -----------------------------------------------------------------------------------
+    model: str = "tiny-test"  # model config name (resources/configs/models) or a path to a config JSON
+    model_overrides: dict = field(default_factory=dict)  # nested dict merged into the model config
+    init_from: str = ""  # model folder / checkpoint whose weights initialise the model ("" = random/config)
+    # --- data ------------------------------------------------------------------------------------
+    dataset: str = "manifest"  # manifest | flickr8k | spokencoco | synthetic (random tensors, smoke tests)
+    data_dir: str = ""  # dataset root (manifest: the folder holding manifest.jsonl)
+    train_split: str = "train"
+    val_split: str = "val"  # "" = no validation
+    train_voices: list = field(default_factory=list)  # keep only these voices for training ([] = all)
+    exclude_voices: list = field(default_factory=list)  # voices never trained on (held out)
+    max_audio_s: float = 6.4  # random crop of longer training utterances (authors: 102400 samples)
+    num_workers: int = 0  # DataLoader workers (0 = in-process; resume is bit-exact only with 0)
+    synthetic_size: int = 64  # number of random utterances of the `synthetic` dataset
+    cache_image_features: bool = True  # frozen image tower: encode each image once, cache on disk
+    feature_cache_dir: str = ""  # "" = <run_dir>/feature_cache
+    # --- optimisation ----------------------------------------------------------------------------
+    batch_size: int = 32  # per process and micro-step; global batch = batch_size * world * grad_accum
+    grad_accum: int = 1  # micro-steps per optimiser step (DDP gradient sync only on the last)
+    max_steps: int = 1000  # optimiser steps in total (the schedule's length)
+    epochs: int = 0  # > 0: max_steps = epochs * steps_per_epoch (overrides max_steps)
+    lr: float = 1e-4  # peak learning rate (authors: Adam 1e-4)
+    min_lr: float = 1e-8  # learning rate at the end of the decay
+    warmup_steps: int = 100  # linear warm-up from 0 to lr
+    schedule: str = "linear"  # decay after warm-up: linear (authors) | cosine | constant
+    optimizer: str = "adamw"  # adamw | adam
+    weight_decay: float = 1e-6
+    beta1: float = 0.9
+    beta2: float = 0.98
+    grad_clip: float = 4.0  # max global grad norm (0 = off); authors: 4
+    precision: str = "auto"  # auto (bf16 on a GPU that has it, else fp16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    seed: int = 7122  # authors' seed
+    threads: int = 0  # torch CPU threads (0 = torch's default)
+    # --- stage 1 (the default model only): train the small CLIP before the speech model ----------
+    clip_train_steps: int = 0  # > 0: train the CLIP tower on the dataset's images + captions first
+    clip_lr: float = 1e-3
+    clip_batch_size: int = 128
+    clip_warmup_steps: int = 100
+    # --- bookkeeping -----------------------------------------------------------------------------
+    run_dir: str = "runs/run"
+    log_every_steps: int = 10
+    save_every_steps: int = 200  # checkpoint "last.pt" every N optimiser steps (and at each epoch end)
+    eval_every_epochs: int = 1
+    val_max_utterances: int = 0  # cap on validation utterances (0 = all)
+    best_metric: str = "recall_mean"  # recall_mean | r1 | val_loss | keyword_hit_rate | content_word_recall
+    explode_factor: float = 20.0  # stop when loss > factor x running median (0 = off); NaN/inf always stop
+    tensorboard: bool = True
+
+    def validate(self) -> None:
+        """Cross-field checks; raises ConfigError naming the field and the fix."""
+        errors: list[str] = []
+        if self.dataset not in DATASET_TYPES:
+            errors.append(f"dataset={self.dataset!r}: choose one of {', '.join(DATASET_TYPES)}")
+        if self.dataset != "synthetic" and not self.data_dir:
+            errors.append(f"dataset={self.dataset!r} needs data_dir (the dataset root folder)")
+        if self.precision not in PRECISIONS:
+            errors.append(f"precision={self.precision!r}: choose one of {', '.join(PRECISIONS)}")
+        if self.schedule not in SCHEDULES:
+            errors.append(f"schedule={self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
+        if self.optimizer not in ("adamw", "adam"):
+            errors.append(f"optimizer={self.optimizer!r}: choose adamw or adam")
+        for name in ("batch_size", "grad_accum", "max_steps", "log_every_steps", "save_every_steps"):
+            if getattr(self, name) < 1:
+                errors.append(f"{name}={getattr(self, name)} must be >= 1")
+        if self.epochs < 0 or self.warmup_steps < 0 or self.clip_train_steps < 0:
+            errors.append("epochs, warmup_steps and clip_train_steps must be >= 0")
+        if not (self.lr > 0 and 0 <= self.min_lr <= self.lr):
+            errors.append(f"need lr > 0 and 0 <= min_lr <= lr (lr={self.lr}, min_lr={self.min_lr})")
+        if self.max_audio_s <= 0:
+            errors.append(f"max_audio_s={self.max_audio_s} must be > 0")
+        if set(self.train_voices) & set(self.exclude_voices):
+            errors.append("a voice is both in train_voices and exclude_voices")
+        if self.best_metric not in ("recall_mean", "r1", "val_loss", "keyword_hit_rate", "content_word_recall"):
+            errors.append(f"best_metric={self.best_metric!r} is not a known validation metric")
+        if errors:
+            raise ConfigError("invalid training config:\n  " + "\n  ".join(errors))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def field_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(TrainConfig)]
+
+
+def _field_types() -> dict[str, type]:
+    hints = typing.get_type_hints(TrainConfig)
+    return {name: hints[name] for name in field_names()}
+
+
+def _coerce(key: str, value: Any, typ: type, *, from_cli: bool) -> Any:
+    """Convert `value` to the field type `typ`; raise ConfigError naming key, value and expected type."""
+    bad = ConfigError(f"config key {key!r}: {value!r} is not a valid {typ.__name__}")
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if from_cli and isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+        raise bad
+    if typ is int:
+        if isinstance(value, bool):
+            raise bad
+        if isinstance(value, int):
+            return value
+        if from_cli and isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                raise bad from None
+        raise bad
+    if typ is float:
+        if isinstance(value, bool):
+            raise bad
+        if isinstance(value, (int, float)):
+            return float(value)
+        if from_cli and isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                raise bad from None
+        raise bad
+    if typ is str:
+        if isinstance(value, str):
+            return value
+        raise bad
+    if typ is list:
+        if isinstance(value, list):
+            return value
+        if from_cli and isinstance(value, str):
+            if value.startswith("["):
+                return _coerce(key, json.loads(value), list, from_cli=False)
+            return [v for v in value.split(",") if v]
+        raise bad
+    if typ is dict:
+        if isinstance(value, dict):
+            return value
+        if from_cli and isinstance(value, str):
+            try:
+                parsed = json.loads(value)
+            except json.JSONDecodeError:
+                raise bad from None
+            return _coerce(key, parsed, dict, from_cli=False)
+        raise bad
+    raise bad
+
+
+def _check_keys(keys: Sequence[str], where: str) -> None:
+    valid = field_names()
+    unknown = [k for k in keys if k not in valid]
+    if unknown:
+        raise ConfigError(
+            f"unknown training config key(s) {', '.join(map(repr, unknown))} in {where}; "
+            f"valid keys: {', '.join(sorted(valid))}"
+        )
+
+
+def config_from_dict(d: dict[str, Any], where: str = "config") -> TrainConfig:
+    """Build a TrainConfig from a dict (JSON values), type-checked; unknown keys raise ConfigError."""
+    _check_keys(list(d), where)
+    types = _field_types()
+    return TrainConfig(**{k: _coerce(k, v, types[k], from_cli=False) for k, v in d.items()})
+
+
+def parse_overrides(argv: Sequence[str]) -> dict[str, Any]:
+    """`["--lr=3e-4", "--batch-size", "16", "--tensorboard"]` -> typed {key: value}.
+
+    A boolean flag with no value means true. Dashes in keys become underscores.
+    """
+    types = _field_types()
+    out: dict[str, Any] = {}
+    i = 0
+    argv = list(argv)
+    while i < len(argv):
+        token = argv[i]
+        if not token.startswith("--"):
+            raise ConfigError(f"unexpected argument {token!r}: overrides look like --key=value")
+        key, sep, value = token[2:].partition("=")
+        key = key.replace("-", "_")
+        _check_keys([key], "command-line overrides")
+        if not sep:
+            nxt = argv[i + 1] if i + 1 < len(argv) else None
+            if types[key] is bool and (nxt is None or nxt.startswith("--")):
+                value = "true"
+            elif nxt is None:
+                raise ConfigError(f"--{key} needs a value")
+            else:
+                value = nxt
+                i += 1
+        out[key] = _coerce(key, value, types[key], from_cli=True)
+        i += 1
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] | dict[str, Any] = ()) -> TrainConfig:
+    """Defaults <- JSON file (if any) <- overrides; then validate(). Raises ConfigError."""
+    base: dict[str, Any] = {}
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"training config {p} does not exist; see resources/configs/train/ for examples")
+        try:
+            base = json.loads(p.read_text())
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"training config {p} is not valid JSON: {exc}") from None
+        base.pop("_comment", None)
+    cfg = config_from_dict(base, where=str(path) if path else "config")
+    extra = overrides if isinstance(overrides, dict) else parse_overrides(overrides)
+    if isinstance(overrides, dict):
+        _check_keys(list(extra), "overrides")
+        types = _field_types()
+        extra = {k: _coerce(k, v, types[k], from_cli=False) for k, v in extra.items()}
+    cfg = dataclasses.replace(cfg, **extra)
+    cfg.validate()
+    return cfg
+
+
+def save_config(cfg: TrainConfig, path: Path) -> None:
+    """Write the resolved config as JSON (atomically)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    tmp.replace(path)

@@ -1,0 +1,84 @@
+"""`python -m trainer`: one small dispatcher over the trainer's subcommands.
+
+Commands (each has `--help`):
+
+    python -m trainer synth  --out data/synth --images 3000 --seed 0          # spoken scenes, offline
+    python -m trainer train  --config resources/configs/train/default.json   # one process (CPU or 1 GPU)
+    python -m trainer train  --config resources/configs/train/tiny.json --lr=3e-4 --batch-size 16
+    torchrun --standalone --nproc_per_node=4 -m trainer train --config resources/configs/train/x.json
+    python -m trainer train  --config runs/x/config.json --resume latest      # continue a killed run
+    python -m trainer eval   --model resources/models/default --data data/synth --split test --json
+    python -m trainer export --run runs/x --out my_model                    # model folder for the app
+    python -m trainer import-official ...                                    # official SpeechCLIP(+) ckpts
+
+Registering a command: add one line to COMMANDS naming a module that defines
+`add_arguments(parser: argparse.ArgumentParser) -> None` and `run(args: argparse.Namespace) -> int`
+(and optionally a module-level `HELP` string). A module is imported only when its command runs, so a
+broken optional command never breaks the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from core.errors import SpokenSearchError
+from core.logging_setup import setup_logging
+
+logger = logging.getLogger(__name__)
+
+# name -> (module, one-line help). The module defines add_arguments(parser) and run(args) -> int.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "synth": ("trainer.synth.cli", "generate the synthetic spoken-scenes dataset (offline TTS voices)"),
+    "train": ("trainer.train_cli", "train or fine-tune a model of the SpeechCLIP+ family"),
+    "eval": ("trainer.eval_cli", "evaluate a model folder on a dataset split (recall, keywords, boundaries)"),
+    "export": ("trainer.export", "write the model folder the app loads from a run or a checkpoint"),
+    "import-official": ("trainer.import_official", "import an official SpeechCLIP / SpeechCLIP+ checkpoint"),
+}
+
+
+def _build_parser(only: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m trainer", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        if name != only:  # only the chosen command's module is imported
+            sub.add_parser(name, help=help_text, add_help=False)
+            continue
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(name, help=help_text, description=getattr(module, "HELP", help_text))
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse `argv` (default: sys.argv[1:]), run the chosen command, return its exit code."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # this project never downloads models
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    # `torchrun -m trainer --config x.json` (no command word) means `train`, as in STYLE rule 14.
+    if args_list and args_list[0].startswith("--") and args_list[0] not in ("--help", "--verbose"):
+        args_list.insert(0, "train")
+    command = next((a for a in args_list if a in COMMANDS), None)
+    parser = _build_parser(only=command)
+    args, extra = parser.parse_known_args(args_list)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    setup_logging(logging.DEBUG if args.verbose else logging.INFO)
+    if extra and not getattr(args, "_accepts_extra", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args._extra = extra
+    try:
+        return int(args._run(args))
+    except SpokenSearchError as exc:
+        logger.error("%s", exc)
+        return 1
+    except KeyboardInterrupt:
+        logger.error("interrupted; the last checkpoint is kept (resume with --resume latest)")
+        return 130
