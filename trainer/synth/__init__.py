@@ -1,0 +1,1 @@
+"""Offline spoken-scenes generator: scenes, captions, TTS voices, manifest."""

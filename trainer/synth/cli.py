@@ -1,0 +1,166 @@
+"""`python -m trainer synth`: generate the spoken-scenes dataset (or a demo photo library).
+
+Examples::
+
+    python -m trainer synth --list-voices
+    python -m trainer synth --out /work/data/synth-default --images 4000 --val-images 200 \\
+        --test-images 300 --captions-per-image 3 --seed 0 --workers 2
+    python -m trainer synth --out /tmp/demo --demo-photos 250 --demo-queries 12 --seed 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from core.errors import SpokenSearchError
+from trainer.synth.voices import DEFAULT_HOLDOUT, VOICES, get_voice, list_voices
+
+logger = logging.getLogger(__name__)
+
+
+def _names(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 800x600, got {text!r}") from None
+    return w, h
+
+
+def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `synth` subcommand's options."""
+    parser.add_argument("--out", type=Path, help="output folder (refused if not empty, unless --force)")
+    parser.add_argument("--images", type=int, default=100, help="number of scenes (default 100)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default 0)")
+    parser.add_argument(
+        "--voices",
+        type=_names,
+        default=None,
+        help="comma-separated training voices (default: all but the held-out ones)",
+    )
+    parser.add_argument(
+        "--holdout-voices",
+        type=_names,
+        default=None,
+        help=f"voices heard only in split test_unseen_voice (default {','.join(DEFAULT_HOLDOUT)} "
+        "when --voices is not given, else none; '' for none)",
+    )
+    parser.add_argument("--captions-per-image", type=int, default=3, help="utterances per scene (default 3)")
+    parser.add_argument("--val-images", type=int, default=None, help="scenes in split val (default 5%%)")
+    parser.add_argument("--test-images", type=int, default=None, help="scenes in split test (default 10%%)")
+    parser.add_argument("--image-size", type=int, default=128, help="side of the square images (default 128)")
+    parser.add_argument("--image-format", choices=["png", "jpg"], default="png")
+    parser.add_argument("--noise-p", type=float, default=0.5, help="share of utterances with added noise")
+    parser.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    parser.add_argument("--force", action="store_true", help="replace an existing synth output folder")
+    parser.add_argument("--list-voices", action="store_true", help="print the voice names and exit")
+    parser.add_argument(
+        "--demo-photos",
+        type=int,
+        default=0,
+        help="instead of a dataset, write this many photo-like JPEG scenes to OUT/photos",
+    )
+    parser.add_argument("--demo-queries", type=int, default=12, help="with --demo-photos: spoken queries")
+    parser.add_argument(
+        "--photo-size", type=_size, default=(800, 600), help="demo photo size (default 800x600)"
+    )
+    parser.add_argument("--photo-quality", type=int, default=85, help="demo JPEG quality (default 85)")
+
+
+def _progress(total: int, desc: str):  # -> callable updating a tqdm bar on stderr
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="img", file=sys.stderr, dynamic_ncols=True)
+
+    def update(done: int, _total: int) -> None:
+        bar.update(done - bar.n)
+        if done >= _total:
+            bar.close()
+
+    return update
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    """Run the subcommand; returns the exit code (errors are printed, not raised)."""
+    from trainer.synth.demo import generate_demo
+    from trainer.synth.generate import SynthOptions, generate
+
+    if args.list_voices:
+        for name in list_voices():
+            v = VOICES[name]
+            tag = " (held out by default)" if name in DEFAULT_HOLDOUT else ""
+            print(f"{name}\t{v.engine}{tag}")
+        return 0
+    if args.out is None:
+        print("error: --out DIR is required", file=sys.stderr)
+        return 2
+    try:
+        if args.demo_photos > 0:
+            rep = generate_demo(
+                args.out,
+                args.demo_photos,
+                args.demo_queries,
+                args.seed,
+                args.photo_size,
+                args.photo_quality,
+                on_progress=_progress(args.demo_photos + args.demo_queries, "demo"),
+            )
+            print(
+                f"wrote {rep.photos} photos ({rep.photo_bytes / 1e6:.1f} MB) and {rep.queries} queries to {args.out}"
+            )
+            return 0
+        holdout = args.holdout_voices
+        if holdout is None:
+            holdout = list(DEFAULT_HOLDOUT) if args.voices is None else []
+        for name in (args.voices or []) + holdout:
+            get_voice(name)
+        voices = args.voices if args.voices is not None else [v for v in list_voices() if v not in holdout]
+        voices = [v for v in voices if v not in holdout]
+        n = args.images
+        opts = SynthOptions(
+            out=args.out,
+            images=n,
+            seed=args.seed,
+            voices=voices,
+            holdout_voices=holdout,
+            captions_per_image=args.captions_per_image,
+            val_images=args.val_images if args.val_images is not None else n // 20,
+            test_images=args.test_images if args.test_images is not None else n // 10,
+            image_size=args.image_size,
+            image_format=args.image_format,
+            workers=max(1, args.workers),
+            noise_p=args.noise_p,
+        )
+        rep = generate(opts, force=args.force, on_progress=_progress(n, "scenes"))
+    except SpokenSearchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    splits = ", ".join(f"{k} {v}" for k, v in sorted(rep.per_split.items()))
+    print(
+        f"wrote {rep.images} images, {rep.utterances} utterances ({splits}; {rep.audio_s / 3600:.2f} h of audio) "
+        f"to {rep.out} in {rep.seconds:.0f} s"
+    )
+    return 0
+
+
+def synth_main(argv: list[str] | None = None) -> int:
+    """Standalone entry: `synth_main(["--out", DIR, ...])`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m trainer synth",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_synth_arguments(parser)
+    return run_synth(parser.parse_args(argv))
+
+
+# The names trainer/main.py's dispatcher looks for.
+HELP = __doc__
+add_arguments = add_synth_arguments
+run = run_synth

