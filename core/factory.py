@@ -1,0 +1,176 @@
+"""Build, save and load SpeechClipModel folders (config.json + model.safetensors).
+
+Model folder:
+    DIR/config.json        {"format_version": 1, "name": ..., "model_cfg": {...}, "sha256": {"model.safetensors": ...},
+                            "bundled_backbones": bool}
+    DIR/model.safetensors  trainable weights; the backbones' weights too when bundled (small models)
+No pickle is ever loaded; backbones named by the config come from local paths / caches only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from core.device import pick_device
+from core.errors import CheckpointError, ConfigError, ModelNotFoundError
+from core.model.config import ModelConfig, get_model_config, list_models, model_config_from_dict
+from core.model.speechclip import SpeechClipModel
+from core.paths import default_model_dir
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+_BACKBONE_PREFIXES = ("upstream.backbone.", "clip.model.")
+
+
+def create_model(cfg: ModelConfig | str, device: str | torch.device | None = None) -> SpeechClipModel:
+    """A fresh model from a config (or a registry name); backbones load from local files if pretrained."""
+    if isinstance(cfg, str):
+        cfg = get_model_config(cfg)
+    model = SpeechClipModel(cfg)
+    if device is not None:
+        model.to(pick_device(device))
+    return model
+
+
+def strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Remove DDP's ``module.`` and torch.compile's ``_orig_mod.`` prefixes (any order, repeated)."""
+    out = {}
+    for k, v in state.items():
+        changed = True
+        while changed:
+            changed = False
+            for p in ("module.", "_orig_mod."):
+                if k.startswith(p):
+                    k, changed = k[len(p):], True
+        out[k.replace("._orig_mod.", ".")] = v
+    return out
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _bundles(cfg: ModelConfig) -> bool:
+    # Backbones built from random init (no pretrained source) must be bundled, else nothing could rebuild them.
+    return (cfg.bundle_backbones or cfg.speech.trainable or cfg.clip.trainable
+            or cfg.speech.pretrained is None or cfg.clip.pretrained is None)
+
+
+def model_state(model: torch.nn.Module, include_backbones: bool) -> dict[str, torch.Tensor]:
+    """The weights a model folder stores: trainable heads (+ backbones when bundled). Buffers included."""
+    unwrapped = getattr(model, "module", model)
+    unwrapped = getattr(unwrapped, "_orig_mod", unwrapped)
+    state = strip_prefixes(unwrapped.state_dict())
+    if not include_backbones:
+        state = {k: v for k, v in state.items() if not k.startswith(_BACKBONE_PREFIXES)}
+    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
+
+
+def save_model(model: torch.nn.Module, directory: str | Path, extra_card: dict[str, Any] | None = None) -> Path:
+    """Write DIR/config.json + DIR/model.safetensors atomically (tmp + os.replace); returns DIR."""
+    inner = getattr(getattr(model, "module", model), "_orig_mod", getattr(model, "module", model))
+    cfg: ModelConfig = inner.config
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    bundled = _bundles(cfg)
+    state = model_state(inner, bundled)
+    # safetensors refuses shared storage; clone tensors that alias another one
+    seen: set[int] = set()
+    for k, v in state.items():
+        ptr = v.untyped_storage().data_ptr()
+        if ptr in seen:
+            state[k] = v.clone()
+        seen.add(ptr)
+    tmp = directory / (WEIGHTS_FILE + ".tmp")
+    save_file(state, str(tmp), metadata={"format_version": str(FORMAT_VERSION)})
+    os.replace(tmp, directory / WEIGHTS_FILE)
+    meta = {"format_version": FORMAT_VERSION, "name": cfg.name, "model_cfg": cfg.to_dict(),
+            "bundled_backbones": bundled, "sha256": {WEIGHTS_FILE: _sha256(directory / WEIGHTS_FILE)}}
+    tmpc = directory / (CONFIG_FILE + ".tmp")
+    tmpc.write_text(json.dumps(meta, indent=2))
+    os.replace(tmpc, directory / CONFIG_FILE)
+    if extra_card:
+        (directory / "model_card.json").write_text(json.dumps(extra_card, indent=2, default=str))
+    logger.info("saved model %s to %s (%d tensors, backbones bundled: %s)", cfg.name, directory, len(state), bundled)
+    return directory
+
+
+def read_model_folder_config(directory: str | Path) -> tuple[ModelConfig, dict[str, Any]]:
+    """(ModelConfig, raw config.json dict) of a saved model folder."""
+    path = Path(directory) / CONFIG_FILE
+    try:
+        meta = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ModelNotFoundError(f"{path} is missing: {directory} is not a model folder (save_model writes one)") from exc
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path} is not valid JSON: {exc}") from exc
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(f"{path} has format_version {version!r}; this program reads {FORMAT_VERSION}")
+    try:
+        cfg = model_config_from_dict(meta["model_cfg"])
+    except (KeyError, ConfigError) as exc:
+        raise CheckpointError(f"{path}: its model_cfg does not match this program's ModelConfig: {exc}") from exc
+    return cfg, meta
+
+
+def load_state_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], *, include_backbones: bool,
+                       source: str) -> None:
+    """Load ``state`` into ``model``; any missing / unexpected key or shape difference raises CheckpointError."""
+    state = strip_prefixes(state)
+    expected = model_state(model, include_backbones)
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+              for k in sorted(set(state) & set(expected)) if state[k].shape != expected[k].shape]
+    if missing or unexpected or shapes:
+        def fmt(xs: list[str]) -> str:
+            return ", ".join(xs[:12]) + (f" ... (+{len(xs) - 12})" if len(xs) > 12 else "")
+
+        raise CheckpointError(
+            f"{source} does not match its model config: missing keys [{fmt(missing)}]; unexpected keys "
+            f"[{fmt(unexpected)}]; shape differences [{fmt(shapes)}]. The config.json beside the weights must be "
+            f"the one the weights were saved with.")
+    model.load_state_dict(state, strict=False)
+
+
+def load_model(path_or_name: str | Path = "default", device: str | torch.device | None = None) -> SpeechClipModel:
+    """Load a model folder. "default" = the bundled default (resources/models/default); eval mode."""
+    directory = default_model_dir() if str(path_or_name) == "default" else Path(path_or_name)
+    if not (directory / CONFIG_FILE).exists():
+        hint = ("the embedded default model is not in resources/models/default; train and export it with "
+                "`python -m trainer train ...` then `python -m trainer export --out resources/models/default`"
+                if str(path_or_name) == "default" else
+                f"pass a folder written by save_model / `python -m trainer export` (model configs without weights: "
+                f"{list_models()})")
+        raise ModelNotFoundError(f"no model folder at {directory} ({CONFIG_FILE} missing): {hint}")
+    cfg, meta = read_model_folder_config(directory)
+    weights = directory / WEIGHTS_FILE
+    if not weights.exists():
+        raise ModelNotFoundError(f"{weights} is missing; the model folder {directory} is incomplete")
+    want = meta.get("sha256", {}).get(WEIGHTS_FILE)
+    if want and _sha256(weights) != want:
+        raise CheckpointError(f"{weights} does not match the sha256 recorded in {directory / CONFIG_FILE} "
+                              "(file corrupt or replaced); re-export or re-copy the model folder")
+    bundled = bool(meta.get("bundled_backbones", _bundles(cfg)))
+    model = SpeechClipModel(cfg)
+    load_state_checked(model, load_file(str(weights)), include_backbones=bundled, source=str(weights))
+    model.to(pick_device(device))
+    model.eval()
+    logger.info("loaded model %s from %s", cfg.name, directory)
+    return model

@@ -1,0 +1,131 @@
+"""Speech upstream: a transformers HuBERT / wav2vec 2.0 / WavLM model and the learned layer weighting.
+
+Frozen by default (requires_grad False, eval mode, no grad, as the papers); ``SpeechConfig.trainable``
+makes it trainable (the small default model is trained from scratch). 16 kHz input, 20 ms frames.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.device import autocast_for
+from core.errors import ModelNotFoundError
+from core.model.config import SpeechConfig
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+FRAME_SECONDS = 0.02  # 20 ms per HuBERT frame (conv stride product 320 samples)
+
+
+def _classes(source: str) -> tuple[Any, Any]:
+    import transformers
+
+    return {
+        "hubert": (transformers.HubertConfig, transformers.HubertModel),
+        "wav2vec2": (transformers.Wav2Vec2Config, transformers.Wav2Vec2Model),
+        "wavlm": (transformers.WavLMConfig, transformers.WavLMModel),
+    }[source]
+
+
+def build_backbone(cfg: SpeechConfig) -> nn.Module:
+    """The transformers model: random init from ``hf_config`` or local-only ``from_pretrained``."""
+    config_cls, model_cls = _classes(cfg.source)
+    if cfg.pretrained is None:
+        return model_cls(config_cls(**(cfg.hf_config or {})))
+    try:
+        return model_cls.from_pretrained(cfg.pretrained, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise ModelNotFoundError(
+            f"speech upstream {cfg.pretrained!r} ({cfg.source}) is not on this machine (no download is done). "
+            f"Put the transformers model folder there and set speech.pretrained to its path, or fill the "
+            f"Hugging Face cache once with `huggingface-cli download {cfg.pretrained}` on a connected machine. "
+            f"({exc.__class__.__name__}: {str(exc)[:200]})"
+        ) from exc
+
+
+class WeightedSumLayer(nn.Module):
+    """softmax(w) weighted sum of L hidden states; w initialised to zeros (equal weights)."""
+
+    def __init__(self, num_layers: int, layer_norm: bool = False) -> None:
+        super().__init__()
+        self.weights = nn.Parameter(torch.zeros(num_layers))
+        self.layer_norm = layer_norm
+
+    def forward(self, states: tuple[torch.Tensor, ...] | list[torch.Tensor]) -> torch.Tensor:
+        """states: L x (B, T, D) -> (B, T, D)."""
+        assert len(states) == self.weights.numel(), (len(states), self.weights.numel())
+        w = torch.softmax(self.weights, dim=0)
+        out = None
+        for i, h in enumerate(states):
+            h = h.float()
+            if self.layer_norm:
+                h = F.layer_norm(h, h.shape[-1:])
+            out = w[i] * h if out is None else out + w[i] * h
+        assert out is not None
+        return out
+
+
+def normalize_waveform(wav: torch.Tensor, wav_lens: torch.Tensor) -> torch.Tensor:
+    """Per-utterance layer norm over the valid samples only; padding stays zero. wav: (B, S), wav_lens: (B,)."""
+    mask = torch.arange(wav.shape[1], device=wav.device)[None, :] < wav_lens[:, None]
+    m = mask.to(wav.dtype)
+    n = m.sum(1, keepdim=True).clamp_min(1)
+    mean = (wav * m).sum(1, keepdim=True) / n
+    var = (((wav - mean) * m) ** 2).sum(1, keepdim=True) / n
+    return (wav - mean) / torch.sqrt(var + 1e-5) * m
+
+
+class SpeechUpstream(nn.Module):
+    """wav (B, S) + wav_lens (B,) -> features (B, T, D) and frame lengths (B,)."""
+
+    def __init__(self, cfg: SpeechConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.backbone = build_backbone(cfg)
+        hf = self.backbone.config
+        self.hidden_size = int(hf.hidden_size)
+        self.num_states = int(hf.num_hidden_layers) + 1
+        self.weighted_sum = WeightedSumLayer(self.num_states, cfg.layer_norm_hidden)
+        self.set_trainable(cfg.trainable)
+
+    def set_trainable(self, trainable: bool) -> None:
+        self.trainable = trainable
+        for p in self.backbone.parameters():
+            p.requires_grad_(trainable)
+        if not trainable:
+            self.backbone.eval()
+
+    def train(self, mode: bool = True) -> SpeechUpstream:
+        super().train(mode)
+        if not self.trainable:
+            self.backbone.eval()  # a frozen upstream stays in eval mode (no dropout, no SpecAugment)
+        return self
+
+    def frame_lengths(self, wav_lens: torch.Tensor) -> torch.Tensor:
+        """Conv output lengths (frames of 20 ms). wav_lens: (B,) long -> (B,) long."""
+        return self.backbone._get_feat_extract_output_lengths(wav_lens).long()
+
+    def forward(self, wav: torch.Tensor, wav_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """wav: (B, S) float 16 kHz, wav_lens: (B,) long -> (feats (B, T, D) float32, frame_lens (B,) long)."""
+        assert wav.dim() == 2 and wav_lens.shape == wav.shape[:1], (wav.shape, wav_lens.shape)
+        wav_lens = wav_lens.to(wav.device).long()
+        if self.cfg.normalize_waveform:
+            wav = normalize_waveform(wav, wav_lens)
+        attn = None
+        if self.cfg.use_attention_mask:
+            attn = (torch.arange(wav.shape[1], device=wav.device)[None, :] < wav_lens[:, None]).long()
+        if self.trainable:
+            out = self.backbone(wav, attention_mask=attn, output_hidden_states=True)
+        else:
+            with torch.no_grad(), autocast_for(wav.device):
+                out = self.backbone(wav, attention_mask=attn, output_hidden_states=True)
+        states = [h.float() for h in out.hidden_states]
+        feats = self.weighted_sum(states)
+        frame_lens = self.frame_lengths(wav_lens).clamp(1, feats.shape[1])
+        return feats, frame_lens
