@@ -1,0 +1,58 @@
+"""`python -m app`: the desktop app on the embedded default model (or the one chosen in Settings)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+logger = logging.getLogger(__name__)
+
+
+def create_service(settings: object) -> object:
+    """The real SearchService for the chosen model and device (runs on a worker thread)."""
+    from core.service import SearchService
+
+    return SearchService(model=settings.model, device=settings.device)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app", description="Spoken Image Search desktop app")
+    parser.add_argument("--model", help="model folder (or 'default') for this run; Settings remember a choice")
+    parser.add_argument("--device", choices=("auto", "cuda", "cpu"), help="compute device for this run")
+    parser.add_argument("--debug", action="store_true", help="log debug messages")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+    from app.log_setup import log_file_path
+    from core.logging_setup import setup_logging
+
+    setup_logging(logging.DEBUG if args.debug else logging.INFO, log_file_path())
+    from PySide6.QtWidgets import QApplication
+
+    from app.main_window import MainWindow
+    from app.settings import load_settings
+
+    app = QApplication(sys.argv[:1])
+    app.setApplicationName("Spoken Image Search")
+    app.setOrganizationName("spoken-image-search")
+    settings = load_settings()
+    if args.model:
+        settings.model = args.model
+    if args.device:
+        settings.device = args.device
+    window = MainWindow(None, settings, service_factory=create_service)
+    window.show()
+    window.load_service()
+    logger.info("app started; log file %s", log_file_path())
+    rc = app.exec()
+    from app.workers import wait_all
+
+    wait_all(5000)
+    return int(rc)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

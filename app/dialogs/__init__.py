@@ -1,0 +1,1 @@
+"""Dialogs: index progress, library folders, settings, about."""

@@ -1,0 +1,112 @@
+"""Indexing progress: a non-modal dialog with a bar, the rate, the ETA and Cancel. The app stays usable."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ProgressView:
+    """What the UI shows of one core IndexProgress item."""
+
+    done: int
+    total: int
+    current: str
+    stage: str
+
+
+def read_progress(p: Any) -> ProgressView:
+    """Adapt core's IndexProgress (fields `done`, `total`, `path`, `stage`) to what we display."""
+    done = int(getattr(p, "done", 0) or 0)
+    total = int(getattr(p, "total", 0) or 0)
+    current = str(getattr(p, "path", "") or getattr(p, "current", "") or "")
+    stage = str(getattr(p, "stage", "") or getattr(p, "phase", "") or "indexing")
+    return ProgressView(done, total, current, stage)
+
+
+class RateMeter:
+    """Photos per second over the run, and the time left."""
+
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+        self.done0: int | None = None
+
+    def update(self, done: int, total: int) -> tuple[float, float | None]:
+        now = time.monotonic()
+        if self.done0 is None:
+            self.t0, self.done0 = now, done
+            return 0.0, None
+        dt = now - self.t0
+        rate = (done - self.done0) / dt if dt > 0.2 else 0.0
+        eta = (total - done) / rate if rate > 0 and total >= done else None
+        return rate, eta
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "estimating…"
+    s = int(round(seconds))
+    return f"{s // 3600}h {s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m {s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+class IndexProgressDialog(QDialog):
+    """`cancel_requested` when Cancel is pressed; Hide keeps indexing with progress in the status bar."""
+
+    cancel_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Indexing photos")
+        self.setModal(False)
+        self.setMinimumWidth(460)
+        self.title = QLabel("Preparing…")
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 0)
+        self.rate_label = QLabel("")
+        self.current_label = QLabel("")
+        self.current_label.setWordWrap(True)
+        self.current_label.setStyleSheet("color: gray;")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self._cancel)
+        hide = QPushButton("Hide")
+        hide.setToolTip("Keep indexing in the background; progress stays in the status bar")
+        hide.clicked.connect(self.hide)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(hide)
+        buttons.addWidget(self.cancel_button)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.title)
+        lay.addWidget(self.bar)
+        lay.addWidget(self.rate_label)
+        lay.addWidget(self.current_label)
+        lay.addLayout(buttons)
+        self.meter = RateMeter()
+
+    def set_progress(self, view: ProgressView) -> str:
+        """Show one progress step; returns a one-line summary for the status bar."""
+        rate, eta = self.meter.update(view.done, view.total)
+        if view.total > 0:
+            self.bar.setRange(0, view.total)
+            self.bar.setValue(min(view.done, view.total))
+            self.title.setText(f"{view.stage.capitalize()}: {view.done} of {view.total} photos")
+        else:
+            self.bar.setRange(0, 0)
+            self.title.setText(f"{view.stage.capitalize()}… {view.done} photos")
+        self.rate_label.setText(f"{rate:.1f} photos/s · {format_eta(eta)} left" if view.total else "")
+        self.current_label.setText(view.current)
+        left = f", {format_eta(eta)} left" if view.total else ""
+        return f"Indexing {view.done}/{view.total}{left}" if view.total else f"Indexing… {view.done}"
+
+    def _cancel(self) -> None:
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.setText("Cancelling…")
+        self.cancel_requested.emit()

@@ -1,0 +1,73 @@
+"""Library folders: list, add, remove, re-scan. The dialog only asks; the window runs the operations."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class LibraryDialog(QDialog):
+    add_requested = Signal(object)  # Path
+    remove_requested = Signal(object)  # Path
+    rescan_requested = Signal()
+
+    def __init__(self, roots: list[Path], photos: int, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Library folders")
+        self.setMinimumSize(520, 320)
+        self.info = QLabel()
+        self.list = QListWidget()
+        add = QPushButton("Add folder…")
+        add.clicked.connect(self._add)
+        self.remove = QPushButton("Remove")
+        self.remove.setToolTip("Forget this folder's photos (the files themselves are not touched)")
+        self.remove.clicked.connect(self._remove)
+        rescan = QPushButton("Re-scan all")
+        rescan.setToolTip("Look for new, changed, moved and deleted photos")
+        rescan.clicked.connect(self.rescan_requested.emit)
+        side = QVBoxLayout()
+        for b in (add, self.remove, rescan):
+            side.addWidget(b)
+        side.addStretch(1)
+        row = QHBoxLayout()
+        row.addWidget(self.list, 1)
+        row.addLayout(side)
+        box = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        box.rejected.connect(self.reject)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.info)
+        lay.addLayout(row, 1)
+        lay.addWidget(box)
+        self.set_roots(roots, photos)
+
+    def set_roots(self, roots: list[Path], photos: int) -> None:
+        self.list.clear()
+        for r in roots:
+            self.list.addItem(str(r))
+        self.info.setText(f"{len(roots)} folder(s), {photos} photos indexed.")
+        self.remove.setEnabled(bool(roots))
+
+    def _add(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add a folder of photos")
+        if folder:
+            self.add_requested.emit(Path(folder))
+
+    def _remove(self) -> None:
+        item = self.list.currentItem()
+        if item is not None:
+            self.remove_requested.emit(Path(item.text()))

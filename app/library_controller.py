@@ -1,0 +1,159 @@
+"""The library from the menu: index folders (one at a time, on the library lane) with progress and
+Cancel, add/remove folders, the background re-scan at start, and the first-run demo library."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtWidgets import QLabel
+
+from app import operations as ops
+from app.dialogs.index_progress import IndexProgressDialog, read_progress
+from app.errors import show_error
+from app.operations import Changes
+from app.workers import Worker
+from core.errors import Cancelled
+
+logger = logging.getLogger(__name__)
+
+SHOW_DIALOG_AFTER_MS = 600  # progress UI appears only for work that lasts (anki)
+
+
+def report_summary(report: Any) -> str:
+    """One line about a finished core IndexReport."""
+    if report is None:
+        return "Indexing finished."
+    parts = []
+    for name in ("added", "updated", "moved", "removed", "unchanged"):
+        v = getattr(report, name, None)
+        if isinstance(v, int) and v:
+            parts.append(f"{v} {name}")
+    skipped = getattr(report, "skipped", None)
+    n_skipped = len(skipped) if isinstance(skipped, list | tuple | dict) else int(skipped or 0)
+    if n_skipped:
+        parts.append(f"{n_skipped} skipped (see the log)")
+    return "Indexing finished: " + (", ".join(parts) if parts else "nothing changed") + "."
+
+
+class LibraryController(QObject):
+    """`changed(Changes)` after every finished library operation."""
+
+    changed = Signal(object)
+    indexing_finished = Signal(object)  # the IndexReport, or the exception
+
+    def __init__(self, window: Any) -> None:
+        super().__init__(window)
+        self.window = window
+        self.worker: Worker | None = None
+        self.dialog: IndexProgressDialog | None = None
+        self.status_label = QLabel("")
+        self.progress_items = 0
+        self._queued: list[Path] = []
+        self._show_dialog = False
+
+    @property
+    def indexing(self) -> bool:
+        return self.worker is not None and not self.worker.done
+
+    def index_folders(self, roots: list[Path] | None, *, show_dialog: bool = True) -> None:
+        """Add `roots` (None: every known folder, i.e. a re-scan) and index them in the background."""
+        service = self.window.service
+        if service is None:
+            self.window.show_message("Load a model before indexing: " + self.window.no_model_hint, "warning")
+            return
+        if self.indexing:
+            self._queued.extend(roots or [])
+            self.window.statusBar().showMessage("Queued after the current indexing run", 4000)
+            return
+        targets = [Path(r) for r in roots] if roots is not None else None
+
+        def fn(cancel: threading.Event) -> Any:
+            if targets is not None:
+                known = {Path(r) for r in service.roots()}
+                for r in targets:
+                    if r not in known:
+                        service.add_root(r)
+            return service.index(targets if targets is not None else list(service.roots()), cancel=cancel)
+
+        self.progress_items = 0
+        self._show_dialog = show_dialog
+        self.dialog = IndexProgressDialog(self.window)
+        self.dialog.cancel_requested.connect(self.cancel)
+        self.status_label.setText("Indexing…")
+        op = ops.Op(self.window, fn, lane="library", what="Indexing")
+        op.progress(self._on_progress).success(self._on_done).failure(self._on_failed).finally_(self._on_finally)
+        self.worker = op.run()
+        QTimer.singleShot(SHOW_DIALOG_AFTER_MS, self._maybe_show_dialog)
+
+    def _maybe_show_dialog(self) -> None:
+        if self.indexing and self._show_dialog and self.dialog is not None:
+            self.dialog.show()
+
+    def show_progress(self) -> None:
+        if self.indexing and self.dialog is not None:
+            self.dialog.show()
+            self.dialog.raise_()
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+
+    def _on_progress(self, item: Any) -> None:
+        self.progress_items += 1
+        view = read_progress(item)
+        line = self.dialog.set_progress(view) if self.dialog is not None else ""
+        self.status_label.setText(line)
+
+    def _on_done(self, report: Any) -> None:
+        self.window.statusBar().showMessage(report_summary(report), 8000)
+        self.indexing_finished.emit(report)
+
+    def _on_failed(self, exc: BaseException) -> None:
+        show_error(self.window, exc, "Indexing")
+        if isinstance(exc, Cancelled):
+            self.window.statusBar().showMessage("Indexing cancelled; what was indexed so far is kept", 6000)
+        self.indexing_finished.emit(exc)
+
+    def _on_finally(self) -> None:
+        self.status_label.setText("")
+        if self.dialog is not None:
+            self.dialog.hide()
+            self.dialog.deleteLater()
+            self.dialog = None
+        self.changed.emit(Changes(images_added=self.progress_items, roots_changed=True))
+        if self._queued:
+            queued, self._queued = self._queued, []
+            QTimer.singleShot(0, lambda: self.index_folders(queued, show_dialog=False))
+
+    # ---- folders -----------------------------------------------------------------------------------
+    def remove_folder(self, root: Path) -> None:
+        service = self.window.service
+        if service is None:
+            return
+        if self.indexing:
+            self.window.show_message("Wait for indexing to finish (or cancel it) before removing a folder.",
+                                     "warning")
+            return
+        ops.remove_folder(self.window, service, root).success(self.changed.emit).run()
+
+    def start_up(self, first_run: bool, demo_dir: Path) -> None:
+        """At start: index the demo library on first run, else re-scan the known folders quietly."""
+        service = self.window.service
+        if service is None:
+            return
+
+        def after_roots(roots: list[Path]) -> None:
+            if roots:
+                self.index_folders(None, show_dialog=False)
+            elif first_run and demo_dir.is_dir():
+                self.window.show_message(
+                    "Welcome! The demo photo library is being indexed. Hold Space and speak (for example "
+                    "“a red car on a road”), or pick one of the sample queries.", "info")
+                self.index_folders([demo_dir], show_dialog=False)
+
+        ops.Op(self.window, lambda cancel: [Path(r) for r in service.roots()], lane="library",
+               what="Reading the library folders").success(after_roots).run()

@@ -1,0 +1,345 @@
+"""The main window: query bar on top, what the model heard in the middle, results grid and preview below.
+It talks only to the SearchService it is given (DESIGN rule 10); all work runs through app.operations."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import shiboken6
+from PySide6.QtCore import QEvent, QObject, Qt, QUrl
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidget
+
+from app import operations as ops
+from app.audio_source import AudioSource, SoundDeviceSource, list_input_devices
+from app.desktop import copy_path, open_file, reveal_file
+from app.dialogs.about_dialog import AboutDialog
+from app.dialogs.library_dialog import LibraryDialog
+from app.dialogs.settings_dialog import SettingsDialog
+from app.library_controller import LibraryController
+from app.models import ResultsModel
+from app.search_controller import SearchController
+from app.settings import AppSettings, load_window_state, save_settings, save_window_state
+from app.widgets.cif_plot import CifPlot
+from app.widgets.keyword_chips import KeywordChips
+from app.widgets.message_bar import MessageBar
+from app.widgets.preview import PreviewPane
+from app.widgets.record_panel import RecordPanel, sample_queries
+from app.widgets.results_grid import ResultsGrid
+from core.paths import demo_photos_dir, demo_queries_dir
+
+logger = logging.getLogger(__name__)
+
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff"}
+NO_MODEL_HINT = ("Choose a model folder in File → Settings (Ctrl+,), or build the embedded default model into "
+                 "resources/models/default with the trainer (`python -m trainer export`, see the README).")
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, service: Any = None, settings: AppSettings | None = None, *,
+                 source_factory: Callable[[str], AudioSource] | None = None,
+                 service_factory: Callable[[AppSettings], Any] | None = None,
+                 settings_file: Path | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle("Spoken Image Search")
+        self.setAcceptDrops(True)
+        self.service: Any = None
+        self.settings = settings or AppSettings()
+        self.settings_file = settings_file
+        self.service_factory = service_factory
+        self.no_model_hint = NO_MODEL_HINT
+        self.devices = list_input_devices()
+        self._build(source_factory or (lambda name: SoundDeviceSource(name)))
+        self._build_menu()
+        self._restore_geometry()
+        QApplication.instance().installEventFilter(self)
+        if service is not None:
+            self.set_service(service)
+        else:
+            self.set_no_model("")
+
+    # ---- layout ------------------------------------------------------------------------------------
+    def _build(self, source_factory: Callable[[str], AudioSource]) -> None:
+        self.message_bar = MessageBar()
+        self.panel = RecordPanel()
+        self.panel.set_devices(self.devices, self.settings.microphone)
+        self.panel.set_samples(sample_queries(demo_queries_dir()))
+        self.plot = CifPlot()
+        self.chips = KeywordChips()
+        self.results = ResultsModel(self)
+        self.grid = ResultsGrid(self.results)
+        self.grid.set_controls(self.settings.top_k, self.settings.min_score, self.settings.sort)
+        self.preview = PreviewPane()
+        self.search = SearchController(self, self.panel, self.plot, self.chips, self.results, self.grid,
+                                       source_factory)
+        self.library = LibraryController(self)
+        self.library.changed.connect(self._on_changes)
+
+        bottom_split = QSplitter(Qt.Orientation.Horizontal)
+        bottom_split.addWidget(self.grid)
+        bottom_split.addWidget(self.preview)
+        bottom_split.setStretchFactor(0, 3)
+        bottom_split.setStretchFactor(1, 1)
+        bottom_split.setSizes([900, 340])
+        bottom = QWidget()
+        bl = QVBoxLayout(bottom)
+        bl.setContentsMargins(0, 0, 0, 0)
+        bl.addWidget(self.chips)
+        bl.addWidget(bottom_split, 1)
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.addWidget(self.plot)
+        self.splitter.addWidget(bottom)
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 3)
+        self.splitter.setSizes([210, 520])
+        central = QWidget()
+        lay = QVBoxLayout(central)
+        lay.setContentsMargins(8, 6, 8, 4)
+        lay.addWidget(self.message_bar)
+        lay.addWidget(self.panel)
+        lay.addWidget(self.splitter, 1)
+        self.setCentralWidget(central)
+
+        self.model_label, self.device_label, self.photos_label = QLabel(), QLabel(), QLabel()
+        sb = self.statusBar()
+        sb.addPermanentWidget(self.library.status_label)
+        for w in (self.model_label, self.device_label, self.photos_label):
+            sb.addPermanentWidget(w)
+
+        p = self.panel
+        p.record_clicked.connect(self.search.toggle_recording)
+        p.text_submitted.connect(self.search.search_text)
+        p.open_file_clicked.connect(self.choose_audio_file)
+        p.sample_chosen.connect(self.search.open_audio_file)
+        p.microphone_changed.connect(self._mic_changed)
+        g = self.grid
+        g.current_changed.connect(self.preview.show_hit)
+        for sig_owner in (g, self.preview):
+            sig_owner.open_requested.connect(lambda h: open_file(self, h))
+            sig_owner.reveal_requested.connect(lambda h: reveal_file(self, h))
+            sig_owner.copy_requested.connect(lambda h: copy_path(self, h))
+            sig_owner.similar_requested.connect(self.search.search_similar)
+        g.sort.currentIndexChanged.connect(self._sort_changed)
+
+    def _build_menu(self) -> None:
+        def act(menu: Any, text: str, slot: Callable[[], Any], keys: Any = None, tip: str = "") -> QAction:
+            a = QAction(text, self)
+            if keys is not None:
+                a.setShortcut(QKeySequence(keys))
+            a.setStatusTip(tip)
+            a.triggered.connect(lambda _=False: slot())
+            menu.addAction(a)
+            return a
+
+        mb = self.menuBar()
+        f = mb.addMenu("&File")
+        act(f, "&Open audio…", self.choose_audio_file, "Ctrl+O", "Search with a recorded file")
+        act(f, "&Index a folder…", self.choose_folder_to_index, "Ctrl+I", "Add a folder of photos to the library")
+        act(f, "&Library folders…", self.show_library_dialog, "Ctrl+L")
+        act(f, "&Re-scan library", lambda: self.library.index_folders(None), "F5",
+            "Look for new, changed and deleted photos")
+        act(f, "Indexing &progress", self.library.show_progress, "Ctrl+P")
+        f.addSeparator()
+        act(f, "&Settings…", self.show_settings, QKeySequence.StandardKey.Preferences)
+        self.settings_shortcut = act(f, "Settings", self.show_settings, "Ctrl+,")
+        self.settings_shortcut.setVisible(False)
+        f.addSeparator()
+        act(f, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        s = mb.addMenu("&Search")
+        act(s, "&Record / stop", self.search.toggle_recording, "Ctrl+R", "Or hold Space to talk")
+        act(s, "&Type a query", self.focus_text_query, "Ctrl+F")
+        act(s, "Open the selected photo", lambda: open_file(self, self.grid.current_hit()), "Ctrl+Return")
+        act(s, "Show in &folder", lambda: reveal_file(self, self.grid.current_hit()), "Ctrl+E")
+        act(s, "&Copy path", lambda: copy_path(self, self.grid.current_hit()), "Ctrl+Shift+C")
+        act(s, "&More like this", lambda: self.search.search_similar(self.grid.current_hit()), "Ctrl+M")
+        act(s, "Go to the &results", lambda: self.grid.view.setFocus(), "Ctrl+G")
+        h = mb.addMenu("&Help")
+        act(h, "&About and model card", self.show_about, "F1")
+
+    def _restore_geometry(self) -> None:
+        geo = load_window_state("geometry", self.settings_file)
+        if geo is None or not self.restoreGeometry(geo):
+            screen = QGuiApplication.primaryScreen().availableGeometry()
+            self.resize(min(1280, int(screen.width() * 0.92)), min(820, int(screen.height() * 0.9)))
+
+    # ---- service lifecycle -------------------------------------------------------------------------
+    def set_service(self, service: Any) -> None:
+        """Use a loaded SearchService: enable searching, refresh the status, start the library work."""
+        self.service = service
+        self.results.service = service
+        self.results.invalidate_thumbnails()
+        self.panel.set_search_enabled(True)
+        if not self.devices:
+            self.panel.record_button.setEnabled(False)
+            self.panel.record_button.setToolTip("No microphone found: open an audio file or type instead")
+        self.hide_message()
+        self.plot.clear_all("Hold Space and speak, or pick a sample query")
+        self.refresh_stats()
+        first = not self.settings.first_run_done
+        self.library.start_up(first, demo_photos_dir())
+        if first:
+            self.settings.first_run_done = True
+            self.save_settings()
+
+    def set_no_model(self, reason: str) -> None:
+        self.service = None
+        self.results.service = None
+        self.panel.set_search_enabled(False, "No model is loaded")
+        self.model_label.setText("No model")
+        self.device_label.setText("")
+        self.photos_label.setText("")
+        if reason:
+            self.show_message(f"No model is loaded: {reason} {NO_MODEL_HINT}", "error",
+                              ("Settings…", self.show_settings))
+            self.plot.clear_all("No model loaded")
+        else:
+            self.plot.clear_all("Loading the model…")
+            self.model_label.setText("Loading model…")
+
+    def load_service(self) -> None:
+        """(Re)build the service from the settings in the background."""
+        if self.service_factory is None:
+            return
+        factory, settings = self.service_factory, replace(self.settings)
+        self.set_no_model("")
+        (ops.load_service(self, lambda: factory(settings)).success(self.set_service)
+         .failure(lambda exc: self.set_no_model(str(exc))).run())
+
+    def refresh_stats(self) -> None:
+        if self.service is None:
+            return
+
+        def show(stats: Any) -> None:
+            self.model_label.setText(f"Model: {stats.model_name}")
+            self.device_label.setText(f"Device: {stats.device}")
+            self.photos_label.setText(f"{stats.photos} photos in {len(stats.roots)} folder(s)")
+            self.library_stats = stats
+
+        ops.get_stats(self, self.service).success(show).run()
+
+    def _on_changes(self, changes: ops.Changes) -> None:
+        self.refresh_stats()
+
+    # ---- messages ----------------------------------------------------------------------------------
+    def show_message(self, text: str, level: str = "info", action: tuple[str, Callable[[], None]] | None = None) -> None:
+        if shiboken6.isValid(self):
+            self.message_bar.show_message(text, level, action)
+
+    def hide_message(self) -> None:
+        self.message_bar.hide()
+
+    # ---- actions -----------------------------------------------------------------------------------
+    def focus_text_query(self) -> None:
+        self.panel.text_edit.setFocus()
+        self.panel.text_edit.selectAll()
+
+    def choose_audio_file(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
+        path, _ = QFileDialog.getOpenFileName(self, "Search with an audio file", str(demo_queries_dir()),
+                                              "Audio (*.wav *.flac *.ogg *.oga *.opus *.mp3 *.aiff);;All files (*)")
+        if path:
+            self.search.open_audio_file(Path(path))
+
+    def choose_folder_to_index(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
+        folder = QFileDialog.getExistingDirectory(self, "Index a folder of photos")
+        if folder:
+            self.library.index_folders([Path(folder)])
+
+    def show_library_dialog(self) -> None:
+        if self.service is None:
+            self.show_message("Load a model first. " + NO_MODEL_HINT, "warning")
+            return
+        stats = getattr(self, "library_stats", None)
+        roots = [Path(r) for r in getattr(stats, "roots", [])]
+        dlg = LibraryDialog(roots, int(getattr(stats, "photos", 0)), self)
+        dlg.add_requested.connect(lambda p: self.library.index_folders([p]))
+        dlg.remove_requested.connect(self.library.remove_folder)
+        dlg.rescan_requested.connect(lambda: self.library.index_folders(None))
+        self.library.changed.connect(
+            lambda _c: shiboken6.isValid(dlg) and self.service is not None and ops.get_stats(dlg, self.service)
+            .success(lambda st: dlg.set_roots([Path(r) for r in st.roots], st.photos)).run())
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.open()
+
+    def show_settings(self) -> None:
+        dlg = SettingsDialog(self.settings, self.devices, self)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.accepted.connect(lambda: self.apply_settings(dlg.result_settings()))
+        dlg.open()
+
+    def apply_settings(self, new: AppSettings) -> None:
+        reload = (new.model, new.device) != (self.settings.model, self.settings.device)
+        self.settings = new
+        self.save_settings()
+        self.grid.set_controls(new.top_k, new.min_score, new.sort)
+        self.panel.set_devices(self.devices, new.microphone)
+        if reload:
+            self.load_service()
+
+    def show_about(self) -> None:
+        def show(card: Any) -> None:
+            dlg = AboutDialog(card, self)
+            dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            dlg.open()
+
+        if self.service is None:
+            show(None)
+            return
+        ops.Op(self, lambda cancel: self.service.model_card(), lane="query", what="Reading the model card") \
+            .success(show).run()
+
+    def save_settings(self) -> None:
+        save_settings(self.settings, self.settings_file)
+
+    def _mic_changed(self, name: str) -> None:
+        self.settings.microphone = name
+        self.save_settings()
+
+    def _sort_changed(self) -> None:
+        self.settings.sort = str(self.grid.sort.currentData())
+        self.save_settings()
+
+    # ---- push-to-talk, drag and drop, closing ------------------------------------------------------
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        if event.type() in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease) and shiboken6.isValid(self):
+            key_event = event
+            if key_event.key() == Qt.Key.Key_Space and self.isActiveWindow() and self._space_is_ours():
+                if not key_event.isAutoRepeat():
+                    if event.type() == QEvent.Type.KeyPress:
+                        self.search.start_recording()
+                    else:
+                        self.search.stop_recording()
+                return True
+        return super().eventFilter(obj, event)
+
+    def _space_is_ours(self) -> bool:
+        """Space is push-to-talk unless a text field or button that uses Space has the focus."""
+        from PySide6.QtWidgets import QAbstractButton, QAbstractSpinBox, QComboBox, QLineEdit, QTextEdit
+
+        w = QApplication.focusWidget()
+        return not isinstance(w, QLineEdit | QTextEdit | QAbstractSpinBox | QComboBox | QAbstractButton)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        urls = event.mimeData().urls()
+        if urls and Path(urls[0].toLocalFile()).suffix.lower() in AUDIO_SUFFIXES:
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        url: QUrl = event.mimeData().urls()[0]
+        self.search.open_audio_file(Path(url.toLocalFile()))
+        event.acceptProposedAction()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        save_window_state("geometry", bytes(self.saveGeometry()), self.settings_file)
+        self.search.recorder.stop("closing")
+        self.search.live.stop()
+        self.library.cancel()
+        QApplication.instance().removeEventFilter(self)
+        super().closeEvent(event)

@@ -1,0 +1,167 @@
+"""ResultsModel: the Qt list model of a search's hits, for the thumbnail grid."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, QSize, Qt
+from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPixmap
+
+from app.workers import Worker
+
+logger = logging.getLogger(__name__)
+
+THUMB_SIZE = 160  # px, the long side of a grid thumbnail
+PIXMAP_CACHE = 1500  # thumbnails kept in memory
+
+ImageIdRole = Qt.ItemDataRole.UserRole + 1
+ScoreRole = Qt.ItemDataRole.UserRole + 2
+PathRole = Qt.ItemDataRole.UserRole + 3
+HitRole = Qt.ItemDataRole.UserRole + 4
+
+
+def placeholder(size: int, text: str = "") -> QPixmap:
+    pm = QPixmap(size, size)
+    pm.fill(QColor(128, 128, 128, 60))
+    if text:
+        p = QPainter(pm)
+        p.setPen(QColor(128, 128, 128))
+        p.drawText(pm.rect(), Qt.AlignmentFlag.AlignCenter, text)
+        p.end()
+    return pm
+
+
+def hit_date(hit: Any) -> float:
+    """Sort key for "by date": the EXIF date when known, else the file's mtime (seconds)."""
+    taken = getattr(hit, "taken_at", None)
+    if taken is not None:
+        return float(taken.timestamp()) if hasattr(taken, "timestamp") else float(taken)
+    return float(getattr(hit, "mtime", 0.0) or 0.0)
+
+
+class ResultsModel(QAbstractListModel):
+    """Adapts a list of core.search `Hit`s to a QListView. Rows are `(image_id, score)` only; paths and
+    dates come from the hits kept aside, thumbnails are fetched lazily with `service.thumbnail()` on the
+    io lane when a row is first painted, cached, and a failed thumbnail becomes a placeholder."""
+
+    def __init__(self, parent: QObject | None = None, thumb_size: int = THUMB_SIZE) -> None:
+        super().__init__(parent)
+        self.service: Any = None
+        self.thumb_size = thumb_size
+        self._rows: list[tuple[int, float]] = []
+        self._hits: dict[int, Any] = {}
+        self._pixmaps: OrderedDict[int, QPixmap] = OrderedDict()
+        self._pending: set[int] = set()
+        self._failed: set[int] = set()
+        self._loading = placeholder(thumb_size)
+        self._broken = placeholder(thumb_size, "no preview")
+        self._sort = "score"
+        self.thumbs_loaded = 0
+
+    # ---- content -----------------------------------------------------------------------------------
+    def set_hits(self, hits: list[Any]) -> None:
+        self.beginResetModel()
+        self._hits = {int(h.image_id): h for h in hits}
+        self._rows = [(int(h.image_id), float(h.score)) for h in hits]
+        self._apply_sort()
+        self.endResetModel()
+
+    def clear(self) -> None:
+        self.set_hits([])
+
+    def set_sort(self, key: str) -> None:
+        """"score" (best first) or "date" (newest first)."""
+        self._sort = key
+        self.layoutAboutToBeChanged.emit()
+        self._apply_sort()
+        self.layoutChanged.emit()
+
+    def _apply_sort(self) -> None:
+        if self._sort == "date":
+            self._rows.sort(key=lambda r: hit_date(self._hits[r[0]]), reverse=True)
+        else:
+            self._rows.sort(key=lambda r: r[1], reverse=True)
+
+    def hit(self, row: int) -> Any:
+        return self._hits[self._rows[row][0]]
+
+    def image_ids(self) -> list[int]:
+        return [r[0] for r in self._rows]
+
+    def invalidate_thumbnails(self) -> None:
+        self._pixmaps.clear()
+        self._failed.clear()
+
+    # ---- Qt model ----------------------------------------------------------------------------------
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        image_id, score = self._rows[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return f"{score:.3f}"
+        if role == Qt.ItemDataRole.DecorationRole:
+            return QIcon(self._thumbnail(image_id))
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return str(getattr(self._hits[image_id], "path", ""))
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return Qt.AlignmentFlag.AlignHCenter
+        if role == Qt.ItemDataRole.SizeHintRole:
+            return QSize(self.thumb_size + 16, self.thumb_size + 30)
+        if role == ImageIdRole:
+            return image_id
+        if role == ScoreRole:
+            return score
+        if role == PathRole:
+            return str(getattr(self._hits[image_id], "path", ""))
+        if role == HitRole:
+            return self._hits[image_id]
+        return None
+
+    # ---- thumbnails --------------------------------------------------------------------------------
+    def _thumbnail(self, image_id: int) -> QPixmap:
+        pm = self._pixmaps.get(image_id)
+        if pm is not None:
+            self._pixmaps.move_to_end(image_id)
+            return pm
+        if image_id in self._failed or self.service is None:
+            return self._broken
+        if image_id not in self._pending:
+            self._pending.add(image_id)
+            self._request(image_id)
+        return self._loading
+
+    def _request(self, image_id: int) -> None:
+        service, size = self.service, self.thumb_size
+
+        def load(cancel: threading.Event) -> tuple[int, QImage | None]:
+            path = Path(service.thumbnail(image_id, size))
+            img = QImage(str(path))
+            return image_id, (None if img.isNull() else img)
+
+        w = Worker(load, f"thumbnail {image_id}")
+        w.signals.returned.connect(self._on_loaded)
+        w.signals.errored.connect(lambda exc, i=image_id: self._on_loaded((i, None)))
+        w.start("io")
+
+    def _on_loaded(self, result: tuple[int, QImage | None]) -> None:
+        image_id, img = result
+        self._pending.discard(image_id)
+        if img is None:
+            logger.debug("no thumbnail for image %s", image_id)
+            self._failed.add(image_id)
+        else:
+            self._pixmaps[image_id] = QPixmap.fromImage(img)
+            self.thumbs_loaded += 1
+            while len(self._pixmaps) > PIXMAP_CACHE:
+                self._pixmaps.popitem(last=False)
+        for row, (iid, _) in enumerate(self._rows):
+            if iid == image_id:
+                ix = self.index(row)
+                self.dataChanged.emit(ix, ix, [Qt.ItemDataRole.DecorationRole])

@@ -1,0 +1,185 @@
+"""One small function per user action, each returning an `Op` to run off the GUI thread (anki's
+`operations/` pattern): `search_audio(parent, service, wav).success(show).run()`.
+
+Callbacks run in the GUI thread; `success`/`progress` are skipped when `parent` was deleted meanwhile
+(shiboken6.isValid), and failures go to app.errors.show_error unless a `failure` callback is given."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shiboken6
+from PySide6.QtCore import QObject, Qt, QTimer
+from PySide6.QtGui import QCursor
+from PySide6.QtWidgets import QApplication, QWidget
+
+from app.errors import show_error
+from app.workers import Worker
+
+logger = logging.getLogger(__name__)
+
+BUSY_CURSOR_AFTER_MS = 300
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What an operation changed, so views can decide whether to refresh (anki `OpChanges`)."""
+
+    images_added: int = 0
+    images_removed: int = 0
+    roots_changed: bool = False
+    model_changed: bool = False
+
+
+class Op:
+    """A unit of background work with GUI-thread callbacks."""
+
+    def __init__(self, parent: QObject | None, fn: Callable[[threading.Event], Any], *, lane: str,
+                 what: str, busy: bool = False) -> None:
+        self.parent = parent
+        self.fn = fn
+        self.lane = lane
+        self.what = what
+        self.busy = busy
+        self._success: Callable[[Any], None] | None = None
+        self._failure: Callable[[BaseException], None] | None = None
+        self._progress: Callable[[Any], None] | None = None
+        self._finally: Callable[[], None] | None = None
+        self.worker: Worker | None = None
+
+    def success(self, cb: Callable[[Any], None]) -> Op:
+        self._success = cb
+        return self
+
+    def failure(self, cb: Callable[[BaseException], None]) -> Op:
+        self._failure = cb
+        return self
+
+    def progress(self, cb: Callable[[Any], None]) -> Op:
+        self._progress = cb
+        return self
+
+    def finally_(self, cb: Callable[[], None]) -> Op:
+        self._finally = cb
+        return self
+
+    def _alive(self) -> bool:
+        return self.parent is None or shiboken6.isValid(self.parent)
+
+    def run(self) -> Worker:
+        w = Worker(self.fn, self.what)
+        self.worker = w
+        busy = {"on": False, "done": False}
+        if self.busy:
+            def set_busy() -> None:
+                if not busy["done"]:
+                    busy["on"] = True
+                    QApplication.setOverrideCursor(QCursor(Qt.CursorShape.BusyCursor))
+            QTimer.singleShot(BUSY_CURSOR_AFTER_MS, set_busy)
+
+        def on_returned(value: Any) -> None:
+            if self._success is not None and self._alive():
+                self._success(value)
+
+        def on_errored(exc: BaseException) -> None:
+            if not self._alive():
+                return
+            if self._failure is not None:
+                self._failure(exc)
+            else:
+                show_error(self.parent if isinstance(self.parent, QWidget) else None, exc, self.what)
+
+        def on_yielded(item: Any) -> None:
+            if self._progress is not None and self._alive():
+                self._progress(item)
+
+        def on_finished() -> None:
+            busy["done"] = True
+            if busy["on"]:
+                QApplication.restoreOverrideCursor()
+            if self._finally is not None and self._alive():
+                self._finally()
+
+        w.signals.returned.connect(on_returned)
+        w.signals.errored.connect(on_errored)
+        w.signals.yielded.connect(on_yielded)
+        w.signals.finished.connect(on_finished)
+        return w.start(self.lane)
+
+
+# ---- searching (the "query" lane) -------------------------------------------------------------------
+
+def analyze_audio(parent: QObject | None, service: Any, wav: np.ndarray) -> Op:
+    """The model's view of a (growing) recording, for the live plot: a SpeechQuery, no photo search."""
+    def fn(cancel: threading.Event) -> Any:
+        if hasattr(service, "analyze_audio"):
+            return service.analyze_audio(wav)
+        return service.search_audio(wav, top_k=1).query
+    return Op(parent, fn, lane="query", what="Analysing the recording")
+
+
+def search_audio(parent: QObject | None, service: Any, wav: np.ndarray, top_k: int, min_score: float) -> Op:
+    def fn(cancel: threading.Event) -> Any:
+        return service.search_audio(wav, top_k=top_k, min_score=min_score or None)
+    return Op(parent, fn, lane="query", what="Searching by voice", busy=True)
+
+
+def search_text(parent: QObject | None, service: Any, text: str, top_k: int, min_score: float) -> Op:
+    def fn(cancel: threading.Event) -> Any:
+        return service.search_text(text, top_k=top_k, min_score=min_score or None)
+    return Op(parent, fn, lane="query", what="Searching by text", busy=True)
+
+
+def search_similar(parent: QObject | None, service: Any, image: int | str, top_k: int, min_score: float) -> Op:
+    def fn(cancel: threading.Event) -> Any:
+        return service.search_similar(image, top_k=top_k, min_score=min_score or None)
+    return Op(parent, fn, lane="query", what="Finding similar photos", busy=True)
+
+
+def load_audio_file(parent: QObject | None, path: Path) -> Op:
+    """Decode any soundfile-readable file to 16 kHz mono (core.audio.load_audio) on the io pool."""
+    def fn(cancel: threading.Event) -> np.ndarray:
+        from core.audio import load_audio
+
+        return load_audio(path)
+    return Op(parent, fn, lane="io", what=f"Reading {Path(path).name}")
+
+
+# ---- the library (the single "library" lane) ---------------------------------------------------------
+
+def index_folders(parent: QObject | None, service: Any, roots: Sequence[Path] | None = None) -> Op:
+    """Index (or re-scan) `roots` (default: every library folder); yields core's IndexProgress."""
+    def fn(cancel: threading.Event) -> Any:
+        targets = list(roots) if roots is not None else list(service.roots())
+        return service.index(targets, cancel=cancel)
+    return Op(parent, fn, lane="library", what="Indexing")
+
+
+def add_folder(parent: QObject | None, service: Any, root: Path) -> Op:
+    def fn(cancel: threading.Event) -> Changes:
+        service.add_root(root)
+        return Changes(roots_changed=True)
+    return Op(parent, fn, lane="library", what=f"Adding {root}")
+
+
+def remove_folder(parent: QObject | None, service: Any, root: Path) -> Op:
+    def fn(cancel: threading.Event) -> Changes:
+        before = service.stats().photos
+        service.remove_root(root)
+        return Changes(images_removed=max(0, before - service.stats().photos), roots_changed=True)
+    return Op(parent, fn, lane="library", what=f"Removing {root}")
+
+
+def get_stats(parent: QObject | None, service: Any) -> Op:
+    return Op(parent, lambda cancel: service.stats(), lane="query", what="Reading library statistics")
+
+
+def load_service(parent: QObject | None, factory: Callable[[], Any]) -> Op:
+    """Build the SearchService (loads the model: seconds) without freezing the window."""
+    return Op(parent, lambda cancel: factory(), lane="library", what="Loading the model")

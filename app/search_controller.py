@@ -1,0 +1,214 @@
+"""From a query to the screen: recording (or a file, a sample, typed text, a photo) -> live plot ->
+search -> keyword chips, final plot and the results grid."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from app import operations as ops
+from app.audio_source import AudioSource
+from app.errors import show_error
+from app.live import LiveAnalyzer
+from app.models import ResultsModel
+from app.playback import PlaybackError, play_segment
+from app.recorder import SAMPLE_RATE, Recorder
+from app.widgets.cif_plot import CifPlot
+from app.widgets.keyword_chips import KeywordChips
+from app.widgets.record_panel import RecordPanel
+from app.widgets.results_grid import ResultsGrid
+
+logger = logging.getLogger(__name__)
+
+MIN_QUERY_S = 0.3  # a spoken query shorter than this is refused with a message
+WAVE_REDRAW_MS = 100  # waveform redraw throttle while recording
+
+
+class SearchController(QObject):
+    """Owns the recorder and the live analyzer; runs searches on the query lane."""
+
+    result_shown = Signal(object)  # the SearchResult, after the grid was filled
+
+    def __init__(self, window: Any, panel: RecordPanel, plot: CifPlot, chips: KeywordChips,
+                 results: ResultsModel, grid: ResultsGrid, source_factory: Callable[[str], AudioSource]) -> None:
+        super().__init__(window)
+        self.window = window
+        self.panel, self.plot, self.chips, self.results, self.grid = panel, plot, chips, results, grid
+        self.source_factory = source_factory
+        self.recorder = Recorder(self)
+        self.live = LiveAnalyzer(self.recorder, lambda: self.window.service, self)
+        self.query_wav = np.zeros(0, np.float32)
+        self.last_query: tuple[str, Any] | None = None
+        self.speech_end_t: float | None = None
+        self.last_latency_s: float | None = None
+        self._last_redraw = 0.0
+        self.recorder.started.connect(self._on_started)
+        self.recorder.grew.connect(self._on_grew)
+        self.recorder.level_changed.connect(panel.meter.set_level)
+        self.recorder.stopped.connect(self._on_stopped)
+        self.recorder.failed.connect(self._on_failed)
+        self.live.analysed.connect(self._on_live)
+        chips.play_requested.connect(self.replay)
+        grid.controls_changed.connect(self.rerun)
+
+    # ---- recording ---------------------------------------------------------------------------------
+    def toggle_recording(self) -> None:
+        if self.recorder.recording:
+            self.stop_recording()
+        else:
+            self.start_recording()
+
+    def start_recording(self) -> None:
+        if self.window.service is None:
+            self.window.show_message("No model is loaded, so nothing can be searched yet. " + self.window.no_model_hint,
+                                     "warning")
+            self.panel.set_recording(False)
+            return
+        if self.recorder.recording:
+            return
+        self.recorder.start(self.source_factory(self.window.settings.microphone))
+
+    def stop_recording(self) -> None:
+        self.recorder.stop("user")
+
+    def _on_started(self) -> None:
+        self.panel.set_recording(True)
+        self.window.hide_message()
+        self.plot.clear_all("Listening…")
+        self.chips.set_keywords([], note="Listening…")
+        self.live.start()
+        self.window.statusBar().showMessage("Recording… release Space or press Ctrl+R to stop", 3000)
+
+    def _on_grew(self) -> None:
+        now = time.perf_counter()
+        if now - self._last_redraw >= WAVE_REDRAW_MS / 1000:
+            self._last_redraw = now
+            self.plot.set_waveform(self.recorder.wav16k(), SAMPLE_RATE, follow=True)
+
+    def _on_live(self, query: Any) -> None:
+        if not self.recorder.recording or query is None:
+            return
+        self.plot.set_query(query, fit=False)
+        self.chips.set_keywords(list(query.keywords), playable=False, note="Listening…")
+
+    def _on_stopped(self, wav: np.ndarray, reason: str) -> None:
+        self.live.stop()
+        self.panel.set_recording(False)
+        self.speech_end_t = time.perf_counter()
+        self.plot.set_waveform(wav, SAMPLE_RATE, follow=True)
+        if reason == "no-speech" or not self.recorder.heard_speech:
+            self.plot.show_message("Only silence was heard")
+            self.window.show_message(
+                f"Only silence was heard in {len(wav) / SAMPLE_RATE:.1f} s of recording. Check that the right "
+                "microphone is selected and not muted, speak closer to it, or open an audio file (Ctrl+O).",
+                "warning")
+            return
+        if reason == "limit":
+            self.window.statusBar().showMessage(f"Stopped at the {self.recorder.max_s:.0f} s limit", 4000)
+        self.search_wav(wav)
+
+    def _on_failed(self, message: str) -> None:
+        self.live.stop()
+        self.panel.set_recording(False)
+        self.panel.meter.set_level(0.0)
+        self.window.show_message(message, "error")
+
+    # ---- searching ---------------------------------------------------------------------------------
+    def search_wav(self, wav: np.ndarray, label: str = "") -> None:
+        """Search with a 16 kHz mono clip (S,)."""
+        service = self.window.service
+        if service is None:
+            self.window.show_message("No model is loaded. " + self.window.no_model_hint, "warning")
+            return
+        self.query_wav = np.asarray(wav, np.float32)
+        self.plot.set_waveform(self.query_wav, SAMPLE_RATE, follow=True)
+        if len(wav) < MIN_QUERY_S * SAMPLE_RATE:
+            self.window.show_message(
+                f"The clip is too short ({len(wav) / SAMPLE_RATE:.2f} s; at least {MIN_QUERY_S} s is needed). "
+                "Hold Space a little longer while speaking, or record with Ctrl+R.", "warning")
+            return
+        self.last_query = ("audio", self.query_wav)
+        if self.speech_end_t is None:
+            self.speech_end_t = time.perf_counter()
+        s = self.window.settings
+        (ops.search_audio(self.window, service, self.query_wav, s.top_k, s.min_score)
+         .success(lambda r: self._show(r, label or "your query"))
+         .failure(self._search_failed).run())
+
+    def search_text(self, text: str) -> None:
+        if self.window.service is None:
+            self.window.show_message("No model is loaded. " + self.window.no_model_hint, "warning")
+            return
+        self.last_query = ("text", text)
+        self.speech_end_t = time.perf_counter()
+        s = self.window.settings
+        (ops.search_text(self.window, self.window.service, text, s.top_k, s.min_score)
+         .success(lambda r: self._show(r, f"“{text}”")).failure(self._search_failed).run())
+
+    def search_similar(self, hit: Any) -> None:
+        if self.window.service is None or hit is None:
+            return
+        self.last_query = ("similar", hit)
+        self.speech_end_t = time.perf_counter()
+        s = self.window.settings
+        (ops.search_similar(self.window, self.window.service, int(hit.image_id), s.top_k, s.min_score)
+         .success(lambda r: self._show(r, Path(str(hit.path)).name)).failure(self._search_failed).run())
+
+    def open_audio_file(self, path: Path) -> None:
+        if self.window.service is None:
+            self.window.show_message("No model is loaded. " + self.window.no_model_hint, "warning")
+            return
+        self.speech_end_t = None
+        (ops.load_audio_file(self.window, path)
+         .success(lambda wav: self.search_wav(wav, Path(path).name))
+         .failure(lambda exc: show_error(self.window, exc, f"Reading {Path(path).name}")).run())
+
+    def rerun(self) -> None:
+        """Apply changed top-k / cut-off to the last query."""
+        self.window.settings.top_k = self.grid.top_k.value()
+        self.window.settings.min_score = float(self.grid.min_score.value())
+        self.window.save_settings()
+        kind, value = self.last_query or ("", None)
+        self.speech_end_t = None
+        if kind == "audio":
+            self.search_wav(value)
+        elif kind == "text":
+            self.search_text(value)
+        elif kind == "similar":
+            self.search_similar(value)
+
+    def _search_failed(self, exc: BaseException) -> None:
+        self.plot.show_message("")
+        show_error(self.window, exc, "Search")
+
+    def _show(self, result: Any, label: str) -> None:
+        query = getattr(result, "query", None)
+        hits = list(getattr(result, "hits", []) or [])
+        if query is not None:
+            self.plot.set_query(query)
+            self.chips.set_keywords(list(query.keywords), playable=bool(len(self.query_wav)))
+        else:
+            self.plot.clear_all("Typed or photo query: no speech to show")
+            self.chips.set_keywords([], note=f"Searching for {label}")
+        self.results.set_hits(hits)
+        if self.speech_end_t is not None:
+            self.last_latency_s = time.perf_counter() - self.speech_end_t
+            self.speech_end_t = None
+        heard = " ".join(k.text for k in query.keywords) if query is not None else ""
+        words = f" — heard “{heard}”" if heard else ""
+        ms = f" in {self.last_latency_s * 1000:.0f} ms" if self.last_latency_s is not None else ""
+        self.grid.set_summary(f"{len(hits)} photos for {label}{words}{ms}" if hits else
+                              f"No photos matched {label}{words}. Lower the min score, or index more folders.")
+        self.result_shown.emit(result)
+
+    def replay(self, start_s: float, end_s: float) -> None:
+        try:
+            play_segment(self.query_wav, start_s, end_s, SAMPLE_RATE)
+        except PlaybackError as exc:
+            self.window.show_message(str(exc), "warning")

@@ -1,0 +1,81 @@
+"""Persisted user settings (QSettings in an INI file under the app data dir, so tests can redirect it)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QSettings
+
+from core.paths import data_dir
+
+logger = logging.getLogger(__name__)
+
+DEVICE_CHOICES = ("auto", "cuda", "cpu")
+SORT_CHOICES = ("score", "date")
+
+
+@dataclass
+class AppSettings:
+    """Typed view of the settings file. `model` is "default" or a model folder path."""
+
+    model: str = "default"
+    device: str = "auto"
+    microphone: str = ""  # sounddevice input device name; "" = the system default
+    top_k: int = 40
+    min_score: float = 0.0
+    sort: str = "score"
+    first_run_done: bool = False
+
+
+def settings_path(base: Path | None = None) -> Path:
+    """The INI file: `<data dir>/settings.ini` (`SPOKENSEARCH_DATADIR` moves it)."""
+    return (base or data_dir()) / "settings.ini"
+
+
+def _qsettings(path: Path | None = None) -> QSettings:
+    return QSettings(str(path or settings_path()), QSettings.Format.IniFormat)
+
+
+def load_settings(path: Path | None = None) -> AppSettings:
+    """Read the settings file; unknown or malformed values fall back to the defaults."""
+    qs = _qsettings(path)
+    d = AppSettings()
+    try:
+        s = AppSettings(
+            model=str(qs.value("model", d.model)) or d.model,
+            device=str(qs.value("device", d.device)),
+            microphone=str(qs.value("microphone", d.microphone) or ""),
+            top_k=max(1, min(1000, int(qs.value("top_k", d.top_k)))),
+            min_score=float(qs.value("min_score", d.min_score)),
+            sort=str(qs.value("sort", d.sort)),
+            first_run_done=str(qs.value("first_run_done", d.first_run_done)).lower() == "true",
+        )
+    except (TypeError, ValueError) as exc:
+        logger.warning("settings file %s is malformed (%s); using defaults", settings_path(), exc)
+        return d
+    if s.device not in DEVICE_CHOICES:
+        s.device = d.device
+    if s.sort not in SORT_CHOICES:
+        s.sort = d.sort
+    return s
+
+
+def save_settings(s: AppSettings, path: Path | None = None) -> None:
+    """Write every field and flush to disk."""
+    qs = _qsettings(path)
+    for key, value in s.__dict__.items():
+        qs.setValue(key, value)
+    qs.sync()
+
+
+def save_window_state(key: str, value: bytes, path: Path | None = None) -> None:
+    qs = _qsettings(path)
+    qs.setValue(f"window/{key}", value)
+    qs.sync()
+
+
+def load_window_state(key: str, path: Path | None = None) -> bytes | None:
+    value = _qsettings(path).value(f"window/{key}")
+    return bytes(value) if value is not None else None

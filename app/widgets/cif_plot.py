@@ -1,0 +1,206 @@
+"""What the model heard, drawn with pyqtgraph: the waveform, CIF's per-frame weight alpha, its running
+integral against the firing threshold, a vertical line at each fire (segment boundary) and each unit's
+best sub-word over its segment. Hovering a segment lists its top-k sub-words; mouse wheel/drag zooms."""
+
+from __future__ import annotations
+
+import html
+import logging
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF
+from PySide6.QtGui import QColor, QCursor, QPalette
+from PySide6.QtWidgets import QToolTip, QWidget
+
+logger = logging.getLogger(__name__)
+
+FRAME_S = 0.02  # 20 ms per HuBERT frame: the time step of SpeechQuery.alpha
+CIF_THRESHOLD = 1.0  # a unit fires each time the integral of alpha reaches this
+WAVE_POINTS = 4000  # the waveform is drawn as a min/max envelope of at most this many points
+
+
+def envelope(wav: np.ndarray, sr: int, points: int = WAVE_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """(t, y) of a min/max envelope of `wav` (S,) with at most `points` points, for fast drawing."""
+    n = len(wav)
+    if n == 0:
+        return np.zeros(0), np.zeros(0)
+    bins = max(1, points // 2)
+    if n <= points:
+        return np.arange(n) / sr, wav.astype(np.float32)
+    step = n // bins
+    w = wav[: step * bins].reshape(bins, step)
+    y = np.empty(bins * 2, np.float32)
+    y[0::2], y[1::2] = w.min(axis=1), w.max(axis=1)
+    t = np.repeat(np.arange(bins) * step / sr, 2)
+    return t, y
+
+
+def running_integral(alpha: np.ndarray, threshold: float = CIF_THRESHOLD) -> np.ndarray:
+    """CIF's accumulator per frame: cumsum(alpha) that drops by `threshold` at every fire, shape (T,)."""
+    c = np.cumsum(np.asarray(alpha, np.float64))
+    return (c - np.floor(c / threshold + 1e-9) * threshold).astype(np.float32)
+
+
+def unit_label(unit: Any) -> str:
+    cands = getattr(unit, "candidates", None) or []
+    return str(cands[0][0]).strip() if cands else ""
+
+
+class CifPlot(pg.GraphicsLayoutWidget):
+    """Two plots sharing the time axis: waveform on top, alpha / integral / threshold below."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setMinimumHeight(150)
+        fg = self.palette().color(QPalette.ColorRole.Text)
+        self.setBackground(self.palette().color(QPalette.ColorRole.Base))
+        self.wave_plot = self.addPlot(row=0, col=0)
+        self.alpha_plot = self.addPlot(row=1, col=0)
+        self.alpha_plot.setXLink(self.wave_plot)
+        self.ci.layout.setRowStretchFactor(0, 3)
+        self.ci.layout.setRowStretchFactor(1, 2)
+        for p in (self.wave_plot, self.alpha_plot):
+            p.showGrid(x=True, y=False, alpha=0.15)
+            p.setMouseEnabled(x=True, y=False)
+            p.getAxis("left").setWidth(44)
+            for ax in ("left", "bottom"):
+                p.getAxis(ax).setTextPen(fg)
+                p.getAxis(ax).setPen(fg)
+        self.wave_plot.getAxis("bottom").setStyle(showValues=False)
+        self.wave_plot.setLabel("left", "wave")
+        self.alpha_plot.setLabel("left", "α")
+        self.alpha_plot.setLabel("bottom", "time", units="s")
+        self.wave_plot.setYRange(-1, 1)
+        self.alpha_plot.setYRange(0, CIF_THRESHOLD * 1.15)
+        accent = self.palette().color(QPalette.ColorRole.Highlight)
+        self.wave_curve = self.wave_plot.plot(pen=pg.mkPen(accent, width=1))
+        self.alpha_curve = self.alpha_plot.plot(
+            pen=pg.mkPen("#e07b39", width=1), fillLevel=0, brush=pg.mkBrush(224, 123, 57, 90),
+            stepMode="center", name="α per frame")
+        self.integral_curve = self.alpha_plot.plot(pen=pg.mkPen("#2e8b57", width=2), name="∫α (resets at fire)")
+        self.threshold_line = pg.InfiniteLine(
+            pos=CIF_THRESHOLD, angle=0, pen=pg.mkPen("#c03030", width=1, style=pg.QtCore.Qt.PenStyle.DashLine),
+            label="threshold", labelOpts={"position": 0.03, "color": "#c03030"})
+        self.alpha_plot.addItem(self.threshold_line)
+        self.alpha_plot.addLegend(offset=(-10, 5), labelTextColor=fg)
+        self._fg = fg
+        self._overlays: list[Any] = []
+        self._query: Any = None
+        self._duration = 0.0
+        self.update_count = 0  # number of model views drawn (live rate measurement)
+        self.message = pg.TextItem("", color=fg, anchor=(0.5, 0.5))
+        self.wave_plot.addItem(self.message, ignoreBounds=True)
+        self.scene().sigMouseMoved.connect(self._on_mouse_moved)
+
+    # ---- public ------------------------------------------------------------------------------------
+    @property
+    def query(self) -> Any:
+        return self._query
+
+    @property
+    def boundary_count(self) -> int:
+        return sum(1 for o in self._overlays if isinstance(o, pg.InfiniteLine)) // 2
+
+    @property
+    def labels(self) -> list[str]:
+        return [o.toPlainText() for o in self._overlays if isinstance(o, pg.TextItem)]
+
+    def clear_all(self, message: str = "") -> None:
+        self._query = None
+        self._clear_overlays()
+        self.wave_curve.setData([], [])
+        self.alpha_curve.setData([0], [])
+        self.integral_curve.setData([], [])
+        self.show_message(message)
+
+    def show_message(self, text: str) -> None:
+        self.message.setText(text)
+        self.message.setPos(max(self._duration, 1.0) / 2, 0.0)
+
+    def set_waveform(self, wav: np.ndarray, sr: int = 16000, *, follow: bool = False) -> None:
+        """Draw `wav` (S,). With `follow`, keep the whole growing buffer in view (while recording)."""
+        t, y = envelope(wav, sr)
+        self.wave_curve.setData(t, y)
+        self._duration = len(wav) / sr
+        peak = float(np.abs(wav).max()) if len(wav) else 1.0
+        self.wave_plot.setYRange(-max(peak, 0.05), max(peak, 0.05), padding=0.05)
+        if follow:
+            self.wave_plot.setXRange(0, max(self._duration, 1.0), padding=0.01)
+        if self.message.toPlainText():
+            self.show_message(self.message.toPlainText())
+
+    def set_query(self, query: Any, *, fit: bool = True) -> None:
+        """Draw a SpeechQuery: alpha (T,), its running integral, fire lines and unit labels."""
+        self._query = query
+        self.show_message("")
+        alpha = np.asarray(getattr(query, "alpha", np.zeros(0)), np.float32)
+        if alpha.size:
+            edges = np.arange(alpha.size + 1) * FRAME_S
+            self.alpha_curve.setData(edges, alpha)
+            self.integral_curve.setData(np.arange(alpha.size) * FRAME_S + FRAME_S / 2, running_integral(alpha))
+        else:
+            self.alpha_curve.setData([0], [])
+            self.integral_curve.setData([], [])
+        self._draw_segments(query)
+        self.update_count += 1
+        if fit:
+            dur = max(float(getattr(query, "duration_s", 0.0) or 0.0), self._duration, 0.5)
+            self.wave_plot.setXRange(0, dur, padding=0.01)
+
+    # ---- drawing -----------------------------------------------------------------------------------
+    def _clear_overlays(self) -> None:
+        for item in self._overlays:
+            for p in (self.wave_plot, self.alpha_plot):
+                if item.scene() is not None and item in p.items:
+                    p.removeItem(item)
+        self._overlays.clear()
+
+    def _draw_segments(self, query: Any) -> None:
+        self._clear_overlays()
+        segments = list(getattr(query, "segments", []) or [])
+        units = list(getattr(query, "units", []) or [])
+        pen = pg.mkPen(QColor(self._fg.red(), self._fg.green(), self._fg.blue(), 150), width=1)
+        top = self.wave_plot.viewRange()[1][1]
+        for i, seg in enumerate(segments):
+            for p in (self.wave_plot, self.alpha_plot):
+                line = pg.InfiniteLine(pos=float(seg.end_s), angle=90, pen=pen, movable=False)
+                p.addItem(line, ignoreBounds=True)
+                self._overlays.append(line)
+            label = unit_label(units[i]) if i < len(units) else ""
+            if label:
+                text = pg.TextItem(label, color=self._fg, anchor=(0.5, 0.0))
+                text.setPos((float(seg.start_s) + float(seg.end_s)) / 2, top)
+                self.wave_plot.addItem(text, ignoreBounds=True)
+                self._overlays.append(text)
+
+    # ---- hover -------------------------------------------------------------------------------------
+    def segment_at(self, t: float) -> int | None:
+        """Index of the segment covering time `t` (s), or None."""
+        for i, seg in enumerate(getattr(self._query, "segments", []) or []):
+            if float(seg.start_s) <= t < float(seg.end_s):
+                return i
+        return None
+
+    def tooltip_for(self, i: int) -> str:
+        units = list(getattr(self._query, "units", []) or [])
+        seg = self._query.segments[i]
+        rows = [f"<b>unit {i + 1}</b> &nbsp; {float(seg.start_s):.2f}–{float(seg.end_s):.2f} s"]
+        if i < len(units):
+            for text, score in list(units[i].candidates)[:8]:
+                rows.append(f"{html.escape(str(text))} &nbsp; <span style='color:gray'>{float(score):.3f}</span>")
+        return "<br>".join(rows)
+
+    def _on_mouse_moved(self, pos: QPointF) -> None:
+        if self._query is None:
+            return
+        for p in (self.wave_plot, self.alpha_plot):
+            if p.sceneBoundingRect().contains(pos):
+                t = p.vb.mapSceneToView(pos).x()
+                i = self.segment_at(t)
+                if i is not None:
+                    QToolTip.showText(QCursor.pos(), self.tooltip_for(i), self)
+                else:
+                    QToolTip.hideText()
+                return

@@ -1,0 +1,65 @@
+"""The keywords the model heard, as clickable chips; clicking one replays that part of the audio."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QScrollArea, QSizePolicy, QWidget
+
+logger = logging.getLogger(__name__)
+
+CHIP_STYLE = (
+    "QPushButton { border: 1px solid palette(mid); border-radius: 11px; padding: 2px 10px;"
+    " background: palette(alternate-base); }"
+    "QPushButton:hover { border-color: palette(highlight); }"
+)
+
+
+class KeywordChips(QScrollArea):
+    """A horizontal row of chips. `play_requested(start_s, end_s)` when one is clicked."""
+
+    play_requested = Signal(float, float)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setFixedHeight(40)
+        inner = QWidget()
+        self._row = QHBoxLayout(inner)
+        self._row.setContentsMargins(2, 2, 2, 2)
+        self._title = QLabel("Heard:")
+        self._title.setStyleSheet("color: palette(placeholder-text);")
+        self._row.addWidget(self._title)
+        self._row.addStretch(1)
+        self.setWidget(inner)
+        self.chips: list[QPushButton] = []
+        self.set_keywords([])
+
+    def texts(self) -> list[str]:
+        return [c.property("keyword") for c in self.chips]
+
+    def set_keywords(self, keywords: list[Any], *, playable: bool = True, note: str = "") -> None:
+        """One chip per Keyword(text, start_s, end_s, score); `note` is shown when there are none."""
+        for chip in self.chips:
+            self._row.removeWidget(chip)
+            chip.deleteLater()
+        self.chips = []
+        self._title.setText("Heard:" if keywords else (note or "Keywords the model hears will appear here."))
+        for kw in keywords:
+            chip = QPushButton(f"{kw.text}  {float(kw.score):.2f}")
+            chip.setProperty("keyword", str(kw.text))
+            chip.setStyleSheet(CHIP_STYLE)
+            chip.setCursor(Qt.CursorShape.PointingHandCursor)
+            start, end = float(kw.start_s), float(kw.end_s)
+            chip.setToolTip(f"Heard “{kw.text}” at {start:.2f}–{end:.2f} s (score {float(kw.score):.2f})."
+                            + (" Click to hear it." if playable else ""))
+            chip.setEnabled(playable)
+            chip.clicked.connect(lambda _=False, s=start, e=end: self.play_requested.emit(s, e))
+            self._row.insertWidget(self._row.count() - 1, chip)
+            self.chips.append(chip)

@@ -1,0 +1,146 @@
+"""The preview pane: the selected photo large, its path, date, size and score, and what to do with it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QImage, QImageReader, QPixmap, QResizeEvent
+from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
+
+from app.models import hit_date
+from app.workers import Worker
+
+logger = logging.getLogger(__name__)
+
+PREVIEW_MAX = 1600  # px: decode the preview no larger than this
+
+
+def human_size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def load_preview(path: str, max_side: int = PREVIEW_MAX) -> tuple[QImage, QSize]:
+    """Decode `path` scaled down to `max_side` (QImageReader scales during decode: fast for JPEG)."""
+    reader = QImageReader(path)
+    reader.setAutoTransform(True)  # EXIF orientation
+    full = reader.size()
+    if full.isValid() and max(full.width(), full.height()) > max_side:
+        reader.setScaledSize(full.scaled(max_side, max_side, Qt.AspectRatioMode.KeepAspectRatio))
+    img = reader.read()
+    if img.isNull():
+        raise OSError(f"cannot decode {path}: {reader.errorString()}")
+    return img, full
+
+
+class PreviewPane(QWidget):
+    open_requested = Signal(object)
+    reveal_requested = Signal(object)
+    copy_requested = Signal(object)
+    similar_requested = Signal(object)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.hit: Any = None
+        self._pixmap: QPixmap | None = None
+        self._token = 0
+        self.image = QLabel("Select a photo to preview it")
+        self.image.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.image.setMinimumSize(200, 160)
+        self.image.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        self.path_label = QLabel()
+        self.path_label.setWordWrap(True)
+        self.path_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.info_label = QLabel()
+        self.info_label.setWordWrap(True)
+        self.buttons = {
+            "open": QPushButton("Open"), "reveal": QPushButton("Show in folder"),
+            "copy": QPushButton("Copy path"), "similar": QPushButton("More like this"),
+        }
+        self.buttons["open"].setToolTip("Open with the default viewer (Enter)")
+        self.buttons["reveal"].setToolTip("Show in the file manager (Ctrl+E)")
+        self.buttons["copy"].setToolTip("Copy the file's path (Ctrl+Shift+C)")
+        self.buttons["similar"].setToolTip("Search for photos like this one (Ctrl+M)")
+        for key, signal in (("open", self.open_requested), ("reveal", self.reveal_requested),
+                            ("copy", self.copy_requested), ("similar", self.similar_requested)):
+            self.buttons[key].clicked.connect(lambda _=False, s=signal: self.hit is not None and s.emit(self.hit))
+        grid = QGridLayout()
+        for i, key in enumerate(("open", "reveal", "copy", "similar")):
+            grid.addWidget(self.buttons[key], i // 2, i % 2)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 0, 0, 0)
+        lay.addWidget(self.image, 1)
+        lay.addWidget(self.path_label)
+        lay.addWidget(self.info_label)
+        lay.addLayout(grid)
+        self.show_hit(None)
+
+    def show_hit(self, hit: Any) -> None:
+        self.hit = hit
+        self._token += 1
+        for b in self.buttons.values():
+            b.setEnabled(hit is not None)
+        if hit is None:
+            self._pixmap = None
+            self.image.setPixmap(QPixmap())
+            self.image.setText("Select a photo to preview it")
+            self.path_label.setText("")
+            self.info_label.setText("")
+            return
+        path = str(hit.path)
+        self.path_label.setText(f"<b>{Path(path).name}</b><br><span style='color:gray'>{Path(path).parent}</span>")
+        self._set_info(hit, None)
+        self.image.setText("Loading…")
+        token = self._token
+
+        def fn(cancel: threading.Event) -> tuple[QImage, QSize]:
+            return load_preview(path)
+
+        w = Worker(fn, f"preview {Path(path).name}")
+        w.signals.returned.connect(lambda res, t=token: self._loaded(t, res))
+        w.signals.errored.connect(lambda exc, t=token: self._failed(t, exc))
+        w.start("io")
+
+    def _set_info(self, hit: Any, full: QSize | None) -> None:
+        parts = [f"score {float(hit.score):.3f}"]
+        when = hit_date(hit)
+        if when:
+            src = "taken" if getattr(hit, "taken_at", None) is not None else "modified"
+            parts.append(f"{src} {dt.datetime.fromtimestamp(when):%Y-%m-%d %H:%M}")
+        try:
+            parts.append(human_size(Path(hit.path).stat().st_size))
+        except OSError:
+            parts.append("file missing")
+        if full is not None and full.isValid():
+            parts.append(f"{full.width()}×{full.height()} px")
+        self.info_label.setText(" · ".join(parts))
+
+    def _loaded(self, token: int, res: tuple[QImage, QSize]) -> None:
+        if token != self._token:
+            return
+        img, full = res
+        self._pixmap = QPixmap.fromImage(img)
+        self._set_info(self.hit, full)
+        self._rescale()
+
+    def _failed(self, token: int, exc: BaseException) -> None:
+        if token == self._token:
+            self._pixmap = None
+            self.image.setText(f"No preview: {exc}")
+
+    def _rescale(self) -> None:
+        if self._pixmap is not None:
+            self.image.setPixmap(self._pixmap.scaled(self.image.size(), Qt.AspectRatioMode.KeepAspectRatio,
+                                                     Qt.TransformationMode.SmoothTransformation))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._rescale()

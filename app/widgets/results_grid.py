@@ -1,0 +1,131 @@
+"""The thumbnail grid of results (a QListView in icon mode over ResultsModel) with its controls:
+top-k, minimum score, sort by score or date, and a context menu per photo."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from PySide6.QtCore import QModelIndex, QPoint, QSize, Qt, Signal
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QMenu,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.models import HitRole, ResultsModel
+
+logger = logging.getLogger(__name__)
+
+
+class GridView(QListView):
+    """QListView in icon mode; Enter opens the current photo."""
+
+    open_requested = Signal(object)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.currentIndex().isValid():
+            self.open_requested.emit(self.currentIndex().data(HitRole))
+            return
+        super().keyPressEvent(event)
+
+
+class ResultsGrid(QWidget):
+    """Emits `current_changed(hit|None)`, `open_requested(hit)`, `reveal_requested(hit)`,
+    `copy_requested(hit)`, `similar_requested(hit)`, `controls_changed()`."""
+
+    current_changed = Signal(object)
+    open_requested = Signal(object)
+    reveal_requested = Signal(object)
+    copy_requested = Signal(object)
+    similar_requested = Signal(object)
+    controls_changed = Signal()
+
+    def __init__(self, model: ResultsModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.view = GridView()
+        self.view.setViewMode(QListView.ViewMode.IconMode)
+        self.view.setResizeMode(QListView.ResizeMode.Adjust)
+        self.view.setMovement(QListView.Movement.Static)
+        self.view.setUniformItemSizes(True)
+        self.view.setWordWrap(False)
+        self.view.setSpacing(6)
+        self.view.setIconSize(QSize(model.thumb_size, model.thumb_size))
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.view.setModel(model)
+        self.view.selectionModel().currentChanged.connect(self._current_changed)
+        self.view.doubleClicked.connect(lambda ix: self.open_requested.emit(ix.data(HitRole)))
+        self.view.open_requested.connect(self.open_requested.emit)
+        self.view.customContextMenuRequested.connect(self._menu)
+        model.modelReset.connect(self._after_reset)
+
+        self.summary = QLabel("")
+        self.top_k = QSpinBox()
+        self.top_k.setRange(1, 1000)
+        self.top_k.setToolTip("How many photos to show")
+        self.min_score = QDoubleSpinBox()
+        self.min_score.setRange(-1.0, 1.0)
+        self.min_score.setSingleStep(0.01)
+        self.min_score.setDecimals(2)
+        self.min_score.setToolTip("Hide photos whose cosine score is below this cut-off")
+        self.sort = QComboBox()
+        self.sort.addItem("Best match first", "score")
+        self.sort.addItem("Newest first", "date")
+        self.sort.currentIndexChanged.connect(lambda _: model.set_sort(self.sort.currentData()))
+        for w in (self.top_k, self.min_score):
+            w.editingFinished.connect(self.controls_changed.emit)
+        bar = QHBoxLayout()
+        bar.addWidget(self.summary, 1)
+        bar.addWidget(QLabel("Show"))
+        bar.addWidget(self.top_k)
+        bar.addWidget(QLabel("min score"))
+        bar.addWidget(self.min_score)
+        bar.addWidget(self.sort)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addLayout(bar)
+        lay.addWidget(self.view, 1)
+
+    def set_controls(self, top_k: int, min_score: float, sort: str) -> None:
+        self.top_k.setValue(top_k)
+        self.min_score.setValue(min_score)
+        self.sort.setCurrentIndex(max(0, self.sort.findData(sort)))
+
+    def set_summary(self, text: str) -> None:
+        self.summary.setText(text)
+
+    def current_hit(self) -> Any:
+        ix = self.view.currentIndex()
+        return ix.data(HitRole) if ix.isValid() else None
+
+    def _after_reset(self) -> None:
+        if self.model.rowCount() > 0:
+            self.view.setCurrentIndex(self.model.index(0))
+        else:
+            self.current_changed.emit(None)
+
+    def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        self.current_changed.emit(current.data(HitRole) if current.isValid() else None)
+
+    def _menu(self, pos: QPoint) -> None:
+        ix = self.view.indexAt(pos)
+        if not ix.isValid():
+            return
+        hit = ix.data(HitRole)
+        menu = QMenu(self)
+        menu.addAction("Open", lambda: self.open_requested.emit(hit))
+        menu.addAction("Show in folder", lambda: self.reveal_requested.emit(hit))
+        menu.addAction("Copy path", lambda: self.copy_requested.emit(hit))
+        menu.addSeparator()
+        menu.addAction("More like this", lambda: self.similar_requested.emit(hit))
+        menu.popup(self.view.viewport().mapToGlobal(pos))

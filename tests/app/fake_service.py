@@ -1,0 +1,207 @@
+"""A stand-in for core.service.SearchService with the same methods, for GUI tests that must not load a
+model. Its "model" is a transparent energy rule: CIF alpha is proportional to frame energy, one unit per
+~0.25 s of speech, so tests can predict what the window must show."""
+
+from __future__ import annotations
+
+import threading
+import time
+import zlib
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from core.errors import AudioDecodeError, Cancelled
+
+FRAME = 320  # 20 ms at 16 kHz
+WORDS = ["red", "car", "on", "a", "road", "dog", "beach", "tree"]
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+
+
+@dataclass
+class Unit:
+    index: int
+    frame: int
+    start_s: float
+    end_s: float
+    candidates: list[tuple[str, float]]
+
+
+@dataclass
+class Keyword:
+    text: str
+    start_s: float
+    end_s: float
+    score: float
+
+
+@dataclass
+class Segment:
+    start_s: float
+    end_s: float
+
+
+@dataclass
+class SpeechQuery:
+    query_vector: np.ndarray
+    units: list[Unit]
+    keywords: list[Keyword]
+    segments: list[Segment]
+    alpha: np.ndarray
+    duration_s: float
+    parallel_vector: np.ndarray | None = None
+    cascaded_vector: np.ndarray | None = None
+
+
+@dataclass
+class Hit:
+    image_id: int
+    path: Path
+    score: float
+    mtime: float
+    taken_at: object = None
+
+
+@dataclass
+class SearchResult:
+    query: SpeechQuery | None
+    hits: list[Hit]
+
+
+@dataclass
+class IndexProgress:
+    done: int
+    total: int
+    path: str
+    stage: str = "embedding"
+
+
+@dataclass
+class IndexReport:
+    added: int = 0
+    skipped: list = field(default_factory=list)
+
+
+@dataclass
+class ServiceStats:
+    model_name: str
+    device: str
+    photos: int
+    roots: list[Path]
+
+
+def fake_query(wav: np.ndarray) -> SpeechQuery:
+    wav = np.asarray(wav, np.float32)
+    dur = len(wav) / 16000
+    if dur < 0.2:
+        raise AudioDecodeError(f"The clip is too short ({dur:.2f} s); speak for at least 0.2 s.")
+    n = len(wav) // FRAME
+    energy = np.sqrt(np.mean(wav[: n * FRAME].reshape(n, FRAME) ** 2, axis=1)) if n else np.zeros(0)
+    if energy.max(initial=0) < 0.01:
+        raise AudioDecodeError("The clip is silent; check the microphone.")
+    speech = energy > 0.01
+    alpha = np.where(speech, 1.0 / 12.0, 0.0).astype(np.float32)  # one unit per 12 speech frames
+    c = np.cumsum(alpha)
+    fires = [int(np.searchsorted(c, k - 1e-6)) for k in range(1, int(c[-1] + 1e-6) + 1)] if n else []
+    units, segments, start = [], [], 0.0
+    for i, f in enumerate(fires):
+        end = (f + 1) * 0.02
+        w = WORDS[i % len(WORDS)]
+        units.append(Unit(i, f, start, end, [(w, 0.9 - 0.01 * i), (w + "s", 0.5), ("the", 0.3)]))
+        segments.append(Segment(start, end))
+        start = end
+    keywords = [Keyword(u.candidates[0][0], u.start_s, u.end_s, u.candidates[0][1]) for u in units]
+    rng = np.random.default_rng(int(energy.sum() * 1000) % 2**32)
+    v = rng.standard_normal(8).astype(np.float32)
+    return SpeechQuery(v / np.linalg.norm(v), units, keywords, segments, alpha, dur)
+
+
+class FakeService:
+    """Same methods as core.service.SearchService; thread-safe enough for the app's lanes."""
+
+    def __init__(self, cache_dir: Path, *, index_delay_s: float = 0.0, search_delay_s: float = 0.0) -> None:
+        self.cache_dir = Path(cache_dir)
+        self.index_delay_s = index_delay_s
+        self.search_delay_s = search_delay_s
+        self._roots: list[Path] = []
+        self._images: dict[int, Path] = {}
+        self._vectors: dict[int, np.ndarray] = {}
+        self._lock = threading.Lock()
+        self.calls: list[str] = []
+
+    # searching
+    def _rank(self, v: np.ndarray, top_k: int, min_score: float | None) -> list[Hit]:
+        with self._lock:
+            items = list(self._images.items())
+        hits = [Hit(i, p, float(self._vectors[i] @ v), p.stat().st_mtime) for i, p in items]
+        hits = [h for h in hits if min_score is None or h.score >= min_score]
+        return sorted(hits, key=lambda h: -h.score)[:top_k]
+
+    def search_audio(self, wav: np.ndarray, top_k: int = 20, min_score: float | None = None) -> SearchResult:
+        self.calls.append("search_audio")
+        time.sleep(self.search_delay_s)
+        q = fake_query(wav)
+        return SearchResult(q, self._rank(q.query_vector, top_k, min_score))
+
+    def search_text(self, text: str, top_k: int = 20, min_score: float | None = None) -> SearchResult:
+        self.calls.append("search_text")
+        rng = np.random.default_rng(zlib.crc32(text.encode()))
+        v = rng.standard_normal(8).astype(np.float32)
+        return SearchResult(None, self._rank(v / np.linalg.norm(v), top_k, min_score))
+
+    def search_similar(self, image: int | str, top_k: int = 20, min_score: float | None = None) -> SearchResult:
+        self.calls.append("search_similar")
+        return SearchResult(None, self._rank(self._vectors[int(image)], top_k, min_score))
+
+    # library
+    def roots(self) -> list[Path]:
+        return list(self._roots)
+
+    def add_root(self, path: Path) -> None:
+        if Path(path) not in self._roots:
+            self._roots.append(Path(path))
+
+    def remove_root(self, path: Path) -> None:
+        self._roots = [r for r in self._roots if r != Path(path)]
+        with self._lock:
+            for i, p in list(self._images.items()):
+                if Path(path) in p.parents:
+                    del self._images[i]
+
+    def index(self, roots: list[Path], cancel: threading.Event | None = None
+              ) -> Generator[IndexProgress, None, IndexReport]:
+        files = sorted(p for r in roots for p in Path(r).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        report = IndexReport()
+        for n, p in enumerate(files):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("indexing was cancelled")
+            time.sleep(self.index_delay_s)
+            i = zlib.crc32(str(p).encode())
+            if i not in self._images:
+                rng = np.random.default_rng(i)
+                v = rng.standard_normal(8).astype(np.float32)
+                with self._lock:
+                    self._vectors[i] = v / np.linalg.norm(v)
+                    self._images[i] = p
+                report.added += 1
+            yield IndexProgress(n + 1, len(files), str(p))
+        return report
+
+    def stats(self) -> ServiceStats:
+        return ServiceStats("fake", "cpu", len(self._images), list(self._roots))
+
+    def thumbnail(self, image: int | str | Path, size: int = 160) -> Path:
+        path = self._images[int(image)] if isinstance(image, int) else Path(image)
+        out = self.cache_dir / f"{zlib.crc32(str(path).encode())}_{size}.jpg"
+        if not out.exists():
+            with Image.open(path) as im:
+                im.thumbnail((size, size))
+                out.parent.mkdir(parents=True, exist_ok=True)
+                im.convert("RGB").save(out, "JPEG")
+        return out
+
+    def model_card(self) -> dict:
+        return {"name": "fake", "architecture": "energy rule", "training data": "none"}

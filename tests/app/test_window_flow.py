@@ -1,0 +1,94 @@
+"""The main path: a WAV streamed as if from a microphone -> live plot -> keywords -> filled grid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.audio_source import FileSource
+from app.models import ScoreRole
+from app.settings import AppSettings
+
+pytestmark = pytest.mark.qt
+
+
+def index_and_wait(qtbot, window, folder: Path) -> None:
+    with qtbot.waitSignal(window.library.indexing_finished, timeout=10_000):
+        window.library.index_folders([folder], show_dialog=False)
+
+
+def test_recording_updates_plot_keywords_and_grid(qtbot, make_window, fake_service, photos, speech_wav):
+    settings = AppSettings(first_run_done=True, top_k=4)
+    w = make_window(fake_service, settings=settings,
+                    source_factory=lambda name: FileSource(str(speech_wav), speed=2.0))
+    index_and_wait(qtbot, w, photos)
+    with qtbot.waitSignal(w.search.result_shown, timeout=15_000):
+        w.search.start_recording()
+        assert w.search.recorder.recording
+        assert w.panel.record_button.isChecked()
+        # live: at least one model run drawn while still recording
+        qtbot.waitUntil(lambda: w.plot.update_count >= 1, timeout=8_000)
+        assert w.search.recorder.recording
+    # stopped by itself after the trailing silence
+    assert not w.search.recorder.recording
+    assert not w.panel.record_button.isChecked()
+    assert w.search.live.runs >= 1
+    q = w.plot.query
+    assert q is not None and len(q.segments) >= 2
+    assert w.plot.boundary_count == len(q.segments)
+    assert w.plot.labels[: 2] == ["red", "car"]
+    assert w.chips.texts()[:2] == ["red", "car"]
+    assert w.results.rowCount() == 4  # top_k
+    scores = [w.results.data(w.results.index(r), ScoreRole) for r in range(4)]
+    assert scores == sorted(scores, reverse=True)
+    assert w.preview.hit is not None  # first result selected and previewed
+    qtbot.waitUntil(lambda: w.results.thumbs_loaded >= 1, timeout=5_000)
+    assert "photos for" in w.grid.summary.text()
+    assert w.search.last_latency_s is not None and w.search.last_latency_s < 5
+
+
+def test_hover_lists_candidates(qtbot, make_window, fake_service, photos, speech_wav):
+    import soundfile as sf
+
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    index_and_wait(qtbot, w, photos)
+    wav, _ = sf.read(speech_wav, dtype="float32")
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.search.search_wav(wav)
+    seg = w.plot.query.segments[1]
+    i = w.plot.segment_at((seg.start_s + seg.end_s) / 2)
+    assert i == 1
+    tip = w.plot.tooltip_for(i)
+    assert "car" in tip and "cars" in tip and "0.890" in tip
+
+
+def test_text_query_and_more_like_this(qtbot, make_window, fake_service, photos):
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True, top_k=3))
+    index_and_wait(qtbot, w, photos)
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.panel.text_edit.setText("a red car")
+        w.panel.search_button.click()
+    assert w.results.rowCount() == 3
+    first = w.results.hit(0)
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.preview.buttons["similar"].click()
+    assert fake_service.calls[-1] == "search_similar"
+    assert w.results.hit(0).image_id == first.image_id or w.results.hit(0).score == pytest.approx(1.0)
+    # a photo is most similar to itself
+    assert w.results.hit(0).image_id == w.preview.hit.image_id
+
+
+def test_min_score_cutoff_reruns_last_query(qtbot, make_window, fake_service, photos):
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True, top_k=50))
+    index_and_wait(qtbot, w, photos)
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.search.search_text("dog")
+    all_hits = [w.results.hit(r).score for r in range(w.results.rowCount())]
+    cut = sorted(all_hits)[len(all_hits) // 2]
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.grid.min_score.setValue(cut)
+        w.grid.controls_changed.emit()
+    kept = [w.results.hit(r).score for r in range(w.results.rowCount())]
+    assert kept and min(kept) >= cut - 1e-6 and len(kept) < len(all_hits)
+    assert w.settings.min_score == pytest.approx(cut, abs=0.01)
