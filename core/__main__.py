@@ -1,0 +1,209 @@
+"""Headless CLI over core.service.SearchService.
+
+    python -m core index DIR... [--model M] [--json] [--reindex]
+    python -m core search --library DIR --audio Q.wav [--text "..."] [--image P] [--top K] [--min-score S] [--json]
+    python -m core stats [--json]
+
+Exit codes: 0 ok, 1 an error (one line on stderr, no traceback), 2 bad usage, 130 interrupted.
+The library lives under the user data dir (SPOKENSEARCH_DATADIR or --data-dir moves it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.errors import Cancelled, SpokenSearchError
+
+logger = logging.getLogger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m core", description="Index photo folders and search them by voice.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--model", default="default",
+                        help="model folder or 'default' (resources/models/default)")
+    common.add_argument("--data-dir", type=Path, default=None,
+                        help="library folder (default: <user data dir>/library; SPOKENSEARCH_DATADIR moves it)")
+    common.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    common.add_argument("--json", action="store_true", help="print JSON on stdout")
+    common.add_argument("-v", "--verbose", action="store_true", help="log progress details on stderr")
+    sub = p.add_subparsers(dest="command", required=True)
+    ix = sub.add_parser("index", parents=[common], help="index (or update) photo folders")
+    ix.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
+    ix.add_argument("--reindex", action="store_true",
+                    help="drop vectors made by another model and embed everything again with this one")
+    ix.add_argument("--workers", type=int, default=None, help="decode threads")
+    ix.add_argument("--batch-size", type=int, default=None, help="images per encoder batch / commit")
+    ix.add_argument("--no-thumbnails", action="store_true", help="do not write grid thumbnails")
+    ix.add_argument("--no-progress", action="store_true", help="no progress bar")
+    se = sub.add_parser("search", parents=[common], help="search an indexed folder")
+    se.add_argument("--library", type=Path, required=True, metavar="DIR",
+                    help="an indexed photo folder (or a folder inside one) to search in")
+    se.add_argument("--audio", type=Path, help="spoken query (wav, flac, ...)")
+    se.add_argument("--text", help="typed query (CLIP text encoder); with --audio the two are combined")
+    se.add_argument("--image", type=Path, help="'more like this' query image")
+    se.add_argument("--top", type=int, default=10, help="number of hits (default 10)")
+    se.add_argument("--min-score", type=float, default=None, help="drop hits scoring below this cosine")
+    se.add_argument("--sort", choices=("score", "date"), default="score")
+    st = sub.add_parser("stats", parents=[common], help="what the library holds")
+    del st
+    return p
+
+
+def _service(args: argparse.Namespace, reindex: bool = False) -> Any:
+    from core.service import SearchService
+
+    model = args.model
+    if model != "default" and not Path(model).exists():
+        raise SpokenSearchError(f"model folder {model} does not exist; pass a folder written by "
+                                "`python -m trainer export`, or omit --model for the default")
+    return SearchService(model, data_dir=args.data_dir, device=args.device, reindex=reindex)
+
+
+def _run_index(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from core.library.indexer import BATCH_SIZE, DEFAULT_WORKERS
+
+    service = _service(args, reindex=args.reindex)
+    cancel = threading.Event()
+    gen = service.index(args.dirs, cancel, batch_size=args.batch_size or BATCH_SIZE,
+                        workers=args.workers or DEFAULT_WORKERS, thumbnails=not args.no_thumbnails)
+    bar = None if args.no_progress else tqdm(total=0, unit="img", file=sys.stderr, dynamic_ncols=True,
+                                             disable=None)
+    try:
+        while True:
+            try:
+                p = next(gen)
+            except StopIteration as stop:
+                report = stop.value
+                break
+            if bar is not None:
+                if bar.total != p.total:
+                    bar.reset(total=p.total)
+                bar.set_description(p.phase)
+                bar.n = p.done
+                bar.refresh()
+    except KeyboardInterrupt:
+        cancel.set()
+        try:
+            gen.throw(KeyboardInterrupt)
+        except (Cancelled, KeyboardInterrupt, StopIteration):
+            pass
+        print("interrupted: what was committed is kept; run the same command to resume", file=sys.stderr)
+        return 130
+    finally:
+        if bar is not None:
+            bar.close()
+        service.close()
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+    else:
+        print(f"{report.total} photos indexed: {report.added} added, {report.updated} updated, {report.moved} moved, "
+              f"{report.removed} removed, {len(report.skipped)} skipped ({report.elapsed_s:.1f} s)")
+        for path, reason in report.skipped[:20]:
+            print(f"  skipped {path}: {reason}")
+        if len(report.skipped) > 20:
+            print(f"  ... and {len(report.skipped) - 20} more (use --json for all)")
+    return 0
+
+
+def _query_json(q: Any) -> dict[str, list[dict]]:
+    if q is None:
+        return {"keywords": [], "segments": []}
+    return {
+        "keywords": [{"text": k.text, "start_s": round(float(k.start_s), 3), "end_s": round(float(k.end_s), 3),
+                      "score": round(float(k.score), 4)} for k in q.keywords],
+        "segments": [{"start_s": round(float(s.start_s), 3), "end_s": round(float(s.end_s), 3)} for s in q.segments],
+    }
+
+
+def _run_search(args: argparse.Namespace) -> int:
+    if not (args.audio or args.text or args.image):
+        raise _UsageError("give a query: --audio Q.wav, --text \"...\" or --image P")
+    if not args.library.is_dir():
+        raise SpokenSearchError(f"--library {args.library} is not a folder; give an indexed photo folder")
+    service = _service(args)
+    try:
+        if service.library.root_of(args.library) is None:
+            raise SpokenSearchError(f"{args.library} was never indexed (library at {service.library.db_path}); "
+                                    f"run `python -m core index {args.library}` first")
+        roots = [args.library]
+        engine = service.engine
+        query, parts = None, []
+        if args.audio:
+            query = engine.speech_query(args.audio)
+            parts.append(query.query_vector)
+        if args.text:
+            parts.append(engine.encode_text(args.text))
+        if args.image:
+            parts.append(engine.image_vector(args.image)[0])
+        vec = np.sum([p / max(np.linalg.norm(p), 1e-12) for p in parts], axis=0)
+        result = engine.search_vector(vec, args.top, args.min_score, roots, args.sort)
+        result.query = query
+    finally:
+        service.close()
+    out = {"query": {"audio": str(args.audio) if args.audio else None, "text": args.text,
+                     "image": str(args.image) if args.image else None},
+           **_query_json(query),
+           "hits": [{"path": h.path, "score": round(h.score, 6)} for h in result.hits],
+           "method": result.method}
+    if args.json:
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+        return 0
+    if query is not None:
+        print("heard: " + (" ".join(k["text"] for k in out["keywords"]) or "(no keywords)"))
+    for i, h in enumerate(result.hits, 1):
+        print(f"{i:3d}  {h.score:.4f}  {h.path}")
+    if not result.hits:
+        print("no photo matched" + (f" with score >= {args.min_score}" if args.min_score is not None else ""))
+    return 0
+
+
+def _run_stats(args: argparse.Namespace) -> int:
+    service = _service(args)
+    try:
+        s = service.stats()
+    finally:
+        service.close()
+    d = dict(s.__dict__)
+    print(json.dumps(d, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in d.items()))
+    return 0
+
+
+class _UsageError(Exception):
+    pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    from core.logging_setup import setup_logging
+
+    setup_logging(logging.INFO if args.verbose else logging.WARNING)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        return {"index": _run_index, "search": _run_search, "stats": _run_stats}[args.command](args)
+    except _UsageError as exc:
+        parser.error(str(exc))  # exits 2
+        return 2
+    except SpokenSearchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

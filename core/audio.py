@@ -1,0 +1,183 @@
+"""Audio front-end: load, resample, normalise, trim and check speech. Pure functions over named constants.
+
+Everything here takes and returns 1-D float32 numpy arrays at `SAMPLE_RATE` (16 kHz mono) unless a
+function says otherwise; no function keeps state (whisper's audio.py is the model).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import AudioDecodeError
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000  # Hz; what every HuBERT-family upstream expects
+FRAME_S = 0.02  # 20 ms per HuBERT frame (320 samples)
+MIN_SPEECH_S = 0.3  # shorter than this there is no word to hear
+MAX_AUDIO_S = 600.0  # ten minutes: a spoken query longer than this is a mistake (and a memory risk)
+SILENCE_PEAK = 1e-4  # peak amplitude below which a recording is treated as silence (-80 dBFS)
+NORMALIZE_PEAK = 0.9  # target peak after normalisation
+MAX_GAIN = 100.0  # at most +40 dB of gain, so near-silent noise is not blown up to full scale
+TRIM_TOP_DB = 40.0  # frames quieter than (loudest frame - 40 dB) count as silence when trimming
+TRIM_FRAME_S = 0.025  # 25 ms analysis window for trimming
+TRIM_HOP_S = 0.010  # 10 ms hop
+TRIM_PAD_S = 0.1  # keep 100 ms of context either side of the speech
+
+
+def _name(source: object) -> str:
+    return str(source) if isinstance(source, (str, Path)) else "the audio buffer"
+
+
+def _to_float32(x: np.ndarray) -> np.ndarray:
+    """Integer PCM -> float32 in [-1, 1]; float input is cast. Shape is kept."""
+    if np.issubdtype(x.dtype, np.integer):
+        info = np.iinfo(x.dtype)
+        scale = float(max(abs(info.min), info.max))
+        offset = 0.0 if info.min < 0 else (info.max + 1) / 2.0  # unsigned PCM (8-bit WAV) is centred at 128
+        return ((x.astype(np.float32) - offset) / scale).astype(np.float32)
+    if np.issubdtype(x.dtype, np.floating):
+        return x.astype(np.float32, copy=False)
+    raise AudioDecodeError(f"audio samples of dtype {x.dtype} are not numbers; pass float or integer PCM")
+
+
+def to_mono(x: np.ndarray) -> np.ndarray:
+    """(S,) or (S, C) -> (S,) by averaging channels. A (C, S) array with C < S is detected and transposed."""
+    if x.ndim == 1:
+        return x
+    if x.ndim != 2:
+        raise AudioDecodeError(f"audio must be 1-D (samples) or 2-D (samples, channels); got shape {x.shape}")
+    if x.shape[0] < x.shape[1] and x.shape[0] <= 8:  # (channels, samples), as torchaudio returns
+        x = x.T
+    return x.mean(axis=1).astype(np.float32)
+
+
+def resample(x: np.ndarray, sr_in: int, sr_out: int = SAMPLE_RATE) -> np.ndarray:
+    """Resample (S,) float32 from `sr_in` to `sr_out` with a polyphase FIR (Kaiser window), anti-aliased.
+
+    The rate ratio is reduced to a fraction up/down (44.1 kHz -> 16 kHz is 160/441).
+    """
+    if sr_in <= 0 or sr_out <= 0:
+        raise AudioDecodeError(f"sample rates must be positive; got {sr_in} -> {sr_out}")
+    if sr_in == sr_out or x.size == 0:
+        return x.astype(np.float32, copy=False)
+    from scipy.signal import resample_poly  # scipy is heavy to import; only resampling needs it
+
+    ratio = Fraction(sr_out, sr_in).limit_denominator(10000)
+    y = resample_poly(x.astype(np.float64), ratio.numerator, ratio.denominator, window=("kaiser", 5.0))
+    return y.astype(np.float32)
+
+
+def load_audio(source: str | Path | np.ndarray, sr: int | None = None) -> np.ndarray:
+    """Read a file (any format libsndfile reads: wav, flac, ogg, mp3...) or take an array; return (S,) float32
+    mono at 16 kHz.
+
+    `sr` is the rate of an array given directly (default: already 16 kHz); it is ignored for files, whose
+    header says their rate. Raises AudioDecodeError naming the file when it cannot be read.
+    """
+    if isinstance(source, np.ndarray):
+        x, rate = _to_float32(source), sr or SAMPLE_RATE
+    else:
+        import soundfile as sf
+
+        path = Path(source)
+        if not path.is_file():
+            raise AudioDecodeError(f"audio file {path} does not exist; check the path")
+        try:
+            x, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        except Exception as exc:  # libsndfile raises its own error types for every malformed file
+            raise AudioDecodeError(
+                f"cannot read audio file {path}: {exc}; convert it to WAV or FLAC (e.g. `sox in.x -r 16000 out.wav`)"
+            ) from exc
+    x = to_mono(np.asarray(x))
+    if x.size and x.size / rate > MAX_AUDIO_S:
+        raise AudioDecodeError(
+            f"{_name(source)} is {x.size / rate:.0f} s long, above the limit of {MAX_AUDIO_S:.0f} s; "
+            "cut it to the spoken query"
+        )
+    return resample(x, int(rate), SAMPLE_RATE)
+
+
+def normalize(x: np.ndarray, peak: float = NORMALIZE_PEAK, max_gain: float = MAX_GAIN) -> np.ndarray:
+    """Remove the DC offset and scale so the peak is `peak`, with at most `max_gain` of amplification.
+
+    (S,) float32 -> (S,) float32. Silence (all zeros) comes back unchanged.
+    """
+    if x.size == 0:
+        return x.astype(np.float32, copy=False)
+    y = x.astype(np.float32) - np.float32(x.mean())
+    current = float(np.max(np.abs(y)))
+    if not math.isfinite(current) or current == 0.0:
+        return y
+    gain = min(peak / current, max_gain)
+    return (y * np.float32(gain)).astype(np.float32)
+
+
+def frame_energies_db(x: np.ndarray, sr: int = SAMPLE_RATE) -> tuple[np.ndarray, int, int]:
+    """RMS energy per frame in dB: returns (energies (F,), frame length, hop) in samples."""
+    frame, hop = int(TRIM_FRAME_S * sr), int(TRIM_HOP_S * sr)
+    if x.size < frame:
+        rms = np.sqrt(np.mean(np.square(x, dtype=np.float64))) if x.size else 0.0
+        return np.array([20 * np.log10(max(rms, 1e-10))]), frame, hop
+    n = 1 + (x.size - frame) // hop
+    idx = np.arange(frame)[None, :] + hop * np.arange(n)[:, None]
+    rms = np.sqrt(np.mean(np.square(x[idx], dtype=np.float64), axis=1))
+    return 20 * np.log10(np.maximum(rms, 1e-10)), frame, hop
+
+
+def trim_silence(x: np.ndarray, sr: int = SAMPLE_RATE, top_db: float = TRIM_TOP_DB) -> np.ndarray:
+    """Cut leading and trailing silence: frames more than `top_db` below the loudest frame, keeping
+    `TRIM_PAD_S` of context either side. (S,) -> (S',) with S' <= S; a silent input comes back unchanged.
+    """
+    if x.size == 0:
+        return x
+    energies, frame, hop = frame_energies_db(x, sr)
+    loud = np.flatnonzero(energies >= energies.max() - top_db)
+    if loud.size == 0 or energies.max() <= -199:
+        return x
+    pad = int(TRIM_PAD_S * sr)
+    start = max(0, int(loud[0]) * hop - pad)
+    end = min(x.size, int(loud[-1]) * hop + frame + pad)
+    return x[start:end]
+
+
+def check_speech(x: np.ndarray, sr: int = SAMPLE_RATE, name: str = "the recording") -> None:
+    """Raise AudioDecodeError when `x` (S,) cannot hold a spoken query: empty, NaN/inf, shorter than
+    `MIN_SPEECH_S`, or silent (peak below `SILENCE_PEAK`). `name` (a file name) goes into the message.
+    """
+    if x.size == 0:
+        raise AudioDecodeError(f"{name} is empty (0 samples); record or choose a file with speech in it")
+    if not np.all(np.isfinite(x)):
+        raise AudioDecodeError(f"{name} contains NaN or infinite samples; the file or the recorder is broken")
+    duration = x.size / sr
+    if duration < MIN_SPEECH_S:
+        raise AudioDecodeError(
+            f"{name} is {duration:.2f} s long, shorter than the minimum of {MIN_SPEECH_S} s; speak a longer query"
+        )
+    peak = float(np.max(np.abs(x)))
+    if peak < SILENCE_PEAK:
+        raise AudioDecodeError(
+            f"{name} is silent (peak {peak:.1e} < {SILENCE_PEAK:.0e}); check the microphone and its input level"
+        )
+
+
+def prepare_query(source: str | Path | np.ndarray, sr: int | None = None) -> np.ndarray:
+    """load -> check -> trim -> normalise: the waveform a spoken query is searched with, (S,) float32 16 kHz."""
+    x = load_audio(source, sr)
+    name = _name(source)
+    check_speech(x, name=name)
+    x = trim_silence(x)
+    check_speech(x, name=name)
+    return normalize(x)
+
+
+def pad_or_trim(x: np.ndarray, length: int) -> np.ndarray:
+    """Zero-pad or cut (S,) to exactly `length` samples."""
+    if x.size >= length:
+        return x[:length]
+    return np.pad(x, (0, length - x.size)).astype(np.float32)

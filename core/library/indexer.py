@@ -1,0 +1,294 @@
+"""index_library: scan -> diff with the database -> moves and deletions -> decode + embed new/changed files.
+
+A generator (STYLE rule 7): it yields IndexProgress and returns an IndexReport; a threading.Event
+cancels it within a batch (Cancelled is raised, carrying the partial report). Every batch of vectors
+is committed in its own transaction, so a process killed at any instant loses at most the batch in
+flight and the next run picks up from there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Generator, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import Cancelled, ImageDecodeError
+from core.library.decode import DecodedImage, decode_image
+from core.library.embedder import ImageEmbedder
+from core.library.library import EmbeddedImage, Library, Move
+from core.library.scan import FileEntry, content_hash, normalize_root, scan_roots
+from core.library.store import ImageRow
+from core.library.thumbnails import ThumbnailCache
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 32  # images per encoder call and per committed transaction
+DEFAULT_WORKERS = max(2, min(8, os.cpu_count() or 2))  # decode threads (PIL releases the GIL while decoding)
+
+
+@dataclass(frozen=True)
+class IndexProgress:
+    """done/total files of the current phase ("scan", "hash", "embed", "done"); rate in files/s; eta_s."""
+
+    done: int
+    total: int
+    current: str
+    rate: float
+    eta_s: float | None
+    phase: str
+
+
+@dataclass
+class IndexReport:
+    """What a run did. `skipped`: (path, reason) of files that could not be indexed; `total`: photos found
+    under the roots that are indexed after the run.
+    """
+
+    added: int = 0
+    updated: int = 0
+    moved: int = 0
+    removed: int = 0
+    total: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    cancelled: bool = False
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["skipped"] = [{"path": p, "reason": r} for p, r in self.skipped]
+        d["elapsed_s"] = round(self.elapsed_s, 3)
+        return d
+
+
+@dataclass
+class _Plan:
+    to_embed: list[tuple[FileEntry, int | None]]  # (file, existing row id or None)
+    new: list[FileEntry]
+    moves: list[Move]
+    touched: list[tuple[int, float, int]]
+    vanished: dict[int, ImageRow]
+
+
+def _diff(entries: Sequence[FileEntry], rows: Sequence[ImageRow]) -> _Plan:
+    """Compare the scan with the database (no file is opened here)."""
+    by_path = {r.path: r for r in rows}
+    plan = _Plan([], [], [], [], {})
+    seen: set[str] = set()
+    for e in entries:
+        seen.add(e.path)
+        row = by_path.get(e.path)
+        if row is None:
+            plan.new.append(e)
+        elif row.has_vector and row.mtime == e.mtime and row.size == e.size:
+            if row.deleted or row.root != e.root:  # came back unchanged (or now under another root)
+                plan.moves.append(Move(row.id, e.path, e.root, e.mtime, e.size))
+        else:
+            plan.to_embed.append((e, row.id))
+    plan.vanished = {r.id: r for r in rows if not r.deleted and r.path not in seen}
+    return plan
+
+
+def _decode_one(entry: FileEntry, size: int, draft: bool, thumbs: ThumbnailCache | None
+                ) -> tuple[str, DecodedImage]:
+    """Worker: content hash + decode (+ thumbnail written to the cache). Raises ImageDecodeError."""
+    try:
+        h = content_hash(entry.path, entry.size)
+    except OSError as exc:
+        raise ImageDecodeError(f"{entry.path}: cannot read: {exc}") from exc
+    want_thumb = thumbs is not None and not thumbs.has(h)
+    img = decode_image(entry.path, size, draft=draft, thumbnail=want_thumb)
+    if want_thumb and img.thumb is not None and thumbs is not None:
+        try:
+            thumbs.put(h, img.thumb)
+        except OSError as exc:  # a full cache disk must not stop indexing
+            logger.warning("cannot write thumbnail of %s: %s", entry.path, exc)
+    return h, img
+
+
+def _hash_many(entries: Sequence[FileEntry], pool: ThreadPoolExecutor, cancel: threading.Event | None,
+               report: IndexReport) -> Generator[IndexProgress, None, dict[str, str]]:
+    hashes: dict[str, str] = {}
+    t0 = time.perf_counter()
+    futures = [(e, pool.submit(content_hash, e.path, e.size)) for e in entries]
+    for i, (e, fut) in enumerate(futures):
+        if cancel is not None and cancel.is_set():
+            for _, f in futures:
+                f.cancel()
+            raise Cancelled("indexing was cancelled while hashing new files")
+        try:
+            hashes[e.path] = fut.result()
+        except OSError as exc:
+            report.skipped.append((e.path, f"cannot read: {exc}"))
+        if i % 256 == 255:
+            rate = (i + 1) / max(time.perf_counter() - t0, 1e-9)
+            yield IndexProgress(i + 1, len(entries), e.path, rate, (len(entries) - i - 1) / rate, "hash")
+    return hashes
+
+
+def index_library(
+    library: Library,
+    roots: Iterable[str | Path],
+    embedder: ImageEmbedder,
+    *,
+    cancel: threading.Event | None = None,
+    batch_size: int = BATCH_SIZE,
+    workers: int = DEFAULT_WORKERS,
+    thumbnails: ThumbnailCache | None = None,
+    draft: bool = True,
+    resume: threading.Event | None = None,
+) -> Generator[IndexProgress, None, IndexReport]:
+    """Bring `library` up to date with the photos under `roots` (added as library roots).
+
+    Yields IndexProgress; returns IndexReport. A root that does not exist (an unmounted drive) is
+    reported in `skipped` and its images are left as they are. Raises Cancelled (with `.report`) when
+    `cancel` is set; everything committed before stays. While `resume` is cleared (a search is running),
+    the run waits before encoding its next batch.
+    """
+    t_start = time.perf_counter()
+    report = IndexReport()
+    live_roots: list[str] = []
+    for r in roots:
+        norm = normalize_root(r)
+        if os.path.isdir(norm):
+            live_roots.append(library.add_root(norm))
+        else:
+            report.skipped.append((norm, "folder not found (unmounted?); its photos were left as they are"))
+    yield IndexProgress(0, 0, "", 0.0, None, "scan")
+    entries = scan_roots(live_roots)
+    plan = _diff(entries, library.rows_under(live_roots))
+    logger.info("scan of %s: %d files, %d new, %d changed, %d vanished", live_roots, len(entries),
+                len(plan.new), len(plan.to_embed), len(plan.vanished))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
+        try:
+            hashes = yield from _hash_many(plan.new, pool, cancel, report)
+            revived = len(plan.moves)  # files back at their old path, unchanged: re-added without decoding
+            duplicates = _match_moves(library, plan, hashes)
+            library.apply_changes(plan.moves, list(plan.vanished), plan.touched)
+            report.moved = len(plan.moves) - revived
+            report.added += revived
+            report.removed = len(plan.vanished)
+            if duplicates:
+                library.write_embedded(duplicates)
+                report.added += len(duplicates)
+            yield from _embed_all(library, plan.to_embed, embedder, pool, workers, cancel, batch_size, draft,
+                                  thumbnails, report, resume)
+        except Cancelled as exc:
+            report.cancelled = True
+            report.elapsed_s = time.perf_counter() - t_start
+            exc.report = report  # type: ignore[attr-defined]
+            library.save_ann()
+            raise
+    library.mark_indexed(live_roots)
+    library.ann()  # build, update or save the ANN cache when the library is big enough to use one
+    skipped_files = sum(1 for p, _ in report.skipped if p not in live_roots)
+    report.total = len(entries) - skipped_files
+    report.elapsed_s = time.perf_counter() - t_start
+    yield IndexProgress(report.total, report.total, "", 0.0, 0.0, "done")
+    return report
+
+
+def _match_moves(library: Library, plan: _Plan, hashes: dict[str, str]) -> list[EmbeddedImage]:
+    """Turn new files whose content is already known into moves (vector kept) or copies (vector copied);
+    the rest go to `plan.to_embed`. Returns the copies.
+    """
+    known = library.rows_by_hash(hashes.values())
+    copies: list[EmbeddedImage] = []
+    copy_src: dict[int, EmbeddedImage] = {}
+    used: set[int] = set()
+    for e in plan.new:
+        h = hashes.get(e.path)
+        if h is None:
+            continue  # unreadable: already in the report
+        candidates = [r for r in known.get(h, []) if r.size == e.size and r.id not in used]
+        vanished = [r for r in candidates if r.id in plan.vanished]
+        tomb = [r for r in candidates if r.deleted]
+        source = (vanished or tomb or [None])[0]
+        if source is not None:
+            used.add(source.id)
+            plan.vanished.pop(source.id, None)
+            plan.moves.append(Move(source.id, e.path, e.root, e.mtime, e.size))
+            continue
+        live = [r for r in known.get(h, []) if r.size == e.size and not r.deleted]
+        if live:
+            copy_src[live[0].id] = EmbeddedImage(e.path, e.root, e.mtime, e.size, h, live[0].width,
+                                                 live[0].height, live[0].taken_at, np.zeros(0))
+            copies.append(copy_src[live[0].id])
+            continue
+        plan.to_embed.append((e, None))
+    if copies:
+        vecs = library.vectors_of([i for i in copy_src])
+        copies = [EmbeddedImage(**{**c.__dict__, "vector": vecs[i].astype(np.float32)}) for i, c in copy_src.items()]
+    return copies
+
+
+def _embed_all(library: Library, work: Sequence[tuple[FileEntry, int | None]], embedder: ImageEmbedder,
+               pool: ThreadPoolExecutor, workers: int, cancel: threading.Event | None, batch_size: int, draft: bool,
+               thumbnails: ThumbnailCache | None, report: IndexReport, resume: threading.Event | None = None
+               ) -> Generator[IndexProgress, None, None]:
+    """Decode in the pool (a bounded window ahead), embed in batches, commit each batch."""
+    total = len(work)
+    if not total:
+        return
+    work = sorted(work, key=lambda w: w[0].path)
+    size = embedder.image_size
+    window = batch_size * 2 + workers  # decoded images waiting for the encoder, at most
+    pending: deque[tuple[FileEntry, int | None, Future]] = deque()
+    batch: list[tuple[FileEntry, int | None, str, DecodedImage]] = []
+    failed_rows: list[int] = []
+    t0, done, it = time.perf_counter(), 0, iter(work)
+
+    def cancelled() -> bool:
+        return cancel is not None and cancel.is_set()
+
+    def flush() -> None:
+        nonlocal batch
+        if not batch:
+            return
+        while resume is not None and not resume.wait(0.05) and not cancelled():
+            pass  # a search has the CPU
+        vecs = embedder.embed(np.stack([d.pixels for _, _, _, d in batch]))
+        images = [EmbeddedImage(e.path, e.root, e.mtime, e.size, h, d.width, d.height, d.taken_at, v, rid)
+                  for (e, rid, h, d), v in zip(batch, vecs, strict=True)]
+        library.write_embedded(images)
+        report.updated += sum(1 for _, rid, _, _ in batch if rid is not None)
+        report.added += sum(1 for _, rid, _, _ in batch if rid is None)
+        batch = []
+
+    while True:
+        while len(pending) < window and not cancelled():
+            nxt = next(it, None)
+            if nxt is None:
+                break
+            pending.append((nxt[0], nxt[1], pool.submit(_decode_one, nxt[0], size, draft, thumbnails)))
+        if cancelled():
+            for _, _, fut in pending:
+                fut.cancel()
+            raise Cancelled(f"indexing was cancelled after {done} of {total} photos; the rest is done next run")
+        if not pending:
+            break
+        entry, row_id, fut = pending.popleft()
+        try:
+            h, decoded = fut.result()
+            batch.append((entry, row_id, h, decoded))
+        except ImageDecodeError as exc:
+            reason = str(exc).removeprefix(f"{entry.path}: ")
+            report.skipped.append((entry.path, reason))
+            logger.warning("skipped %s", exc)
+            if row_id is not None:
+                failed_rows.append(row_id)
+        done += 1
+        if len(batch) >= batch_size or not pending:
+            flush()
+            if failed_rows:  # a changed file that no longer decodes must not keep its old vector
+                library.apply_changes([], failed_rows)
+                failed_rows = []
+            rate = done / max(time.perf_counter() - t0, 1e-9)
+            yield IndexProgress(done, total, entry.path, rate, (total - done) / rate if rate else None, "embed")

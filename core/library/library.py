@@ -1,0 +1,402 @@
+"""Library: the photo library of one data dir. SQLite (truth) + resident vectors + the hnswlib cache.
+
+One writer at a time (a lock around every write transaction); any number of searching threads read
+the resident vectors and use their own SQLite connection. The library is bound to the CLIP tower
+identity that made its vectors: opening it with another raises ModelMismatchError.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core import paths
+from core.errors import ModelMismatchError, SpokenSearchError
+from core.library import store
+from core.library.ann import AnnIndex, AnnStamp
+from core.library.scan import normalize_root
+from core.library.store import ROW_COLUMNS, ImageRow, row_from_tuple
+from core.library.vectors import ResidentVectors, VectorSnapshot
+
+logger = logging.getLogger(__name__)
+
+ANN_MIN_VECTORS = 50_000  # below this a brute-force matmul is faster than hnswlib (bench_query.py)
+LIBRARY_SUBDIR = "library"
+
+
+def default_library_dir() -> Path:
+    """Where the library lives: <user data dir>/library (SPOKENSEARCH_DATADIR moves it)."""
+    return paths.data_dir() / LIBRARY_SUBDIR
+
+
+@dataclass(frozen=True)
+class EmbeddedImage:
+    """An image ready to be written: its file facts, what decoding found, and its vector (E,)."""
+
+    path: str
+    root: str
+    mtime: float
+    size: int
+    content_hash: str
+    width: int | None
+    height: int | None
+    taken_at: float | None
+    vector: np.ndarray
+    row_id: int | None = None  # the existing row (a changed file), or None for a new one
+
+
+@dataclass(frozen=True)
+class Move:
+    row_id: int
+    path: str
+    root: str
+    mtime: float
+    size: int
+
+
+class Library:
+    """The library stored in `data_dir` (default: default_library_dir()), bound to `model_identity`.
+
+    `dim` is the vector size E (needed for a new library; read from the database otherwise). With
+    `reindex`, a library made by another model drops its vectors (paths are kept) and takes this identity.
+    """
+
+    def __init__(self, data_dir: str | Path | None, model_identity: str, *, dim: int | None = None,
+                 cache_dir: str | Path | None = None, reindex: bool = False,
+                 ann_min_vectors: int = ANN_MIN_VECTORS) -> None:
+        self.data_dir = Path(data_dir) if data_dir is not None else default_library_dir()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.data_dir / store.DB_NAME
+        self.model_identity = model_identity
+        self.ann_min_vectors = ann_min_vectors
+        self._write_lock = threading.RLock()
+        self._local = threading.local()
+        self._conn = store.connect(self.db_path)
+        store.migrate(self._conn, self.db_path)
+        self.uuid = store.get_meta(self._conn, "library_uuid") or ""
+        self._check_identity(model_identity, dim, reindex)
+        stored_dim = store.get_meta(self._conn, "dim")
+        self.dim = int(stored_dim) if stored_dim else (dim or 0)
+        self._generation = int(store.get_meta(self._conn, "generation") or 0)
+        cache = Path(cache_dir) if cache_dir is not None else paths.cache_dir()
+        self.ann_path = cache / "ann" / f"{self.uuid}.hnsw"
+        self.vectors = ResidentVectors(self.dim or 1)
+        self._load_vectors()
+        self._ann: AnnIndex | None = None
+        self._ann_dirty = False
+
+    # ---- opening ---------------------------------------------------------------------------------------
+    def _check_identity(self, identity: str, dim: int | None, reindex: bool) -> None:
+        stored = store.get_meta(self._conn, "model_id")
+        if stored is not None and stored != identity:
+            if not reindex:
+                raise ModelMismatchError(
+                    f"the library at {self.db_path} was indexed with another CLIP image tower "
+                    f"({stored[:12]}) than this model's ({identity[:12]}); its vectors cannot be mixed. "
+                    "Re-index it with this model: `python -m core index DIR... --reindex` "
+                    "(or SearchService(..., reindex=True)), or use the model that made it"
+                )
+            self._reset_vectors(identity, dim)
+            return
+        if stored is None or (dim and store.get_meta(self._conn, "dim") is None):
+            with self._transaction():
+                store.set_meta(self._conn, "model_id", identity)
+                if dim:
+                    store.set_meta(self._conn, "dim", dim)
+
+    def _reset_vectors(self, identity: str, dim: int | None) -> None:
+        """Forget every vector (keeping paths), and bind the library to `identity` (rclip's v3 migration)."""
+        logger.warning("re-indexing %s for model %s: dropping all vectors", self.db_path, identity[:12])
+        with self._transaction():
+            self._conn.execute("UPDATE images SET vector = NULL")
+            self._conn.execute("DELETE FROM images WHERE deleted = 1")
+            store.set_meta(self._conn, "model_id", identity)
+            if dim:
+                store.set_meta(self._conn, "dim", dim)
+            store.bump_generation(self._conn)
+
+    def _load_vectors(self) -> None:
+        t0 = time.perf_counter()
+        cur = self._conn.execute(
+            "SELECT id, vector, COALESCE(taken_at, mtime) FROM images "
+            "WHERE deleted = 0 AND vector IS NOT NULL ORDER BY id")
+        while batch := cur.fetchmany(50_000):
+            ids = np.fromiter((r[0] for r in batch), np.int64, len(batch))
+            vecs = store.blob_to_matrix([r[1] for r in batch], self.dim)
+            dates = np.fromiter((r[2] for r in batch), np.float64, len(batch))
+            self.vectors.upsert(ids, vecs, dates)
+        logger.info("loaded %d vectors from %s in %.2f s", len(self.vectors), self.db_path, time.perf_counter() - t0)
+
+    def close(self) -> None:
+        with self._write_lock:
+            self._conn.close()
+            conn = getattr(self._local, "conn", None)
+            if conn is not None:
+                conn.close()
+                self._local.conn = None
+
+    # ---- plumbing ----------------------------------------------------------------------------------------
+    def _transaction(self) -> _Txn:
+        return _Txn(self)
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's own connection for reads (WAL: reads never wait for the writer)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = store.connect(self.db_path)
+            self._local.conn = conn
+        return conn
+
+    @property
+    def generation(self) -> int:
+        """The database's change counter (bumped by every write of vectors)."""
+        return self._generation
+
+    # ---- roots -------------------------------------------------------------------------------------------
+    def roots(self) -> list[str]:
+        return [r[0] for r in self._reader().execute("SELECT path FROM roots ORDER BY path")]
+
+    def add_root(self, root: str | Path) -> str:
+        path = normalize_root(root)
+        if not os.path.isdir(path):
+            raise SpokenSearchError(f"{path} is not a folder; choose a folder of photos to add")
+        with self._transaction():
+            self._conn.execute("INSERT OR IGNORE INTO roots(path, added_at) VALUES(?, ?)", (path, time.time()))
+        return path
+
+    def remove_root(self, root: str | Path) -> int:
+        """Forget a root and every image under it (rows deleted). Returns how many images were removed."""
+        path = normalize_root(root)
+        with self._transaction():
+            ids = [r[0] for r in self._conn.execute("SELECT id FROM images WHERE root = ?", (path,))]
+            self._conn.execute("DELETE FROM images WHERE root = ?", (path,))
+            self._conn.execute("DELETE FROM roots WHERE path = ?", (path,))
+            self._after_write(removed=np.array(ids, np.int64))
+        return len(ids)
+
+    def mark_indexed(self, roots: Iterable[str]) -> None:
+        with self._transaction():
+            for r in roots:
+                self._conn.execute("UPDATE roots SET last_indexed = ? WHERE path = ?", (time.time(), r))
+
+    def root_of(self, folder: str | Path) -> str | None:
+        """The indexed root that contains `folder` (or is it), else None."""
+        f = normalize_root(folder)
+        for r in self.roots():
+            if f == r or f.startswith(r.rstrip(os.sep) + os.sep):
+                return r
+        return None
+
+    # ---- reads -------------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    def snapshot(self) -> VectorSnapshot:
+        return self.vectors.snapshot()
+
+    def rows(self, ids: Sequence[int]) -> dict[int, ImageRow]:
+        """Rows by id (deleted ones included), for the hits of a query: one SELECT for all."""
+        out: dict[int, ImageRow] = {}
+        ids = [int(i) for i in ids]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            q = f"SELECT {ROW_COLUMNS} FROM images WHERE id IN ({','.join('?' * len(chunk))})"
+            for t in self._reader().execute(q, chunk):
+                out[t[0]] = row_from_tuple(t)
+        return out
+
+    def row_by_path(self, path: str | Path) -> ImageRow | None:
+        t = self._reader().execute(f"SELECT {ROW_COLUMNS} FROM images WHERE path = ?",
+                                   (os.path.abspath(str(path)),)).fetchone()
+        return row_from_tuple(t) if t else None
+
+    def rows_under(self, roots: Iterable[str]) -> list[ImageRow]:
+        """Every row (deleted included) whose root is one of `roots`: what a scan is compared with."""
+        out: list[ImageRow] = []
+        for r in roots:
+            out.extend(row_from_tuple(t) for t in self._reader().execute(
+                f"SELECT {ROW_COLUMNS} FROM images WHERE root = ?", (r,)))
+        return out
+
+    def rows_by_hash(self, hashes: Iterable[str]) -> dict[str, list[ImageRow]]:
+        """Rows (with vectors) per content hash, for move and duplicate detection."""
+        out: dict[str, list[ImageRow]] = {}
+        hs = list(set(hashes))
+        for start in range(0, len(hs), 500):
+            chunk = hs[start : start + 500]
+            q = (f"SELECT {ROW_COLUMNS} FROM images WHERE vector IS NOT NULL "
+                 f"AND content_hash IN ({','.join('?' * len(chunk))})")
+            for t in self._reader().execute(q, chunk):
+                row = row_from_tuple(t)
+                out.setdefault(row.content_hash or "", []).append(row)
+        return out
+
+    def vectors_of(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """float16 vectors (E,) from SQLite (also of deleted rows), by id."""
+        out: dict[int, np.ndarray] = {}
+        ids = [int(i) for i in ids]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            q = f"SELECT id, vector FROM images WHERE vector IS NOT NULL AND id IN ({','.join('?' * len(chunk))})"
+            for i, blob in self._reader().execute(q, chunk):
+                out[i] = np.frombuffer(blob, dtype="<f2").astype(np.float16)
+        return out
+
+    def ids_under(self, folder: str | Path) -> np.ndarray:
+        """Ids (ascending) of the live, embedded images inside `folder` (recursively)."""
+        f = normalize_root(folder)
+        prefix = f.rstrip(os.sep) + os.sep
+        rows = self._reader().execute(
+            "SELECT id FROM images WHERE deleted = 0 AND vector IS NOT NULL "
+            "AND (path = ? OR substr(path, 1, ?) = ?) ORDER BY id", (f, len(prefix), prefix)).fetchall()
+        return np.fromiter((r[0] for r in rows), np.int64, len(rows))
+
+    def count_rows(self) -> dict[str, int]:
+        c = self._reader().execute(
+            "SELECT SUM(deleted = 0 AND vector IS NOT NULL), SUM(deleted = 0 AND vector IS NULL), SUM(deleted) "
+            "FROM images").fetchone()
+        return {"indexed": c[0] or 0, "pending": c[1] or 0, "deleted": c[2] or 0}
+
+    # ---- writes (the indexer's) --------------------------------------------------------------------------
+    def write_embedded(self, images: Sequence[EmbeddedImage]) -> list[int]:
+        """Insert new / update changed images with their vectors, in one transaction. Returns their ids."""
+        ids: list[int] = []
+        with self._transaction():
+            for im in images:
+                blob = store.vector_to_blob(im.vector)
+                values = (im.path, im.root, im.mtime, im.size, im.content_hash, im.width, im.height,
+                          im.taken_at, blob)
+                if im.row_id is None:
+                    cur = self._conn.execute(
+                        "INSERT INTO images(path, root, mtime, size, content_hash, width, height, taken_at, "
+                        "vector, deleted) VALUES(?,?,?,?,?,?,?,?,?,0) ON CONFLICT(path) DO UPDATE SET "
+                        "root=excluded.root, mtime=excluded.mtime, size=excluded.size, "
+                        "content_hash=excluded.content_hash, width=excluded.width, height=excluded.height, "
+                        "taken_at=excluded.taken_at, vector=excluded.vector, deleted=0 RETURNING id", values)
+                    ids.append(int(cur.fetchone()[0]))
+                else:
+                    self._conn.execute(
+                        "UPDATE images SET path=?, root=?, mtime=?, size=?, content_hash=?, width=?, height=?, "
+                        "taken_at=?, vector=?, deleted=0 WHERE id=?", (*values, im.row_id))
+                    ids.append(im.row_id)
+            if images:
+                vecs = np.stack([np.asarray(im.vector, np.float32) for im in images])
+                dates = np.array([im.taken_at if im.taken_at is not None else im.mtime for im in images])
+                self._after_write(upserted=(np.array(ids, np.int64), vecs, dates))
+        return ids
+
+    def apply_changes(self, moves: Sequence[Move], deleted_ids: Sequence[int],
+                      touched: Sequence[tuple[int, float, int]] = ()) -> None:
+        """Moves (same content, new path: vector kept), deletions (tombstoned: deleted=1) and touched files
+        (mtime/size only), in one transaction.
+        """
+        if not moves and not deleted_ids and not touched:
+            return
+        with self._transaction():
+            revived: list[int] = []
+            for mv in moves:
+                self._conn.execute("DELETE FROM images WHERE path = ? AND id != ?", (mv.path, mv.row_id))
+                was_deleted = self._conn.execute("SELECT deleted FROM images WHERE id = ?",
+                                                 (mv.row_id,)).fetchone()[0]
+                self._conn.execute("UPDATE images SET path=?, root=?, mtime=?, size=?, deleted=0 WHERE id=?",
+                                   (mv.path, mv.root, mv.mtime, mv.size, mv.row_id))
+                if was_deleted:
+                    revived.append(mv.row_id)
+            for row_id, mtime, size in touched:
+                self._conn.execute("UPDATE images SET mtime=?, size=? WHERE id=?", (mtime, size, row_id))
+            self._conn.executemany("UPDATE images SET deleted = 1 WHERE id = ?", [(int(i),) for i in deleted_ids])
+            changed = [mv.row_id for mv in moves] + [t[0] for t in touched]
+            dates = {i: d for i, d in self._conn.execute(
+                f"SELECT id, COALESCE(taken_at, mtime) FROM images WHERE id IN ({','.join('?' * len(changed))})",
+                changed)} if changed else {}
+            upsert = None
+            if revived:
+                vecs = self.vectors_of_conn(revived)
+                ids = np.array(revived, np.int64)
+                upsert = (ids, np.stack([vecs[i] for i in revived]).astype(np.float32),
+                          np.array([dates[i] for i in revived]))
+            self._after_write(upserted=upsert, removed=np.array(deleted_ids, np.int64))
+            moved_ids = np.array([i for i in changed if i not in set(revived)], np.int64)
+            self.vectors.set_dates(moved_ids, np.array([dates[int(i)] for i in moved_ids]))
+
+    def vectors_of_conn(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        q = f"SELECT id, vector FROM images WHERE id IN ({','.join('?' * len(ids))})"
+        return {i: np.frombuffer(b, dtype="<f2") for i, b in self._conn.execute(q, list(ids))}
+
+    def _after_write(self, upserted: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                     removed: np.ndarray | None = None) -> None:
+        """Inside a write transaction: bump the generation and mirror the change in memory."""
+        self._generation = store.bump_generation(self._conn)
+        if upserted is not None and len(upserted[0]):
+            ids, vecs, dates = upserted
+            if not self.dim:
+                self.dim = vecs.shape[1]
+                store.set_meta(self._conn, "dim", self.dim)
+                self.vectors = ResidentVectors(self.dim)
+            self.vectors.upsert(ids, vecs, dates)
+            if self._ann is not None:
+                self._ann.upsert(ids, vecs)
+                self._ann_dirty = True
+        if removed is not None and removed.size:
+            self.vectors.remove(removed)
+            if self._ann is not None:
+                self._ann.remove(removed)
+                self._ann_dirty = True
+
+    # ---- the ANN cache -----------------------------------------------------------------------------------
+    def _stamp(self) -> AnnStamp:
+        return AnnStamp(self.uuid, self._generation, len(self.vectors), self.dim, self.model_identity)
+
+    def ann(self, build: bool = True) -> AnnIndex | None:
+        """The hnswlib index when the library is big enough to need one (loaded from the cache file when
+        its stamp matches, else rebuilt from the resident vectors and saved); None below ann_min_vectors.
+        """
+        if len(self.vectors) < self.ann_min_vectors:
+            return None
+        with self._write_lock:
+            if self._ann is None:
+                self._ann = AnnIndex.load(self.ann_path, self._stamp())
+                if self._ann is None and build:
+                    t0 = time.perf_counter()
+                    snap = self.vectors.snapshot()
+                    self._ann = AnnIndex.build(snap.ids, snap.vectors)
+                    logger.info("built the ANN index over %d vectors in %.1f s", len(snap), time.perf_counter() - t0)
+                    self._ann_dirty = True
+            if self._ann_dirty:
+                self.save_ann()
+            return self._ann
+
+    def save_ann(self) -> None:
+        with self._write_lock:
+            if self._ann is not None and self._ann_dirty:
+                self._ann.save(self.ann_path, self._stamp())
+                self._ann_dirty = False
+
+
+class _Txn:
+    """`with library._transaction():` BEGIN IMMEDIATE under the write lock; COMMIT, or ROLLBACK on error."""
+
+    def __init__(self, lib: Library) -> None:
+        self.lib = lib
+
+    def __enter__(self) -> None:
+        self.lib._write_lock.acquire()
+        try:
+            self.lib._conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.lib._write_lock.release()
+            raise
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            self.lib._conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.lib._write_lock.release()

@@ -1,0 +1,128 @@
+"""Find photos under one or more roots: recursive, hidden files skipped, symlinks followed without loops.
+
+Also the content hash that recognises a moved or renamed file without decoding it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+BASE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff"}
+)
+HEIF_EXTENSIONS = frozenset({".heic", ".heif", ".hif"})
+HASH_CHUNK = 64 * 1024  # bytes read from the head and from the tail of a file for its content hash
+
+
+def heif_available() -> bool:
+    """True when pillow-heif is installed (HEIC/HEIF photos are then indexed too)."""
+    try:
+        import pillow_heif  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def image_extensions() -> frozenset[str]:
+    """The lower-case file extensions that are scanned (HEIC/HEIF only with pillow-heif)."""
+    return BASE_EXTENSIONS | HEIF_EXTENSIONS if heif_available() else BASE_EXTENSIONS
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One photo found by the scan. `path` is absolute (not resolved: a symlinked folder keeps its name)."""
+
+    path: str
+    root: str
+    mtime: float
+    size: int
+
+
+def normalize_root(root: str | Path) -> str:
+    """An absolute, normalised root path (symlinks in it kept), as it is stored in the database."""
+    return os.path.normpath(os.path.abspath(os.path.expanduser(str(root))))
+
+
+def _walk(root: str, extensions: frozenset[str], seen_dirs: set[str], seen_files: set[str]) -> Iterator[FileEntry]:
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            real = os.path.realpath(folder)
+        except OSError:
+            continue
+        if real in seen_dirs:  # a symlink loop, or a folder reached twice through links
+            logger.debug("skipping %s: already scanned as %s", folder, real)
+            continue
+        seen_dirs.add(real)
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            logger.warning("cannot list %s: %s", folder, exc)
+            continue
+        subdirs = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=True):
+                    subdirs.append(entry.path)
+                    continue
+                if os.path.splitext(entry.name)[1].lower() not in extensions:
+                    continue
+                if not entry.is_file(follow_symlinks=True):
+                    continue
+                st = entry.stat(follow_symlinks=True)
+            except OSError as exc:  # a dangling symlink, a permission error
+                logger.debug("skipping %s: %s", entry.path, exc)
+                continue
+            real_file = os.path.realpath(entry.path) if entry.is_symlink() else entry.path
+            if real_file in seen_files:
+                continue
+            seen_files.add(real_file)
+            yield FileEntry(entry.path, root, st.st_mtime, st.st_size)
+        stack.extend(reversed(subdirs))
+
+
+def scan_roots(roots: Iterable[str | Path], extensions: frozenset[str] | None = None) -> list[FileEntry]:
+    """All photos under `roots`, depth-first in name order. A file reachable twice (a symlink to a file
+    already found) is listed once; a folder reached twice (a symlink loop) is scanned once.
+    """
+    exts = extensions if extensions is not None else image_extensions()
+    seen_dirs: set[str] = set()
+    seen_files: set[str] = set()
+    found: list[FileEntry] = []
+    for root in roots:
+        norm = normalize_root(root)
+        found.extend(_walk(norm, exts, seen_dirs, seen_files))
+    return found
+
+
+def content_hash(path: str | Path, size: int | None = None) -> str:
+    """A cheap content fingerprint: blake2b-128 over the file size and its first and last 64 KB.
+
+    Reading at most 128 KB makes it ~0.1 ms per file from the page cache. It identifies a file that was
+    moved or renamed (same bytes); it is not a proof of equal content for files that share size, head and
+    tail, so it is used only to match a vanished file to a new one, never to skip re-embedding a file that
+    changed in place.
+    """
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        if size is None:
+            size = os.fstat(f.fileno()).st_size
+        h.update(size.to_bytes(8, "little"))
+        h.update(f.read(HASH_CHUNK))
+        if size > 2 * HASH_CHUNK:
+            f.seek(size - HASH_CHUNK)
+            h.update(f.read(HASH_CHUNK))
+        elif size > HASH_CHUNK:
+            h.update(f.read())
+    return h.hexdigest()

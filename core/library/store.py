@@ -1,0 +1,161 @@
+"""SQLite: the library's source of truth. Schema, ordered migrations, and the row types.
+
+Tables (STYLE rule 6, after rclip's db.py):
+  meta(key PRIMARY KEY, value)        schema_version, library_uuid, model_id, dim, generation
+  roots(id, path UNIQUE, added_at, last_indexed)
+  images(id, path UNIQUE, root, mtime, size, content_hash, deleted, width, height, taken_at,
+         vector BLOB float16 little-endian (E,), or NULL when the image still has to be embedded)
+WAL mode: readers (searches) never block the writer (the indexer), and a commit is durable and atomic,
+so a process killed at any instant leaves the last committed batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import IndexVersionError
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+DB_NAME = "library.sqlite3"
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    """One row of `images` without its vector."""
+
+    id: int
+    path: str
+    root: str
+    mtime: float
+    size: int
+    content_hash: str | None
+    deleted: bool
+    width: int | None
+    height: int | None
+    taken_at: float | None
+    has_vector: bool
+
+    @property
+    def date(self) -> float:
+        """The photo's date for sorting: EXIF DateTimeOriginal, else the file's mtime."""
+        return self.taken_at if self.taken_at is not None else self.mtime
+
+
+ROW_COLUMNS = ("id, path, root, mtime, size, content_hash, deleted, width, height, taken_at, "
+               "vector IS NOT NULL")
+
+
+def row_from_tuple(t: tuple) -> ImageRow:
+    return ImageRow(t[0], t[1], t[2], t[3], t[4], t[5], bool(t[6]), t[7], t[8], t[9], bool(t[10]))
+
+
+def vector_to_blob(v: np.ndarray) -> bytes:
+    return np.asarray(v, dtype="<f2").tobytes()
+
+
+def blob_to_matrix(blobs: list[bytes], dim: int) -> np.ndarray:
+    """Concatenated float16 blobs -> (N, dim) float16."""
+    if not blobs:
+        return np.zeros((0, dim), np.float16)
+    return np.frombuffer(b"".join(blobs), dtype="<f2").reshape(len(blobs), dim).astype(np.float16, copy=False)
+
+
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    """Statement by statement: executescript() would COMMIT the migration's open transaction."""
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def _v1(conn: sqlite3.Connection) -> None:
+    _run_script(
+        conn,
+        """
+        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS roots (
+            id INTEGER PRIMARY KEY, path TEXT UNIQUE NOT NULL, added_at REAL NOT NULL, last_indexed REAL);
+        CREATE TABLE IF NOT EXISTS images (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            path TEXT UNIQUE NOT NULL,
+            root TEXT NOT NULL,
+            mtime REAL NOT NULL,
+            size INTEGER NOT NULL,
+            content_hash TEXT,
+            deleted INTEGER NOT NULL DEFAULT 0,
+            width INTEGER,
+            height INTEGER,
+            taken_at REAL,
+            vector BLOB);
+        CREATE INDEX IF NOT EXISTS images_hash ON images(content_hash);
+        CREATE INDEX IF NOT EXISTS images_root ON images(root);
+        """
+    )
+
+
+# Ordered migrations: (version reached, function). A new schema appends (2, _v2) and never edits _v1.
+MIGRATIONS: list[tuple[int, Callable[[sqlite3.Connection], None]]] = [(1, _v1)]
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """A connection in WAL mode with sane pragmas. `readonly` opens with mode=ro (for search threads)."""
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=30)
+    else:
+        conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable at checkpoint, atomic always
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+def get_meta(conn: sqlite3.Connection, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return row[0] if row else None
+
+
+def set_meta(conn: sqlite3.Connection, key: str, value: object) -> None:
+    conn.execute("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                 (key, str(value)))
+
+
+def migrate(conn: sqlite3.Connection, db_path: Path) -> int:
+    """Bring the schema to SCHEMA_VERSION; raise IndexVersionError for a newer one. Returns the version."""
+    has_meta = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
+    version = int(get_meta(conn, "schema_version") or 0) if has_meta else 0
+    if version > SCHEMA_VERSION:
+        raise IndexVersionError(
+            f"the library database {db_path} has schema version {version}, newer than this program's "
+            f"{SCHEMA_VERSION}; update the program, or delete {db_path} and index again"
+        )
+    for target, step in MIGRATIONS:
+        if version < target:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                step(conn)
+                set_meta(conn, "schema_version", target)
+                if get_meta(conn, "library_uuid") is None:
+                    set_meta(conn, "library_uuid", uuid.uuid4().hex)
+                if get_meta(conn, "generation") is None:
+                    set_meta(conn, "generation", 0)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            logger.info("library database %s migrated to schema version %d", db_path, target)
+            version = target
+    return version
+
+
+def bump_generation(conn: sqlite3.Connection) -> int:
+    """Count one more change to the vectors (inside the caller's transaction); returns the new value."""
+    conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+    return int(get_meta(conn, "generation") or 0)

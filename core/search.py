@@ -1,0 +1,245 @@
+"""SearchEngine: a spoken query (or typed text, or a photo) -> the model's keywords and segments -> ranked hits.
+
+Vectors are read from the library's resident matrix (never from SQLite per query). Below
+`ANN_MIN_VECTORS` (bench_query.py measured where hnswlib starts to win) a query is an exact matmul;
+above, hnswlib proposes candidates and their scores are recomputed exactly, so every score returned is
+the exact cosine between the query and the stored (float16) vector.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core import audio
+from core.errors import ModelMismatchError, SpokenSearchError
+from core.library.library import Library
+from core.library.vectors import VectorSnapshot, exact_scores, top_k
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TOP_K = 20
+ANN_CANDIDATES = 4  # hnswlib returns max(ef, 4 k) candidates, re-ranked exactly
+SORT_KEYS = ("score", "date")
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One result: the image's SQLite id, its path, the exact cosine score, its mtime and EXIF date."""
+
+    image_id: int
+    path: str
+    score: float
+    mtime: float
+    taken_at: float | None = None
+
+    @property
+    def date(self) -> float:
+        return self.taken_at if self.taken_at is not None else self.mtime
+
+    def to_json(self) -> dict:
+        return {"path": self.path, "score": round(float(self.score), 6), "image_id": self.image_id,
+                "date": self.date}
+
+
+@dataclass
+class SearchResult:
+    """query: the SpeechQuery (keywords, segments, alpha) for a spoken query, else None.
+    method: "exact" or "ann"; timings in milliseconds (embed = the model, rank = the vector search).
+    """
+
+    query: Any
+    hits: list[Hit]
+    method: str = "exact"
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class SearchEngine:
+    """Searches `library` with `model` (a SpeechClipModel: .infer(wav), .clip.encode_text/encode_image).
+
+    Thread-safe for concurrent searches and for searching while another thread indexes the library.
+    """
+
+    def __init__(self, model: Any, library: Library) -> None:
+        self.model = model
+        self.library = library
+        self._cache_lock = threading.Lock()
+        self._f32: tuple[int, np.ndarray] | None = None  # (generation, float32 copy) for brute force
+        self._folder_ids: dict[tuple[tuple[str, ...], int], np.ndarray] = {}
+
+    # ---- the three kinds of query ----------------------------------------------------------------------
+    def search_audio(self, wav: np.ndarray | str | Path, top_k: int = DEFAULT_TOP_K, min_score: float | None = None,
+                     roots: Sequence[str | Path] | None = None, sort: str = "score",
+                     sr: int | None = None) -> SearchResult:
+        """A spoken query: wav (S,) float32 16 kHz (or a file, or another rate with `sr`) -> hits.
+
+        Raises AudioDecodeError for empty, too short, silent or unreadable audio.
+        """
+        t0 = time.perf_counter()
+        query = self.speech_query(wav, sr)
+        embed_ms = (time.perf_counter() - t0) * 1000
+        result = self.search_vector(query.query_vector, top_k, min_score, roots, sort)
+        result.query = query
+        result.timings_ms["embed"] = embed_ms
+        return result
+
+    def speech_query(self, wav: np.ndarray | str | Path, sr: int | None = None) -> Any:
+        """Load / check / normalise a spoken query and run the model: -> SpeechQuery (query_vector, keywords,
+        segments, alpha). Segment times are relative to the start of `wav` as given (nothing trimmed).
+        """
+        name = str(wav) if isinstance(wav, (str, Path)) else "the recording"
+        x = audio.load_audio(wav, sr)
+        audio.check_speech(x, name=name)
+        return self.model.infer(audio.normalize(x))
+
+    def encode_text(self, text: str) -> np.ndarray:
+        """The CLIP text embedding (E,) float32 of a typed query."""
+        if not text.strip():
+            raise SpokenSearchError("the text query is empty; type a few words describing the photo")
+        vec = self.model.clip.encode_text([text])
+        return _to_numpy(vec)[0]
+
+    def search_text(self, text: str, top_k: int = DEFAULT_TOP_K, min_score: float | None = None,
+                    roots: Sequence[str | Path] | None = None, sort: str = "score") -> SearchResult:
+        t0 = time.perf_counter()
+        vec = self.encode_text(text)
+        embed_ms = (time.perf_counter() - t0) * 1000
+        result = self.search_vector(vec, top_k, min_score, roots, sort)
+        result.timings_ms["embed"] = embed_ms
+        return result
+
+    def image_vector(self, path_or_id: str | Path | int) -> tuple[np.ndarray, int | None]:
+        """The vector of an indexed photo (by id or path) from memory, or of any image file, embedded now.
+        Returns (vector (E,) float32, its id or None).
+        """
+        if isinstance(path_or_id, (int, np.integer)):
+            image_id = int(path_or_id)
+        else:
+            row = self.library.row_by_path(path_or_id)
+            image_id = row.id if row is not None and not row.deleted and row.has_vector else None
+        if image_id is not None:
+            snap = self.library.snapshot()
+            pos = int(np.searchsorted(snap.ids, image_id))
+            if pos < len(snap) and snap.ids[pos] == image_id:
+                return snap.vectors[pos].astype(np.float32), image_id
+            if isinstance(path_or_id, (int, np.integer)):
+                raise SpokenSearchError(f"image id {image_id} is not in the library; index it first")
+        from core.library.decode import decode_image
+        from core.library.embedder import ClipImageEmbedder
+
+        embedder = ClipImageEmbedder(self.model.clip)
+        pixels = decode_image(path_or_id, embedder.image_size).pixels
+        return embedder.embed(pixels[None])[0], None
+
+    def search_similar(self, path_or_id: str | Path | int, top_k: int = DEFAULT_TOP_K,
+                       min_score: float | None = None, roots: Sequence[str | Path] | None = None,
+                       sort: str = "score") -> SearchResult:
+        """"More like this": photos nearest to an indexed photo (itself excluded) or to any image file."""
+        t0 = time.perf_counter()
+        vec, image_id = self.image_vector(path_or_id)
+        embed_ms = (time.perf_counter() - t0) * 1000
+        exclude = {image_id} if image_id is not None else set()
+        result = self.search_vector(vec, top_k, min_score, roots, sort, exclude=exclude)
+        result.timings_ms["embed"] = embed_ms
+        return result
+
+    # ---- ranking -----------------------------------------------------------------------------------------
+    def search_vector(self, query: np.ndarray, top_k: int = DEFAULT_TOP_K, min_score: float | None = None,
+                      roots: Sequence[str | Path] | None = None, sort: str = "score",
+                      exclude: set[int] | None = None) -> SearchResult:
+        """Rank the library against `query` (E,) (L2-normalised here). `roots`: only photos inside these
+        folders; `sort`: "score" (best first) or "date" (newest first, among the top_k by score).
+        """
+        if sort not in SORT_KEYS:
+            raise SpokenSearchError(f"unknown sort {sort!r}; use one of {SORT_KEYS}")
+        t0 = time.perf_counter()
+        q = np.asarray(query, np.float32).reshape(-1)
+        norm = float(np.linalg.norm(q))
+        q = q / norm if norm > 0 else q
+        snap = self.library.snapshot()
+        if len(snap) and q.shape[0] != snap.vectors.shape[1]:
+            raise ModelMismatchError(
+                f"the query vector has {q.shape[0]} dimensions but the library at {self.library.db_path} holds "
+                f"{snap.vectors.shape[1]}; it was indexed with another model: re-index with --reindex")
+        k = max(0, int(top_k)) + len(exclude or ())
+        ids, scores, method = self._rank(snap, q, k, roots)
+        rank_ms = (time.perf_counter() - t0) * 1000
+        keep = np.ones(len(ids), bool)
+        if exclude:
+            keep &= ~np.isin(ids, list(exclude))
+        if min_score is not None:
+            keep &= scores >= min_score
+        ids, scores = ids[keep][:top_k], scores[keep][:top_k]
+        rows = self.library.rows(ids.tolist())
+        hits = [Hit(int(i), rows[int(i)].path, float(s), rows[int(i)].mtime, rows[int(i)].taken_at)
+                for i, s in zip(ids, scores, strict=True) if int(i) in rows and not rows[int(i)].deleted]
+        if sort == "date":
+            hits.sort(key=lambda h: h.date, reverse=True)
+        timings = {"rank": rank_ms, "total_search": (time.perf_counter() - t0) * 1000}
+        return SearchResult(None, hits, method, timings)
+
+    def _rank(self, snap: VectorSnapshot, q: np.ndarray, k: int, roots: Sequence[str | Path] | None
+              ) -> tuple[np.ndarray, np.ndarray, str]:
+        """Top-k (ids, exact scores) best first, over the whole snapshot or the rows inside `roots`."""
+        if not len(snap) or k <= 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32), "exact"
+        rows = self._rows_in(snap, roots) if roots else None
+        n = len(snap) if rows is None else rows.size
+        ann = self.library.ann() if n >= self.library.ann_min_vectors else None
+        if ann is not None:
+            frac = 1.0 if rows is None else n / len(snap)
+            want = min(len(snap), int(max(ann.ef, ANN_CANDIDATES * k) / max(frac, 1e-6)))
+            cand_rows = snap.rows_of(_present(snap, ann.query(q, want)))
+            if rows is not None:
+                cand_rows = np.intersect1d(cand_rows, rows)
+            if cand_rows.size >= k:
+                scores = exact_scores(snap.vectors[cand_rows], q)
+                best = top_k(scores, k)
+                return snap.ids[cand_rows[best]], scores[best], "ann"
+        matrix = self._float32(snap) if rows is None else snap.vectors[rows]
+        scores = exact_scores(matrix, q)
+        best = top_k(scores, k)
+        ids = snap.ids[best] if rows is None else snap.ids[rows[best]]
+        return ids, scores[best], "exact"
+
+    def _float32(self, snap: VectorSnapshot) -> np.ndarray:
+        """A float32 copy of a small library's matrix (BLAS speed), kept until the library changes."""
+        if len(snap) >= self.library.ann_min_vectors:
+            return snap.vectors  # large: exact_scores widens chunk by chunk instead of doubling memory
+        with self._cache_lock:
+            if self._f32 is None or self._f32[0] != snap.generation:
+                self._f32 = (snap.generation, snap.vectors.astype(np.float32))
+            return self._f32[1]
+
+    def _rows_in(self, snap: VectorSnapshot, roots: Sequence[str | Path]) -> np.ndarray:
+        key = (tuple(sorted(str(r) for r in roots)), snap.generation)
+        with self._cache_lock:
+            cached = self._folder_ids.get(key)
+        if cached is None:
+            ids = np.unique(np.concatenate([self.library.ids_under(r) for r in roots] or [np.zeros(0, np.int64)]))
+            cached = snap.rows_of(_present(snap, ids))
+            with self._cache_lock:
+                self._folder_ids = {key: cached}  # one filter cached: the one the user is looking at
+        return cached
+
+
+def _present(snap: VectorSnapshot, ids: np.ndarray) -> np.ndarray:
+    """The subset of `ids` that are rows of the snapshot (sorted)."""
+    ids = np.asarray(ids, np.int64)
+    pos = np.searchsorted(snap.ids, ids)
+    ok = pos < len(snap)
+    ok[ok] = snap.ids[pos[ok]] == ids[ok]
+    return np.sort(ids[ok])
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().float().cpu().numpy()
+    return np.asarray(x, np.float32)

@@ -1,0 +1,203 @@
+"""SearchService: the one object the app (and the CLI) talks to.
+
+It owns the loaded model (kept resident: no cold start per query), the library (SQLite + resident
+vectors + hnswlib) and the search engine. Thread model (anki's collection executor): indexing runs in
+one worker thread at a time; searches may run in other threads meanwhile, reading the resident
+vectors; a search asks a running index to pause between batches so the query gets the CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Generator, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core import paths
+from core.errors import SpokenSearchError
+from core.library.decode import THUMB_SIZE
+from core.library.embedder import ClipImageEmbedder
+from core.library.indexer import BATCH_SIZE, DEFAULT_WORKERS, IndexProgress, IndexReport, index_library
+from core.library.library import Library, default_library_dir
+from core.library.thumbnails import ThumbnailCache
+from core.search import DEFAULT_TOP_K, SearchEngine, SearchResult
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceStats:
+    model_name: str
+    device: str
+    photos: int
+    roots: list[str]
+    pending: int = 0
+    ann: bool = False
+    library_path: str = ""
+    model_identity: str = ""
+
+
+class SearchService:
+    """`model`: "default", a model folder, or an already-built SpeechClipModel. `data_dir`: where the library
+    database lives (default: <user data dir>/library). `reindex`: accept a library made by another model
+    by dropping its vectors (otherwise that raises ModelMismatchError, which says so).
+    """
+
+    def __init__(self, model: Any = "default", data_dir: str | Path | None = None, device: str = "auto", *,
+                 reindex: bool = False, cache_dir: str | Path | None = None) -> None:
+        from core.device import pick_device
+
+        self.device = pick_device(device)
+        if isinstance(model, (str, Path)):
+            from core.factory import load_model
+
+            self.model_source = str(model)
+            self.model = load_model(model, device=self.device)
+        else:
+            self.model_source = getattr(getattr(model, "config", None), "name", "in-memory model")
+            self.model = model
+        self.embedder = ClipImageEmbedder(self.model.clip, self.device)
+        cache = Path(cache_dir) if cache_dir is not None else paths.cache_dir()
+        self.library = Library(data_dir if data_dir is not None else default_library_dir(), self.embedder.identity,
+                               dim=self.embedder.dim, cache_dir=cache, reindex=reindex)
+        self.engine = SearchEngine(self.model, self.library)
+        self.thumbnails = ThumbnailCache(cache / "thumbnails")
+        self._index_lock = threading.Lock()
+        self._cancel: threading.Event | None = None
+        self._searching = 0
+        self._search_lock = threading.Lock()
+        self._resume = threading.Event()
+        self._resume.set()
+
+    # ---- searching -------------------------------------------------------------------------------------
+    @contextmanager
+    def _preempt(self) -> Iterator[None]:
+        """While a search runs, a running index waits before its next batch (peers.md: a query pre-empts)."""
+        with self._search_lock:
+            self._searching += 1
+            self._resume.clear()
+        try:
+            yield
+        finally:
+            with self._search_lock:
+                self._searching -= 1
+                if self._searching == 0:
+                    self._resume.set()
+
+    def search_audio(self, wav: np.ndarray | str | Path, top_k: int = DEFAULT_TOP_K, min_score: float | None = None,
+                     roots: Sequence[str | Path] | None = None, sort: str = "score",
+                     sr: int | None = None) -> SearchResult:
+        with self._preempt():
+            return self.engine.search_audio(wav, top_k, min_score, roots, sort, sr)
+
+    def search_text(self, text: str, top_k: int = DEFAULT_TOP_K, min_score: float | None = None,
+                    roots: Sequence[str | Path] | None = None, sort: str = "score") -> SearchResult:
+        with self._preempt():
+            return self.engine.search_text(text, top_k, min_score, roots, sort)
+
+    def search_similar(self, path_or_id: str | Path | int, top_k: int = DEFAULT_TOP_K,
+                       min_score: float | None = None, roots: Sequence[str | Path] | None = None,
+                       sort: str = "score") -> SearchResult:
+        with self._preempt():
+            return self.engine.search_similar(path_or_id, top_k, min_score, roots, sort)
+
+    # ---- indexing ----------------------------------------------------------------------------------------
+    def index(self, roots: Iterable[str | Path] | None = None, cancel: threading.Event | None = None, *,
+              batch_size: int = BATCH_SIZE, workers: int = DEFAULT_WORKERS,
+              thumbnails: bool = True) -> Generator[IndexProgress, None, IndexReport]:
+        """Index `roots` (default: every known root). Yields progress, returns the report; raises Cancelled
+        when `cancel` (or cancel_indexing()) is set, and SpokenSearchError when an index is already running.
+        """
+        if not self._index_lock.acquire(blocking=False):
+            raise SpokenSearchError("the library is already being indexed; wait for it or cancel it first")
+        try:
+            self._cancel = cancel or threading.Event()
+            todo = list(roots) if roots is not None else self.library.roots()
+            if not todo:
+                raise SpokenSearchError("no photo folder to index; add one first (add_root or `index DIR`)")
+            gen = index_library(self.library, todo, self.embedder, cancel=self._cancel, batch_size=batch_size,
+                                workers=workers, thumbnails=self.thumbnails if thumbnails else None,
+                                resume=self._resume)
+            return (yield from gen)
+        finally:
+            self._cancel = None
+            self._index_lock.release()
+
+    def cancel_indexing(self) -> bool:
+        """Ask a running index to stop within its batch. Returns whether one was running."""
+        ev = self._cancel
+        if ev is None:
+            return False
+        ev.set()
+        return True
+
+    @property
+    def indexing(self) -> bool:
+        return self._index_lock.locked()
+
+    def rescan(self, cancel: threading.Event | None = None) -> Generator[IndexProgress, None, IndexReport]:
+        return self.index(None, cancel)
+
+    # ---- roots, stats, thumbnails, card ------------------------------------------------------------------
+    def roots(self) -> list[str]:
+        return self.library.roots()
+
+    def add_root(self, path: str | Path) -> str:
+        """Remember a folder (index it with `index()`); returns its normalised path."""
+        return self.library.add_root(path)
+
+    def remove_root(self, path: str | Path) -> int:
+        """Forget a folder and its photos (files on disk are untouched). Returns how many were removed."""
+        return self.library.remove_root(path)
+
+    def stats(self) -> ServiceStats:
+        counts = self.library.count_rows()
+        return ServiceStats(model_name=self.model_source, device=str(self.device), photos=len(self.library),
+                            roots=self.library.roots(), pending=counts["pending"],
+                            ann=len(self.library) >= self.library.ann_min_vectors,
+                            library_path=str(self.library.db_path), model_identity=self.embedder.identity)
+
+    def thumbnail(self, image: int | str | Path, size: int = THUMB_SIZE) -> Path:
+        """A cached JPEG thumbnail (longest side `size`) of an indexed photo (id or path) or any image file.
+
+        Raises ImageDecodeError when the photo cannot be decoded (the app shows a placeholder).
+        """
+        from core.library.scan import content_hash
+
+        if isinstance(image, (int, np.integer)):
+            row = self.library.rows([int(image)]).get(int(image))
+            if row is None:
+                raise SpokenSearchError(f"image id {image} is not in the library")
+            path, h = row.path, row.content_hash
+        else:
+            path = str(image)
+            row = self.library.row_by_path(path)
+            h = row.content_hash if row is not None else None
+        return self.thumbnails.get(path, h or content_hash(path), size)
+
+    def model_card(self) -> dict:
+        """What the app shows about the model: the card written by the trainer when there is one, plus facts."""
+        card: dict[str, Any] = {}
+        source = Path(self.model_source)
+        folder = paths.default_model_dir() if self.model_source == "default" else source
+        card_file = folder / "model_card.json"
+        if card_file.is_file():
+            try:
+                card.update(json.loads(card_file.read_text()))
+            except (OSError, json.JSONDecodeError) as exc:
+                logger.warning("cannot read %s: %s", card_file, exc)
+        cfg = getattr(self.model, "config", None)
+        card.setdefault("name", getattr(cfg, "name", self.model_source))
+        card.update({"source": self.model_source, "device": str(self.device), "embed_dim": self.embedder.dim,
+                     "image_size": self.embedder.image_size, "clip_identity": self.embedder.identity})
+        return card
+
+    def close(self) -> None:
+        self.cancel_indexing()
+        self.library.close()

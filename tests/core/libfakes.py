@@ -1,0 +1,47 @@
+"""Test helpers for the library tests: a fast deterministic fake embedder and real image files."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+class FakeEmbedder:
+    """An ImageEmbedder whose vector is a fixed random projection of a 4x4 grid of mean colours.
+
+    Deterministic (same pixels -> same vector), fast, and different images get different vectors.
+    `delay_s` sleeps per batch (to make a run slow enough to kill mid-way).
+    """
+
+    def __init__(self, image_size: int = 32, dim: int = 16, identity: str = "fake-tower-1",
+                 delay_s: float = 0.0) -> None:
+        self.image_size, self.dim, self.identity, self.delay_s = image_size, dim, identity, delay_s
+        self._proj = np.random.default_rng(0).standard_normal((48, dim)).astype(np.float32)
+        self.calls = 0
+        self.images = 0
+
+    def embed(self, pixels: np.ndarray) -> np.ndarray:
+        b, s = pixels.shape[0], self.image_size
+        assert pixels.shape == (b, s, s, 3) and pixels.dtype == np.uint8
+        self.calls += 1
+        self.images += b
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        grid = pixels.reshape(b, 4, s // 4, 4, s // 4, 3).astype(np.float32).mean(axis=(2, 4)) / 255.0
+        v = (grid.reshape(b, 48) - 0.5) @ self._proj
+        return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+
+def make_image(path: Path, seed: int, size: tuple[int, int] = (64, 48), fmt: str | None = None,
+               **save_kw: object) -> Path:
+    """A real image file of random blocks (distinct per seed), in the format the suffix (or fmt) says."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    blocks = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+    arr = np.kron(blocks, np.ones((h // 4 + 1, w // 4 + 1, 1), np.uint8))[:h, :w]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr, "RGB").save(path, fmt, **save_kw)
+    return path
