@@ -67,7 +67,7 @@ def build_utterance(
     clips: dict[str, np.ndarray],
     rng: np.random.Generator,
     *,
-    pause_s: tuple[float, float] = (0.03, 0.15),
+    pause_s: tuple[float, float] = (0.03, 0.12),
     edge_s: tuple[float, float] = (0.05, 0.25),
     speed: tuple[float, float] = (0.9, 1.1),
     noise_p: float = 0.5,

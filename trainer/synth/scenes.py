@@ -18,8 +18,9 @@ logger = logging.getLogger(__name__)
 
 # How many objects a scene has: mostly two or three, so that captions tell scenes apart.
 N_OBJECTS_P = {1: 0.15, 2: 0.55, 3: 0.3}
-P_SIZE = 0.4  # chance that a caption names an object's size
-P_POSITION = 0.4  # chance that a caption names an object's position
+P_SIZE = 0.35  # chance that a caption names an object's size
+# chance that a caption names an object's position, by number of objects (a lone object needs it more)
+P_POSITION = {1: 0.7, 2: 0.3, 3: 0.25}
 BACKGROUND_KINDS = ("plain", "gradient", "noise", "stripes", "checker", "blotches")
 
 
@@ -145,7 +146,9 @@ def _article(next_word: str) -> str:
     return "an" if next_word[0] in "aeiou" else "a"
 
 
-def object_phrase(obj: SceneObject, rng: np.random.Generator, with_position: bool | None = None) -> str:
+def object_phrase(
+    obj: SceneObject, rng: np.random.Generator, with_position: bool | None = None, n_objects: int = 2
+) -> str:
     """ "a big red circle on the left": colour and shape always, size and position often."""
     words = []
     if rng.random() < P_SIZE:
@@ -153,7 +156,7 @@ def object_phrase(obj: SceneObject, rng: np.random.Generator, with_position: boo
     words += [obj.colour, obj.shape]
     phrase = f"{_article(words[0])} {' '.join(words)}"
     if with_position is None:
-        with_position = bool(rng.random() < P_POSITION)
+        with_position = bool(rng.random() < P_POSITION.get(n_objects, 0.3))
     if with_position:
         phrase += " " + position_phrase(obj.cell, rng)
     return phrase
@@ -167,13 +170,24 @@ def _join(parts: list[str], rng: np.random.Generator) -> str:
     return " and ".join(parts) if rng.random() < 0.4 else " ".join(parts[:-1]) + " and " + parts[-1]
 
 
-_TEMPLATES = ("{x}", "{x}", "{x}", "{x}", "there is {x}", "i see {x}", "a picture of {x}", "here is {x}")
+_TEMPLATES = (
+    "{x}",
+    "{x}",
+    "{x}",
+    "{x}",
+    "{x}",
+    "{x}",
+    "there is {x}",
+    "i see {x}",
+    "a picture of {x}",
+    "here is {x}",
+)
 
 
 def caption(scene: Scene, rng: np.random.Generator) -> str:
     """One caption naming every object of the scene, in a random order and phrasing."""
     order = rng.permutation(len(scene.objects))
-    parts = [object_phrase(scene.objects[int(i)], rng) for i in order]
+    parts = [object_phrase(scene.objects[int(i)], rng, n_objects=len(order)) for i in order]
     template = _TEMPLATES[int(rng.integers(len(_TEMPLATES)))]
     return template.format(x=_join(parts, rng))
 
