@@ -10,11 +10,12 @@ import sys
 logger = logging.getLogger(__name__)
 
 
-def create_service(settings: object) -> object:
-    """The real SearchService for the chosen model and device (runs on a worker thread)."""
+def create_service(settings: object, reindex: bool = False) -> object:
+    """The real SearchService for the chosen model and device (runs on a worker thread). `reindex`: accept a
+    library indexed by another CLIP tower by dropping its vectors (else ModelMismatchError)."""
     from core.service import SearchService
 
-    return SearchService(model=settings.model, device=settings.device)
+    return SearchService(model=settings.model, device=settings.device, reindex=reindex)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,7 +36,10 @@ def report_summary(report: Any) -> str:
     n_skipped = len(skipped) if isinstance(skipped, list | tuple | dict) else int(skipped or 0)
     if n_skipped:
         parts.append(f"{n_skipped} skipped (see the log)")
-    return "Indexing finished: " + (", ".join(parts) if parts else "nothing changed") + "."
+    head = "Indexing cancelled" if getattr(report, "cancelled", False) else "Indexing finished"
+    total = getattr(report, "total", None)
+    tail = f"; {total} photos in the library" if isinstance(total, int) else ""
+    return f"{head}: " + (", ".join(parts) if parts else "nothing changed") + tail + "."
 
 
 class LibraryController(QObject):

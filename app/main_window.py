@@ -12,7 +12,7 @@ from typing import Any
 import shiboken6
 from PySide6.QtCore import QEvent, QObject, Qt, QUrl
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMessageBox, QSplitter, QVBoxLayout, QWidget
 
 from app import operations as ops
 from app.audio_source import AudioSource, SoundDeviceSource, list_input_devices
@@ -30,6 +30,7 @@ from app.widgets.message_bar import MessageBar
 from app.widgets.preview import PreviewPane
 from app.widgets.record_panel import RecordPanel, sample_queries
 from app.widgets.results_grid import ResultsGrid
+from core.errors import ModelMismatchError
 from core.paths import demo_photos_dir, demo_queries_dir
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ NO_MODEL_HINT = ("Choose a model folder in File → Settings (Ctrl+,), or build 
 class MainWindow(QMainWindow):
     def __init__(self, service: Any = None, settings: AppSettings | None = None, *,
                  source_factory: Callable[[str], AudioSource] | None = None,
-                 service_factory: Callable[[AppSettings], Any] | None = None,
+                 service_factory: Callable[[AppSettings, bool], Any] | None = None,
                  settings_file: Path | None = None) -> None:
         super().__init__()
         self.setWindowTitle("Spoken Image Search")
@@ -200,14 +201,54 @@ class MainWindow(QMainWindow):
             self.plot.clear_all("Loading the model…")
             self.model_label.setText("Loading model…")
 
-    def load_service(self) -> None:
-        """(Re)build the service from the settings in the background."""
+    def load_service(self, *, reindex: bool = False, previous: AppSettings | None = None) -> None:
+        """(Re)build the service from the settings in the background. The old service is closed first
+        (one owner of the library database at a time); indexing is cancelled."""
         if self.service_factory is None:
             return
-        factory, settings = self.service_factory, replace(self.settings)
+        factory, settings, old = self.service_factory, replace(self.settings), self.service
+        self.library.cancel()
         self.set_no_model("")
-        (ops.load_service(self, lambda: factory(settings)).success(self.set_service)
-         .failure(lambda exc: self.set_no_model(str(exc))).run())
+
+        def build() -> Any:
+            if old is not None and hasattr(old, "close"):
+                old.close()
+            return factory(settings, reindex)
+
+        (ops.load_service(self, build).success(self.set_service)
+         .failure(lambda exc: self._load_failed(exc, previous)).run())
+
+    def _load_failed(self, exc: BaseException, previous: AppSettings | None) -> None:
+        if isinstance(exc, ModelMismatchError):
+            self.ask_reindex(exc, previous)
+            return
+        self.set_no_model(str(exc))
+
+    def ask_reindex(self, exc: BaseException, previous: AppSettings | None) -> None:
+        """The library was indexed with another CLIP tower: re-index with this model, or go back."""
+        box = QMessageBox(QMessageBox.Icon.Question, "Re-index the library?",
+                          f"{exc}\n\nThis model sees photos differently from the one that indexed your library, "
+                          "so every photo must be embedded again (your files are not touched). Re-index now?",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.button(QMessageBox.StandardButton.Yes).setText("Re-index with this model")
+        box.button(QMessageBox.StandardButton.No).setText("Keep the previous model")
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.reindex_box = box
+
+        yes = box.button(QMessageBox.StandardButton.Yes)
+
+        def decided(_result: int) -> None:
+            if box.clickedButton() is yes:
+                self.load_service(reindex=True)
+            elif previous is not None:
+                self.settings = previous
+                self.save_settings()
+                self.load_service()
+            else:
+                self.set_no_model(f"{exc} Choose the model that indexed this library in Settings, or re-index.")
+
+        box.finished.connect(decided)
+        box.open()
 
     def refresh_stats(self) -> None:
         if self.service is None:
@@ -262,9 +303,9 @@ class MainWindow(QMainWindow):
         dlg.add_requested.connect(lambda p: self.library.index_folders([p]))
         dlg.remove_requested.connect(self.library.remove_folder)
         dlg.rescan_requested.connect(lambda: self.library.index_folders(None))
-        self.library.changed.connect(
-            lambda _c: shiboken6.isValid(dlg) and self.service is not None and ops.get_stats(dlg, self.service)
-            .success(lambda st: dlg.set_roots([Path(r) for r in st.roots], st.photos)).run())
+        dlg.refresh_wanted.connect(lambda: self.service is not None and ops.get_stats(dlg, self.service)
+                                   .success(lambda st: dlg.set_roots([Path(r) for r in st.roots], st.photos)).run())
+        self.library.changed.connect(dlg.library_changed)  # disconnected when the dialog is deleted
         dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dlg.open()
 
@@ -276,12 +317,13 @@ class MainWindow(QMainWindow):
 
     def apply_settings(self, new: AppSettings) -> None:
         reload = (new.model, new.device) != (self.settings.model, self.settings.device)
+        old = self.settings
         self.settings = new
         self.save_settings()
         self.grid.set_controls(new.top_k, new.min_score, new.sort)
         self.panel.set_devices(self.devices, new.microphone)
         if reload:
-            self.load_service()
+            self.load_service(previous=old)
 
     def show_about(self) -> None:
         def show(card: Any) -> None:

@@ -13,6 +13,10 @@ from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QProgressBar, QPushB
 logger = logging.getLogger(__name__)
 
 
+PHASES = {"scan": "scanning folders", "hash": "checking changed files", "embed": "embedding photos",
+          "done": "finishing"}
+
+
 @dataclass
 class ProgressView:
     """What the UI shows of one core IndexProgress item."""
@@ -21,15 +25,20 @@ class ProgressView:
     total: int
     current: str
     stage: str
+    rate: float | None = None  # files/s as core measured it
+    eta_s: float | None = None
 
 
 def read_progress(p: Any) -> ProgressView:
-    """Adapt core's IndexProgress (fields `done`, `total`, `path`, `stage`) to what we display."""
+    """Adapt core's IndexProgress(done, total, current, rate, eta_s, phase) to what we display."""
     done = int(getattr(p, "done", 0) or 0)
     total = int(getattr(p, "total", 0) or 0)
-    current = str(getattr(p, "path", "") or getattr(p, "current", "") or "")
-    stage = str(getattr(p, "stage", "") or getattr(p, "phase", "") or "indexing")
-    return ProgressView(done, total, current, stage)
+    current = str(getattr(p, "current", "") or "")
+    stage = str(getattr(p, "phase", "") or "indexing")
+    rate = getattr(p, "rate", None)
+    eta = getattr(p, "eta_s", None)
+    return ProgressView(done, total, current, PHASES.get(stage, stage),
+                        float(rate) if rate is not None else None, float(eta) if eta is not None else None)
 
 
 class RateMeter:
@@ -94,6 +103,8 @@ class IndexProgressDialog(QDialog):
     def set_progress(self, view: ProgressView) -> str:
         """Show one progress step; returns a one-line summary for the status bar."""
         rate, eta = self.meter.update(view.done, view.total)
+        if view.rate is not None and view.rate > 0:
+            rate, eta = view.rate, view.eta_s
         if view.total > 0:
             self.bar.setRange(0, view.total)
             self.bar.setValue(min(view.done, view.total))

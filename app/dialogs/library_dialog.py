@@ -25,6 +25,7 @@ class LibraryDialog(QDialog):
     add_requested = Signal(object)  # Path
     remove_requested = Signal(object)  # Path
     rescan_requested = Signal()
+    refresh_wanted = Signal()
 
     def __init__(self, roots: list[Path], photos: int, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -61,6 +62,9 @@ class LibraryDialog(QDialog):
             self.list.addItem(str(r))
         self.info.setText(f"{len(roots)} folder(s), {photos} photos indexed.")
         self.remove.setEnabled(bool(roots))
+
+    def library_changed(self, _changes: object) -> None:
+        self.refresh_wanted.emit()
 
     def _add(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Add a folder of photos")

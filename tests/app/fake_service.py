@@ -75,14 +75,18 @@ class SearchResult:
 class IndexProgress:
     done: int
     total: int
-    path: str
-    stage: str = "embedding"
+    current: str
+    rate: float = 0.0
+    eta_s: float | None = None
+    phase: str = "embed"
 
 
 @dataclass
 class IndexReport:
     added: int = 0
+    total: int = 0
     skipped: list = field(default_factory=list)
+    cancelled: bool = False
 
 
 @dataclass
@@ -90,7 +94,7 @@ class ServiceStats:
     model_name: str
     device: str
     photos: int
-    roots: list[Path]
+    roots: list[str]
 
 
 def fake_query(wav: np.ndarray) -> SpeechQuery:
@@ -157,8 +161,8 @@ class FakeService:
         return SearchResult(None, self._rank(self._vectors[int(image)], top_k, min_score))
 
     # library
-    def roots(self) -> list[Path]:
-        return list(self._roots)
+    def roots(self) -> list[str]:
+        return [str(r) for r in self._roots]
 
     def add_root(self, path: Path) -> None:
         if Path(path) not in self._roots:
@@ -188,10 +192,11 @@ class FakeService:
                     self._images[i] = p
                 report.added += 1
             yield IndexProgress(n + 1, len(files), str(p))
+        report.total = len(self._images)
         return report
 
     def stats(self) -> ServiceStats:
-        return ServiceStats("fake", "cpu", len(self._images), list(self._roots))
+        return ServiceStats("fake", "cpu", len(self._images), self.roots())
 
     def thumbnail(self, image: int | str | Path, size: int = 160) -> Path:
         path = self._images[int(image)] if isinstance(image, int) else Path(image)
@@ -202,6 +207,9 @@ class FakeService:
                 out.parent.mkdir(parents=True, exist_ok=True)
                 im.convert("RGB").save(out, "JPEG")
         return out
+
+    def close(self) -> None:
+        self.calls.append("close")
 
     def model_card(self) -> dict:
         return {"name": "fake", "architecture": "energy rule", "training data": "none"}

@@ -1,0 +1,132 @@
+"""Everything that can go wrong with audio gives a message in the window, never a crash."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from app.audio_source import ArraySource, NoInputDeviceError, SoundDeviceSource
+from app.recorder import level_of
+from app.settings import AppSettings
+from tests.app.conftest import speech_like
+
+pytestmark = pytest.mark.qt
+
+
+class NoDevice(ArraySource):
+    def start(self, chunks):  # noqa: ANN001
+        raise NoInputDeviceError("No microphone was found. Plug one in, or search from an audio file (Ctrl+O).")
+
+
+def ready_window(qtbot, make_window, fake_service, photos, **kw):
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True), **kw)
+    with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000):
+        w.library.index_folders([photos], show_dialog=False)
+    return w
+
+
+def test_no_input_device_shows_message_and_file_route_works(qtbot, make_window, fake_service, photos, speech_wav):
+    w = ready_window(qtbot, make_window, fake_service, photos, source_factory=lambda name: NoDevice(np.zeros(1)))
+    w.search.start_recording()
+    assert not w.search.recorder.recording and not w.panel.record_button.isChecked()
+    assert w.message_bar.isVisible() and w.message_bar.level == "error"
+    assert "No microphone" in w.message_bar.text() and "Ctrl+O" in w.message_bar.text()
+    # the file route still works (core.audio decodes and resamples any rate / channel count)
+    stereo_44k = tmp = speech_wav.with_name("stereo.flac")
+    x = speech_like(sr=44100)
+    sf.write(tmp, np.stack([x, x * 0.5], axis=1), 44100)
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.search.open_audio_file(stereo_44k)
+    assert w.results.rowCount() > 0 and w.chips.texts()
+    assert abs(len(w.search.query_wav) / 16000 - len(x) / 44100) < 0.01
+
+
+def test_real_microphone_class_without_devices(monkeypatch):
+    import app.audio_source as src
+
+    monkeypatch.setattr(src, "list_input_devices", lambda: [])
+    with pytest.raises(NoInputDeviceError, match="No microphone was found"):
+        SoundDeviceSource("").start(None)
+
+
+def test_device_failing_mid_recording(qtbot, make_window, fake_service, photos):
+    w = ready_window(qtbot, make_window, fake_service, photos,
+                     source_factory=lambda name: ArraySource(speech_like(), speed=4.0, fail_after_s=0.5, name="USB mic"))
+    w.search.start_recording()
+    qtbot.waitUntil(lambda: not w.search.recorder.recording, timeout=5_000)
+    assert w.message_bar.level == "error"
+    assert "USB mic" in w.message_bar.text() and "stopped" in w.message_bar.text()
+    assert not w.panel.record_button.isChecked()
+    assert w.panel.meter.level == 0.0
+    # and recording again works
+    w.search.source_factory = lambda name: ArraySource(speech_like(), speed=4.0)
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.search.start_recording()
+
+
+def test_silence_stops_with_a_message(qtbot, make_window, fake_service, photos):
+    w = ready_window(qtbot, make_window, fake_service, photos,
+                     source_factory=lambda name: ArraySource(np.zeros(16000, np.float32), speed=8.0))
+    w.search.recorder.no_speech_stop_s = 1.5
+    w.search.start_recording()
+    qtbot.waitUntil(lambda: not w.search.recorder.recording, timeout=5_000)
+    assert "Only silence" in w.message_bar.text()
+    assert "search_audio" not in fake_service.calls
+
+
+def test_too_short_clip_and_silent_file(qtbot, make_window, fake_service, photos, tmp_path):
+    w = ready_window(qtbot, make_window, fake_service, photos)
+    w.search.search_wav(speech_like()[:1600])
+    assert "too short" in w.message_bar.text()
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(16000, np.float32), 16000)
+    w.hide_message()
+    w.search.open_audio_file(silent)
+    qtbot.waitUntil(lambda: w.message_bar.isVisible(), timeout=5_000)
+    assert "silent" in w.message_bar.text().lower()
+
+
+def test_unreadable_file_is_a_message(qtbot, make_window, fake_service, photos, tmp_path):
+    w = ready_window(qtbot, make_window, fake_service, photos)
+    bad = tmp_path / "notaudio.wav"
+    bad.write_bytes(b"this is not a wav file")
+    w.search.open_audio_file(bad)
+    qtbot.waitUntil(lambda: w.message_bar.isVisible(), timeout=5_000)
+    assert w.message_bar.level == "error" and "notaudio.wav" in w.message_bar.text()
+
+
+def test_length_limit_stops_recording(qtbot, make_window, fake_service, photos):
+    loud = np.tile(speech_like(gap_s=0.0), 10)
+    w = ready_window(qtbot, make_window, fake_service, photos,
+                     source_factory=lambda name: ArraySource(loud, speed=10.0))
+    w.search.recorder.max_s = 2.0
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.search.start_recording()
+    assert 2.0 <= len(w.search.query_wav) / 16000 < 2.6
+
+
+def test_push_to_talk_with_space(qtbot, make_window, fake_service, photos):
+    from PySide6.QtCore import Qt
+
+    w = ready_window(qtbot, make_window, fake_service, photos,
+                     source_factory=lambda name: ArraySource(speech_like(), speed=1.0))
+    w.activateWindow()
+    w.grid.view.setFocus()
+    qtbot.waitUntil(lambda: w.isActiveWindow(), timeout=2_000)
+    qtbot.keyPress(w.grid.view, Qt.Key.Key_Space)
+    assert w.search.recorder.recording
+    qtbot.wait(500)
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        qtbot.keyRelease(w.grid.view, Qt.Key.Key_Space)
+    assert not w.search.recorder.recording
+    # in the text box, Space types a space
+    w.panel.text_edit.setFocus()
+    qtbot.keyClick(w.panel.text_edit, Qt.Key.Key_Space)
+    assert not w.search.recorder.recording and w.panel.text_edit.text() == " "
+
+
+def test_level_meter_scale():
+    assert level_of(np.zeros(100, np.float32)) == 0.0
+    assert level_of(np.ones(100, np.float32)) == pytest.approx(1.0)
+    assert 0.4 < level_of(np.full(100, 0.03, np.float32)) < 0.6

@@ -1,0 +1,97 @@
+"""Indexing from the menu: progress (dialog + status bar), Cancel, searching while indexing, folders."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.dialogs.index_progress import format_eta, read_progress
+from app.library_controller import report_summary
+from app.settings import AppSettings
+from tests.app.conftest import make_photos
+from tests.app.fake_service import IndexProgress, IndexReport
+
+pytestmark = pytest.mark.qt
+
+
+def test_index_folder_shows_progress_and_finishes(qtbot, make_window, fake_service, photos):
+    fake_service.index_delay_s = 0.12  # slow enough for the dialog to appear (after 600 ms)
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    seen: list[str] = []
+    with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000) as blocker:
+        w.library.index_folders([photos])
+        qtbot.waitUntil(lambda: w.library.dialog is not None and w.library.dialog.isVisible(), timeout=3_000)
+        qtbot.waitUntil(lambda: w.library.progress_items >= 3, timeout=5_000)
+        seen.append(w.library.status_label.text())
+        seen.append(w.library.dialog.title.text())
+        assert w.library.indexing
+    assert "Indexing" in seen[0] and "/6" in seen[0]
+    assert "of 6 photos" in seen[1]
+    report = blocker.args[0]
+    assert report.added == 6
+    assert not w.library.indexing and w.library.dialog is None
+    qtbot.waitUntil(lambda: w.photos_label.text().startswith("6 photos"), timeout=3_000)
+    assert "6 added" in w.statusBar().currentMessage()
+
+
+def test_cancel_keeps_what_was_indexed_and_app_stays_usable(qtbot, make_window, fake_service, tmp_path):
+    folder = make_photos(tmp_path / "many", n=30)
+    fake_service.index_delay_s = 0.05
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000) as blocker:
+        w.library.index_folders([folder], show_dialog=True)
+        qtbot.waitUntil(lambda: w.library.progress_items >= 5, timeout=5_000)
+        # a search runs against what is indexed so far, while indexing goes on
+        with qtbot.waitSignal(w.search.result_shown, timeout=5_000):
+            w.search.search_text("a dog")
+        assert 1 <= w.results.rowCount() < 30
+        w.library.dialog.cancel_button.click()
+    from core.errors import Cancelled
+
+    assert isinstance(blocker.args[0], Cancelled)
+    assert not w.message_bar.isVisible()  # Cancelled is silent
+    assert "cancelled" in w.statusBar().currentMessage()
+    n = fake_service.stats().photos
+    assert 5 <= n < 30
+
+
+def test_second_index_request_is_queued(qtbot, make_window, fake_service, tmp_path):
+    a = make_photos(tmp_path / "a", n=4)
+    b = make_photos(tmp_path / "b", n=3)
+    fake_service.index_delay_s = 0.03
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    w.library.index_folders([a], show_dialog=False)
+    w.library.index_folders([b], show_dialog=False)  # while the first runs
+    qtbot.waitUntil(lambda: fake_service.stats().photos == 7 and not w.library.indexing, timeout=10_000)
+    assert sorted(fake_service.roots()) == sorted([str(a), str(b)])
+
+
+def test_remove_folder_forgets_its_photos(qtbot, make_window, fake_service, photos):
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000):
+        w.library.index_folders([photos], show_dialog=False)
+    with qtbot.waitSignal(w.library.changed, timeout=5_000) as blocker:
+        w.library.remove_folder(photos)
+    assert blocker.args[0].images_removed == 6
+    assert fake_service.stats().photos == 0 and fake_service.roots() == []
+
+
+def test_first_run_indexes_the_demo_library(qtbot, make_window, fake_service, photos, monkeypatch):
+    import app.main_window as mw
+
+    monkeypatch.setattr(mw, "demo_photos_dir", lambda: photos)
+    w = make_window(fake_service, settings=AppSettings(first_run_done=False))
+    qtbot.waitUntil(lambda: fake_service.stats().photos == 6, timeout=10_000)
+    assert "Welcome" in w.message_bar.text() and "sample" in w.message_bar.text()
+    assert w.settings.first_run_done
+    from app.settings import load_settings
+
+    assert load_settings().first_run_done  # persisted: the next start re-scans instead
+
+
+def test_progress_helpers():
+    v = read_progress(IndexProgress(3, 10, "/x/a.jpg", rate=2.0, eta_s=3.5, phase="embed"))
+    assert (v.done, v.total, v.current, v.stage, v.rate, v.eta_s) == (3, 10, "/x/a.jpg", "embedding photos", 2.0, 3.5)
+    assert format_eta(None) == "estimating…"
+    assert format_eta(75) == "1m 15s" and format_eta(3700) == "1h 01m" and format_eta(4.2) == "4s"
+    assert report_summary(IndexReport(added=2, total=9, skipped=[("a", "bad")])) == \
+        "Indexing finished: 2 added, 1 skipped (see the log); 9 photos in the library."
