@@ -1,0 +1,1 @@
+"""Import of the authors' published SpeechCLIP / SpeechCLIP+ Lightning checkpoints (issue #6)."""
