@@ -1,0 +1,60 @@
+"""The window on the real core.service.SearchService with a tiny random model (tiny-test config saved to
+tmp_path): the app's whole path without fakes — recording, live plot, keywords, grid, thumbnails."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.audio_source import ArraySource
+from app.settings import AppSettings
+from tests.app.conftest import make_photos, speech_like
+
+pytestmark = pytest.mark.qt
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import torch
+
+    from core.factory import create_model, save_model
+    from core.model.config import get_model_config
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-model")
+    save_model(create_model(get_model_config("tiny-test")), folder)
+    return folder
+
+
+def test_record_search_and_browse_with_the_real_service(qtbot, make_window, tiny_model_dir, tmp_path):
+    from core.service import SearchService
+
+    service = SearchService(model=str(tiny_model_dir), device="cpu")
+    photos = make_photos(tmp_path / "photos", n=5)
+    w = make_window(service, settings=AppSettings(first_run_done=True, top_k=3),
+                    source_factory=lambda name: ArraySource(speech_like(), speed=2.0))
+    with qtbot.waitSignal(w.library.indexing_finished, timeout=20_000) as done:
+        w.library.index_folders([photos], show_dialog=False)
+    assert done.args[0].added == 5
+    qtbot.waitUntil(lambda: w.photos_label.text().startswith("5 photos"), timeout=5_000)
+    assert "tiny-model" in w.model_label.text() and "cpu" in w.device_label.text()
+
+    with qtbot.waitSignal(w.search.result_shown, timeout=20_000) as shown:
+        w.search.start_recording()
+        qtbot.waitUntil(lambda: w.plot.update_count >= 1, timeout=10_000)  # live model runs while recording
+    result = shown.args[0]
+    q = result.query
+    assert len(q.segments) >= 1 and q.alpha.shape[0] > 10
+    assert w.plot.query is q and w.plot.boundary_count == len(q.segments)
+    assert w.chips.texts() == [k.text for k in q.keywords]
+    assert w.results.rowCount() == 3
+    assert [w.results.hit(r).path for r in range(3)] == [h.path for h in result.hits]
+    qtbot.waitUntil(lambda: w.results.thumbs_loaded >= 1, timeout=5_000)
+    i = w.plot.segment_at((q.segments[0].start_s + q.segments[0].end_s) / 2)
+    assert i == 0 and q.units[0].candidates[0][0] in w.plot.tooltip_for(0)
+
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.search.search_similar(w.results.hit(0))
+    assert w.results.rowCount() == 3
+    service.close()

@@ -1,0 +1,111 @@
+"""Settings persist; a missing model is said plainly in the window; switching models; About box."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.settings import AppSettings, load_settings, save_settings, settings_path
+
+pytestmark = pytest.mark.qt
+
+
+def test_settings_round_trip_under_data_dir(app_dirs):
+    s = AppSettings(model="/models/mine", device="cpu", microphone="USB Mic", top_k=17, min_score=0.25,
+                    sort="date", first_run_done=True)
+    save_settings(s)
+    assert settings_path().parent == app_dirs / "data"
+    assert load_settings() == s
+
+
+def test_malformed_settings_fall_back(app_dirs):
+    path = settings_path()
+    path.write_text("[General]\ntop_k=lots\ndevice=quantum\n")
+    assert load_settings() == AppSettings()
+    path.write_text("[General]\ndevice=quantum\nsort=random\ntop_k=5\n")
+    s = load_settings()
+    assert (s.device, s.sort, s.top_k) == ("auto", "score", 5)
+
+
+def test_settings_dialog_changes_are_persisted_and_reload_the_model(qtbot, make_window, fake_service):
+    built: list[tuple[str, str, bool]] = []
+
+    def factory(settings, reindex):  # noqa: ANN001
+        built.append((settings.model, settings.device, reindex))
+        return fake_service
+
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True), service_factory=factory)
+    w.show_settings()
+    from app.dialogs.settings_dialog import SettingsDialog
+
+    dlg = w.findChild(SettingsDialog)
+    dlg.device_combo.setCurrentIndex(dlg.device_combo.findData("cpu"))
+    dlg.top_k.setValue(7)
+    dlg.accept()
+    qtbot.waitUntil(lambda: w.service is not None and bool(built), timeout=5_000)
+    assert built == [("default", "cpu", False)]
+    assert "close" in fake_service.calls  # the old service is closed before the new one opens
+    saved = load_settings()
+    assert (saved.device, saved.top_k) == ("cpu", 7)
+    assert w.grid.top_k.value() == 7
+
+
+def test_microphone_choice_is_remembered(qtbot, make_window, fake_service):
+    from app.audio_source import InputDevice
+
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    w.devices = [InputDevice(0, "Built-in", 48000), InputDevice(3, "USB Mic", 16000)]
+    w.panel.set_devices(w.devices, "")
+    w.panel.mic_combo.setCurrentIndex(w.panel.mic_combo.findData("USB Mic"))
+    assert load_settings().microphone == "USB Mic"
+    w.panel.set_devices(w.devices, load_settings().microphone)
+    assert w.panel.mic_combo.currentData() == "USB Mic"
+
+
+def test_missing_model_is_said_in_the_window(qtbot, make_window):
+    from core.errors import ModelNotFoundError
+
+    def factory(settings, reindex):  # noqa: ANN001
+        raise ModelNotFoundError("resources/models/default does not exist")
+
+    w = make_window(None, settings=AppSettings(first_run_done=True), service_factory=factory)
+    w.load_service()
+    qtbot.waitUntil(lambda: w.message_bar.isVisible(), timeout=5_000)
+    text = w.message_bar.text()
+    assert "No model is loaded" in text and "resources/models/default" in text and "Settings" in text
+    assert w.message_bar.action.isVisible()
+    assert not w.panel.record_button.isEnabled() and not w.panel.search_button.isEnabled()
+    assert w.model_label.text() == "No model"
+    w.search.search_text("dog")  # nothing crashes without a service
+    w.show_about()
+
+
+def test_model_mismatch_asks_before_reindexing(qtbot, make_window, fake_service):
+    from PySide6.QtWidgets import QMessageBox
+
+    from core.errors import ModelMismatchError
+
+    calls: list[bool] = []
+
+    def factory(settings, reindex):  # noqa: ANN001
+        calls.append(reindex)
+        if not reindex:
+            raise ModelMismatchError("the library was indexed with another CLIP tower")
+        return fake_service
+
+    w = make_window(None, settings=AppSettings(first_run_done=True), service_factory=factory)
+    w.load_service()
+    qtbot.waitUntil(lambda: getattr(w, "reindex_box", None) is not None and w.reindex_box.isVisible(), timeout=5_000)
+    assert "another CLIP tower" in w.reindex_box.text()
+    w.reindex_box.button(QMessageBox.StandardButton.Yes).click()
+    qtbot.waitUntil(lambda: w.service is fake_service, timeout=5_000)
+    assert calls == [False, True]
+
+
+def test_about_shows_the_model_card(qtbot, make_window, fake_service):
+    from app.dialogs.about_dialog import AboutDialog
+
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    w.show_about()
+    qtbot.waitUntil(lambda: w.findChild(AboutDialog) is not None, timeout=5_000)
+    html = w.findChild(AboutDialog).browser.toPlainText()
+    assert "energy rule" in html and "Model card" in html
