@@ -1,0 +1,150 @@
+"""Dataset readers on miniature fixtures in the published layouts; missing files listed up front."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from core.errors import DatasetError
+from trainer.data import read_flickr8k, read_manifest, read_spokencoco
+from trainer.data.records import MAX_LISTED
+from trainer.data.torch_dataset import SpeechImageDataset, collate_speech_image
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fixtures.data_layouts import FLICKR_IMAGES, make_flickr8k, make_manifest, make_spokencoco  # noqa: E402
+
+
+def test_manifest_reader(tmp_path: Path) -> None:
+    made = make_manifest(tmp_path, n_images=3, captions_per_image=2)
+    utts = read_manifest(tmp_path)
+    assert len(utts) == 6
+    assert [u.split for u in utts[::2]] == ["train", "val", "test"]
+    u = utts[0]
+    assert u.audio_path == made["wavs"][0] and u.image_path == made["images"][0] and u.image_id == 0
+    assert [w.word for w in u.words or []] == ["a", "red", "circle"] and u.n_words == 3
+    assert [x.image_id for x in read_manifest(tmp_path, split="test")] == [2, 2]
+    with pytest.raises(DatasetError, match="no utterance in split 'nope'"):
+        read_manifest(tmp_path, split="nope")
+
+
+def test_manifest_missing_files_are_listed_together(tmp_path: Path) -> None:
+    made = make_manifest(tmp_path, n_images=3)
+    made["wavs"][1].unlink()
+    made["images"][2].unlink()
+    with pytest.raises(DatasetError) as err:
+        read_manifest(tmp_path)
+    msg = str(err.value)
+    assert msg.startswith("2 files")
+    assert str(made["wavs"][1]) in msg and str(made["images"][2]) in msg and "Fix:" in msg
+
+
+def test_manifest_malformed_lines_and_absent_manifest(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="no manifest at"):
+        read_manifest(tmp_path)
+    make_manifest(tmp_path, n_images=1)
+    with open(tmp_path / "manifest.jsonl", "a") as f:
+        f.write("{not json\n" + json.dumps({"audio": "x.wav"}) + "\n")
+    with pytest.raises(DatasetError) as err:
+        read_manifest(tmp_path)
+    assert "line 3" in str(err.value) and "line 4" in str(err.value) and "image, text" in str(err.value)
+
+
+def test_long_lists_are_cut(tmp_path: Path) -> None:
+    lines = [{"audio": f"a{i}.wav", "image": f"i{i}.png", "text": "x"} for i in range(30)]
+    (tmp_path / "manifest.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    with pytest.raises(DatasetError) as err:
+        read_manifest(tmp_path)
+    msg = str(err.value)
+    assert msg.startswith("60 files") and f"and {60 - MAX_LISTED} more" in msg
+    assert msg.count("(missing)") == MAX_LISTED
+
+
+@pytest.mark.parametrize("caption_format", ["token", "captions.txt"])
+def test_flickr8k_reader(tmp_path: Path, caption_format: str) -> None:
+    make_flickr8k(tmp_path, captions_per_image=2, caption_format=caption_format)
+    utts = read_flickr8k(tmp_path)
+    assert len(utts) == 8
+    assert {u.split for u in utts} == {"train", "val", "test"}
+    first = utts[0]
+    assert first.image_path == tmp_path / "Images" / FLICKR_IMAGES["train"][0]
+    assert first.audio_path == tmp_path / "flickr_audio" / "wavs" / (
+        FLICKR_IMAGES["train"][0][:-4] + "_0.wav"
+    )
+    assert first.text == "a dog number 0 runs in the train park"  # lower case, trailing " ." removed
+    assert first.words is not None and [w.word for w in first.words] == ["a", "dog"]
+    assert first.words[1].start_s == pytest.approx(0.16) and first.words[1].end_s == pytest.approx(0.28)
+    names = sorted(n for ns in FLICKR_IMAGES.values() for n in ns)  # ids = index in sorted names
+    assert {u.image_id for u in utts if u.image_path.name == names[2]} == {2}
+    test = read_flickr8k(tmp_path, split="test")
+    assert len(test) == 2 and all(u.split == "test" for u in test)
+
+
+def test_flickr8k_id_pairs_and_missing(tmp_path: Path) -> None:
+    made = make_flickr8k(tmp_path, with_id_pairs=True, with_ctm=False)
+    utts = read_flickr8k(tmp_path, split="train")
+    assert all(u.image_id >= 100 for u in utts) and all(u.words is None for u in utts)
+    made["wavs"][0].unlink()
+    made["images"][-1].unlink()  # a test image
+    with pytest.raises(DatasetError) as err:
+        read_flickr8k(tmp_path)
+    msg = str(err.value)
+    assert str(made["wavs"][0]) in msg and str(made["images"][-1]) in msg and "flickr_audio.tar.gz" in msg
+    read_flickr8k(tmp_path, split="val")  # the other splits stay usable
+
+
+def test_flickr8k_wrong_root(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="not a Flickr8k Audio root: missing Flickr8k.token.txt"):
+        read_flickr8k(tmp_path)
+
+
+def test_spokencoco_ksplit(tmp_path: Path) -> None:
+    made = make_spokencoco(tmp_path)
+    utts = read_spokencoco(tmp_path)
+    assert len(utts) == 12 and [u.split for u in utts[::4]] == ["train", "val", "test"]
+    u = utts[0]
+    assert u.image_id == 0 and u.text == "a cat on a mat 0" and u.voice == "SPK0" and u.words is None
+    assert u.audio_path == made["wavs"][0] and u.image_path == made["images"][0]
+    assert {x.image_id for x in read_spokencoco(tmp_path, split="test")} == {20, 21}
+    made["wavs"][3].unlink()
+    with pytest.raises(DatasetError, match="1 files of the SpokenCOCO"):
+        read_spokencoco(tmp_path)
+
+
+def test_spokencoco_original_ids_from_filenames(tmp_path: Path) -> None:
+    make_spokencoco(tmp_path, prefix="SpokenCOCO")
+    utts = read_spokencoco(tmp_path, split_prefix="SpokenCOCO")
+    assert {u.image_id for u in utts if u.split == "val"} == {1009, 1010}
+    with pytest.raises(DatasetError, match="SpokenCOCO_test.json"):
+        read_spokencoco(tmp_path, split="test", split_prefix="SpokenCOCO")
+
+
+def test_spokencoco_unreadable_json(tmp_path: Path) -> None:
+    make_spokencoco(tmp_path)
+    (tmp_path / "SpokenCOCO" / "SpokenCOCO_ksplit_val.json").write_text("{broken")
+    with pytest.raises(DatasetError, match="SpokenCOCO_ksplit_val.json is not a readable"):
+        read_spokencoco(tmp_path)
+
+
+def test_torch_dataset_crop_and_collate(tmp_path: Path) -> None:
+    make_manifest(tmp_path, n_images=2, captions_per_image=1)  # 0.5 s wavs, words up to 0.45 s
+    utts = read_manifest(tmp_path)
+    full = SpeechImageDataset(utts)
+    item = full[0]
+    assert item["wav"].dtype == torch.float32 and item["wav"].shape == (8000,) and item["n_words"] == 3
+    cropped = SpeechImageDataset(utts, max_audio_s=0.2, random_crop=False)[0]
+    assert cropped["wav"].shape == (3200,)
+    assert [w["word"] for w in cropped["words"]] == ["a"] and cropped["n_words"] == 1
+    rand = SpeechImageDataset(utts, max_audio_s=0.2, seed=1)
+    assert torch.equal(rand[1]["wav"], rand[1]["wav"])  # same (seed, epoch, index): same crop
+    batch = collate_speech_image([cropped, full[1]])
+    assert batch["wav"].shape == (2, 8000)
+    assert batch["wav_lens"].tolist() == [3200, 8000] and batch["image_ids"].tolist() == [0, 1]
+    assert batch["target_counts"].tolist() == [1, 3]
+    assert torch.all(batch["wav"][0, 3200:] == 0)
+    ds = SpeechImageDataset(utts, image_transform=lambda im: torch.zeros(3, im.size[1], im.size[0]))
+    assert collate_speech_image([ds[0], ds[1]])["images"].shape == (2, 3, 16, 16)
+    assert ds.image_keys() == sorted(str(u.image_path) for u in utts)

@@ -1,0 +1,215 @@
+"""`python -m trainer synth`: determinism, manifest schema, word boundaries, splits, errors (espeak only, tiny)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from trainer.main import main
+from trainer.synth import voices as voices_mod
+from trainer.synth.audio_ops import SAMPLE_RATE, build_utterance
+from trainer.synth.render import render
+from trainer.synth.scenes import caption, sample_scene
+from trainer.synth.vocab import COLOURS, all_words
+
+pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs Debian espeak-ng")
+
+V1 = "espeak:en-us:r190:p50"
+V2 = "espeak:en-us+f2:r205:p70"
+
+
+def _digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.name != "info.json":
+            h.update(p.relative_to(root).as_posix().encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _run(out: Path, *extra: str) -> int:
+    return main(
+        [
+            "synth",
+            "--out",
+            str(out),
+            "--images",
+            "2",
+            "--seed",
+            "5",
+            "--voices",
+            V1,
+            "--captions-per-image",
+            "2",
+            *extra,
+        ]
+    )
+
+
+def test_same_seed_same_bytes_and_schema(tmp_path: Path) -> None:
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    assert _run(a) == 0
+    assert _run(b, "--workers", "2") == 0
+    assert _digest(a) == _digest(b)  # manifest, PNGs and WAV bytes, whatever the worker count
+    assert (
+        main(
+            [
+                "synth",
+                "--out",
+                str(c),
+                "--images",
+                "2",
+                "--seed",
+                "6",
+                "--voices",
+                V1,
+                "--captions-per-image",
+                "2",
+            ]
+        )
+        == 0
+    )
+    assert _digest(a) != _digest(c)
+
+    lines = [json.loads(x) for x in (a / "manifest.jsonl").read_text().splitlines()]
+    assert len(lines) == 4
+    vocab = set(json.loads((a / "vocab.json").read_text())["words"])
+    assert json.loads((a / "voices.json").read_text())["train_voices"] == [V1]
+    for d in lines:
+        assert set(d) >= {"audio", "image", "image_id", "text", "words", "voice", "split"}
+        assert d["voice"] == V1 and d["split"] == "train" and isinstance(d["image_id"], int)
+        assert (a / d["image"]).is_file()
+        wav, sr = sf.read(a / d["audio"], dtype="float32")
+        assert sr == SAMPLE_RATE and wav.ndim == 1
+        dur = wav.size / sr
+        assert [w["word"] for w in d["words"]] == d["text"].split()
+        assert set(d["text"].split()) <= vocab
+        prev_end = 0.0
+        for w in d["words"]:  # in order, not overlapping, inside the audio
+            assert prev_end <= w["start_s"] < w["end_s"] <= dur + 1e-6
+            prev_end = w["end_s"]
+        # the spans hold the speech: louder inside words than in the gaps between them
+        inside = np.zeros(wav.size, bool)
+        for w in d["words"]:
+            inside[int(w["start_s"] * sr) : int(w["end_s"] * sr)] = True
+        assert np.sqrt(np.mean(wav[inside] ** 2)) > 3 * np.sqrt(np.mean(wav[~inside] ** 2))
+
+
+def test_refuses_non_empty_dir_and_force_replaces(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert _run(out) == 1
+    assert "--force" in capsys.readouterr().err
+    assert _run(out, "--force") == 1  # not a synth folder: never deleted
+    assert (out / "keep.txt").exists()
+    shutil.rmtree(out)
+    assert _run(out) == 0
+    assert _run(out, "--force", "--images", "3") == 0
+    assert len((out / "manifest.jsonl").read_text().splitlines()) == 6
+    assert not (tmp_path / "o.partial").exists()
+
+
+def test_splits_by_image_and_holdout_voice(tmp_path: Path) -> None:
+    out = tmp_path / "s"
+    assert (
+        main(
+            [
+                "synth",
+                "--out",
+                str(out),
+                "--images",
+                "5",
+                "--val-images",
+                "1",
+                "--test-images",
+                "2",
+                "--voices",
+                V1,
+                "--holdout-voices",
+                V2,
+                "--captions-per-image",
+                "1",
+                "--image-size",
+                "32",
+            ]
+        )
+        == 0
+    )
+    lines = [json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()]
+    split_of = {d["image_id"]: d["split"] for d in lines if d["split"] != "test_unseen_voice"}
+    assert split_of == {0: "train", 1: "train", 2: "val", 3: "test", 4: "test"}
+    unseen = [d for d in lines if d["split"] == "test_unseen_voice"]
+    assert sorted(d["image_id"] for d in unseen) == [3, 4] and {d["voice"] for d in unseen} == {V2}
+    assert all(d["voice"] == V1 for d in lines if d["split"] != "test_unseen_voice")
+
+
+def test_unknown_voice_lists_valid_ones(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["synth", "--out", str(tmp_path / "x"), "--voices", "espeak:nobody"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown voice 'espeak:nobody'" in err and "flite:slt" in err and "piper:joe" in err
+
+
+def test_missing_engine_names_the_debian_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(voices_mod.shutil, "which", lambda _name: None)
+    assert _run(tmp_path / "x") == 1
+    assert "apt-get install espeak-ng" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_list_voices(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["synth", "--list-voices"]) == 0
+    names = [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()]
+    assert {"piper:joe", "flite:rms", V1} <= set(names) and len(names) >= 15
+
+
+def test_every_word_is_one_clip_token() -> None:
+    # open_clip's tokenizer module alone (the package import pulls in timm etc., ~15 s here)
+    import importlib.util
+
+    spec = importlib.util.find_spec("open_clip")
+    assert spec is not None and spec.submodule_search_locations
+    path = Path(spec.submodule_search_locations[0]) / "tokenizer.py"
+    mod_spec = importlib.util.spec_from_file_location("_open_clip_tokenizer", path)
+    assert mod_spec is not None and mod_spec.loader is not None
+    mod = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(mod)
+    tok = mod.SimpleTokenizer()
+    assert len(tok.encode("hexagon")) == 2  # the check can fail
+    multi = [w for w in all_words() if len(tok.encode(w)) != 1]
+    assert multi == []
+
+
+def test_caption_names_every_object_and_render_draws_it() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        scene = sample_scene(rng)
+        text = caption(scene, rng)
+        for o in scene.objects:
+            assert f"{o.colour} {o.shape}" in text
+    scene = sample_scene(np.random.default_rng(3))
+    img = np.asarray(render(scene, 96)).astype(int)
+    for o in scene.objects:
+        if o.shape in ("ring", "moon"):  # hollow or offset: the centre may be background
+            continue
+        px = img[int(o.cy * 96), int(o.cx * 96)]
+        assert np.abs(px - np.array(COLOURS[o.colour])).max() < 40
+
+
+def test_build_utterance_times_follow_speed_perturbation() -> None:
+    clips = {"red": np.ones(1600, np.float32) * 0.5, "circle": np.ones(3200, np.float32) * 0.5}
+    wav, spans = build_utterance(
+        ["red", "circle"], clips, np.random.default_rng(1), noise_p=0.0, speed=(1.1, 1.1)
+    )
+    assert [s.word for s in spans] == ["red", "circle"]
+    assert spans[0].end_s - spans[0].start_s == pytest.approx(0.1 / 1.1, abs=2e-3)
+    assert spans[1].end_s - spans[1].start_s == pytest.approx(0.2 / 1.1, abs=2e-3)
+    assert spans[1].end_s <= wav.size / SAMPLE_RATE

@@ -1,0 +1,83 @@
+"""Reader for our manifest format (``trainer synth`` output, or a user's own speech-image pairs).
+
+``DIR/manifest.jsonl``: one JSON object a line, ``{"audio", "image", "image_id", "text", "words",
+"voice", "split"}``; paths relative to DIR (absolute paths are kept). ``words``, ``voice`` and
+``image_id`` are optional: without ``image_id`` an id is assigned per distinct image path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from core.errors import DatasetError
+from trainer.data.records import Utterance, Word, check_files, problems_message
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "manifest.jsonl"
+REQUIRED = ("audio", "image", "text")
+
+
+def _words(raw: object) -> list[Word] | None:
+    if raw is None:
+        return None
+    return [Word(str(w["word"]), float(w["start_s"]), float(w["end_s"])) for w in raw]  # type: ignore[union-attr]
+
+
+def read_manifest(root: str | Path, split: str | None = None, *, check: bool = True) -> list[Utterance]:
+    """All utterances of ``root/manifest.jsonl`` (only `split` when given, e.g. "train" or "test").
+
+    Raises DatasetError for a missing manifest, malformed lines (all listed), or missing files.
+    """
+    root = Path(root)
+    path = root / MANIFEST if root.is_dir() else root
+    root = path.parent
+    if not path.is_file():
+        raise DatasetError(
+            f"no manifest at {path}. Fix: point at a folder made by `python -m trainer synth --out DIR`, "
+            f"or write {MANIFEST} with one JSON object a line: "
+            '{"audio": "a.wav", "image": "a.jpg", "image_id": 0, "text": "...", "split": "train"}'
+        )
+    out: list[Utterance] = []
+    bad: list[str] = []
+    ids: dict[str, int] = {}
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+                missing = [k for k in REQUIRED if k not in d]
+                if missing:
+                    raise KeyError(", ".join(missing))
+                image = str(d["image"])
+                image_id = int(d["image_id"]) if "image_id" in d else ids.setdefault(image, len(ids))
+                u = Utterance(
+                    audio_path=root / str(d["audio"]),
+                    image_path=root / image,
+                    image_id=image_id,
+                    text=str(d["text"]),
+                    words=_words(d.get("words")),
+                    voice=d.get("voice"),
+                    split=str(d.get("split", "train")),
+                )
+            except (ValueError, KeyError, TypeError) as exc:
+                bad.append(f"line {n}: {type(exc).__name__}: {exc}")
+                continue
+            if split is None or u.split == split:
+                out.append(u)
+    if bad:
+        raise DatasetError(
+            problems_message(
+                bad,
+                f"lines of {path} are malformed",
+                f"each line must be a JSON object with at least {', '.join(REQUIRED)} (see docs/interfaces.md)",
+            )
+        )
+    if split is not None and not out:
+        raise DatasetError(f"{path} has no utterance in split {split!r}. Fix: choose another --split")
+    if check:
+        check_files(out, f"manifest {path}", "regenerate the folder (trainer synth --force) or fix the paths")
+    return out
