@@ -31,7 +31,8 @@ class TrainConfig:
     # --- model -----------------------------------------------------------------------------------
     model: str = "tiny-test"  # model config name (resources/configs/models) or a path to a config JSON
     model_overrides: dict = field(default_factory=dict)  # nested dict merged into the model config
-    init_from: str = ""  # model folder / checkpoint whose weights initialise the model ("" = random/config)
+    init_from: str = ""  # model folder whose weights initialise the model (matching keys; "" = none)
+    vocab_from_data: bool = False  # set clip.vocab_ids to the CLIP BPE ids of the training captions
     # --- data ------------------------------------------------------------------------------------
     dataset: str = "manifest"  # manifest | flickr8k | spokencoco | synthetic (random tensors, smoke tests)
     data_dir: str = ""  # dataset root (manifest: the folder holding manifest.jsonl)

@@ -15,6 +15,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from core.device import pick_device
+
 logger = logging.getLogger(__name__)
 
 
@@ -32,17 +34,6 @@ class DistInfo:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-
-def pick_device(pref: str = "auto") -> torch.device:
-    """"auto" -> cuda if available, else mps, else cpu; anything else is passed to torch.device."""
-    if pref != "auto":
-        return torch.device(pref)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def init_distributed(device: str = "auto") -> DistInfo:
@@ -91,17 +82,37 @@ def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
     return y / dist.get_world_size()
 
 
-def gather_features(x: torch.Tensor) -> torch.Tensor:
-    """All-gather `x` (B, ...) along dim 0 to (world*B, ...), keeping the local rank's gradient.
+class _GatherWithGrad(torch.autograd.Function):
+    """all_gather whose backward sums every rank's gradient and returns the local slice."""
 
-    As open_clip's `gather_features(local_loss=False, gather_with_grad=False)`: the other ranks'
-    features are constants, the local slice is the original tensor, so each rank's backward reaches its
-    own encoder and DDP's gradient averaging makes the update equal to the single-process one on the
-    global batch. Every rank must pass the same B (DistributedSampler + drop_last guarantee it).
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        world, rank = dist.get_world_size(), dist.get_rank()
+        parts = [torch.empty_like(x) for _ in range(world)]
+        dist.all_gather(parts, x.contiguous())
+        ctx.rank, ctx.n = rank, x.shape[0]
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)  # every rank computed the same global loss: sum their gradients
+        return grad[ctx.rank * ctx.n:(ctx.rank + 1) * ctx.n]
+
+
+def gather_features(x: torch.Tensor) -> torch.Tensor:
+    """All-gather `x` (B, ...) along dim 0 to (world*B, ...), gradients flowing back to each rank's slice.
+
+    open_clip's `gather_features(gather_with_grad=True)`: every rank computes the same loss over the global
+    batch; the backward sums the ranks' gradients w.r.t. each slice, and DDP's averaging then makes the
+    update exactly that of one process holding the global batch (local loss terms average as usual).
+    Every rank must pass the same B (DistributedSampler + drop_last guarantee it). Integer tensors (ids)
+    are gathered without gradient.
     """
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return x
-    parts = [torch.zeros_like(x) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, x.detach().contiguous())
-    parts[dist.get_rank()] = x
-    return torch.cat(parts, dim=0)
+    if not x.is_floating_point() or not x.requires_grad:
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x.contiguous())
+        return torch.cat(parts, dim=0)
+    return _GatherWithGrad.apply(x)

@@ -50,7 +50,8 @@ def _build_parser(only: str | None) -> argparse.ArgumentParser:
             sub.add_parser(name, help=help_text, add_help=False)
             continue
         module = importlib.import_module(module_name)
-        p = sub.add_parser(name, help=help_text, description=getattr(module, "HELP", help_text))
+        p = sub.add_parser(name, help=help_text, description=getattr(module, "HELP", help_text),
+                           formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser

@@ -1,0 +1,115 @@
+"""Stage 1 of the default model: train the small CLIP tower on the dataset's images and captions.
+
+No pretrained CLIP exists on this machine, so the default's CLIP is trained here first with the standard
+CLIP loss (symmetric InfoNCE; the other captions of the same image are masked out as negatives), then
+frozen for the speech stage. The result is written once to `<run_dir>/clip_stage/clip.pt` (the open_clip
+state dict); a resumed run loads it instead of training again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from core.model.losses import masked_info_nce
+from trainer.checkpoint import save_checkpoint
+from trainer.config import TrainConfig
+from trainer.distributed import DistInfo, barrier
+from trainer.loop.feature_cache import load_image, preprocess_images
+from trainer.loop.logs import RunLogger
+from trainer.loop.schedule import get_lr
+
+logger = logging.getLogger(__name__)
+
+
+def caption_pairs(dataset: Dataset) -> list[tuple[str, int, str]]:
+    """(image key, image id, caption) of every utterance, without loading audio."""
+    utts = getattr(dataset, "utts", None)
+    if utts is not None:
+        return [(str(u.image_path), int(u.image_id), u.text) for u in utts]
+    return [(it["image_key"], int(it["image_id"]), it["text"]) for it in (dataset[i] for i in range(len(dataset)))]
+
+
+def clip_stage_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "clip_stage" / "clip.pt"
+
+
+@torch.no_grad()
+def text_to_image_r1(clip: Any, images: torch.Tensor, image_ids: torch.Tensor, texts: list[str],
+                     text_ids: torch.Tensor, batch: int = 256) -> float:
+    """Share of captions whose own image is the top match among `images` (a quick stage-1 check)."""
+    clip.eval()
+    img = torch.cat([clip.encode_image(images[i:i + batch]) for i in range(0, len(images), batch)])
+    txt = torch.cat([clip.encode_text(texts[i:i + batch]) for i in range(0, len(texts), batch)])
+    best = (txt @ img.T).argmax(dim=1)
+    return float((image_ids[best] == text_ids).float().mean())
+
+
+def train_clip(clip: Any, train: Dataset, val: Dataset | None, cfg: TrainConfig, dist: DistInfo,
+               log: RunLogger) -> dict[str, float]:
+    """Train `clip` (a core ClipTower) for cfg.clip_train_steps, or load the stage's saved result."""
+    path = clip_stage_path(cfg.run_dir)
+    if not path.is_file() and dist.is_main:
+        _train(clip, train, val, cfg, dist, log, path)
+    barrier()
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    clip.model.load_state_dict(blob["model"])
+    clip.set_trainable(False)
+    return dict(blob.get("metrics", {}))
+
+
+def _train(clip: Any, train: Dataset, val: Dataset | None, cfg: TrainConfig, dist: DistInfo,
+           log: RunLogger, path: Path) -> None:
+    dev = dist.device
+    pairs = caption_pairs(train)
+    keys = sorted({k for k, _, _ in pairs})
+    loader = getattr(train, "load_image", load_image)
+    logger.info("CLIP stage: %d captions of %d images, %d steps", len(pairs), len(keys), cfg.clip_train_steps)
+    clip.set_trainable(True)
+    clip.to(dev)
+    images = preprocess_images(clip, keys, loader)  # (N, 3, H, W), decoded once
+    row = {k: i for i, k in enumerate(keys)}
+    cap_img = torch.tensor([row[k] for k, _, _ in pairs])
+    cap_ids = torch.tensor([i for _, i, _ in pairs])
+    tokens = clip.tokenize([t for _, _, t in pairs]).cpu()
+    params = [p for p in clip.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.clip_lr, weight_decay=0.1, betas=(0.9, 0.98))
+    g = torch.Generator().manual_seed(cfg.seed)
+    t0 = time.time()
+    m = clip.model
+    for step in range(cfg.clip_train_steps):
+        lr = get_lr(step, lr=cfg.clip_lr, warmup_steps=cfg.clip_warmup_steps, max_steps=cfg.clip_train_steps,
+                    min_lr=cfg.clip_lr * 0.01, schedule="cosine")
+        for group in opt.param_groups:
+            group["lr"] = lr
+        idx = torch.randperm(len(pairs), generator=g)[: cfg.clip_batch_size]
+        img = torch.nn.functional.normalize(m.encode_image(images[cap_img[idx]].to(dev)), dim=-1)
+        txt = torch.nn.functional.normalize(m.encode_text(tokens[idx].to(dev)), dim=-1)
+        ids = cap_ids[idx].to(dev)
+        loss = masked_info_nce(txt, img, ids, ids, m.logit_scale.exp().clamp(max=100.0))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if step % cfg.log_every_steps == 0 or step == cfg.clip_train_steps - 1:
+            log.log("clip", step, {"loss": float(loss), "lr": lr, "logit_scale": float(m.logit_scale.exp())})
+            logger.info("clip step %d/%d loss %.4f (%.0f s)", step, cfg.clip_train_steps, float(loss),
+                        time.time() - t0)
+    metrics: dict[str, float] = {"seconds": time.time() - t0}
+    if val is not None:
+        vp = caption_pairs(val)
+        vkeys = sorted({k for k, _, _ in vp})
+        vrow = {k: i for i, k in enumerate(vkeys)}
+        vimgs = preprocess_images(clip, vkeys, getattr(val, "load_image", load_image)).to(dev)
+        metrics["val_text_to_image_r1"] = text_to_image_r1(
+            clip, vimgs, torch.arange(len(vkeys), device=dev), [t for _, _, t in vp],
+            torch.tensor([vrow[k] for k, _, _ in vp], device=dev))
+        log.log("clip_val", cfg.clip_train_steps, metrics)
+        logger.info("CLIP stage done: val caption->image R@1 %.3f", metrics["val_text_to_image_r1"])
+    clip.set_trainable(False)
+    save_checkpoint({"model": {k: v.cpu() for k, v in m.state_dict().items()}, "metrics": metrics}, path)

@@ -1,0 +1,123 @@
+"""Run a model over a dataset split and compute every metric of `python -m trainer eval`.
+
+Retrieval uses one vector per unique image (the frozen tower's features, cached when a cache is given);
+keyword and boundary metrics use the model's own inference path (`infer_batch` -> SpeechQuery), exactly
+what the app shows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from trainer.loop.feature_cache import ImageFeatureCache, load_image, preprocess_images
+from trainer.metrics import (
+    boundary_prf,
+    content_word_recall,
+    keyword_hit_rate,
+    retrieval_recalls,
+    uniform_boundaries,
+)
+
+logger = logging.getLogger(__name__)
+
+BOUNDARY_TOL_S = 0.05  # 50 ms
+
+
+def _gold_subwords(clip: Any, text: str) -> set[str]:
+    """The caption's CLIP BPE sub-words, decoded like the keyword candidates (no `</w>`)."""
+    return {clip.decode_token(i) for i in clip.tokenizer.encode(text)}
+
+
+@torch.no_grad()
+def image_vectors(clip: Any, keys: Sequence[str], cache: ImageFeatureCache | None,
+                  loader: Callable[[str], Any] = load_image, batch_size: int = 64) -> np.ndarray:
+    """(M, E) L2-normalised image vectors for `keys` (from the cache, else encoded now)."""
+    if cache is not None:
+        cache.ensure(keys)
+        return cache.lookup(keys).numpy()
+    dev = next(clip.parameters()).device
+    out = [clip.encode_image(preprocess_images(clip, keys[i:i + batch_size], loader).to(dev)).cpu()
+           for i in range(0, len(keys), batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+
+
+def run_inference(model: Any, dataset: Dataset, batch_size: int = 16,
+                  progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
+    """Per utterance: query vector, keyword candidates, decoded keywords, boundaries, image key, text, voice."""
+    rows: list[dict[str, Any]] = []
+    n = len(dataset)  # type: ignore[arg-type]
+    for start in range(0, n, batch_size):
+        items = [dataset[i] for i in range(start, min(n, start + batch_size))]
+        queries = model.infer_batch([it["wav"].numpy() if isinstance(it["wav"], torch.Tensor) else it["wav"]
+                                     for it in items])
+        for it, q in zip(items, queries, strict=True):
+            rows.append({
+                "query": q.query_vector, "image_key": it["image_key"], "text": it["text"],
+                "words": it.get("words"), "voice": it.get("voice"),
+                "candidates": [[c for c, _ in u.candidates] for u in q.units],
+                "keywords": [k.text for k in q.keywords],
+                "fire_s": [s.end_s for s in q.segments],
+                "n_units": len(q.units),
+            })
+        if progress is not None:
+            progress(min(n, start + batch_size), n)
+    return rows
+
+
+def metrics_from_rows(rows: Sequence[dict[str, Any]], keys: Sequence[str], images: np.ndarray,
+                      gold: Sequence[set[str]]) -> dict[str, Any]:
+    """All metrics over `rows` (see trainer.metrics); `images[j]` is the vector of `keys[j]`."""
+    pos = {k: j for j, k in enumerate(keys)}
+    used = sorted({pos[r["image_key"]] for r in rows})
+    remap = {j: i for i, j in enumerate(used)}
+    speech = np.stack([r["query"] for r in rows])
+    rec = retrieval_recalls(speech, images[used], [remap[pos[r["image_key"]]] for r in rows])
+    timed = [r for r in rows if r["words"]]
+    ref = [[w["end_s"] for w in r["words"]] for r in timed]
+    pred = [r["fire_s"] for r in timed]
+    uni = [uniform_boundaries(len(r["fire_s"]), r["words"][0]["start_s"], r["words"][-1]["end_s"]) for r in timed]
+    has_times = any(len(p) for p in pred)
+    out: dict[str, Any] = {
+        "speech_to_image": rec["speech_to_image"],
+        "image_to_speech": rec["image_to_speech"],
+        "keyword_hit_rate": keyword_hit_rate([r["candidates"] for r in rows], list(gold)),
+        "content_word_recall": content_word_recall([r["keywords"] for r in rows], [r["text"] for r in rows]),
+        "boundary_f1": boundary_prf(pred, ref, BOUNDARY_TOL_S)["f1"] if has_times else None,
+        "boundary_f1_uniform": boundary_prf(uni, ref, BOUNDARY_TOL_S)["f1"] if has_times else None,
+        "n_utterances": len(rows),
+        "n_images": len(used),
+        "mean_units_per_utterance": float(np.mean([r["n_units"] for r in rows])),
+        "mean_words_per_utterance": float(np.mean([len(r["text"].split()) for r in rows])),
+    }
+    if has_times:
+        prf = boundary_prf(pred, ref, BOUNDARY_TOL_S)
+        out["boundary_precision"], out["boundary_recall"] = prf["precision"], prf["recall"]
+    return out
+
+
+def evaluate_dataset(model: Any, dataset: Dataset, *, cache: ImageFeatureCache | None = None,
+                     loader: Callable[[str], Any] | None = None, batch_size: int = 16,
+                     per_voice: bool = True, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Metrics of `model` on `dataset` (items as in trainer.loop.batches), with a per-voice breakdown."""
+    loader = loader or getattr(dataset, "load_image", load_image)
+    rows = run_inference(model, dataset, batch_size, progress)
+    if not rows:
+        return {"n_utterances": 0}
+    keys = sorted({r["image_key"] for r in rows})
+    images = image_vectors(model.clip, keys, cache, loader)
+    gold = [_gold_subwords(model.clip, r["text"]) for r in rows]
+    out = metrics_from_rows(rows, keys, images, gold)
+    voices = sorted({str(r["voice"]) for r in rows})
+    if per_voice and len(voices) > 1:
+        out["per_voice"] = {}
+        for v in voices:
+            idx = [i for i, r in enumerate(rows) if str(r["voice"]) == v]
+            sub = metrics_from_rows([rows[i] for i in idx], keys, images, [gold[i] for i in idx])
+            out["per_voice"][v] = sub
+    return out

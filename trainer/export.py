@@ -1,0 +1,193 @@
+"""`python -m trainer export`: the model folder the app and `python -m core` load, plus its model card.
+
+    python -m trainer export --run runs/default --out resources/models/default --fp16 \\
+        --eval-data /work/data/synth-default
+
+From a run folder it takes `checkpoints/best.pt` (else `last.pt`); `--checkpoint F` names one file. The
+folder is written by `core.factory.save_model` (config.json + model.safetensors); the card
+(model_card.json + model_card.md) records the data, seed, voices, training time and machine, the auxiliary
+signals used, and, with `--eval-data`, the `trainer eval` metrics of the test split and of the held-out voice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core.errors import CheckpointError
+from trainer.checkpoint import BEST, LAST, checkpoint_dir, load_checkpoint
+
+logger = logging.getLogger(__name__)
+
+HELP = __doc__
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", type=Path, help="a training run folder (uses checkpoints/best.pt, else last.pt)")
+    src.add_argument("--checkpoint", type=Path, help="a training checkpoint file (.pt)")
+    parser.add_argument("--out", type=Path, required=True, help="model folder to write")
+    parser.add_argument("--which", choices=["best", "last"], default="best", help="with --run: which checkpoint")
+    parser.add_argument("--fp16", action="store_true", help="store the weights as float16 (half the size)")
+    parser.add_argument("--eval-data", default="", help="dataset folder: evaluate and put the metrics in the card")
+    parser.add_argument("--eval-splits", default="test,test_unseen_voice",
+                        help="splits to evaluate with --eval-data (missing ones are skipped)")
+    parser.add_argument("--card-extra", default="", help="JSON object merged into the model card")
+
+
+def pick_checkpoint(run: Path, which: str = "best") -> Path:
+    d = checkpoint_dir(run)
+    order = [BEST, LAST] if which == "best" else [LAST]
+    for name in order:
+        if (d / name).is_file():
+            return d / name
+    raise CheckpointError(f"no checkpoint in {d} ({' or '.join(order)}); train first or pass --checkpoint")
+
+
+def model_from_checkpoint(ckpt: dict[str, Any]) -> Any:
+    """Rebuild the SpeechClipModel of a training checkpoint (through core.factory) and load its weights."""
+    from core.factory import create_model
+    from core.model.config import model_config_from_dict
+    from trainer.checkpoint import strip_prefixes
+
+    model = create_model(model_config_from_dict(ckpt["model_cfg"]))
+    model.load_state_dict(strip_prefixes(ckpt["model"]))
+    model.eval()
+    return model
+
+
+def _data_info(data_dir: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"data_dir": data_dir}
+    for name in ("info.json", "voices.json"):
+        p = Path(data_dir) / name
+        if data_dir and p.is_file():
+            try:
+                blob = json.loads(p.read_text())
+            except json.JSONDecodeError:
+                continue
+            if name == "voices.json":
+                blob = {k: v for k, v in blob.items() if k != "details"}
+            out[name.removesuffix(".json")] = blob
+    return out
+
+
+def build_card(ckpt: dict[str, Any], source: Path, metrics: dict[str, Any] | None = None,
+               extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The model card as a dict (model_card.json)."""
+    cfg = ckpt.get("config", {})
+    mcfg = ckpt["model_cfg"]
+    data = _data_info(cfg.get("data_dir", ""))
+    voices = data.get("voices", {})
+    train_voices = cfg.get("train_voices") or voices.get("train_voices") or []
+    held_out = sorted(set(cfg.get("exclude_voices") or []) | set(voices.get("holdout_voices") or []))
+    card = {
+        "name": mcfg.get("name"),
+        "architecture": mcfg["branch"]["model_type"],
+        "checkpoint": str(source),
+        "step": ckpt.get("step"),
+        "epoch": ckpt.get("epoch"),
+        "best_val_metric": {"name": cfg.get("best_metric"), "value": ckpt.get("best_metric")},
+        "data": {"dataset": cfg.get("dataset"), **data},
+        "seed": cfg.get("seed"),
+        "train_voices": [v for v in train_voices if v not in held_out],
+        "held_out_voices": held_out,
+        "auxiliary_signals": {
+            "cif_target": mcfg["cif"]["target"],
+            "cif_target_note": ("known word count of the caption (its CLIP token count)"
+                                if mcfg["cif"]["target"] == "text_tokens" else "round(frames / frames_per_unit)"),
+            "aux_keyword_loss_weight": mcfg.get("aux_keyword_loss_weight", 0.0),
+            "switch_off": "model_overrides {\"cif\": {\"target\": \"frames\"}, \"aux_keyword_loss_weight\": 0}",
+        },
+        "training": {
+            "config": cfg,
+            "clip_stage_steps": cfg.get("clip_train_steps", 0),
+            "torch": torch.__version__,
+            "machine": f"{platform.machine()} {platform.system()}, {torch.get_num_threads()} torch threads",
+        },
+        "metrics": metrics or {},
+    }
+    if extra:
+        card.update(extra)
+    return card
+
+
+def card_markdown(card: dict[str, Any]) -> str:
+    """A human-readable rendering of the card (model_card.md)."""
+    lines = [f"# Model card: {card.get('name')}", "",
+             f"- Architecture: SpeechCLIP+ `{card['architecture']}`; trained {card.get('step')} steps "
+             f"({card.get('epoch')} epochs)",
+             f"- Data: {card['data'].get('dataset')} at `{card['data'].get('data_dir')}`; seed {card.get('seed')}",
+             f"- Train voices: {', '.join(card['train_voices']) or 'all'}",
+             f"- Held-out voices (never heard in training): {', '.join(card['held_out_voices']) or 'none'}",
+             f"- Auxiliary signals: CIF target `{card['auxiliary_signals']['cif_target']}` "
+             f"({card['auxiliary_signals']['cif_target_note']}); auxiliary keyword CE weight "
+             f"{card['auxiliary_signals']['aux_keyword_loss_weight']} (switch off: "
+             f"`{card['auxiliary_signals']['switch_off']}`)"]
+    for key in ("reproduce", "training_time", "machine_note"):
+        if key in card:
+            lines.append(f"- {key.replace('_', ' ').capitalize()}: {card[key]}")
+    for split, m in card.get("metrics", {}).items():
+        if not isinstance(m, dict) or "speech_to_image" not in m:
+            continue
+        s2i, i2s = m["speech_to_image"], m["image_to_speech"]
+        lines += ["", f"## `trainer eval` on split `{split}` ({m.get('n_utterances')} utterances, "
+                      f"{m.get('n_images')} images)", "",
+                  "| metric | value |", "|---|---|",
+                  f"| speech→image R@1 / R@5 / R@10 | {s2i['r1']:.3f} / {s2i['r5']:.3f} / {s2i['r10']:.3f} |",
+                  f"| image→speech R@1 / R@5 / R@10 | {i2s['r1']:.3f} / {i2s['r5']:.3f} / {i2s['r10']:.3f} |",
+                  f"| keyword hit rate | {m['keyword_hit_rate']:.3f} |",
+                  f"| content-word recall | {m['content_word_recall']:.3f} |",
+                  f"| boundary F1 (50 ms) | {_fmt(m.get('boundary_f1'))} |",
+                  f"| boundary F1, uniform baseline | {_fmt(m.get('boundary_f1_uniform'))} |"]
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(x: Any) -> str:
+    return "n/a" if x is None else f"{float(x):.3f}"
+
+
+def export_checkpoint(ckpt_path: Path, out: Path, *, fp16: bool = False, eval_data: str = "",
+                      eval_splits: tuple[str, ...] = ("test",), extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write the model folder + card; returns the card."""
+    from core.factory import save_model
+
+    ckpt = load_checkpoint(ckpt_path)
+    model = model_from_checkpoint(ckpt)
+    if fp16:
+        model = model.half()
+    save_model(model, out)
+    metrics: dict[str, Any] = {}
+    if eval_data:  # evaluate the folder just written: the card's numbers are what `trainer eval` gives
+        from core.factory import load_model
+        from trainer.eval_cli import evaluate_split
+
+        exported = load_model(out, device="cpu")
+        for split in eval_splits:
+            try:
+                metrics[split] = evaluate_split(exported, eval_data, split)
+            except Exception as exc:  # a missing split must not lose the export
+                logger.warning("evaluation of split %s skipped: %s", split, exc)
+    card = build_card(ckpt, ckpt_path, metrics, extra)
+    write_card(out, card)
+    logger.info("exported %s -> %s", ckpt_path, out)
+    return card
+
+
+def write_card(out: Path, card: dict[str, Any]) -> None:
+    (out / "model_card.json").write_text(json.dumps(card, indent=2, default=str) + "\n")
+    (out / "model_card.md").write_text(card_markdown(card))
+
+
+def run(args: argparse.Namespace) -> int:
+    ckpt = args.checkpoint if args.checkpoint else pick_checkpoint(args.run, args.which)
+    extra = json.loads(args.card_extra) if args.card_extra else None
+    splits = tuple(s for s in args.eval_splits.split(",") if s)
+    export_checkpoint(ckpt, args.out, fp16=args.fp16, eval_data=args.eval_data, eval_splits=splits, extra=extra)
+    print(f"wrote {args.out}")
+    return 0

@@ -1,0 +1,69 @@
+"""From dataset items to the batch dict `SpeechClipModel.compute_loss` takes.
+
+Items (one utterance) are dicts: `wav` (S,) float tensor 16 kHz, `image_id` int, `image_key` str (image
+path or `synthetic:...`), `text` str, optional `words` / `voice`. `collate_items` pads them;
+`BatchPreparer` adds the image side (cached features, or images to encode every step) and the CIF / keyword
+targets from the caption (`target_counts`, `token_ids`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from trainer.loop.feature_cache import ImageFeatureCache, ImageLoader, load_image, preprocess_images
+
+logger = logging.getLogger(__name__)
+
+
+def collate_items(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Pad waveforms: -> {"wav": (B, S), "wav_lens": (B,), "image_ids": (B,), "image_keys", "texts", "words"}."""
+    lens = torch.tensor([int(it["wav"].shape[0]) for it in items], dtype=torch.long)
+    wav = torch.zeros(len(items), int(lens.max()) if len(items) else 0)
+    for i, it in enumerate(items):
+        wav[i, : lens[i]] = torch.as_tensor(it["wav"], dtype=torch.float32)
+    return {
+        "wav": wav,
+        "wav_lens": lens,
+        "image_ids": torch.tensor([int(it["image_id"]) for it in items], dtype=torch.long),
+        "image_keys": [str(it["image_key"]) for it in items],
+        "texts": [str(it["text"]) for it in items],
+        "words": [it.get("words") for it in items],
+        "voices": [it.get("voice") for it in items],
+    }
+
+
+def caption_tokens(clip: Any, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """-> (token_ids (B, 77) long: `clip.tokenize` output [SOT, ids..., EOT, 0...]; counts (B,) long: the
+    number of caption tokens between SOT and EOT (the known unit count, CIF target `text_tokens`))."""
+    tok = clip.tokenize(list(texts)).cpu()
+    eot = int(clip.orig_to_tower[clip.eot_id])
+    counts = ((tok == eot).long().argmax(dim=1) - 1).clamp_min(0)
+    return tok, counts
+
+
+class BatchPreparer:
+    """Adds `image_feats` (from the cache) or `images` (encoded by the model each step), and the caption
+    targets, then moves tensors to `device`."""
+
+    def __init__(self, clip: Any, device: torch.device, *, cache: ImageFeatureCache | None,
+                 loader: ImageLoader = load_image, with_text_targets: bool = True) -> None:
+        self.clip = clip
+        self.device = device
+        self.cache = cache
+        self.loader = loader
+        self.with_text_targets = with_text_targets
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        out = dict(batch)
+        if self.cache is not None:
+            out["image_feats"] = self.cache.lookup(batch["image_keys"])
+        else:
+            out["images"] = preprocess_images(self.clip, batch["image_keys"], self.loader)
+        if self.with_text_targets:
+            out["token_ids"], out["target_counts"] = caption_tokens(self.clip, batch["texts"])
+        return {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
+                for k, v in out.items()}

@@ -1,0 +1,55 @@
+"""Run logs: a JSONL file (one object per record) and TensorBoard scalars, written by rank 0 only."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+class RunLogger:
+    """`log(kind, step, values)` appends `{"kind", "step", "time", **values}` to <run_dir>/log.jsonl and
+    writes numeric values to TensorBoard under `<kind>/<name>` (<run_dir>/tensorboard)."""
+
+    def __init__(self, run_dir: Path, *, enabled: bool = True, tensorboard: bool = True) -> None:
+        self.enabled = enabled
+        self.path = Path(run_dir) / "log.jsonl"
+        self._tb: Any = None
+        if enabled:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if tensorboard:
+                try:
+                    from torch.utils.tensorboard import SummaryWriter
+
+                    self._tb = SummaryWriter(str(Path(run_dir) / "tensorboard"))
+                except ImportError:  # tensorboard is an optional extra ([train])
+                    logger.warning("tensorboard is not installed; logging to %s only", self.path)
+
+    def log(self, kind: str, step: int, values: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        record = {"kind": kind, "step": step, "time": round(time.time(), 3), **values}
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        if self._tb is not None:
+            for name, value in _flatten(values).items():
+                self._tb.add_scalar(f"{kind}/{name}", value, step)
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    out: dict[str, float] = {}
+    for k, v in values.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}/"))
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[f"{prefix}{k}"] = float(v)
+    return out

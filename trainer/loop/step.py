@@ -1,0 +1,116 @@
+"""One optimiser step: gradient accumulation (DDP sync only on the last micro-step), autocast, AMP
+scaler, unscale + clip, step, `zero_grad(set_to_none=True)` (nanoGPT / open_clip)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainer.distributed import gather_features
+from trainer.loop.guard import LossGuard
+
+logger = logging.getLogger(__name__)
+
+
+class LossModule(nn.Module):
+    """`forward(batch) -> (total, parts)`: the model's forward + `loss_from_output`, so DDP wraps one call.
+
+    With `gather=True` (more than one process) the contrastive losses see the speech vectors, image vectors
+    and image ids of every rank (`gather_features`: negatives from the whole global batch, same-image pairs
+    masked by id, gradients flowing back to each rank's own slice). With one process this is exactly
+    `model.compute_loss(batch)`.
+    """
+
+    def __init__(self, model: nn.Module, gather: bool = False) -> None:
+        super().__init__()
+        self.model = model
+        self.gather = gather
+
+    def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        m = self.model
+        if not self.gather:
+            out = m.compute_loss(batch)
+            return out.total, out.parts
+        if "image_feats" in batch:
+            image = torch.nn.functional.normalize(batch["image_feats"].float(), dim=-1)
+        else:
+            image = m.clip.encode_image(batch["images"])
+        ids = batch["image_ids"]
+        speech = m(batch["wav"], batch["wav_lens"], batch.get("target_counts"))
+        g = gather_features
+        par = g(speech.parallel) if speech.parallel is not None else None
+        cas = g(speech.cascaded) if speech.cascaded is not None else None
+        all_ids = g(ids)
+        out = m.loss_from_output(speech, g(image), all_ids, all_ids, token_ids=batch.get("token_ids"),
+                                 gathered=(par, cas))
+        return out.total, out.parts
+
+
+def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 / fp16 autocast on CUDA; nothing on CPU or for fp32."""
+    if device.type != "cuda" or precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """`auto` -> bf16 on a CUDA device with bf16, fp16 on other CUDA devices, fp32 elsewhere."""
+    if precision != "auto":
+        return precision if device.type == "cuda" else "fp32"
+    if device.type != "cuda":
+        return "fp32"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+def optimizer_step(
+    loss_module: nn.Module,
+    micro_batches: Sequence[dict[str, Any]],
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    params: Sequence[nn.Parameter],
+    *,
+    lr: float,
+    grad_clip: float,
+    device: torch.device,
+    precision: str,
+    guard: LossGuard | None = None,
+    step: int = 0,
+    prepare: Callable[[dict[str, Any]], dict[str, Any]] = lambda b: b,
+) -> dict[str, float]:
+    """Accumulate gradients over `micro_batches`, then clip and step. Returns logged values.
+
+    Each micro loss is divided by the number of micro-steps (features gathered across ranks carry their
+    gradient back, so DDP's averaging gives the global-batch update, see gather_features). The guard sees every micro loss before its
+    backward, so a NaN / exploding loss never reaches the weights.
+    """
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group.get("lr_scale", 1.0)
+    n = len(micro_batches)
+    is_ddp = isinstance(loss_module, nn.parallel.DistributedDataParallel)
+    total = 0.0
+    parts_sum: dict[str, float] = {}
+    for i, raw in enumerate(micro_batches):
+        batch = prepare(raw)
+        sync = contextlib.nullcontext() if (not is_ddp or i == n - 1) else loss_module.no_sync()
+        with sync:
+            with autocast_context(device, precision):
+                loss, parts = loss_module(batch)
+            value = float(loss.detach())
+            if guard is not None:
+                guard.check(value, step)
+            scaler.scale(loss / n).backward()
+        total += value / n
+        for k, v in parts.items():
+            parts_sum[k] = parts_sum.get(k, 0.0) + float(v.detach()) / n
+    scaler.unscale_(optimizer)
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip > 0 else float("inf"))
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    return {"loss": total, "lr": lr, "grad_norm": float(grad_norm), **{f"loss_{k}": v for k, v in parts_sum.items()}}

@@ -1,0 +1,97 @@
+"""Utterance records (any reader in trainer/data) -> training items, and the dataset builder by type."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from core.audio import SAMPLE_RATE, load_audio
+from core.errors import ConfigError, DatasetError
+from trainer.config import TrainConfig
+
+logger = logging.getLogger(__name__)
+
+
+class UtteranceDataset(Dataset):
+    """Items `{"wav", "image_id", "image_key", "text", "words", "voice"}` for `trainer.loop.batches`.
+
+    Training items longer than `max_audio_s` are randomly cropped (the authors' `random_crop_max_length`),
+    drawing from torch's global RNG (checkpointed, so a resumed run crops identically with 0 workers).
+    """
+
+    def __init__(self, utterances: Sequence[Any], *, max_audio_s: float = 0.0, train: bool = False) -> None:
+        self.utts = list(utterances)
+        self.max_samples = int(max_audio_s * SAMPLE_RATE) if max_audio_s > 0 else 0
+        self.train = train
+
+    def __len__(self) -> int:
+        return len(self.utts)
+
+    def image_keys(self) -> list[str]:
+        return sorted({str(u.image_path) for u in self.utts})
+
+    def texts(self) -> list[str]:
+        return [u.text for u in self.utts]
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        u = self.utts[i]
+        wav = load_audio(u.audio_path)
+        if self.train and self.max_samples and wav.shape[0] > self.max_samples:
+            start = int(torch.randint(0, wav.shape[0] - self.max_samples + 1, ()).item())
+            wav = wav[start:start + self.max_samples]
+        words = None if u.words is None else [{"word": w.word, "start_s": w.start_s, "end_s": w.end_s}
+                                               for w in u.words]
+        return {"wav": torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32)), "image_id": int(u.image_id),
+                "image_key": str(u.image_path), "text": u.text, "words": words, "voice": u.voice}
+
+
+def read_utterances(dataset: str, data_dir: str, split: str) -> list[Any]:
+    """The reader of `dataset` (manifest | flickr8k | spokencoco) for one split (`all` = every split)."""
+    if dataset == "manifest":
+        from trainer.data.manifest import read_manifest
+
+        return read_manifest(data_dir, None if split == "all" else split)
+    if dataset == "flickr8k":
+        from trainer.data.flickr8k import read_flickr8k
+
+        return read_flickr8k(data_dir, split)
+    if dataset == "spokencoco":
+        from trainer.data.spokencoco import read_spokencoco
+
+        return read_spokencoco(data_dir, split)
+    raise ConfigError(f"dataset {dataset!r} has no reader; use manifest, flickr8k, spokencoco or synthetic")
+
+
+def filter_voices(utts: list[Any], keep: Sequence[str], exclude: Sequence[str]) -> list[Any]:
+    out = [u for u in utts if (not keep or u.voice in keep) and u.voice not in set(exclude)]
+    if utts and not out:
+        raise DatasetError(f"no utterance left after the voice filter (train_voices={list(keep)}, "
+                           f"exclude_voices={list(exclude)}); fix the voice names")
+    return out
+
+
+def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset | None]:
+    """(train, val or None) datasets of the configured type."""
+    if cfg.dataset == "synthetic":
+        from trainer.loop.synthetic_data import SyntheticSpeechImageDataset
+
+        train = SyntheticSpeechImageDataset(cfg.synthetic_size, seed=cfg.seed, split="train")
+        val = SyntheticSpeechImageDataset(max(8, cfg.synthetic_size // 4), seed=cfg.seed, split="val")
+        return train, (val if cfg.val_split else None)
+    train_utts = filter_voices(read_utterances(cfg.dataset, cfg.data_dir, cfg.train_split),
+                               cfg.train_voices, cfg.exclude_voices)
+    val = None
+    if cfg.val_split:
+        val_utts = read_utterances(cfg.dataset, cfg.data_dir, cfg.val_split)
+        val_utts = [u for u in val_utts if u.voice not in set(cfg.exclude_voices)]
+        if cfg.val_max_utterances:
+            val_utts = val_utts[: cfg.val_max_utterances]
+        val = UtteranceDataset(val_utts)
+    logger.info("dataset %s: %d training utterances, %d validation", cfg.dataset, len(train_utts),
+                len(val) if val is not None else 0)
+    return UtteranceDataset(train_utts, max_audio_s=cfg.max_audio_s, train=True), val

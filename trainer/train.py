@@ -1,0 +1,258 @@
+"""The training run: setup, (stage 1 CLIP for the default), the loop, validation, checkpoints, resume.
+
+    python -m trainer train --config resources/configs/train/tiny.json
+    python -m trainer train --config resources/configs/train/default.json --resume latest
+    torchrun --standalone --nproc_per_node=2 -m trainer train --config resources/configs/train/x.json
+
+Rank 0 alone logs and saves; every save is followed by a barrier. A checkpoint holds the model, the
+optimiser, the AMP scaler, the step / epoch / position in the epoch, every rank's RNG states, the best
+metric, the train config and the model config, so `--resume` continues exactly where the run stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as tdist
+from torch.utils.data import DataLoader
+
+from core.errors import DatasetError
+from core.factory import create_model
+from trainer.checkpoint import (
+    BEST,
+    LAST,
+    capture_rng,
+    checkpoint_dir,
+    load_checkpoint,
+    resolve_resume,
+    restore_rng,
+)
+from trainer.checkpoint import save_checkpoint as _save
+from trainer.config import TrainConfig, save_config
+from trainer.distributed import DistInfo, barrier, broadcast_object, cleanup_distributed, init_distributed
+from trainer.loop.batches import BatchPreparer, collate_items
+from trainer.loop.feature_cache import ImageFeatureCache, load_image
+from trainer.loop.guard import LossGuard, TrainingDiverged
+from trainer.loop.logs import RunLogger
+from trainer.loop.sampler import ResumableDistributedSampler
+from trainer.loop.schedule import get_lr
+from trainer.loop.step import LossModule, optimizer_step, resolve_precision
+from trainer.loop.utterance_data import build_datasets
+from trainer.train_setup import resolve_model_config, validation_metrics
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    epoch: int
+    best_metric: float | None
+    last_val: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass
+class _State:
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0  # micro-batches of this rank consumed in the current epoch
+    best: float | None = None
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def run_training(cfg: TrainConfig, *, resume: str = "", on_step: Callable[[int], None] | None = None) -> TrainResult:
+    """Train per `cfg`; `resume` = "" | "latest" | a checkpoint path. `on_step(step)` is called after each
+    optimiser step (after any save), e.g. by tests that stop a run mid-way."""
+    t_start = time.time()
+    dist = init_distributed(cfg.device)
+    try:
+        return _run(cfg, dist, resume, on_step, t_start)
+    finally:
+        cleanup_distributed()
+
+
+def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int], None] | None,
+         t_start: float) -> TrainResult:
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    _seed_everything(cfg.seed + dist.rank)
+    run_dir = Path(cfg.run_dir)
+    resume_path = broadcast_object(resolve_resume(resume, run_dir) if dist.is_main else None)
+    ckpt = load_checkpoint(resume_path) if resume_path else None
+    if dist.is_main:
+        save_config(cfg, run_dir / "config.json")
+    log = RunLogger(run_dir, enabled=dist.is_main, tensorboard=cfg.tensorboard)
+    train_ds, val_ds = build_datasets(cfg)
+    # On resume the architecture comes from the checkpoint (nanoGPT), not from today's config files.
+    model_cfg = resolve_model_config(cfg, train_ds, ckpt["model_cfg"] if ckpt else None)
+    model = create_model(model_cfg)
+    if cfg.init_from and ckpt is None:
+        _init_from(model, cfg.init_from)
+    if cfg.clip_train_steps > 0:
+        from trainer.clip_stage import train_clip
+
+        train_clip(model.clip, train_ds, val_ds, cfg, dist, log)
+    model.to(dist.device)
+    precision = resolve_precision(cfg.precision, dist.device)
+    loader_fn = getattr(train_ds, "load_image", load_image)
+    cache = None
+    if cfg.cache_image_features and not model.clip.trainable:
+        cache = ImageFeatureCache(model.clip, cfg.feature_cache_dir or run_dir / "feature_cache", loader_fn)
+        keys = list(train_ds.image_keys()) + (list(val_ds.image_keys()) if val_ds is not None else [])
+        cache.ensure(keys, dist)
+    prepare = BatchPreparer(model.clip, dist.device, cache=cache, loader=loader_fn)
+    params = model.trainable_parameters()
+    opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    optimizer = opt_cls(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
+    scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
+    loss_module: torch.nn.Module = LossModule(model, gather=dist.distributed)
+    if dist.distributed:
+        loss_module = torch.nn.parallel.DistributedDataParallel(
+            loss_module, device_ids=[dist.device.index] if dist.device.type == "cuda" else None,
+            find_unused_parameters=True)
+    sampler = ResumableDistributedSampler(train_ds, num_replicas=dist.world_size, rank=dist.rank,
+                                          seed=cfg.seed, drop_last=True)
+    loader = DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler, collate_fn=collate_items,
+                        num_workers=cfg.num_workers, drop_last=True,
+                        generator=torch.Generator().manual_seed(cfg.seed))  # not the global RNG: exact resume
+    micro_per_epoch = sampler.num_samples // cfg.batch_size
+    steps_per_epoch = micro_per_epoch // cfg.grad_accum
+    if steps_per_epoch < 1:
+        raise DatasetError(f"the training set ({len(train_ds)} utterances) is smaller than one global batch "
+                               f"({cfg.batch_size} x {dist.world_size} x {cfg.grad_accum}); lower batch_size")
+    max_steps = cfg.epochs * steps_per_epoch if cfg.epochs else cfg.max_steps
+    st = _State()
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scaler.load_state_dict(ckpt["scaler"])
+        st = _State(ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"], ckpt.get("best_metric"))
+        rngs = ckpt["rng"]
+        restore_rng(rngs[dist.rank] if len(rngs) == dist.world_size else rngs[0])
+        logger.info("resumed from %s at step %d (epoch %d, batch %d)", resume_path, st.step, st.epoch,
+                    st.batch_in_epoch)
+
+    def save(name: str) -> None:
+        rngs = [None] * dist.world_size
+        if dist.distributed:
+            tdist.all_gather_object(rngs, capture_rng())
+        else:
+            rngs = [capture_rng()]
+        if dist.is_main:
+            _save({"model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                   "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "step": st.step,
+                   "epoch": st.epoch, "batch_in_epoch": st.batch_in_epoch, "best_metric": st.best,
+                   "rng": rngs, "config": cfg.to_dict(), "model_cfg": model.config.to_dict()},
+                  checkpoint_dir(run_dir) / name)
+        barrier()
+
+    def validate() -> dict[str, Any]:
+        """Rank 0 evaluates; every rank joins the best-checkpoint save when the score improved."""
+        if val_ds is None:
+            return {}
+        vals: dict[str, Any] = {}
+        improved = False
+        if dist.is_main:
+            vals = validation_metrics(model, val_ds, cache, loader_fn, cfg)
+            log.log("val", st.step, vals)
+            logger.info("validation at step %d: %s", st.step, {k: v for k, v in vals.items() if k != "per_voice"})
+            improved = st.best is None or vals["score"] > st.best
+            if improved:
+                st.best = vals["score"]
+        improved, st.best = broadcast_object((improved, st.best))
+        if improved:
+            save(BEST)
+        return vals
+
+    guard = LossGuard(cfg.explode_factor)
+    bar = None
+    if dist.is_main:
+        from tqdm import tqdm
+
+        bar = tqdm(total=max_steps, initial=st.step, desc="train", unit="step", dynamic_ncols=True)
+    last_val: dict[str, Any] = {}
+    model.train()
+    logger.info("training %d steps (%d per epoch, global batch %d), precision %s, device %s", max_steps,
+                steps_per_epoch, cfg.batch_size * dist.world_size * cfg.grad_accum, precision, dist.device)
+    t_log, n_utts = time.time(), 0
+    try:
+        while st.step < max_steps:
+            sampler.set_position(st.epoch, st.batch_in_epoch, cfg.batch_size)
+            group: list[dict[str, Any]] = []
+            for raw in loader:
+                group.append(raw)
+                if len(group) < cfg.grad_accum:
+                    continue
+                model.set_step(st.step)
+                lr = get_lr(st.step, lr=cfg.lr, warmup_steps=cfg.warmup_steps, max_steps=max_steps,
+                            min_lr=cfg.min_lr, schedule=cfg.schedule)
+                vals = optimizer_step(loss_module, group, optimizer, scaler, params, lr=lr, grad_clip=cfg.grad_clip,
+                                      device=dist.device, precision=precision, guard=guard, step=st.step,
+                                      prepare=prepare)
+                n_utts += sum(int(b["wav"].shape[0]) for b in group)
+                st.step += 1
+                st.batch_in_epoch += len(group)
+                group = []
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{vals['loss']:.3f}", lr=f"{lr:.2e}")
+                if st.step % cfg.log_every_steps == 0:
+                    dt = time.time() - t_log
+                    log.log("train", st.step, {**vals, "epoch": st.epoch,
+                                               "utts_per_s": n_utts * dist.world_size / max(dt, 1e-9)})
+                    t_log, n_utts = time.time(), 0
+                if st.step % cfg.save_every_steps == 0:
+                    save(LAST)
+                if on_step is not None:
+                    on_step(st.step)
+                if st.step >= max_steps:
+                    break
+            else:  # the epoch ran out
+                st.epoch += 1
+                st.batch_in_epoch = 0
+                if cfg.eval_every_epochs and st.epoch % cfg.eval_every_epochs == 0:
+                    last_val = validate()
+                    model.train()
+                save(LAST)
+                continue
+            break
+    except TrainingDiverged as exc:
+        last = checkpoint_dir(run_dir) / LAST
+        raise TrainingDiverged(
+            f"{exc}. Training stopped; the last good checkpoint is {last} (saved every {cfg.save_every_steps} "
+            f"steps and at each epoch end). Lower lr (now {cfg.lr:g}) or grad_clip, then continue with "
+            f"--resume {last}") from None
+    finally:
+        if bar is not None:
+            bar.close()
+    if not last_val or st.batch_in_epoch:
+        last_val = validate()
+    save(LAST)
+    log.close()
+    return TrainResult(run_dir, st.step, st.epoch, st.best, last_val, time.time() - t_start)
+
+
+def _init_from(model: torch.nn.Module, path: str) -> None:
+    """Copy the weights of a model folder whose keys and shapes match (the rest keeps its init)."""
+    from core.factory import load_model
+
+    src = load_model(path, device="cpu").state_dict()
+    own = model.state_dict()
+    same = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(same, strict=False)
+    logger.info("initialised %d of %d tensors from %s", len(same), len(own), path)

@@ -1,0 +1,41 @@
+"""`python -m trainer train`: a JSON config plus `--key=value` overrides (any TrainConfig field).
+
+    python -m trainer train --config resources/configs/train/default.json
+    python -m trainer train --config resources/configs/train/tiny.json --lr=3e-4 --batch-size 16
+    python -m trainer train --dataset synthetic --max-steps 2 --run-dir /tmp/smoke
+    python -m trainer train --config runs/x/config.json --resume latest
+    torchrun --standalone --nproc_per_node=2 -m trainer train --config resources/configs/train/x.json
+
+Every TrainConfig field is an override (`--max-steps 2` = `--max_steps=2`); unknown keys fail with the
+list of valid ones. The resolved config is saved to <run_dir>/config.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+from trainer.config import field_names, load_config
+
+logger = logging.getLogger(__name__)
+
+HELP = __doc__
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default=None, help="training config JSON (resources/configs/train/*.json)")
+    parser.add_argument("--resume", default="", help="'latest' (this run's last checkpoint, if any) or a checkpoint path")
+    parser.epilog = "config keys (--key=value): " + ", ".join(field_names())
+    parser.set_defaults(_accepts_extra=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from trainer.train import run_training
+
+    cfg = load_config(args.config, list(getattr(args, "_extra", [])))
+    result = run_training(cfg, resume=args.resume)
+    summary = {"run_dir": str(result.run_dir), "step": result.step, "epoch": result.epoch,
+               "best_metric": result.best_metric, "seconds": round(result.seconds, 1)}
+    logger.info("training finished: %s", json.dumps(summary))
+    return 0
