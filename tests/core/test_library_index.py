@@ -1,0 +1,205 @@
+"""index_library over real files with a fake embedder: incremental runs, moves, deletions, skips, cancel,
+model identity, schema version, thumbnails."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+
+import numpy as np
+import pytest
+from libfakes import FakeEmbedder, make_image
+
+from core.errors import Cancelled, IndexVersionError, ModelMismatchError
+from core.library import Library, ThumbnailCache, index_library
+from core.library import indexer as indexer_mod
+
+
+def run(gen):
+    progress = []
+    while True:
+        try:
+            progress.append(next(gen))
+        except StopIteration as stop:
+            return progress, stop.value
+
+
+@pytest.fixture
+def env(tmp_path):
+    photos = tmp_path / "photos"
+    for i in range(6):
+        make_image(photos / f"img{i}.jpg", i)
+    emb = FakeEmbedder()
+    lib = Library(tmp_path / "data", emb.identity, dim=emb.dim, cache_dir=tmp_path / "cache")
+    yield photos, emb, lib
+    lib.close()
+
+
+def index(lib, photos, emb, **kw):
+    return run(index_library(lib, [photos], emb, batch_size=4, workers=2, **kw))
+
+
+def vec_of(lib, path):
+    row = lib.row_by_path(path)
+    snap = lib.snapshot()
+    return row.id, snap.vectors[np.searchsorted(snap.ids, row.id)].copy()
+
+
+def test_first_run_then_nothing_to_do(env, monkeypatch):
+    photos, emb, lib = env
+    progress, rep = index(lib, photos, emb)
+    assert (rep.added, rep.updated, rep.moved, rep.removed, rep.total, rep.skipped) == (6, 0, 0, 0, 6, [])
+    assert len(lib) == 6 and emb.images == 6
+    assert [p.phase for p in progress][0] == "scan" and progress[-1].phase == "done"
+    embed = [p for p in progress if p.phase == "embed"]
+    assert embed[-1].done == embed[-1].total == 6 and embed[-1].rate > 0
+    # Second run: no decode, no hash, no embedding.
+    calls = {"hash": 0, "decode": 0}
+    real_hash, real_decode = indexer_mod.content_hash, indexer_mod.decode_image
+    monkeypatch.setattr(indexer_mod, "content_hash", lambda *a: calls.__setitem__("hash", calls["hash"] + 1)
+                        or real_hash(*a))
+    monkeypatch.setattr(indexer_mod, "decode_image", lambda *a, **k: calls.__setitem__("decode", 1) or
+                        real_decode(*a, **k))
+    _, rep2 = index(lib, photos, emb)
+    assert (rep2.added, rep2.updated, rep2.moved, rep2.removed, rep2.total) == (0, 0, 0, 0, 6)
+    assert calls == {"hash": 0, "decode": 0} and emb.images == 6
+
+
+def test_add_change_rename_delete(env):
+    photos, emb, lib = env
+    index(lib, photos, emb)
+    id1, v1 = vec_of(lib, photos / "img1.jpg")
+    id2, v2 = vec_of(lib, photos / "img2.jpg")
+    make_image(photos / "new.jpg", 100)  # add
+    make_image(photos / "img2.jpg", 200)  # change content in place
+    os.utime(photos / "img2.jpg", (1e9, 1e9))
+    (photos / "sub").mkdir()
+    os.rename(photos / "img1.jpg", photos / "sub" / "renamed.jpg")  # move
+    os.remove(photos / "img3.jpg")  # delete
+    before = emb.images
+    _, rep = index(lib, photos, emb)
+    assert (rep.added, rep.updated, rep.moved, rep.removed, rep.total) == (1, 1, 1, 1, 6)
+    assert emb.images - before == 2  # only the new and the changed file were embedded
+    mid, mv = vec_of(lib, photos / "sub" / "renamed.jpg")
+    assert mid == id1 and np.array_equal(mv, v1)  # same row, same vector: not re-embedded
+    cid, cv = vec_of(lib, photos / "img2.jpg")
+    assert cid == id2 and not np.array_equal(cv, v2)
+    assert lib.row_by_path(photos / "img3.jpg").deleted
+    assert lib.row_by_path(photos / "img1.jpg") is None
+    assert len(lib) == 6 and lib.rows_under([str(photos)]) and lib.count_rows()["deleted"] == 1
+    removed_id = lib.row_by_path(photos / "img3.jpg").id
+    assert removed_id not in set(lib.snapshot().ids.tolist())
+
+
+def test_copies_and_returning_files_are_not_re_embedded(env):
+    photos, emb, lib = env
+    index(lib, photos, emb)
+    data = (photos / "img0.jpg").read_bytes()
+    (photos / "copy_of_0.jpg").write_bytes(data)  # duplicate content: vector copied
+    saved = (photos / "img4.jpg").read_bytes()
+    st = os.stat(photos / "img4.jpg")
+    os.remove(photos / "img4.jpg")
+    _, rep = index(lib, photos, emb)
+    assert (rep.added, rep.removed) == (1, 1)
+    (photos / "img4.jpg").write_bytes(saved)  # the deleted file comes back
+    os.utime(photos / "img4.jpg", ns=(st.st_atime_ns, st.st_mtime_ns))
+    before = emb.images
+    _, rep = index(lib, photos, emb)
+    assert rep.added == 1 and emb.images == before
+    _, v0 = vec_of(lib, photos / "img0.jpg")
+    _, vc = vec_of(lib, photos / "copy_of_0.jpg")
+    assert np.array_equal(v0, vc) and len(lib) == 7
+
+
+def test_bad_files_are_reported_and_skipped(env, tmp_path):
+    photos, emb, lib = env
+    (photos / "empty.jpg").write_bytes(b"")
+    (photos / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage garbage")
+    (photos / "text.jpg").write_text("hello")
+    make_image(photos / "ünïcode ñame.webp", 50)
+    _, rep = index(lib, photos, emb)
+    reasons = dict(rep.skipped)
+    assert set(reasons) == {str(photos / n) for n in ("empty.jpg", "corrupt.png", "text.jpg")}
+    assert "empty" in reasons[str(photos / "empty.jpg")]
+    assert rep.added == 7 and rep.total == 7
+    assert lib.row_by_path(photos / "ünïcode ñame.webp") is not None
+
+
+def test_changed_file_that_no_longer_decodes_is_removed_from_results(env):
+    photos, emb, lib = env
+    index(lib, photos, emb)
+    (photos / "img5.jpg").write_bytes(b"broken now")
+    _, rep = index(lib, photos, emb)
+    assert [p for p, _ in rep.skipped] == [str(photos / "img5.jpg")]
+    assert lib.row_by_path(photos / "img5.jpg").deleted and len(lib) == 5
+
+
+def test_missing_root_keeps_its_photos(env, tmp_path):
+    photos, emb, lib = env
+    index(lib, photos, emb)
+    os.rename(photos, tmp_path / "unmounted")
+    _, rep = index(lib, photos, emb)
+    assert rep.removed == 0 and len(lib) == 6 and "not found" in rep.skipped[0][1]
+
+
+def test_thumbnails_written_during_indexing(env, tmp_path):
+    photos, emb, lib = env
+    thumbs = ThumbnailCache(tmp_path / "thumbs")
+    index(lib, photos, emb, thumbnails=thumbs)
+    row = lib.row_by_path(photos / "img0.jpg")
+    assert thumbs.has(row.content_hash)
+    assert thumbs.get(photos / "img0.jpg", row.content_hash).stat().st_size > 100
+
+
+def test_cancel_stops_within_a_batch_and_resume_completes(env):
+    photos, emb, lib = env
+    for i in range(6, 30):
+        make_image(photos / f"img{i}.jpg", i)
+    cancel = threading.Event()
+    gen = index_library(lib, [photos], emb, cancel=cancel, batch_size=4, workers=2)
+    with pytest.raises(Cancelled) as err:
+        for p in gen:
+            if p.phase == "embed" and p.done >= 8:
+                cancel.set()
+    assert err.value.report.cancelled and 8 <= err.value.report.added < 30
+    assert len(lib) == err.value.report.added  # committed batches stay
+    _, rep = index(lib, photos, emb)
+    assert rep.added == 30 - err.value.report.added and len(lib) == 30
+
+
+def test_model_identity_mismatch_and_reindex(env, tmp_path):
+    photos, emb, lib = env
+    index(lib, photos, emb)
+    lib.close()
+    other = FakeEmbedder(identity="another-tower", dim=16)
+    with pytest.raises(ModelMismatchError, match=r"another CLIP image tower.*--reindex"):
+        Library(tmp_path / "data", other.identity, dim=other.dim, cache_dir=tmp_path / "cache")
+    lib2 = Library(tmp_path / "data", other.identity, dim=other.dim, cache_dir=tmp_path / "cache", reindex=True)
+    assert len(lib2) == 0 and lib2.count_rows()["pending"] == 6
+    _, rep = index(lib2, photos, other)
+    assert rep.updated == 6 and len(lib2) == 6
+    lib2.close()
+
+
+def test_newer_schema_is_refused(env, tmp_path):
+    _, _, lib = env
+    lib.close()
+    con = sqlite3.connect(tmp_path / "data" / "library.sqlite3")
+    con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    con.commit()
+    con.close()
+    with pytest.raises(IndexVersionError, match="schema version 99.*update the program"):
+        Library(tmp_path / "data", "fake-tower-1", dim=16, cache_dir=tmp_path / "cache")
+
+
+def test_reopen_loads_vectors_from_sqlite(env, tmp_path):
+    photos, emb, lib = env
+    index(lib, photos, emb)
+    snap = lib.snapshot()
+    lib.close()
+    lib2 = Library(tmp_path / "data", emb.identity, cache_dir=tmp_path / "cache")
+    snap2 = lib2.snapshot()
+    assert np.array_equal(snap.ids, snap2.ids) and np.array_equal(snap.vectors, snap2.vectors)
+    assert lib2.dim == 16
+    lib2.close()
