@@ -12,7 +12,8 @@
 | cascaded_branch.self_att.multihead_attn_layer.*          | branch.attn.layers.0.attn.*            |
 | cascaded_branch.self_att.attentionBlock_Norm.*           | branch.attn.layers.0.norm.*            |
 | cascaded_branch.linear_proj.* (Linear or MLPLayers)      | branch.head.proj.*                     |
-| cascaded_branch.bn_layer.bn_layer.*                      | branch.head.bn.bn.*                    |
+| cascaded_branch.bn_layer.bn_layer.*                      | branch.head.bn.bn.* (K-slot BN reordered |
+|                                                          | from (dim, K) to (K, dim) flattening)  |
 | cascaded_branch.downsampling.conv.{3i}.*                 | branch.cif.weight.convs.{i}.*          |
 | cascaded_branch.downsampling.weight_proj.1.*             | branch.cif.weight.proj.*               |
 | cascaded_branch.parallel_proj.*                          | branch.proj.*                          |
@@ -56,6 +57,18 @@ def _rules(model_type: str) -> list[tuple[re.Pattern[str], str]]:
     return [(re.compile(a), b) for a, b in pairs]
 
 
+def _permute_keyword_bn(out: dict[str, torch.Tensor], k: int) -> None:
+    """The authors' Kw_BatchNorm (eachKw, parallel) flattens (B, K, D) as (B, D, K): feature d*K + k.
+    Ours flattens (B, K, D): feature k*D + d. Reorder weight, bias and running statistics accordingly."""
+    for name in ("weight", "bias", "running_mean", "running_var"):
+        key = f"branch.head.bn.bn.{name}"
+        if key in out:
+            t = out[key]
+            if t.numel() % k:
+                raise CheckpointError(f"keyword BatchNorm has {t.numel()} features, not a multiple of K={k}")
+            out[key] = t.reshape(t.numel() // k, k).t().reshape(-1).contiguous()
+
+
 def convert_heads(heads: dict[str, torch.Tensor], s: OfficialSettings) -> dict[str, torch.Tensor]:
     """Map the head tensors (keys with the authors' prefixes, alias and backbones already removed).
 
@@ -95,6 +108,8 @@ def convert_heads(heads: dict[str, torch.Tensor], s: OfficialSettings) -> dict[s
                 break
         else:
             unknown.append(key)
+    if s.model_type in ("cascaded", "hybrid"):
+        _permute_keyword_bn(out, s.num_keywords)
     if s.model_type == "hybrid":
         try:
             out["branch.cls"] = torch.cat([heads["cascaded_branch.parallel_cls"], heads["cascaded_branch.cascaded_cls"]], 1)

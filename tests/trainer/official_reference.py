@@ -143,3 +143,155 @@ def cls_parallel_vector(sd: dict[str, torch.Tensor], attended_cls: torch.Tensor,
 def log_temperature(sd: dict[str, torch.Tensor]) -> float:
     t = sd.get("criterion.temperature")
     return float(t) if t is not None else math.log(1 / 0.07)
+
+
+# ------------------------------------------------------------------ authors' CIF firing and CLIP, for end-to-end checks
+MAX_FEAT_LEN = 75
+
+
+def authors_integrate_and_fire(x: torch.Tensor, alpha: torch.Tensor, beta: float = 1.0,
+                               tail: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
+    """The authors' CIF.integrate_and_fire at inference (no target, tail handling on), transcribed from
+    avssl/module/cif.py. x: (B, S, C), alpha: (B, S) -> (fired (B, T, C), lengths (B,))."""
+    b, s, c = x.shape
+    feat_lengths = (alpha.sum(1) / beta).floor().clip(min=1, max=MAX_FEAT_LEN).long()
+    t = int(feat_lengths.max())
+    csum = alpha.cumsum(-1)
+    right_idx = (csum / beta).floor().long().clip(min=0, max=t)
+    left_idx = right_idx.roll(1, dims=1)
+    left_idx[:, 0] = 0
+    fire_num = right_idx - left_idx
+    extra_weights = (fire_num - 1).clip(min=0)
+    output = x.new_zeros((b, t + 1, c))
+    zero = alpha.new_zeros((1,))
+    fire_mask = fire_num > 0
+    right_weight = torch.where(fire_mask, csum - right_idx.type_as(alpha) * beta, zero)
+    output.scatter_add_(1, right_idx.unsqueeze(-1).expand(-1, -1, c), right_weight.unsqueeze(-1) * x)
+    left_weight = alpha - right_weight - extra_weights.type_as(alpha) * beta
+    output.scatter_add_(1, left_idx.unsqueeze(-1).expand(-1, -1, c), left_weight.unsqueeze(-1) * x)
+    if extra_weights.ge(0).any():
+        tgt_idx = left_idx
+        for _ in range(int(extra_weights.max())):
+            tgt_idx = (tgt_idx + 1).clip(max=t)
+            output.scatter_add_(1, tgt_idx.unsqueeze(-1).expand(-1, -1, c), x * beta * (extra_weights > 0).unsqueeze(2))
+            extra_weights = extra_weights - 1
+    r_mask = right_idx == feat_lengths.unsqueeze(1)
+    tail_weights = torch.where(r_mask, right_weight, zero).sum(-1)
+    l_mask = left_idx == feat_lengths.unsqueeze(1)
+    tail_weights = tail_weights + torch.where(l_mask, left_weight, zero).sum(-1)
+    extend_mask = tail_weights >= tail
+    if extend_mask.any():
+        upscale = torch.ones_like(output).scatter(
+            1, feat_lengths.view(b, 1, 1).expand(-1, -1, c),
+            (beta / tail_weights.masked_fill(~extend_mask, beta).view(b, 1, 1).expand(-1, -1, c)).to(output.dtype))
+        output = output * upscale
+        feat_lengths = (feat_lengths + extend_mask.long()).clip(max=MAX_FEAT_LEN)
+        t = int(feat_lengths.max())
+    output = output[:, :t, :]
+    output[torch.arange(t)[None, :] >= feat_lengths[:, None]] = 0
+    return output, feat_lengths
+
+
+def _openai_transformer(sd: dict[str, torch.Tensor], p: str, x: torch.Tensor, causal: bool) -> torch.Tensor:
+    """OpenAI CLIP ResidualAttentionBlocks (QuickGELU). x: (B, L, W)."""
+    w = x.shape[-1]
+    heads = max(1, w // 64)
+    n = len({k[len(p):].split(".")[0] for k in sd if k.startswith(p)})
+    mask = torch.full((x.shape[1], x.shape[1]), float("-inf")).triu(1) if causal else None
+    for i in range(n):
+        q = f"{p}{i}."
+        h = F.layer_norm(x, (w,), sd[q + "ln_1.weight"], sd[q + "ln_1.bias"]).transpose(0, 1)
+        a, _ = F.multi_head_attention_forward(h, h, h, w, heads, sd[q + "attn.in_proj_weight"], sd[q + "attn.in_proj_bias"],
+                                              None, None, False, 0.0, sd[q + "attn.out_proj.weight"],
+                                              sd[q + "attn.out_proj.bias"], training=False, attn_mask=mask,
+                                              need_weights=False)
+        x = x + a.transpose(0, 1)
+        h = F.linear(F.layer_norm(x, (w,), sd[q + "ln_2.weight"], sd[q + "ln_2.bias"]), sd[q + "mlp.c_fc.weight"],
+                     sd[q + "mlp.c_fc.bias"])
+        x = x + F.linear(h * torch.sigmoid(1.702 * h), sd[q + "mlp.c_proj.weight"], sd[q + "mlp.c_proj.bias"])
+    return x
+
+
+def openai_encode_image(sd: dict[str, torch.Tensor], images: torch.Tensor) -> torch.Tensor:
+    """OpenAI VisionTransformer from raw ``clip.model.visual.*``. images: (B, 3, H, W) -> (B, E) L2-normalised."""
+    p = "clip.model.visual."
+    w = sd[p + "conv1.weight"]
+    x = F.conv2d(images, w, stride=w.shape[-1]).flatten(2).transpose(1, 2)
+    cls = sd[p + "class_embedding"].expand(x.shape[0], 1, -1)
+    x = torch.cat([cls, x], 1) + sd[p + "positional_embedding"]
+    x = F.layer_norm(x, (w.shape[0],), sd[p + "ln_pre.weight"], sd[p + "ln_pre.bias"])
+    x = _openai_transformer(sd, p + "transformer.resblocks.", x, causal=False)
+    x = F.layer_norm(x[:, 0], (w.shape[0],), sd[p + "ln_post.weight"], sd[p + "ln_post.bias"]) @ sd[p + "proj"]
+    return F.normalize(x, dim=-1)
+
+
+def authors_encode_keywords(sd: dict[str, torch.Tensor], keywords: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """ClipModel.encode_keywords with the reduced table: [SOT, kw.., EOT, pad(row 0)...] x 77 through the text
+    tower, read at EOT. keywords: (B, N, W), lengths: (B,) -> (B, E) unnormalised."""
+    table = sd["clip.model.token_embedding.weight"]  # reduced: row 2 = SOT, row 3 = EOT
+    b = keywords.shape[0]
+    ctx = sd["clip.model.positional_embedding"].shape[0]
+    text = torch.zeros(b, ctx, dtype=torch.long)
+    text[:, 0] = 2
+    text[torch.arange(b), lengths + 1] = 3
+    x = table[text].clone()
+    for i in range(b):
+        x[i, 1:lengths[i] + 1] = keywords[i, :lengths[i]]
+    x = x + sd["clip.model.positional_embedding"]
+    x = _openai_transformer(sd, "clip.model.transformer.resblocks.", x, causal=True)
+    x = F.layer_norm(x, x.shape[-1:], sd["clip.model.ln_final.weight"], sd["clip.model.ln_final.bias"])
+    return x[torch.arange(b), lengths + 1] @ sd["clip.model.text_projection"]
+
+
+def transformer_encoder_layer(sd: dict[str, torch.Tensor], p: str, x: torch.Tensor, heads: int) -> torch.Tensor:
+    """nn.TransformerEncoderLayer (post-LN, GELU) + the final LayerNorm of the authors' TransformerEncoder."""
+    d = x.shape[-1]
+    h = x.transpose(0, 1)
+    a, _ = F.multi_head_attention_forward(h, h, h, d, heads, sd[p + "layers.0.self_attn.in_proj_weight"],
+                                          sd[p + "layers.0.self_attn.in_proj_bias"], None, None, False, 0.0,
+                                          sd[p + "layers.0.self_attn.out_proj.weight"],
+                                          sd[p + "layers.0.self_attn.out_proj.bias"], training=False, need_weights=False)
+    ln = lambda z, n: F.layer_norm(z, (d,), sd[p + n + ".weight"], sd[p + n + ".bias"])  # noqa: E731
+    x = ln(x + a.transpose(0, 1), "layers.0.norm1")
+    ff = F.linear(F.gelu(F.linear(x, sd[p + "layers.0.linear1.weight"], sd[p + "layers.0.linear1.bias"])),
+                  sd[p + "layers.0.linear2.weight"], sd[p + "layers.0.linear2.bias"])
+    return ln(ln(x + ff, "layers.0.norm2"), "norm")
+
+
+def authors_forward(sd: dict[str, torch.Tensor], variant: str, wav: torch.Tensor, *, normalize_waveform: bool,
+                    heads: int, keywords: int = 8) -> dict[str, torch.Tensor]:
+    """The authors' eval forward for ONE unpadded utterance (B = 1), from raw tensors only.
+    Returns L2-normalised 'parallel' / 'cascaded' vectors (those the variant has) and CLIP 'ids' of keywords."""
+    if normalize_waveform:
+        wav = F.layer_norm(wav, wav.shape[-1:])
+    feats = weighted_sum(sd, fairseq_hubert_states(sd, wav))
+    out: dict[str, torch.Tensor] = {}
+    if variant == "parallel":
+        x = torch.cat([sd["parallel_branch.cls"], feats], 1)
+        x = transformer_encoder_layer(sd, "parallel_branch.self_att.model.", x, heads)
+        out["parallel"] = F.normalize(F.linear(x[:, 0], sd["parallel_branch.linear_proj.weight"],
+                                               sd["parallel_branch.linear_proj.bias"]), dim=-1)
+        return out
+    p = "cascaded_branch."
+    if variant in ("cascaded", "hybrid"):
+        cls = sd[p + "cls"] if variant == "cascaded" else torch.cat([sd[p + "parallel_cls"], sd[p + "cascaded_cls"]], 1)
+        x = mha_and_norm(sd, p + "self_att.", torch.cat([cls, feats], 1), heads)
+        off = 0 if variant == "cascaded" else 1
+        units, lengths, kw_bn = x[:, off:off + keywords], torch.tensor([keywords]), True
+        if variant == "hybrid":
+            out["parallel"] = F.normalize(cls_parallel_vector(sd, x[:, 0], p + "parallel_proj"), dim=-1)
+    else:
+        if variant == "hybrid_plus":
+            x = mha_and_norm(sd, p + "self_att.", torch.cat([sd[p + "cls"], feats], 1), heads)
+            out["parallel"] = F.normalize(cls_parallel_vector(sd, x[:, 0], p + "parallel_proj"), dim=-1)
+            frames = x[:, 1:]
+        else:
+            frames = mha_and_norm(sd, p + "self_att.", feats, heads)
+        out["alpha"] = cif_alpha(sd, frames)
+        units, lengths = authors_integrate_and_fire(frames, out["alpha"])
+        kw_bn = False
+    _z, ids = project_and_quantize(sd, units, kw_bn)
+    kws = sd["clip.model.token_embedding.weight"][ids]
+    out["cascaded"] = F.normalize(authors_encode_keywords(sd, kws, lengths), dim=-1)
+    out["reduced_ids"], out["lengths"] = ids, lengths
+    return out

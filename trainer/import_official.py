@@ -1,0 +1,7 @@
+"""`python -m trainer import-official` (the dispatcher's module name); the command lives in trainer/official/cli.py."""
+
+from __future__ import annotations
+
+from trainer.official.cli import HELP, add_arguments, run
+
+__all__ = ["HELP", "add_arguments", "run"]

@@ -1,0 +1,1 @@
+"""CLI glue for importing the authors' published checkpoints (the library code is core/official)."""

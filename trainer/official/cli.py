@@ -1,0 +1,55 @@
+"""`python -m trainer import-official CKPT --out DIR`: an official SpeechCLIP / SpeechCLIP+ Lightning
+checkpoint -> a model folder the app and the trainer load (core.factory.load_model(DIR)).
+
+    python -m trainer import-official epoch=80-step=9476-val_recall_mean_10=81.0300.ckpt --out models/hybrid_plus
+    python -m trainer import-official sc_parallel.ckpt --out models/sc_parallel --check
+    python -m trainer import-official x.ckpt --out models/x --vocab text_clip_vocab_usage_byfreq.npy
+
+The file is read with torch.load(weights_only=True) on the CPU; nothing pickled in it is executed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from core.official.importer import import_official
+
+logger = logging.getLogger(__name__)
+
+HELP = __doc__
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("ckpt", type=Path, help="the authors' .ckpt file (SpeechCLIP or SpeechCLIP+)")
+    parser.add_argument("--out", type=Path, required=True, help="model folder to write (new or empty)")
+    parser.add_argument("--vocab", type=Path, default=None,
+                        help="the authors' text_clip_vocab_usage_byfreq.npy (default: recovered from the checkpoint)")
+    parser.add_argument("--retrieval", choices=("parallel", "cascaded"), default=None,
+                        help="which branch's vector is the search query (default: the checkpoint's "
+                             "retrieval.audio_feat_src)")
+    parser.add_argument("--name", default=None, help="model name stored in config.json")
+    parser.add_argument("--check", action="store_true",
+                        help="load the written folder and run one second of noise through it")
+
+
+def run(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    out = import_official(args.ckpt, args.out, vocab_file=args.vocab, retrieval=args.retrieval, name=args.name)
+    print(f"imported {args.ckpt} -> {out} in {time.perf_counter() - t0:.1f} s")
+    if args.check:
+        from core.factory import load_model
+
+        model = load_model(out, device="cpu")
+        n = sum(p.numel() for p in model.parameters())
+        wav = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
+        q = model.infer(wav)
+        words = ", ".join(k.text for k in q.keywords[:8]) or "-"
+        print(f"check: {model.config.branch.model_type}, {n / 1e6:.1f} M parameters, query vector "
+              f"{q.query_vector.shape[0]}-d, keywords on noise: {words}")
+    print(f"use it: python -m core search --model {out} --library DIR --audio query.wav")
+    return 0
