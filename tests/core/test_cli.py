@@ -1,0 +1,110 @@
+"""`python -m core index|search|stats`: JSON shapes, incremental re-runs, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from libfakes import make_image
+
+from core.__main__ import main
+from core.factory import create_model, save_model
+from core.model.config import get_model_config
+
+REPO = Path(__file__).resolve().parent.parent.parent
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    return str(save_model(create_model(get_model_config("tiny-test")), tmp_path_factory.mktemp("m") / "tiny"))
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPOKENSEARCH_DATADIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SPOKENSEARCH_CACHEDIR", str(tmp_path / "cache"))
+    photos = tmp_path / "photos ü"
+    for i in range(5):
+        make_image(photos / f"{i}.jpg", i)
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    t = np.arange(16000) / 16000
+    sf.write(tmp_path / "q.wav", (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32), 16000)
+    return tmp_path, photos
+
+
+def run_json(capsys, argv):
+    rc = main(argv)
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    return json.loads(out.out)
+
+
+def test_index_json_and_incremental(env, model_dir, capsys):
+    tmp, photos = env
+    rep = run_json(capsys, ["index", str(photos), "--model", model_dir, "--json", "--no-progress"])
+    assert {"added", "updated", "moved", "removed", "total", "skipped"} <= set(rep)
+    assert (rep["added"], rep["total"]) == (5, 5)
+    assert rep["skipped"] == [{"path": str(photos / "broken.jpg"), "reason": rep["skipped"][0]["reason"]}]
+    assert rep["skipped"][0]["reason"]
+    assert (tmp / "data" / "library" / "library.sqlite3").is_file()  # under SPOKENSEARCH_DATADIR
+    os.rename(photos / "1.jpg", photos / "one.jpg")
+    rep2 = run_json(capsys, ["index", str(photos), "--model", model_dir, "--json", "--no-progress"])
+    assert (rep2["added"], rep2["moved"], rep2["updated"], rep2["removed"]) == (0, 1, 0, 0)
+
+
+def test_search_json_keys(env, model_dir, capsys):
+    tmp, photos = env
+    assert main(["index", str(photos), "--model", model_dir, "--no-progress"]) == 0
+    assert "5 photos indexed: 5 added" in capsys.readouterr().out
+    out = run_json(capsys, ["search", "--library", str(photos), "--audio", str(tmp / "q.wav"),
+                            "--model", model_dir, "--json"])
+    assert {"keywords", "segments", "hits"} <= set(out)
+    assert len(out["hits"]) == 5  # no cut-off without --min-score; --top defaults to 10
+    assert all(set(h) == {"path", "score"} for h in out["hits"])
+    for k in out["keywords"]:
+        assert set(k) == {"text", "start_s", "end_s", "score"} and 0 <= k["start_s"] <= k["end_s"] <= 1.0
+    for s in out["segments"]:
+        assert set(s) == {"start_s", "end_s"} and s["start_s"] <= s["end_s"]
+    top = run_json(capsys, ["search", "--library", str(photos), "--audio", str(tmp / "q.wav"), "--text", "a dog",
+                            "--top", "2", "--min-score", "-1", "--model", model_dir, "--json"])
+    assert len(top["hits"]) == 2
+    img = run_json(capsys, ["search", "--library", str(photos), "--image", str(photos / "0.jpg"),
+                            "--model", model_dir, "--json"])
+    assert img["hits"][0]["path"] == str(photos / "0.jpg") and img["keywords"] == []
+
+
+def test_errors_are_one_line_with_the_fix(env, model_dir, capsys):
+    tmp, photos = env
+    other = tmp / "never"
+    other.mkdir()
+    assert main(["search", "--library", str(other), "--audio", str(tmp / "q.wav"), "--model", model_dir]) == 1
+    err = capsys.readouterr().err
+    assert "was never indexed" in err and f"python -m core index {other}" in err and "Traceback" not in err
+    assert main(["index", str(photos), "--model", str(tmp / "nope"), "--no-progress"]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["search", "--library", str(photos), "--model", model_dir])
+    assert e.value.code == 2
+    silent = tmp / "silent.wav"
+    sf.write(silent, np.zeros(16000, np.float32), 16000)
+    assert main(["index", str(photos), "--model", model_dir, "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["search", "--library", str(photos), "--audio", str(silent), "--model", model_dir]) == 1
+    assert "silent" in capsys.readouterr().err
+
+
+def test_subprocess_exit_code_and_no_traceback(env):
+    tmp, photos = env
+    env_vars = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    p = subprocess.run([sys.executable, "-m", "core", "search", "--library", str(photos), "--audio",
+                        str(tmp / "q.wav"), "--model", str(tmp / "missing-model")],
+                       capture_output=True, text=True, cwd=REPO, env=env_vars, timeout=120)
+    assert p.returncode == 1 and "Traceback" not in p.stderr and p.stderr.startswith("error: ")
