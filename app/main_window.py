@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff"}
 NO_MODEL_HINT = ("Choose a model folder in File → Settings (Ctrl+,), or build the embedded default model into "
                  "resources/models/default with the trainer (`python -m trainer export`, see the README).")
+SETTINGS_HINT = "Or choose another model folder in File → Settings (Ctrl+,)."
 
 
 class MainWindow(QMainWindow):
@@ -96,7 +97,7 @@ class MainWindow(QMainWindow):
         self.splitter.addWidget(bottom)
         self.splitter.setStretchFactor(0, 1)
         self.splitter.setStretchFactor(1, 3)
-        self.splitter.setSizes([210, 520])
+        self.splitter.setSizes([270, 480])
         central = QWidget()
         lay = QVBoxLayout(central)
         lay.setContentsMargins(8, 6, 8, 4)
@@ -194,7 +195,8 @@ class MainWindow(QMainWindow):
         self.device_label.setText("")
         self.photos_label.setText("")
         if reason:
-            self.show_message(f"No model is loaded: {reason} {NO_MODEL_HINT}", "error",
+            hint = SETTINGS_HINT if "python -m trainer" in reason else NO_MODEL_HINT
+            self.show_message(f"No model is loaded: {reason.rstrip('.')}. {hint}", "error",
                               ("Settings…", self.show_settings))
             self.plot.clear_all("No model loaded")
         else:

@@ -8,8 +8,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, QSize, Qt
-from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPixmap
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, Qt
+from PySide6.QtGui import QColor, QGuiApplication, QIcon, QImage, QPainter, QPixmap
 
 from app.workers import Worker
 
@@ -110,10 +110,6 @@ class ResultsModel(QAbstractListModel):
             return QIcon(self._thumbnail(image_id))
         if role == Qt.ItemDataRole.ToolTipRole:
             return str(getattr(self._hits[image_id], "path", ""))
-        if role == Qt.ItemDataRole.TextAlignmentRole:
-            return Qt.AlignmentFlag.AlignHCenter
-        if role == Qt.ItemDataRole.SizeHintRole:
-            return QSize(self.thumb_size + 16, self.thumb_size + 30)
         if role == ImageIdRole:
             return image_id
         if role == ScoreRole:
@@ -138,11 +134,15 @@ class ResultsModel(QAbstractListModel):
         return self._loading
 
     def _request(self, image_id: int) -> None:
-        service, size = self.service, self.thumb_size
+        screen = QGuiApplication.primaryScreen()
+        dpr = max(1.0, screen.devicePixelRatio() if screen is not None else 1.0)
+        service, size = self.service, min(512, int(round(self.thumb_size * dpr)))
 
         def load(cancel: threading.Event) -> tuple[int, QImage | None]:
             path = Path(service.thumbnail(image_id, size))
             img = QImage(str(path))
+            if not img.isNull():
+                img.setDevicePixelRatio(max(1.0, max(img.width(), img.height()) / self.thumb_size))
             return image_id, (None if img.isNull() else img)
 
         w = Worker(load, f"thumbnail {image_id}")

@@ -45,8 +45,8 @@ class SearchController(QObject):
         self.live = LiveAnalyzer(self.recorder, lambda: self.window.service, self)
         self.query_wav = np.zeros(0, np.float32)
         self.last_query: tuple[str, Any] | None = None
-        self.speech_end_t: float | None = None
-        self.last_latency_s: float | None = None
+        self.speech_end_t: float | None = None  # perf_counter when the last spoken query ended
+        self.last_latency_s: float | None = None  # from then to a filled grid (model + search + set_hits)
         self._last_redraw = 0.0
         self.recorder.started.connect(self._on_started)
         self.recorder.grew.connect(self._on_grew)
@@ -197,9 +197,8 @@ class SearchController(QObject):
             self.plot.clear_all("Typed or photo query: no speech to show")
             self.chips.set_keywords([], note=f"Searching for {label}")
         self.results.set_hits(hits)
-        if self.speech_end_t is not None:
-            self.last_latency_s = time.perf_counter() - self.speech_end_t
-            self.speech_end_t = None
+        self.last_latency_s = None if self.speech_end_t is None else time.perf_counter() - self.speech_end_t
+        self.speech_end_t = None
         heard = " ".join(k.text for k in query.keywords) if query is not None else ""
         words = f" — heard “{heard}”" if heard else ""
         ms = f" in {self.last_latency_s * 1000:.0f} ms" if self.last_latency_s is not None else ""

@@ -17,7 +17,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
-from core.errors import Cancelled
+from core.errors import Cancelled, SpokenSearchError
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +99,9 @@ class Worker(QRunnable):
                 raise Cancelled(f"{self.name} was cancelled")
         except Cancelled as exc:
             logger.info("%s cancelled", self.name)
+            sig.errored.emit(exc)
+        except SpokenSearchError as exc:  # expected, actionable: no traceback in the log
+            logger.warning("%s failed: %s", self.name, exc)
             sig.errored.emit(exc)
         except Exception as exc:  # noqa: BLE001 - every error goes to the failure callback
             logger.exception("%s failed", self.name)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF
+from PySide6.QtCore import QEvent, QPointF
 from PySide6.QtGui import QColor, QCursor, QPalette
 from PySide6.QtWidgets import QToolTip, QWidget
 
@@ -55,20 +55,18 @@ class CifPlot(pg.GraphicsLayoutWidget):
         super().__init__(parent)
         self.setMinimumHeight(150)
         fg = self.palette().color(QPalette.ColorRole.Text)
-        self.setBackground(self.palette().color(QPalette.ColorRole.Base))
         self.wave_plot = self.addPlot(row=0, col=0)
         self.alpha_plot = self.addPlot(row=1, col=0)
         self.alpha_plot.setXLink(self.wave_plot)
         self.ci.layout.setRowStretchFactor(0, 3)
         self.ci.layout.setRowStretchFactor(1, 2)
         for p in (self.wave_plot, self.alpha_plot):
-            p.showGrid(x=True, y=False, alpha=0.15)
+            p.showGrid(x=True, y=False, alpha=0.08)
             p.setMouseEnabled(x=True, y=False)
             p.getAxis("left").setWidth(44)
-            for ax in ("left", "bottom"):
-                p.getAxis(ax).setTextPen(fg)
-                p.getAxis(ax).setPen(fg)
         self.wave_plot.getAxis("bottom").setStyle(showValues=False)
+        self.wave_plot.getAxis("left").setStyle(showValues=False)
+        self.wave_plot.getAxis("left").enableAutoSIPrefix(False)
         self.wave_plot.setLabel("left", "wave")
         self.alpha_plot.setLabel("left", "α")
         self.alpha_plot.setLabel("bottom", "time", units="s")
@@ -93,6 +91,27 @@ class CifPlot(pg.GraphicsLayoutWidget):
         self.message = pg.TextItem("", color=fg, anchor=(0.5, 0.5))
         self.wave_plot.addItem(self.message, ignoreBounds=True)
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.apply_palette()
+
+    def apply_palette(self) -> None:
+        """Follow the system light/dark palette (called again on every palette change)."""
+        pal = self.palette()
+        fg = pal.color(QPalette.ColorRole.Text)
+        self._fg = fg
+        self.setBackground(pal.color(QPalette.ColorRole.Base))
+        for p in (self.wave_plot, self.alpha_plot):
+            for ax in ("left", "bottom"):
+                p.getAxis(ax).setTextPen(fg)
+                p.getAxis(ax).setPen(fg)
+        self.wave_curve.setPen(pg.mkPen(pal.color(QPalette.ColorRole.Highlight), width=1))
+        self.message.setColor(fg)
+        if self._query is not None:
+            self._draw_segments(self._query)
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "message"):
+            self.apply_palette()
 
     # ---- public ------------------------------------------------------------------------------------
     @property
@@ -162,7 +181,7 @@ class CifPlot(pg.GraphicsLayoutWidget):
         segments = list(getattr(query, "segments", []) or [])
         units = list(getattr(query, "units", []) or [])
         pen = pg.mkPen(QColor(self._fg.red(), self._fg.green(), self._fg.blue(), 150), width=1)
-        top = self.wave_plot.viewRange()[1][1]
+        y0, y1 = self.wave_plot.viewRange()[1]
         for i, seg in enumerate(segments):
             for p in (self.wave_plot, self.alpha_plot):
                 line = pg.InfiniteLine(pos=float(seg.end_s), angle=90, pen=pen, movable=False)
@@ -171,7 +190,8 @@ class CifPlot(pg.GraphicsLayoutWidget):
             label = unit_label(units[i]) if i < len(units) else ""
             if label:
                 text = pg.TextItem(label, color=self._fg, anchor=(0.5, 0.0))
-                text.setPos((float(seg.start_s) + float(seg.end_s)) / 2, top)
+                # neighbours alternate between two rows so short segments' words do not overprint
+                text.setPos((float(seg.start_s) + float(seg.end_s)) / 2, y1 - (y1 - y0) * (0.16 if i % 2 else 0.0))
                 self.wave_plot.addItem(text, ignoreBounds=True)
                 self._overlays.append(text)
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QPoint, QSize, Qt, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QRect, QSize, Qt, Signal
+from PySide6.QtGui import QKeyEvent, QPainter, QPalette, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -17,6 +17,9 @@ from PySide6.QtWidgets import (
     QListView,
     QMenu,
     QSpinBox,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QVBoxLayout,
     QWidget,
 )
@@ -24,6 +27,43 @@ from PySide6.QtWidgets import (
 from app.models import HitRole, ResultsModel
 
 logger = logging.getLogger(__name__)
+
+
+class ThumbDelegate(QStyledItemDelegate):
+    """Paints a thumbnail centred in its cell with the score under it; the selection is a rounded frame."""
+
+    def __init__(self, thumb: int, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.thumb = thumb
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
+        return QSize(self.thumb + 12, self.thumb + option.fontMetrics.height() + 14)
+
+    def paint(self, p: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
+        r = option.rect.adjusted(2, 2, -2, -2)
+        pal = option.palette
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        p.save()
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        if selected or option.state & QStyle.StateFlag.State_MouseOver:
+            color = pal.color(QPalette.ColorRole.Highlight)
+            if not selected:
+                color.setAlpha(90)
+            p.setPen(QPen(color, 3 if selected else 1))
+            p.setBrush(Qt.BrushStyle.NoBrush)
+            p.drawRoundedRect(r, 6, 6)
+        icon = index.data(Qt.ItemDataRole.DecorationRole)
+        box = QRect(r.left() + 4, r.top() + 4, r.width() - 8, self.thumb)
+        if icon is not None:
+            pm = icon.pixmap(QSize(self.thumb, self.thumb), p.device().devicePixelRatioF())
+            size = pm.deviceIndependentSize().toSize().scaled(box.size(), Qt.AspectRatioMode.KeepAspectRatio)
+            target = QRect(0, 0, size.width(), size.height())
+            target.moveCenter(box.center())
+            p.drawPixmap(target, pm)
+        p.setPen(pal.color(QPalette.ColorRole.Text))
+        text_rect = QRect(r.left(), box.bottom() + 2, r.width(), r.bottom() - box.bottom() - 2)
+        p.drawText(text_rect, Qt.AlignmentFlag.AlignCenter, str(index.data(Qt.ItemDataRole.DisplayRole)))
+        p.restore()
 
 
 class GridView(QListView):
@@ -60,6 +100,8 @@ class ResultsGrid(QWidget):
         self.view.setWordWrap(False)
         self.view.setSpacing(6)
         self.view.setIconSize(QSize(model.thumb_size, model.thumb_size))
+        self.view.setItemDelegate(ThumbDelegate(model.thumb_size, self.view))
+        self.view.setMouseTracking(True)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.setModel(model)
