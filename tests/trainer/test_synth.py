@@ -55,6 +55,7 @@ def _run(out: Path, *extra: str) -> int:
 def test_same_seed_same_bytes_and_schema(tmp_path: Path) -> None:
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
     assert _run(a) == 0
+    voices_mod._VOCAB_MEMO.clear()  # the engines themselves must repeat, not just the memo
     assert _run(b, "--workers", "2") == 0
     assert _digest(a) == _digest(b)  # manifest, PNGs and WAV bytes, whatever the worker count
     assert (
@@ -213,3 +214,48 @@ def test_build_utterance_times_follow_speed_perturbation() -> None:
     assert spans[0].end_s - spans[0].start_s == pytest.approx(0.1 / 1.1, abs=2e-3)
     assert spans[1].end_s - spans[1].start_s == pytest.approx(0.2 / 1.1, abs=2e-3)
     assert spans[1].end_s <= wav.size / SAMPLE_RATE
+
+
+def test_demo_photos_and_queries(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    assert (
+        main(
+            [
+                "synth",
+                "--out",
+                str(out),
+                "--demo-photos",
+                "3",
+                "--demo-queries",
+                "2",
+                "--photo-size",
+                "80x60",
+                "--voices",
+                V1,
+                "--seed",
+                "1",
+            ]
+        )
+        == 0
+    )
+    from PIL import Image
+
+    photos = [json.loads(x) for x in (out / "photos.jsonl").read_text().splitlines()]
+    assert len(photos) == 3
+    with Image.open(out / photos[0]["file"]) as im:
+        assert im.format == "JPEG" and im.size == (80, 60)
+    queries = [json.loads(x) for x in (out / "queries.jsonl").read_text().splitlines()]
+    assert len(queries) == 2
+    targets = {p["file"]: p["text"] for p in photos}
+    for q in queries:
+        assert q["voice"] == V1 and (out / q["audio"]).is_file()
+        assert (out / q["audio"]).with_suffix(".txt").read_text().strip() == q["text"]
+        # the query names colour + shape pairs that the target photo's caption names too
+        words = q["text"].split()
+        shapes = [
+            i
+            for i, w in enumerate(words)
+            if w
+            in {"circle", "square", "triangle", "star", "heart", "cross", "ring", "diamond", "moon", "arrow"}
+        ]
+        assert shapes and all(f"{words[i - 1]} {words[i]}" in targets[q["target"]] for i in shapes)

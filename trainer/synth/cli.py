@@ -42,7 +42,7 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
         "--voices",
         type=_names,
         default=None,
-        help="comma-separated training voices (default: all but the held-out ones)",
+        help="comma-separated training voices (default: all but the held-out ones); with --demo-photos: query voices",
     )
     parser.add_argument(
         "--holdout-voices",
@@ -88,7 +88,7 @@ def _progress(total: int, desc: str):  # -> callable updating a tqdm bar on stde
 
 def run_synth(args: argparse.Namespace) -> int:
     """Run the subcommand; returns the exit code (errors are printed, not raised)."""
-    from trainer.synth.demo import generate_demo
+    from trainer.synth.demo import DEFAULT_QUERY_VOICES, generate_demo
     from trainer.synth.generate import SynthOptions, generate
 
     if args.list_voices:
@@ -109,6 +109,7 @@ def run_synth(args: argparse.Namespace) -> int:
                 args.seed,
                 args.photo_size,
                 args.photo_quality,
+                query_voices=tuple(args.voices or DEFAULT_QUERY_VOICES),
                 on_progress=_progress(args.demo_photos + args.demo_queries, "demo"),
             )
             print(

@@ -24,7 +24,7 @@ from trainer.synth.voices import VoiceError, check_engine, get_voice
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_QUERY_VOICES = ("piper:joe", "flite:slt", "espeak:en-us+f2:r175:p70")
+DEFAULT_QUERY_VOICES = ("piper:joe", "flite:slt", "espeak:en-us+f2:r205:p70")
 
 
 @dataclass

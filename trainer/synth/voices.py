@@ -180,8 +180,15 @@ def synth_word(voice: Voice, word: str) -> np.ndarray:
     return peak_normalize(audio, 1.0)
 
 
+# (voice, words) -> clips, kept for the life of the process (the engines are deterministic)
+_VOCAB_MEMO: dict[tuple[str, tuple[str, ...]], dict[str, np.ndarray]] = {}
+
+
 def synth_vocabulary(voice_name: str, words: list[str]) -> dict[str, np.ndarray]:
     """Every word of `words` spoken by one voice (what the utterance builder caches)."""
     voice = get_voice(voice_name)
     check_engine(voice.engine)
-    return {w: synth_word(voice, w) for w in words}
+    key = (voice_name, tuple(words))
+    if key not in _VOCAB_MEMO:
+        _VOCAB_MEMO[key] = {w: synth_word(voice, w) for w in words}
+    return _VOCAB_MEMO[key]
