@@ -123,8 +123,6 @@ class ModelConfig:
             (self.branch.projection in ("linear", "mlp"), "branch.projection must be 'linear' or 'mlp'"),
             (not (self.clip.compact_text_vocab and self.clip.vocab_ids is None),
              "clip.compact_text_vocab needs clip.vocab_ids"),
-            (not (self.clip.compact_text_vocab and self.clip.pretrained),
-             "clip.compact_text_vocab is for towers trained from scratch (pretrained must be null)"),
             (1 <= self.cif.max_units <= 75, "cif.max_units must be in [1, 75]"),
             (self.cif.threshold > 0, "cif.threshold must be > 0"),
         ]

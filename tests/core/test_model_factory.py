@@ -1,0 +1,97 @@
+"""core.factory: save -> load round trip, mismatch and integrity errors, prefix stripping."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from core.errors import CheckpointError, ModelNotFoundError
+from core.factory import load_model, save_model, strip_prefixes
+
+
+def _wav(seed: int = 0, n: int = 20000) -> np.ndarray:
+    return (np.random.default_rng(seed).standard_normal(n) * 0.1).astype(np.float32)
+
+
+@pytest.mark.parametrize("model_type", ["hybrid_plus", "cascaded"])
+def test_save_load_gives_identical_outputs(make_tiny_model, tmp_path, model_type: str) -> None:
+    model = make_tiny_model(model_type)
+    # move the trainable weights and BN statistics away from their init so the round trip means something
+    model.train()
+    with torch.no_grad():
+        for p in model.trainable_parameters():
+            p.add_(torch.randn_like(p) * 0.01)
+        model(torch.from_numpy(_wav(3))[None], torch.tensor([20000]))
+    model.eval()
+    save_model(model, tmp_path / "m", extra_card={"note": "test"})
+    meta = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert meta["format_version"] == 1 and meta["model_cfg"]["branch"]["model_type"] == model_type
+    assert len(meta["sha256"]["model.safetensors"]) == 64 and meta["bundled_backbones"] is True
+    loaded = load_model(tmp_path / "m")
+    assert not loaded.training
+    for seed in range(2):
+        a, b = model.infer(_wav(seed)), loaded.infer(_wav(seed))
+        np.testing.assert_array_equal(a.query_vector, b.query_vector)
+        assert [u.candidates for u in a.units] == [u.candidates for u in b.units]
+        np.testing.assert_array_equal(a.alpha, b.alpha)
+    assert loaded.clip.identity == model.clip.identity
+
+
+def test_loading_with_a_config_that_does_not_match_names_the_differences(make_tiny_model, tmp_path) -> None:
+    save_model(make_tiny_model("hybrid_plus"), tmp_path / "m")
+    cfg_path = tmp_path / "m" / "config.json"
+    meta = json.loads(cfg_path.read_text())
+    meta["model_cfg"]["branch"]["model_type"] = "hybrid"
+    meta["model_cfg"]["speech"]["hf_config"]["hidden_size"] = 48
+    cfg_path.write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError) as err:
+        load_model(tmp_path / "m")
+    msg = str(err.value)
+    assert "missing keys" in msg and "branch.cls" in msg  # hybrid has K+1 CLS tokens
+    assert "unexpected keys" in msg and "branch.cif.weight" in msg  # CIF weights exist only in hybrid_plus
+    assert "shape differences" in msg and "checkpoint (32,) vs model (48,)" in msg
+
+
+def test_corrupt_weights_and_missing_folders_raise_typed_errors(make_tiny_model, tmp_path) -> None:
+    save_model(make_tiny_model("parallel"), tmp_path / "m")
+    with open(tmp_path / "m" / "model.safetensors", "r+b") as f:
+        f.seek(-4, 2)
+        f.write(b"\x00\x01\x02\x03")
+    with pytest.raises(CheckpointError, match="sha256"):
+        load_model(tmp_path / "m")
+    with pytest.raises(ModelNotFoundError, match="config.json missing"):
+        load_model(tmp_path / "nowhere")
+    meta = json.loads((tmp_path / "m" / "config.json").read_text())
+    meta["format_version"] = 99
+    (tmp_path / "m" / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="format_version"):
+        load_model(tmp_path / "m")
+
+
+def test_default_model_missing_says_how_to_get_it(monkeypatch, tmp_path) -> None:
+    import core.factory
+
+    monkeypatch.setattr(core.factory, "default_model_dir", lambda: tmp_path / "models" / "default")
+    with pytest.raises(ModelNotFoundError, match="python -m trainer"):
+        load_model("default")
+
+
+def test_strip_prefixes() -> None:
+    t = torch.zeros(1)
+    state = {"module._orig_mod.a.b": t, "_orig_mod.module.c": t, "d._orig_mod.e": t, "f": t}
+    assert sorted(strip_prefixes(state)) == ["a.b", "c", "d.e", "f"]
+
+
+def test_frozen_pretrained_backbones_are_not_bundled(make_tiny_model, tmp_path) -> None:
+    from core.factory import _bundles, model_state
+
+    model = make_tiny_model("parallel")
+    cfg = model.config.replace(speech={"pretrained": "/some/local/hubert", "hf_config": None},
+                               clip={"pretrained": "/some/clip.safetensors"})
+    assert not _bundles(cfg)
+    heads = model_state(model, include_backbones=False)
+    assert heads and not any(k.startswith(("upstream.backbone.", "clip.model.")) for k in heads)
+    assert "upstream.weighted_sum.weights" in heads
