@@ -96,6 +96,13 @@ class SearchService:
         with self._preempt():
             return self.engine.search_audio(wav, top_k, min_score, roots, sort, sr)
 
+    def analyze_audio(self, wav: np.ndarray | str | Path, sr: int | None = None) -> Any:
+        """The model's view of a recording (SpeechQuery: keywords, segments, alpha) without a photo search,
+        e.g. for a live plot while the user speaks. Raises AudioDecodeError for unusable audio.
+        """
+        with self._preempt():
+            return self.engine.speech_query(wav, sr)
+
     def search_text(self, text: str, top_k: int = DEFAULT_TOP_K, min_score: float | None = None,
                     roots: Sequence[str | Path] | None = None, sort: str = "score") -> SearchResult:
         with self._preempt():
