@@ -15,7 +15,7 @@ from app.recorder import Recorder
 
 logger = logging.getLogger(__name__)
 
-LIVE_INTERVAL_MS = 400  # how often the model looks at the growing recording
+LIVE_INTERVAL_MS = 300  # how often the model looks at the growing recording
 MIN_LIVE_S = 0.4  # do not analyse less audio than this
 
 

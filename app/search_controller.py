@@ -100,6 +100,7 @@ class SearchController(QObject):
     def _on_stopped(self, wav: np.ndarray, reason: str) -> None:
         self.live.stop()
         self.panel.set_recording(False)
+        self.window.statusBar().clearMessage()
         self.speech_end_t = time.perf_counter()
         self.plot.set_waveform(wav, SAMPLE_RATE, follow=True)
         if reason == "no-speech" or not self.recorder.heard_speech:

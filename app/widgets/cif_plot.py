@@ -84,7 +84,12 @@ class CifPlot(pg.GraphicsLayoutWidget):
         self.alpha_plot.addItem(self.threshold_line)
         self.alpha_plot.addLegend(offset=(-10, 5), labelTextColor=fg)
         self._fg = fg
-        self._overlays: list[Any] = []
+        self._fire_lines = [pg.PlotDataItem(), pg.PlotDataItem()]
+        self.wave_plot.addItem(self._fire_lines[0], ignoreBounds=True)
+        self.alpha_plot.addItem(self._fire_lines[1], ignoreBounds=True)
+        self._label_pool: list[pg.TextItem] = []
+        self._n_fires = 0
+        self._n_labels = 0
         self._query: Any = None
         self._duration = 0.0
         self.update_count = 0  # number of model views drawn (live rate measurement)
@@ -120,11 +125,12 @@ class CifPlot(pg.GraphicsLayoutWidget):
 
     @property
     def boundary_count(self) -> int:
-        return sum(1 for o in self._overlays if isinstance(o, pg.InfiniteLine)) // 2
+        """Fire lines drawn (one per segment end)."""
+        return self._n_fires
 
     @property
     def labels(self) -> list[str]:
-        return [o.toPlainText() for o in self._overlays if isinstance(o, pg.TextItem)]
+        return [t.toPlainText() for t in self._label_pool[: self._n_labels]]
 
     def clear_all(self, message: str = "") -> None:
         self._query = None
@@ -169,31 +175,44 @@ class CifPlot(pg.GraphicsLayoutWidget):
             self.wave_plot.setXRange(0, dur, padding=0.01)
 
     # ---- drawing -----------------------------------------------------------------------------------
+    # Adding/removing pyqtgraph items costs ~2 ms each, so the fire lines are ONE item per plot (vertical
+    # segments drawn with connect="pairs") and the unit labels come from a pool that only grows.
     def _clear_overlays(self) -> None:
-        for item in self._overlays:
-            for p in (self.wave_plot, self.alpha_plot):
-                if item.scene() is not None and item in p.items:
-                    p.removeItem(item)
-        self._overlays.clear()
+        for lines in self._fire_lines:
+            lines.setData([], [])
+        for text in self._label_pool:
+            text.hide()
+        self._n_fires = 0
+        self._n_labels = 0
 
     def _draw_segments(self, query: Any) -> None:
-        self._clear_overlays()
         segments = list(getattr(query, "segments", []) or [])
         units = list(getattr(query, "units", []) or [])
         pen = pg.mkPen(QColor(self._fg.red(), self._fg.green(), self._fg.blue(), 150), width=1)
+        xs = np.repeat(np.array([float(seg.end_s) for seg in segments], np.float64), 2)
+        for lines, (lo, hi) in zip(self._fire_lines, ((-1e3, 1e3), (-1.0, 1e3)), strict=True):
+            lines.setPen(pen)
+            lines.setData(xs, np.tile([lo, hi], len(segments)).astype(np.float64), connect="pairs")
+        self._n_fires = len(segments)
         y0, y1 = self.wave_plot.viewRange()[1]
+        n = 0
         for i, seg in enumerate(segments):
-            for p in (self.wave_plot, self.alpha_plot):
-                line = pg.InfiniteLine(pos=float(seg.end_s), angle=90, pen=pen, movable=False)
-                p.addItem(line, ignoreBounds=True)
-                self._overlays.append(line)
             label = unit_label(units[i]) if i < len(units) else ""
-            if label:
-                text = pg.TextItem(label, color=self._fg, anchor=(0.5, 0.0))
-                # neighbours alternate between two rows so short segments' words do not overprint
-                text.setPos((float(seg.start_s) + float(seg.end_s)) / 2, y1 - (y1 - y0) * (0.16 if i % 2 else 0.0))
-                self.wave_plot.addItem(text, ignoreBounds=True)
-                self._overlays.append(text)
+            if not label:
+                continue
+            if n == len(self._label_pool):
+                item = pg.TextItem("", anchor=(0.5, 0.0))
+                self.wave_plot.addItem(item, ignoreBounds=True)
+                self._label_pool.append(item)
+            text = self._label_pool[n]
+            text.setText(label, color=self._fg)
+            # neighbours alternate between two rows so short segments' words do not overprint
+            text.setPos((float(seg.start_s) + float(seg.end_s)) / 2, y1 - (y1 - y0) * (0.16 if i % 2 else 0.0))
+            text.show()
+            n += 1
+        for text in self._label_pool[n:]:
+            text.hide()
+        self._n_labels = n
 
     # ---- hover -------------------------------------------------------------------------------------
     def segment_at(self, t: float) -> int | None:
