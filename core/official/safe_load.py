@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import re
 import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -53,10 +54,7 @@ class WandbLoggerStandIn:
 
 
 class NumpyMeanStandIn:
-    """Marks where the pickle named ``numpy.mean``; never called."""
-
-    def __repr__(self) -> str:
-        return "numpy.mean(stand-in)"
+    """Stands where the pickle names ``numpy.mean`` (pushed as a global, never called)."""
 
 
 _SAFE_GLOBALS: list[tuple[Any, str]] = [
@@ -82,7 +80,7 @@ def to_plain(obj: Any) -> Any:
         return {str(k): to_plain(v) for k, v in getattr(obj, "data", {}).items()}
     if isinstance(obj, WandbLoggerStandIn):
         return "<WandbLogger>"
-    if isinstance(obj, NumpyMeanStandIn):
+    if obj is NumpyMeanStandIn or isinstance(obj, NumpyMeanStandIn):
         return "<numpy.mean>"
     if isinstance(obj, dict):
         return {str(k): to_plain(v) for k, v in obj.items()}
@@ -91,14 +89,28 @@ def to_plain(obj: Any) -> Any:
     return obj
 
 
+_TORCH_BOILERPLATE = ("Weights only load failed", "Check the documentation", "WeightsUnpickler error",
+                      "Please file an issue", "In PyTorch 2.6")
+_CORRUPT_HINT = "The file is corrupt, truncated or not a .ckpt: download it again and compare its size."
+
+
+def _detail(exc: Exception) -> str:
+    """The informative part of torch's (long) weights-only error message."""
+    lines = [ln.strip() for ln in str(exc).splitlines()]
+    keep = [ln for ln in lines if ln and not ln.startswith(_TORCH_BOILERPLATE)]
+    return " ".join(keep)[:300] or f"{type(exc).__name__}: {str(exc)[:200]}"
+
+
 def _describe_unpickling_error(path: Path, exc: Exception) -> str:
-    text = str(exc)
-    if "Unsupported global" in text or "Unsupported operand" in text or "Can only" in text:
-        return (f"{path} is not an official SpeechCLIP/SpeechCLIP+ checkpoint this importer understands: "
-                f"it asks to run or build objects we do not allow ({text.splitlines()[0][:300]}). "
-                "Foreign pickled code is never executed. Use the authors' released .ckpt file unchanged.")
-    return (f"{path} could not be read as a PyTorch checkpoint ({type(exc).__name__}: {text[:300]}). "
-            "The file is corrupt, truncated or not a .ckpt: download it again and compare its size.")
+    detail = _detail(exc)
+    if re.search(r"GLOBAL|global|Can only|reduce|blocked", detail):
+        return (f"{path} is not an official SpeechCLIP/SpeechCLIP+ checkpoint this importer understands: it asks "
+                f"to build or call objects that are not allowed ({detail}). Foreign pickled code is never "
+                "executed. Use the authors' released .ckpt file unchanged.")
+    return f"{path} could not be read as a PyTorch checkpoint ({detail}). {_CORRUPT_HINT}"
+
+
+_LEGACY_MAGIC = b"\x80\x02\x8a\x0a"  # pickle protocol 2 + the legacy torch.save magic number
 
 
 def torch_load_restricted(path: Path, *, mmap: bool = True) -> Any:
@@ -113,7 +125,14 @@ def torch_load_restricted(path: Path, *, mmap: bool = True) -> Any:
         raise ModelNotFoundError(f"checkpoint {path} does not exist (or is not a file)")
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint {path} is empty (0 bytes): download it again")
-    use_mmap = mmap and zipfile.is_zipfile(path)
+    is_zip = zipfile.is_zipfile(path)
+    if not is_zip:
+        with open(path, "rb") as f:
+            head = f.read(4)
+        if head != _LEGACY_MAGIC:
+            kind = "a truncated zip archive" if head[:2] == b"PK" else "neither a zip archive nor a legacy torch file"
+            raise CheckpointError(f"{path} could not be read as a PyTorch checkpoint ({kind}). {_CORRUPT_HINT}")
+    use_mmap = mmap and is_zip
     try:
         with torch.serialization.safe_globals(_SAFE_GLOBALS):
             return torch.load(path, map_location="cpu", weights_only=True, mmap=use_mmap)

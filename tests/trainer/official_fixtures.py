@@ -49,7 +49,7 @@ class Dims:
     v_layers: int = 1
     patch: int = 16
     image: int = 32
-    t_width: int = 64  # CLIP text width = token-embedding width ("text_dim") -> 1 head
+    t_width: int = 32  # CLIP text width = token-embedding width ("text_dim") -> 1 head
     t_layers: int = 1
     embed: int = 32  # CLIP joint embedding
     context: int = 77
