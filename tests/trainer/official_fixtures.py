@@ -265,8 +265,10 @@ def _mha_norm(r: _Rand, prefix: str, h: int) -> list[tuple[str, torch.Tensor]]:
             (prefix + "attentionBlock_Norm.weight", w), (prefix + "attentionBlock_Norm.bias", b)]
 
 
-def branch_tensors(variant: str, r: _Rand, d: Dims, reduced_table: torch.Tensor) -> list[tuple[str, Any]]:
-    """Branch keys in state_dict order; the string "ALIAS" marks where cascaded_branch.clip.* goes."""
+def branch_tensors(variant: str, r: _Rand, d: Dims, reduced_table: torch.Tensor,
+                   mlp: bool = False) -> list[tuple[str, Any]]:
+    """Branch keys in state_dict order; the string "ALIAS" marks where cascaded_branch.clip.* goes.
+    ``mlp``: kw_projection MLPLayers [d, d, text_dim] (Large c+ configs): linear_proj.sequential.{0,3}."""
     h, t = d.hidden, d.t_width
     if variant == "parallel":
         p = "parallel_branch."
@@ -293,7 +295,13 @@ def branch_tensors(variant: str, r: _Rand, d: Dims, reduced_table: torch.Tensor)
         out.append((p + "cls", r.n(1, d.keywords, h, std=1.0)))
     out.append(("ALIAS", None))
     out += _mha_norm(r, p + "self_att.", h)
-    out += [(p + "linear_proj.weight", r.n(t, h, std=1 / math.sqrt(h))), (p + "linear_proj.bias", r.n(t))]
+    if mlp:
+        out += [(p + "linear_proj.sequential.0.weight", r.n(h, h, std=1 / math.sqrt(h))),
+                (p + "linear_proj.sequential.0.bias", r.n(h)),
+                (p + "linear_proj.sequential.3.weight", r.n(t, h, std=1 / math.sqrt(h))),
+                (p + "linear_proj.sequential.3.bias", r.n(t))]
+    else:
+        out += [(p + "linear_proj.weight", r.n(t, h, std=1 / math.sqrt(h))), (p + "linear_proj.bias", r.n(t))]
     out.append((p + "vector_quantizer.curr_temp", torch.tensor([0.1])))
     plus = variant in ("hybrid_plus", "cascaded_plus")
     out += _bn(r, p + "bn_layer.bn_layer.", t if plus else t * d.keywords, reduced_table, 1 if plus else d.keywords)
@@ -308,7 +316,7 @@ def branch_tensors(variant: str, r: _Rand, d: Dims, reduced_table: torch.Tensor)
 
 
 def build_state_dict(variant: str, d: Dims = TINY, seed: int = 0, large: bool = False,
-                     vocab_ids: np.ndarray | None = None) -> OrderedDict[str, torch.Tensor]:
+                     vocab_ids: np.ndarray | None = None, mlp: bool = False) -> OrderedDict[str, torch.Tensor]:
     """The full state_dict of KWClip_GeneralTransformer for ``variant``, keys in the authors' order."""
     assert variant in VARIANTS, variant
     r = _Rand(seed)
@@ -324,7 +332,7 @@ def build_state_dict(variant: str, d: Dims = TINY, seed: int = 0, large: bool = 
         sd["criterion.temperature"] = torch.tensor(math.log(1 / 0.07) + 0.3)
     eye = torch.eye(d.max_eye).bool()
     sd["criterion.eye_mat"], sd["criterion.neg_eye_mat"], sd["criterion.eye_mat_fl"] = eye, ~eye, eye.float()
-    for k, v in branch_tensors(variant, r, d, sd["clip.model.token_embedding.weight"]):
+    for k, v in branch_tensors(variant, r, d, sd["clip.model.token_embedding.weight"], mlp):
         if k == "ALIAS":
             for ck, _cv in clip_items:
                 sd["cascaded_branch.clip." + ck] = sd["clip." + ck]  # same tensor: storages shared on save
@@ -352,7 +360,7 @@ def _transformer_args(kind: str, d: Dims, nhead: int, sc: bool) -> dict[str, Any
     return args if sc else {"type": kind, **args}
 
 
-def build_config(variant: str, d: Dims = TINY, large: bool = False) -> dict[str, Any]:
+def build_config(variant: str, d: Dims = TINY, large: bool = False, mlp: bool = False) -> dict[str, Any]:
     """OrderedNamespace([args, yaml]) content with the edits made after construction (reference §3)."""
     sc = variant in ("parallel", "cascaded")
     args = {"task": "TrainKWClip_GeneralTransformer",
@@ -396,11 +404,14 @@ def build_config(variant: str, d: Dims = TINY, large: bool = False) -> dict[str,
                    "conv_cif_layer_num": 1, "conv_cif_width": 3, "conv_cif_dropout": 0.1, "apply_scaling": True,
                    "scaling_step": 5000, "apply_tail_handling": True, "tail_handling_firing_threshold": 0.5,
                    "add_cif_ctxt_layers": False}
-        nhead = 8 if variant == "hybrid_plus" else 1
+        nhead = 8 if variant == "hybrid_plus" or large else 1
         ms["cascaded_branch"] = {"type": btype, "vq": vq, "downsampling": {"type": "cif", "cif": cif},
                                  "keyword": {"detokenized_K_neighbors": 5, "retrieve_method": "cosine",
                                              "batchnorms": bns},
                                  "transformer_args": _transformer_args("MultiheadAttentionAndNorm", d, nhead, False)}
+        if mlp:
+            ms["cascaded_branch"]["keyword"]["kw_projection"] = {"dropout": 0.1,
+                                                                 "dimensions": [d.hidden, d.hidden, d.t_width]}
     src = {"hybrid_plus": "parallel", "cascaded_plus": "cascaded", "hybrid": "cascaded",
            "parallel": "parallel", "cascaded": "cascaded"}[variant]
     hubert = "hubert_large_ll60k" if large else ("hubert" if sc else "hubert_base")
@@ -472,12 +483,12 @@ def _trainer_state(sd: dict[str, torch.Tensor], n_params: int, step: int) -> dic
 
 
 def write_official_checkpoint(path: str | Path, variant: str, *, d: Dims = TINY, seed: int = 0,
-                              large: bool = False, cuda_tags: bool = True,
+                              large: bool = False, mlp: bool = False, cuda_tags: bool = True,
                               state_dict: OrderedDict[str, torch.Tensor] | None = None,
                               config: dict[str, Any] | None = None) -> OrderedDict[str, torch.Tensor]:
     """Write a tiny checkpoint of ``variant`` in the authors' layout; returns the state dict written."""
-    sd = build_state_dict(variant, d, seed, large) if state_dict is None else state_dict
-    cfg = build_config(variant, d, large) if config is None else config
+    sd = build_state_dict(variant, d, seed, large, mlp=mlp) if state_dict is None else state_dict
+    cfg = build_config(variant, d, large, mlp) if config is None else config
     epoch, step = 81, 9477
     body = _trainer_state(sd, 322, step)
     with foreign_modules_registered():

@@ -122,7 +122,11 @@ def project_and_quantize(sd: dict[str, torch.Tensor], x: torch.Tensor, keyword_b
     """linear_proj -> BatchNorm (eval: running stats) -> cosine to the reduced table -> argmax with ids 0, 2, 3
     (reduced '!', SOT, EOT) excluded. x: (B, N, D) -> (projected+normed (B, N, W), ids (B, N))."""
     p = "cascaded_branch."
-    z = F.linear(x, sd[p + "linear_proj.weight"], sd[p + "linear_proj.bias"])
+    if p + "linear_proj.weight" in sd:
+        z = F.linear(x, sd[p + "linear_proj.weight"], sd[p + "linear_proj.bias"])
+    else:  # MLPLayers: Linear -> ReLU -> Dropout -> Linear
+        q = p + "linear_proj.sequential."
+        z = F.linear(F.relu(F.linear(x, sd[q + "0.weight"], sd[q + "0.bias"])), sd[q + "3.weight"], sd[q + "3.bias"])
     b, n, wdt = z.shape
     bn = [sd[p + "bn_layer.bn_layer." + k] for k in ("running_mean", "running_var", "weight", "bias")]
     if keyword_bn:  # Kw_BatchNorm eachKw parallel: one BatchNorm1d over (dim, kw) flattened
@@ -259,12 +263,12 @@ def transformer_encoder_layer(sd: dict[str, torch.Tensor], p: str, x: torch.Tens
 
 
 def authors_forward(sd: dict[str, torch.Tensor], variant: str, wav: torch.Tensor, *, normalize_waveform: bool,
-                    heads: int, keywords: int = 8) -> dict[str, torch.Tensor]:
+                    heads: int, keywords: int = 8, large: bool = False) -> dict[str, torch.Tensor]:
     """The authors' eval forward for ONE unpadded utterance (B = 1), from raw tensors only.
     Returns L2-normalised 'parallel' / 'cascaded' vectors (those the variant has) and CLIP 'ids' of keywords."""
     if normalize_waveform:
         wav = F.layer_norm(wav, wav.shape[-1:])
-    feats = weighted_sum(sd, fairseq_hubert_states(sd, wav))
+    feats = weighted_sum(sd, fairseq_hubert_states(sd, wav, large=large))
     out: dict[str, torch.Tensor] = {}
     if variant == "parallel":
         x = torch.cat([sd["parallel_branch.cls"], feats], 1)
