@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from core.errors import Cancelled
 logger = logging.getLogger(__name__)
 
 SHOW_DIALOG_AFTER_MS = 600  # progress UI appears only for work that lasts (anki)
+STATS_EVERY_S = 1.0  # refresh the status bar's photo count this often while indexing
 
 
 def report_summary(report: Any) -> str:
@@ -57,6 +59,7 @@ class LibraryController(QObject):
         self.progress_items = 0
         self._queued: list[Path] = []
         self._show_dialog = False
+        self._last_stats = 0.0
 
     @property
     def indexing(self) -> bool:
@@ -110,6 +113,10 @@ class LibraryController(QObject):
         view = read_progress(item)
         line = self.dialog.set_progress(view) if self.dialog is not None else ""
         self.status_label.setText(line)
+        now = time.monotonic()
+        if now - self._last_stats >= STATS_EVERY_S:  # the photo count grows while indexing
+            self._last_stats = now
+            self.window.refresh_stats()
 
     def _on_done(self, report: Any) -> None:
         self.window.statusBar().showMessage(report_summary(report), 8000)

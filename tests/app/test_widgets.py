@@ -1,0 +1,133 @@
+"""Widget-level behaviour: plot maths, thumbnails that fail, replay without speakers, drag and drop,
+shortcuts, the system palette, and dropping stale live runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.models import ResultsModel
+from app.settings import AppSettings
+from app.widgets.cif_plot import envelope, running_integral
+from tests.app.conftest import speech_like
+from tests.app.fake_service import Hit, fake_query
+
+pytestmark = pytest.mark.qt
+
+
+def test_running_integral_resets_at_each_fire():
+    alpha = np.array([0.4, 0.4, 0.4, 0.4, 0.4, 0.2], np.float32)
+    r = running_integral(alpha)
+    np.testing.assert_allclose(r, [0.4, 0.8, 0.2, 0.6, 0.0, 0.2], atol=1e-6)
+    assert (r < 1.0).all()
+
+
+def test_envelope_keeps_extremes_with_few_points():
+    wav = np.zeros(160_000, np.float32)
+    wav[12345] = 0.9
+    wav[99999] = -0.7
+    t, y = envelope(wav, 16000, points=1000)
+    assert len(y) <= 1000 and y.max() == pytest.approx(0.9) and y.min() == pytest.approx(-0.7)
+    assert t[-1] < 10.0
+
+
+class BrokenThumbs:
+    def thumbnail(self, image_id, size):  # noqa: ANN001
+        raise OSError("cannot decode")
+
+
+def test_failed_thumbnail_becomes_a_placeholder(qtbot, tmp_path):
+    from PySide6.QtCore import Qt
+
+    model = ResultsModel()
+    model.service = BrokenThumbs()
+    model.set_hits([Hit(1, tmp_path / "a.jpg", 0.5, 0.0), Hit(2, tmp_path / "b.jpg", 0.7, 1.0)])
+    assert model.hit(0).image_id == 2  # best first
+    icon = model.data(model.index(0), Qt.ItemDataRole.DecorationRole)  # starts the lazy load
+    assert icon is not None
+    qtbot.waitUntil(lambda: 2 in model._failed, timeout=5_000)
+    assert model.data(model.index(0), Qt.ItemDataRole.DecorationRole) is not None  # placeholder, no raise
+    model.set_sort("date")
+    assert model.hit(0).image_id == 2 and model.data(model.index(0)) == "0.700"
+
+
+def test_replay_without_output_device_is_a_message(qtbot, make_window, fake_service, monkeypatch):
+    import sounddevice as sd
+
+    monkeypatch.setattr(sd, "query_devices", lambda: [])
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    w.search.query_wav = speech_like()
+    w.chips.set_keywords(fake_query(w.search.query_wav).keywords)
+    w.chips.chips[0].click()
+    assert w.message_bar.isVisible() and "No audio output device" in w.message_bar.text()
+
+
+def test_replay_plays_the_segment(qtbot, make_window, fake_service, monkeypatch):
+    import sounddevice as sd
+
+    played = []
+    monkeypatch.setattr(sd, "query_devices", lambda: [{"name": "spk", "max_output_channels": 2}])
+    monkeypatch.setattr(sd, "stop", lambda: None)
+    monkeypatch.setattr(sd, "play", lambda x, sr, blocking=False: played.append((len(x), sr)))
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    w.search.query_wav = speech_like()
+    kws = fake_query(w.search.query_wav).keywords
+    w.chips.set_keywords(kws)
+    w.chips.chips[1].click()
+    assert played == [(int(kws[1].end_s * 16000) - int(kws[1].start_s * 16000), 16000)]
+
+
+def test_drop_an_audio_file_searches_it(qtbot, make_window, fake_service, photos, speech_wav):
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000):
+        w.library.index_folders([photos], show_dialog=False)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(speech_wav))])
+    ev = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                    Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.dropEvent(ev)
+    assert w.results.rowCount() == 6
+
+
+def test_every_main_action_has_a_shortcut(qtbot, make_window, fake_service):
+    from PySide6.QtGui import QAction
+
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    keys = {a.text().replace("&", ""): a.shortcut().toString() for a in w.findChildren(QAction) if a.text()}
+    for name, key in [("Open audio…", "Ctrl+O"), ("Index a folder…", "Ctrl+I"), ("Record / stop", "Ctrl+R"),
+                      ("Type a query", "Ctrl+F"), ("Show in folder", "Ctrl+E"), ("More like this", "Ctrl+M"),
+                      ("Re-scan library", "F5"), ("About and model card", "F1")]:
+        assert keys.get(name) == key, name
+
+
+def test_plot_follows_the_palette(qtbot):
+    from PySide6.QtGui import QColor, QPalette
+
+    from app.widgets.cif_plot import CifPlot
+
+    plot = CifPlot()
+    qtbot.addWidget(plot)
+    pal = plot.palette()
+    pal.setColor(QPalette.ColorRole.Base, QColor("#101418"))
+    pal.setColor(QPalette.ColorRole.Text, QColor("#e0e0e0"))
+    plot.setPalette(pal)
+    assert plot.backgroundBrush().color().name() == "#101418"
+    assert plot.wave_plot.getAxis("left").textPen().color().name() == "#e0e0e0"
+
+
+def test_live_runs_are_dropped_not_queued_when_the_model_is_slow(qtbot, make_window, fake_service, photos):
+    from app.audio_source import ArraySource
+
+    fake_service.search_delay_s = 0.7  # slower than the 300 ms tick
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True),
+                    source_factory=lambda name: ArraySource(np.tile(speech_like(gap_s=0.0), 2), speed=1.0))
+    with qtbot.waitSignal(w.search.result_shown, timeout=20_000):
+        w.search.start_recording()
+    live = w.search.live
+    assert live.skipped >= 2 and live.runs >= 1
+    # never more than one live run in flight: runs <= recording time / model time
+    assert live.runs <= w.search.recorder.duration_s / 0.7 + 1
