@@ -76,12 +76,14 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
 def _progress(total: int, desc: str):  # -> callable updating a tqdm bar on stderr
     from tqdm import tqdm
 
-    bar = tqdm(total=total, desc=desc, unit="img", file=sys.stderr, dynamic_ncols=True)
+    bars: list[tqdm] = []  # made at the first image, so that option errors print no empty bar
 
     def update(done: int, _total: int) -> None:
-        bar.update(done - bar.n)
+        if not bars:
+            bars.append(tqdm(total=total, desc=desc, unit="img", file=sys.stderr, dynamic_ncols=True))
+        bars[0].update(done - bars[0].n)
         if done >= _total:
-            bar.close()
+            bars[0].close()
 
     return update
 

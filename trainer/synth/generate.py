@@ -29,7 +29,7 @@ from trainer.synth.audio_ops import SAMPLE_RATE, build_utterance
 from trainer.synth.render import render
 from trainer.synth.scenes import caption, sample_scene
 from trainer.synth.vocab import all_words, vocab_dict
-from trainer.synth.voices import HOLDOUT_SPLIT, VoiceError, check_engine, get_voice, synth_vocabulary
+from trainer.synth.voices import HOLDOUT_SPLIT, SynthError, check_engine, get_voice, synth_vocabulary
 
 logger = logging.getLogger(__name__)
 
@@ -56,18 +56,18 @@ class SynthOptions:
 
     def validate(self) -> None:
         if self.images < 1:
-            raise VoiceError(f"--images must be >= 1, got {self.images}")
+            raise SynthError(f"--images must be >= 1, got {self.images}")
         if self.val_images + self.test_images > self.images:
-            raise VoiceError(
+            raise SynthError(
                 f"--val-images ({self.val_images}) + --test-images ({self.test_images}) exceed "
                 f"--images ({self.images}); lower them or raise --images"
             )
         if not self.voices:
-            raise VoiceError("no training voices left: give --voices, and keep them out of --holdout-voices")
+            raise SynthError("no training voices left: give --voices, and keep them out of --holdout-voices")
         if self.captions_per_image < 1:
-            raise VoiceError(f"--captions-per-image must be >= 1, got {self.captions_per_image}")
+            raise SynthError(f"--captions-per-image must be >= 1, got {self.captions_per_image}")
         if self.image_format not in ("png", "jpg"):
-            raise VoiceError(f"--image-format must be png or jpg, got {self.image_format!r}")
+            raise SynthError(f"--image-format must be png or jpg, got {self.image_format!r}")
         for name in self.voices + self.holdout_voices:
             check_engine(get_voice(name).engine)
 
@@ -151,11 +151,11 @@ def _prepare_dir(out: Path, force: bool) -> Path:
     """Check `out` may be written; return the temporary sibling to write into."""
     if out.exists() and any(out.iterdir()):
         if not force:
-            raise VoiceError(
+            raise SynthError(
                 f"output folder {out} is not empty; pass --force to replace it or choose another --out"
             )
         if not (out / "manifest.jsonl").exists():
-            raise VoiceError(
+            raise SynthError(
                 f"--force replaces only a folder made by `trainer synth` (with manifest.jsonl); {out} has none. "
                 "Remove it yourself or choose another --out"
             )

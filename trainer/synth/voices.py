@@ -23,7 +23,11 @@ from trainer.synth.audio_ops import SAMPLE_RATE, peak_normalize, resample, trim_
 logger = logging.getLogger(__name__)
 
 
-class VoiceError(SpokenSearchError):
+class SynthError(SpokenSearchError):
+    """Options of `trainer synth` that cannot work (counts, output folder, formats)."""
+
+
+class VoiceError(SynthError):
     """An unknown voice name, or a speech engine that is not installed."""
 
 
