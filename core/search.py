@@ -3,7 +3,7 @@
 Vectors are read from the library's resident matrix (never from SQLite per query). Below
 `ANN_MIN_VECTORS` (bench_query.py measured where hnswlib starts to win) a query is an exact matmul;
 above, hnswlib proposes candidates and their scores are recomputed exactly, so every score returned is
-the exact cosine between the query and the stored (float16) vector.
+the exact cosine between the query and the stored vector (float16 on disk, float32 in memory).
 """
 
 from __future__ import annotations
@@ -71,7 +71,6 @@ class SearchEngine:
         self.model = model
         self.library = library
         self._cache_lock = threading.Lock()
-        self._f32: tuple[int, np.ndarray] | None = None  # (generation, float32 copy) for brute force
         self._folder_ids: dict[tuple[tuple[str, ...], int], np.ndarray] = {}
 
     # ---- the three kinds of query ----------------------------------------------------------------------
@@ -192,7 +191,7 @@ class SearchEngine:
             return np.zeros(0, np.int64), np.zeros(0, np.float32), "exact"
         rows = self._rows_in(snap, roots) if roots else None
         n = len(snap) if rows is None else rows.size
-        ann = self.library.ann() if n >= self.library.ann_min_vectors else None
+        ann = self.library.ann_if_ready() if n >= self.library.ann_min_vectors else None
         if ann is not None:
             frac = 1.0 if rows is None else n / len(snap)
             want = min(len(snap), int(max(ann.ef, ANN_CANDIDATES * k) / max(frac, 1e-6)))
@@ -203,20 +202,11 @@ class SearchEngine:
                 scores = exact_scores(snap.vectors[cand_rows], q)
                 best = top_k(scores, k)
                 return snap.ids[cand_rows[best]], scores[best], "ann"
-        matrix = self._float32(snap) if rows is None else snap.vectors[rows]
+        matrix = snap.vectors if rows is None else snap.vectors[rows]
         scores = exact_scores(matrix, q)
         best = top_k(scores, k)
         ids = snap.ids[best] if rows is None else snap.ids[rows[best]]
         return ids, scores[best], "exact"
-
-    def _float32(self, snap: VectorSnapshot) -> np.ndarray:
-        """A float32 copy of a small library's matrix (BLAS speed), kept until the library changes."""
-        if len(snap) >= self.library.ann_min_vectors:
-            return snap.vectors  # large: exact_scores widens chunk by chunk instead of doubling memory
-        with self._cache_lock:
-            if self._f32 is None or self._f32[0] != snap.generation:
-                self._f32 = (snap.generation, snap.vectors.astype(np.float32))
-            return self._f32[1]
 
     def _rows_in(self, snap: VectorSnapshot, roots: Sequence[str | Path]) -> np.ndarray:
         key = (tuple(sorted(str(r) for r in roots)), snap.generation)

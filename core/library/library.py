@@ -92,6 +92,8 @@ class Library:
         self._load_vectors()
         self._ann: AnnIndex | None = None
         self._ann_dirty = False
+        self._bg: threading.Thread | None = None
+        self._bg_lock = threading.Lock()
 
     # ---- opening ---------------------------------------------------------------------------------------
     def _check_identity(self, identity: str, dim: int | None, reindex: bool) -> None:
@@ -287,8 +289,8 @@ class Library:
                         "UPDATE images SET path=?, root=?, mtime=?, size=?, content_hash=?, width=?, height=?, "
                         "taken_at=?, vector=?, deleted=0 WHERE id=?", (*values, im.row_id))
                     ids.append(im.row_id)
-            if images:
-                vecs = np.stack([np.asarray(im.vector, np.float32) for im in images])
+            if images:  # memory holds exactly what SQLite holds: the float16 values
+                vecs = np.stack([np.asarray(im.vector, np.float16) for im in images]).astype(np.float32)
                 dates = np.array([im.taken_at if im.taken_at is not None else im.mtime for im in images])
                 self._after_write(upserted=(np.array(ids, np.int64), vecs, dates))
         return ids
@@ -373,6 +375,47 @@ class Library:
             if self._ann_dirty:
                 self.save_ann()
             return self._ann
+
+    def ann_if_ready(self) -> AnnIndex | None:
+        """For queries: the ANN index when it is in memory. Otherwise None, and a background thread loads
+        (or rebuilds) it; meanwhile queries are exact brute force, never blocked for minutes by a rebuild.
+        """
+        if len(self.vectors) < self.ann_min_vectors:
+            return None
+        ann = self._ann
+        if ann is None:
+            self.prepare_ann_async()
+        return ann
+
+    def prepare_ann_async(self) -> threading.Thread | None:
+        """Start loading / building the ANN index in a daemon thread (once at a time); returns the thread."""
+        if len(self.vectors) < self.ann_min_vectors or self._ann is not None:
+            return None
+        with self._bg_lock:
+            if self._bg is None or not self._bg.is_alive():
+                self._bg = threading.Thread(target=self._prepare_ann, name="ann-prepare", daemon=True)
+                self._bg.start()
+            return self._bg
+
+    def _prepare_ann(self) -> None:
+        try:
+            with self._write_lock:
+                stamp, generation = self._stamp(), self.vectors.generation
+            ann, built = AnnIndex.load(self.ann_path, stamp), False
+            if ann is None:
+                t0 = time.perf_counter()
+                snap = self.vectors.snapshot()
+                generation = snap.generation
+                ann, built = AnnIndex.build(snap.ids, snap.vectors), True
+                logger.info("built the ANN index over %d vectors in %.1f s", len(snap), time.perf_counter() - t0)
+            with self._write_lock:
+                if self._ann is not None or self.vectors.generation != generation:
+                    logger.info("library changed while the ANN index was prepared; it is prepared again later")
+                    return
+                self._ann, self._ann_dirty = ann, built
+                self.save_ann()
+        except Exception:  # a background helper must never take the process down; queries stay exact
+            logger.exception("preparing the ANN index of %s failed; searches stay exact", self.db_path)
 
     def save_ann(self) -> None:
         with self._write_lock:

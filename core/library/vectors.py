@@ -1,8 +1,10 @@
-"""The library's vectors, resident in memory: a growable float16 matrix with its SQLite ids.
+"""The library's vectors, resident in memory: a growable float32 matrix with its SQLite ids.
 
 Loaded once from SQLite when the library opens and kept up to date by every write, so a query never
 touches the database for vectors (rclip's 15 s-per-query cost, peers.md). Rows are kept in ascending
-id order (SQLite AUTOINCREMENT ids only grow), so an id is found by binary search.
+id order (SQLite AUTOINCREMENT ids only grow), so an id is found by binary search. The values are the
+stored float16 vectors widened to float32 once at load: BLAS runs on float32 only, and numpy's
+float16 -> float32 conversion per query would cost more than the product itself (bench_query.py).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ _MIN_CAPACITY = 1024
 
 @dataclass(frozen=True)
 class VectorSnapshot:
-    """A consistent read-only view for one query: ids (N,) int64 ascending, vectors (N, E) float16,
+    """A consistent read-only view for one query: ids (N,) int64 ascending, vectors (N, E) float32,
     dates (N,) float64 (EXIF date, else mtime). Deleted rows are already removed.
     """
 
@@ -38,7 +40,7 @@ class VectorSnapshot:
 
 
 class ResidentVectors:
-    """Growable (capacity-doubling) float16 matrix + ids + dates, with tombstones compacted lazily.
+    """Growable (capacity-doubling) float32 matrix + ids + dates, with tombstones compacted lazily.
 
     Thread-safe: writers take the lock; `snapshot()` returns compacted arrays that later writes never
     change in place (a write that would touch a snapshot's buffer copies first).
@@ -49,7 +51,7 @@ class ResidentVectors:
         self._lock = threading.Lock()
         self._n = 0
         self._ids = np.zeros(0, np.int64)
-        self._vecs = np.zeros((0, dim), np.float16)
+        self._vecs = np.zeros((0, dim), np.float32)
         self._dates = np.zeros(0, np.float64)
         self._alive = np.zeros(0, bool)
         self._dead = 0
@@ -69,7 +71,7 @@ class ResidentVectors:
             return
         new_cap = max(_MIN_CAPACITY, cap * 2, need)
         ids = np.zeros(new_cap, np.int64)
-        vecs = np.zeros((new_cap, self.dim), np.float16)
+        vecs = np.zeros((new_cap, self.dim), np.float32)
         dates = np.zeros(new_cap, np.float64)
         alive = np.zeros(new_cap, bool)
         ids[: self._n], vecs[: self._n] = self._ids[: self._n], self._vecs[: self._n]
@@ -91,7 +93,7 @@ class ResidentVectors:
             self._snapshot = None
 
     def upsert(self, ids: np.ndarray, vectors: np.ndarray, dates: np.ndarray) -> None:
-        """Insert or replace rows. ids (B,) int64; vectors (B, E) float (stored as float16); dates (B,)."""
+        """Insert or replace rows. ids (B,) int64; vectors (B, E) (the float16 values SQLite stores); dates (B,)."""
         ids = np.asarray(ids, np.int64)
         if ids.size == 0:
             return
@@ -126,7 +128,7 @@ class ResidentVectors:
         n = self._n
         all_ids = np.concatenate([self._ids[:n], ids])
         order = np.argsort(all_ids, kind="stable")
-        vecs = np.concatenate([self._vecs[:n], vectors.astype(np.float16)])[order]
+        vecs = np.concatenate([self._vecs[:n], vectors.astype(np.float32)])[order]
         all_dates = np.concatenate([self._dates[:n], dates])[order]
         alive = np.concatenate([self._alive[:n], np.ones(ids.size, bool)])[order]
         self._ids, self._vecs, self._dates, self._alive = all_ids[order], vecs, all_dates, alive

@@ -50,6 +50,7 @@ def big(tmp_path):
 
 def test_ann_agrees_with_exact_and_scores_are_exact(big, tmp_path):
     exact_lib = Library(tmp_path / "d", "tower", dim=DIM, cache_dir=tmp_path / "c2", ann_min_vectors=10**9)
+    assert big.ann() is not None
     queries = random_unit(30, seed=1)
     ann_engine, exact_engine = SearchEngine(None, big), SearchEngine(None, exact_lib)
     recalls = []
@@ -90,8 +91,21 @@ def test_ann_cache_saved_reloaded_and_rebuilt_when_stale(big, tmp_path, monkeypa
     lib.close()
 
 
+def test_queries_stay_exact_while_the_ann_index_is_prepared_in_the_background(big):
+    engine = SearchEngine(None, big)
+    q = random_unit(1, seed=2)[0]
+    first = engine.search_vector(q, top_k=10)
+    assert first.method == "exact"  # not ready yet: brute force, and a background thread builds it
+    big._bg.join(60)
+    assert big._ann is not None and big.ann_path.is_file()
+    second = engine.search_vector(q, top_k=10)
+    assert second.method == "ann"
+    assert [h.image_id for h in second.hits][:5] == [h.image_id for h in first.hits][:5]
+
+
 def test_deleted_rows_leave_ann_results(big):
     engine = SearchEngine(None, big)
+    big.ann()
     q = random_unit(1, seed=9)[0]
     first = engine.search_vector(q, top_k=5).hits
     big.apply_changes([], [first[0].image_id])
