@@ -68,6 +68,26 @@ class AttentionStack(nn.Module):
         return x
 
 
+class TransformerBlock(nn.Module):
+    """One TransformerEncoderLayer (post-LN, GELU) + LayerNorm: the authors' TransformerEncoder used as the
+    cascaded / hybrid block (``cfg.cascaded_block == "transformer"``)."""
+
+    def __init__(self, dim: int, nhead: int, ffn_dim: int, dropout: float) -> None:
+        super().__init__()
+        self.encoder = nn.TransformerEncoderLayer(dim, nhead, ffn_dim, dropout, activation="gelu", batch_first=True)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
+        """x: (B, L, D), pad: (B, L) True on padding -> (B, L, D)."""
+        return self.norm(self.encoder(x, src_key_padding_mask=pad))
+
+
+def _attention_block(cfg: BranchConfig, dim: int) -> nn.Module:
+    if cfg.cascaded_block == "transformer":
+        return TransformerBlock(dim, cfg.cascaded_nhead, cfg.ffn_dim, cfg.dropout)
+    return AttentionStack(dim, cfg.cascaded_nhead, cfg.dropout, cfg.attention_layers)
+
+
 def _projection(cfg: BranchConfig, d_in: int, d_out: int) -> nn.Module:
     if cfg.projection == "linear":
         return nn.Linear(d_in, d_out)
@@ -139,7 +159,7 @@ class CascadedBranch(nn.Module):
         super().__init__()
         self.k = cfg.num_cls
         self.cls = nn.Parameter(torch.randn(1, cfg.num_cls, dim))
-        self.attn = AttentionStack(dim, cfg.cascaded_nhead, cfg.dropout, cfg.attention_layers)
+        self.attn = _attention_block(cfg, dim)
         self.head = CascadedHead(cfg, dim, clip, cfg.num_cls)
 
     def forward(self, feats: torch.Tensor, mask: torch.Tensor, clip: ClipTower,
@@ -157,7 +177,7 @@ class CascadedPlusBranch(nn.Module):
 
     def __init__(self, cfg: BranchConfig, cif_cfg: CifConfig, dim: int, clip: ClipTower) -> None:
         super().__init__()
-        self.attn = AttentionStack(dim, cfg.cascaded_nhead, cfg.dropout, cfg.attention_layers)
+        self.attn = _attention_block(cfg, dim)
         self.cif = CIF(dim, cif_cfg, max_units=clip.context_length - 2)
         self.head = CascadedHead(cfg, dim, clip, None)
 
@@ -179,7 +199,7 @@ class HybridBranch(nn.Module):
         super().__init__()
         self.k = cfg.num_cls
         self.cls = nn.Parameter(torch.randn(1, 1 + cfg.num_cls, dim))
-        self.attn = AttentionStack(dim, cfg.cascaded_nhead, cfg.dropout, cfg.attention_layers)
+        self.attn = _attention_block(cfg, dim)
         self.proj = nn.Linear(dim, embed_dim)
         self.head = CascadedHead(cfg, dim, clip, cfg.num_cls)
 

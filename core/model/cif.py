@@ -84,15 +84,21 @@ def integrate_and_fire(
 
     # Slots: 0 .. max(fired_full); slot fired_full collects the leftover (tail / remainder).
     n_slots = int(fired_full.max().item()) + 1 if B > 0 else 1
-    out = hidden.new_zeros(B, n_slots, D, dtype=torch.float64)
-    h64 = hidden.to(torch.float64)
-    out.scatter_add_(1, left.unsqueeze(-1).expand(B, T, D), w_left.unsqueeze(-1) * h64)
-    out.scatter_add_(1, right.clamp_max(n_slots - 1).unsqueeze(-1).expand(B, T, D), w_right.unsqueeze(-1) * h64)
+    # Boundaries come from the float64 cumsum; the states accumulate in the input precision (float32 for
+    # half inputs), with weights computed in float64 first.
+    acc = torch.float32 if hidden.dtype in (torch.float16, torch.bfloat16) else hidden.dtype
+    flat = hidden.new_zeros(B * n_slots, D, dtype=acc)  # (B * slots, D): one index_add per contribution kind
+    h = hidden.to(acc).reshape(B * T, D)
+    base = (torch.arange(B, device=device) * n_slots)[:, None]
+    flat.index_add_(0, (base + left).reshape(-1), h * w_left.to(acc).reshape(-1, 1))
+    fires = (n_fire > 0).reshape(-1).nonzero().squeeze(1)  # only frames that fire spill into the next slot
+    if fires.numel():
+        flat.index_add_(0, (base + right).reshape(-1)[fires], h[fires] * w_right.reshape(-1, 1)[fires].to(acc))
     max_extra = int(extra.max().item()) if extra.numel() else 0
     for e in range(1, max_extra + 1):  # frames that fire more than once: whole beta-units in between
-        has = (extra >= e).to(torch.float64)
-        out.scatter_add_(1, (left + e).clamp_max(n_slots - 1).unsqueeze(-1).expand(B, T, D),
-                         (has * beta).unsqueeze(-1) * h64)
+        multi = (extra >= e).reshape(-1).nonzero().squeeze(1)
+        flat.index_add_(0, (base + left + e).reshape(-1)[multi], h[multi] * beta)
+    out = flat.view(B, n_slots, D)
 
     # Fire frame of unit k = first frame with right >= k + 1.
     ks = torch.arange(n_slots, device=device).unsqueeze(0).expand(B, n_slots).contiguous()
@@ -113,7 +119,7 @@ def integrate_and_fire(
         lengths = fired_full + tail.long()
         scale = torch.ones(B, dtype=torch.float64, device=device)
         scale[tail] = beta / leftover[tail]
-        out[rows, fired_full] = out[rows, fired_full] * scale[:, None]
+        out[rows, fired_full] = out[rows, fired_full] * scale[:, None].to(acc)
         fire_frames[rows[tail], fired_full[tail]] = last_nonzero[tail]
     if max_units is not None:
         lengths = lengths.clamp_max(max_units)

@@ -159,6 +159,7 @@ class ClipTower(nn.Module):
         special = torch.isin(orig, torch.tensor([PAD_ID, self.sot_id, self.eot_id]))
         self.register_buffer("special_mask", special, persistent=False)
         self._identity: str | None = None
+        self._table_texts: list[str] | None = None
         vis = m.visual
         self.image_size = int(vis.image_size[0] if isinstance(vis.image_size, tuple | list) else vis.image_size)
         self.image_mean = tuple(getattr(vis, "image_mean", None) or OPENAI_MEAN)
@@ -190,9 +191,11 @@ class ClipTower(nn.Module):
         return w if self.table_rows is None else w[self.table_rows]
 
     def table_texts(self) -> list[str]:
-        """Raw BPE string of every keyword-table row (``</w>`` marks a word end)."""
-        dec = self.tokenizer.decoder
-        return [dec.get(int(i), "") for i in self.table_orig_ids.tolist()]
+        """Raw BPE string of every keyword-table row (``</w>`` marks a word end); computed once."""
+        if self._table_texts is None:
+            dec = self.tokenizer.decoder
+            self._table_texts = [dec.get(int(i), "") for i in self.table_orig_ids.tolist()]
+        return self._table_texts
 
     def decode_token(self, clip_id: int) -> str:
         """Text of one CLIP BPE id (``</w>`` removed)."""

@@ -80,6 +80,9 @@ class BranchConfig:
     ffn_dim: int = 3072  # its feed-forward width
     cascaded_nhead: int = 1  # heads of the cascaded / hybrid attention block (MHA + LN, no FFN)
     attention_layers: int = 1  # number of MHA + LN blocks in the cascaded / hybrid block
+    # "attention": MHA + LN blocks (the released configs); "transformer": one TransformerEncoderLayer + LN with
+    # ffn_dim (the authors' TransformerEncoder block, used by SpeechCLIP+ Large COCO hybrid).
+    cascaded_block: str = "attention"
     dropout: float = 0.1
     parallel_loss_weight: float = 1.0
     cascaded_loss_weight: float = 1.0
@@ -121,6 +124,8 @@ class ModelConfig:
              "clip needs exactly one of `arch` (open_clip name) or `model_cfg` (inline config)"),
             (self.cif.target in ("frames", "text_tokens"), "cif.target must be 'frames' or 'text_tokens'"),
             (self.branch.projection in ("linear", "mlp"), "branch.projection must be 'linear' or 'mlp'"),
+            (self.branch.cascaded_block in ("attention", "transformer"),
+             "branch.cascaded_block must be 'attention' or 'transformer'"),
             (not (self.clip.compact_text_vocab and self.clip.vocab_ids is None),
              "clip.compact_text_vocab needs clip.vocab_ids"),
             (1 <= self.cif.max_units <= 75, "cif.max_units must be in [1, 75]"),

@@ -1,0 +1,176 @@
+"""Model parts: CLIP keyword encoding, reduced vocabularies, VQ, keyword BN, losses, upstream, sub-word merging."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from core.model.clip_tower import ClipTower
+from core.model.inference import Unit, merge_subwords, segments_from_fire_frames
+from core.model.losses import keyword_token_loss, masked_info_nce, quantity_loss
+from core.model.upstream import SpeechUpstream, WeightedSumLayer, normalize_waveform
+from core.model.vq import CosineVectorQuantizer, DynamicKeywordBatchNorm, KeywordBatchNorm
+
+
+def test_encode_keywords_with_caption_token_embeddings_equals_encode_text(tiny_config) -> None:
+    torch.manual_seed(0)
+    clip = ClipTower(tiny_config.clip)
+    texts = ["a red dog on the grass", "two cats", "a"]
+    tokens = clip.tokenize(texts)
+    emb = clip.model.token_embedding.weight
+    eot = int(clip.orig_to_tower[clip.eot_id])
+    lengths = (tokens == eot).int().argmax(1) - 1
+    kw = torch.zeros(len(texts), int(lengths.max()), emb.shape[1])
+    for i, n in enumerate(lengths.tolist()):
+        kw[i, :n] = emb[tokens[i, 1 : 1 + n]]
+    got = F.normalize(clip.encode_keywords(kw, lengths), dim=-1)
+    torch.testing.assert_close(got, clip.encode_text(texts), atol=1e-5, rtol=1e-5)
+    # keywords beyond an item's length are ignored
+    kw2 = kw.clone()
+    kw2[2, 1:] = 5.0
+    torch.testing.assert_close(F.normalize(clip.encode_keywords(kw2, lengths), dim=-1), got, atol=1e-6, rtol=1e-6)
+
+
+def test_compact_vocab_maps_ids_both_ways_and_decodes(tiny_config) -> None:
+    clip = ClipTower(tiny_config.clip)
+    orig = clip.table_orig_ids
+    assert clip.compact and clip.model.token_embedding.weight.shape[0] == len(orig)
+    assert orig.tolist() == sorted(orig.tolist()) and int(orig[-1]) == clip.eot_id  # EOT largest (argmax pool)
+    assert (clip.orig_to_tower[orig] == torch.arange(len(orig))).all()
+    assert (clip.tower_to_row[torch.arange(len(orig))] == torch.arange(len(orig))).all()
+    assert int(clip.special_mask.sum()) == 3
+    toks = clip.tokenize(["a dog", "a zyzzyva dog"])  # an out-of-vocabulary word is dropped
+    assert toks[0].tolist()[:4] == toks[1].tolist()[:4]
+    words = [clip.decode_token(int(orig[r])) for r in toks[0, 1:3].tolist()]
+    assert words == ["a", "dog"]
+    assert clip.table_texts()[int(toks[0, 2])] == "dog</w>"
+
+
+def test_reduced_table_on_a_full_vocab_tower(tiny_config) -> None:
+    from core.model.config import ClipConfig
+
+    cfg = ClipConfig(model_cfg=tiny_config.clip.model_cfg, vocab_ids=[320, 1929, 2368], compact_text_vocab=False)
+    clip = ClipTower(cfg)
+    assert not clip.compact and clip.model.token_embedding.weight.shape[0] == 49408
+    assert clip.keyword_table.shape == (6, 32)  # 3 ids + pad, SOT, EOT
+    torch.testing.assert_close(clip.keyword_table[1], clip.model.token_embedding.weight[320])
+    assert int(clip.tower_to_row[1929]) == 2 and int(clip.tower_to_row[1000]) == -1
+
+
+def test_vq_picks_cosine_nearest_non_special_row_and_is_straight_through() -> None:
+    table = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.7, 0.7], [-1.0, 0.0]])
+    special = torch.tensor([False, False, False, True])
+    vq = CosineVectorQuantizer(0.1).train()
+    x = torch.tensor([[[10.0, 0.5], [-3.0, 0.0]]], requires_grad=True)
+    out = vq(x, table, special)
+    assert out.ids.tolist() == [[0, 1]]  # row 3 is closest to the second vector but is masked
+    torch.testing.assert_close(out.embeds.detach(), table[[0, 1]].unsqueeze(0))
+    out.embeds.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0  # softmax(s / tau) carries the gradient
+    vq.eval()
+    assert vq(x, table, special).ids.tolist() == [[0, 1]]
+
+
+def test_keyword_batchnorms_init_from_table_and_ignore_padding() -> None:
+    table = torch.randn(50, 4) * 3 + 1
+    bn = KeywordBatchNorm(2, 4, table)
+    torch.testing.assert_close(bn.bn.weight, table.std(0).repeat(2))
+    torch.testing.assert_close(bn.bn.bias, table.mean(0).repeat(2))
+    assert bn(torch.randn(5, 2, 4)).shape == (5, 2, 4)
+    dyn = DynamicKeywordBatchNorm(4, table).train()
+    x = torch.randn(3, 5, 4)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 0, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    a = dyn(x, mask)
+    x2 = x.clone()
+    x2[~mask] = 1000.0  # garbage on padding must not change the statistics
+    b = DynamicKeywordBatchNorm(4, table).train()(x2, mask)
+    torch.testing.assert_close(a, b)
+    assert (a[~mask] == 0).all()
+    with_pad = DynamicKeywordBatchNorm(4, table, include_padding=True).train()(x2, mask)
+    assert not torch.allclose(with_pad[mask], a[mask])  # the authors' variant (for imported checkpoints)
+
+
+def test_masked_info_nce_masks_same_image_negatives_only() -> None:
+    torch.manual_seed(0)
+    s = F.normalize(torch.randn(4, 8), dim=-1)
+    i = F.normalize(torch.randn(4, 8), dim=-1)
+    ids = torch.tensor([7, 7, 3, 5])
+    scale = 10.0
+    got = masked_info_nce(s, i, ids, ids, scale)
+    logits = scale * s @ i.t()
+    mask = (ids[:, None] == ids[None, :]) & ~torch.eye(4, dtype=torch.bool)
+    lg = logits.masked_fill(mask, -math.inf)
+    want = 0.5 * (F.cross_entropy(lg, torch.arange(4)) + F.cross_entropy(lg.t(), torch.arange(4)))
+    torch.testing.assert_close(got, want)
+    unmasked = masked_info_nce(s, i, torch.arange(4), torch.arange(4), scale)
+    assert not torch.allclose(got, unmasked)
+
+
+def test_masked_info_nce_with_gathered_images_matches_full_batch_speech_to_image() -> None:
+    torch.manual_seed(1)
+    s = F.normalize(torch.randn(6, 8), dim=-1)
+    i = F.normalize(torch.randn(6, 8), dim=-1)
+    ids = torch.tensor([0, 1, 2, 0, 4, 5])
+    full_rows = F.cross_entropy((10 * s @ i.t()).masked_fill(
+        (ids[:, None] == ids[None, :]) & ~torch.eye(6, dtype=torch.bool), -math.inf), torch.arange(6),
+        reduction="none")
+    # "rank 1" holds speech rows 3..5 and every image
+    local = masked_info_nce(s[3:], i, ids[3:], ids, 10.0, speech_offset=3)
+    assert torch.isfinite(local)
+    s2i_local = 0.5 * full_rows[3:].mean()
+    assert float(local) > float(s2i_local)  # plus the image->speech half
+
+
+def test_quantity_and_keyword_token_losses() -> None:
+    assert float(quantity_loss(torch.tensor([3.0, 5.0]), torch.tensor([4, 5]))) == pytest.approx(0.5)
+    logits = torch.full((1, 3, 5), -1.0)
+    logits[0, 0, 2] = logits[0, 1, 4] = 1.0
+    good = keyword_token_loss(logits, torch.tensor([2]), torch.tensor([[2, 4, 1]]), torch.tensor([2]), 0.1)
+    bad = keyword_token_loss(logits, torch.tensor([2]), torch.tensor([[1, 1, 1]]), torch.tensor([2]), 0.1)
+    assert float(good) < 0.01 < float(bad)
+
+
+def test_frozen_upstream_stays_in_eval_without_grad_and_weighted_sum_learns(tiny_config) -> None:
+    up = SpeechUpstream(tiny_config.speech)
+    up.train()
+    assert not up.backbone.training and up.training
+    wav = torch.randn(2, 8000)
+    feats, lens = up(wav, torch.tensor([8000, 5000]))
+    assert feats.shape == (2, 24, 32) and lens.tolist() == [24, 15]
+    feats.sum().backward()
+    assert up.weighted_sum.weights.grad is not None
+    assert all(p.grad is None and not p.requires_grad for p in up.backbone.parameters())
+
+
+def test_weighted_sum_starts_as_the_mean_and_normalize_waveform_ignores_padding() -> None:
+    states = [torch.randn(2, 3, 4) for _ in range(3)]
+    torch.testing.assert_close(WeightedSumLayer(3)(states), torch.stack(states).mean(0))
+    ln = WeightedSumLayer(3, layer_norm=True)(states)
+    torch.testing.assert_close(ln, torch.stack([F.layer_norm(s, (4,)) for s in states]).mean(0))
+    wav = torch.randn(2, 100) * 5 + 2
+    wav[1, 60:] = 0.0
+    out = normalize_waveform(wav, torch.tensor([100, 60]))
+    assert (out[1, 60:] == 0).all()
+    torch.testing.assert_close(out[1, :60], F.layer_norm(wav[1:2, :60], (60,))[0], atol=1e-5, rtol=1e-4)
+
+
+def _unit(i: int, token: str, start: float, end: float, score: float = 0.5) -> Unit:
+    return Unit(i, i, start, end, [(token.replace("</w>", ""), score)], token, 0)
+
+
+def test_subwords_merge_into_words_with_times() -> None:
+    units = [_unit(0, "sky", 0.0, 0.2, 0.4), _unit(1, "scraper</w>", 0.2, 0.5, 0.6), _unit(2, "red</w>", 0.5, 0.9),
+             _unit(3, "bal", 0.9, 1.0)]
+    words = merge_subwords(units, timed=True)
+    assert [(w.text, w.start_s, w.end_s) for w in words] == [("skyscraper", 0.0, 0.5), ("red", 0.5, 0.9),
+                                                             ("bal", 0.9, 1.0)]
+    assert words[0].score == pytest.approx(0.5)
+    assert [w.text for w in merge_subwords(units, timed=False)] == ["sky", "scraper", "red", "bal"]
+
+
+def test_segments_from_fire_frames_are_contiguous_and_clipped() -> None:
+    segs = segments_from_fire_frames([3, 10, 60], duration_s=1.0)
+    assert [(s.start_s, s.end_s) for s in segs] == [(0.0, 0.08), (0.08, 0.22), (0.22, 1.0)]
