@@ -11,6 +11,8 @@
 | cascaded_branch.parallel_cls ++ cascaded_cls (hybrid)    | branch.cls (concatenated, CLS_p first) |
 | cascaded_branch.self_att.multihead_attn_layer.*          | branch.attn.layers.0.attn.*            |
 | cascaded_branch.self_att.attentionBlock_Norm.*           | branch.attn.layers.0.norm.*            |
+| cascaded_branch.self_att.model.layers.0.* / model.norm.* | branch.attn.encoder.* / attn.norm.*    |
+|   (TransformerEncoder block, SpeechCLIP+ Large COCO hybrid)                                       |
 | cascaded_branch.linear_proj.* (Linear or MLPLayers)      | branch.head.proj.*                     |
 | cascaded_branch.bn_layer.bn_layer.*                      | branch.head.bn.bn.* (K-slot BN reordered |
 |                                                          | from (dim, K) to (K, dim) flattening)  |
@@ -46,6 +48,8 @@ def _rules(model_type: str) -> list[tuple[re.Pattern[str], str]]:
                  (r"^parallel_branch\.linear_proj\.(weight|bias)$", r"branch.proj.\1")]
     else:
         pairs = [(r"^cascaded_branch\.self_att\.multihead_attn_layer\.(.+)$", r"branch.attn.layers.0.attn.\1"),
+                 (r"^cascaded_branch\.self_att\.model\.layers\.0\.(.+)$", r"branch.attn.encoder.\1"),
+                 (r"^cascaded_branch\.self_att\.model\.norm\.(weight|bias)$", r"branch.attn.norm.\1"),
                  (r"^cascaded_branch\.self_att\.attentionBlock_Norm\.(weight|bias)$", r"branch.attn.layers.0.norm.\1"),
                  (r"^cascaded_branch\.linear_proj\.(weight|bias)$", r"branch.head.proj.\1"),
                  (r"^cascaded_branch\.linear_proj\.[A-Za-z_]+\.(\d+)\.(weight|bias)$", r"branch.head.proj.\1.\2"),

@@ -44,6 +44,7 @@ class OfficialSettings:
     cascaded_loss_weight: float
     vq_temperature: float
     projection_dims: list[int] = field(default_factory=list)  # kw_projection hidden widths (MLP), [] = linear
+    cascaded_block: str = "attention"  # "transformer" when the cascaded block is the authors' TransformerEncoder
     cif: dict[str, Any] = field(default_factory=dict)
     vocab_file: str | None = None
     dataset: str = "flickr"
@@ -161,4 +162,6 @@ def parse_settings(cfg: dict[str, Any], keys: set[str]) -> OfficialSettings:
         cif=cif,
         vocab_file=_get(cfg, "clip.reduce_subword_embbedding"),
         dataset=ds,
+        cascaded_block="transformer" if any(k.startswith("cascaded_branch.self_att.model.") for k in keys)
+        else "attention",
     )

@@ -102,7 +102,7 @@ def build_config(s: OfficialSettings, hubert_cfg: dict[str, Any], clip_cfg: dict
         target="text_tokens" if cif.get("using_gt_len") else "frames", frames_per_unit=20)
     branch = BranchConfig(
         model_type=s.model_type, num_cls=s.num_keywords, nhead=s.parallel_nhead, ffn_dim=ffn_dim,
-        cascaded_nhead=s.cascaded_nhead, attention_layers=1, dropout=0.1,
+        cascaded_nhead=s.cascaded_nhead, attention_layers=1, dropout=0.1, cascaded_block=s.cascaded_block,
         parallel_loss_weight=s.parallel_loss_weight, cascaded_loss_weight=s.cascaded_loss_weight,
         projection="mlp" if s.projection_dims else "linear", projection_dims=list(s.projection_dims),
         vq_temperature=s.vq_temperature, bn_init_from_table=True,
@@ -151,7 +151,8 @@ def convert_checkpoint(raw: RawCheckpoint, *, vocab_file: str | Path | None = No
     if n_states != hubert_cfg["num_hidden_layers"] + 1:
         raise CheckpointError(f"{raw.path}: audio_encoder.weightedsum_layer.weights has {n_states} entries, expected "
                               f"{hubert_cfg['num_hidden_layers'] + 1} (HuBERT layers + 1)")
-    ffn = sd.get("parallel_branch.self_att.model.layers.0.linear1.weight")
+    ffn = sd.get("parallel_branch.self_att.model.layers.0.linear1.weight",
+                 sd.get("cascaded_branch.self_att.model.layers.0.linear1.weight"))
     stem = name or f"{s.family.lower().replace('+', '_plus')}-{s.model_type}-{'large' if s.hubert_large else 'base'}-{s.dataset}"
     cfg = build_config(s, hubert_cfg, clip_cfg, [int(i) for i in ids], int(ffn.shape[0]) if ffn is not None else 3072,
                        stem, retrieval)

@@ -265,24 +265,31 @@ def _mha_norm(r: _Rand, prefix: str, h: int) -> list[tuple[str, torch.Tensor]]:
             (prefix + "attentionBlock_Norm.weight", w), (prefix + "attentionBlock_Norm.bias", b)]
 
 
+def _transformer_encoder(r: _Rand, p: str, h: int, ffn: int) -> list[tuple[str, Any]]:
+    """TransformerModels.TransformerEncoder: self_att.model.layers.0.* (nn.TransformerEncoderLayer) + model.norm."""
+    lp = p + "model.layers.0."
+    out: list[tuple[str, Any]] = [
+        (lp + "self_attn.in_proj_weight", r.n(3 * h, h, std=1 / math.sqrt(h))), (lp + "self_attn.in_proj_bias", r.n(3 * h)),
+        (lp + "self_attn.out_proj.weight", r.n(h, h, std=1 / math.sqrt(h))), (lp + "self_attn.out_proj.bias", r.n(h)),
+        (lp + "linear1.weight", r.n(ffn, h, std=1 / math.sqrt(h))), (lp + "linear1.bias", r.n(ffn)),
+        (lp + "linear2.weight", r.n(h, ffn, std=1 / math.sqrt(ffn))), (lp + "linear2.bias", r.n(h))]
+    for name in ("norm1", "norm2"):
+        w, b = r.ln(h)
+        out += [(lp + f"{name}.weight", w), (lp + f"{name}.bias", b)]
+    w, b = r.ln(h)
+    return out + [(p + "model.norm.weight", w), (p + "model.norm.bias", b)]
+
+
 def branch_tensors(variant: str, r: _Rand, d: Dims, reduced_table: torch.Tensor,
-                   mlp: bool = False) -> list[tuple[str, Any]]:
+                   mlp: bool = False, transformer_block: bool = False) -> list[tuple[str, Any]]:
     """Branch keys in state_dict order; the string "ALIAS" marks where cascaded_branch.clip.* goes.
-    ``mlp``: kw_projection MLPLayers [d, d, text_dim] (Large c+ configs): linear_proj.sequential.{0,3}."""
+    ``mlp``: kw_projection MLPLayers [d, d, text_dim] (Large c+ configs): linear_proj.sequential.{0,3}.
+    ``transformer_block``: the cascaded block is a TransformerEncoder (SpeechCLIP+ Large COCO hybrid)."""
     h, t = d.hidden, d.t_width
     if variant == "parallel":
         p = "parallel_branch."
-        lp = p + "self_att.model.layers.0."
         out: list[tuple[str, Any]] = [(p + "cls", r.n(1, 1, h, std=1.0))]
-        out += [(lp + "self_attn.in_proj_weight", r.n(3 * h, h, std=1 / math.sqrt(h))), (lp + "self_attn.in_proj_bias", r.n(3 * h)),
-                (lp + "self_attn.out_proj.weight", r.n(h, h, std=1 / math.sqrt(h))), (lp + "self_attn.out_proj.bias", r.n(h)),
-                (lp + "linear1.weight", r.n(d.branch_ffn, h, std=1 / math.sqrt(h))), (lp + "linear1.bias", r.n(d.branch_ffn)),
-                (lp + "linear2.weight", r.n(h, d.branch_ffn, std=1 / math.sqrt(d.branch_ffn))), (lp + "linear2.bias", r.n(h))]
-        for name in ("norm1", "norm2"):
-            w, b = r.ln(h)
-            out += [(lp + f"{name}.weight", w), (lp + f"{name}.bias", b)]
-        w, b = r.ln(h)
-        out += [(p + "self_att.model.norm.weight", w), (p + "self_att.model.norm.bias", b)]
+        out += _transformer_encoder(r, p + "self_att.", h, d.branch_ffn)
         out += [(p + "linear_proj.weight", r.n(d.embed, h, std=1 / math.sqrt(h))), (p + "linear_proj.bias", r.n(d.embed))]
         return out
     p = "cascaded_branch."
@@ -294,7 +301,7 @@ def branch_tensors(variant: str, r: _Rand, d: Dims, reduced_table: torch.Tensor,
     elif variant == "cascaded":
         out.append((p + "cls", r.n(1, d.keywords, h, std=1.0)))
     out.append(("ALIAS", None))
-    out += _mha_norm(r, p + "self_att.", h)
+    out += _transformer_encoder(r, p + "self_att.", h, d.branch_ffn) if transformer_block else _mha_norm(r, p + "self_att.", h)
     if mlp:
         out += [(p + "linear_proj.sequential.0.weight", r.n(h, h, std=1 / math.sqrt(h))),
                 (p + "linear_proj.sequential.0.bias", r.n(h)),
@@ -316,7 +323,8 @@ def branch_tensors(variant: str, r: _Rand, d: Dims, reduced_table: torch.Tensor,
 
 
 def build_state_dict(variant: str, d: Dims = TINY, seed: int = 0, large: bool = False,
-                     vocab_ids: np.ndarray | None = None, mlp: bool = False) -> OrderedDict[str, torch.Tensor]:
+                     vocab_ids: np.ndarray | None = None, mlp: bool = False,
+                     transformer_block: bool = False) -> OrderedDict[str, torch.Tensor]:
     """The full state_dict of KWClip_GeneralTransformer for ``variant``, keys in the authors' order."""
     assert variant in VARIANTS, variant
     r = _Rand(seed)
@@ -332,7 +340,7 @@ def build_state_dict(variant: str, d: Dims = TINY, seed: int = 0, large: bool = 
         sd["criterion.temperature"] = torch.tensor(math.log(1 / 0.07) + 0.3)
     eye = torch.eye(d.max_eye).bool()
     sd["criterion.eye_mat"], sd["criterion.neg_eye_mat"], sd["criterion.eye_mat_fl"] = eye, ~eye, eye.float()
-    for k, v in branch_tensors(variant, r, d, sd["clip.model.token_embedding.weight"], mlp):
+    for k, v in branch_tensors(variant, r, d, sd["clip.model.token_embedding.weight"], mlp, transformer_block):
         if k == "ALIAS":
             for ck, _cv in clip_items:
                 sd["cascaded_branch.clip." + ck] = sd["clip." + ck]  # same tensor: storages shared on save
@@ -360,7 +368,8 @@ def _transformer_args(kind: str, d: Dims, nhead: int, sc: bool) -> dict[str, Any
     return args if sc else {"type": kind, **args}
 
 
-def build_config(variant: str, d: Dims = TINY, large: bool = False, mlp: bool = False) -> dict[str, Any]:
+def build_config(variant: str, d: Dims = TINY, large: bool = False, mlp: bool = False,
+                 transformer_block: bool = False) -> dict[str, Any]:
     """OrderedNamespace([args, yaml]) content with the edits made after construction (reference §3)."""
     sc = variant in ("parallel", "cascaded")
     args = {"task": "TrainKWClip_GeneralTransformer",
@@ -408,7 +417,9 @@ def build_config(variant: str, d: Dims = TINY, large: bool = False, mlp: bool = 
         ms["cascaded_branch"] = {"type": btype, "vq": vq, "downsampling": {"type": "cif", "cif": cif},
                                  "keyword": {"detokenized_K_neighbors": 5, "retrieve_method": "cosine",
                                              "batchnorms": bns},
-                                 "transformer_args": _transformer_args("MultiheadAttentionAndNorm", d, nhead, False)}
+                                 "transformer_args": _transformer_args(
+                                     "TransformerEncoder" if transformer_block else "MultiheadAttentionAndNorm",
+                                     d, nhead, False)}
         if mlp:
             ms["cascaded_branch"]["keyword"]["kw_projection"] = {"dropout": 0.1,
                                                                  "dimensions": [d.hidden, d.hidden, d.t_width]}
@@ -483,12 +494,14 @@ def _trainer_state(sd: dict[str, torch.Tensor], n_params: int, step: int) -> dic
 
 
 def write_official_checkpoint(path: str | Path, variant: str, *, d: Dims = TINY, seed: int = 0,
-                              large: bool = False, mlp: bool = False, cuda_tags: bool = True,
+                              large: bool = False, mlp: bool = False, transformer_block: bool = False,
+                              cuda_tags: bool = True,
                               state_dict: OrderedDict[str, torch.Tensor] | None = None,
                               config: dict[str, Any] | None = None) -> OrderedDict[str, torch.Tensor]:
     """Write a tiny checkpoint of ``variant`` in the authors' layout; returns the state dict written."""
-    sd = build_state_dict(variant, d, seed, large, mlp=mlp) if state_dict is None else state_dict
-    cfg = build_config(variant, d, large, mlp) if config is None else config
+    sd = build_state_dict(variant, d, seed, large, mlp=mlp, transformer_block=transformer_block) \
+        if state_dict is None else state_dict
+    cfg = build_config(variant, d, large, mlp, transformer_block) if config is None else config
     epoch, step = 81, 9477
     body = _trainer_state(sd, 322, step)
     with foreign_modules_registered():

@@ -279,7 +279,10 @@ def authors_forward(sd: dict[str, torch.Tensor], variant: str, wav: torch.Tensor
     p = "cascaded_branch."
     if variant in ("cascaded", "hybrid"):
         cls = sd[p + "cls"] if variant == "cascaded" else torch.cat([sd[p + "parallel_cls"], sd[p + "cascaded_cls"]], 1)
-        x = mha_and_norm(sd, p + "self_att.", torch.cat([cls, feats], 1), heads)
+        if p + "self_att.model.norm.weight" in sd:  # TransformerEncoder block (Large COCO hybrid)
+            x = transformer_encoder_layer(sd, p + "self_att.model.", torch.cat([cls, feats], 1), heads)
+        else:
+            x = mha_and_norm(sd, p + "self_att.", torch.cat([cls, feats], 1), heads)
         off = 0 if variant == "cascaded" else 1
         units, lengths, kw_bn = x[:, off:off + keywords], torch.tensor([keywords]), True
         if variant == "hybrid":

@@ -168,3 +168,17 @@ def test_large_layout_hubert_large_and_mlp_projection(tmp_path: Path) -> None:
         theirs = ref.authors_forward(sd, "cascaded_plus", wav, normalize_waveform=True, heads=8, large=True)
         ours = model(wav, torch.tensor([16000]))
     torch.testing.assert_close(ours.cascaded, theirs["cascaded"], rtol=1e-5, atol=1e-5)
+
+
+def test_hybrid_with_transformer_block(tmp_path: Path) -> None:
+    """SpeechCLIP+ Large COCO hybrid: the hybrid block is the authors' TransformerEncoder (with FFN)."""
+    ckpt = tmp_path / "hybrid_tf.ckpt"
+    sd = dict(write_official_checkpoint(ckpt, "hybrid", transformer_block=True, seed=9))
+    model = load_model(import_official(ckpt, tmp_path / "m"), device="cpu")
+    assert model.config.branch.cascaded_block == "transformer" and model.config.branch.ffn_dim == 256
+    wav = torch.randn(1, 16000, generator=torch.Generator().manual_seed(10)) * 0.3
+    with torch.no_grad():
+        theirs = ref.authors_forward(sd, "hybrid", wav, normalize_waveform=True, heads=1)
+        ours = model(wav, torch.tensor([16000]))
+    torch.testing.assert_close(ours.parallel, theirs["parallel"], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ours.cascaded, theirs["cascaded"], rtol=1e-5, atol=1e-5)
