@@ -137,3 +137,15 @@ def test_exif_date_absent_is_none(tmp_path):
     path = make_image(tmp_path / "plain.jpg", seed=6)
     with Image.open(path) as img:
         assert exif_taken_at(img) is None
+
+
+def test_heic_when_pillow_heif_is_installed(tmp_path):
+    pillow_heif = pytest.importorskip("pillow_heif")
+    from core.library.scan import scan_roots
+
+    arr = np.zeros((40, 60, 3), np.uint8)
+    arr[..., 2] = 255
+    pillow_heif.from_pillow(Image.fromarray(arr)).save(tmp_path / "photo.heic", quality=90)
+    assert [e.path for e in scan_roots([tmp_path])] == [str(tmp_path / "photo.heic")]
+    d = decode_image(tmp_path / "photo.heic", S)
+    assert (d.width, d.height) == (60, 40) and d.pixels[..., 2].mean() > 200
