@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-WORD_END = "</w>"  # CLIP BPE marks the last sub-word of a word
+WORD_END = "</w>"
+MIN_SAMPLES = 400  # CLIP BPE marks the last sub-word of a word
 
 
 @dataclass
@@ -148,11 +149,13 @@ def infer_batch(model: SpeechClipModel, wavs: list[np.ndarray]) -> list[SpeechQu
     try:
         dev = model.device
         lens = [int(np.asarray(w).reshape(-1).shape[0]) for w in wavs]
-        wav = torch.zeros(len(wavs), max(lens), dtype=torch.float32)
+        # the conv front-end needs one receptive field (400 samples = 25 ms): shorter input is zero-padded
+        run_lens = [max(n, MIN_SAMPLES) for n in lens]
+        wav = torch.zeros(len(wavs), max(run_lens), dtype=torch.float32)
         for i, w in enumerate(wavs):
             wav[i, : lens[i]] = torch.from_numpy(np.asarray(w, dtype=np.float32).reshape(-1))
         with torch.inference_mode():
-            out = model(wav.to(dev), torch.tensor(lens, dtype=torch.long, device=dev))
+            out = model(wav.to(dev), torch.tensor(run_lens, dtype=torch.long, device=dev))
             texts = model.clip.table_texts()
             return [_query_from_output(model, out, b, lens[b] / SAMPLE_RATE, texts) for b in range(len(wavs))]
     finally:

@@ -179,3 +179,22 @@ def test_trainable_upstream_gets_gradients(make_tiny_model) -> None:
     grads = {n: p.grad for n, p in model.upstream.backbone.named_parameters() if n not in unused}
     assert all(g is not None for g in grads.values()), [n for n, g in grads.items() if g is None]
     assert sum(float(g.abs().sum()) for g in grads.values()) > 0
+
+
+def test_very_short_input_still_gives_a_query(tiny_model) -> None:
+    q = tiny_model.infer(np.zeros(100, np.float32))
+    assert q.duration_s == pytest.approx(100 / SR) and np.isfinite(q.query_vector).all()
+    assert all(s.end_s <= q.duration_s for s in q.segments)
+
+
+@pytest.mark.filterwarnings("ignore:Support for mismatched key_padding_mask")  # inside transformers' WavLM
+@pytest.mark.parametrize("source", ["wav2vec2", "wavlm"])
+def test_other_upstream_families_build_and_run(make_tiny_model, tiny_config, source: str) -> None:
+    hf = dict(tiny_config.speech.hf_config)
+    if source == "wavlm":
+        hf["num_buckets"] = 32
+        hf["max_bucket_distance"] = 64
+    model = make_tiny_model("parallel", speech={"source": source, "hf_config": hf}).eval()
+    assert type(model.upstream.backbone).__name__.lower().startswith(source)
+    q = model.infer((np.random.default_rng(4).standard_normal(SR) * 0.1).astype(np.float32))
+    assert q.query_vector.shape == (32,) and np.isfinite(q.query_vector).all()
