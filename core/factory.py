@@ -4,6 +4,7 @@ Model folder:
     DIR/config.json        {"format_version": 1, "name": ..., "model_cfg": {...}, "sha256": {"model.safetensors": ...},
                             "bundled_backbones": bool}
     DIR/model.safetensors  trainable weights; the backbones' weights too when bundled (small models)
+    DIR/vocab.json         the reduced keyword vocabulary (CLIP ids) when the config has one (inline in config too)
 No pickle is ever loaded; backbones named by the config come from local paths / caches only.
 """
 
@@ -30,6 +31,7 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+VOCAB_FILE = "vocab.json"  # the reduced vocabulary (CLIP BPE ids), also inline in config.json
 _BACKBONE_PREFIXES = ("upstream.backbone.", "clip.model.")
 
 
@@ -99,7 +101,12 @@ def save_model(model: torch.nn.Module, directory: str | Path, extra_card: dict[s
     tmp = directory / (WEIGHTS_FILE + ".tmp")
     save_file(state, str(tmp), metadata={"format_version": str(FORMAT_VERSION)})
     os.replace(tmp, directory / WEIGHTS_FILE)
-    meta = {"format_version": FORMAT_VERSION, "name": cfg.name, "model_cfg": cfg.to_dict(),
+    cfg_dict = cfg.to_dict()
+    vocab = inner.clip.table_orig_ids.tolist() if cfg.clip.vocab_ids is not None else None
+    if vocab is not None:  # the folder must not depend on a vocabulary file elsewhere: store the ids inline
+        cfg_dict["clip"]["vocab_ids"] = vocab
+        (directory / VOCAB_FILE).write_text(json.dumps(vocab))
+    meta = {"format_version": FORMAT_VERSION, "name": cfg.name, "model_cfg": cfg_dict,
             "bundled_backbones": bundled, "sha256": {WEIGHTS_FILE: _sha256(directory / WEIGHTS_FILE)}}
     tmpc = directory / (CONFIG_FILE + ".tmp")
     tmpc.write_text(json.dumps(meta, indent=2))

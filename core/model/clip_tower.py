@@ -293,8 +293,11 @@ class ClipTower(nn.Module):
 def _jsonable(cfg: ClipConfig) -> dict[str, Any]:
     import dataclasses
 
+    # only what shapes image vectors: the architecture (the weights are hashed separately); not the
+    # vocabulary, the weights' file location or the trainable flag
     d = dataclasses.asdict(cfg)
-    d.pop("trainable", None)
+    for key in ("trainable", "vocab_ids", "compact_text_vocab", "pretrained"):
+        d.pop(key, None)
     return d
 
 

@@ -30,6 +30,8 @@ def test_save_load_gives_identical_outputs(make_tiny_model, tmp_path, model_type
     meta = json.loads((tmp_path / "m" / "config.json").read_text())
     assert meta["format_version"] == 1 and meta["model_cfg"]["branch"]["model_type"] == model_type
     assert len(meta["sha256"]["model.safetensors"]) == 64 and meta["bundled_backbones"] is True
+    vocab = json.loads((tmp_path / "m" / "vocab.json").read_text())
+    assert meta["model_cfg"]["clip"]["vocab_ids"] == vocab == model.clip.table_orig_ids.tolist()
     loaded = load_model(tmp_path / "m")
     assert not loaded.training
     for seed in range(2):

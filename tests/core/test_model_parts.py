@@ -49,6 +49,21 @@ def test_compact_vocab_maps_ids_both_ways_and_decodes(tiny_config) -> None:
     assert clip.table_texts()[int(toks[0, 2])] == "dog</w>"
 
 
+def test_preprocess_gives_the_image_tower_input(tiny_config) -> None:
+    from PIL import Image
+
+    clip = ClipTower(tiny_config.clip)
+    x = clip.preprocess(Image.new("L", (80, 50), 128))
+    assert x.shape == (3, 32, 32) and clip.image_size == 32
+    assert clip.encode_image(x[None]).shape == (1, 32)
+    ident = clip.identity
+    assert len(ident) == 64 and clip.identity == ident
+    with torch.no_grad():
+        clip.model.visual.proj.add_(0.01)
+    clip.set_trainable(False)  # resets the cached identity
+    assert clip.identity != ident
+
+
 def test_reduced_table_on_a_full_vocab_tower(tiny_config) -> None:
     from core.model.config import ClipConfig
 
