@@ -42,7 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     ix.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
     ix.add_argument("--reindex", action="store_true",
                     help="drop vectors made by another model and embed everything again with this one")
-    ix.add_argument("--workers", type=int, default=None, help="decode threads")
+    ix.add_argument("--workers", type=int, default=None, help="decode threads (or processes)")
+    ix.add_argument("--processes", action="store_true", help="decode in worker processes instead of threads")
     ix.add_argument("--batch-size", type=int, default=None, help="images per encoder batch / commit")
     ix.add_argument("--no-thumbnails", action="store_true", help="do not write grid thumbnails")
     ix.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -78,7 +79,8 @@ def _run_index(args: argparse.Namespace) -> int:
     service = _service(args, reindex=args.reindex)
     cancel = threading.Event()
     gen = service.index(args.dirs, cancel, batch_size=args.batch_size or BATCH_SIZE,
-                        workers=args.workers or DEFAULT_WORKERS, thumbnails=not args.no_thumbnails)
+                        workers=args.workers or DEFAULT_WORKERS, thumbnails=not args.no_thumbnails,
+                        processes=args.processes)
     bar = None if args.no_progress else tqdm(total=0, unit="img", file=sys.stderr, dynamic_ncols=True,
                                              disable=None)
     try:

@@ -14,7 +14,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Generator, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -144,13 +144,15 @@ def index_library(
     thumbnails: ThumbnailCache | None = None,
     draft: bool = True,
     resume: threading.Event | None = None,
+    processes: bool = False,
 ) -> Generator[IndexProgress, None, IndexReport]:
     """Bring `library` up to date with the photos under `roots` (added as library roots).
 
     Yields IndexProgress; returns IndexReport. A root that does not exist (an unmounted drive) is
     reported in `skipped` and its images are left as they are. Raises Cancelled (with `.report`) when
     `cancel` is set; everything committed before stays. While `resume` is cleared (a search is running),
-    the run waits before encoding its next batch.
+    the run waits before encoding its next batch. `processes`: decode in worker processes (spawned)
+    instead of threads; bench_index.py measures both.
     """
     t_start = time.perf_counter()
     report = IndexReport()
@@ -166,7 +168,8 @@ def index_library(
     plan = _diff(entries, library.rows_under(live_roots))
     logger.info("scan of %s: %d files, %d new, %d changed, %d vanished", live_roots, len(entries),
                 len(plan.new), len(plan.to_embed), len(plan.vanished))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool, \
+            _decode_pool(workers, processes) as decode_pool:
         try:
             hashes = yield from _hash_many(plan.new, pool, cancel, report)
             revived = len(plan.moves)  # files back at their old path, unchanged: re-added without decoding
@@ -178,7 +181,7 @@ def index_library(
             if duplicates:
                 library.write_embedded(duplicates)
                 report.added += len(duplicates)
-            yield from _embed_all(library, plan.to_embed, embedder, pool, workers, cancel, batch_size, draft,
+            yield from _embed_all(library, plan.to_embed, embedder, decode_pool, workers, cancel, batch_size, draft,
                                   thumbnails, report, resume)
         except Cancelled as exc:
             report.cancelled = True
@@ -193,6 +196,16 @@ def index_library(
     report.elapsed_s = time.perf_counter() - t_start
     yield IndexProgress(report.total, report.total, "", 0.0, 0.0, "done")
     return report
+
+
+def _decode_pool(workers: int, processes: bool) -> Executor:
+    """Threads (PIL releases the GIL while decoding) or spawned processes (no GIL at all; safe next to torch
+    and Qt, unlike fork)."""
+    if not processes:
+        return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
+    import multiprocessing
+
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
 
 
 def _match_moves(library: Library, plan: _Plan, hashes: dict[str, str]) -> list[EmbeddedImage]:
@@ -230,7 +243,7 @@ def _match_moves(library: Library, plan: _Plan, hashes: dict[str, str]) -> list[
 
 
 def _embed_all(library: Library, work: Sequence[tuple[FileEntry, int | None]], embedder: ImageEmbedder,
-               pool: ThreadPoolExecutor, workers: int, cancel: threading.Event | None, batch_size: int, draft: bool,
+               pool: Executor, workers: int, cancel: threading.Event | None, batch_size: int, draft: bool,
                thumbnails: ThumbnailCache | None, report: IndexReport, resume: threading.Event | None = None
                ) -> Generator[IndexProgress, None, None]:
     """Decode in the pool (a bounded window ahead), embed in batches, commit each batch."""

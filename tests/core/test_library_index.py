@@ -203,3 +203,14 @@ def test_reopen_loads_vectors_from_sqlite(env, tmp_path):
     assert np.array_equal(snap.ids, snap2.ids) and np.array_equal(snap.vectors, snap2.vectors)
     assert lib2.dim == 16
     lib2.close()
+
+
+def test_process_pool_decode_gives_the_same_library(env, tmp_path):
+    photos, emb, lib = env
+    _, rep = index(lib, photos, emb, processes=True)
+    assert rep.added == 6
+    other = Library(tmp_path / "data2", emb.identity, dim=emb.dim, cache_dir=tmp_path / "cache2")
+    index(other, photos, emb)
+    a, b = lib.snapshot(), other.snapshot()
+    np.testing.assert_allclose(a.vectors, b.vectors, atol=1e-6)
+    other.close()
