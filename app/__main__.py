@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     from app.workers import wait_all
 
     wait_all(5000)
+    if window.service is not None and hasattr(window.service, "close"):
+        window.service.close()  # flush the library (and its ANN cache) before exit
     return int(rc)
 
 

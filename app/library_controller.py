@@ -164,6 +164,9 @@ class LibraryController(QObject):
                     "Welcome! The demo photo library is being indexed. Hold Space and speak (for example "
                     "“a red car on a road”), or pick one of the sample queries.", "info")
                 self.index_folders([demo_dir], show_dialog=False)
+            else:
+                self.window.show_message("Your photo library is empty. Add a folder with File → Index a "
+                                         "folder… (Ctrl+I).", "info")
 
         ops.Op(self.window, lambda cancel: [Path(r) for r in service.roots()], lane="library",
                what="Reading the library folders").success(after_roots).run()

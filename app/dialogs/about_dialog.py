@@ -12,11 +12,13 @@ from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayo
 logger = logging.getLogger(__name__)
 
 
-def card_html(card: dict[str, Any] | None) -> str:
+def card_html(card: dict[str, Any] | None, log_file: str = "") -> str:
     """Render a model card dict (nested values as JSON) as a small HTML table."""
     intro = ("<h2>Spoken Image Search</h2><p>Speak a query and find matching photos from your own library, "
              "offline. Model: SpeechCLIP+ (a frozen HuBERT-family speech encoder and a frozen CLIP joined by a "
              "parallel and a CIF-cascaded branch). English speech only for the bundled model.</p>")
+    if log_file:
+        intro += f"<p style='color:gray'>Log file: {html.escape(log_file)}</p>"
     if not card:
         return intro + "<p><i>No model is loaded.</i></p>"
     rows = []
@@ -36,7 +38,9 @@ class AboutDialog(QDialog):
         self.setWindowTitle("About Spoken Image Search")
         self.resize(620, 520)
         self.browser = QTextBrowser()
-        self.browser.setHtml(card_html(card))
+        from app.log_setup import log_file_path
+
+        self.browser.setHtml(card_html(card, str(log_file_path())))
         box = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         box.rejected.connect(self.reject)
         lay = QVBoxLayout(self)

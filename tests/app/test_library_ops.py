@@ -95,3 +95,16 @@ def test_progress_helpers():
     assert format_eta(75) == "1m 15s" and format_eta(3700) == "1h 01m" and format_eta(4.2) == "4s"
     assert report_summary(IndexReport(added=2, total=9, skipped=[("a", "bad")])) == \
         "Indexing finished: 2 added, 1 skipped (see the log); 9 photos in the library."
+
+
+def test_later_start_with_empty_library_says_how_to_add_photos(qtbot, make_window, fake_service):
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    qtbot.waitUntil(lambda: w.message_bar.isVisible(), timeout=5_000)
+    assert "library is empty" in w.message_bar.text() and "Ctrl+I" in w.message_bar.text()
+
+
+def test_later_start_rescans_known_folders_in_background(qtbot, make_window, fake_service, photos):
+    fake_service.add_root(photos)
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    qtbot.waitUntil(lambda: fake_service.stats().photos == 6, timeout=10_000)
+    assert w.library.dialog is None or not w.library.dialog.isVisible()  # quiet: status bar only
