@@ -1,1 +1,19 @@
-"""Import of the authors' published SpeechCLIP / SpeechCLIP+ Lightning checkpoints (issue #6)."""
+"""Import of the authors' published SpeechCLIP / SpeechCLIP+ Lightning checkpoints (issue #6).
+
+``import_official(ckpt_path, out_dir) -> Path`` (core/official/importer.py) writes a model folder that
+``core.factory.load_model`` reads; the app's "Open model..." and ``python -m trainer import-official`` use it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["import_official"]
+
+
+def __getattr__(name: str) -> Any:  # lazy: importing the package does not load torch / transformers
+    if name == "import_official":
+        from core.official.importer import import_official
+
+        return import_official
+    raise AttributeError(name)

@@ -11,7 +11,6 @@ error; nothing in it is executed.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -184,8 +183,7 @@ def import_official(ckpt_path: str | Path, out_dir: str | Path, *, vocab_file: s
             "quirks": {"cif_dropout": cfg.cif.dropout, "bn_include_padding": cfg.branch.bn_include_padding,
                        "normalize_waveform": cfg.speech.normalize_waveform,
                        "layer_norm_hidden": cfg.speech.layer_norm_hidden}}
-    save_model(model, out_dir, extra_card=card)
-    (out_dir / "vocab.json").write_text(json.dumps(cfg.clip.vocab_ids))
+    save_model(model, out_dir, extra_card=card)  # also writes vocab.json (the reduced vocabulary's CLIP ids)
     logger.info("imported %s (%s, %s) into %s", ckpt_path, s.family, s.model_type, out_dir)
     return out_dir
 
