@@ -58,7 +58,7 @@ def median_ms(fn, queries: np.ndarray, repeat: int = 1) -> float:
 LAST_WALL_MS = [0.0]
 
 
-def bench_size(n: int, dim: int, efs: list[int], m: int, efc: int, nq: int, ann: bool = True) -> None:
+def bench_size(n: int, dim: int, efs: list[int], m: int, efc: int, nq: int, ann: bool = True) -> AnnIndex | None:
     vecs16 = unit(n, dim, seed=n + dim)
     ids = np.arange(1, n + 1, dtype=np.int64)
     queries = unit(nq, dim, seed=7).astype(np.float32)
@@ -70,7 +70,7 @@ def bench_size(n: int, dim: int, efs: list[int], m: int, efc: int, nq: int, ann:
     print(f"n={n:>8} dim={dim:>3}  brute force: {bf32:8.3f} ms CPU ({wall:.3f} wall) float32 resident; "
           f"{bf16:8.3f} ms CPU if float16 were widened per query")
     if not ann:
-        return
+        return None
     t0 = time.perf_counter()
     ann = AnnIndex(dim, capacity=n, m=m, ef_construction=efc)
     for s in range(0, n, 200_000):
@@ -96,9 +96,11 @@ def bench_size(n: int, dim: int, efs: list[int], m: int, efc: int, nq: int, ann:
         recall = np.mean([len(set(search(q).tolist()) & t) / K for q, t in zip(queries, truth, strict=True)])
         print(f"    ef={ef:>4}: {lat:7.3f} ms CPU ({wall:.3f} wall)/query (ANN + exact re-rank), "
               f"recall@10 = {recall:.4f}")
+    return ann
 
 
-def bench_engine(n: int, dim: int, nq: int) -> None:
+def bench_engine(n: int, dim: int, nq: int, ann: AnnIndex | None, ef: int) -> None:
+    """Through Library + SearchEngine; the ANN index built by bench_size (same ids and vectors) is reused."""
     from core.library.library import EmbeddedImage, Library
     from core.search import SearchEngine
 
@@ -113,7 +115,9 @@ def bench_engine(n: int, dim: int, nq: int) -> None:
                                 for i in range(s, min(n, s + 2000))])
         write = time.perf_counter() - t0
         engine = SearchEngine(None, lib)
-        lib.ann()  # builds the ANN index when above the threshold
+        if ann is not None and n >= lib.ann_min_vectors:
+            ann.ef = ef
+            lib._ann = ann
         engine.search_vector(queries[0], K)  # and the float32 cache below it
         lat = median_ms(lambda q: engine.search_vector(q, K), queries)
         wall = LAST_WALL_MS[0]
@@ -159,6 +163,7 @@ def main() -> None:
     ap.add_argument("--ef-construction", type=int, default=200)
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--engine-max", type=int, default=100_000)
+    ap.add_argument("--engine-ef", type=int, default=None, help="ef for the engine run (default: the library's)")
     ap.add_argument("--model-config", default="default-small")
     ap.add_argument("--skip-embedding", action="store_true")
     args = ap.parse_args()
@@ -169,9 +174,11 @@ def main() -> None:
     for dim in map(int, args.dims.split(",")):
         for n in map(int, args.sizes.split(",")):
             with_ann = n <= limits.get(dim, n)
-            bench_size(n, dim, efs, args.m, args.ef_construction, args.queries, with_ann)
-            if n <= args.engine_max and with_ann:
-                bench_engine(n, dim, min(args.queries, 200))
+            ann = bench_size(n, dim, efs, args.m, args.ef_construction, args.queries, with_ann)
+            if n <= args.engine_max:
+                from core.library.ann import HNSW_EF_SEARCH
+
+                bench_engine(n, dim, min(args.queries, 200), ann, args.engine_ef or HNSW_EF_SEARCH)
             sys.stdout.flush()
     if not args.skip_embedding:
         bench_embedding(args.model_config)
