@@ -58,6 +58,7 @@ class MainWindow(QMainWindow):
         self._build(source_factory or (lambda name: SoundDeviceSource(name)))
         self._build_menu()
         self._restore_geometry()
+        self.grid.view.setFocus()  # so that Space is push-to-talk from the start
         QApplication.instance().installEventFilter(self)
         if service is not None:
             self.set_service(service)
@@ -146,9 +147,9 @@ class MainWindow(QMainWindow):
             "Look for new, changed and deleted photos")
         act(f, "Indexing &progress", self.library.show_progress, "Ctrl+P")
         f.addSeparator()
-        act(f, "&Settings…", self.show_settings, QKeySequence.StandardKey.Preferences)
-        self.settings_shortcut = act(f, "Settings", self.show_settings, "Ctrl+,")
-        self.settings_shortcut.setVisible(False)
+        settings_action = act(f, "&Settings…", self.show_settings)
+        settings_action.setShortcuts([QKeySequence("Ctrl+,"), *QKeySequence.keyBindings(
+            QKeySequence.StandardKey.Preferences)])
         f.addSeparator()
         act(f, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         s = mb.addMenu("&Search")
@@ -368,6 +369,8 @@ class MainWindow(QMainWindow):
         from PySide6.QtWidgets import QAbstractButton, QAbstractSpinBox, QComboBox, QLineEdit, QTextEdit
 
         w = QApplication.focusWidget()
+        if w is self.panel.record_button:
+            return True
         return not isinstance(w, QLineEdit | QTextEdit | QAbstractSpinBox | QComboBox | QAbstractButton)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:

@@ -91,6 +91,7 @@ def test_unreadable_file_is_a_message(qtbot, make_window, fake_service, photos, 
     w = ready_window(qtbot, make_window, fake_service, photos)
     bad = tmp_path / "notaudio.wav"
     bad.write_bytes(b"this is not a wav file")
+    w.hide_message()
     w.search.open_audio_file(bad)
     qtbot.waitUntil(lambda: w.message_bar.isVisible(), timeout=5_000)
     assert w.message_bar.level == "error" and "notaudio.wav" in w.message_bar.text()

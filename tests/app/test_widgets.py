@@ -100,8 +100,10 @@ def test_every_main_action_has_a_shortcut(qtbot, make_window, fake_service):
     keys = {a.text().replace("&", ""): a.shortcut().toString() for a in w.findChildren(QAction) if a.text()}
     for name, key in [("Open audio…", "Ctrl+O"), ("Index a folder…", "Ctrl+I"), ("Record / stop", "Ctrl+R"),
                       ("Type a query", "Ctrl+F"), ("Show in folder", "Ctrl+E"), ("More like this", "Ctrl+M"),
-                      ("Re-scan library", "F5"), ("About and model card", "F1")]:
+                      ("Re-scan library", "F5"), ("About and model card", "F1"), ("Settings…", "Ctrl+,")]:
         assert keys.get(name) == key, name
+    settings = next(a for a in w.findChildren(QAction) if a.text() == "&Settings…")
+    assert settings.isVisible() and settings.isEnabled()
 
 
 def test_plot_follows_the_palette(qtbot):
