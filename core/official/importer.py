@@ -21,6 +21,7 @@ import torch
 from core.errors import CheckpointError, ModelNotFoundError
 from core.factory import create_model, load_state_checked, save_model
 from core.model.config import BranchConfig, CifConfig, ClipConfig, ModelConfig, SpeechConfig
+from core.official.backbones import load_clip_file, load_hubert_folder
 from core.official.convert_clip import OPENAI_NAMES, convert_openai_clip, open_clip_config
 from core.official.convert_heads import convert_heads
 from core.official.convert_hubert import hubert_config_from_tensors, rename_fairseq_hubert
@@ -77,13 +78,14 @@ def _missing_backbones_error(path: Path, s: OfficialSettings, hubert: bool, clip
     if not hubert:
         need.append(f"the speech upstream ({_BACKBONE_HELP['large' if s.hubert_large else 'base']}, or its "
                     "transformers conversion facebook/hubert-" + ("large-ll60k" if s.hubert_large else "base-ls960")
-                    + ") -> pass its transformers folder with --hubert DIR")
+                    + ") -> pass its transformers folder (config.json + model.safetensors) with --hubert DIR")
     if not clip:
         arch = OPENAI_NAMES.get(s.clip_name, s.clip_name)
-        need.append(f"the CLIP tower (OpenAI {s.clip_name}: open_clip '{arch}' pretrained 'openai', file "
-                    f"{arch}.pt / open_clip_model.safetensors) -> pass it with --clip FILE, plus the authors' "
-                    "vocabulary file with --vocab (avssl/data/flickr_stat/text_clip_vocab_usage_byfreq.npy)")
-    return ModelNotFoundError(f"{path} holds only the trained heads; the frozen backbones are not inside. "
+        need.append(f"the CLIP tower (OpenAI {s.clip_name} = open_clip '{arch}' pretrained 'openai': its state-dict "
+                    "file open_clip_model.safetensors / open_clip_pytorch_model.bin, not the TorchScript .pt) -> "
+                    "pass it with --clip FILE, plus the authors' vocabulary file with --vocab "
+                    f"(avssl/data/{s.dataset}_stat/text_clip_vocab_usage_byfreq.npy)")
+    return ModelNotFoundError(f"{path} does not hold the frozen backbone(s) the model needs. "
                               "Supply: " + "; ".join(need) + ". The released .ckpt files from "
                               "huggingface.co/speechclip/models and ShampooWang/speechclip_plus contain both.")
 
@@ -116,33 +118,65 @@ def build_config(s: OfficialSettings, hubert_cfg: dict[str, Any], clip_cfg: dict
                        embed_dim=int(clip_cfg["embed_dim"]), keyword_top_k=5, bundle_backbones=True)
 
 
-def _vocab(clip_sd: dict[str, torch.Tensor], vocab_file: str | Path | None) -> tuple[torch.Tensor, np.ndarray]:
-    reduced = clip_sd["model.token_embedding.weight"]
-    full = clip_sd.get("original_text_emb_weight")
+def _vocab(reduced: torch.Tensor | None, full: torch.Tensor | None,
+           vocab_file: str | Path | None) -> tuple[torch.Tensor, np.ndarray]:
+    """(full token table, reduced-vocabulary CLIP ids)."""
     if full is None:  # no reduction in this run (the released configs always reduce)
+        assert reduced is not None
         return reduced, np.arange(reduced.shape[0])
+    if reduced is None:  # heads-only file: the table is gone, only the authors' .npy can say which rows
+        if not vocab_file:
+            raise ModelNotFoundError("the checkpoint holds no CLIP token table, so its reduced vocabulary cannot be "
+                                     "recovered: pass the authors' text_clip_vocab_usage_byfreq.npy with --vocab")
+        reduced = full[torch.as_tensor(np.load(vocab_file, allow_pickle=False)[:, 0].astype(np.int64))]
     ids = load_vocab_npy(vocab_file, reduced, full) if vocab_file else recover_vocab_ids(reduced, full)
     return full, ids
 
 
+def _hubert_part(raw: RawCheckpoint, g: dict[str, dict[str, torch.Tensor]], s: OfficialSettings,
+                 hubert_dir: str | Path | None) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    if g["hubert"]:
+        cfg = hubert_config_from_tensors(g["hubert"], large_hint=s.hubert_large)
+        return cfg, rename_fairseq_hubert(g["hubert"])
+    if hubert_dir is None:
+        raise _missing_backbones_error(raw.path, s, False, True)
+    return load_hubert_folder(hubert_dir)
+
+
+def _clip_part(raw: RawCheckpoint, g: dict[str, dict[str, torch.Tensor]], s: OfficialSettings,
+               clip_file: str | Path | None) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+    """(OpenAI-named CLIP tensors, full token table or None)."""
+    if any(k.startswith("model.visual.") for k in g["clip"]):
+        openai = {k[len("model."):]: v for k, v in g["clip"].items() if k.startswith("model.")}
+        return openai, g["clip"].get("original_text_emb_weight")
+    if clip_file is None:
+        raise _missing_backbones_error(raw.path, s, True, False)
+    openai = load_clip_file(clip_file)
+    return openai, openai["token_embedding.weight"]
+
+
 def convert_checkpoint(raw: RawCheckpoint, *, vocab_file: str | Path | None = None, retrieval: str | None = None,
-                       name: str | None = None) -> tuple[ModelConfig, dict[str, torch.Tensor], OfficialSettings]:
-    """(ModelConfig, our full state dict, settings) from a loaded official checkpoint."""
+                       name: str | None = None, hubert_dir: str | Path | None = None,
+                       clip_file: str | Path | None = None
+                       ) -> tuple[ModelConfig, dict[str, torch.Tensor], OfficialSettings]:
+    """(ModelConfig, our full state dict, settings) from a loaded official checkpoint.
+    ``hubert_dir`` / ``clip_file`` supply the frozen towers when the checkpoint lacks them."""
     sd = raw.state_dict
     s = parse_settings(raw.hparams, set(sd))
     g = _split(sd)
-    has_hubert = bool(g["hubert"])
-    has_clip = any(k.startswith("model.visual.") for k in g["clip"])
-    if not (has_hubert and has_clip):
+    has_hubert = bool(g["hubert"]) or hubert_dir is not None
+    has_clip = any(k.startswith("model.visual.") for k in g["clip"]) or clip_file is not None
+    if not (has_hubert and has_clip):  # name everything that is missing at once
         raise _missing_backbones_error(raw.path, s, has_hubert, has_clip)
     check_alias(g["clip"], g["alias"], raw.path)
     unknown_clip = [k for k in g["clip"] if not (k.startswith("model.") or k == "original_text_emb_weight")]
     if unknown_clip:
         raise CheckpointError(f"{raw.path}: unknown key(s) under clip.: {unknown_clip[:10]}")
-    hubert_cfg = hubert_config_from_tensors(g["hubert"], large_hint=s.hubert_large)
-    state: dict[str, torch.Tensor] = {f"upstream.backbone.{k}": v for k, v in rename_fairseq_hubert(g["hubert"]).items()}
-    full, ids = _vocab(g["clip"], vocab_file)
-    openai = {k[len("model."):]: v for k, v in g["clip"].items() if k.startswith("model.")}
+    hubert_cfg, hubert_state = _hubert_part(raw, g, s, hubert_dir)
+    state: dict[str, torch.Tensor] = {f"upstream.backbone.{k}": v for k, v in hubert_state.items()}
+    openai, full = _clip_part(raw, g, s, clip_file)
+    reduced = g["clip"].get("model.token_embedding.weight")
+    full, ids = _vocab(reduced, full, vocab_file)
     clip_cfg = open_clip_config(openai, full.shape[0])
     state.update({f"clip.model.{k}": v for k, v in convert_openai_clip(openai, full).items()})
     state.update(convert_heads(g["heads"], s))
@@ -159,7 +193,8 @@ def convert_checkpoint(raw: RawCheckpoint, *, vocab_file: str | Path | None = No
 
 
 def import_official(ckpt_path: str | Path, out_dir: str | Path, *, vocab_file: str | Path | None = None,
-                    retrieval: str | None = None, name: str | None = None) -> Path:
+                    retrieval: str | None = None, name: str | None = None, hubert_dir: str | Path | None = None,
+                    clip_file: str | Path | None = None) -> Path:
     """Convert an official ``.ckpt`` into a model folder at ``out_dir`` (config.json + model.safetensors +
     vocab.json + model_card.json); returns ``out_dir``. Loads with ``core.factory.load_model(out_dir)``.
 
@@ -171,7 +206,8 @@ def import_official(ckpt_path: str | Path, out_dir: str | Path, *, vocab_file: s
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "config.json").exists():
         raise CheckpointError(f"output folder {out_dir} exists and is not a model folder; choose an empty or new folder")
     raw = load_official_checkpoint(ckpt_path)
-    cfg, state, s = convert_checkpoint(raw, vocab_file=vocab_file, retrieval=retrieval, name=name)
+    cfg, state, s = convert_checkpoint(raw, vocab_file=vocab_file, retrieval=retrieval, name=name,
+                                       hubert_dir=hubert_dir, clip_file=clip_file)
     with torch.no_grad():
         model = create_model(cfg)
         load_state_checked(model, state, include_backbones=True, source=str(ckpt_path))

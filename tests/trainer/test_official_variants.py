@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
+from core.errors import ModelNotFoundError
 from core.factory import load_model
 from core.official.importer import import_official
 from tests.trainer import official_reference as ref
@@ -47,3 +49,47 @@ def test_hybrid_with_transformer_block(tmp_path: Path) -> None:
         ours = model(wav, torch.tensor([16000]))
     torch.testing.assert_close(ours.parallel, theirs["parallel"], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(ours.cascaded, theirs["cascaded"], rtol=1e-5, atol=1e-5)
+
+
+def test_heads_only_checkpoint_with_supplied_backbones(tmp_path: Path) -> None:
+    """A checkpoint stripped of both towers imports from a transformers HuBERT folder + an OpenAI-named CLIP
+    state-dict file + the authors' vocabulary .npy, giving the same model as the complete file."""
+    import numpy as np
+    from safetensors.torch import save_file
+    from transformers import HubertConfig, HubertModel
+
+    from core.official.convert_hubert import hubert_config_from_tensors, rename_fairseq_hubert
+    from core.official.importer import convert_checkpoint
+    from core.official.safe_load import load_official_checkpoint
+    from tests.trainer.official_fixtures import build_state_dict, reduced_vocab_ids
+
+    full_sd = build_state_dict("hybrid_plus", seed=3)
+    full_ckpt = tmp_path / "full.ckpt"
+    write_official_checkpoint(full_ckpt, "hybrid_plus", state_dict=full_sd)
+    hub = {k[len("audio_encoder.encoder."):]: v for k, v in full_sd.items() if k.startswith("audio_encoder.encoder.")}
+    hf = HubertModel(HubertConfig(**hubert_config_from_tensors(hub, large_hint=False)))
+    hf.load_state_dict(rename_fairseq_hubert(hub))
+    hf.save_pretrained(tmp_path / "hubert")
+    clip = {k[len("clip.model."):]: v.clone() for k, v in full_sd.items() if k.startswith("clip.model.")}
+    clip["token_embedding.weight"] = full_sd["clip.original_text_emb_weight"].clone()
+    save_file(clip, str(tmp_path / "open_clip_model.safetensors"))
+    ids = reduced_vocab_ids(3)
+    np.save(tmp_path / "vocab.npy", np.stack([ids, np.arange(len(ids))], 1))
+
+    heads = type(full_sd)((k, v) for k, v in full_sd.items()
+                          if not k.startswith(("audio_encoder.encoder.", "clip.", "cascaded_branch.clip.")))
+    heads_ckpt = tmp_path / "heads.ckpt"
+    write_official_checkpoint(heads_ckpt, "hybrid_plus", state_dict=heads)
+    with pytest.raises(ModelNotFoundError, match=r"--hubert DIR.*--clip FILE.*--vocab"):
+        import_official(heads_ckpt, tmp_path / "nope")
+    _cfg, ref_state, _ = convert_checkpoint(load_official_checkpoint(full_ckpt))
+    cfg, state, _ = convert_checkpoint(load_official_checkpoint(heads_ckpt), hubert_dir=tmp_path / "hubert",
+                                       clip_file=tmp_path / "open_clip_model.safetensors",
+                                       vocab_file=tmp_path / "vocab.npy")
+    assert sorted(cfg.clip.vocab_ids) == sorted(ids.tolist())
+    assert set(state) == set(ref_state)
+    assert all(torch.equal(state[k], ref_state[k]) for k in state)
+    model = load_model(import_official(heads_ckpt, tmp_path / "m", hubert_dir=tmp_path / "hubert",
+                                       clip_file=tmp_path / "open_clip_model.safetensors",
+                                       vocab_file=tmp_path / "vocab.npy"), device="cpu")
+    assert model.config.branch.model_type == "hybrid_plus"

@@ -33,13 +33,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="which branch's vector is the search query (default: the checkpoint's "
                              "retrieval.audio_feat_src)")
     parser.add_argument("--name", default=None, help="model name stored in config.json")
+    parser.add_argument("--hubert", type=Path, default=None,
+                        help="only for a checkpoint without the HuBERT weights: a transformers HubertModel folder")
+    parser.add_argument("--clip", type=Path, default=None,
+                        help="only for a checkpoint without the CLIP weights: an OpenAI/open_clip state-dict file")
     parser.add_argument("--check", action="store_true",
                         help="load the written folder and run one second of noise through it")
 
 
 def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
-    out = import_official(args.ckpt, args.out, vocab_file=args.vocab, retrieval=args.retrieval, name=args.name)
+    out = import_official(args.ckpt, args.out, vocab_file=args.vocab, retrieval=args.retrieval, name=args.name,
+                          hubert_dir=args.hubert, clip_file=args.clip)
     print(f"imported {args.ckpt} -> {out} in {time.perf_counter() - t0:.1f} s")
     if args.check:
         from core.factory import load_model
