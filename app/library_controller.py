@@ -161,8 +161,9 @@ class LibraryController(QObject):
                 self.index_folders(None, show_dialog=False)
             elif first_run and demo_dir.is_dir():
                 self.window.show_message(
-                    "Welcome! The demo photo library is being indexed. Hold Space and speak (for example "
-                    "“a red car on a road”), or pick one of the sample queries.", "info")
+                    "Welcome! The demo photo library is being indexed. Hold Space and speak — the bundled model "
+                    "knows coloured shapes, e.g. “an orange heart” or “a blue cross” — or pick a sample query.",
+                    "info")
                 self.index_folders([demo_dir], show_dialog=False)
             else:
                 self.window.show_message("Your photo library is empty. Add a folder with File → Index a "
