@@ -128,7 +128,7 @@ class CascadedHead(nn.Module):
         N = x.shape[1]
         mask = torch.arange(N, device=x.device)[None, :] < lengths[:, None]
         h = self.bn(self.proj(x), mask)
-        q = self.vq(h, clip.keyword_table, clip.special_mask)
+        q = self.vq(h, clip.keyword_table, clip.special_mask, clip.keyword_table_normed())
         embeds = q.embeds * mask.unsqueeze(-1)
         vec = clip.encode_keywords(embeds, lengths)
         return vec, KeywordOutput(embeds, q.logits, q.ids, lengths, h)

@@ -160,6 +160,8 @@ class ClipTower(nn.Module):
         self.register_buffer("special_mask", special, persistent=False)
         self._identity: str | None = None
         self._table_texts: list[str] | None = None
+        self._normed: torch.Tensor | None = None
+        self._normed_key: tuple[Any, ...] | None = None
         vis = m.visual
         self.image_size = int(vis.image_size[0] if isinstance(vis.image_size, tuple | list) else vis.image_size)
         self.image_mean = tuple(getattr(vis, "image_mean", None) or OPENAI_MEAN)
@@ -189,6 +191,18 @@ class ClipTower(nn.Module):
         """(V, W) token embeddings the VQ chooses from (the reduced table when a vocab is set)."""
         w = self.model.token_embedding.weight
         return w if self.table_rows is None else w[self.table_rows]
+
+    def keyword_table_normed(self) -> torch.Tensor | None:
+        """L2-normalised keyword table, cached while the tower is frozen (None when trainable)."""
+        if self.trainable:
+            return None
+        w = self.model.token_embedding.weight
+        key = (w.data_ptr(), w._version, w.device, w.dtype)
+        if self._normed_key != key:
+            with torch.no_grad():
+                self._normed = F.normalize(self.keyword_table.detach(), dim=-1)
+            self._normed_key = key
+        return self._normed
 
     def table_texts(self) -> list[str]:
         """Raw BPE string of every keyword-table row (``</w>`` marks a word end); computed once."""

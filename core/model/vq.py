@@ -90,16 +90,18 @@ class CosineVectorQuantizer(nn.Module):
         super().__init__()
         self.temperature = temperature
 
-    def forward(self, x: torch.Tensor, table: torch.Tensor, special_mask: torch.Tensor) -> VQOutput:
-        """x: (B, N, W), table: (V, W) frozen token embeddings, special_mask: (V,) True = never chosen."""
-        logits = F.normalize(x, dim=-1) @ F.normalize(table, dim=-1).t()  # cosine similarity (B, N, V)
+    def forward(self, x: torch.Tensor, table: torch.Tensor, special_mask: torch.Tensor,
+                table_normed: torch.Tensor | None = None) -> VQOutput:
+        """x: (B, N, W), table: (V, W) frozen token embeddings, special_mask: (V,) True = never chosen,
+        table_normed: optional precomputed L2-normalised table (a cache for frozen tables)."""
+        tn = F.normalize(table, dim=-1) if table_normed is None else table_normed
+        logits = F.normalize(x, dim=-1) @ tn.t().to(x.dtype)  # cosine similarity (B, N, V)
         masked = logits.masked_fill(special_mask, float("-inf"))
         ids = masked.argmax(-1)
-        hard = F.one_hot(ids, table.shape[0]).to(x.dtype)
         if self.training:
+            hard = F.one_hot(ids, table.shape[0]).to(x.dtype)
             soft = torch.softmax(masked / self.temperature, dim=-1)
-            onehot = hard + soft - soft.detach()
+            embeds = (hard + soft - soft.detach()) @ table.to(x.dtype)  # straight-through softmax
         else:
-            onehot = hard
-        embeds = onehot @ table.to(x.dtype)
+            embeds = table[ids].to(x.dtype)  # the hard one-hot product, as a gather
         return VQOutput(embeds=embeds, logits=logits, ids=ids)
