@@ -105,6 +105,16 @@ class Recorder(QObject):
         if source is not None:
             source.stop()
 
+    @property
+    def sample_rate(self) -> int:
+        return self._rate
+
+    def raw(self) -> np.ndarray:
+        """The buffer so far at the source's own rate (for drawing: no resampling), shape (S,)."""
+        if self._rate == SAMPLE_RATE:
+            return self.wav16k()
+        return np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.float32)
+
     def wav16k(self) -> np.ndarray:
         """The buffer so far, float32 mono 16 kHz, shape (S,)."""
         if self._cache is not None and self._cache[0] == self._n:

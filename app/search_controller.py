@@ -89,7 +89,7 @@ class SearchController(QObject):
         now = time.perf_counter()
         if now - self._last_redraw >= WAVE_REDRAW_MS / 1000:
             self._last_redraw = now
-            self.plot.set_waveform(self.recorder.wav16k(), SAMPLE_RATE, follow=True)
+            self.plot.set_waveform(self.recorder.raw(), self.recorder.sample_rate, follow=True)
 
     def _on_live(self, query: Any) -> None:
         if not self.recorder.recording or query is None:

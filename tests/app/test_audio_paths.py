@@ -131,3 +131,18 @@ def test_level_meter_scale():
     assert level_of(np.zeros(100, np.float32)) == 0.0
     assert level_of(np.ones(100, np.float32)) == pytest.approx(1.0)
     assert 0.4 < level_of(np.full(100, 0.03, np.float32)) < 0.6
+
+
+def test_a_48k_microphone_is_resampled_to_16k(qtbot, make_window, fake_service, photos):
+    from core.audio import resample
+
+    x16 = speech_like()
+    x48 = resample(x16, 16000, 48000)
+    w = ready_window(qtbot, make_window, fake_service, photos,
+                     source_factory=lambda name: ArraySource(x48, 48000, speed=4.0))
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.search.start_recording()
+    n = len(w.search.query_wav)
+    assert n >= len(x16) and abs(n / 16000 - w.search.recorder.duration_s) < 0.01
+    assert w.search.recorder.sample_rate == 48000
+    assert w.chips.texts()[:2] == ["red", "car"]
