@@ -12,13 +12,16 @@ error; nothing in it is executed.
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Generator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from core.errors import CheckpointError, ModelNotFoundError
+from core.errors import Cancelled, CheckpointError, ModelNotFoundError
 from core.factory import create_model, load_state_checked, save_model
 from core.model.config import BranchConfig, CifConfig, ClipConfig, ModelConfig, SpeechConfig
 from core.official.backbones import load_clip_file, load_hubert_folder
@@ -41,6 +44,15 @@ _BACKBONE_HELP = {
     "base": "HuBERT Base: fairseq https://dl.fbaipublicfiles.com/hubert/hubert_base_ls960.pt",
     "large": "HuBERT Large: fairseq https://dl.fbaipublicfiles.com/hubert/hubert_large_ll60k.pt",
 }
+
+
+@dataclass(frozen=True)
+class ImportProgress:
+    """step of total (0-based) and what is being done."""
+
+    step: int
+    total: int
+    text: str
 
 
 def _split(sd: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
@@ -192,22 +204,28 @@ def convert_checkpoint(raw: RawCheckpoint, *, vocab_file: str | Path | None = No
     return cfg, state, s
 
 
-def import_official(ckpt_path: str | Path, out_dir: str | Path, *, vocab_file: str | Path | None = None,
-                    retrieval: str | None = None, name: str | None = None, hubert_dir: str | Path | None = None,
-                    clip_file: str | Path | None = None) -> Path:
-    """Convert an official ``.ckpt`` into a model folder at ``out_dir`` (config.json + model.safetensors +
-    vocab.json + model_card.json); returns ``out_dir``. Loads with ``core.factory.load_model(out_dir)``.
-
-    Raises:
-        ModelNotFoundError: the file is missing, or it lacks the frozen backbones (the message says which).
-        CheckpointError: corrupt / foreign / inconsistent file, or keys this importer does not know (listed).
-    """
+def iter_import_official(ckpt_path: str | Path, out_dir: str | Path, *, vocab_file: str | Path | None = None,
+                         retrieval: str | None = None, name: str | None = None,
+                         hubert_dir: str | Path | None = None, clip_file: str | Path | None = None,
+                         cancel: threading.Event | None = None) -> Generator[ImportProgress, None, Path]:
+    """:func:`import_official` as a generator for GUI workers: yields :class:`ImportProgress` between the
+    steps, honours ``cancel`` between them (raises ``Cancelled``; nothing is written before the last step),
+    and returns ``out_dir``."""
     ckpt_path, out_dir = Path(ckpt_path), Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "config.json").exists():
         raise CheckpointError(f"output folder {out_dir} exists and is not a model folder; choose an empty or new folder")
+
+    def step(i: int, text: str) -> ImportProgress:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled(f"import of {ckpt_path} cancelled; nothing was written to {out_dir}")
+        return ImportProgress(i, 4, text)
+
+    yield step(0, f"reading {ckpt_path.name}")
     raw = load_official_checkpoint(ckpt_path)
+    yield step(1, "converting HuBERT, CLIP and the heads")
     cfg, state, s = convert_checkpoint(raw, vocab_file=vocab_file, retrieval=retrieval, name=name,
                                        hubert_dir=hubert_dir, clip_file=clip_file)
+    yield step(2, f"building the {s.family} {s.model_type} model")
     with torch.no_grad():
         model = create_model(cfg)
         load_state_checked(model, state, include_backbones=True, source=str(ckpt_path))
@@ -219,9 +237,30 @@ def import_official(ckpt_path: str | Path, out_dir: str | Path, *, vocab_file: s
             "quirks": {"cif_dropout": cfg.cif.dropout, "bn_include_padding": cfg.branch.bn_include_padding,
                        "normalize_waveform": cfg.speech.normalize_waveform,
                        "layer_norm_hidden": cfg.speech.layer_norm_hidden}}
+    yield step(3, f"writing {out_dir}")
     save_model(model, out_dir, extra_card=card)  # also writes vocab.json (the reduced vocabulary's CLIP ids)
     logger.info("imported %s (%s, %s) into %s", ckpt_path, s.family, s.model_type, out_dir)
     return out_dir
 
 
-__all__ = ["import_official", "convert_checkpoint", "check_alias", "ModelNotFoundError"]
+def import_official(ckpt_path: str | Path, out_dir: str | Path, *, vocab_file: str | Path | None = None,
+                    retrieval: str | None = None, name: str | None = None, hubert_dir: str | Path | None = None,
+                    clip_file: str | Path | None = None) -> Path:
+    """Convert an official ``.ckpt`` into a model folder at ``out_dir`` (config.json + model.safetensors +
+    vocab.json + model_card.json); returns ``out_dir``. Loads with ``core.factory.load_model(out_dir)``.
+    ``hubert_dir`` / ``clip_file`` / ``vocab_file`` are needed only for a file without the frozen towers.
+
+    Raises:
+        ModelNotFoundError: the file is missing, or it lacks the frozen backbones (the message says which).
+        CheckpointError: corrupt / foreign / inconsistent file, or keys this importer does not know (listed).
+    """
+    gen = iter_import_official(ckpt_path, out_dir, vocab_file=vocab_file, retrieval=retrieval, name=name,
+                               hubert_dir=hubert_dir, clip_file=clip_file)
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return Path(stop.value)
+
+
+__all__ = ["ImportProgress", "check_alias", "convert_checkpoint", "import_official", "iter_import_official"]

@@ -257,3 +257,20 @@ def test_cli_reports_errors_with_exit_code(tmp_path: Path, ckpt: Path, capsys: p
     assert main(["import-official", str(ckpt), "--out", str(tmp_path / "good")]) == 0
     assert "imported" in capsys.readouterr().out
     assert (tmp_path / "good" / "model.safetensors").exists()
+
+
+def test_generator_reports_progress_and_cancels_before_writing(ckpt: Path, tmp_path: Path) -> None:
+    import threading
+
+    from core.errors import Cancelled
+    from core.official import iter_import_official
+
+    cancel = threading.Event()
+    gen = iter_import_official(ckpt, tmp_path / "out", cancel=cancel)
+    first = next(gen)
+    assert (first.step, first.total) == (0, 4) and "reading" in first.text
+    assert next(gen).step == 1
+    cancel.set()
+    with pytest.raises(Cancelled, match="nothing was written"):
+        next(gen)
+    assert not (tmp_path / "out").exists()
