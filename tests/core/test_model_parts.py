@@ -86,7 +86,21 @@ def test_vq_picks_cosine_nearest_non_special_row_and_is_straight_through() -> No
     out.embeds.sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0  # softmax(s / tau) carries the gradient
     vq.eval()
-    assert vq(x, table, special).ids.tolist() == [[0, 1]]
+    ev = vq(x, table, special, torch.nn.functional.normalize(table, dim=-1))
+    assert ev.ids.tolist() == [[0, 1]]
+    torch.testing.assert_close(ev.embeds, out.embeds.detach())  # gather == forward value of the product
+
+
+def test_normalised_table_cache_follows_in_place_weight_changes(tiny_config) -> None:
+    clip = ClipTower(tiny_config.clip)
+    a = clip.keyword_table_normed()
+    assert a is clip.keyword_table_normed()
+    torch.testing.assert_close(a, F.normalize(clip.keyword_table, dim=-1))
+    with torch.no_grad():
+        clip.model.token_embedding.weight.mul_(-1.0)
+    torch.testing.assert_close(clip.keyword_table_normed(), -a)
+    clip.set_trainable(True)
+    assert clip.keyword_table_normed() is None
 
 
 def test_keyword_batchnorms_init_from_table_and_ignore_padding() -> None:
