@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QKeyEvent, QPainter, QPalette, QPen
+from PySide6.QtGui import QKeyEvent, QPainter, QPalette, QPen, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListView,
     QMenu,
+    QSizePolicy,
     QSpinBox,
     QStyle,
     QStyledItemDelegate,
@@ -112,6 +113,9 @@ class ResultsGrid(QWidget):
         model.modelReset.connect(self._after_reset)
 
         self.summary = QLabel("")
+        # a long summary must never widen the window: it is elided, the full text is its tooltip
+        self.summary.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.summary.setMinimumWidth(80)
         self.top_k = QSpinBox()
         self.top_k.setRange(1, 1000)
         self.top_k.setToolTip("How many photos to show")
@@ -144,7 +148,21 @@ class ResultsGrid(QWidget):
         self.sort.setCurrentIndex(max(0, self.sort.findData(sort)))
 
     def set_summary(self, text: str) -> None:
-        self.summary.setText(text)
+        self._summary = text
+        self.summary.setToolTip(text)
+        self._elide()
+
+    def summary_text(self) -> str:
+        return getattr(self, "_summary", "")
+
+    def _elide(self) -> None:
+        fm = self.summary.fontMetrics()
+        self.summary.setText(fm.elidedText(self.summary_text(), Qt.TextElideMode.ElideRight,
+                                           max(40, self.summary.width())))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._elide()
 
     def current_hit(self) -> Any:
         ix = self.view.currentIndex()

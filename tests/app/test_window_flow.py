@@ -44,7 +44,7 @@ def test_recording_updates_plot_keywords_and_grid(qtbot, make_window, fake_servi
     assert scores == sorted(scores, reverse=True)
     assert w.preview.hit is not None  # first result selected and previewed
     qtbot.waitUntil(lambda: w.results.thumbs_loaded >= 1, timeout=5_000)
-    assert "photos for" in w.grid.summary.text()
+    assert "photos for" in w.grid.summary_text() and w.grid.summary.toolTip() == w.grid.summary_text()
     assert w.search.last_latency_s is not None and w.search.last_latency_s < 5
 
 
@@ -92,3 +92,18 @@ def test_min_score_cutoff_reruns_last_query(qtbot, make_window, fake_service, ph
     kept = [w.results.hit(r).score for r in range(w.results.rowCount())]
     assert kept and min(kept) >= cut - 1e-6 and len(kept) < len(all_hits)
     assert w.settings.min_score == pytest.approx(cut, abs=0.01)
+
+
+def test_long_results_do_not_widen_the_window(qtbot, make_window, fake_service, photos):
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    w.resize(1366, 768)
+    w.grid.set_summary("40 photos for your query — heard “" + "boy " * 200 + "”")
+    w.chips.set_keywords(fake_query_keywords(60))
+    qtbot.wait(50)
+    assert w.width() <= 1366 and w.minimumSizeHint().width() <= 1366
+
+
+def fake_query_keywords(n: int) -> list:
+    from tests.app.fake_service import Keyword
+
+    return [Keyword(f"word{i}", i * 0.1, i * 0.1 + 0.1, 0.5) for i in range(n)]
