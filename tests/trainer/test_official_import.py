@@ -44,6 +44,8 @@ def test_config_derived_from_hyper_parameters(imported, variant: str) -> None:
     assert cfg.speech.normalize_waveform == (variant not in ("parallel", "cascaded"))  # SCP base: dataset flag
     assert cfg.speech.hf_config["num_hidden_layers"] == 2 and cfg.speech.hf_config["hidden_size"] == 128
     assert cfg.cif.dropout == 0.5 and cfg.branch.bn_include_padding
+    if variant in ("hybrid_plus", "cascaded_plus"):  # the quirks reach the modules that use them
+        assert model.branch.cif.weight.dropout.p == 0.5 and model.branch.head.bn.include_padding
     assert cfg.temperature_trainable == (variant not in ("parallel", "cascaded"))
     card = json.loads((folder / "model_card.json").read_text())
     assert card["variant"] == variant and card["epoch"] == 81
