@@ -37,6 +37,10 @@ class OrderedNamespaceStandIn:
     def __setstate__(self, state: Any) -> None:
         if not isinstance(state, dict):
             raise pickle.UnpicklingError(f"OrderedNamespace state is a {type(state).__name__}, expected a dict")
+        # The released code's __getstate__ returns the OrderedDict itself; an instance __dict__ holding it
+        # under one private attribute (other code states) is unwrapped the same way.
+        if len(state) == 1 and str(next(iter(state))).startswith("_") and isinstance(next(iter(state.values())), dict):
+            state = next(iter(state.values()))
         self.data = OrderedDict(state)
 
     def __repr__(self) -> str:
