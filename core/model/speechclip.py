@@ -94,6 +94,17 @@ class SpeechClipModel(nn.Module):
             if isinstance(m, CIF):
                 m.step = self.step
 
+    def init_keyword_bn_from_table(self) -> None:
+        """Re-initialise the keyword BatchNorm (gamma = std, beta = mean of the token table; running stats
+        reset). Call after the CLIP tower's weights changed, e.g. after a CLIP training stage."""
+        from core.model.vq import DynamicKeywordBatchNorm, KeywordBatchNorm, _init_from_table
+
+        table = self.clip.keyword_table.detach()
+        for m in self.modules():
+            if isinstance(m, KeywordBatchNorm | DynamicKeywordBatchNorm):
+                m.bn.reset_running_stats()
+                _init_from_table(m.bn, table, m.bn.num_features // table.shape[1])
+
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
 

@@ -203,3 +203,14 @@ def test_subwords_merge_into_words_with_times() -> None:
 def test_segments_from_fire_frames_are_contiguous_and_clipped() -> None:
     segs = segments_from_fire_frames([3, 10, 60], duration_s=1.0)
     assert [(s.start_s, s.end_s) for s in segs] == [(0.0, 0.08), (0.08, 0.22), (0.22, 1.0)]
+
+
+def test_keyword_bn_reinit_after_the_clip_tower_changed(make_tiny_model) -> None:
+    model = make_tiny_model("hybrid")
+    with torch.no_grad():
+        model.clip.model.token_embedding.weight.mul_(3.0).add_(1.0)
+    model.init_keyword_bn_from_table()
+    table = model.clip.keyword_table
+    bn = model.branch.head.bn.bn
+    torch.testing.assert_close(bn.weight, table.std(0).repeat(model.config.branch.num_cls))
+    torch.testing.assert_close(bn.bias, table.mean(0).repeat(model.config.branch.num_cls))
