@@ -4,6 +4,7 @@ It talks only to the SearchService it is given (DESIGN rule 10); all work runs t
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -258,7 +259,10 @@ class MainWindow(QMainWindow):
             return
 
         def show(stats: Any) -> None:
-            self.model_label.setText(f"Model: {stats.model_name}")
+            name = str(stats.model_name)
+            short = Path(name).name if os.sep in name or "/" in name else name
+            self.model_label.setText(f"Model: {short}")
+            self.model_label.setToolTip(name)
             self.device_label.setText(f"Device: {stats.device}")
             self.photos_label.setText(f"{stats.photos} photos in {len(stats.roots)} folder(s)")
             self.library_stats = stats
