@@ -6,14 +6,13 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import shiboken6
 from PySide6.QtCore import QEvent, QObject, Qt, QUrl
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMessageBox, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidget
 
 from app import operations as ops
 from app.audio_source import AudioSource, SoundDeviceSource, list_input_devices
@@ -22,6 +21,7 @@ from app.dialogs.about_dialog import AboutDialog
 from app.dialogs.library_dialog import LibraryDialog
 from app.dialogs.settings_dialog import SettingsDialog
 from app.library_controller import LibraryController
+from app.model_loader import load_service
 from app.models import ResultsModel
 from app.search_controller import SearchController
 from app.settings import AppSettings, load_window_state, save_settings, save_window_state
@@ -31,7 +31,6 @@ from app.widgets.message_bar import MessageBar
 from app.widgets.preview import PreviewPane
 from app.widgets.record_panel import RecordPanel, sample_queries
 from app.widgets.results_grid import ResultsGrid
-from core.errors import ModelMismatchError
 from core.paths import demo_photos_dir, demo_queries_dir
 
 logger = logging.getLogger(__name__)
@@ -206,53 +205,8 @@ class MainWindow(QMainWindow):
             self.model_label.setText("Loading model…")
 
     def load_service(self, *, reindex: bool = False, previous: AppSettings | None = None) -> None:
-        """(Re)build the service from the settings in the background. The old service is closed first
-        (one owner of the library database at a time); indexing is cancelled."""
-        if self.service_factory is None:
-            return
-        factory, settings, old = self.service_factory, replace(self.settings), self.service
-        self.library.cancel()
-        self.set_no_model("")
-
-        def build() -> Any:
-            if old is not None and hasattr(old, "close"):
-                old.close()
-            return factory(settings, reindex)
-
-        (ops.load_service(self, build).success(self.set_service)
-         .failure(lambda exc: self._load_failed(exc, previous)).run())
-
-    def _load_failed(self, exc: BaseException, previous: AppSettings | None) -> None:
-        if isinstance(exc, ModelMismatchError):
-            self.ask_reindex(exc, previous)
-            return
-        self.set_no_model(str(exc))
-
-    def ask_reindex(self, exc: BaseException, previous: AppSettings | None) -> None:
-        """The library was indexed with another CLIP tower: re-index with this model, or go back."""
-        box = QMessageBox(QMessageBox.Icon.Question, "Re-index the library?",
-                          f"{exc}\n\nThis model sees photos differently from the one that indexed your library, "
-                          "so every photo must be embedded again (your files are not touched). Re-index now?",
-                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
-        box.button(QMessageBox.StandardButton.Yes).setText("Re-index with this model")
-        box.button(QMessageBox.StandardButton.No).setText("Keep the previous model")
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self.reindex_box = box
-
-        yes = box.button(QMessageBox.StandardButton.Yes)
-
-        def decided(_result: int) -> None:
-            if box.clickedButton() is yes:
-                self.load_service(reindex=True)
-            elif previous is not None:
-                self.settings = previous
-                self.save_settings()
-                self.load_service()
-            else:
-                self.set_no_model(f"{exc} Choose the model that indexed this library in Settings, or re-index.")
-
-        box.finished.connect(decided)
-        box.open()
+        """(Re)build the service from the settings in the background (app.model_loader)."""
+        load_service(self, reindex=reindex, previous=previous)
 
     def refresh_stats(self) -> None:
         if self.service is None:

@@ -1,0 +1,69 @@
+"""Loading (and switching) the model: the SearchService is built in the background, the old one closed
+first, and a library indexed by another CLIP tower asks before it is re-indexed."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
+
+from app import operations as ops
+from app.settings import AppSettings
+from core.errors import ModelMismatchError
+
+logger = logging.getLogger(__name__)
+
+
+def load_service(window: Any, *, reindex: bool = False, previous: AppSettings | None = None) -> None:
+    """(Re)build the service from the settings in the background. The old service is closed first
+    (one owner of the library database at a time); indexing is cancelled."""
+    if window.service_factory is None:
+        return
+    factory, settings, old = window.service_factory, replace(window.settings), window.service
+    window.library.cancel()
+    window.set_no_model("")
+
+    def build() -> Any:
+        if old is not None and hasattr(old, "close"):
+            old.close()
+        return factory(settings, reindex)
+
+    (ops.load_service(window, build).success(window.set_service)
+     .failure(lambda exc: _load_failed(window, exc, previous)).run())
+
+
+def _load_failed(window: Any, exc: BaseException, previous: AppSettings | None) -> None:
+    if isinstance(exc, ModelMismatchError):
+        ask_reindex(window, exc, previous)
+        return
+    window.set_no_model(str(exc))
+
+
+def ask_reindex(window: Any, exc: BaseException, previous: AppSettings | None) -> None:
+    """The library was indexed with another CLIP tower: re-index with this model, or go back."""
+    box = QMessageBox(QMessageBox.Icon.Question, "Re-index the library?",
+                      f"{exc}\n\nThis model sees photos differently from the one that indexed your library, "
+                      "so every photo must be embedded again (your files are not touched). Re-index now?",
+                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, window)
+    box.button(QMessageBox.StandardButton.Yes).setText("Re-index with this model")
+    box.button(QMessageBox.StandardButton.No).setText("Keep the previous model")
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    window.reindex_box = box
+
+    yes = box.button(QMessageBox.StandardButton.Yes)
+
+    def decided(_result: int) -> None:
+        if box.clickedButton() is yes:
+            load_service(window, reindex=True)
+        elif previous is not None:
+            window.settings = previous
+            window.save_settings()
+            load_service(window)
+        else:
+            window.set_no_model(f"{exc} Choose the model that indexed this library in Settings, or re-index.")
+
+    box.finished.connect(decided)
+    box.open()
