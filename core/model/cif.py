@@ -59,8 +59,9 @@ def integrate_and_fire(
     Returns:
         CifOutput(fired (B, N, D), lengths (B,), fire_frames (B, N)).
 
-    Vectorised: one float64 cumsum, floor, and scatter_add; the only Python loop runs over the largest
-    number of extra fires inside one frame (non-zero only when a scaled alpha exceeds beta).
+    Vectorised: one float64 cumsum, floor, and index_add into (item, unit) slots; the only Python loop runs
+    over the largest number of extra fires inside one frame (non-zero only when a scaled alpha exceeds beta).
+    Differentiable with respect to ``hidden`` and ``alpha`` (through the split weights and the scaling).
     """
     assert hidden.dim() == 3 and alpha.shape == hidden.shape[:2], (hidden.shape, alpha.shape)
     B, T, D = hidden.shape
