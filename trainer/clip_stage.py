@@ -66,6 +66,12 @@ def train_clip(clip: Any, train: Dataset, val: Dataset | None, cfg: TrainConfig,
 def _train(clip: Any, train: Dataset, val: Dataset | None, cfg: TrainConfig, dist: DistInfo,
            log: RunLogger, path: Path) -> None:
     dev = dist.device
+    # The tower's initial weights depend on the seed and the CLIP config only (not on what was built before it).
+    from core.model.clip_tower import ClipTower
+
+    with torch.random.fork_rng():
+        torch.manual_seed(cfg.seed)
+        clip.model.load_state_dict(ClipTower(clip.cfg).model.state_dict())
     pairs = caption_pairs(train)
     keys = sorted({k for k, _, _ in pairs})
     loader = getattr(train, "load_image", load_image)
@@ -97,8 +103,9 @@ def _train(clip: Any, train: Dataset, val: Dataset | None, cfg: TrainConfig, dis
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         if step % cfg.log_every_steps == 0 or step == cfg.clip_train_steps - 1:
-            log.log("clip", step, {"loss": float(loss), "lr": lr, "logit_scale": float(m.logit_scale.exp())})
-            logger.info("clip step %d/%d loss %.4f (%.0f s)", step, cfg.clip_train_steps, float(loss),
+            log.log("clip", step, {"loss": float(loss.detach()), "lr": lr,
+                                  "logit_scale": float(m.logit_scale.detach().exp())})
+            logger.info("clip step %d/%d loss %.4f (%.0f s)", step, cfg.clip_train_steps, float(loss.detach()),
                         time.time() - t0)
     metrics: dict[str, float] = {"seconds": time.time() - t0}
     if val is not None:

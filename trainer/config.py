@@ -40,7 +40,9 @@ class TrainConfig:
     val_split: str = "val"  # "" = no validation
     train_voices: list = field(default_factory=list)  # keep only these voices for training ([] = all)
     exclude_voices: list = field(default_factory=list)  # voices never trained on (held out)
+    max_train_utterances: int = 0  # use only the first N training utterances (0 = all; quick experiments)
     max_audio_s: float = 6.4  # random crop of longer training utterances (authors: 102400 samples)
+    bucket_by_length: bool = True  # batches of similar length (less padding); order still seeded per epoch
     num_workers: int = 0  # DataLoader workers (0 = in-process; resume is bit-exact only with 0)
     synthetic_size: int = 64  # number of random utterances of the `synthetic` dataset
     cache_image_features: bool = True  # frozen image tower: encode each image once, cache on disk

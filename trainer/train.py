@@ -90,7 +90,7 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
          t_start: float) -> TrainResult:
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    _seed_everything(cfg.seed + dist.rank)
+    _seed_everything(cfg.seed)  # the same initial weights on every rank
     run_dir = Path(cfg.run_dir)
     resume_path = broadcast_object(resolve_resume(resume, run_dir) if dist.is_main else None)
     ckpt = load_checkpoint(resume_path) if resume_path else None
@@ -125,11 +125,13 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
         loss_module = torch.nn.parallel.DistributedDataParallel(
             loss_module, device_ids=[dist.device.index] if dist.device.type == "cuda" else None,
             find_unused_parameters=True)
+    lengths = train_ds.lengths() if cfg.bucket_by_length and hasattr(train_ds, "lengths") else None
     sampler = ResumableDistributedSampler(train_ds, num_replicas=dist.world_size, rank=dist.rank,
-                                          seed=cfg.seed, drop_last=True)
+                                          seed=cfg.seed, drop_last=True, lengths=lengths, batch_size=cfg.batch_size)
     loader = DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler, collate_fn=collate_items,
                         num_workers=cfg.num_workers, drop_last=True,
                         generator=torch.Generator().manual_seed(cfg.seed))  # not the global RNG: exact resume
+    _seed_everything(cfg.seed + dist.rank)  # from here on each rank draws its own dropout / crops
     micro_per_epoch = sampler.num_samples // cfg.batch_size
     steps_per_epoch = micro_per_epoch // cfg.grad_accum
     if steps_per_epoch < 1:

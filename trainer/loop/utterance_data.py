@@ -35,6 +35,12 @@ class UtteranceDataset(Dataset):
     def image_keys(self) -> list[str]:
         return sorted({str(u.image_path) for u in self.utts})
 
+    def lengths(self) -> list[float] | None:
+        """Approximate durations (s) from the word times (end of the last word), None without them."""
+        if any(not u.words for u in self.utts):
+            return None
+        return [u.words[-1].end_s for u in self.utts]
+
     def texts(self) -> list[str]:
         return [u.text for u in self.utts]
 
@@ -85,6 +91,8 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset | None]:
         return train, (val if cfg.val_split else None)
     train_utts = filter_voices(read_utterances(cfg.dataset, cfg.data_dir, cfg.train_split),
                                cfg.train_voices, cfg.exclude_voices)
+    if cfg.max_train_utterances:
+        train_utts = train_utts[: cfg.max_train_utterances]
     val = None
     if cfg.val_split:
         val_utts = read_utterances(cfg.dataset, cfg.data_dir, cfg.val_split)
