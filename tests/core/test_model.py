@@ -198,3 +198,24 @@ def test_other_upstream_families_build_and_run(make_tiny_model, tiny_config, sou
     assert type(model.upstream.backbone).__name__.lower().startswith(source)
     q = model.infer((np.random.default_rng(4).standard_normal(SR) * 0.1).astype(np.float32))
     assert q.query_vector.shape == (32,) and np.isfinite(q.query_vector).all()
+
+
+def test_text_token_targets_and_auxiliary_keyword_loss(make_tiny_model) -> None:
+    model = make_tiny_model("hybrid_plus", aux_keyword_loss_weight=0.5, cif={"target": "text_tokens"})
+    model.train()
+    captions = ["a red dog", "two cats on the grass", "a tree", "blue sky"]
+    tokens = model.clip.tokenize(captions)
+    rows, counts = model.caption_token_rows(tokens)
+    assert counts.tolist() == [3, 5, 2, 2]
+    batch = _batch()
+    batch.update(target_counts=counts, token_ids=tokens)
+    loss = model.compute_loss(batch)
+    out = model(batch["wav"], batch["wav_lens"], counts)
+    assert out.cif.lengths.tolist() == [3, 5, 2, 2]  # scaling fires exactly the caption's token count
+    assert torch.isfinite(loss.parts["keyword_ce"]) and float(loss.parts["keyword_ce"].detach()) > 0
+    assert (rows[0, :3] >= 0).all()
+    model.zero_grad()
+    loss.parts["keyword_ce"].backward()
+    assert model.branch.head.proj.weight.grad.abs().sum() > 0
+    without = make_tiny_model("hybrid_plus").compute_loss(batch)
+    assert "keyword_ce" not in without.parts
