@@ -60,6 +60,7 @@ class LibraryController(QObject):
         self._queued: list[Path] = []
         self._show_dialog = False
         self._last_stats = 0.0
+        self._report: Any = None
 
     @property
     def indexing(self) -> bool:
@@ -119,6 +120,7 @@ class LibraryController(QObject):
             self.window.refresh_stats()
 
     def _on_done(self, report: Any) -> None:
+        self._report = report
         self.window.statusBar().showMessage(report_summary(report), 8000)
         self.indexing_finished.emit(report)
 
@@ -134,7 +136,10 @@ class LibraryController(QObject):
             self.dialog.hide()
             self.dialog.deleteLater()
             self.dialog = None
-        self.changed.emit(Changes(images_added=self.progress_items, roots_changed=True))
+        report, self._report = self._report, None
+        added = int(getattr(report, "added", 0) or 0) + int(getattr(report, "updated", 0) or 0)
+        removed = int(getattr(report, "removed", 0) or 0)
+        self.changed.emit(Changes(images_added=added, images_removed=removed, roots_changed=True))
         if self._queued:
             queued, self._queued = self._queued, []
             QTimer.singleShot(0, lambda: self.index_folders(queued, show_dialog=False))

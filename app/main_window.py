@@ -224,7 +224,11 @@ class MainWindow(QMainWindow):
         ops.get_stats(self, self.service).success(show).run()
 
     def _on_changes(self, changes: ops.Changes) -> None:
+        """After a library operation: refresh the status, and the results when they may be stale."""
         self.refresh_stats()
+        if self.search.last_query is not None and not self.search.searching and (
+                changes.images_removed or (changes.images_added and self.results.rowCount() == 0)):
+            self.search.rerun()
 
     # ---- messages ----------------------------------------------------------------------------------
     def show_message(self, text: str, level: str = "info", action: tuple[str, Callable[[], None]] | None = None) -> None:

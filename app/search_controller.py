@@ -45,6 +45,7 @@ class SearchController(QObject):
         self.live = LiveAnalyzer(self.recorder, lambda: self.window.service, self)
         self.query_wav = np.zeros(0, np.float32)
         self.last_query: tuple[str, Any] | None = None
+        self.searching = 0  # searches in flight
         self.speech_end_t: float | None = None  # perf_counter when the last spoken query ended
         self.last_latency_s: float | None = None  # from then to a filled grid (model + search + set_hits)
         self._last_redraw = 0.0
@@ -138,9 +139,7 @@ class SearchController(QObject):
         if self.speech_end_t is None:
             self.speech_end_t = time.perf_counter()
         s = self.window.settings
-        (ops.search_audio(self.window, service, self.query_wav, s.top_k, s.min_score)
-         .success(lambda r: self._show(r, label or "your query"))
-         .failure(self._search_failed).run())
+        self._run(ops.search_audio(self.window, service, self.query_wav, s.top_k, s.min_score), label or "your query")
 
     def search_text(self, text: str) -> None:
         if self.window.service is None:
@@ -149,8 +148,7 @@ class SearchController(QObject):
         self.last_query = ("text", text)
         self.speech_end_t = time.perf_counter()
         s = self.window.settings
-        (ops.search_text(self.window, self.window.service, text, s.top_k, s.min_score)
-         .success(lambda r: self._show(r, f"“{text}”")).failure(self._search_failed).run())
+        self._run(ops.search_text(self.window, self.window.service, text, s.top_k, s.min_score), f"“{text}”")
 
     def search_similar(self, hit: Any) -> None:
         if self.window.service is None or hit is None:
@@ -158,8 +156,8 @@ class SearchController(QObject):
         self.last_query = ("similar", hit)
         self.speech_end_t = time.perf_counter()
         s = self.window.settings
-        (ops.search_similar(self.window, self.window.service, int(hit.image_id), s.top_k, s.min_score)
-         .success(lambda r: self._show(r, Path(str(hit.path)).name)).failure(self._search_failed).run())
+        self._run(ops.search_similar(self.window, self.window.service, int(hit.image_id), s.top_k, s.min_score),
+                  Path(str(hit.path)).name)
 
     def open_audio_file(self, path: Path) -> None:
         if self.window.service is None:
@@ -183,6 +181,15 @@ class SearchController(QObject):
             self.search_text(value)
         elif kind == "similar":
             self.search_similar(value)
+
+    def _run(self, op: Any, label: str) -> None:
+        """Run a search op; `searching` counts it until its result or error arrives."""
+        self.searching += 1
+
+        def done() -> None:
+            self.searching -= 1
+
+        op.success(lambda r: self._show(r, label)).failure(self._search_failed).finally_(done).run()
 
     def _search_failed(self, exc: BaseException) -> None:
         self.plot.show_message("")

@@ -21,7 +21,7 @@ class NoDevice(ArraySource):
 
 def ready_window(qtbot, make_window, fake_service, photos, **kw):
     w = make_window(fake_service, settings=AppSettings(first_run_done=True), **kw)
-    with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000):
+    with qtbot.waitSignal(w.library.changed, timeout=10_000):
         w.library.index_folders([photos], show_dialog=False)
     return w
 

@@ -69,10 +69,14 @@ def test_remove_folder_forgets_its_photos(qtbot, make_window, fake_service, phot
     w = make_window(fake_service, settings=AppSettings(first_run_done=True))
     with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000):
         w.library.index_folders([photos], show_dialog=False)
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.search.search_text("a dog")
+    assert w.results.rowCount() == 6
     with qtbot.waitSignal(w.library.changed, timeout=5_000) as blocker:
         w.library.remove_folder(photos)
     assert blocker.args[0].images_removed == 6
     assert fake_service.stats().photos == 0 and fake_service.roots() == []
+    qtbot.waitUntil(lambda: w.results.rowCount() == 0, timeout=5_000)  # stale results are refreshed
 
 
 def test_first_run_indexes_the_demo_library(qtbot, make_window, fake_service, photos, monkeypatch):

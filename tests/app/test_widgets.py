@@ -82,7 +82,7 @@ def test_drop_an_audio_file_searches_it(qtbot, make_window, fake_service, photos
     from PySide6.QtGui import QDropEvent
 
     w = make_window(fake_service, settings=AppSettings(first_run_done=True))
-    with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000):
+    with qtbot.waitSignal(w.library.changed, timeout=10_000):
         w.library.index_folders([photos], show_dialog=False)
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(speech_wav))])

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.qt
 
 
 def index_and_wait(qtbot, window, folder: Path) -> None:
-    with qtbot.waitSignal(window.library.indexing_finished, timeout=10_000):
+    with qtbot.waitSignal(window.library.changed, timeout=10_000):
         window.library.index_folders([folder], show_dialog=False)
 
 
