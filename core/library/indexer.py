@@ -75,6 +75,7 @@ class _Plan:
     moves: list[Move]
     touched: list[tuple[int, float, int]]
     vanished: dict[int, ImageRow]
+    revived: int = 0  # files back at their old path unchanged (deleted before): re-added without decoding
 
 
 def _diff(entries: Sequence[FileEntry], rows: Sequence[ImageRow]) -> _Plan:
@@ -88,12 +89,20 @@ def _diff(entries: Sequence[FileEntry], rows: Sequence[ImageRow]) -> _Plan:
         if row is None:
             plan.new.append(e)
         elif row.has_vector and row.mtime == e.mtime and row.size == e.size:
-            if row.deleted or row.root != e.root:  # came back unchanged (or now under another root)
+            if row.deleted or row.root != e.root:  # came back unchanged, or now under another root
                 plan.moves.append(Move(row.id, e.path, e.root, e.mtime, e.size))
+                plan.revived += int(row.deleted)
         else:
             plan.to_embed.append((e, row.id))
     plan.vanished = {r.id: r for r in rows if not r.deleted and r.path not in seen}
     return plan
+
+
+def _outer_root(path: str, roots: Sequence[str]) -> str | None:
+    for r in roots:
+        if path.startswith(r.rstrip(os.sep) + os.sep):
+            return r
+    return None
 
 
 def _decode_one(entry: FileEntry, size: int, draft: bool, thumbs: ThumbnailCache | None
@@ -156,27 +165,32 @@ def index_library(
     """
     t_start = time.perf_counter()
     report = IndexReport()
-    live_roots: list[str] = []
+    folders: list[str] = []  # what is scanned: the folders asked for
     for r in roots:
         norm = normalize_root(r)
         if os.path.isdir(norm):
-            live_roots.append(library.add_root(norm))
+            library.add_root(norm)
+            folders.append(norm)
         else:
             report.skipped.append((norm, "folder not found (unmounted?); its photos were left as they are"))
+    live_roots = sorted({library.root_of(f) or f for f in folders})
     yield IndexProgress(0, 0, "", 0.0, None, "scan")
-    entries = scan_roots(live_roots)
-    plan = _diff(entries, library.rows_under(live_roots))
+    # a folder inside a known root is scanned alone, but its photos belong to that root
+    known_roots = library.roots()
+    entries = [FileEntry(e.path, _outer_root(e.path, known_roots) or e.root, e.mtime, e.size)
+               for e in scan_roots(folders)]
+    plan = _diff(entries, library.rows_under(folders))
     logger.info("scan of %s: %d files, %d new, %d changed, %d vanished", live_roots, len(entries),
                 len(plan.new), len(plan.to_embed), len(plan.vanished))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool, \
             _decode_pool(workers, processes) as decode_pool:
         try:
             hashes = yield from _hash_many(plan.new, pool, cancel, report)
-            revived = len(plan.moves)  # files back at their old path, unchanged: re-added without decoding
+            same_path = len(plan.moves)
             duplicates = _match_moves(library, plan, hashes)
             library.apply_changes(plan.moves, list(plan.vanished), plan.touched)
-            report.moved = len(plan.moves) - revived
-            report.added += revived
+            report.moved = len(plan.moves) - same_path
+            report.added += plan.revived
             report.removed = len(plan.vanished)
             if duplicates:
                 library.write_embedded(duplicates)
@@ -191,7 +205,7 @@ def index_library(
             raise
     library.mark_indexed(live_roots)
     library.ann()  # build, update or save the ANN cache when the library is big enough to use one
-    skipped_files = sum(1 for p, _ in report.skipped if p not in live_roots)
+    skipped_files = sum(1 for p, _ in report.skipped if p not in folders and not os.path.isdir(p))
     report.total = len(entries) - skipped_files
     report.elapsed_s = time.perf_counter() - t_start
     yield IndexProgress(report.total, report.total, "", 0.0, 0.0, "done")

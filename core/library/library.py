@@ -167,11 +167,20 @@ class Library:
         return [r[0] for r in self._reader().execute("SELECT path FROM roots ORDER BY path")]
 
     def add_root(self, root: str | Path) -> str:
+        """Remember a folder of photos; returns the library root that covers it: the folder itself, or a
+        known root that already contains it. Known roots inside the new folder are folded into it.
+        """
         path = normalize_root(root)
         if not os.path.isdir(path):
             raise SpokenSearchError(f"{path} is not a folder; choose a folder of photos to add")
+        outer = self.root_of(path)
+        if outer is not None:
+            return outer
+        inner = [r for r in self.roots() if r.startswith(path.rstrip(os.sep) + os.sep)]
         with self._transaction():
             self._conn.execute("INSERT OR IGNORE INTO roots(path, added_at) VALUES(?, ?)", (path, time.time()))
+            for r in inner:  # their images are re-rooted (path unchanged) by the next index of `path`
+                self._conn.execute("DELETE FROM roots WHERE path = ?", (r,))
         return path
 
     def remove_root(self, root: str | Path) -> int:
@@ -220,13 +229,15 @@ class Library:
                                    (os.path.abspath(str(path)),)).fetchone()
         return row_from_tuple(t) if t else None
 
-    def rows_under(self, roots: Iterable[str]) -> list[ImageRow]:
-        """Every row (deleted included) whose root is one of `roots`: what a scan is compared with."""
-        out: list[ImageRow] = []
-        for r in roots:
-            out.extend(row_from_tuple(t) for t in self._reader().execute(
-                f"SELECT {ROW_COLUMNS} FROM images WHERE root = ?", (r,)))
-        return out
+    def rows_under(self, folders: Iterable[str]) -> list[ImageRow]:
+        """Every row (deleted included) whose path is inside one of `folders`: what a scan is compared with."""
+        out: dict[int, ImageRow] = {}
+        for f in folders:
+            prefix = f.rstrip(os.sep) + os.sep
+            for t in self._reader().execute(f"SELECT {ROW_COLUMNS} FROM images WHERE substr(path, 1, ?) = ?",
+                                            (len(prefix), prefix)):
+                out[t[0]] = row_from_tuple(t)
+        return list(out.values())
 
     def rows_by_hash(self, hashes: Iterable[str]) -> dict[str, list[ImageRow]]:
         """Rows (with vectors) per content hash, for move and duplicate detection."""

@@ -214,3 +214,20 @@ def test_process_pool_decode_gives_the_same_library(env, tmp_path):
     a, b = lib.snapshot(), other.snapshot()
     np.testing.assert_allclose(a.vectors, b.vectors, atol=1e-6)
     other.close()
+
+
+def test_nested_folders_share_their_root(env):
+    photos, emb, lib = env
+    make_image(photos / "2024" / "a.jpg", 70)
+    make_image(photos / "2024" / "b.jpg", 71)
+    _, rep = index(lib, photos / "2024", emb)  # first the inner folder alone
+    assert rep.added == 2 and lib.roots() == [str(photos / "2024")]
+    _, rep = index(lib, photos, emb)  # then its parent: folds the inner root in, nothing re-embedded
+    assert (rep.added, rep.moved, rep.removed, rep.total) == (6, 0, 0, 8) and emb.images == 8
+    assert lib.roots() == [str(photos)] and lib.row_by_path(photos / "2024" / "a.jpg").root == str(photos)
+    os.remove(photos / "2024" / "b.jpg")
+    _, rep = index(lib, photos / "2024", emb)  # a sub-folder of a root: scanned alone, root kept
+    assert (rep.added, rep.removed, rep.total) == (0, 1, 1) and lib.roots() == [str(photos)]
+    assert not lib.row_by_path(photos / "img0.jpg").deleted  # outside the scanned sub-folder: untouched
+    _, rep = index(lib, photos, emb)
+    assert (rep.added, rep.updated, rep.moved, rep.removed, rep.total) == (0, 0, 0, 0, 7)
