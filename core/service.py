@@ -67,6 +67,7 @@ class SearchService:
         self.library = Library(data_dir if data_dir is not None else default_library_dir(), self.embedder.identity,
                                dim=self.embedder.dim, cache_dir=cache, reindex=reindex)
         self.engine = SearchEngine(self.model, self.library)
+        self.library.prepare_ann_async()  # big libraries: load the hnswlib cache off the caller's thread
         self.thumbnails = ThumbnailCache(cache / "thumbnails")
         self._index_lock = threading.Lock()
         self._cancel: threading.Event | None = None

@@ -36,7 +36,8 @@ DEFAULT_WORKERS = max(2, min(8, os.cpu_count() or 2))  # decode threads (PIL rel
 
 @dataclass(frozen=True)
 class IndexProgress:
-    """done/total files of the current phase ("scan", "hash", "embed", "done"); rate in files/s; eta_s."""
+    """done/total files of the current phase ("scan", "hash", "embed", "ann" = building the hnswlib index,
+    "done"); rate in files/s; eta_s."""
 
     done: int
     total: int
@@ -204,7 +205,9 @@ def index_library(
             library.save_ann()
             raise
     library.mark_indexed(live_roots)
-    library.ann()  # build, update or save the ANN cache when the library is big enough to use one
+    if len(library) >= library.ann_min_vectors:
+        yield IndexProgress(len(library), len(library), "", 0.0, None, "ann")
+        library.ann()  # build (first time), or save the updated ANN cache
     skipped_files = sum(1 for p, _ in report.skipped if p not in folders and not os.path.isdir(p))
     report.total = len(entries) - skipped_files
     report.elapsed_s = time.perf_counter() - t_start
