@@ -92,6 +92,35 @@ def insert_synthetic(service, n: int, photos: list[Path], tmp: Path) -> float:  
     return time.perf_counter() - t0
 
 
+class LoopProbe:
+    """Measures how late a 10 ms GUI timer fires: the event loop's responsiveness while work runs."""
+
+    def __init__(self) -> None:
+        from PySide6.QtCore import Qt, QTimer
+
+        self.gaps: list[float] = []
+        self._last = time.perf_counter()
+        self.timer = QTimer()
+        self.timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self.timer.setInterval(10)
+        self.timer.timeout.connect(self._tick)
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.gaps.append((now - self._last) * 1000)
+        self._last = now
+
+    def start(self) -> None:
+        self.gaps, self._last = [], time.perf_counter()
+        self.timer.start()
+
+    def stop(self) -> dict:
+        self.timer.stop()
+        g = np.array(self.gaps or [0.0])
+        return {"loop_gap_p50_ms": float(np.percentile(g, 50)), "loop_gap_p99_ms": float(np.percentile(g, 99)),
+                "loop_gap_max_ms": float(g.max())}
+
+
 def spoken_run(app, window, wav: np.ndarray, *, push_to_talk: bool) -> dict:  # noqa: ANN001
     """Stream `wav` through the recorder at real time; returns the live and latency figures of one query."""
     from PySide6.QtCore import QTimer
@@ -105,6 +134,9 @@ def spoken_run(app, window, wav: np.ndarray, *, push_to_talk: bool) -> dict:  # 
     shown: list[float] = []
     search.result_shown.connect(lambda _r: shown.append(time.perf_counter()))
     loaded0 = window.results.thumbs_loaded
+    waves0 = window.plot.wave_updates
+    probe = LoopProbe()
+    probe.start()
     t_start = time.perf_counter()
     search.start_recording()
     if push_to_talk:
@@ -117,9 +149,11 @@ def spoken_run(app, window, wav: np.ndarray, *, push_to_talk: bool) -> dict:  # 
     visible = sum(1 for r in range(rows) if view.visualRect(window.results.index(r)).intersects(view.viewport().rect()))
     wait_until(app, lambda: window.results.thumbs_loaded - loaded0 >= visible, 60)
     t_thumbs = time.perf_counter()
+    loop = probe.stop()
     live = search.live
     rec_s = stop_t - t_start
-    return {
+    return loop | {
+        "wave_redraws_per_s": (window.plot.wave_updates - waves0) / rec_s if rec_s > 0 else 0.0,
         "latency_grid_ms": search.last_latency_s * 1000,
         "latency_thumbs_ms": (t_thumbs - stop_t) * 1000,
         "visible_thumbs": visible,
@@ -134,7 +168,8 @@ def spoken_run(app, window, wav: np.ndarray, *, push_to_talk: bool) -> dict:  # 
 
 
 def summarise(runs: list[dict]) -> dict:
-    keys = ("latency_grid_ms", "latency_thumbs_ms", "live_per_s", "live_run_ms", "live_runs", "live_skipped_ticks")
+    keys = ("latency_grid_ms", "latency_thumbs_ms", "live_per_s", "live_run_ms", "live_runs", "live_skipped_ticks",
+            "wave_redraws_per_s", "loop_gap_p50_ms", "loop_gap_p99_ms", "loop_gap_max_ms")
     return {k: statistics.median(r[k] for r in runs) for k in keys} | {"runs": len(runs), "rows": runs[0]["rows"],
                                                                      "visible_thumbs": runs[0]["visible_thumbs"]}
 

@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 FRAME_S = 0.02  # 20 ms per HuBERT frame: the time step of SpeechQuery.alpha
 CIF_THRESHOLD = 1.0  # a unit fires each time the integral of alpha reaches this
-WAVE_POINTS = 4000  # the waveform is drawn as a min/max envelope of at most this many points
+WAVE_POINTS = 2400  # the waveform is drawn as a min/max envelope of at most this many points
 
 
 def envelope(wav: np.ndarray, sr: int, points: int = WAVE_POINTS) -> tuple[np.ndarray, np.ndarray]:
@@ -93,6 +93,7 @@ class CifPlot(pg.GraphicsLayoutWidget):
         self._query: Any = None
         self._duration = 0.0
         self.update_count = 0  # number of model views drawn (live rate measurement)
+        self.wave_updates = 0  # number of waveform redraws
         self.message = pg.TextItem("", color=fg, anchor=(0.5, 0.5))
         self.wave_plot.addItem(self.message, ignoreBounds=True)
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
@@ -148,6 +149,7 @@ class CifPlot(pg.GraphicsLayoutWidget):
         """Draw `wav` (S,). With `follow`, keep the whole growing buffer in view (while recording)."""
         t, y = envelope(wav, sr)
         self.wave_curve.setData(t, y)
+        self.wave_updates += 1
         self._duration = len(wav) / sr
         peak = float(np.abs(wav).max()) if len(wav) else 1.0
         self.wave_plot.setYRange(-max(peak, 0.05), max(peak, 0.05), padding=0.05)

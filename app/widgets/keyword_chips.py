@@ -40,27 +40,32 @@ class KeywordChips(QScrollArea):
         self._row.addStretch(1)
         self.setWidget(inner)
         self.chips: list[QPushButton] = []
+        self._pool: list[QPushButton] = []
         self.set_keywords([])
 
     def texts(self) -> list[str]:
         return [c.property("keyword") for c in self.chips]
 
     def set_keywords(self, keywords: list[Any], *, playable: bool = True, note: str = "") -> None:
-        """One chip per Keyword(text, start_s, end_s, score); `note` is shown when there are none."""
-        for chip in self.chips:
-            self._row.removeWidget(chip)
-            chip.deleteLater()
-        self.chips = []
+        """One chip per Keyword(text, start_s, end_s, score); `note` is shown when there are none.
+        Buttons are pooled (re-labelled, shown, hidden): live updates several times a second stay cheap."""
         self._title.setText("Heard:" if keywords else (note or "Keywords the model hears will appear here."))
-        for kw in keywords:
-            chip = QPushButton(f"{kw.text}  {float(kw.score):.2f}")
-            chip.setProperty("keyword", str(kw.text))
+        while len(self._pool) < len(keywords):
+            chip = QPushButton()
             chip.setObjectName("chip")
             chip.setCursor(Qt.CursorShape.PointingHandCursor)
+            chip.clicked.connect(lambda _=False, c=chip: self.play_requested.emit(*c.property("span")))
+            self._row.insertWidget(self._row.count() - 1, chip)
+            self._pool.append(chip)
+        for chip, kw in zip(self._pool, keywords, strict=False):
             start, end = float(kw.start_s), float(kw.end_s)
+            chip.setText(f"{kw.text}  {float(kw.score):.2f}")
+            chip.setProperty("keyword", str(kw.text))
+            chip.setProperty("span", (start, end))
             chip.setToolTip(f"Heard “{kw.text}” at {start:.2f}–{end:.2f} s (score {float(kw.score):.2f})."
                             + (" Click to hear it." if playable else ""))
             chip.setEnabled(playable)
-            chip.clicked.connect(lambda _=False, s=start, e=end: self.play_requested.emit(s, e))
-            self._row.insertWidget(self._row.count() - 1, chip)
-            self.chips.append(chip)
+            chip.show()
+        for chip in self._pool[len(keywords):]:
+            chip.hide()
+        self.chips = self._pool[: len(keywords)]
