@@ -13,7 +13,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ from core.errors import ModelMismatchError, SpokenSearchError
 from core.library import store
 from core.library.ann import AnnIndex, AnnStamp
 from core.library.scan import normalize_root
-from core.library.store import ROW_COLUMNS, ImageRow, row_from_tuple
+from core.library.store import ROW_COLUMNS, EmbeddedImage, ImageRow, Move, Transaction, row_from_tuple
 from core.library.vectors import ResidentVectors, VectorSnapshot
 
 logger = logging.getLogger(__name__)
@@ -35,31 +34,6 @@ LIBRARY_SUBDIR = "library"
 def default_library_dir() -> Path:
     """Where the library lives: <user data dir>/library (SPOKENSEARCH_DATADIR moves it)."""
     return paths.data_dir() / LIBRARY_SUBDIR
-
-
-@dataclass(frozen=True)
-class EmbeddedImage:
-    """An image ready to be written: its file facts, what decoding found, and its vector (E,)."""
-
-    path: str
-    root: str
-    mtime: float
-    size: int
-    content_hash: str
-    width: int | None
-    height: int | None
-    taken_at: float | None
-    vector: np.ndarray
-    row_id: int | None = None  # the existing row (a changed file), or None for a new one
-
-
-@dataclass(frozen=True)
-class Move:
-    row_id: int
-    path: str
-    root: str
-    mtime: float
-    size: int
 
 
 class Library:
@@ -146,8 +120,8 @@ class Library:
                 self._local.conn = None
 
     # ---- plumbing ----------------------------------------------------------------------------------------
-    def _transaction(self) -> _Txn:
-        return _Txn(self)
+    def _transaction(self) -> Transaction:
+        return Transaction(self._conn, self._write_lock)
 
     def _reader(self) -> sqlite3.Connection:
         """This thread's own connection for reads (WAL: reads never wait for the writer)."""
@@ -433,24 +407,3 @@ class Library:
             if self._ann is not None and self._ann_dirty:
                 self._ann.save(self.ann_path, self._stamp())
                 self._ann_dirty = False
-
-
-class _Txn:
-    """`with library._transaction():` BEGIN IMMEDIATE under the write lock; COMMIT, or ROLLBACK on error."""
-
-    def __init__(self, lib: Library) -> None:
-        self.lib = lib
-
-    def __enter__(self) -> None:
-        self.lib._write_lock.acquire()
-        try:
-            self.lib._conn.execute("BEGIN IMMEDIATE")
-        except BaseException:
-            self.lib._write_lock.release()
-            raise
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        try:
-            self.lib._conn.execute("ROLLBACK" if exc_type else "COMMIT")
-        finally:
-            self.lib._write_lock.release()

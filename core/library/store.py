@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,6 +49,31 @@ class ImageRow:
     def date(self) -> float:
         """The photo's date for sorting: EXIF DateTimeOriginal, else the file's mtime."""
         return self.taken_at if self.taken_at is not None else self.mtime
+
+
+@dataclass(frozen=True)
+class EmbeddedImage:
+    """An image ready to be written: its file facts, what decoding found, and its vector (E,)."""
+
+    path: str
+    root: str
+    mtime: float
+    size: int
+    content_hash: str
+    width: int | None
+    height: int | None
+    taken_at: float | None
+    vector: np.ndarray
+    row_id: int | None = None  # the existing row (a changed file), or None for a new one
+
+
+@dataclass(frozen=True)
+class Move:
+    row_id: int
+    path: str
+    root: str
+    mtime: float
+    size: int
 
 
 ROW_COLUMNS = ("id, path, root, mtime, size, content_hash, deleted, width, height, taken_at, "
@@ -159,3 +185,24 @@ def bump_generation(conn: sqlite3.Connection) -> int:
     """Count one more change to the vectors (inside the caller's transaction); returns the new value."""
     conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
     return int(get_meta(conn, "generation") or 0)
+
+
+class Transaction:
+    """`with Transaction(conn, lock):` BEGIN IMMEDIATE under `lock`; COMMIT, or ROLLBACK on an error."""
+
+    def __init__(self, conn: sqlite3.Connection, lock: threading.RLock) -> None:
+        self.conn, self.lock = conn, lock
+
+    def __enter__(self) -> None:
+        self.lock.acquire()
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.lock.release()
