@@ -146,3 +146,21 @@ def test_a_48k_microphone_is_resampled_to_16k(qtbot, make_window, fake_service, 
     assert n >= len(x16) and abs(n / 16000 - w.search.recorder.duration_s) < 0.01
     assert w.search.recorder.sample_rate == 48000
     assert w.chips.texts()[:2] == ["red", "car"]
+
+
+def test_sample_queries_are_listed_and_searchable(qtbot, make_window, fake_service, photos, tmp_path, monkeypatch):
+    import app.main_window as mw
+
+    qdir = tmp_path / "queries"
+    qdir.mkdir()
+    sf.write(qdir / "query_01.wav", speech_like(), 16000)
+    (qdir / "query_01.txt").write_text("a red car\n")
+    sf.write(qdir / "query_02.wav", speech_like(), 16000)  # no transcript: the file name is shown
+    monkeypatch.setattr(mw, "demo_queries_dir", lambda: qdir)
+    w = ready_window(qtbot, make_window, fake_service, photos)
+    combo = w.panel.samples_combo
+    assert [combo.itemText(i) for i in range(combo.count())] == ["Sample queries…", "“a red car”", "“query 02”"]
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        combo.activated.emit(1)
+    assert w.results.rowCount() == 6 and "query_01.wav" in w.grid.summary_text()
+    assert combo.currentIndex() == 0  # ready for the next pick
