@@ -133,3 +133,27 @@ def test_live_runs_are_dropped_not_queued_when_the_model_is_slow(qtbot, make_win
     assert live.skipped >= 2 and live.runs >= 1
     # never more than one live run in flight: runs <= recording time / model time
     assert live.runs <= w.search.recorder.duration_s / 0.7 + 1
+
+
+def test_open_reveal_copy_and_missing_file(qtbot, make_window, fake_service, photos, monkeypatch):
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QDesktopServices, QGuiApplication
+
+    opened: list[str] = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()) or True)
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    with qtbot.waitSignal(w.library.changed, timeout=10_000):
+        w.library.index_folders([photos], show_dialog=False)
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.search.search_text("anything")
+    hit = w.grid.current_hit()
+    w.grid.view.setFocus()
+    qtbot.keyClick(w.grid.view, Qt.Key.Key_Return)
+    assert opened == [str(hit.path)]
+    w.preview.buttons["reveal"].click()
+    assert opened[-1] == str(photos)  # the folder, in the file manager
+    w.preview.buttons["copy"].click()
+    assert QGuiApplication.clipboard().text() == str(hit.path)
+    hit.path.unlink()
+    w.preview.buttons["open"].click()
+    assert "no longer exists" in w.message_bar.text() and "F5" in w.message_bar.text()
