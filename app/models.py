@@ -8,6 +8,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QImage, QPainter, QPixmap
 
@@ -151,6 +152,8 @@ class ResultsModel(QAbstractListModel):
         w.start("io")
 
     def _on_loaded(self, result: tuple[int, QImage | None]) -> None:
+        if not shiboken6.isValid(self):
+            return
         image_id, img = result
         self._pending.discard(image_id)
         if img is None:

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QImage, QImageReader, QPixmap, QResizeEvent
 from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
@@ -124,7 +125,7 @@ class PreviewPane(QWidget):
         self.info_label.setText(" · ".join(parts))
 
     def _loaded(self, token: int, res: tuple[QImage, QSize]) -> None:
-        if token != self._token:
+        if not shiboken6.isValid(self) or token != self._token:
             return
         img, full = res
         self._pixmap = QPixmap.fromImage(img)
@@ -132,7 +133,7 @@ class PreviewPane(QWidget):
         self._rescale()
 
     def _failed(self, token: int, exc: BaseException) -> None:
-        if token == self._token:
+        if shiboken6.isValid(self) and token == self._token:
             self._pixmap = None
             self.image.setText(f"No preview: {exc}")
 
