@@ -102,6 +102,8 @@ class SearchController(QObject):
         self.live.stop()
         self.panel.set_recording(False)
         self.window.statusBar().clearMessage()
+        if reason == "closing":
+            return
         self.speech_end_t = time.perf_counter()
         self.plot.set_waveform(wav, SAMPLE_RATE, follow=True)
         if reason == "no-speech" or not self.recorder.heard_speech:

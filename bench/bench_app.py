@@ -14,7 +14,8 @@ Prints:
     python bench/bench_app.py --extra 100000 --runs 5
     python bench/bench_app.py --screenshot docs/screenshot.png --query resources/demo/queries/x.wav
     python bench/bench_app.py --tiny                # a tiny random model: checks the script, not the figures
-    python bench/bench_app.py --random-config default-small   # the default's architecture, untrained weights
+    python bench/bench_app.py --random-config default-small --overrides-from resources/configs/train/default.json
+                                                    # the default's architecture, untrained weights
 """
 
 from __future__ import annotations
@@ -51,15 +52,19 @@ def wait_until(app, pred, timeout_s: float = 120.0) -> bool:  # noqa: ANN001
     return False
 
 
-def make_random_model(folder: Path, config: str) -> str:
-    """A randomly initialised model of a shipped config (same compute as the trained one)."""
+def make_random_model(folder: Path, config: str, overrides_from: Path | None = None) -> str:
+    """A randomly initialised model of a shipped config (same compute as the trained one), optionally with
+    the `model_overrides` of a train config (what the trainer applies to build the default)."""
     import torch
 
     from core.factory import create_model, save_model
     from core.model.config import get_model_config
 
+    cfg = get_model_config(config)
+    if overrides_from is not None:
+        cfg = cfg.replace(**json.loads(overrides_from.read_text()).get("model_overrides", {}))
     torch.manual_seed(0)
-    save_model(create_model(get_model_config(config)), folder)
+    save_model(create_model(cfg), folder)
     return str(folder)
 
 
@@ -180,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tiny", action="store_true", help="use a tiny random model (script check only)")
     ap.add_argument("--random-config", default=None,
                     help="a randomly initialised model of this config (timings without the trained weights)")
+    ap.add_argument("--overrides-from", type=Path, default=None,
+                    help="apply this train config's model_overrides to --random-config")
     ap.add_argument("--photos", type=Path, default=ROOT / "resources" / "demo" / "photos")
     ap.add_argument("--query", type=Path, default=None, help="a spoken query file (default: first bundled sample)")
     ap.add_argument("--runs", type=int, default=5)
@@ -210,8 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication([])
     out: dict = {"rss_mb_start": rss_mb()}
     config = "tiny-test" if args.tiny else args.random_config
-    model = make_random_model(tmp / f"random-{config}", config) if config else args.model
-    out["model"] = f"random {config}" if config else args.model
+    model = make_random_model(tmp / f"random-{config}", config, args.overrides_from) if config else args.model
+    out["model"] = (f"random {config}" + (f" + {args.overrides_from.name} overrides" if args.overrides_from else "")
+                    if config else args.model)
     t0 = time.perf_counter()
     service = SearchService(model=model, device="cpu")
     out["model_load_s"] = time.perf_counter() - t0
