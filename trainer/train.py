@@ -101,6 +101,8 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
     # On resume the architecture comes from the checkpoint (nanoGPT), not from today's config files.
     model_cfg = resolve_model_config(cfg, train_ds, ckpt["model_cfg"] if ckpt else None)
     model = create_model(model_cfg)
+    if cfg.freeze_feature_layers:
+        _freeze_feature_layers(model, cfg.freeze_feature_layers)
     if cfg.init_from and ckpt is None:
         _init_from(model, cfg.init_from)
     if cfg.clip_train_steps > 0:
@@ -247,6 +249,18 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
     save(LAST)
     log.close()
     return TrainResult(run_dir, st.step, st.epoch, st.best, last_val, time.time() - t_start)
+
+
+def _freeze_feature_layers(model: torch.nn.Module, n: int) -> None:
+    """Freeze the first `n` conv layers of the upstream's waveform feature encoder (transformers models).
+
+    Their weight gradients are the costliest part of a from-scratch upstream's backward on CPU (one input
+    channel at 16 kHz); frozen at their random init they act as a fixed random filterbank.
+    """
+    layers = model.upstream.backbone.feature_extractor.conv_layers
+    for layer in layers[:n]:
+        layer.requires_grad_(False)
+    logger.info("froze the first %d of %d feature-encoder conv layers", min(n, len(layers)), len(layers))
 
 
 def _init_from(model: torch.nn.Module, path: str) -> None:

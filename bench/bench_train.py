@@ -1,0 +1,129 @@
+"""Training throughput with cached image features vs encoding the images every step, and the default
+model's CPU inference latency for a 3 s query.
+
+    .venv/bin/python bench/bench_train.py --data /work/data/synth-default --threads 2
+    .venv/bin/python bench/bench_train.py --latency-only
+
+Throughput: the same model, batch and machine, `--steps` optimiser steps after `--warmup` steps, in
+utterances per second, for two configs: `frozen` (the papers' setting: frozen speech upstream + frozen
+CLIP, only the heads train; tiny-test's upstream with the default's CLIP tower) and `default` (the
+default-small recipe, whose upstream trains from scratch). "uncached" loads, preprocesses and encodes
+each batch's images every step, as the authors' code does; "cached" looks the features up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from core.factory import create_model, load_model  # noqa: E402
+from core.model.config import get_model_config  # noqa: E402
+from trainer.loop.batches import BatchPreparer, collate_items  # noqa: E402
+from trainer.loop.feature_cache import ImageFeatureCache  # noqa: E402
+from trainer.loop.step import LossModule, optimizer_step  # noqa: E402
+
+
+def _configs() -> dict[str, object]:
+    default_train = json.loads((Path(__file__).resolve().parent.parent / "resources/configs/train/default.json")
+                               .read_text())
+    ov = default_train["model_overrides"]
+    tiny = get_model_config("tiny-test")
+    clip = ov.get("clip", {})
+    return {
+        "frozen": get_model_config("default-small", speech={**tiny.to_dict()["speech"], "trainable": False},
+                                   clip=clip, branch={"ffn_dim": 256}),
+        "default": get_model_config("default-small", **ov),
+    }
+
+
+def _dataset(data: str, n: int):
+    if data:
+        from trainer.data.manifest import read_manifest
+        from trainer.loop.utterance_data import UtteranceDataset
+
+        return UtteranceDataset(read_manifest(data, "train")[:n])
+    from trainer.loop.synthetic_data import SyntheticSpeechImageDataset
+
+    return SyntheticSpeechImageDataset(n, image_size=128)
+
+
+def throughput(cfg, ds, batch: int, steps: int, warmup: int, cached: bool, tmp: Path) -> float:
+    torch.manual_seed(0)
+    model = create_model(cfg)
+    model.train()
+    loader = getattr(ds, "load_image", None)
+    kw = {"loader": loader} if loader else {}
+    cache = None
+    if cached:
+        cache = ImageFeatureCache(model.clip, tmp, **kw)
+        cache.ensure(ds.image_keys())  # once, before training (not timed: it is amortised over the run)
+    prep = BatchPreparer(model.clip, torch.device("cpu"), cache=cache, **kw)
+    params = model.trainable_parameters()
+    opt = torch.optim.AdamW(params, lr=1e-4)
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
+    lm = LossModule(model)
+    batches = [collate_items([ds[(s * batch + i) % len(ds)] for i in range(batch)]) for s in range(warmup + steps)]
+    t0 = 0.0
+    for s, b in enumerate(batches):
+        if s == warmup:
+            t0 = time.perf_counter()
+        optimizer_step(lm, [b], opt, scaler, params, lr=1e-4, grad_clip=1.0, device=torch.device("cpu"),
+                       precision="fp32", prepare=prep)
+    return steps * batch / (time.perf_counter() - t0)
+
+
+def latency(model_dir: str, repeats: int) -> dict[str, float]:
+    model = load_model(model_dir, device="cpu")
+    wav = (np.random.default_rng(0).standard_normal(48000) * 0.1).astype(np.float32)  # 3 s at 16 kHz
+    model.infer(wav)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        model.infer(wav)
+        times.append(time.perf_counter() - t)
+    return {"median_ms": 1000 * statistics.median(times), "min_ms": 1000 * min(times)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="", help="manifest dataset (default: the synthetic random dataset)")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--configs", default="frozen,default")
+    ap.add_argument("--model", default="resources/models/default", help="model folder for the latency figure")
+    ap.add_argument("--latency-only", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}")
+    if not args.latency_only:
+        import tempfile
+
+        cfgs = _configs()
+        ds = _dataset(args.data, args.batch * (args.steps + args.warmup))
+        for name in args.configs.split(","):
+            with tempfile.TemporaryDirectory() as tmp:
+                cached = throughput(cfgs[name], ds, args.batch, args.steps, args.warmup, True, Path(tmp))
+                uncached = throughput(cfgs[name], ds, args.batch, args.steps, args.warmup, False, Path(tmp))
+            print(f"{name:8s} cached {cached:7.2f} utt/s   every-step images {uncached:7.2f} utt/s   "
+                  f"speed-up {cached / uncached:5.2f}x")
+    if Path(args.model, "config.json").is_file():
+        lat = latency(args.model, 10)
+        print(f"inference, 3 s query, {args.model}: median {lat['median_ms']:.1f} ms (min {lat['min_ms']:.1f} ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
