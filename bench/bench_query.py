@@ -31,12 +31,25 @@ from core.library.vectors import exact_scores, top_k  # noqa: E402
 K = 10
 
 
+DATA = ["random"]  # "random": isotropic Gaussian; "lowrank": 32 latent dims + noise (set by --data)
+LATENT = 32
+
+
 def unit(n: int, dim: int, seed: int) -> np.ndarray:
+    """n unit vectors (float16). "random": isotropic, the worst case for a graph index. "lowrank": a fixed
+    random projection of 32 latent Gaussian dims plus 20 % isotropic noise — low intrinsic dimension, as
+    embeddings of real photos have (queries come from the same distribution)."""
     rng = np.random.default_rng(seed)
+    proj = np.random.default_rng(12345).standard_normal((LATENT, dim)).astype(np.float32) / np.sqrt(LATENT)
     out = np.empty((n, dim), np.float16)
     for s in range(0, n, 100_000):
-        v = rng.standard_normal((min(100_000, n - s), dim)).astype(np.float32)
-        out[s : s + v.shape[0]] = v / np.linalg.norm(v, axis=1, keepdims=True)
+        m = min(100_000, n - s)
+        if DATA[0] == "lowrank":
+            v = rng.standard_normal((m, LATENT)).astype(np.float32) @ proj
+            v += 0.2 * rng.standard_normal((m, dim)).astype(np.float32)
+        else:
+            v = rng.standard_normal((m, dim)).astype(np.float32)
+        out[s : s + m] = v / np.linalg.norm(v, axis=1, keepdims=True)
     return out
 
 
@@ -169,9 +182,11 @@ def main() -> None:
     ap.add_argument("--engine-ef", type=int, default=None, help="ef for the engine run (default: the library's)")
     ap.add_argument("--model-config", default="default-small")
     ap.add_argument("--skip-embedding", action="store_true")
+    ap.add_argument("--data", choices=("random", "lowrank"), default="random")
     args = ap.parse_args()
+    DATA[0] = args.data
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; data: {args.data}")
     limits = dict(tuple(map(int, x.split(":"))) for x in args.ann_max_n_per_dim.split(",") if x)
     efs = [int(x) for x in args.efs.split(",")]
     for dim in map(int, args.dims.split(",")):
