@@ -39,6 +39,15 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication(sys.argv[:1])
     app.setApplicationName("Spoken Image Search")
     app.setOrganizationName("spoken-image-search")
+    from app.qt_check import binding_problem
+
+    problem = binding_problem()
+    if problem is not None:
+        logger.error("%s", problem)
+        from PySide6.QtWidgets import QMessageBox
+
+        QMessageBox.critical(None, "Spoken Image Search", problem)
+        return 1
     settings = load_settings()
     if args.model:
         settings.model = args.model
