@@ -157,3 +157,13 @@ def test_open_reveal_copy_and_missing_file(qtbot, make_window, fake_service, pho
     hit.path.unlink()
     w.preview.buttons["open"].click()
     assert "no longer exists" in w.message_bar.text() and "F5" in w.message_bar.text()
+
+
+def test_error_text_is_actionable(app_dirs):
+    from app.errors import error_text
+    from core.errors import AudioDecodeError
+
+    typed = error_text(AudioDecodeError("query.wav is silent; check the microphone"), "Search")
+    assert typed == "Search: query.wav is silent; check the microphone"
+    other = error_text(ZeroDivisionError("division by zero"), "Search")
+    assert "unexpected ZeroDivisionError" in other and str(app_dirs / "data" / "logs" / "app.log") in other
