@@ -76,6 +76,7 @@ class TrainConfig:
     log_every_steps: int = 10
     save_every_steps: int = 200  # checkpoint "last.pt" every N optimiser steps (and at each epoch end)
     eval_every_epochs: int = 1
+    eval_every_steps: int = 0  # also validate every N optimiser steps (0 = only at epoch ends)
     val_max_utterances: int = 0  # cap on validation utterances (0 = all)
     best_metric: str = "recall_mean"  # recall_mean | r1 | val_loss | keyword_hit_rate | content_word_recall
     explode_factor: float = 20.0  # stop when loss > factor x running median (0 = off); NaN/inf always stop

@@ -58,7 +58,8 @@ def run_inference(model: Any, dataset: Dataset, batch_size: int = 16,
                                      for it in items])
         for it, q in zip(items, queries, strict=True):
             rows.append({
-                "query": q.query_vector, "image_key": it["image_key"], "text": it["text"],
+                "query": q.query_vector, "parallel": q.parallel_vector, "cascaded": q.cascaded_vector,
+                "image_key": it["image_key"], "text": it["text"],
                 "words": it.get("words"), "voice": it.get("voice"),
                 "candidates": [[c for c, _ in u.candidates] for u in q.units],
                 "keywords": [k.text for k in q.keywords],
@@ -95,6 +96,16 @@ def metrics_from_rows(rows: Sequence[dict[str, Any]], keys: Sequence[str], image
         "mean_units_per_utterance": float(np.mean([r["n_units"] for r in rows])),
         "mean_words_per_utterance": float(np.mean([len(r["text"].split()) for r in rows])),
     }
+    if rows[0].get("parallel") is not None and rows[0].get("cascaded") is not None:
+        # what each choice of cfg.retrieval would give (the query vector is one of these)
+        par = np.stack([r["parallel"] for r in rows])
+        cas = np.stack([r["cascaded"] for r in rows])
+        mean = par + cas
+        mean /= np.linalg.norm(mean, axis=1, keepdims=True) + 1e-12
+        gold_idx = [remap[pos[r["image_key"]]] for r in rows]
+        out["speech_to_image_by_source"] = {
+            name: retrieval_recalls(vecs, images[used], gold_idx)["speech_to_image"]
+            for name, vecs in (("parallel", par), ("cascaded", cas), ("mean", mean))}
     if has_times:
         prf = boundary_prf(pred, ref, BOUNDARY_TOL_S)
         out["boundary_precision"], out["boundary_recall"] = prf["precision"], prf["recall"]

@@ -39,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-splits", default="test,test_unseen_voice",
                         help="splits to evaluate with --eval-data (missing ones are skipped)")
     parser.add_argument("--card-extra", default="", help="JSON object merged into the model card")
+    parser.add_argument("--retrieval", choices=["parallel", "cascaded", "mean"], default=None,
+                        help="which branch's vector is the search query (default: as trained)")
 
 
 def pick_checkpoint(run: Path, which: str = "best") -> Path:
@@ -86,9 +88,14 @@ def build_card(ckpt: dict[str, Any], source: Path, metrics: dict[str, Any] | Non
     voices = data.get("voices", {})
     train_voices = cfg.get("train_voices") or voices.get("train_voices") or []
     held_out = sorted(set(cfg.get("exclude_voices") or []) | set(voices.get("holdout_voices") or []))
+    clip_metrics: dict[str, Any] = {}
+    clip_file = Path(cfg.get("run_dir", "")) / "clip_stage" / "clip.pt"
+    if cfg.get("clip_train_steps") and clip_file.is_file():
+        clip_metrics = dict(torch.load(clip_file, map_location="cpu", weights_only=True).get("metrics", {}))
     card = {
         "name": mcfg.get("name"),
         "architecture": mcfg["branch"]["model_type"],
+        "retrieval": mcfg.get("retrieval"),
         "checkpoint": str(source),
         "step": ckpt.get("step"),
         "epoch": ckpt.get("epoch"),
@@ -107,6 +114,7 @@ def build_card(ckpt: dict[str, Any], source: Path, metrics: dict[str, Any] | Non
         "training": {
             "config": cfg,
             "clip_stage_steps": cfg.get("clip_train_steps", 0),
+            "clip_stage_metrics": clip_metrics,
             "torch": torch.__version__,
             "machine": f"{platform.machine()} {platform.system()}, {torch.get_num_threads()} torch threads",
         },
@@ -153,11 +161,14 @@ def _fmt(x: Any) -> str:
 
 
 def export_checkpoint(ckpt_path: Path, out: Path, *, fp16: bool = False, eval_data: str = "",
-                      eval_splits: tuple[str, ...] = ("test",), extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                      eval_splits: tuple[str, ...] = ("test",), extra: dict[str, Any] | None = None,
+                      retrieval: str | None = None) -> dict[str, Any]:
     """Write the model folder + card; returns the card."""
     from core.factory import save_model
 
     ckpt = load_checkpoint(ckpt_path)
+    if retrieval:
+        ckpt["model_cfg"]["retrieval"] = retrieval
     model = model_from_checkpoint(ckpt)
     if fp16:
         model = model.half()
@@ -188,6 +199,7 @@ def run(args: argparse.Namespace) -> int:
     ckpt = args.checkpoint if args.checkpoint else pick_checkpoint(args.run, args.which)
     extra = json.loads(args.card_extra) if args.card_extra else None
     splits = tuple(s for s in args.eval_splits.split(",") if s)
-    export_checkpoint(ckpt, args.out, fp16=args.fp16, eval_data=args.eval_data, eval_splits=splits, extra=extra)
+    export_checkpoint(ckpt, args.out, fp16=args.fp16, eval_data=args.eval_data, eval_splits=splits, extra=extra,
+                      retrieval=args.retrieval)
     print(f"wrote {args.out}")
     return 0

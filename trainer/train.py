@@ -222,6 +222,9 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
                     t_log, n_utts = time.time(), 0
                 if st.step % cfg.save_every_steps == 0:
                     save(LAST)
+                if cfg.eval_every_steps and st.step % cfg.eval_every_steps == 0 and st.step < max_steps:
+                    last_val = validate()
+                    model.train()
                 if on_step is not None:
                     on_step(st.step)
                 if st.step >= max_steps:
