@@ -52,3 +52,13 @@ def test_get_lr_warmup_then_decay():
     assert get_lr(60, **kw, schedule="cosine") == pytest.approx(0.5)
     assert get_lr(110, **kw) == pytest.approx(0.0)
     assert get_lr(500, **kw, schedule="constant") == 1.0
+
+
+@pytest.mark.parametrize("name", ["tiny", "default", "hybrid-plus-base-flickr8k"])
+def test_shipped_train_configs_validate(name):
+    from core.model.config import get_model_config
+    from core.paths import resources_dir
+
+    cfg = load_config(resources_dir() / "configs" / "train" / f"{name}.json")
+    model_cfg = get_model_config(cfg.model, **cfg.model_overrides)  # overrides are valid model-config keys
+    assert model_cfg.name == cfg.model

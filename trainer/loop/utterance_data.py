@@ -58,18 +58,19 @@ class UtteranceDataset(Dataset):
 
 def read_utterances(dataset: str, data_dir: str, split: str) -> list[Any]:
     """The reader of `dataset` (manifest | flickr8k | spokencoco) for one split (`all` = every split)."""
+    which = None if split == "all" else split
     if dataset == "manifest":
         from trainer.data.manifest import read_manifest
 
-        return read_manifest(data_dir, None if split == "all" else split)
+        return read_manifest(data_dir, which)
     if dataset == "flickr8k":
         from trainer.data.flickr8k import read_flickr8k
 
-        return read_flickr8k(data_dir, split)
+        return read_flickr8k(data_dir, which)
     if dataset == "spokencoco":
         from trainer.data.spokencoco import read_spokencoco
 
-        return read_spokencoco(data_dir, split)
+        return read_spokencoco(data_dir, which)
     raise ConfigError(f"dataset {dataset!r} has no reader; use manifest, flickr8k, spokencoco or synthetic")
 
 
