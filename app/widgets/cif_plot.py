@@ -88,6 +88,10 @@ class CifPlot(pg.GraphicsLayoutWidget):
         self.wave_plot.addItem(self._fire_lines[0], ignoreBounds=True)
         self.alpha_plot.addItem(self._fire_lines[1], ignoreBounds=True)
         self._label_pool: list[pg.TextItem] = []
+        self.hover_region = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(120, 120, 220, 50),
+                                                pen=pg.mkPen(None))
+        self.hover_region.hide()
+        self.wave_plot.addItem(self.hover_region, ignoreBounds=True)
         self._n_fires = 0
         self._n_labels = 0
         self._query: Any = None
@@ -180,6 +184,7 @@ class CifPlot(pg.GraphicsLayoutWidget):
     # Adding/removing pyqtgraph items costs ~2 ms each, so the fire lines are ONE item per plot (vertical
     # segments drawn with connect="pairs") and the unit labels come from a pool that only grows.
     def _clear_overlays(self) -> None:
+        self.hover_region.hide()
         for lines in self._fire_lines:
             lines.setData([], [])
         for text in self._label_pool:
@@ -241,7 +246,12 @@ class CifPlot(pg.GraphicsLayoutWidget):
                 t = p.vb.mapSceneToView(pos).x()
                 i = self.segment_at(t)
                 if i is not None:
+                    seg = self._query.segments[i]
+                    self.hover_region.setRegion((float(seg.start_s), float(seg.end_s)))
+                    self.hover_region.show()
                     QToolTip.showText(QCursor.pos(), self.tooltip_for(i), self)
                 else:
+                    self.hover_region.hide()
                     QToolTip.hideText()
                 return
+        self.hover_region.hide()

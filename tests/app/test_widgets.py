@@ -167,3 +167,31 @@ def test_error_text_is_actionable(app_dirs):
     assert typed == "Search: query.wav is silent; check the microphone"
     other = error_text(ZeroDivisionError("division by zero"), "Search")
     assert "unexpected ZeroDivisionError" in other and str(app_dirs / "data" / "logs" / "app.log") in other
+
+
+def test_hovering_a_segment_highlights_it_and_lists_candidates(qtbot):
+    from PySide6.QtCore import QPointF
+
+    from app.widgets.cif_plot import CifPlot
+
+    plot = CifPlot()
+    qtbot.addWidget(plot)
+    plot.resize(900, 260)
+    plot.show()
+    wav = speech_like()
+    q = fake_query(wav)
+    plot.set_waveform(wav)
+    plot.set_query(q)
+    qtbot.wait(50)
+    seg = q.segments[1]
+    vb = plot.alpha_plot.vb
+    scene_pos = vb.mapViewToScene(QPointF((seg.start_s + seg.end_s) / 2, 0.5))
+    plot._on_mouse_moved(scene_pos)
+    assert plot.hover_region.isVisible()
+    lo, hi = plot.hover_region.getRegion()
+    assert lo == pytest.approx(seg.start_s) and hi == pytest.approx(seg.end_s)
+    plot._on_mouse_moved(vb.mapViewToScene(QPointF(q.duration_s + 5, 0.5)))  # off the plot
+    assert not plot.hover_region.isVisible()
+    plot._on_mouse_moved(scene_pos)
+    plot._on_mouse_moved(vb.mapViewToScene(QPointF(q.segments[-1].end_s + 0.01, 0.5)))  # in, past the last unit
+    assert not plot.hover_region.isVisible()
