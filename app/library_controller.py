@@ -17,7 +17,7 @@ from app.dialogs.index_progress import IndexProgressDialog, read_progress
 from app.errors import show_error
 from app.operations import Changes
 from app.workers import Worker
-from core.errors import Cancelled
+from core.errors import Cancelled, SpokenSearchError
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,11 @@ class LibraryController(QObject):
                 for r in targets:
                     if r not in known:
                         service.add_root(r)
-            return service.index(targets if targets is not None else list(service.roots()), cancel=cancel)
+            todo = targets if targets is not None else list(service.roots())
+            if not todo:
+                raise SpokenSearchError("Your library has no folders yet: add one with File → Index a folder… "
+                                        "(Ctrl+I).")
+            return service.index(todo, cancel=cancel)
 
         self.progress_items = 0
         self._show_dialog = show_dialog

@@ -112,3 +112,11 @@ def test_later_start_rescans_known_folders_in_background(qtbot, make_window, fak
     w = make_window(fake_service, settings=AppSettings(first_run_done=True))
     qtbot.waitUntil(lambda: fake_service.stats().photos == 6, timeout=10_000)
     assert w.library.dialog is None or not w.library.dialog.isVisible()  # quiet: status bar only
+
+
+def test_rescan_of_an_empty_library_says_what_to_do(qtbot, make_window, fake_service):
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    w.hide_message()
+    with qtbot.waitSignal(w.library.indexing_finished, timeout=5_000):
+        w.library.index_folders(None)
+    assert w.message_bar.level == "error" and "Ctrl+I" in w.message_bar.text()
