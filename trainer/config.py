@@ -52,6 +52,7 @@ class TrainConfig:
     batch_size: int = 32  # per process and micro-step; global batch = batch_size * world * grad_accum
     grad_accum: int = 1  # micro-steps per optimiser step (DDP gradient sync only on the last)
     max_steps: int = 1000  # optimiser steps in total (the schedule's length)
+    stop_at_step: int = 0  # > 0: save and stop after this step, schedule unchanged (continue with --resume)
     epochs: int = 0  # > 0: max_steps = epochs * steps_per_epoch (overrides max_steps)
     lr: float = 1e-4  # peak learning rate (authors: Adam 1e-4)
     min_lr: float = 1e-8  # learning rate at the end of the decay

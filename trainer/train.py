@@ -140,6 +140,7 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
         raise DatasetError(f"the training set ({len(train_ds)} utterances) is smaller than one global batch "
                                f"({cfg.batch_size} x {dist.world_size} x {cfg.grad_accum}); lower batch_size")
     max_steps = cfg.epochs * steps_per_epoch if cfg.epochs else cfg.max_steps
+    end_step = min(max_steps, cfg.stop_at_step) if cfg.stop_at_step else max_steps
     st = _State()
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
@@ -195,7 +196,7 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
                 steps_per_epoch, cfg.batch_size * dist.world_size * cfg.grad_accum, precision, dist.device)
     t_log, n_utts = time.time(), 0
     try:
-        while st.step < max_steps:
+        while st.step < end_step:
             sampler.set_position(st.epoch, st.batch_in_epoch, cfg.batch_size)
             group: list[dict[str, Any]] = []
             for raw in loader:
@@ -227,7 +228,7 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
                     model.train()
                 if on_step is not None:
                     on_step(st.step)
-                if st.step >= max_steps:
+                if st.step >= end_step:
                     break
             else:  # the epoch ran out
                 st.epoch += 1
@@ -247,8 +248,8 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
     finally:
         if bar is not None:
             bar.close()
-    if not last_val or st.batch_in_epoch:
-        last_val = validate()
+    if st.step >= max_steps and (not last_val or st.batch_in_epoch):
+        last_val = validate()  # not when stopped early by stop_at_step: the resumed run validates as usual
     save(LAST)
     log.close()
     return TrainResult(run_dir, st.step, st.epoch, st.best, last_val, time.time() - t_start)
