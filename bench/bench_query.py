@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.library.ann import AnnIndex  # noqa: E402
+from core.library.ann import AnnIndex, AnnStamp  # noqa: E402
 from core.library.vectors import exact_scores, top_k  # noqa: E402
 
 K = 10
@@ -85,9 +85,18 @@ def bench_size(n: int, dim: int, efs: list[int], m: int, efc: int, nq: int, ann:
     if not ann:
         return None
     t0 = time.perf_counter()
-    ann = AnnIndex(dim, capacity=n, m=m, ef_construction=efc)
-    for s in range(0, n, 200_000):
-        ann.upsert(ids[s : s + 200_000], vecs16[s : s + 200_000])
+    cache = os.environ.get("BENCH_ANN_CACHE")  # a folder: reuse a built index across runs (same data/params)
+    saved = Path(cache) / f"{DATA[0]}-{n}-{dim}-{m}-{efc}.hnsw" if cache else None
+    stamp = AnnStamp("bench", 0, n, dim, DATA[0])
+    ann = AnnIndex.load(saved, stamp) if saved is not None else None
+    if ann is None:
+        ann = AnnIndex(dim, capacity=n, m=m, ef_construction=efc)
+        for s in range(0, n, 200_000):
+            ann.upsert(ids[s : s + 200_000], vecs16[s : s + 200_000])
+        if saved is not None:
+            ann.save(saved, stamp)
+    else:
+        print(f"    (hnswlib index loaded from {saved}; build time below is the load)")
     build = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "x.hnsw"
