@@ -64,25 +64,41 @@ class CifPlot(pg.GraphicsLayoutWidget):
             p.showGrid(x=True, y=False, alpha=0.08)
             p.setMouseEnabled(x=True, y=False)
             p.getAxis("left").setWidth(44)
+        self.wave_plot.showAxis("right")
+        self.wave_plot.getAxis("right").setStyle(showValues=False)
+        self.wave_plot.getAxis("right").setWidth(44)  # keeps both plots' time axes aligned
         self.wave_plot.getAxis("bottom").setStyle(showValues=False)
         self.wave_plot.getAxis("left").setStyle(showValues=False)
         self.wave_plot.getAxis("left").enableAutoSIPrefix(False)
         self.wave_plot.setLabel("left", "wave")
-        self.alpha_plot.setLabel("left", "α")
+        self.alpha_plot.setLabel("left", "∫α")  # the running integral; it drops by the threshold at each fire
         self.alpha_plot.setLabel("bottom", "time", units="s")
         self.wave_plot.setYRange(-1, 1)
         self.alpha_plot.setYRange(0, CIF_THRESHOLD * 1.15)
         accent = self.palette().color(QPalette.ColorRole.Highlight)
         self.wave_curve = self.wave_plot.plot(pen=pg.mkPen(accent, width=1))
-        self.alpha_curve = self.alpha_plot.plot(
-            pen=pg.mkPen("#e07b39", width=1), fillLevel=0, brush=pg.mkBrush(224, 123, 57, 90),
+        # alpha per frame is small (~1/frames-per-unit): its own y scale, on the right axis
+        self.alpha_vb = pg.ViewBox(enableMouse=False)
+        self.alpha_plot.showAxis("right")
+        self.alpha_plot.scene().addItem(self.alpha_vb)
+        self.alpha_plot.getAxis("right").linkToView(self.alpha_vb)
+        self.alpha_plot.getAxis("right").setLabel("α per frame")
+        self.alpha_plot.getAxis("right").setWidth(44)
+        self.alpha_plot.getAxis("right").enableAutoSIPrefix(False)
+        self.alpha_vb.setXLink(self.alpha_plot)
+        self.alpha_vb.setZValue(-10)
+        self.alpha_plot.vb.sigResized.connect(
+            lambda: self.alpha_vb.setGeometry(self.alpha_plot.vb.sceneBoundingRect()))
+        self.alpha_vb.setYRange(0, 0.2)
+        self.alpha_curve = pg.PlotCurveItem(
+            x=np.zeros(1), y=np.zeros(0), pen=pg.mkPen("#e07b39", width=1), fillLevel=0, brush=pg.mkBrush(224, 123, 57, 90),
             stepMode="center", name="α per frame")
+        self.alpha_vb.addItem(self.alpha_curve)
         self.integral_curve = self.alpha_plot.plot(pen=pg.mkPen("#2e8b57", width=2), name="∫α (resets at fire)")
         self.threshold_line = pg.InfiniteLine(
             pos=CIF_THRESHOLD, angle=0, pen=pg.mkPen("#c03030", width=1, style=pg.QtCore.Qt.PenStyle.DashLine),
             label="threshold", labelOpts={"position": 0.03, "color": "#c03030"})
         self.alpha_plot.addItem(self.threshold_line)
-        self.alpha_plot.addLegend(offset=(-10, 5), labelTextColor=fg)
         self._fg = fg
         self._fire_lines = [pg.PlotDataItem(), pg.PlotDataItem()]
         self.wave_plot.addItem(self._fire_lines[0], ignoreBounds=True)
@@ -110,7 +126,7 @@ class CifPlot(pg.GraphicsLayoutWidget):
         self._fg = fg
         self.setBackground(pal.color(QPalette.ColorRole.Base))
         for p in (self.wave_plot, self.alpha_plot):
-            for ax in ("left", "bottom"):
+            for ax in ("left", "bottom", "right"):
                 p.getAxis(ax).setTextPen(fg)
                 p.getAxis(ax).setPen(fg)
         self.wave_curve.setPen(pg.mkPen(pal.color(QPalette.ColorRole.Highlight), width=1))
@@ -170,6 +186,7 @@ class CifPlot(pg.GraphicsLayoutWidget):
         if alpha.size:
             edges = np.arange(alpha.size + 1) * FRAME_S
             self.alpha_curve.setData(edges, alpha)
+            self.alpha_vb.setYRange(0, max(float(alpha.max()) * 1.15, 0.02), padding=0)
             self.integral_curve.setData(np.arange(alpha.size) * FRAME_S + FRAME_S / 2, running_integral(alpha))
         else:
             self.alpha_curve.setData([0], [])
