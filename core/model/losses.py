@@ -68,3 +68,21 @@ def keyword_token_loss(logits: torch.Tensor, lengths: torch.Tensor, token_rows: 
         return logits.sum() * 0.0
     lg = logits[:, :M][valid] / temperature
     return F.cross_entropy(lg, token_rows[:, :M][valid])
+
+
+def boundary_alignment_loss(alpha: torch.Tensor, boundary_frames: torch.Tensor) -> torch.Tensor:
+    """Auxiliary alignment: the running sum of alpha should reach k at the k-th word boundary.
+
+    alpha: (B, T) unscaled CIF weights (zero on padding); boundary_frames: (B, W) long, the frame whose end is
+    closest to the boundary after word k (k = 1..W), -1 where absent. Returns mean |cumsum(alpha)[f_k] - k|
+    over the valid boundaries, so that CIF fires (cumsum crossing k) at the end of word k.
+    """
+    B, T = alpha.shape
+    W = boundary_frames.shape[1]
+    valid = (boundary_frames >= 0) & (boundary_frames < T)
+    if W == 0 or not bool(valid.any()):
+        return alpha.sum() * 0.0
+    csum = torch.cumsum(alpha, dim=1)
+    picked = torch.gather(csum, 1, boundary_frames.clamp(0, max(T - 1, 0)))
+    target = torch.arange(1, W + 1, device=alpha.device, dtype=alpha.dtype).expand(B, W)
+    return (picked - target).abs()[valid].mean()

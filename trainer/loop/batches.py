@@ -45,6 +45,21 @@ def caption_tokens(clip: Any, texts: Sequence[str]) -> tuple[torch.Tensor, torch
     return tok, counts
 
 
+def word_boundary_frames(words: Sequence[Sequence[dict[str, Any]] | None], frame_s: float = 0.02) -> torch.Tensor | None:
+    """-> (B, W) long: for word k of each utterance, the frame whose end is closest to the boundary after it
+    (the middle of the pause before the next word; the end of the last word), -1 where absent. None when no
+    utterance has word times. Target of the auxiliary boundary loss (`aux_boundary_loss_weight`)."""
+    if not any(words):
+        return None
+    width = max(len(w or ()) for w in words)
+    out = torch.full((len(words), width), -1, dtype=torch.long)
+    for b, ws in enumerate(words):
+        for k, w in enumerate(ws or ()):
+            t = float(w["end_s"]) if k + 1 == len(ws) else 0.5 * (float(w["end_s"]) + float(ws[k + 1]["start_s"]))
+            out[b, k] = max(round(t / frame_s) - 1, 0)
+    return out
+
+
 class BatchPreparer:
     """Adds `image_feats` (from the cache) or `images` (encoded by the model each step), and the caption
     targets, then moves tensors to `device`."""
@@ -65,5 +80,8 @@ class BatchPreparer:
             out["images"] = preprocess_images(self.clip, batch["image_keys"], self.loader)
         if self.with_text_targets:
             out["token_ids"], out["target_counts"] = caption_tokens(self.clip, batch["texts"])
+        frames = word_boundary_frames(batch.get("words") or [])
+        if frames is not None:
+            out["boundary_frames"] = frames
         return {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
                 for k, v in out.items()}
