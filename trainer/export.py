@@ -130,7 +130,8 @@ def card_markdown(card: dict[str, Any]) -> str:
     lines = [f"# Model card: {card.get('name')}", "",
              f"- Architecture: SpeechCLIP+ `{card['architecture']}`; trained {card.get('step')} steps "
              f"({card.get('epoch')} epochs)",
-             f"- Data: {card['data'].get('dataset')} at `{card['data'].get('data_dir')}`; seed {card.get('seed')}",
+             f"- Data: {card['data'].get('dataset')} at `{card['data'].get('data_dir')}` (data seed "
+             f"{card['data'].get('info', {}).get('seed', 'n/a')}); training seed {card.get('seed')}",
              f"- Train voices: {', '.join(card['train_voices']) or 'all'}",
              f"- Held-out voices (never heard in training): {', '.join(card['held_out_voices']) or 'none'}",
              f"- Auxiliary signals: CIF target `{card['auxiliary_signals']['cif_target']}` "
