@@ -7,7 +7,8 @@ model's CPU inference latency for a 3 s query.
 Throughput: the same model, batch and machine, `--steps` optimiser steps after `--warmup` steps, in
 utterances per second, for two configs: `frozen` (the papers' setting: frozen speech upstream + frozen
 CLIP, only the heads train; tiny-test's upstream with the default's CLIP tower) and `default` (the
-default-small recipe, whose upstream trains from scratch). "uncached" loads, preprocesses and encodes
+default-small recipe, whose upstream trains from scratch), and `vitb32` (frozen tiny upstream with the
+papers' image tower, CLIP ViT-B/32 at 224 px, random weights). "uncached" loads, preprocesses and encodes
 each batch's images every step, as the authors' code does; "cached" looks the features up.
 """
 
@@ -40,9 +41,15 @@ def _configs() -> dict[str, object]:
     ov = default_train["model_overrides"]
     tiny = get_model_config("tiny-test")
     clip = ov.get("clip", {})
+    frozen_speech = {**tiny.to_dict()["speech"], "trainable": False}
+    vocab = json.loads((Path(__file__).resolve().parent.parent / "resources/models/default/vocab.json").read_text()) \
+        if (Path(__file__).resolve().parent.parent / "resources/models/default/vocab.json").is_file() else None
     return {
-        "frozen": get_model_config("default-small", speech={**tiny.to_dict()["speech"], "trainable": False},
-                                   clip=clip, branch={"ffn_dim": 256}),
+        "frozen": get_model_config("default-small", speech=frozen_speech, clip=clip, branch={"ffn_dim": 256}),
+        # the papers' image side: CLIP ViT-B/32 at 224 px (random weights: the cost is what matters here)
+        "vitb32": get_model_config("default-small", speech=frozen_speech, embed_dim=512, branch={"ffn_dim": 256},
+                                   clip={"arch": "ViT-B-32", "model_cfg": None, "pretrained": None,
+                                         "vocab_ids": vocab, "compact_text_vocab": False}),
         "default": get_model_config("default-small", **ov),
     }
 
@@ -102,7 +109,7 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--configs", default="frozen,default")
+    ap.add_argument("--configs", default="frozen,default,vitb32")
     ap.add_argument("--model", default="resources/models/default", help="model folder for the latency figure")
     ap.add_argument("--latency-only", action="store_true")
     args = ap.parse_args()
