@@ -140,7 +140,11 @@ class Recorder(QObject):
                 error = item
                 break
             got.append(item)
+        limit = int(self.max_s * self._rate)
         for chunk in got:
+            chunk = chunk[: max(limit - self._n, 0)]  # never keep more than the length limit, however late polled
+            if not chunk.size:
+                continue
             self._chunks.append(chunk)
             self._n += len(chunk)
             rms = float(np.sqrt(np.mean(np.square(chunk, dtype=np.float64)))) if chunk.size else 0.0
