@@ -109,7 +109,9 @@ def build_card(ckpt: dict[str, Any], source: Path, metrics: dict[str, Any] | Non
             "cif_target_note": ("known word count of the caption (its CLIP token count)"
                                 if mcfg["cif"]["target"] == "text_tokens" else "round(frames / frames_per_unit)"),
             "aux_keyword_loss_weight": mcfg.get("aux_keyword_loss_weight", 0.0),
-            "switch_off": "model_overrides {\"cif\": {\"target\": \"frames\"}, \"aux_keyword_loss_weight\": 0}",
+            "aux_boundary_loss_weight": mcfg.get("aux_boundary_loss_weight", 0.0),
+            "switch_off": ("model_overrides {\"cif\": {\"target\": \"frames\"}, \"aux_keyword_loss_weight\": 0, "
+                           "\"aux_boundary_loss_weight\": 0}"),
         },
         "training": {
             "config": cfg,
@@ -136,9 +138,10 @@ def card_markdown(card: dict[str, Any]) -> str:
              f"- Held-out voices (never heard in training): {', '.join(card['held_out_voices']) or 'none'}",
              f"- Auxiliary signals: CIF target `{card['auxiliary_signals']['cif_target']}` "
              f"({card['auxiliary_signals']['cif_target_note']}); auxiliary keyword CE weight "
-             f"{card['auxiliary_signals']['aux_keyword_loss_weight']} (switch off: "
+             f"{card['auxiliary_signals']['aux_keyword_loss_weight']}; auxiliary boundary loss (known word times) "
+             f"weight {card['auxiliary_signals'].get('aux_boundary_loss_weight', 0.0)} (switch off: "
              f"`{card['auxiliary_signals']['switch_off']}`)"]
-    for key in ("reproduce", "training_time", "machine_note"):
+    for key in ("stages", "reproduce", "training_time", "machine_note"):
         if key in card:
             lines.append(f"- {key.replace('_', ' ').capitalize()}: {card[key]}")
     for split, m in card.get("metrics", {}).items():
