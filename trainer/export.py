@@ -141,7 +141,7 @@ def card_markdown(card: dict[str, Any]) -> str:
              f"{card['auxiliary_signals']['aux_keyword_loss_weight']}; auxiliary boundary loss (known word times) "
              f"weight {card['auxiliary_signals'].get('aux_boundary_loss_weight', 0.0)} (switch off: "
              f"`{card['auxiliary_signals']['switch_off']}`)"]
-    for key in ("stages", "reproduce", "training_time", "machine_note"):
+    for key in ("stages", "reproduce", "training_time", "machine_note", "limitations"):
         if key in card:
             lines.append(f"- {key.replace('_', ' ').capitalize()}: {card[key]}")
     for split, m in card.get("metrics", {}).items():
