@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -13,6 +14,8 @@ from PySide6.QtWidgets import QMessageBox
 from app import operations as ops
 from app.settings import AppSettings
 from core.errors import ModelMismatchError
+from core.official import import_official
+from core.paths import data_dir
 
 logger = logging.getLogger(__name__)
 
@@ -29,10 +32,23 @@ def load_service(window: Any, *, reindex: bool = False, previous: AppSettings | 
     def build() -> Any:
         if old is not None and hasattr(old, "close"):
             old.close()
-        return factory(settings, reindex)
+        return factory(replace(settings, model=resolve_model(settings.model)), reindex)
 
     (ops.load_service(window, build).success(window.set_service)
      .failure(lambda exc: _load_failed(window, exc, previous)).run())
+
+
+def resolve_model(model: str) -> str:
+    """A model folder or "default" as is; an authors' ``.ckpt`` is imported once (core.official, in this
+    worker) into ``<data dir>/models/<file name>`` and that folder is used from then on."""
+    path = Path(model)
+    if path.suffix != ".ckpt":
+        return model
+    out = data_dir() / "models" / path.stem
+    if not (out / "config.json").is_file():
+        logger.info("importing the official checkpoint %s into %s", path, out)
+        import_official(path, out)
+    return str(out)
 
 
 def _load_failed(window: Any, exc: BaseException, previous: AppSettings | None) -> None:

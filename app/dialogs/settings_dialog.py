@@ -1,4 +1,4 @@
-"""Settings: model (the default or a model folder), device, microphone, number of results."""
+"""Settings: model (the default, a model folder or an official .ckpt), device, microphone, number of results."""
 
 from __future__ import annotations
 
@@ -42,6 +42,11 @@ class SettingsDialog(QDialog):
         model_row = QHBoxLayout()
         model_row.addWidget(self.model_combo, 1)
         model_row.addWidget(browse)
+        import_ckpt = QPushButton("Open .ckpt…")
+        import_ckpt.setToolTip("A published SpeechCLIP / SpeechCLIP+ checkpoint (.ckpt); it is imported safely "
+                               "once, then loaded like a model folder")
+        import_ckpt.clicked.connect(self._browse_ckpt)
+        model_row.addWidget(import_ckpt)
         self.device_combo = QComboBox()
         for label, key in (("Automatic (GPU when available)", "auto"), ("GPU (CUDA)", "cuda"), ("CPU", "cpu")):
             self.device_combo.addItem(label, key)
@@ -67,11 +72,18 @@ class SettingsDialog(QDialog):
         form.addRow(box)
 
     def _browse(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Choose a model folder")
-        if folder:
-            i = self.model_combo.findData(folder)
+        self._choose(QFileDialog.getExistingDirectory(self, "Choose a model folder"))
+
+    def _browse_ckpt(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a published SpeechCLIP(+) checkpoint", "",
+                                              "Lightning checkpoints (*.ckpt)")
+        self._choose(path)
+
+    def _choose(self, model: str) -> None:
+        if model:
+            i = self.model_combo.findData(model)
             if i < 0:
-                self.model_combo.addItem(folder, folder)
+                self.model_combo.addItem(model, model)
                 i = self.model_combo.count() - 1
             self.model_combo.setCurrentIndex(i)
 
