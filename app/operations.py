@@ -124,21 +124,26 @@ def analyze_audio(parent: QObject | None, service: Any, wav: np.ndarray) -> Op:
     return Op(parent, fn, lane="query", what="Analysing the recording")
 
 
+def _cutoff(min_score: float) -> float | None:
+    """The spin box's lowest value (-1, shown as "off") means no cut-off."""
+    return None if min_score <= -1.0 else min_score
+
+
 def search_audio(parent: QObject | None, service: Any, wav: np.ndarray, top_k: int, min_score: float) -> Op:
     def fn(cancel: threading.Event) -> Any:
-        return service.search_audio(wav, top_k=top_k, min_score=min_score or None)
+        return service.search_audio(wav, top_k=top_k, min_score=_cutoff(min_score))
     return Op(parent, fn, lane="query", what="Searching by voice", busy=True)
 
 
 def search_text(parent: QObject | None, service: Any, text: str, top_k: int, min_score: float) -> Op:
     def fn(cancel: threading.Event) -> Any:
-        return service.search_text(text, top_k=top_k, min_score=min_score or None)
+        return service.search_text(text, top_k=top_k, min_score=_cutoff(min_score))
     return Op(parent, fn, lane="query", what="Searching by text", busy=True)
 
 
 def search_similar(parent: QObject | None, service: Any, image: int | str, top_k: int, min_score: float) -> Op:
     def fn(cancel: threading.Event) -> Any:
-        return service.search_similar(image, top_k=top_k, min_score=min_score or None)
+        return service.search_similar(image, top_k=top_k, min_score=_cutoff(min_score))
     return Op(parent, fn, lane="query", what="Finding similar photos", busy=True)
 
 

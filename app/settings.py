@@ -24,7 +24,7 @@ class AppSettings:
     device: str = "auto"
     microphone: str = ""  # sounddevice input device name; "" = the system default
     top_k: int = 40
-    min_score: float = 0.0
+    min_score: float = -1.0  # cosine cut-off; -1 (the lowest score) = no cut-off
     sort: str = "score"
     first_run_done: bool = False
 

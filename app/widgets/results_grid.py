@@ -123,6 +123,7 @@ class ResultsGrid(QWidget):
         self.min_score.setRange(-1.0, 1.0)
         self.min_score.setSingleStep(0.01)
         self.min_score.setDecimals(2)
+        self.min_score.setSpecialValueText("off")  # at the minimum, -1: every score passes
         self.min_score.setToolTip("Hide photos whose cosine score is below this cut-off")
         self.sort = QComboBox()
         self.sort.addItem("Best match first", "score")

@@ -85,13 +85,17 @@ def test_min_score_cutoff_reruns_last_query(qtbot, make_window, fake_service, ph
     with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
         w.search.search_text("dog")
     all_hits = [w.results.hit(r).score for r in range(w.results.rowCount())]
-    cut = sorted(all_hits)[len(all_hits) // 2]
     with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
-        w.grid.min_score.setValue(cut)
+        w.grid.min_score.setValue(sorted(all_hits)[len(all_hits) // 2])
         w.grid.controls_changed.emit()
+    cut = w.grid.min_score.value()  # what the 2-decimal spin box holds
     kept = [w.results.hit(r).score for r in range(w.results.rowCount())]
     assert kept and min(kept) >= cut - 1e-6 and len(kept) < len(all_hits)
     assert w.settings.min_score == pytest.approx(cut, abs=0.01)
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):  # the lowest value is "off": every hit again
+        w.grid.min_score.setValue(-1.0)
+        w.grid.controls_changed.emit()
+    assert w.grid.min_score.text() == "off" and w.results.rowCount() == len(all_hits)
 
 
 def test_long_results_do_not_widen_the_window(qtbot, make_window, fake_service, photos):
