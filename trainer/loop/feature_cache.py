@@ -63,9 +63,12 @@ class ImageFeatureCache:
                device: torch.device | None = None) -> int:
         """Encode the keys not cached yet (rank 0 only; the others wait and reload). Returns #new."""
         missing = sorted({k for k in keys if k not in self.index})
-        if not missing:
+        distributed = dist is not None and dist.distributed
+        if not missing and not distributed:
             return 0
-        if dist is None or dist.is_main:
+        # Under DDP every rank reaches the barrier below, whatever it found: a rank that built this cache
+        # object after rank 0 had saved the file sees nothing missing, and skipping the barrier deadlocked.
+        if missing and (dist is None or dist.is_main):
             dev = device or next(self.clip.parameters()).device
             was_training = self.clip.training
             self.clip.eval()
@@ -82,7 +85,7 @@ class ImageFeatureCache:
             keys_sorted = sorted(self.index, key=self.index.__getitem__)
             save_checkpoint({"keys": keys_sorted, "feats": self.feats, "identity": self.clip.identity}, self.path)
             logger.info("cached image features of %d images in %s", len(missing), self.path)
-        if dist is not None and dist.distributed:
+        if distributed:
             barrier()
             if not dist.is_main:
                 blob = torch.load(self.path, map_location="cpu", weights_only=True)
