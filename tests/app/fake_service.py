@@ -15,45 +15,11 @@ import numpy as np
 from PIL import Image
 
 from core.errors import AudioDecodeError, Cancelled
+from core.model.inference import Keyword, Segment, SpeechQuery, Unit
 
 FRAME = 320  # 20 ms at 16 kHz
 WORDS = ["red", "car", "on", "a", "road", "dog", "beach", "tree"]
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
-
-
-@dataclass
-class Unit:
-    index: int
-    frame: int
-    start_s: float
-    end_s: float
-    candidates: list[tuple[str, float]]
-
-
-@dataclass
-class Keyword:
-    text: str
-    start_s: float
-    end_s: float
-    score: float
-
-
-@dataclass
-class Segment:
-    start_s: float
-    end_s: float
-
-
-@dataclass
-class SpeechQuery:
-    query_vector: np.ndarray
-    units: list[Unit]
-    keywords: list[Keyword]
-    segments: list[Segment]
-    alpha: np.ndarray
-    duration_s: float
-    parallel_vector: np.ndarray | None = None
-    cascaded_vector: np.ndarray | None = None
 
 
 @dataclass
@@ -120,7 +86,8 @@ def fake_query(wav: np.ndarray) -> SpeechQuery:
     keywords = [Keyword(u.candidates[0][0], u.start_s, u.end_s, u.candidates[0][1]) for u in units]
     rng = np.random.default_rng(int(energy.sum() * 1000) % 2**32)
     v = rng.standard_normal(8).astype(np.float32)
-    return SpeechQuery(v / np.linalg.norm(v), units, keywords, segments, alpha, dur)
+    return SpeechQuery(v / np.linalg.norm(v), None, None, units=units, keywords=keywords, segments=segments,
+                       alpha=alpha, duration_s=dur)
 
 
 class FakeService:
