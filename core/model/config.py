@@ -109,8 +109,8 @@ class ModelConfig:
     # Optional auxiliary CE from each fired unit's cosine logits to the caption's token at its position.
     aux_keyword_loss_weight: float = 0.0
     # Optional auxiliary alignment (beyond the paper, for data with known word times such as our synthetic
-    # scenes): L1 between CIF's running sum of alpha at each word boundary and the number of words completed
-    # there, so that units fire at word ends. 0 switches it off.
+    # scenes): L1, at every frame, between CIF's running sum of alpha and a target that rises by one unit per
+    # word and reaches k at the end of word k, so that units fire at word ends. 0 switches it off.
     aux_boundary_loss_weight: float = 0.0
     embed_dim: int | None = None  # CLIP joint embedding size; checked against the tower when not None
     keyword_top_k: int = 5  # candidates per unit at inference

@@ -70,19 +70,33 @@ def keyword_token_loss(logits: torch.Tensor, lengths: torch.Tensor, token_rows: 
     return F.cross_entropy(lg, token_rows[:, :M][valid])
 
 
-def boundary_alignment_loss(alpha: torch.Tensor, boundary_frames: torch.Tensor) -> torch.Tensor:
-    """Auxiliary alignment: the running sum of alpha should reach k at the k-th word boundary.
+def boundary_alignment_loss(alpha: torch.Tensor, boundary_frames: torch.Tensor,
+                            start_frames: torch.Tensor | None = None, tail_frames: int = 5) -> torch.Tensor:
+    """Auxiliary alignment: CIF's running sum of alpha should follow the words, reaching k at the end of word k.
 
-    alpha: (B, T) unscaled CIF weights (zero on padding); boundary_frames: (B, W) long, the frame whose end is
-    closest to the boundary after word k (k = 1..W), -1 where absent. Returns mean |cumsum(alpha)[f_k] - k|
-    over the valid boundaries, so that CIF fires (cumsum crossing k) at the end of word k.
+    alpha: (B, T) unscaled CIF weights (zero on padding); boundary_frames: (B, W) long, the frame in which word k
+    ends (k = 1..W), -1 where absent; start_frames: (B,) long, the frame in which the first word starts (0 when
+    not given). The target running sum is piecewise linear: 0 up to the first word's start, then rising by one
+    unit between consecutive boundaries (a pause belongs to the word after it), flat at W after the last word.
+    Returns the mean |cumsum(alpha)_t - target_t| over every frame up to ``tail_frames`` past the last word,
+    so that the weight is dense where speech is and CIF fires (the sum crossing k) at the end of word k.
     """
     B, T = alpha.shape
     W = boundary_frames.shape[1]
     valid = (boundary_frames >= 0) & (boundary_frames < T)
-    if W == 0 or not bool(valid.any()):
+    if W == 0 or T == 0 or not bool(valid.any()):
         return alpha.sum() * 0.0
+    f = boundary_frames.to(alpha.dtype)
+    n_words = valid.sum(1)  # (B,) words are a prefix: -1 only as padding
+    start = (start_frames.to(alpha.dtype) - 1.0) if start_frames is not None else alpha.new_full((B,), -1.0)
+    # knots: unit k rises over (left_k, right_k] in frame positions, right_k = frame in which word k ends
+    left = torch.cat([start[:, None], f[:, :-1]], dim=1)
+    right = torch.where(valid, f, left)  # absent words: zero-width, contribute nothing
+    t = torch.arange(T, device=alpha.device, dtype=alpha.dtype)[None, :, None]  # (1, T, 1)
+    width = (right - left).clamp_min(1.0)[:, None, :]
+    rise = ((t - left[:, None, :]) / width).clamp(0.0, 1.0) * valid[:, None, :].to(alpha.dtype)
+    target = rise.sum(-1)  # (B, T)
+    last = torch.gather(boundary_frames.clamp_min(0), 1, (n_words - 1).clamp_min(0)[:, None]).squeeze(1)
+    frame_ok = (t[..., 0] <= (last + tail_frames)[:, None]) & (n_words > 0)[:, None]
     csum = torch.cumsum(alpha, dim=1)
-    picked = torch.gather(csum, 1, boundary_frames.clamp(0, max(T - 1, 0)))
-    target = torch.arange(1, W + 1, device=alpha.device, dtype=alpha.dtype).expand(B, W)
-    return (picked - target).abs()[valid].mean()
+    return (csum - target).abs()[frame_ok].mean()

@@ -131,7 +131,8 @@ class SpeechClipModel(nn.Module):
     def compute_loss(self, batch: dict[str, torch.Tensor]) -> LossOutput:
         """batch: "wav" (B,S), "wav_lens" (B,), "image_ids" (B,), "image_feats" (B,E) normalised or "images"
         (B,3,H,W); optional "target_counts" (B,), "token_ids" (B,L) (tokenize() ids, aux keyword loss),
-        "boundary_frames" (B,W) (frame of each word's end, -1 padded; aux boundary loss)."""
+        "boundary_frames" (B,W) (frame of each word's end, -1 padded) and "boundary_start_frames" (B,) (frame of
+        the first word's start) for the aux boundary loss."""
         dev = self.device
         if "image_feats" in batch:
             image = F.normalize(batch["image_feats"].to(dev).float(), dim=-1)
@@ -142,12 +143,14 @@ class SpeechClipModel(nn.Module):
         out = self(batch["wav"].to(dev), batch["wav_lens"].to(dev),
                    target.to(dev) if target is not None else None)
         return self.loss_from_output(out, image, ids, ids, token_ids=batch.get("token_ids"),
-                                     boundary_frames=batch.get("boundary_frames"))
+                                     boundary_frames=batch.get("boundary_frames"),
+                                     boundary_start_frames=batch.get("boundary_start_frames"))
 
     def loss_from_output(self, out: SpeechOutput, image: torch.Tensor, speech_ids: torch.Tensor,
                          image_ids: torch.Tensor, *, speech_offset: int = 0,
                          token_ids: torch.Tensor | None = None,
                          boundary_frames: torch.Tensor | None = None,
+                         boundary_start_frames: torch.Tensor | None = None,
                          gathered: tuple[torch.Tensor | None, torch.Tensor | None] | None = None) -> LossOutput:
         """Weighted total from a forward output. ``image`` (Bi, E) / ``image_ids`` may be gathered across
         ranks; ``gathered`` optionally replaces (parallel, cascaded) speech vectors by gathered ones."""
@@ -168,7 +171,8 @@ class SpeechClipModel(nn.Module):
             total = total + cfg.cif.quantity_loss_weight * parts["quantity"]
             parts["units_diff"] = (c.lengths - c.target).abs().float().mean().detach()
             if cfg.aux_boundary_loss_weight > 0 and boundary_frames is not None:
-                parts["boundary"] = boundary_alignment_loss(c.alpha, boundary_frames.to(c.alpha.device))
+                starts = boundary_start_frames.to(c.alpha.device) if boundary_start_frames is not None else None
+                parts["boundary"] = boundary_alignment_loss(c.alpha, boundary_frames.to(c.alpha.device), starts)
                 total = total + cfg.aux_boundary_loss_weight * parts["boundary"]
         kw = out.branch.keywords
         if cfg.aux_keyword_loss_weight > 0 and token_ids is not None and kw is not None:

@@ -46,18 +46,25 @@ def caption_tokens(clip: Any, texts: Sequence[str]) -> tuple[torch.Tensor, torch
 
 
 def word_boundary_frames(words: Sequence[Sequence[dict[str, Any]] | None], frame_s: float = 0.02) -> torch.Tensor | None:
-    """-> (B, W) long: for word k of each utterance, the frame whose end is closest to the boundary after it
-    (the middle of the pause before the next word; the end of the last word), -1 where absent. None when no
-    utterance has word times. Target of the auxiliary boundary loss (`aux_boundary_loss_weight`)."""
+    """-> (B, W) long: for word k of each utterance, the frame whose end is closest to the word's end (where CIF
+    should fire; what `trainer eval` scores), -1 where absent. None when no utterance has word times. Target of
+    the auxiliary boundary loss (`aux_boundary_loss_weight`)."""
     if not any(words):
         return None
     width = max(len(w or ()) for w in words)
     out = torch.full((len(words), width), -1, dtype=torch.long)
     for b, ws in enumerate(words):
         for k, w in enumerate(ws or ()):
-            t = float(w["end_s"]) if k + 1 == len(ws) else 0.5 * (float(w["end_s"]) + float(ws[k + 1]["start_s"]))
-            out[b, k] = max(round(t / frame_s) - 1, 0)
+            out[b, k] = max(round(float(w["end_s"]) / frame_s) - 1, 0)
     return out
+
+
+def word_start_frames(words: Sequence[Sequence[dict[str, Any]] | None], frame_s: float = 0.02) -> torch.Tensor | None:
+    """-> (B,) long: the frame in which each utterance's first word starts (0 without word times); None when no
+    utterance has word times. Where the auxiliary boundary loss starts integrating."""
+    if not any(words):
+        return None
+    return torch.tensor([int(float(ws[0]["start_s"]) // frame_s) if ws else 0 for ws in words], dtype=torch.long)
 
 
 class BatchPreparer:
@@ -83,5 +90,6 @@ class BatchPreparer:
         frames = word_boundary_frames(batch.get("words") or [])
         if frames is not None:
             out["boundary_frames"] = frames
+            out["boundary_start_frames"] = word_start_frames(batch.get("words") or [])
         return {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
                 for k, v in out.items()}

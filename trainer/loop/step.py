@@ -47,7 +47,8 @@ class LossModule(nn.Module):
         cas = g(speech.cascaded) if speech.cascaded is not None else None
         all_ids = g(ids)
         out = m.loss_from_output(speech, g(image), all_ids, all_ids, token_ids=batch.get("token_ids"),
-                                 boundary_frames=batch.get("boundary_frames"), gathered=(par, cas))
+                                 boundary_frames=batch.get("boundary_frames"),
+                                 boundary_start_frames=batch.get("boundary_start_frames"), gathered=(par, cas))
         return out.total, out.parts
 
 
