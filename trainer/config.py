@@ -43,6 +43,12 @@ class TrainConfig:
     exclude_voices: list = field(default_factory=list)  # voices never trained on (held out)
     max_train_utterances: int = 0  # use only the first N training utterances (0 = all; quick experiments)
     max_audio_s: float = 6.4  # random crop of longer training utterances (authors: 102400 samples)
+    # on-the-fly training augmentation (trainer.data.augment; the defaults switch it off)
+    augment_speed: list = field(default_factory=lambda: [1.0, 1.0])  # resampling factor range (tempo+pitch)
+    augment_tilt_p: float = 0.0  # chance of a random first-order spectral tilt
+    augment_noise_p: float = 0.0  # chance of white noise at an SNR in augment_snr_db
+    augment_snr_db: list = field(default_factory=lambda: [15.0, 40.0])
+    augment_gain_db: list = field(default_factory=lambda: [0.0, 0.0])
     bucket_by_length: bool = True  # batches of similar length (less padding); order still seeded per epoch
     num_workers: int = 0  # DataLoader workers (0 = in-process; resume is bit-exact only with 0)
     synthetic_size: int = 64  # number of random utterances of the `synthetic` dataset
@@ -105,6 +111,19 @@ class TrainConfig:
             errors.append(f"need lr > 0 and 0 <= min_lr <= lr (lr={self.lr}, min_lr={self.min_lr})")
         if self.max_audio_s <= 0:
             errors.append(f"max_audio_s={self.max_audio_s} must be > 0")
+        for name in ("augment_speed", "augment_snr_db", "augment_gain_db"):
+            r = getattr(self, name)
+            try:  # "--augment-speed=0.85,1.15" arrives as strings
+                lo, hi = (float(v) for v in r)
+            except (TypeError, ValueError):
+                errors.append(f"{name}={r!r} must be a range [low, high] of two numbers")
+                continue
+            setattr(self, name, [lo, hi])
+            if lo > hi or (name == "augment_speed" and lo <= 0):
+                errors.append(f"{name}={r!r} needs low <= high" + (" and low > 0" if name == "augment_speed" else ""))
+        for name in ("augment_tilt_p", "augment_noise_p"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                errors.append(f"{name}={getattr(self, name)} must be a probability in [0, 1]")
         if set(self.train_voices) & set(self.exclude_voices):
             errors.append("a voice is both in train_voices and exclude_voices")
         if self.best_metric not in ("recall_mean", "r1", "val_loss", "keyword_hit_rate", "content_word_recall"):

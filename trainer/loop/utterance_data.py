@@ -13,6 +13,7 @@ from torch.utils.data import Dataset
 from core.audio import SAMPLE_RATE, load_audio
 from core.errors import ConfigError, DatasetError
 from trainer.config import TrainConfig
+from trainer.data.augment import SpeechAugment
 
 logger = logging.getLogger(__name__)
 
@@ -24,8 +25,10 @@ class UtteranceDataset(Dataset):
     drawing from torch's global RNG (checkpointed, so a resumed run crops identically with 0 workers).
     """
 
-    def __init__(self, utterances: Sequence[Any], *, max_audio_s: float = 0.0, train: bool = False) -> None:
+    def __init__(self, utterances: Sequence[Any], *, max_audio_s: float = 0.0, train: bool = False,
+                 augment: SpeechAugment | None = None) -> None:
         self.utts = list(utterances)
+        self.augment = augment if (augment is not None and augment.enabled and train) else None
         self.max_samples = int(max_audio_s * SAMPLE_RATE) if max_audio_s > 0 else 0
         self.train = train
 
@@ -47,11 +50,17 @@ class UtteranceDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         u = self.utts[i]
         wav = load_audio(u.audio_path)
+        words = None if u.words is None else [{"word": w.word, "start_s": w.start_s, "end_s": w.end_s}
+                                               for w in u.words]
+        if self.augment is not None:
+            wav, words = self.augment(wav, words)
         if self.train and self.max_samples and wav.shape[0] > self.max_samples:
             start = int(torch.randint(0, wav.shape[0] - self.max_samples + 1, ()).item())
             wav = wav[start:start + self.max_samples]
-        words = None if u.words is None else [{"word": w.word, "start_s": w.start_s, "end_s": w.end_s}
-                                               for w in u.words]
+            if words is not None:  # keep the words inside the crop, on its clock
+                t0, t1 = start / SAMPLE_RATE, (start + self.max_samples) / SAMPLE_RATE
+                words = [{**w, "start_s": round(w["start_s"] - t0, 4), "end_s": round(w["end_s"] - t0, 4)}
+                         for w in words if w["start_s"] >= t0 and w["end_s"] <= t1]
         return {"wav": torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32)), "image_id": int(u.image_id),
                 "image_key": str(u.image_path), "text": u.text, "words": words, "voice": u.voice}
 
@@ -103,4 +112,10 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset | None]:
         val = UtteranceDataset(val_utts)
     logger.info("dataset %s: %d training utterances, %d validation", cfg.dataset, len(train_utts),
                 len(val) if val is not None else 0)
-    return UtteranceDataset(train_utts, max_audio_s=cfg.max_audio_s, train=True), val
+    augment = SpeechAugment(speed=(float(cfg.augment_speed[0]), float(cfg.augment_speed[1])),
+                            tilt_p=cfg.augment_tilt_p, noise_p=cfg.augment_noise_p,
+                            snr_db=(float(cfg.augment_snr_db[0]), float(cfg.augment_snr_db[1])),
+                            gain_db=(float(cfg.augment_gain_db[0]), float(cfg.augment_gain_db[1])))
+    if augment.enabled:
+        logger.info("training augmentation: %s", augment)
+    return UtteranceDataset(train_utts, max_audio_s=cfg.max_audio_s, train=True, augment=augment), val
