@@ -80,8 +80,25 @@ def _train(clip: Any, train: Dataset, val: Dataset | None, cfg: TrainConfig, dis
     clip.to(dev)
     images = preprocess_images(clip, keys, loader)  # (N, 3, H, W), decoded once
     row = {k: i for i, k in enumerate(keys)}
-    cap_img = torch.tensor([row[k] for k, _, _ in pairs])
-    cap_ids = torch.tensor([i for _, i, _ in pairs])
+    cap_img = [row[k] for k, _, _ in pairs]
+    cap_ids = [i for _, i, _ in pairs]
+    if cfg.clip_extra_scenes:
+        from trainer.synth.extra_scenes import extra_scenes
+
+        t = time.time()
+        extra = extra_scenes(cfg.clip_extra_scenes, seed=cfg.seed, image_size=cfg.clip_extra_image_size,
+                             workers=max(1, cfg.threads))
+        images = torch.cat([images, torch.stack([clip.preprocess(im) for im, _ in extra])])
+        next_id = max(cap_ids, default=-1) + 1  # ids of their own, so no caption is masked as a same-image pair
+        for j, (_, caps) in enumerate(extra):
+            for c in caps:
+                pairs.append((f"extra:{j}", next_id + j, c))
+                cap_img.append(len(keys) + j)
+                cap_ids.append(next_id + j)
+        logger.info("CLIP stage: + %d extra synthetic scenes (%d captions) rendered in %.0f s",
+                    len(extra), sum(len(c) for _, c in extra), time.time() - t)
+    cap_img = torch.tensor(cap_img)
+    cap_ids = torch.tensor(cap_ids)
     tokens = clip.tokenize([t for _, _, t in pairs]).cpu()
     params = [p for p in clip.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.clip_lr, weight_decay=0.1, betas=(0.9, 0.98))

@@ -78,6 +78,8 @@ class TrainConfig:
     clip_lr: float = 1e-3
     clip_batch_size: int = 128
     clip_warmup_steps: int = 100
+    clip_extra_scenes: int = 0  # > 0: also train the CLIP stage on this many extra synthetic scenes (no speech)
+    clip_extra_image_size: int = 128  # their rendered size (match the dataset's images)
     # --- bookkeeping -----------------------------------------------------------------------------
     run_dir: str = "runs/run"
     log_every_steps: int = 10
@@ -105,8 +107,10 @@ class TrainConfig:
         for name in ("batch_size", "grad_accum", "max_steps", "log_every_steps", "save_every_steps"):
             if getattr(self, name) < 1:
                 errors.append(f"{name}={getattr(self, name)} must be >= 1")
-        if self.epochs < 0 or self.warmup_steps < 0 or self.clip_train_steps < 0:
-            errors.append("epochs, warmup_steps and clip_train_steps must be >= 0")
+        if self.epochs < 0 or self.warmup_steps < 0 or self.clip_train_steps < 0 or self.clip_extra_scenes < 0:
+            errors.append("epochs, warmup_steps, clip_train_steps and clip_extra_scenes must be >= 0")
+        if self.clip_extra_image_size < 8:
+            errors.append(f"clip_extra_image_size={self.clip_extra_image_size} must be >= 8")
         if not (self.lr > 0 and 0 <= self.min_lr <= self.lr):
             errors.append(f"need lr > 0 and 0 <= min_lr <= lr (lr={self.lr}, min_lr={self.min_lr})")
         if self.max_audio_s <= 0:

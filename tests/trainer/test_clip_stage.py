@@ -1,0 +1,50 @@
+"""Stage 1 of the default model: the CLIP tower trained on the dataset's captions (+ extra synthetic scenes)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+
+from trainer.clip_stage import clip_stage_path
+from trainer.config import load_config
+from trainer.synth.extra_scenes import extra_scenes
+from trainer.synth.vocab import COLOURS, SHAPES
+from trainer.train import run_training
+
+
+def test_extra_scenes_are_deterministic_and_captioned_with_their_objects() -> None:
+    a = extra_scenes(3, seed=5, image_size=32)
+    b = extra_scenes(3, seed=5, image_size=32)
+    assert [c for _, c in a] == [c for _, c in b]
+    assert np.array_equal(np.asarray(a[0][0]), np.asarray(b[0][0])) and a[0][0].size == (32, 32)
+    assert extra_scenes(1, seed=6, image_size=32)[0][1] != a[0][1]
+    for _, caps in a:
+        assert len(caps) == 3
+        for c in caps:
+            words = c.split()
+            assert any(w in COLOURS for w in words) and any(w in SHAPES for w in words)
+
+
+def test_clip_stage_trains_the_tower_on_captions_and_extra_scenes_then_freezes_it(tmp_path) -> None:
+    torch.set_num_threads(1)
+    cfg = load_config(None, {
+        "dataset": "synthetic", "synthetic_size": 8, "batch_size": 4, "max_steps": 1, "warmup_steps": 0,
+        "run_dir": str(tmp_path / "run"), "tensorboard": False, "val_split": "", "threads": 1,
+        "model_overrides": {"clip": {"trainable": False}},
+        "clip_train_steps": 3, "clip_batch_size": 8, "clip_warmup_steps": 1, "clip_extra_scenes": 4,
+        "clip_extra_image_size": 32})
+    run_training(cfg)
+    saved = torch.load(clip_stage_path(cfg.run_dir), map_location="cpu", weights_only=True)
+    from core.factory import create_model
+    from core.model.clip_tower import ClipTower
+
+    with torch.random.fork_rng():  # the stage's starting point: a tower drawn from the run's seed
+        torch.manual_seed(cfg.seed)
+        init = ClipTower(create_model(cfg.model).clip.cfg).model.state_dict()
+    assert saved["model"].keys() == init.keys()
+    changed = [k for k, v in saved["model"].items() if not torch.equal(v, init[k])]
+    assert len(changed) > len(init) // 2  # the stage trained the tower
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert sum(r["kind"] == "clip" for r in log) >= 2
