@@ -70,33 +70,54 @@ def keyword_token_loss(logits: torch.Tensor, lengths: torch.Tensor, token_rows: 
     return F.cross_entropy(lg, token_rows[:, :M][valid])
 
 
+def boundary_target_cumsum(boundary_frames: torch.Tensor, start_frames: torch.Tensor | None, T: int,
+                           edge: float = 0.5, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(B, T) target running sum of alpha for words ending in `boundary_frames` (B, W) (-1 = absent).
+
+    Unit k is spread as (1 - edge) uniformly over word k's frames, plus `edge` concentrated in the frame in which
+    word k ends, shared half and half with the next unit (the first unit's other half sits in the first word's
+    first frame, the last unit's in the last word's last frame). The sum is k - edge/2 just before the end of
+    word k and k + edge/2 at its last frame, so CIF fires (crosses k) in that frame even when the learned sum is
+    off by up to edge/2 - a pure ramp would let a small error move the fire by many frames.
+    """
+    B, W = boundary_frames.shape
+    dev = boundary_frames.device
+    valid = boundary_frames >= 0
+    e = boundary_frames.to(dtype)
+    start = start_frames.to(dev, dtype) if start_frames is not None else torch.zeros(B, device=dev, dtype=dtype)
+    left = torch.cat([start[:, None], e[:, :-1]], dim=1)  # ramp of unit k over frames (left_k, right_k]
+    right = torch.where(valid, e - 1.0, left)
+    t = torch.arange(T, device=dev, dtype=dtype)[None, :, None]  # (1, T, 1)
+    width = (right - left).clamp_min(1.0)[:, None, :]
+    vmask = valid[:, None, :].to(dtype)
+    ramps = ((t - left[:, None, :]) / width).clamp(0.0, 1.0) * vmask
+    n_words = valid.sum(1)
+    is_last = (torch.arange(W, device=dev)[None, :] == (n_words - 1)[:, None]) & valid
+    spike = torch.where(is_last, edge / 2, edge) * valid.to(dtype)  # (B, W): weight in word k's last frame
+    steps = (t >= e[:, None, :]).to(dtype) * spike[:, None, :]
+    first = (t[..., 0] >= start[:, None]).to(dtype) * (edge / 2) * (n_words > 0)[:, None].to(dtype)
+    return (1.0 - edge) * ramps.sum(-1) + steps.sum(-1) + first
+
+
 def boundary_alignment_loss(alpha: torch.Tensor, boundary_frames: torch.Tensor,
-                            start_frames: torch.Tensor | None = None, tail_frames: int = 5) -> torch.Tensor:
-    """Auxiliary alignment: CIF's running sum of alpha should follow the words, reaching k at the end of word k.
+                            start_frames: torch.Tensor | None = None, tail_frames: int = 5,
+                            edge: float = 0.5) -> torch.Tensor:
+    """Auxiliary alignment: CIF's running sum of alpha should follow the words, crossing k at the end of word k.
 
     alpha: (B, T) unscaled CIF weights (zero on padding); boundary_frames: (B, W) long, the frame in which word k
     ends (k = 1..W), -1 where absent; start_frames: (B,) long, the frame in which the first word starts (0 when
-    not given). The target running sum is piecewise linear: 0 up to the first word's start, then rising by one
-    unit between consecutive boundaries (a pause belongs to the word after it), flat at W after the last word.
-    Returns the mean |cumsum(alpha)_t - target_t| over every frame up to ``tail_frames`` past the last word,
-    so that the weight is dense where speech is and CIF fires (the sum crossing k) at the end of word k.
+    not given). Returns the mean |cumsum(alpha)_t - target_t| (target: :func:`boundary_target_cumsum`) over every
+    frame up to ``tail_frames`` past the last word.
     """
     B, T = alpha.shape
-    W = boundary_frames.shape[1]
     valid = (boundary_frames >= 0) & (boundary_frames < T)
-    if W == 0 or T == 0 or not bool(valid.any()):
+    if boundary_frames.shape[1] == 0 or T == 0 or not bool(valid.any()):
         return alpha.sum() * 0.0
-    f = boundary_frames.to(alpha.dtype)
-    n_words = valid.sum(1)  # (B,) words are a prefix: -1 only as padding
-    start = (start_frames.to(alpha.dtype) - 1.0) if start_frames is not None else alpha.new_full((B,), -1.0)
-    # knots: unit k rises over (left_k, right_k] in frame positions, right_k = frame in which word k ends
-    left = torch.cat([start[:, None], f[:, :-1]], dim=1)
-    right = torch.where(valid, f, left)  # absent words: zero-width, contribute nothing
-    t = torch.arange(T, device=alpha.device, dtype=alpha.dtype)[None, :, None]  # (1, T, 1)
-    width = (right - left).clamp_min(1.0)[:, None, :]
-    rise = ((t - left[:, None, :]) / width).clamp(0.0, 1.0) * valid[:, None, :].to(alpha.dtype)
-    target = rise.sum(-1)  # (B, T)
-    last = torch.gather(boundary_frames.clamp_min(0), 1, (n_words - 1).clamp_min(0)[:, None]).squeeze(1)
-    frame_ok = (t[..., 0] <= (last + tail_frames)[:, None]) & (n_words > 0)[:, None]
+    bf = torch.where(valid, boundary_frames, torch.full_like(boundary_frames, -1))
+    target = boundary_target_cumsum(bf, start_frames, T, edge, alpha.dtype)
+    n_words = valid.sum(1)
+    last = torch.gather(bf.clamp_min(0), 1, (n_words - 1).clamp_min(0)[:, None]).squeeze(1)
+    t = torch.arange(T, device=alpha.device)[None, :]
+    frame_ok = (t <= (last + tail_frames)[:, None]) & (n_words > 0)[:, None]
     csum = torch.cumsum(alpha, dim=1)
     return (csum - target).abs()[frame_ok].mean()

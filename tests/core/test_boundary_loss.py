@@ -4,19 +4,34 @@ from __future__ import annotations
 
 import torch
 
-from core.model.losses import boundary_alignment_loss
+from core.model.cif import integrate_and_fire
+from core.model.losses import boundary_alignment_loss, boundary_target_cumsum
 from trainer.loop.batches import word_boundary_frames, word_start_frames
 
 SR = 16000
 
 
-def test_loss_is_zero_when_the_running_sum_rises_one_unit_per_word_and_positive_otherwise() -> None:
-    # word 1 in frames 2..3, word 2 (after a pause) in frames 4..7: one unit over each span, pause in word 2's
+def _alpha_of(target: torch.Tensor) -> torch.Tensor:
+    return torch.diff(target, dim=1, prepend=torch.zeros(target.shape[0], 1))
+
+
+def test_target_crosses_k_inside_the_frame_where_word_k_ends_with_a_margin() -> None:
+    frames = torch.tensor([[9, 19, 29, -1]])  # three words: 5..9, 12..19 (after a pause), 21..29
+    target = boundary_target_cumsum(frames, torch.tensor([5]), 40, edge=0.5)[0]
+    assert float(target[4]) == 0.0 and abs(float(target[39]) - 3.0) < 1e-6
+    for k, e in ((1, 9), (2, 19)):
+        assert abs(float(target[e - 1]) - (k - 0.25)) < 1e-6 and abs(float(target[e]) - (k + 0.25)) < 1e-6
+    assert abs(float(target[28]) - 2.75) < 1e-6 and abs(float(target[29]) - 3.0) < 1e-6
+    assert bool((_alpha_of(target[None]) >= -1e-7).all())  # a running sum of non-negative weights
+    # CIF on that weight fires in the frames where the words end
+    out = integrate_and_fire(torch.ones(1, 40, 2), _alpha_of(target[None]).clamp_min(0))
+    assert out.fire_frames[0].tolist() == [9, 19, 29]
+
+
+def test_loss_is_zero_on_the_target_and_pulls_late_weight_earlier() -> None:
     frames = torch.tensor([[3, 7, -1]])
     starts = torch.tensor([2])
-    alpha = torch.zeros(1, 12)
-    alpha[0, 2:4] = 0.5
-    alpha[0, 4:8] = 0.25
+    alpha = _alpha_of(boundary_target_cumsum(frames, starts, 12))
     assert float(boundary_alignment_loss(alpha, frames, starts)) < 1e-6
     late = torch.zeros(1, 12, requires_grad=True)
     with torch.no_grad():
@@ -29,11 +44,10 @@ def test_loss_is_zero_when_the_running_sum_rises_one_unit_per_word_and_positive_
 
 def test_frames_past_the_last_word_count_only_up_to_the_tail() -> None:
     frames = torch.tensor([[3, -1], [1, 3]])
-    alpha = torch.zeros(2, 40)
-    alpha[0, 0:4] = 0.25
-    alpha[1, 0:2] = 0.5
-    alpha[1, 2:4] = 0.5
-    assert float(boundary_alignment_loss(alpha, frames)) < 1e-6  # zero weight on the long tail is right
+    alpha = _alpha_of(boundary_target_cumsum(frames, None, 40))
+    assert float(alpha[:, 10:].abs().sum()) == 0.0
+    assert float(boundary_alignment_loss(alpha, frames)) < 1e-6
+    assert float(boundary_alignment_loss(alpha + 0.01, frames)) < 0.1  # a long padded tail is not weighed in
 
 
 def test_word_boundary_frames_sit_at_word_ends() -> None:
