@@ -269,9 +269,20 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] | dict[
         _check_keys(list(extra), "overrides")
         types = _field_types()
         extra = {k: _coerce(k, v, types[k], from_cli=False) for k, v in extra.items()}
+    # a dict override (model_overrides) is merged into the file's, so --model-overrides='{"cif": {...}}' changes
+    # only what it names
+    extra = {k: _deep_merge(getattr(cfg, k), v) if isinstance(v, dict) and isinstance(getattr(cfg, k), dict) else v
+             for k, v in extra.items()}
     cfg = dataclasses.replace(cfg, **extra)
     cfg.validate()
     return cfg
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def save_config(cfg: TrainConfig, path: Path) -> None:

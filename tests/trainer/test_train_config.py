@@ -62,3 +62,12 @@ def test_shipped_train_configs_validate(name):
     cfg = load_config(resources_dir() / "configs" / "train" / f"{name}.json")
     model_cfg = get_model_config(cfg.model, **cfg.model_overrides)  # overrides are valid model-config keys
     assert model_cfg.name == cfg.model
+
+
+def test_model_overrides_from_the_command_line_merge_into_the_files(tmp_path):
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps({"dataset": "synthetic", "model_overrides": {
+        "speech": {"hf_config": {"hidden_size": 64}}, "cif": {"target": "text_tokens", "scaling_steps": 9}}}))
+    cfg = load_config(p, ['--model-overrides={"cif": {"target": "frames"}, "aux_keyword_loss_weight": 0}'])
+    assert cfg.model_overrides == {"speech": {"hf_config": {"hidden_size": 64}},
+                                   "cif": {"target": "frames", "scaling_steps": 9}, "aux_keyword_loss_weight": 0}
