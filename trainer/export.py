@@ -113,6 +113,10 @@ def build_card(ckpt: dict[str, Any], source: Path, metrics: dict[str, Any] | Non
             "switch_off": ("model_overrides {\"cif\": {\"target\": \"frames\"}, \"aux_keyword_loss_weight\": 0, "
                            "\"aux_boundary_loss_weight\": 0}"),
         },
+        "augmentation": {k: cfg[k] for k in ("augment_speed", "augment_tilt_p", "augment_noise_p",
+                                             "augment_snr_db", "augment_gain_db") if k in cfg},
+        "clip_stage": {"steps": cfg.get("clip_train_steps", 0), "extra_scenes": cfg.get("clip_extra_scenes", 0),
+                       **clip_metrics},
         "training": {
             "config": cfg,
             "clip_stage_steps": cfg.get("clip_train_steps", 0),
@@ -141,6 +145,16 @@ def card_markdown(card: dict[str, Any]) -> str:
              f"{card['auxiliary_signals']['aux_keyword_loss_weight']}; auxiliary boundary loss (known word times) "
              f"weight {card['auxiliary_signals'].get('aux_boundary_loss_weight', 0.0)} (switch off: "
              f"`{card['auxiliary_signals']['switch_off']}`)"]
+    aug = card.get("augmentation") or {}
+    if aug:
+        lines.append(f"- Training augmentation (on the fly): speed x{aug.get('augment_speed')}, spectral tilt "
+                     f"p={aug.get('augment_tilt_p')}, noise p={aug.get('augment_noise_p')} at "
+                     f"{aug.get('augment_snr_db')} dB SNR, gain {aug.get('augment_gain_db')} dB")
+    cs = card.get("clip_stage") or {}
+    if cs.get("steps"):
+        r1 = cs.get("val_text_to_image_r1")
+        lines.append(f"- CLIP stage: {cs['steps']} steps on the training captions + {cs.get('extra_scenes', 0)} extra "
+                     f"synthetic scenes (no speech)" + (f"; val caption->image R@1 {r1:.3f}" if r1 is not None else ""))
     for key in ("stages", "reproduce", "training_time", "machine_note", "limitations"):
         if key in card:
             lines.append(f"- {key.replace('_', ' ').capitalize()}: {card[key]}")
