@@ -14,6 +14,7 @@ logger = logging.getLogger(__name__)
 
 
 PHASES = {"scan": "scanning folders", "hash": "checking changed files", "embed": "embedding photos",
+          "ann": "building the search index",
           "done": "finishing"}
 
 

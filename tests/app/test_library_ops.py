@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.dialogs.index_progress import format_eta, read_progress
+from app.dialogs.index_progress import PHASES, format_eta, read_progress
 from app.library_controller import report_summary
 from app.settings import AppSettings
 from tests.app.conftest import make_photos
@@ -95,6 +95,8 @@ def test_first_run_indexes_the_demo_library(qtbot, make_window, fake_service, ph
 def test_progress_helpers():
     v = read_progress(IndexProgress(3, 10, "/x/a.jpg", rate=2.0, eta_s=3.5, phase="embed"))
     assert (v.done, v.total, v.current, v.stage, v.rate, v.eta_s) == (3, 10, "/x/a.jpg", "embedding photos", 2.0, 3.5)
+    assert read_progress(IndexProgress(0, 1, "", phase="ann")).stage == "building the search index"
+    assert all(phase in PHASES for phase in ("scan", "hash", "embed", "ann", "done"))  # core's phases, in words
     assert format_eta(None) == "estimating…"
     assert format_eta(75) == "1m 15s" and format_eta(3700) == "1h 01m" and format_eta(4.2) == "4s"
     assert report_summary(IndexReport(added=2, total=9, skipped=[("a", "bad")])) == \
