@@ -112,6 +112,9 @@ class ModelConfig:
     # scenes): L1, at every frame, between CIF's running sum of alpha and a target that rises by one unit per
     # word and reaches k at the end of word k, so that units fire at word ends. 0 switches it off.
     aux_boundary_loss_weight: float = 0.0
+    # ... plus, inside that loss, this weight times a hinge on the crossing itself (below k just before word k
+    # ends, k reached where it ends); 0 = the dense term alone
+    aux_boundary_crossing_weight: float = 0.0
     embed_dim: int | None = None  # CLIP joint embedding size; checked against the tower when not None
     keyword_top_k: int = 5  # candidates per unit at inference
     bundle_backbones: bool = False  # save_model stores the backbones' weights too (small models)

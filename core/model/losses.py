@@ -101,13 +101,14 @@ def boundary_target_cumsum(boundary_frames: torch.Tensor, start_frames: torch.Te
 
 def boundary_alignment_loss(alpha: torch.Tensor, boundary_frames: torch.Tensor,
                             start_frames: torch.Tensor | None = None, tail_frames: int = 5,
-                            edge: float = 0.5) -> torch.Tensor:
+                            edge: float = 0.5, crossing_weight: float = 0.0) -> torch.Tensor:
     """Auxiliary alignment: CIF's running sum of alpha should follow the words, crossing k at the end of word k.
 
     alpha: (B, T) unscaled CIF weights (zero on padding); boundary_frames: (B, W) long, the frame in which word k
     ends (k = 1..W), -1 where absent; start_frames: (B,) long, the frame in which the first word starts (0 when
     not given). Returns the mean |cumsum(alpha)_t - target_t| (target: :func:`boundary_target_cumsum`) over every
-    frame up to ``tail_frames`` past the last word.
+    frame up to ``tail_frames`` past the last word; with ``crossing_weight``, plus that weight times a hinge on
+    the crossing itself (sum below k - edge/4 just before word k ends, at least k + edge/4 where it ends).
     """
     B, T = alpha.shape
     valid = (boundary_frames >= 0) & (boundary_frames < T)
@@ -120,4 +121,16 @@ def boundary_alignment_loss(alpha: torch.Tensor, boundary_frames: torch.Tensor,
     t = torch.arange(T, device=alpha.device)[None, :]
     frame_ok = (t <= (last + tail_frames)[:, None]) & (n_words > 0)[:, None]
     csum = torch.cumsum(alpha, dim=1)
-    return (csum - target).abs()[frame_ok].mean()
+    dense = (csum - target).abs()[frame_ok].mean()
+    if crossing_weight <= 0:
+        return dense
+    # the decision itself: the sum must still be below k (by a margin) in the frame before word k ends and reach
+    # k (by the margin; the last word: exactly) in the frame where it ends, so CIF fires there
+    k = torch.arange(1, bf.shape[1] + 1, device=alpha.device, dtype=alpha.dtype)[None, :].expand_as(bf)
+    margin = edge / 4
+    before = torch.gather(csum, 1, (bf - 1).clamp(0, T - 1))
+    at = torch.gather(csum, 1, bf.clamp(0, T - 1))
+    is_last = torch.arange(bf.shape[1], device=alpha.device)[None, :] == (n_words - 1)[:, None]
+    need = torch.where(is_last, k, k + margin)
+    hinge = F.relu(before - (k - margin)) + F.relu(need - at)
+    return dense + crossing_weight * hinge[valid & (bf >= 1)].mean()

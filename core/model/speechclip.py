@@ -172,7 +172,8 @@ class SpeechClipModel(nn.Module):
             parts["units_diff"] = (c.lengths - c.target).abs().float().mean().detach()
             if cfg.aux_boundary_loss_weight > 0 and boundary_frames is not None:
                 starts = boundary_start_frames.to(c.alpha.device) if boundary_start_frames is not None else None
-                parts["boundary"] = boundary_alignment_loss(c.alpha, boundary_frames.to(c.alpha.device), starts)
+                parts["boundary"] = boundary_alignment_loss(c.alpha, boundary_frames.to(c.alpha.device), starts,
+                                                            crossing_weight=cfg.aux_boundary_crossing_weight)
                 total = total + cfg.aux_boundary_loss_weight * parts["boundary"]
         kw = out.branch.keywords
         if cfg.aux_keyword_loss_weight > 0 and token_ids is not None and kw is not None:

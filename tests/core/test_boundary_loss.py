@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from core.model.cif import integrate_and_fire
@@ -40,6 +41,19 @@ def test_loss_is_zero_on_the_target_and_pulls_late_weight_earlier() -> None:
     assert float(loss.detach()) > 0.2
     loss.backward()
     assert late.grad is not None and late.grad[0, 2:4].sum() < 0  # raising weight inside word 1 lowers the loss
+
+
+def test_crossing_hinge_is_zero_when_cif_fires_in_the_end_frames_and_positive_when_late() -> None:
+    frames = torch.tensor([[9, 19, 29, -1]])
+    starts = torch.tensor([5])
+    alpha = _alpha_of(boundary_target_cumsum(frames, starts, 40))
+    plain = boundary_alignment_loss(alpha, frames, starts)
+    assert float(boundary_alignment_loss(alpha, frames, starts, crossing_weight=1.0)) == pytest.approx(float(plain))
+    late = torch.roll(alpha, 2, dims=1).requires_grad_(True)  # every fire two frames late
+    hinged = boundary_alignment_loss(late, frames, starts, crossing_weight=1.0)
+    assert float(hinged.detach()) > float(boundary_alignment_loss(late, frames, starts).detach()) + 0.1
+    hinged.backward()
+    assert late.grad is not None and float(late.grad[0, 9]) < 0  # more weight by the end of word 1 helps
 
 
 def test_frames_past_the_last_word_count_only_up_to_the_tail() -> None:
