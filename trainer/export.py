@@ -41,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--card-extra", default="", help="JSON object merged into the model card")
     parser.add_argument("--retrieval", choices=["parallel", "cascaded", "mean"], default=None,
                         help="which branch's vector is the search query (default: as trained)")
+    parser.add_argument("--retrieval-parallel-weight", type=float, default=None,
+                        help="with --retrieval mean: query = normalise(W * parallel + cascaded) (default: as trained)")
 
 
 def pick_checkpoint(run: Path, which: str = "best") -> Path:
@@ -96,6 +98,7 @@ def build_card(ckpt: dict[str, Any], source: Path, metrics: dict[str, Any] | Non
         "name": mcfg.get("name"),
         "architecture": mcfg["branch"]["model_type"],
         "retrieval": mcfg.get("retrieval"),
+        "retrieval_parallel_weight": mcfg.get("retrieval_parallel_weight", 1.0),
         "checkpoint": str(source),
         "step": ckpt.get("step"),
         "epoch": ckpt.get("epoch"),
@@ -180,13 +183,15 @@ def _fmt(x: Any) -> str:
 
 def export_checkpoint(ckpt_path: Path, out: Path, *, fp16: bool = False, eval_data: str = "",
                       eval_splits: tuple[str, ...] = ("test",), extra: dict[str, Any] | None = None,
-                      retrieval: str | None = None) -> dict[str, Any]:
+                      retrieval: str | None = None, parallel_weight: float | None = None) -> dict[str, Any]:
     """Write the model folder + card; returns the card."""
     from core.factory import save_model
 
     ckpt = load_checkpoint(ckpt_path)
     if retrieval:
         ckpt["model_cfg"]["retrieval"] = retrieval
+    if parallel_weight is not None:
+        ckpt["model_cfg"]["retrieval_parallel_weight"] = parallel_weight
     model = model_from_checkpoint(ckpt)
     if fp16:
         model = model.half()
@@ -218,6 +223,6 @@ def run(args: argparse.Namespace) -> int:
     extra = json.loads(args.card_extra) if args.card_extra else None
     splits = tuple(s for s in args.eval_splits.split(",") if s)
     export_checkpoint(ckpt, args.out, fp16=args.fp16, eval_data=args.eval_data, eval_splits=splits, extra=extra,
-                      retrieval=args.retrieval)
+                      retrieval=args.retrieval, parallel_weight=args.retrieval_parallel_weight)
     print(f"wrote {args.out}")
     return 0

@@ -104,6 +104,8 @@ class ModelConfig:
     cif: CifConfig = field(default_factory=CifConfig)
     branch: BranchConfig = field(default_factory=BranchConfig)
     retrieval: str = "parallel"  # which vector is the query: parallel | cascaded | mean (normalised)
+    # with retrieval "mean": query = normalise(w * parallel + cascaded); 1 = the plain mean of the two branches
+    retrieval_parallel_weight: float = 1.0
     temperature_init: float = 0.07
     temperature_trainable: bool = False
     # Optional auxiliary CE from each fired unit's cosine logits to the caption's token at its position.
@@ -125,6 +127,7 @@ class ModelConfig:
             (self.speech.source in SPEECH_SOURCES, f"speech.source must be one of {SPEECH_SOURCES}"),
             (self.branch.model_type in MODEL_TYPES, f"branch.model_type must be one of {MODEL_TYPES}"),
             (self.retrieval in RETRIEVAL_SOURCES, f"retrieval must be one of {RETRIEVAL_SOURCES}"),
+            (self.retrieval_parallel_weight >= 0, "retrieval_parallel_weight must be >= 0"),
             (self.speech.pretrained is not None or self.speech.hf_config is not None,
              "speech needs `pretrained` (local path / cached name) or an inline `hf_config`"),
             ((self.clip.arch is None) != (self.clip.model_cfg is None),

@@ -124,7 +124,7 @@ class SpeechClipModel(nn.Module):
         elif src == "cascaded" or par is None:
             query = cas
         else:
-            query = F.normalize(par + cas, dim=-1)
+            query = F.normalize(self.config.retrieval_parallel_weight * par + cas, dim=-1)
         return SpeechOutput(par, cas, query, out, frame_lens, feats)
 
     # ------------------------------------------------------------------ loss
