@@ -259,3 +259,50 @@ def test_demo_photos_and_queries(tmp_path: Path) -> None:
             in {"circle", "square", "triangle", "star", "heart", "cross", "ring", "diamond", "moon", "arrow"}
         ]
         assert shapes and all(f"{words[i - 1]} {words[i]}" in targets[q["target"]] for i in shapes)
+
+
+def test_voice_pool_is_deterministic_distinct_and_spares_the_holdout() -> None:
+    pool = voices_mod.voice_pool(120, seed=3, exclude=["flite:rms"])
+    assert pool == voices_mod.voice_pool(120, seed=3, exclude=["flite:rms"])
+    assert pool != voices_mod.voice_pool(120, seed=4, exclude=["flite:rms"])
+    assert len(set(pool)) == 120 and not set(pool) & set(voices_mod.list_voices())
+    engines = {voices_mod.get_voice(n).engine for n in pool}
+    assert engines == {"espeak", "flite", "piper"}
+    assert not any(n.startswith("flite:rms") for n in pool)  # the held-out speaker, at no pitch or tempo
+
+
+def test_parametric_voices_parse_and_speak() -> None:
+    v = voices_mod.get_voice("flite:slt:f220:s0.90")
+    assert (v.engine, v.variant, v.f0, v.stretch) == ("flite", "slt", 220, 0.9)
+    assert voices_mod.get_voice("piper:joe:ls1.10").length_scale == pytest.approx(1.1)
+    e = voices_mod.get_voice("espeak:en-gb+Andy:r170:p30")
+    assert (e.variant, e.rate, e.pitch) == ("en-gb+Andy", 170, 30)
+    for bad in ("espeak:en-us:r999:p50", "flite:slt:f9999", "piper:joe:ls9", "flite:nobody:f100"):
+        with pytest.raises(voices_mod.VoiceError, match="unknown voice"):
+            voices_mod.get_voice(bad)
+    a = voices_mod.synth_word(e, "circle")
+    b = voices_mod.synth_word(voices_mod.get_voice("espeak:en-gb+Andy:r170:p70"), "circle")
+    assert a.size > 1600 and b.size > 1600 and not (a.size == b.size and np.allclose(a, b))
+    if shutil.which("flite"):
+        lo = voices_mod.synth_word(voices_mod.get_voice("flite:slt:f120:s0.85"), "circle")
+        hi = voices_mod.synth_word(voices_mod.get_voice("flite:slt:f260:s0.85"), "circle")
+        assert not (lo.size == hi.size and np.allclose(lo, hi))  # the pitch setting reaches the engine
+
+
+def test_word_speed_varies_each_clip_and_keeps_times_exact() -> None:
+    clips = {"red": np.ones(1600, np.float32) * 0.5, "circle": np.ones(3200, np.float32) * 0.5}
+    words = ["red", "circle", "red", "circle", "red"]
+    wav, spans = build_utterance(words, clips, np.random.default_rng(2), noise_p=0.0, speed=(1.0, 1.0),
+                                 word_speed=(0.8, 1.25))
+    reds = [s.end_s - s.start_s for s in spans if s.word == "red"]
+    assert len({round(d, 3) for d in reds}) == 3  # the same clip at three lengths
+    assert all(0.1 / 1.25 - 2e-3 <= d <= 0.1 / 0.8 + 2e-3 for d in reds)
+    assert all(a.end_s <= b.start_s for a, b in zip(spans, spans[1:], strict=False))
+    assert spans[-1].end_s <= wav.size / SAMPLE_RATE
+
+
+def test_cli_voice_pool_reaches_the_manifest(tmp_path: Path) -> None:
+    out = tmp_path / "pool"
+    assert _run(out, "--voice-pool", "3", "--word-speed", "0.9,1.1", "--images", "4") == 0
+    voices = {json.loads(line)["voice"] for line in (out / "manifest.jsonl").read_text().splitlines()}
+    assert voices <= {V1, *voices_mod.voice_pool(3, 5, exclude=[V1])} and len(voices) >= 2

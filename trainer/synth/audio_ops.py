@@ -72,8 +72,12 @@ def build_utterance(
     speed: tuple[float, float] = (0.9, 1.1),
     noise_p: float = 0.5,
     snr_db: tuple[float, float] = (20.0, 40.0),
+    word_speed: tuple[float, float] = (1.0, 1.0),
 ) -> tuple[np.ndarray, list[WordSpan]]:
     """Join word clips with random pauses, then perturb speed, add noise, normalise.
+
+    `word_speed`: each word clip is first resampled by its own factor from this range, so one voice's word
+    never sounds twice the same (a cached clip would otherwise be identical in every utterance).
 
     Returns the waveform (S,) float32 16 kHz and one WordSpan per word (exact, in order, inside).
     """
@@ -85,6 +89,8 @@ def build_utterance(
     pos = parts[0].size
     for i, w in enumerate(words):
         clip = clips[w] * np.float32(rng.uniform(0.7, 1.0))  # word-level loudness variation
+        if word_speed != (1.0, 1.0):
+            clip = speed_perturb(clip, float(rng.uniform(*word_speed)))
         spans.append((w, pos, pos + clip.size))
         parts.append(clip)
         pos += clip.size

@@ -16,13 +16,23 @@ import sys
 from pathlib import Path
 
 from core.errors import SpokenSearchError
-from trainer.synth.voices import DEFAULT_HOLDOUT, VOICES, get_voice, list_voices
+from trainer.synth.voices import DEFAULT_HOLDOUT, VOICES, get_voice, list_voices, voice_pool
 
 logger = logging.getLogger(__name__)
 
 
 def _names(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _range(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO,HI such as 0.93,1.07, got {text!r}") from None
+    if not 0.5 <= lo <= hi <= 2.0:
+        raise argparse.ArgumentTypeError(f"expected 0.5 <= LO <= HI <= 2, got {text!r}")
+    return lo, hi
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -50,6 +60,19 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"voices heard only in split test_unseen_voice (default {','.join(DEFAULT_HOLDOUT)} "
         "when --voices is not given, else none; '' for none)",
+    )
+    parser.add_argument(
+        "--voice-pool",
+        type=int,
+        default=0,
+        help="add this many parametric voices (espeak-ng variants, flite at other pitches, piper at other "
+        "tempi), drawn deterministically from --seed, to the training voices (default 0)",
+    )
+    parser.add_argument(
+        "--word-speed",
+        type=_range,
+        default=(1.0, 1.0),
+        help="resample each word clip by a factor from LO,HI so no word sounds twice the same (default 1,1)",
     )
     parser.add_argument("--captions-per-image", type=int, default=3, help="utterances per scene (default 3)")
     parser.add_argument("--val-images", type=int, default=None, help="scenes in split val (default 5%%)")
@@ -98,6 +121,9 @@ def run_synth(args: argparse.Namespace) -> int:
             v = VOICES[name]
             tag = " (held out by default)" if name in DEFAULT_HOLDOUT else ""
             print(f"{name}\t{v.engine}{tag}")
+        if args.voice_pool > 0:
+            for name in voice_pool(args.voice_pool, args.seed, exclude=list(DEFAULT_HOLDOUT) + list_voices()):
+                print(f"{name}\t{get_voice(name).engine} (pool, seed {args.seed})")
         return 0
     if args.out is None:
         print("error: --out DIR is required", file=sys.stderr)
@@ -125,6 +151,9 @@ def run_synth(args: argparse.Namespace) -> int:
             get_voice(name)
         voices = args.voices if args.voices is not None else [v for v in list_voices() if v not in holdout]
         voices = [v for v in voices if v not in holdout]
+        if args.voice_pool < 0:
+            raise SpokenSearchError(f"--voice-pool must be >= 0, got {args.voice_pool}")
+        voices += voice_pool(args.voice_pool, args.seed, exclude=holdout + voices)
         n = args.images
         opts = SynthOptions(
             out=args.out,
@@ -139,6 +168,7 @@ def run_synth(args: argparse.Namespace) -> int:
             image_format=args.image_format,
             workers=max(1, args.workers),
             noise_p=args.noise_p,
+            word_speed=args.word_speed,
         )
         rep = generate(opts, force=args.force, on_progress=_progress(n, "scenes"))
     except SpokenSearchError as exc:

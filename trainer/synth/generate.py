@@ -53,6 +53,7 @@ class SynthOptions:
     workers: int = 1
     noise_p: float = 0.5
     speed: tuple[float, float] = (0.9, 1.1)
+    word_speed: tuple[float, float] = (1.0, 1.0)  # per-word resampling factor (see build_utterance)
 
     def validate(self) -> None:
         if self.images < 1:
@@ -109,7 +110,8 @@ def _init_worker(opts: SynthOptions, cache: dict[str, dict[str, np.ndarray]], ro
 def _utterance(root: Path, rel: str, text: str, voice: str, rng: np.random.Generator) -> dict[str, object]:
     opts: SynthOptions = _STATE["opts"]  # type: ignore[assignment]
     cache: dict[str, dict[str, np.ndarray]] = _STATE["cache"]  # type: ignore[assignment]
-    wav, spans = build_utterance(text.split(), cache[voice], rng, noise_p=opts.noise_p, speed=opts.speed)
+    wav, spans = build_utterance(text.split(), cache[voice], rng, noise_p=opts.noise_p, speed=opts.speed,
+                                 word_speed=opts.word_speed)
     sf.write(root / rel, wav, SAMPLE_RATE, subtype="PCM_16", format="WAV")
     return {
         "audio": rel,

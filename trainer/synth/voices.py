@@ -3,12 +3,18 @@
 A voice is an engine plus its settings, with a stable name: ``piper:joe``, ``piper:joe:ls1.2``,
 ``espeak:en-us+m3:r150:p60``, ``flite:slt``. ``synth_word(voice, word)`` returns the word spoken alone,
 16 kHz mono float32, silence trimmed, peak 1.0 - the unit the utterance builder joins.
+
+Besides the named voices, any name of the forms ``espeak:ACCENT+VARIANT:rRATE:pPITCH``,
+``flite:VOICE:fF0:sSTRETCH`` and ``piper:joe:lsSCALE`` is a voice (`parse_voice`), and `voice_pool` draws
+many of them, deterministically for a seed: a small model trained from scratch on a few voices memorises
+their word clips and cannot understand a new speaker, so the default trains on a large pool.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -42,6 +48,7 @@ class Voice:
     pitch: int = 0
     length_scale: float = 1.0  # piper: > 1 slower
     stretch: float = 0.85  # flite duration_stretch: < 1 faster (isolated words are spoken slowly)
+    f0: int = 0  # flite int_f0_target_mean in Hz (0: the voice's own)
 
 
 def _espeak(variant: str, rate: int, pitch: int) -> Voice:
@@ -80,19 +87,86 @@ HOLDOUT_SPLIT = "test_unseen_voice"
 _DEBIAN_PACKAGE = {"espeak": ("espeak-ng", "espeak-ng"), "flite": ("flite", "flite")}
 
 
+# espeak-ng variants (espeak-ng-data/voices/!v) that sound like a person; the robotic, whispering and
+# effect variants (robosoft*, UniRobot, Demonic, whisper*, croak, ...) are left out of the pool.
+ESPEAK_POOL_VARIANTS = (
+    "m1 m2 m3 m4 m5 m6 m7 m8 f1 f2 f3 f4 f5 klatt klatt2 klatt3 klatt4 klatt5 klatt6 adam Alex Alicia Andrea "
+    "Andy Annie antonio aunty belinda benjamin boris caleb david Denis Diogo ed edward edward2 Gene Gene2 "
+    "gustave Henrique Hugo iven iven2 iven3 iven4 Jacky john Lee linda marcelo Marco Mario max Michael michel "
+    "miguel Mike Mr Nguyen pablo paul pedro quincy rob robert steph steph2 steph3 Storm travis victor zac "
+    "anika AnxiousAndy grandpa norbert sandro shelby"
+).split()
+ESPEAK_POOL_ACCENTS = ("en-us", "en-us", "en-us", "en-gb", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-gb-x-gbclan")
+# flite voices whose pitch follows int_f0_target_mean (rms ignores it, and is the default held-out voice).
+FLITE_POOL_VOICES = ("kal", "kal16", "slt", "awb")
+
+_ESPEAK_RE = re.compile(r"^espeak:(?P<variant>[A-Za-z0-9_+-]+):r(?P<rate>\d{2,3}):p(?P<pitch>\d{1,2})$")
+_FLITE_RE = re.compile(r"^flite:(?P<variant>kal16|kal|slt|rms|awb)(?::f(?P<f0>\d{2,3}))?(?::s(?P<stretch>\d(?:\.\d+)?))?$")
+_PIPER_RE = re.compile(r"^piper:joe:ls(?P<ls>\d(?:\.\d+)?)$")
+
+
+def parse_voice(name: str) -> Voice | None:
+    """The voice a parametric name describes (see the module doc), or None if it has none of the forms."""
+    if m := _ESPEAK_RE.match(name):
+        rate, pitch = int(m["rate"]), int(m["pitch"])
+        if 80 <= rate <= 450:
+            return Voice(name, "espeak", m["variant"], rate=rate, pitch=pitch)
+    if m := _FLITE_RE.match(name):
+        stretch = float(m["stretch"]) if m["stretch"] else 0.85
+        f0 = int(m["f0"]) if m["f0"] else 0
+        if 0.4 <= stretch <= 2.0 and (f0 == 0 or 50 <= f0 <= 400):
+            return Voice(name, "flite", m["variant"], stretch=stretch, f0=f0)
+    if m := _PIPER_RE.match(name):
+        ls = float(m["ls"])
+        if 0.5 <= ls <= 2.0:
+            return Voice(name, "piper", "joe", length_scale=ls)
+    return None
+
+
+def voice_pool(n: int, seed: int, exclude: tuple[str, ...] | list[str] = ()) -> list[str]:
+    """`n` distinct parametric voices, deterministic for `seed`: ~75 % espeak-ng variants x accents x rate x
+    pitch, ~20 % flite voices at other pitches and tempi, ~5 % piper at other length scales. Names in
+    `exclude` (the held-out voices) and the named voices are never drawn."""
+    rng = np.random.default_rng([seed, 0x70_01])
+    taken = set(exclude) | set(VOICES)
+    out: list[str] = []
+    attempts = 0
+    while len(out) < n and attempts < 50 * n + 100:
+        attempts += 1
+        u = rng.random()
+        if u < 0.75:
+            accent = ESPEAK_POOL_ACCENTS[rng.integers(len(ESPEAK_POOL_ACCENTS))]
+            variant = ESPEAK_POOL_VARIANTS[rng.integers(len(ESPEAK_POOL_VARIANTS))]
+            name = f"espeak:{accent}+{variant}:r{int(rng.integers(150, 231))}:p{int(rng.integers(20, 86))}"
+        elif u < 0.95:
+            fv = FLITE_POOL_VOICES[rng.integers(len(FLITE_POOL_VOICES))]
+            base = 170 if fv == "slt" else 105
+            f0 = int(round(base * float(rng.uniform(0.75, 1.4))))
+            name = f"flite:{fv}:f{f0}:s{float(rng.uniform(0.7, 1.0)):.2f}"
+        else:
+            name = f"piper:joe:ls{float(rng.uniform(0.75, 1.25)):.2f}"
+        if name not in taken:
+            taken.add(name)
+            out.append(name)
+    return out
+
+
 def list_voices() -> list[str]:
-    """All voice names, in a stable order."""
+    """All named voices, in a stable order (parametric ones are also valid: `parse_voice`)."""
     return list(VOICES)
 
 
 def get_voice(name: str) -> Voice:
-    """The voice called `name`; VoiceError listing the valid names otherwise."""
-    try:
+    """The voice called `name` (named or parametric); VoiceError listing the valid names otherwise."""
+    if name in VOICES:
         return VOICES[name]
-    except KeyError:
+    voice = parse_voice(name)
+    if voice is None:
         raise VoiceError(
-            f"unknown voice {name!r}. Valid voices: {', '.join(VOICES)} (see `python -m trainer synth --list-voices`)"
-        ) from None
+            f"unknown voice {name!r}. Valid voices: {', '.join(VOICES)}, or the forms espeak:VARIANT:rRATE:pPITCH, "
+            "flite:VOICE:fF0:sSTRETCH, piper:joe:lsSCALE (see `python -m trainer synth --list-voices`)"
+        )
+    return voice
 
 
 def check_engine(engine: str) -> None:
@@ -157,6 +231,7 @@ def synth_raw(voice: Voice, text: str) -> tuple[np.ndarray, int]:
                 voice.variant,
                 "--setf",
                 f"duration_stretch={voice.stretch}",
+                *(["--setf", f"int_f0_target_mean={voice.f0}"] if voice.f0 else []),
                 "-t",
                 text,
                 "-o",
