@@ -1,6 +1,6 @@
 """Headless CLI over core.service.SearchService.
 
-    python -m core index DIR... [--model M] [--json] [--reindex]
+    python -m core index DIR... [--model M] [--json] [--reindex] [--retry-failed]
     python -m core search --library DIR --audio Q.wav [--text "..."] [--image P] [--top K] [--min-score S] [--json]
     python -m core stats [--json]
 
@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     ix.add_argument("--batch-size", type=int, default=None, help="images per encoder batch / commit")
     ix.add_argument("--no-thumbnails", action="store_true", help="do not write grid thumbnails")
     ix.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ix.add_argument("--retry-failed", action="store_true",
+                    help="decode again the files that failed before and have not changed (skipped otherwise)")
     se = sub.add_parser("search", parents=[common], help="search an indexed folder")
     se.add_argument("--library", type=Path, required=True, metavar="DIR",
                     help="an indexed photo folder (or a folder inside one) to search in")
@@ -80,7 +82,7 @@ def _run_index(args: argparse.Namespace) -> int:
     cancel = threading.Event()
     gen = service.index(args.dirs, cancel, batch_size=args.batch_size or BATCH_SIZE,
                         workers=args.workers or DEFAULT_WORKERS, thumbnails=not args.no_thumbnails,
-                        processes=args.processes)
+                        processes=args.processes, retry_failed=args.retry_failed)
     bar = None if args.no_progress else tqdm(total=0, unit="img", file=sys.stderr, dynamic_ncols=True,
                                              disable=None)
     try:

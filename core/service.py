@@ -118,7 +118,8 @@ class SearchService:
     # ---- indexing ----------------------------------------------------------------------------------------
     def index(self, roots: Iterable[str | Path] | None = None, cancel: threading.Event | None = None, *,
               batch_size: int = BATCH_SIZE, workers: int = DEFAULT_WORKERS,
-              thumbnails: bool = True, processes: bool = False) -> Generator[IndexProgress, None, IndexReport]:
+              thumbnails: bool = True, processes: bool = False,
+              retry_failed: bool = False) -> Generator[IndexProgress, None, IndexReport]:
         """Index `roots` (default: every known root). Yields progress, returns the report; raises Cancelled
         when `cancel` (or cancel_indexing()) is set, and SpokenSearchError when an index is already running.
         """
@@ -131,7 +132,7 @@ class SearchService:
                 raise SpokenSearchError("no photo folder to index; add one first (add_root or `index DIR`)")
             gen = index_library(self.library, todo, self.embedder, cancel=self._cancel, batch_size=batch_size,
                                 workers=workers, thumbnails=self.thumbnails if thumbnails else None,
-                                resume=self._resume, processes=processes)
+                                resume=self._resume, processes=processes, retry_failed=retry_failed)
             return (yield from gen)
         finally:
             self._cancel = None

@@ -23,6 +23,7 @@ import numpy as np
 from core.errors import Cancelled, ImageDecodeError
 from core.library.decode import DecodedImage, decode_image
 from core.library.embedder import ImageEmbedder
+from core.library.failures import Failure, decoder_signature
 from core.library.library import EmbeddedImage, Library, Move
 from core.library.scan import FileEntry, content_hash, normalize_root, scan_roots
 from core.library.store import ImageRow
@@ -99,6 +100,32 @@ def _diff(entries: Sequence[FileEntry], rows: Sequence[ImageRow]) -> _Plan:
     return plan
 
 
+class _FailureBook:
+    """Decode failures: the remembered ones to skip, the new ones to remember, the fixed ones to forget."""
+
+    def __init__(self, library: Library, known: dict[str, Failure], decoder: str) -> None:
+        self.library, self.known, self.decoder = library, known, decoder
+        self.new: list[Failure] = []
+        self.fixed: list[str] = []
+
+    def remembered(self, e: FileEntry) -> str | None:
+        """The reason `e` failed before, if it is unchanged since (same mtime, size and decoder)."""
+        f = self.known.get(e.path)
+        if f is None or f.mtime != e.mtime or f.size != e.size or f.decoder != self.decoder:
+            return None
+        return f"{f.reason} (unchanged since it failed before; not decoded again; retry with --retry-failed)"
+
+    def failed(self, e: FileEntry, reason: str) -> None:
+        self.new.append(Failure(e.path, e.mtime, e.size, reason, self.decoder))
+
+    def indexed(self, paths: Iterable[str]) -> None:
+        self.fixed.extend(p for p in paths if p in self.known)
+
+    def flush(self, gone: Iterable[str] = ()) -> None:
+        self.library.record_failures(self.new, forget=[*self.fixed, *gone])
+        self.new, self.fixed = [], []
+
+
 def _outer_root(path: str, roots: Sequence[str]) -> str | None:
     for r in roots:
         if path.startswith(r.rstrip(os.sep) + os.sep):
@@ -155,6 +182,7 @@ def index_library(
     draft: bool = True,
     resume: threading.Event | None = None,
     processes: bool = False,
+    retry_failed: bool = False,
 ) -> Generator[IndexProgress, None, IndexReport]:
     """Bring `library` up to date with the photos under `roots` (added as library roots).
 
@@ -162,7 +190,8 @@ def index_library(
     reported in `skipped` and its images are left as they are. Raises Cancelled (with `.report`) when
     `cancel` is set; everything committed before stays. While `resume` is cleared (a search is running),
     the run waits before encoding its next batch. `processes`: decode in worker processes (spawned)
-    instead of threads; bench_index.py measures both.
+    instead of threads; bench_index.py measures both. A file that failed to decode before and is unchanged
+    is reported in `skipped` without being decoded again, unless `retry_failed`.
     """
     t_start = time.perf_counter()
     report = IndexReport()
@@ -181,6 +210,15 @@ def index_library(
     entries = [FileEntry(e.path, _outer_root(e.path, known_roots) or e.root, e.mtime, e.size)
                for e in scan_roots(folders)]
     plan = _diff(entries, library.rows_under(folders))
+    book = _FailureBook(library, library.failures_under(folders), decoder_signature())
+    if book.known:
+        present = {e.path for e in entries}
+        gone = [p for p in book.known if p not in present]
+        if retry_failed:
+            gone = list(book.known)
+        else:
+            _skip_remembered(plan, book, report)
+        book.flush(gone)
     logger.info("scan of %s: %d files, %d new, %d changed, %d vanished", live_roots, len(entries),
                 len(plan.new), len(plan.to_embed), len(plan.vanished))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool, \
@@ -197,7 +235,7 @@ def index_library(
                 library.write_embedded(duplicates)
                 report.added += len(duplicates)
             yield from _embed_all(library, plan.to_embed, embedder, decode_pool, workers, cancel, batch_size, draft,
-                                  thumbnails, report, resume)
+                                  thumbnails, report, resume, book)
         except Cancelled as exc:
             report.cancelled = True
             report.elapsed_s = time.perf_counter() - t_start
@@ -213,6 +251,18 @@ def index_library(
     report.elapsed_s = time.perf_counter() - t_start
     yield IndexProgress(report.total, report.total, "", 0.0, 0.0, "done")
     return report
+
+
+def _skip_remembered(plan: _Plan, book: _FailureBook, report: IndexReport) -> None:
+    """Take unchanged, previously failed files out of the plan; report them as skipped."""
+    def keep(e: FileEntry) -> bool:
+        reason = book.remembered(e)
+        if reason is not None:
+            report.skipped.append((e.path, reason))
+        return reason is None
+
+    plan.new = [e for e in plan.new if keep(e)]
+    plan.to_embed = [(e, rid) for e, rid in plan.to_embed if keep(e)]
 
 
 def _decode_pool(workers: int, processes: bool) -> Executor:
@@ -261,8 +311,8 @@ def _match_moves(library: Library, plan: _Plan, hashes: dict[str, str]) -> list[
 
 def _embed_all(library: Library, work: Sequence[tuple[FileEntry, int | None]], embedder: ImageEmbedder,
                pool: Executor, workers: int, cancel: threading.Event | None, batch_size: int, draft: bool,
-               thumbnails: ThumbnailCache | None, report: IndexReport, resume: threading.Event | None = None
-               ) -> Generator[IndexProgress, None, None]:
+               thumbnails: ThumbnailCache | None, report: IndexReport, resume: threading.Event | None = None,
+               book: _FailureBook | None = None) -> Generator[IndexProgress, None, None]:
     """Decode in the pool (a bounded window ahead), embed in batches, commit each batch."""
     total = len(work)
     if not total:
@@ -288,6 +338,8 @@ def _embed_all(library: Library, work: Sequence[tuple[FileEntry, int | None]], e
         images = [EmbeddedImage(e.path, e.root, e.mtime, e.size, h, d.width, d.height, d.taken_at, v, rid)
                   for (e, rid, h, d), v in zip(batch, vecs, strict=True)]
         library.write_embedded(images)
+        if book is not None:
+            book.indexed(im.path for im in images)
         report.updated += sum(1 for _, rid, _, _ in batch if rid is not None)
         report.added += sum(1 for _, rid, _, _ in batch if rid is None)
         batch = []
@@ -314,11 +366,15 @@ def _embed_all(library: Library, work: Sequence[tuple[FileEntry, int | None]], e
             logger.warning("skipped %s", exc)
             if row_id is not None:
                 failed_rows.append(row_id)
+            if book is not None:
+                book.failed(entry, reason)
         done += 1
         if len(batch) >= batch_size or not pending:
             flush()
             if failed_rows:  # a changed file that no longer decodes must not keep its old vector
                 library.apply_changes([], failed_rows)
                 failed_rows = []
+            if book is not None:
+                book.flush()
             rate = done / max(time.perf_counter() - t0, 1e-9)
             yield IndexProgress(done, total, entry.path, rate, (total - done) / rate if rate else None, "embed")

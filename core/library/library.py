@@ -19,7 +19,7 @@ import numpy as np
 
 from core import paths
 from core.errors import ModelMismatchError, SpokenSearchError
-from core.library import store
+from core.library import failures, store
 from core.library.ann import AnnIndex, AnnStamp
 from core.library.scan import normalize_root
 from core.library.store import ROW_COLUMNS, EmbeddedImage, ImageRow, Move, Transaction, row_from_tuple
@@ -251,6 +251,19 @@ class Library:
             "SELECT SUM(deleted = 0 AND vector IS NOT NULL), SUM(deleted = 0 AND vector IS NULL), SUM(deleted) "
             "FROM images").fetchone()
         return {"indexed": c[0] or 0, "pending": c[1] or 0, "deleted": c[2] or 0}
+
+    def failures_under(self, folders: Iterable[str]) -> dict[str, failures.Failure]:
+        """Remembered decode failures inside `folders` (core.library.failures)."""
+        return failures.under(self._reader(), folders)
+
+    def record_failures(self, failed: Sequence[failures.Failure], forget: Iterable[str] = ()) -> None:
+        """Remember `failed` and forget the failures of `forget` (indexed now, or gone), in one transaction."""
+        forget = list(forget)
+        if not failed and not forget:
+            return
+        with self._transaction():
+            failures.forget(self._conn, forget)
+            failures.record(self._conn, failed)
 
     # ---- writes (the indexer's) --------------------------------------------------------------------------
     def write_embedded(self, images: Sequence[EmbeddedImage]) -> list[int]:

@@ -5,6 +5,7 @@ Tables (STYLE rule 6, after rclip's db.py):
   roots(id, path UNIQUE, added_at, last_indexed)
   images(id, path UNIQUE, root, mtime, size, content_hash, deleted, width, height, taken_at,
          vector BLOB float16 little-endian (E,), or NULL when the image still has to be embedded)
+  failures(path PRIMARY KEY, mtime, size, reason, decoder, failed_at)   (v2: files that did not decode)
 WAL mode: readers (searches) never block the writer (the indexer), and a commit is durable and atomic,
 so a process killed at any instant leaves the last committed batch.
 """
@@ -25,7 +26,7 @@ from core.errors import IndexVersionError
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "library.sqlite3"
 
 
@@ -127,8 +128,13 @@ def _v1(conn: sqlite3.Connection) -> None:
     )
 
 
-# Ordered migrations: (version reached, function). A new schema appends (2, _v2) and never edits _v1.
-MIGRATIONS: list[tuple[int, Callable[[sqlite3.Connection], None]]] = [(1, _v1)]
+def _v2(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TABLE IF NOT EXISTS failures (path TEXT PRIMARY KEY, mtime REAL NOT NULL, "
+                 "size INTEGER NOT NULL, reason TEXT NOT NULL, decoder TEXT NOT NULL, failed_at REAL NOT NULL)")
+
+
+# Ordered migrations: (version reached, function). A new schema appends (3, _v3) and never edits the others.
+MIGRATIONS: list[tuple[int, Callable[[sqlite3.Connection], None]]] = [(1, _v1), (2, _v2)]
 
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:

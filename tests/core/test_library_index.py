@@ -231,3 +231,58 @@ def test_nested_folders_share_their_root(env):
     assert not lib.row_by_path(photos / "img0.jpg").deleted  # outside the scanned sub-folder: untouched
     _, rep = index(lib, photos, emb)
     assert (rep.added, rep.updated, rep.moved, rep.removed, rep.total) == (0, 0, 0, 0, 7)
+
+
+def test_unchanged_failed_files_are_not_decoded_again(env, monkeypatch):
+    photos, emb, lib = env
+    (photos / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage garbage")
+    (photos / "text.jpg").write_text("hello")
+    _, first = index(lib, photos, emb)
+    decoded: list[str] = []
+    real = indexer_mod._decode_one
+    monkeypatch.setattr(indexer_mod, "_decode_one", lambda e, *a: (decoded.append(e.path), real(e, *a))[1])
+    _, second = index(lib, photos, emb)
+    assert decoded == []  # nothing decoded: the good files are indexed, the bad ones remembered
+    assert {p for p, _ in second.skipped} == {p for p, _ in first.skipped} and second.total == 6
+    assert all("not decoded again" in r and "--retry-failed" in r for _, r in second.skipped)
+    # fixing a file (new mtime/size) retries it; retry_failed retries the rest
+    make_image(photos / "text.jpg", 77)
+    _, third = index(lib, photos, emb)
+    assert decoded == [str(photos / "text.jpg")] and third.added == 1
+    assert [p for p, _ in third.skipped] == [str(photos / "corrupt.png")]
+    decoded.clear()
+    _, fourth = index(lib, photos, emb, retry_failed=True)
+    assert decoded == [str(photos / "corrupt.png")] and "not decoded again" not in fourth.skipped[0][1]
+    # a removed broken file is forgotten
+    (photos / "corrupt.png").unlink()
+    _, fifth = index(lib, photos, emb)
+    assert fifth.skipped == [] and lib.failures_under([str(photos)]) == {}
+
+
+def test_a_new_decoder_retries_remembered_failures(env, monkeypatch):
+    photos, emb, lib = env
+    (photos / "photo.heic").write_bytes(b"not really heic")
+    index(lib, photos, emb)
+    monkeypatch.setattr(indexer_mod, "decoder_signature", lambda: "pillow 99; heif yes")
+    _, rep = index(lib, photos, emb)
+    assert len(rep.skipped) == 1 and "not decoded again" not in rep.skipped[0][1]
+
+
+def test_version_1_database_is_migrated(env, tmp_path):
+    photos, emb, lib = env
+    index(lib, photos, emb)
+    lib.close()
+    con = sqlite3.connect(tmp_path / "data" / "library.sqlite3")
+    con.execute("DROP TABLE failures")
+    con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    con.commit()
+    con.close()
+    lib2 = Library(tmp_path / "data", emb.identity, dim=emb.dim, cache_dir=tmp_path / "cache")
+    try:
+        assert len(lib2) == 6  # vectors kept
+        (photos / "bad.jpg").write_text("x")
+        _, rep = index(lib2, photos, emb)
+        assert [p for p, _ in rep.skipped] == [str(photos / "bad.jpg")]
+        assert set(lib2.failures_under([str(photos)])) == {str(photos / "bad.jpg")}
+    finally:
+        lib2.close()
