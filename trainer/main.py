@@ -83,3 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         logger.error("interrupted; the last checkpoint is kept (resume with --resume latest)")
         return 130
+    except BrokenPipeError:  # stdout closed early (`... --json | head`): not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141

@@ -108,3 +108,13 @@ def test_subprocess_exit_code_and_no_traceback(env):
                         str(tmp / "q.wav"), "--model", str(tmp / "missing-model")],
                        capture_output=True, text=True, cwd=REPO, env=env_vars, timeout=120)
     assert p.returncode == 1 and "Traceback" not in p.stderr and p.stderr.startswith("error: ")
+
+
+def test_output_into_a_closed_pipe_is_quiet(env):
+    env_vars = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    # `stats --json | head -c 0`: the reader is gone before the CLI (seconds of imports) writes a byte
+    p = subprocess.Popen([sys.executable, "-m", "core", "stats", "--json"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, cwd=REPO, env=env_vars)
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 141 and "Traceback" not in err and "BrokenPipe" not in err, err
