@@ -39,5 +39,5 @@ fi
 
 # Export with the query mix chosen on the val split (README), and test / unseen-voice metrics in the card.
 "$PY" -m trainer export --run "$RUNS/default-ft" --out "$OUT" --fp16 --retrieval mean \
-  --retrieval-parallel-weight "${PARALLEL_WEIGHT:-0.25}" --eval-data "$DATA"
+  --retrieval-parallel-weight "${PARALLEL_WEIGHT:-0.4}" --eval-data "$DATA"
 echo "default model written to $OUT"

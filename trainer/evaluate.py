@@ -27,6 +27,7 @@ from trainer.metrics import (
 logger = logging.getLogger(__name__)
 
 BOUNDARY_TOL_S = 0.05  # 50 ms
+PARALLEL_WEIGHT_GRID = (0.0, 0.1, 0.25, 0.4, 0.5, 0.75, 1.0)  # `speech_to_image_by_parallel_weight`
 
 
 def _gold_subwords(clip: Any, text: str) -> set[str]:
@@ -106,6 +107,13 @@ def metrics_from_rows(rows: Sequence[dict[str, Any]], keys: Sequence[str], image
         out["speech_to_image_by_source"] = {
             name: retrieval_recalls(vecs, images[used], gold_idx)["speech_to_image"]
             for name, vecs in (("parallel", par), ("cascaded", cas), ("mean", mean))}
+        # query = normalise(w * parallel + cascaded) for a grid of w: choose retrieval_parallel_weight on val
+        out["speech_to_image_by_parallel_weight"] = {}
+        for w in PARALLEL_WEIGHT_GRID:
+            mix = w * par + cas
+            mix /= np.linalg.norm(mix, axis=1, keepdims=True) + 1e-12
+            out["speech_to_image_by_parallel_weight"][f"{w:g}"] = retrieval_recalls(
+                mix, images[used], gold_idx)["speech_to_image"]
     if has_times:
         prf = boundary_prf(pred, ref, BOUNDARY_TOL_S)
         out["boundary_precision"], out["boundary_recall"] = prf["precision"], prf["recall"]

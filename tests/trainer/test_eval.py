@@ -45,3 +45,7 @@ def test_eval_json_has_the_documented_keys(tmp_path, capsys):
     for k in ("keyword_hit_rate", "content_word_recall", "boundary_f1", "boundary_f1_uniform"):
         assert 0.0 <= out[k] <= 1.0
     assert set(out["per_voice"]) == {"v1", "v2"}
+    # the branch-weight grid: w = 0 is the cascaded vector alone, w = 1 the plain mean (tiny-test is hybrid+)
+    grid = out["speech_to_image_by_parallel_weight"]
+    assert grid["0"] == out["speech_to_image_by_source"]["cascaded"]
+    assert grid["1"] == out["speech_to_image_by_source"]["mean"] and "0.25" in grid
