@@ -306,3 +306,13 @@ def test_cli_voice_pool_reaches_the_manifest(tmp_path: Path) -> None:
     assert _run(out, "--voice-pool", "3", "--word-speed", "0.9,1.1", "--images", "4") == 0
     voices = {json.loads(line)["voice"] for line in (out / "manifest.jsonl").read_text().splitlines()}
     assert voices <= {V1, *voices_mod.voice_pool(3, 5, exclude=[V1])} and len(voices) >= 2
+
+
+def test_unknown_espeak_variant_is_refused_not_mislabelled(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # espeak-ng itself would speak it with its default voice and exit 0
+    assert main(["synth", "--out", str(tmp_path / "x"), "--voices", "espeak:en-us+nobody:r180:p40"]) == 1
+    assert "no variant 'nobody'" in capsys.readouterr().err
+    assert main(["synth", "--out", str(tmp_path / "x"), "--voices", "espeak:xx-zz:r180:p40"]) == 1
+    assert "no language 'xx-zz'" in capsys.readouterr().err
+    for name in voices_mod.voice_pool(200, 0) + [v for v in voices_mod.list_voices() if v.startswith("espeak")]:
+        voices_mod.check_voice(voices_mod.get_voice(name))  # every pool and named voice exists

@@ -20,7 +20,7 @@ from trainer.synth.audio_ops import SAMPLE_RATE, build_utterance
 from trainer.synth.generate import build_word_cache
 from trainer.synth.render import render
 from trainer.synth.scenes import caption, query_text, sample_scene
-from trainer.synth.voices import SynthError, check_engine, get_voice
+from trainer.synth.voices import SynthError, check_voice, get_voice
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def generate_demo(
     if n_queries > n_photos:
         raise SynthError(f"--demo-queries ({n_queries}) cannot exceed --demo-photos ({n_photos})")
     for v in query_voices:
-        check_engine(get_voice(v).engine)
+        check_voice(get_voice(v))
     photos_dir, queries_dir = out / "photos", out / "queries"
     for d in (photos_dir, queries_dir):
         if d.exists() and any(d.iterdir()):

@@ -29,7 +29,7 @@ from trainer.synth.audio_ops import SAMPLE_RATE, build_utterance
 from trainer.synth.render import render
 from trainer.synth.scenes import caption, sample_scene
 from trainer.synth.vocab import all_words, vocab_dict
-from trainer.synth.voices import HOLDOUT_SPLIT, SynthError, check_engine, get_voice, synth_vocabulary
+from trainer.synth.voices import HOLDOUT_SPLIT, SynthError, check_voice, get_voice, synth_vocabulary
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class SynthOptions:
         if self.image_format not in ("png", "jpg"):
             raise SynthError(f"--image-format must be png or jpg, got {self.image_format!r}")
         for name in self.voices + self.holdout_voices:
-            check_engine(get_voice(name).engine)
+            check_voice(get_voice(name))
 
     def split_of(self, image_id: int) -> str:
         n_train = self.images - self.val_images - self.test_images

