@@ -212,13 +212,10 @@ def index_library(
     plan = _diff(entries, library.rows_under(folders))
     book = _FailureBook(library, library.failures_under(folders), decoder_signature())
     if book.known:
-        present = {e.path for e in entries}
-        gone = [p for p in book.known if p not in present]
-        if retry_failed:
-            gone = list(book.known)
-        else:
+        if not retry_failed:
             _skip_remembered(plan, book, report)
-        book.flush(gone)
+        present = {e.path for e in entries}
+        book.flush(gone=[p for p in book.known if retry_failed or p not in present])
     logger.info("scan of %s: %d files, %d new, %d changed, %d vanished", live_roots, len(entries),
                 len(plan.new), len(plan.to_embed), len(plan.vanished))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool, \

@@ -25,6 +25,16 @@ def _names(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return n
+
+
 def _range(text: str) -> tuple[float, float]:
     try:
         lo, hi = (float(v) for v in text.split(","))
@@ -63,7 +73,7 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--voice-pool",
-        type=int,
+        type=_count,
         default=0,
         help="add this many parametric voices (espeak-ng variants, flite at other pitches, piper at other "
         "tempi), drawn deterministically from --seed, to the training voices (default 0)",
@@ -151,8 +161,6 @@ def run_synth(args: argparse.Namespace) -> int:
             get_voice(name)
         voices = args.voices if args.voices is not None else [v for v in list_voices() if v not in holdout]
         voices = [v for v in voices if v not in holdout]
-        if args.voice_pool < 0:
-            raise SpokenSearchError(f"--voice-pool must be >= 0, got {args.voice_pool}")
         voices += voice_pool(args.voice_pool, args.seed, exclude=holdout + voices)
         n = args.images
         opts = SynthOptions(
