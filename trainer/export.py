@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from core.errors import CheckpointError
+from core.errors import CheckpointError, ConfigError
 from trainer.checkpoint import BEST, LAST, checkpoint_dir, load_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-data", default="", help="dataset folder: evaluate and put the metrics in the card")
     parser.add_argument("--eval-splits", default="test,test_unseen_voice",
                         help="splits to evaluate with --eval-data (missing ones are skipped)")
-    parser.add_argument("--card-extra", default="", help="JSON object merged into the model card")
+    parser.add_argument("--card-extra", default="",
+                        help="JSON object merged into the model card: inline, or @FILE (a JSON file)")
     parser.add_argument("--retrieval", choices=["parallel", "cascaded", "mean"], default=None,
                         help="which branch's vector is the search query (default: as trained)")
     parser.add_argument("--retrieval-parallel-weight", type=float, default=None,
@@ -218,9 +219,30 @@ def write_card(out: Path, card: dict[str, Any]) -> None:
     (out / "model_card.md").write_text(card_markdown(card))
 
 
+def parse_card_extra(value: str) -> dict[str, Any] | None:
+    """`--card-extra`: an inline JSON object or `@FILE`; anything else is a ConfigError naming the problem."""
+    if not value:
+        return None
+    where = "--card-extra"
+    if value.startswith("@"):
+        path = Path(value[1:])
+        where = f"--card-extra file {path}"
+        try:
+            value = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{where} cannot be read: {exc.strerror or exc}") from exc
+    try:
+        extra = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{where} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from exc
+    if not isinstance(extra, dict):
+        raise ConfigError(f"{where} must be a JSON object, not {type(extra).__name__}")
+    return extra
+
+
 def run(args: argparse.Namespace) -> int:
+    extra = parse_card_extra(args.card_extra)  # before the checkpoint is read: a typo fails at once
     ckpt = args.checkpoint if args.checkpoint else pick_checkpoint(args.run, args.which)
-    extra = json.loads(args.card_extra) if args.card_extra else None
     splits = tuple(s for s in args.eval_splits.split(",") if s)
     export_checkpoint(ckpt, args.out, fp16=args.fp16, eval_data=args.eval_data, eval_splits=splits, extra=extra,
                       retrieval=args.retrieval, parallel_weight=args.retrieval_parallel_weight)

@@ -71,13 +71,28 @@ def test_main_synthetic_smoke_and_export(tmp_path):
     assert main(["train", "--dataset", "synthetic", "--max-steps", "2", "--batch-size", "4",
                  "--synthetic-size", "8", f"--run-dir={run}", "--tensorboard=false"]) == 0
     assert (run / "checkpoints" / "last.pt").is_file() and (run / "config.json").is_file()
-    assert main(["export", "--run", str(run), "--out", str(tmp_path / "model")]) == 0
+    extra = tmp_path / "card.json"
+    extra.write_text(json.dumps({"training_time": "two steps"}))
+    assert main(["export", "--run", str(run), "--out", str(tmp_path / "model"), f"--card-extra=@{extra}"]) == 0
     from core.factory import load_model
 
     model = load_model(tmp_path / "model")
     card = json.loads((tmp_path / "model" / "model_card.json").read_text())
     assert card["step"] == 2 and card["architecture"] == model.config.branch.model_type
-    assert (tmp_path / "model" / "model_card.md").read_text().startswith("# Model card")
+    assert card["training_time"] == "two steps"
+    md = (tmp_path / "model" / "model_card.md").read_text()
+    assert md.startswith("# Model card") and "Training time: two steps" in md
+
+
+def test_export_card_extra_errors_name_the_problem(tmp_path, capfd):
+    out = tmp_path / "never"
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    for value, words in ((f"@{bad}", "not valid JSON"), (f"@{tmp_path / 'missing.json'}", "cannot be read"),
+                         ("[1, 2]", "must be a JSON object")):
+        assert main(["export", "--run", str(tmp_path / "no-run"), "--out", str(out), f"--card-extra={value}"]) == 1
+        assert words in capfd.readouterr().err
+    assert not out.exists()
 
 
 def test_unknown_override_fails_with_valid_keys(tmp_path, capfd):
