@@ -83,6 +83,16 @@ def model_state(model: torch.nn.Module, include_backbones: bool) -> dict[str, to
     return {k: v.detach().cpu().contiguous() for k, v in state.items()}
 
 
+def _like_a_new_file(path: Path) -> None:
+    """safetensors creates its file owner-only (0600); give it the mode any new file gets here (0666 & ~umask)."""
+    probe = path.with_name(path.name + ".mode")
+    probe.touch()
+    try:
+        os.chmod(path, probe.stat().st_mode & 0o777)
+    finally:
+        probe.unlink(missing_ok=True)
+
+
 def save_model(model: torch.nn.Module, directory: str | Path, extra_card: dict[str, Any] | None = None) -> Path:
     """Write DIR/config.json + DIR/model.safetensors atomically (tmp + os.replace); returns DIR."""
     inner = getattr(getattr(model, "module", model), "_orig_mod", getattr(model, "module", model))
@@ -100,6 +110,7 @@ def save_model(model: torch.nn.Module, directory: str | Path, extra_card: dict[s
         seen.add(ptr)
     tmp = directory / (WEIGHTS_FILE + ".tmp")
     save_file(state, str(tmp), metadata={"format_version": str(FORMAT_VERSION)})
+    _like_a_new_file(tmp)
     os.replace(tmp, directory / WEIGHTS_FILE)
     cfg_dict = cfg.to_dict()
     vocab = inner.clip.table_orig_ids.tolist() if cfg.clip.vocab_ids is not None else None

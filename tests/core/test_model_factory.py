@@ -32,6 +32,9 @@ def test_save_load_gives_identical_outputs(make_tiny_model, tmp_path, model_type
     assert len(meta["sha256"]["model.safetensors"]) == 64 and meta["bundled_backbones"] is True
     vocab = json.loads((tmp_path / "m" / "vocab.json").read_text())
     assert meta["model_cfg"]["clip"]["vocab_ids"] == vocab == model.clip.table_orig_ids.tolist()
+    # the weights get the mode of any new file (safetensors alone makes them owner-only)
+    assert (tmp_path / "m" / "model.safetensors").stat().st_mode & 0o777 == \
+        (tmp_path / "m" / "config.json").stat().st_mode & 0o777
     loaded = load_model(tmp_path / "m")
     assert not loaded.training
     for seed in range(2):
