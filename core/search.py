@@ -222,7 +222,8 @@ class SearchEngine:
 
 def _present_rows(snap: VectorSnapshot, ids: np.ndarray) -> np.ndarray:
     """Row positions (ascending) of those `ids` that are rows of the snapshot. One binary search over sorted
-    ids (sorted keys let numpy's search reuse its last position: ~0.1 ms for 384 candidates at 1M rows)."""
+    ids (sorted keys let numpy's search reuse its last position: ~0.2 ms with the sort for 384 candidates at
+    1M rows, against ~0.4 ms for two unsorted searches)."""
     ids = np.sort(np.asarray(ids, np.int64))
     pos = np.searchsorted(snap.ids, ids)
     ok = pos < len(snap)

@@ -237,7 +237,7 @@ def parse_card_extra(value: str) -> dict[str, Any] | None:
         raise ConfigError(f"{where} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from exc
     if not isinstance(extra, dict):
         raise ConfigError(f"{where} must be a JSON object, not {type(extra).__name__}")
-    return extra
+    return {k: v for k, v in extra.items() if not k.startswith("_")}  # "_comment" keys, as in our configs
 
 
 def run(args: argparse.Namespace) -> int:

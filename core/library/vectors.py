@@ -34,10 +34,6 @@ class VectorSnapshot:
     def __len__(self) -> int:
         return int(self.ids.shape[0])
 
-    def rows_of(self, ids: np.ndarray) -> np.ndarray:
-        """Row positions of `ids` (all must be present)."""
-        return np.searchsorted(self.ids, ids)
-
 
 class ResidentVectors:
     """Growable (capacity-doubling) float32 matrix + ids + dates, with tombstones compacted lazily.

@@ -72,14 +72,14 @@ def test_main_synthetic_smoke_and_export(tmp_path):
                  "--synthetic-size", "8", f"--run-dir={run}", "--tensorboard=false"]) == 0
     assert (run / "checkpoints" / "last.pt").is_file() and (run / "config.json").is_file()
     extra = tmp_path / "card.json"
-    extra.write_text(json.dumps({"training_time": "two steps"}))
+    extra.write_text(json.dumps({"_comment": "a note for whoever edits the file", "training_time": "two steps"}))
     assert main(["export", "--run", str(run), "--out", str(tmp_path / "model"), f"--card-extra=@{extra}"]) == 0
     from core.factory import load_model
 
     model = load_model(tmp_path / "model")
     card = json.loads((tmp_path / "model" / "model_card.json").read_text())
     assert card["step"] == 2 and card["architecture"] == model.config.branch.model_type
-    assert card["training_time"] == "two steps"
+    assert card["training_time"] == "two steps" and "_comment" not in card
     md = (tmp_path / "model" / "model_card.md").read_text()
     assert md.startswith("# Model card") and "Training time: two steps" in md
 
