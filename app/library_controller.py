@@ -23,6 +23,10 @@ logger = logging.getLogger(__name__)
 
 SHOW_DIALOG_AFTER_MS = 600  # progress UI appears only for work that lasts (anki)
 STATS_EVERY_S = 1.0  # refresh the status bar's photo count this often while indexing
+WELCOME_INDEXING = "Welcome! The demo photo library is being indexed. "
+WELCOME_READY = "Welcome! The demo photo library is ready ({n} photos). "
+WELCOME_HOW = ("Hold Space and speak — the bundled model knows coloured shapes, e.g. “an orange heart” or "
+               "“a blue cross” — or pick a sample query.")
 
 
 def report_summary(report: Any) -> str:
@@ -126,6 +130,9 @@ class LibraryController(QObject):
     def _on_done(self, report: Any) -> None:
         self._report = report
         self.window.statusBar().showMessage(report_summary(report), 8000)
+        bar = self.window.message_bar
+        if not bar.isHidden() and bar.text().startswith(WELCOME_INDEXING):  # the welcome strip must not go stale
+            self.window.show_message(WELCOME_READY.format(n=report.total) + WELCOME_HOW, "info")
         self.indexing_finished.emit(report)
 
     def _on_failed(self, exc: BaseException) -> None:
@@ -169,10 +176,7 @@ class LibraryController(QObject):
             if roots:
                 self.index_folders(None, show_dialog=False)
             elif first_run and demo_dir.is_dir():
-                self.window.show_message(
-                    "Welcome! The demo photo library is being indexed. Hold Space and speak — the bundled model "
-                    "knows coloured shapes, e.g. “an orange heart” or “a blue cross” — or pick a sample query.",
-                    "info")
+                self.window.show_message(WELCOME_INDEXING + WELCOME_HOW, "info")
                 self.index_folders([demo_dir], show_dialog=False)
             else:
                 self.window.show_message("Your photo library is empty. Add a folder with File → Index a "
