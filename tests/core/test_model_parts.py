@@ -174,6 +174,21 @@ def test_frozen_upstream_stays_in_eval_without_grad_and_weighted_sum_learns(tiny
     assert all(p.grad is None and not p.requires_grad for p in up.backbone.parameters())
 
 
+def test_trainable_upstream_trains_its_convs_without_a_gradient_for_the_raw_wave(tiny_config) -> None:
+    import dataclasses
+
+    up = SpeechUpstream(dataclasses.replace(tiny_config.speech, trainable=True))
+    up.train()
+    seen = []
+    first = up.backbone.feature_extractor.conv_layers[0].conv
+    handle = first.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].requires_grad))
+    feats, _ = up(torch.randn(2, 8000), torch.tensor([8000, 5000]))
+    handle.remove()
+    assert seen == [False]  # transformers would mark the wave as requiring grad: a wasted conv backward
+    feats.sum().backward()
+    assert first.weight.grad is not None and first.weight.grad.abs().sum() > 0
+
+
 def test_weighted_sum_starts_as_the_mean_and_normalize_waveform_ignores_padding() -> None:
     states = [torch.randn(2, 3, 4) for _ in range(3)]
     torch.testing.assert_close(WeightedSumLayer(3)(states), torch.stack(states).mean(0))
