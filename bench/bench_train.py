@@ -8,7 +8,8 @@ Throughput: the same model, batch and machine, `--steps` optimiser steps after `
 utterances per second, for two configs: `frozen` (the papers' setting: frozen speech upstream + frozen
 CLIP, only the heads train; tiny-test's upstream with the default's CLIP tower) and `default` (the
 default-small recipe, whose upstream trains from scratch), and `vitb32` (frozen tiny upstream with the
-papers' image tower, CLIP ViT-B/32 at 224 px, random weights). "uncached" loads, preprocesses and encodes
+papers' image tower, CLIP ViT-B/32 at 224 px, random weights), and the papers' whole models with random
+weights: `plus-base` (HuBERT Base + ViT-B/32) and `plus-large` (HuBERT Large + ViT-L/14). "uncached" loads, preprocesses and encodes
 each batch's images every step, as the authors' code does; "cached" looks the features up.
 """
 
@@ -51,7 +52,23 @@ def _configs() -> dict[str, object]:
                                    clip={"arch": "ViT-B-32", "model_cfg": None, "pretrained": None,
                                          "vocab_ids": vocab, "compact_text_vocab": False}),
         "default": get_model_config("default-small", **ov),
+        # the papers' own models, whole (random weights of the same shapes: no pretrained weights exist here):
+        # SpeechCLIP+ hybrid Base (HuBERT Base + ViT-B/32) and Large (HuBERT Large + ViT-L/14), both frozen
+        "plus-base": _paper_model("speechclip-plus-hybrid-base", {}),
+        "plus-large": _paper_model("speechclip-plus-hybrid-large", _HUBERT_LARGE),
     }
+
+
+# transformers' HubertConfig defaults are HuBERT Base; these fields make it HuBERT Large (hubert-large-ll60k)
+_HUBERT_LARGE = {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 4096,
+                 "feat_extract_norm": "layer", "do_stable_layer_norm": True, "conv_bias": True}
+
+
+def _paper_model(name: str, hf_config: dict):
+    cfg = get_model_config(name)
+    speech = {**cfg.to_dict()["speech"], "pretrained": None, "hf_config": hf_config}
+    clip = {**cfg.to_dict()["clip"], "pretrained": None}
+    return get_model_config(name, speech=speech, clip=clip)
 
 
 def _dataset(data: str, n: int):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command: rebuild the embedded default model from nothing (data, CLIP stage, speech stage, boundary
-# fine-tune, export with test metrics in the model card). About 2.5 hours on a 2-core CPU, minutes on a GPU.
+# fine-tune, export with test metrics in the model card). About 3 hours on a 2-core CPU, minutes on a GPU.
 #   bash scripts/train-default.sh [OUT_MODEL_DIR]      (default: resources/models/default)
 # DATA (default data/synth-default) and RUNS (default runs) move the dataset and the run folders; a run
 # killed in a stage resumes that stage when the script is started again (finished stages are skipped).
@@ -27,11 +27,11 @@ fi
 [ -f "$RUNS/default-export/model.safetensors" ] ||
   "$PY" -m trainer export --run "$RUNS/default" --out "$RUNS/default-export" --eval-splits ''
 
-# Stage 2b: two warm restarts of the speech stage (same loss, learning rate back to 1e-3, cosine again). At
+# Stage 2b: three warm restarts of the speech stage (same loss, learning rate back to 1e-3, cosine again). At
 # the end of stage 2 the model is underfit, not overfit (content-word recall on training utterances equals
 # the test figure) and its learning rate has decayed; each restart lifts val recall (BENCHMARKS.md).
 PREV="$RUNS/default-export"
-for RESTART in restart1 restart2; do
+for RESTART in restart1 restart2 restart3; do
   if [ ! -f "$RUNS/default-$RESTART/DONE" ]; then
     "$PY" -m trainer train --config resources/configs/train/default.json --data-dir="$DATA" \
       --run-dir="$RUNS/default-$RESTART" --init-from="$PREV" --clip-train-steps=0 --max-steps=3000 \
@@ -55,6 +55,6 @@ fi
 
 # Export with the query mix chosen on the val split (README), and test / unseen-voice metrics in the card.
 "$PY" -m trainer export --run "$RUNS/default-boundary-ft" --out "$OUT" --fp16 --retrieval mean \
-  --retrieval-parallel-weight "${PARALLEL_WEIGHT:-0.25}" --eval-data "$DATA" \
+  --retrieval-parallel-weight "${PARALLEL_WEIGHT:-0.4}" --eval-data "$DATA" \
   --card-extra @resources/configs/train/default-card.json
 echo "default model written to $OUT"
