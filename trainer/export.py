@@ -138,8 +138,9 @@ def build_card(ckpt: dict[str, Any], source: Path, metrics: dict[str, Any] | Non
 def card_markdown(card: dict[str, Any]) -> str:
     """A human-readable rendering of the card (model_card.md)."""
     lines = [f"# Model card: {card.get('name')}", "",
-             f"- Architecture: SpeechCLIP+ `{card['architecture']}`; trained {card.get('step')} steps "
-             f"({card.get('epoch')} epochs)",
+             f"- Architecture: SpeechCLIP+ `{card['architecture']}`; checkpoint at step {card.get('step')} "
+             f"(epoch {card.get('epoch')}) of its run" + (" (the last of several stages, see Stages)"
+                                                          if card.get("stages") else ""),
              f"- Data: {card['data'].get('dataset')} at `{card['data'].get('data_dir')}` (data seed "
              f"{card['data'].get('info', {}).get('seed', 'n/a')}); training seed {card.get('seed')}",
              f"- Train voices: {', '.join(card['train_voices']) or 'all'}",
