@@ -1,16 +1,18 @@
 """Training throughput with cached image features vs encoding the images every step, and the default
 model's CPU inference latency for a 3 s query.
 
-    .venv/bin/python bench/bench_train.py --data /work/data/synth-default --threads 2
+    .venv/bin/python bench/bench_train.py --data data/synth-default --threads 2
+    .venv/bin/python bench/bench_train.py --data data/synth-default --batch 8 --steps 2 --configs plus-base,plus-large
     .venv/bin/python bench/bench_train.py --latency-only
 
 Throughput: the same model, batch and machine, `--steps` optimiser steps after `--warmup` steps, in
-utterances per second, for two configs: `frozen` (the papers' setting: frozen speech upstream + frozen
-CLIP, only the heads train; tiny-test's upstream with the default's CLIP tower) and `default` (the
-default-small recipe, whose upstream trains from scratch), and `vitb32` (frozen tiny upstream with the
+utterances per second, for the configs: `frozen` (the papers' setting: frozen speech upstream + frozen
+CLIP, only the heads train; tiny-test's upstream with the default's CLIP tower), `default` (the
+default-small recipe, whose upstream trains from scratch), `vitb32` (frozen tiny upstream with the
 papers' image tower, CLIP ViT-B/32 at 224 px, random weights), and the papers' whole models with random
-weights: `plus-base` (HuBERT Base + ViT-B/32) and `plus-large` (HuBERT Large + ViT-L/14). "uncached" loads, preprocesses and encodes
-each batch's images every step, as the authors' code does; "cached" looks the features up.
+weights (not in the default list: minutes per step on a CPU): `plus-base` (HuBERT Base + ViT-B/32) and
+`plus-large` (HuBERT Large + ViT-L/14). "uncached" loads, preprocesses and encodes each batch's images
+every step, as the authors' code does; "cached" looks the features up.
 """
 
 from __future__ import annotations
