@@ -101,7 +101,7 @@ class SpeechUpstream(nn.Module):
         encoder = getattr(self.backbone, "feature_extractor", None)
         if encoder is not None and hasattr(encoder, "_requires_grad") and not encoder.gradient_checkpointing:
             # transformers marks the raw wave as requiring grad in training mode (for gradient checkpointing);
-            # nothing needs the wave's gradient, and its conv backward was ~12 % of a from-scratch CPU step
+            # nothing needs the wave's gradient; its conv backward cost a from-scratch CPU step 1.28x (BENCHMARKS)
             encoder._requires_grad = False
         if not trainable:
             self.backbone.eval()

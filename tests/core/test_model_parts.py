@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -175,8 +176,6 @@ def test_frozen_upstream_stays_in_eval_without_grad_and_weighted_sum_learns(tiny
 
 
 def test_trainable_upstream_trains_its_convs_without_a_gradient_for_the_raw_wave(tiny_config) -> None:
-    import dataclasses
-
     up = SpeechUpstream(dataclasses.replace(tiny_config.speech, trainable=True))
     up.train()
     seen = []
