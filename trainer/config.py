@@ -46,6 +46,9 @@ class TrainConfig:
     # on-the-fly training augmentation (trainer.data.augment; the defaults switch it off)
     augment_speed: list = field(default_factory=lambda: [1.0, 1.0])  # resampling factor range (tempo+pitch)
     augment_tilt_p: float = 0.0  # chance of a random first-order spectral tilt
+    augment_eq_p: float = 0.0  # chance of 1-3 random peaking filters (another vocal tract / microphone colour)
+    augment_reverb_p: float = 0.0  # chance of a synthetic room (RT60 in augment_reverb_rt60 seconds)
+    augment_reverb_rt60: list = field(default_factory=lambda: [0.15, 0.6])
     augment_noise_p: float = 0.0  # chance of white noise at an SNR in augment_snr_db
     augment_snr_db: list = field(default_factory=lambda: [15.0, 40.0])
     augment_gain_db: list = field(default_factory=lambda: [0.0, 0.0])
@@ -115,7 +118,7 @@ class TrainConfig:
             errors.append(f"need lr > 0 and 0 <= min_lr <= lr (lr={self.lr}, min_lr={self.min_lr})")
         if self.max_audio_s <= 0:
             errors.append(f"max_audio_s={self.max_audio_s} must be > 0")
-        for name in ("augment_speed", "augment_snr_db", "augment_gain_db"):
+        for name in ("augment_speed", "augment_snr_db", "augment_gain_db", "augment_reverb_rt60"):
             r = getattr(self, name)
             try:  # "--augment-speed=0.85,1.15" arrives as strings
                 lo, hi = (float(v) for v in r)
@@ -123,9 +126,10 @@ class TrainConfig:
                 errors.append(f"{name}={r!r} must be a range [low, high] of two numbers")
                 continue
             setattr(self, name, [lo, hi])
-            if lo > hi or (name == "augment_speed" and lo <= 0):
-                errors.append(f"{name}={r!r} needs low <= high" + (" and low > 0" if name == "augment_speed" else ""))
-        for name in ("augment_tilt_p", "augment_noise_p"):
+            positive = name in ("augment_speed", "augment_reverb_rt60")
+            if lo > hi or (positive and lo <= 0):
+                errors.append(f"{name}={r!r} needs low <= high" + (" and low > 0" if positive else ""))
+        for name in ("augment_tilt_p", "augment_noise_p", "augment_eq_p", "augment_reverb_p"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 errors.append(f"{name}={getattr(self, name)} must be a probability in [0, 1]")
         if set(self.train_voices) & set(self.exclude_voices):

@@ -117,8 +117,9 @@ def build_card(ckpt: dict[str, Any], source: Path, metrics: dict[str, Any] | Non
             "switch_off": ("model_overrides {\"cif\": {\"target\": \"frames\"}, \"aux_keyword_loss_weight\": 0, "
                            "\"aux_boundary_loss_weight\": 0}"),
         },
-        "augmentation": {k: cfg[k] for k in ("augment_speed", "augment_tilt_p", "augment_noise_p",
-                                             "augment_snr_db", "augment_gain_db") if k in cfg},
+        "augmentation": {k: cfg[k] for k in ("augment_speed", "augment_eq_p", "augment_tilt_p", "augment_reverb_p",
+                                             "augment_reverb_rt60", "augment_noise_p", "augment_snr_db",
+                                             "augment_gain_db") if k in cfg},
         "clip_stage": {"steps": cfg.get("clip_train_steps", 0), "extra_scenes": cfg.get("clip_extra_scenes", 0),
                        **clip_metrics},
         "training": {
@@ -152,8 +153,10 @@ def card_markdown(card: dict[str, Any]) -> str:
              f"`{card['auxiliary_signals']['switch_off']}`)"]
     aug = card.get("augmentation") or {}
     if aug:
-        lines.append(f"- Training augmentation (on the fly): speed x{aug.get('augment_speed')}, spectral tilt "
-                     f"p={aug.get('augment_tilt_p')}, noise p={aug.get('augment_noise_p')} at "
+        lines.append(f"- Training augmentation (on the fly): speed x{aug.get('augment_speed')}, random EQ "
+                     f"p={aug.get('augment_eq_p', 0.0)}, spectral tilt p={aug.get('augment_tilt_p')}, room reverb "
+                     f"p={aug.get('augment_reverb_p', 0.0)} (RT60 {aug.get('augment_reverb_rt60')} s), noise "
+                     f"p={aug.get('augment_noise_p')} at "
                      f"{aug.get('augment_snr_db')} dB SNR, gain {aug.get('augment_gain_db')} dB")
     cs = card.get("clip_stage") or {}
     if cs.get("steps"):

@@ -57,3 +57,37 @@ def test_off_by_default_and_ranges_are_checked() -> None:
         load_config(None, {"dataset": "synthetic", "augment_noise_p": 1.5})
     with pytest.raises(ConfigError, match="augment_snr_db"):
         load_config(None, {"dataset": "synthetic", "augment_snr_db": ["loud", 3]})
+
+
+def test_equalisation_and_reverb_colour_the_voice_but_keep_length_level_and_word_starts() -> None:
+    wav, words = _tone_word_clip()
+    aug = SpeechAugment(eq_p=1.0, reverb_p=1.0, reverb_rt60=(0.4, 0.4))
+    torch.manual_seed(0)
+    out, w = aug(wav, words)
+    assert out.shape == wav.shape and w == words  # no time warp: the known word times stay exact
+    assert abs(np.abs(out).max() - np.abs(wav).max()) < 1e-3  # the level is kept
+    assert np.abs(out[: int(0.2 * SR) - 10]).max() < 1e-6  # nothing before the word starts (causal)
+    tail = out[int(0.5 * SR) + 400:int(0.5 * SR) + 2400]
+    assert np.sqrt(np.mean(tail ** 2)) > 1e-3  # the room rings on after the word ends
+    assert np.abs(out[int(0.9 * SR):]).max() < np.abs(tail).max()  # ... and decays
+    assert not np.allclose(out[int(0.2 * SR):int(0.5 * SR)], wav[int(0.2 * SR):int(0.5 * SR)], atol=1e-2)
+
+
+def test_peaking_filter_boosts_its_band_only() -> None:
+    from trainer.data.augment import _peaking
+
+    t = np.arange(SR) / SR
+    for hz, expect in ((1000, 9.0), (4000, 0.0)):
+        tone = np.sin(2 * np.pi * hz * t).astype(np.float32)
+        y = _peaking(tone, 1000.0, 9.0, 2.0)[SR // 2:]
+        gain_db = 20 * np.log10(np.sqrt(np.mean(y ** 2)) / np.sqrt(np.mean(tone[SR // 2:] ** 2)))
+        assert abs(gain_db - expect) < 1.0
+
+
+def test_new_augmentation_keys_are_checked() -> None:
+    cfg = load_config(None, ["--dataset=synthetic", "--augment-eq-p=0.5", "--augment-reverb-rt60=0.2,0.5"])
+    assert cfg.augment_eq_p == 0.5 and cfg.augment_reverb_rt60 == [0.2, 0.5]
+    with pytest.raises(ConfigError, match="augment_reverb_p"):
+        load_config(None, {"dataset": "synthetic", "augment_reverb_p": -0.1})
+    with pytest.raises(ConfigError, match="augment_reverb_rt60"):
+        load_config(None, {"dataset": "synthetic", "augment_reverb_rt60": [0.0, 0.3]})

@@ -113,7 +113,9 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset | None]:
     logger.info("dataset %s: %d training utterances, %d validation", cfg.dataset, len(train_utts),
                 len(val) if val is not None else 0)
     augment = SpeechAugment(speed=(float(cfg.augment_speed[0]), float(cfg.augment_speed[1])),
-                            tilt_p=cfg.augment_tilt_p, noise_p=cfg.augment_noise_p,
+                            tilt_p=cfg.augment_tilt_p, noise_p=cfg.augment_noise_p, eq_p=cfg.augment_eq_p,
+                            reverb_p=cfg.augment_reverb_p,
+                            reverb_rt60=(float(cfg.augment_reverb_rt60[0]), float(cfg.augment_reverb_rt60[1])),
                             snr_db=(float(cfg.augment_snr_db[0]), float(cfg.augment_snr_db[1])),
                             gain_db=(float(cfg.augment_gain_db[0]), float(cfg.augment_gain_db[1])))
     if augment.enabled:
