@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command: rebuild the embedded default model from nothing (data, CLIP stage, speech stage, boundary
-# fine-tune, export with test metrics in the model card). About 3.5 hours on a 2-core CPU, minutes on a GPU.
+# fine-tune, export with test metrics in the model card). About 4 hours on a 2-core CPU, minutes on a GPU.
 #   bash scripts/train-default.sh [OUT_MODEL_DIR]      (default: resources/models/default)
 # DATA (default data/synth-default) and RUNS (default runs) move the dataset and the run folders; a run
 # killed in a stage resumes that stage when the script is started again (finished stages are skipped).
@@ -30,11 +30,15 @@ fi
 # Stage 2b: three warm restarts of the speech stage (same loss, learning rate back to 1e-3, cosine again). At
 # the end of stage 2 the model is underfit, not overfit (content-word recall on training utterances equals
 # the test figure) and its learning rate has decayed; each restart lifts val recall (BENCHMARKS.md).
-# Stage 2c: a fourth restart with room / microphone augmentation on top (random EQ, synthetic reverb, noise).
+# Stage 2c: restarts 4 and 5 add room / microphone augmentation (random EQ, synthetic reverb, noise); restart 5
+# and the fine-tune also mask more of the upstream's input (SpecAugment: time and channel masks).
 ROOM_AUGMENT=(--augment-eq-p=0.5 --augment-reverb-p=0.3 --augment-noise-p=0.3)
+MASKS='"speech": {"hf_config": {"mask_time_prob": 0.1, "mask_feature_prob": 0.1, "mask_feature_length": 16}}'
 PREV="$RUNS/default-export"
-for RESTART in restart1 restart2 restart3 restart4; do
-  EXTRA=(); [ "$RESTART" = restart4 ] && EXTRA=("${ROOM_AUGMENT[@]}")
+for RESTART in restart1 restart2 restart3 restart4 restart5; do
+  EXTRA=()
+  [ "$RESTART" = restart4 ] && EXTRA=("${ROOM_AUGMENT[@]}")
+  [ "$RESTART" = restart5 ] && EXTRA=("${ROOM_AUGMENT[@]}" "--model-overrides={$MASKS}")
   if [ ! -f "$RUNS/default-$RESTART/DONE" ]; then
     "$PY" -m trainer train --config resources/configs/train/default.json --data-dir="$DATA" \
       --run-dir="$RUNS/default-$RESTART" --init-from="$PREV" --clip-train-steps=0 --max-steps=3000 \
@@ -51,7 +55,7 @@ if [ ! -f "$RUNS/default-boundary-ft/DONE" ]; then
   "$PY" -m trainer train --config resources/configs/train/default.json --data-dir="$DATA" \
     --run-dir="$RUNS/default-boundary-ft" --init-from="$PREV" --clip-train-steps=0 --max-steps=400 \
     --lr=3e-4 --min-lr=3e-5 --warmup-steps=20 --eval-every-steps=200 \
-    --model-overrides='{"aux_boundary_loss_weight": 2.0, "aux_boundary_crossing_weight": 1.0}' \
+    --model-overrides="{\"aux_boundary_loss_weight\": 2.0, \"aux_boundary_crossing_weight\": 1.0, $MASKS}" \
     "${ROOM_AUGMENT[@]}" --resume latest
   touch "$RUNS/default-boundary-ft/DONE"
 fi
