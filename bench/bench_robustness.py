@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def make_room_copy(data: Path, split: str, out: Path, seed: int, snr_db: float) -> int:
     if shutil.which("sox") is None:
         raise SystemExit("sox is not installed (Debian: apt-get install sox)")
+    if not (data / "manifest.jsonl").is_file():
+        raise SystemExit(f"{data} has no manifest.jsonl (make one with `python -m trainer synth --out {data}`)")
     rng = np.random.default_rng(seed)
     (out / "audio").mkdir(parents=True, exist_ok=True)
     for name in ("images", "vocab.json", "info.json", "voices.json"):
