@@ -205,7 +205,7 @@ class SearchController(QObject):
             self.chips.set_keywords(list(query.keywords), playable=bool(len(self.query_wav)))
         else:
             self.plot.clear_all("Typed or photo query: no speech to show")
-            self.chips.set_keywords([], note=f"Searching for {label}")
+            self.chips.set_keywords([], note=f"No speech in this query: results for {label}")
         self.results.set_hits(hits)
         self.last_latency_s = None if self.speech_end_t is None else time.perf_counter() - self.speech_end_t
         self.speech_end_t = None

@@ -84,6 +84,7 @@ def test_min_score_cutoff_reruns_last_query(qtbot, make_window, fake_service, ph
     index_and_wait(qtbot, w, photos)
     with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
         w.search.search_text("dog")
+    assert w.search.chips._title.text().startswith("No speech in this query: results for")  # done, not "Searching"
     all_hits = [w.results.hit(r).score for r in range(w.results.rowCount())]
     with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
         w.grid.min_score.setValue(sorted(all_hits)[len(all_hits) // 2])
