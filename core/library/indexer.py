@@ -196,12 +196,14 @@ def index_library(
     t_start = time.perf_counter()
     report = IndexReport()
     folders: list[str] = []  # what is scanned: the folders asked for
+    missing: set[str] = set()
     for r in roots:
         norm = normalize_root(r)
         if os.path.isdir(norm):
             library.add_root(norm)
             folders.append(norm)
         else:
+            missing.add(norm)
             report.skipped.append((norm, "folder not found (unmounted?); its photos were left as they are"))
     live_roots = sorted({library.root_of(f) or f for f in folders})
     yield IndexProgress(0, 0, "", 0.0, None, "scan")
@@ -243,7 +245,7 @@ def index_library(
     if len(library) >= library.ann_min_vectors:
         yield IndexProgress(len(library), len(library), "", 0.0, None, "ann")
         library.ann()  # build (first time), or save the updated ANN cache
-    skipped_files = sum(1 for p, _ in report.skipped if p not in folders and not os.path.isdir(p))
+    skipped_files = sum(1 for p, _ in report.skipped if p not in missing and p not in folders and not os.path.isdir(p))
     report.total = len(entries) - skipped_files
     report.elapsed_s = time.perf_counter() - t_start
     yield IndexProgress(report.total, report.total, "", 0.0, 0.0, "done")

@@ -141,6 +141,7 @@ def test_missing_root_keeps_its_photos(env, tmp_path):
     os.rename(photos, tmp_path / "unmounted")
     _, rep = index(lib, photos, emb)
     assert rep.removed == 0 and len(lib) == 6 and "not found" in rep.skipped[0][1]
+    assert rep.total == 0  # no photo found this run (the missing folder is not counted as a skipped photo)
 
 
 def test_thumbnails_written_during_indexing(env, tmp_path):
