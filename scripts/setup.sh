@@ -4,9 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(libportaudio2 espeak-ng flite xvfb xauth libegl1 libgl1 libxkbcommon-x11-0 libxcb-cursor0
-              libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxcb-randr0 libxcb-render-util0
-              libxcb-image0 libdbus-1-3 libfontconfig1 sox python3-venv)
+APT_PACKAGES=(libportaudio2 espeak-ng flite festival festvox-kdlpc16k festvox-us-slt-hts xvfb xauth libegl1
+              libgl1 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0
+              libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0 libdbus-1-3 libfontconfig1 sox
+              python3-venv)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   for p in "${APT_PACKAGES[@]}"; do

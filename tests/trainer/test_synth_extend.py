@@ -1,0 +1,119 @@
+"""`trainer synth --extend` (new voices over an existing dataset's scenes) and the festival voices."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from trainer.main import main
+from trainer.synth import voices as voices_mod
+
+pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs Debian espeak-ng")
+needs_festival = pytest.mark.skipif(shutil.which("text2wave") is None, reason="needs Debian festival")
+
+V1 = "espeak:en-us:r190:p50"
+V2 = "espeak:en-us+f2:r205:p70"
+
+
+def _digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            h.update(p.relative_to(root).as_posix().encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _lines(root: Path) -> list[dict]:
+    return [json.loads(line) for line in (root / "manifest.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    src = tmp_path / "src"
+    assert main(["synth", "--out", str(src), "--images", "6", "--val-images", "1", "--test-images", "1",
+                 "--seed", "3", "--voices", V1, "--holdout-voices", "flite:rms", "--captions-per-image", "1"]) == 0
+    return src
+
+
+def test_extend_adds_new_voices_to_the_chosen_split_and_leaves_the_source(source: Path, tmp_path: Path) -> None:
+    before = _digest(source)
+    out = tmp_path / "ext"
+    assert main(["synth", "--extend", str(source), "--out", str(out), "--voices", V2, "--captions-per-image", "2",
+                 "--seed", "1"]) == 0
+    assert _digest(source) == before  # only read
+    old, new = _lines(source), _lines(out)
+    assert new[:len(old)] == old  # the old lines first, unchanged
+    added = new[len(old):]
+    train_ids = sorted({x["image_id"] for x in old if x["split"] == "train"})
+    assert len(added) == 2 * len(train_ids) == 8
+    assert {x["voice"] for x in added} == {V2} and {x["split"] for x in added} == {"train"}
+    assert sorted({x["image_id"] for x in added}) == train_ids
+    for x in added:
+        assert (out / x["audio"]).is_file() and (out / x["image"]).is_file()
+        # the new caption describes the scene of the stored image: same objects as the old caption's scene
+        old_text = next(o["text"] for o in old if o["image_id"] == x["image_id"])
+        shared = {"red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white", "grey"}
+        assert set(x["text"].split()) & shared & set(old_text.split())
+        assert all(w["start_s"] < w["end_s"] for w in x["words"])
+    voices = json.loads((out / "voices.json").read_text())
+    assert V2 in voices["train_voices"] and voices["holdout_voices"] == ["flite:rms"]
+    info = json.loads((out / "info.json").read_text())
+    assert info["per_split"]["train"] == len(train_ids) * 3 and info["extensions"][0]["voices"] == [V2]
+    # deterministic: the same command again gives the same bytes
+    again = tmp_path / "ext2"
+    assert main(["synth", "--extend", str(source), "--out", str(again), "--voices", V2, "--captions-per-image", "2",
+                 "--seed", "1"]) == 0
+    assert _digest(again) == _digest(out)
+
+
+def test_extend_refuses_what_would_mislead(source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "ext"
+    assert main(["synth", "--extend", str(source), "--out", str(out), "--voices", "flite:rms"]) == 1
+    assert "held out" in capsys.readouterr().err  # training on the held-out voice would void its test
+    assert main(["synth", "--extend", str(tmp_path / "nothing"), "--out", str(out), "--voices", V2]) == 1
+    assert "not a folder made by `trainer synth`" in capsys.readouterr().err
+    assert main(["synth", "--extend", str(source), "--out", str(out), "--voices", V2, "--extend-splits", "dev"]) == 1
+    assert "choose from test, train, val" in capsys.readouterr().err
+    # an image that no longer matches its scene (another generator version, or an edited dataset)
+    img = source / "images" / "00000.png"
+    Image.fromarray(255 - np.asarray(Image.open(img).convert("RGB"))).save(img)
+    assert main(["synth", "--extend", str(source), "--out", str(out), "--voices", V2]) == 1
+    assert "no longer renders" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_festival_pool_draws_only_festival_and_leaves_the_default_pool_alone() -> None:
+    pool = voices_mod.voice_pool(10, 0, engines=["festival"])
+    assert len(set(pool)) == 10 and {voices_mod.get_voice(n).engine for n in pool} == {"festival"}
+    # the default dataset's draws (no engines given) do not depend on the festival voices existing
+    assert voices_mod.voice_pool(3, 0) == ["espeak:en-gb-scotland+Gene:r198:p25", "espeak:en-029+marcelo:r219:p33",
+                                           "espeak:en-us+iven:r185:p62"]
+    assert not set(voices_mod.EXTRA_VOICES) & set(voices_mod.list_voices())
+    with pytest.raises(voices_mod.VoiceError, match="unknown pool engine"):
+        voices_mod.voice_pool(3, 0, engines=["sapi"])
+    with pytest.raises(voices_mod.VoiceError, match="unknown voice"):
+        voices_mod.get_voice("festival:ked:f999:s1.0")
+
+
+@needs_festival
+def test_festival_voices_speak_and_follow_their_settings() -> None:
+    low = voices_mod.synth_word(voices_mod.get_voice("festival:ked:f80:s1.00"), "circle")
+    high = voices_mod.synth_word(voices_mod.get_voice("festival:ked:f160:s1.00"), "circle")
+    slow = voices_mod.synth_word(voices_mod.get_voice("festival:ked:f80:s1.40"), "circle")
+    hts = voices_mod.synth_word(voices_mod.get_voice("festival:slt-hts"), "circle")
+    assert min(low.size, high.size, hts.size) > 0.2 * 16000
+    assert not (low.size == high.size and np.allclose(low, high))  # pitch reaches the engine
+    assert slow.size > 1.2 * low.size  # and the duration stretch
+
+
+def test_missing_festival_names_the_debian_packages(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(voices_mod.shutil, "which", lambda _name: None)
+    with pytest.raises(voices_mod.VoiceError, match="apt-get install festival festvox-kdlpc16k"):
+        voices_mod.check_engine("festival")
