@@ -78,6 +78,12 @@ def _run_index(args: argparse.Namespace) -> int:
 
     from core.library.indexer import BATCH_SIZE, DEFAULT_WORKERS
 
+    # A folder typed on the command line that is not there is a mistake (a typo, an unmounted disk): say so and
+    # touch nothing, rather than report it as a skipped photo and exit 0. (The app keeps such library roots.)
+    missing = [d for d in args.dirs if not Path(d).is_dir()]
+    if missing:
+        raise SpokenSearchError(f"no such folder: {', '.join(str(d) for d in missing)} (nothing was indexed; "
+                                "an unmounted disk's photos stay in the library until it is back)")
     service = _service(args, reindex=args.reindex)
     cancel = threading.Event()
     gen = service.index(args.dirs, cancel, batch_size=args.batch_size or BATCH_SIZE,

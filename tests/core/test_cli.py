@@ -118,3 +118,11 @@ def test_output_into_a_closed_pipe_is_quiet(env):
     p.stdout.close()
     err = p.stderr.read().decode()
     assert p.wait(timeout=120) == 141 and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_index_of_a_missing_folder_fails_and_indexes_nothing(env, model_dir, capsys):
+    tmp, photos = env
+    rc = main(["index", str(photos), str(tmp / "no-such-folder"), "--model", model_dir, "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "no such folder" in err and "no-such-folder" in err
+    assert not (tmp / "data" / "library" / "library.sqlite3").exists()  # nothing indexed, not even the good one
