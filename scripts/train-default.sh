@@ -34,13 +34,24 @@ fi
 # and the fine-tune also mask more of the upstream's input (SpecAugment: time and channel masks).
 ROOM_AUGMENT=(--augment-eq-p=0.5 --augment-reverb-p=0.3 --augment-noise-p=0.3)
 MASKS='"speech": {"hf_config": {"mask_time_prob": 0.1, "mask_feature_prob": 0.1, "mask_feature_length": 16}}'
+# Stage 2d: restart 6 adds festival's voices (ked, a speaker no other engine has, and an HTS slt): one more
+# caption per training scene (`synth --extend`: the same scenes and splits, the source folder only read).
+DATA_FESTIVAL=${DATA_FESTIVAL:-$DATA-festival}
 PREV="$RUNS/default-export"
-for RESTART in restart1 restart2 restart3 restart4 restart5; do
+for RESTART in restart1 restart2 restart3 restart4 restart5 restart6; do
   EXTRA=()
+  RESTART_DATA=$DATA
   [ "$RESTART" = restart4 ] && EXTRA=("${ROOM_AUGMENT[@]}")
   [ "$RESTART" = restart5 ] && EXTRA=("${ROOM_AUGMENT[@]}" "--model-overrides={$MASKS}")
+  if [ "$RESTART" = restart6 ]; then
+    EXTRA=("${ROOM_AUGMENT[@]}" "--model-overrides={$MASKS}")
+    RESTART_DATA=$DATA_FESTIVAL
+    [ -f "$DATA_FESTIVAL/manifest.jsonl" ] ||
+      "$PY" -m trainer synth --extend "$DATA" --out "$DATA_FESTIVAL" --voices festival:ked,festival:slt-hts \
+        --voice-pool 14 --pool-engines festival --captions-per-image 1 --workers 2 --force
+  fi
   if [ ! -f "$RUNS/default-$RESTART/DONE" ]; then
-    "$PY" -m trainer train --config resources/configs/train/default.json --data-dir="$DATA" \
+    "$PY" -m trainer train --config resources/configs/train/default.json --data-dir="$RESTART_DATA" \
       --run-dir="$RUNS/default-$RESTART" --init-from="$PREV" --clip-train-steps=0 --max-steps=3000 \
       --lr=1e-3 --warmup-steps=100 --eval-every-steps=500 "${EXTRA[@]}" --resume latest
     touch "$RUNS/default-$RESTART/DONE"
@@ -52,7 +63,7 @@ done
 
 # Stage 3: a short boundary fine-tune (stronger boundary loss, low learning rate).
 if [ ! -f "$RUNS/default-boundary-ft/DONE" ]; then
-  "$PY" -m trainer train --config resources/configs/train/default.json --data-dir="$DATA" \
+  "$PY" -m trainer train --config resources/configs/train/default.json --data-dir="$DATA_FESTIVAL" \
     --run-dir="$RUNS/default-boundary-ft" --init-from="$PREV" --clip-train-steps=0 --max-steps=400 \
     --lr=3e-4 --min-lr=3e-5 --warmup-steps=20 --eval-every-steps=200 \
     --model-overrides="{\"aux_boundary_loss_weight\": 2.0, \"aux_boundary_crossing_weight\": 1.0, $MASKS}" \
