@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command: rebuild the embedded default model from nothing (data, CLIP stage, speech stage, boundary
-# fine-tune, export with test metrics in the model card). About 4 hours on a 2-core CPU, minutes on a GPU.
+# fine-tune, export with test metrics in the model card). About 5 hours on a 2-core CPU, minutes on a GPU.
 #   bash scripts/train-default.sh [OUT_MODEL_DIR]      (default: resources/models/default)
 # DATA (default data/synth-default) and RUNS (default runs) move the dataset and the run folders; a run
 # killed in a stage resumes that stage when the script is started again (finished stages are skipped).
