@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -11,23 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.trainer.test_synth import V1, V2, _digest
 from trainer.main import main
 from trainer.synth import voices as voices_mod
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs Debian espeak-ng")
 needs_festival = pytest.mark.skipif(shutil.which("text2wave") is None, reason="needs Debian festival")
-
-V1 = "espeak:en-us:r190:p50"
-V2 = "espeak:en-us+f2:r205:p70"
-
-
-def _digest(root: Path) -> str:
-    h = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            h.update(p.relative_to(root).as_posix().encode())
-            h.update(p.read_bytes())
-    return h.hexdigest()
 
 
 def _lines(root: Path) -> list[dict]:
