@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command: rebuild the embedded default model from nothing (data, CLIP stage, speech stage, boundary
-# fine-tune, export with test metrics in the model card). About 5 hours on a 2-core CPU, minutes on a GPU.
+# fine-tune, export with test metrics in the model card). About 5 h 30 min on a 2-core CPU, minutes on a GPU.
 #   bash scripts/train-default.sh [OUT_MODEL_DIR]      (default: resources/models/default)
 # DATA (default data/synth-default) and RUNS (default runs) move the dataset and the run folders; a run
 # killed in a stage resumes that stage when the script is started again (finished stages are skipped).
@@ -34,16 +34,16 @@ fi
 # and the fine-tune also mask more of the upstream's input (SpecAugment: time and channel masks).
 ROOM_AUGMENT=(--augment-eq-p=0.5 --augment-reverb-p=0.3 --augment-noise-p=0.3)
 MASKS='"speech": {"hf_config": {"mask_time_prob": 0.1, "mask_feature_prob": 0.1, "mask_feature_length": 16}}'
-# Stage 2d: restart 6 adds festival's voices (ked, a speaker no other engine has, and an HTS slt): one more
-# caption per training scene (`synth --extend`: the same scenes and splits, the source folder only read).
+# Stage 2d: restarts 6 and 7 add festival's voices (ked, a speaker no other engine has, and an HTS slt): one
+# more caption per training scene (`synth --extend`: the same scenes and splits, the source folder only read).
 DATA_FESTIVAL=${DATA_FESTIVAL:-$DATA-festival}
 PREV="$RUNS/default-export"
-for RESTART in restart1 restart2 restart3 restart4 restart5 restart6; do
+for RESTART in restart1 restart2 restart3 restart4 restart5 restart6 restart7; do
   EXTRA=()
   RESTART_DATA=$DATA
   [ "$RESTART" = restart4 ] && EXTRA=("${ROOM_AUGMENT[@]}")
   [ "$RESTART" = restart5 ] && EXTRA=("${ROOM_AUGMENT[@]}" "--model-overrides={$MASKS}")
-  if [ "$RESTART" = restart6 ]; then
+  if [ "$RESTART" = restart6 ] || [ "$RESTART" = restart7 ]; then
     EXTRA=("${ROOM_AUGMENT[@]}" "--model-overrides={$MASKS}")
     RESTART_DATA=$DATA_FESTIVAL
     [ -f "$DATA_FESTIVAL/manifest.jsonl" ] ||
