@@ -65,6 +65,8 @@ def test_extend_refuses_what_would_mislead(source: Path, tmp_path: Path, capsys:
     out = tmp_path / "ext"
     assert main(["synth", "--extend", str(source), "--out", str(out), "--voices", "flite:rms"]) == 1
     assert "held out" in capsys.readouterr().err  # training on the held-out voice would void its test
+    assert main(["synth", "--extend", str(source), "--out", str(source / "inside"), "--voices", V2]) == 1
+    assert "only reads the source" in capsys.readouterr().err and not (source / "inside.partial").exists()
     assert main(["synth", "--extend", str(tmp_path / "nothing"), "--out", str(out), "--voices", V2]) == 1
     assert "not a folder made by `trainer synth`" in capsys.readouterr().err
     assert main(["synth", "--extend", str(source), "--out", str(out), "--voices", V2, "--extend-splits", "dev"]) == 1

@@ -101,7 +101,8 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="SRC",
         help="write --out as a copy of the synth dataset SRC (hard links) plus new utterances of its scenes, "
-        "spoken by --voices / --voice-pool (SRC is only read; --seed seeds the new captions)",
+        "spoken by --voices / --voice-pool (SRC is only read; --seed seeds the new captions; the scenes, "
+        "splits, held-out voices and audio settings are SRC's, so --images, --word-speed etc. do not apply)",
     )
     parser.add_argument(
         "--extend-splits",

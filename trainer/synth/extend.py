@@ -98,8 +98,8 @@ def extend(
     """Write DIR = SRC + `captions_per_image` new utterances per scene of `splits`, spoken by `voices`."""
     t0 = time.perf_counter()
     src, out = Path(src), Path(out)
-    if src.resolve() == out.resolve():
-        raise SynthError("--extend writes a new folder: give an --out other than the source")
+    if out.resolve().is_relative_to(src.resolve()):
+        raise SynthError("--extend writes a new folder and only reads the source: give an --out outside it")
     info, old_lines = _read_source(src)
     known = {"train", "val", "test"}
     if not splits or set(splits) - known:
