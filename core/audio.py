@@ -91,8 +91,10 @@ def load_audio(source: str | Path | np.ndarray, sr: int | None = None) -> np.nda
         try:
             x, rate = sf.read(str(path), dtype="float32", always_2d=True)
         except Exception as exc:  # libsndfile raises its own error types for every malformed file
+            # libsndfile's text repeats the path ("Error opening '/x.wav': Format not recognised."): keep the reason
+            reason = str(exc).split("': ", 1)[-1].rstrip(". ") or type(exc).__name__
             raise AudioDecodeError(
-                f"cannot read audio file {path}: {exc}; convert it to WAV or FLAC (e.g. `sox in.x -r 16000 out.wav`)"
+                f"cannot read audio file {path}: {reason}. Convert it to WAV or FLAC (e.g. `sox in.x -r 16000 out.wav`)"
             ) from exc
     x = to_mono(np.asarray(x))
     if x.size and x.size / rate > MAX_AUDIO_S:

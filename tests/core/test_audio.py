@@ -58,8 +58,9 @@ def test_flac_and_unreadable_files(tmp_path):
     assert audio.load_audio(tmp_path / "a.flac").size == 8000
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF....not audio at all")
-    with pytest.raises(AudioDecodeError, match=r"bad\.wav"):
+    with pytest.raises(AudioDecodeError, match=r"bad\.wav") as err:
         audio.load_audio(bad)
+    assert str(err.value).count("bad.wav") == 1 and "Convert it to WAV or FLAC" in str(err.value)  # path once
     with pytest.raises(AudioDecodeError, match="does not exist"):
         audio.load_audio(tmp_path / "missing.wav")
 
