@@ -98,3 +98,9 @@ def test_missing_parselmouth_names_the_package(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setitem(sys.modules, "parselmouth", None)
     with pytest.raises(voices_mod.VoiceError, match="pip install 'praat-parselmouth"):
         voices_mod.check_engine("praat")
+
+
+def test_an_unvoiced_clip_is_warped_without_a_warning(recwarn: pytest.WarningsRecorder) -> None:
+    hiss = (np.random.default_rng(0).standard_normal(8000) * 0.3).astype(np.float32)
+    out = voices_mod.change_speaker(hiss, 1.15, 1.0)
+    assert out.size == hiss.size and np.isfinite(out).all() and not recwarn.list

@@ -29,6 +29,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -414,7 +415,9 @@ def change_speaker(x: np.ndarray, formant_ratio: float, pitch_ratio: float) -> n
     pitch = call(snd, "To Pitch", 0.0, 75.0, 600.0)
     median = call(pitch, "Get quantile", 0.0, 0.0, 0.5, "Hertz")
     new_median = float(median) * pitch_ratio if np.isfinite(median) else 0.0  # 0: keep the pitch
-    out = call(snd, "Change gender", 75.0, 600.0, formant_ratio, new_median, 1.0, 1.0)
+    with warnings.catch_warnings():  # a clip with no voiced frame ("no voiced segments") is still warped
+        warnings.simplefilter("ignore", parselmouth.PraatWarning)
+        out = call(snd, "Change gender", 75.0, 600.0, formant_ratio, new_median, 1.0, 1.0)
     return np.asarray(out.values[0], dtype=np.float32)
 
 
