@@ -79,6 +79,9 @@ def test_a_praat_voice_speaks_a_different_word_clip() -> None:
     warped = voices_mod.synth_word(voices_mod.get_voice("praat:fr1.18:pr1.10:flite:kal"), "circle")
     assert abs(warped.size - plain.size) < 0.1 * plain.size and np.abs(warped).max() == pytest.approx(1.0)
     assert _centroid(warped) > 1.05 * _centroid(plain)
+    text, sr = voices_mod.synth_raw(voices_mod.get_voice("praat:fr1.18:pr1.10:flite:kal"), "a red circle")
+    base, base_sr = voices_mod.synth_raw(voices_mod.get_voice("flite:kal"), "a red circle")
+    assert sr == SR and abs(text.size / sr - base.size / base_sr) < 0.05  # whole texts too, same tempo
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("flite") is None,

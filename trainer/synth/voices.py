@@ -381,6 +381,9 @@ def synth_raw(voice: Voice, text: str) -> tuple[np.ndarray, int]:
             subprocess.run(cmd, check=True, capture_output=True, timeout=60, input=text.encode("utf-8"))
             audio, sr = sf.read(wav, dtype="float32", always_2d=True)
         return audio.mean(axis=1), int(sr)
+    if voice.engine == "praat":  # the base voice, warped (whole texts; word clips: synth_word)
+        audio, sr = synth_raw(get_voice(voice.variant), text)
+        return change_speaker(resample(audio, sr, SAMPLE_RATE), voice.formant_ratio, voice.pitch_ratio), SAMPLE_RATE
     if voice.engine == "piper":
         from piper.config import SynthesisConfig
 
