@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command: rebuild the embedded default model from nothing (data, CLIP stage, speech stage, boundary
-# fine-tune, export with test metrics in the model card). About 5 h 30 min on a 2-core CPU, minutes on a GPU.
+# fine-tune, export with test metrics in the model card). About 6 h 10 min on a 2-core CPU, minutes on a GPU.
 #   bash scripts/train-default.sh [OUT_MODEL_DIR]      (default: resources/models/default)
 # DATA (default data/synth-default) and RUNS (default runs) move the dataset and the run folders; a run
 # killed in a stage resumes that stage when the script is started again (finished stages are skipped).
@@ -36,20 +36,31 @@ ROOM_AUGMENT=(--augment-eq-p=0.5 --augment-reverb-p=0.3 --augment-noise-p=0.3)
 MASKS='"speech": {"hf_config": {"mask_time_prob": 0.1, "mask_feature_prob": 0.1, "mask_feature_length": 16}}'
 # Stage 2d: restarts 6 and 7 add festival's voices (ked, a speaker no other engine has, and an HTS slt): one
 # more caption per training scene (`synth --extend`: the same scenes and splits, the source folder only read).
+# Stage 2e: restart 8 adds 40 praat warps (engine voices with formants x 0.84-1.2 and pitch x 0.8-1.25: speakers
+# no engine has), again one more caption per training scene, extending the festival data.
 DATA_FESTIVAL=${DATA_FESTIVAL:-$DATA-festival}
+DATA_PRAAT=${DATA_PRAAT:-$DATA-praat}
+extend() {  # SRC OUT ARGS...: the extended dataset, made once
+  local src=$1 out=$2; shift 2
+  [ -f "$out/manifest.jsonl" ] ||
+    "$PY" -m trainer synth --extend "$src" --out "$out" --captions-per-image 1 --workers 2 --force "$@"
+}
 PREV="$RUNS/default-export"
-for RESTART in restart1 restart2 restart3 restart4 restart5 restart6 restart7; do
+for RESTART in restart1 restart2 restart3 restart4 restart5 restart6 restart7 restart8; do
   EXTRA=()
   RESTART_DATA=$DATA
-  [ "$RESTART" = restart4 ] && EXTRA=("${ROOM_AUGMENT[@]}")
-  [ "$RESTART" = restart5 ] && EXTRA=("${ROOM_AUGMENT[@]}" "--model-overrides={$MASKS}")
-  if [ "$RESTART" = restart6 ] || [ "$RESTART" = restart7 ]; then
-    EXTRA=("${ROOM_AUGMENT[@]}" "--model-overrides={$MASKS}")
-    RESTART_DATA=$DATA_FESTIVAL
-    [ -f "$DATA_FESTIVAL/manifest.jsonl" ] ||
-      "$PY" -m trainer synth --extend "$DATA" --out "$DATA_FESTIVAL" --voices festival:ked,festival:slt-hts \
-        --voice-pool 14 --pool-engines festival --captions-per-image 1 --workers 2 --force
-  fi
+  case $RESTART in
+    restart4) EXTRA=("${ROOM_AUGMENT[@]}") ;;
+    restart5) EXTRA=("${ROOM_AUGMENT[@]}" "--model-overrides={$MASKS}") ;;
+    restart6 | restart7)
+      EXTRA=("${ROOM_AUGMENT[@]}" "--model-overrides={$MASKS}")
+      RESTART_DATA=$DATA_FESTIVAL
+      extend "$DATA" "$DATA_FESTIVAL" --voices festival:ked,festival:slt-hts --voice-pool 14 --pool-engines festival ;;
+    restart8)
+      EXTRA=("${ROOM_AUGMENT[@]}" "--model-overrides={$MASKS}")
+      RESTART_DATA=$DATA_PRAAT
+      extend "$DATA_FESTIVAL" "$DATA_PRAAT" --voice-pool 40 --pool-engines praat --seed 1 ;;
+  esac
   if [ ! -f "$RUNS/default-$RESTART/DONE" ]; then
     "$PY" -m trainer train --config resources/configs/train/default.json --data-dir="$RESTART_DATA" \
       --run-dir="$RUNS/default-$RESTART" --init-from="$PREV" --clip-train-steps=0 --max-steps=3000 \
@@ -63,7 +74,7 @@ done
 
 # Stage 3: a short boundary fine-tune (stronger boundary loss, low learning rate).
 if [ ! -f "$RUNS/default-boundary-ft/DONE" ]; then
-  "$PY" -m trainer train --config resources/configs/train/default.json --data-dir="$DATA_FESTIVAL" \
+  "$PY" -m trainer train --config resources/configs/train/default.json --data-dir="$DATA_PRAAT" \
     --run-dir="$RUNS/default-boundary-ft" --init-from="$PREV" --clip-train-steps=0 --max-steps=400 \
     --lr=3e-4 --min-lr=3e-5 --warmup-steps=20 --eval-every-steps=200 \
     --model-overrides="{\"aux_boundary_loss_weight\": 2.0, \"aux_boundary_crossing_weight\": 1.0, $MASKS}" \
