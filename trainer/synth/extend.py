@@ -109,7 +109,7 @@ def extend(
     if not voices:
         raise SynthError("--extend needs the new voices: give --voices and/or --voice-pool")
     holdout = set(info.get("holdout_voices") or [])
-    if clash := sorted(holdout & ({*voices} | {speaker_of(v) for v in voices})):
+    if clash := sorted(holdout & {speaker_of(v) for v in voices}):  # a warp of a held-out voice is that voice
         raise SynthError(f"--extend: {', '.join(clash)} is held out in {src} (split test_unseen_voice); "
                          "training on it would void that test")
     for name in voices:

@@ -160,8 +160,8 @@ def parse_voice(name: str) -> Voice | None:
             return Voice(name, "festival", "ked", stretch=stretch, f0=f0)
     if m := _PRAAT_RE.match(name):
         fr, pr, base = float(m["fr"]), float(m["pr"]), m["base"]
-        known = base in VOICES or base in EXTRA_VOICES or parse_voice(base) is not None
-        if 0.7 <= fr <= 1.4 and 0.5 <= pr <= 2.0 and known and not base.startswith("praat:"):
+        if (0.7 <= fr <= 1.4 and 0.5 <= pr <= 2.0 and not base.startswith("praat:")
+                and (base in VOICES or base in EXTRA_VOICES or parse_voice(base) is not None)):
             return Voice(name, "praat", base, formant_ratio=fr, pitch_ratio=pr)
     return None
 
@@ -220,7 +220,6 @@ def voice_pool(n: int, seed: int, exclude: tuple[str, ...] | list[str] = (),
             raise VoiceError(f"unknown pool engine(s) {unknown or engines!r}; choose from {', '.join(POOL_ENGINES)}")
     rng = np.random.default_rng([seed, 0x70_01] if engines is None else [seed, 0x70_02])
     taken = set(exclude) | set(VOICES) | set(EXTRA_VOICES)
-    held = set(exclude)
     out: list[str] = []
     attempts = 0
     while len(out) < n and attempts < 50 * n + 100:
@@ -231,7 +230,7 @@ def voice_pool(n: int, seed: int, exclude: tuple[str, ...] | list[str] = (),
         else:
             engine = engines[int(rng.integers(len(engines)))]
         name = _DRAW[engine](rng)
-        if name not in taken and speaker_of(name) not in held:
+        if name not in taken and speaker_of(name) not in exclude:
             taken.add(name)
             out.append(name)
     return out
