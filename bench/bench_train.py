@@ -94,7 +94,7 @@ def throughput(cfg, ds, batch: int, steps: int, warmup: int, cached: bool, tmp: 
     if cached:
         cache = ImageFeatureCache(model.clip, tmp, **kw)
         cache.ensure(ds.image_keys())  # once, before training (not timed: it is amortised over the run)
-    prep = BatchPreparer(model.clip, torch.device("cpu"), cache=cache, **kw)
+    prep = BatchPreparer(model.clip, torch.device("cpu"), cache=cache, frame_s=model.upstream.frame_seconds, **kw)
     params = model.trainable_parameters()
     opt = torch.optim.AdamW(params, lr=1e-4)
     scaler = torch.amp.GradScaler("cuda", enabled=False)

@@ -18,7 +18,6 @@ from core.errors import AudioDecodeError
 logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000  # Hz; what every HuBERT-family upstream expects
-FRAME_S = 0.02  # 20 ms per HuBERT frame (320 samples)
 MIN_SPEECH_S = 0.3  # shorter than this there is no word to hear
 MAX_AUDIO_S = 600.0  # ten minutes: a spoken query longer than this is a mistake (and a memory risk)
 SILENCE_PEAK = 1e-4  # peak amplitude below which a recording is treated as silence (-80 dBFS)

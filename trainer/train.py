@@ -117,7 +117,8 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
         cache = ImageFeatureCache(model.clip, cfg.feature_cache_dir or run_dir / "feature_cache", loader_fn)
         keys = list(train_ds.image_keys()) + (list(val_ds.image_keys()) if val_ds is not None else [])
         cache.ensure(keys, dist)
-    prepare = BatchPreparer(model.clip, dist.device, cache=cache, loader=loader_fn)
+    prepare = BatchPreparer(model.clip, dist.device, cache=cache, loader=loader_fn,
+                            frame_s=model.upstream.frame_seconds)
     params = model.trainable_parameters()
     opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     optimizer = opt_cls(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)

@@ -49,7 +49,7 @@ def resolve_model_config(cfg: TrainConfig, train: Dataset, from_checkpoint: dict
 @torch.no_grad()
 def validation_loss(model: Any, val: Dataset, cache: Any, loader: Any, batch_size: int) -> float:
     """Mean total loss over the validation set (eval mode, fixed order)."""
-    prep = BatchPreparer(model.clip, model.device, cache=cache, loader=loader)
+    prep = BatchPreparer(model.clip, model.device, cache=cache, loader=loader, frame_s=model.upstream.frame_seconds)
     was = model.training
     model.eval()
     losses = []

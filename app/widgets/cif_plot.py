@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QToolTip, QWidget
 
 logger = logging.getLogger(__name__)
 
-FRAME_S = 0.02  # 20 ms per HuBERT frame: the time step of SpeechQuery.alpha
+FRAME_S = 0.02  # 20 ms per HuBERT frame: the time step of SpeechQuery.alpha unless it names its own frame_s
 CIF_THRESHOLD = 1.0  # a unit fires each time the integral of alpha reaches this
 WAVE_POINTS = 2400  # the waveform is drawn as a min/max envelope of at most this many points
 
@@ -184,10 +184,11 @@ class CifPlot(pg.GraphicsLayoutWidget):
         self.show_message("")
         alpha = np.asarray(getattr(query, "alpha", np.zeros(0)), np.float32)
         if alpha.size:
-            edges = np.arange(alpha.size + 1) * FRAME_S
+            step = float(getattr(query, "frame_s", FRAME_S) or FRAME_S)
+            edges = np.arange(alpha.size + 1) * step
             self.alpha_curve.setData(edges, alpha)
             self.alpha_vb.setYRange(0, max(float(alpha.max()) * 1.15, 0.02), padding=0)
-            self.integral_curve.setData(np.arange(alpha.size) * FRAME_S + FRAME_S / 2, running_integral(alpha))
+            self.integral_curve.setData(np.arange(alpha.size) * step + step / 2, running_integral(alpha))
         else:
             self.alpha_curve.setData([0], [])
             self.integral_curve.setData([], [])

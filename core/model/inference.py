@@ -88,12 +88,14 @@ def merge_subwords(units: list[Unit], *, timed: bool) -> list[Keyword]:
     return words
 
 
-def segments_from_fire_frames(frames: list[int], duration_s: float) -> list[Segment]:
-    """Unit i spans from the end of the previous fire frame to the end of its own, in seconds, clipped."""
+def segments_from_fire_frames(frames: list[int], duration_s: float,
+                              frame_s: float = FRAME_SECONDS) -> list[Segment]:
+    """Unit i spans from the end of the previous fire frame to the end of its own, in seconds, clipped.
+    frame_s: seconds per upstream frame (`SpeechUpstream.frame_seconds`)."""
     segs: list[Segment] = []
     prev = 0.0
     for f in frames:
-        end = min((f + 1) * FRAME_SECONDS, duration_s)
+        end = min((f + 1) * frame_s, duration_s)
         start = min(prev, end)
         segs.append(Segment(round(start, 4), round(end, 4)))
         prev = end
@@ -106,7 +108,8 @@ def _query_from_output(model: SpeechClipModel, out: SpeechOutput, b: int, durati
         return None if t is None else t[b].float().cpu().numpy().astype(np.float32)
 
     q = SpeechQuery(query_vector=vec(out.query), parallel_vector=vec(out.parallel),  # type: ignore[arg-type]
-                    cascaded_vector=vec(out.cascaded), duration_s=duration_s)
+                    cascaded_vector=vec(out.cascaded), duration_s=duration_s,
+                    frame_s=model.upstream.frame_seconds)
     n_frames = int(out.frame_lens[b])
     c = out.branch.cif
     q.alpha = (c.alpha[b, :n_frames].float().cpu().numpy().astype(np.float32) if c is not None
@@ -120,7 +123,7 @@ def _query_from_output(model: SpeechClipModel, out: SpeechOutput, b: int, durati
     top = logits.topk(k, dim=-1) if n else None
     frames = out.branch.unit_frames[b, :n].tolist() if out.branch.unit_frames is not None else [-1] * n
     timed = c is not None
-    segs = segments_from_fire_frames(frames, duration_s) if timed else []
+    segs = segments_from_fire_frames(frames, duration_s, q.frame_s) if timed else []
     orig = model.clip.table_orig_ids.tolist()
     for i in range(n):
         assert top is not None

@@ -1,12 +1,14 @@
 """Speech upstream: a transformers HuBERT / wav2vec 2.0 / WavLM model and the learned layer weighting.
 
 Frozen by default (requires_grad False, eval mode, no grad, as the papers); ``SpeechConfig.trainable``
-makes it trainable (the small default model is trained from scratch). 16 kHz input, 20 ms frames.
+makes it trainable (the small default model is trained from scratch). 16 kHz input; frames of
+``frame_seconds`` (the conv strides' product over 16 kHz: 20 ms for every published HuBERT-family model).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import torch
@@ -20,7 +22,13 @@ from core.model.config import SpeechConfig
 logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
-FRAME_SECONDS = 0.02  # 20 ms per HuBERT frame (conv stride product 320 samples)
+FRAME_SECONDS = 0.02  # 20 ms per HuBERT frame (conv stride product 320 samples), the published geometry
+
+
+def frame_seconds_of(hf_config: Any) -> float:
+    """Seconds per upstream frame: the product of the feature encoder's conv strides over 16 kHz."""
+    strides = getattr(hf_config, "conv_stride", None)
+    return math.prod(int(s) for s in strides) / SAMPLE_RATE if strides else FRAME_SECONDS
 
 
 def _classes(source: str) -> tuple[Any, Any]:
@@ -91,6 +99,7 @@ class SpeechUpstream(nn.Module):
         hf = self.backbone.config
         self.hidden_size = int(hf.hidden_size)
         self.num_states = int(hf.num_hidden_layers) + 1
+        self.frame_seconds = frame_seconds_of(hf)
         self.weighted_sum = WeightedSumLayer(self.num_states, cfg.layer_norm_hidden)
         self.set_trainable(cfg.trainable)
 
@@ -113,7 +122,7 @@ class SpeechUpstream(nn.Module):
         return self
 
     def frame_lengths(self, wav_lens: torch.Tensor) -> torch.Tensor:
-        """Conv output lengths (frames of 20 ms). wav_lens: (B,) long -> (B,) long."""
+        """Conv output lengths (frames of `frame_seconds`). wav_lens: (B,) long -> (B,) long."""
         return self.backbone._get_feat_extract_output_lengths(wav_lens).long()
 
     def forward(self, wav: torch.Tensor, wav_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -121,6 +121,22 @@ def test_plot_follows_the_palette(qtbot):
     assert plot.wave_plot.getAxis("left").textPen().color().name() == "#e0e0e0"
 
 
+def test_alpha_is_drawn_on_the_querys_own_frame_period(qtbot, speech_wav):
+    import dataclasses
+
+    from app.widgets.cif_plot import CifPlot
+    from core.audio import load_audio
+
+    plot = CifPlot()
+    qtbot.addWidget(plot)
+    q20 = fake_query(load_audio(speech_wav))
+    plot.set_query(q20)
+    x20, _ = plot.alpha_curve.getData()
+    plot.set_query(dataclasses.replace(q20, frame_s=0.04))  # a 25 Hz upstream: same frames, twice as long
+    x40, _ = plot.alpha_curve.getData()
+    assert x20[-1] == pytest.approx(q20.alpha.size * 0.02) and x40[-1] == pytest.approx(2 * x20[-1])
+
+
 def test_live_runs_are_dropped_not_queued_when_the_model_is_slow(qtbot, make_window, fake_service, photos):
     from app.audio_source import ArraySource
 

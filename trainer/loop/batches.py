@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from core.model.upstream import FRAME_SECONDS
 from trainer.loop.feature_cache import ImageFeatureCache, ImageLoader, load_image, preprocess_images
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def caption_tokens(clip: Any, texts: Sequence[str]) -> tuple[torch.Tensor, torch
     return tok, counts
 
 
-def word_boundary_frames(words: Sequence[Sequence[dict[str, Any]] | None], frame_s: float = 0.02) -> torch.Tensor | None:
+def word_boundary_frames(words: Sequence[Sequence[dict[str, Any]] | None], frame_s: float = FRAME_SECONDS) -> torch.Tensor | None:
     """-> (B, W) long: for word k of each utterance, the frame whose end is closest to the word's end (where CIF
     should fire; what `trainer eval` scores), -1 where absent. None when no utterance has word times. Target of
     the auxiliary boundary loss (`aux_boundary_loss_weight`)."""
@@ -59,7 +60,7 @@ def word_boundary_frames(words: Sequence[Sequence[dict[str, Any]] | None], frame
     return out
 
 
-def word_start_frames(words: Sequence[Sequence[dict[str, Any]] | None], frame_s: float = 0.02) -> torch.Tensor | None:
+def word_start_frames(words: Sequence[Sequence[dict[str, Any]] | None], frame_s: float = FRAME_SECONDS) -> torch.Tensor | None:
     """-> (B,) long: the frame in which each utterance's first word starts (0 without word times); None when no
     utterance has word times. Where the auxiliary boundary loss starts integrating."""
     if not any(words):
@@ -72,8 +73,10 @@ class BatchPreparer:
     targets, then moves tensors to `device`."""
 
     def __init__(self, clip: Any, device: torch.device, *, cache: ImageFeatureCache | None,
-                 loader: ImageLoader = load_image, with_text_targets: bool = True) -> None:
+                 loader: ImageLoader = load_image, with_text_targets: bool = True,
+                 frame_s: float = FRAME_SECONDS) -> None:
         self.clip = clip
+        self.frame_s = frame_s  # seconds per upstream frame: where the word-boundary targets fall
         self.device = device
         self.cache = cache
         self.loader = loader
@@ -87,9 +90,9 @@ class BatchPreparer:
             out["images"] = preprocess_images(self.clip, batch["image_keys"], self.loader)
         if self.with_text_targets:
             out["token_ids"], out["target_counts"] = caption_tokens(self.clip, batch["texts"])
-        frames = word_boundary_frames(batch.get("words") or [])
+        frames = word_boundary_frames(batch.get("words") or [], self.frame_s)
         if frames is not None:
             out["boundary_frames"] = frames
-            out["boundary_start_frames"] = word_start_frames(batch.get("words") or [])
+            out["boundary_start_frames"] = word_start_frames(batch.get("words") or [], self.frame_s)
         return {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
                 for k, v in out.items()}
