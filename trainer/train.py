@@ -24,7 +24,7 @@ import torch
 import torch.distributed as tdist
 from torch.utils.data import DataLoader
 
-from core.errors import DatasetError
+from core.errors import ConfigError, DatasetError
 from core.factory import create_model
 from trainer.checkpoint import (
     BEST,
@@ -272,7 +272,13 @@ def _init_from(model: torch.nn.Module, path: str) -> None:
     """Copy the weights of a model folder whose keys and shapes match (the rest keeps its init)."""
     from core.factory import load_model
 
-    src = load_model(path, device="cpu").state_dict()
+    source = load_model(path, device="cpu")
+    theirs, ours = source.upstream.frame_seconds, model.upstream.frame_seconds
+    if abs(theirs - ours) > 1e-9:  # conv strides are not weights: every tensor would copy, into the wrong model
+        raise ConfigError(
+            f"--init-from {path}: its speech upstream has {theirs * 1000:g} ms frames, this run's model "
+            f"{ours * 1000:g} ms (the conv strides differ); pass the source's conv_stride in --model-overrides")
+    src = source.state_dict()
     own = model.state_dict()
     same = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
     model.load_state_dict(same, strict=False)

@@ -52,3 +52,22 @@ def test_boundary_targets_follow_the_frame_period(make_tiny_model) -> None:
     # word ends at 0.4 s and 0.8 s: the frame whose end is there; the first word starts at 0.1 s
     assert out20["boundary_frames"].tolist() == [[19, 39]] and out20["boundary_start_frames"].tolist() == [5]
     assert out40["boundary_frames"].tolist() == [[9, 19]] and out40["boundary_start_frames"].tolist() == [2]
+
+
+def test_init_from_a_model_with_other_strides_is_refused(make_tiny_model, tiny_config, tmp_path) -> None:
+    from core.errors import ConfigError
+    from core.factory import save_model
+    from trainer.train import _init_from
+
+    src = save_model(make_tiny_model(speech=_speech_with_strides(tiny_config, STRIDE_640)), tmp_path / "m40")
+    target = make_tiny_model(seed=1)
+    before = {k: v.clone() for k, v in target.state_dict().items()}
+    with pytest.raises(ConfigError, match="40 ms frames, this run's model 20 ms"):
+        _init_from(target, str(src))
+    assert all(torch.equal(before[k], v) for k, v in target.state_dict().items())  # nothing copied
+    same = make_tiny_model(seed=2, speech=_speech_with_strides(tiny_config, STRIDE_640))
+    _init_from(same, str(src))  # the same geometry initialises as before: every tensor from the source
+    from core.factory import load_model
+
+    want = load_model(str(src), device="cpu").state_dict()
+    assert all(torch.equal(want[k], v) for k, v in same.state_dict().items())
