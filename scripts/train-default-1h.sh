@@ -11,14 +11,8 @@ cd "$(dirname "$0")/.."
 OUT=${1:-runs/default-1h-model}
 DATA=${DATA:-data/synth-default}
 RUNS=${RUNS:-runs}
-PY=.venv/bin/python
-[ -x "$PY" ] || { bash scripts/setup.sh; }
-export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-
-if [ ! -f "$DATA/manifest.jsonl" ]; then
-  "$PY" -m trainer synth --out "$DATA" --images 4000 --val-images 200 --test-images 300 \
-    --captions-per-image 3 --seed 0 --workers 2 --image-size 128 --voice-pool 160 --word-speed 0.93,1.07 --force
-fi
+# shellcheck source=default-data.sh
+source scripts/default-data.sh  # $PY, offline mode, the dataset in $DATA
 
 # Stages 1 (CLIP) and 2 (speech, CLIP frozen), 25 Hz upstream (SpecAugment's time masks kept at ~120 ms).
 if [ ! -f "$RUNS/default-1h/DONE" ]; then

@@ -9,14 +9,8 @@ cd "$(dirname "$0")/.."
 OUT=${1:-resources/models/default}
 DATA=${DATA:-data/synth-default}
 RUNS=${RUNS:-runs}
-PY=.venv/bin/python
-[ -x "$PY" ] || { bash scripts/setup.sh; }
-export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-
-if [ ! -f "$DATA/manifest.jsonl" ]; then
-  "$PY" -m trainer synth --out "$DATA" --images 4000 --val-images 200 --test-images 300 \
-    --captions-per-image 3 --seed 0 --workers 2 --image-size 128 --voice-pool 160 --word-speed 0.93,1.07 --force
-fi
+# shellcheck source=default-data.sh
+source scripts/default-data.sh  # $PY, offline mode, the dataset in $DATA
 
 # Stages 1 (CLIP) and 2 (speech, CLIP frozen).
 if [ ! -f "$RUNS/default/DONE" ]; then
