@@ -8,7 +8,8 @@ model's CPU inference latency for a 3 s query.
 Throughput: the same model, batch and machine, `--steps` optimiser steps after `--warmup` steps, in
 utterances per second, for the configs: `frozen` (the papers' setting: frozen speech upstream + frozen
 CLIP, only the heads train; tiny-test's upstream with the default's CLIP tower), `default` (the
-default-small recipe, whose upstream trains from scratch), `vitb32` (frozen tiny upstream with the
+default-small recipe, whose upstream trains from scratch, its first conv layer frozen as in training),
+`default-25hz` (the one-hour recipe's: the same with 40 ms frames; not in the default list), `vitb32` (frozen tiny upstream with the
 papers' image tower, CLIP ViT-B/32 at 224 px, random weights), and the papers' whole models with random
 weights (not in the default list: minutes per step on a CPU): `plus-base` (HuBERT Base + ViT-B/32) and
 `plus-large` (HuBERT Large + ViT-L/14). "uncached" loads, preprocesses and encodes each batch's images
@@ -36,6 +37,7 @@ from core.model.config import get_model_config  # noqa: E402
 from trainer.loop.batches import BatchPreparer, collate_items  # noqa: E402
 from trainer.loop.feature_cache import ImageFeatureCache  # noqa: E402
 from trainer.loop.step import LossModule, optimizer_step  # noqa: E402
+from trainer.train import _freeze_feature_layers  # noqa: E402
 
 
 def _configs() -> dict[str, object]:
@@ -54,12 +56,22 @@ def _configs() -> dict[str, object]:
                                    clip={"arch": "ViT-B-32", "model_cfg": None, "pretrained": None,
                                          "vocab_ids": vocab, "compact_text_vocab": False}),
         "default": get_model_config("default-small", **ov),
+        # the one-hour recipe's (scripts/train-default-1h.sh): the last conv stride 4, 40 ms frames
+        "default-25hz": get_model_config("default-small", **{**ov, "speech": _with_hf(ov["speech"], conv_stride=[10, 4, 4, 4],
+                                                                                  mask_time_length=3)}),
         # the papers' own models, whole (random weights of the same shapes: no pretrained weights exist here):
         # SpeechCLIP+ hybrid Base (HuBERT Base + ViT-B/32) and Large (HuBERT Large + ViT-L/14), both frozen
         "plus-base": _paper_model("speechclip-plus-hybrid-base", {}),
         "plus-large": _paper_model("speechclip-plus-hybrid-large", _HUBERT_LARGE),
     }
 
+
+def _with_hf(speech: dict, **hf) -> dict:
+    return {**speech, "hf_config": {**speech.get("hf_config", {}), **hf}}
+
+
+# The training recipe freezes the first conv layers of a from-scratch upstream (TrainConfig.freeze_feature_layers)
+FREEZE_FEATURE_LAYERS = {"default": 1, "default-25hz": 1}
 
 # transformers' HubertConfig defaults are HuBERT Base; these fields make it HuBERT Large (hubert-large-ll60k)
 _HUBERT_LARGE = {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 4096,
@@ -84,9 +96,11 @@ def _dataset(data: str, n: int):
     return SyntheticSpeechImageDataset(n, image_size=128)
 
 
-def throughput(cfg, ds, batch: int, steps: int, warmup: int, cached: bool, tmp: Path) -> float:
+def throughput(cfg, ds, batch: int, steps: int, warmup: int, cached: bool, tmp: Path, freeze: int = 0) -> float:
     torch.manual_seed(0)
     model = create_model(cfg)
+    if freeze:
+        _freeze_feature_layers(model, freeze)
     model.train()
     loader = getattr(ds, "load_image", None)
     kw = {"loader": loader} if loader else {}
@@ -141,8 +155,9 @@ def main() -> int:
         ds = _dataset(args.data, args.batch * (args.steps + args.warmup))
         for name in args.configs.split(","):
             with tempfile.TemporaryDirectory() as tmp:
-                cached = throughput(cfgs[name], ds, args.batch, args.steps, args.warmup, True, Path(tmp))
-                uncached = throughput(cfgs[name], ds, args.batch, args.steps, args.warmup, False, Path(tmp))
+                freeze = FREEZE_FEATURE_LAYERS.get(name, 0)
+                cached = throughput(cfgs[name], ds, args.batch, args.steps, args.warmup, True, Path(tmp), freeze)
+                uncached = throughput(cfgs[name], ds, args.batch, args.steps, args.warmup, False, Path(tmp), freeze)
             print(f"{name:8s} cached {cached:7.2f} utt/s   every-step images {uncached:7.2f} utt/s   "
                   f"speed-up {cached / uncached:5.2f}x")
     if Path(args.model, "config.json").is_file():
