@@ -57,6 +57,9 @@ class TrainConfig:
     synthetic_size: int = 64  # number of random utterances of the `synthetic` dataset
     cache_image_features: bool = True  # frozen image tower: encode each image once, cache on disk
     feature_cache_dir: str = ""  # "" = <run_dir>/feature_cache
+    # speech->image negatives beyond the batch, from the cached features of the training images (not in the
+    # paper, whose negatives are the batch's): 0 = off, -1 = every training image, N = N drawn per batch
+    bank_negatives: int = 0
     # --- optimisation ----------------------------------------------------------------------------
     batch_size: int = 32  # per process and micro-step; global batch = batch_size * world * grad_accum
     grad_accum: int = 1  # micro-steps per optimiser step (DDP gradient sync only on the last)

@@ -42,6 +42,7 @@ from trainer.loop.batches import BatchPreparer, collate_items
 from trainer.loop.feature_cache import ImageFeatureCache, load_image
 from trainer.loop.guard import LossGuard, TrainingDiverged
 from trainer.loop.logs import RunLogger
+from trainer.loop.negatives import NegativeBank
 from trainer.loop.sampler import ResumableDistributedSampler
 from trainer.loop.schedule import get_lr
 from trainer.loop.step import LossModule, optimizer_step, resolve_precision
@@ -101,6 +102,10 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
     # On resume the architecture comes from the checkpoint (nanoGPT), not from today's config files.
     model_cfg = resolve_model_config(cfg, train_ds, ckpt["model_cfg"] if ckpt else None)
     model = create_model(model_cfg)
+    if cfg.bank_negatives and (cfg.bank_negatives < -1 or not cfg.cache_image_features or model.clip.trainable):
+        raise ConfigError(f"bank_negatives={cfg.bank_negatives}: it must be -1 (every training image) or > 0, "
+                          "and it needs the cached image features (a frozen image tower, cache_image_features "
+                          "true); set bank_negatives=0 otherwise")
     if cfg.freeze_feature_layers:
         _freeze_feature_layers(model, cfg.freeze_feature_layers)
     if cfg.init_from and ckpt is None:
@@ -117,8 +122,13 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
         cache = ImageFeatureCache(model.clip, cfg.feature_cache_dir or run_dir / "feature_cache", loader_fn)
         keys = list(train_ds.image_keys()) + (list(val_ds.image_keys()) if val_ds is not None else [])
         cache.ensure(keys, dist)
+    negatives = None
+    if cfg.bank_negatives and cache is not None:
+        negatives = NegativeBank(cache, train_ds.image_keys(), cfg.bank_negatives, cfg.seed)
+        logger.info("speech->image negatives: the batch's + %s of %d cached training images",
+                    "all" if cfg.bank_negatives < 0 else cfg.bank_negatives, len(negatives.keys))
     prepare = BatchPreparer(model.clip, dist.device, cache=cache, loader=loader_fn,
-                            frame_s=model.upstream.frame_seconds)
+                            frame_s=model.upstream.frame_seconds, negatives=negatives)
     params = model.trainable_parameters()
     opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     optimizer = opt_cls(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)

@@ -15,7 +15,7 @@ logger = logging.getLogger(__name__)
 
 def masked_info_nce(speech: torch.Tensor, image: torch.Tensor, speech_ids: torch.Tensor,
                     image_ids: torch.Tensor, logit_scale: torch.Tensor | float,
-                    speech_offset: int = 0) -> torch.Tensor:
+                    speech_offset: int = 0, extra_negatives: torch.Tensor | None = None) -> torch.Tensor:
     """Symmetric InfoNCE; negatives with the same image id as the positive are removed, the positive kept.
 
     Args:
@@ -25,6 +25,9 @@ def masked_info_nce(speech: torch.Tensor, image: torch.Tensor, speech_ids: torch
         logit_scale: s = 1 / temperature (tensor when learnable).
         speech_offset: where the speech rows' positives start in ``image`` (rank * local batch when the
             image set is gathered and speech is local); 0 when both sets are the same size.
+        extra_negatives: (Bn, E) L2-normalised image vectors that are negatives of every speech row (none of
+            them the image of an utterance here: the caller leaves those out), added to the speech->image side
+            only. Not in the paper (in-batch negatives); see TrainConfig.bank_negatives.
 
     Returns: scalar loss = mean of the speech->image and image->speech cross-entropies.
     """
@@ -36,7 +39,10 @@ def masked_info_nce(speech: torch.Tensor, image: torch.Tensor, speech_ids: torch
     keep_pos = torch.zeros_like(same)
     keep_pos[torch.arange(Bs, device=speech.device), pos] = True
     masked = logits.masked_fill(same & ~keep_pos, float("-inf"))
-    loss_s2i = F.cross_entropy(masked, pos)
+    s2i = masked
+    if extra_negatives is not None and extra_negatives.shape[0] > 0:
+        s2i = torch.cat([masked, logit_scale * speech @ extra_negatives.to(speech.dtype).t()], dim=1)
+    loss_s2i = F.cross_entropy(s2i, pos)
     if Bs == Bi:
         loss_i2s = F.cross_entropy(masked.t(), torch.arange(Bi, device=speech.device))
     else:  # image -> speech over the image rows that have their speech row here

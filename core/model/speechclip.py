@@ -144,26 +144,32 @@ class SpeechClipModel(nn.Module):
                    target.to(dev) if target is not None else None)
         return self.loss_from_output(out, image, ids, ids, token_ids=batch.get("token_ids"),
                                      boundary_frames=batch.get("boundary_frames"),
-                                     boundary_start_frames=batch.get("boundary_start_frames"))
+                                     boundary_start_frames=batch.get("boundary_start_frames"),
+                                     extra_negatives=batch_negatives(batch, dev))
 
     def loss_from_output(self, out: SpeechOutput, image: torch.Tensor, speech_ids: torch.Tensor,
                          image_ids: torch.Tensor, *, speech_offset: int = 0,
                          token_ids: torch.Tensor | None = None,
                          boundary_frames: torch.Tensor | None = None,
                          boundary_start_frames: torch.Tensor | None = None,
-                         gathered: tuple[torch.Tensor | None, torch.Tensor | None] | None = None) -> LossOutput:
+                         gathered: tuple[torch.Tensor | None, torch.Tensor | None] | None = None,
+                         extra_negatives: torch.Tensor | None = None) -> LossOutput:
         """Weighted total from a forward output. ``image`` (Bi, E) / ``image_ids`` may be gathered across
-        ranks; ``gathered`` optionally replaces (parallel, cascaded) speech vectors by gathered ones."""
+        ranks; ``gathered`` optionally replaces (parallel, cascaded) speech vectors by gathered ones;
+        ``extra_negatives`` (Bn, E) normalised image vectors are more speech->image negatives of both
+        branches (masked_info_nce)."""
         cfg = self.config
         par, cas = gathered if gathered is not None else (out.parallel, out.cascaded)
         scale = self.logit_scale
         parts: dict[str, torch.Tensor] = {}
         total = image.new_zeros(())
         if par is not None:
-            parts["parallel"] = masked_info_nce(par, image, speech_ids, image_ids, scale, speech_offset)
+            parts["parallel"] = masked_info_nce(par, image, speech_ids, image_ids, scale, speech_offset,
+                                                extra_negatives)
             total = total + cfg.branch.parallel_loss_weight * parts["parallel"]
         if cas is not None:
-            parts["cascaded"] = masked_info_nce(cas, image, speech_ids, image_ids, scale, speech_offset)
+            parts["cascaded"] = masked_info_nce(cas, image, speech_ids, image_ids, scale, speech_offset,
+                                                extra_negatives)
             total = total + cfg.branch.cascaded_loss_weight * parts["cascaded"]
         c = out.branch.cif
         if c is not None:
@@ -203,3 +209,9 @@ class SpeechClipModel(nn.Module):
         from core.model.inference import infer_batch
 
         return infer_batch(self, wavs)
+
+
+def batch_negatives(batch: dict[str, Any], device: torch.device) -> torch.Tensor | None:
+    """The batch's ``negative_feats`` (Bn, E), normalised, on ``device``; None without them."""
+    neg = batch.get("negative_feats")
+    return None if neg is None else F.normalize(neg.to(device).float(), dim=-1)

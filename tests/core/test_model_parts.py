@@ -228,3 +228,23 @@ def test_keyword_bn_reinit_after_the_clip_tower_changed(make_tiny_model) -> None
     bn = model.branch.head.bn.bn
     torch.testing.assert_close(bn.weight, table.std(0).repeat(model.config.branch.num_cls))
     torch.testing.assert_close(bn.bias, table.mean(0).repeat(model.config.branch.num_cls))
+
+
+def test_masked_info_nce_extra_negatives_join_the_speech_to_image_side_only() -> None:
+    torch.manual_seed(2)
+    s = F.normalize(torch.randn(4, 8), dim=-1)
+    i = F.normalize(torch.randn(4, 8), dim=-1)
+    neg = F.normalize(torch.randn(5, 8), dim=-1)
+    ids = torch.tensor([0, 1, 2, 2])
+    scale = 10.0
+    lg = (scale * s @ i.t()).masked_fill((ids[:, None] == ids[None, :]) & ~torch.eye(4, dtype=torch.bool), -math.inf)
+    s2i = F.cross_entropy(torch.cat([lg, scale * s @ neg.t()], dim=1), torch.arange(4))
+    want = 0.5 * (s2i + F.cross_entropy(lg.t(), torch.arange(4)))
+    torch.testing.assert_close(masked_info_nce(s, i, ids, ids, scale, extra_negatives=neg), want)
+    # none (or an empty set) is the paper's in-batch loss; a negative that looks like a positive costs more
+    plain = masked_info_nce(s, i, ids, ids, scale)
+    torch.testing.assert_close(masked_info_nce(s, i, ids, ids, scale, extra_negatives=neg[:0]), plain)
+    aligned = masked_info_nce(s, s, ids, ids, scale)  # each utterance on its own image
+    hard = masked_info_nce(s, s, ids, ids, scale, extra_negatives=s.clone())  # copies of the positives
+    easy = masked_info_nce(s, s, ids, ids, scale, extra_negatives=-s)
+    assert hard > easy > aligned

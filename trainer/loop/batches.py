@@ -2,8 +2,9 @@
 
 Items (one utterance) are dicts: `wav` (S,) float tensor 16 kHz, `image_id` int, `image_key` str (image
 path or `synthetic:...`), `text` str, optional `words` / `voice`. `collate_items` pads them;
-`BatchPreparer` adds the image side (cached features, or images to encode every step) and the CIF / keyword
-targets from the caption (`target_counts`, `token_ids`).
+`BatchPreparer` adds the image side (cached features, or images to encode every step; optionally more
+negatives from the cache, `negative_feats`) and the CIF / keyword targets from the caption (`target_counts`,
+`token_ids`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 
 from core.model.upstream import FRAME_SECONDS
 from trainer.loop.feature_cache import ImageFeatureCache, ImageLoader, load_image, preprocess_images
+from trainer.loop.negatives import NegativeBank
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +76,9 @@ class BatchPreparer:
 
     def __init__(self, clip: Any, device: torch.device, *, cache: ImageFeatureCache | None,
                  loader: ImageLoader = load_image, with_text_targets: bool = True,
-                 frame_s: float = FRAME_SECONDS) -> None:
+                 frame_s: float = FRAME_SECONDS, negatives: NegativeBank | None = None) -> None:
         self.clip = clip
+        self.negatives = negatives  # more speech->image negatives (TrainConfig.bank_negatives)
         self.frame_s = frame_s  # seconds per upstream frame: where the word-boundary targets fall
         self.device = device
         self.cache = cache
@@ -88,6 +91,8 @@ class BatchPreparer:
             out["image_feats"] = self.cache.lookup(batch["image_keys"])
         else:
             out["images"] = preprocess_images(self.clip, batch["image_keys"], self.loader)
+        if self.negatives is not None:
+            out["negative_feats"] = self.negatives.draw(batch["image_keys"])
         if self.with_text_targets:
             out["token_ids"], out["target_counts"] = caption_tokens(self.clip, batch["texts"])
         frames = word_boundary_frames(batch.get("words") or [], self.frame_s)

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from core.model.speechclip import batch_negatives
 from trainer.distributed import gather_features
 from trainer.loop.guard import LossGuard
 
@@ -48,7 +49,8 @@ class LossModule(nn.Module):
         all_ids = g(ids)
         out = m.loss_from_output(speech, g(image), all_ids, all_ids, token_ids=batch.get("token_ids"),
                                  boundary_frames=batch.get("boundary_frames"),
-                                 boundary_start_frames=batch.get("boundary_start_frames"), gathered=(par, cas))
+                                 boundary_start_frames=batch.get("boundary_start_frames"), gathered=(par, cas),
+                                 extra_negatives=batch_negatives(batch, image.device))
         return out.total, out.parts
 
 
