@@ -114,8 +114,9 @@ def build_card(ckpt: dict[str, Any], source: Path, metrics: dict[str, Any] | Non
                                 if mcfg["cif"]["target"] == "text_tokens" else "round(frames / frames_per_unit)"),
             "aux_keyword_loss_weight": mcfg.get("aux_keyword_loss_weight", 0.0),
             "aux_boundary_loss_weight": mcfg.get("aux_boundary_loss_weight", 0.0),
+            "bank_negatives": cfg.get("bank_negatives", 0),  # speech->image negatives beyond the batch
             "switch_off": ("model_overrides {\"cif\": {\"target\": \"frames\"}, \"aux_keyword_loss_weight\": 0, "
-                           "\"aux_boundary_loss_weight\": 0}"),
+                           "\"aux_boundary_loss_weight\": 0}; bank_negatives=0"),
         },
         "augmentation": {k: cfg[k] for k in ("augment_speed", "augment_eq_p", "augment_tilt_p", "augment_reverb_p",
                                              "augment_reverb_rt60", "augment_noise_p", "augment_snr_db",
@@ -149,7 +150,8 @@ def card_markdown(card: dict[str, Any]) -> str:
              f"- Auxiliary signals: CIF target `{card['auxiliary_signals']['cif_target']}` "
              f"({card['auxiliary_signals']['cif_target_note']}); auxiliary keyword CE weight "
              f"{card['auxiliary_signals']['aux_keyword_loss_weight']}; auxiliary boundary loss (known word times) "
-             f"weight {card['auxiliary_signals'].get('aux_boundary_loss_weight', 0.0)} (switch off: "
+             f"weight {card['auxiliary_signals'].get('aux_boundary_loss_weight', 0.0)}; "
+             f"{_bank_note(card['auxiliary_signals'].get('bank_negatives', 0))} (switch off: "
              f"`{card['auxiliary_signals']['switch_off']}`)"]
     aug = card.get("augmentation") or {}
     if aug:
@@ -252,3 +254,11 @@ def run(args: argparse.Namespace) -> int:
                       retrieval=args.retrieval, parallel_weight=args.retrieval_parallel_weight)
     print(f"wrote {args.out}")
     return 0
+
+
+def _bank_note(count: int) -> str:
+    """The model card's words for TrainConfig.bank_negatives."""
+    if not count:
+        return "in-batch contrastive negatives only (as the paper)"
+    which = "every training image" if count < 0 else f"{count} training images per batch"
+    return f"speech->image negatives from {which} beyond the batch (cached features; not in the paper)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -12,6 +13,7 @@ from tests.trainer.test_train_resume import _cfg
 from trainer.checkpoint import load_checkpoint
 from trainer.loop.batches import BatchPreparer, collate_items
 from trainer.loop.negatives import NegativeBank
+from trainer.main import main
 from trainer.train import run_training
 
 
@@ -66,6 +68,11 @@ def test_training_with_bank_negatives_runs_and_differs(tmp_path) -> None:
     b = load_checkpoint(tmp_path / "bank" / "checkpoints" / "last.pt")["model"]
     assert a.keys() == b.keys()
     assert any(not torch.equal(a[k], b[k]) for k in a)  # the extra negatives changed the gradients
+    # the model card says so (an auxiliary signal beyond the paper, and how to switch it off)
+    assert main(["export", "--run", str(tmp_path / "bank"), "--out", str(tmp_path / "model"), "--eval-splits="]) == 0
+    card = json.loads((tmp_path / "model" / "model_card.json").read_text())
+    assert card["auxiliary_signals"]["bank_negatives"] == -1 and "bank_negatives=0" in card["auxiliary_signals"]["switch_off"]
+    assert "every training image beyond the batch" in (tmp_path / "model" / "model_card.md").read_text()
 
 
 @pytest.mark.parametrize("over", [{"bank_negatives": -3}, {"bank_negatives": -1, "cache_image_features": False}])
