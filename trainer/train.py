@@ -42,7 +42,7 @@ from trainer.loop.batches import BatchPreparer, collate_items
 from trainer.loop.feature_cache import ImageFeatureCache, load_image
 from trainer.loop.guard import LossGuard, TrainingDiverged
 from trainer.loop.logs import RunLogger
-from trainer.loop.negatives import NegativeBank
+from trainer.loop.negatives import NegativeBank, check_bank_negatives
 from trainer.loop.sampler import ResumableDistributedSampler
 from trainer.loop.schedule import get_lr
 from trainer.loop.step import LossModule, optimizer_step, resolve_precision
@@ -102,10 +102,8 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
     # On resume the architecture comes from the checkpoint (nanoGPT), not from today's config files.
     model_cfg = resolve_model_config(cfg, train_ds, ckpt["model_cfg"] if ckpt else None)
     model = create_model(model_cfg)
-    if cfg.bank_negatives and (cfg.bank_negatives < -1 or not cfg.cache_image_features or model.clip.trainable):
-        raise ConfigError(f"bank_negatives={cfg.bank_negatives}: it must be -1 (every training image) or > 0, "
-                          "and it needs the cached image features (a frozen image tower, cache_image_features "
-                          "true); set bank_negatives=0 otherwise")
+    # before the CLIP stage, not after it
+    check_bank_negatives(cfg.bank_negatives, cached=cfg.cache_image_features and not model.clip.trainable)
     if cfg.freeze_feature_layers:
         _freeze_feature_layers(model, cfg.freeze_feature_layers)
     if cfg.init_from and ckpt is None:

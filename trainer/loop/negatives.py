@@ -19,12 +19,21 @@ from core.errors import ConfigError
 from trainer.loop.feature_cache import ImageFeatureCache
 
 
+def check_bank_negatives(count: int, cached: bool) -> None:
+    """ConfigError unless ``count`` (TrainConfig.bank_negatives) is 0, or -1 / > 0 with cached image features."""
+    if count and (count < -1 or not cached):
+        raise ConfigError(f"bank_negatives={count}: it must be -1 (every training image) or > 0, and it needs the "
+                          "cached image features (a frozen image tower, cache_image_features true); set "
+                          "bank_negatives=0 otherwise")
+
+
 class NegativeBank:
     """Cached features of a fixed set of (training) image keys; ``draw(batch_keys)`` -> (Bn, E) negatives."""
 
     def __init__(self, cache: ImageFeatureCache, keys: Sequence[str], count: int, seed: int = 0) -> None:
-        if count == 0 or count < -1:
-            raise ConfigError(f"bank_negatives must be -1 (every training image) or > 0, not {count}")
+        if count == 0:
+            raise ConfigError("bank_negatives=0 means no bank: build none")
+        check_bank_negatives(count, cached=True)
         self.keys = sorted(set(keys))
         self.feats = cache.lookup(self.keys)
         self.row = {k: i for i, k in enumerate(self.keys)}
