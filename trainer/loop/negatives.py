@@ -21,10 +21,11 @@ from trainer.loop.feature_cache import ImageFeatureCache
 
 def check_bank_negatives(count: int, cached: bool) -> None:
     """ConfigError unless ``count`` (TrainConfig.bank_negatives) is 0, or -1 / > 0 with cached image features."""
-    if count and (count < -1 or not cached):
-        raise ConfigError(f"bank_negatives={count}: it must be -1 (every training image) or > 0, and it needs the "
-                          "cached image features (a frozen image tower, cache_image_features true); set "
-                          "bank_negatives=0 otherwise")
+    if count < -1:
+        raise ConfigError(f"bank_negatives={count}: use -1 (every training image), N > 0 (N a batch) or 0 (off)")
+    if count and not cached:
+        raise ConfigError(f"bank_negatives={count} needs the cached image features (a frozen image tower and "
+                          "cache_image_features true); set bank_negatives=0 otherwise")
 
 
 class NegativeBank:
