@@ -96,9 +96,11 @@ def _dataset(data: str, n: int):
     return SyntheticSpeechImageDataset(n, image_size=128)
 
 
-def throughput(cfg, ds, batch: int, steps: int, warmup: int, cached: bool, tmp: Path, freeze: int = 0) -> float:
+def throughput(cfg, ds, batch: int, steps: int, warmup: int, cached: bool, tmp: Path, freeze: int = 0,
+               device: str = "cpu", precision: str = "fp32") -> float:
     torch.manual_seed(0)
-    model = create_model(cfg)
+    dev = torch.device(device)
+    model = create_model(cfg).to(dev)
     if freeze:
         _freeze_feature_layers(model, freeze)
     model.train()
@@ -108,19 +110,26 @@ def throughput(cfg, ds, batch: int, steps: int, warmup: int, cached: bool, tmp: 
     if cached:
         cache = ImageFeatureCache(model.clip, tmp, **kw)
         cache.ensure(ds.image_keys())  # once, before training (not timed: it is amortised over the run)
-    prep = BatchPreparer(model.clip, torch.device("cpu"), cache=cache, frame_s=model.upstream.frame_seconds, **kw)
+    prep = BatchPreparer(model.clip, dev, cache=cache, frame_s=model.upstream.frame_seconds, **kw)
     params = model.trainable_parameters()
     opt = torch.optim.AdamW(params, lr=1e-4)
-    scaler = torch.amp.GradScaler("cuda", enabled=False)
+    scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16" and dev.type == "cuda")
     lm = LossModule(model)
     batches = [collate_items([ds[(s * batch + i) % len(ds)] for i in range(batch)]) for s in range(warmup + steps)]
     t0 = 0.0
     for s, b in enumerate(batches):
         if s == warmup:
+            _sync(dev)
             t0 = time.perf_counter()
-        optimizer_step(lm, [b], opt, scaler, params, lr=1e-4, grad_clip=1.0, device=torch.device("cpu"),
-                       precision="fp32", prepare=prep)
+        optimizer_step(lm, [b], opt, scaler, params, lr=1e-4, grad_clip=1.0, device=dev,
+                       precision=precision, prepare=prep)
+    _sync(dev)
     return steps * batch / (time.perf_counter() - t0)
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
 
 
 def latency(model_dir: str, repeats: int) -> dict[str, float]:
@@ -145,9 +154,13 @@ def main() -> int:
     ap.add_argument("--configs", default="frozen,default,vitb32")
     ap.add_argument("--model", default="resources/models/default", help="model folder for the latency figure")
     ap.add_argument("--latency-only", action="store_true")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N] for the throughput figures")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
+                    help="autocast of the training step (bf16 / fp16 on a GPU, as the trainer's precision key)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}")
+    print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, {args.device}, {args.precision}"
+          + (f" ({torch.cuda.get_device_name(args.device)})" if args.device.startswith("cuda") else ""))
     if not args.latency_only:
         import tempfile
 
@@ -156,8 +169,9 @@ def main() -> int:
         for name in args.configs.split(","):
             with tempfile.TemporaryDirectory() as tmp:
                 freeze = FREEZE_FEATURE_LAYERS.get(name, 0)
-                cached = throughput(cfgs[name], ds, args.batch, args.steps, args.warmup, True, Path(tmp), freeze)
-                uncached = throughput(cfgs[name], ds, args.batch, args.steps, args.warmup, False, Path(tmp), freeze)
+                run = dict(freeze=freeze, device=args.device, precision=args.precision)
+                cached = throughput(cfgs[name], ds, args.batch, args.steps, args.warmup, True, Path(tmp), **run)
+                uncached = throughput(cfgs[name], ds, args.batch, args.steps, args.warmup, False, Path(tmp), **run)
             print(f"{name:8s} cached {cached:7.2f} utt/s   every-step images {uncached:7.2f} utt/s   "
                   f"speed-up {cached / uncached:5.2f}x")
     if Path(args.model, "config.json").is_file():
