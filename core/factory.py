@@ -128,6 +128,28 @@ def save_model(model: torch.nn.Module, directory: str | Path, extra_card: dict[s
     return directory
 
 
+INFERENCE_SETTINGS = ("retrieval", "retrieval_parallel_weight", "query_speed_ensemble", "keyword_top_k")
+
+
+def update_inference_settings(directory: str | Path, **settings: Any) -> ModelConfig:
+    """Change a saved model folder's inference-time settings (INFERENCE_SETTINGS) in its config.json, atomically;
+    the weights are untouched. Validated like any config; returns the new ModelConfig."""
+    bad = sorted(set(settings) - set(INFERENCE_SETTINGS))
+    if bad:
+        raise ConfigError(f"{bad} are not inference settings; a saved model can change only {list(INFERENCE_SETTINGS)}")
+    directory = Path(directory)
+    cfg, meta = read_model_folder_config(directory)
+    cfg = cfg.replace(**settings)
+    new = cfg.to_dict()
+    for key in settings:
+        meta["model_cfg"][key] = new[key]
+    tmp = directory / (CONFIG_FILE + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=2))
+    os.replace(tmp, directory / CONFIG_FILE)
+    logger.info("model %s at %s: %s", cfg.name, directory, settings)
+    return cfg
+
+
 def read_model_folder_config(directory: str | Path) -> tuple[ModelConfig, dict[str, Any]]:
     """(ModelConfig, raw config.json dict) of a saved model folder."""
     path = Path(directory) / CONFIG_FILE

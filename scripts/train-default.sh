@@ -76,8 +76,10 @@ if [ ! -f "$RUNS/default-boundary-ft/DONE" ]; then
   touch "$RUNS/default-boundary-ft/DONE"
 fi
 
-# Export with the query mix chosen on the val split (README), and test / unseen-voice metrics in the card.
+# Export with the query mix chosen on the val split and the test-time speed ensemble chosen on val and the
+# flite:rms dev set (README), and test / unseen-voice metrics in the card.
 "$PY" -m trainer export --run "$RUNS/default-boundary-ft" --out "$OUT" --fp16 --retrieval mean \
-  --retrieval-parallel-weight "${PARALLEL_WEIGHT:-0.4}" --eval-data "$DATA" \
+  --retrieval-parallel-weight "${PARALLEL_WEIGHT:-0.4}" --query-speeds "${QUERY_SPEEDS:-0.85,0.92,1,1.08,1.16}" \
+  --eval-data "$DATA" \
   --card-extra @resources/configs/train/default-card.json
 echo "default model written to $OUT"

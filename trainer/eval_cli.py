@@ -32,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-utterances", type=int, default=0, help="evaluate only the first N (0 = all)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    parser.add_argument("--query-speeds", default=None,
+                        help="override the model's test-time speed ensemble, e.g. 0.85,1,1.16 (1 = off)")
 
 
 def evaluate_split(model: Any, data: str, split: str, *, dataset: str = "manifest", batch_size: int = 16,
@@ -76,14 +78,24 @@ def _human(m: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def load_eval_model(path: str, device: str = "cpu", query_speeds: str | None = None) -> Any:
+    """The model folder to evaluate, its test-time speed ensemble replaced when `query_speeds` is given."""
+    from core.factory import load_model
+    from trainer.export import parse_speeds
+
+    speeds = parse_speeds(query_speeds) if query_speeds is not None else None  # fail before loading
+    model = load_model(path, device=device)
+    if speeds is not None:
+        model.config = model.config.replace(query_speed_ensemble=speeds)
+    return model
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from core.factory import load_model
-
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = load_model(args.model, device=args.device)
+    model = load_eval_model(args.model, args.device, args.query_speeds)
     m = evaluate_split(model, args.data, args.split, dataset=args.dataset, batch_size=args.batch_size,
                        max_utterances=args.max_utterances, show_progress=not args.json)
     print(json.dumps(m, indent=2) if args.json else _human(m))

@@ -32,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--run", type=Path, help="a training run folder (uses checkpoints/best.pt, else last.pt)")
     src.add_argument("--checkpoint", type=Path, help="a training checkpoint file (.pt)")
+    src.add_argument("--model", type=Path, help="an exported model folder: change only its inference settings "
+                     "(--retrieval*, --query-speeds), re-evaluate with --eval-data and rewrite its card")
     parser.add_argument("--out", type=Path, required=True, help="model folder to write")
     parser.add_argument("--which", choices=["best", "last"], default="best", help="with --run: which checkpoint")
     parser.add_argument("--fp16", action="store_true", help="store the weights as float16 (half the size)")
@@ -44,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="which branch's vector is the search query (default: as trained)")
     parser.add_argument("--retrieval-parallel-weight", type=float, default=None,
                         help="with --retrieval mean: query = normalise(W * parallel + cascaded) (default: as trained)")
+    parser.add_argument("--query-speeds", default=None,
+                        help="test-time speed ensemble, e.g. 0.85,0.92,1,1.08,1.16 (1 = off; default: as trained)")
 
 
 def pick_checkpoint(run: Path, which: str = "best") -> Path:
@@ -100,6 +104,7 @@ def build_card(ckpt: dict[str, Any], source: Path, metrics: dict[str, Any] | Non
         "architecture": mcfg["branch"]["model_type"],
         "retrieval": mcfg.get("retrieval"),
         "retrieval_parallel_weight": mcfg.get("retrieval_parallel_weight", 1.0),
+        "query_speed_ensemble": list(mcfg.get("query_speed_ensemble", [1.0])),
         "checkpoint": str(source),
         "step": ckpt.get("step"),
         "epoch": ckpt.get("epoch"),
@@ -153,6 +158,13 @@ def card_markdown(card: dict[str, Any]) -> str:
              f"weight {card['auxiliary_signals'].get('aux_boundary_loss_weight', 0.0)}; "
              f"{_bank_note(card['auxiliary_signals'].get('bank_negatives', 0))} (switch off: "
              f"`{card['auxiliary_signals']['switch_off']}`)"]
+    speeds = card.get("query_speed_ensemble") or [1.0]
+    lines.append(f"- Query: `{card.get('retrieval')}` vector" + (
+        f" (normalise({card.get('retrieval_parallel_weight')} x parallel + cascaded))"
+        if card.get("retrieval") == "mean" else "") + (
+        f"; test-time speed ensemble x{speeds} (not in the paper: each branch's vector averaged over the query "
+        f"resampled by each factor; switch off: `trainer export --model DIR --out DIR --query-speeds 1`)"
+        if len(speeds) > 1 else "; no test-time ensemble"))
     aug = card.get("augmentation") or {}
     if aug:
         lines.append(f"- Training augmentation (on the fly): speed x{aug.get('augment_speed')}, random EQ "
@@ -188,35 +200,92 @@ def _fmt(x: Any) -> str:
     return "n/a" if x is None else f"{float(x):.3f}"
 
 
+def parse_speeds(value: str) -> tuple[float, ...]:
+    """`--query-speeds 0.85,1,1.16` -> (0.85, 1.0, 1.16); "1" switches the ensemble off."""
+    try:
+        speeds = tuple(float(x) for x in value.split(",") if x.strip())
+    except ValueError as exc:
+        raise ConfigError(f"--query-speeds {value!r}: expected comma-separated numbers such as 0.85,1,1.16") from exc
+    if 1.0 not in speeds:
+        raise ConfigError(f"--query-speeds {value!r} must include 1 (the audio as recorded)")
+    return speeds
+
+
+def _settings(retrieval: str | None, parallel_weight: float | None, speeds: tuple[float, ...] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if retrieval:
+        out["retrieval"] = retrieval
+    if parallel_weight is not None:
+        out["retrieval_parallel_weight"] = parallel_weight
+    if speeds is not None:
+        out["query_speed_ensemble"] = list(speeds)
+    return out
+
+
+def _evaluate_folder(out: Path, eval_data: str, eval_splits: tuple[str, ...]) -> dict[str, Any]:
+    """`trainer eval` of the folder just written, per split: the card's numbers are what eval gives."""
+    from core.factory import load_model
+    from trainer.eval_cli import evaluate_split
+
+    metrics: dict[str, Any] = {}
+    if not eval_data:
+        return metrics
+    exported = load_model(out, device="cpu")
+    for split in eval_splits:
+        try:
+            metrics[split] = evaluate_split(exported, eval_data, split)
+        except Exception as exc:  # a missing split must not lose the export
+            logger.warning("evaluation of split %s skipped: %s", split, exc)
+    return metrics
+
+
 def export_checkpoint(ckpt_path: Path, out: Path, *, fp16: bool = False, eval_data: str = "",
                       eval_splits: tuple[str, ...] = ("test",), extra: dict[str, Any] | None = None,
-                      retrieval: str | None = None, parallel_weight: float | None = None) -> dict[str, Any]:
+                      retrieval: str | None = None, parallel_weight: float | None = None,
+                      speeds: tuple[float, ...] | None = None) -> dict[str, Any]:
     """Write the model folder + card; returns the card."""
     from core.factory import save_model
 
     ckpt = load_checkpoint(ckpt_path)
-    if retrieval:
-        ckpt["model_cfg"]["retrieval"] = retrieval
-    if parallel_weight is not None:
-        ckpt["model_cfg"]["retrieval_parallel_weight"] = parallel_weight
+    ckpt["model_cfg"].update(_settings(retrieval, parallel_weight, speeds))
     model = model_from_checkpoint(ckpt)
     if fp16:
         model = model.half()
     save_model(model, out)
-    metrics: dict[str, Any] = {}
-    if eval_data:  # evaluate the folder just written: the card's numbers are what `trainer eval` gives
-        from core.factory import load_model
-        from trainer.eval_cli import evaluate_split
-
-        exported = load_model(out, device="cpu")
-        for split in eval_splits:
-            try:
-                metrics[split] = evaluate_split(exported, eval_data, split)
-            except Exception as exc:  # a missing split must not lose the export
-                logger.warning("evaluation of split %s skipped: %s", split, exc)
-    card = build_card(ckpt, ckpt_path, metrics, extra)
+    card = build_card(ckpt, ckpt_path, _evaluate_folder(out, eval_data, eval_splits), extra)
     write_card(out, card)
     logger.info("exported %s -> %s", ckpt_path, out)
+    return card
+
+
+def retune_model_folder(src: Path, out: Path, *, eval_data: str = "", eval_splits: tuple[str, ...] = ("test",),
+                        extra: dict[str, Any] | None = None, retrieval: str | None = None,
+                        parallel_weight: float | None = None, speeds: tuple[float, ...] | None = None
+                        ) -> dict[str, Any]:
+    """An exported model folder with new inference settings (weights unchanged, copied when `out` differs);
+    with `eval_data` its card's metrics are re-measured, the rest of its card is kept."""
+    import shutil
+
+    from core.factory import read_model_folder_config, update_inference_settings
+
+    read_model_folder_config(src)  # a clear error for a folder that is not a model
+    if out.resolve() != src.resolve():
+        shutil.copytree(src, out, dirs_exist_ok=True)
+    cfg = update_inference_settings(out, **_settings(retrieval, parallel_weight, speeds))
+    card_file = out / "model_card.json"
+    card: dict[str, Any] = json.loads(card_file.read_text()) if card_file.is_file() else {
+        "name": cfg.name, "architecture": cfg.branch.model_type, "train_voices": [], "held_out_voices": [],
+        "data": {}, "auxiliary_signals": {"cif_target": cfg.cif.target, "cif_target_note": "",
+                                          "aux_keyword_loss_weight": cfg.aux_keyword_loss_weight,
+                                          "switch_off": ""}}
+    card.update(retrieval=cfg.retrieval, retrieval_parallel_weight=cfg.retrieval_parallel_weight,
+                query_speed_ensemble=list(cfg.query_speed_ensemble))
+    if eval_data:
+        card["metrics"] = _evaluate_folder(out, eval_data, eval_splits)
+    if extra:
+        card.update(extra)
+    write_card(out, card)
+    logger.info("retuned %s -> %s", src, out)
     return card
 
 
@@ -248,10 +317,17 @@ def parse_card_extra(value: str) -> dict[str, Any] | None:
 
 def run(args: argparse.Namespace) -> int:
     extra = parse_card_extra(args.card_extra)  # before the checkpoint is read: a typo fails at once
-    ckpt = args.checkpoint if args.checkpoint else pick_checkpoint(args.run, args.which)
+    speeds = parse_speeds(args.query_speeds) if args.query_speeds is not None else None
     splits = tuple(s for s in args.eval_splits.split(",") if s)
-    export_checkpoint(ckpt, args.out, fp16=args.fp16, eval_data=args.eval_data, eval_splits=splits, extra=extra,
-                      retrieval=args.retrieval, parallel_weight=args.retrieval_parallel_weight)
+    settings = dict(eval_data=args.eval_data, eval_splits=splits, extra=extra, retrieval=args.retrieval,
+                    parallel_weight=args.retrieval_parallel_weight, speeds=speeds)
+    if args.model:
+        if args.fp16:
+            raise ConfigError("--fp16 applies to --run / --checkpoint; --model keeps the folder's weights as they are")
+        retune_model_folder(args.model, args.out, **settings)  # type: ignore[arg-type]
+    else:
+        ckpt = args.checkpoint if args.checkpoint else pick_checkpoint(args.run, args.which)
+        export_checkpoint(ckpt, args.out, fp16=args.fp16, **settings)  # type: ignore[arg-type]
     print(f"wrote {args.out}")
     return 0
 

@@ -119,7 +119,15 @@ class ModelConfig:
     aux_boundary_crossing_weight: float = 0.0
     embed_dim: int | None = None  # CLIP joint embedding size; checked against the tower when not None
     keyword_top_k: int = 5  # candidates per unit at inference
+    # Test-time speed ensemble (beyond the paper): the query is also run resampled by each factor (> 1 faster and
+    # higher, as the training's speed augmentation) and the branch vectors are averaged over all of them; the
+    # keywords, segments and alpha stay those of the audio as recorded. (1.0,) switches it off; 1.0 must be in it.
+    query_speed_ensemble: tuple[float, ...] = (1.0,)
     bundle_backbones: bool = False  # save_model stores the backbones' weights too (small models)
+
+    def __post_init__(self) -> None:
+        # JSON gives a list: one type, so that a loaded config equals the one saved
+        object.__setattr__(self, "query_speed_ensemble", tuple(float(f) for f in self.query_speed_ensemble))
 
     def validate(self) -> None:
         """Cross-field checks; raises ConfigError naming the field and the allowed values."""
@@ -140,6 +148,9 @@ class ModelConfig:
              "clip.compact_text_vocab needs clip.vocab_ids"),
             (1 <= self.cif.max_units <= 75, "cif.max_units must be in [1, 75]"),
             (self.cif.threshold > 0, "cif.threshold must be > 0"),
+            (1.0 in self.query_speed_ensemble and len(set(self.query_speed_ensemble)) == len(self.query_speed_ensemble)
+             and all(0.5 <= f <= 2.0 for f in self.query_speed_ensemble) and len(self.query_speed_ensemble) <= 9,
+             "query_speed_ensemble must hold 1.0 and up to 8 other distinct factors in [0.5, 2]"),
         ]
         if self.branch.model_type == "parallel" and self.retrieval != "parallel":
             checks.append((False, "a parallel-only model must use retrieval='parallel'"))
@@ -162,7 +173,9 @@ class ModelConfig:
         return self.branch.model_type in ("cascaded_plus", "hybrid_plus")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        d["query_speed_ensemble"] = list(self.query_speed_ensemble)  # JSON's type: the dict round-trips
+        return d
 
     def replace(self, **overrides: Any) -> ModelConfig:
         """``dataclasses.replace`` that also accepts nested dicts, e.g. ``branch={"model_type": "parallel"}``."""

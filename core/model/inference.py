@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -141,8 +141,34 @@ def _group_norm_upstream(model: SpeechClipModel) -> bool:
     return getattr(model.upstream.backbone.config, "feat_extract_norm", "layer") == "group"
 
 
+def _run(model: SpeechClipModel, wavs: list[np.ndarray]) -> tuple[SpeechOutput, list[int]]:
+    """One forward pass over a zero-padded batch (inference mode); also returns each wave's true length."""
+    lens = [int(np.asarray(w).reshape(-1).shape[0]) for w in wavs]
+    # the conv front-end needs one receptive field (400 samples = 25 ms): shorter input is zero-padded
+    run_lens = [max(n, MIN_SAMPLES) for n in lens]
+    wav = torch.zeros(len(wavs), max(run_lens), dtype=torch.float32)
+    for i, w in enumerate(wavs):
+        wav[i, : lens[i]] = torch.from_numpy(np.asarray(w, dtype=np.float32).reshape(-1))
+    dev = model.device
+    return model(wav.to(dev), torch.tensor(run_lens, dtype=torch.long, device=dev)), lens
+
+
+def _branch_vectors(model: SpeechClipModel, wavs: list[np.ndarray]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(parallel, cascaded) of `wavs`, batched unless padding would change the features (group norm)."""
+    if len(wavs) > 1 and _group_norm_upstream(model):
+        parts = [_branch_vectors(model, [w]) for w in wavs]
+        par, cas = ([p[i] for p in parts] for i in (0, 1))
+        return (None if par[0] is None else torch.cat(par),  # type: ignore[arg-type]
+                None if cas[0] is None else torch.cat(cas))  # type: ignore[arg-type]
+    out = _run(model, wavs)[0]
+    return out.parallel, out.cascaded
+
+
 def infer_batch(model: SpeechClipModel, wavs: list[np.ndarray]) -> list[SpeechQuery]:
-    """float32 (S,) 16 kHz mono waves -> one SpeechQuery each (eval mode, torch.inference_mode)."""
+    """float32 (S,) 16 kHz mono waves -> one SpeechQuery each (eval mode, torch.inference_mode).
+
+    With `config.query_speed_ensemble` the query vectors are averaged over speed-warped copies
+    (core.model.speed_ensemble); keywords, segments and alpha are the recorded audio's."""
     if not wavs:
         return []
     if len(wavs) > 1 and _group_norm_upstream(model):
@@ -150,15 +176,15 @@ def infer_batch(model: SpeechClipModel, wavs: list[np.ndarray]) -> list[SpeechQu
     was_training = model.training
     model.eval()
     try:
-        dev = model.device
-        lens = [int(np.asarray(w).reshape(-1).shape[0]) for w in wavs]
-        # the conv front-end needs one receptive field (400 samples = 25 ms): shorter input is zero-padded
-        run_lens = [max(n, MIN_SAMPLES) for n in lens]
-        wav = torch.zeros(len(wavs), max(run_lens), dtype=torch.float32)
-        for i, w in enumerate(wavs):
-            wav[i, : lens[i]] = torch.from_numpy(np.asarray(w, dtype=np.float32).reshape(-1))
         with torch.inference_mode():
-            out = model(wav.to(dev), torch.tensor(run_lens, dtype=torch.long, device=dev))
+            out, lens = _run(model, wavs)
+            factors = model.config.query_speed_ensemble
+            if len(factors) > 1:
+                from core.model.speed_ensemble import ensemble_vectors
+
+                par, cas = ensemble_vectors((out.parallel, out.cascaded), wavs, factors,
+                                            lambda ws: _branch_vectors(model, ws))
+                out = replace(out, parallel=par, cascaded=cas, query=model.query_from(par, cas))
             texts = model.clip.table_texts()
             return [_query_from_output(model, out, b, lens[b] / SAMPLE_RATE, texts) for b in range(len(wavs))]
     finally:

@@ -117,15 +117,17 @@ class SpeechClipModel(nn.Module):
         out = self.branch(feats, mask, self.clip, target_counts)
         par = F.normalize(out.parallel, dim=-1) if out.parallel is not None else None
         cas = F.normalize(out.cascaded, dim=-1) if out.cascaded is not None else None
+        return SpeechOutput(par, cas, self.query_from(par, cas), out, frame_lens, feats)
+
+    def query_from(self, par: torch.Tensor | None, cas: torch.Tensor | None) -> torch.Tensor:
+        """The retrieval query from the L2-normalised branch vectors, as `config.retrieval` says."""
         src = self.config.retrieval
         if src == "parallel" or cas is None:
             assert par is not None
-            query = par
-        elif src == "cascaded" or par is None:
-            query = cas
-        else:
-            query = F.normalize(self.config.retrieval_parallel_weight * par + cas, dim=-1)
-        return SpeechOutput(par, cas, query, out, frame_lens, feats)
+            return par
+        if src == "cascaded" or par is None:
+            return cas
+        return F.normalize(self.config.retrieval_parallel_weight * par + cas, dim=-1)
 
     # ------------------------------------------------------------------ loss
     def compute_loss(self, batch: dict[str, torch.Tensor]) -> LossOutput:

@@ -49,3 +49,39 @@ def test_eval_json_has_the_documented_keys(tmp_path, capsys):
     grid = out["speech_to_image_by_parallel_weight"]
     assert grid["0"] == out["speech_to_image_by_source"]["cascaded"]
     assert grid["1"] == out["speech_to_image_by_source"]["mean"] and "0.25" in grid
+
+
+def test_export_model_retunes_the_query_and_eval_can_override_it(tmp_path, capfd):
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    src, out, data = tmp_path / "model", tmp_path / "retuned", tmp_path / "data"
+    save_model(create_model(get_model_config("tiny-test")), src)
+    _dataset(data)
+    weights = (src / "model.safetensors").read_bytes()
+    assert main(["export", "--model", str(src), "--out", str(out), "--query-speeds", "0.9,1,1.1",
+                 "--retrieval-parallel-weight", "0.5", "--eval-data", str(data)]) == 0
+    capfd.readouterr()
+    from core.factory import load_model
+
+    model = load_model(out)
+    assert model.config.query_speed_ensemble == (0.9, 1.0, 1.1) and model.config.retrieval_parallel_weight == 0.5
+    assert (out / "model.safetensors").read_bytes() == weights  # only the settings change
+    assert load_model(src).config.query_speed_ensemble == (1.0,)  # the source folder is left as it was
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["query_speed_ensemble"] == [0.9, 1.0, 1.1] and card["metrics"]["test"]["n_utterances"] == 6
+    assert "speed ensemble x[0.9, 1.0, 1.1]" in (out / "model_card.md").read_text()
+
+    def s2i(*extra: str) -> dict:
+        assert main(["eval", "--model", str(out), "--data", str(data), "--json", *extra]) == 0
+        return json.loads(capfd.readouterr().out)["speech_to_image_by_source"]
+
+    assert s2i() == card["metrics"]["test"]["speech_to_image_by_source"]  # the card holds what eval gives
+    from trainer.eval_cli import load_eval_model
+
+    assert load_eval_model(str(out), query_speeds="1").config.query_speed_ensemble == (1.0,)  # "1": off
+    assert load_eval_model(str(out), query_speeds="0.8,1").config.query_speed_ensemble == (0.8, 1.0)
+    for bad, words in ((["--query-speeds", "0.9,1.1"], "must include 1"), (["--query-speeds", "fast"], "numbers")):
+        assert main(["eval", "--model", str(out), "--data", str(data), *bad]) == 1
+        assert words in capfd.readouterr().err
+    assert main(["export", "--model", str(out), "--out", str(out), "--fp16"]) == 1
+    assert "--fp16" in capfd.readouterr().err
