@@ -26,6 +26,7 @@ if [ ! -f "$RUNS/default-1h/DONE" ]; then
 fi
 
 "$PY" -m trainer export --run "$RUNS/default-1h" --out "$OUT" --fp16 --retrieval mean \
-  --retrieval-parallel-weight "${PARALLEL_WEIGHT:-0.75}" --eval-data "$DATA" \
+  --retrieval-parallel-weight "${PARALLEL_WEIGHT:-0.75}" --query-speeds "${QUERY_SPEEDS:-0.85,0.92,1,1.08,1.16}" \
+  --eval-data "$DATA" \
   --card-extra @resources/configs/train/default-1h-card.json
 echo "one-hour default model written to $OUT"
