@@ -138,11 +138,21 @@ def update_inference_settings(directory: str | Path, **settings: Any) -> ModelCo
     if bad:
         raise ConfigError(f"{bad} are not inference settings; a saved model can change only {list(INFERENCE_SETTINGS)}")
     directory = Path(directory)
-    cfg, meta = read_model_folder_config(directory)
-    cfg = cfg.replace(**settings)
-    new = cfg.to_dict()
+    path = directory / CONFIG_FILE
+    try:  # read raw, not validated: the new settings may be what mends an invalid folder
+        meta = json.loads(path.read_text())
+        meta["model_cfg"].update(settings)
+    except FileNotFoundError as exc:
+        raise ModelNotFoundError(f"{path} is missing: {directory} is not a model folder (save_model writes one)") from exc
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+        raise CheckpointError(f"{path} is not a model folder's config ({exc})") from exc
+    try:
+        cfg = model_config_from_dict(meta["model_cfg"])
+    except ConfigError as exc:
+        raise ConfigError(f"{path} with {settings}: {exc}") from exc
+    normalised = cfg.to_dict()  # e.g. the speeds as floats
     for key in settings:
-        meta["model_cfg"][key] = new[key]
+        meta["model_cfg"][key] = normalised[key]
     tmp = directory / (CONFIG_FILE + ".tmp")
     tmp.write_text(json.dumps(meta, indent=2))
     os.replace(tmp, directory / CONFIG_FILE)

@@ -202,12 +202,15 @@ def _fmt(x: Any) -> str:
 
 def parse_speeds(value: str) -> tuple[float, ...]:
     """`--query-speeds 0.85,1,1.16` -> (0.85, 1.0, 1.16); "1" switches the ensemble off."""
+    from core.model.config import speed_ensemble_problem
+
     try:
         speeds = tuple(float(x) for x in value.split(",") if x.strip())
     except ValueError as exc:
         raise ConfigError(f"--query-speeds {value!r}: expected comma-separated numbers such as 0.85,1,1.16") from exc
-    if 1.0 not in speeds:
-        raise ConfigError(f"--query-speeds {value!r} must include 1 (the audio as recorded)")
+    problem = speed_ensemble_problem(speeds)
+    if problem:
+        raise ConfigError(f"--query-speeds {value!r} {problem}")
     return speeds
 
 
@@ -266,9 +269,11 @@ def retune_model_folder(src: Path, out: Path, *, eval_data: str = "", eval_split
     with `eval_data` its card's metrics are re-measured, the rest of its card is kept."""
     import shutil
 
-    from core.factory import read_model_folder_config, update_inference_settings
+    from core.errors import ModelNotFoundError
+    from core.factory import CONFIG_FILE, update_inference_settings
 
-    read_model_folder_config(src)  # a clear error for a folder that is not a model
+    if not (src / CONFIG_FILE).is_file():  # before anything is copied
+        raise ModelNotFoundError(f"{src / CONFIG_FILE} is missing: {src} is not a model folder (export writes one)")
     if out.resolve() != src.resolve():
         shutil.copytree(src, out, dirs_exist_ok=True)
     cfg = update_inference_settings(out, **_settings(retrieval, parallel_weight, speeds))

@@ -148,9 +148,8 @@ class ModelConfig:
              "clip.compact_text_vocab needs clip.vocab_ids"),
             (1 <= self.cif.max_units <= 75, "cif.max_units must be in [1, 75]"),
             (self.cif.threshold > 0, "cif.threshold must be > 0"),
-            (1.0 in self.query_speed_ensemble and len(set(self.query_speed_ensemble)) == len(self.query_speed_ensemble)
-             and all(0.5 <= f <= 2.0 for f in self.query_speed_ensemble) and len(self.query_speed_ensemble) <= 9,
-             "query_speed_ensemble must hold 1.0 and up to 8 other distinct factors in [0.5, 2]"),
+            (speed_ensemble_problem(self.query_speed_ensemble) is None,
+             f"query_speed_ensemble {speed_ensemble_problem(self.query_speed_ensemble)}"),
         ]
         if self.branch.model_type == "parallel" and self.retrieval != "parallel":
             checks.append((False, "a parallel-only model must use retrieval='parallel'"))
@@ -192,6 +191,19 @@ class ModelConfig:
         cfg = dataclasses.replace(self, **resolved)
         cfg.validate()
         return cfg
+
+
+def speed_ensemble_problem(speeds: tuple[float, ...]) -> str | None:
+    """What is wrong with a `query_speed_ensemble` (None when nothing is): the one rule, for configs and CLIs."""
+    if 1.0 not in speeds:
+        return "must include 1 (the audio as recorded)"
+    if len(set(speeds)) != len(speeds):
+        return "lists a factor twice"
+    if not all(0.5 <= f <= 2.0 for f in speeds):
+        return "factors must be in [0.5, 2]"
+    if len(speeds) > 9:
+        return "holds at most 9 factors"
+    return None
 
 
 def _check_keys(d: dict[str, Any], cls: type, where: str) -> None:

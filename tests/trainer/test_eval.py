@@ -85,3 +85,19 @@ def test_export_model_retunes_the_query_and_eval_can_override_it(tmp_path, capfd
         assert words in capfd.readouterr().err
     assert main(["export", "--model", str(out), "--out", str(out), "--fp16"]) == 1
     assert "--fp16" in capfd.readouterr().err
+
+
+def test_export_model_mends_a_folder_with_a_bad_speed_list(tmp_path, capfd):
+    src = tmp_path / "model"
+    save_model(create_model(get_model_config("tiny-test")), src)
+    meta = json.loads((src / "config.json").read_text())
+    meta["model_cfg"]["query_speed_ensemble"] = [0.9, 1.1]  # edited by hand, wrongly
+    (src / "config.json").write_text(json.dumps(meta))
+    assert main(["eval", "--model", str(src), "--data", str(tmp_path)]) == 1
+    assert "query_speed_ensemble must include 1" in capfd.readouterr().err
+    assert main(["export", "--model", str(src), "--out", str(src), "--query-speeds", "1"]) == 0
+    from core.factory import load_model
+
+    assert load_model(src).config.query_speed_ensemble == (1.0,)
+    assert main(["export", "--model", str(tmp_path / "none"), "--out", str(tmp_path / "x")]) == 1
+    assert "not a model folder" in capfd.readouterr().err and not (tmp_path / "x").exists()
