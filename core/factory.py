@@ -222,5 +222,9 @@ def load_model(path_or_name: str | Path = "default", device: str | torch.device 
     load_state_checked(model, load_file(str(weights)), include_backbones=bundled, source=str(weights))
     model.to(pick_device(device))
     model.eval()
+    if len(cfg.query_speed_ensemble) > 1:
+        from core.model.speed_ensemble import warm_up
+
+        warm_up()
     logger.info("loaded model %s from %s", cfg.name, directory)
     return model

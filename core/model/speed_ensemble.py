@@ -27,6 +27,11 @@ def speed_warp(wav: np.ndarray, factor: float) -> np.ndarray:
     return resample(np.asarray(wav, np.float32), int(round(SAMPLE_RATE * factor)), SAMPLE_RATE)
 
 
+def warm_up() -> None:
+    """Import and run the resampler once (scipy's import costs ~0.35-0.8 s): at model load, not the first query."""
+    speed_warp(np.zeros(SAMPLE_RATE // 10, np.float32), 1.08)
+
+
 def ensemble_vectors(base: BranchVectors, wavs: Sequence[np.ndarray], factors: Sequence[float],
                      run: Callable[[list[np.ndarray]], BranchVectors]) -> BranchVectors:
     """Each branch's vector averaged over `base` (factor 1) and every other factor's copies, renormalised.

@@ -74,3 +74,17 @@ def test_a_json_list_loads_as_a_tuple_and_round_trips(tiny_config) -> None:
     cfg = model_config_from_dict({**tiny_config.to_dict(), "query_speed_ensemble": [0.9, 1, 1.1]})
     assert cfg.query_speed_ensemble == (0.9, 1.0, 1.1)
     assert model_config_from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+def test_loading_an_ensemble_model_warms_the_resampler(make_tiny_model, tmp_path, monkeypatch) -> None:
+    import core.model.speed_ensemble as ensemble
+    from core.factory import load_model, save_model
+
+    calls: list[int] = []
+    monkeypatch.setattr(ensemble, "warm_up", lambda: calls.append(1))
+    save_model(make_tiny_model("hybrid_plus"), tmp_path / "off")
+    save_model(make_tiny_model("hybrid_plus", query_speed_ensemble=(1.0, 1.1)), tmp_path / "on")
+    load_model(tmp_path / "off")
+    assert calls == []  # no ensemble, no scipy import at load
+    load_model(tmp_path / "on")
+    assert calls == [1]
