@@ -28,17 +28,8 @@ fi
 # and the fine-tune also mask more of the upstream's input (SpecAugment: time and channel masks).
 ROOM_AUGMENT=(--augment-eq-p=0.5 --augment-reverb-p=0.3 --augment-noise-p=0.3)
 MASKS='"speech": {"hf_config": {"mask_time_prob": 0.1, "mask_feature_prob": 0.1, "mask_feature_length": 16}}'
-# Stage 2d: restarts 6 and 7 add festival's voices (ked, a speaker no other engine has, and an HTS slt): one
-# more caption per training scene (`synth --extend`: the same scenes and splits, the source folder only read).
-# Stage 2e: restart 8 adds 40 praat warps (engine voices with formants x 0.84-1.2 and pitch x 0.8-1.25: speakers
-# no engine has), again one more caption per training scene, extending the festival data.
-DATA_FESTIVAL=${DATA_FESTIVAL:-$DATA-festival}
-DATA_PRAAT=${DATA_PRAAT:-$DATA-praat}
-extend() {  # SRC OUT ARGS...: the extended dataset, made once
-  local src=$1 out=$2; shift 2
-  [ -f "$out/manifest.jsonl" ] ||
-    "$PY" -m trainer synth --extend "$src" --out "$out" --captions-per-image 1 --workers 2 --force "$@"
-}
+# Stage 2d: restarts 6 and 7 add festival's voices, restart 8 the praat warps on top of them (scripts/
+# default-data.sh: one more caption per training scene each).
 PREV="$RUNS/default-export"
 for RESTART in restart1 restart2 restart3 restart4 restart5 restart6 restart7 restart8; do
   EXTRA=()
@@ -49,11 +40,11 @@ for RESTART in restart1 restart2 restart3 restart4 restart5 restart6 restart7 re
     restart6 | restart7)
       EXTRA=("${ROOM_AUGMENT[@]}" "--model-overrides={$MASKS}")
       RESTART_DATA=$DATA_FESTIVAL
-      extend "$DATA" "$DATA_FESTIVAL" --voices festival:ked,festival:slt-hts --voice-pool 14 --pool-engines festival ;;
+      festival_data ;;
     restart8)
       EXTRA=("${ROOM_AUGMENT[@]}" "--model-overrides={$MASKS}")
       RESTART_DATA=$DATA_PRAAT
-      extend "$DATA_FESTIVAL" "$DATA_PRAAT" --voice-pool 40 --pool-engines praat --seed 1 ;;
+      praat_data ;;
   esac
   if [ ! -f "$RUNS/default-$RESTART/DONE" ]; then
     "$PY" -m trainer train --config resources/configs/train/default.json --data-dir="$RESTART_DATA" \
