@@ -5,8 +5,9 @@
 # stride 4 instead of 2: 40 ms frames, a step ~1.6x faster), every cached training image a speech->image negative
 # (bank_negatives -1: retrieval ranks hundreds of images, a batch offers 15) and a curriculum of 7000 steps in
 # all: 2500 on the engines' voices, then a warm restart of 4500 on those plus festival's voices and 40 praat
-# warps (235 voices; on a voice it never heard, mean speech->image recall 0.61 against 0.44 for 7000 steps on
-# the engines' voices and 0.57 for 7000 on all 235; BENCHMARKS.md). No room augmentation, no boundary fine-tune. It does not replace
+# warps (235 voices). No room augmentation, no boundary fine-tune. Measured 2026-12-05 from a fresh clone: 29.8 min
+# on the idle VM; test speech->image R@10 0.986, held-out voice R@10 0.72 (0.50 for 7000 steps on the engines'
+# voices alone; BENCHMARKS.md). It does not replace
 # resources/models/default (the ~6 h recipe, better still on unseen voices):
 #   bash scripts/train-default-1h.sh [OUT_MODEL_DIR]      (default: runs/default-1h-model)
 # DATA (default data/synth-default) and RUNS (default runs) as in train-default.sh; a killed run resumes.
