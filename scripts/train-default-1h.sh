@@ -3,11 +3,11 @@
 # stage and one warm restart, export with test metrics in the model card). The one-hour recipe of the embedded
 # default: the same data, CLIP stage and losses as scripts/train-default.sh, with a 25 Hz upstream (the last conv
 # stride 4 instead of 2: 40 ms frames, a step ~1.6x faster), every cached training image a speech->image negative
-# (bank_negatives -1: retrieval ranks hundreds of images, a batch offers 15) and a curriculum of 7000 steps in
-# all: 2500 on the engines' voices, then a warm restart of 4500 on those plus festival's voices and 40 praat
-# warps (235 voices). No room augmentation, no boundary fine-tune. Measured 2026-12-05 from a fresh clone: 29.8 min
-# on the idle VM; test speech->image R@10 0.986, held-out voice R@10 0.72 (0.50 for 7000 steps on the engines'
-# voices alone; BENCHMARKS.md). It does not replace
+# (bank_negatives -1: retrieval ranks hundreds of images, a batch offers 15) and a curriculum of 8500 steps in
+# all: 2500 on the engines' voices, then a warm restart of 6000 on those plus festival's voices and 40 praat
+# warps (235 voices). No room augmentation, no boundary fine-tune. Measured 2026-12-05 on the idle VM: 29.8 min
+# from a fresh clone with a 4500-step restart, which 6000 steps lengthen by ~3.5 min; test speech->image R@10 0.982,
+# held-out voice R@10 0.76 (0.50 for 7000 steps on the engines' voices alone; BENCHMARKS.md). It does not replace
 # resources/models/default (the ~6 h recipe, better still on unseen voices):
 #   bash scripts/train-default-1h.sh [OUT_MODEL_DIR]      (default: runs/default-1h-model)
 # DATA (default data/synth-default) and RUNS (default runs) as in train-default.sh; a killed run resumes.
@@ -32,12 +32,12 @@ fi
 [ -f "$RUNS/default-1h-a-export/model.safetensors" ] ||
   "$PY" -m trainer export --run "$RUNS/default-1h-a" --out "$RUNS/default-1h-a-export" --eval-splits ''
 
-# Stage 2b: a warm restart of 4500 steps (learning rate back to 1e-3, cosine again) on 235 voices.
+# Stage 2b: a warm restart of 6000 steps (learning rate back to 1e-3, cosine again) on 235 voices.
 praat_data
 if [ ! -f "$RUNS/default-1h-b/DONE" ]; then
   "$PY" -m trainer train --config resources/configs/train/default.json --data-dir="$DATA_PRAAT" \
     --run-dir="$RUNS/default-1h-b" --init-from="$RUNS/default-1h-a-export" --clip-train-steps=0 \
-    --max-steps=4500 --lr=1e-3 --warmup-steps=100 --eval-every-steps=500 "${SPEECH[@]}" --resume latest
+    --max-steps=6000 --lr=1e-3 --warmup-steps=100 --eval-every-steps=500 "${SPEECH[@]}" --resume latest
   touch "$RUNS/default-1h-b/DONE"
 fi
 
