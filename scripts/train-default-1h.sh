@@ -18,28 +18,23 @@ DATA=${DATA:-data/synth-default}
 RUNS=${RUNS:-runs}
 # shellcheck source=default-data.sh
 source scripts/default-data.sh  # $PY, offline mode, the dataset in $DATA
+# shellcheck source=stages.sh
+source scripts/stages.sh  # run_stage, export_stage
 
 # 25 Hz upstream (SpecAugment's time masks kept at ~120 ms) and bank negatives in both speech stages.
 SPEECH=(--bank-negatives=-1
   '--model-overrides={"speech": {"hf_config": {"conv_stride": [10, 4, 4, 4], "mask_time_length": 3}}}')
 
 # Stages 1 (CLIP) and 2a (speech, CLIP frozen): 2500 steps on the engines' voices.
-if [ ! -f "$RUNS/default-1h-a/DONE" ]; then
-  "$PY" -m trainer train --config resources/configs/train/default.json --data-dir="$DATA" \
-    --run-dir="$RUNS/default-1h-a" --max-steps=2500 --eval-every-steps=500 "${SPEECH[@]}" --resume latest
-  touch "$RUNS/default-1h-a/DONE"
-fi
-[ -f "$RUNS/default-1h-a-export/model.safetensors" ] ||
-  "$PY" -m trainer export --run "$RUNS/default-1h-a" --out "$RUNS/default-1h-a-export" --eval-splits ''
+run_stage "$RUNS/default-1h-a" --config resources/configs/train/default.json --data-dir="$DATA" \
+  --max-steps=2500 --eval-every-steps=500 "${SPEECH[@]}"
+export_stage "$RUNS/default-1h-a" "$RUNS/default-1h-a-export"
 
 # Stage 2b: a warm restart of 6000 steps (learning rate back to 1e-3, cosine again) on 235 voices.
 praat_data
-if [ ! -f "$RUNS/default-1h-b/DONE" ]; then
-  "$PY" -m trainer train --config resources/configs/train/default.json --data-dir="$DATA_PRAAT" \
-    --run-dir="$RUNS/default-1h-b" --init-from="$RUNS/default-1h-a-export" --clip-train-steps=0 \
-    --max-steps=6000 --lr=1e-3 --warmup-steps=100 --eval-every-steps=500 "${SPEECH[@]}" --resume latest
-  touch "$RUNS/default-1h-b/DONE"
-fi
+run_stage "$RUNS/default-1h-b" --config resources/configs/train/default.json --data-dir="$DATA_PRAAT" \
+  --init-from="$RUNS/default-1h-a-export" --clip-train-steps=0 \
+  --max-steps=6000 --lr=1e-3 --warmup-steps=100 --eval-every-steps=500 "${SPEECH[@]}"
 
 "$PY" -m trainer export --run "$RUNS/default-1h-b" --out "$OUT" --fp16 --retrieval mean \
   --retrieval-parallel-weight "${PARALLEL_WEIGHT:-0.4}" --query-speeds "${QUERY_SPEEDS:-0.85,0.92,1,1.08,1.16}" \

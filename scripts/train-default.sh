@@ -3,7 +3,8 @@
 # fine-tune, export with test metrics in the model card). About 6 h 10 min on a 2-core CPU, minutes on a GPU.
 #   bash scripts/train-default.sh [OUT_MODEL_DIR]      (default: resources/models/default)
 # DATA (default data/synth-default) and RUNS (default runs) move the dataset and the run folders; a run
-# killed in a stage resumes that stage when the script is started again (finished stages are skipped).
+# killed in a stage resumes that stage when the script is started again (finished stages are skipped; a stage
+# whose command line changed since runs again, its old folder moved aside: scripts/stages.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-resources/models/default}
@@ -11,15 +12,12 @@ DATA=${DATA:-data/synth-default}
 RUNS=${RUNS:-runs}
 # shellcheck source=default-data.sh
 source scripts/default-data.sh  # $PY, offline mode, the dataset in $DATA
+# shellcheck source=stages.sh
+source scripts/stages.sh  # run_stage, export_stage
 
 # Stages 1 (CLIP) and 2 (speech, CLIP frozen).
-if [ ! -f "$RUNS/default/DONE" ]; then
-  "$PY" -m trainer train --config resources/configs/train/default.json --data-dir="$DATA" \
-    --run-dir="$RUNS/default" --resume latest
-  touch "$RUNS/default/DONE"
-fi
-[ -f "$RUNS/default-export/model.safetensors" ] ||
-  "$PY" -m trainer export --run "$RUNS/default" --out "$RUNS/default-export" --eval-splits ''
+run_stage "$RUNS/default" --config resources/configs/train/default.json --data-dir="$DATA"
+export_stage "$RUNS/default" "$RUNS/default-export"
 
 # Stage 2b: three warm restarts of the speech stage (same loss, learning rate back to 1e-3, cosine again). At
 # the end of stage 2 the model is underfit, not overfit (content-word recall on training utterances equals
@@ -46,26 +44,19 @@ for RESTART in restart1 restart2 restart3 restart4 restart5 restart6 restart7 re
       RESTART_DATA=$DATA_PRAAT
       praat_data ;;
   esac
-  if [ ! -f "$RUNS/default-$RESTART/DONE" ]; then
-    "$PY" -m trainer train --config resources/configs/train/default.json --data-dir="$RESTART_DATA" \
-      --run-dir="$RUNS/default-$RESTART" --init-from="$PREV" --clip-train-steps=0 --max-steps=3000 \
-      --lr=1e-3 --warmup-steps=100 --eval-every-steps=500 "${EXTRA[@]}" --resume latest
-    touch "$RUNS/default-$RESTART/DONE"
-  fi
-  [ -f "$RUNS/default-$RESTART-export/model.safetensors" ] ||
-    "$PY" -m trainer export --run "$RUNS/default-$RESTART" --out "$RUNS/default-$RESTART-export" --eval-splits ''
+  run_stage "$RUNS/default-$RESTART" --config resources/configs/train/default.json --data-dir="$RESTART_DATA" \
+    --init-from="$PREV" --clip-train-steps=0 --max-steps=3000 \
+    --lr=1e-3 --warmup-steps=100 --eval-every-steps=500 "${EXTRA[@]}"
+  export_stage "$RUNS/default-$RESTART" "$RUNS/default-$RESTART-export"
   PREV="$RUNS/default-$RESTART-export"
 done
 
 # Stage 3: a short boundary fine-tune (stronger boundary loss, low learning rate).
-if [ ! -f "$RUNS/default-boundary-ft/DONE" ]; then
-  "$PY" -m trainer train --config resources/configs/train/default.json --data-dir="$DATA_PRAAT" \
-    --run-dir="$RUNS/default-boundary-ft" --init-from="$PREV" --clip-train-steps=0 --max-steps=400 \
-    --lr=3e-4 --min-lr=3e-5 --warmup-steps=20 --eval-every-steps=200 \
-    --model-overrides="{\"aux_boundary_loss_weight\": 2.0, \"aux_boundary_crossing_weight\": 1.0, $MASKS}" \
-    "${ROOM_AUGMENT[@]}" --resume latest
-  touch "$RUNS/default-boundary-ft/DONE"
-fi
+run_stage "$RUNS/default-boundary-ft" --config resources/configs/train/default.json --data-dir="$DATA_PRAAT" \
+  --init-from="$PREV" --clip-train-steps=0 --max-steps=400 \
+  --lr=3e-4 --min-lr=3e-5 --warmup-steps=20 --eval-every-steps=200 \
+  --model-overrides="{\"aux_boundary_loss_weight\": 2.0, \"aux_boundary_crossing_weight\": 1.0, $MASKS}" \
+  "${ROOM_AUGMENT[@]}"
 
 # Export with the query mix chosen on the val split and the test-time speed ensemble chosen on val and the
 # flite:rms dev set (README), and test / unseen-voice metrics in the card.
