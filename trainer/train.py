@@ -24,8 +24,8 @@ import torch
 import torch.distributed as tdist
 from torch.utils.data import DataLoader
 
-from core.errors import ConfigError, DatasetError
-from core.factory import create_model
+from core.errors import ConfigError, DatasetError, ModelNotFoundError
+from core.factory import CONFIG_FILE, WEIGHTS_FILE, create_model, read_model_folder_config
 from trainer.checkpoint import (
     BEST,
     LAST,
@@ -95,6 +95,8 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
     run_dir = Path(cfg.run_dir)
     resume_path = broadcast_object(resolve_resume(resume, run_dir) if dist.is_main else None)
     ckpt = load_checkpoint(resume_path) if resume_path else None
+    if cfg.init_from and ckpt is None:
+        _check_init_from(cfg.init_from)  # before the datasets load and the run folder is written
     if dist.is_main:
         save_config(cfg, run_dir / "config.json")
     log = RunLogger(run_dir, enabled=dist.is_main, tensorboard=cfg.tensorboard)
@@ -274,6 +276,16 @@ def _freeze_feature_layers(model: torch.nn.Module, n: int) -> None:
     for layer in layers[:n]:
         layer.requires_grad_(False)
     logger.info("froze the first %d of %d feature-encoder conv layers", min(n, len(layers)), len(layers))
+
+
+def _check_init_from(path: str) -> None:
+    """A clear error now for an --init-from that is not a complete model folder."""
+    if not (Path(path) / CONFIG_FILE).exists():
+        raise ModelNotFoundError(f"--init-from {path}: no model folder there ({CONFIG_FILE} missing); pass a folder "
+                                 f"written by `python -m trainer export`")
+    read_model_folder_config(path)
+    if not (Path(path) / WEIGHTS_FILE).exists():
+        raise ModelNotFoundError(f"--init-from {path}: {WEIGHTS_FILE} is missing; the model folder is incomplete")
 
 
 def _init_from(model: torch.nn.Module, path: str) -> None:

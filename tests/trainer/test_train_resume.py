@@ -99,3 +99,17 @@ def test_unknown_override_fails_with_valid_keys(tmp_path, capfd):
     assert main(["train", "--dataset", "synthetic", "--no-such-key=1", f"--run-dir={tmp_path}"]) == 1
     err = capfd.readouterr().err
     assert "valid keys" in err and "no_such_key" in err
+
+
+@pytest.mark.parametrize("broken", ["missing", "no_weights"])
+def test_bad_init_from_fails_before_the_run_folder_is_written(tmp_path, broken):
+    from core.errors import ModelNotFoundError
+
+    source = tmp_path / "src"
+    if broken == "no_weights":
+        run_training(_cfg(tmp_path / "a", max_steps=1))
+        main(["export", "--run", str(tmp_path / "a"), "--out", str(source), "--eval-splits", ""])
+        (source / "model.safetensors").unlink()
+    with pytest.raises(ModelNotFoundError, match="--init-from"):
+        run_training(_cfg(tmp_path / "b", init_from=str(source)))
+    assert not (tmp_path / "b").exists()
