@@ -10,7 +10,8 @@ utterances per second, for the configs: `frozen` (the papers' setting: frozen sp
 CLIP, only the heads train; tiny-test's upstream with the default's CLIP tower), `default` (the
 default-small recipe, whose upstream trains from scratch, its first conv layer frozen as in training),
 `default-25hz` (the one-hour recipe's: the same with 40 ms frames; not in the default list), `vitb32` (frozen tiny upstream with the
-papers' image tower, CLIP ViT-B/32 at 224 px, random weights), and the papers' whole models with random
+papers' image tower, CLIP ViT-B/32 at 224 px, random weights), `vitb32-parallel` (the same, parallel branch
+only: SpeechCLIP's parallel model; not in the default list), and the papers' whole models with random
 weights (not in the default list: minutes per step on a CPU): `plus-base` (HuBERT Base + ViT-B/32) and
 `plus-large` (HuBERT Large + ViT-L/14). "uncached" loads, preprocesses and encodes each batch's images
 every step, as the authors' code does; "cached" looks the features up.
@@ -55,6 +56,11 @@ def _configs() -> dict[str, object]:
         "vitb32": get_model_config("default-small", speech=frozen_speech, embed_dim=512, branch={"ffn_dim": 256},
                                    clip={"arch": "ViT-B-32", "model_cfg": None, "pretrained": None,
                                          "vocab_ids": vocab, "compact_text_vocab": False}),
+        # the same, parallel branch only (SpeechCLIP's parallel model: no keywords, no text transformer in the step)
+        "vitb32-parallel": get_model_config("default-small", speech=frozen_speech, embed_dim=512, retrieval="parallel",
+                                            branch={"ffn_dim": 256, "model_type": "parallel"},
+                                            clip={"arch": "ViT-B-32", "model_cfg": None, "pretrained": None,
+                                                  "vocab_ids": vocab, "compact_text_vocab": False}),
         "default": get_model_config("default-small", **ov),
         # the one-hour recipe's (scripts/train-default-1h.sh): the last conv stride 4, 40 ms frames
         "default-25hz": get_model_config("default-small", **{**ov, "speech": _with_hf(ov["speech"], conv_stride=[10, 4, 4, 4],
