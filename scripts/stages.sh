@@ -2,11 +2,15 @@
 # recipe changed. Needs $PY.
 # A stage's run folder records the stage's command line (RECIPE) and its end (DONE). A finished stage with the
 # same command line is skipped, an interrupted one resumes; a folder from another command line (an older recipe:
-# other steps, data or settings) is moved aside to FOLDER.old-TIME, not resumed, and the stage starts again.
+# other steps, data or settings, or a changed --init-from model) is moved aside to FOLDER.old-TIME, not resumed,
+# and the stage starts again.
 run_stage() {  # RUN_DIR TRAINER_ARGS...: `python -m trainer train TRAINER_ARGS --run-dir=RUN_DIR --resume latest`
   local dir=$1; shift
-  local recipe old
+  local recipe old arg
   recipe=$(printf '%q ' "$@")
+  for arg in "$@"; do  # a stage started from another model runs again when that model changed
+    case $arg in --init-from=*) recipe+=" weights:$(cksum < "${arg#--init-from=}/model.safetensors")" ;; esac
+  done
   if [ -d "$dir" ] && [ "$(cat "$dir/RECIPE" 2>/dev/null)" != "$recipe" ]; then
     old="$dir.old-$(date +%Y%m%d-%H%M%S)"
     echo "$dir was made by another recipe: moved to $old; the stage runs again" >&2

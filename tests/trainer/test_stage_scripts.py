@@ -80,3 +80,17 @@ def test_a_folder_from_before_recipes_were_recorded_counts_as_another_recipe(fak
     (fake_py / "runs/a/DONE").touch()
     assert _stage(fake_py, "--max-steps=10").returncode == 0
     assert "--max-steps=10" in _calls(fake_py)[0]
+
+
+def test_a_stage_runs_again_when_the_model_it_starts_from_changed(fake_py: Path) -> None:
+    source = fake_py / "src"
+    source.mkdir()
+    (source / "model.safetensors").write_bytes(b"first")
+    assert _stage(fake_py, f"--init-from={source}").returncode == 0
+    _calls(fake_py)
+    assert _stage(fake_py, f"--init-from={source}").returncode == 0
+    assert _calls(fake_py) == []  # the same model: skipped
+    (source / "model.safetensors").write_bytes(b"second")  # an earlier stage was run again
+    result = _stage(fake_py, f"--init-from={source}")
+    assert result.returncode == 0 and "made by another recipe" in result.stderr
+    assert _calls(fake_py)[0].startswith("-m trainer train")
