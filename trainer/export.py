@@ -3,7 +3,9 @@
     python -m trainer export --run runs/default --out resources/models/default --fp16 \\
         --eval-data /work/data/synth-default
 
-From a run folder it takes `checkpoints/best.pt` (else `last.pt`); `--checkpoint F` names one file. The
+From a run folder it takes `checkpoints/best.pt` (else `last.pt`); `--checkpoint F` names one file. Several
+`--run` (or `--checkpoint`) export the average of their weights: runs fine-tuned from the same model with other
+seeds or schedules (a model soup, trainer/soup.py). The
 folder is written by `core.factory.save_model` (config.json + model.safetensors); the card
 (model_card.json + model_card.md) records the data, seed, voices, training time and machine, the auxiliary
 signals used, and, with `--eval-data`, the `trainer eval` metrics of the test split and of the held-out voice.
@@ -30,8 +32,11 @@ HELP = __doc__
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group(required=True)
-    src.add_argument("--run", type=Path, help="a training run folder (uses checkpoints/best.pt, else last.pt)")
-    src.add_argument("--checkpoint", type=Path, help="a training checkpoint file (.pt)")
+    src.add_argument("--run", type=Path, action="append",
+                     help="a training run folder (uses checkpoints/best.pt, else last.pt); repeat it to export the "
+                     "average of several runs' weights (runs fine-tuned from the same --init-from model)")
+    src.add_argument("--checkpoint", type=Path, action="append",
+                     help="a training checkpoint file (.pt); repeat it to average several")
     src.add_argument("--model", type=Path, help="an exported model folder: change only its inference settings "
                      "(--retrieval*, --query-speeds), re-evaluate with --eval-data and rewrite its card")
     parser.add_argument("--out", type=Path, required=True, help="model folder to write")
@@ -137,6 +142,8 @@ def build_card(ckpt: dict[str, Any], source: Path, metrics: dict[str, Any] | Non
         },
         "metrics": metrics or {},
     }
+    if ckpt.get("weight_average"):
+        card["weight_average"] = ckpt["weight_average"]
     if extra:
         card.update(extra)
     return card
@@ -165,6 +172,11 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"; test-time speed ensemble x{speeds} (not in the paper: each branch's vector averaged over the query "
         f"resampled by each factor; switch off: `trainer export --model DIR --out DIR --query-speeds 1`)"
         if len(speeds) > 1 else "; no test-time ensemble"))
+    soup = card.get("weight_average") or []
+    if soup:
+        lines.append(f"- Weights: the average of {len(soup)} runs fine-tuned from the same model (a model soup; not "
+                     "in the paper): " + "; ".join(f"`{s['checkpoint']}` (step {s['step']}, seed {s['seed']})"
+                                                   for s in soup))
     aug = card.get("augmentation") or {}
     if aug:
         lines.append(f"- Training augmentation (on the fly): speed x{aug.get('augment_speed')}, random EQ "
@@ -242,22 +254,24 @@ def _evaluate_folder(out: Path, eval_data: str, eval_splits: tuple[str, ...]) ->
     return metrics
 
 
-def export_checkpoint(ckpt_path: Path, out: Path, *, fp16: bool = False, eval_data: str = "",
+def export_checkpoint(ckpt_path: Path | list[Path], out: Path, *, fp16: bool = False, eval_data: str = "",
                       eval_splits: tuple[str, ...] = ("test",), extra: dict[str, Any] | None = None,
                       retrieval: str | None = None, parallel_weight: float | None = None,
                       speeds: tuple[float, ...] | None = None) -> dict[str, Any]:
-    """Write the model folder + card; returns the card."""
+    """Write the model folder + card; returns the card. Several checkpoints: their weights' average."""
     from core.factory import save_model
+    from trainer.soup import average_checkpoints
 
-    ckpt = load_checkpoint(ckpt_path)
+    paths = list(ckpt_path) if isinstance(ckpt_path, list) else [ckpt_path]
+    ckpt = average_checkpoints(paths) if len(paths) > 1 else load_checkpoint(paths[0])
     ckpt["model_cfg"].update(_settings(retrieval, parallel_weight, speeds))
     model = model_from_checkpoint(ckpt)
     if fp16:
         model = model.half()
     save_model(model, out)
-    card = build_card(ckpt, ckpt_path, _evaluate_folder(out, eval_data, eval_splits), extra)
+    card = build_card(ckpt, paths[0], _evaluate_folder(out, eval_data, eval_splits), extra)
     write_card(out, card)
-    logger.info("exported %s -> %s", ckpt_path, out)
+    logger.info("exported %s -> %s", ", ".join(map(str, paths)), out)
     return card
 
 
@@ -331,8 +345,8 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--fp16 applies to --run / --checkpoint; --model keeps the folder's weights as they are")
         retune_model_folder(args.model, args.out, **settings)  # type: ignore[arg-type]
     else:
-        ckpt = args.checkpoint if args.checkpoint else pick_checkpoint(args.run, args.which)
-        export_checkpoint(ckpt, args.out, fp16=args.fp16, **settings)  # type: ignore[arg-type]
+        ckpts = args.checkpoint or [pick_checkpoint(run, args.which) for run in args.run]
+        export_checkpoint(ckpts, args.out, fp16=args.fp16, **settings)  # type: ignore[arg-type]
     print(f"wrote {args.out}")
     return 0
 
