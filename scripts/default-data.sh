@@ -1,4 +1,4 @@
-# Sourced by train-default-1h.sh and train-default-long.sh (from the repository root): the Python to use, offline
+# Sourced by train-default.sh and train-default-1h.sh (from the repository root): the Python to use, offline
 # mode, and the default's dataset in $DATA (made once: the same seed gives the same scenes, voices and splits);
 # `festival_data` and `praat_data` make its two voice extensions on first use.
 PY=.venv/bin/python

@@ -1,4 +1,4 @@
-# Sourced by train-default-1h.sh and train-default-long.sh: run a training stage or an export once, again when the
+# Sourced by train-default.sh and train-default-1h.sh: run a training stage or an export once, again when the
 # recipe changed. Needs $PY.
 # A stage's run folder records the stage's command line (RECIPE) and its end (DONE). A finished stage with the
 # same command line is skipped, an interrupted one resumes; a folder from another command line (an older recipe:

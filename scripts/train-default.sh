@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
-# The longer recipe, the embedded default until 2026-12-05 (the default is now scripts/train-default-1h.sh's):
-# data, CLIP stage, a 50 Hz speech stage, eight warm restarts, boundary fine-tune, export with test metrics in the
-# model card. About 6 h 10 min on a 2-core CPU, minutes on a GPU.
-#   bash scripts/train-default-long.sh [OUT_MODEL_DIR]      (default: runs/default-long-model)
+# One command: rebuild the embedded default model from nothing (data, CLIP stage, speech stage, boundary
+# fine-tune, export with test metrics in the model card). About 6 h 10 min on a 2-core CPU, minutes on a GPU.
+#   bash scripts/train-default.sh [OUT_MODEL_DIR]      (default: resources/models/default)
 # DATA (default data/synth-default) and RUNS (default runs) move the dataset and the run folders; a run
 # killed in a stage resumes that stage when the script is started again (finished stages are skipped; a stage
 # whose command line changed since runs again, its old folder moved aside: scripts/stages.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${1:-runs/default-long-model}
+OUT=${1:-resources/models/default}
 DATA=${DATA:-data/synth-default}
 RUNS=${RUNS:-runs}
 # shellcheck source=default-data.sh
