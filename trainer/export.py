@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from core.errors import CheckpointError, ConfigError
-from trainer.checkpoint import BEST, LAST, checkpoint_dir, load_checkpoint
+from trainer.checkpoint import BEST, LAST, checkpoint_dir
 
 logger = logging.getLogger(__name__)
 
@@ -263,7 +263,7 @@ def export_checkpoint(ckpt_path: Path | list[Path], out: Path, *, fp16: bool = F
     from trainer.soup import average_checkpoints
 
     paths = list(ckpt_path) if isinstance(ckpt_path, list) else [ckpt_path]
-    ckpt = average_checkpoints(paths) if len(paths) > 1 else load_checkpoint(paths[0])
+    ckpt = average_checkpoints(paths)
     ckpt["model_cfg"].update(_settings(retrieval, parallel_weight, speeds))
     model = model_from_checkpoint(ckpt)
     if fp16:

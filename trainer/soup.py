@@ -18,16 +18,13 @@ from typing import Any
 import torch
 
 from core.errors import ConfigError
+from core.factory import INFERENCE_SETTINGS
 from trainer.checkpoint import load_checkpoint, strip_prefixes
 
 logger = logging.getLogger(__name__)
 
-# Inference settings: exporting may change them, they do not make two models different.
-_INFERENCE_KEYS = ("retrieval", "retrieval_parallel_weight", "query_speed_ensemble")
-
-
 def _architecture(model_cfg: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in model_cfg.items() if k not in _INFERENCE_KEYS}
+    return {k: v for k, v in model_cfg.items() if k not in INFERENCE_SETTINGS}  # export may change these
 
 
 def soup_problem(ckpts: list[dict[str, Any]], paths: list[Path]) -> str:
@@ -55,7 +52,8 @@ def soup_problem(ckpts: list[dict[str, Any]], paths: list[Path]) -> str:
 
 def average_checkpoints(paths: list[Path]) -> dict[str, Any]:
     """One checkpoint dict whose model weights are the uniform average of those in `paths` (float tensors
-    averaged in float32; integer buffers taken from the first). Its `weight_average` lists the sources."""
+    averaged in float32; integer buffers taken from the first; one path: that checkpoint as it is). Its
+    `weight_average` lists the sources."""
     if not paths:
         raise ConfigError("no checkpoints to average")
     ckpts = [load_checkpoint(p) for p in paths]
