@@ -75,6 +75,7 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.98
     grad_clip: float = 4.0  # max global grad norm (0 = off); authors: 4
+    ema_decay: float = 0.0  # > 0: validate and export an EMA of the trainable weights (trainer.loop.ema; e.g. 0.999)
     precision: str = "auto"  # auto (bf16 on a GPU that has it, else fp16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     seed: int = 7122  # authors' seed
@@ -119,6 +120,8 @@ class TrainConfig:
             errors.append(f"clip_extra_image_size={self.clip_extra_image_size} must be >= 8")
         if not (self.lr > 0 and 0 <= self.min_lr <= self.lr):
             errors.append(f"need lr > 0 and 0 <= min_lr <= lr (lr={self.lr}, min_lr={self.min_lr})")
+        if not 0.0 <= self.ema_decay < 1.0:
+            errors.append(f"ema_decay={self.ema_decay} must be in [0, 1) (0 = off; e.g. 0.999)")
         if self.max_audio_s <= 0:
             errors.append(f"max_audio_s={self.max_audio_s} must be > 0")
         for name in ("augment_speed", "augment_snr_db", "augment_gain_db", "augment_reverb_rt60"):

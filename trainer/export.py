@@ -144,6 +144,8 @@ def build_card(ckpt: dict[str, Any], source: Path, metrics: dict[str, Any] | Non
     }
     if ckpt.get("weight_average"):
         card["weight_average"] = ckpt["weight_average"]
+    if ckpt.get("ema"):
+        card["weight_ema"] = {"decay": ckpt["ema"]["decay"], "updates": ckpt["ema"]["updates"]}
     if extra:
         card.update(extra)
     return card
@@ -177,6 +179,10 @@ def card_markdown(card: dict[str, Any]) -> str:
         lines.append(f"- Weights: the average of {len(soup)} runs fine-tuned from the same model (a model soup; not "
                      "in the paper): " + "; ".join(f"`{s['checkpoint']}` (step {s['step']}, seed {s['seed']})"
                                                    for s in soup))
+    ema = card.get("weight_ema")
+    if ema:
+        lines.append(f"- Weights: an exponential moving average of the trained weights (decay {ema['decay']}, "
+                     f"{ema['updates']} updates; not in the paper)")
     aug = card.get("augmentation") or {}
     if aug:
         lines.append(f"- Training augmentation (on the fly): speed x{aug.get('augment_speed')}, random EQ "

@@ -20,6 +20,7 @@ import torch
 from core.errors import ConfigError
 from core.factory import INFERENCE_SETTINGS
 from trainer.checkpoint import load_checkpoint, strip_prefixes
+from trainer.loop.ema import inference_weights
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def average_checkpoints(paths: list[Path]) -> dict[str, Any]:
         raise ConfigError("no checkpoints to average")
     ckpts = [load_checkpoint(p) for p in paths]
     for ckpt in ckpts:
-        ckpt["model"] = strip_prefixes(ckpt["model"])
+        ckpt["model"] = strip_prefixes(inference_weights(ckpt))  # a run's EMA weights where it kept them
     if len(ckpts) == 1:
         return ckpts[0]
     problem = soup_problem(ckpts, paths)

@@ -39,6 +39,7 @@ from trainer.checkpoint import save_checkpoint as _save
 from trainer.config import TrainConfig, save_config
 from trainer.distributed import DistInfo, barrier, broadcast_object, cleanup_distributed, init_distributed
 from trainer.loop.batches import BatchPreparer, collate_items
+from trainer.loop.ema import WeightEma
 from trainer.loop.feature_cache import ImageFeatureCache, load_image
 from trainer.loop.guard import LossGuard, TrainingDiverged
 from trainer.loop.logs import RunLogger
@@ -157,6 +158,14 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scaler.load_state_dict(ckpt["scaler"])
+    ema = WeightEma(model, cfg.ema_decay) if cfg.ema_decay else None
+    if ckpt is not None:
+        if ema is not None and ckpt.get("ema"):
+            ema.load_state_dict(ckpt["ema"])
+        elif ema is not None or ckpt.get("ema"):
+            raise ConfigError(f"--resume {resume_path}: the run was saved with ema_decay "
+                              f"{(ckpt.get('ema') or {}).get('decay', 0)}, this config has {cfg.ema_decay}; "
+                              "resume with the run's own ema_decay")
         st = _State(ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"], ckpt.get("best_metric"))
         rngs = ckpt["rng"]
         restore_rng(rngs[dist.rank] if len(rngs) == dist.world_size else rngs[0])
@@ -173,7 +182,8 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
             _save({"model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                    "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "step": st.step,
                    "epoch": st.epoch, "batch_in_epoch": st.batch_in_epoch, "best_metric": st.best,
-                   "rng": rngs, "config": cfg.to_dict(), "model_cfg": model.config.to_dict()},
+                   "rng": rngs, "config": cfg.to_dict(), "model_cfg": model.config.to_dict(),
+                   **({"ema": ema.state_dict()} if ema is not None else {})},
                   checkpoint_dir(run_dir) / name)
         barrier()
 
@@ -184,7 +194,11 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
         vals: dict[str, Any] = {}
         improved = False
         if dist.is_main:
-            vals = validation_metrics(model, val_ds, cache, loader_fn, cfg)
+            if ema is not None:  # the weights that export writes are the ones scored
+                with ema.applied(model):
+                    vals = validation_metrics(model, val_ds, cache, loader_fn, cfg)
+            else:
+                vals = validation_metrics(model, val_ds, cache, loader_fn, cfg)
             log.log("val", st.step, vals)
             logger.info("validation at step %d: %s", st.step, {k: v for k, v in vals.items() if k != "per_voice"})
             improved = st.best is None or vals["score"] > st.best
@@ -220,6 +234,8 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
                 vals = optimizer_step(loss_module, group, optimizer, scaler, params, lr=lr, grad_clip=cfg.grad_clip,
                                       device=dist.device, precision=precision, guard=guard, step=st.step,
                                       prepare=prepare)
+                if ema is not None:
+                    ema.update(model)
                 n_utts += sum(int(b["wav"].shape[0]) for b in group)
                 st.step += 1
                 st.batch_in_epoch += len(group)
