@@ -115,6 +115,8 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
         from trainer.clip_stage import train_clip
 
         train_clip(model.clip, train_ds, val_ds, cfg, dist, log)
+    if ckpt is not None:  # before the image-feature cache, which encodes with (and is keyed by) these weights
+        model.load_state_dict(ckpt["model"])
     model.to(dist.device)
     precision = resolve_precision(cfg.precision, dist.device)
     loader_fn = getattr(train_ds, "load_image", load_image)
@@ -155,7 +157,6 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
     end_step = min(max_steps, cfg.stop_at_step) if cfg.stop_at_step else max_steps
     st = _State()
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scaler.load_state_dict(ckpt["scaler"])
     ema = WeightEma(model, cfg.ema_decay) if cfg.ema_decay else None

@@ -55,6 +55,29 @@ def test_killed_run_resumes_exactly(tmp_path):
     assert json.loads((tmp_path / "b" / "config.json").read_text())["max_steps"] == 6
 
 
+def test_killed_init_from_run_resumes_exactly(tmp_path):
+    """A warm restart (--init-from a model whose image tower is not the seeded random one) killed and resumed:
+    the image-feature cache must be built from the checkpoint's tower, not a fresh random one (it was)."""
+    from core.factory import create_model, save_model
+    from core.model.config import get_model_config
+
+    torch.set_num_threads(1)
+    source = create_model(get_model_config("tiny-test", branch={"dropout": 0.2}))
+    with torch.no_grad():
+        for p in source.clip.model.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    save_model(source, tmp_path / "src")
+    cfg = {"init_from": str(tmp_path / "src")}
+    run_training(_cfg(tmp_path / "a", **cfg))
+    with pytest.raises(_Killed):
+        run_training(_cfg(tmp_path / "b", **cfg), on_step=_kill_at(3))
+    run_training(_cfg(tmp_path / "b", **cfg), resume="latest")
+    a = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")
+    b = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+
+
 def test_torn_checkpoint_temp_file_does_not_break_resume(tmp_path):
     torch.set_num_threads(1)
     with pytest.raises(_Killed):
