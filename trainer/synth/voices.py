@@ -30,6 +30,7 @@ import shutil
 import subprocess
 import tempfile
 import warnings
+import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -411,8 +412,12 @@ def change_speaker(x: np.ndarray, formant_ratio: float, pitch_ratio: float) -> n
     """Praat's "Change gender" at 16 kHz: formants x formant_ratio, pitch median x pitch_ratio, same tempo and
     pitch range. Unvoiced clips (no pitch found) only get the formant shift."""
     import parselmouth
-    from parselmouth.praat import call
+    from parselmouth.praat import call, run
 
+    # Praat's overlap-add places random pulses in unvoiced stretches: seed its generator from the clip and the
+    # ratios, so a clip warps the same whatever the order (parallel workers) and a seed makes the same dataset.
+    seed = zlib.crc32(np.ascontiguousarray(x, np.float32).tobytes() + f"{formant_ratio}:{pitch_ratio}".encode())
+    run(f"random_initializeWithSeedUnsafelyButPredictably ({seed})")
     snd = parselmouth.Sound(x.astype(np.float64), sampling_frequency=SAMPLE_RATE)
     pitch = call(snd, "To Pitch", 0.0, 75.0, 600.0)
     median = call(pitch, "Get quantile", 0.0, 0.0, 0.5, "Hertz")
