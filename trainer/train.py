@@ -15,6 +15,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,18 +156,17 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
                                f"({cfg.batch_size} x {dist.world_size} x {cfg.grad_accum}); lower batch_size")
     max_steps = cfg.epochs * steps_per_epoch if cfg.epochs else cfg.max_steps
     end_step = min(max_steps, cfg.stop_at_step) if cfg.stop_at_step else max_steps
+    ema = WeightEma(model, cfg.ema_decay) if cfg.ema_decay else None
     st = _State()
     if ckpt is not None:
         optimizer.load_state_dict(ckpt["optimizer"])
         scaler.load_state_dict(ckpt["scaler"])
-    ema = WeightEma(model, cfg.ema_decay) if cfg.ema_decay else None
-    if ckpt is not None:
-        if ema is not None and ckpt.get("ema"):
-            ema.load_state_dict(ckpt["ema"])
-        elif ema is not None or ckpt.get("ema"):
+        if bool(ema) != bool(ckpt.get("ema")):
             raise ConfigError(f"--resume {resume_path}: the run was saved with ema_decay "
                               f"{(ckpt.get('ema') or {}).get('decay', 0)}, this config has {cfg.ema_decay}; "
                               "resume with the run's own ema_decay")
+        if ema is not None:
+            ema.load_state_dict(ckpt["ema"])
         st = _State(ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"], ckpt.get("best_metric"))
         rngs = ckpt["rng"]
         restore_rng(rngs[dist.rank] if len(rngs) == dist.world_size else rngs[0])
@@ -195,10 +195,7 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
         vals: dict[str, Any] = {}
         improved = False
         if dist.is_main:
-            if ema is not None:  # the weights that export writes are the ones scored
-                with ema.applied(model):
-                    vals = validation_metrics(model, val_ds, cache, loader_fn, cfg)
-            else:
+            with ema.applied() if ema is not None else nullcontext():  # score the weights export writes
                 vals = validation_metrics(model, val_ds, cache, loader_fn, cfg)
             log.log("val", st.step, vals)
             logger.info("validation at step %d: %s", st.step, {k: v for k, v in vals.items() if k != "per_voice"})
@@ -236,7 +233,7 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
                                       device=dist.device, precision=precision, guard=guard, step=st.step,
                                       prepare=prepare)
                 if ema is not None:
-                    ema.update(model)
+                    ema.update()
                 n_utts += sum(int(b["wav"].shape[0]) for b in group)
                 st.step += 1
                 st.batch_in_epoch += len(group)

@@ -35,11 +35,11 @@ def test_update_follows_the_warmed_up_decay_and_skips_frozen_weights():
     start = model[0].weight.detach().clone()
     with torch.no_grad():
         model[0].weight.add_(1.0)
-    ema.update(model)  # first decay: min(0.99, 1 / 10) = 0.1
+    ema.update()  # first decay: min(0.99, 1 / 10) = 0.1
     assert torch.allclose(ema.shadow["0.weight"], 0.1 * start + 0.9 * (start + 1.0))
     assert ema.current_decay() == pytest.approx(2 / 11)
     trained = model[0].weight.detach().clone()
-    with ema.applied(model):
+    with ema.applied():
         assert torch.equal(model[0].weight, ema.shadow["0.weight"])
     assert torch.equal(model[0].weight, trained)
 

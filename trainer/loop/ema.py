@@ -27,34 +27,33 @@ class WeightEma:
             raise ValueError(f"EMA decay {decay} must be in (0, 1)")
         self.decay = decay
         self.updates = 0
-        self.shadow = {name: p.detach().float().clone()
-                       for name, p in model.named_parameters() if p.requires_grad}
+        self.params = {name: p for name, p in model.named_parameters() if p.requires_grad}  # updated in place
+        self.shadow = {name: p.detach().float().clone() for name, p in self.params.items()}
 
     def current_decay(self) -> float:
         return min(self.decay, (1 + self.updates) / (10 + self.updates))
 
     @torch.no_grad()
-    def update(self, model: torch.nn.Module) -> None:
+    def update(self) -> None:
+        """After an optimiser step: move the average towards the model's weights."""
         d = self.current_decay()
-        params = dict(model.named_parameters())
         for name, avg in self.shadow.items():
-            avg.lerp_(params[name].detach().to(avg.device, torch.float32), 1.0 - d)
+            avg.lerp_(self.params[name].detach().to(avg.device, torch.float32), 1.0 - d)
         self.updates += 1
 
     @contextmanager
-    def applied(self, model: torch.nn.Module) -> Iterator[None]:
+    def applied(self) -> Iterator[None]:
         """The averaged weights in the model for the block (e.g. validation); the trained ones restored after."""
-        params = dict(model.named_parameters())
-        saved = {name: params[name].detach().clone() for name in self.shadow}
+        saved = {name: p.detach().clone() for name, p in self.params.items()}
         with torch.no_grad():
             for name, avg in self.shadow.items():
-                params[name].copy_(avg)
+                self.params[name].copy_(avg)
         try:
             yield
         finally:
             with torch.no_grad():
                 for name, value in saved.items():
-                    params[name].copy_(value)
+                    self.params[name].copy_(value)
 
     def state_dict(self) -> dict[str, Any]:
         return {"decay": self.decay, "updates": self.updates,
