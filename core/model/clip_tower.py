@@ -199,7 +199,8 @@ class ClipTower(nn.Module):
         w = self.model.token_embedding.weight
         key = (w.data_ptr(), w._version, w.device, w.dtype)
         if self._normed_key != key:
-            with torch.no_grad():
+            # a normal tensor even when first asked for under inference_mode (evaluation): training reuses it
+            with torch.inference_mode(False), torch.no_grad():
                 self._normed = F.normalize(self.keyword_table.detach(), dim=-1)
             self._normed_key = key
         return self._normed

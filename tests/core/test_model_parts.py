@@ -104,6 +104,18 @@ def test_normalised_table_cache_follows_in_place_weight_changes(tiny_config) -> 
     assert clip.keyword_table_normed() is None
 
 
+def test_normalised_table_first_made_under_inference_mode_serves_training(tiny_config) -> None:
+    """Evaluation (inference_mode) may be the first to ask, e.g. a run resumed at an epoch end validates before it
+    trains: the cached table must still work in a graph that back-propagates (it raised "Inference tensors
+    cannot be saved for backward")."""
+    clip = ClipTower(tiny_config.clip)
+    with torch.inference_mode():
+        clip.keyword_table_normed()
+    x = torch.randn(3, clip.keyword_table.shape[1], requires_grad=True)
+    (F.normalize(x, dim=-1) @ clip.keyword_table_normed().t()).logsumexp(-1).sum().backward()
+    assert x.grad is not None
+
+
 def test_keyword_batchnorms_init_from_table_and_ignore_padding() -> None:
     table = torch.randn(50, 4) * 3 + 1
     bn = KeywordBatchNorm(2, 4, table)
