@@ -5,10 +5,10 @@
 # stride 4 instead of 2: 40 ms frames, a step ~1.6x faster), every cached training image a speech->image negative
 # (bank_negatives -1: retrieval ranks hundreds of images, a batch offers 15) and a curriculum of 8500 steps in
 # all: 2500 on the engines' voices, then a warm restart of 6000 on those plus festival's voices and 40 praat
-# warps (235 voices). No room augmentation, no boundary fine-tune. Measured 2026-12-05 on the idle VM: 29.8 min
-# from a fresh clone with a 4500-step restart, which 6000 steps lengthen by ~3.5 min; test speech->image R@10 0.982,
-# held-out voice R@10 0.76 (0.50 for 7000 steps on the engines' voices alone; BENCHMARKS.md). It does not replace
-# resources/models/default (the ~6 h recipe, better still on unseen voices):
+# warps (235 voices). No room augmentation, no boundary fine-tune. Measured 2026-12-05 from a fresh clone (session
+# 24, the praat warps now deterministic): 35.7 min after a 1.5 min setup; test speech->image R@10 0.992, held-out
+# voice R@10 0.67 (a lottery of ~0.1 between seeds and data draws; BENCHMARKS.md). It does not replace
+# resources/models/default (the ~6 h recipe, better on unseen voices):
 #   bash scripts/train-default-1h.sh [OUT_MODEL_DIR]      (default: runs/default-1h-model)
 # DATA (default data/synth-default) and RUNS (default runs) as in train-default.sh; a killed run resumes.
 set -euo pipefail
