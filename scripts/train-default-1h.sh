@@ -8,8 +8,7 @@
 # warps (235 voices), exported as an EMA of its weights. No room augmentation, no boundary fine-tune. Measured
 # 2026-12-05 from a fresh clone (session 24, the praat warps now deterministic): 35.7 min after a 1.5 min setup;
 # test speech->image R@10 0.991, held-out voice R@10 0.71 (a lottery of ~0.1 between seeds and data draws;
-# BENCHMARKS.md). It does not replace
-# resources/models/default (the ~6 h recipe, better on unseen voices):
+# BENCHMARKS.md). It does not replace resources/models/default (the ~6 h recipe, better on unseen voices):
 #   bash scripts/train-default-1h.sh [OUT_MODEL_DIR]      (default: runs/default-1h-model)
 # DATA (default data/synth-default) and RUNS (default runs) as in train-default.sh; a killed run resumes.
 set -euo pipefail
