@@ -13,7 +13,7 @@ fi
 # The voice extensions (`synth --extend`: the same scenes and splits, one more caption per training scene, the
 # source folder only read): festival's voices (ked, a speaker no other engine has, and an HTS slt), then 40
 # praat warps of engine voices (formants x 0.84-1.2, pitch x 0.8-1.25: speakers no engine has) on top of them
-# (the ~6 h default's); the one-hour recipe's draws the same number of utterances from 200 warps instead.
+# (the ~6 h default's); the one-hour recipe draws the same number of utterances from 200 warps (`praat_data 200 DIR`).
 DATA_FESTIVAL=${DATA_FESTIVAL:-$DATA-festival}
 DATA_PRAAT=${DATA_PRAAT:-$DATA-praat}
 DATA_PRAAT_WIDE=${DATA_PRAAT_WIDE:-$DATA-praat200}
@@ -25,11 +25,7 @@ extend() {  # SRC OUT ARGS...: the extended dataset, made once
 festival_data() {
   extend "$DATA" "$DATA_FESTIVAL" --voices festival:ked,festival:slt-hts --voice-pool 14 --pool-engines festival
 }
-praat_data() {
+praat_data() {  # [WARPS OUT]: 40 warps into $DATA_PRAAT unless told
   festival_data
-  extend "$DATA_FESTIVAL" "$DATA_PRAAT" --voice-pool 40 --pool-engines praat --seed 1
-}
-praat_wide_data() {
-  festival_data
-  extend "$DATA_FESTIVAL" "$DATA_PRAAT_WIDE" --voice-pool 200 --pool-engines praat --seed 1
+  extend "$DATA_FESTIVAL" "${2:-$DATA_PRAAT}" --voice-pool "${1:-40}" --pool-engines praat --seed 1
 }

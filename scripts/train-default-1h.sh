@@ -8,7 +8,8 @@
 # warps (395 voices; the same number of utterances as the ~6 h default's 40 warps), exported as an EMA of its
 # weights. No room augmentation, no boundary fine-tune. With 40 warps it took 35.7 min from a fresh clone (session
 # 24); 200 warps take ~4.5 min more to synthesise (not yet timed end to end). Held-out voice: see BENCHMARKS.md
-# (session 25: +0.04 to +0.09 on the unseen-voice dev set over 40 warps in three paired runs). It does not replace resources/models/default (the ~6 h recipe, better on unseen voices):
+# (session 25: +0.04 to +0.09 on the unseen-voice dev set over 40 warps in three paired runs). It does not
+# replace resources/models/default (the ~6 h recipe, better on unseen voices):
 #   bash scripts/train-default-1h.sh [OUT_MODEL_DIR]      (default: runs/default-1h-model)
 # DATA (default data/synth-default) and RUNS (default runs) as in train-default.sh; a killed run resumes.
 set -euo pipefail
@@ -33,7 +34,7 @@ export_stage "$RUNS/default-1h-a" "$RUNS/default-1h-a-export"
 # Stage 2b: a warm restart of 6000 steps (learning rate back to 1e-3, cosine again) on 395 voices, validating,
 # keeping and exporting an exponential moving average of the weights (not in the paper; dev sets: +0.012 to +0.027
 # on the unseen voice over three paired runs, no cost in time).
-praat_wide_data
+praat_data 200 "$DATA_PRAAT_WIDE"
 run_stage "$RUNS/default-1h-b" --config resources/configs/train/default.json --data-dir="$DATA_PRAAT_WIDE" \
   --init-from="$RUNS/default-1h-a-export" --clip-train-steps=0 \
   --max-steps=6000 --lr=1e-3 --warmup-steps=100 --eval-every-steps=500 --ema-decay=0.9995 "${SPEECH[@]}"
