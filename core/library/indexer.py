@@ -279,8 +279,7 @@ def _match_moves(library: Library, plan: _Plan, hashes: dict[str, str]) -> list[
     the rest go to `plan.to_embed`. Returns the copies.
     """
     known = library.rows_by_hash(hashes.values())
-    copies: list[EmbeddedImage] = []
-    copy_src: dict[int, EmbeddedImage] = {}
+    copies: list[tuple[EmbeddedImage, int]] = []  # (the new file, the row whose vector it takes)
     used: set[int] = set()
     for e in plan.new:
         h = hashes.get(e.path)
@@ -296,16 +295,16 @@ def _match_moves(library: Library, plan: _Plan, hashes: dict[str, str]) -> list[
             plan.moves.append(Move(source.id, e.path, e.root, e.mtime, e.size))
             continue
         live = [r for r in known.get(h, []) if r.size == e.size and not r.deleted]
-        if live:
-            copy_src[live[0].id] = EmbeddedImage(e.path, e.root, e.mtime, e.size, h, live[0].width,
-                                                 live[0].height, live[0].taken_at, np.zeros(0))
-            copies.append(copy_src[live[0].id])
+        if live:  # every new copy of the same photo gets its own row
+            src = live[0]
+            copies.append((EmbeddedImage(e.path, e.root, e.mtime, e.size, h, src.width, src.height, src.taken_at,
+                                         np.zeros(0)), src.id))
             continue
         plan.to_embed.append((e, None))
-    if copies:
-        vecs = library.vectors_of([i for i in copy_src])
-        copies = [EmbeddedImage(**{**c.__dict__, "vector": vecs[i].astype(np.float32)}) for i, c in copy_src.items()]
-    return copies
+    if not copies:
+        return []
+    vecs = library.vectors_of(sorted({src for _, src in copies}))
+    return [EmbeddedImage(**{**c.__dict__, "vector": vecs[src].astype(np.float32)}) for c, src in copies]
 
 
 def _embed_all(library: Library, work: Sequence[tuple[FileEntry, int | None]], embedder: ImageEmbedder,

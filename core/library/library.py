@@ -153,16 +153,19 @@ class Library:
         inner = [r for r in self.roots() if r.startswith(path.rstrip(os.sep) + os.sep)]
         with self._transaction():
             self._conn.execute("INSERT OR IGNORE INTO roots(path, added_at) VALUES(?, ?)", (path, time.time()))
-            for r in inner:  # their images are re-rooted (path unchanged) by the next index of `path`
+            for r in inner:  # folded in with their images, at once: no image may outlive its root
                 self._conn.execute("DELETE FROM roots WHERE path = ?", (r,))
+                self._conn.execute("UPDATE images SET root = ? WHERE root = ?", (path, r))
         return path
 
     def remove_root(self, root: str | Path) -> int:
         """Forget a root and every image under it (rows deleted). Returns how many images were removed."""
         path = normalize_root(root)
+        prefix = path.rstrip(os.sep) + os.sep
+        where = "root = ? OR substr(path, 1, ?) = ?"  # by root, and by path: a stray root label loses nothing
         with self._transaction():
-            ids = [r[0] for r in self._conn.execute("SELECT id FROM images WHERE root = ?", (path,))]
-            self._conn.execute("DELETE FROM images WHERE root = ?", (path,))
+            ids = [r[0] for r in self._conn.execute(f"SELECT id FROM images WHERE {where}", (path, len(prefix), prefix))]
+            self._conn.execute(f"DELETE FROM images WHERE {where}", (path, len(prefix), prefix))
             self._conn.execute("DELETE FROM roots WHERE path = ?", (path,))
             self._after_write(removed=np.array(ids, np.int64))
         return len(ids)

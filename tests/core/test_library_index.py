@@ -112,6 +112,46 @@ def test_copies_and_returning_files_are_not_re_embedded(env):
     assert np.array_equal(v0, vc) and len(lib) == 7
 
 
+def test_several_new_copies_of_one_photo_are_all_indexed(env):
+    photos, emb, lib = env
+    index(lib, photos, emb)
+    data = (photos / "img0.jpg").read_bytes()
+    for name in ("copy1.jpg", "copy2.jpg", "copy3.jpg"):
+        (photos / name).write_bytes(data)
+    _, rep = index(lib, photos, emb)
+    assert (rep.added, rep.total, rep.skipped) == (3, 9, []) and emb.images == 6 and len(lib) == 9
+    _, v0 = vec_of(lib, photos / "img0.jpg")
+    for name in ("copy1.jpg", "copy2.jpg", "copy3.jpg"):
+        assert np.array_equal(vec_of(lib, photos / name)[1], v0)
+
+
+def _page(path, colour):
+    """An uncompressed scan: white margins (same head and tail bytes) and a coloured block in the middle."""
+    from PIL import Image
+
+    a = np.full((400, 400, 3), 255, np.uint8)
+    a[150:250, 100:300] = colour
+    Image.fromarray(a).save(path)
+
+
+def test_photos_that_differ_only_in_the_middle_get_their_own_vector_and_thumbnail(env, tmp_path):
+    photos, emb, lib = env
+    thumbs = ThumbnailCache(tmp_path / "thumbs")
+    _page(photos / "scan_red.bmp", (255, 0, 0))
+    index(lib, photos, emb, thumbnails=thumbs)
+    _page(photos / "scan_blue.bmp", (0, 0, 255))
+    before = emb.images
+    _, rep = index(lib, photos, emb, thumbnails=thumbs)
+    assert rep.added == 1 and emb.images == before + 1  # embedded, not taken for a copy of the red scan
+    assert not np.array_equal(vec_of(lib, photos / "scan_blue.bmp")[1], vec_of(lib, photos / "scan_red.bmp")[1])
+    from PIL import Image
+
+    blue = lib.row_by_path(photos / "scan_blue.bmp")
+    with Image.open(thumbs.path_for(blue.content_hash)) as im:
+        r, _, b = im.convert("RGB").getpixel((im.width // 2, im.height // 2))
+    assert b > 200 and r < 60
+
+
 def test_bad_files_are_reported_and_skipped(env, tmp_path):
     photos, emb, lib = env
     (photos / "empty.jpg").write_bytes(b"")
@@ -232,6 +272,21 @@ def test_nested_folders_share_their_root(env):
     assert not lib.row_by_path(photos / "img0.jpg").deleted  # outside the scanned sub-folder: untouched
     _, rep = index(lib, photos, emb)
     assert (rep.added, rep.updated, rep.moved, rep.removed, rep.total) == (0, 0, 0, 0, 7)
+
+
+def test_removing_a_parent_whose_folding_index_was_cancelled_removes_the_inner_photos(env):
+    photos, emb, lib = env
+    make_image(photos / "2024" / "a.jpg", 70)
+    make_image(photos / "2024" / "b.jpg", 71)
+    index(lib, photos / "2024", emb)
+    cancel = threading.Event()
+    gen = index_library(lib, [photos], emb, cancel=cancel, batch_size=4, workers=2)
+    assert next(gen).phase == "scan"  # the parent is a root now, the inner root folded into it
+    cancel.set()
+    with pytest.raises(Cancelled):
+        run(gen)
+    assert lib.roots() == [str(photos)] and lib.row_by_path(photos / "2024" / "a.jpg").root == str(photos)
+    assert lib.remove_root(photos) == 2 and len(lib) == 0 and lib.roots() == []
 
 
 def test_unchanged_failed_files_are_not_decoded_again(env, monkeypatch):

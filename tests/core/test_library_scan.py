@@ -51,8 +51,8 @@ def test_overlapping_roots_list_a_file_once(tmp_path):
     assert len(entries) == 1
 
 
-def test_content_hash_reads_head_and_tail(tmp_path):
-    big = bytearray(os.urandom(300_000))
+def test_content_hash_covers_every_byte(tmp_path):
+    big = bytearray(os.urandom(3_000_000))
     (tmp_path / "x.bin").write_bytes(bytes(big))
     (tmp_path / "copy.bin").write_bytes(bytes(big))
     h = content_hash(tmp_path / "x.bin")
@@ -60,5 +60,9 @@ def test_content_hash_reads_head_and_tail(tmp_path):
     big[-5] ^= 0xFF  # a change in the tail
     (tmp_path / "tail.bin").write_bytes(bytes(big))
     assert content_hash(tmp_path / "tail.bin") != h
+    big[-5] ^= 0xFF
+    big[1_500_000] ^= 0x01  # one bit in the middle: same size, head and tail
+    (tmp_path / "middle.bin").write_bytes(bytes(big))
+    assert content_hash(tmp_path / "middle.bin") != h
     (tmp_path / "short.bin").write_bytes(bytes(big[:100_000]))  # size is hashed too
     assert content_hash(tmp_path / "short.bin") != h
