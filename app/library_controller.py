@@ -61,7 +61,9 @@ class LibraryController(QObject):
         self.dialog: IndexProgressDialog | None = None
         self.status_label = QLabel("")
         self.progress_items = 0
-        self._queued: list[Path] = []
+        self._queued: list[Path] = []  # folders asked for while a run was going
+        self._queued_rescan = False  # a re-scan of every folder asked for while a run was going
+        self._queued_dialog = False
         self._show_dialog = False
         self._last_stats = 0.0
         self._report: Any = None
@@ -71,24 +73,32 @@ class LibraryController(QObject):
         return self.worker is not None and not self.worker.done
 
     def index_folders(self, roots: list[Path] | None, *, show_dialog: bool = True) -> None:
-        """Add `roots` (None: every known folder, i.e. a re-scan) and index them in the background."""
+        """Add `roots` (None: every known folder, i.e. a re-scan) and index them in the background. Asked
+        while a run is going, it runs after it (requests merged into one run)."""
         service = self.window.service
         if service is None:
             self.window.show_message("Load a model before indexing: " + self.window.no_model_hint, "warning")
             return
         if self.indexing:
-            self._queued.extend(roots or [])
+            if roots is None:
+                self._queued_rescan = True
+            else:
+                self._queued.extend(Path(r) for r in roots)
+            self._queued_dialog = self._queued_dialog or show_dialog
             self.window.statusBar().showMessage("Queued after the current indexing run", 4000)
             return
-        targets = [Path(r) for r in roots] if roots is not None else None
+        self._start([Path(r) for r in roots or []], rescan=roots is None, show_dialog=show_dialog)
+
+    def _start(self, targets: list[Path], *, rescan: bool, show_dialog: bool) -> None:
+        """Index `targets` (added as folders first); with `rescan`, every known folder instead."""
+        service = self.window.service
 
         def fn(cancel: threading.Event) -> Any:
-            if targets is not None:
-                known = {Path(r) for r in service.roots()}
-                for r in targets:
-                    if r not in known:
-                        service.add_root(r)
-            todo = targets if targets is not None else list(service.roots())
+            known = {Path(r) for r in service.roots()}
+            for r in targets:
+                if r not in known:
+                    service.add_root(r)
+            todo = list(service.roots()) if rescan else targets
             if not todo:
                 raise SpokenSearchError("Your library has no folders yet: add one with File → Index a folder… "
                                         "(Ctrl+I).")
@@ -151,9 +161,20 @@ class LibraryController(QObject):
         added = int(getattr(report, "added", 0) or 0) + int(getattr(report, "updated", 0) or 0)
         removed = int(getattr(report, "removed", 0) or 0)
         self.changed.emit(Changes(images_added=added, images_removed=removed, roots_changed=True))
-        if self._queued:
-            queued, self._queued = self._queued, []
-            QTimer.singleShot(0, lambda: self.index_folders(queued, show_dialog=False))
+        if self._queued or self._queued_rescan:
+            queued, rescan, dialog = self._queued, self._queued_rescan, self._queued_dialog
+            self._queued, self._queued_rescan, self._queued_dialog = [], False, False
+            QTimer.singleShot(0, lambda: self._start_queued(queued, rescan, dialog))
+
+    def _start_queued(self, targets: list[Path], rescan: bool, show_dialog: bool) -> None:
+        if self.window.service is None:
+            return
+        if self.indexing:  # another request started a run meanwhile: queue behind it again
+            self._queued.extend(targets)
+            self._queued_rescan = self._queued_rescan or rescan
+            self._queued_dialog = self._queued_dialog or show_dialog
+            return
+        self._start(targets, rescan=rescan, show_dialog=show_dialog)
 
     # ---- folders -----------------------------------------------------------------------------------
     def remove_folder(self, root: Path) -> None:

@@ -65,6 +65,20 @@ def test_second_index_request_is_queued(qtbot, make_window, fake_service, tmp_pa
     assert sorted(fake_service.roots()) == sorted([str(a), str(b)])
 
 
+def test_rescan_asked_while_indexing_runs_after_it(qtbot, make_window, fake_service, tmp_path):
+    a = make_photos(tmp_path / "a", n=4)
+    fake_service.index_delay_s = 0.03
+    runs: list[list[str]] = []
+    real_index = fake_service.index
+    fake_service.index = lambda roots, cancel=None: runs.append(sorted(map(str, roots))) or real_index(roots, cancel)
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    w.library.index_folders([a], show_dialog=False)
+    w.library.index_folders(None)  # F5 while the first run goes
+    assert "Queued" in w.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: len(runs) == 2 and not w.library.indexing, timeout=10_000)
+    assert runs == [[str(a)], [str(a)]]
+
+
 def test_remove_folder_forgets_its_photos(qtbot, make_window, fake_service, photos):
     w = make_window(fake_service, settings=AppSettings(first_run_done=True))
     with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000):
