@@ -13,7 +13,8 @@ from PySide6.QtWidgets import QMessageBox
 
 from app import operations as ops
 from app.settings import AppSettings
-from core.errors import ModelMismatchError
+from core.errors import LibraryCorruptError, ModelMismatchError
+from core.library.store import move_aside
 from core.official import import_official
 from core.paths import data_dir
 
@@ -55,7 +56,31 @@ def _load_failed(window: Any, exc: BaseException, previous: AppSettings | None) 
     if isinstance(exc, ModelMismatchError):
         ask_reindex(window, exc, previous)
         return
+    if isinstance(exc, LibraryCorruptError) and exc.db_path is not None:
+        offer_new_library(window, exc)
+        return
     window.set_no_model(str(exc))
+
+
+def offer_new_library(window: Any, exc: LibraryCorruptError) -> None:
+    """The model is fine but the library database is unreadable: say so, and offer to start a new library
+    (the old file is renamed, not deleted)."""
+    window.set_no_model("")
+    window.model_label.setText("No library")
+    window.plot.clear_all("The photo library cannot be opened")
+
+    def start_new() -> None:
+        try:
+            kept = move_aside(Path(str(exc.db_path)))
+        except OSError as err:
+            window.show_message(f"Could not move {exc.db_path} aside: {err}", "error")
+            return
+        logger.warning("unreadable library database moved to %s", kept)
+        window.statusBar().showMessage(f"The unreadable library was kept as {kept}", 10000)
+        load_service(window)
+
+    window.show_message(f"The photo library cannot be opened: {exc}", "error",
+                        ("Start a new library", start_new))
 
 
 def ask_reindex(window: Any, exc: BaseException, previous: AppSettings | None) -> None:

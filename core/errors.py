@@ -31,6 +31,14 @@ class IndexVersionError(SpokenSearchError):
     """A library database has a schema newer than this program understands."""
 
 
+class LibraryCorruptError(SpokenSearchError):
+    """A library database cannot be read (corrupt, truncated, or not a database). `db_path` names it."""
+
+    def __init__(self, message: str, db_path: object = None) -> None:
+        super().__init__(message)
+        self.db_path = db_path
+
+
 class ModelMismatchError(SpokenSearchError):
     """A library was indexed with another CLIP tower; its vectors cannot be mixed with this model's."""
 

@@ -164,17 +164,22 @@ def read_model_folder_config(directory: str | Path) -> tuple[ModelConfig, dict[s
     """(ModelConfig, raw config.json dict) of a saved model folder."""
     path = Path(directory) / CONFIG_FILE
     try:
-        meta = json.loads(path.read_text())
+        meta = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ModelNotFoundError(f"{path} is missing: {directory} is not a model folder (save_model writes one)") from exc
-    except json.JSONDecodeError as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path} is not valid JSON: {exc}") from exc
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path} holds a JSON {type(meta).__name__}, not the object a model folder's "
+                              "config.json is; re-export the model folder")
     version = meta.get("format_version")
     if version != FORMAT_VERSION:
         raise CheckpointError(f"{path} has format_version {version!r}; this program reads {FORMAT_VERSION}")
     try:
         cfg = model_config_from_dict(meta["model_cfg"])
-    except (KeyError, ConfigError) as exc:
+    except (KeyError, TypeError, AttributeError, ValueError, ConfigError) as exc:
         raise CheckpointError(f"{path}: its model_cfg does not match this program's ModelConfig: {exc}") from exc
     return cfg, meta
 
@@ -213,13 +218,19 @@ def load_model(path_or_name: str | Path = "default", device: str | torch.device 
     weights = directory / WEIGHTS_FILE
     if not weights.exists():
         raise ModelNotFoundError(f"{weights} is missing; the model folder {directory} is incomplete")
-    want = meta.get("sha256", {}).get(WEIGHTS_FILE)
+    sums = meta.get("sha256") or {}
+    want = sums.get(WEIGHTS_FILE) if isinstance(sums, dict) else None
     if want and _sha256(weights) != want:
         raise CheckpointError(f"{weights} does not match the sha256 recorded in {directory / CONFIG_FILE} "
                               "(file corrupt or replaced); re-export or re-copy the model folder")
     bundled = bool(meta.get("bundled_backbones", _bundles(cfg)))
     model = SpeechClipModel(cfg)
-    load_state_checked(model, load_file(str(weights)), include_backbones=bundled, source=str(weights))
+    try:
+        state = load_file(str(weights))
+    except Exception as exc:  # safetensors raises its own SafetensorError for a truncated or foreign file
+        raise CheckpointError(f"{weights} is not a readable safetensors file ({exc}); re-export or re-copy "
+                              "the model folder") from exc
+    load_state_checked(model, state, include_backbones=bundled, source=str(weights))
     model.to(pick_device(device))
     model.eval()
     if len(cfg.query_speed_ensemble) > 1:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from core import paths
-from core.errors import ModelMismatchError, SpokenSearchError
+from core.errors import LibraryCorruptError, ModelMismatchError, SpokenSearchError
 from core.library import failures, store
 from core.library.ann import AnnIndex, AnnStamp
 from core.library.scan import normalize_root
@@ -53,23 +53,36 @@ class Library:
         self.ann_min_vectors = ann_min_vectors
         self._write_lock = threading.RLock()
         self._local = threading.local()
-        self._conn = store.connect(self.db_path)
-        store.migrate(self._conn, self.db_path)
-        self.uuid = store.get_meta(self._conn, "library_uuid") or ""
-        self._check_identity(model_identity, dim, reindex)
-        stored_dim = store.get_meta(self._conn, "dim")
-        self.dim = int(stored_dim) if stored_dim else (dim or 0)
-        self._generation = int(store.get_meta(self._conn, "generation") or 0)
-        cache = Path(cache_dir) if cache_dir is not None else paths.cache_dir()
-        self.ann_path = cache / "ann" / f"{self.uuid}.hnsw"
-        self.vectors = ResidentVectors(self.dim or 1)
-        self._load_vectors()
+        try:
+            self._conn = store.connect(self.db_path)
+        except sqlite3.DatabaseError as exc:
+            raise self._unreadable(exc) from exc
+        try:
+            store.migrate(self._conn, self.db_path)
+            self.uuid = store.get_meta(self._conn, "library_uuid") or ""
+            self._check_identity(model_identity, dim, reindex)
+            stored_dim = store.get_meta(self._conn, "dim")
+            self.dim = int(stored_dim) if stored_dim else (dim or 0)
+            self._generation = int(store.get_meta(self._conn, "generation") or 0)
+            cache = Path(cache_dir) if cache_dir is not None else paths.cache_dir()
+            self.ann_path = cache / "ann" / f"{self.uuid}.hnsw"
+            self.vectors = ResidentVectors(self.dim or 1)
+            self._load_vectors()
+        except (sqlite3.DatabaseError, ValueError) as exc:  # not a database, truncated, a bad page or value
+            self._conn.close()
+            raise self._unreadable(exc) from exc
         self._ann: AnnIndex | None = None
         self._ann_dirty = False
         self._bg: threading.Thread | None = None
         self._bg_lock = threading.Lock()
 
     # ---- opening ---------------------------------------------------------------------------------------
+    def _unreadable(self, exc: Exception) -> LibraryCorruptError:
+        return LibraryCorruptError(
+            f"the photo library database {self.db_path} cannot be read ({exc}); move it aside (it is kept, "
+            "renamed) and index your folders again; your photos are not touched", self.db_path)
+
+    # ---- checks ---------------------------------------------------------------------------------------
     def _check_identity(self, identity: str, dim: int | None, reindex: bool) -> None:
         stored = store.get_meta(self._conn, "model_id")
         if stored is not None and stored != identity:

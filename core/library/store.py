@@ -13,8 +13,10 @@ so a process killed at any instant leaves the last committed batch.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -135,6 +137,18 @@ def _v2(conn: sqlite3.Connection) -> None:
 
 # Ordered migrations: (version reached, function). A new schema appends (3, _v3) and never edits the others.
 MIGRATIONS: list[tuple[int, Callable[[sqlite3.Connection], None]]] = [(1, _v1), (2, _v2)]
+
+
+def move_aside(db_path: Path) -> Path:
+    """Rename an unreadable database (and its WAL files) to `<name>.unreadable-<time>`, so a new library can
+    start and nothing is deleted. Returns the new path of the database file."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = db_path.with_name(f"{db_path.name}.unreadable-{stamp}")
+    for suffix in ("", "-wal", "-shm"):
+        src = db_path.with_name(db_path.name + suffix)
+        if src.exists():
+            os.replace(src, target.with_name(target.name + suffix))
+    return target
 
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:

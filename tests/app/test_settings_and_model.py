@@ -101,6 +101,29 @@ def test_model_mismatch_asks_before_reindexing(qtbot, make_window, fake_service)
     assert calls == [False, True]
 
 
+def test_unreadable_library_offers_a_new_one_and_keeps_the_old_file(qtbot, make_window, fake_service, tmp_path):
+    from core.library import Library
+
+    data = tmp_path / "library"
+    data.mkdir()
+    (data / "library.sqlite3").write_bytes(b"not a database" * 100)
+
+    def factory(settings, reindex):  # noqa: ANN001
+        Library(data, "tower-1", dim=4, cache_dir=tmp_path / "cache").close()  # what the real service opens
+        return fake_service
+
+    w = make_window(None, settings=AppSettings(first_run_done=True), service_factory=factory)
+    w.load_service()
+    qtbot.waitUntil(lambda: w.message_bar.isVisible(), timeout=5_000)
+    text = w.message_bar.text()
+    assert "photo library cannot be opened" in text and "library.sqlite3" in text and "No model" not in text
+    assert w.message_bar.action.text() == "Start a new library"
+    w.message_bar.action.click()
+    qtbot.waitUntil(lambda: w.service is fake_service, timeout=5_000)
+    kept = [p for p in data.iterdir() if ".unreadable-" in p.name]
+    assert len(kept) == 1 and kept[0].read_bytes() == b"not a database" * 100
+
+
 def test_about_shows_the_model_card(qtbot, make_window, fake_service):
     from app.dialogs.about_dialog import AboutDialog
 

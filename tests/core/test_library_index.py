@@ -234,6 +234,28 @@ def test_newer_schema_is_refused(env, tmp_path):
         Library(tmp_path / "data", "fake-tower-1", dim=16, cache_dir=tmp_path / "cache")
 
 
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_unreadable_database_is_a_typed_error_and_can_be_moved_aside(env, tmp_path, damage):
+    from core.errors import LibraryCorruptError
+    from core.library.store import move_aside
+
+    photos, emb, lib = env
+    index(lib, photos, emb)
+    lib.close()
+    db = tmp_path / "data" / "library.sqlite3"
+    for side in ("-wal", "-shm"):
+        (tmp_path / "data" / f"library.sqlite3{side}").unlink(missing_ok=True)
+    db.write_bytes(b"garbage" * 1000 if damage == "garbage" else db.read_bytes()[:3000])
+    with pytest.raises(LibraryCorruptError, match="library.sqlite3 cannot be read") as err:
+        Library(tmp_path / "data", emb.identity, dim=emb.dim, cache_dir=tmp_path / "cache")
+    kept = move_aside(err.value.db_path)
+    assert kept.exists() and not db.exists()
+    fresh = Library(tmp_path / "data", emb.identity, dim=emb.dim, cache_dir=tmp_path / "cache")
+    _, rep = index(fresh, photos, emb)
+    assert rep.added == 6 and len(fresh) == 6
+    fresh.close()
+
+
 def test_reopen_loads_vectors_from_sqlite(env, tmp_path):
     photos, emb, lib = env
     index(lib, photos, emb)

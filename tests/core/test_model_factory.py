@@ -76,6 +76,26 @@ def test_corrupt_weights_and_missing_folders_raise_typed_errors(make_tiny_model,
         load_model(tmp_path / "m")
 
 
+def test_malformed_model_folders_raise_checkpoint_errors(make_tiny_model, tmp_path) -> None:
+    save_model(make_tiny_model("parallel"), tmp_path / "m")
+    cfg, weights = tmp_path / "m" / "config.json", tmp_path / "m" / "model.safetensors"
+    meta = json.loads(cfg.read_text())
+    cases = {
+        "a JSON list": b"[]",
+        "not UTF-8": b"\xff\xfe\x00garbage",
+        "model_cfg a list": json.dumps({**meta, "model_cfg": []}).encode(),
+    }
+    for content in cases.values():
+        cfg.write_bytes(content)
+        with pytest.raises(CheckpointError, match="config.json"):
+            load_model(tmp_path / "m")
+    cfg.write_text(json.dumps({**meta, "sha256": None}))
+    load_model(tmp_path / "m")  # no checksum recorded: nothing to check
+    weights.write_bytes(weights.read_bytes()[:1000])  # truncated, and no checksum to catch it
+    with pytest.raises(CheckpointError, match="not a readable safetensors file"):
+        load_model(tmp_path / "m")
+
+
 def test_default_model_missing_says_how_to_get_it(monkeypatch, tmp_path) -> None:
     import core.factory
 
