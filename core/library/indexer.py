@@ -25,13 +25,14 @@ from core.library.decode import DecodedImage, decode_image
 from core.library.embedder import ImageEmbedder
 from core.library.failures import Failure, decoder_signature
 from core.library.library import EmbeddedImage, Library, Move
-from core.library.scan import FileEntry, content_hash, normalize_root, scan_roots
+from core.library.scan import FileEntry, content_hash, iter_scan, normalize_root
 from core.library.store import ImageRow
 from core.library.thumbnails import ThumbnailCache
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 32  # images per encoder call and per committed transaction
+SCAN_PROGRESS_EVERY = 500  # files found between two "scan" progress items
 DEFAULT_WORKERS = max(2, min(8, os.cpu_count() or 2))  # decode threads (PIL releases the GIL while decoding)
 
 
@@ -209,8 +210,19 @@ def index_library(
     yield IndexProgress(0, 0, "", 0.0, None, "scan")
     # a folder inside a known root is scanned alone, but its photos belong to that root
     known_roots = library.roots()
-    entries = [FileEntry(e.path, _outer_root(e.path, known_roots) or e.root, e.mtime, e.size)
-               for e in scan_roots(folders)]
+    entries: list[FileEntry] = []
+    t_scan = time.perf_counter()
+    try:
+        for e in iter_scan(folders, cancel=cancel):
+            entries.append(FileEntry(e.path, _outer_root(e.path, known_roots) or e.root, e.mtime, e.size))
+            if len(entries) % SCAN_PROGRESS_EVERY == 0:  # a big tree shows progress and can be cancelled
+                rate = len(entries) / max(time.perf_counter() - t_scan, 1e-9)
+                yield IndexProgress(len(entries), 0, e.path, rate, None, "scan")
+    except Cancelled as exc:
+        report.cancelled = True
+        report.elapsed_s = time.perf_counter() - t_start
+        exc.report = report  # type: ignore[attr-defined]
+        raise
     plan = _diff(entries, library.rows_under(folders))
     book = _FailureBook(library, library.failures_under(folders), decoder_signature())
     if book.known:

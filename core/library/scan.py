@@ -8,9 +8,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from core.errors import Cancelled
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +53,12 @@ def normalize_root(root: str | Path) -> str:
     return os.path.normpath(os.path.abspath(os.path.expanduser(str(root))))
 
 
-def _walk(root: str, extensions: frozenset[str], seen_dirs: set[str], seen_files: set[str]) -> Iterator[FileEntry]:
+def _walk(root: str, extensions: frozenset[str], seen_dirs: set[str], seen_files: set[str],
+          cancel: threading.Event | None = None) -> Iterator[FileEntry]:
     stack = [root]
     while stack:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("indexing was cancelled while scanning folders")
         folder = stack.pop()
         try:
             real = os.path.realpath(folder)
@@ -92,18 +98,22 @@ def _walk(root: str, extensions: frozenset[str], seen_dirs: set[str], seen_files
         stack.extend(reversed(subdirs))
 
 
-def scan_roots(roots: Iterable[str | Path], extensions: frozenset[str] | None = None) -> list[FileEntry]:
-    """All photos under `roots`, depth-first in name order. A file reachable twice (a symlink to a file
-    already found) is listed once; a folder reached twice (a symlink loop) is scanned once.
+def iter_scan(roots: Iterable[str | Path], extensions: frozenset[str] | None = None,
+              cancel: threading.Event | None = None) -> Iterator[FileEntry]:
+    """The photos under `roots`, depth-first in name order, as they are found. A file reachable twice (a
+    symlink to a file already found) is listed once; a folder reached twice (a symlink loop) is scanned
+    once. Raises Cancelled, between two folders, once `cancel` is set.
     """
     exts = extensions if extensions is not None else image_extensions()
     seen_dirs: set[str] = set()
     seen_files: set[str] = set()
-    found: list[FileEntry] = []
     for root in roots:
-        norm = normalize_root(root)
-        found.extend(_walk(norm, exts, seen_dirs, seen_files))
-    return found
+        yield from _walk(normalize_root(root), exts, seen_dirs, seen_files, cancel)
+
+
+def scan_roots(roots: Iterable[str | Path], extensions: frozenset[str] | None = None) -> list[FileEntry]:
+    """All photos under `roots` (iter_scan, as a list)."""
+    return list(iter_scan(roots, extensions))
 
 
 def content_hash(path: str | Path, size: int | None = None) -> str:

@@ -209,6 +209,24 @@ def test_cancel_stops_within_a_batch_and_resume_completes(env):
     assert rep.added == 30 - err.value.report.added and len(lib) == 30
 
 
+def test_cancel_during_the_scan_stops_it_and_the_scan_reports_progress(env, monkeypatch):
+    photos, emb, lib = env
+    for i in range(8):
+        make_image(photos / f"d{i}" / "x.jpg", 40 + i)
+    monkeypatch.setattr(indexer_mod, "SCAN_PROGRESS_EVERY", 3)
+    cancel = threading.Event()
+    gen = index_library(lib, [photos], emb, cancel=cancel, batch_size=4, workers=2)
+    assert next(gen).phase == "scan"
+    item = next(gen)  # found 3 files: a progress item, and a chance to see the cancel
+    assert (item.phase, item.done, item.total) == ("scan", 3, 0)
+    cancel.set()
+    with pytest.raises(Cancelled, match="scanning") as err:
+        run(gen)
+    assert err.value.report.cancelled and len(lib) == 0 and emb.images == 0
+    _, rep = index(lib, photos, emb)
+    assert rep.added == 14
+
+
 def test_model_identity_mismatch_and_reindex(env, tmp_path):
     photos, emb, lib = env
     index(lib, photos, emb)
