@@ -3,7 +3,10 @@ first, and a library indexed by another CLIP tower asks before it is re-indexed.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -41,15 +44,32 @@ def load_service(window: Any, *, reindex: bool = False, previous: AppSettings | 
 
 def resolve_model(model: str) -> str:
     """A model folder or "default" as is; an authors' ``.ckpt`` is imported once (core.official, in this
-    worker) into ``<data dir>/models/<file name>`` and that folder is used from then on."""
+    worker) into ``<data dir>/models/<file name>-<fingerprint>`` and that folder is used from then on. The
+    fingerprint (path, size, modification time) tells two runs' ``last.ckpt`` apart and re-imports a file
+    that was overwritten; the import is written beside the folder and renamed into place when complete, so
+    an interrupted one is simply done again."""
     path = Path(model)
     if path.suffix != ".ckpt":
         return model
-    out = data_dir() / "models" / path.stem
+    out = data_dir() / "models" / f"{path.stem}-{checkpoint_fingerprint(path)}"
     if not (out / "config.json").is_file():
+        partial = out.with_name(out.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)  # what an interrupted import left
         logger.info("importing the official checkpoint %s into %s", path, out)
-        import_official(path, out)
+        import_official(path, partial)
+        shutil.rmtree(out, ignore_errors=True)
+        os.replace(partial, out)
     return str(out)
+
+
+def checkpoint_fingerprint(path: Path) -> str:
+    """12 hex digits from the file's absolute path, size and modification time (no read of the file)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return "missing"  # import_official then names the missing file
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()
+    return hashlib.blake2b(key, digest_size=6).hexdigest()
 
 
 def _load_failed(window: Any, exc: BaseException, previous: AppSettings | None) -> None:
