@@ -115,7 +115,10 @@ class PreviewPane(QWidget):
         when = hit_date(hit)
         if when:
             src = "taken" if getattr(hit, "taken_at", None) is not None else "modified"
-            parts.append(f"{src} {dt.datetime.fromtimestamp(when):%Y-%m-%d %H:%M}")
+            try:
+                parts.append(f"{src} {dt.datetime.fromtimestamp(when):%Y-%m-%d %H:%M}")
+            except (OSError, OverflowError, ValueError):  # Windows refuses dates before 1970
+                parts.append(f"{src} (date out of range)")
         try:
             parts.append(human_size(Path(hit.path).stat().st_size))
         except OSError:

@@ -211,3 +211,15 @@ def test_hovering_a_segment_highlights_it_and_lists_candidates(qtbot):
     plot._on_mouse_moved(scene_pos)
     plot._on_mouse_moved(vb.mapViewToScene(QPointF(q.segments[-1].end_s + 0.01, 0.5)))  # in, past the last unit
     assert not plot.hover_region.isVisible()
+
+
+def test_preview_info_survives_a_date_the_platform_cannot_show(qtbot, tmp_path):
+    from types import SimpleNamespace
+
+    from app.widgets.preview import PreviewPane
+
+    pane = PreviewPane()
+    qtbot.addWidget(pane)
+    hit = SimpleNamespace(score=0.5, taken_at=-1e13, mtime=0.0, path=str(tmp_path / "old.jpg"))  # year < 1
+    pane._set_info(hit, None)
+    assert "date out of range" in pane.info_label.text() and "file missing" in pane.info_label.text()
