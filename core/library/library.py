@@ -53,6 +53,7 @@ class Library:
         self.ann_min_vectors = ann_min_vectors
         self._write_lock = threading.RLock()
         self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []  # every thread's reader, closed by close()
         try:
             self._conn = store.connect(self.db_path)
         except sqlite3.DatabaseError as exc:
@@ -127,10 +128,10 @@ class Library:
     def close(self) -> None:
         with self._write_lock:
             self._conn.close()
-            conn = getattr(self._local, "conn", None)
-            if conn is not None:
+            readers, self._readers = self._readers, []
+            for conn in readers:  # the other threads' too (the app's lanes outlive a library)
                 conn.close()
-                self._local.conn = None
+            self._local.conn = None
 
     # ---- plumbing ----------------------------------------------------------------------------------------
     def _transaction(self) -> Transaction:
@@ -142,6 +143,8 @@ class Library:
         if conn is None:
             conn = store.connect(self.db_path)
             self._local.conn = conn
+            with self._write_lock:
+                self._readers.append(conn)
         return conn
 
     @property

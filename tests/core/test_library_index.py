@@ -274,6 +274,21 @@ def test_unreadable_database_is_a_typed_error_and_can_be_moved_aside(env, tmp_pa
     fresh.close()
 
 
+def test_close_closes_the_readers_of_every_thread(env):
+    photos, emb, lib = env
+    index(lib, photos, emb)
+    conns = []
+    for _ in range(3):  # e.g. the app's query, io and library lanes
+        t = threading.Thread(target=lambda: conns.append((lib.roots(), lib._reader())))
+        t.start()
+        t.join()
+    assert all(roots == [str(photos)] for roots, _ in conns)
+    lib.close()
+    for _, conn in conns:
+        with pytest.raises(sqlite3.ProgrammingError):
+            conn.execute("SELECT 1")
+
+
 def test_reopen_loads_vectors_from_sqlite(env, tmp_path):
     photos, emb, lib = env
     index(lib, photos, emb)
