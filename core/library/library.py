@@ -179,11 +179,11 @@ class Library:
         path = normalize_root(root)
         prefix = path.rstrip(os.sep) + os.sep
         where = "root = ? OR substr(path, 1, ?) = ?"  # by root, and by path: a stray root label loses nothing
-        with self._transaction():
+        with self._transaction() as tx:
             ids = [r[0] for r in self._conn.execute(f"SELECT id FROM images WHERE {where}", (path, len(prefix), prefix))]
             self._conn.execute(f"DELETE FROM images WHERE {where}", (path, len(prefix), prefix))
             self._conn.execute("DELETE FROM roots WHERE path = ?", (path,))
-            self._after_write(removed=np.array(ids, np.int64))
+            self._after_write(tx, removed=np.array(ids, np.int64))
         return len(ids)
 
     def mark_indexed(self, roots: Iterable[str]) -> None:
@@ -288,7 +288,7 @@ class Library:
     def write_embedded(self, images: Sequence[EmbeddedImage]) -> list[int]:
         """Insert new / update changed images with their vectors, in one transaction. Returns their ids."""
         ids: list[int] = []
-        with self._transaction():
+        with self._transaction() as tx:
             for im in images:
                 blob = store.vector_to_blob(im.vector)
                 values = (im.path, im.root, im.mtime, im.size, im.content_hash, im.width, im.height,
@@ -309,7 +309,7 @@ class Library:
             if images:  # memory holds exactly what SQLite holds: the float16 values
                 vecs = np.stack([np.asarray(im.vector, np.float16) for im in images]).astype(np.float32)
                 dates = np.array([im.taken_at if im.taken_at is not None else im.mtime for im in images])
-                self._after_write(upserted=(np.array(ids, np.int64), vecs, dates))
+                self._after_write(tx, upserted=(np.array(ids, np.int64), vecs, dates))
         return ids
 
     def apply_changes(self, moves: Sequence[Move], deleted_ids: Sequence[int],
@@ -319,7 +319,7 @@ class Library:
         """
         if not moves and not deleted_ids and not touched:
             return
-        with self._transaction():
+        with self._transaction() as tx:
             revived: list[int] = []
             for mv in moves:
                 self._conn.execute("DELETE FROM images WHERE path = ? AND id != ?", (mv.path, mv.row_id))
@@ -342,33 +342,43 @@ class Library:
                 ids = np.array(revived, np.int64)
                 upsert = (ids, np.stack([vecs[i] for i in revived]).astype(np.float32),
                           np.array([dates[i] for i in revived]))
-            self._after_write(upserted=upsert, removed=np.array(deleted_ids, np.int64))
+            self._after_write(tx, upserted=upsert, removed=np.array(deleted_ids, np.int64))
             moved_ids = np.array([i for i in changed if i not in set(revived)], np.int64)
-            self.vectors.set_dates(moved_ids, np.array([dates[int(i)] for i in moved_ids]))
+            moved_dates = np.array([dates[int(i)] for i in moved_ids])
+            tx.after_commit.append(lambda: self.vectors.set_dates(moved_ids, moved_dates))
 
     def vectors_of_conn(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
         q = f"SELECT id, vector FROM images WHERE id IN ({','.join('?' * len(ids))})"
         return {i: np.frombuffer(b, dtype="<f2") for i, b in self._conn.execute(q, list(ids))}
 
-    def _after_write(self, upserted: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    def _after_write(self, tx: Transaction, upserted: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
                      removed: np.ndarray | None = None) -> None:
-        """Inside a write transaction: bump the generation and mirror the change in memory."""
-        self._generation = store.bump_generation(self._conn)
-        if upserted is not None and len(upserted[0]):
-            ids, vecs, dates = upserted
-            if not self.dim:
-                self.dim = vecs.shape[1]
-                store.set_meta(self._conn, "dim", self.dim)
-                self.vectors = ResidentVectors(self.dim)
-            self.vectors.upsert(ids, vecs, dates)
-            if self._ann is not None:
-                self._ann.upsert(ids, vecs)
-                self._ann_dirty = True
-        if removed is not None and removed.size:
-            self.vectors.remove(removed)
-            if self._ann is not None:
-                self._ann.remove(removed)
-                self._ann_dirty = True
+        """Inside the write transaction `tx`: bump the generation, and mirror the change in memory once
+        `tx` has committed (a failed COMMIT leaves memory as the database is)."""
+        generation = store.bump_generation(self._conn)
+        new_dim = 0
+        if upserted is not None and len(upserted[0]) and not self.dim:
+            new_dim = upserted[1].shape[1]
+            store.set_meta(self._conn, "dim", new_dim)
+
+        def mirror() -> None:
+            self._generation = generation
+            if new_dim:
+                self.dim = new_dim
+                self.vectors = ResidentVectors(new_dim)
+            if upserted is not None and len(upserted[0]):
+                ids, vecs, dates = upserted
+                self.vectors.upsert(ids, vecs, dates)
+                if self._ann is not None:
+                    self._ann.upsert(ids, vecs)
+                    self._ann_dirty = True
+            if removed is not None and removed.size:
+                self.vectors.remove(removed)
+                if self._ann is not None:
+                    self._ann.remove(removed)
+                    self._ann_dirty = True
+
+        tx.after_commit.append(mirror)
 
     # ---- the ANN cache -----------------------------------------------------------------------------------
     def _stamp(self) -> AnnStamp:

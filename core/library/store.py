@@ -208,21 +208,38 @@ def bump_generation(conn: sqlite3.Connection) -> int:
 
 
 class Transaction:
-    """`with Transaction(conn, lock):` BEGIN IMMEDIATE under `lock`; COMMIT, or ROLLBACK on an error."""
+    """`with Transaction(conn, lock):` BEGIN IMMEDIATE under `lock`; COMMIT, or ROLLBACK on an error.
+
+    `after_commit` callbacks run (still under the lock) only once COMMIT succeeded: what mirrors the
+    database in memory must not run ahead of it. A failed COMMIT (a full disk) is rolled back, so the
+    next transaction can begin.
+    """
 
     def __init__(self, conn: sqlite3.Connection, lock: threading.RLock) -> None:
         self.conn, self.lock = conn, lock
+        self.after_commit: list[Callable[[], None]] = []
 
-    def __enter__(self) -> None:
+    def __enter__(self) -> Transaction:
         self.lock.acquire()
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except BaseException:
             self.lock.release()
             raise
+        return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         try:
-            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+            if exc_type:
+                self.conn.execute("ROLLBACK")
+                return
+            try:
+                self.conn.execute("COMMIT")
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+            for fn in self.after_commit:
+                fn()
         finally:
             self.lock.release()

@@ -289,6 +289,38 @@ def test_close_closes_the_readers_of_every_thread(env):
             conn.execute("SELECT 1")
 
 
+class _CommitFails:
+    """A connection whose next COMMIT fails, as on a full disk."""
+
+    def __init__(self, conn):
+        self._c = conn
+
+    def __getattr__(self, name):
+        return getattr(self._c, name)
+
+    def execute(self, sql, *args):
+        if sql == "COMMIT":
+            raise sqlite3.OperationalError("database or disk is full")
+        return self._c.execute(sql, *args)
+
+
+def test_a_failed_commit_leaves_memory_as_the_database_and_the_next_write_works(env):
+    from core.library.library import EmbeddedImage
+
+    photos, emb, lib = env
+    index(lib, photos, emb)
+    generation, real = lib.generation, lib._conn
+    new = EmbeddedImage(str(photos / "new.jpg"), str(photos), 1.0, 10, "h", 4, 4, None,
+                        np.ones(emb.dim, np.float32) / 4)
+    lib._conn = _CommitFails(real)
+    with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+        lib.write_embedded([new])
+    lib._conn = real
+    assert len(lib) == 6 and lib.generation == generation and lib.row_by_path(photos / "new.jpg") is None
+    lib.write_embedded([new])  # no transaction was left open
+    assert len(lib) == 7 and lib.generation == generation + 1
+
+
 def test_reopen_loads_vectors_from_sqlite(env, tmp_path):
     photos, emb, lib = env
     index(lib, photos, emb)
