@@ -13,7 +13,7 @@ import inspect
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
@@ -114,10 +114,20 @@ class Worker(QRunnable):
     def _drain(self, gen: Any) -> Any:
         while True:
             if self.cancel_event.is_set():
-                gen.close()
-                raise Cancelled(f"{self.name} was cancelled")
+                self._stop(gen)
             try:
                 item = next(gen)
             except StopIteration as stop:
                 return stop.value
             self.signals.yielded.emit(item)
+
+    def _stop(self, gen: Any) -> NoReturn:
+        """Raise Cancelled where the generator paused, so its own handling runs (core's indexer keeps its
+        partial report and saves its state; closing it would skip that), then make sure it is closed."""
+        try:
+            gen.throw(Cancelled(f"{self.name} was cancelled"))
+        except StopIteration:
+            pass
+        finally:
+            gen.close()
+        raise Cancelled(f"{self.name} was cancelled")

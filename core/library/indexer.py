@@ -156,18 +156,21 @@ def _hash_many(entries: Sequence[FileEntry], pool: ThreadPoolExecutor, cancel: t
     hashes: dict[str, str] = {}
     t0 = time.perf_counter()
     futures = [(e, pool.submit(content_hash, e.path, e.size)) for e in entries]
-    for i, (e, fut) in enumerate(futures):
-        if cancel is not None and cancel.is_set():
-            for _, f in futures:
-                f.cancel()
-            raise Cancelled("indexing was cancelled while hashing new files")
-        try:
-            hashes[e.path] = fut.result()
-        except OSError as exc:
-            report.skipped.append((e.path, f"cannot read: {exc}"))
-        if i % 256 == 255:
-            rate = (i + 1) / max(time.perf_counter() - t0, 1e-9)
-            yield IndexProgress(i + 1, len(entries), e.path, rate, (len(entries) - i - 1) / rate, "hash")
+    try:
+        for i, (e, fut) in enumerate(futures):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("indexing was cancelled while hashing new files")
+            try:
+                hashes[e.path] = fut.result()
+            except OSError as exc:
+                report.skipped.append((e.path, f"cannot read: {exc}"))
+            if i % 256 == 255:
+                rate = (i + 1) / max(time.perf_counter() - t0, 1e-9)
+                yield IndexProgress(i + 1, len(entries), e.path, rate, (len(entries) - i - 1) / rate, "hash")
+    except BaseException:  # cancelled here, or thrown in at the yield: the pool must not hash the rest
+        for _, f in futures:
+            f.cancel()
+        raise
     return hashes
 
 
