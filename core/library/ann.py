@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.errors import Cancelled
+
 logger = logging.getLogger(__name__)
 
 # bench_query.py at 1M x 128 (BENCHMARKS.md): M 16 / ef_construction 100 builds in 12 min on 2 busy cores
@@ -24,6 +26,7 @@ logger = logging.getLogger(__name__)
 HNSW_M = 16  # graph degree
 HNSW_EF_CONSTRUCTION = 100
 HNSW_EF_SEARCH = 384  # candidates per query (at least 4 k), re-ranked exactly
+BUILD_CHUNK = 20_000  # vectors added between two cancel checks while building
 
 
 @dataclass(frozen=True)
@@ -57,10 +60,15 @@ class AnnIndex:
         return len(self._labels) - len(self._deleted)
 
     @classmethod
-    def build(cls, ids: np.ndarray, vectors: np.ndarray, **kw: int) -> AnnIndex:
-        """A new index over ids (N,) and vectors (N, E) (float16 or float32)."""
+    def build(cls, ids: np.ndarray, vectors: np.ndarray, *, cancel: threading.Event | None = None,
+              **kw: int) -> AnnIndex:
+        """A new index over ids (N,) and vectors (N, E) (float16 or float32). Added in chunks of
+        BUILD_CHUNK; raises Cancelled between two once `cancel` is set (a large build takes minutes)."""
         ann = cls(vectors.shape[1], capacity=int(ids.shape[0] * 1.1) + 16, **kw)
-        ann.upsert(ids, vectors)
+        for start in range(0, len(ids), BUILD_CHUNK):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(f"building the search index was cancelled after {start} of {len(ids)} photos")
+            ann.upsert(ids[start : start + BUILD_CHUNK], vectors[start : start + BUILD_CHUNK])
         return ann
 
     def upsert(self, ids: np.ndarray, vectors: np.ndarray, num_threads: int = -1) -> None:

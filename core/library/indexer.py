@@ -257,11 +257,17 @@ def index_library(
             library.save_ann()
             raise
     library.mark_indexed(live_roots)
-    if len(library) >= library.ann_min_vectors:
-        yield IndexProgress(len(library), len(library), "", 0.0, None, "ann")
-        library.ann()  # build (first time), or save the updated ANN cache
     skipped_files = sum(1 for p, _ in report.skipped if p not in missing and p not in folders and not os.path.isdir(p))
     report.total = len(entries) - skipped_files
+    if len(library) >= library.ann_min_vectors:
+        yield IndexProgress(len(library), len(library), "", 0.0, None, "ann")
+        try:
+            library.ann(cancel=cancel)  # build (first time), or save the updated ANN cache
+        except Cancelled as exc:  # every photo is indexed; the search index is built on the next query
+            report.cancelled = True
+            report.elapsed_s = time.perf_counter() - t_start
+            exc.report = report  # type: ignore[attr-defined]
+            raise
     report.elapsed_s = time.perf_counter() - t_start
     yield IndexProgress(report.total, report.total, "", 0.0, 0.0, "done")
     return report

@@ -384,9 +384,10 @@ class Library:
     def _stamp(self) -> AnnStamp:
         return AnnStamp(self.uuid, self._generation, len(self.vectors), self.dim, self.model_identity)
 
-    def ann(self, build: bool = True) -> AnnIndex | None:
+    def ann(self, build: bool = True, cancel: threading.Event | None = None) -> AnnIndex | None:
         """The hnswlib index when the library is big enough to need one (loaded from the cache file when
         its stamp matches, else rebuilt from the resident vectors and saved); None below ann_min_vectors.
+        A build raises Cancelled once `cancel` is set (queries stay exact until it is built).
         """
         if len(self.vectors) < self.ann_min_vectors:
             return None
@@ -396,7 +397,7 @@ class Library:
                 if self._ann is None and build:
                     t0 = time.perf_counter()
                     snap = self.vectors.snapshot()
-                    self._ann = AnnIndex.build(snap.ids, snap.vectors)
+                    self._ann = AnnIndex.build(snap.ids, snap.vectors, cancel=cancel)
                     logger.info("built the ANN index over %d vectors in %.1f s", len(snap), time.perf_counter() - t0)
                     self._ann_dirty = True
             if self._ann_dirty:

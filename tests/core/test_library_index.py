@@ -227,6 +227,23 @@ def test_cancel_during_the_scan_stops_it_and_the_scan_reports_progress(env, monk
     assert rep.added == 14
 
 
+def test_cancel_while_the_search_index_is_built(env, tmp_path, monkeypatch):
+    from core.library import ann as ann_mod
+
+    photos, emb, _ = env
+    lib = Library(tmp_path / "data2", emb.identity, dim=emb.dim, cache_dir=tmp_path / "cache2", ann_min_vectors=4)
+    monkeypatch.setattr(ann_mod, "BUILD_CHUNK", 2)
+    cancel = threading.Event()
+    gen = index_library(lib, [photos], emb, cancel=cancel, batch_size=4, workers=2)
+    with pytest.raises(Cancelled, match="search index") as err:
+        for p in gen:
+            if p.phase == "ann":
+                cancel.set()
+    assert err.value.report.total == 6 and len(lib) == 6 and lib.ann(build=False) is None
+    assert len(lib.ann()) == 6  # built when next asked
+    lib.close()
+
+
 def test_model_identity_mismatch_and_reindex(env, tmp_path):
     photos, emb, lib = env
     index(lib, photos, emb)
