@@ -246,11 +246,11 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
                     log.log("train", st.step, {**vals, "epoch": st.epoch,
                                                "utts_per_s": n_utts * dist.world_size / max(dt, 1e-9)})
                     t_log, n_utts = time.time(), 0
+                if cfg.eval_every_steps and st.step % cfg.eval_every_steps == 0 and st.step < max_steps:
+                    last_val = validate()  # before saving: the checkpoint must carry this step's best metric
+                    model.train()
                 if st.step % cfg.save_every_steps == 0:
                     save(LAST)
-                if cfg.eval_every_steps and st.step % cfg.eval_every_steps == 0 and st.step < max_steps:
-                    last_val = validate()
-                    model.train()
                 if on_step is not None:
                     on_step(st.step)
                 if st.step >= end_step:
@@ -266,6 +266,10 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
             break
     except TrainingDiverged as exc:
         last = checkpoint_dir(run_dir) / LAST
+        if not last.is_file():
+            raise TrainingDiverged(
+                f"{exc}. Training stopped before its first checkpoint (saved every {cfg.save_every_steps} steps); "
+                f"lower lr (now {cfg.lr:g}) or grad_clip and start again") from None
         raise TrainingDiverged(
             f"{exc}. Training stopped; the last good checkpoint is {last} (saved every {cfg.save_every_steps} "
             f"steps and at each epoch end). Lower lr (now {cfg.lr:g}) or grad_clip, then continue with "

@@ -13,7 +13,7 @@ from torch import nn
 
 from core.model.speechclip import batch_negatives
 from trainer.distributed import gather_features
-from trainer.loop.guard import LossGuard
+from trainer.loop.guard import LossGuard, TrainingDiverged
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +113,11 @@ def optimizer_step(
             parts_sum[k] = parts_sum.get(k, 0.0) + float(v.detach()) / n
     scaler.unscale_(optimizer)
     grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip > 0 else float("inf"))
+    if not scaler.is_enabled() and not torch.isfinite(grad_norm):
+        # a finite loss can still give an inf / NaN gradient; clipping turns it into NaN, and without fp16's
+        # scaler (which skips such steps) it would reach the weights and every checkpoint after them
+        optimizer.zero_grad(set_to_none=True)
+        raise TrainingDiverged(f"the gradient norm is {float(grad_norm)} at step {step} (the loss was {total:.4g})")
     scaler.step(optimizer)
     scaler.update()
     optimizer.zero_grad(set_to_none=True)

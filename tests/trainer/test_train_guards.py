@@ -1,0 +1,69 @@
+"""Training stops cleanly on a non-finite gradient; a checkpoint saved at a validation step carries that
+validation's best metric (a resumed run must not replace best.pt with a worse model)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from trainer import train as train_mod
+from trainer.checkpoint import load_checkpoint
+from trainer.config import load_config
+from trainer.loop.guard import TrainingDiverged
+from trainer.train import run_training
+
+
+def _cfg(run_dir, **kw):
+    base = {"dataset": "synthetic", "synthetic_size": 16, "batch_size": 4, "max_steps": 6, "warmup_steps": 2,
+            "lr": 1e-3, "save_every_steps": 1, "eval_every_steps": 2, "run_dir": str(run_dir), "tensorboard": False,
+            "val_split": "val", "threads": 1}
+    base.update(kw)
+    return load_config(None, base)
+
+
+def _finite(ckpt) -> bool:
+    return all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+
+
+def test_an_inf_gradient_with_a_finite_loss_stops_before_the_weights_change(tmp_path, monkeypatch):
+    torch.set_num_threads(1)
+    real = train_mod.optimizer_step
+
+    def inf_grad_at_step_1(loss_module, group, optimizer, *a, step=0, **k):
+        hooks = []
+        if step == 1:
+            p = next(p for p in loss_module.model.parameters() if p.requires_grad)
+            hooks.append(p.register_hook(lambda g: torch.full_like(g, math.inf)))
+        try:
+            return real(loss_module, group, optimizer, *a, step=step, **k)
+        finally:
+            for h in hooks:
+                h.remove()
+
+    monkeypatch.setattr(train_mod, "optimizer_step", inf_grad_at_step_1)
+    with pytest.raises(TrainingDiverged, match="gradient norm is (inf|nan) at step 1") as err:
+        run_training(_cfg(tmp_path))
+    assert "last.pt" in str(err.value)
+    last = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert last["step"] == 1 and _finite(last)
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_the_checkpoint_of_a_validation_step_carries_its_best_metric(tmp_path):
+    torch.set_num_threads(1)
+
+    def kill_at_2(step):
+        if step == 2:
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        run_training(_cfg(tmp_path, save_every_steps=2, eval_every_steps=2), on_step=kill_at_2)
+    last = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    best = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
+    assert last["step"] == best["step"] == 2
+    assert last["best_metric"] is not None and last["best_metric"] == best["best_metric"]
