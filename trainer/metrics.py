@@ -52,19 +52,23 @@ def retrieval_recalls(speech: np.ndarray, images: np.ndarray, utt_image: Sequenc
         utterance's image among the top k; an image->speech hit is any of its captions among the top k.
     """
     sim = np.asarray(speech, dtype=np.float32) @ np.asarray(images, dtype=np.float32).T  # (N, M)
+    sim = np.nan_to_num(sim, nan=-np.inf)  # a NaN vector matches nothing
     gold = np.asarray(utt_image, dtype=np.int64)
     n, m = sim.shape
-    # rank of the gold image for each utterance = number of images scoring strictly higher
+    # rank of the gold image for each utterance = images scoring higher, ties counted against the gold one
+    # (a model whose vectors are all equal, or NaN, must score chance, not 1.0)
     gold_scores = sim[np.arange(n), gold]
-    s2i_rank = (sim > gold_scores[:, None]).sum(axis=1)
+    s2i_rank = (sim > gold_scores[:, None]).sum(axis=1) + (sim == gold_scores[:, None]).sum(axis=1) - 1
     # for each image: best rank among its captions, ranking all utterances by similarity to the image
     simT = sim.T  # (M, N)
     i2s_rank = np.full(m, np.iinfo(np.int64).max, dtype=np.int64)
     for j in range(m):
-        own = np.flatnonzero(gold == j)
+        is_own = gold == j
+        own = np.flatnonzero(is_own)
         if own.size == 0:
             continue
-        higher = (simT[j][None, :] > simT[j, own][:, None]).sum(axis=1)
+        row, own_scores = simT[j][None, :], simT[j, own][:, None]
+        higher = (row > own_scores).sum(axis=1) + ((row == own_scores) & ~is_own[None, :]).sum(axis=1)
         i2s_rank[j] = higher.min()
     has_caption = i2s_rank != np.iinfo(np.int64).max
     out: dict[str, dict[str, float]] = {"speech_to_image": {}, "image_to_speech": {}}

@@ -32,6 +32,20 @@ def test_retrieval_recalls_hand_made():
     assert out["image_to_speech"]["r1"] == 1.0
 
 
+def test_ties_and_nan_vectors_score_as_misses_not_hits():
+    rng = np.random.default_rng(0)
+    images = _unit(rng.standard_normal((20, 8)))
+    gold = list(range(20)) * 3
+    for speech in (np.zeros((60, 8)), np.full((60, 8), np.nan)):
+        out = retrieval_recalls(speech, images, gold)
+        assert out["speech_to_image"] == {"r1": 0.0, "r5": 0.0, "r10": 0.0}
+        assert out["image_to_speech"]["r1"] == 0.0
+    # two captions of one image tied with each other still count as a hit
+    speech = _unit([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    out = retrieval_recalls(speech, _unit(np.eye(2)), [0, 0, 1], ks=(1,))
+    assert out["image_to_speech"]["r1"] == 1.0 and out["speech_to_image"]["r1"] == 1.0
+
+
 def test_retrieval_image_to_speech_any_caption_counts():
     images = _unit([[1.0, 0.0], [0.0, 1.0]])
     speech = _unit([[0.1, 1.0], [0.9, 0.5], [-1.0, 0.2], [1.0, 0.0]])
