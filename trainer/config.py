@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -122,8 +123,24 @@ class TrainConfig:
             errors.append(f"need lr > 0 and 0 <= min_lr <= lr (lr={self.lr}, min_lr={self.min_lr})")
         if not 0.0 <= self.ema_decay < 1.0:
             errors.append(f"ema_decay={self.ema_decay} must be in [0, 1) (0 = off; e.g. 0.999)")
-        if self.max_audio_s <= 0:
-            errors.append(f"max_audio_s={self.max_audio_s} must be > 0")
+        if not (math.isfinite(self.max_audio_s) and self.max_audio_s > 0):
+            errors.append(f"max_audio_s={self.max_audio_s} must be a finite number > 0")
+        for name in ("stop_at_step", "max_train_utterances", "val_max_utterances", "num_workers", "threads",
+                     "eval_every_steps", "eval_every_epochs", "clip_warmup_steps", "freeze_feature_layers"):
+            if getattr(self, name) < 0:
+                errors.append(f"{name}={getattr(self, name)} must be >= 0 (0 = off / all / default)")
+        for name in ("synthetic_size", "clip_batch_size"):
+            if getattr(self, name) < 1:
+                errors.append(f"{name}={getattr(self, name)} must be >= 1")
+        for name in ("lr", "clip_lr"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
+                errors.append(f"{name}={getattr(self, name)} must be a finite number > 0")
+        for name in ("weight_decay", "grad_clip", "explode_factor"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                errors.append(f"{name}={getattr(self, name)} must be a finite number >= 0")
+        for name in ("beta1", "beta2"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                errors.append(f"{name}={getattr(self, name)} must be in [0, 1)")
         for name in ("augment_speed", "augment_snr_db", "augment_gain_db", "augment_reverb_rt60"):
             r = getattr(self, name)
             try:  # "--augment-speed=0.85,1.15" arrives as strings

@@ -44,6 +44,16 @@ def test_bad_types_and_cross_field_checks():
     assert isinstance(load_config(None, ["--dataset", "synthetic", "--max-steps", "2"]), TrainConfig)
 
 
+@pytest.mark.parametrize("override, field", [
+    ("--stop-at-step=-1", "stop_at_step"), ("--max-train-utterances=-3", "max_train_utterances"),
+    ("--beta1=1.5", "beta1"), ("--lr=inf", "lr"), ("--max-audio-s=nan", "max_audio_s"),
+    ("--weight-decay=-1", "weight_decay"), ("--num-workers=-2", "num_workers"), ("--synthetic-size=0", "synthetic_size"),
+])
+def test_out_of_range_numbers_are_refused_before_anything_runs(override, field):
+    with pytest.raises(ConfigError, match=field):
+        load_config(None, ["--dataset", "synthetic", override])
+
+
 def test_get_lr_warmup_then_decay():
     kw = dict(lr=1.0, warmup_steps=10, max_steps=110, min_lr=0.0)
     assert get_lr(0, **kw) == pytest.approx(0.1)
