@@ -53,6 +53,21 @@ def test_manifest_malformed_lines_and_absent_manifest(tmp_path: Path) -> None:
     assert "line 3" in str(err.value) and "line 4" in str(err.value) and "image, text" in str(err.value)
 
 
+def test_manifest_image_ids_without_collisions(tmp_path: Path) -> None:
+    made = make_manifest(tmp_path, n_images=3)
+    lines = [json.loads(x) for x in (tmp_path / "manifest.jsonl").read_text().splitlines()]
+    for d in lines:  # keep the first image's explicit id 0, drop the others': they get new ones
+        if d["image_id"] != 0:
+            del d["image_id"]
+    (tmp_path / "manifest.jsonl").write_text("".join(json.dumps(d) + "\n" for d in lines))
+    ids = {u.image_path: u.image_id for u in read_manifest(tmp_path)}
+    assert ids[made["images"][0]] == 0 and len(set(ids.values())) == 3
+    lines[-1]["image_id"] = 0  # a second image under id 0
+    (tmp_path / "manifest.jsonl").write_text("".join(json.dumps(d) + "\n" for d in lines))
+    with pytest.raises(DatasetError, match="image_id 0 is used for"):
+        read_manifest(tmp_path)
+
+
 def test_long_lists_are_cut(tmp_path: Path) -> None:
     lines = [{"audio": f"a{i}.wav", "image": f"i{i}.png", "text": "x"} for i in range(30)]
     (tmp_path / "manifest.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))

@@ -26,6 +26,26 @@ def _words(raw: object) -> list[Word] | None:
     return [Word(str(w["word"]), float(w["start_s"]), float(w["end_s"])) for w in raw]  # type: ignore[union-attr]
 
 
+def _image_ids(rows: list[tuple[int, dict, str, int | None]], bad: list[str]) -> dict[str, int]:
+    """One id per image path: its explicit image_id, else a new one above every explicit id (so the two
+    never collide). An image with two ids, or an id on two images, is a malformed line (added to `bad`)."""
+    ids: dict[str, int] = {}
+    owner: dict[int, str] = {}
+    for n, _, image, image_id in rows:
+        if image_id is None:
+            continue
+        if ids.setdefault(image, image_id) != image_id:
+            bad.append(f"line {n}: image {image} has image_id {image_id} here and {ids[image]} before")
+        elif owner.setdefault(image_id, image) != image:
+            bad.append(f"line {n}: image_id {image_id} is used for {image} and for {owner[image_id]}")
+    next_id = max(owner, default=-1) + 1
+    for _, _, image, _ in rows:
+        if image not in ids:
+            ids[image] = next_id
+            next_id += 1
+    return ids
+
+
 def read_manifest(root: str | Path, split: str | None = None, *, check: bool = True) -> list[Utterance]:
     """All utterances of ``root/manifest.jsonl`` (only `split` when given, e.g. "train" or "test").
 
@@ -40,34 +60,40 @@ def read_manifest(root: str | Path, split: str | None = None, *, check: bool = T
             f"or write {MANIFEST} with one JSON object a line: "
             '{"audio": "a.wav", "image": "a.jpg", "image_id": 0, "text": "...", "split": "train"}'
         )
-    out: list[Utterance] = []
+    rows: list[tuple[int, dict, str, int | None]] = []  # (line number, object, image, its explicit id)
     bad: list[str] = []
-    ids: dict[str, int] = {}
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
                 d = json.loads(line)
+                if not isinstance(d, dict):
+                    raise TypeError(f"a JSON {type(d).__name__}, not an object")
                 missing = [k for k in REQUIRED if k not in d]
                 if missing:
                     raise KeyError(", ".join(missing))
-                image = str(d["image"])
-                image_id = int(d["image_id"]) if "image_id" in d else ids.setdefault(image, len(ids))
-                u = Utterance(
-                    audio_path=root / str(d["audio"]),
-                    image_path=root / image,
-                    image_id=image_id,
-                    text=str(d["text"]),
-                    words=_words(d.get("words")),
-                    voice=d.get("voice"),
-                    split=str(d.get("split", "train")),
-                )
+                rows.append((n, d, str(d["image"]), int(d["image_id"]) if "image_id" in d else None))
             except (ValueError, KeyError, TypeError) as exc:
                 bad.append(f"line {n}: {type(exc).__name__}: {exc}")
-                continue
-            if split is None or u.split == split:
-                out.append(u)
+    ids = _image_ids(rows, bad)
+    out: list[Utterance] = []
+    for n, d, image, _ in rows:
+        try:
+            u = Utterance(
+                audio_path=root / str(d["audio"]),
+                image_path=root / image,
+                image_id=ids[image],
+                text=str(d["text"]),
+                words=_words(d.get("words")),
+                voice=d.get("voice"),
+                split=str(d.get("split", "train")),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            bad.append(f"line {n}: {type(exc).__name__}: {exc}")
+            continue
+        if split is None or u.split == split:
+            out.append(u)
     if bad:
         raise DatasetError(
             problems_message(
