@@ -89,6 +89,25 @@ def run_training(cfg: TrainConfig, *, resume: str = "", on_step: Callable[[int],
         cleanup_distributed()
 
 
+# What fixes the data stream (order, batches, position): a resume with another value would continue at the
+# wrong place of another permutation. lr, max_steps, stop_at_step, evaluation and logging may change.
+RESUME_FIXED = ("dataset", "train_split", "train_voices", "exclude_voices", "max_train_utterances",
+                "batch_size", "grad_accum", "seed", "bucket_by_length", "synthetic_size")
+
+
+def _check_resume_config(ckpt: dict[str, Any], cfg: TrainConfig, world_size: int, path: object) -> None:
+    saved = ckpt.get("config") or {}
+    diffs = [f"{k}: checkpoint {saved[k]!r}, now {getattr(cfg, k)!r}" for k in RESUME_FIXED
+             if k in saved and saved[k] != getattr(cfg, k)]
+    ranks = len(ckpt.get("rng") or [])
+    if ranks and ranks != world_size:
+        diffs.append(f"processes: checkpoint {ranks}, now {world_size}")
+    if diffs:
+        raise ConfigError(f"--resume {path} cannot continue exactly with a different data stream ("
+                          + "; ".join(diffs) + "). Resume with the run's own values (its config.json), "
+                          "or start a new run with --init-from a model exported from it")
+
+
 def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int], None] | None,
          t_start: float) -> TrainResult:
     if cfg.threads > 0:
@@ -97,6 +116,8 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
     run_dir = Path(cfg.run_dir)
     resume_path = broadcast_object(resolve_resume(resume, run_dir) if dist.is_main else None)
     ckpt = load_checkpoint(resume_path) if resume_path else None
+    if ckpt is not None:
+        _check_resume_config(ckpt, cfg, dist.world_size, resume_path)
     if cfg.init_from and ckpt is None:
         _check_init_from(cfg.init_from)  # before the datasets load and the run folder is written
     if dist.is_main:

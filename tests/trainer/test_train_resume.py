@@ -55,6 +55,17 @@ def test_killed_run_resumes_exactly(tmp_path):
     assert json.loads((tmp_path / "b" / "config.json").read_text())["max_steps"] == 6
 
 
+def test_resume_refuses_a_config_that_changes_the_data_stream(tmp_path):
+    from core.errors import ConfigError
+
+    torch.set_num_threads(1)
+    with pytest.raises(_Killed):
+        run_training(_cfg(tmp_path, max_steps=4), on_step=_kill_at(2))
+    with pytest.raises(ConfigError, match="batch_size: checkpoint 4, now 2.*seed: checkpoint 7122, now 1"):
+        run_training(_cfg(tmp_path, max_steps=4, batch_size=2, seed=1), resume="latest")
+    assert run_training(_cfg(tmp_path, max_steps=4, lr=5e-4), resume="latest").step == 4  # lr may change
+
+
 def test_killed_init_from_run_resumes_exactly(tmp_path):
     """A warm restart (--init-from a model whose image tower is not the seeded random one) killed and resumed:
     the image-feature cache must be built from the checkpoint's tower, not a fresh random one (it was)."""
