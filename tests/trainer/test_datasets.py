@@ -42,6 +42,18 @@ def test_manifest_missing_files_are_listed_together(tmp_path: Path) -> None:
     assert str(made["wavs"][1]) in msg and str(made["images"][2]) in msg and "Fix:" in msg
 
 
+def test_empty_or_undecodable_files_are_listed_before_training(tmp_path: Path) -> None:
+    made = make_manifest(tmp_path, n_images=3)
+    made["wavs"][0].write_bytes(b"")
+    made["wavs"][1].write_bytes(b"RIFF not really a wave file")
+    made["images"][2].write_bytes(b"\x89PNG but not really")
+    with pytest.raises(DatasetError) as err:
+        read_manifest(tmp_path)
+    msg = str(err.value)
+    assert msg.startswith("3 files") and "empty file" in msg and "cannot be read as audio" in msg
+    assert f"image {made['images'][2]} (cannot be read as image" in msg
+
+
 def test_manifest_malformed_lines_and_absent_manifest(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="no manifest at"):
         read_manifest(tmp_path)

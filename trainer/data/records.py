@@ -1,8 +1,8 @@
 """The common record every dataset reader returns, and the up-front file check.
 
 Readers (manifest, Flickr8k, SpokenCOCO) all return ``list[Utterance]``; ``check_files`` verifies that
-every audio and image file exists and is readable before any training, and raises one DatasetError
-listing what is missing (the first 20 and a count) with the fix.
+every audio and image file exists, is readable and has a valid header before any training, and raises one
+DatasetError listing what is wrong (the first 20 and a count) with the fix.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from core.errors import DatasetError
 logger = logging.getLogger(__name__)
 
 MAX_LISTED = 20  # how many missing files an error message names
+CHECK_THREADS = 8  # the up-front file check waits on the disk, not the CPU
 
 
 @dataclass(frozen=True)
@@ -47,11 +49,27 @@ class Utterance:
         return len(self.words) if self.words is not None else len(self.text.split())
 
 
-def _unreadable(path: Path) -> str | None:
+def _unreadable(path: Path, kind: str) -> str | None:
+    """Why `path` cannot be used, or None. Reads only the file's header (soundfile / PIL), not its data."""
     if not path.is_file():
         return "missing"
     if not os.access(path, os.R_OK):
         return "not readable"
+    try:
+        if path.stat().st_size == 0:
+            return "empty file"
+        if kind == "audio":
+            import soundfile
+
+            if soundfile.info(str(path)).frames == 0:
+                return "no audio in it"
+        else:
+            from PIL import Image
+
+            with Image.open(path):
+                pass
+    except Exception as exc:  # noqa: BLE001 - libsndfile and PIL raise many types for a bad header
+        return f"cannot be read as {kind}: {str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}"
     return None
 
 
@@ -63,17 +81,15 @@ def problems_message(problems: list[str], what: str, fix: str) -> str:
 
 
 def check_files(utterances: Iterable[Utterance], dataset: str, fix: str) -> None:
-    """Raise DatasetError listing every audio/image file that is missing or unreadable (each checked once)."""
-    seen: set[Path] = set()
-    problems: list[str] = []
+    """Raise DatasetError listing every audio/image file that is missing, empty or whose header cannot be
+    read (each checked once, in threads: ~0.1 ms a file), before any training step."""
+    files: dict[Path, str] = {}
     for u in utterances:
-        for kind, path in (("audio", u.audio_path), ("image", u.image_path)):
-            if path in seen:
-                continue
-            seen.add(path)
-            why = _unreadable(path)
-            if why:
-                problems.append(f"{kind} {path} ({why})")
+        files.setdefault(u.audio_path, "audio")
+        files.setdefault(u.image_path, "image")
+    with ThreadPoolExecutor(max_workers=CHECK_THREADS) as pool:
+        verdicts = list(pool.map(lambda item: _unreadable(*item), files.items()))
+    problems = [f"{kind} {path} ({why})" for (path, kind), why in zip(files.items(), verdicts, strict=True) if why]
     if problems:
         raise DatasetError(
             problems_message(problems, f"files of the {dataset} dataset are missing or unreadable", fix)

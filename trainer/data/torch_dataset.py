@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from core.audio import SAMPLE_RATE, load_audio
+from core.errors import DatasetError
 from trainer.data.records import Utterance
 
 logger = logging.getLogger(__name__)
@@ -61,8 +62,11 @@ class SpeechImageDataset(Dataset):
         """The PIL RGB image of `key` (a path)."""
         from PIL import Image
 
-        with Image.open(key) as im:
-            return im.convert("RGB")
+        try:
+            with Image.open(key) as im:
+                return im.convert("RGB")
+        except (OSError, ValueError, SyntaxError) as exc:  # truncated, corrupt, or not an image at all
+            raise DatasetError(f"cannot decode the image {key}: {exc}. Fix: replace or remove it") from exc
 
     def _crop(
         self, wav: np.ndarray, words: list[dict] | None, i: int

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from core.errors import DatasetError
 from trainer.checkpoint import save_checkpoint
 from trainer.distributed import DistInfo, barrier
 
@@ -28,8 +29,11 @@ def load_image(key: str) -> Any:
     """Default loader: the key is a file path."""
     from PIL import Image
 
-    with Image.open(key) as im:
-        return im.convert("RGB")
+    try:
+        with Image.open(key) as im:
+            return im.convert("RGB")
+    except (OSError, ValueError, SyntaxError) as exc:  # truncated, corrupt, or not an image at all
+        raise DatasetError(f"cannot decode the image {key}: {exc}. Fix: replace or remove it") from exc
 
 
 def preprocess_images(clip: Any, keys: Sequence[str], loader: ImageLoader = load_image) -> torch.Tensor:
