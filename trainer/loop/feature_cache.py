@@ -9,6 +9,7 @@ A different tower gets a different file; new images are added incrementally.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,19 +46,42 @@ def preprocess_images(clip: Any, keys: Sequence[str], loader: ImageLoader = load
     return torch.stack(out)
 
 
+NO_STAMP = [-1, -1]  # a key that is not a file (synthetic images), or an entry cached before stamps were kept
+
+
+def file_stamp(key: str) -> list[int]:
+    """[size, mtime_ns] of the file `key`, or NO_STAMP."""
+    try:
+        st = os.stat(key)
+    except (OSError, ValueError):
+        return NO_STAMP
+    return [st.st_size, st.st_mtime_ns]
+
+
 class ImageFeatureCache:
-    """Features (N, E) float32 of a frozen ClipTower for a set of image keys, persisted in `cache_dir`."""
+    """Features (N, E) float32 of a frozen ClipTower for a set of image keys, persisted in `cache_dir`.
+
+    Each file's size and modification time are kept with its feature: a picture replaced at the same path
+    (a dataset regenerated into the same folder) is encoded again, not served stale.
+    """
 
     def __init__(self, clip: Any, cache_dir: str | Path, loader: ImageLoader = load_image) -> None:
         self.clip = clip
         self.loader = loader
         self.path = Path(cache_dir) / f"image_feats-{clip.identity[:16]}.pt"
         self.index: dict[str, int] = {}
+        self.stamps: dict[str, list[int]] = {}
         self.feats = torch.zeros(0, 0)
         if self.path.is_file():
-            blob = torch.load(self.path, map_location="cpu", weights_only=True)
-            self.index = {k: i for i, k in enumerate(blob["keys"])}
-            self.feats = blob["feats"].float()
+            self._load()
+
+    def _load(self) -> None:
+        blob = torch.load(self.path, map_location="cpu", weights_only=True)
+        self.index = {k: i for i, k in enumerate(blob["keys"])}
+        self.feats = blob["feats"].float()
+        # a cache written before stamps were kept: its file entries are encoded again, once
+        stamps = blob.get("stamps") or [NO_STAMP] * len(blob["keys"])
+        self.stamps = {k: list(v) for k, v in zip(blob["keys"], stamps, strict=True)}
 
     def __len__(self) -> int:
         return len(self.index)
@@ -65,37 +89,47 @@ class ImageFeatureCache:
     @torch.no_grad()
     def ensure(self, keys: Sequence[str], dist: DistInfo | None = None, batch_size: int = 64,
                device: torch.device | None = None) -> int:
-        """Encode the keys not cached yet (rank 0 only; the others wait and reload). Returns #new."""
-        missing = sorted({k for k in keys if k not in self.index})
+        """Encode the keys not cached yet, or whose file changed (rank 0 only; the others wait and reload).
+        Returns how many were encoded."""
+        now = {k: file_stamp(k) for k in set(keys)}
+        todo = sorted(k for k, stamp in now.items() if k not in self.index or self.stamps.get(k) != stamp)
         distributed = dist is not None and dist.distributed
-        if not missing and not distributed:
+        if not todo and not distributed:
             return 0
         # Under DDP every rank reaches the barrier below, whatever it found: a rank that built this cache
         # object after rank 0 had saved the file sees nothing missing, and skipping the barrier deadlocked.
-        if missing and (dist is None or dist.is_main):
+        if todo and (dist is None or dist.is_main):
             dev = device or next(self.clip.parameters()).device
             was_training = self.clip.training
             self.clip.eval()
             new = []
-            for i in range(0, len(missing), batch_size):
-                chunk = missing[i:i + batch_size]
+            for i in range(0, len(todo), batch_size):
+                chunk = todo[i:i + batch_size]
                 new.append(self.clip.encode_image(preprocess_images(self.clip, chunk, self.loader).to(dev)).cpu())
             self.clip.train(was_training)
             feats = torch.cat(new).float()
-            start = len(self.index)
-            self.feats = feats if start == 0 else torch.cat([self.feats, feats])
-            for j, k in enumerate(missing):
-                self.index[k] = start + j
+            changed = [(j, self.index[k]) for j, k in enumerate(todo) if k in self.index]
+            added = [(j, k) for j, k in enumerate(todo) if k not in self.index]
+            if changed:
+                self.feats[[row for _, row in changed]] = feats[[j for j, _ in changed]]
+            if added:
+                start = len(self.index)
+                fresh = feats[[j for j, _ in added]]
+                self.feats = fresh if start == 0 else torch.cat([self.feats, fresh])
+                for n, (_, k) in enumerate(added):
+                    self.index[k] = start + n
+            for k in todo:
+                self.stamps[k] = now[k]
             keys_sorted = sorted(self.index, key=self.index.__getitem__)
-            save_checkpoint({"keys": keys_sorted, "feats": self.feats, "identity": self.clip.identity}, self.path)
-            logger.info("cached image features of %d images in %s", len(missing), self.path)
+            save_checkpoint({"keys": keys_sorted, "feats": self.feats, "identity": self.clip.identity,
+                             "stamps": [self.stamps.get(k, NO_STAMP) for k in keys_sorted]}, self.path)
+            logger.info("cached image features of %d images in %s (%d changed since cached)", len(todo),
+                        self.path, len(changed))
         if distributed:
             barrier()
             if not dist.is_main:
-                blob = torch.load(self.path, map_location="cpu", weights_only=True)
-                self.index = {k: i for i, k in enumerate(blob["keys"])}
-                self.feats = blob["feats"].float()
-        return len(missing)
+                self._load()
+        return len(todo)
 
     def lookup(self, keys: Sequence[str]) -> torch.Tensor:
         """(B, E) float32 features of `keys` (all must have been ensure()d)."""

@@ -1,0 +1,43 @@
+"""ImageFeatureCache: features are computed once, reloaded from disk, and computed again for a picture
+replaced at the same path."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from core.factory import create_model
+from core.model.config import get_model_config
+from tests.trainer.fixtures.data_layouts import write_jpg
+from trainer.loop.feature_cache import ImageFeatureCache
+
+
+def test_a_replaced_picture_is_encoded_again_and_the_rest_come_from_disk(tmp_path):
+    torch.manual_seed(0)
+    clip = create_model(get_model_config("tiny-test")).clip
+    a, b = write_jpg(tmp_path / "a.jpg", (255, 0, 0), size=64), write_jpg(tmp_path / "b.jpg", (0, 255, 0), size=64)
+    keys = [str(a), str(b), "synthetic:0:1"]
+    first = ImageFeatureCache(clip, tmp_path / "cache", loader=_loader)
+    assert first.ensure(keys) == 3
+    old_a, old_b = first.lookup([str(a)]), first.lookup([str(b)])
+    again = ImageFeatureCache(clip, tmp_path / "cache", loader=_loader)
+    assert again.ensure(keys) == 0  # everything from disk, the synthetic key too
+    write_jpg(a, (0, 0, 255), size=64)  # the dataset regenerated: another picture at the same path
+    os.utime(a, ns=(1, 1))  # whatever the clock: a different stamp
+    third = ImageFeatureCache(clip, tmp_path / "cache", loader=_loader)
+    assert third.ensure(keys) == 1
+    fresh = ImageFeatureCache(clip, tmp_path / "fresh", loader=_loader)
+    fresh.ensure([str(a)])
+    assert torch.allclose(third.lookup([str(a)]), fresh.lookup([str(a)]))
+    assert not torch.allclose(third.lookup([str(a)]), old_a) and torch.equal(third.lookup([str(b)]), old_b)
+
+
+def _loader(key: str):
+    from PIL import Image
+
+    from trainer.loop.feature_cache import load_image
+
+    if key.startswith("synthetic:"):
+        return Image.new("RGB", (64, 64), (9, 9, 9))
+    return load_image(key)
