@@ -73,10 +73,16 @@ def run_inference(model: Any, dataset: Dataset, batch_size: int = 16,
 
 
 def metrics_from_rows(rows: Sequence[dict[str, Any]], keys: Sequence[str], images: np.ndarray,
-                      gold: Sequence[set[str]]) -> dict[str, Any]:
-    """All metrics over `rows` (see trainer.metrics); `images[j]` is the vector of `keys[j]`."""
+                      gold: Sequence[set[str]], *, full_gallery: bool = False) -> dict[str, Any]:
+    """All metrics over `rows` (see trainer.metrics); `images[j]` is the vector of `keys[j]`.
+
+    Speech->image ranks among the images the rows describe, or, with `full_gallery`, among all of `keys`
+    (a subset of the utterances, such as one voice's, must face the same gallery as the whole split, or
+    its recall is inflated by a smaller one). `n_images` counts the images the rows describe.
+    """
     pos = {k: j for j, k in enumerate(keys)}
-    used = sorted({pos[r["image_key"]] for r in rows})
+    described = sorted({pos[r["image_key"]] for r in rows})
+    used = list(range(len(keys))) if full_gallery else described
     remap = {j: i for i, j in enumerate(used)}
     speech = np.stack([r["query"] for r in rows])
     rec = retrieval_recalls(speech, images[used], [remap[pos[r["image_key"]]] for r in rows])
@@ -93,7 +99,8 @@ def metrics_from_rows(rows: Sequence[dict[str, Any]], keys: Sequence[str], image
         "boundary_f1": boundary_prf(pred, ref, BOUNDARY_TOL_S)["f1"] if has_times else None,
         "boundary_f1_uniform": boundary_prf(uni, ref, BOUNDARY_TOL_S)["f1"] if has_times else None,
         "n_utterances": len(rows),
-        "n_images": len(used),
+        "n_images": len(described),
+        "gallery_images": len(used),
         "mean_units_per_utterance": float(np.mean([r["n_units"] for r in rows])),
         "mean_words_per_utterance": float(np.mean([len(r["text"].split()) for r in rows])),
     }
@@ -137,6 +144,6 @@ def evaluate_dataset(model: Any, dataset: Dataset, *, cache: ImageFeatureCache |
         out["per_voice"] = {}
         for v in voices:
             idx = [i for i, r in enumerate(rows) if str(r["voice"]) == v]
-            sub = metrics_from_rows([rows[i] for i in idx], keys, images, [gold[i] for i in idx])
+            sub = metrics_from_rows([rows[i] for i in idx], keys, images, [gold[i] for i in idx], full_gallery=True)
             out["per_voice"][v] = sub
     return out

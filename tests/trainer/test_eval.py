@@ -101,3 +101,21 @@ def test_export_model_mends_a_folder_with_a_bad_speed_list(tmp_path, capfd):
     assert load_model(src).config.query_speed_ensemble == (1.0,)
     assert main(["export", "--model", str(tmp_path / "none"), "--out", str(tmp_path / "x")]) == 1
     assert "not a model folder" in capfd.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_a_voice_is_ranked_against_the_whole_gallery():
+    from trainer.evaluate import metrics_from_rows
+
+    def row(voice, key, q):
+        return {"query": np.asarray(q, np.float32), "image_key": key, "text": "a red circle", "words": None,
+                "candidates": [], "keywords": [], "fire_s": [], "n_units": 0, "voice": voice, "parallel": None}
+
+    keys = ["k0", "k1"]
+    images = np.eye(2, dtype=np.float32)
+    # voice a describes k0 but its utterance is closer to k1, which only voice b describes
+    rows = [row("a", "k0", [0.6, 0.8]), row("b", "k1", [0.0, 1.0])]
+    whole = metrics_from_rows(rows, keys, images, [set(), set()])
+    alone = metrics_from_rows(rows[:1], keys, images, [set()], full_gallery=True)
+    assert whole["speech_to_image"]["r1"] == 0.5 and alone["speech_to_image"]["r1"] == 0.0
+    assert alone["n_images"] == 1 and alone["gallery_images"] == 2
+    assert metrics_from_rows(rows[:1], keys, images, [set()])["speech_to_image"]["r1"] == 1.0  # its own images only
