@@ -90,15 +90,23 @@ def merge_subwords(units: list[Unit], *, timed: bool) -> list[Keyword]:
 
 def segments_from_fire_frames(frames: list[int], duration_s: float,
                               frame_s: float = FRAME_SECONDS) -> list[Segment]:
-    """Unit i spans from the end of the previous fire frame to the end of its own, in seconds, clipped.
-    frame_s: seconds per upstream frame (`SpeechUpstream.frame_seconds`)."""
+    """Unit i spans from the end of the previous unit to the end of its own fire frame, in seconds, clipped.
+    Units that fire in the same frame (the tail fires in the frame of the last full unit) share that frame
+    evenly, so no unit is empty. frame_s: seconds per upstream frame (`SpeechUpstream.frame_seconds`)."""
     segs: list[Segment] = []
     prev = 0.0
-    for f in frames:
-        end = min((f + 1) * frame_s, duration_s)
-        start = min(prev, end)
-        segs.append(Segment(round(start, 4), round(end, 4)))
-        prev = end
+    i = 0
+    while i < len(frames):
+        f = frames[i]
+        k = 1
+        while i + k < len(frames) and frames[i + k] == f:
+            k += 1
+        for j in range(k):
+            end = min((f + (j + 1) / k) * frame_s, duration_s)
+            start = min(prev, end)
+            segs.append(Segment(round(start, 4), round(end, 4)))
+            prev = end
+        i += k
     return segs
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from core.model.cif import integrate_and_fire
 from core.model.clip_tower import ClipTower
 from core.model.inference import Unit, merge_subwords, segments_from_fire_frames
 from core.model.losses import keyword_token_loss, masked_info_nce, quantity_loss
@@ -229,6 +230,15 @@ def test_subwords_merge_into_words_with_times() -> None:
 def test_segments_from_fire_frames_are_contiguous_and_clipped() -> None:
     segs = segments_from_fire_frames([3, 10, 60], duration_s=1.0)
     assert [(s.start_s, s.end_s) for s in segs] == [(0.0, 0.08), (0.08, 0.22), (0.22, 1.0)]
+
+
+def test_units_firing_in_one_frame_share_it() -> None:
+    alpha = torch.tensor([[0.3, 0.4, 0.9]])  # a full fire and the tail, both in the last frame
+    out = integrate_and_fire(torch.ones(1, 3, 4), alpha, 1.0, tail_threshold=0.5)
+    frames = out.fire_frames[0, : int(out.lengths[0])].tolist()
+    assert frames == [2, 2]
+    segs = segments_from_fire_frames(frames, duration_s=0.06, frame_s=0.02)
+    assert [(s.start_s, s.end_s) for s in segs] == [(0.0, 0.05), (0.05, 0.06)]
 
 
 def test_keyword_bn_reinit_after_the_clip_tower_changed(make_tiny_model) -> None:
