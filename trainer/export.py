@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from core.errors import CheckpointError, ConfigError
+from core.errors import CheckpointError, ConfigError, DatasetError
 from trainer.checkpoint import BEST, LAST, checkpoint_dir
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--which", choices=["best", "last"], default="best", help="with --run: which checkpoint")
     parser.add_argument("--fp16", action="store_true", help="store the weights as float16 (half the size)")
     parser.add_argument("--eval-data", default="", help="dataset folder: evaluate and put the metrics in the card")
+    parser.add_argument("--eval-dataset", choices=["manifest", "flickr8k", "spokencoco"], default=None,
+                        help="layout of --eval-data (default: the run's dataset when it is flickr8k or spokencoco, "
+                        "else manifest)")
     parser.add_argument("--eval-splits", default="test,test_unseen_voice",
                         help="splits to evaluate with --eval-data (missing ones are skipped)")
     parser.add_argument("--card-extra", default="",
@@ -243,25 +246,43 @@ def _settings(retrieval: str | None, parallel_weight: float | None, speeds: tupl
     return out
 
 
-def _evaluate_folder(out: Path, eval_data: str, eval_splits: tuple[str, ...]) -> dict[str, Any]:
-    """`trainer eval` of the folder just written, per split: the card's numbers are what eval gives."""
+def _evaluate_folder(out: Path, eval_data: str, eval_splits: tuple[str, ...], dataset: str = "manifest"
+                     ) -> dict[str, Any]:
+    """`trainer eval` of the folder just written, per split: the card's numbers are what eval gives. A split
+    the data lacks is skipped with a warning; when none could be evaluated, DatasetError (the folder stays)."""
     from core.factory import load_model
     from trainer.eval_cli import evaluate_split
 
     metrics: dict[str, Any] = {}
-    if not eval_data:
+    if not eval_data or not eval_splits:
         return metrics
     exported = load_model(out, device="cpu")
+    problems = []
     for split in eval_splits:
         try:
-            metrics[split] = evaluate_split(exported, eval_data, split)
+            metrics[split] = evaluate_split(exported, eval_data, split, dataset=dataset)
         except Exception as exc:  # a missing split must not lose the export
             logger.warning("evaluation of split %s skipped: %s", split, exc)
+            problems.append(f"{split}: {exc}")
+    if not metrics:
+        raise DatasetError(f"the model folder {out} was written, but no split of {eval_data} (read as {dataset}) "
+                           "could be evaluated for its card: " + "; ".join(problems)
+                           + ". Fix: --eval-dataset / --eval-splits, then `trainer export --model "
+                           f"{out} --out {out} --eval-data ...` to re-evaluate")
     return metrics
 
 
+def eval_dataset_of(ckpt: dict[str, Any], asked: str | None) -> str:
+    """--eval-dataset, else the run's own dataset when it has a reader other than the manifest's."""
+    if asked:
+        return asked
+    trained_on = (ckpt.get("config") or {}).get("dataset", "manifest")
+    return trained_on if trained_on in ("flickr8k", "spokencoco") else "manifest"
+
+
 def export_checkpoint(ckpt_path: Path | list[Path], out: Path, *, fp16: bool = False, eval_data: str = "",
-                      eval_splits: tuple[str, ...] = ("test",), extra: dict[str, Any] | None = None,
+                      eval_splits: tuple[str, ...] = ("test",), eval_dataset: str | None = None,
+                      extra: dict[str, Any] | None = None,
                       retrieval: str | None = None, parallel_weight: float | None = None,
                       speeds: tuple[float, ...] | None = None) -> dict[str, Any]:
     """Write the model folder + card; returns the card. Several checkpoints: their weights' average."""
@@ -275,14 +296,17 @@ def export_checkpoint(ckpt_path: Path | list[Path], out: Path, *, fp16: bool = F
     if fp16:
         model = model.half()
     save_model(model, out)
-    card = build_card(ckpt, paths[0], _evaluate_folder(out, eval_data, eval_splits), extra)
-    write_card(out, card)
+    card = build_card(ckpt, paths[0], {}, extra)
+    write_card(out, card)  # a card even if the evaluation below fails
+    if eval_data:
+        card["metrics"] = _evaluate_folder(out, eval_data, eval_splits, eval_dataset_of(ckpt, eval_dataset))
+        write_card(out, card)
     logger.info("exported %s -> %s", ", ".join(map(str, paths)), out)
     return card
 
 
 def retune_model_folder(src: Path, out: Path, *, eval_data: str = "", eval_splits: tuple[str, ...] = ("test",),
-                        extra: dict[str, Any] | None = None, retrieval: str | None = None,
+                        eval_dataset: str | None = None, extra: dict[str, Any] | None = None, retrieval: str | None = None,
                         parallel_weight: float | None = None, speeds: tuple[float, ...] | None = None
                         ) -> dict[str, Any]:
     """An exported model folder with new inference settings (weights unchanged, copied when `out` differs);
@@ -306,7 +330,7 @@ def retune_model_folder(src: Path, out: Path, *, eval_data: str = "", eval_split
     card.update(retrieval=cfg.retrieval, retrieval_parallel_weight=cfg.retrieval_parallel_weight,
                 query_speed_ensemble=list(cfg.query_speed_ensemble))
     if eval_data:
-        card["metrics"] = _evaluate_folder(out, eval_data, eval_splits)
+        card["metrics"] = _evaluate_folder(out, eval_data, eval_splits, eval_dataset or "manifest")
     if extra:
         card.update(extra)
     write_card(out, card)
@@ -344,7 +368,8 @@ def run(args: argparse.Namespace) -> int:
     extra = parse_card_extra(args.card_extra)  # before the checkpoint is read: a typo fails at once
     speeds = parse_speeds(args.query_speeds) if args.query_speeds is not None else None
     splits = tuple(s for s in args.eval_splits.split(",") if s)
-    settings = dict(eval_data=args.eval_data, eval_splits=splits, extra=extra, retrieval=args.retrieval,
+    settings = dict(eval_data=args.eval_data, eval_splits=splits, eval_dataset=args.eval_dataset, extra=extra,
+                    retrieval=args.retrieval,
                     parallel_weight=args.retrieval_parallel_weight, speeds=speeds)
     if args.model:
         if args.fp16:

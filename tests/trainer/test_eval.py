@@ -119,3 +119,25 @@ def test_a_voice_is_ranked_against_the_whole_gallery():
     assert whole["speech_to_image"]["r1"] == 0.5 and alone["speech_to_image"]["r1"] == 0.0
     assert alone["n_images"] == 1 and alone["gallery_images"] == 2
     assert metrics_from_rows(rows[:1], keys, images, [set()])["speech_to_image"]["r1"] == 1.0  # its own images only
+
+
+def test_export_evaluates_flickr8k_data_or_fails_loudly(tmp_path, capfd):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fixtures.data_layouts import make_flickr8k
+
+    torch.manual_seed(0)
+    src, data = tmp_path / "model", tmp_path / "flickr"
+    save_model(create_model(get_model_config("tiny-test")), src)
+    make_flickr8k(data)
+    out = tmp_path / "out"
+    # read as a manifest (the default for a model folder) nothing can be evaluated: an error, not an empty card
+    assert main(["export", "--model", str(src), "--out", str(out), "--eval-data", str(data),
+                 "--eval-splits", "test"]) == 1
+    assert "no split of" in capfd.readouterr().err and (out / "model.safetensors").is_file()
+    assert main(["export", "--model", str(src), "--out", str(out), "--eval-data", str(data),
+                 "--eval-dataset", "flickr8k", "--eval-splits", "test"]) == 0
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["metrics"]["test"]["n_utterances"] > 0
