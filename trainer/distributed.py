@@ -116,3 +116,12 @@ def gather_features(x: torch.Tensor) -> torch.Tensor:
         dist.all_gather(parts, x.contiguous())
         return torch.cat(parts, dim=0)
     return _GatherWithGrad.apply(x)
+
+
+def gather_keys(keys: list[str]) -> list[str]:
+    """Every rank's `keys`, concatenated in rank order: the same list on every rank (one process: `keys`)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return list(keys)
+    parts: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, list(keys))
+    return [k for part in parts for k in part]

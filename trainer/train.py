@@ -38,7 +38,14 @@ from trainer.checkpoint import (
 )
 from trainer.checkpoint import save_checkpoint as _save
 from trainer.config import TrainConfig, save_config
-from trainer.distributed import DistInfo, barrier, broadcast_object, cleanup_distributed, init_distributed
+from trainer.distributed import (
+    DistInfo,
+    barrier,
+    broadcast_object,
+    cleanup_distributed,
+    gather_keys,
+    init_distributed,
+)
 from trainer.loop.batches import BatchPreparer, collate_items
 from trainer.loop.ema import WeightEma
 from trainer.loop.feature_cache import ImageFeatureCache, load_image
@@ -153,7 +160,8 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
         logger.info("speech->image negatives: the batch's + %s of %d cached training images",
                     "all" if cfg.bank_negatives < 0 else cfg.bank_negatives, len(negatives.keys))
     prepare = BatchPreparer(model.clip, dist.device, cache=cache, loader=loader_fn,
-                            frame_s=model.upstream.frame_seconds, negatives=negatives)
+                            frame_s=model.upstream.frame_seconds, negatives=negatives,
+                            global_keys=gather_keys if dist.distributed else None)
     params = model.trainable_parameters()
     opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     optimizer = opt_cls(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)

@@ -67,7 +67,8 @@ def _worker(rank: int, port: int, port2: int, out: str) -> None:
     from trainer.train import run_training
 
     cfg = load_config(None, {"dataset": "synthetic", "synthetic_size": 16, "batch_size": 2, "max_steps": 2,
-                             "run_dir": os.path.join(out, "run"), "tensorboard": False, "device": "cpu"})
+                             "run_dir": os.path.join(out, "run"), "tensorboard": False, "device": "cpu",
+                             "bank_negatives": -1})  # the bank's keys are gathered across ranks each step
     run_training(cfg)
 
 

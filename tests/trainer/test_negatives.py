@@ -59,6 +59,18 @@ def test_the_preparer_adds_the_negatives(tiny_config) -> None:
     assert out["negative_feats"].shape == (8, 3) and "image_feats" in out
 
 
+def test_under_ddp_the_bank_leaves_out_every_ranks_images(tiny_config) -> None:
+    from core.model.clip_tower import ClipTower
+
+    clip = ClipTower(tiny_config.clip)
+    items = [{"wav": torch.zeros(800), "image_id": i, "image_key": KEYS[i], "text": "a red circle"} for i in (2, 5)]
+    other_rank = ["img07", "img08"]  # what trainer.distributed.gather_keys adds from the other process
+    prep = BatchPreparer(clip, torch.device("cpu"), cache=_cache(KEYS), negatives=NegativeBank(_cache(KEYS), KEYS, -1),
+                         global_keys=lambda keys: keys + other_rank)
+    got = prep(collate_items(items))["negative_feats"][:, 0].int().tolist()
+    assert sorted(got) == [0, 1, 3, 4, 6, 9]
+
+
 def test_training_with_bank_negatives_runs_and_differs(tmp_path) -> None:
     torch.set_num_threads(1)
     kw = {"max_steps": 3, "val_split": "", "synthetic_size": 32}

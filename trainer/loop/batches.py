@@ -10,7 +10,7 @@ negatives from the cache, `negative_feats`) and the CIF / keyword targets from t
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -76,9 +76,13 @@ class BatchPreparer:
 
     def __init__(self, clip: Any, device: torch.device, *, cache: ImageFeatureCache | None,
                  loader: ImageLoader = load_image, with_text_targets: bool = True,
-                 frame_s: float = FRAME_SECONDS, negatives: NegativeBank | None = None) -> None:
+                 frame_s: float = FRAME_SECONDS, negatives: NegativeBank | None = None,
+                 global_keys: Callable[[list[str]], list[str]] | None = None) -> None:
         self.clip = clip
         self.negatives = negatives  # more speech->image negatives (TrainConfig.bank_negatives)
+        # DDP: the loss contrasts every rank's utterances with the bank, so the bank must leave out every
+        # rank's images, and all ranks must draw the same one (trainer.distributed.gather_keys)
+        self.global_keys = global_keys
         self.frame_s = frame_s  # seconds per upstream frame: where the word-boundary targets fall
         self.device = device
         self.cache = cache
@@ -92,7 +96,8 @@ class BatchPreparer:
         else:
             out["images"] = preprocess_images(self.clip, batch["image_keys"], self.loader)
         if self.negatives is not None:
-            out["negative_feats"] = self.negatives.draw(batch["image_keys"])
+            keys = list(batch["image_keys"])
+            out["negative_feats"] = self.negatives.draw(self.global_keys(keys) if self.global_keys else keys)
         if self.with_text_targets:
             out["token_ids"], out["target_counts"] = caption_tokens(self.clip, batch["texts"])
         frames = word_boundary_frames(batch.get("words") or [], self.frame_s)
