@@ -175,3 +175,18 @@ def test_torch_dataset_crop_and_collate(tmp_path: Path) -> None:
     ds = SpeechImageDataset(utts, image_transform=lambda im: torch.zeros(3, im.size[1], im.size[0]))
     assert collate_speech_image([ds[0], ds[1]])["images"].shape == (2, 3, 16, 16)
     assert ds.image_keys() == sorted(str(u.image_path) for u in utts)
+
+
+def test_a_training_crop_keeps_the_text_of_the_words_it_keeps(tmp_path: Path) -> None:
+    from trainer.loop.utterance_data import UtteranceDataset
+
+    make_manifest(tmp_path, n_images=2, captions_per_image=2)  # 0.5 s wavs, "a red circle" up to 0.45 s
+    utts = read_manifest(tmp_path)
+    assert UtteranceDataset(utts, max_audio_s=10.0, train=True)[0]["text"] == "a red circle"
+    torch.manual_seed(0)
+    cropped = UtteranceDataset(utts, max_audio_s=0.2, train=True)
+    for i in range(len(utts)):
+        item = cropped[i]
+        assert item["wav"].shape == (3200,)
+        assert item["text"] == " ".join(w["word"] for w in item["words"])  # what the CIF count is taken from
+        assert len(item["words"]) < 3

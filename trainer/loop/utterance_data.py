@@ -52,6 +52,7 @@ class UtteranceDataset(Dataset):
         wav = load_audio(u.audio_path)
         words = None if u.words is None else [{"word": w.word, "start_s": w.start_s, "end_s": w.end_s}
                                                for w in u.words]
+        text = u.text
         if self.augment is not None:
             wav, words = self.augment(wav, words)
         if self.train and self.max_samples and wav.shape[0] > self.max_samples:
@@ -59,10 +60,16 @@ class UtteranceDataset(Dataset):
             wav = wav[start:start + self.max_samples]
             if words is not None:  # keep the words inside the crop, on its clock
                 t0, t1 = start / SAMPLE_RATE, (start + self.max_samples) / SAMPLE_RATE
-                words = [{**w, "start_s": round(w["start_s"] - t0, 4), "end_s": round(w["end_s"] - t0, 4)}
-                         for w in words if w["start_s"] >= t0 and w["end_s"] <= t1]
+                kept = [{**w, "start_s": round(w["start_s"] - t0, 4), "end_s": round(w["end_s"] - t0, 4)}
+                        for w in words if w["start_s"] >= t0 and w["end_s"] <= t1]
+                if len(kept) < len(words):
+                    # the text targets (CIF unit count, keyword tokens) must describe the audio that is left,
+                    # not the whole caption (our synthetic captions run up to 15 s against 6.4 s crops).
+                    # Without word times the full caption stays the target of a crop: nothing tells what is left.
+                    text = " ".join(w["word"] for w in kept)
+                words = kept
         return {"wav": torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32)), "image_id": int(u.image_id),
-                "image_key": str(u.image_path), "text": u.text, "words": words, "voice": u.voice}
+                "image_key": str(u.image_path), "text": text, "words": words, "voice": u.voice}
 
 
 def read_utterances(dataset: str, data_dir: str, split: str) -> list[Any]:
