@@ -149,6 +149,17 @@ def test_spokencoco_original_ids_from_filenames(tmp_path: Path) -> None:
         read_spokencoco(tmp_path, split="test", split_prefix="SpokenCOCO")
 
 
+def test_spokencoco_non_numeric_reassign_id_is_a_dataset_error(tmp_path: Path) -> None:
+    make_spokencoco(tmp_path)
+    path = tmp_path / "SpokenCOCO" / "SpokenCOCO_ksplit_val.json"
+    data = json.loads(path.read_text())
+    entries = data["data"] if isinstance(data, dict) else data
+    entries[0]["reassign_id"] = "abc"
+    path.write_text(json.dumps(data))
+    with pytest.raises(DatasetError, match="malformed.*reassign_id"):
+        read_spokencoco(tmp_path)
+
+
 def test_spokencoco_unreadable_json(tmp_path: Path) -> None:
     make_spokencoco(tmp_path)
     (tmp_path / "SpokenCOCO" / "SpokenCOCO_ksplit_val.json").write_text("{broken")

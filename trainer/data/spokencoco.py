@@ -78,9 +78,10 @@ def read_spokencoco(
                             split=s,
                         )
                     )
-            except (KeyError, TypeError) as exc:
+            except (KeyError, TypeError, ValueError) as exc:
                 raise DatasetError(
-                    f"{where} lacks a field ({exc}); expected image, captions[].wav/text. Fix: {FIX}"
+                    f"{where} lacks a field or has a malformed one ({type(exc).__name__}: {exc}); expected image, "
+                    f"a numeric reassign_id, captions[].wav/text. Fix: {FIX}"
                 ) from None
     if check:
         check_files(out, f"SpokenCOCO ({root})", FIX)
