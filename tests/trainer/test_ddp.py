@@ -99,3 +99,42 @@ def test_two_process_gloo_matches_one_process(tmp_path):
 
     ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
     assert ckpt["step"] == 2 and len(ckpt["rng"]) == WORLD
+
+
+def _diverge_worker(rank: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(WORLD),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    from trainer.distributed import cleanup_distributed, init_distributed
+    from trainer.loop.guard import LossGuard, TrainingDiverged
+    from trainer.loop.step import LossModule, optimizer_step
+
+    class TripsHere(LossGuard):  # a loss term local to this rank went NaN
+        def check(self, loss: float, step: int) -> None:
+            raise TrainingDiverged(f"loss is nan at step {step}")
+
+    init_distributed("cpu")
+    model = _model()
+    full = _global_batch(model)
+    local = {k: v[rank * LOCAL_B:(rank + 1) * LOCAL_B] for k, v in full.items()}
+    ddp = torch.nn.parallel.DistributedDataParallel(LossModule(model, gather=True), find_unused_parameters=True)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-3)
+    guard = TripsHere() if rank == 1 else LossGuard()
+    try:
+        optimizer_step(ddp, [local], opt, torch.amp.GradScaler("cuda", enabled=False), params, lr=1e-3,
+                       grad_clip=4.0, device=torch.device("cpu"), precision="fp32", guard=guard, step=5)
+        message = "no error"
+    except TrainingDiverged as exc:
+        message = str(exc)
+    with open(os.path.join(out, f"diverged{rank}.txt"), "w") as f:
+        f.write(message)
+    cleanup_distributed()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_loss_diverging_on_one_rank_stops_every_rank(tmp_path):
+    mp.spawn(_diverge_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    assert (tmp_path / "diverged1.txt").read_text() == "loss is nan at step 5"
+    assert (tmp_path / "diverged0.txt").read_text() == "the loss of another process diverged at step 5"

@@ -71,6 +71,24 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
+def _check_on_every_rank(guard: LossGuard, value: float, step: int, device: torch.device, is_ddp: bool) -> None:
+    """guard.check, agreed by all processes: a loss term that is local to one rank (CIF quantity, keyword
+    CE) can diverge there alone, and a rank that stopped alone would leave the others waiting in DDP's
+    all-reduce until the process-group timeout. Every rank raises TrainingDiverged instead."""
+    problem: TrainingDiverged | None = None
+    try:
+        guard.check(value, step)
+    except TrainingDiverged as exc:
+        problem = exc
+    if is_ddp:
+        flag = torch.tensor([0.0 if problem is None else 1.0], device=device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        if flag.item() and problem is None:
+            problem = TrainingDiverged(f"the loss of another process diverged at step {step}")
+    if problem is not None:
+        raise problem
+
+
 def optimizer_step(
     loss_module: nn.Module,
     micro_batches: Sequence[dict[str, Any]],
@@ -106,7 +124,7 @@ def optimizer_step(
                 loss, parts = loss_module(batch)
             value = float(loss.detach())
             if guard is not None:
-                guard.check(value, step)
+                _check_on_every_rank(guard, value, step, loss.device, is_ddp)
             scaler.scale(loss / n).backward()
         total += value / n
         for k, v in parts.items():
