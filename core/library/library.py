@@ -80,8 +80,9 @@ class Library:
     # ---- opening ---------------------------------------------------------------------------------------
     def _unreadable(self, exc: Exception) -> LibraryCorruptError:
         return LibraryCorruptError(
-            f"the photo library database {self.db_path} cannot be read ({exc}); move it aside (it is kept, "
-            "renamed) and index your folders again; your photos are not touched", self.db_path)
+            f"the photo library database {self.db_path} cannot be read ({exc}); rename it (keep it if you "
+            "like) and index your folders again — the app offers to do this; your photos are not touched",
+            self.db_path)
 
     # ---- checks ---------------------------------------------------------------------------------------
     def _check_identity(self, identity: str, dim: int | None, reindex: bool) -> None:
