@@ -134,11 +134,12 @@ def _outer_root(path: str, roots: Sequence[str]) -> str | None:
     return None
 
 
-def _decode_one(entry: FileEntry, size: int, draft: bool, thumbs: ThumbnailCache | None
+def _decode_one(entry: FileEntry, size: int, draft: bool, thumbs: ThumbnailCache | None, h: str | None = None
                 ) -> tuple[str, DecodedImage]:
-    """Worker: content hash + decode (+ thumbnail written to the cache). Raises ImageDecodeError."""
+    """Worker: content hash (unless the hash step made it) + decode (+ thumbnail written to the cache).
+    Raises ImageDecodeError."""
     try:
-        h = content_hash(entry.path, entry.size)
+        h = h or content_hash(entry.path, entry.size)
     except OSError as exc:
         raise ImageDecodeError(f"{entry.path}: cannot read: {exc}") from exc
     want_thumb = thumbs is not None and not thumbs.has(h)
@@ -249,7 +250,7 @@ def index_library(
                 library.write_embedded(duplicates)
                 report.added += len(duplicates)
             yield from _embed_all(library, plan.to_embed, embedder, decode_pool, workers, cancel, batch_size, draft,
-                                  thumbnails, report, resume, book)
+                                  thumbnails, report, resume, book, hashes)
         except Cancelled as exc:
             report.cancelled = True
             report.elapsed_s = time.perf_counter() - t_start
@@ -331,8 +332,10 @@ def _match_moves(library: Library, plan: _Plan, hashes: dict[str, str]) -> list[
 def _embed_all(library: Library, work: Sequence[tuple[FileEntry, int | None]], embedder: ImageEmbedder,
                pool: Executor, workers: int, cancel: threading.Event | None, batch_size: int, draft: bool,
                thumbnails: ThumbnailCache | None, report: IndexReport, resume: threading.Event | None = None,
-               book: _FailureBook | None = None) -> Generator[IndexProgress, None, None]:
-    """Decode in the pool (a bounded window ahead), embed in batches, commit each batch."""
+               book: _FailureBook | None = None, hashes: dict[str, str] | None = None
+               ) -> Generator[IndexProgress, None, None]:
+    """Decode in the pool (a bounded window ahead), embed in batches, commit each batch. `hashes`: the
+    content hashes already made (of new files), not read again."""
     total = len(work)
     if not total:
         return
@@ -368,7 +371,8 @@ def _embed_all(library: Library, work: Sequence[tuple[FileEntry, int | None]], e
             nxt = next(it, None)
             if nxt is None:
                 break
-            pending.append((nxt[0], nxt[1], pool.submit(_decode_one, nxt[0], size, draft, thumbnails)))
+            known = (hashes or {}).get(nxt[0].path)
+            pending.append((nxt[0], nxt[1], pool.submit(_decode_one, nxt[0], size, draft, thumbnails, known)))
         if cancelled():
             for _, _, fut in pending:
                 fut.cancel()

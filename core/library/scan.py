@@ -121,8 +121,8 @@ def content_hash(path: str | Path, size: int | None = None) -> str:
 
     It decides that a new file is a moved or copied photo already in the library (its vector is reused,
     not recomputed) and keys the thumbnail cache, so it must cover the whole file: a head-and-tail sample
-    gave two scans with the same margins one vector and one thumbnail. Reading is ~1 GB/s from the page
-    cache, small next to decoding; a scan of unchanged files hashes nothing.
+    gave two scans with the same margins one vector and one thumbnail. ~0.8 GB/s from the page cache on the
+    2-core VM (a 5 MB photo: ~6 ms, against ~100 ms to decode it); a scan of unchanged files hashes nothing.
     """
     h = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as f:

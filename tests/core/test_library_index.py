@@ -66,6 +66,15 @@ def test_first_run_then_nothing_to_do(env, monkeypatch):
     assert calls == {"hash": 0, "decode": 0} and emb.images == 6
 
 
+def test_a_new_photo_is_read_for_its_hash_once(env, monkeypatch):
+    photos, emb, lib = env
+    hashed: list[str] = []
+    real_hash = indexer_mod.content_hash
+    monkeypatch.setattr(indexer_mod, "content_hash", lambda path, *a: hashed.append(str(path)) or real_hash(path, *a))
+    index(lib, photos, emb)
+    assert sorted(hashed) == sorted(str(p) for p in photos.iterdir()) and len(lib) == 6
+
+
 def test_add_change_rename_delete(env):
     photos, emb, lib = env
     index(lib, photos, emb)
