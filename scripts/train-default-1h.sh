@@ -6,8 +6,8 @@
 # (bank_negatives -1: retrieval ranks hundreds of images, a batch offers 15) and a curriculum of 8500 steps in
 # all: 2500 on the engines' voices, then a warm restart of 6000 on those plus festival's voices and 200 praat
 # warps (395 voices; the same number of utterances as the ~6 h default's 40 warps), exported as an EMA of its
-# weights. No room augmentation, no boundary fine-tune. 40.2 min from a fresh clone on the idle VM (session 26; the
-# 200 warps take ~5 min of it). Held-out voice: see BENCHMARKS.md (session 25: +0.04 to +0.09 on the unseen-voice
+# weights. No room augmentation, no boundary fine-tune. 40.2 min from a fresh clone on the idle VM (session 26),
+# 44.2 min on a slower day (session 27; the 200 warps take ~5 min of it). Held-out voice: see BENCHMARKS.md (session 25: +0.04 to +0.09 on the unseen-voice
 # dev set over 40 warps in three paired runs). It does not replace resources/models/default (the ~6 h recipe,
 # better on unseen voices):
 #   bash scripts/train-default-1h.sh [OUT_MODEL_DIR]      (default: runs/default-1h-model)
