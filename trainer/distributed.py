@@ -7,6 +7,7 @@ gloo otherwise (open_clip `dist_backends`).
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 from dataclasses import dataclass
@@ -18,6 +19,10 @@ import torch.distributed as dist
 from core.device import pick_device
 
 logger = logging.getLogger(__name__)
+
+# Rank 0 alone runs the CLIP stage, the image-feature cache and validation while the other ranks wait in a
+# barrier: on SpokenCOCO's 25 000 validation utterances that can outlast NCCL's default 10 min timeout.
+COLLECTIVE_TIMEOUT = datetime.timedelta(hours=2)
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,7 @@ def init_distributed(device: str = "auto") -> DistInfo:
         torch.cuda.set_device(dev)
     if not dist.is_initialized():
         backend = {"cuda": "nccl"}.get(dev.type, "gloo")
-        dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
+        dist.init_process_group(backend=backend, rank=rank, world_size=world_size, timeout=COLLECTIVE_TIMEOUT)
         logger.info("process group: backend=%s rank=%d/%d device=%s", backend, rank, world_size, dev)
     return DistInfo(rank, local_rank, world_size, dev)
 
