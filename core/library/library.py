@@ -54,6 +54,7 @@ class Library:
         self._write_lock = threading.RLock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []  # every thread's reader, closed by close()
+        self._readers_lock = threading.Lock()  # not the write lock: a first read must not wait for a write
         try:
             self._conn = store.connect(self.db_path)
         except sqlite3.DatabaseError as exc:
@@ -80,9 +81,8 @@ class Library:
     # ---- opening ---------------------------------------------------------------------------------------
     def _unreadable(self, exc: Exception) -> LibraryCorruptError:
         return LibraryCorruptError(
-            f"the photo library database {self.db_path} cannot be read ({exc}); rename it (keep it if you "
-            "like) and index your folders again — the app offers to do this; your photos are not touched",
-            self.db_path)
+            f"the photo library database {self.db_path} cannot be read ({exc}); rename it and index your "
+            "folders again (your photos are not touched)", self.db_path)
 
     # ---- checks ---------------------------------------------------------------------------------------
     def _check_identity(self, identity: str, dim: int | None, reindex: bool) -> None:
@@ -129,7 +129,8 @@ class Library:
     def close(self) -> None:
         with self._write_lock:
             self._conn.close()
-            readers, self._readers = self._readers, []
+            with self._readers_lock:
+                readers, self._readers = self._readers, []
             for conn in readers:  # the other threads' too (the app's lanes outlive a library)
                 conn.close()
             self._local.conn = None
@@ -144,7 +145,7 @@ class Library:
         if conn is None:
             conn = store.connect(self.db_path)
             self._local.conn = conn
-            with self._write_lock:
+            with self._readers_lock:
                 self._readers.append(conn)
         return conn
 
