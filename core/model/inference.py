@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
+from itertools import groupby
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -95,18 +96,12 @@ def segments_from_fire_frames(frames: list[int], duration_s: float,
     evenly, so no unit is empty. frame_s: seconds per upstream frame (`SpeechUpstream.frame_seconds`)."""
     segs: list[Segment] = []
     prev = 0.0
-    i = 0
-    while i < len(frames):
-        f = frames[i]
-        k = 1
-        while i + k < len(frames) and frames[i + k] == f:
-            k += 1
+    for f, same_frame in groupby(frames):
+        k = len(list(same_frame))
         for j in range(k):
             end = min((f + (j + 1) / k) * frame_s, duration_s)
-            start = min(prev, end)
-            segs.append(Segment(round(start, 4), round(end, 4)))
+            segs.append(Segment(round(min(prev, end), 4), round(end, 4)))
             prev = end
-        i += k
     return segs
 
 
