@@ -8,19 +8,16 @@ import math
 import pytest
 import torch
 
+from tests.trainer.test_train_resume import _cfg as _resume_cfg
+from tests.trainer.test_train_resume import _kill_at, _Killed
 from trainer import train as train_mod
 from trainer.checkpoint import load_checkpoint
-from trainer.config import load_config
 from trainer.loop.guard import TrainingDiverged
 from trainer.train import run_training
 
 
 def _cfg(run_dir, **kw):
-    base = {"dataset": "synthetic", "synthetic_size": 16, "batch_size": 4, "max_steps": 6, "warmup_steps": 2,
-            "lr": 1e-3, "save_every_steps": 1, "eval_every_steps": 2, "run_dir": str(run_dir), "tensorboard": False,
-            "val_split": "val", "threads": 1}
-    base.update(kw)
-    return load_config(None, base)
+    return _resume_cfg(run_dir, **{"eval_every_steps": 2, **kw})
 
 
 def _finite(ckpt) -> bool:
@@ -50,19 +47,10 @@ def test_an_inf_gradient_with_a_finite_loss_stops_before_the_weights_change(tmp_
     assert last["step"] == 1 and _finite(last)
 
 
-class _Killed(Exception):
-    pass
-
-
 def test_the_checkpoint_of_a_validation_step_carries_its_best_metric(tmp_path):
     torch.set_num_threads(1)
-
-    def kill_at_2(step):
-        if step == 2:
-            raise _Killed
-
     with pytest.raises(_Killed):
-        run_training(_cfg(tmp_path, save_every_steps=2, eval_every_steps=2), on_step=kill_at_2)
+        run_training(_cfg(tmp_path, save_every_steps=2), on_step=_kill_at(2))
     last = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
     best = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
     assert last["step"] == best["step"] == 2
