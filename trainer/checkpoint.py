@@ -1,7 +1,7 @@
 """Training checkpoints: written atomically, self-describing, loadable with `weights_only=True`.
 
 A training checkpoint holds everything an exact resume needs:
-`{format_version, step, epoch, batch_in_epoch, model, optimizer, scaler, rng, best_metric, config,
+`{format_version, step, epoch, batch_in_epoch, model, optimizer, scaler, rng, loss_guard, best_metric, config,
 model_cfg}`. It is written to `<name>.tmp` and moved into place with `os.replace`, so a run killed at
 any moment leaves either the previous checkpoint or the new one, never a torn file.
 """

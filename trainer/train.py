@@ -187,6 +187,7 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
     end_step = min(max_steps, cfg.stop_at_step) if cfg.stop_at_step else max_steps
     ema = WeightEma(model, cfg.ema_decay) if cfg.ema_decay else None
     st = _State()
+    guard = LossGuard(cfg.explode_factor)  # its recent losses travel with the checkpoint
     if ckpt is not None:
         optimizer.load_state_dict(ckpt["optimizer"])
         scaler.load_state_dict(ckpt["scaler"])
@@ -199,20 +200,24 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
         st = _State(ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"], ckpt.get("best_metric"))
         rngs = ckpt["rng"]
         restore_rng(rngs[dist.rank] if len(rngs) == dist.world_size else rngs[0])
+        guards = ckpt.get("loss_guard") or []  # absent in checkpoints of older versions: the guard starts afresh
+        guard.load_state_dict(guards[dist.rank] if len(guards) == dist.world_size else None)
         logger.info("resumed from %s at step %d (epoch %d, batch %d)", resume_path, st.step, st.epoch,
                     st.batch_in_epoch)
 
     def save(name: str) -> None:
-        rngs = [None] * dist.world_size
+        rngs: list[Any] = [None] * dist.world_size
+        guards: list[Any] = [None] * dist.world_size
         if dist.distributed:
             tdist.all_gather_object(rngs, capture_rng())
+            tdist.all_gather_object(guards, guard.state_dict())
         else:
-            rngs = [capture_rng()]
+            rngs, guards = [capture_rng()], [guard.state_dict()]
         if dist.is_main:
             _save({"model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                    "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "step": st.step,
                    "epoch": st.epoch, "batch_in_epoch": st.batch_in_epoch, "best_metric": st.best,
-                   "rng": rngs, "config": cfg.to_dict(), "model_cfg": model.config.to_dict(),
+                   "rng": rngs, "loss_guard": guards, "config": cfg.to_dict(), "model_cfg": model.config.to_dict(),
                    **({"ema": ema.state_dict()} if ema is not None else {})},
                   checkpoint_dir(run_dir) / name)
         barrier()
@@ -236,7 +241,6 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
             save(BEST)
         return vals
 
-    guard = LossGuard(cfg.explode_factor)
     bar = None
     if dist.is_main:
         from tqdm import tqdm

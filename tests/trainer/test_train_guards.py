@@ -1,5 +1,6 @@
 """Training stops cleanly on a non-finite gradient; a checkpoint saved at a validation step carries that
-validation's best metric (a resumed run must not replace best.pt with a worse model)."""
+validation's best metric (a resumed run must not replace best.pt with a worse model); the explosion guard's
+recent losses travel with the checkpoint (a resumed run is watched from its first step)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from tests.trainer.test_train_resume import _cfg as _resume_cfg
 from tests.trainer.test_train_resume import _kill_at, _Killed
 from trainer import train as train_mod
 from trainer.checkpoint import load_checkpoint
-from trainer.loop.guard import TrainingDiverged
+from trainer.loop.guard import LossGuard, TrainingDiverged
 from trainer.train import run_training
 
 
@@ -55,3 +56,24 @@ def test_the_checkpoint_of_a_validation_step_carries_its_best_metric(tmp_path):
     best = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
     assert last["step"] == best["step"] == 2
     assert last["best_metric"] is not None and last["best_metric"] == best["best_metric"]
+
+
+def test_a_resumed_run_guards_with_the_losses_before_the_kill(tmp_path, monkeypatch):
+    torch.set_num_threads(1)
+    seen: list[list[float]] = []
+
+    class Recording(LossGuard):
+        def check(self, loss, step):
+            seen.append(list(self.recent))
+            super().check(loss, step)
+
+    monkeypatch.setattr(train_mod, "LossGuard", Recording)
+    run_training(_cfg(tmp_path / "a", eval_every_steps=0))
+    straight = list(seen)
+    seen.clear()
+    with pytest.raises(_Killed):
+        run_training(_cfg(tmp_path / "b", eval_every_steps=0), on_step=_kill_at(3))
+    assert load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")["loss_guard"] == [straight[3]]
+    seen.clear()
+    run_training(_cfg(tmp_path / "b", eval_every_steps=0), resume="latest")
+    assert len(straight[3]) == 3 and seen == straight[3:]

@@ -36,3 +36,11 @@ class LossGuard:
                     f"loss exploded at step {step}: {loss:.4g} > {self.factor:g} x recent median {med:.4g}"
                 )
         self.recent.append(loss)
+
+    def state_dict(self) -> list[float]:
+        """The recent losses, saved with a checkpoint so a resumed run watches for explosions at once."""
+        return list(self.recent)
+
+    def load_state_dict(self, recent: list[float] | None) -> None:
+        self.recent.clear()
+        self.recent.extend(float(x) for x in (recent or []))
