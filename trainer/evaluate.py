@@ -90,7 +90,9 @@ def metrics_from_rows(rows: Sequence[dict[str, Any]], keys: Sequence[str], image
     ref = [[w["end_s"] for w in r["words"]] for r in timed]
     pred = [r["fire_s"] for r in timed]
     uni = [uniform_boundaries(len(r["fire_s"]), r["words"][0]["start_s"], r["words"][-1]["end_s"]) for r in timed]
-    has_times = any(len(p) for p in pred)
+    # None only where nothing can be scored (no word times, or a model without CIF); a CIF that never fires
+    # scores 0, not None
+    has_times = any(len(r) for r in ref) and any(r.get("cascaded") is not None for r in rows)
     out: dict[str, Any] = {
         "speech_to_image": rec["speech_to_image"],
         "image_to_speech": rec["image_to_speech"],

@@ -121,6 +121,27 @@ def test_a_voice_is_ranked_against_the_whole_gallery():
     assert metrics_from_rows(rows[:1], keys, images, [set()])["speech_to_image"]["r1"] == 1.0  # its own images only
 
 
+def test_a_cif_that_never_fires_scores_boundary_f1_zero_not_none():
+    from trainer.evaluate import metrics_from_rows
+
+    words = [{"word": "red", "start_s": 0.1, "end_s": 0.4}, {"word": "circle", "start_s": 0.5, "end_s": 0.9}]
+
+    def row(fire_s, cascaded, words=words):
+        return {"query": np.ones(2, np.float32), "image_key": "k0", "text": "a red circle", "words": words,
+                "candidates": [], "keywords": [], "fire_s": fire_s, "n_units": len(fire_s), "voice": "v",
+                "parallel": np.ones(2, np.float32), "cascaded": cascaded}
+
+    images = np.eye(2, dtype=np.float32)[:1]
+    silent = metrics_from_rows([row([], np.ones(2, np.float32))], ["k0"], images, [set()])
+    assert silent["boundary_f1"] == 0.0 and silent["boundary_f1_uniform"] == 0.0
+    cut = metrics_from_rows([row([0.41, 0.9], np.ones(2, np.float32))], ["k0"], images, [set()])
+    assert cut["boundary_f1"] == 1.0
+    # nothing to score: no CIF (parallel branch alone), or no word times
+    assert metrics_from_rows([row([], None)], ["k0"], images, [set()])["boundary_f1"] is None
+    assert metrics_from_rows([row([0.4], np.ones(2, np.float32), words=None)], ["k0"], images,
+                             [set()])["boundary_f1"] is None
+
+
 def test_export_evaluates_flickr8k_data_or_fails_loudly(tmp_path, capfd):
     import sys
     from pathlib import Path
