@@ -147,6 +147,17 @@ def test_spokencoco_original_ids_from_filenames(tmp_path: Path) -> None:
     assert {u.image_id for u in utts if u.split == "val"} == {1009, 1010}
     with pytest.raises(DatasetError, match="SpokenCOCO_test.json"):
         read_spokencoco(tmp_path, split="test", split_prefix="SpokenCOCO")
+    # a plain download has only the original files: read without naming the prefix (the trainer's way)
+    assert [(u.image_id, u.audio_path) for u in read_spokencoco(tmp_path)] == [(u.image_id, u.audio_path)
+                                                                              for u in utts]
+    with pytest.raises(DatasetError, match="SpokenCOCO_test.json"):
+        read_spokencoco(tmp_path, split="test")
+
+
+def test_spokencoco_prefers_the_karpathy_split_where_both_are_present(tmp_path: Path) -> None:
+    make_spokencoco(tmp_path)
+    make_spokencoco(tmp_path, prefix="SpokenCOCO")
+    assert {u.image_id for u in read_spokencoco(tmp_path, split="test")} == {20, 21}
 
 
 def test_spokencoco_non_numeric_reassign_id_is_a_dataset_error(tmp_path: Path) -> None:

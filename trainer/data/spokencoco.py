@@ -7,7 +7,8 @@
     ROOT/mscoco_img/{train2014,val2014}/...          COCO 2014 images
 
 `prefix` is "SpokenCOCO_ksplit" (Karpathy split with reassign_id) or "SpokenCOCO" (the original files,
-train and val only; the id is parsed from the image file name). Text is lower-cased.
+train and val only; the id is parsed from the image file name). Without a prefix the Karpathy files are read
+where any is present, else the original ones (a plain SpokenCOCO download has only those). Text is lower-cased.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from trainer.data.records import Utterance, check_files
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
+PREFIXES = ("SpokenCOCO_ksplit", "SpokenCOCO")  # preferred first
 FIX = (
     "unpack SpokenCOCO.tar.gz into ROOT/SpokenCOCO, the split JSONs (ksplit.tar.gz) beside it, and the COCO "
     "2014 train2014/ and val2014/ image folders into ROOT/mscoco_img"
@@ -38,12 +40,25 @@ def _image_id(entry: dict, where: str) -> int:
     return int(m.group(1))
 
 
+def _present_prefix(base: Path) -> str:
+    """"SpokenCOCO_ksplit" where any of its split files is present, else "SpokenCOCO" where one of those is."""
+    for prefix in PREFIXES:
+        if any((base / f"{prefix}_{s}.json").is_file() for s in SPLITS):
+            if prefix != PREFIXES[0]:
+                logger.info("%s has no %s_*.json; reading the original %s_*.json (ids from image names)",
+                            base, PREFIXES[0], prefix)
+            return prefix
+    return PREFIXES[0]  # neither: the error names the Karpathy files
+
+
 def read_spokencoco(
-    root: str | Path, split: str | None = None, split_prefix: str = "SpokenCOCO_ksplit", *, check: bool = True
+    root: str | Path, split: str | None = None, split_prefix: str | None = None, *, check: bool = True
 ) -> list[Utterance]:
     """Utterances of SpokenCOCO (`split`: train | val | test | None for every split file present)."""
     root = Path(root)
     base = root / "SpokenCOCO"
+    if split_prefix is None:
+        split_prefix = _present_prefix(base)
     if split is not None and split not in SPLITS:
         raise DatasetError(f"unknown SpokenCOCO split {split!r}; valid: {', '.join(SPLITS)}")
     wanted = [split] if split else [s for s in SPLITS if (base / f"{split_prefix}_{s}.json").is_file()]
