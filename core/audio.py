@@ -19,7 +19,8 @@ logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000  # Hz; what every HuBERT-family upstream expects
 MIN_SPEECH_S = 0.3  # shorter than this there is no word to hear
-MAX_AUDIO_S = 600.0  # ten minutes: a spoken query longer than this is a mistake (and a memory risk)
+MAX_AUDIO_S = 600.0  # ten minutes: longer audio is refused before it is read (a memory risk)
+MAX_QUERY_S = 30.0  # a spoken query: self-attention memory grows with the square of the length (30 s ~1.6 GB)
 SILENCE_PEAK = 1e-4  # peak amplitude below which a recording is treated as silence (-80 dBFS)
 NORMALIZE_PEAK = 0.9  # target peak after normalisation
 MAX_GAIN = 100.0  # at most +40 dB of gain, so near-silent noise is not blown up to full scale
@@ -85,10 +86,17 @@ def load_audio(source: str | Path | np.ndarray, sr: int | None = None) -> np.nda
         import soundfile as sf
 
         path = Path(source)
-        if not path.is_file():
+        if not path.exists():
             raise AudioDecodeError(f"audio file {path} does not exist; check the path")
+        if not path.is_file():
+            raise AudioDecodeError(f"{path} is not a file; choose an audio file (WAV, FLAC, OGG, MP3)")
         try:
+            info = sf.info(str(path))
+            if 0 < info.samplerate and 0 < info.frames < 2**62 and info.frames / info.samplerate > MAX_AUDIO_S:
+                _too_long(path, info.frames / info.samplerate)
             x, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        except AudioDecodeError:
+            raise
         except Exception as exc:  # libsndfile raises its own error types for every malformed file
             # libsndfile's text repeats the path ("Error opening '/x.wav': Format not recognised."): keep the reason
             reason = str(exc).split("': ", 1)[-1].rstrip(". ") or type(exc).__name__
@@ -97,11 +105,14 @@ def load_audio(source: str | Path | np.ndarray, sr: int | None = None) -> np.nda
             ) from exc
     x = to_mono(np.asarray(x))
     if x.size and x.size / rate > MAX_AUDIO_S:
-        raise AudioDecodeError(
-            f"{_name(source)} is {x.size / rate:.0f} s long, above the limit of {MAX_AUDIO_S:.0f} s; "
-            "cut it to the spoken query"
-        )
+        _too_long(source, x.size / rate)
     return resample(x, int(rate), SAMPLE_RATE)
+
+
+def _too_long(source: object, seconds: float) -> None:
+    raise AudioDecodeError(
+        f"{_name(source)} is {seconds:.0f} s long, above the limit of {MAX_AUDIO_S:.0f} s; cut it to the spoken query"
+    )
 
 
 def normalize(x: np.ndarray, peak: float = NORMALIZE_PEAK, max_gain: float = MAX_GAIN) -> np.ndarray:
@@ -149,7 +160,8 @@ def trim_silence(x: np.ndarray, sr: int = SAMPLE_RATE, top_db: float = TRIM_TOP_
 
 def check_speech(x: np.ndarray, sr: int = SAMPLE_RATE, name: str = "the recording") -> None:
     """Raise AudioDecodeError when `x` (S,) cannot hold a spoken query: empty, NaN/inf, shorter than
-    `MIN_SPEECH_S`, or silent (peak below `SILENCE_PEAK`). `name` (a file name) goes into the message.
+    `MIN_SPEECH_S`, longer than `MAX_QUERY_S`, or silent (peak of the signal without its DC offset below
+    `SILENCE_PEAK`). `name` (a file name) goes into the message.
     """
     if x.size == 0:
         raise AudioDecodeError(f"{name} is empty (0 samples); record or choose a file with speech in it")
@@ -160,7 +172,12 @@ def check_speech(x: np.ndarray, sr: int = SAMPLE_RATE, name: str = "the recordin
         raise AudioDecodeError(
             f"{name} is {duration:.2f} s long, shorter than the minimum of {MIN_SPEECH_S} s; speak a longer query"
         )
-    peak = float(np.max(np.abs(x)))
+    if duration > MAX_QUERY_S:
+        raise AudioDecodeError(
+            f"{name} is {duration:.1f} s long, above the {MAX_QUERY_S:.0f} s a spoken query may last; "
+            "cut it to the query (e.g. `sox in.wav out.wav trim 0 10`)"
+        )
+    peak = float(np.max(np.abs(x - np.float32(x.mean()))))  # a constant offset is not sound
     if peak < SILENCE_PEAK:
         raise AudioDecodeError(
             f"{name} is silent (peak {peak:.1e} < {SILENCE_PEAK:.0e}); check the microphone and its input level"

@@ -63,6 +63,21 @@ def test_flac_and_unreadable_files(tmp_path):
     assert str(err.value).count("bad.wav") == 1 and "Convert it to WAV or FLAC" in str(err.value)  # path once
     with pytest.raises(AudioDecodeError, match="does not exist"):
         audio.load_audio(tmp_path / "missing.wav")
+    with pytest.raises(AudioDecodeError, match="is not a file"):
+        audio.load_audio(tmp_path)
+
+
+def test_overlong_file_is_refused_from_its_header_before_it_is_read(tmp_path, monkeypatch):
+    path = tmp_path / "long.wav"
+    sf.write(path, np.zeros(8000 * 61, np.int16), 8000, subtype="PCM_16")  # 61 s
+    monkeypatch.setattr(audio, "MAX_AUDIO_S", 60.0)
+
+    def no_read(*a, **k):
+        raise AssertionError("the samples were read")
+
+    monkeypatch.setattr(sf, "read", no_read)
+    with pytest.raises(AudioDecodeError, match=r"long\.wav is 61 s long, above the limit of 60 s"):
+        audio.load_audio(path)
 
 
 def test_check_speech_rejects_empty_short_silent_nan():
@@ -77,6 +92,11 @@ def test_check_speech_rejects_empty_short_silent_nan():
     with pytest.raises(AudioDecodeError, match="NaN"):
         audio.check_speech(bad)
     audio.check_speech(tone(300, 1.0, 16000))  # fine
+    with pytest.raises(AudioDecodeError, match="silent"):  # a DC offset alone is no sound
+        audio.check_speech(np.full(16000, 0.05, np.float32))
+    with pytest.raises(AudioDecodeError, match=r"q\.wav is 31\.0 s long, above the 30 s a spoken query may last"):
+        audio.check_speech(tone(300, 31.0, 16000), name="q.wav")
+    audio.check_speech(tone(300, 29.0, 16000))
 
 
 def test_normalize_peak_dc_and_gain_limit():
