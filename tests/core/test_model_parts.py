@@ -188,6 +188,20 @@ def test_frozen_upstream_stays_in_eval_without_grad_and_weighted_sum_learns(tiny
     assert all(p.grad is None and not p.requires_grad for p in up.backbone.parameters())
 
 
+def test_the_last_state_is_the_last_layers_raw_output_not_layer_normed(tiny_config) -> None:
+    # fairseq's layer_results (reference section 1.2) hold each layer's raw output; transformers 4.x put the
+    # final LayerNorm into the last hidden state of stable-layer-norm (pre-LN) models such as HuBERT Large
+    # and the default: another feature for the same weights (pyproject asks for transformers >= 5)
+    up = SpeechUpstream(tiny_config.speech)
+    assert up.backbone.config.do_stable_layer_norm
+    layer_out, summed = [], []
+    up.backbone.encoder.layers[-1].register_forward_hook(
+        lambda m, i, o: layer_out.append(o if isinstance(o, torch.Tensor) else o[0]))
+    up.weighted_sum.register_forward_pre_hook(lambda m, args: summed.append(args[0]))
+    up(torch.randn(1, 8000), torch.tensor([8000]))
+    assert torch.equal(summed[0][-1], layer_out[0].float())
+
+
 def test_trainable_upstream_trains_its_convs_without_a_gradient_for_the_raw_wave(tiny_config) -> None:
     up = SpeechUpstream(dataclasses.replace(tiny_config.speech, trainable=True))
     up.train()
