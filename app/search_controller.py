@@ -212,6 +212,9 @@ class SearchController(QObject):
         heard = " ".join(k.text for k in query.keywords) if query is not None else ""
         words = f" — heard “{heard}”" if heard else ""
         ms = f" in {self.last_latency_s * 1000:.0f} ms" if self.last_latency_s is not None else ""
+        unread = list(getattr(result, "unread_words", []) or [])
+        if unread:  # typed words the model cannot read would otherwise vanish without a word
+            words += f" (not in the model's vocabulary: {' '.join(unread)})"
         self.grid.set_summary(f"{len(hits)} photos for {label}{words}{ms}" if hits else
                               f"No photos matched {label}{words}. Lower the min score, or index more folders.")
         self.result_shown.emit(result)

@@ -150,16 +150,19 @@ def _run_search(args: argparse.Namespace) -> int:
                                     f"run `python -m core index {args.library}` first")
         roots = [args.library]
         engine = service.engine
-        query, parts = None, []
+        query, parts, exclude, unread = None, [], set(), []
         if args.audio:
             query = engine.speech_query(args.audio)
             parts.append(query.query_vector)
         if args.text:
             parts.append(engine.encode_text(args.text))
+            unread = engine.model.clip.unread_words(args.text)
         if args.image:
-            parts.append(engine.image_vector(args.image)[0])
+            vec, image_id = engine.image_vector(args.image)
+            parts.append(vec)
+            exclude = {image_id} if image_id is not None else set()  # "more like this": not the photo itself
         vec = np.sum([p / max(np.linalg.norm(p), 1e-12) for p in parts], axis=0)
-        result = engine.search_vector(vec, args.top, args.min_score, roots, args.sort)
+        result = engine.search_vector(vec, args.top, args.min_score, roots, args.sort, exclude=exclude)
         result.query = query
     finally:
         service.close()
@@ -167,7 +170,10 @@ def _run_search(args: argparse.Namespace) -> int:
                      "image": str(args.image) if args.image else None},
            **_query_json(query),
            "hits": [{"path": h.path, "score": round(h.score, 6)} for h in result.hits],
-           "method": result.method}
+           "method": result.method, "unread_words": unread}
+    if unread and not args.json:
+        print(f"note: not read (outside this model's vocabulary, or past its context): {' '.join(unread)}",
+              file=sys.stderr)
     if args.json:
         print(json.dumps(out, indent=2, ensure_ascii=False))
         return 0

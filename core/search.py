@@ -59,6 +59,7 @@ class SearchResult:
     hits: list[Hit]
     method: str = "exact"
     timings_ms: dict[str, float] = field(default_factory=dict)
+    unread_words: list[str] = field(default_factory=list)  # typed words the model could not read (vocab, length)
 
 
 class SearchEngine:
@@ -102,7 +103,13 @@ class SearchEngine:
         """The CLIP text embedding (E,) float32 of a typed query."""
         if not text.strip():
             raise SpokenSearchError("the text query is empty; type a few words describing the photo")
-        vec = self.model.clip.encode_text([text])
+        clip = self.model.clip
+        if len(clip.unread_words(text)) == len(text.split()):  # the vector would be that of an empty text
+            known = clip.known_words()
+            raise SpokenSearchError(
+                f"none of the words of “{text.strip()}” are in this model's vocabulary of {len(known)} words "
+                f"({', '.join(known[:40])}{', ...' if len(known) > 40 else ''}); describe the photo with those")
+        vec = clip.encode_text([text])
         return _to_numpy(vec)[0]
 
     def search_text(self, text: str, top_k: int = DEFAULT_TOP_K, min_score: float | None = None,
@@ -112,6 +119,10 @@ class SearchEngine:
         embed_ms = (time.perf_counter() - t0) * 1000
         result = self.search_vector(vec, top_k, min_score, roots, sort)
         result.timings_ms["embed"] = embed_ms
+        result.unread_words = self.model.clip.unread_words(text)
+        if result.unread_words:
+            logger.info("typed query %r: not read (outside the vocabulary or the context): %s", text,
+                        result.unread_words)
         return result
 
     def image_vector(self, path_or_id: str | Path | int) -> tuple[np.ndarray, int | None]:

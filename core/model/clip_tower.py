@@ -234,6 +234,25 @@ class ClipTower(nn.Module):
             out[i, : len(seq)] = torch.tensor(seq)
         return out.to(self.table_orig_ids.device)
 
+    def unread_words(self, text: str) -> list[str]:
+        """The words of `text` that tokenize() drops: outside a compact vocabulary, or past the context length."""
+        dropped, room = [], self.context_length - 2
+        for word in text.split():
+            ids = self.tokenizer.encode(word)
+            if self.compact and ids and bool((self.orig_to_tower[torch.tensor(ids, dtype=torch.long)] < 0).any()):
+                dropped.append(word)
+                continue
+            if len(ids) > room:
+                dropped.append(word)
+            room = max(0, room - len(ids))
+        return dropped
+
+    def known_words(self) -> list[str]:
+        """The whole words of a compact vocabulary (sorted); empty for a full CLIP vocabulary."""
+        if not self.compact:
+            return []
+        return sorted({t[:-4] for t in self.table_texts() if t.endswith("</w>") and t[:-4].isalpha()})
+
     # ------------------------------------------------------------------ encoders
     def _ctx(self) -> Any:
         return autocast_for(self.table_orig_ids.device) if not self.trainable else _null()

@@ -121,7 +121,9 @@ class FakeService:
         self.calls.append("search_text")
         rng = np.random.default_rng(zlib.crc32(text.encode()))
         v = rng.standard_normal(8).astype(np.float32)
-        return SearchResult(None, self._rank(v / np.linalg.norm(v), top_k, min_score))
+        result = SearchResult(None, self._rank(v / np.linalg.norm(v), top_k, min_score))
+        result.unread_words = [w for w in text.split() if w.startswith("zz")]  # words "outside the vocabulary"
+        return result
 
     def search_similar(self, image: int | str, top_k: int = 20, min_score: float | None = None) -> SearchResult:
         self.calls.append("search_similar")

@@ -85,6 +85,7 @@ def test_min_score_cutoff_reruns_last_query(qtbot, make_window, fake_service, ph
     with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
         w.search.search_text("dog")
     assert w.search.chips._title.text().startswith("No speech in this query: results for")  # done, not "Searching"
+    assert "vocabulary" not in w.grid._summary
     all_hits = [w.results.hit(r).score for r in range(w.results.rowCount())]
     with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
         w.grid.min_score.setValue(sorted(all_hits)[len(all_hits) // 2])
@@ -112,3 +113,11 @@ def fake_query_keywords(n: int) -> list:
     from tests.app.fake_service import Keyword
 
     return [Keyword(f"word{i}", i * 0.1, i * 0.1 + 0.1, 0.5) for i in range(n)]
+
+
+def test_typed_words_the_model_cannot_read_are_named_in_the_summary(qtbot, make_window, fake_service, photos):
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    index_and_wait(qtbot, w, photos)
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.search.search_text("a dog zzxylophone")
+    assert "(not in the model's vocabulary: zzxylophone)" in w.grid._summary

@@ -78,7 +78,24 @@ def test_search_json_keys(env, model_dir, capsys):
     assert len(top["hits"]) == 2
     img = run_json(capsys, ["search", "--library", str(photos), "--image", str(photos / "0.jpg"),
                             "--model", model_dir, "--json"])
-    assert img["hits"][0]["path"] == str(photos / "0.jpg") and img["keywords"] == []
+    # "more like this": the query photo itself is not a result
+    assert len(img["hits"]) == 4 and str(photos / "0.jpg") not in [h["path"] for h in img["hits"]]
+    assert img["keywords"] == [] and img["unread_words"] == []
+
+
+def test_typed_words_the_model_cannot_read_are_named_not_dropped_silently(env, model_dir, capsys):
+    tmp, photos = env
+    assert main(["index", str(photos), "--model", model_dir, "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["search", "--library", str(photos), "--text", "a red xylophone", "--model", model_dir]) == 0
+    assert "not read (outside this model's vocabulary, or past its context): xylophone" in capsys.readouterr().err
+    out = run_json(capsys, ["search", "--library", str(photos), "--text", "a red xylophone", "--model", model_dir,
+                            "--json"])
+    assert out["unread_words"] == ["xylophone"] and len(out["hits"]) == 5
+    # nothing readable: the vector would be an empty text's, so an error instead of confident nonsense
+    assert main(["search", "--library", str(photos), "--text", "xylophone zebra", "--model", model_dir]) == 1
+    err = capsys.readouterr().err
+    assert "none of the words of “xylophone zebra” are in this model's vocabulary" in err and "dog" in err
 
 
 def test_errors_are_one_line_with_the_fix(env, model_dir, capsys):

@@ -34,7 +34,8 @@ def fill(lib, vecs, folder="/photos", dates=None):
 class FakeModel:
     def __init__(self, vec):
         self.vec = vec
-        self.clip = SimpleNamespace(encode_text=lambda texts: np.stack([vec for _ in texts]))
+        self.clip = SimpleNamespace(encode_text=lambda texts: np.stack([vec for _ in texts]),
+                                    unread_words=lambda text: [], known_words=lambda: [])
 
     def infer(self, wav):
         return SimpleNamespace(query_vector=self.vec, keywords=[], segments=[])

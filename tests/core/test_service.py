@@ -65,9 +65,11 @@ def test_index_and_search_every_way(service):
     heard = svc.analyze_audio(speech())
     np.testing.assert_allclose(heard.query_vector, res.query.query_vector, atol=1e-5)
     assert len(svc.search_text("a red ball", top_k=3).hits) == 3
+    assert svc.search_text("a red ball", top_k=3).unread_words == []
+    assert svc.search_text("a red xylophone", top_k=3).unread_words == ["xylophone"]
     sim = svc.search_similar(photos / "p3.jpg", top_k=3)
     assert str(photos / "p3.jpg") not in [h.path for h in sim.hits] and len(sim.hits) == 3
-    only_sub = svc.search_text("anything", top_k=10, roots=[photos / "sub"])
+    only_sub = svc.search_text("a dog", top_k=10, roots=[photos / "sub"])
     assert [h.path for h in only_sub.hits] == [str(photos / "sub" / "q.png")]
 
 
