@@ -30,6 +30,8 @@ from core.search import DEFAULT_TOP_K, SearchEngine, SearchResult
 
 logger = logging.getLogger(__name__)
 
+CLOSE_WAIT_S = 60.0  # close(): how long a running index may take to reach its batch boundary and stop
+
 
 @dataclass(frozen=True)
 class ServiceStats:
@@ -71,6 +73,7 @@ class SearchService:
         self.thumbnails = ThumbnailCache(cache / "thumbnails")
         self._index_lock = threading.Lock()
         self._cancel: threading.Event | None = None
+        self._index_thread: int | None = None  # the thread that started the running index
         self._searching = 0
         self._search_lock = threading.Lock()
         self._resume = threading.Event()
@@ -123,9 +126,12 @@ class SearchService:
         """Index `roots` (default: every known root). Yields progress, returns the report; raises Cancelled
         when `cancel` (or cancel_indexing()) is set, and SpokenSearchError when an index is already running.
         """
+        if batch_size < 1 or workers < 1:
+            raise SpokenSearchError(f"batch_size ({batch_size}) and workers ({workers}) must be at least 1")
         if not self._index_lock.acquire(blocking=False):
             raise SpokenSearchError("the library is already being indexed; wait for it or cancel it first")
         try:
+            self._index_thread = threading.get_ident()
             self._cancel = cancel or threading.Event()
             todo = list(roots) if roots is not None else self.library.roots()
             if not todo:
@@ -207,6 +213,13 @@ class SearchService:
                      "image_size": self.embedder.image_size, "clip_identity": self.embedder.identity})
         return card
 
-    def close(self) -> None:
-        self.cancel_indexing()
+    def close(self, wait_s: float = CLOSE_WAIT_S) -> None:
+        """Cancel a running index, wait (up to `wait_s`) for it to stop at its batch boundary, close the library."""
+        if self.cancel_indexing() and self._index_thread != threading.get_ident():
+            # an index in another thread must not find its database closed under it (its cancel lands at the
+            # next batch); an index generator suspended in this thread cannot move until we return
+            if self._index_lock.acquire(timeout=wait_s):
+                self._index_lock.release()
+            else:
+                logger.warning("the index did not stop within %.0f s; closing the library under it", wait_s)
         self.library.close()

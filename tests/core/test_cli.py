@@ -143,3 +143,16 @@ def test_index_of_a_missing_folder_fails_and_indexes_nothing(env, model_dir, cap
     err = capsys.readouterr().err
     assert rc == 1 and "no such folder" in err and "no-such-folder" in err
     assert not (tmp / "data" / "library" / "library.sqlite3").exists()  # nothing indexed, not even the good one
+
+
+@pytest.mark.parametrize("argv", [["index", "PHOTOS", "--batch-size", "-1"], ["index", "PHOTOS", "--workers", "-2"],
+                                  ["search", "--library", "PHOTOS", "--text", "a dog", "--top", "-3"],
+                                  ["search", "--library", "PHOTOS", "--text", "a dog", "--min-score", "nan"]])
+def test_out_of_range_numbers_are_usage_errors(env, model_dir, capsys, argv):
+    tmp, photos = env
+    with pytest.raises(SystemExit) as e:
+        main([str(photos) if a == "PHOTOS" else a for a in argv] + ["--model", model_dir])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "is not a positive number" in err or "is not a finite number" in err
+    assert not (tmp / "data" / "library").exists()  # nothing was opened or indexed

@@ -137,3 +137,43 @@ def test_search_preempts_and_cancel_stops_indexing(service):
     with pytest.raises(SpokenSearchError):  # Cancelled
         drain(gen)
     assert not svc.indexing and 0 < svc.stats().photos < 41
+
+
+def test_close_waits_for_an_index_in_another_thread_to_stop(service, monkeypatch):
+    from core.errors import Cancelled
+
+    svc, photos = service
+    for i in range(12, 40):
+        make_image(photos / f"p{i}.jpg", i)
+    real_embed = svc.embedder.embed
+    started, outcome = threading.Event(), []
+
+    def slow_embed(pixels):
+        started.set()
+        threading.Event().wait(0.3)  # a batch on a slow CPU: close() arrives in the middle of it
+        return real_embed(pixels)
+
+    monkeypatch.setattr(svc.embedder, "embed", slow_embed)
+
+    def run():
+        try:
+            drain(svc.index([photos], batch_size=4, workers=1))
+            outcome.append("finished")
+        except BaseException as exc:  # noqa: BLE001 - what the thread died of is the point
+            outcome.append(exc)
+
+    th = threading.Thread(target=run)
+    th.start()
+    assert started.wait(30)
+    svc.close()
+    assert not th.is_alive()  # close() returned only after the index stopped
+    th.join()
+    assert isinstance(outcome[0], Cancelled), outcome  # not sqlite3.ProgrammingError on a closed database
+
+
+def test_index_refuses_a_batch_size_or_worker_count_below_one(service):
+    svc, photos = service
+    with pytest.raises(SpokenSearchError, match="must be at least 1"):
+        next(svc.index([photos], batch_size=0))
+    with pytest.raises(SpokenSearchError, match="must be at least 1"):
+        next(svc.index([photos], workers=-2))
