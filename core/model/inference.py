@@ -17,8 +17,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-WORD_END = "</w>"
-MIN_SAMPLES = 400  # CLIP BPE marks the last sub-word of a word
+WORD_END = "</w>"  # CLIP BPE marks the last sub-word of a word
 
 
 @dataclass
@@ -147,8 +146,10 @@ def _group_norm_upstream(model: SpeechClipModel) -> bool:
 def _run(model: SpeechClipModel, wavs: list[np.ndarray]) -> tuple[SpeechOutput, list[int]]:
     """One forward pass over a zero-padded batch (inference mode); also returns each wave's true length."""
     lens = [int(np.asarray(w).reshape(-1).shape[0]) for w in wavs]
-    # the conv front-end needs one receptive field (400 samples = 25 ms): shorter input is zero-padded
-    run_lens = [max(n, MIN_SAMPLES) for n in lens]
+    # the conv front-end needs one receptive field (HuBERT Base: 400 samples = 25 ms; the default's 25 Hz
+    # stack: 690): shorter input is zero-padded
+    min_samples = model.upstream.min_samples
+    run_lens = [max(n, min_samples) for n in lens]
     wav = torch.zeros(len(wavs), max(run_lens), dtype=torch.float32)
     for i, w in enumerate(wavs):
         wav[i, : lens[i]] = torch.from_numpy(np.asarray(w, dtype=np.float32).reshape(-1))

@@ -121,6 +121,15 @@ class SpeechUpstream(nn.Module):
             self.backbone.eval()  # a frozen upstream stays in eval mode (no dropout, no SpecAugment)
         return self
 
+    @property
+    def min_samples(self) -> int:
+        """The shortest wave that yields one frame: the conv stack's receptive field (400 for HuBERT Base)."""
+        conf = self.backbone.config
+        n = 1
+        for kernel, stride in reversed(list(zip(conf.conv_kernel, conf.conv_stride, strict=True))):
+            n = (n - 1) * stride + kernel
+        return n
+
     def frame_lengths(self, wav_lens: torch.Tensor) -> torch.Tensor:
         """Conv output lengths (frames of `frame_seconds`). wav_lens: (B,) long -> (B,) long."""
         return self.backbone._get_feat_extract_output_lengths(wav_lens).long()

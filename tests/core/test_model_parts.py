@@ -284,3 +284,20 @@ def test_masked_info_nce_extra_negatives_join_the_speech_to_image_side_only() ->
     hard = masked_info_nce(s, s, ids, ids, scale, extra_negatives=s.clone())  # copies of the positives
     easy = masked_info_nce(s, s, ids, ids, scale, extra_negatives=-s)
     assert hard > easy > aligned
+
+
+def test_min_samples_is_the_conv_stacks_receptive_field_and_shorter_queries_are_padded(tiny_config) -> None:
+    import numpy as np
+
+    from core.factory import create_model
+
+    hf = {**tiny_config.speech.hf_config, "conv_kernel": [20, 8, 4, 4], "conv_stride": [10, 4, 4, 4],
+          "conv_dim": [16, 16, 16, 16]}  # the default's 25 Hz stack
+    cfg = tiny_config.replace(speech=dataclasses.replace(tiny_config.speech, hf_config=hf))
+    model = create_model(cfg).eval()
+    n = model.upstream.min_samples
+    lens = model.upstream.frame_lengths(torch.tensor([n - 1, n]))
+    assert n == 690 and lens.tolist() == [0, 1]
+    q = model.infer(np.random.default_rng(0).standard_normal(500).astype(np.float32) * 0.1)  # 400 < 500 < n
+    assert q.query_vector.shape == (cfg.clip.model_cfg["embed_dim"],)
+    assert SpeechUpstream(tiny_config.speech).min_samples == 400  # HuBERT Base's 25 ms
