@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.device import autocast_for
-from core.errors import ConfigError, ModelNotFoundError
+from core.errors import CheckpointError, ConfigError, ModelNotFoundError
 from core.model.config import ClipConfig
 from core.paths import resources_dir
 
@@ -104,18 +105,36 @@ def build_open_clip(cfg: ClipConfig, vocab_size: int | None) -> nn.Module:
         raise ConfigError(f"clip.arch {arch!r} is not a built-in open_clip architecture (hub names are not "
                           "loaded: no download); use an open_clip name like 'ViT-B-32' or an inline model_cfg")
     if cfg.pretrained is None:
-        return open_clip.create_model(arch, pretrained=None)
+        return open_clip.create_model(arch, pretrained=None, force_quick_gelu=bool(cfg.quick_gelu))
     if os.path.exists(cfg.pretrained):
-        return open_clip.create_model(arch, pretrained=cfg.pretrained)
+        if cfg.quick_gelu is None and open_clip.get_pretrained_cfg(arch, "openai").get("quick_gelu"):
+            logger.warning("clip.pretrained %s on %s builds GELU; if these are OpenAI's weights set "
+                           "clip.quick_gelu true (or use %s-quickgelu)", cfg.pretrained, arch, arch)
+        return _create_from_file(arch, cfg.pretrained, bool(cfg.quick_gelu))
     local = _cached_pretrained_file(arch, cfg.pretrained)
     if local is None:
         raise ModelNotFoundError(
             f"CLIP weights {arch}/{cfg.pretrained} are not on this machine (no download is done). "
-            f"Set clip.pretrained to a local open_clip weights file, or fill the cache once on a connected "
-            f"machine with: python -c \"import open_clip; open_clip.create_model('{arch}', "
-            f"pretrained='{cfg.pretrained}')\"")
-    quick = bool(open_clip.get_pretrained_cfg(arch, cfg.pretrained).get("quick_gelu", False))
-    return open_clip.create_model(arch, pretrained=local, force_quick_gelu=quick)
+            f"Set clip.pretrained to a local open_clip weights file (OpenAI's weights also need clip.quick_gelu: "
+            f"true), or fill the cache once on a connected machine with: python -c \"import open_clip; "
+            f"open_clip.create_model('{arch}', pretrained='{cfg.pretrained}')\"")
+    quick = cfg.quick_gelu
+    if quick is None:
+        quick = bool(open_clip.get_pretrained_cfg(arch, cfg.pretrained).get("quick_gelu", False))
+    return _create_from_file(arch, local, quick)
+
+
+def _create_from_file(arch: str, path: str, quick_gelu: bool) -> nn.Module:
+    """open_clip's create_model from a local weights file; a file it cannot load is a CheckpointError."""
+    import open_clip
+
+    try:
+        return open_clip.create_model(arch, pretrained=path, force_quick_gelu=quick_gelu)
+    except (RuntimeError, ValueError, OSError, KeyError, pickle.UnpicklingError) as exc:
+        raise CheckpointError(
+            f"CLIP weights file {path} cannot be loaded into {arch} ({type(exc).__name__}: {str(exc)[:200]}); "
+            "give an open_clip state dict (.safetensors, or a .pt/.bin of tensors; TorchScript archives such "
+            "as OpenAI's clip package cache are not loaded)") from exc
 
 
 class ClipTower(nn.Module):
@@ -317,6 +336,9 @@ class ClipTower(nn.Module):
         """sha256 over the tower config and the image-tower weights (what library vectors depend on)."""
         if self._identity is None:
             h = hashlib.sha256(json.dumps(_jsonable(self.cfg), sort_keys=True).encode())
+            if self.cfg.model_cfg is None:  # an arch's activation depends on its weights' source: GELU or QuickGELU
+                acts = (type(m).__name__ for m in self.model.visual.modules())
+                h.update(next((a for a in acts if a in ("GELU", "QuickGELU")), "").encode())
             for name, t in sorted(self.model.visual.state_dict().items()):
                 h.update(name.encode())
                 h.update(np.ascontiguousarray(t.detach().float().cpu().numpy()).tobytes())
@@ -332,6 +354,8 @@ def _jsonable(cfg: ClipConfig) -> dict[str, Any]:
     d = dataclasses.asdict(cfg)
     for key in ("trainable", "vocab_ids", "compact_text_vocab", "pretrained"):
         d.pop(key, None)
+    if d.get("quick_gelu") is None:  # the activation is hashed from the built tower (identity)
+        d.pop("quick_gelu", None)
     return d
 
 

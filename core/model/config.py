@@ -51,6 +51,9 @@ class ClipConfig:
     # The text tower itself was built with vocab_size = len(vocab); tokenize() remaps ids.
     compact_text_vocab: bool = False
     trainable: bool = False
+    # QuickGELU (OpenAI's weights) for an `arch`: None = what the `pretrained` tag says (a file: the arch's own
+    # activation, GELU for "ViT-B-32"; OpenAI weights from a file need True or a "-quickgelu" arch)
+    quick_gelu: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -120,3 +120,29 @@ def test_frozen_pretrained_backbones_are_not_bundled(make_tiny_model, tmp_path) 
     heads = model_state(model, include_backbones=False)
     assert heads and not any(k.startswith(("upstream.backbone.", "clip.model.")) for k in heads)
     assert "upstream.weighted_sum.weights" in heads
+
+
+def test_clip_weights_from_a_file_build_the_activation_asked_for_and_hash_it(tmp_path, caplog) -> None:
+    import open_clip
+    from safetensors.torch import save_file
+
+    from core.model.clip_tower import ClipTower
+    from core.model.config import ClipConfig
+
+    weights = tmp_path / "vit-s-32.safetensors"
+    state = open_clip.create_model("ViT-S-32").state_dict()
+    save_file({k: v.half().contiguous() for k, v in state.items()}, str(weights))
+
+    def act(tower):
+        return {type(m).__name__ for m in tower.model.visual.modules()} & {"GELU", "QuickGELU"}
+
+    gelu = ClipTower(ClipConfig(arch="ViT-S-32", pretrained=str(weights)))
+    quick = ClipTower(ClipConfig(arch="ViT-S-32", pretrained=str(weights), quick_gelu=True))
+    assert act(gelu) == {"GELU"} and act(quick) == {"QuickGELU"}
+    # same weights, another activation: other image vectors, so another library identity
+    assert gelu.identity != quick.identity
+    # a TorchScript archive (OpenAI's clip package cache) is refused with a typed error naming the file
+    scripted = tmp_path / "ViT-B-32.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(scripted))
+    with pytest.raises(CheckpointError, match=r"ViT-B-32\.pt cannot be loaded into ViT-S-32.*TorchScript"):
+        ClipTower(ClipConfig(arch="ViT-S-32", pretrained=str(scripted)))
