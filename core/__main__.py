@@ -166,10 +166,11 @@ def _run_search(args: argparse.Namespace) -> int:
         raise SpokenSearchError(f"--library {args.library} is not a folder; give an indexed photo folder")
     service = _service(args)
     try:
-        if service.library.root_of(args.library) is None:
+        folder = service.library.stored_folder(args.library)  # a symlink to an indexed folder is that folder
+        if folder is None:
             raise SpokenSearchError(f"{args.library} was never indexed (library at {service.library.db_path}); "
                                     f"run `python -m core index {args.library}` first")
-        roots = [args.library]
+        roots = [folder]
         engine = service.engine
         query, parts, exclude, unread = None, [], set(), []
         if args.audio:

@@ -201,6 +201,19 @@ class Library:
                 return r
         return None
 
+    def stored_folder(self, folder: str | Path) -> str | None:
+        """`folder` as the library spells it: itself when inside a root, else the same folder reached through
+        another path (a symlink to an indexed folder, or a root indexed through a link); None when not indexed."""
+        f = normalize_root(folder)
+        if self.root_of(f) is not None:
+            return f
+        real = os.path.realpath(f)
+        for r in self.roots():
+            rr = os.path.realpath(r)
+            if real == rr or real.startswith(rr.rstrip(os.sep) + os.sep):
+                return os.path.normpath(os.path.join(r, os.path.relpath(real, rr)))
+        return None
+
     # ---- reads -------------------------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.vectors)

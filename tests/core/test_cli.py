@@ -156,3 +156,13 @@ def test_out_of_range_numbers_are_usage_errors(env, model_dir, capsys, argv):
     err = capsys.readouterr().err
     assert "is not a positive number" in err or "is not a finite number" in err
     assert not (tmp / "data" / "library").exists()  # nothing was opened or indexed
+
+
+def test_a_symlink_to_an_indexed_folder_searches_that_folder(env, model_dir, capsys):
+    tmp, photos = env
+    assert main(["index", str(photos), "--model", model_dir, "--no-progress"]) == 0
+    capsys.readouterr()
+    link = tmp / "link"
+    link.symlink_to(photos, target_is_directory=True)
+    out = run_json(capsys, ["search", "--library", str(link), "--text", "a dog", "--model", model_dir, "--json"])
+    assert len(out["hits"]) == 5 and all(h["path"].startswith(str(photos)) for h in out["hits"])
