@@ -51,6 +51,20 @@ def test_eval_json_has_the_documented_keys(tmp_path, capsys):
     assert grid["1"] == out["speech_to_image_by_source"]["mean"] and "0.25" in grid
 
 
+def test_keyword_hit_rate_is_top5_whatever_the_models_display_setting(tmp_path):
+    from trainer.evaluate import run_inference
+    from trainer.loop.utterance_data import UtteranceDataset, read_utterances
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    _dataset(tmp_path / "data")
+    ds = UtteranceDataset(read_utterances("manifest", str(tmp_path / "data"), "test"))
+    model = create_model(get_model_config("tiny-test").replace(keyword_top_k=1)).eval()
+    rows = run_inference(model, ds)
+    assert all(len(c) == 5 for r in rows for c in r["candidates"]) and any(r["candidates"] for r in rows)
+    assert model.config.keyword_top_k == 1  # the app's setting is left as it was
+
+
 def test_export_model_retunes_the_query_and_eval_can_override_it(tmp_path, capfd):
     torch.manual_seed(0)
     torch.set_num_threads(1)
