@@ -311,15 +311,13 @@ def retune_model_folder(src: Path, out: Path, *, eval_data: str = "", eval_split
                         ) -> dict[str, Any]:
     """An exported model folder with new inference settings (weights unchanged, copied when `out` differs);
     with `eval_data` its card's metrics are re-measured, the rest of its card is kept."""
-    import shutil
-
     from core.errors import ModelNotFoundError
     from core.factory import CONFIG_FILE, update_inference_settings
 
     if not (src / CONFIG_FILE).is_file():  # before anything is copied
         raise ModelNotFoundError(f"{src / CONFIG_FILE} is missing: {src} is not a model folder (export writes one)")
     if out.resolve() != src.resolve():
-        shutil.copytree(src, out, dirs_exist_ok=True)
+        _replace_with_copy(src, out)
     cfg = update_inference_settings(out, **_settings(retrieval, parallel_weight, speeds))
     card_file = out / "model_card.json"
     card: dict[str, Any] = json.loads(card_file.read_text()) if card_file.is_file() else {
@@ -336,6 +334,28 @@ def retune_model_folder(src: Path, out: Path, *, eval_data: str = "", eval_split
     write_card(out, card)
     logger.info("retuned %s -> %s", src, out)
     return card
+
+
+def _replace_with_copy(src: Path, out: Path) -> None:
+    """`out` becomes a copy of the model folder `src` (an older model folder there is replaced whole, so none
+    of its files, such as its card, survive); a non-empty `out` that is not a model folder is refused."""
+    import shutil
+
+    from core.factory import CONFIG_FILE
+
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / CONFIG_FILE).is_file())):
+        raise ConfigError(f"--out {out} exists and is not a model folder; choose a new or empty folder")
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(src, partial)
+    if out.exists():
+        old = out.with_name(out.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+        partial.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        partial.rename(out)
 
 
 def write_card(out: Path, card: dict[str, Any]) -> None:

@@ -176,3 +176,23 @@ def test_export_evaluates_flickr8k_data_or_fails_loudly(tmp_path, capfd):
                  "--eval-dataset", "flickr8k", "--eval-splits", "test"]) == 0
     card = json.loads((out / "model_card.json").read_text())
     assert card["metrics"]["test"]["n_utterances"] > 0
+
+
+def test_export_of_a_model_over_another_model_folder_keeps_nothing_of_it(tmp_path, capfd):
+    torch.manual_seed(0)
+    src, other = tmp_path / "model", tmp_path / "other"
+    save_model(create_model(get_model_config("tiny-test")), src)  # no card
+    save_model(create_model(get_model_config("tiny-test")), other)
+    (other / "model_card.json").write_text(json.dumps({"name": "someone else", "metrics": {"test": {"r1": 0.9}}}))
+    (other / "notes.txt").write_text("stale")
+    assert main(["export", "--model", str(src), "--out", str(other)]) == 0
+    card = json.loads((other / "model_card.json").read_text())
+    assert card["name"] == "tiny-test" and "metrics" not in card and not (other / "notes.txt").exists()
+    assert (other / "model.safetensors").read_bytes() == (src / "model.safetensors").read_bytes()
+    assert not list(tmp_path.glob("*.partial")) and not list(tmp_path.glob("*.old"))
+    # a folder that is not a model folder is not replaced
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "photo.jpg").write_bytes(b"x")
+    assert main(["export", "--model", str(src), "--out", str(mine)]) == 1
+    assert "is not a model folder" in capfd.readouterr().err and (mine / "photo.jpg").exists()
