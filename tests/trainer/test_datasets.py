@@ -54,6 +54,23 @@ def test_empty_or_undecodable_files_are_listed_before_training(tmp_path: Path) -
     assert f"image {made['images'][2]} (cannot be read as image" in msg
 
 
+def test_truncated_audio_and_png_are_listed_before_training(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    made = make_manifest(tmp_path, n_images=3)
+    wav = made["wavs"][0].read_bytes()
+    made["wavs"][0].write_bytes(wav[:44 + 2000])  # 0.06 s left of 0.5 s; its words run to 0.45 s
+    png = made["images"][1]
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(png)
+    png.write_bytes(png.read_bytes()[: png.stat().st_size // 2])
+    with pytest.raises(DatasetError) as err:
+        read_manifest(tmp_path)
+    msg = str(err.value)
+    assert msg.startswith("2 files") and "shorter than its word times (0.45 s): truncated?" in msg
+    assert f"image {png} (cannot be read as image" in msg
+
+
 def test_manifest_malformed_lines_and_absent_manifest(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="no manifest at"):
         read_manifest(tmp_path)
