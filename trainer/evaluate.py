@@ -149,11 +149,15 @@ def evaluate_dataset(model: Any, dataset: Dataset, *, cache: ImageFeatureCache |
                      per_voice: bool = True, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Metrics of `model` on `dataset` (items as in trainer.loop.batches), with a per-voice breakdown."""
     loader = loader or getattr(dataset, "load_image", load_image)
+    keys = sorted(set(dataset.image_keys())) if hasattr(dataset, "image_keys") else None
+    # the images first (when the dataset names them): an undecodable one fails before the speech inference
+    images = image_vectors(model.clip, keys, cache, loader) if keys else None
     rows = run_inference(model, dataset, batch_size, progress)
     if not rows:
         return {"n_utterances": 0}
-    keys = sorted({r["image_key"] for r in rows})
-    images = image_vectors(model.clip, keys, cache, loader)
+    if keys is None or images is None:
+        keys = sorted({r["image_key"] for r in rows})
+        images = image_vectors(model.clip, keys, cache, loader)
     gold = [_gold_subwords(model.clip, r["text"]) for r in rows]
     out = metrics_from_rows(rows, keys, images, gold)
     voices = sorted({str(r["voice"]) for r in rows})

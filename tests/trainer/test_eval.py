@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import soundfile as sf
 import torch
 from PIL import Image
@@ -196,3 +197,17 @@ def test_export_of_a_model_over_another_model_folder_keeps_nothing_of_it(tmp_pat
     (mine / "photo.jpg").write_bytes(b"x")
     assert main(["export", "--model", str(src), "--out", str(mine)]) == 1
     assert "is not a model folder" in capfd.readouterr().err and (mine / "photo.jpg").exists()
+
+
+def test_an_undecodable_image_fails_eval_before_the_speech_inference(tmp_path, monkeypatch):
+    from trainer import evaluate
+    from trainer.loop.utterance_data import UtteranceDataset, read_utterances
+
+    _dataset(tmp_path / "data")
+    ds = UtteranceDataset(read_utterances("manifest", str(tmp_path / "data"), "test"))
+    (tmp_path / "data" / "a" / "img1.png").write_bytes(b"\x89PNG\r\n\x1a\n broken after the probe")
+    ran = []
+    monkeypatch.setattr(evaluate, "run_inference", lambda *a, **k: ran.append(1) or [])
+    with pytest.raises(Exception, match="img1.png"):
+        evaluate.evaluate_dataset(create_model(get_model_config("tiny-test")).eval(), ds)
+    assert not ran
