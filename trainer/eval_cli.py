@@ -20,6 +20,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 HELP = __doc__
+INTERRUPTED = "interrupted; nothing was written"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -28,6 +28,7 @@ from trainer.checkpoint import BEST, LAST, checkpoint_dir
 logger = logging.getLogger(__name__)
 
 HELP = __doc__
+INTERRUPTED = "interrupted; the output folder may be incomplete: run the export again"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -13,7 +13,7 @@ Commands (each has `--help`):
 
 Registering a command: add one line to COMMANDS naming a module that defines
 `add_arguments(parser: argparse.ArgumentParser) -> None` and `run(args: argparse.Namespace) -> int`
-(and optionally a module-level `HELP` string). A module is imported only when its command runs, so a
+(and optionally a module-level `HELP` string, and `INTERRUPTED`: what Ctrl-C leaves behind). A module is imported only when its command runs, so a
 broken optional command never breaks the others.
 """
 
@@ -53,7 +53,7 @@ def _build_parser(only: str | None) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=getattr(module, "HELP", help_text),
                            formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
         module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+        p.set_defaults(_run=module.run, _interrupted=getattr(module, "INTERRUPTED", "interrupted"))
     return parser
 
 
@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.error("%s", exc)
         return 1
     except KeyboardInterrupt:
-        logger.error("interrupted; the last checkpoint is kept (resume with --resume latest)")
+        logger.error("%s", args._interrupted)
         return 130
     except BrokenPipeError:  # stdout closed early (`... --json | head`): not an error of ours
         devnull = os.open(os.devnull, os.O_WRONLY)

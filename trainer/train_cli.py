@@ -21,6 +21,7 @@ from trainer.config import field_names, load_config
 logger = logging.getLogger(__name__)
 
 HELP = __doc__
+INTERRUPTED = "interrupted; the last checkpoint is kept (resume with --resume latest)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,0 +1,23 @@
+"""Ctrl-C in a `python -m trainer` command says what that command leaves behind (not the training loop's
+resume hint for every command)."""
+
+from __future__ import annotations
+
+import pytest
+
+from trainer import eval_cli, train_cli
+from trainer.main import main
+
+
+@pytest.mark.parametrize(("module", "argv", "said"), [
+    (eval_cli, ["eval", "--model", "m", "--data", "d"], "interrupted; nothing was written"),
+    (train_cli, ["train", "--config", "c.json"], "the last checkpoint is kept (resume with --resume latest)"),
+])
+def test_ctrl_c_names_what_the_command_leaves(monkeypatch, capfd, module, argv, said):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, "run", interrupted)
+    assert main(argv) == 130
+    err = capfd.readouterr().err
+    assert said in err and (module is train_cli or "checkpoint" not in err)
