@@ -23,16 +23,29 @@ HELP = __doc__
 INTERRUPTED = "interrupted; nothing was written"
 
 
+def _at_least(low: int) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is below {low}")
+        return value
+
+    return parse
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model folder (or 'default' for the embedded model)")
     parser.add_argument("--data", required=True, help="dataset root folder")
     parser.add_argument("--dataset", default="manifest", choices=["manifest", "flickr8k", "spokencoco"])
     parser.add_argument("--split", default="test", help="test (default) | val | all | test_unseen_voice | ...")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--max-utterances", type=int, default=0, help="evaluate only the first N (0 = all)")
+    parser.add_argument("--batch-size", type=_at_least(1), default=16)
+    parser.add_argument("--max-utterances", type=_at_least(0), default=0, help="evaluate only the first N (0 = all)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    parser.add_argument("--threads", type=_at_least(0), default=0, help="torch CPU threads (0 = default)")
     parser.add_argument("--query-speeds", default=None,
                         help="override the model's test-time speed ensemble, e.g. 0.85,1,1.16 (1 = off)")
 
@@ -61,6 +74,8 @@ def evaluate_split(model: Any, data: str, split: str, *, dataset: str = "manifes
 
 
 def _human(m: dict[str, Any]) -> str:
+    if not m.get("n_utterances"):
+        return f"split {m['split']}: no utterances"
     s2i, i2s = m["speech_to_image"], m["image_to_speech"]
 
     def f(x: Any) -> str:

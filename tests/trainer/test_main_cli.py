@@ -1,5 +1,5 @@
-"""Ctrl-C in a `python -m trainer` command says what that command leaves behind (not the training loop's
-resume hint for every command)."""
+"""`python -m trainer` dispatch: Ctrl-C says what the command leaves behind (not the training loop's resume
+hint for every command); out-of-range counts are usage errors."""
 
 from __future__ import annotations
 
@@ -21,3 +21,10 @@ def test_ctrl_c_names_what_the_command_leaves(monkeypatch, capfd, module, argv, 
     assert main(argv) == 130
     err = capfd.readouterr().err
     assert said in err and (module is train_cli or "checkpoint" not in err)
+
+
+@pytest.mark.parametrize("bad", [["--batch-size", "0"], ["--max-utterances", "-2"], ["--threads", "-1"]])
+def test_eval_refuses_out_of_range_counts(capfd, bad):
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "--model", "m", "--data", "d", *bad])
+    assert e.value.code == 2 and "is below" in capfd.readouterr().err
