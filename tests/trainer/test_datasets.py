@@ -71,6 +71,21 @@ def test_truncated_audio_and_png_are_listed_before_training(tmp_path: Path) -> N
     assert f"image {png} (cannot be read as image" in msg
 
 
+def test_manifest_bad_bytes_text_and_word_times_are_malformed_lines(tmp_path: Path) -> None:
+    make_manifest(tmp_path, n_images=1)
+    good = json.loads((tmp_path / "manifest.jsonl").read_text().splitlines()[0])
+    lines = [json.dumps({**good, "text": None}), json.dumps({**good, "text": "  "}),
+             json.dumps({**good, "words": [{"word": "x", "start_s": 0.9, "end_s": 0.1}]}),
+             json.dumps({**good, "words": [{"word": "x", "start_s": float("nan"), "end_s": 0.1}]})]
+    with open(tmp_path / "manifest.jsonl", "ab") as f:
+        f.write(("\n".join(lines) + "\n").encode() + b'{"text": "caf\xe9"}\n')
+    with pytest.raises(DatasetError) as err:
+        read_manifest(tmp_path)
+    msg = str(err.value)
+    assert msg.startswith("5 lines") and "line 3: ValueError: text must be a non-empty string, not None" in msg
+    assert "line 5: ValueError: word 'x' has start_s 0.9 and end_s 0.1" in msg and "line 7: not UTF-8" in msg
+
+
 def test_manifest_malformed_lines_and_absent_manifest(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="no manifest at"):
         read_manifest(tmp_path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 
 from core.errors import DatasetError
@@ -23,7 +24,17 @@ REQUIRED = ("audio", "image", "text")
 def _words(raw: object) -> list[Word] | None:
     if raw is None:
         return None
-    return [Word(str(w["word"]), float(w["start_s"]), float(w["end_s"])) for w in raw]  # type: ignore[union-attr]
+    words = [Word(str(w["word"]), float(w["start_s"]), float(w["end_s"])) for w in raw]  # type: ignore[union-attr]
+    for w in words:
+        if not (math.isfinite(w.start_s) and math.isfinite(w.end_s) and 0 <= w.start_s <= w.end_s):
+            raise ValueError(f"word {w.word!r} has start_s {w.start_s} and end_s {w.end_s}; need 0 <= start <= end")
+    return words
+
+
+def _text(raw: object) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise ValueError(f"text must be a non-empty string, not {raw!r}")
+    return raw
 
 
 def _image_ids(rows: list[tuple[int, dict, str, int | None]], bad: list[str]) -> dict[str, int]:
@@ -62,8 +73,13 @@ def read_manifest(root: str | Path, split: str | None = None, *, check: bool = T
         )
     rows: list[tuple[int, dict, str, int | None]] = []  # (line number, object, image, its explicit id)
     bad: list[str] = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
+    with open(path, "rb") as f:  # decoded line by line: one bad byte is one malformed line, not a traceback
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                bad.append(f"line {n}: not UTF-8 ({exc.reason} at byte {exc.start})")
+                continue
             if not line.strip():
                 continue
             try:
@@ -84,7 +100,7 @@ def read_manifest(root: str | Path, split: str | None = None, *, check: bool = T
                 audio_path=root / str(d["audio"]),
                 image_path=root / image,
                 image_id=ids[image],
-                text=str(d["text"]),
+                text=_text(d["text"]),
                 words=_words(d.get("words")),
                 voice=d.get("voice"),
                 split=str(d.get("split", "train")),
