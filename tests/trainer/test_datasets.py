@@ -155,6 +155,20 @@ def test_flickr8k_id_pairs_and_missing(tmp_path: Path) -> None:
     read_flickr8k(tmp_path, split="val")  # the other splits stay usable
 
 
+def test_flickr8k_published_image_folder_and_bad_text_files(tmp_path: Path) -> None:
+    make_flickr8k(tmp_path, captions_per_image=2)
+    (tmp_path / "Images").rename(tmp_path / "Flicker8k_Dataset")  # as Flickr8k_Dataset.zip unpacks (sic)
+    utts = read_flickr8k(tmp_path)
+    assert len(utts) == 8 and all(u.image_path.parent.name == "Flicker8k_Dataset" for u in utts)
+    ctm = next(tmp_path.rglob("flickr_8k.ctm"))
+    ctm.write_text(ctm.read_text().replace(" 0.05 ", " 0.0x ", 1))
+    with pytest.raises(DatasetError, match=r"flickr_8k\.ctm line 1 has no numeric start and duration"):
+        read_flickr8k(tmp_path)
+    ctm.write_bytes(b"caf\xe9 1 0.1 0.1 A\n")
+    with pytest.raises(DatasetError, match=r"flickr_8k\.ctm is not UTF-8 text"):
+        read_flickr8k(tmp_path)
+
+
 def test_flickr8k_wrong_root(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="not a Flickr8k Audio root: missing Flickr8k.token.txt"):
         read_flickr8k(tmp_path)

@@ -1,6 +1,7 @@
 """Reader for the Flickr8k Audio Caption Corpus in its published layout (reference §4.2)::
 
-    ROOT/Images/<img>.jpg                          Flickr8k_Dataset.zip (flattened)
+    ROOT/Images/<img>.jpg                          Flickr8k_Dataset.zip (flattened; its own folder name,
+                                                   Flicker8k_Dataset/ (sic), is accepted too)
     ROOT/Flickr8k.token.txt                        "<img>.jpg#<n>\\t<caption>" (or captions.txt,
                                                    Flickr8k.lemma.token.txt; also under Flickr8k_text/)
     ROOT/Flickr_8k.{train,dev,test}Images.txt      split lists, one image file name a line
@@ -36,6 +37,18 @@ FIX = (
 )
 
 
+IMAGE_DIRS = ("Images", "Flicker8k_Dataset", "Flickr8k_Dataset")  # the zip unpacks to "Flicker8k_Dataset"
+
+
+def _image_dir(root: Path) -> Path:
+    return next((root / d for d in IMAGE_DIRS if (root / d).is_dir()), root / IMAGE_DIRS[0])
+
+
+def _not_utf8(path: Path, exc: UnicodeDecodeError) -> DatasetError:
+    return DatasetError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                        f"restore the file from its archive. Fix: {FIX}")
+
+
 def _find(root: Path, names: tuple[str, ...]) -> Path | None:
     for sub in ("", "Flickr8k_text", "flickr_audio"):
         for name in names:
@@ -54,6 +67,13 @@ def _clean(text: str) -> str:
 
 def read_captions(path: Path) -> dict[str, list[str]]:
     """{image file name: [caption 0, caption 1, ...]} from Flickr8k.token.txt or Kaggle's captions.txt."""
+    try:
+        return _read_captions(path)
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(path, exc) from None
+
+
+def _read_captions(path: Path) -> dict[str, list[str]]:
     caps: dict[str, dict[int, str]] = {}
     with open(path, encoding="utf-8") as f:
         first = f.readline()
@@ -79,13 +99,20 @@ def read_captions(path: Path) -> dict[str, list[str]]:
 def read_ctm(path: Path) -> dict[str, list[Word]]:
     """{"<img>.jpg#<n>": [Word, ...]} from flickr_8k.ctm (lines "<key> 1 <start> <dur> <WORD>")."""
     out: dict[str, list[Word]] = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) < 5 or parts[4].startswith("<"):
-                continue
-            start, dur = float(parts[2]), float(parts[3])
-            out.setdefault(parts[0], []).append(Word(parts[4].lower(), start, round(start + dur, 4)))
+    try:
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                parts = line.split()
+                if len(parts) < 5 or parts[4].startswith("<"):
+                    continue
+                try:
+                    start, dur = float(parts[2]), float(parts[3])
+                except ValueError:
+                    raise DatasetError(f"{path} line {n} has no numeric start and duration: {line.strip()[:80]!r}"
+                                       ) from None
+                out.setdefault(parts[0], []).append(Word(parts[4].lower(), start, round(start + dur, 4)))
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(path, exc) from None
     return out
 
 
@@ -99,7 +126,7 @@ def _image_ids(root: Path) -> dict[str, int]:
                 f"{pairs} is unreadable ({exc}); delete it to number images by sorted name"
             ) from None
         return {(k if k.endswith(".jpg") else k + ".jpg"): int(v) for k, v in mapping.items()}
-    return {p.name: i for i, p in enumerate(sorted((root / "Images").glob("*.jpg")))}
+    return {p.name: i for i, p in enumerate(sorted(_image_dir(root).glob("*.jpg")))}
 
 
 def read_flickr8k(root: str | Path, split: str | None = None, *, check: bool = True) -> list[Utterance]:
@@ -112,7 +139,8 @@ def read_flickr8k(root: str | Path, split: str | None = None, *, check: bool = T
     split_paths = {s: _find(root, (name,)) for s, name in SPLIT_FILES.items()}
     wanted = [split] if split else list(SPLIT_FILES)
     missing += [SPLIT_FILES[s] for s in wanted if split_paths[s] is None]
-    missing += [d for d in ("Images", "flickr_audio/wavs") if not (root / d).is_dir()]
+    missing += [] if _image_dir(root).is_dir() else [f"Images (or {' or '.join(IMAGE_DIRS[1:])})"]
+    missing += [d for d in ("flickr_audio/wavs",) if not (root / d).is_dir()]
     if missing:
         raise DatasetError(f"{root} is not a Flickr8k Audio root: missing {', '.join(missing)}. Fix: {FIX}")
     assert cap_path is not None
@@ -120,12 +148,17 @@ def read_flickr8k(root: str | Path, split: str | None = None, *, check: bool = T
     ctm_path = _find(root, ("flickr_8k.ctm",))
     ctm = read_ctm(ctm_path) if ctm_path else {}
     ids = _image_ids(root)
+    images = _image_dir(root)
     out: list[Utterance] = []
     next_id = max(ids.values(), default=-1) + 1
     for s in wanted:
         path = split_paths[s]
         assert path is not None
-        for img in (x.strip() for x in path.read_text(encoding="utf-8").splitlines()):
+        try:
+            listed = path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as exc:
+            raise _not_utf8(path, exc) from None
+        for img in (x.strip() for x in listed):
             if not img:
                 continue
             if img not in ids:  # an image listed but absent from Images/: check_files reports it
@@ -135,7 +168,7 @@ def read_flickr8k(root: str | Path, split: str | None = None, *, check: bool = T
                 out.append(
                     Utterance(
                         audio_path=root / "flickr_audio" / "wavs" / f"{stem}_{n}.wav",
-                        image_path=root / "Images" / img,
+                        image_path=images / img,
                         image_id=ids[img],
                         text=text,
                         words=ctm.get(f"{img}#{n}"),
