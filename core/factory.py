@@ -93,6 +93,38 @@ def _like_a_new_file(path: Path) -> None:
         probe.unlink(missing_ok=True)
 
 
+def _standalone(cfg_dict: dict[str, Any], model: Any) -> dict[str, Any]:
+    """A bundled folder's config, completed so its backbones rebuild without their sources: the full HF config
+    of a speech upstream loaded from a path, the activation of a CLIP built from an arch and its weights."""
+    if cfg_dict["speech"].get("pretrained") is not None:
+        cfg_dict["speech"]["hf_config"] = model.upstream.backbone.config.to_diff_dict()
+    clip = cfg_dict["clip"]
+    if clip.get("arch") and clip.get("pretrained") is not None and clip.get("quick_gelu") is None:
+        clip["quick_gelu"] = any(type(m).__name__ == "QuickGELU" for m in model.clip.model.modules())
+    return cfg_dict
+
+
+def _build_config(cfg: ModelConfig, meta: dict[str, Any]) -> ModelConfig:
+    """The config a folder's model is built from: a standalone bundled folder ignores the backbones' sources
+    (their weights are in the folder; the sources may not exist on this machine)."""
+    if not meta.get("standalone"):
+        return cfg
+    return cfg.replace(speech={"pretrained": None}, clip={"pretrained": None})
+
+
+def backbone_fingerprint(model: torch.nn.Module) -> str:
+    """sha256 over a strided sample of the frozen backbones' weights (fp16-rounded, so an fp16 export and the
+    fp32 source agree): a heads-only folder notices a different backbone at the same path."""
+    h = hashlib.sha256()
+    for k, v in sorted(model_state(model, include_backbones=True).items()):
+        if not k.startswith(_BACKBONE_PREFIXES):
+            continue
+        flat = v.detach().reshape(-1).to(torch.float16 if v.is_floating_point() else v.dtype)
+        h.update(f"{k}{tuple(v.shape)}".encode())
+        h.update(flat[:: max(1, flat.numel() // 1024)].cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
 def save_model(model: torch.nn.Module, directory: str | Path, extra_card: dict[str, Any] | None = None) -> Path:
     """Write DIR/config.json + DIR/model.safetensors atomically (tmp + os.replace); returns DIR."""
     inner = getattr(getattr(model, "module", model), "_orig_mod", getattr(model, "module", model))
@@ -112,13 +144,17 @@ def save_model(model: torch.nn.Module, directory: str | Path, extra_card: dict[s
     save_file(state, str(tmp), metadata={"format_version": str(FORMAT_VERSION)})
     _like_a_new_file(tmp)
     os.replace(tmp, directory / WEIGHTS_FILE)
-    cfg_dict = cfg.to_dict()
+    cfg_dict = _standalone(cfg.to_dict(), inner) if bundled else cfg.to_dict()
     vocab = inner.clip.table_orig_ids.tolist() if cfg.clip.vocab_ids is not None else None
     if vocab is not None:  # the folder must not depend on a vocabulary file elsewhere: store the ids inline
         cfg_dict["clip"]["vocab_ids"] = vocab
         (directory / VOCAB_FILE).write_text(json.dumps(vocab))
     meta = {"format_version": FORMAT_VERSION, "name": cfg.name, "model_cfg": cfg_dict,
             "bundled_backbones": bundled, "sha256": {WEIGHTS_FILE: _sha256(directory / WEIGHTS_FILE)}}
+    if bundled:
+        meta["standalone"] = True  # the backbones rebuild from model_cfg alone (load_model needs no source)
+    else:
+        meta["backbone_fingerprint"] = backbone_fingerprint(inner)
     tmpc = directory / (CONFIG_FILE + ".tmp")
     tmpc.write_text(json.dumps(meta, indent=2))
     os.replace(tmpc, directory / CONFIG_FILE)
@@ -224,7 +260,14 @@ def load_model(path_or_name: str | Path = "default", device: str | torch.device 
         raise CheckpointError(f"{weights} does not match the sha256 recorded in {directory / CONFIG_FILE} "
                               "(file corrupt or replaced); re-export or re-copy the model folder")
     bundled = bool(meta.get("bundled_backbones", _bundles(cfg)))
-    model = SpeechClipModel(cfg)
+    model = SpeechClipModel(_build_config(cfg, meta))
+    model.config = cfg  # the sources stay recorded (a re-save keeps them)
+    want_print = meta.get("backbone_fingerprint")
+    if not bundled and want_print and backbone_fingerprint(model) != want_print:
+        raise CheckpointError(
+            f"the backbones at speech.pretrained {cfg.speech.pretrained!r} / clip.pretrained {cfg.clip.pretrained!r} "
+            f"are not the ones {directory} was trained with (their weights differ); put the original backbone "
+            "files there, or re-export the model with its backbones bundled")
     try:
         state = load_file(str(weights))
     except Exception as exc:  # safetensors raises its own SafetensorError for a truncated or foreign file

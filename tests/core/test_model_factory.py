@@ -146,3 +146,41 @@ def test_clip_weights_from_a_file_build_the_activation_asked_for_and_hash_it(tmp
     torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(scripted))
     with pytest.raises(CheckpointError, match=r"ViT-B-32\.pt cannot be loaded into ViT-S-32.*TorchScript"):
         ClipTower(ClipConfig(arch="ViT-S-32", pretrained=str(scripted)))
+
+
+def _with_local_backbones(model, tmp_path, trainable: bool):
+    """`model`'s config pointing at its backbones saved as local sources (a HuBERT folder, a CLIP file)."""
+    from safetensors.torch import save_file
+
+    model.upstream.backbone.save_pretrained(tmp_path / "hubert")
+    clip_file = tmp_path / "clip.safetensors"
+    save_file({k: v.contiguous() for k, v in model.clip.model.state_dict().items()}, str(clip_file))
+    model.config = model.config.replace(speech={"pretrained": str(tmp_path / "hubert"), "trainable": trainable},
+                                        clip={"pretrained": str(clip_file)})
+    return model
+
+
+def test_a_bundled_folder_loads_without_its_backbone_sources(make_tiny_model, tmp_path) -> None:
+    import shutil
+
+    model = _with_local_backbones(make_tiny_model("hybrid_plus").eval(), tmp_path, trainable=True)
+    wav = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
+    before = model.infer(wav).query_vector
+    save_model(model, tmp_path / "folder")
+    shutil.rmtree(tmp_path / "hubert")
+    (tmp_path / "clip.safetensors").unlink()
+    loaded = load_model(tmp_path / "folder", device="cpu")
+    np.testing.assert_allclose(loaded.infer(wav).query_vector, before, atol=1e-5)
+    assert loaded.config.speech.pretrained == str(tmp_path / "hubert")  # the source stays recorded
+
+
+def test_a_heads_only_folder_refuses_a_different_backbone_at_its_source(make_tiny_model, tmp_path) -> None:
+    model = _with_local_backbones(make_tiny_model("hybrid_plus").eval(), tmp_path, trainable=False)
+    save_model(model, tmp_path / "folder")
+    assert not json.loads((tmp_path / "folder" / "config.json").read_text())["bundled_backbones"]
+    load_model(tmp_path / "folder", device="cpu")  # the same backbones: fine
+    torch.manual_seed(123)
+    other = type(model.upstream.backbone)(model.upstream.backbone.config)  # same shapes, other weights
+    other.save_pretrained(tmp_path / "hubert")
+    with pytest.raises(CheckpointError, match="are not the ones .* was trained with"):
+        load_model(tmp_path / "folder", device="cpu")
