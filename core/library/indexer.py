@@ -165,6 +165,7 @@ def _hash_many(entries: Sequence[FileEntry], pool: ThreadPoolExecutor, cancel: t
                 hashes[e.path] = fut.result()
             except OSError as exc:
                 report.skipped.append((e.path, f"cannot read: {exc}"))
+                logger.warning("skipped %s: cannot read: %s", e.path, exc)
             if i % 256 == 255:
                 rate = (i + 1) / max(time.perf_counter() - t0, 1e-9)
                 yield IndexProgress(i + 1, len(entries), e.path, rate, (len(entries) - i - 1) / rate, "hash")
@@ -210,6 +211,7 @@ def index_library(
         else:
             missing.add(norm)
             report.skipped.append((norm, "folder not found (unmounted?); its photos were left as they are"))
+            logger.warning("folder %s not found (unmounted?); its photos were left as they are", norm)
     live_roots = sorted({library.root_of(f) or f for f in folders})
     yield IndexProgress(0, 0, "", 0.0, None, "scan")
     # a folder inside a known root is scanned alone, but its photos belong to that root
@@ -280,6 +282,7 @@ def _skip_remembered(plan: _Plan, book: _FailureBook, report: IndexReport) -> No
         reason = book.remembered(e)
         if reason is not None:
             report.skipped.append((e.path, reason))
+            logger.info("skipped %s (failed before, unchanged since; --retry-failed tries again): %s", e.path, reason)
         return reason is None
 
     plan.new = [e for e in plan.new if keep(e)]

@@ -184,12 +184,13 @@ def test_changed_file_that_no_longer_decodes_is_removed_from_results(env):
     assert lib.row_by_path(photos / "img5.jpg").deleted and len(lib) == 5
 
 
-def test_missing_root_keeps_its_photos(env, tmp_path):
+def test_missing_root_keeps_its_photos(env, tmp_path, caplog):
     photos, emb, lib = env
     index(lib, photos, emb)
     os.rename(photos, tmp_path / "unmounted")
     _, rep = index(lib, photos, emb)
     assert rep.removed == 0 and len(lib) == 6 and "not found" in rep.skipped[0][1]
+    assert f"folder {photos} not found (unmounted?)" in caplog.text  # every skipped entry is in the log
     assert rep.total == 0  # no photo found this run (the missing folder is not counted as a skipped photo)
 
 
