@@ -117,6 +117,20 @@ def test_refuses_non_empty_dir_and_force_replaces(tmp_path: Path, capsys: pytest
     assert not (tmp_path / "o.partial").exists()
 
 
+def test_force_never_replaces_a_users_own_manifest_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mine = tmp_path / "mydata"
+    (mine / "recordings").mkdir(parents=True)
+    (mine / "manifest.jsonl").write_text('{"audio": "recordings/me.wav", "image": "photo.jpg", "text": "my dog"}\n')
+    (mine / "recordings" / "me.wav").write_text("precious")
+    assert _run(mine, "--force") == 1
+    assert "not one" in capsys.readouterr().err
+    (mine / "info.json").write_text("{not json")  # a look-alike is not enough either
+    (mine / "voices.json").write_text("{}")
+    assert _run(mine, "--force") == 1
+    assert (mine / "recordings" / "me.wav").read_text() == "precious"
+    assert not (tmp_path / "mydata.partial").exists()
+
+
 def test_splits_by_image_and_holdout_voice(tmp_path: Path) -> None:
     out = tmp_path / "s"
     assert (

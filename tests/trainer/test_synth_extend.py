@@ -79,6 +79,14 @@ def test_extend_refuses_what_would_mislead(source: Path, tmp_path: Path, capsys:
     assert not out.exists()
 
 
+def test_extend_force_never_replaces_a_users_own_manifest_dataset(source: Path, tmp_path: Path) -> None:
+    mine = tmp_path / "mydata"
+    mine.mkdir()
+    (mine / "manifest.jsonl").write_text('{"audio": "me.wav", "image": "photo.jpg", "text": "my dog"}\n')
+    assert main(["synth", "--extend", str(source), "--out", str(mine), "--voices", V2, "--force"]) == 1
+    assert sorted(p.name for p in mine.iterdir()) == ["manifest.jsonl"]
+
+
 def test_festival_pool_draws_only_festival_and_leaves_the_default_pool_alone() -> None:
     pool = voices_mod.voice_pool(10, 0, engines=["festival"])
     assert len(set(pool)) == 10 and {voices_mod.get_voice(n).engine for n in pool} == {"festival"}

@@ -159,6 +159,16 @@ def make_item(image_id: int) -> list[dict[str, object]]:
     return lines
 
 
+def is_synth_output(out: Path) -> bool:
+    """Whether `out` was written by `trainer synth`: info.json with a format_version, and voices.json.
+    manifest.jsonl alone is not enough: it is also the format of a user's own recordings."""
+    try:
+        info = json.loads((out / "info.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(info, dict) and "format_version" in info and (out / "voices.json").is_file()
+
+
 def _prepare_dir(out: Path, force: bool) -> Path:
     """Check `out` may be written; return the temporary sibling to write into."""
     if out.exists() and any(out.iterdir()):
@@ -166,10 +176,10 @@ def _prepare_dir(out: Path, force: bool) -> Path:
             raise SynthError(
                 f"output folder {out} is not empty; pass --force to replace it or choose another --out"
             )
-        if not (out / "manifest.jsonl").exists():
+        if not is_synth_output(out):
             raise SynthError(
-                f"--force replaces only a folder made by `trainer synth` (with manifest.jsonl); {out} has none. "
-                "Remove it yourself or choose another --out"
+                f"--force replaces only a folder made by `trainer synth` (with its info.json and voices.json); "
+                f"{out} is not one. Remove it yourself or choose another --out"
             )
     tmp = out.with_name(out.name + ".partial")
     if tmp.exists():
