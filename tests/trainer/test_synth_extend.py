@@ -79,6 +79,21 @@ def test_extend_refuses_what_would_mislead(source: Path, tmp_path: Path, capsys:
     assert not out.exists()
 
 
+@pytest.mark.parametrize("broken", ["voices.json", "vocab.json", "audio"])
+def test_extend_checks_the_whole_source_before_synthesis(
+    source: Path, tmp_path: Path, broken: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = source / broken
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+    out = tmp_path / "ext"
+    assert main(["synth", "--extend", str(source), "--out", str(out), "--voices", V2]) == 1
+    assert broken in capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / "ext.partial").exists()
+
+
 def test_extend_force_never_replaces_a_users_own_manifest_dataset(source: Path, tmp_path: Path) -> None:
     mine = tmp_path / "mydata"
     mine.mkdir()

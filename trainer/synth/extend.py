@@ -32,19 +32,35 @@ logger = logging.getLogger(__name__)
 _EXT: dict[str, object] = {}  # this extension's number, seed and splits, for the workers
 
 
-def _read_source(src: Path) -> tuple[dict, list[str]]:
+def _read_json(src: Path, name: str) -> dict:
+    try:
+        data = json.loads((src / name).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SynthError(f"--extend {src}: {name} is missing or unreadable ({exc})") from None
+    if not isinstance(data, dict):
+        raise SynthError(f"--extend {src}: {name} is not a JSON object")
+    return data
+
+
+def _read_source(src: Path) -> tuple[dict, list[str], dict]:
+    """SRC's info.json, manifest lines and voices.json, all checked before any synthesis."""
     info_path, manifest = src / "info.json", src / "manifest.jsonl"
     if not info_path.is_file() or not manifest.is_file():
         raise SynthError(f"--extend {src}: not a folder made by `trainer synth` (it needs info.json and "
                          "manifest.jsonl)")
-    try:
-        info = json.loads(info_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise SynthError(f"--extend {src}: info.json is unreadable ({exc})") from None
+    info = _read_json(src, "info.json")
     if info.get("format_version") != gen.FORMAT_VERSION:
         raise SynthError(f"--extend {src}: dataset format {info.get('format_version')!r}, this trainer writes "
                          f"{gen.FORMAT_VERSION}; regenerate it")
-    return info, manifest.read_text(encoding="utf-8").splitlines()
+    voices_info = _read_json(src, "voices.json")
+    for key in ("train_voices", "holdout_voices"):
+        if not isinstance(voices_info.get(key), list):
+            raise SynthError(f"--extend {src}: voices.json has no {key} list")
+    _read_json(src, "vocab.json")
+    for sub in ("images", "audio"):
+        if not (src / sub).is_dir():
+            raise SynthError(f"--extend {src}: the folder {sub}/ is missing")
+    return info, manifest.read_text(encoding="utf-8").splitlines(), voices_info
 
 
 def _link_tree(src: Path, dst: Path) -> None:
@@ -100,7 +116,7 @@ def extend(
     src, out = Path(src), Path(out)
     if out.resolve().is_relative_to(src.resolve()):
         raise SynthError("--extend writes a new folder and only reads the source: give an --out outside it")
-    info, old_lines = _read_source(src)
+    info, old_lines, voices_info = _read_source(src)
     known = {"train", "val", "test"}
     if not splits or set(splits) - known:
         raise SynthError(f"--extend-splits: choose from {', '.join(sorted(known))}, got {','.join(splits) or 'none'}")
@@ -114,13 +130,16 @@ def extend(
                          "training on it would void that test")
     for name in voices:
         check_voice(get_voice(name))
-    opts = gen.SynthOptions(
-        out=out, images=int(info["images"]), seed=int(info["seed"]), voices=list(voices),
-        captions_per_image=captions_per_image, val_images=int(info["val_images"]),
-        test_images=int(info["test_images"]), image_size=int(info["image_size"]),
-        image_format=str(info["image_format"]), workers=max(1, workers), noise_p=float(info["noise_p"]),
-        speed=tuple(info["speed"]), word_speed=tuple(info["word_speed"]),  # type: ignore[arg-type]
-    )
+    try:
+        opts = gen.SynthOptions(
+            out=out, images=int(info["images"]), seed=int(info["seed"]), voices=list(voices),
+            captions_per_image=captions_per_image, val_images=int(info["val_images"]),
+            test_images=int(info["test_images"]), image_size=int(info["image_size"]),
+            image_format=str(info["image_format"]), workers=max(1, workers), noise_p=float(info["noise_p"]),
+            speed=tuple(info["speed"]), word_speed=tuple(info["word_speed"]),  # type: ignore[arg-type]
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SynthError(f"--extend {src}: info.json lacks a valid generator setting ({exc!r})") from None
     ids = [i for i in range(opts.images) if opts.split_of(i) in splits]
     if not ids:
         raise SynthError(f"--extend: {src} has no scene in split(s) {', '.join(splits)}")
@@ -150,7 +169,6 @@ def extend(
         for line in new_lines:
             f.write(json.dumps(line) + "\n")
     shutil.copy2(src / "vocab.json", tmp / "vocab.json")
-    voices_info = json.loads((src / "voices.json").read_text(encoding="utf-8"))
     voices_info["train_voices"] = list(dict.fromkeys([*voices_info.get("train_voices", []), *voices]))
     voices_info.setdefault("details", {}).update({v: asdict(get_voice(v)) for v in voices})
     (tmp / "voices.json").write_text(json.dumps(voices_info, indent=1))
