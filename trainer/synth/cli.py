@@ -166,7 +166,7 @@ def run_synth(args: argparse.Namespace) -> int:
         for name, v in EXTRA_VOICES.items():
             print(f"{name}\t{v.engine} (only when asked for: not in the default set)")
         if args.voice_pool > 0:
-            for name in voice_pool(args.voice_pool, args.seed, exclude=list(DEFAULT_HOLDOUT) + list_voices(),
+            for name in voice_pool(args.voice_pool, args.seed, exclude=DEFAULT_HOLDOUT, known=list_voices(),
                                    engines=args.pool_engines):
                 print(f"{name}\t{get_voice(name).engine} (pool, seed {args.seed})")
         return 0
@@ -198,7 +198,7 @@ def run_synth(args: argparse.Namespace) -> int:
             get_voice(name)
         voices = args.voices if args.voices is not None else [v for v in list_voices() if v not in holdout]
         voices = [v for v in voices if v not in holdout]
-        voices += voice_pool(args.voice_pool, args.seed, exclude=holdout + voices, engines=args.pool_engines)
+        voices += voice_pool(args.voice_pool, args.seed, exclude=holdout, known=voices, engines=args.pool_engines)
         n = args.images
         opts = SynthOptions(
             out=args.out,
@@ -233,7 +233,7 @@ def _run_extend(args: argparse.Namespace) -> int:
     voices = list(args.voices or [])
     for name in voices:
         get_voice(name)
-    voices += voice_pool(args.voice_pool, args.seed, exclude=list(DEFAULT_HOLDOUT) + voices, engines=args.pool_engines)
+    voices += voice_pool(args.voice_pool, args.seed, exclude=DEFAULT_HOLDOUT, known=voices, engines=args.pool_engines)
     rep = extend(args.extend, args.out, voices, captions_per_image=args.captions_per_image,
                  splits=tuple(args.extend_splits), seed=args.seed, workers=args.workers, force=args.force,
                  on_progress=_progress(0, "scenes"))

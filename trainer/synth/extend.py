@@ -25,7 +25,7 @@ from PIL import Image
 from trainer.synth import generate as gen
 from trainer.synth.render import render
 from trainer.synth.scenes import caption, sample_scene
-from trainer.synth.voices import SynthError, check_voice, get_voice, speaker_of
+from trainer.synth.voices import SynthError, check_voice, get_voice, held_out_clash
 
 logger = logging.getLogger(__name__)
 
@@ -124,8 +124,7 @@ def extend(
         raise SynthError(f"--captions-per-image must be >= 1, got {captions_per_image}")
     if not voices:
         raise SynthError("--extend needs the new voices: give --voices and/or --voice-pool")
-    holdout = set(info.get("holdout_voices") or [])
-    if clash := sorted(holdout & {speaker_of(v) for v in voices}):  # a warp of a held-out voice is that voice
+    if clash := held_out_clash(voices, voices_info["holdout_voices"]):  # any spelling or warp of a held-out voice
         raise SynthError(f"--extend: {', '.join(clash)} is held out in {src} (split test_unseen_voice); "
                          "training on it would void that test")
     for name in voices:

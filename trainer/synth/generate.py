@@ -32,9 +32,10 @@ from trainer.synth.vocab import all_words, vocab_dict
 from trainer.synth.voices import (
     HOLDOUT_SPLIT,
     SynthError,
+    canonical_name,
     check_voice,
     get_voice,
-    speaker_of,
+    held_out_clash,
     synth_vocabulary,
 )
 
@@ -76,9 +77,14 @@ class SynthOptions:
             raise SynthError(f"--captions-per-image must be >= 1, got {self.captions_per_image}")
         if self.image_format not in ("png", "jpg"):
             raise SynthError(f"--image-format must be png or jpg, got {self.image_format!r}")
-        if leaked := sorted({v for v in self.voices if speaker_of(v) in self.holdout_voices}):
+        if leaked := held_out_clash(self.voices, self.holdout_voices):  # under any spelling, or warped
             raise SynthError(f"{', '.join(leaked)} speak with a held-out voice; training on them would void the "
                              "unseen-voice test")
+        seen: dict[str, str] = {}
+        for v in self.voices:
+            if (first := seen.setdefault(canonical_name(v), v)) != v:
+                logger.warning("%s and %s are one voice (the same engine settings): it is trained on twice as "
+                               "often as the others", first, v)
         for name in self.voices + self.holdout_voices:
             check_voice(get_voice(name))
 

@@ -174,6 +174,31 @@ def speaker_of(name: str) -> str:
     return name
 
 
+def canonical_name(name: str) -> str:
+    """One name per voice: the engine settings, spelt one way (default settings left out), so that two spellings
+    of a voice that speak the same clips compare equal: `piper:joe:ls1.00` and `piper:joe`, `flite:rms:s0.85`
+    and `flite:rms`, `espeak:en-us:r090:p05` and `espeak:en-us:r90:p5`. A named voice's canonical name is its
+    name. VoiceError for an unknown name."""
+    v = get_voice(name)
+    if v.engine == "espeak":
+        return f"espeak:{v.variant}:r{v.rate}:p{v.pitch}"
+    if v.engine == "flite":
+        return f"flite:{v.variant}" + (f":f{v.f0}" if v.f0 else "") + (f":s{v.stretch!r}" if v.stretch != 0.85 else "")
+    if v.engine == "piper":
+        return "piper:joe" + (f":ls{v.length_scale!r}" if v.length_scale != 1.0 else "")
+    if v.engine == "festival" and v.f0:
+        return f"festival:ked:f{v.f0}:s{v.stretch!r}"
+    if v.engine == "praat":
+        return f"praat:fr{v.formant_ratio:.2f}:pr{v.pitch_ratio:.2f}:{canonical_name(v.variant)}"
+    return v.name  # festival's named voices (only that form exists)
+
+
+def held_out_clash(voices: list[str] | tuple[str, ...], holdout: list[str] | tuple[str, ...]) -> list[str]:
+    """The names in `voices` that speak with a voice of `holdout` under any spelling, or are a praat warp of one."""
+    held = {canonical_name(h) for h in holdout}
+    return sorted({v for v in voices if canonical_name(v) in held or canonical_name(speaker_of(v)) in held})
+
+
 def _draw_espeak(rng: np.random.Generator) -> str:
     accent = ESPEAK_POOL_ACCENTS[rng.integers(len(ESPEAK_POOL_ACCENTS))]
     variant = ESPEAK_POOL_VARIANTS[rng.integers(len(ESPEAK_POOL_VARIANTS))]
@@ -209,18 +234,23 @@ _DRAW = {"espeak": _draw_espeak, "flite": _draw_flite, "piper": _draw_piper, "fe
 
 
 def voice_pool(n: int, seed: int, exclude: tuple[str, ...] | list[str] = (),
-               engines: tuple[str, ...] | list[str] | None = None) -> list[str]:
+               engines: tuple[str, ...] | list[str] | None = None, *,
+               known: tuple[str, ...] | list[str] = ()) -> list[str]:
     """`n` distinct parametric voices, deterministic for `seed`. Without `engines`: ~75 % espeak-ng variants x
     accents x rate x pitch, ~20 % flite voices at other pitches and tempi, ~5 % piper at other length scales
     (the default dataset's pool; these draws never change). With `engines` (a subset of POOL_ENGINES), each
-    voice's engine is drawn uniformly from them. Names in `exclude` (the held-out voices) and the named
-    voices are never drawn."""
+    voice's engine is drawn uniformly from them. The voices in `exclude` (the held-out voices) are never drawn
+    under any spelling (`canonical_name`), nor their praat warps; nor are the named voices and `known` (voices
+    already in use). One exception keeps the default dataset's bytes: without `engines`, a draw that is another
+    spelling of a named or known voice (the default's piper:joe:ls1.00 = piper:joe) is kept under its drawn name.
+    VoiceError when `n` distinct voices cannot be drawn (piper alone has 48)."""
     if engines is not None:
         unknown = [e for e in engines if e not in _DRAW]
         if unknown or not engines:
             raise VoiceError(f"unknown pool engine(s) {unknown or engines!r}; choose from {', '.join(POOL_ENGINES)}")
     rng = np.random.default_rng([seed, 0x70_01] if engines is None else [seed, 0x70_02])
-    taken = set(exclude) | set(VOICES) | set(EXTRA_VOICES)
+    names = {*exclude, *known, *VOICES, *EXTRA_VOICES}
+    taken = {canonical_name(v) for v in names}
     out: list[str] = []
     attempts = 0
     while len(out) < n and attempts < 50 * n + 100:
@@ -231,9 +261,20 @@ def voice_pool(n: int, seed: int, exclude: tuple[str, ...] | list[str] = (),
         else:
             engine = engines[int(rng.integers(len(engines)))]
         name = _DRAW[engine](rng)
-        if name not in taken and speaker_of(name) not in exclude:
-            taken.add(name)
-            out.append(name)
+        key = canonical_name(name)
+        if name in names or held_out_clash([name], exclude):
+            continue
+        if key in taken:
+            if engines is not None:
+                continue
+            logger.info("voice pool: %s is %s under another name; kept (the default draws never change)", name, key)
+        names.add(name)
+        taken.add(key)
+        out.append(name)
+    if len(out) < n:
+        raise VoiceError(f"--voice-pool {n}: only {len(out)} distinct voices could be drawn from "
+                         f"{', '.join(engines or ['the default mix'])} besides the voices in use; "
+                         "ask for fewer, or name more --pool-engines")
     return out
 
 
