@@ -80,6 +80,19 @@ def test_extend_refuses_what_would_mislead(source: Path, tmp_path: Path, capsys:
     assert not out.exists()
 
 
+def test_extend_pool_draws_voices_the_source_has_not_heard(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src, out = tmp_path / "src", tmp_path / "ext"
+    assert main(["synth", "--out", str(src), "--images", "2", "--test-images", "0", "--val-images", "0",
+                 "--voices", V1, "--voice-pool", "2", "--captions-per-image", "1"]) == 0
+    # the same --seed (0) and engines as the source's own pool: its voices must not come back
+    assert main(["synth", "--extend", str(src), "--out", str(out), "--voice-pool", "2", "--captions-per-image", "1"]) == 0
+    trained = json.loads((src / "voices.json").read_text())["train_voices"]
+    new = json.loads((out / "info.json").read_text())["extensions"][0]["voices"]
+    assert len(new) == 2 and not {voices_mod.canonical_name(v) for v in new} & {
+        voices_mod.canonical_name(v) for v in trained}
+    assert "(2 voices;" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("broken", ["voices.json", "vocab.json", "audio"])
 def test_extend_checks_the_whole_source_before_synthesis(
     source: Path, tmp_path: Path, broken: str, capsys: pytest.CaptureFixture[str]

@@ -233,12 +233,11 @@ def _run_extend(args: argparse.Namespace) -> int:
     voices = list(args.voices or [])
     for name in voices:
         get_voice(name)
-    voices += voice_pool(args.voice_pool, args.seed, exclude=DEFAULT_HOLDOUT, known=voices, engines=args.pool_engines)
-    rep = extend(args.extend, args.out, voices, captions_per_image=args.captions_per_image,
-                 splits=tuple(args.extend_splits), seed=args.seed, workers=args.workers, force=args.force,
-                 on_progress=_progress(0, "scenes"))
+    rep = extend(args.extend, args.out, voices, pool=args.voice_pool, pool_engines=args.pool_engines,
+                 captions_per_image=args.captions_per_image, splits=tuple(args.extend_splits), seed=args.seed,
+                 workers=args.workers, force=args.force, on_progress=_progress(0, "scenes"))
     print(f"wrote {args.out}: {args.extend}'s utterances plus {rep.utterances} new ones for {rep.images} scenes "
-          f"({len(voices)} voices; {rep.audio_s / 3600:.2f} h of new audio) in {rep.seconds:.0f} s")
+          f"({len(rep.voices)} voices; {rep.audio_s / 3600:.2f} h of new audio) in {rep.seconds:.0f} s")
     return 0
 
 

@@ -25,7 +25,14 @@ from PIL import Image
 from trainer.synth import generate as gen
 from trainer.synth.render import render
 from trainer.synth.scenes import caption, sample_scene
-from trainer.synth.voices import SynthError, check_voice, get_voice, held_out_clash
+from trainer.synth.voices import (
+    SynthError,
+    canonical_name,
+    check_voice,
+    get_voice,
+    held_out_clash,
+    voice_pool,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -107,16 +114,32 @@ def _init(opts: gen.SynthOptions, cache: dict, root: Path, ext: dict) -> None:
     _EXT.update(ext)
 
 
+def _new_voices(src: Path, voices_info: dict, voices: list[str], pool: int, seed: int,
+                pool_engines: list[str] | None) -> list[str]:
+    """`voices` plus `pool` voices that SRC neither trains on nor holds out (any spelling; `voice_pool`)."""
+    trained = {canonical_name(v) for v in voices_info["train_voices"]}
+    if again := [v for v in voices if canonical_name(v) in trained]:
+        logger.warning("--extend: %s already train(s) in %s; the extension adds more of the same voice(s)",
+                       ", ".join(again), src)
+    if pool == 0:
+        return voices
+    return [*voices, *voice_pool(pool, seed, exclude=voices_info["holdout_voices"],
+                                 known=[*voices_info["train_voices"], *voices], engines=pool_engines)]
+
+
 def extend(
-    src: Path, out: Path, voices: list[str], *, captions_per_image: int = 1, splits: tuple[str, ...] = ("train",),
-    seed: int = 0, workers: int = 1, force: bool = False, on_progress: Callable[[int, int], None] | None = None,
+    src: Path, out: Path, voices: list[str], *, pool: int = 0, pool_engines: list[str] | None = None,
+    captions_per_image: int = 1, splits: tuple[str, ...] = ("train",), seed: int = 0, workers: int = 1,
+    force: bool = False, on_progress: Callable[[int, int], None] | None = None,
 ) -> gen.SynthReport:
-    """Write DIR = SRC + `captions_per_image` new utterances per scene of `splits`, spoken by `voices`."""
+    """Write DIR = SRC + `captions_per_image` new utterances per scene of `splits`, spoken by `voices` and `pool`
+    voices drawn for `seed` (from `pool_engines`) among those SRC has not heard."""
     t0 = time.perf_counter()
     src, out = Path(src), Path(out)
     if out.resolve().is_relative_to(src.resolve()):
         raise SynthError("--extend writes a new folder and only reads the source: give an --out outside it")
     info, old_lines, voices_info = _read_source(src)
+    voices = _new_voices(src, voices_info, list(voices), pool, seed, pool_engines)
     known = {"train", "val", "test"}
     if not splits or set(splits) - known:
         raise SynthError(f"--extend-splits: choose from {', '.join(sorted(known))}, got {','.join(splits) or 'none'}")
@@ -185,4 +208,4 @@ def extend(
         shutil.rmtree(out)
     tmp.rename(out)
     return gen.SynthReport(out=out, images=len(ids), utterances=len(new_lines), audio_s=new_s,
-                           seconds=time.perf_counter() - t0, per_split=per_split)
+                           seconds=time.perf_counter() - t0, per_split=per_split, voices=voices)

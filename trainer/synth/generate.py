@@ -103,6 +103,7 @@ class SynthReport:
     audio_s: float
     seconds: float
     per_split: dict[str, int]
+    voices: list[str] = field(default_factory=list)  # the voices that spoke the new utterances
 
 
 def build_word_cache(voices: list[str], workers: int = 1) -> dict[str, dict[str, np.ndarray]]:
@@ -263,4 +264,5 @@ def generate(
         audio_s=audio_s,
         seconds=time.perf_counter() - t0,
         per_split=per_split,
+        voices=list(dict.fromkeys(opts.voices + opts.holdout_voices)),
     )
