@@ -26,7 +26,7 @@ import numpy as np
 import soundfile as sf
 
 from trainer.synth.audio_ops import SAMPLE_RATE, build_utterance
-from trainer.synth.render import render
+from trainer.synth.render import MIN_IMAGE_SIZE, render
 from trainer.synth.scenes import caption, sample_scene
 from trainer.synth.vocab import all_words, vocab_dict
 from trainer.synth.voices import (
@@ -66,6 +66,10 @@ class SynthOptions:
     def validate(self) -> None:
         if self.images < 1:
             raise SynthError(f"--images must be >= 1, got {self.images}")
+        for name, value, low in (("--val-images", self.val_images, 0), ("--test-images", self.test_images, 0),
+                                 ("--seed", self.seed, 0), ("--image-size", self.image_size, MIN_IMAGE_SIZE)):
+            if value < low:
+                raise SynthError(f"{name} must be >= {low}, got {value}")
         if self.val_images + self.test_images > self.images:
             raise SynthError(
                 f"--val-images ({self.val_images}) + --test-images ({self.test_images}) exceed "

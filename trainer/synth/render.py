@@ -16,6 +16,8 @@ from trainer.synth.scenes import Scene, SceneObject
 
 logger = logging.getLogger(__name__)
 
+MIN_IMAGE_SIZE = 8  # the smallest image side (px) that still shows the shapes
+
 
 def _star(n: int, r_in: float) -> list[tuple[float, float]]:
     pts = []
