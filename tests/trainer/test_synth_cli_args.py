@@ -39,3 +39,14 @@ def test_options_refuse_out_of_range_numbers(field: str, value: int, message: st
     opts = SynthOptions(out=tmp_path / "o", images=10, voices=["flite:slt"], **{"test_images": 1, field: value})
     with pytest.raises(SynthError, match=message):
         opts.validate()
+
+
+@pytest.mark.parametrize("out", ["afile", "afile/sub"])
+def test_an_out_that_is_or_lies_under_a_file_is_one_error_line(
+    out: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "afile").write_text("mine")
+    assert main(["synth", "--out", str(tmp_path / out), "--images", "2", "--voices", "flite:slt"]) == 1
+    err = capsys.readouterr().err
+    assert "--out" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"] and (tmp_path / "afile").read_text() == "mine"

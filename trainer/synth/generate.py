@@ -182,6 +182,8 @@ def is_synth_output(out: Path) -> bool:
 
 def _prepare_dir(out: Path, force: bool) -> Path:
     """Check `out` may be written; return the temporary sibling to write into."""
+    if out.exists() and not out.is_dir():
+        raise SynthError(f"--out {out} is a file, not a folder; choose another --out")
     if out.exists() and any(out.iterdir()):
         if not force:
             raise SynthError(
@@ -196,8 +198,11 @@ def _prepare_dir(out: Path, force: bool) -> Path:
     if tmp.exists():
         logger.info("removing the leftovers of an interrupted run: %s", tmp)
         shutil.rmtree(tmp)
-    (tmp / "images").mkdir(parents=True)
-    (tmp / "audio").mkdir()
+    try:
+        (tmp / "images").mkdir(parents=True)
+        (tmp / "audio").mkdir()
+    except OSError as exc:
+        raise SynthError(f"cannot write next to --out {out}: {exc}") from None
     return tmp
 
 
