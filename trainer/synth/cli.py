@@ -134,7 +134,8 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-format", choices=["png", "jpg"], default="png")
     parser.add_argument("--noise-p", type=float, default=0.5, help="share of utterances with added noise")
     parser.add_argument("--workers", type=_at_least(1), default=1, help="processes (default 1)")
-    parser.add_argument("--force", action="store_true", help="replace an existing synth output folder")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing synth output folder (or a previous demo export)")
     parser.add_argument("--list-voices", action="store_true", help="print the voice names and exit")
     parser.add_argument(
         "--demo-photos",
@@ -197,6 +198,7 @@ def run_synth(args: argparse.Namespace) -> int:
                 args.photo_quality,
                 query_voices=tuple(args.voices or DEFAULT_QUERY_VOICES),
                 on_progress=_progress(args.demo_photos + args.demo_queries, "demo"),
+                force=args.force,
             )
             print(
                 f"wrote {rep.photos} photos ({rep.photo_bytes / 1e6:.1f} MB) and {rep.queries} queries to {args.out}"
