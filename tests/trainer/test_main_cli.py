@@ -28,3 +28,15 @@ def test_eval_refuses_out_of_range_counts(capfd, bad):
     with pytest.raises(SystemExit) as e:
         main(["eval", "--model", "m", "--data", "d", *bad])
     assert e.value.code == 2 and "is below" in capfd.readouterr().err
+
+
+def test_ctrl_c_in_synth_says_nothing_was_written(monkeypatch, capfd):
+    from trainer.synth import cli as synth_cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(synth_cli, "run", interrupted)
+    assert main(["synth", "--out", "x", "--images", "2"]) == 130
+    err = capfd.readouterr().err
+    assert "nothing was written to the output folder" in err and "checkpoint" not in err

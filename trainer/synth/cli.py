@@ -267,5 +267,6 @@ def synth_main(argv: list[str] | None = None) -> int:
 
 # The names trainer/main.py's dispatcher looks for.
 HELP = __doc__
+INTERRUPTED = "interrupted; nothing was written to the output folder (the next run removes its .partial folder)"
 add_arguments = add_synth_arguments
 run = run_synth
