@@ -44,6 +44,8 @@ class TrainConfig:
     exclude_voices: list = field(default_factory=list)  # voices never trained on (held out)
     max_train_utterances: int = 0  # use only the first N training utterances (0 = all; quick experiments)
     max_audio_s: float = 6.4  # random crop of longer training utterances (authors: 102400 samples)
+    # crop edges moved into the pauses so no word is cut (with word times); not in the paper: its crop cuts words
+    crop_whole_words: bool = False
     # on-the-fly training augmentation (trainer.data.augment; the defaults switch it off)
     augment_speed: list = field(default_factory=lambda: [1.0, 1.0])  # resampling factor range (tempo+pitch)
     augment_tilt_p: float = 0.0  # chance of a random first-order spectral tilt

@@ -258,3 +258,24 @@ def test_a_training_crop_keeps_the_text_of_the_words_it_keeps(tmp_path: Path) ->
         assert item["wav"].shape == (3200,)
         assert item["text"] == " ".join(w["word"] for w in item["words"])  # what the CIF count is taken from
         assert len(item["words"]) < 3
+
+
+def test_a_whole_word_crop_moves_its_edges_into_the_pauses(tmp_path: Path) -> None:
+    from trainer.loop.utterance_data import UtteranceDataset, whole_word_window
+
+    # words a 0.05-0.1, red 0.15-0.25, circle 0.3-0.45 (s); at 16 kHz
+    words = [{"word": "a", "start_s": 0.05, "end_s": 0.1}, {"word": "red", "start_s": 0.15, "end_s": 0.25},
+             {"word": "circle", "start_s": 0.3, "end_s": 0.45}]
+    assert whole_word_window(words, 3200, 6400) == (2400, 4800)  # start in "red" -> its onset; end in "circle"
+    assert whole_word_window(words, 1700, 4900) == (1700, 4800)  # start in a pause stays; end cut before circle
+    assert whole_word_window(words, 4000, 7200) == (4000, 7200)  # both edges already in pauses
+    assert whole_word_window(words, 1000, 4200) == (800, 4000)  # start in "a"; the end then lands in "red"
+    make_manifest(tmp_path, n_images=2, captions_per_image=2)
+    utts = read_manifest(tmp_path)
+    torch.manual_seed(0)
+    cropped = UtteranceDataset(utts, max_audio_s=0.2, train=True, whole_words=True)
+    for i in range(len(utts)):
+        item = cropped[i]
+        n = item["wav"].shape[0]
+        assert n <= 3200 and item["text"] == " ".join(w["word"] for w in item["words"])
+        assert all(0 <= w["start_s"] and w["end_s"] <= n / 16000 + 1e-4 for w in item["words"])

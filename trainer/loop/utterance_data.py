@@ -26,8 +26,9 @@ class UtteranceDataset(Dataset):
     """
 
     def __init__(self, utterances: Sequence[Any], *, max_audio_s: float = 0.0, train: bool = False,
-                 augment: SpeechAugment | None = None) -> None:
+                 augment: SpeechAugment | None = None, whole_words: bool = False) -> None:
         self.utts = list(utterances)
+        self.whole_words = whole_words
         self.augment = augment if (augment is not None and augment.enabled and train) else None
         self.max_samples = int(max_audio_s * SAMPLE_RATE) if max_audio_s > 0 else 0
         self.train = train
@@ -57,9 +58,12 @@ class UtteranceDataset(Dataset):
             wav, words = self.augment(wav, words)
         if self.train and self.max_samples and wav.shape[0] > self.max_samples:
             start = int(torch.randint(0, wav.shape[0] - self.max_samples + 1, ()).item())
-            wav = wav[start:start + self.max_samples]
+            end = start + self.max_samples
+            if words and self.whole_words:
+                start, end = whole_word_window(words, start, end)
+            wav = wav[start:end]
             if words is not None:  # keep the words inside the crop, on its clock
-                t0, t1 = start / SAMPLE_RATE, (start + self.max_samples) / SAMPLE_RATE
+                t0, t1 = start / SAMPLE_RATE, end / SAMPLE_RATE
                 kept = [{**w, "start_s": round(w["start_s"] - t0, 4), "end_s": round(w["end_s"] - t0, 4)}
                         for w in words if w["start_s"] >= t0 and w["end_s"] <= t1]
                 if len(kept) < len(words):
@@ -70,6 +74,25 @@ class UtteranceDataset(Dataset):
                 words = kept
         return {"wav": torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32)), "image_id": int(u.image_id),
                 "image_key": str(u.image_path), "text": text, "words": words, "voice": u.voice}
+
+
+def whole_word_window(words: Sequence[dict[str, Any]], start: int, end: int) -> tuple[int, int]:
+    """The crop [start, end) (samples) with its edges moved into pauses: a start inside a word moves back to
+    that word's onset, then an end inside a word moves back to that word's onset (the window only shrinks
+    past `end`'s word, never grows beyond `end - start`). Same random draw, no partial word at either edge."""
+    length = end - start
+    for w in words:
+        a, b = int(w["start_s"] * SAMPLE_RATE), int(w["end_s"] * SAMPLE_RATE)
+        if a < start < b:
+            start = a
+            break
+    end = start + length
+    for w in words:
+        a, b = int(w["start_s"] * SAMPLE_RATE), int(w["end_s"] * SAMPLE_RATE)
+        if a < end < b:
+            end = max(a, start + 1)
+            break
+    return start, end
 
 
 def read_utterances(dataset: str, data_dir: str, split: str) -> list[Any]:
@@ -127,4 +150,5 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset | None]:
                             gain_db=(float(cfg.augment_gain_db[0]), float(cfg.augment_gain_db[1])))
     if augment.enabled:
         logger.info("training augmentation: %s", augment)
-    return UtteranceDataset(train_utts, max_audio_s=cfg.max_audio_s, train=True, augment=augment), val
+    return UtteranceDataset(train_utts, max_audio_s=cfg.max_audio_s, train=True, augment=augment,
+                            whole_words=cfg.crop_whole_words), val
