@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.device:
         settings.device = args.device
     window = MainWindow(None, settings, service_factory=create_service)
+    from app.errors import install_excepthook
+
+    install_excepthook(window)  # an error in a GUI callback is logged and shown, the app goes on
     window.show()
     window.load_service()
     logger.info("app started; log file %s", log_file_path())

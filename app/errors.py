@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import sys
+from collections.abc import Callable
+from types import TracebackType
 
 import shiboken6
 from PySide6.QtCore import Qt
@@ -43,3 +46,27 @@ def show_error(parent: QWidget | None, exc: BaseException, what: str = "") -> No
     box = QMessageBox(QMessageBox.Icon.Warning, "Spoken Image Search", text, parent=parent)
     box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     box.open()
+
+
+def install_excepthook(window: QWidget | None = None) -> Callable[..., None]:
+    """Route exceptions that escape a Qt callback (a slot, a timer, an event handler) to the app log and,
+    when `window` is alive, its message strip; the app keeps running. Returns the installed hook (and
+    keeps the previous one for KeyboardInterrupt / SystemExit)."""
+    previous = sys.excepthook
+
+    def hook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        if issubclass(exc_type, KeyboardInterrupt | SystemExit):
+            previous(exc_type, exc, tb)
+            return
+        logger.critical("uncaught %s in the window", exc_type.__name__, exc_info=(exc_type, exc, tb))
+        if window is None or not shiboken6.isValid(window) or not hasattr(window, "show_message"):
+            return
+        try:
+            window.show_message(
+                f"Something went wrong ({exc_type.__name__}: {exc}). The app keeps running; please report it "
+                f"with the log file {log_file_hint()}.", "error")
+        except Exception:  # noqa: BLE001 - the hook itself must never raise
+            logger.exception("could not show the uncaught error")
+
+    sys.excepthook = hook
+    return hook

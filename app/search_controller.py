@@ -23,11 +23,27 @@ from app.widgets.cif_plot import CifPlot
 from app.widgets.keyword_chips import KeywordChips
 from app.widgets.record_panel import RecordPanel
 from app.widgets.results_grid import ResultsGrid
+from core.errors import AudioDecodeError
 
 logger = logging.getLogger(__name__)
 
 MIN_QUERY_S = 0.3  # a spoken query shorter than this is refused with a message
 WAVE_REDRAW_MS = 100  # waveform redraw throttle while recording
+
+
+def clip_problem(wav: np.ndarray, name: str = "") -> str:
+    """Why `wav` (S,) at 16 kHz cannot be searched (core.audio.check_speech: empty, NaN, too short, longer
+    than core.audio.MAX_QUERY_S, silent), as a message for the user; "" when it can."""
+    from core.audio import check_speech
+
+    try:
+        check_speech(wav, SAMPLE_RATE, name=name or "the recording")
+    except AudioDecodeError as exc:
+        if wav.size and np.all(np.isfinite(wav)) and wav.size < MIN_QUERY_S * SAMPLE_RATE:
+            return (f"The clip is too short ({wav.size / SAMPLE_RATE:.2f} s; at least {MIN_QUERY_S} s is "
+                    "needed). Hold Space a little longer while speaking, or record with Ctrl+R.")
+        return f"Nothing was searched: {str(exc).rstrip('.')}."
+    return ""
 
 
 class SearchController(QObject):
@@ -115,7 +131,7 @@ class SearchController(QObject):
             return
         if reason == "limit":
             self.window.statusBar().showMessage(f"Stopped at the {self.recorder.max_s:.0f} s limit", 4000)
-        self.search_wav(wav)
+        self.search_wav(wav, recorded=True)
 
     def _on_failed(self, message: str) -> None:
         self.live.stop()
@@ -124,19 +140,23 @@ class SearchController(QObject):
         self.window.show_message(message, "error")
 
     # ---- searching ---------------------------------------------------------------------------------
-    def search_wav(self, wav: np.ndarray, label: str = "") -> None:
-        """Search with a 16 kHz mono clip (S,)."""
+    def search_wav(self, wav: np.ndarray, label: str = "", *, recorded: bool = False) -> None:
+        """Search with a 16 kHz mono clip (S,). A clip that cannot be a spoken query (too short or long,
+        silent, NaN) is refused with a message before any state changes."""
         service = self.window.service
         if service is None:
             self.window.show_message("No model is loaded. " + self.window.no_model_hint, "warning")
             return
-        self.query_wav = np.asarray(wav, np.float32)
-        self.plot.set_waveform(self.query_wav, SAMPLE_RATE, follow=True)
-        if len(wav) < MIN_QUERY_S * SAMPLE_RATE:
-            self.window.show_message(
-                f"The clip is too short ({len(wav) / SAMPLE_RATE:.2f} s; at least {MIN_QUERY_S} s is needed). "
-                "Hold Space a little longer while speaking, or record with Ctrl+R.", "warning")
+        wav = np.asarray(wav, np.float32)
+        problem = clip_problem(wav, label)
+        if problem:  # refused before anything changes: the previous query stays on screen, whole
+            self.window.show_message(problem, "warning")
             return
+        self.query_wav = wav
+        if not recorded:  # a recording's own live view stays until its final result replaces it
+            self.plot.clear_all()
+        self.plot.set_waveform(self.query_wav, SAMPLE_RATE, follow=True)
+        self.plot.show_message("Searching…")
         self.last_query = ("audio", self.query_wav)
         if self.speech_end_t is None:
             self.speech_end_t = time.perf_counter()

@@ -167,6 +167,9 @@ class CifPlot(pg.GraphicsLayoutWidget):
 
     def set_waveform(self, wav: np.ndarray, sr: int = 16000, *, follow: bool = False) -> None:
         """Draw `wav` (S,). With `follow`, keep the whole growing buffer in view (while recording)."""
+        wav = np.asarray(wav, np.float32)
+        if not np.all(np.isfinite(wav)):  # a broken file or device: draw NaN / inf as 0, never raise here
+            wav = np.nan_to_num(wav, nan=0.0, posinf=0.0, neginf=0.0)
         t, y = envelope(wav, sr)
         self.wave_curve.setData(t, y)
         self.wave_updates += 1

@@ -164,3 +164,72 @@ def test_sample_queries_are_listed_and_searchable(qtbot, make_window, fake_servi
         combo.activated.emit(1)
     assert w.results.rowCount() == 6 and "query_01.wav" in w.grid.summary_text()
     assert combo.currentIndex() == 0  # ready for the next pick
+
+
+def _snapshot(w):  # noqa: ANN001, ANN202
+    return (w.results.image_ids(), w.chips.texts(), w.plot.query, w.plot._duration, w.search.last_query,
+            id(w.search.query_wav), w.grid.summary_text())
+
+
+@pytest.mark.parametrize("kind", ["short", "silent", "dc", "nan", "long"])
+def test_a_rejected_file_leaves_the_previous_query_on_screen(qtbot, make_window, fake_service, photos, tmp_path,
+                                                              kind):
+    from core.audio import MAX_QUERY_S
+
+    w = ready_window(qtbot, make_window, fake_service, photos)
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.search.search_wav(speech_like(), "first.wav")
+    before = _snapshot(w)
+    assert before[0] and before[1]
+    path = tmp_path / f"{kind}.wav"
+    loud = np.tile(speech_like(gap_s=0.0), int(MAX_QUERY_S / 1.2) + 3)  # just over the limit
+    data = {"short": speech_like()[:1600], "silent": np.zeros(48000, np.float32),
+            "dc": np.full(48000, 0.25, np.float32), "nan": np.full(48000, np.nan, np.float32),
+            "long": loud}[kind]
+    sf.write(path, data, 16000, subtype="FLOAT")
+    w.hide_message()
+    calls = len(fake_service.calls)
+    w.search.open_audio_file(path)
+    qtbot.waitUntil(lambda: w.message_bar.isVisible(), timeout=5_000)
+    text = w.message_bar.text()
+    expected = {"short": "too short", "silent": "silent", "dc": "silent", "nan": "NaN",
+                "long": f"above the {MAX_QUERY_S:.0f} s"}[kind]
+    assert expected in text and w.message_bar.level == "warning"
+    assert _snapshot(w) == before  # nothing of the old view was replaced
+    assert fake_service.calls[calls:] == []  # and the model never ran
+
+
+def test_nan_waveform_is_drawn_without_raising(qtbot):
+    from app.widgets.cif_plot import CifPlot
+
+    plot = CifPlot()
+    qtbot.addWidget(plot)
+    plot.set_waveform(np.full(1600, np.nan, np.float32))
+    plot.set_waveform(np.array([0.5, np.inf, -np.inf, np.nan], np.float32))
+    lo, hi = plot.wave_plot.viewRange()[1]
+    assert np.isfinite(lo) and np.isfinite(hi)
+
+
+@pytest.mark.qt_no_exception_capture
+def test_an_error_in_a_gui_callback_is_logged_and_shown(qtbot, make_window, fake_service, monkeypatch, caplog):
+    import sys
+
+    from PySide6.QtCore import QTimer
+
+    from app.errors import install_excepthook
+
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # restored after the test
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    hook = install_excepthook(w)
+    assert sys.excepthook is hook
+
+    def broken() -> None:
+        raise ValueError("boom in a slot")
+
+    with caplog.at_level("CRITICAL", logger="app.errors"):
+        QTimer.singleShot(0, broken)
+        qtbot.waitUntil(lambda: w.message_bar.isVisible(), timeout=3_000)
+    assert "ValueError: boom in a slot" in w.message_bar.text() and w.message_bar.level == "error"
+    assert "app.log" in w.message_bar.text()
+    assert any(r.exc_info and "boom in a slot" in str(r.exc_info[1]) for r in caplog.records)
+    assert w.isVisible()  # the app goes on
