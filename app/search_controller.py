@@ -186,9 +186,16 @@ class SearchController(QObject):
             self.window.show_message("No model is loaded. " + self.window.no_model_hint, "warning")
             return
         self.speech_end_t = None
+
+        def failed(exc: BaseException) -> None:
+            if isinstance(exc, ops.ClipTooLong):  # refused like any clip that cannot be a query: nothing changes
+                self.window.show_message(f"Nothing was searched: {str(exc).rstrip('.')}.", "warning")
+            else:
+                show_error(self.window, exc, f"Reading {Path(path).name}")
+
         (ops.load_audio_file(self.window, path)
          .success(lambda wav: self.search_wav(wav, Path(path).name))
-         .failure(lambda exc: show_error(self.window, exc, f"Reading {Path(path).name}")).run())
+         .failure(failed).run())
 
     def rerun(self) -> None:
         """Apply changed top-k / cut-off to the last query."""

@@ -233,3 +233,24 @@ def test_an_error_in_a_gui_callback_is_logged_and_shown(qtbot, make_window, fake
     assert "app.log" in w.message_bar.text()
     assert any(r.exc_info and "boom in a slot" in str(r.exc_info[1]) for r in caplog.records)
     assert w.isVisible()  # the app goes on
+
+
+def test_a_five_minute_file_is_refused_from_its_header(qtbot, make_window, fake_service, photos, tmp_path,
+                                                       monkeypatch):
+    import core.audio
+
+    def no_decoding(*a, **k):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("a file over the query limit must not be decoded")
+
+    w = ready_window(qtbot, make_window, fake_service, photos)
+    assert w.plot.message.toPlainText().startswith("Hold Space")
+    path = tmp_path / "long300s.wav"
+    with sf.SoundFile(path, "w", 16000, 1, subtype="PCM_16") as f:  # 300 s written in pieces
+        for _ in range(25):
+            f.write(np.tile(speech_like(gap_s=0.0), 10))
+    monkeypatch.setattr(core.audio, "load_audio", no_decoding)
+    w.search.open_audio_file(path)
+    qtbot.waitUntil(lambda: w.message_bar.isVisible() and w.message_bar.level == "warning", timeout=5_000)
+    assert "long300s.wav is 300.0 s long" in w.message_bar.text() and "30 s" in w.message_bar.text()
+    assert fake_service.calls == [] and w.search.last_query is None and w.search.searching == 0
+    assert len(w.plot.wave_curve.getData()[0] or []) == 0  # no waveform drawn under the idle overlay
