@@ -199,7 +199,8 @@ class LibraryController(QObject):
             elif first_run and demo_dir.is_dir():
                 self.window.show_message(WELCOME_INDEXING + WELCOME_HOW, "info")
                 self.index_folders([demo_dir], show_dialog=False)
-            else:
+            elif self.window.message_bar.isHidden() or self.window.message_bar.level == "info":
+                # (a warning shown meanwhile, e.g. "Could not load X; still using Y", is not replaced)
                 self.window.show_message("Your photo library is empty. Add a folder with File → Index a "
                                          "folder… (Ctrl+I).", "info")
 

@@ -21,7 +21,7 @@ from app.dialogs.about_dialog import AboutDialog
 from app.dialogs.library_dialog import LibraryDialog
 from app.dialogs.settings_dialog import SettingsDialog
 from app.library_controller import LibraryController
-from app.model_loader import load_service
+from app.model_loader import load_service, plain_reason
 from app.models import ResultsModel
 from app.search_controller import SearchController
 from app.settings import AppSettings, load_window_state, save_settings, save_window_state
@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff"}
 NO_MODEL_HINT = ("Choose a model folder in File → Settings (Ctrl+,), or build the embedded default model into "
                  "resources/models/default with the trainer (`python -m trainer export`, see the README).")
-SETTINGS_HINT = "Or choose another model folder in File → Settings (Ctrl+,)."
+SETTINGS_HINT = "Choose another model folder, or the embedded default model, in File → Settings (Ctrl+,)."
 
 
 class MainWindow(QMainWindow):
@@ -196,8 +196,8 @@ class MainWindow(QMainWindow):
         self.device_label.setText("")
         self.photos_label.setText("")
         if reason:
-            hint = SETTINGS_HINT if "python -m trainer" in reason else NO_MODEL_HINT
-            self.show_message(f"No model is loaded: {reason.rstrip('.')}. {hint}", "error",
+            hint = NO_MODEL_HINT if self.settings.model == "default" else SETTINGS_HINT
+            self.show_message(f"No model is loaded: {plain_reason(reason)}. {hint}", "error",
                               ("Settings…", self.show_settings))
             self.plot.clear_all("No model loaded")
         else:

@@ -24,9 +24,11 @@ from core.paths import data_dir
 logger = logging.getLogger(__name__)
 
 
-def load_service(window: Any, *, reindex: bool = False, previous: AppSettings | None = None) -> None:
+def load_service(window: Any, *, reindex: bool = False, previous: AppSettings | None = None,
+                 notice: str = "") -> None:
     """(Re)build the service from the settings in the background. The old service is closed first
-    (one owner of the library database at a time); indexing is cancelled."""
+    (one owner of the library database at a time); indexing is cancelled. `previous`: the settings to go
+    back to when this model cannot be loaded; `notice`: a warning shown once the service is up."""
     if window.service_factory is None:
         return
     factory, settings, old = window.service_factory, replace(window.settings), window.service
@@ -38,8 +40,31 @@ def load_service(window: Any, *, reindex: bool = False, previous: AppSettings | 
             old.close()
         return factory(replace(settings, model=resolve_model(settings.model)), reindex)
 
-    (ops.load_service(window, build).success(window.set_service)
+    def loaded(service: Any) -> None:
+        window.set_service(service)
+        if notice:
+            window.show_message(notice, "warning")
+
+    (ops.load_service(window, build).success(loaded)
      .failure(lambda exc: _load_failed(window, exc, previous)).run())
+
+
+DEVICE_NAMES = {"auto": "the automatic device", "cuda": "the GPU (CUDA)", "cpu": "the CPU"}
+
+
+def model_name(model: str) -> str:
+    """The model setting as the user knows it: "the embedded default model" or the folder's name."""
+    return "the embedded default model" if model == "default" else f"“{Path(model).name or model}”"
+
+
+def plain_reason(text: str) -> str:
+    """A core load error without the developer hints (save_model, trainer commands, internal config names)."""
+    text = text.replace(" (save_model writes one)", "")
+    for cut in (": pass a folder written by", "; train and export it with"):
+        i = text.find(cut)
+        if i >= 0:
+            text = text[:i]
+    return text.strip().rstrip(".")
 
 
 def resolve_model(model: str) -> str:
@@ -78,6 +103,20 @@ def _load_failed(window: Any, exc: BaseException, previous: AppSettings | None) 
         return
     if isinstance(exc, LibraryCorruptError) and exc.db_path is not None:
         offer_new_library(window, exc)
+        return
+    new = window.settings
+    if previous is not None and (previous.model, previous.device) != (new.model, new.device):
+        # go back to the model that worked a moment ago, and keep it saved (the failing choice is not kept)
+        if new.model != previous.model:
+            what, still = model_name(new.model), model_name(previous.model)
+        else:
+            what = f"{model_name(new.model)} on {DEVICE_NAMES.get(new.device, new.device)}"
+            still = f"{DEVICE_NAMES.get(previous.device, previous.device)}"
+        logger.warning("could not load %s on %s: %s; going back to %s on %s", new.model, new.device, exc,
+                       previous.model, previous.device)
+        window.settings = replace(new, model=previous.model, device=previous.device)
+        window.save_settings()
+        load_service(window, notice=f"Could not load {what} ({plain_reason(str(exc))}); still using {still}.")
         return
     window.set_no_model(str(exc))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from pathlib import Path
 
 from PySide6.QtWidgets import (
     QComboBox,
@@ -12,6 +13,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
+    QLabel,
     QPushButton,
     QSpinBox,
     QWidget,
@@ -21,6 +23,33 @@ from app.audio_source import InputDevice
 from app.settings import AppSettings
 
 logger = logging.getLogger(__name__)
+
+
+def model_choice_problem(model: str) -> str:
+    """Why `model` ("default", a model folder or a .ckpt file) cannot be loaded, in the user's words; "" when
+    it looks usable: a folder needs a readable config.json (core.factory.read_model_folder_config) and
+    model.safetensors. Only the files' presence and the small config are read (the weights load later)."""
+    if model == "default":
+        return ""
+    path = Path(model)
+    if path.suffix == ".ckpt":
+        return "" if path.is_file() else f"{path} is not a readable checkpoint file."
+    if not path.is_dir():
+        return f"{path} is not a folder (moved, deleted, or on a drive that is not connected)."
+    from core.errors import SpokenSearchError
+    from core.factory import CONFIG_FILE, WEIGHTS_FILE, read_model_folder_config
+
+    if not (path / CONFIG_FILE).is_file():
+        return (f"“{path.name}” is not a model folder: it has no {CONFIG_FILE}. Choose the folder that holds "
+                f"{CONFIG_FILE} and {WEIGHTS_FILE}.")
+    try:
+        read_model_folder_config(path)
+    except SpokenSearchError as exc:
+        detail = str(exc).replace(str(path / CONFIG_FILE), CONFIG_FILE)
+        return f"“{path.name}” cannot be used: its {CONFIG_FILE} is damaged or from another version ({detail})."
+    if not (path / WEIGHTS_FILE).is_file():
+        return f"“{path.name}” is incomplete: its weights ({WEIGHTS_FILE}) are missing."
+    return ""
 
 
 class SettingsDialog(QDialog):
@@ -36,6 +65,11 @@ class SettingsDialog(QDialog):
         if settings.model != "default":
             self.model_combo.addItem(settings.model, settings.model)
             self.model_combo.setCurrentIndex(1)
+        self.model_problem = QLabel()  # why the chosen model folder cannot be used
+        self.model_problem.setWordWrap(True)
+        self.model_problem.setStyleSheet("color: #b03030;")
+        self.model_problem.hide()
+        self.model_combo.currentIndexChanged.connect(lambda _: self._check_model())
         browse = QPushButton("Choose folder…")
         browse.setToolTip("A model folder (config.json + model.safetensors), e.g. one exported by the trainer")
         browse.clicked.connect(self._browse)
@@ -63,6 +97,7 @@ class SettingsDialog(QDialog):
         self.top_k.setValue(settings.top_k)
         form = QFormLayout(self)
         form.addRow("Model", model_row)
+        form.addRow("", self.model_problem)
         form.addRow("Compute device", self.device_combo)
         form.addRow("Microphone", self.mic_combo)
         form.addRow("Photos per search", self.top_k)
@@ -79,8 +114,21 @@ class SettingsDialog(QDialog):
                                               "Lightning checkpoints (*.ckpt)")
         self._choose(path)
 
+    def _check_model(self, model: str | None = None) -> bool:
+        """Show (or hide) why `model` (default: the current choice) cannot be used; True when usable."""
+        problem = model_choice_problem(str(self.model_combo.currentData()) if model is None else model)
+        self.model_problem.setText(problem)
+        self.model_problem.setVisible(bool(problem))
+        return not problem
+
+    def accept(self) -> None:
+        if self._check_model():  # a folder that cannot load is never saved (the working model stays)
+            super().accept()
+
     def _choose(self, model: str) -> None:
         if model:
+            if not self._check_model(model):  # refused: the previous choice stays selected
+                return
             i = self.model_combo.findData(model)
             if i < 0:
                 self.model_combo.addItem(model, model)

@@ -132,3 +132,100 @@ def test_about_shows_the_model_card(qtbot, make_window, fake_service):
     qtbot.waitUntil(lambda: w.findChild(AboutDialog) is not None, timeout=5_000)
     html = w.findChild(AboutDialog).browser.toPlainText()
     assert "energy rule" in html and "Model card" in html
+
+
+def _model_folders(tmp_path):  # noqa: ANN001, ANN202
+    import shutil
+
+    from core.paths import default_model_dir
+
+    good = tmp_path / "models" / "good"
+    good.mkdir(parents=True)
+    shutil.copy(default_model_dir() / "config.json", good / "config.json")
+    (good / "model.safetensors").write_bytes(b"weights are only read when the model loads")
+    empty = tmp_path / "models" / "empty_dir"
+    empty.mkdir()
+    bad_json = tmp_path / "models" / "bad_json"
+    bad_json.mkdir()
+    (bad_json / "config.json").write_text('{"format_version": 1, "model_cfg": {')
+    (bad_json / "model.safetensors").write_bytes(b"x")
+    no_weights = tmp_path / "models" / "no_weights"
+    no_weights.mkdir()
+    shutil.copy(good / "config.json", no_weights / "config.json")
+    return good, {"empty_dir": ("no config.json", empty), "bad_json": ("damaged", bad_json),
+                  "no_weights": ("weights (model.safetensors) are missing", no_weights),
+                  "gone": ("is not a folder", tmp_path / "models" / "gone")}
+
+
+def test_settings_refuse_a_model_folder_that_cannot_load(qtbot, make_window, fake_service, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    from app.dialogs.settings_dialog import SettingsDialog
+
+    good, bad = _model_folders(tmp_path)
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    w.show_settings()
+    dlg = w.findChild(SettingsDialog)
+    for name, (words, folder) in bad.items():
+        monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, f=folder, **k: str(f))
+        dlg._browse()
+        assert dlg.model_combo.currentData() == "default", name  # the working choice stays selected
+        assert dlg.model_problem.isVisibleTo(dlg) and words in dlg.model_problem.text(), name
+        assert "save_model" not in dlg.model_problem.text()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(good))
+    dlg._browse()
+    assert dlg.model_combo.currentData() == str(good) and not dlg.model_problem.isVisibleTo(dlg)
+    # a broken folder remembered from before cannot be accepted either
+    dlg2 = SettingsDialog(AppSettings(model=str(bad["empty_dir"][1])), [], w)
+    qtbot.addWidget(dlg2)
+    dlg2.open()
+    dlg2.accept()
+    assert dlg2.isVisible() and "no config.json" in dlg2.model_problem.text()
+
+
+def test_a_model_that_fails_to_load_gives_back_the_previous_one(qtbot, make_window, fake_service, tmp_path):
+    from dataclasses import replace
+
+    from core.errors import CheckpointError
+
+    built: list[str] = []
+
+    def factory(settings, reindex):  # noqa: ANN001
+        built.append(settings.model)
+        if settings.model != "default":
+            raise CheckpointError(f"{settings.model}/model.safetensors is not a readable safetensors file "
+                                  "(truncated); re-export or re-copy the model folder")
+        return fake_service
+
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True), service_factory=factory)
+    broken = str(tmp_path / "models" / "truncated")
+    w.apply_settings(replace(w.settings, model=broken, top_k=9))
+    qtbot.waitUntil(lambda: w.service is fake_service and w.message_bar.isVisible(), timeout=5_000)
+    assert built == [broken, "default"]
+    text = w.message_bar.text()
+    assert text.startswith("Could not load “truncated” (") and "still using the embedded default model" in text
+    assert "not a readable safetensors file" in text and "save_model" not in text
+    assert w.message_bar.level == "warning"
+    saved = load_settings()
+    assert saved.model == "default" and saved.top_k == 9  # the failing choice is not kept, the rest is
+    assert w.settings.model == "default" and w.panel.search_button.isEnabled()
+
+
+def test_no_model_message_is_worded_for_users(qtbot, make_window, tmp_path):
+    from core.errors import ModelNotFoundError
+
+    folder = tmp_path / "empty_dir"
+
+    def factory(settings, reindex):  # noqa: ANN001
+        raise ModelNotFoundError(f"no model folder at {folder} (config.json missing): pass a folder written by "
+                                 "save_model / `python -m trainer export` (model configs without weights: "
+                                 "['default-small', 'tiny-test'])")
+
+    w = make_window(None, settings=AppSettings(first_run_done=True, model=str(folder)), service_factory=factory)
+    w.load_service()
+    qtbot.waitUntil(lambda: w.message_bar.isVisible(), timeout=5_000)
+    text = w.message_bar.text()
+    assert str(folder) in text and "config.json missing" in text
+    for internal in ("save_model", "tiny-test", "python -m trainer"):
+        assert internal not in text
+    assert "Settings" in text
