@@ -190,6 +190,7 @@ class MainWindow(QMainWindow):
 
     def set_no_model(self, reason: str) -> None:
         self.service = None
+        self.search.forget_query()
         self.results.service = None
         self.panel.set_search_enabled(False, "No model is loaded")
         self.model_label.setText("No model")

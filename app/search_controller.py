@@ -61,6 +61,8 @@ class SearchController(QObject):
         self.live = LiveAnalyzer(self.recorder, lambda: self.window.service, self)
         self.query_wav = np.zeros(0, np.float32)
         self.last_query: tuple[str, Any] | None = None
+        self.last_label = ""  # how the last query is named in the summary ("query_03.wav", "“a dog”")
+        self.last_speech: Any = None  # the SpeechQuery of the last spoken query's result (its vector is reused)
         self.searching = 0  # searches in flight
         self.speech_end_t: float | None = None  # perf_counter when the last spoken query ended
         self.last_latency_s: float | None = None  # from then to a filled grid (model + search + set_hits)
@@ -72,7 +74,7 @@ class SearchController(QObject):
         self.recorder.failed.connect(self._on_failed)
         self.live.analysed.connect(self._on_live)
         chips.play_requested.connect(self.replay)
-        grid.controls_changed.connect(self.rerun)
+        grid.controls_changed.connect(self.controls_edited)
 
     # ---- recording ---------------------------------------------------------------------------------
     def toggle_recording(self) -> None:
@@ -158,28 +160,32 @@ class SearchController(QObject):
         self.plot.set_waveform(self.query_wav, SAMPLE_RATE, follow=True)
         self.plot.show_message("Searching…")
         self.last_query = ("audio", self.query_wav)
+        self.last_label, self.last_speech = label or "your query", None
         if self.speech_end_t is None:
             self.speech_end_t = time.perf_counter()
         s = self.window.settings
-        self._run(ops.search_audio(self.window, service, self.query_wav, s.top_k, s.min_score), label or "your query")
+        self._run(ops.search_audio(self.window, service, self.query_wav, s.top_k, s.min_score), self.last_label,
+                  source=self.query_wav)
 
     def search_text(self, text: str) -> None:
         if self.window.service is None:
             self.window.show_message("No model is loaded. " + self.window.no_model_hint, "warning")
             return
         self.last_query = ("text", text)
+        self.last_label, self.last_speech = f"“{text}”", None
         self.speech_end_t = time.perf_counter()
         s = self.window.settings
-        self._run(ops.search_text(self.window, self.window.service, text, s.top_k, s.min_score), f"“{text}”")
+        self._run(ops.search_text(self.window, self.window.service, text, s.top_k, s.min_score), self.last_label)
 
     def search_similar(self, hit: Any) -> None:
         if self.window.service is None or hit is None:
             return
         self.last_query = ("similar", hit)
+        self.last_label, self.last_speech = Path(str(hit.path)).name, None
         self.speech_end_t = time.perf_counter()
         s = self.window.settings
         self._run(ops.search_similar(self.window, self.window.service, int(hit.image_id), s.top_k, s.min_score),
-                  Path(str(hit.path)).name)
+                  self.last_label)
 
     def open_audio_file(self, path: Path) -> None:
         if self.window.service is None:
@@ -197,35 +203,59 @@ class SearchController(QObject):
          .success(lambda wav: self.search_wav(wav, Path(path).name))
          .failure(failed).run())
 
-    def rerun(self) -> None:
-        """Apply changed top-k / cut-off to the last query."""
-        self.window.settings.top_k = self.grid.top_k.value()
-        self.window.settings.min_score = float(self.grid.min_score.value())
+    def controls_edited(self) -> None:
+        """Show / min score left or confirmed: save and re-run the last query only when a value changed
+        (editingFinished also fires when the focus merely passes through)."""
+        s = self.window.settings
+        top_k, min_score = int(self.grid.top_k.value()), float(self.grid.min_score.value())
+        if top_k == s.top_k and round(min_score, 2) == round(s.min_score, 2):
+            return
+        s.top_k, s.min_score = top_k, min_score
         self.window.save_settings()
+        self.rerun()
+
+    def forget_query(self) -> None:
+        """The service changed: the last query's vector belongs to the old model."""
+        self.last_query, self.last_label, self.last_speech = None, "", None
+
+    def rerun(self) -> None:
+        """Run the last query again with the current top-k / cut-off. A spoken query re-ranks its vector
+        (the speech model does not run again) and keeps its name, keywords and plot."""
         kind, value = self.last_query or ("", None)
         self.speech_end_t = None
-        if kind == "audio":
-            self.search_wav(value)
+        service = self.window.service
+        if kind == "audio" and self.last_speech is not None and service is not None \
+                and ops.can_search_vector(service):
+            s = self.window.settings
+            self._run(ops.search_vector(self.window, service, self.last_speech.query_vector, s.top_k, s.min_score),
+                      self.last_label, speech=self.last_speech, source=value)
+        elif kind == "audio":
+            self.search_wav(value, self.last_label)
         elif kind == "text":
             self.search_text(value)
         elif kind == "similar":
             self.search_similar(value)
 
-    def _run(self, op: Any, label: str) -> None:
-        """Run a search op; `searching` counts it until its result or error arrives."""
+    def _run(self, op: Any, label: str, *, speech: Any = None, source: Any = None) -> None:
+        """Run a search op; `searching` counts it until its result or error arrives. `speech`: the
+        SpeechQuery a vector-only re-run belongs to (shown again with its results); `source`: the clip a
+        spoken query was made from."""
         self.searching += 1
 
         def done() -> None:
             self.searching -= 1
 
-        op.success(lambda r: self._show(r, label)).failure(self._search_failed).finally_(done).run()
+        op.success(lambda r: self._show(r, label, speech, source)).failure(self._search_failed).finally_(done).run()
 
     def _search_failed(self, exc: BaseException) -> None:
         self.plot.show_message("")
         show_error(self.window, exc, "Search")
 
-    def _show(self, result: Any, label: str) -> None:
-        query = getattr(result, "query", None)
+    def _show(self, result: Any, label: str, speech: Any = None, source: Any = None) -> None:
+        query = getattr(result, "query", None) or speech
+        if query is not None and source is not None and self.last_query is not None \
+                and self.last_query[1] is source:
+            self.last_speech = query  # a later change of Show / min score re-ranks this vector
         hits = list(getattr(result, "hits", []) or [])
         if query is not None:
             self.plot.set_query(query)

@@ -125,6 +125,10 @@ class FakeService:
         result.unread_words = [w for w in text.split() if w.startswith("zz")]  # words "outside the vocabulary"
         return result
 
+    def search_vector(self, query: np.ndarray, top_k: int = 20, min_score: float | None = None) -> SearchResult:
+        self.calls.append("search_vector")
+        return SearchResult(None, self._rank(np.asarray(query, np.float32), top_k, min_score))
+
     def search_similar(self, image: int | str, top_k: int = 20, min_score: float | None = None) -> SearchResult:
         self.calls.append("search_similar")
         return SearchResult(None, self._rank(self._vectors[int(image)], top_k, min_score))

@@ -121,3 +121,30 @@ def test_typed_words_the_model_cannot_read_are_named_in_the_summary(qtbot, make_
     with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
         w.search.search_text("a dog zzxylophone")
     assert "(not in the model's vocabulary: zzxylophone)" in w.grid._summary
+
+
+def test_show_and_min_score_rerun_only_on_change_and_reuse_the_query_vector(qtbot, make_window, fake_service,
+                                                                            photos):
+    from tests.app.conftest import speech_like
+
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True, top_k=5))
+    index_and_wait(qtbot, w, photos)
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.search.search_wav(speech_like(), "query_03.wav")
+    summary, chips, query = w.grid.summary_text(), w.chips.texts(), w.plot.query
+    assert "query_03.wav" in summary and chips
+    calls = list(fake_service.calls)
+    for box in (w.grid.top_k, w.grid.min_score, w.grid.top_k):  # tabbing through: focus-out, nothing changed
+        box.editingFinished.emit()
+    qtbot.wait(100)
+    assert fake_service.calls == calls and w.grid.summary_text() == summary
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.grid.top_k.setValue(3)
+        w.grid.top_k.editingFinished.emit()
+    assert fake_service.calls[len(calls):] == ["search_vector"]  # re-ranked; the speech model did not run
+    assert w.results.rowCount() == 3 and w.settings.top_k == 3
+    assert w.grid.summary_text().startswith("3 photos for query_03.wav — heard")  # the query keeps its name
+    assert w.chips.texts() == chips and w.plot.query is query
+    w.grid.top_k.editingFinished.emit()  # Enter, then a click elsewhere: still one run
+    qtbot.wait(100)
+    assert fake_service.calls.count("search_vector") == 1
