@@ -13,8 +13,13 @@ from PySide6.QtGui import QDesktopServices, QGuiApplication
 logger = logging.getLogger(__name__)
 
 
+def _no_selection(window: Any) -> None:
+    window.statusBar().showMessage("Select a photo first", 3000)
+
+
 def _path(window: Any, hit: Any) -> Path | None:
     if hit is None:
+        _no_selection(window)
         return None
     p = Path(str(hit.path))
     if not p.exists():
@@ -47,6 +52,7 @@ def reveal_file(window: Any, hit: Any) -> None:
 
 def copy_path(window: Any, hit: Any) -> None:
     if hit is None:
+        _no_selection(window)
         return
     QGuiApplication.clipboard().setText(str(hit.path))
     window.statusBar().showMessage(f"Copied {hit.path}", 3000)

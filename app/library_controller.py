@@ -180,6 +180,8 @@ class LibraryController(QObject):
     def remove_folder(self, root: Path) -> None:
         service = self.window.service
         if service is None:
+            self.window.show_message("Load a model before changing the library folders. " + self.window.no_model_hint,
+                                     "warning")
             return
         if self.indexing:
             self.window.show_message("Wait for indexing to finish (or cancel it) before removing a folder.",

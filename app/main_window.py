@@ -172,6 +172,8 @@ class MainWindow(QMainWindow):
     # ---- service lifecycle -------------------------------------------------------------------------
     def set_service(self, service: Any) -> None:
         """Use a loaded SearchService: enable searching, refresh the status, start the library work."""
+        if service is not self.service:
+            self.clear_results()
         self.service = service
         self.results.service = service
         self.results.invalidate_thumbnails()
@@ -188,9 +190,19 @@ class MainWindow(QMainWindow):
             self.settings.first_run_done = True
             self.save_settings()
 
-    def set_no_model(self, reason: str) -> None:
-        self.service = None
+    def clear_results(self) -> None:
+        """Forget the shown query: results, preview (and its actions), keywords, summary and plot."""
         self.search.forget_query()
+        self.results.clear()  # the grid's reset empties the preview and disables its buttons
+        self.preview.show_hit(None)
+        self.chips.set_keywords([])
+        self.grid.set_summary("")
+        self.plot.clear_all()
+
+    def set_no_model(self, reason: str) -> None:
+        """No service (loading, or it failed): nothing of the old model's results stays on screen."""
+        self.service = None
+        self.clear_results()
         self.results.service = None
         self.panel.set_search_enabled(False, "No model is loaded")
         self.model_label.setText("No model")
@@ -202,6 +214,7 @@ class MainWindow(QMainWindow):
                               ("Settings…", self.show_settings))
             self.plot.clear_all("No model loaded")
         else:
+            self.hide_message()  # a message about the previous model is stale now
             self.plot.clear_all("Loading the model…")
             self.model_label.setText("Loading model…")
 

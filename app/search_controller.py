@@ -64,6 +64,7 @@ class SearchController(QObject):
         self.last_label = ""  # how the last query is named in the summary ("query_03.wav", "“a dog”")
         self.last_speech: Any = None  # the SpeechQuery of the last spoken query's result (its vector is reused)
         self.searching = 0  # searches in flight
+        self.generation = 0  # +1 whenever the service is replaced: results of the old one are dropped
         self.speech_end_t: float | None = None  # perf_counter when the last spoken query ended
         self.last_latency_s: float | None = None  # from then to a filled grid (model + search + set_hits)
         self._last_redraw = 0.0
@@ -178,7 +179,12 @@ class SearchController(QObject):
         self._run(ops.search_text(self.window, self.window.service, text, s.top_k, s.min_score), self.last_label)
 
     def search_similar(self, hit: Any) -> None:
-        if self.window.service is None or hit is None:
+        if self.window.service is None:
+            self.window.show_message("No model is loaded, so there is nothing to compare photos with. "
+                                     + self.window.no_model_hint, "warning")
+            return
+        if hit is None:
+            self.window.statusBar().showMessage("Select a photo first, then ask for more like it", 4000)
             return
         self.last_query = ("similar", hit)
         self.last_label, self.last_speech = Path(str(hit.path)).name, None
@@ -215,8 +221,11 @@ class SearchController(QObject):
         self.rerun()
 
     def forget_query(self) -> None:
-        """The service changed: the last query's vector belongs to the old model."""
+        """The service changed: the last query (its vector belongs to the old model) and any search still
+        running on the old service are forgotten; the view is cleared by the window."""
+        self.generation += 1
         self.last_query, self.last_label, self.last_speech = None, "", None
+        self.query_wav = np.zeros(0, np.float32)
 
     def rerun(self) -> None:
         """Run the last query again with the current top-k / cut-off. A spoken query re-ranks its vector
@@ -241,11 +250,20 @@ class SearchController(QObject):
         SpeechQuery a vector-only re-run belongs to (shown again with its results); `source`: the clip a
         spoken query was made from."""
         self.searching += 1
+        gen = self.generation
 
         def done() -> None:
             self.searching -= 1
 
-        op.success(lambda r: self._show(r, label, speech, source)).failure(self._search_failed).finally_(done).run()
+        def shown(result: Any) -> None:
+            if gen == self.generation:  # else it came from a service (model) replaced meanwhile
+                self._show(result, label, speech, source)
+
+        def failed(exc: BaseException) -> None:
+            if gen == self.generation:
+                self._search_failed(exc)
+
+        op.success(shown).failure(failed).finally_(done).run()
 
     def _search_failed(self, exc: BaseException) -> None:
         self.plot.show_message("")

@@ -229,3 +229,39 @@ def test_no_model_message_is_worded_for_users(qtbot, make_window, tmp_path):
     for internal in ("save_model", "tiny-test", "python -m trainer"):
         assert internal not in text
     assert "Settings" in text
+
+
+def test_a_model_change_clears_the_old_results_and_drops_their_late_answers(qtbot, make_window, photos, tmp_path):
+    from dataclasses import replace
+
+    from tests.app.conftest import speech_like
+    from tests.app.fake_service import FakeService
+
+    old = FakeService(tmp_path / "t1", search_delay_s=0.6)
+    new = FakeService(tmp_path / "t2")
+    w = make_window(old, settings=AppSettings(first_run_done=True), service_factory=lambda s, r: new)
+    with qtbot.waitSignal(w.library.changed, timeout=10_000):
+        w.library.index_folders([photos], show_dialog=False)
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.search.search_text("a dog")
+    assert w.results.rowCount() and w.preview.buttons["similar"].isEnabled()
+    w.show_message("Something about the old model", "error")
+    w.search.search_wav(speech_like(), "slow.wav")  # still running on the old service when it is replaced
+    qtbot.waitUntil(lambda: "search_audio" in old.calls, timeout=3_000)
+    w.apply_settings(replace(w.settings, device="cpu"))
+    assert w.results.rowCount() == 0 and w.chips.texts() == [] and w.grid.summary_text() == ""
+    assert w.preview.hit is None and not any(b.isEnabled() for b in w.preview.buttons.values())
+    assert not w.message_bar.isVisible()  # the old model's message is gone while the new one loads
+    assert w.plot.query is None and w.search.last_query is None
+    qtbot.waitUntil(lambda: w.service is new, timeout=5_000)
+    shown: list[object] = []
+    w.search.result_shown.connect(shown.append)
+    qtbot.waitUntil(lambda: w.search.searching == 0, timeout=5_000)
+    qtbot.wait(50)
+    assert shown == [] and w.results.rowCount() == 0 and w.plot.query is None  # the late answer was dropped
+
+
+def test_more_like_this_without_a_model_says_so(qtbot, make_window):
+    w = make_window(None, settings=AppSettings(first_run_done=True))
+    w.search.search_similar(object())
+    assert w.message_bar.isVisible() and "No model is loaded" in w.message_bar.text()
