@@ -29,8 +29,21 @@ WELCOME_HOW = ("Hold Space and speak — the bundled model knows coloured shapes
                "“a blue cross” — or pick a sample query.")
 
 
-def report_summary(report: Any) -> str:
-    """One line about a finished core IndexReport."""
+OFFLINE_REASON = "folder not found"  # how core's IndexReport.skipped names a root that is not there
+
+
+def offline_folders(report: Any) -> list[str]:
+    """The roots of a run that were not found (an unmounted drive, a renamed folder)."""
+    skipped = getattr(report, "skipped", None)
+    if not isinstance(skipped, list | tuple):
+        return []
+    return [str(e[0]) for e in skipped if isinstance(e, tuple | list) and len(e) >= 2
+            and str(e[1]).startswith(OFFLINE_REASON)]
+
+
+def report_summary(report: Any, photos: int | None = None) -> str:
+    """One line about a finished core IndexReport. `photos`: the library's photo count after the run
+    (service.stats().photos); without it, the report's own total, which only counts the folders of this run."""
     if report is None:
         return "Indexing finished."
     parts = []
@@ -39,12 +52,21 @@ def report_summary(report: Any) -> str:
         if isinstance(v, int) and v:
             parts.append(f"{v} {name}")
     skipped = getattr(report, "skipped", None)
+    offline = offline_folders(report)
     n_skipped = len(skipped) if isinstance(skipped, list | tuple | dict) else int(skipped or 0)
+    n_skipped -= len(offline)
     if n_skipped:
         parts.append(f"{n_skipped} skipped (see the log)")
+    if offline:
+        parts.append(f"{len(offline)} folder{'s' if len(offline) > 1 else ''} not found")
     head = "Indexing cancelled" if getattr(report, "cancelled", False) else "Indexing finished"
     total = getattr(report, "total", None)
-    tail = f"; {total} photos in the library" if isinstance(total, int) else ""
+    if isinstance(photos, int):
+        tail = f"; {photos} photos in the library"
+    elif isinstance(total, int):
+        tail = f"; {total} photos in these folders"
+    else:
+        tail = ""
     return f"{head}: " + (", ".join(parts) if parts else "nothing changed") + tail + "."
 
 
@@ -67,6 +89,7 @@ class LibraryController(QObject):
         self._show_dialog = False
         self._last_stats = 0.0
         self._report: Any = None
+        self._photos: int | None = None  # the library's photo count after the last run
 
     @property
     def indexing(self) -> bool:
@@ -92,6 +115,7 @@ class LibraryController(QObject):
     def _start(self, targets: list[Path], *, rescan: bool, show_dialog: bool) -> None:
         """Index `targets` (added as folders first); with `rescan`, every known folder instead."""
         service = self.window.service
+        self._photos = None
 
         def fn(cancel: threading.Event) -> Any:
             known = {Path(r) for r in service.roots()}
@@ -102,7 +126,12 @@ class LibraryController(QObject):
             if not todo:
                 raise SpokenSearchError("Your library has no folders yet: add one with File → Index a folder… "
                                         "(Ctrl+I).")
-            return service.index(todo, cancel=cancel)
+            report = yield from service.index(todo, cancel=cancel)
+            try:  # the report's total counts only this run's folders; the summary names the whole library
+                self._photos = int(service.stats().photos)
+            except Exception:  # noqa: BLE001 - the summary then says "in these folders"
+                logger.debug("no photo count after indexing", exc_info=True)
+            return report
 
         self.progress_items = 0
         self._show_dialog = show_dialog
@@ -139,10 +168,20 @@ class LibraryController(QObject):
 
     def _on_done(self, report: Any) -> None:
         self._report = report
-        self.window.statusBar().showMessage(report_summary(report), 8000)
+        self.window.statusBar().showMessage(report_summary(report, self._photos), 8000)
+        for path, reason in list(getattr(report, "skipped", None) or []):  # "see the log" must find them all
+            logger.warning("indexing skipped %s: %s", path, reason)
+        offline = offline_folders(report)
         bar = self.window.message_bar
-        if not bar.isHidden() and bar.text().startswith(WELCOME_INDEXING):  # the welcome strip must not go stale
-            self.window.show_message(WELCOME_READY.format(n=report.total) + WELCOME_HOW, "info")
+        if offline:
+            names = ", ".join(offline[:3]) + (f" and {len(offline) - 3} more" if len(offline) > 3 else "")
+            self.window.show_message(
+                f"{'These library folders were' if len(offline) > 1 else 'This library folder was'} not found: "
+                f"{names}. Their photos are kept as they are; reconnect the drive and re-scan (F5), or remove "
+                "the folder in File → Library folders (Ctrl+L).", "warning")
+        elif not bar.isHidden() and bar.text().startswith(WELCOME_INDEXING):  # the welcome must not go stale
+            n = self._photos if self._photos is not None else report.total
+            self.window.show_message(WELCOME_READY.format(n=n) + WELCOME_HOW, "info")
         self.indexing_finished.emit(report)
 
     def _on_failed(self, exc: BaseException) -> None:

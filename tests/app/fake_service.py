@@ -150,12 +150,18 @@ class FakeService:
 
     def index(self, roots: list[Path], cancel: threading.Event | None = None
               ) -> Generator[IndexProgress, None, IndexReport]:
-        files = sorted(p for r in roots for p in Path(r).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         report = IndexReport()
+        for r in roots:  # like core: a root that is not there is reported, its photos are left alone
+            if not Path(r).is_dir():
+                report.skipped.append((str(r), "folder not found (unmounted?); its photos were left as they are"))
+        files = sorted(p for r in roots for p in Path(r).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         for n, p in enumerate(files):
             if cancel is not None and cancel.is_set():
                 raise Cancelled("indexing was cancelled")
             time.sleep(self.index_delay_s)
+            if p.name.startswith("broken"):  # like core: an unreadable file is skipped with its reason
+                report.skipped.append((str(p), "cannot read: not an image"))
+                continue
             i = zlib.crc32(str(p).encode())
             if i not in self._images:
                 rng = np.random.default_rng(i)
@@ -165,7 +171,8 @@ class FakeService:
                     self._images[i] = p
                 report.added += 1
             yield IndexProgress(n + 1, len(files), str(p))
-        report.total = len(self._images)
+        with self._lock:  # like core: the photos under THIS run's roots, not the whole library
+            report.total = sum(1 for p in self._images.values() if any(Path(r) in p.parents for r in roots))
         return report
 
     def stats(self) -> ServiceStats:

@@ -117,7 +117,7 @@ def test_progress_helpers():
     assert format_eta(None) == "estimating…"
     assert format_eta(75) == "1m 15s" and format_eta(3700) == "1h 01m" and format_eta(4.2) == "4s"
     assert report_summary(IndexReport(added=2, total=9, skipped=[("a", "bad")])) == \
-        "Indexing finished: 2 added, 1 skipped (see the log); 9 photos in the library."
+        "Indexing finished: 2 added, 1 skipped (see the log); 9 photos in these folders."
 
 
 def test_later_start_with_empty_library_says_how_to_add_photos(qtbot, make_window, fake_service):
@@ -139,3 +139,37 @@ def test_rescan_of_an_empty_library_says_what_to_do(qtbot, make_window, fake_ser
     with qtbot.waitSignal(w.library.indexing_finished, timeout=5_000):
         w.library.index_folders(None)
     assert w.message_bar.level == "error" and "Ctrl+I" in w.message_bar.text()
+
+
+def test_index_summary_counts_the_library_and_names_what_was_skipped(qtbot, make_window, fake_service, tmp_path,
+                                                                      caplog):
+    a = make_photos(tmp_path / "a", n=6)
+    b = make_photos(tmp_path / "b", n=3)
+    (b / "broken_01.jpg").write_bytes(b"not a jpeg")
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000):
+        w.library.index_folders([a], show_dialog=False)
+    with caplog.at_level("WARNING", logger="app.library_controller"), \
+            qtbot.waitSignal(w.library.indexing_finished, timeout=10_000):
+        w.library.index_folders([b], show_dialog=False)
+    assert w.statusBar().currentMessage() == \
+        "Indexing finished: 3 added, 1 skipped (see the log); 9 photos in the library."
+    assert any("broken_01.jpg" in r.getMessage() and "cannot read" in r.getMessage() for r in caplog.records)
+    # a folder taken offline: named in the message strip and in the log, not counted as a skipped file
+    b.rename(tmp_path / "b-offline")
+    caplog.clear()
+    w.hide_message()
+    with caplog.at_level("WARNING", logger="app.library_controller"), \
+            qtbot.waitSignal(w.library.indexing_finished, timeout=10_000):
+        w.library.index_folders(None, show_dialog=False)
+    assert "1 folder not found" in w.statusBar().currentMessage()
+    assert "skipped" not in w.statusBar().currentMessage()
+    assert w.message_bar.isVisible() and w.message_bar.level == "warning"
+    assert str(b) in w.message_bar.text() and "not found" in w.message_bar.text()
+    assert any(str(b) in r.getMessage() and "folder not found" in r.getMessage() for r in caplog.records)
+
+
+def test_summary_without_a_library_count_says_these_folders():
+    assert report_summary(IndexReport(added=2, total=9)) == "Indexing finished: 2 added; 9 photos in these folders."
+    assert report_summary(IndexReport(added=2, total=9), photos=262) == \
+        "Indexing finished: 2 added; 262 photos in the library."
