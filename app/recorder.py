@@ -19,6 +19,7 @@ SPEECH_RMS = 0.012  # ~ -38 dBFS: a chunk louder than this counts as speech
 SILENCE_STOP_S = 1.2  # stop after this much silence following speech
 NO_SPEECH_STOP_S = 6.0  # stop when nothing louder than silence arrived for this long
 MAX_RECORD_S = 12.0  # hard length limit of one spoken query
+TRAIL_KEEP_S = 0.2  # silence kept after the last sound when a recording is trimmed
 
 
 def level_of(chunk: np.ndarray) -> float:
@@ -28,6 +29,21 @@ def level_of(chunk: np.ndarray) -> float:
     rms = float(np.sqrt(np.mean(np.square(chunk, dtype=np.float64))))
     db = 20.0 * np.log10(rms + 1e-9)
     return float(np.clip((db + 60.0) / 60.0, 0.0, 1.0))
+
+
+def trim_trailing_silence(wav: np.ndarray, sr: int = SAMPLE_RATE, keep_s: float = TRAIL_KEEP_S) -> np.ndarray:
+    """Cut the silence after the last sound of a recording (the auto-stop waits SILENCE_STOP_S for it),
+    keeping `keep_s`. Sound = core.audio's trimming rule (frames within TRIM_TOP_DB of the loudest one); the
+    start is kept, so times stay those of what was recorded. (S,) -> (S',), S' <= S."""
+    from core.audio import TRIM_TOP_DB, frame_energies_db
+
+    if wav.size == 0:
+        return wav
+    energies, frame, hop = frame_energies_db(wav, sr)
+    if energies.max() <= -199:  # digital silence: nothing to keep or cut
+        return wav
+    last = int(np.flatnonzero(energies >= energies.max() - TRIM_TOP_DB)[-1])
+    return wav[: min(wav.size, last * hop + frame + int(keep_s * sr))]
 
 
 class Recorder(QObject):

@@ -18,7 +18,7 @@ from app.errors import show_error
 from app.live import LiveAnalyzer
 from app.models import ResultsModel
 from app.playback import PlaybackError, play_segment
-from app.recorder import SAMPLE_RATE, Recorder
+from app.recorder import SAMPLE_RATE, Recorder, trim_trailing_silence
 from app.widgets.cif_plot import CifPlot
 from app.widgets.keyword_chips import KeywordChips
 from app.widgets.record_panel import RecordPanel
@@ -134,7 +134,8 @@ class SearchController(QObject):
             return
         if reason == "limit":
             self.window.statusBar().showMessage(f"Stopped at the {self.recorder.max_s:.0f} s limit", 4000)
-        self.search_wav(wav, recorded=True)
+        # the auto-stop's trailing silence would be searched and absorbed by the last keyword's segment
+        self.search_wav(trim_trailing_silence(wav, SAMPLE_RATE), recorded=True)
 
     def _on_failed(self, message: str) -> None:
         self.live.stop()

@@ -142,8 +142,12 @@ def test_a_48k_microphone_is_resampled_to_16k(qtbot, make_window, fake_service, 
                      source_factory=lambda name: ArraySource(x48, 48000, speed=4.0))
     with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
         w.search.start_recording()
+    from app.recorder import trim_trailing_silence
+
+    recorded = w.search.recorder.wav16k()  # the whole recording, resampled; searched without its trailing silence
+    assert abs(len(recorded) / 16000 - w.search.recorder.duration_s) < 0.01
     n = len(w.search.query_wav)
-    assert n >= len(x16) and abs(n / 16000 - w.search.recorder.duration_s) < 0.01
+    assert n >= len(x16) and n == len(trim_trailing_silence(recorded))
     assert w.search.recorder.sample_rate == 48000
     assert w.chips.texts()[:2] == ["red", "car"]
 
@@ -254,3 +258,16 @@ def test_a_five_minute_file_is_refused_from_its_header(qtbot, make_window, fake_
     assert "long300s.wav is 300.0 s long" in w.message_bar.text() and "30 s" in w.message_bar.text()
     assert fake_service.calls == [] and w.search.last_query is None and w.search.searching == 0
     assert len(w.plot.wave_curve.getData()[0] or []) == 0  # no waveform drawn under the idle overlay
+
+
+def test_a_recording_is_searched_without_its_trailing_silence(qtbot, make_window, fake_service, photos):
+    speech = speech_like(gap_s=0.0)  # sound up to its last sample (1.2 s)
+    clip = np.concatenate([speech, np.zeros(32000, np.float32)])  # then 2 s of silence: auto-stop after 1.2 s
+    w = ready_window(qtbot, make_window, fake_service, photos,
+                     source_factory=lambda name: ArraySource(clip, speed=4.0))
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.search.start_recording()
+    assert w.search.recorder.duration_s >= 2.3  # what was recorded, silence included
+    dur = len(w.search.query_wav) / 16000
+    assert len(speech) / 16000 <= dur <= len(speech) / 16000 + 0.2 + 0.03  # ~0.2 s of silence kept
+    assert w.plot.query.segments[-1].end_s <= dur + 1e-6
