@@ -43,6 +43,18 @@ def running_integral(alpha: np.ndarray, threshold: float = CIF_THRESHOLD) -> np.
     return (c - np.floor(c / threshold + 1e-9) * threshold).astype(np.float32)
 
 
+def used_frames(query: Any, alpha: np.ndarray, threshold: float = CIF_THRESHOLD) -> int | None:
+    """How many frames the model's units cover when it stopped before alpha ran out (CIF's cap of
+    cif.max_units keyword units: the rest of the clip reaches no unit); None when every fire is a unit."""
+    n = len(list(getattr(query, "segments", []) or []))
+    if n == 0 or alpha.size == 0:
+        return None
+    c = np.cumsum(np.asarray(alpha, np.float64))
+    if n >= int(np.floor(c[-1] / threshold + 1e-9)):
+        return None
+    return min(int(np.searchsorted(c, n * threshold - 1e-9)) + 1, alpha.size)  # through the n-th fire frame
+
+
 def unit_label(unit: Any) -> str:
     cands = getattr(unit, "candidates", None) or []
     return str(cands[0][0]).strip() if cands else ""
@@ -108,6 +120,16 @@ class CifPlot(pg.GraphicsLayoutWidget):
                                                 pen=pg.mkPen(None))
         self.hover_region.hide()
         self.wave_plot.addItem(self.hover_region, ignoreBounds=True)
+        # past the model's last unit (max_units reached): shaded, with a note, and no integral drawn there
+        self.unused_regions = [pg.LinearRegionItem(movable=False, brush=pg.mkBrush(128, 128, 128, 60),
+                                                   pen=pg.mkPen(None)) for _ in range(2)]
+        for plot, region in zip((self.wave_plot, self.alpha_plot), self.unused_regions, strict=True):
+            region.hide()
+            plot.addItem(region, ignoreBounds=True)
+        self.unused_note = pg.TextItem("", color=fg, anchor=(0.0, 0.0))
+        self.unused_note.hide()
+        self.alpha_plot.addItem(self.unused_note, ignoreBounds=True)
+        self.unused_from_s: float | None = None  # where the unused part starts, when there is one
         self._n_fires = 0
         self._n_labels = 0
         self._query: Any = None
@@ -191,8 +213,13 @@ class CifPlot(pg.GraphicsLayoutWidget):
             edges = np.arange(alpha.size + 1) * step
             self.alpha_curve.setData(edges, alpha)
             self.alpha_vb.setYRange(0, max(float(alpha.max()) * 1.15, 0.02), padding=0)
-            self.integral_curve.setData(np.arange(alpha.size) * step + step / 2, running_integral(alpha))
+            used = used_frames(query, alpha)
+            n = alpha.size if used is None else used
+            self.integral_curve.setData(np.arange(n) * step + step / 2, running_integral(alpha[:n]))
+            self._show_unused(None if used is None else used * step, alpha.size * step,
+                              len(getattr(query, "segments", []) or []))
         else:
+            self._show_unused(None, 0.0, 0)
             self.alpha_curve.setData([0], [])
             self.integral_curve.setData([], [])
         self._draw_segments(query)
@@ -201,11 +228,27 @@ class CifPlot(pg.GraphicsLayoutWidget):
             dur = max(float(getattr(query, "duration_s", 0.0) or 0.0), self._duration, 0.5)
             self.wave_plot.setXRange(0, dur, padding=0.01)
 
+    def _show_unused(self, start_s: float | None, end_s: float, n_units: int) -> None:
+        self.unused_from_s = start_s
+        if start_s is None:
+            for region in self.unused_regions:
+                region.hide()
+            self.unused_note.hide()
+            return
+        for region in self.unused_regions:
+            region.setRegion((start_s, max(end_s, start_s)))
+            region.show()
+        self.unused_note.setText(f"only the first {n_units} units are used: the model ignores the rest")
+        self.unused_note.setColor(self._fg)
+        self.unused_note.setPos(start_s, CIF_THRESHOLD * 1.12)
+        self.unused_note.show()
+
     # ---- drawing -----------------------------------------------------------------------------------
     # Adding/removing pyqtgraph items costs ~2 ms each, so the fire lines are ONE item per plot (vertical
     # segments drawn with connect="pairs") and the unit labels come from a pool that only grows.
     def _clear_overlays(self) -> None:
         self.hover_region.hide()
+        self._show_unused(None, 0.0, 0)
         for lines in self._fire_lines:
             lines.setData([], [])
         for text in self._label_pool:

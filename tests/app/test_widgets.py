@@ -223,3 +223,30 @@ def test_preview_info_survives_a_date_the_platform_cannot_show(qtbot, tmp_path):
     hit = SimpleNamespace(score=0.5, taken_at=-1e13, mtime=0.0, path=str(tmp_path / "old.jpg"))  # year < 1
     pane._set_info(hit, None)
     assert "date out of range" in pane.info_label.text() and "file missing" in pane.info_label.text()
+
+
+def test_the_integral_stops_at_the_models_last_unit(qtbot):
+    import dataclasses
+
+    from app.widgets.cif_plot import CifPlot
+    from tests.app.fake_service import Segment
+
+    plot = CifPlot()
+    qtbot.addWidget(plot)
+    q = fake_query(np.tile(speech_like(gap_s=0.0), 6))  # ~7 s of sound: ~29 units
+    n = len(q.segments)
+    capped = dataclasses.replace(q, units=q.units[:10], keywords=q.keywords[:10],  # a max_units of 10
+                                 segments=[Segment(s.start_s, s.end_s) for s in q.segments[:10]])
+    plot.set_query(capped)
+    x, _ = plot.integral_curve.getData()
+    end10 = q.segments[9].end_s  # the 10th unit's fire: the integral goes no further
+    assert x[-1] <= end10 + 1e-6 and end10 - x[-1] < 0.05 and end10 < q.duration_s - 1
+    assert plot.unused_from_s == pytest.approx(end10, abs=0.021)
+    assert plot.unused_note.isVisible() and "first 10 units" in plot.unused_note.toPlainText()
+    assert all(r.isVisible() for r in plot.unused_regions)
+    assert n > 10 and plot.boundary_count == 10
+    plot.set_query(q)  # every fire is a unit: the whole integral, no note
+    x, _ = plot.integral_curve.getData()
+    assert len(x) == q.alpha.size and plot.unused_from_s is None and not plot.unused_note.isVisible()
+    plot.clear_all()
+    assert plot.unused_from_s is None and not plot.unused_note.isVisible()
