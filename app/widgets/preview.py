@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import logging
 import threading
 from pathlib import Path
@@ -97,7 +98,8 @@ class PreviewPane(QWidget):
             self.info_label.setText("")
             return
         path = str(hit.path)
-        self.path_label.setText(f"<b>{Path(path).name}</b><br><span style='color:gray'>{Path(path).parent}</span>")
+        name, folder = html.escape(Path(path).name), html.escape(str(Path(path).parent))  # names are not markup
+        self.path_label.setText(f"<b>{name}</b><br><span style='color:gray'>{folder}</span>")
         self._set_info(hit, None)
         self.image.setText("Loading…")
         token = self._token

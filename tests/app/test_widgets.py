@@ -250,3 +250,19 @@ def test_the_integral_stops_at_the_models_last_unit(qtbot):
     assert len(x) == q.alpha.size and plot.unused_from_s is None and not plot.unused_note.isVisible()
     plot.clear_all()
     assert plot.unused_from_s is None and not plot.unused_note.isVisible()
+
+
+def test_preview_shows_file_names_as_text_not_markup(qtbot, tmp_path):
+    from types import SimpleNamespace
+
+    from PySide6.QtGui import QTextDocument
+
+    from app.widgets.preview import PreviewPane
+
+    folder = tmp_path / "<i>sub"
+    pane = PreviewPane()
+    qtbot.addWidget(pane)
+    pane.show_hit(SimpleNamespace(score=0.5, taken_at=None, mtime=0.0, path=str(folder / "<b>tag&amp;.jpg")))
+    doc = QTextDocument()
+    doc.setHtml(pane.path_label.text())
+    assert doc.toPlainText().splitlines() == ["<b>tag&amp;.jpg", str(folder)]  # what the label shows
