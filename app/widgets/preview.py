@@ -11,7 +11,7 @@ from typing import Any
 
 import shiboken6
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QImage, QImageReader, QPixmap, QResizeEvent
+from PySide6.QtGui import QImage, QImageIOHandler, QImageReader, QPixmap, QResizeEvent
 from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from app.models import hit_date
@@ -31,15 +31,19 @@ def human_size(n: int) -> str:
 
 
 def load_preview(path: str, max_side: int = PREVIEW_MAX) -> tuple[QImage, QSize]:
-    """Decode `path` scaled down to `max_side` (QImageReader scales during decode: fast for JPEG)."""
+    """Decode `path` scaled down to `max_side` (QImageReader scales during decode: fast for JPEG), turned by
+    its EXIF orientation. Returns (image, full size as displayed)."""
     reader = QImageReader(path)
     reader.setAutoTransform(True)  # EXIF orientation
     full = reader.size()
     if full.isValid() and max(full.width(), full.height()) > max_side:
         reader.setScaledSize(full.scaled(max_side, max_side, Qt.AspectRatioMode.KeepAspectRatio))
+    turned = bool(reader.transformation() & QImageIOHandler.Transformation.TransformationRotate90)
     img = reader.read()
     if img.isNull():
         raise OSError(f"cannot decode {path}: {reader.errorString()}")
+    if turned and full.isValid():  # the size as shown (EXIF rotation applied), not as stored
+        full = full.transposed()
     return img, full
 
 

@@ -266,3 +266,19 @@ def test_preview_shows_file_names_as_text_not_markup(qtbot, tmp_path):
     doc = QTextDocument()
     doc.setHtml(pane.path_label.text())
     assert doc.toPlainText().splitlines() == ["<b>tag&amp;.jpg", str(folder)]  # what the label shows
+
+
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+def test_preview_size_follows_the_exif_orientation(qtbot, tmp_path, orientation):
+    from PIL import Image
+
+    from app.widgets.preview import load_preview
+
+    path = tmp_path / f"exif_rot{orientation}.jpg"
+    im = Image.new("RGB", (80, 60), (200, 40, 40))
+    exif = im.getexif()
+    exif[0x0112] = orientation
+    im.save(path, exif=exif)
+    img, full = load_preview(str(path))
+    shown = (60, 80) if orientation in (6, 8) else (80, 60)
+    assert (img.width(), img.height()) == shown and (full.width(), full.height()) == shown
