@@ -23,12 +23,14 @@ def card_html(card: dict[str, Any] | None, log_file: str = "") -> str:
         return intro + "<p><i>No model is loaded.</i></p>"
     rows = []
     for key, value in card.items():
-        if isinstance(value, dict | list):
+        if isinstance(value, dict | list):  # indented JSON that still wraps at the dialog's width
             value = json.dumps(value, indent=1, ensure_ascii=False, default=str)
-            cell = f"<pre style='margin:0'>{html.escape(value)}</pre>"
+            cell = f"<span style='white-space:pre-wrap; font-family:monospace'>{html.escape(value)}</span>"
         else:
             cell = html.escape(str(value))
-        rows.append(f"<tr><td valign='top'><b>{html.escape(str(key))}</b></td><td>{cell}</td></tr>")
+        # the key column keeps its words whole (it was squeezed to one letter by a wide value)
+        rows.append(f"<tr><td valign='top' nowrap style='white-space:nowrap'><b>{html.escape(str(key))}</b></td>"
+                    f"<td>{cell}</td></tr>")
     return intro + "<h3>Model card</h3><table cellspacing='4'>" + "".join(rows) + "</table>"
 
 

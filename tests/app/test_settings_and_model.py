@@ -265,3 +265,24 @@ def test_more_like_this_without_a_model_says_so(qtbot, make_window):
     w = make_window(None, settings=AppSettings(first_run_done=True))
     w.search.search_similar(object())
     assert w.message_bar.isVisible() and "No model is loaded" in w.message_bar.text()
+
+
+def test_about_model_card_keeps_keys_whole_and_fits_the_dialog(qtbot):
+    from app.dialogs.about_dialog import AboutDialog
+
+    card = {"name": "default-small", "architecture": "SpeechCLIP+ hybrid",
+            "training": {"dataset": "synthetic shapes " * 4, "steps": 1200, "notes": "x" * 30 + " long words " * 20},
+            "model_cfg_hash": "ab" * 40}
+    dlg = AboutDialog(card)
+    qtbot.addWidget(dlg)
+    dlg.show()
+    qtbot.waitExposed(dlg)
+    doc = dlg.browser.document()
+    block = doc.begin()
+    lines = {}
+    while block.isValid():
+        if block.text() in card:
+            lines[block.text()] = block.layout().lineCount()
+        block = block.next()
+    assert lines == {k: 1 for k in card}  # every key on one line
+    assert dlg.browser.horizontalScrollBar().maximum() <= 0  # nothing forces a horizontal scroll
