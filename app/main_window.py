@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import shiboken6
-from PySide6.QtCore import QEvent, QObject, Qt, QUrl
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, QUrl
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidget
 
@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff"}
 NO_MODEL_HINT = ("Choose a model folder in File → Settings (Ctrl+,), or build the embedded default model into "
                  "resources/models/default with the trainer (`python -m trainer export`, see the README).")
+PTT_RELEASE_MS = 50  # a Space release followed by a press within this is one utterance (X servers can split one)
 SETTINGS_HINT = "Choose another model folder, or the embedded default model, in File → Settings (Ctrl+,)."
 
 
@@ -56,6 +57,10 @@ class MainWindow(QMainWindow):
         self.no_model_hint = NO_MODEL_HINT
         self.devices = list_input_devices()
         self._build(source_factory or (lambda name: SoundDeviceSource(name)))
+        self._ptt_release = QTimer(self)  # push-to-talk: the stop waits a moment for a press that undoes it
+        self._ptt_release.setSingleShot(True)
+        self._ptt_release.setInterval(PTT_RELEASE_MS)
+        self._ptt_release.timeout.connect(self.search.stop_recording)
         self._build_menu()
         self._restore_geometry()
         self.grid.view.setFocus()  # so that Space is push-to-talk from the start
@@ -333,10 +338,13 @@ class MainWindow(QMainWindow):
             key_event = event
             if key_event.key() == Qt.Key.Key_Space and self.isActiveWindow() and self._space_is_ours():
                 if not key_event.isAutoRepeat():
-                    if event.type() == QEvent.Type.KeyPress:
-                        self.search.start_recording()
+                    if event.type() == QEvent.Type.KeyRelease:
+                        self._ptt_release.start()
+                    elif self._ptt_release.isActive() and self.search.recorder.recording:
+                        self._ptt_release.stop()  # released and pressed again at once: the same utterance
                     else:
-                        self.search.stop_recording()
+                        self._ptt_release.stop()
+                        self.search.start_recording()
                 return True
         return super().eventFilter(obj, event)
 
@@ -361,6 +369,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         save_window_state("geometry", bytes(self.saveGeometry()), self.settings_file)
+        self._ptt_release.stop()
         self.search.recorder.stop("closing")
         self.search.live.stop()
         self.library.cancel()

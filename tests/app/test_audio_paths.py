@@ -271,3 +271,24 @@ def test_a_recording_is_searched_without_its_trailing_silence(qtbot, make_window
     dur = len(w.search.query_wav) / 16000
     assert len(speech) / 16000 <= dur <= len(speech) / 16000 + 0.2 + 0.03  # ~0.2 s of silence kept
     assert w.plot.query.segments[-1].end_s <= dur + 1e-6
+
+
+def test_push_to_talk_release_and_press_at_once_is_one_utterance(qtbot, make_window, fake_service, photos):
+    from PySide6.QtCore import Qt
+
+    w = ready_window(qtbot, make_window, fake_service, photos,
+                     source_factory=lambda name: ArraySource(speech_like(), speed=1.0))
+    starts: list[int] = []
+    w.search.recorder.started.connect(lambda: starts.append(1))
+    w.activateWindow()
+    w.grid.view.setFocus()
+    qtbot.waitUntil(lambda: w.isActiveWindow(), timeout=2_000)
+    qtbot.keyPress(w.grid.view, Qt.Key.Key_Space)
+    qtbot.wait(300)
+    qtbot.keyRelease(w.grid.view, Qt.Key.Key_Space)  # a spurious release / press pair (another X client)
+    qtbot.keyPress(w.grid.view, Qt.Key.Key_Space)
+    qtbot.wait(150)
+    assert w.search.recorder.recording and starts == [1] and w.search.searching == 0
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        qtbot.keyRelease(w.grid.view, Qt.Key.Key_Space)
+    assert not w.search.recorder.recording and starts == [1]
