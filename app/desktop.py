@@ -24,7 +24,7 @@ def _path(window: Any, hit: Any) -> Path | None:
     p = Path(str(hit.path))
     if not p.exists():
         window.show_message(f"{p} no longer exists. Re-scan the library (F5) to forget moved or deleted photos.",
-                            "warning")
+                            "warning", topic="missing-file")
         return None
     return p
 

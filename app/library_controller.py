@@ -178,10 +178,12 @@ class LibraryController(QObject):
             self.window.show_message(
                 f"{'These library folders were' if len(offline) > 1 else 'This library folder was'} not found: "
                 f"{names}. Their photos are kept as they are; reconnect the drive and re-scan (F5), or remove "
-                "the folder in File → Library folders (Ctrl+L).", "warning")
+                "the folder in File → Library folders (Ctrl+L).", "warning", topic="offline-folder")
         elif not bar.isHidden() and bar.text().startswith(WELCOME_INDEXING):  # the welcome must not go stale
             n = self._photos if self._photos is not None else report.total
             self.window.show_message(WELCOME_READY.format(n=n) + WELCOME_HOW, "info")
+        elif not getattr(report, "cancelled", False):  # what a finished re-scan resolves
+            self.window.hide_message("missing-file", "offline-folder")
         self.indexing_finished.emit(report)
 
     def _on_failed(self, exc: BaseException) -> None:

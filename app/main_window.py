@@ -247,15 +247,20 @@ class MainWindow(QMainWindow):
         self.refresh_stats()
         if self.search.last_query is not None and not self.search.searching and (
                 changes.images_removed or (changes.images_added and self.results.rowCount() == 0)):
-            self.search.rerun()
+            self.search.rerun(automatic=True)
 
     # ---- messages ----------------------------------------------------------------------------------
-    def show_message(self, text: str, level: str = "info", action: tuple[str, Callable[[], None]] | None = None) -> None:
+    def show_message(self, text: str, level: str = "info", action: tuple[str, Callable[[], None]] | None = None,
+                     topic: str = "") -> None:
+        """`topic`: what the message is about ("missing-file", "offline-folder"), so that the action that
+        resolves it hides it (hide_message(topic))."""
         if shiboken6.isValid(self):
-            self.message_bar.show_message(text, level, action)
+            self.message_bar.show_message(text, level, action, topic)
 
-    def hide_message(self) -> None:
-        self.message_bar.hide()
+    def hide_message(self, *topics: str) -> None:
+        """Hide the message strip; with `topics`, only when it shows a message about one of them."""
+        if not topics or self.message_bar.topic in topics:
+            self.message_bar.hide()
 
     # ---- actions -----------------------------------------------------------------------------------
     def focus_text_query(self) -> None:

@@ -144,7 +144,8 @@ class SearchController(QObject):
         self.window.show_message(message, "error")
 
     # ---- searching ---------------------------------------------------------------------------------
-    def search_wav(self, wav: np.ndarray, label: str = "", *, recorded: bool = False) -> None:
+    def search_wav(self, wav: np.ndarray, label: str = "", *, recorded: bool = False, automatic: bool = False
+                   ) -> None:
         """Search with a 16 kHz mono clip (S,). A clip that cannot be a spoken query (too short or long,
         silent, NaN) is refused with a message before any state changes."""
         service = self.window.service
@@ -167,9 +168,9 @@ class SearchController(QObject):
             self.speech_end_t = time.perf_counter()
         s = self.window.settings
         self._run(ops.search_audio(self.window, service, self.query_wav, s.top_k, s.min_score), self.last_label,
-                  source=self.query_wav)
+                  source=self.query_wav, automatic=automatic)
 
-    def search_text(self, text: str) -> None:
+    def search_text(self, text: str, *, automatic: bool = False) -> None:
         if self.window.service is None:
             self.window.show_message("No model is loaded. " + self.window.no_model_hint, "warning")
             return
@@ -177,9 +178,10 @@ class SearchController(QObject):
         self.last_label, self.last_speech = f"“{text}”", None
         self.speech_end_t = time.perf_counter()
         s = self.window.settings
-        self._run(ops.search_text(self.window, self.window.service, text, s.top_k, s.min_score), self.last_label)
+        self._run(ops.search_text(self.window, self.window.service, text, s.top_k, s.min_score), self.last_label,
+                  automatic=automatic)
 
-    def search_similar(self, hit: Any) -> None:
+    def search_similar(self, hit: Any, *, automatic: bool = False) -> None:
         if self.window.service is None:
             self.window.show_message("No model is loaded, so there is nothing to compare photos with. "
                                      + self.window.no_model_hint, "warning")
@@ -192,7 +194,7 @@ class SearchController(QObject):
         self.speech_end_t = time.perf_counter()
         s = self.window.settings
         self._run(ops.search_similar(self.window, self.window.service, int(hit.image_id), s.top_k, s.min_score),
-                  self.last_label)
+                  self.last_label, automatic=automatic)
 
     def open_audio_file(self, path: Path) -> None:
         if self.window.service is None:
@@ -228,9 +230,10 @@ class SearchController(QObject):
         self.last_query, self.last_label, self.last_speech = None, "", None
         self.query_wav = np.zeros(0, np.float32)
 
-    def rerun(self) -> None:
+    def rerun(self, *, automatic: bool = False) -> None:
         """Run the last query again with the current top-k / cut-off. A spoken query re-ranks its vector
-        (the speech model does not run again) and keeps its name, keywords and plot."""
+        (the speech model does not run again) and keeps its name, keywords and plot. `automatic`: the
+        library changed (not the user's doing), so the message strip is left as it is."""
         kind, value = self.last_query or ("", None)
         self.speech_end_t = None
         service = self.window.service
@@ -238,18 +241,19 @@ class SearchController(QObject):
                 and ops.can_search_vector(service):
             s = self.window.settings
             self._run(ops.search_vector(self.window, service, self.last_speech.query_vector, s.top_k, s.min_score),
-                      self.last_label, speech=self.last_speech, source=value)
+                      self.last_label, speech=self.last_speech, source=value, automatic=automatic)
         elif kind == "audio":
-            self.search_wav(value, self.last_label)
+            self.search_wav(value, self.last_label, automatic=automatic)
         elif kind == "text":
-            self.search_text(value)
+            self.search_text(value, automatic=automatic)
         elif kind == "similar":
-            self.search_similar(value)
+            self.search_similar(value, automatic=automatic)
 
-    def _run(self, op: Any, label: str, *, speech: Any = None, source: Any = None) -> None:
+    def _run(self, op: Any, label: str, *, speech: Any = None, source: Any = None, automatic: bool = False
+             ) -> None:
         """Run a search op; `searching` counts it until its result or error arrives. `speech`: the
         SpeechQuery a vector-only re-run belongs to (shown again with its results); `source`: the clip a
-        spoken query was made from."""
+        spoken query was made from; `automatic`: not the user's search (its success keeps the message strip)."""
         self.searching += 1
         gen = self.generation
 
@@ -258,6 +262,8 @@ class SearchController(QObject):
 
         def shown(result: Any) -> None:
             if gen == self.generation:  # else it came from a service (model) replaced meanwhile
+                if not automatic:  # a search that worked: warnings from before (no microphone, welcome) are done
+                    self.window.hide_message()
                 self._show(result, label, speech, source)
 
         def failed(exc: BaseException) -> None:

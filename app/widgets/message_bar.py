@@ -19,6 +19,7 @@ class MessageBar(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.level = ""
+        self.topic = ""  # what the message is about, so the action that resolves it can hide it
         self.label = QLabel()
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -41,8 +42,10 @@ class MessageBar(QFrame):
     def text(self) -> str:
         return self.label.text()
 
-    def show_message(self, text: str, level: str = "info", action: tuple[str, Callable[[], None]] | None = None) -> None:
+    def show_message(self, text: str, level: str = "info", action: tuple[str, Callable[[], None]] | None = None,
+                     topic: str = "") -> None:
         self.level = level
+        self.topic = topic
         color = COLORS.get(level, COLORS["info"])
         self.setStyleSheet(f"MessageBar {{ border: 1px solid {color}; border-left: 5px solid {color};"
                            " border-radius: 4px; }")

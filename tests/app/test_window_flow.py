@@ -148,3 +148,30 @@ def test_show_and_min_score_rerun_only_on_change_and_reuse_the_query_vector(qtbo
     w.grid.top_k.editingFinished.emit()  # Enter, then a click elsewhere: still one run
     qtbot.wait(100)
     assert fake_service.calls.count("search_vector") == 1
+
+
+def test_a_successful_action_clears_the_warnings_it_resolves(qtbot, make_window, fake_service, photos, tmp_path):
+    from app.desktop import open_file
+    from app.operations import Changes
+    from tests.app.conftest import make_photos
+    from tests.app.fake_service import Hit
+
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    index_and_wait(qtbot, w, photos)
+    w.show_message("No microphone was found. Plug one in, or search from an audio file (Ctrl+O).", "error")
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.search.search_text("a dog")
+    assert not w.message_bar.isVisible()  # the text search worked: the old error is done
+    # a photo that vanished: the warning stays until a re-scan, which clears it
+    gone = make_photos(tmp_path / "gone", n=1) / "photo_00.jpg"
+    gone.unlink()
+    open_file(w, Hit(1, gone, 0.5, 0.0))
+    assert w.message_bar.isVisible() and "no longer exists" in w.message_bar.text()
+    with qtbot.waitSignal(w.library.changed, timeout=10_000):
+        w.library.index_folders(None, show_dialog=False)
+    assert not w.message_bar.isVisible()
+    # a re-run because the library changed is not the user's action: an unrelated warning stays
+    w.show_message("Something the user has not seen yet", "warning")
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w._on_changes(Changes(images_removed=1))
+    assert w.message_bar.isVisible() and w.message_bar.text() == "Something the user has not seen yet"
