@@ -149,16 +149,15 @@ def search_similar(parent: QObject | None, service: Any, image: int | str, top_k
 
 
 def can_search_vector(service: Any) -> bool:
-    """Whether `service` ranks a ready query vector (SearchService.search_vector, or its engine's)."""
-    return hasattr(service, "search_vector") or hasattr(getattr(service, "engine", None), "search_vector")
+    """Whether `service` ranks a ready query vector (SearchService.search_vector)."""
+    return hasattr(service, "search_vector")
 
 
 def search_vector(parent: QObject | None, service: Any, vector: np.ndarray, top_k: int, min_score: float) -> Op:
     """Rank the library against a query vector already computed (a re-run with other Show / min score:
     no model inference)."""
     def fn(cancel: threading.Event) -> Any:
-        search = getattr(service, "search_vector", None) or service.engine.search_vector
-        return search(vector, top_k=top_k, min_score=_cutoff(min_score))
+        return service.search_vector(vector, top_k=top_k, min_score=_cutoff(min_score))
     return Op(parent, fn, lane="query", what="Searching", busy=True)
 
 

@@ -112,6 +112,12 @@ class SearchService:
         with self._preempt():
             return self.engine.search_text(text, top_k, min_score, roots, sort)
 
+    def search_vector(self, query: np.ndarray, top_k: int = DEFAULT_TOP_K, min_score: float | None = None,
+                      roots: Sequence[str | Path] | None = None, sort: str = "score") -> SearchResult:
+        """Rank the library against a query vector already computed (e.g. new cut-offs for the last query)."""
+        with self._preempt():
+            return self.engine.search_vector(query, top_k, min_score, roots, sort)
+
     def search_similar(self, path_or_id: str | Path | int, top_k: int = DEFAULT_TOP_K,
                        min_score: float | None = None, roots: Sequence[str | Path] | None = None,
                        sort: str = "score") -> SearchResult:

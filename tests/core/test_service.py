@@ -62,6 +62,8 @@ def test_index_and_search_every_way(service):
     for h in res.hits:
         v = snap.vectors[np.searchsorted(snap.ids, h.image_id)].astype(np.float32)
         assert h.score == pytest.approx(float(v @ q), abs=1e-4)
+    again = svc.search_vector(res.query.query_vector, top_k=5)  # a re-rank of the same vector: no inference
+    assert [h.image_id for h in again.hits] == [h.image_id for h in res.hits]
     heard = svc.analyze_audio(speech())
     np.testing.assert_allclose(heard.query_vector, res.query.query_vector, atol=1e-5)
     assert len(svc.search_text("a red ball", top_k=3).hits) == 3
