@@ -39,7 +39,11 @@ def main() -> None:
     photos = demo / "photos"
     scene = {str((demo / json.loads(line)["file"]).resolve()): json.loads(line)["text"]
              for line in (demo / "photos.jsonl").read_text().splitlines() if line.strip()}
-    queries = [json.loads(line) for line in (demo / "queries" / "index.jsonl").read_text().splitlines() if line]
+    # the shipped demo indexes its queries in queries/index.jsonl (audio relative to queries/); a demo made by
+    # `trainer synth --demo-queries` in DIR/queries.jsonl (audio relative to DIR): the same records
+    index, base = ((demo / "queries.jsonl", demo) if (demo / "queries.jsonl").is_file()
+                   else (demo / "queries" / "index.jsonl", demo / "queries"))
+    queries = [json.loads(line) for line in index.read_text().splitlines() if line]
     with tempfile.TemporaryDirectory() as tmp:
         service = SearchService(args.model, data_dir=args.data_dir or Path(tmp) / "data", cache_dir=Path(tmp) / "cache")
         gen = service.index([photos], threading.Event())
@@ -50,7 +54,7 @@ def main() -> None:
             pass
         ranks, top_ok, heard_ok = [], 0, 0
         for q in queries:
-            result = service.engine.search_audio(demo / "queries" / q["audio"], top_k=len(scene))
+            result = service.engine.search_audio(base / q["audio"], top_k=len(scene))
             paths = [str(Path(h.path).resolve()) for h in result.hits]
             target = str((demo / q["target"]).resolve())
             rank = paths.index(target) + 1 if target in paths else None

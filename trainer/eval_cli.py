@@ -6,7 +6,8 @@
 Prints recall@1/5/10 speech->image and image->speech (one vector per unique image), keyword hit rate,
 content-word recall, CIF boundary F1 at 50 ms against the known word ends, and the same F1 for a uniform
 segmentation with the same number of units (JSON keys: speech_to_image, image_to_speech, keyword_hit_rate,
-content_word_recall, boundary_f1, boundary_f1_uniform, plus counts and a per-voice breakdown).
+content_word_recall, boundary_f1, boundary_f1_uniform, plus counts and, when the split has several voices, a
+per-voice breakdown).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Import of the authors' published SpeechCLIP / SpeechCLIP+ Lightning checkpoints (issue #6).
 
 ``import_official(ckpt_path, out_dir) -> Path`` (core/official/importer.py) writes a model folder that
-``core.factory.load_model`` reads; the app's "Open model..." and ``python -m trainer import-official`` use it.
+``core.factory.load_model`` reads; the app's Settings → "Open .ckpt…" and ``python -m trainer import-official`` use it.
 ``iter_import_official(...)`` is the same as a generator (progress, cancel) for GUI workers.
 """
 

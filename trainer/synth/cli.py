@@ -6,7 +6,7 @@ Examples::
     python -m trainer synth --out /work/data/synth-default --images 4000 --val-images 200 \\
         --test-images 300 --captions-per-image 3 --seed 0 --workers 2
     python -m trainer synth --out /tmp/demo --demo-photos 250 --demo-queries 12 --seed 7
-    python -m trainer synth --extend /work/data/synth-default --out /work/data/synth-festival \
+    python -m trainer synth --extend /work/data/synth-default --out /work/data/synth-festival \\
         --voices festival:ked,festival:slt-hts --voice-pool 14 --pool-engines festival --captions-per-image 1
 """
 

@@ -295,7 +295,7 @@ def get_voice(name: str) -> Voice:
         raise VoiceError(
             f"unknown voice {name!r}. Valid voices: {', '.join([*VOICES, *EXTRA_VOICES])}, or the forms "
             "espeak:VARIANT:rRATE:pPITCH, flite:VOICE:fF0:sSTRETCH, festival:ked:fF0:sSTRETCH, piper:joe:lsSCALE, "
-            "praat:frRATIO:prRATIO:VOICE "
+            "praat:frF.FF:prP.PP:VOICE (two decimals, e.g. praat:fr1.10:pr0.90:flite:slt) "
             "(see `python -m trainer synth --list-voices`)"
         )
     return voice
