@@ -145,6 +145,8 @@ def save_model(model: torch.nn.Module, directory: str | Path, extra_card: dict[s
     _like_a_new_file(tmp)
     os.replace(tmp, directory / WEIGHTS_FILE)
     cfg_dict = _standalone(cfg.to_dict(), inner) if bundled else cfg.to_dict()
+    if cfg_dict["clip"].get("quick_gelu") is None:  # unset: written as before, so older versions read the folder
+        cfg_dict["clip"].pop("quick_gelu", None)
     vocab = inner.clip.table_orig_ids.tolist() if cfg.clip.vocab_ids is not None else None
     if vocab is not None:  # the folder must not depend on a vocabulary file elsewhere: store the ids inline
         cfg_dict["clip"]["vocab_ids"] = vocab

@@ -184,3 +184,11 @@ def test_a_heads_only_folder_refuses_a_different_backbone_at_its_source(make_tin
     other.save_pretrained(tmp_path / "hubert")
     with pytest.raises(CheckpointError, match="are not the ones .* was trained with"):
         load_model(tmp_path / "folder", device="cpu")
+
+
+def test_a_saved_folder_writes_no_unset_new_clip_key(make_tiny_model, tmp_path) -> None:
+    # a folder that uses no new setting stays readable by the previous version (which refuses unknown keys)
+    save_model(make_tiny_model("parallel"), tmp_path / "m")
+    clip = json.loads((tmp_path / "m" / "config.json").read_text())["model_cfg"]["clip"]
+    assert "quick_gelu" not in clip
+    assert load_model(tmp_path / "m", device="cpu").config.clip.quick_gelu is None
