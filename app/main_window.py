@@ -24,7 +24,7 @@ from app.library_controller import LibraryController
 from app.model_loader import load_service, plain_reason
 from app.models import ResultsModel
 from app.search_controller import SearchController
-from app.settings import AppSettings, load_window_state, save_settings, save_window_state
+from app.settings import AppSettings, load_window_state, save_settings, save_window_state, start_dir
 from app.widgets.cif_plot import CifPlot
 from app.widgets.keyword_chips import KeywordChips
 from app.widgets.message_bar import MessageBar
@@ -270,17 +270,27 @@ class MainWindow(QMainWindow):
     def choose_audio_file(self) -> None:
         from PySide6.QtWidgets import QFileDialog
 
-        path, _ = QFileDialog.getOpenFileName(self, "Search with an audio file", str(demo_queries_dir()),
+        path, _ = QFileDialog.getOpenFileName(self, "Search with an audio file",
+                                              start_dir(self.settings.last_audio_dir, demo_queries_dir()),
                                               "Audio (*.wav *.flac *.ogg *.oga *.opus *.mp3 *.aiff);;All files (*)")
         if path:
+            self.settings.last_audio_dir = str(Path(path).parent)
+            self.save_settings()
             self.search.open_audio_file(Path(path))
 
     def choose_folder_to_index(self) -> None:
         from PySide6.QtWidgets import QFileDialog
 
-        folder = QFileDialog.getExistingDirectory(self, "Index a folder of photos")
+        folder = QFileDialog.getExistingDirectory(self, "Index a folder of photos",
+                                                  start_dir(self.settings.last_index_dir))
         if folder:
+            self._remember_index_dir(Path(folder))
             self.library.index_folders([Path(folder)])
+
+    def _remember_index_dir(self, folder: Path) -> None:
+        """The next "Index a folder…" / "Add folder…" starts beside this one (in its parent folder)."""
+        self.settings.last_index_dir = str(folder.parent if folder.parent != folder else folder)
+        self.save_settings()
 
     def show_library_dialog(self) -> None:
         if self.service is None:
@@ -289,7 +299,8 @@ class MainWindow(QMainWindow):
         stats = getattr(self, "library_stats", None)
         roots = [Path(r) for r in getattr(stats, "roots", [])]
         dlg = LibraryDialog(roots, int(getattr(stats, "photos", 0)), self)
-        dlg.add_requested.connect(lambda p: self.library.index_folders([p]))
+        dlg.start_dir = start_dir(self.settings.last_index_dir)
+        dlg.add_requested.connect(lambda p: (self._remember_index_dir(p), self.library.index_folders([p])))
         dlg.remove_requested.connect(self.library.remove_folder)
         dlg.rescan_requested.connect(lambda: self.library.index_folders(None))
         dlg.refresh_wanted.connect(lambda: self.service is not None and ops.get_stats(dlg, self.service)

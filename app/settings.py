@@ -27,6 +27,8 @@ class AppSettings:
     min_score: float = -1.0  # cosine cut-off; -1 (the lowest score) = no cut-off
     sort: str = "score"
     first_run_done: bool = False
+    last_audio_dir: str = ""  # where "Open audio…" starts next time; "" = the demo queries
+    last_index_dir: str = ""  # where "Index a folder…" and the library's "Add folder…" start; "" = Qt's default
 
 
 def settings_path(base: Path | None = None) -> Path:
@@ -51,6 +53,8 @@ def load_settings(path: Path | None = None) -> AppSettings:
             min_score=float(qs.value("min_score", d.min_score)),
             sort=str(qs.value("sort", d.sort)),
             first_run_done=str(qs.value("first_run_done", d.first_run_done)).lower() == "true",
+            last_audio_dir=str(qs.value("last_audio_dir", d.last_audio_dir) or ""),
+            last_index_dir=str(qs.value("last_index_dir", d.last_index_dir) or ""),
         )
     except (TypeError, ValueError) as exc:
         logger.warning("settings file %s is malformed (%s); using defaults", settings_path(), exc)
@@ -60,6 +64,11 @@ def load_settings(path: Path | None = None) -> AppSettings:
     if s.sort not in SORT_CHOICES:
         s.sort = d.sort
     return s
+
+
+def start_dir(remembered: str, fallback: Path | str = "") -> str:
+    """Where a file dialog starts: the remembered folder while it still exists, else `fallback`."""
+    return remembered if remembered and Path(remembered).is_dir() else str(fallback or "")
 
 
 def save_settings(s: AppSettings, path: Path | None = None) -> None:

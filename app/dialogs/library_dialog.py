@@ -31,6 +31,7 @@ class LibraryDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Library folders")
         self.setMinimumSize(520, 320)
+        self.start_dir = ""  # where "Add folder…" starts (the window sets the remembered folder)
         self.info = QLabel()
         self.list = QListWidget()
         add = QPushButton("Add folder…")
@@ -67,7 +68,7 @@ class LibraryDialog(QDialog):
         self.refresh_wanted.emit()
 
     def _add(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Add a folder of photos")
+        folder = QFileDialog.getExistingDirectory(self, "Add a folder of photos", self.start_dir)
         if folder:
             self.add_requested.emit(Path(folder))
 

@@ -286,3 +286,42 @@ def test_about_model_card_keeps_keys_whole_and_fits_the_dialog(qtbot):
         block = block.next()
     assert lines == {k: 1 for k in card}  # every key on one line
     assert dlg.browser.horizontalScrollBar().maximum() <= 0  # nothing forces a horizontal scroll
+
+
+def test_file_dialogs_start_in_the_last_folder_used(qtbot, make_window, fake_service, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    from core.paths import demo_queries_dir
+
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    opened, indexed, starts = [], [], []
+    monkeypatch.setattr(w.search, "open_audio_file", opened.append)
+    monkeypatch.setattr(w.library, "index_folders", indexed.append)
+    audio = tmp_path / "recordings"
+    audio.mkdir()
+    monkeypatch.setattr(QFileDialog, "getOpenFileName",
+                        lambda _p, _t, d, *a, **k: (starts.append(d), (str(audio / "q.wav"), ""))[1])
+    w.choose_audio_file()
+    w.choose_audio_file()
+    assert starts == [str(demo_queries_dir()), str(audio)]  # first the demo queries, then where the user was
+    photos = tmp_path / "pictures" / "2024"
+    photos.mkdir(parents=True)
+    starts.clear()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda _p, _t, d="", *a, **k: (starts.append(d),
+                                                                                            str(photos))[1])
+    w.choose_folder_to_index()
+    w.choose_folder_to_index()
+    assert starts == ["", str(photos.parent)]  # beside the folder indexed last
+    assert indexed == [[photos], [photos]] and len(opened) == 2
+    saved = load_settings()  # remembered across runs, in the settings file
+    assert (saved.last_audio_dir, saved.last_index_dir) == (str(audio), str(photos.parent))
+    w.show_library_dialog()
+    from app.dialogs.library_dialog import LibraryDialog
+
+    assert w.findChild(LibraryDialog).start_dir == str(photos.parent)
+    saved.last_audio_dir = str(tmp_path / "gone")  # a remembered folder that no longer exists is not used
+    w.settings = saved
+    starts.clear()
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda _p, _t, d, *a, **k: (starts.append(d), ("", ""))[1])
+    w.choose_audio_file()
+    assert starts == [str(demo_queries_dir())]
