@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QListWidget,
+    QMessageBox,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -37,8 +38,10 @@ class LibraryDialog(QDialog):
         add = QPushButton("Add folder…")
         add.clicked.connect(self._add)
         self.remove = QPushButton("Remove")
-        self.remove.setToolTip("Forget this folder's photos (the files themselves are not touched)")
+        self.remove.setToolTip("Forget the selected folder's photos (the files themselves are not touched)")
         self.remove.clicked.connect(self._remove)
+        self.remove.setEnabled(False)
+        self.list.itemSelectionChanged.connect(self._update_remove)
         rescan = QPushButton("Re-scan all")
         rescan.setToolTip("Look for new, changed, moved and deleted photos")
         rescan.clicked.connect(self.rescan_requested.emit)
@@ -62,7 +65,14 @@ class LibraryDialog(QDialog):
         for r in roots:
             self.list.addItem(str(r))
         self.info.setText(f"{len(roots)} folder(s), {photos} photos indexed.")
-        self.remove.setEnabled(bool(roots))
+        self._update_remove()
+
+    def _selected(self) -> Path | None:
+        items = self.list.selectedItems()
+        return Path(items[0].text()) if items else None
+
+    def _update_remove(self) -> None:
+        self.remove.setEnabled(self._selected() is not None)
 
     def library_changed(self, _changes: object) -> None:
         self.refresh_wanted.emit()
@@ -73,6 +83,14 @@ class LibraryDialog(QDialog):
             self.add_requested.emit(Path(folder))
 
     def _remove(self) -> None:
-        item = self.list.currentItem()
-        if item is not None:
-            self.remove_requested.emit(Path(item.text()))
+        folder = self._selected()
+        if folder is not None and self.confirm_remove(folder):
+            self.remove_requested.emit(folder)
+
+    def confirm_remove(self, folder: Path) -> bool:
+        answer = QMessageBox.question(
+            self, "Remove folder",
+            f"Remove “{folder}” from the library?\n\nIts photos' entries leave the library and stop appearing in "
+            "searches. The files on disk are not touched; add the folder again to bring them back.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
+        return answer == QMessageBox.StandardButton.Yes

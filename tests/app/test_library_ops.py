@@ -173,3 +173,28 @@ def test_summary_without_a_library_count_says_these_folders():
     assert report_summary(IndexReport(added=2, total=9)) == "Indexing finished: 2 added; 9 photos in these folders."
     assert report_summary(IndexReport(added=2, total=9), photos=262) == \
         "Indexing finished: 2 added; 262 photos in the library."
+
+
+def test_library_remove_needs_a_selection_and_a_confirmation(qtbot, monkeypatch, tmp_path):
+    from PySide6.QtWidgets import QMessageBox
+
+    from app.dialogs.library_dialog import LibraryDialog
+
+    a, b = tmp_path / "holiday", tmp_path / "work"
+    dlg = LibraryDialog([a, b], 12)
+    qtbot.addWidget(dlg)
+    removed: list = []
+    dlg.remove_requested.connect(removed.append)
+    assert not dlg.remove.isEnabled()  # nothing selected: nothing to remove
+    dlg.list.setCurrentRow(1)
+    assert dlg.remove.isEnabled()
+    asked: list[str] = []
+    answer = QMessageBox.StandardButton.Cancel
+    monkeypatch.setattr(QMessageBox, "question", lambda _p, _t, text, *a, **k: (asked.append(text), answer)[1])
+    dlg.remove.click()
+    assert removed == [] and str(b) in asked[0] and "not touched" in asked[0]  # cancelled: nothing happens
+    answer = QMessageBox.StandardButton.Yes
+    dlg.remove.click()
+    assert removed == [b]
+    dlg.set_roots([a], 6)  # the list is rebuilt: no selection again
+    assert not dlg.remove.isEnabled()
