@@ -13,9 +13,10 @@ from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QProgressBar, QPushB
 logger = logging.getLogger(__name__)
 
 
-PHASES = {"scan": "scanning folders", "hash": "checking changed files", "embed": "embedding photos",
+PHASES = {"scan": "looking for photos", "hash": "checking new files", "embed": "reading new photos",
           "ann": "building the search index",
           "done": "finishing"}
+STEPS = ("scan", "hash", "embed", "ann")  # core's phases in the order they run; each restarts the bar
 
 
 @dataclass
@@ -28,6 +29,13 @@ class ProgressView:
     stage: str
     rate: float | None = None  # files/s as core measured it
     eta_s: float | None = None
+    step: int = 0  # 1-based position of the phase in STEPS; 0 = not one of them ("done", unknown)
+    phase: str = ""
+
+    @property
+    def heading(self) -> str:
+        """"Step 3 of 4: reading new photos", so that the bar starting again at a new phase is explained."""
+        return f"Step {self.step} of {len(STEPS)}: {self.stage}" if self.step else self.stage.capitalize()
 
 
 def read_progress(p: Any) -> ProgressView:
@@ -39,7 +47,8 @@ def read_progress(p: Any) -> ProgressView:
     rate = getattr(p, "rate", None)
     eta = getattr(p, "eta_s", None)
     return ProgressView(done, total, current, PHASES.get(stage, stage),
-                        float(rate) if rate is not None else None, float(eta) if eta is not None else None)
+                        float(rate) if rate is not None else None, float(eta) if eta is not None else None,
+                        STEPS.index(stage) + 1 if stage in STEPS else 0, stage)
 
 
 class RateMeter:
@@ -100,23 +109,28 @@ class IndexProgressDialog(QDialog):
         lay.addWidget(self.current_label)
         lay.addLayout(buttons)
         self.meter = RateMeter()
+        self.phase = ""
 
     def set_progress(self, view: ProgressView) -> str:
         """Show one progress step; returns a one-line summary for the status bar."""
+        if view.phase != self.phase:  # a new phase counts its own files from 0: so do the rate and the ETA
+            self.phase = view.phase
+            self.meter = RateMeter()
         rate, eta = self.meter.update(view.done, view.total)
         if view.rate is not None and view.rate > 0:
             rate, eta = view.rate, view.eta_s
         if view.total > 0:
             self.bar.setRange(0, view.total)
             self.bar.setValue(min(view.done, view.total))
-            self.title.setText(f"{view.stage.capitalize()}: {view.done} of {view.total} photos")
+            self.title.setText(f"{view.heading}: {view.done} of {view.total} photos")
         else:
             self.bar.setRange(0, 0)
-            self.title.setText(f"{view.stage.capitalize()}… {view.done} photos")
+            self.title.setText(f"{view.heading}… {view.done} photos")
         self.rate_label.setText(f"{rate:.1f} photos/s · {format_eta(eta)} left" if view.total else "")
         self.current_label.setText(view.current)
         left = f", {format_eta(eta)} left" if view.total else ""
-        return f"Indexing {view.done}/{view.total}{left}" if view.total else f"Indexing… {view.done}"
+        step = f", step {view.step} of {len(STEPS)} ({view.stage})" if view.step else f" ({view.stage})"
+        return f"Indexing{step}: {view.done}/{view.total}{left}" if view.total else f"Indexing{step}… {view.done}"
 
     def _cancel(self) -> None:
         self.cancel_button.setEnabled(False)

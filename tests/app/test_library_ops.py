@@ -111,7 +111,7 @@ def test_first_run_indexes_the_demo_library(qtbot, make_window, fake_service, ph
 
 def test_progress_helpers():
     v = read_progress(IndexProgress(3, 10, "/x/a.jpg", rate=2.0, eta_s=3.5, phase="embed"))
-    assert (v.done, v.total, v.current, v.stage, v.rate, v.eta_s) == (3, 10, "/x/a.jpg", "embedding photos", 2.0, 3.5)
+    assert (v.done, v.total, v.current, v.stage, v.rate, v.eta_s) == (3, 10, "/x/a.jpg", "reading new photos", 2.0, 3.5)
     assert read_progress(IndexProgress(0, 1, "", phase="ann")).stage == "building the search index"
     assert all(phase in PHASES for phase in ("scan", "hash", "embed", "ann", "done"))  # core's phases, in words
     assert format_eta(None) == "estimating…"
@@ -198,3 +198,22 @@ def test_library_remove_needs_a_selection_and_a_confirmation(qtbot, monkeypatch,
     assert removed == [b]
     dlg.set_roots([a], 6)  # the list is rebuilt: no selection again
     assert not dlg.remove.isEnabled()
+
+
+def test_progress_names_the_step_so_a_new_phase_restarting_the_bar_is_explained(qtbot):
+    from app.dialogs.index_progress import IndexProgressDialog
+
+    dlg = IndexProgressDialog()
+    qtbot.addWidget(dlg)
+    line = dlg.set_progress(read_progress(IndexProgress(51, 100, "/x/a.jpg", rate=50.0, eta_s=1.0, phase="hash")))
+    assert dlg.title.text() == "Step 2 of 4: checking new files: 51 of 100 photos"
+    assert line.startswith("Indexing, step 2 of 4 (checking new files): 51/100")
+    dlg.meter.t0 -= 10  # the hashing took 10 s
+    line = dlg.set_progress(read_progress(IndexProgress(12, 100, "/x/b.jpg", phase="embed")))
+    assert dlg.bar.value() == 12 and dlg.title.text() == "Step 3 of 4: reading new photos: 12 of 100 photos"
+    assert "step 3 of 4 (reading new photos): 12/100" in line
+    assert dlg.rate_label.text() == "0.0 photos/s · estimating… left"  # not a rate from the last phase's count
+    dlg.set_progress(read_progress(IndexProgress(40, 0, "", phase="scan")))
+    assert dlg.title.text() == "Step 1 of 4: looking for photos… 40 photos"
+    dlg.set_progress(read_progress(IndexProgress(9, 9, "", phase="done")))
+    assert dlg.title.text() == "Finishing: 9 of 9 photos"
