@@ -70,13 +70,13 @@ class SettingsDialog(QDialog):
         self.model_problem.setStyleSheet("color: #b03030;")
         self.model_problem.hide()
         self.model_combo.currentIndexChanged.connect(lambda _: self._check_model())
-        browse = QPushButton("Choose folder…")
+        browse = self.browse_button = QPushButton("Choose folder…")
         browse.setToolTip("A model folder (config.json + model.safetensors), e.g. one exported by the trainer")
         browse.clicked.connect(self._browse)
         model_row = QHBoxLayout()
         model_row.addWidget(self.model_combo, 1)
         model_row.addWidget(browse)
-        import_ckpt = QPushButton("Open .ckpt…")
+        import_ckpt = self.ckpt_button = QPushButton("Open .ckpt…")
         import_ckpt.setToolTip("A published SpeechCLIP / SpeechCLIP+ checkpoint (.ckpt); it is imported safely "
                                "once, then loaded like a model folder")
         import_ckpt.clicked.connect(self._browse_ckpt)
@@ -105,6 +105,9 @@ class SettingsDialog(QDialog):
         box.accepted.connect(self.accept)
         box.rejected.connect(self.reject)
         form.addRow(box)
+        for b in (browse, import_ckpt):  # Return after choosing a folder presses OK, not the chooser again
+            b.setAutoDefault(False)
+        box.button(QDialogButtonBox.StandardButton.Ok).setDefault(True)
 
     def _browse(self) -> None:
         self._choose(QFileDialog.getExistingDirectory(self, "Choose a model folder"))

@@ -325,3 +325,24 @@ def test_file_dialogs_start_in_the_last_folder_used(qtbot, make_window, fake_ser
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda _p, _t, d, *a, **k: (starts.append(d), ("", ""))[1])
     w.choose_audio_file()
     assert starts == [str(demo_queries_dir())]
+
+
+def test_return_after_choose_folder_presses_ok_not_the_chooser(qtbot, make_window, fake_service, monkeypatch):
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QFileDialog
+
+    from app.dialogs.settings_dialog import SettingsDialog
+
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    w.show_settings()
+    dlg = w.findChild(SettingsDialog)
+    qtbot.waitExposed(dlg)
+    asked: list[str] = []
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: asked.append("folder") or "")
+    dlg.activateWindow()
+    dlg.browse_button.setFocus()
+    qtbot.mouseClick(dlg.browse_button, Qt.MouseButton.LeftButton)  # the chooser is cancelled: focus stays there
+    assert asked == ["folder"]
+    with qtbot.waitSignal(dlg.accepted, timeout=2_000):
+        qtbot.keyClick(dlg.browse_button, Qt.Key.Key_Return)
+    assert asked == ["folder"]  # Return pressed OK; it did not open the chooser again
