@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import html
 import logging
 import threading
 from pathlib import Path
@@ -47,6 +46,31 @@ def load_preview(path: str, max_side: int = PREVIEW_MAX) -> tuple[QImage, QSize]
     return img, full
 
 
+class ElidedLabel(QLabel):
+    """One line of plain text that never wraps: cut in the middle with "…" when it does not fit (the full
+    text in the tooltip), so that a long name cannot grow the label over the photo above it."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.full_text = ""
+        self.setTextFormat(Qt.TextFormat.PlainText)  # file names are not markup
+        self.setWordWrap(False)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)  # any width, one line high
+
+    def set_full_text(self, text: str, tip: str = "") -> None:
+        self.full_text = text
+        self.setToolTip(tip)
+        self._elide()
+
+    def _elide(self) -> None:
+        self.setText(self.fontMetrics().elidedText(self.full_text, Qt.TextElideMode.ElideMiddle,
+                                                   max(0, self.contentsRect().width())))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+
 class PreviewPane(QWidget):
     open_requested = Signal(object)
     reveal_requested = Signal(object)
@@ -62,9 +86,12 @@ class PreviewPane(QWidget):
         self.image.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.image.setMinimumSize(200, 160)
         self.image.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
-        self.path_label = QLabel()
-        self.path_label.setWordWrap(True)
-        self.path_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.name_label = ElidedLabel()
+        font = self.name_label.font()
+        font.setBold(True)
+        self.name_label.setFont(font)
+        self.folder_label = ElidedLabel()
+        self.folder_label.setStyleSheet("color: gray;")
         self.info_label = QLabel()
         self.info_label.setWordWrap(True)
         self.buttons = {
@@ -84,7 +111,8 @@ class PreviewPane(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 0, 0, 0)
         lay.addWidget(self.image, 1)
-        lay.addWidget(self.path_label)
+        lay.addWidget(self.name_label)
+        lay.addWidget(self.folder_label)
         lay.addWidget(self.info_label)
         lay.addLayout(grid)
         self.show_hit(None)
@@ -98,12 +126,13 @@ class PreviewPane(QWidget):
             self._pixmap = None
             self.image.setPixmap(QPixmap())
             self.image.setText("Select a photo to preview it")
-            self.path_label.setText("")
+            self.name_label.set_full_text("")
+            self.folder_label.set_full_text("")
             self.info_label.setText("")
             return
         path = str(hit.path)
-        name, folder = html.escape(Path(path).name), html.escape(str(Path(path).parent))  # names are not markup
-        self.path_label.setText(f"<b>{name}</b><br><span style='color:gray'>{folder}</span>")
+        self.name_label.set_full_text(Path(path).name, path)
+        self.folder_label.set_full_text(str(Path(path).parent), path)
         self._set_info(hit, None)
         self.image.setText("Loading…")
         token = self._token

@@ -255,7 +255,7 @@ def test_the_integral_stops_at_the_models_last_unit(qtbot):
 def test_preview_shows_file_names_as_text_not_markup(qtbot, tmp_path):
     from types import SimpleNamespace
 
-    from PySide6.QtGui import QTextDocument
+    from PySide6.QtCore import Qt
 
     from app.widgets.preview import PreviewPane
 
@@ -263,9 +263,31 @@ def test_preview_shows_file_names_as_text_not_markup(qtbot, tmp_path):
     pane = PreviewPane()
     qtbot.addWidget(pane)
     pane.show_hit(SimpleNamespace(score=0.5, taken_at=None, mtime=0.0, path=str(folder / "<b>tag&amp;.jpg")))
-    doc = QTextDocument()
-    doc.setHtml(pane.path_label.text())
-    assert doc.toPlainText().splitlines() == ["<b>tag&amp;.jpg", str(folder)]  # what the label shows
+    pane.resize(2000, 600)
+    assert [lab.text() for lab in (pane.name_label, pane.folder_label)] == ["<b>tag&amp;.jpg", str(folder)]
+    assert pane.name_label.textFormat() == Qt.TextFormat.PlainText == pane.folder_label.textFormat()
+
+
+def test_preview_labels_stay_one_elided_line_below_the_photo_at_the_minimum_size(qtbot, make_window, fake_service,
+                                                                               tmp_path):
+    from types import SimpleNamespace
+
+    from PySide6.QtWidgets import QLabel
+
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    pane = w.preview
+    path = tmp_path / ("a long folder name of holiday photos " * 3) / ("IMG_2024_beach_sunset_with_friends" * 2 + ".jpg")
+    pane.show_hit(SimpleNamespace(score=0.5, taken_at=None, mtime=0.0, path=str(path)))
+    w.resize(w.minimumSizeHint())
+    qtbot.waitUntil(lambda: pane.image.text() != "Loading…", timeout=3_000)  # (the file does not exist)
+    assert w.minimumSizeHint().width() < 800  # a long file name does not widen the window
+    labels = [lab for lab in pane.findChildren(QLabel) if lab is not pane.image and lab.text()]
+    for lab in labels:
+        assert lab.geometry().top() >= pane.image.geometry().bottom(), lab.text()  # nothing drawn over the photo
+    line = pane.fontMetrics().height()
+    assert max(pane.name_label.height(), pane.folder_label.height()) < 2 * line  # one line each, not wrapped
+    assert "…" in pane.name_label.text() and "…" in pane.folder_label.text()
+    assert [lab.toolTip() for lab in (pane.name_label, pane.folder_label)] == [str(path)] * 2  # the full path
 
 
 @pytest.mark.parametrize("orientation", [1, 3, 6, 8])
