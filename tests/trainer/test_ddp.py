@@ -3,6 +3,7 @@ process holding the whole global batch; and a 2-process training run saves a res
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 
@@ -105,7 +106,7 @@ def _diverge_worker(rank: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(WORLD),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    from trainer.distributed import cleanup_distributed, init_distributed
+    from trainer.distributed import barrier, cleanup_distributed, init_distributed
     from trainer.loop.guard import LossGuard, TrainingDiverged
     from trainer.loop.step import LossModule, optimizer_step
 
@@ -129,6 +130,11 @@ def _diverge_worker(rank: int, port: int, out: str) -> None:
         message = str(exc)
     with open(os.path.join(out, f"diverged{rank}.txt"), "w") as f:
         f.write(message)
+    # tear down in order: the DDP reducer before the process group, both ranks together (a rank destroying gloo
+    # while the other still held its DDP object aborted once under a loaded CI run: "terminate called ...")
+    del ddp, opt
+    gc.collect()
+    barrier()
     cleanup_distributed()
 
 
