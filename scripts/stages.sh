@@ -20,11 +20,12 @@ run_stage() {  # RUN_DIR TRAINER_ARGS...: `python -m trainer train TRAINER_ARGS 
   mkdir -p "$dir"
   printf '%s' "$recipe" > "$dir/RECIPE"
   "$PY" -m trainer train "$@" --run-dir="$dir" --resume latest
-  touch "$dir/DONE"
+  date +%s%N > "$dir/DONE"  # a token per finished run (export_stage compares it; file times are too coarse)
 }
 
 # The export of a stage, made once; again when the stage finished after it (the stage was run again).
 export_stage() {  # RUN_DIR OUT_DIR
-  [ -f "$2/model.safetensors" ] && [ "$2/model.safetensors" -nt "$1/DONE" ] && return 0
+  [ -f "$2/model.safetensors" ] && [ -s "$1/DONE" ] && cmp -s "$1/DONE" "$2/STAGE_DONE" && return 0
   "$PY" -m trainer export --run "$1" --out "$2" --eval-splits ''
+  cp "$1/DONE" "$2/STAGE_DONE"  # which finished run this export was made from
 }
