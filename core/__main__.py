@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import sys
 import threading
@@ -23,29 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from core.cli_args import at_least, finite_float
 from core.errors import Cancelled, SpokenSearchError
 
 logger = logging.getLogger(__name__)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
-    return value
-
-
-def _finite_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text} is not a finite number")
-    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,9 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     ix.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
     ix.add_argument("--reindex", action="store_true",
                     help="drop vectors made by another model and embed everything again with this one")
-    ix.add_argument("--workers", type=_positive_int, default=None, help="decode threads (or processes)")
+    ix.add_argument("--workers", type=at_least(1), default=None, help="decode threads (or processes)")
     ix.add_argument("--processes", action="store_true", help="decode in worker processes instead of threads")
-    ix.add_argument("--batch-size", type=_positive_int, default=None, help="images per encoder batch / commit")
+    ix.add_argument("--batch-size", type=at_least(1), default=None, help="images per encoder batch / commit")
     ix.add_argument("--no-thumbnails", action="store_true", help="do not write grid thumbnails")
     ix.add_argument("--no-progress", action="store_true", help="no progress bar")
     ix.add_argument("--retry-failed", action="store_true",
@@ -76,8 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     se.add_argument("--audio", type=Path, help="spoken query (wav, flac, ...)")
     se.add_argument("--text", help="typed query (CLIP text encoder); with --audio the two are combined")
     se.add_argument("--image", type=Path, help="'more like this' query image")
-    se.add_argument("--top", type=_positive_int, default=10, help="number of hits (default 10)")
-    se.add_argument("--min-score", type=_finite_float, default=None, help="drop hits scoring below this cosine")
+    se.add_argument("--top", type=at_least(1), default=10, help="number of hits (default 10)")
+    se.add_argument("--min-score", type=finite_float, default=None, help="drop hits scoring below this cosine")
     se.add_argument("--sort", choices=("score", "date"), default="score")
     st = sub.add_parser("stats", parents=[common], help="what the library holds")
     del st

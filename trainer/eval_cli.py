@@ -18,23 +18,12 @@ import logging
 import sys
 from typing import Any
 
+from core.cli_args import at_least
+
 logger = logging.getLogger(__name__)
 
 HELP = __doc__
 INTERRUPTED = "interrupted; nothing was written"
-
-
-def _at_least(low: int) -> Any:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{value} is below {low}")
-        return value
-
-    return parse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,10 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="manifest", choices=["manifest", "flickr8k", "spokencoco"])
     parser.add_argument("--split", default="test", help="test (default) | val | all | test_unseen_voice | ...")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    parser.add_argument("--batch-size", type=_at_least(1), default=16)
-    parser.add_argument("--max-utterances", type=_at_least(0), default=0, help="evaluate only the first N (0 = all)")
+    parser.add_argument("--batch-size", type=at_least(1), default=16)
+    parser.add_argument("--max-utterances", type=at_least(0), default=0, help="evaluate only the first N (0 = all)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
-    parser.add_argument("--threads", type=_at_least(0), default=0, help="torch CPU threads (0 = default)")
+    parser.add_argument("--threads", type=at_least(0), default=0, help="torch CPU threads (0 = default)")
     parser.add_argument("--query-speeds", default=None,
                         help="override the model's test-time speed ensemble, e.g. 0.85,1,1.16 (1 = off)")
 

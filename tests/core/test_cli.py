@@ -154,7 +154,7 @@ def test_out_of_range_numbers_are_usage_errors(env, model_dir, capsys, argv):
         main([str(photos) if a == "PHOTOS" else a for a in argv] + ["--model", model_dir])
     assert e.value.code == 2
     err = capsys.readouterr().err
-    assert "is not a positive number" in err or "is not a finite number" in err
+    assert "expected a whole number >= 1" in err or "expected a finite number" in err
     assert not (tmp / "data" / "library").exists()  # nothing was opened or indexed
 
 

@@ -27,7 +27,7 @@ def test_ctrl_c_names_what_the_command_leaves(monkeypatch, capfd, module, argv, 
 def test_eval_refuses_out_of_range_counts(capfd, bad):
     with pytest.raises(SystemExit) as e:
         main(["eval", "--model", "m", "--data", "d", *bad])
-    assert e.value.code == 2 and "is below" in capfd.readouterr().err
+    assert e.value.code == 2 and "expected a whole number >=" in capfd.readouterr().err
 
 
 def test_ctrl_c_in_synth_says_nothing_was_written(monkeypatch, capfd):

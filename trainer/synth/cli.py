@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
+from core.cli_args import at_least
 from core.errors import SpokenSearchError
 from trainer.synth.render import MIN_IMAGE_SIZE
 from trainer.synth.voices import (
@@ -37,22 +37,7 @@ def _names(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
-def _at_least(low: int) -> Callable[[str], int]:
-    """An argparse type: a whole number >= `low` (one usage line otherwise, exit 2)."""
-
-    def parse(text: str) -> int:
-        try:
-            n = int(text)
-        except ValueError:
-            n = low - 1
-        if n < low:
-            raise argparse.ArgumentTypeError(f"expected a whole number >= {low}, got {text!r}")
-        return n
-
-    return parse
-
-
-_count = _at_least(0)
+_count = at_least(0)
 
 
 def _range(text: str) -> tuple[float, float]:
@@ -76,7 +61,7 @@ def _size(text: str) -> tuple[int, int]:
 def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
     """The `synth` subcommand's options."""
     parser.add_argument("--out", type=Path, help="output folder (refused if not empty, unless --force)")
-    parser.add_argument("--images", type=_at_least(1), default=100, help="number of scenes (default 100)")
+    parser.add_argument("--images", type=at_least(1), default=100, help="number of scenes (default 100)")
     parser.add_argument("--seed", type=_count, default=0, help="random seed; same seed, same bytes (default 0)")
     parser.add_argument(
         "--voices",
@@ -126,14 +111,14 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
         default=(1.0, 1.0),
         help="resample each word clip by a factor from LO,HI so no word sounds twice the same (default 1,1)",
     )
-    parser.add_argument("--captions-per-image", type=_at_least(1), default=3, help="utterances per scene (default 3)")
+    parser.add_argument("--captions-per-image", type=at_least(1), default=3, help="utterances per scene (default 3)")
     parser.add_argument("--val-images", type=_count, default=None, help="scenes in split val (default 5%%)")
     parser.add_argument("--test-images", type=_count, default=None, help="scenes in split test (default 10%%)")
-    parser.add_argument("--image-size", type=_at_least(MIN_IMAGE_SIZE), default=128,
+    parser.add_argument("--image-size", type=at_least(MIN_IMAGE_SIZE), default=128,
                         help="side of the square images (default 128)")
     parser.add_argument("--image-format", choices=["png", "jpg"], default="png")
     parser.add_argument("--noise-p", type=float, default=0.5, help="share of utterances with added noise")
-    parser.add_argument("--workers", type=_at_least(1), default=1, help="processes (default 1)")
+    parser.add_argument("--workers", type=at_least(1), default=1, help="processes (default 1)")
     parser.add_argument("--force", action="store_true",
                         help="replace an existing synth output folder (or a previous demo export)")
     parser.add_argument("--list-voices", action="store_true", help="print the voice names and exit")
