@@ -157,8 +157,8 @@ def _run_search(args: argparse.Namespace) -> int:
             query = engine.speech_query(args.audio)
             parts.append(query.query_vector)
         if args.text:
-            parts.append(engine.encode_text(args.text))
-            unread = engine.model.clip.unread_words(args.text)
+            vec, unread = engine.text_query(args.text)
+            parts.append(vec)
         if args.image:
             vec, image_id = engine.image_vector(args.image)
             parts.append(vec)

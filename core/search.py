@@ -101,28 +101,32 @@ class SearchEngine:
 
     def encode_text(self, text: str) -> np.ndarray:
         """The CLIP text embedding (E,) float32 of a typed query."""
+        return self.text_query(text)[0]
+
+    def text_query(self, text: str) -> tuple[np.ndarray, list[str]]:
+        """(the CLIP text embedding (E,) float32, the words the model cannot read: outside a compact vocabulary
+        or past the context). A text with no readable word is an error (its vector would be an empty text's)."""
         if not text.strip():
             raise SpokenSearchError("the text query is empty; type a few words describing the photo")
         clip = self.model.clip
-        if len(clip.unread_words(text)) == len(text.split()):  # the vector would be that of an empty text
+        unread = clip.unread_words(text)
+        if len(unread) == len(text.split()):
             known = clip.known_words()
             raise SpokenSearchError(
                 f"none of the words of “{text.strip()}” are in this model's vocabulary of {len(known)} words "
                 f"({', '.join(known[:40])}{', ...' if len(known) > 40 else ''}); describe the photo with those")
-        vec = clip.encode_text([text])
-        return _to_numpy(vec)[0]
+        if unread:
+            logger.info("typed query %r: not read (outside the vocabulary or the context): %s", text, unread)
+        return _to_numpy(clip.encode_text([text]))[0], unread
 
     def search_text(self, text: str, top_k: int = DEFAULT_TOP_K, min_score: float | None = None,
                     roots: Sequence[str | Path] | None = None, sort: str = "score") -> SearchResult:
         t0 = time.perf_counter()
-        vec = self.encode_text(text)
+        vec, unread = self.text_query(text)
         embed_ms = (time.perf_counter() - t0) * 1000
         result = self.search_vector(vec, top_k, min_score, roots, sort)
         result.timings_ms["embed"] = embed_ms
-        result.unread_words = self.model.clip.unread_words(text)
-        if result.unread_words:
-            logger.info("typed query %r: not read (outside the vocabulary or the context): %s", text,
-                        result.unread_words)
+        result.unread_words = unread
         return result
 
     def image_vector(self, path_or_id: str | Path | int) -> tuple[np.ndarray, int | None]:
