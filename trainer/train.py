@@ -206,13 +206,12 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
                     st.batch_in_epoch)
 
     def save(name: str) -> None:
-        rngs: list[Any] = [None] * dist.world_size
-        guards: list[Any] = [None] * dist.world_size
+        per_rank: list[Any] = [None] * dist.world_size  # (RNG state, explosion-guard history) of every rank
         if dist.distributed:
-            tdist.all_gather_object(rngs, capture_rng())
-            tdist.all_gather_object(guards, guard.state_dict())
+            tdist.all_gather_object(per_rank, (capture_rng(), guard.state_dict()))
         else:
-            rngs, guards = [capture_rng()], [guard.state_dict()]
+            per_rank = [(capture_rng(), guard.state_dict())]
+        rngs, guards = [r for r, _ in per_rank], [g for _, g in per_rank]
         if dist.is_main:
             _save({"model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                    "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "step": st.step,
