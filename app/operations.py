@@ -21,7 +21,6 @@ from PySide6.QtWidgets import QApplication, QWidget
 
 from app.errors import show_error
 from app.workers import Worker
-from core.errors import AudioDecodeError
 
 logger = logging.getLogger(__name__)
 
@@ -161,28 +160,13 @@ def search_vector(parent: QObject | None, service: Any, vector: np.ndarray, top_
     return Op(parent, fn, lane="query", what="Searching", busy=True)
 
 
-class ClipTooLong(AudioDecodeError):
-    """An audio file longer than a spoken query may be (core.audio.MAX_QUERY_S), refused from its header."""
-
-
 def load_audio_file(parent: QObject | None, path: Path) -> Op:
-    """Decode any soundfile-readable file to 16 kHz mono (core.audio.load_audio) on the io pool. A file
-    whose header says it is longer than a spoken query may be raises ClipTooLong without being decoded
-    (minutes of audio would only be read to be refused)."""
+    """Decode any soundfile-readable file to 16 kHz mono (core.audio.load_audio) on the io pool. A file whose
+    header says it is longer than a spoken query may be raises AudioTooLongError without being decoded."""
     def fn(cancel: threading.Event) -> np.ndarray:
-        import soundfile as sf
-
         from core.audio import MAX_QUERY_S, load_audio
 
-        try:
-            info = sf.info(str(path))
-            seconds = info.frames / info.samplerate if 0 < info.samplerate and 0 < info.frames < 2**62 else 0.0
-        except Exception:  # noqa: BLE001 - unreadable headers: load_audio says why, naming the file
-            seconds = 0.0
-        if seconds > MAX_QUERY_S:
-            raise ClipTooLong(f"{Path(path).name} is {seconds:.1f} s long, above the {MAX_QUERY_S:.0f} s a spoken "
-                              "query may last; cut it to the query (e.g. `sox in.wav out.wav trim 0 10`)")
-        return load_audio(path)
+        return load_audio(path, max_s=MAX_QUERY_S)
     return Op(parent, fn, lane="io", what=f"Reading {Path(path).name}")
 
 

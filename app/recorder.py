@@ -31,21 +31,6 @@ def level_of(chunk: np.ndarray) -> float:
     return float(np.clip((db + 60.0) / 60.0, 0.0, 1.0))
 
 
-def trim_trailing_silence(wav: np.ndarray, sr: int = SAMPLE_RATE, keep_s: float = TRAIL_KEEP_S) -> np.ndarray:
-    """Cut the silence after the last sound of a recording (the auto-stop waits SILENCE_STOP_S for it),
-    keeping `keep_s`. Sound = core.audio's trimming rule (frames within TRIM_TOP_DB of the loudest one); the
-    start is kept, so times stay those of what was recorded. (S,) -> (S',), S' <= S."""
-    from core.audio import TRIM_TOP_DB, frame_energies_db
-
-    if wav.size == 0:
-        return wav
-    energies, frame, hop = frame_energies_db(wav, sr)
-    if energies.max() <= -199:  # digital silence: nothing to keep or cut
-        return wav
-    last = int(np.flatnonzero(energies >= energies.max() - TRIM_TOP_DB)[-1])
-    return wav[: min(wav.size, last * hop + frame + int(keep_s * sr))]
-
-
 class Recorder(QObject):
     """Collects audio from one source at a time. `stopped` carries the 16 kHz mono buffer and why."""
 

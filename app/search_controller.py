@@ -18,12 +18,13 @@ from app.errors import show_error
 from app.live import LiveAnalyzer
 from app.models import ResultsModel
 from app.playback import PlaybackError, play_segment
-from app.recorder import SAMPLE_RATE, Recorder, trim_trailing_silence
+from app.recorder import SAMPLE_RATE, TRAIL_KEEP_S, Recorder
 from app.widgets.cif_plot import CifPlot
 from app.widgets.keyword_chips import KeywordChips
 from app.widgets.record_panel import RecordPanel
 from app.widgets.results_grid import ResultsGrid
-from core.errors import AudioDecodeError
+from core.audio import trim_silence
+from core.errors import AudioDecodeError, AudioTooLongError
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +136,8 @@ class SearchController(QObject):
         if reason == "limit":
             self.window.statusBar().showMessage(f"Stopped at the {self.recorder.max_s:.0f} s limit", 4000)
         # the auto-stop's trailing silence would be searched and absorbed by the last keyword's segment
-        self.search_wav(trim_trailing_silence(wav, SAMPLE_RATE), recorded=True)
+        # the silence the auto-stop waited for is cut (times stay those of the recording)
+        self.search_wav(trim_silence(wav, SAMPLE_RATE, leading=False, pad_s=TRAIL_KEEP_S), recorded=True)
 
     def _on_failed(self, message: str) -> None:
         self.live.stop()
@@ -203,7 +205,7 @@ class SearchController(QObject):
         self.speech_end_t = None
 
         def failed(exc: BaseException) -> None:
-            if isinstance(exc, ops.ClipTooLong):  # refused like any clip that cannot be a query: nothing changes
+            if isinstance(exc, AudioTooLongError):  # refused like any clip that cannot be a query: nothing changes
                 self.window.show_message(f"Nothing was searched: {str(exc).rstrip('.')}.", "warning")
             else:
                 show_error(self.window, exc, f"Reading {Path(path).name}")

@@ -10,10 +10,11 @@ import logging
 import math
 from fractions import Fraction
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
-from core.errors import AudioDecodeError
+from core.errors import AudioDecodeError, AudioTooLongError
 
 logger = logging.getLogger(__name__)
 
@@ -73,12 +74,13 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int = SAMPLE_RATE) -> np.ndarray
     return y.astype(np.float32)
 
 
-def load_audio(source: str | Path | np.ndarray, sr: int | None = None) -> np.ndarray:
+def load_audio(source: str | Path | np.ndarray, sr: int | None = None, *, max_s: float = MAX_AUDIO_S) -> np.ndarray:
     """Read a file (any format libsndfile reads: wav, flac, ogg, mp3...) or take an array; return (S,) float32
     mono at 16 kHz.
 
     `sr` is the rate of an array given directly (default: already 16 kHz); it is ignored for files, whose
-    header says their rate. Raises AudioDecodeError naming the file when it cannot be read.
+    header says their rate. Raises AudioDecodeError naming the file when it cannot be read, and
+    AudioTooLongError for audio longer than `max_s` (a file's header is read first: it is refused unread).
     """
     if isinstance(source, np.ndarray):
         x, rate = _to_float32(source), sr or SAMPLE_RATE
@@ -92,8 +94,8 @@ def load_audio(source: str | Path | np.ndarray, sr: int | None = None) -> np.nda
             raise AudioDecodeError(f"{path} is not a file; choose an audio file (WAV, FLAC, OGG, MP3)")
         try:
             info = sf.info(str(path))
-            if 0 < info.samplerate and 0 < info.frames < 2**62 and info.frames / info.samplerate > MAX_AUDIO_S:
-                _too_long(path, info.frames / info.samplerate)
+            if 0 < info.samplerate and 0 < info.frames < 2**62 and info.frames / info.samplerate > max_s:
+                _too_long(path, info.frames / info.samplerate, max_s)
             x, rate = sf.read(str(path), dtype="float32", always_2d=True)
         except AudioDecodeError:
             raise
@@ -104,14 +106,15 @@ def load_audio(source: str | Path | np.ndarray, sr: int | None = None) -> np.nda
                 f"cannot read audio file {path}: {reason}. Convert it to WAV or FLAC (e.g. `sox in.x -r 16000 out.wav`)"
             ) from exc
     x = to_mono(np.asarray(x))
-    if x.size and x.size / rate > MAX_AUDIO_S:
-        _too_long(source, x.size / rate)
+    if x.size and x.size / rate > max_s:
+        _too_long(source, x.size / rate, max_s)
     return resample(x, int(rate), SAMPLE_RATE)
 
 
-def _too_long(source: object, seconds: float) -> None:
-    raise AudioDecodeError(
-        f"{_name(source)} is {seconds:.0f} s long, above the limit of {MAX_AUDIO_S:.0f} s; cut it to the spoken query"
+def _too_long(source: object, seconds: float, max_s: float) -> NoReturn:
+    raise AudioTooLongError(
+        f"{_name(source)} is {seconds:.0f} s long, above the {max_s:.0f} s limit; cut it to the spoken query "
+        "(e.g. `sox in.wav out.wav trim 0 10`)"
     )
 
 
@@ -142,9 +145,11 @@ def frame_energies_db(x: np.ndarray, sr: int = SAMPLE_RATE) -> tuple[np.ndarray,
     return 20 * np.log10(np.maximum(rms, 1e-10)), frame, hop
 
 
-def trim_silence(x: np.ndarray, sr: int = SAMPLE_RATE, top_db: float = TRIM_TOP_DB) -> np.ndarray:
-    """Cut leading and trailing silence: frames more than `top_db` below the loudest frame, keeping
-    `TRIM_PAD_S` of context either side. (S,) -> (S',) with S' <= S; a silent input comes back unchanged.
+def trim_silence(x: np.ndarray, sr: int = SAMPLE_RATE, top_db: float = TRIM_TOP_DB, *, leading: bool = True,
+                 pad_s: float = TRIM_PAD_S) -> np.ndarray:
+    """Cut leading (unless `leading` is False: times then stay those of `x`) and trailing silence: frames more
+    than `top_db` below the loudest frame, keeping `pad_s` of context. (S,) -> (S',) with S' <= S; a silent
+    input comes back unchanged.
     """
     if x.size == 0:
         return x
@@ -152,8 +157,8 @@ def trim_silence(x: np.ndarray, sr: int = SAMPLE_RATE, top_db: float = TRIM_TOP_
     loud = np.flatnonzero(energies >= energies.max() - top_db)
     if loud.size == 0 or energies.max() <= -199:
         return x
-    pad = int(TRIM_PAD_S * sr)
-    start = max(0, int(loud[0]) * hop - pad)
+    pad = int(pad_s * sr)
+    start = max(0, int(loud[0]) * hop - pad) if leading else 0
     end = min(x.size, int(loud[-1]) * hop + frame + pad)
     return x[start:end]
 

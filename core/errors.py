@@ -23,6 +23,10 @@ class AudioDecodeError(SpokenSearchError):
     """An audio file or buffer cannot be read or is unusable (empty, too short, silent)."""
 
 
+class AudioTooLongError(AudioDecodeError):
+    """An audio file or buffer is longer than allowed (core.audio.load_audio's `max_s`)."""
+
+
 class ImageDecodeError(SpokenSearchError):
     """An image cannot be decoded safely (corrupt, truncated, too large, unknown format)."""
 

@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from core import audio
-from core.errors import AudioDecodeError
+from core.errors import AudioDecodeError, AudioTooLongError
 
 
 def tone(freq: float, seconds: float, sr: int, amp: float = 0.5) -> np.ndarray:
@@ -70,14 +70,13 @@ def test_flac_and_unreadable_files(tmp_path):
 def test_overlong_file_is_refused_from_its_header_before_it_is_read(tmp_path, monkeypatch):
     path = tmp_path / "long.wav"
     sf.write(path, np.zeros(8000 * 61, np.int16), 8000, subtype="PCM_16")  # 61 s
-    monkeypatch.setattr(audio, "MAX_AUDIO_S", 60.0)
 
     def no_read(*a, **k):
         raise AssertionError("the samples were read")
 
     monkeypatch.setattr(sf, "read", no_read)
-    with pytest.raises(AudioDecodeError, match=r"long\.wav is 61 s long, above the limit of 60 s"):
-        audio.load_audio(path)
+    with pytest.raises(AudioTooLongError, match=r"long\.wav is 61 s long, above the 60 s limit"):
+        audio.load_audio(path, max_s=60.0)
 
 
 def test_check_speech_rejects_empty_short_silent_nan():
@@ -118,6 +117,8 @@ def test_trim_silence_keeps_speech_and_padding():
     assert np.abs(y).max() == pytest.approx(0.5, abs=1e-3)
     silent = np.zeros(sr, np.float32)
     assert audio.trim_silence(silent).size == sr
+    tail = audio.trim_silence(x, leading=False, pad_s=0.2)  # a recording: its start (and times) kept
+    assert np.array_equal(tail, x[: tail.size]) and 1.5 <= tail.size / sr <= 1.5 + 0.2 + 0.05
 
 
 def test_prepare_query_and_pad_or_trim(tmp_path):
