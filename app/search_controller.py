@@ -135,8 +135,8 @@ class SearchController(QObject):
             return
         if reason == "limit":
             self.window.statusBar().showMessage(f"Stopped at the {self.recorder.max_s:.0f} s limit", 4000)
-        # the auto-stop's trailing silence would be searched and absorbed by the last keyword's segment
-        # the silence the auto-stop waited for is cut (times stay those of the recording)
+        # the auto-stop's trailing silence would be searched and absorbed by the last keyword's segment (the
+        # start is kept: times stay those of the recording)
         self.search_wav(trim_silence(wav, SAMPLE_RATE, leading=False, pad_s=TRAIL_KEEP_S), recorded=True)
 
     def _on_failed(self, message: str) -> None:
