@@ -42,6 +42,7 @@ def integrate_and_fire(
     target_lengths: torch.Tensor | None = None,
     tail_threshold: float = 0.5,
     max_units: int | None = None,
+    min_units: int = 0,
 ) -> CifOutput:
     """Integrate ``alpha``-weighted frames and fire a unit each time the weight reaches ``threshold``.
 
@@ -55,6 +56,10 @@ def integrate_and_fire(
         tail_threshold: without a target, a leftover weight >= this fires one more unit, scaled to full
             weight (state * beta / leftover), at the last frame with nonzero weight; smaller is dropped.
         max_units: optional cap on the number of units (CLIP's 75 keyword positions).
+        min_units: 0 or 1, without a target only. 1 is SpeechCLIP+'s count clip (reference §2.3: floor(sum/beta)
+            clipped to [1, 75]): an item whose weight never reaches ``threshold`` still gives one unit, its
+            integrated state as it is (unscaled, whatever the leftover), at the last frame with nonzero weight.
+            0 is the CIF paper's algorithm: such an item gives a unit only through the tail rule.
 
     Returns:
         CifOutput(fired (B, N, D), lengths (B,), fire_frames (B, N)).
@@ -116,12 +121,15 @@ def integrate_and_fire(
         short = fired_full < lengths
         fire_frames[rows[short], fired_full[short]] = last_nonzero[short]
     else:
-        tail = (leftover >= tail_threshold) & (leftover > 0)
-        lengths = fired_full + tail.long()
+        if min_units not in (0, 1):
+            raise ValueError(f"min_units must be 0 or 1, not {min_units}")
+        lone = (fired_full == 0) if min_units else torch.zeros_like(fired_full, dtype=torch.bool)
+        tail = (leftover >= tail_threshold) & (leftover > 0) & ~lone
+        lengths = fired_full + (tail | lone).long()
         scale = torch.ones(B, dtype=torch.float64, device=device)
         scale[tail] = beta / leftover[tail]
         out[rows, fired_full] = out[rows, fired_full] * scale[:, None].to(acc)
-        fire_frames[rows[tail], fired_full[tail]] = last_nonzero[tail]
+        fire_frames[rows[tail | lone], fired_full[tail | lone]] = last_nonzero[tail | lone]
     if max_units is not None:
         lengths = lengths.clamp_max(max_units)
     n_out = int(lengths.max().item()) if B > 0 else 0
@@ -204,5 +212,6 @@ class CIF(nn.Module):
             target_lengths=target if scaling else None,
             tail_threshold=self.cfg.tail_threshold,
             max_units=self.max_units,
+            min_units=1,  # the method's count clip: a short or quiet query still gives one keyword
         )
         return CifModuleOutput(out.fired, out.lengths, out.fire_frames, alpha, quantity, target)

@@ -10,8 +10,9 @@ import torch
 
 def cif_sequential(hidden: torch.Tensor, alpha: torch.Tensor, threshold: float = 1.0, *,
                    target_length: int | None = None, tail_threshold: float = 0.5,
-                   max_units: int | None = None) -> tuple[torch.Tensor, list[int]]:
-    """hidden: (T, D), alpha: (T,) -> (units (N, D) float64, fire frames list[int])."""
+                   max_units: int | None = None, min_units: int = 0) -> tuple[torch.Tensor, list[int]]:
+    """hidden: (T, D), alpha: (T,) -> (units (N, D) float64, fire frames list[int]). min_units=1 (no target):
+    a weight that never reaches the threshold still gives its state as one unit, unscaled (SpeechCLIP+)."""
     h = hidden.to(torch.float64)
     a = alpha.to(torch.float64).clone()
     if target_length is not None:
@@ -42,6 +43,9 @@ def cif_sequential(hidden: torch.Tensor, alpha: torch.Tensor, threshold: float =
             units.append(torch.zeros_like(state))
             frames.append(last_nonzero)
         units, frames = units[:target_length], frames[:target_length]
+    elif min_units and not units:
+        units.append(state)
+        frames.append(last_nonzero)
     elif acc >= tail_threshold and acc > 0:
         units.append(state * threshold / acc)
         frames.append(last_nonzero)

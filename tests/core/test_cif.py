@@ -28,15 +28,16 @@ def _near_boundary(alpha: torch.Tensor, beta: float, target: int | None) -> bool
 
 
 def _check(hidden: torch.Tensor, alpha: torch.Tensor, beta: float, target: torch.Tensor | None,
-           tail: float = 0.5, max_units: int | None = None) -> None:
-    out = integrate_and_fire(hidden, alpha, beta, target_lengths=target, tail_threshold=tail, max_units=max_units)
+           tail: float = 0.5, max_units: int | None = None, min_units: int = 0) -> None:
+    out = integrate_and_fire(hidden, alpha, beta, target_lengths=target, tail_threshold=tail, max_units=max_units,
+                             min_units=min_units)
     B = hidden.shape[0]
     assert out.lengths.dtype == torch.long and out.fire_frames.dtype == torch.long
     assert out.fired.shape[:2] == out.fire_frames.shape and out.fired.shape[0] == B
     for b in range(B):
         tb = None if target is None else int(target[b])
         units, frames = cif_sequential(hidden[b], alpha[b], beta, target_length=tb, tail_threshold=tail,
-                                       max_units=max_units)
+                                       max_units=max_units, min_units=min_units)
         n = int(out.lengths[b])
         assert n == len(units), (b, n, len(units))
         torch.testing.assert_close(out.fired[b, :n].to(torch.float64), units, atol=1e-6, rtol=1e-6)
@@ -94,6 +95,31 @@ def test_tail_kept_when_leftover_reaches_threshold_and_dropped_otherwise() -> No
     assert drop.lengths.tolist() == [1] and drop.fire_frames[0].tolist() == [1]
     none = integrate_and_fire(hidden, torch.tensor([[0.1, 0.1, 0.1, 0.0]], dtype=torch.float64))
     assert none.lengths.tolist() == [0] and none.fired.shape == (1, 0, 1)
+
+
+def test_min_units_keeps_one_unscaled_unit_when_the_weight_never_reaches_the_threshold() -> None:
+    # SpeechCLIP+ clips the count to >= 1 (reference §2.3): the lone unit is the state as integrated, even where
+    # the tail rule would have rescaled it (0.7) or dropped it (0.3); sums >= 1 are unchanged.
+    hidden = torch.arange(4, dtype=torch.float64).reshape(1, 4, 1) + 1
+    quiet = integrate_and_fire(hidden, torch.tensor([[0.1, 0.1, 0.1, 0.0]], dtype=torch.float64), min_units=1)
+    assert quiet.lengths.tolist() == [1] and quiet.fire_frames[0].tolist() == [2]
+    torch.testing.assert_close(quiet.fired[0, :, 0], torch.tensor([0.6], dtype=torch.float64))
+    half = integrate_and_fire(hidden, torch.tensor([[0.3, 0.4, 0.0, 0.0]], dtype=torch.float64), min_units=1)
+    assert half.lengths.tolist() == [1]
+    torch.testing.assert_close(half.fired[0, :, 0], torch.tensor([1.1], dtype=torch.float64))  # not / 0.7
+    for a in ([0.6, 0.6, 0.3, 0.0], [0.6, 0.6, 0.2, 0.0]):
+        alpha = torch.tensor([a], dtype=torch.float64)
+        with_min, without = integrate_and_fire(hidden, alpha, min_units=1), integrate_and_fire(hidden, alpha)
+        assert with_min.lengths.tolist() == without.lengths.tolist()
+        torch.testing.assert_close(with_min.fired, without.fired)
+    with pytest.raises(ValueError):
+        integrate_and_fire(hidden, torch.zeros(1, 4, dtype=torch.float64), min_units=2)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_min_units_matches_reference_on_short_quiet_inputs(seed: int) -> None:
+    hidden, alpha = _random_batch(300 + seed, T=6, scale=0.3)  # sums from 0 to ~1.8: lone units and tails
+    _check(hidden, alpha, 1.0, None, min_units=1)
 
 
 def test_exact_boundaries_fire_in_the_frame_that_completes_the_unit() -> None:

@@ -71,6 +71,21 @@ def test_upstream_equals_fairseq_computation(imported, variant: str) -> None:
                                    rtol=1e-5, atol=1e-5)
 
 
+def test_integrate_and_fire_equals_authors_also_below_one_unit_of_weight() -> None:
+    """A short or quiet query (sum of alpha < 1): the authors' count clip gives one unscaled unit, as the CIF
+    module does (min_units=1); sums above 1 with and without a tail agree too."""
+    from core.model.cif import integrate_and_fire
+
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(5, 6, 3, generator=g)
+    alpha = torch.tensor([[0.05, 0.1, 0.1, 0.05, 0.0, 0.0], [0.2, 0.3, 0.2, 0.0, 0.0, 0.0],
+                          [0.4, 0.5, 0.4, 0.0, 0.0, 0.0], [0.5, 0.6, 0.6, 0.0, 0.0, 0.0], [0.0] * 6])
+    ours = integrate_and_fire(x, alpha, min_units=1)
+    theirs, lengths = ref.authors_integrate_and_fire(x, alpha)
+    assert ours.lengths.tolist() == lengths.tolist() == [1, 1, 1, 2, 1]
+    torch.testing.assert_close(ours.fired, theirs, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("variant", ["hybrid_plus", "cascaded_plus"])
 def test_cif_weights_equal_authors_alpha(imported, variant: str) -> None:
     sd, model, _ = imported[variant]
