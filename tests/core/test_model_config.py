@@ -114,3 +114,14 @@ def test_add_model_config_registers_a_file(tmp_path) -> None:
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(ConfigError, match="bad.json is not valid JSON"):
         load_model_config(tmp_path / "bad.json")
+
+
+@pytest.mark.parametrize(("name", "layer_norm_hidden"), [
+    ("speechclip-plus-cascaded-large", False), ("speechclip-plus-hybrid-large", False),
+    ("speechclip-hybrid-large", True)])
+def test_large_speechclip_plus_configs_use_the_authors_keyword_mlp(name: str, layer_norm_hidden: bool) -> None:
+    """Reference §2.2/§2.4: Large keyword projection MLPLayers [1024, 1024, 768] (the authors' model_large
+    spchclip_{c+,h+,h}.yaml `kw_projection`); their Large Hybrid (CLS) also layer-norms the hidden states."""
+    cfg = get_model_config(name)
+    assert (cfg.branch.projection, cfg.branch.projection_dims) == ("mlp", [1024])
+    assert cfg.speech.layer_norm_hidden is layer_norm_hidden
