@@ -31,9 +31,11 @@ KEYWORD_HIT_K = 5  # keyword hit rate: a fired keyword hits when one of its 5 ne
 PARALLEL_WEIGHT_GRID = (0.0, 0.1, 0.25, 0.4, 0.5, 0.75, 1.0)  # `speech_to_image_by_parallel_weight`
 
 
-def _gold_subwords(clip: Any, text: str) -> set[str]:
-    """The caption's CLIP BPE sub-words, decoded like the keyword candidates (no `</w>`)."""
-    return {clip.decode_token(i) for i in clip.tokenizer.encode(text)}
+def _gold_subwords(clip: Any, text: str) -> set[int]:
+    """The caption's CLIP BPE ids (`tokenizer.encode`, reference §1.8): ids, not decoded text, so a word-initial
+    piece ("dog") does not count as the whole word ("dog</w>"). The candidates never hold SOT/EOT/"!" (masked
+    from the keyword table; the authors' table keeps them, a quirk) and encode() adds neither."""
+    return set(clip.tokenizer.encode(text))
 
 
 @torch.no_grad()
@@ -77,7 +79,7 @@ def _run_inference(model: Any, dataset: Dataset, batch_size: int,
                 "query": q.query_vector, "parallel": q.parallel_vector, "cascaded": q.cascaded_vector,
                 "image_key": it["image_key"], "text": it["text"],
                 "words": it.get("words"), "voice": it.get("voice"),
-                "candidates": [[c for c, _ in u.candidates] for u in q.units],
+                "candidates": [list(u.candidate_ids) for u in q.units],  # CLIP BPE ids, as the gold set
                 "keywords": [k.text for k in q.keywords],
                 "fire_s": [s.end_s for s in q.segments],
                 "n_units": len(q.units),
@@ -88,7 +90,7 @@ def _run_inference(model: Any, dataset: Dataset, batch_size: int,
 
 
 def metrics_from_rows(rows: Sequence[dict[str, Any]], keys: Sequence[str], images: np.ndarray,
-                      gold: Sequence[set[str]], *, full_gallery: bool = False) -> dict[str, Any]:
+                      gold: Sequence[set[int]], *, full_gallery: bool = False) -> dict[str, Any]:
     """All metrics over `rows` (see trainer.metrics); `images[j]` is the vector of `keys[j]`.
 
     Speech->image ranks among the images the rows describe, or, with `full_gallery`, among all of `keys`

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 
 import numpy as np
 
@@ -78,12 +78,13 @@ def retrieval_recalls(speech: np.ndarray, images: np.ndarray, utt_image: Sequenc
     return out
 
 
-def keyword_hit_rate(unit_candidates: Sequence[Sequence[Iterable[str]]], gold_subwords: Sequence[set[str]]) -> float:
+def keyword_hit_rate(unit_candidates: Sequence[Sequence[Iterable[Hashable]]],
+                     gold_subwords: Sequence[set[Hashable]]) -> float:
     """Mean over utterances of the share of fired keywords whose candidate sub-words hit the gold set.
 
     Args:
-        unit_candidates: per utterance, per fired keyword, its top-k nearest sub-words (k = 5).
-        gold_subwords: per utterance, the caption's BPE sub-words (decoded the same way as candidates).
+        unit_candidates: per utterance, per fired keyword, its top-k nearest sub-words (k = 5), as CLIP BPE ids.
+        gold_subwords: per utterance, the caption's BPE ids (`tokenizer.encode`).
     An utterance with no fired keyword scores 0 (nothing was extracted).
     """
     if len(unit_candidates) != len(gold_subwords):

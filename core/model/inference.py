@@ -31,6 +31,7 @@ class Unit:
     candidates: list[tuple[str, float]]  # top-k (sub-word text without </w>, cosine), best first
     token: str = ""  # raw BPE string of the best candidate (with </w> when it ends a word)
     token_id: int = -1  # its CLIP BPE id
+    candidate_ids: list[int] = field(default_factory=list)  # the candidates' CLIP BPE ids ("dog" != "dog</w>")
 
 
 @dataclass
@@ -98,8 +99,8 @@ def segments_from_fire_frames(frames: list[int], duration_s: float,
     for f, same_frame in groupby(frames):
         k = len(list(same_frame))
         for j in range(k):
-            end = min((f + (j + 1) / k) * frame_s, duration_s)
-            segs.append(Segment(round(min(prev, end), 4), round(end, 4)))
+            end = min(round((f + (j + 1) / k) * frame_s, 4), duration_s)  # rounded, then clipped: never past the clip
+            segs.append(Segment(round(min(prev, end), 4), end))
             prev = end
     return segs
 
@@ -132,7 +133,8 @@ def _query_from_output(model: SpeechClipModel, out: SpeechOutput, b: int, durati
         rows, scores = top.indices[i].tolist(), top.values[i].tolist()
         cands = [(table_texts[r].replace(WORD_END, ""), float(s)) for r, s in zip(rows, scores, strict=True)]
         start, end = (segs[i].start_s, segs[i].end_s) if timed else (0.0, duration_s)
-        q.units.append(Unit(i, int(frames[i]), start, end, cands, table_texts[rows[0]], int(orig[rows[0]])))
+        q.units.append(Unit(i, int(frames[i]), start, end, cands, table_texts[rows[0]], int(orig[rows[0]]),
+                            [int(orig[r]) for r in rows]))
     q.segments = segs
     q.keywords = merge_subwords(q.units, timed=timed)
     return q

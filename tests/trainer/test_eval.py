@@ -66,6 +66,28 @@ def test_keyword_hit_rate_is_top5_whatever_the_models_display_setting(tmp_path):
     assert model.config.keyword_top_k == 1  # the app's setting is left as it was
 
 
+def test_keyword_hit_rate_compares_bpe_ids_not_decoded_text(tmp_path):
+    """Reference §1.8: a hit is a candidate in the caption's BPE id set. A word-initial piece ("dog", no </w>)
+    decodes like the whole word ("dog</w>") but is another token: it must not hit a caption holding "dog</w>"."""
+    from trainer.evaluate import _gold_subwords, run_inference
+    from trainer.loop.utterance_data import UtteranceDataset, read_utterances
+    from trainer.metrics import keyword_hit_rate
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    model = create_model(get_model_config("tiny-test")).eval()
+    tok = model.clip.tokenizer
+    whole = tok.encode("dog")[0]
+    piece = tok.encoder["dog"]  # the BPE entry without the word-end marker
+    assert whole != piece and model.clip.decode_token(whole) == model.clip.decode_token(piece)
+    gold = _gold_subwords(model.clip, "a dog runs")
+    assert whole in gold and piece not in gold
+    assert keyword_hit_rate([[[piece]], [[whole]]], [gold, gold]) == pytest.approx(0.5)
+    _dataset(tmp_path / "data")
+    rows = run_inference(model, UtteranceDataset(read_utterances("manifest", str(tmp_path / "data"), "test")))
+    assert all(isinstance(i, int) for r in rows for c in r["candidates"] for i in c)
+
+
 def test_export_model_retunes_the_query_and_eval_can_override_it(tmp_path, capfd):
     torch.manual_seed(0)
     torch.set_num_threads(1)
