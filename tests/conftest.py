@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import Callable
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+# Nothing a test runs may read or write the user's home: a model in their Hugging Face cache would turn a
+# "missing weights" test into a skip, and libraries (onnxruntime, PortAudio) write there. Set before any
+# library computes its cache paths; subprocesses inherit it.
+_HOME = tempfile.mkdtemp(prefix="spoken-search-tests-home-")
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
+for _var, _sub in (("HOME", ""), ("XDG_CACHE_HOME", ".cache"), ("XDG_CONFIG_HOME", ".config"),
+                   ("XDG_DATA_HOME", ".local/share"), ("HF_HOME", ".cache/huggingface"),
+                   ("SPOKENSEARCH_DATADIR", "spoken-search-data"), ("SPOKENSEARCH_CACHEDIR", "spoken-search-cache")):
+    os.environ[_var] = os.path.join(_HOME, _sub) if _sub else _HOME
 
 try:  # the dev VM has 2 shared cores: one intra-op thread per test process avoids oversubscription
     import torch

@@ -102,6 +102,7 @@ class FakeService:
         self._vectors: dict[int, np.ndarray] = {}
         self._lock = threading.Lock()
         self.calls: list[str] = []
+        self.similar_ids: list[int] = []  # the photo each search_similar was asked about
 
     # searching
     def _rank(self, v: np.ndarray, top_k: int, min_score: float | None) -> list[Hit]:
@@ -131,6 +132,7 @@ class FakeService:
 
     def search_similar(self, image: int | str, top_k: int = 20, min_score: float | None = None) -> SearchResult:
         self.calls.append("search_similar")
+        self.similar_ids.append(int(image))
         return SearchResult(None, self._rank(self._vectors[int(image)], top_k, min_score))
 
     # library

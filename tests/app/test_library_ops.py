@@ -127,10 +127,16 @@ def test_later_start_with_empty_library_says_how_to_add_photos(qtbot, make_windo
 
 
 def test_later_start_rescans_known_folders_in_background(qtbot, make_window, fake_service, photos):
+    from app.library_controller import SHOW_DIALOG_AFTER_MS
+
     fake_service.add_root(photos)
+    fake_service.index_delay_s = 0.25  # 6 photos: still indexing when a dialog would have appeared
     w = make_window(fake_service, settings=AppSettings(first_run_done=True))
-    qtbot.waitUntil(lambda: fake_service.stats().photos == 6, timeout=10_000)
+    qtbot.waitUntil(lambda: w.library.indexing, timeout=5_000)
+    qtbot.wait(SHOW_DIALOG_AFTER_MS + 200)
+    assert w.library.indexing  # the check below is made while the rescan runs
     assert w.library.dialog is None or not w.library.dialog.isVisible()  # quiet: status bar only
+    qtbot.waitUntil(lambda: fake_service.stats().photos == 6, timeout=10_000)
 
 
 def test_rescan_of_an_empty_library_says_what_to_do(qtbot, make_window, fake_service):

@@ -74,9 +74,9 @@ def test_text_query_and_more_like_this(qtbot, make_window, fake_service, photos)
     with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
         w.preview.buttons["similar"].click()
     assert fake_service.calls[-1] == "search_similar"
-    assert w.results.hit(0).image_id == first.image_id or w.results.hit(0).score == pytest.approx(1.0)
+    assert fake_service.similar_ids == [first.image_id]  # the selected photo, not another one
     # a photo is most similar to itself
-    assert w.results.hit(0).image_id == w.preview.hit.image_id
+    assert w.results.hit(0).image_id == first.image_id and w.results.hit(0).score == pytest.approx(1.0)
 
 
 def test_min_score_cutoff_reruns_last_query(qtbot, make_window, fake_service, photos):
