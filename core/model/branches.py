@@ -43,13 +43,14 @@ class BranchOutput:
 
 
 class AttentionAndNorm(nn.Module):
-    """MultiheadAttention + residual + LayerNorm, no FFN (the authors' MultiheadAttentionAndNorm)."""
+    """MultiheadAttention + residual + LayerNorm, no FFN (the authors' MultiheadAttentionAndNorm). `output_dropout`:
+    also drop out the attention output before the residual (not in the method; see BranchConfig)."""
 
-    def __init__(self, dim: int, nhead: int, dropout: float) -> None:
+    def __init__(self, dim: int, nhead: int, dropout: float, output_dropout: bool = False) -> None:
         super().__init__()
         self.attn = nn.MultiheadAttention(dim, nhead, dropout=dropout, batch_first=True)
         self.norm = nn.LayerNorm(dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(dropout) if output_dropout else nn.Identity()
 
     def forward(self, x: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
         """x: (B, L, D), pad: (B, L) True on padding -> (B, L, D)."""
@@ -58,9 +59,9 @@ class AttentionAndNorm(nn.Module):
 
 
 class AttentionStack(nn.Module):
-    def __init__(self, dim: int, nhead: int, dropout: float, layers: int) -> None:
+    def __init__(self, dim: int, nhead: int, dropout: float, layers: int, output_dropout: bool = False) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(AttentionAndNorm(dim, nhead, dropout) for _ in range(layers))
+        self.layers = nn.ModuleList(AttentionAndNorm(dim, nhead, dropout, output_dropout) for _ in range(layers))
 
     def forward(self, x: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:
@@ -85,7 +86,7 @@ class TransformerBlock(nn.Module):
 def _attention_block(cfg: BranchConfig, dim: int) -> nn.Module:
     if cfg.cascaded_block == "transformer":
         return TransformerBlock(dim, cfg.cascaded_nhead, cfg.ffn_dim, cfg.dropout)
-    return AttentionStack(dim, cfg.cascaded_nhead, cfg.dropout, cfg.attention_layers)
+    return AttentionStack(dim, cfg.cascaded_nhead, cfg.dropout, cfg.attention_layers, cfg.attention_output_dropout)
 
 
 def _projection(cfg: BranchConfig, d_in: int, d_out: int) -> nn.Module:

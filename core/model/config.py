@@ -87,6 +87,10 @@ class BranchConfig:
     # ffn_dim (the authors' TransformerEncoder block, used by SpeechCLIP+ Large COCO hybrid).
     cascaded_block: str = "attention"
     dropout: float = 0.1
+    # Dropout on the attention output before the residual of the MHA + LN block. The method's block (the authors'
+    # MultiheadAttentionAndNorm, reference §1.4) has none (dropout only inside the MHA); the embedded default was
+    # trained with it (default-small.json), so it stays switchable. Training only: inference is the same.
+    attention_output_dropout: bool = False
     parallel_loss_weight: float = 1.0
     cascaded_loss_weight: float = 1.0
     projection: str = "linear"  # "linear" or "mlp"

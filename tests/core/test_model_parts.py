@@ -301,3 +301,22 @@ def test_min_samples_is_the_conv_stacks_receptive_field_and_shorter_queries_are_
     q = model.infer(np.random.default_rng(0).standard_normal(500).astype(np.float32) * 0.1)  # 400 < 500 < n
     assert q.query_vector.shape == (cfg.clip.model_cfg["embed_dim"],)
     assert SpeechUpstream(tiny_config.speech).min_samples == 400  # HuBERT Base's 25 ms
+
+
+def test_attention_block_is_the_methods_unless_output_dropout_is_asked_for(tiny_config) -> None:
+    """Reference §1.4: MHA (its own dropout) + residual + LayerNorm. With the MHA's dropout off, the method's block
+    is deterministic in training; the output dropout (the embedded default's setting) is not."""
+    from core.model.branches import AttentionAndNorm
+    from core.model.config import get_model_config
+
+    torch.manual_seed(0)
+    x, pad = torch.randn(2, 7, 16), torch.zeros(2, 7, dtype=torch.bool)
+    for output_dropout, deterministic in ((False, True), (True, False)):
+        block = AttentionAndNorm(16, 2, 0.5, output_dropout)
+        block.attn.dropout = 0.0
+        block.eval()
+        ref = block(x, pad)
+        block.train()
+        assert torch.allclose(block(x, pad), ref) is deterministic
+    assert tiny_config.branch.attention_output_dropout is False  # the default is the method
+    assert get_model_config("default-small").branch.attention_output_dropout is True  # how the default was trained
