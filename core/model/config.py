@@ -36,7 +36,8 @@ class SpeechConfig:
     trainable: bool = False  # False: frozen, eval mode, no grad (the papers' setting)
     layer_norm_hidden: bool = False  # layer-norm each hidden state before the weighted sum
     normalize_waveform: bool = False  # layer-norm of the raw wave per utterance (valid samples only)
-    use_attention_mask: bool = True  # pass the padding mask to the upstream (fairseq runs used none)
+    # pass the wave padding mask to the upstream (as the authors do; their `mask=None` is fairseq's span masking)
+    use_attention_mask: bool = True
 
 
 @dataclass(frozen=True)

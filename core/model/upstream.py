@@ -150,5 +150,8 @@ class SpeechUpstream(nn.Module):
                 out = self.backbone(wav, attention_mask=attn, output_hidden_states=True)
         states = [h.float() for h in out.hidden_states]
         feats = self.weighted_sum(states)
+        # The conv stack's exact output length (floor((L - 400) / 320) + 1 for HuBERT), not the method's
+        # round(L / 320) (reference §1.2): the same for one utterance (both clamp to the padded length), one
+        # frame fewer for the shorter items of a padded batch, which can move a frame-based CIF target N* by one.
         frame_lens = self.frame_lengths(wav_lens).clamp(1, feats.shape[1])
         return feats, frame_lens
