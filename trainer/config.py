@@ -97,7 +97,8 @@ class TrainConfig:
     eval_every_epochs: int = 1
     eval_every_steps: int = 0  # also validate every N optimiser steps (0 = only at epoch ends)
     val_max_utterances: int = 0  # cap on validation utterances (0 = all)
-    best_metric: str = "recall_mean"  # recall_mean | r1 | val_loss | keyword_hit_rate | content_word_recall
+    # recall_mean | recall_mean_10 | r1 | val_loss | keyword_hit_rate | content_word_recall
+    best_metric: str = "recall_mean"
     explode_factor: float = 20.0  # stop when loss > factor x running median (0 = off); NaN/inf always stop
     tensorboard: bool = True
 
@@ -159,7 +160,8 @@ class TrainConfig:
                 errors.append(f"{name}={getattr(self, name)} must be a probability in [0, 1]")
         if set(self.train_voices) & set(self.exclude_voices):
             errors.append("a voice is both in train_voices and exclude_voices")
-        if self.best_metric not in ("recall_mean", "r1", "val_loss", "keyword_hit_rate", "content_word_recall"):
+        if self.best_metric not in ("recall_mean", "recall_mean_10", "r1", "val_loss", "keyword_hit_rate",
+                                    "content_word_recall"):
             errors.append(f"best_metric={self.best_metric!r} is not a known validation metric")
         if errors:
             raise ConfigError("invalid training config:\n  " + "\n  ".join(errors))

@@ -81,3 +81,22 @@ def test_model_overrides_from_the_command_line_merge_into_the_files(tmp_path):
     cfg = load_config(p, ['--model-overrides={"cif": {"target": "frames"}, "aux_keyword_loss_weight": 0}'])
     assert cfg.model_overrides == {"speech": {"hf_config": {"hidden_size": 64}},
                                    "cif": {"target": "frames", "scaling_steps": 9}, "aux_keyword_loss_weight": 0}
+
+
+def test_the_authors_recipe_uses_their_optimiser_and_checkpoint_metric():
+    """Reference §2.5 / the authors' yaml: Adam(lr 1e-4, weight_decay 1e-6) with torch's betas, checkpoints
+    kept on val_recall_mean_10 (mean of R@10 both ways)."""
+    from core.paths import resources_dir
+
+    cfg = load_config(resources_dir() / "configs" / "train" / "hybrid-plus-base-flickr8k.json")
+    assert (cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.beta1, cfg.beta2) == ("adam", 1e-4, 1e-6, 0.9, 0.999)
+    assert cfg.best_metric == "recall_mean_10" and cfg.seed == 7122
+
+
+def test_validation_score_by_recall_mean_10(monkeypatch):
+    import trainer.train_setup as ts
+
+    rec = {"speech_to_image": {"r1": 0.1, "r5": 0.3, "r10": 0.6}, "image_to_speech": {"r1": 0.2, "r5": 0.4, "r10": 0.8}}
+    monkeypatch.setattr(ts, "evaluate_dataset", lambda *a, **k: {k2: dict(v) for k2, v in rec.items()})
+    vals = ts.validation_metrics(None, [], None, None, TrainConfig(best_metric="recall_mean_10"))
+    assert vals["score"] == pytest.approx(0.7) and vals["recall_mean"] == pytest.approx(0.4)
