@@ -209,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from core.logging_setup import setup_logging
 
     setup_logging(logging.INFO if args.verbose else logging.WARNING)
+    if hasattr(sys.stdout, "reconfigure"):  # a file name that is not UTF-8 is printed as \xNN, never a crash
+        sys.stdout.reconfigure(errors="backslashreplace")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         return {"index": _run_index, "search": _run_search, "stats": _run_stats}[args.command](args)

@@ -25,7 +25,16 @@ from core.library.decode import DecodedImage, decode_image
 from core.library.embedder import ImageEmbedder
 from core.library.failures import Failure, decoder_signature
 from core.library.library import EmbeddedImage, Library, Move
-from core.library.scan import FileEntry, content_hash, iter_scan, normalize_root
+from core.library.scan import (
+    FileEntry,
+    ScanProblems,
+    content_hash,
+    is_utf8,
+    iter_scan,
+    normalize_root,
+    not_utf8_reason,
+    printable,
+)
 from core.library.store import ImageRow
 from core.library.thumbnails import ThumbnailCache
 
@@ -193,7 +202,8 @@ def index_library(
     """Bring `library` up to date with the photos under `roots` (added as library roots).
 
     Yields IndexProgress; returns IndexReport. A root that does not exist (an unmounted drive) is
-    reported in `skipped` and its images are left as they are. Raises Cancelled (with `.report`) when
+    reported in `skipped` and its images are left as they are. A file or folder whose name is not UTF-8
+    is not indexed: `skipped` names it with its odd bytes as \\xNN. Raises Cancelled (with `.report`) when
     `cancel` is set; everything committed before stays. While `resume` is cleared (a search is running),
     the run waits before encoding its next batch. `processes`: decode in worker processes (spawned)
     instead of threads; bench_index.py measures both. A file that failed to decode before and is unchanged
@@ -202,14 +212,15 @@ def index_library(
     t_start = time.perf_counter()
     report = IndexReport()
     folders: list[str] = []  # what is scanned: the folders asked for
-    missing: set[str] = set()
     for r in roots:
         norm = normalize_root(r)
-        if os.path.isdir(norm):
+        if not is_utf8(norm):  # SQLite cannot hold the name; the scan would skip every photo under it
+            report.skipped.append((printable(norm), not_utf8_reason(True)))
+            logger.warning("skipped %s: %s", printable(norm), not_utf8_reason(True))
+        elif os.path.isdir(norm):
             library.add_root(norm)
             folders.append(norm)
         else:
-            missing.add(norm)
             report.skipped.append((norm, "folder not found (unmounted?); its photos were left as they are"))
             logger.warning("folder %s not found (unmounted?); its photos were left as they are", norm)
     live_roots = sorted({library.root_of(f) or f for f in folders})
@@ -217,9 +228,10 @@ def index_library(
     # a folder inside a known root is scanned alone, but its photos belong to that root
     known_roots = library.roots()
     entries: list[FileEntry] = []
+    problems = ScanProblems()
     t_scan = time.perf_counter()
     try:
-        for e in iter_scan(folders, cancel=cancel):
+        for e in iter_scan(folders, cancel=cancel, problems=problems):
             entries.append(FileEntry(e.path, _outer_root(e.path, known_roots) or e.root, e.mtime, e.size))
             if len(entries) % SCAN_PROGRESS_EVERY == 0:  # a big tree shows progress and can be cancelled
                 rate = len(entries) / max(time.perf_counter() - t_scan, 1e-9)
@@ -229,6 +241,7 @@ def index_library(
         report.elapsed_s = time.perf_counter() - t_start
         exc.report = report  # type: ignore[attr-defined]
         raise
+    report.skipped.extend(problems.skipped)
     plan = _diff(entries, library.rows_under(folders))
     book = _FailureBook(library, library.failures_under(folders), decoder_signature())
     if book.known:
@@ -260,8 +273,8 @@ def index_library(
             library.save_ann()
             raise
     library.mark_indexed(live_roots)
-    skipped_files = sum(1 for p, _ in report.skipped if p not in missing and p not in folders and not os.path.isdir(p))
-    report.total = len(entries) - skipped_files
+    found = {e.path for e in entries}  # a name the scan left out was never counted
+    report.total = len(entries) - len({p for p, _ in report.skipped} & found)
     if len(library) >= library.ann_min_vectors:
         yield IndexProgress(len(library), len(library), "", 0.0, None, "ann")
         try:

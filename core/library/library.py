@@ -21,7 +21,7 @@ from core import paths
 from core.errors import LibraryCorruptError, ModelMismatchError, SpokenSearchError
 from core.library import failures, store
 from core.library.ann import AnnIndex, AnnStamp
-from core.library.scan import normalize_root
+from core.library.scan import is_utf8, normalize_root, printable
 from core.library.store import ROW_COLUMNS, EmbeddedImage, ImageRow, Move, Transaction, row_from_tuple
 from core.library.vectors import ResidentVectors, VectorSnapshot
 
@@ -163,6 +163,8 @@ class Library:
         known root that already contains it. Known roots inside the new folder are folded into it.
         """
         path = normalize_root(root)
+        if not is_utf8(path):
+            raise SpokenSearchError(f"the name of {printable(path)} is not valid UTF-8; rename the folder to add it")
         if not os.path.isdir(path):
             raise SpokenSearchError(f"{path} is not a folder; choose a folder of photos to add")
         outer = self.root_of(path)
@@ -205,6 +207,8 @@ class Library:
         """`folder` as the library spells it: itself when inside a root, else the same folder reached through
         another path (a symlink to an indexed folder, or a root indexed through a link); None when not indexed."""
         f = normalize_root(folder)
+        if not is_utf8(f):  # never indexed: the scan skips such names
+            return None
         if self.root_of(f) is not None:
             return f
         real = os.path.realpath(f)
@@ -233,6 +237,8 @@ class Library:
         return out
 
     def row_by_path(self, path: str | Path) -> ImageRow | None:
+        if not is_utf8(str(path)):  # never indexed: the scan skips such names
+            return None
         t = self._reader().execute(f"SELECT {ROW_COLUMNS} FROM images WHERE path = ?",
                                    (os.path.abspath(str(path)),)).fetchone()
         return row_from_tuple(t) if t else None
@@ -274,6 +280,8 @@ class Library:
     def ids_under(self, folder: str | Path) -> np.ndarray:
         """Ids (ascending) of the live, embedded images inside `folder` (recursively)."""
         f = normalize_root(folder)
+        if not is_utf8(f):  # never indexed: the scan skips such names
+            return np.zeros(0, np.int64)
         prefix = f.rstrip(os.sep) + os.sep
         rows = self._reader().execute(
             "SELECT id FROM images WHERE deleted = 0 AND vector IS NOT NULL "

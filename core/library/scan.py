@@ -10,7 +10,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import Cancelled
@@ -48,13 +48,51 @@ class FileEntry:
     size: int
 
 
+@dataclass
+class ScanProblems:
+    """What a scan left out: `skipped` holds (printable path, reason) of the files and folders it could not take."""
+
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+NOT_UTF8 = "name is not valid UTF-8 (Latin-1 or CP-1252, from an old zip, camera or USB stick?); rename it to index"
+
+
+def is_utf8(path: str) -> bool:
+    """False for a name with bytes that are not UTF-8 (Python holds them as lone surrogates, which SQLite refuses)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable(path: str) -> str:
+    """`path` with every byte that is not UTF-8 written as \\xNN: a name the database, JSON and logs accept."""
+    try:
+        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that no file name decodes to
+        return path.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def not_utf8_reason(is_dir: bool) -> str:
+    return f"{'folder' if is_dir else 'file'} {NOT_UTF8} {'its photos' if is_dir else 'it'}"
+
+
 def normalize_root(root: str | Path) -> str:
     """An absolute, normalised root path (symlinks in it kept), as it is stored in the database."""
     return os.path.normpath(os.path.abspath(os.path.expanduser(str(root))))
 
 
+def _skip_not_utf8(path: str, is_dir: bool, problems: ScanProblems | None) -> None:
+    reason = not_utf8_reason(is_dir)
+    logger.warning("skipping %s: %s", printable(path), reason)
+    if problems is not None:
+        problems.skipped.append((printable(path), reason))
+
+
 def _walk(root: str, extensions: frozenset[str], seen_dirs: set[str], seen_files: set[str],
-          cancel: threading.Event | None = None) -> Iterator[FileEntry]:
+          cancel: threading.Event | None = None, problems: ScanProblems | None = None) -> Iterator[FileEntry]:
     stack = [root]
     while stack:
         if cancel is not None and cancel.is_set():
@@ -80,7 +118,10 @@ def _walk(root: str, extensions: frozenset[str], seen_dirs: set[str], seen_files
                 continue
             try:
                 if entry.is_dir(follow_symlinks=True):
-                    subdirs.append(entry.path)
+                    if is_utf8(entry.name):
+                        subdirs.append(entry.path)
+                    else:
+                        _skip_not_utf8(entry.path, True, problems)
                     continue
                 if os.path.splitext(entry.name)[1].lower() not in extensions:
                     continue
@@ -88,7 +129,10 @@ def _walk(root: str, extensions: frozenset[str], seen_dirs: set[str], seen_files
                     continue
                 st = entry.stat(follow_symlinks=True)
             except OSError as exc:  # a dangling symlink, a permission error
-                logger.debug("skipping %s: %s", entry.path, exc)
+                logger.debug("skipping %s: %s", printable(entry.path), exc)
+                continue
+            if not is_utf8(entry.name):
+                _skip_not_utf8(entry.path, False, problems)
                 continue
             real_file = os.path.realpath(entry.path) if entry.is_symlink() else entry.path
             if real_file in seen_files:
@@ -99,16 +143,21 @@ def _walk(root: str, extensions: frozenset[str], seen_dirs: set[str], seen_files
 
 
 def iter_scan(roots: Iterable[str | Path], extensions: frozenset[str] | None = None,
-              cancel: threading.Event | None = None) -> Iterator[FileEntry]:
+              cancel: threading.Event | None = None, problems: ScanProblems | None = None) -> Iterator[FileEntry]:
     """The photos under `roots`, depth-first in name order, as they are found. A file reachable twice (a
     symlink to a file already found) is listed once; a folder reached twice (a symlink loop) is scanned
-    once. Raises Cancelled, between two folders, once `cancel` is set.
+    once. A file or folder whose name is not UTF-8 is left out and added to `problems`. Raises Cancelled,
+    between two folders, once `cancel` is set.
     """
     exts = extensions if extensions is not None else image_extensions()
     seen_dirs: set[str] = set()
     seen_files: set[str] = set()
     for root in roots:
-        yield from _walk(normalize_root(root), exts, seen_dirs, seen_files, cancel)
+        norm = normalize_root(root)
+        if not is_utf8(norm):
+            _skip_not_utf8(norm, True, problems)
+            continue
+        yield from _walk(norm, exts, seen_dirs, seen_files, cancel, problems)
 
 
 def scan_roots(roots: Iterable[str | Path], extensions: frozenset[str] | None = None) -> list[FileEntry]:

@@ -166,3 +166,13 @@ def test_a_symlink_to_an_indexed_folder_searches_that_folder(env, model_dir, cap
     link.symlink_to(photos, target_is_directory=True)
     out = run_json(capsys, ["search", "--library", str(link), "--text", "a dog", "--model", model_dir, "--json"])
     assert len(out["hits"]) == 5 and all(h["path"].startswith(str(photos)) for h in out["hits"])
+
+
+def test_a_file_name_that_is_not_utf8_is_reported_not_a_crash(env, model_dir, capsys):
+    tmp, photos = env
+    make_image(Path(os.fsdecode(os.path.join(os.fsencode(photos), b"Caf\xe9 Paris.png"))), 9)
+    rep = run_json(capsys, ["index", str(photos), "--model", model_dir, "--json", "--no-progress"])
+    reasons = {s["path"]: s["reason"] for s in rep["skipped"]}
+    assert rep["total"] == 5 and "not valid UTF-8" in reasons[str(photos / "Caf\\xe9 Paris.png")]
+    assert main(["index", str(photos), "--model", model_dir, "--no-progress"]) == 0
+    assert "skipped " + str(photos / "Caf\\xe9 Paris.png") + ": file name is not valid UTF-8" in capsys.readouterr().out

@@ -3,15 +3,17 @@ model identity, schema version, thumbnails."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 from libfakes import FakeEmbedder, make_image
 
-from core.errors import Cancelled, IndexVersionError, ModelMismatchError
+from core.errors import Cancelled, IndexVersionError, ModelMismatchError, SpokenSearchError
 from core.library import Library, ThumbnailCache, index_library
 from core.library import indexer as indexer_mod
 
@@ -37,7 +39,11 @@ def env(tmp_path):
 
 
 def index(lib, photos, emb, **kw):
-    return run(index_library(lib, [photos], emb, batch_size=4, workers=2, **kw))
+    return index_roots(lib, [photos], emb, **kw)
+
+
+def index_roots(lib, roots, emb, **kw):
+    return run(index_library(lib, roots, emb, batch_size=4, workers=2, **kw))
 
 
 def vec_of(lib, path):
@@ -192,6 +198,28 @@ def test_missing_root_keeps_its_photos(env, tmp_path, caplog):
     assert rep.removed == 0 and len(lib) == 6 and "not found" in rep.skipped[0][1]
     assert f"folder {photos} not found (unmounted?)" in caplog.text  # every skipped entry is in the log
     assert rep.total == 0  # no photo found this run (the missing folder is not counted as a skipped photo)
+
+
+def test_names_that_are_not_utf8_are_skipped_with_a_reason_and_the_rest_is_indexed(env, tmp_path):
+    photos, emb, lib = env
+    bad_file = os.fsdecode(os.path.join(os.fsencode(photos), b"Caf\xe9.png"))  # a Latin-1 name
+    bad_dir = os.fsdecode(os.path.join(os.fsencode(photos), b"\xc9t\xe9"))
+    make_image(Path(bad_file), 60)
+    make_image(Path(bad_dir) / "inside.jpg", 61)
+    bad_root = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"r\xf6\xf6t"))
+    make_image(Path(bad_root) / "x.jpg", 62)
+    for _ in range(2):  # the second run neither crashes nor remembers anything
+        _, rep = index_roots(lib, [photos, bad_root], emb)
+        assert (rep.total, len(lib)) == (6, 6) and lib.roots() == [str(photos)]
+        reasons = dict(rep.skipped)
+        assert set(reasons) == {str(photos / "Caf\\xe9.png"), str(photos / "\\xc9t\\xe9"),
+                                str(tmp_path / "r\\xf6\\xf6t")}
+        assert all("not valid UTF-8" in r and "rename it" in r for r in reasons.values())
+        json.dumps(rep.to_json(), ensure_ascii=False).encode("utf-8")  # printable: no lone surrogate
+    assert lib.row_by_path(bad_file) is None and len(lib.ids_under(bad_dir)) == 0
+    assert lib.stored_folder(bad_dir) is None and lib.failures_under([str(photos)]) == {}
+    with pytest.raises(SpokenSearchError, match="not valid UTF-8"):
+        lib.add_root(bad_root)
 
 
 def test_thumbnails_written_during_indexing(env, tmp_path):
