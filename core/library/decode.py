@@ -140,14 +140,21 @@ def _open(path: str, max_pixels: int) -> Image.Image:
 
 
 def resize_center_crop(img: Image.Image, size: int) -> Image.Image:
-    """Resize so the shortest side is `size` (bicubic, as CLIP's preprocessing), then centre-crop size x size."""
+    """Resize so the shortest side is `size` (bicubic, as CLIP's preprocessing), then centre-crop size x size.
+
+    Only the crop is resampled (PIL's `box`: the source rectangle of the crop), so the memory is O(size^2)
+    whatever the aspect ratio: a 40000x1 strip scaled first would be a 9 MP x 224 image (6 GB). The pixels
+    are those of scaling the whole image then cropping (same sampling positions, same filter support).
+    """
     w, h = img.size
     scale = size / min(w, h)
-    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-    if (nw, nh) != (w, h):
-        img = img.resize((nw, nh), Image.Resampling.BICUBIC)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))  # the size the whole image would get
     left, top = (nw - size) // 2, (nh - size) // 2
-    return img.crop((left, top, left + size, top + size))
+    if (nw, nh) == (w, h):
+        return img.crop((left, top, left + size, top + size))
+    sx, sy = w / nw, h / nh
+    box = (left * sx, top * sy, (left + size) * sx, (top + size) * sy)
+    return img.resize((size, size), Image.Resampling.BICUBIC, box=box)
 
 
 def make_thumbnail(img: Image.Image, size: int = THUMB_SIZE) -> bytes:
@@ -200,6 +207,8 @@ def decode_image(
             pixels = np.asarray(crop, dtype=np.uint8)
     except ImageDecodeError:
         raise
+    except MemoryError as exc:  # one huge file must not end the run (threads share the process)
+        raise ImageDecodeError(f"{path}: too large to decode (out of memory)") from exc
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
         reason = str(exc) or type(exc).__name__
         if "truncated" in reason:
@@ -224,6 +233,8 @@ def load_rgb(path: str | Path, max_side: int | None = None, max_pixels: int = MA
         if max_side:
             rgb.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
         return rgb
+    except MemoryError as exc:
+        raise ImageDecodeError(f"{path}: too large to decode (out of memory)") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageDecodeError(f"{path}: corrupt or unreadable image: {exc}") from exc
 

@@ -12,6 +12,7 @@ from libfakes import make_image
 from PIL import Image, ImageFile
 
 from core.errors import ImageDecodeError
+from core.library import decode as decode_mod
 from core.library.decode import MAX_PIXELS, THUMB_SIZE, decode_image, exif_taken_at
 
 S = 32
@@ -150,3 +151,29 @@ def test_heic_when_pillow_heif_is_installed(tmp_path):
     assert [e.path for e in scan_roots([tmp_path])] == [str(tmp_path / "photo.heic")]
     d = decode_image(tmp_path / "photo.heic", S)
     assert (d.width, d.height) == (60, 40) and d.pixels[..., 2].mean() > 200
+
+
+@pytest.mark.parametrize("shape", [(20_000, 1), (1, 20_000)])
+def test_an_extreme_aspect_ratio_resamples_only_the_crop(tmp_path, monkeypatch, shape):
+    arr = np.zeros((shape[1], shape[0], 3), np.uint8)
+    arr[...] = (10, 200, 30)
+    Image.fromarray(arr).save(tmp_path / "strip.png")  # ~100 bytes on disk: far below the pixel guard
+    sizes = []
+    orig = Image.Image.resize
+    monkeypatch.setattr(Image.Image, "resize",
+                        lambda self, size, *a, **k: sizes.append(size) or orig(self, size, *a, **k))
+    d = decode_image(tmp_path / "strip.png", 224)
+    assert d.pixels.shape == (224, 224, 3) and (d.width, d.height) == shape
+    assert sizes and all(w * h <= 224 * 224 for w, h in sizes)  # scaled first, it was 4.5 MP x 224 (4 GB)
+    assert np.abs(d.pixels.astype(int) - (10, 200, 30)).max() <= 1
+
+
+def test_out_of_memory_while_decoding_is_a_decode_error(tmp_path, monkeypatch):
+    path = make_image(tmp_path / "a.png", seed=1)
+
+    def oom(*a, **k):
+        raise MemoryError
+
+    monkeypatch.setattr(decode_mod, "resize_center_crop", oom)
+    with pytest.raises(ImageDecodeError, match="too large to decode"):
+        decode_image(path, S)
