@@ -201,10 +201,10 @@ def index_library(
 ) -> Generator[IndexProgress, None, IndexReport]:
     """Bring `library` up to date with the photos under `roots` (added as library roots).
 
-    Yields IndexProgress; returns IndexReport. A root that does not exist (an unmounted drive) is
-    reported in `skipped` and its images are left as they are. A file or folder whose name is not UTF-8
-    is not indexed: `skipped` names it with its odd bytes as \\xNN. Raises Cancelled (with `.report`) when
-    `cancel` is set; everything committed before stays. While `resume` is cleared (a search is running),
+    Yields IndexProgress; returns IndexReport. A root that does not exist (an unmounted drive), or a
+    folder that cannot be listed (no permission, a flaky share), is reported in `skipped` and its images
+    are left as they are. A file or folder whose name is not UTF-8 is not indexed: `skipped` names it with
+    its odd bytes as \\xNN. Raises Cancelled (with `.report`) when `cancel` is set; everything committed before stays. While `resume` is cleared (a search is running),
     the run waits before encoding its next batch. `processes`: decode in worker processes (spawned)
     instead of threads; bench_index.py measures both. A file that failed to decode before and is unchanged
     is reported in `skipped` without being decoded again, unless `retry_failed`.
@@ -243,12 +243,15 @@ def index_library(
         raise
     report.skipped.extend(problems.skipped)
     plan = _diff(entries, library.rows_under(folders))
+    # a folder that could not be listed keeps its photos (and remembered failures), as a missing root does
+    unlisted = tuple(f.rstrip(os.sep) + os.sep for f in problems.unlisted)
+    plan.vanished = {i: r for i, r in plan.vanished.items() if not r.path.startswith(unlisted)}
     book = _FailureBook(library, library.failures_under(folders), decoder_signature())
     if book.known:
         if not retry_failed:
             _skip_remembered(plan, book, report)
         present = {e.path for e in entries}
-        book.flush(gone=[p for p in book.known if retry_failed or p not in present])
+        book.flush(gone=[p for p in book.known if retry_failed or (p not in present and not p.startswith(unlisted))])
     logger.info("scan of %s: %d files, %d new, %d changed, %d vanished", live_roots, len(entries),
                 len(plan.new), len(plan.to_embed), len(plan.vanished))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool, \

@@ -50,9 +50,11 @@ class FileEntry:
 
 @dataclass
 class ScanProblems:
-    """What a scan left out: `skipped` holds (printable path, reason) of the files and folders it could not take."""
+    """What a scan left out: `skipped` holds (printable path, reason) of the files and folders it could not take;
+    `unlisted` the folders it could not list (what the library holds under them is not known to be gone)."""
 
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    unlisted: list[str] = field(default_factory=list)
 
 
 NOT_UTF8 = "name is not valid UTF-8 (Latin-1 or CP-1252, from an old zip, camera or USB stick?); rename it to index"
@@ -109,8 +111,12 @@ def _walk(root: str, extensions: frozenset[str], seen_dirs: set[str], seen_files
         try:
             with os.scandir(folder) as it:
                 entries = sorted(it, key=lambda e: e.name)
-        except OSError as exc:
-            logger.warning("cannot list %s: %s", folder, exc)
+        except OSError as exc:  # no permission, a flaky network share: not the same as an empty folder
+            reason = f"cannot list it: {exc.strerror or exc}; its photos were left as they are"
+            logger.warning("skipping %s: %s", folder, reason)
+            if problems is not None:
+                problems.unlisted.append(folder)
+                problems.skipped.append((folder, reason))
             continue
         subdirs = []
         for entry in entries:
@@ -146,7 +152,8 @@ def iter_scan(roots: Iterable[str | Path], extensions: frozenset[str] | None = N
               cancel: threading.Event | None = None, problems: ScanProblems | None = None) -> Iterator[FileEntry]:
     """The photos under `roots`, depth-first in name order, as they are found. A file reachable twice (a
     symlink to a file already found) is listed once; a folder reached twice (a symlink loop) is scanned
-    once. A file or folder whose name is not UTF-8 is left out and added to `problems`. Raises Cancelled,
+    once. A file or folder whose name is not UTF-8, and a folder that cannot be listed, are left out and
+    added to `problems`. Raises Cancelled,
     between two folders, once `cancel` is set.
     """
     exts = extensions if extensions is not None else image_extensions()

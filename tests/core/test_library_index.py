@@ -16,6 +16,7 @@ from libfakes import FakeEmbedder, make_image
 from core.errors import Cancelled, IndexVersionError, ModelMismatchError, SpokenSearchError
 from core.library import Library, ThumbnailCache, index_library
 from core.library import indexer as indexer_mod
+from core.library import scan as scan_mod
 
 
 def run(gen):
@@ -220,6 +221,33 @@ def test_names_that_are_not_utf8_are_skipped_with_a_reason_and_the_rest_is_index
     assert lib.stored_folder(bad_dir) is None and lib.failures_under([str(photos)]) == {}
     with pytest.raises(SpokenSearchError, match="not valid UTF-8"):
         lib.add_root(bad_root)
+
+
+def test_a_folder_that_cannot_be_listed_keeps_its_photos(env, monkeypatch):
+    photos, emb, lib = env
+    for i in range(3):
+        make_image(photos / "2019" / f"p{i}.png", 70 + i)
+    (photos / "2019" / "bad.png").write_bytes(b"not a png")
+    index(lib, photos, emb)
+    assert len(lib) == 9 and len(lib.failures_under([str(photos)])) == 1
+    denied: set[str] = set()
+    real_scandir = scan_mod.os.scandir
+
+    def scandir(path):
+        if str(path) in denied:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(scan_mod.os, "scandir", scandir)
+    for folder in (photos / "2019", photos):  # a subfolder, then the root itself
+        denied.add(str(folder))
+        _, rep = index(lib, photos, emb)
+        assert rep.removed == 0 and len(lib) == 9 and len(lib.failures_under([str(photos)])) == 1
+        assert [p for p, _ in rep.skipped] == [str(folder)]
+        assert "cannot list it: Permission denied; its photos were left as they are" in rep.skipped[0][1]
+    denied.clear()
+    _, rep = index(lib, photos, emb)
+    assert (rep.added, rep.removed, rep.total, len(lib)) == (0, 0, 9, 9)
 
 
 def test_thumbnails_written_during_indexing(env, tmp_path):
