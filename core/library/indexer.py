@@ -231,7 +231,7 @@ def index_library(
     problems = ScanProblems()
     t_scan = time.perf_counter()
     try:
-        for e in iter_scan(folders, cancel=cancel, problems=problems):
+        for e in iter_scan(folders, cancel=cancel, problems=problems, owners=known_roots):
             entries.append(FileEntry(e.path, _outer_root(e.path, known_roots) or e.root, e.mtime, e.size))
             if len(entries) % SCAN_PROGRESS_EVERY == 0:  # a big tree shows progress and can be cancelled
                 rate = len(entries) / max(time.perf_counter() - t_scan, 1e-9)
@@ -336,6 +336,12 @@ def _match_moves(library: Library, plan: _Plan, hashes: dict[str, str]) -> list[
             plan.moves.append(Move(source.id, e.path, e.root, e.mtime, e.size))
             continue
         live = [r for r in known.get(h, []) if r.size == e.size and not r.deleted]
+        real = os.path.realpath(e.path)
+        same = [r for r in live if r.id not in used and os.path.realpath(r.path) == real]
+        if same:  # the same file under another name (a link), now scanned under its own root: moved there
+            used.add(same[0].id)
+            plan.moves.append(Move(same[0].id, e.path, e.root, e.mtime, e.size))
+            continue
         if live:  # every new copy of the same photo gets its own row
             src = live[0]
             copies.append((EmbeddedImage(e.path, e.root, e.mtime, e.size, h, src.width, src.height, src.taken_at,

@@ -21,7 +21,7 @@ from core import paths
 from core.errors import LibraryCorruptError, ModelMismatchError, SpokenSearchError
 from core.library import failures, store
 from core.library.ann import AnnIndex, AnnStamp
-from core.library.scan import is_utf8, normalize_root, printable
+from core.library.scan import is_utf8, normalize_root, owning_root, printable, real_roots
 from core.library.store import ROW_COLUMNS, EmbeddedImage, ImageRow, Move, Transaction, row_from_tuple
 from core.library.vectors import ResidentVectors, VectorSnapshot
 
@@ -205,18 +205,21 @@ class Library:
 
     def stored_folder(self, folder: str | Path) -> str | None:
         """`folder` as the library spells it: itself when inside a root, else the same folder reached through
-        another path (a symlink to an indexed folder, or a root indexed through a link); None when not indexed."""
+        another path (a symlink to an indexed folder, or a root indexed through a link); None when not indexed.
+        A folder whose real path another root owns (scan.owning_root) is spelled under that root, whose scan
+        holds its photos."""
         f = normalize_root(folder)
         if not is_utf8(f):  # never indexed: the scan skips such names
             return None
-        if self.root_of(f) is not None:
-            return f
         real = os.path.realpath(f)
-        for r in self.roots():
-            rr = os.path.realpath(r)
-            if real == rr or real.startswith(rr.rstrip(os.sep) + os.sep):
-                return os.path.normpath(os.path.join(r, os.path.relpath(real, rr)))
-        return None
+        by_real = real_roots(self.roots())
+        owner = owning_root(real, by_real)
+        if owner is not None and (f == owner or f.startswith(owner.rstrip(os.sep) + os.sep)):
+            return f
+        if owner is None:
+            return f if self.root_of(f) is not None else None
+        rr = next(rr for rr, r in by_real if r == owner)
+        return os.path.normpath(os.path.join(owner, os.path.relpath(real, rr)))
 
     # ---- reads -------------------------------------------------------------------------------------------
     def __len__(self) -> int:

@@ -9,7 +9,7 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,8 +93,40 @@ def _skip_not_utf8(path: str, is_dir: bool, problems: ScanProblems | None) -> No
         problems.skipped.append((printable(path), reason))
 
 
-def _walk(root: str, extensions: frozenset[str], seen_dirs: set[str], seen_files: set[str],
+def real_roots(roots: Iterable[str | Path]) -> list[tuple[str, str]]:
+    """(real path, root) of library roots, in root-name order: what `owning_root` looks in."""
+    return [(os.path.realpath(r), r) for r in sorted(normalize_root(r) for r in roots)]
+
+
+def owning_root(real: str, owners: Sequence[tuple[str, str]]) -> str | None:
+    """The root whose photos the folder at real path `real` holds: the root with the deepest real path that
+    contains it (the first by name on a tie); None when no root's real path contains it."""
+    best: tuple[str, str] | None = None
+    for rr, r in owners:
+        if (real == rr or real.startswith(rr.rstrip(os.sep) + os.sep)) and (best is None or len(rr) > len(best[0])):
+            best = (rr, r)
+    return best[1] if best else None
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _skip_owned(folder: str, owner: str, problems: ScanProblems | None) -> None:
+    reason = f"the same folder as the library folder {owner} (through a symbolic link); its photos are indexed there"
+    logger.info("skipping %s: %s", folder, reason)
+    if problems is not None:
+        problems.skipped.append((folder, reason))
+
+
+def _walk(root: str, extensions: frozenset[str], listed: set[str], owners: Sequence[tuple[str, str]],
           cancel: threading.Event | None = None, problems: ScanProblems | None = None) -> Iterator[FileEntry]:
+    home = owning_root(os.path.realpath(root), owners)
+    if home is not None and not _inside(root, home):  # a link into another root's folder
+        _skip_owned(root, home, problems)
+        return
+    seen_dirs: set[str] = set()  # per root: a root lists the same files whether scanned alone or with others
+    seen_files: set[str] = set()
     stack = [root]
     while stack:
         if cancel is not None and cancel.is_set():
@@ -108,6 +140,10 @@ def _walk(root: str, extensions: frozenset[str], seen_dirs: set[str], seen_files
             logger.debug("skipping %s: already scanned as %s", folder, real)
             continue
         seen_dirs.add(real)
+        owner = owning_root(real, owners)
+        if owner is not None and owner != home:  # another root's photos, reached through a link
+            _skip_owned(folder, owner, problems)
+            continue
         try:
             with os.scandir(folder) as it:
                 entries = sorted(it, key=lambda e: e.name)
@@ -141,35 +177,39 @@ def _walk(root: str, extensions: frozenset[str], seen_dirs: set[str], seen_files
                 _skip_not_utf8(entry.path, False, problems)
                 continue
             real_file = os.path.realpath(entry.path) if entry.is_symlink() else entry.path
-            if real_file in seen_files:
+            if real_file in seen_files or entry.path in listed:
                 continue
             seen_files.add(real_file)
+            listed.add(entry.path)
             yield FileEntry(entry.path, root, st.st_mtime, st.st_size)
         stack.extend(reversed(subdirs))
 
 
 def iter_scan(roots: Iterable[str | Path], extensions: frozenset[str] | None = None,
-              cancel: threading.Event | None = None, problems: ScanProblems | None = None) -> Iterator[FileEntry]:
+              cancel: threading.Event | None = None, problems: ScanProblems | None = None,
+              owners: Iterable[str | Path] | None = None) -> Iterator[FileEntry]:
     """The photos under `roots`, depth-first in name order, as they are found. A file reachable twice (a
     symlink to a file already found) is listed once; a folder reached twice (a symlink loop) is scanned
-    once. A file or folder whose name is not UTF-8, and a folder that cannot be listed, are left out and
-    added to `problems`. Raises Cancelled,
-    between two folders, once `cancel` is set.
+    once. Each root is scanned under its own name: a folder whose real path belongs to another of the
+    library roots `owners` (default: `roots`; see `owning_root`), reached through a symbolic link, is left
+    to that root. It, a file or folder whose name is not UTF-8, and a folder that cannot be listed are left
+    out and added to `problems`. Raises Cancelled, between two folders, once `cancel` is set.
     """
     exts = extensions if extensions is not None else image_extensions()
-    seen_dirs: set[str] = set()
-    seen_files: set[str] = set()
+    roots = [normalize_root(r) for r in roots]
+    by_real = real_roots(owners if owners is not None else roots)
+    listed: set[str] = set()
     for root in roots:
-        norm = normalize_root(root)
-        if not is_utf8(norm):
-            _skip_not_utf8(norm, True, problems)
+        if not is_utf8(root):
+            _skip_not_utf8(root, True, problems)
             continue
-        yield from _walk(norm, exts, seen_dirs, seen_files, cancel, problems)
+        yield from _walk(root, exts, listed, by_real, cancel, problems)
 
 
-def scan_roots(roots: Iterable[str | Path], extensions: frozenset[str] | None = None) -> list[FileEntry]:
+def scan_roots(roots: Iterable[str | Path], extensions: frozenset[str] | None = None,
+               owners: Iterable[str | Path] | None = None) -> list[FileEntry]:
     """All photos under `roots` (iter_scan, as a list)."""
-    return list(iter_scan(roots, extensions))
+    return list(iter_scan(roots, extensions, owners=owners))
 
 
 def content_hash(path: str | Path, size: int | None = None) -> str:

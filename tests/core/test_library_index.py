@@ -250,6 +250,36 @@ def test_a_folder_that_cannot_be_listed_keeps_its_photos(env, monkeypatch):
     assert (rep.added, rep.removed, rep.total, len(lib)) == (0, 0, 9, 9)
 
 
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+def test_a_library_folder_reached_through_a_link_in_another_is_indexed_once_under_its_own_name(env, tmp_path):
+    photos, emb, lib = env  # photos/usb -> usb/photos, and usb/photos is a library folder of its own
+    usb = tmp_path / "usb" / "photos"
+    for i in range(3):
+        make_image(usb / f"u{i}.png", 80 + i)
+    os.symlink(usb, photos / "usb")
+
+    def paths():
+        return sorted(os.path.relpath(r.path, tmp_path) for r in lib.rows(lib.snapshot().ids).values())
+
+    index(lib, photos, emb)  # before usb/photos is a root, the link is followed
+    assert len(lib) == 9 and emb.images == 9
+    _, rep = index(lib, usb, emb)  # the same three files, now under their own root: moved, not copied
+    assert (rep.added, rep.moved, len(lib), emb.images) == (0, 3, 9, 9)
+    expected = sorted([*(f"photos/img{i}.jpg" for i in range(6)), *(f"usb/photos/u{i}.png" for i in range(3))])
+    assert paths() == expected
+    for _ in range(2):  # every root, as the app's start-up rescan does: nothing moves, nothing is dropped
+        _, rep = index_roots(lib, [photos, usb], emb)
+        assert (rep.added, rep.moved, rep.removed, rep.total) == (0, 0, 0, 9) and paths() == expected
+        assert rep.skipped == [(str(photos / "usb"), rep.skipped[0][1])] and str(usb) in rep.skipped[0][1]
+    _, rep = index(lib, photos, emb)  # the other root alone: the link is still left to usb/photos
+    assert (rep.added, rep.removed) == (0, 0) and paths() == expected
+    assert len(lib.ids_under(lib.stored_folder(usb))) == 3 and lib.stored_folder(photos / "usb") == str(usb)
+    assert len(lib.ids_under(lib.stored_folder(photos / "usb"))) == 3
+    _, rep = index(lib, usb, emb)
+    assert (rep.added, rep.moved, rep.removed, rep.total) == (0, 0, 0, 3) and paths() == expected
+    assert emb.images == 9  # nothing was embedded twice
+
+
 def test_thumbnails_written_during_indexing(env, tmp_path):
     photos, emb, lib = env
     thumbs = ThumbnailCache(tmp_path / "thumbs")

@@ -66,3 +66,16 @@ def test_content_hash_covers_every_byte(tmp_path):
     assert content_hash(tmp_path / "middle.bin") != h
     (tmp_path / "short.bin").write_bytes(bytes(big[:100_000]))  # size is hashed too
     assert content_hash(tmp_path / "short.bin") != h
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+def test_a_folder_belongs_to_the_deepest_root_that_holds_it_whatever_the_scan_order(tmp_path):
+    make_image(tmp_path / "all" / "a.jpg", 1)
+    make_image(tmp_path / "all" / "fav" / "f.jpg", 2)
+    os.symlink(tmp_path / "all" / "fav", tmp_path / "fav_link")  # a root that is a link into another root
+    roots = [tmp_path / "all", tmp_path / "fav_link"]
+    for order in (roots, roots[::-1]):
+        alone = [e.path for r in order for e in scan_roots([r], owners=roots)]
+        together = [e.path for e in scan_roots(order, owners=roots)]
+        expected = [str(tmp_path / "all" / "a.jpg"), str(tmp_path / "fav_link" / "f.jpg")]
+        assert sorted(alone) == sorted(together) == expected
