@@ -42,7 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     ix = sub.add_parser("index", parents=[common], help="index (or update) photo folders")
     ix.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
     ix.add_argument("--reindex", action="store_true",
-                    help="drop vectors made by another model and embed everything again with this one")
+                    help="drop vectors made by another model and embed everything again with this one: every "
+                         "library folder is indexed, not only the DIRs given")
     ix.add_argument("--workers", type=at_least(1), default=None, help="decode threads (or processes)")
     ix.add_argument("--processes", action="store_true", help="decode in worker processes instead of threads")
     ix.add_argument("--batch-size", type=at_least(1), default=None, help="images per encoder batch / commit")
@@ -86,8 +87,10 @@ def _run_index(args: argparse.Namespace) -> int:
         raise SpokenSearchError(f"no such folder: {', '.join(str(d) for d in missing)} (nothing was indexed; "
                                 "an unmounted disk's photos stay in the library until it is back)")
     service = _service(args, reindex=args.reindex)
+    # a model change drops the vectors of every library folder: --reindex embeds them all again
+    todo = _with_every_root(args.dirs, service.library) if args.reindex else args.dirs
     cancel = threading.Event()
-    gen = service.index(args.dirs, cancel, batch_size=args.batch_size or BATCH_SIZE,
+    gen = service.index(todo, cancel, batch_size=args.batch_size or BATCH_SIZE,
                         workers=args.workers or DEFAULT_WORKERS, thumbnails=not args.no_thumbnails,
                         processes=args.processes, retry_failed=args.retry_failed)
     bar = None if args.no_progress else tqdm(total=0, unit="img", file=sys.stderr, dynamic_ncols=True,
@@ -105,6 +108,7 @@ def _run_index(args: argparse.Namespace) -> int:
                 bar.set_description(p.phase)
                 bar.n = p.done
                 bar.refresh()
+        waiting = service.library.pending_by_root()
     except KeyboardInterrupt:
         cancel.set()
         try:
@@ -118,7 +122,8 @@ def _run_index(args: argparse.Namespace) -> int:
             bar.close()
         service.close()
     if args.json:
-        print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+        print(json.dumps({**report.to_json(), "waiting": [{"folder": f, "photos": n} for f, n in waiting.items()]},
+                         indent=2, ensure_ascii=False))
     else:
         print(f"{report.total} photos indexed: {report.added} added, {report.updated} updated, {report.moved} moved, "
               f"{report.removed} removed, {len(report.skipped)} skipped ({report.elapsed_s:.1f} s)")
@@ -126,7 +131,18 @@ def _run_index(args: argparse.Namespace) -> int:
             print(f"  skipped {path}: {reason}")
         if len(report.skipped) > 20:
             print(f"  ... and {len(report.skipped) - 20} more (use --json for all)")
+    if waiting:  # unsearchable until embedded with this model (a folder not found now, or not given)
+        print(f"note: {sum(waiting.values())} photos in {', '.join(waiting)} still wait to be embedded with this "
+              f"model; run `python -m core index {' '.join(waiting)}`", file=sys.stderr)
     return 0
+
+
+def _with_every_root(dirs: Sequence[Path], library: Any) -> list[str]:
+    """`dirs` and every library folder, each once (a folder inside a library folder: that whole folder)."""
+    from core.library.scan import normalize_root
+
+    todo = dict.fromkeys([library.root_of(d) or normalize_root(d) for d in dirs] + library.roots())
+    return [f for f in todo if not any(f.startswith(o.rstrip(os.sep) + os.sep) for o in todo)]
 
 
 def _query_json(q: Any) -> dict[str, list[dict]]:

@@ -297,6 +297,11 @@ class Library:
             "FROM images").fetchone()
         return {"indexed": c[0] or 0, "pending": c[1] or 0, "deleted": c[2] or 0}
 
+    def pending_by_root(self) -> dict[str, int]:
+        """Live photos without a vector (dropped by a model change, not embedded again yet), per root."""
+        return dict(self._reader().execute(
+            "SELECT root, COUNT(*) FROM images WHERE deleted = 0 AND vector IS NULL GROUP BY root ORDER BY root"))
+
     def failures_under(self, folders: Iterable[str]) -> dict[str, failures.Failure]:
         """Remembered decode failures inside `folders` (core.library.failures)."""
         return failures.under(self._reader(), folders)

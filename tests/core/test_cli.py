@@ -176,3 +176,24 @@ def test_a_file_name_that_is_not_utf8_is_reported_not_a_crash(env, model_dir, ca
     assert rep["total"] == 5 and "not valid UTF-8" in reasons[str(photos / "Caf\\xe9 Paris.png")]
     assert main(["index", str(photos), "--model", model_dir, "--no-progress"]) == 0
     assert "skipped " + str(photos / "Caf\\xe9 Paris.png") + ": file name is not valid UTF-8" in capsys.readouterr().out
+
+
+def test_reindex_after_a_model_change_embeds_every_library_folder(env, model_dir, capsys, tmp_path_factory):
+    tmp, photos = env
+    other = tmp / "other"
+    for i in range(3):
+        make_image(other / f"o{i}.png", 20 + i)
+    rep = run_json(capsys, ["index", str(photos), str(other), "--model", model_dir, "--json", "--no-progress"])
+    assert rep["total"] == 8
+    torch.manual_seed(1)  # another CLIP image tower: the library's vectors cannot be used with it
+    model2 = str(save_model(create_model(get_model_config("tiny-test")), tmp_path_factory.mktemp("m2") / "tiny"))
+    rep = run_json(capsys, ["index", str(photos), "--reindex", "--model", model2, "--json", "--no-progress"])
+    assert (rep["updated"], rep["total"]) == (8, 8) and rep["waiting"] == []  # the other folder too
+    out = run_json(capsys, ["search", "--library", str(other), "--text", "a dog", "--model", model2, "--json"])
+    assert len(out["hits"]) == 3
+    # a library folder that is not there now stays waiting, and the run says so
+    os.rename(other, tmp / "unplugged")
+    assert main(["index", str(photos), "--reindex", "--model", model_dir, "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert f"3 photos in {other} still wait to be embedded with this model" in err
+    assert f"python -m core index {other}" in err
