@@ -31,6 +31,10 @@ class ImageDecodeError(SpokenSearchError):
     """An image cannot be decoded safely (corrupt, truncated, too large, unknown format)."""
 
 
+class ImageReadError(ImageDecodeError):
+    """An image file cannot be read now (no permission, an I/O error): not a fault of its content."""
+
+
 class IndexVersionError(SpokenSearchError):
     """A library database has a schema newer than this program understands."""
 

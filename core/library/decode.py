@@ -5,7 +5,8 @@
 - EXIF orientation applied; CMYK, 16-bit, palette, alpha and exotic modes become 8-bit RGB
   (transparency composited over white).
 - A pixel-count guard read from the header, before any pixel is decoded (decompression bombs).
-- Every failure is an ImageDecodeError with a short reason; the indexer reports it and goes on.
+- Every failure is an ImageDecodeError with a short reason; the indexer reports it and goes on. A file that
+  cannot be read now (no permission, an I/O error) is an ImageReadError: not remembered as a failure.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from core.errors import ImageDecodeError
+from core.errors import ImageDecodeError, ImageReadError
 
 logger = logging.getLogger(__name__)
 
@@ -133,8 +134,9 @@ def _open(path: str, max_pixels: int) -> Image.Image:
         size = os.path.getsize(path) if os.path.exists(path) else -1
         what = "an empty file" if size == 0 else "not an image in a format this program reads"
         raise ImageDecodeError(f"{path}: {what}") from exc
-    except OSError as exc:
-        raise ImageDecodeError(f"{path}: cannot open: {exc}") from exc
+    except OSError as exc:  # with an errno: the system's (no permission, EIO); without: the format's
+        error = ImageReadError if exc.errno is not None else ImageDecodeError
+        raise error(f"{path}: cannot open: {exc}") from exc
     check_size(img.width, img.height, path, max_pixels)
     return img
 
@@ -155,6 +157,13 @@ def resize_center_crop(img: Image.Image, size: int) -> Image.Image:
     sx, sy = w / nw, h / nh
     box = (left * sx, top * sy, (left + size) * sx, (top + size) * sy)
     return img.resize((size, size), Image.Resampling.BICUBIC, box=box)
+
+
+def _corrupt(path: str, exc: BaseException) -> ImageDecodeError:
+    reason = str(exc) or type(exc).__name__
+    if "truncated" in reason:
+        reason = f"truncated file ({reason})"
+    return ImageDecodeError(f"{path}: corrupt or unreadable image: {reason}")
 
 
 def make_thumbnail(img: Image.Image, size: int = THUMB_SIZE) -> bytes:
@@ -209,11 +218,12 @@ def decode_image(
         raise
     except MemoryError as exc:  # one huge file must not end the run (threads share the process)
         raise ImageDecodeError(f"{path}: too large to decode (out of memory)") from exc
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
-        reason = str(exc) or type(exc).__name__
-        if "truncated" in reason:
-            reason = f"truncated file ({reason})"
-        raise ImageDecodeError(f"{path}: corrupt or unreadable image: {reason}") from exc
+    except OSError as exc:
+        if exc.errno is not None:  # the system's read error (EIO, EACCES); PIL's own decode errors have none
+            raise ImageReadError(f"{path}: cannot read: {exc}") from exc
+        raise _corrupt(path, exc) from exc
+    except (SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+        raise _corrupt(path, exc) from exc
     if pixels.shape != (size, size, 3):
         raise ImageDecodeError(f"{path}: decoded to shape {pixels.shape}, expected {(size, size, 3)}")
     return DecodedImage(pixels, width, height, taken_at, thumb)

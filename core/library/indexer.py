@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import Cancelled, ImageDecodeError
+from core.errors import Cancelled, ImageDecodeError, ImageReadError
 from core.library.decode import DecodedImage, decode_image
 from core.library.embedder import ImageEmbedder
 from core.library.failures import Failure, decoder_signature
@@ -146,11 +146,11 @@ def _outer_root(path: str, roots: Sequence[str]) -> str | None:
 def _decode_one(entry: FileEntry, size: int, draft: bool, thumbs: ThumbnailCache | None, h: str | None = None
                 ) -> tuple[str, DecodedImage]:
     """Worker: content hash (unless the hash step made it) + decode (+ thumbnail written to the cache).
-    Raises ImageDecodeError."""
+    Raises ImageDecodeError (ImageReadError when the file cannot be read now)."""
     try:
         h = h or content_hash(entry.path, entry.size)
     except OSError as exc:
-        raise ImageDecodeError(f"{entry.path}: cannot read: {exc}") from exc
+        raise ImageReadError(f"{entry.path}: cannot read: {exc}") from exc
     want_thumb = thumbs is not None and not thumbs.has(h)
     img = decode_image(entry.path, size, draft=draft, thumbnail=want_thumb)
     if want_thumb and img.thumb is not None and thumbs is not None:
@@ -408,6 +408,10 @@ def _embed_all(library: Library, work: Sequence[tuple[FileEntry, int | None]], e
         try:
             h, decoded = fut.result()
             batch.append((entry, row_id, h, decoded))
+        except ImageReadError as exc:  # not the content's fault: the old vector stays, the next run tries again
+            reason = str(exc).removeprefix(f"{entry.path}: ") + "; not indexed this run, tried again next run"
+            report.skipped.append((entry.path, reason))
+            logger.warning("skipped %s: %s", entry.path, reason)
         except ImageDecodeError as exc:
             reason = str(exc).removeprefix(f"{entry.path}: ")
             report.skipped.append((entry.path, reason))

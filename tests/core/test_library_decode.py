@@ -11,7 +11,7 @@ import pytest
 from libfakes import make_image
 from PIL import Image, ImageFile
 
-from core.errors import ImageDecodeError
+from core.errors import ImageDecodeError, ImageReadError
 from core.library import decode as decode_mod
 from core.library.decode import MAX_PIXELS, THUMB_SIZE, decode_image, exif_taken_at
 
@@ -176,4 +176,19 @@ def test_out_of_memory_while_decoding_is_a_decode_error(tmp_path, monkeypatch):
 
     monkeypatch.setattr(decode_mod, "resize_center_crop", oom)
     with pytest.raises(ImageDecodeError, match="too large to decode"):
+        decode_image(path, S)
+
+
+def test_a_file_that_cannot_be_read_now_is_a_read_error_not_a_bad_image(tmp_path, monkeypatch):
+    path = make_image(tmp_path / "a.png", seed=1)
+    (tmp_path / "cut.png").write_bytes(path.read_bytes()[:-40])
+    with pytest.raises(ImageDecodeError) as bad:
+        decode_image(tmp_path / "cut.png", S)
+    assert not isinstance(bad.value, ImageReadError)  # the content's fault: remembered by the indexer
+
+    def denied(*a, **k):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(Image, "open", denied)
+    with pytest.raises(ImageReadError, match="Permission denied"):
         decode_image(path, S)

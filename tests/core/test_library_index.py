@@ -191,6 +191,30 @@ def test_changed_file_that_no_longer_decodes_is_removed_from_results(env):
     assert lib.row_by_path(photos / "img5.jpg").deleted and len(lib) == 5
 
 
+def test_a_changed_photo_that_cannot_be_read_now_keeps_its_vector_and_is_retried(env, monkeypatch):
+    photos, emb, lib = env
+    index(lib, photos, emb)
+    row, vec = vec_of(lib, photos / "img5.jpg")
+    make_image(photos / "img5.jpg", 99, size=(64, 40))  # edited ...
+    real_hash = indexer_mod.content_hash
+
+    def denied(path, *a):  # ... and unreadable for a moment (permissions, a share's hiccup)
+        if str(path) == str(photos / "img5.jpg"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_hash(path, *a)
+
+    monkeypatch.setattr(indexer_mod, "content_hash", denied)
+    _, rep = index(lib, photos, emb)
+    assert [p for p, _ in rep.skipped] == [str(photos / "img5.jpg")]
+    assert len(lib) == 6 and not lib.row_by_path(photos / "img5.jpg").deleted  # the old vector still answers
+    assert "Permission denied" in rep.skipped[0][1] and "tried again next run" in rep.skipped[0][1]
+    assert np.array_equal(vec_of(lib, photos / "img5.jpg")[1], vec) and lib.failures_under([str(photos)]) == {}
+    monkeypatch.setattr(indexer_mod, "content_hash", real_hash)  # readable again: no --retry-failed needed
+    _, rep = index(lib, photos, emb)
+    assert (rep.updated, rep.skipped, len(lib)) == (1, [], 6)
+    assert not np.array_equal(vec_of(lib, photos / "img5.jpg")[1], vec)
+
+
 def test_missing_root_keeps_its_photos(env, tmp_path, caplog):
     photos, emb, lib = env
     index(lib, photos, emb)
