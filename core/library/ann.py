@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import threading
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,6 +27,7 @@ HNSW_M = 16  # graph degree
 HNSW_EF_CONSTRUCTION = 100
 HNSW_EF_SEARCH = 384  # candidates per query (at least 4 k), re-ranked exactly
 BUILD_CHUNK = 20_000  # vectors added between two cancel checks while building
+LEGACY_TEMP_AGE_S = 3600  # an older version's tmp*.tmp (a random name) not written for this long is a leftover
 
 
 @dataclass(frozen=True)
@@ -125,22 +126,22 @@ class AnnIndex:
 
     def save(self, path: Path, stamp: AnnStamp) -> None:
         """Write index and stamp atomically (tmp + os.replace); the stamp goes last, so a crash between
-        the two leaves a stamp that does not match, and the next open rebuilds.
+        the two leaves a stamp that does not match, and the next open rebuilds. The temp files are named
+        after this process; those a process killed while saving left behind are removed here and in load.
         """
         path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(path)
         stamp_path = path.with_suffix(".json")
         stamp_path.unlink(missing_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
+        tmp = _temp_path(path)
         try:
             with self._lock:
-                self._index.save_index(tmp)
+                self._index.save_index(str(tmp))
             os.replace(tmp, path)
         finally:
-            Path(tmp).unlink(missing_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump({**asdict(stamp), "deleted": sorted(self._deleted)}, f)
+            tmp.unlink(missing_ok=True)
+        tmp = _temp_path(stamp_path)
+        tmp.write_text(json.dumps({**asdict(stamp), "deleted": sorted(self._deleted)}))
         os.replace(tmp, stamp_path)
 
     @classmethod
@@ -149,6 +150,7 @@ class AnnIndex:
         import hnswlib
 
         stamp_path = path.with_suffix(".json")
+        remove_stale_temp_files(path)
         try:
             saved = json.loads(stamp_path.read_text())
             deleted = set(int(i) for i in saved.pop("deleted", []))
@@ -170,3 +172,47 @@ class AnnIndex:
             logger.info("ANN index %s holds %d vectors, database %d; rebuilding", path, len(ann), stamp.count)
             return None
         return ann
+
+
+def _temp_path(path: Path) -> Path:
+    """`<name>.<pid>-<thread>.tmp`: two saves never share one; the pid tells whether its writer still runs."""
+    return path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` runs (True when that cannot be told: a temp file is kept rather than lost)."""
+    if pid == os.getpid():
+        return True
+    if os.name == "nt":
+        import ctypes
+
+        handle = ctypes.windll.kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return False
+        ctypes.windll.kernel32.CloseHandle(handle)
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process
+        return True
+    return True
+
+
+def remove_stale_temp_files(path: Path) -> None:
+    """Remove what a process killed while saving the index at `path` left beside it (a file as large as the
+    index): `<uuid>.hnsw|json.<pid>-<thread>.tmp` of a process no longer running, and older versions' `tmp*.tmp`
+    not written for LEGACY_TEMP_AGE_S."""
+    try:
+        for f in path.parent.glob(f"{path.stem}.*.tmp"):
+            pid = f.name.split(".")[-2].split("-")[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                f.unlink(missing_ok=True)
+                logger.info("removed %s, left by a save that did not finish", f)
+        for f in path.parent.glob("tmp*.tmp"):
+            if time.time() - f.stat().st_mtime > LEGACY_TEMP_AGE_S:
+                f.unlink(missing_ok=True)
+                logger.info("removed %s, left by a save that did not finish", f)
+    except OSError as exc:  # a cache that cannot be tidied must not stop a save or a search
+        logger.warning("cannot remove stale temp files in %s: %s", path.parent, exc)

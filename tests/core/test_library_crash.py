@@ -94,3 +94,28 @@ def test_kill_minus_9_then_resume_equals_clean_run(tmp_path):
     vec = np.array([np.frombuffer(r[-1], "<f2") for r in resumed_rows], np.float32)
     ref = np.array([np.frombuffer(r[-1], "<f2") for r in clean_rows], np.float32)
     np.testing.assert_allclose(vec, ref, atol=2e-3)  # same vectors (BLAS may round differently per batch size)
+
+
+def test_temp_files_of_a_save_killed_midway_are_removed(tmp_path):
+    """A process killed while it saves the hnswlib index leaves a temp file as large as the index: the next
+    save (or load) removes it once its process is gone, and keeps a running process's."""
+    from core.library.ann import AnnIndex, AnnStamp
+
+    rng = np.random.default_rng(0)
+    vecs = rng.standard_normal((50, 8)).astype(np.float32)
+    ann = AnnIndex.build(np.arange(50), vecs / np.linalg.norm(vecs, axis=1, keepdims=True))
+    path = tmp_path / "ann" / "uuid1.hnsw"
+    path.parent.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    killed = [path.parent / f"uuid1.hnsw.{dead_pid}-7.tmp", path.parent / f"uuid1.json.{dead_pid}-7.tmp",
+              path.parent / "tmpa6fv96up.tmp"]  # the last: an older version's random name
+    running = [path.parent / f"uuid1.hnsw.{os.getppid()}-7.tmp", path.parent / "tmpfresh.tmp"]
+    for f in killed + running:
+        f.write_bytes(b"half an index")
+    os.utime(killed[-1], (time.time() - 2 * 86400,) * 2)  # not written for two days
+    stamp = AnnStamp("uuid1", 1, 50, 8, "model")
+    ann.save(path, stamp)
+    assert sorted(f.name for f in path.parent.iterdir()) == sorted(["uuid1.hnsw", "uuid1.json"] +
+                                                                   [f.name for f in running])
+    assert AnnIndex.load(path, stamp) is not None
