@@ -147,8 +147,9 @@ def save_model(model: torch.nn.Module, directory: str | Path, extra_card: dict[s
     cfg_dict = _standalone(cfg.to_dict(), inner) if bundled else cfg.to_dict()
     if cfg_dict["clip"].get("quick_gelu") is None:  # unset: written as before, so older versions read the folder
         cfg_dict["clip"].pop("quick_gelu", None)
-    if not cfg_dict["branch"].get("attention_output_dropout"):  # likewise (training only; False = the method)
-        cfg_dict["branch"].pop("attention_output_dropout", None)
+    for key in ("attention_output_dropout", "parallel_projection_dims"):  # likewise, when unset (the method)
+        if not cfg_dict["branch"].get(key):
+            cfg_dict["branch"].pop(key, None)
     vocab = inner.clip.table_orig_ids.tolist() if cfg.clip.vocab_ids is not None else None
     if vocab is not None:  # the folder must not depend on a vocabulary file elsewhere: store the ids inline
         cfg_dict["clip"]["vocab_ids"] = vocab

@@ -90,12 +90,15 @@ def _attention_block(cfg: BranchConfig, dim: int) -> nn.Module:
 
 
 def _projection(cfg: BranchConfig, d_in: int, d_out: int) -> nn.Module:
-    if cfg.projection == "linear":
-        return nn.Linear(d_in, d_out)
+    return nn.Linear(d_in, d_out) if cfg.projection == "linear" else _mlp(cfg.projection_dims, d_in, d_out, cfg.dropout)
+
+
+def _mlp(hidden: list[int], d_in: int, d_out: int, dropout: float) -> nn.Module:
+    """[Linear -> ReLU -> Dropout] per hidden width, then Linear (the authors' MLPLayers, same indices)."""
     layers: list[nn.Module] = []
     prev = d_in
-    for width in cfg.projection_dims:
-        layers += [nn.Linear(prev, width), nn.ReLU(), nn.Dropout(cfg.dropout)]
+    for width in hidden:
+        layers += [nn.Linear(prev, width), nn.ReLU(), nn.Dropout(dropout)]
         prev = width
     layers.append(nn.Linear(prev, d_out))
     return nn.Sequential(*layers)
@@ -201,7 +204,8 @@ class HybridBranch(nn.Module):
         self.k = cfg.num_cls
         self.cls = nn.Parameter(torch.randn(1, 1 + cfg.num_cls, dim))
         self.attn = _attention_block(cfg, dim)
-        self.proj = nn.Linear(dim, embed_dim)
+        self.proj = _mlp(cfg.parallel_projection_dims, dim, embed_dim, cfg.dropout) if cfg.parallel_projection_dims \
+            else nn.Linear(dim, embed_dim)
         self.head = CascadedHead(cfg, dim, clip, cfg.num_cls)
 
     def forward(self, feats: torch.Tensor, mask: torch.Tensor, clip: ClipTower,

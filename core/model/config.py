@@ -96,6 +96,9 @@ class BranchConfig:
     cascaded_loss_weight: float = 1.0
     projection: str = "linear"  # "linear" or "mlp"
     projection_dims: list[int] = field(default_factory=list)  # hidden widths of the mlp projection
+    # Hybrid (CLS) only: hidden widths of an MLP parallel head ([] = the method's Linear). The authors' KW_HybridBranch
+    # builds MLPLayers when its config has parallel_branch.projection_config (their Large Flickr hybrid yaml does).
+    parallel_projection_dims: list[int] = field(default_factory=list)
     vq_temperature: float = 0.1
     bn_init_from_table: bool = True  # BN gamma/beta = std/mean of the CLIP token table
     # The authors' dynamic BN includes padded positions in its statistics; ours uses valid positions only.
@@ -150,6 +153,8 @@ class ModelConfig:
              "clip needs exactly one of `arch` (open_clip name) or `model_cfg` (inline config)"),
             (self.cif.target in ("frames", "text_tokens"), "cif.target must be 'frames' or 'text_tokens'"),
             (self.branch.projection in ("linear", "mlp"), "branch.projection must be 'linear' or 'mlp'"),
+            (not self.branch.parallel_projection_dims or self.branch.model_type == "hybrid",
+             "branch.parallel_projection_dims is for the hybrid (CLS) branch only"),
             (self.branch.cascaded_block in ("attention", "transformer"),
              "branch.cascaded_block must be 'attention' or 'transformer'"),
             (not (self.clip.compact_text_vocab and self.clip.vocab_ids is None),

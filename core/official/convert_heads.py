@@ -55,7 +55,8 @@ def _rules(model_type: str) -> list[tuple[re.Pattern[str], str]]:
                  (r"^cascaded_branch\.linear_proj\.[A-Za-z_]+\.(\d+)\.(weight|bias)$", r"branch.head.proj.\1.\2"),
                  (r"^cascaded_branch\.bn_layer\.bn_layer\.(.+)$", r"branch.head.bn.bn.\1"),
                  (r"^cascaded_branch\.downsampling\.weight_proj\.1\.(weight|bias)$", r"branch.cif.weight.proj.\1"),
-                 (r"^cascaded_branch\.parallel_proj\.(weight|bias)$", r"branch.proj.\1")]
+                 (r"^cascaded_branch\.parallel_proj\.(weight|bias)$", r"branch.proj.\1"),
+                 (r"^cascaded_branch\.parallel_proj\.[A-Za-z_]+\.(\d+)\.(weight|bias)$", r"branch.proj.\1.\2")]
         if model_type in ("cascaded", "hybrid_plus"):
             pairs.append((r"^cascaded_branch\.cls$", "branch.cls"))
     return [(re.compile(a), b) for a, b in pairs]

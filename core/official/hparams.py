@@ -10,6 +10,7 @@ against ``model_settings.cascaded_branch.type``; a contradiction is an error, no
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,7 @@ class OfficialSettings:
     cascaded_loss_weight: float
     vq_temperature: float
     projection_dims: list[int] = field(default_factory=list)  # kw_projection hidden widths (MLP), [] = linear
+    parallel_projection_dims: list[int] = field(default_factory=list)  # hybrid's MLP parallel head, [] = linear
     cascaded_block: str = "attention"  # "transformer" when the cascaded block is the authors' TransformerEncoder
     cif: dict[str, Any] = field(default_factory=dict)
     vocab_file: str | None = None
@@ -135,6 +137,14 @@ def parse_settings(cfg: dict[str, Any], keys: set[str]) -> OfficialSettings:
             raise CheckpointError("CIF without tail handling is not supported (all released configs use it)")
     kw_proj = _get(ms, "cascaded_branch.keyword.kw_projection")
     dims = list(kw_proj.get("dimensions", [])) if isinstance(kw_proj, dict) else []
+    # KW_HybridBranch's parallel head is MLPLayers when parallel_branch.projection_config is set, else Linear
+    p_proj = _get(ms, "parallel_branch.projection_config") if model_type == "hybrid" else None
+    p_dims = list(p_proj.get("dimensions", [])) if isinstance(p_proj, dict) else []
+    mlp_keys = any(re.match(r"cascaded_branch\.parallel_proj\.[A-Za-z_]+\.\d+\.", k) for k in keys)
+    if mlp_keys != bool(p_dims[1:-1]):
+        raise CheckpointError("the hybrid's parallel head is " + ("an MLP in the weights but not in the config"
+                              if mlp_keys else "an MLP in the config but a Linear in the weights")
+                              + " (parallel_branch.projection_config); the checkpoint is inconsistent")
     ds = str(_get(cfg, "data.dataset.name", "flickr"))
     retrieval = str(_get(cfg, "retrieval.audio_feat_src", "parallel" if model_type == "parallel" else "cascaded"))
     if retrieval not in ("parallel", "cascaded"):
@@ -159,6 +169,7 @@ def parse_settings(cfg: dict[str, Any], keys: set[str]) -> OfficialSettings:
         cascaded_loss_weight=float(ms.get("cascaded_objective_weight", 0.0)),
         vq_temperature=_vq_temperature(cfg) if model_type != "parallel" else 0.1,
         projection_dims=dims[1:-1],
+        parallel_projection_dims=p_dims[1:-1],
         cif=cif,
         vocab_file=_get(cfg, "clip.reduce_subword_embbedding"),
         dataset=ds,

@@ -118,7 +118,7 @@ def build_config(s: OfficialSettings, hubert_cfg: dict[str, Any], clip_cfg: dict
         cascaded_nhead=s.cascaded_nhead, attention_layers=1, dropout=0.1, cascaded_block=s.cascaded_block,
         parallel_loss_weight=s.parallel_loss_weight, cascaded_loss_weight=s.cascaded_loss_weight,
         projection="mlp" if s.projection_dims else "linear", projection_dims=list(s.projection_dims),
-        vq_temperature=s.vq_temperature, bn_init_from_table=True,
+        parallel_projection_dims=list(s.parallel_projection_dims), vq_temperature=s.vq_temperature, bn_init_from_table=True,
         bn_include_padding=True)  # the authors' dynamic BN counts padded positions in its batch statistics
     speech = SpeechConfig(source="hubert", pretrained=None, hf_config=hubert_cfg, trainable=False,
                           layer_norm_hidden=s.normalize_hidden, normalize_waveform=s.normalize_waveform,

@@ -141,7 +141,11 @@ def project_and_quantize(sd: dict[str, torch.Tensor], x: torch.Tensor, keyword_b
 
 
 def cls_parallel_vector(sd: dict[str, torch.Tensor], attended_cls: torch.Tensor, key: str) -> torch.Tensor:
-    return F.linear(attended_cls, sd[key + ".weight"], sd[key + ".bias"])
+    if key + ".weight" in sd:
+        return F.linear(attended_cls, sd[key + ".weight"], sd[key + ".bias"])
+    q = key + ".sequential."  # MLPLayers [d, d, out]: Linear -> ReLU -> Dropout -> Linear
+    h = F.relu(F.linear(attended_cls, sd[q + "0.weight"], sd[q + "0.bias"]))
+    return F.linear(h, sd[q + "3.weight"], sd[q + "3.bias"])
 
 
 def log_temperature(sd: dict[str, torch.Tensor]) -> float:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.errors import ModelNotFoundError
+from core.errors import CheckpointError, ModelNotFoundError
 from core.factory import load_model
 from core.official.importer import import_official
 from tests.trainer import official_reference as ref
@@ -49,6 +49,37 @@ def test_hybrid_with_transformer_block(tmp_path: Path) -> None:
         ours = model(wav, torch.tensor([16000]))
     torch.testing.assert_close(ours.parallel, theirs["parallel"], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(ours.cascaded, theirs["cascaded"], rtol=1e-5, atol=1e-5)
+
+
+def test_hybrid_with_an_mlp_parallel_head(tmp_path: Path) -> None:
+    """The authors' KW_HybridBranch builds MLPLayers for the parallel head when parallel_branch.projection_config
+    is set (their Large Flickr hybrid yaml): imported as branch.parallel_projection_dims, same vectors."""
+    from tests.trainer.official_fixtures import TINY, build_config, build_state_dict
+
+    sd = build_state_dict("hybrid", seed=11)
+    h, e = TINY.hidden, TINY.embed
+    del sd["cascaded_branch.parallel_proj.weight"], sd["cascaded_branch.parallel_proj.bias"]
+    g = torch.Generator().manual_seed(12)
+    for name, shape in (("0.weight", (h, h)), ("0.bias", (h,)), ("3.weight", (e, h)), ("3.bias", (e,))):
+        sd["cascaded_branch.parallel_proj.sequential." + name] = torch.randn(*shape, generator=g) / h ** 0.5
+    cfg = build_config("hybrid")
+    ms = cfg["yaml"]["model_settings"] if "yaml" in cfg else cfg["model_settings"]
+    ms["parallel_branch"]["projection_config"] = {"dropout": 0.1, "dimensions": [h, h, e]}
+    ckpt = tmp_path / "hybrid_mlp.ckpt"
+    write_official_checkpoint(ckpt, "hybrid", state_dict=sd, config=cfg)
+    model = load_model(import_official(ckpt, tmp_path / "m"), device="cpu")
+    assert model.config.branch.parallel_projection_dims == [h]
+    wav = torch.randn(1, 16000, generator=torch.Generator().manual_seed(13)) * 0.3
+    with torch.no_grad():
+        theirs = ref.authors_forward(sd, "hybrid", wav, normalize_waveform=True, heads=1)
+        ours = model(wav, torch.tensor([16000]))
+    torch.testing.assert_close(ours.parallel, theirs["parallel"], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ours.cascaded, theirs["cascaded"], rtol=1e-5, atol=1e-5)
+    # the config and the weights must agree
+    del ms["parallel_branch"]["projection_config"]
+    write_official_checkpoint(ckpt, "hybrid", state_dict=sd, config=cfg)
+    with pytest.raises(CheckpointError, match="MLP in the weights but not in the config"):
+        import_official(ckpt, tmp_path / "m2")
 
 
 def test_heads_only_checkpoint_with_supplied_backbones(tmp_path: Path) -> None:
