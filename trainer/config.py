@@ -293,6 +293,9 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] | dict[
             base = json.loads(p.read_text())
         except json.JSONDecodeError as exc:
             raise ConfigError(f"training config {p} is not valid JSON: {exc}") from None
+        if not isinstance(base, dict):
+            raise ConfigError(f"training config {p} must be a JSON object ({{\"key\": value, ...}}), "
+                              f"not a {type(base).__name__}")
         base.pop("_comment", None)
     cfg = config_from_dict(base, where=str(path) if path else "config")
     extra = overrides if isinstance(overrides, dict) else parse_overrides(overrides)

@@ -32,6 +32,14 @@ def test_unknown_key_lists_valid_keys(tmp_path):
         load_config(p)
 
 
+@pytest.mark.parametrize("text", ['["lr", 1]', '"tiny"', "null", "3"])
+def test_a_config_file_that_is_not_a_json_object_is_a_config_error(tmp_path, text):
+    p = tmp_path / "c.json"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match="must be a JSON object"):
+        load_config(p)
+
+
 def test_bad_types_and_cross_field_checks():
     with pytest.raises(ConfigError, match="batch_size.*not a valid int"):
         parse_overrides(["--batch-size=eight"])
