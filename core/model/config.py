@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -197,10 +199,12 @@ class ModelConfig:
             if key in sub and isinstance(value, dict):
                 current = getattr(self, key)
                 _check_keys(value, sub[key], f"{key}")
+                _check_types(value, sub[key], key)
                 resolved[key] = dataclasses.replace(current, **value)
             else:
                 resolved[key] = value
         _check_keys(resolved, ModelConfig, "model")
+        _check_types({k: v for k, v in resolved.items() if k not in sub}, ModelConfig, "model")
         cfg = dataclasses.replace(self, **resolved)
         cfg.validate()
         return cfg
@@ -226,9 +230,49 @@ def _check_keys(d: dict[str, Any], cls: type, where: str) -> None:
         raise ConfigError(f"unknown key(s) {unknown} in {where} config; valid keys: {sorted(valid)}")
 
 
+def _type_matches(value: Any, hint: Any) -> bool:
+    """Whether a JSON value fits a field's annotation (ints pass for floats, lists for tuples)."""
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_matches(value, a) for a in args)
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if hint is dict or origin is dict:
+        return isinstance(value, dict)
+    if hint in (list, tuple) or origin in (list, tuple):
+        item = args[0] if args else Any
+        return isinstance(value, (list, tuple)) and all(_type_matches(v, item) for v in value)
+    if dataclasses.is_dataclass(hint):
+        return isinstance(value, hint)
+    return True  # an annotation this check does not know: left to the dataclass
+
+
+def _type_name(hint: Any) -> str:
+    return str(hint).replace("typing.", "") if typing.get_origin(hint) else getattr(hint, "__name__", str(hint))
+
+
+def _check_types(d: dict[str, Any], cls: type, where: str) -> None:
+    """ConfigError naming the first value of `d` whose type does not fit `cls`'s field."""
+    hints = typing.get_type_hints(cls)
+    for key, value in d.items():
+        if key in hints and not _type_matches(value, hints[key]):
+            raise ConfigError(f"model config key {where}.{key}: {value!r} is not a valid {_type_name(hints[key])}")
+
+
 def _sub(d: dict[str, Any] | None, cls: type, where: str) -> Any:
     d = dict(d or {})
     _check_keys(d, cls, where)
+    _check_types(d, cls, where)
     return cls(**d)
 
 
@@ -238,6 +282,7 @@ def model_config_from_dict(d: dict[str, Any]) -> ModelConfig:
         raise ConfigError(f"a model config must be a JSON object, got {type(d).__name__}")
     d = dict(d)
     _check_keys(d, ModelConfig, "model")
+    _check_types({k: v for k, v in d.items() if k not in ("speech", "clip", "cif", "branch")}, ModelConfig, "model")
     subs = {
         "speech": _sub(d.pop("speech", None), SpeechConfig, "speech"),
         "clip": _sub(d.pop("clip", None), ClipConfig, "clip"),

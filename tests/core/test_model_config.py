@@ -92,6 +92,26 @@ def test_unknown_keys_are_rejected_with_the_valid_keys() -> None:
         model_config_from_dict({**get_model_config("tiny-test").to_dict(), "colour": 1})
 
 
+@pytest.mark.parametrize("override, words", [
+    ({"branch": {"dropout": "0.1"}}, "branch.dropout: '0.1' is not a valid float"),
+    ({"aux_keyword_loss_weight": "2"}, "model.aux_keyword_loss_weight: '2' is not a valid float"),
+    ({"cif": {"max_units": 7.5}}, "cif.max_units: 7.5 is not a valid int"),
+    ({"clip": {"trainable": 1}}, "clip.trainable: 1 is not a valid bool"),
+    ({"query_speed_ensemble": [1, "fast"]}, "query_speed_ensemble"),
+])
+def test_override_and_file_values_are_type_checked_naming_the_key(override, words) -> None:
+    with pytest.raises(ConfigError, match=words.replace(".", r"\.")):
+        get_model_config("tiny-test", **override)
+    d = get_model_config("tiny-test").to_dict()
+    for key, value in override.items():
+        d[key] = {**d[key], **value} if isinstance(value, dict) else value
+    with pytest.raises(ConfigError, match="is not a valid"):
+        model_config_from_dict(d)
+    # ints stand for floats, lists for tuples (JSON has neither distinction)
+    cfg = get_model_config("tiny-test", branch={"dropout": 0}, query_speed_ensemble=[1, 1.1])
+    assert cfg.query_speed_ensemble == (1.0, 1.1)
+
+
 def test_overrides_and_validation() -> None:
     cfg = get_model_config("tiny-test", branch={"model_type": "cascaded", "num_cls": 3}, retrieval="cascaded")
     assert cfg.branch.model_type == "cascaded" and cfg.branch.num_cls == 3 and not cfg.uses_cif

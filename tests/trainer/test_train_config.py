@@ -40,6 +40,14 @@ def test_a_config_file_that_is_not_a_json_object_is_a_config_error(tmp_path, tex
         load_config(p)
 
 
+def test_model_override_values_of_the_wrong_type_are_a_config_error_naming_the_key():
+    from trainer.train_setup import resolve_model_config
+
+    cfg = load_config(None, ["--dataset=synthetic", '--model-overrides={"branch": {"dropout": "0.1"}}'])
+    with pytest.raises(ConfigError, match=r"branch\.dropout: '0\.1' is not a valid float"):
+        resolve_model_config(cfg, None, None)
+
+
 def test_bad_types_and_cross_field_checks():
     with pytest.raises(ConfigError, match="batch_size.*not a valid int"):
         parse_overrides(["--batch-size=eight"])
