@@ -33,6 +33,20 @@ def test_a_replaced_picture_is_encoded_again_and_the_rest_come_from_disk(tmp_pat
     assert not torch.allclose(third.lookup([str(a)]), old_a) and torch.equal(third.lookup([str(b)]), old_b)
 
 
+def test_a_damaged_cache_file_is_reported_and_rebuilt(tmp_path, caplog):
+    torch.manual_seed(0)
+    clip = create_model(get_model_config("tiny-test")).clip
+    keys = ["synthetic:0:1", "synthetic:0:2"]
+    good = ImageFeatureCache(clip, tmp_path / "cache", loader=_loader)
+    good.ensure(keys)
+    good.path.write_bytes(good.path.read_bytes()[:100])  # a copy cut short
+    with caplog.at_level("WARNING", logger="trainer.loop.feature_cache"):
+        again = ImageFeatureCache(clip, tmp_path / "cache", loader=_loader)
+    assert str(again.path) in caplog.text and "encoded again" in caplog.text
+    assert again.ensure(keys) == 2 and torch.allclose(again.lookup(keys), good.lookup(keys))
+    assert ImageFeatureCache(clip, tmp_path / "cache", loader=_loader).ensure(keys) == 0  # the file was replaced
+
+
 def _loader(key: str):
     from PIL import Image
 

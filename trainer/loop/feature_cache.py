@@ -3,7 +3,7 @@
 The authors run the frozen image encoder on every batch (reference §1.6). Its output never changes while
 it is frozen, so we encode each unique image once: the cache file is keyed by the tower's identity
 (sha256 of its config + image weights) and, inside, by the image key (its path, or `synthetic:<id>`).
-A different tower gets a different file; new images are added incrementally.
+A different tower gets a different file; new images are added incrementally; a damaged file is rebuilt.
 """
 
 from __future__ import annotations
@@ -76,12 +76,24 @@ class ImageFeatureCache:
             self._load()
 
     def _load(self) -> None:
-        blob = torch.load(self.path, map_location="cpu", weights_only=True)
-        self.index = {k: i for i, k in enumerate(blob["keys"])}
-        self.feats = blob["feats"].float()
-        # a cache written before stamps were kept: its file entries are encoded again, once
-        stamps = blob.get("stamps") or [NO_STAMP] * len(blob["keys"])
-        self.stamps = {k: list(v) for k, v in zip(blob["keys"], stamps, strict=True)}
+        try:
+            blob = torch.load(self.path, map_location="cpu", weights_only=True)
+            index = {k: i for i, k in enumerate(blob["keys"])}
+            feats = blob["feats"].float()
+            # a cache written before stamps were kept: its file entries are encoded again, once
+            stamps = blob.get("stamps") or [NO_STAMP] * len(blob["keys"])
+            self.stamps = {k: list(v) for k, v in zip(blob["keys"], stamps, strict=True)}
+        except Exception as exc:  # truncated / damaged / foreign file: it is only a cache, so start it afresh
+            logger.warning("the image-feature cache %s cannot be read (%s: %s); its images are encoded again and "
+                           "the file replaced", self.path, type(exc).__name__, exc)
+            self.index, self.stamps, self.feats = {}, {}, torch.zeros(0, 0)
+            return
+        if feats.shape[0] != len(index):
+            logger.warning("the image-feature cache %s holds %d features for %d keys; its images are encoded "
+                           "again and the file replaced", self.path, feats.shape[0], len(index))
+            self.index, self.stamps, self.feats = {}, {}, torch.zeros(0, 0)
+            return
+        self.index, self.feats = index, feats
 
     def __len__(self) -> int:
         return len(self.index)
