@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from core.errors import DatasetError
 from core.model.config import ModelConfig, get_model_config, load_model_config, model_config_from_dict
 from trainer.config import TrainConfig
 from trainer.evaluate import evaluate_dataset
@@ -67,6 +68,9 @@ def validation_metrics(model: Any, val: Dataset, cache: Any, loader: Any, cfg: T
     authors' val_recall_mean_10), r1 (speech->image), val_loss (negated), keyword_hit_rate, content_word_recall."""
     vals = evaluate_dataset(model, val, cache=cache, loader=loader, batch_size=max(1, cfg.batch_size),
                             per_voice=False)
+    if vals.get("n_utterances") == 0:
+        raise DatasetError(f"the validation set (split {cfg.val_split!r}) is empty: nothing to score; "
+                           "pass --val-split='' to train without validation")
     rec = [vals[d][k] for d in ("speech_to_image", "image_to_speech") for k in ("r1", "r5", "r10")]
     vals["recall_mean"] = float(np.mean(rec))
     vals["recall_mean_10"] = float(np.mean([vals[d]["r10"] for d in ("speech_to_image", "image_to_speech")]))

@@ -137,6 +137,10 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset | None]:
     if cfg.val_split:
         val_utts = read_utterances(cfg.dataset, cfg.data_dir, cfg.val_split)
         val_utts = [u for u in val_utts if u.voice not in set(cfg.exclude_voices)]
+        if not val_utts:  # validation would have nothing to score (and every run would stop at its first one)
+            raise DatasetError(f"val split {cfg.val_split!r} has no utterance left after exclude_voices="
+                               f"{list(cfg.exclude_voices)}; validate on another split (--val-split) or "
+                               "without validation (--val-split=''), or exclude fewer voices")
         if cfg.val_max_utterances:
             val_utts = val_utts[: cfg.val_max_utterances]
         val = UtteranceDataset(val_utts)

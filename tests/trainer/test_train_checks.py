@@ -1,0 +1,50 @@
+"""Start-up checks of `trainer train`: a config that cannot run fails before the run folder is written or any
+stage runs, with an error that names the problem and the fix."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from core.errors import DatasetError
+from tests.trainer.fixtures.data_layouts import make_manifest
+from tests.trainer.test_train_resume import _cfg
+from trainer.config import load_config
+from trainer.loop.utterance_data import build_datasets
+
+
+def _manifest(root, val_voice="espeak:test", n_images=6):
+    make_manifest(root, n_images=n_images)
+    lines = [json.loads(line) for line in (root / "manifest.jsonl").read_text().splitlines()]
+    for x in lines:
+        x["voice"] = val_voice if x["split"] == "val" else "espeak:test"
+    (root / "manifest.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return root
+
+
+def _manifest_cfg(tmp_path, **kw):
+    return load_config(None, {"dataset": "manifest", "data_dir": str(tmp_path / "data"), "batch_size": 2,
+                              "max_steps": 2, "run_dir": str(tmp_path / "run"), "tensorboard": False,
+                              "threads": 1, **kw})
+
+
+def test_a_val_split_emptied_by_exclude_voices_fails_when_the_data_is_read(tmp_path):
+    _manifest(tmp_path / "data", val_voice="held:out")
+    with pytest.raises(DatasetError, match=r"val split 'val' has no utterance left after exclude_voices=\['held:out'\]"):
+        build_datasets(_manifest_cfg(tmp_path, exclude_voices=["held:out"]))
+    train, val = build_datasets(_manifest_cfg(tmp_path, exclude_voices=["held:out"], val_split=""))
+    assert len(train) > 0 and val is None
+
+
+def test_an_empty_validation_set_is_a_dataset_error_not_a_key_error(tmp_path):
+    from core.factory import create_model
+    from core.model.config import get_model_config
+    from trainer.loop.utterance_data import UtteranceDataset
+    from trainer.train_setup import validation_metrics
+
+    torch.manual_seed(0)
+    model = create_model(get_model_config("tiny-test"))
+    with pytest.raises(DatasetError, match="validation set .* is empty"):
+        validation_metrics(model, UtteranceDataset([]), None, None, _cfg(tmp_path))
