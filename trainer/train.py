@@ -131,6 +131,7 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
         save_config(cfg, run_dir / "config.json")
     log = RunLogger(run_dir, enabled=dist.is_main, tensorboard=cfg.tensorboard)
     train_ds, val_ds = build_datasets(cfg)
+    steps_per_epoch = _steps_per_epoch(len(train_ds), cfg, dist.world_size)  # before any stage runs
     # On resume the architecture comes from the checkpoint (nanoGPT), not from today's config files.
     model_cfg = resolve_model_config(cfg, train_ds, ckpt["model_cfg"] if ckpt else None)
     model = create_model(model_cfg)
@@ -178,11 +179,6 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
                         num_workers=cfg.num_workers, drop_last=True,
                         generator=torch.Generator().manual_seed(cfg.seed))  # not the global RNG: exact resume
     _seed_everything(cfg.seed + dist.rank)  # from here on each rank draws its own dropout / crops
-    micro_per_epoch = sampler.num_samples // cfg.batch_size
-    steps_per_epoch = micro_per_epoch // cfg.grad_accum
-    if steps_per_epoch < 1:
-        raise DatasetError(f"the training set ({len(train_ds)} utterances) is smaller than one global batch "
-                               f"({cfg.batch_size} x {dist.world_size} x {cfg.grad_accum}); lower batch_size")
     max_steps = cfg.epochs * steps_per_epoch if cfg.epochs else cfg.max_steps
     end_step = min(max_steps, cfg.stop_at_step) if cfg.stop_at_step else max_steps
     ema = WeightEma(model, cfg.ema_decay) if cfg.ema_decay else None
@@ -314,6 +310,18 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
     save(LAST)
     log.close()
     return TrainResult(run_dir, st.step, st.epoch, st.best, last_val, time.time() - t_start)
+
+
+def _steps_per_epoch(n_train: int, cfg: TrainConfig, world_size: int) -> int:
+    """Optimiser steps in one epoch (each rank's shard cut into whole micro-batches, whole accumulation
+    windows); DatasetError when the training set cannot fill one global batch."""
+    steps = n_train // world_size // cfg.batch_size // cfg.grad_accum
+    if steps < 1:
+        raise DatasetError(
+            f"the training set ({n_train} utterances) is smaller than one global batch (batch_size "
+            f"{cfg.batch_size} x {world_size} processes x grad_accum {cfg.grad_accum}); lower batch_size or "
+            "grad_accum, or use more data")
+    return steps
 
 
 def _freeze_feature_layers(model: torch.nn.Module, n: int) -> None:

@@ -48,3 +48,13 @@ def test_an_empty_validation_set_is_a_dataset_error_not_a_key_error(tmp_path):
     model = create_model(get_model_config("tiny-test"))
     with pytest.raises(DatasetError, match="validation set .* is empty"):
         validation_metrics(model, UtteranceDataset([]), None, None, _cfg(tmp_path))
+
+
+def test_a_training_set_smaller_than_one_global_batch_fails_before_the_clip_stage(tmp_path):
+    from trainer.train import run_training
+
+    cfg = _cfg(tmp_path, synthetic_size=6, batch_size=2, grad_accum=4, clip_train_steps=2, clip_batch_size=4,
+               model_overrides={"clip": {"trainable": False}})
+    with pytest.raises(DatasetError, match=r"\(6 utterances\) is smaller than one global batch .*grad_accum 4"):
+        run_training(cfg)
+    assert not (tmp_path / "clip_stage").exists() and not (tmp_path / "feature_cache").exists()
