@@ -12,6 +12,7 @@ metric, the train config and the model config, so `--resume` continues exactly w
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -228,7 +229,7 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
                 vals = validation_metrics(model, val_ds, cache, loader_fn, cfg)
             log.log("val", st.step, vals)
             logger.info("validation at step %d: %s", st.step, {k: v for k, v in vals.items() if k != "per_voice"})
-            improved = st.best is None or vals["score"] > st.best
+            improved = _improves(vals["score"], st.best)
             if improved:
                 st.best = vals["score"]
         improved, st.best = broadcast_object((improved, st.best))
@@ -310,6 +311,15 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
     save(LAST)
     log.close()
     return TrainResult(run_dir, st.step, st.epoch, st.best, last_val, time.time() - t_start)
+
+
+def _improves(score: float, best: float | None) -> bool:
+    """Whether a validation score beats the best so far; a non-finite score never does (and never becomes
+    the best: every later comparison with NaN would be False)."""
+    if not math.isfinite(score):
+        logger.warning("validation score %s is not finite: best.pt is kept", score)
+        return False
+    return best is None or not math.isfinite(best) or score > best
 
 
 def _steps_per_epoch(n_train: int, cfg: TrainConfig, world_size: int) -> int:

@@ -77,3 +77,23 @@ def test_a_resumed_run_guards_with_the_losses_before_the_kill(tmp_path, monkeypa
     seen.clear()
     run_training(_cfg(tmp_path / "b", eval_every_steps=0), resume="latest")
     assert len(straight[3]) == 3 and seen == straight[3:]
+
+
+def test_a_non_finite_validation_score_never_becomes_the_best(tmp_path, monkeypatch):
+    torch.set_num_threads(1)
+    real = train_mod.validation_metrics
+    calls = []
+
+    def first_nan(*a, **k):
+        vals = real(*a, **k)
+        calls.append(vals)
+        if len(calls) == 1:
+            vals["score"] = float("nan")
+        return vals
+
+    monkeypatch.setattr(train_mod, "validation_metrics", first_nan)
+    res = run_training(_cfg(tmp_path, max_steps=6))
+    assert len(calls) >= 2 and math.isnan(calls[0]["score"])
+    best = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
+    assert best["step"] > 2 and math.isfinite(best["best_metric"]) and res.best_metric == best["best_metric"]
+    assert max(v["score"] for v in calls[1:]) == best["best_metric"]
