@@ -78,6 +78,7 @@ class _State:
     epoch: int = 0
     batch_in_epoch: int = 0  # micro-batches of this rank consumed in the current epoch
     best: float | None = None
+    val_step: int = -1  # step of the latest validation (not checkpointed)
 
 
 def _seed_everything(seed: int) -> None:
@@ -233,6 +234,7 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
             if improved:
                 st.best = vals["score"]
         improved, st.best = broadcast_object((improved, st.best))
+        st.val_step = st.step  # on every rank: they all take the same validate() calls
         if improved:
             save(BEST)
         return vals
@@ -287,7 +289,8 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
             else:  # the epoch ran out
                 st.epoch += 1
                 st.batch_in_epoch = 0
-                if cfg.eval_every_epochs and st.epoch % cfg.eval_every_epochs == 0:
+                # not again when eval_every_steps has just validated these weights
+                if cfg.eval_every_epochs and st.epoch % cfg.eval_every_epochs == 0 and st.val_step != st.step:
                     last_val = validate()
                     model.train()
                 save(LAST)
@@ -306,7 +309,7 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
     finally:
         if bar is not None:
             bar.close()
-    if st.step >= max_steps and (not last_val or st.batch_in_epoch):
+    if st.step >= max_steps and st.val_step != st.step:
         last_val = validate()  # not when stopped early by stop_at_step: the resumed run validates as usual
     save(LAST)
     log.close()

@@ -97,3 +97,13 @@ def test_a_non_finite_validation_score_never_becomes_the_best(tmp_path, monkeypa
     best = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
     assert best["step"] > 2 and math.isfinite(best["best_metric"]) and res.best_metric == best["best_metric"]
     assert max(v["score"] for v in calls[1:]) == best["best_metric"]
+
+
+def test_one_validation_per_step_when_eval_every_steps_lands_on_an_epoch_end(tmp_path):
+    import json
+
+    torch.set_num_threads(1)
+    run_training(_cfg(tmp_path, max_steps=8, eval_every_steps=2))  # 4 steps per epoch
+    steps = [r["step"] for r in map(json.loads, (tmp_path / "log.jsonl").read_text().splitlines())
+             if r["kind"] == "val"]
+    assert steps == [2, 4, 6, 8]
