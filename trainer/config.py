@@ -65,7 +65,9 @@ class TrainConfig:
     bank_negatives: int = 0
     # --- optimisation ----------------------------------------------------------------------------
     batch_size: int = 32  # per process and micro-step; global batch = batch_size * world * grad_accum
-    grad_accum: int = 1  # micro-steps per optimiser step (DDP gradient sync only on the last)
+    # micro-steps per optimiser step (DDP gradient sync only on the last); an epoch ends with its last whole
+    # window (its leftover utterances, logged at start-up, are not loaded)
+    grad_accum: int = 1
     max_steps: int = 1000  # optimiser steps in total (the schedule's length)
     stop_at_step: int = 0  # > 0: save and stop after this step, schedule unchanged (continue with --resume)
     epochs: int = 0  # > 0: max_steps = epochs * steps_per_epoch (overrides max_steps)

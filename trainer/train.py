@@ -175,8 +175,11 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
             loss_module, device_ids=[dist.device.index] if dist.device.type == "cuda" else None,
             find_unused_parameters=True)
     lengths = train_ds.lengths() if cfg.bucket_by_length and hasattr(train_ds, "lengths") else None
+    # an epoch ends after its last whole accumulation window: the micro-batches of a partial one are not loaded
+    micro_per_epoch = steps_per_epoch * cfg.grad_accum
     sampler = ResumableDistributedSampler(train_ds, num_replicas=dist.world_size, rank=dist.rank,
-                                          seed=cfg.seed, drop_last=True, lengths=lengths, batch_size=cfg.batch_size)
+                                          seed=cfg.seed, drop_last=True, lengths=lengths, batch_size=cfg.batch_size,
+                                          epoch_samples=micro_per_epoch * cfg.batch_size)
     loader = DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler, collate_fn=collate_items,
                         num_workers=cfg.num_workers, drop_last=True,
                         generator=torch.Generator().manual_seed(cfg.seed))  # not the global RNG: exact resume
@@ -248,6 +251,10 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
     model.train()
     logger.info("training %d steps (%d per epoch, global batch %d), precision %s, device %s", max_steps,
                 steps_per_epoch, cfg.batch_size * dist.world_size * cfg.grad_accum, precision, dist.device)
+    left_out = len(train_ds) - micro_per_epoch * cfg.batch_size * dist.world_size
+    if left_out and dist.is_main:
+        logger.info("each epoch leaves out %d of the %d training utterances (whole global batches only; the "
+                    "order changes every epoch)", left_out, len(train_ds))
     t_log, n_utts = time.time(), 0
     try:
         while st.step < end_step:

@@ -89,6 +89,32 @@ def test_killed_init_from_run_resumes_exactly(tmp_path):
         assert torch.equal(a["model"][k], b["model"][k]), k
 
 
+def test_an_incomplete_accumulation_window_is_never_loaded_and_resume_stays_exact(tmp_path, monkeypatch):
+    from trainer.loop import synthetic_data
+
+    torch.set_num_threads(1)
+    loaded = []
+    real = synthetic_data.SyntheticSpeechImageDataset.__getitem__
+
+    def counting(self, i):
+        if self.split == "train":
+            loaded.append(i)
+        return real(self, i)
+
+    monkeypatch.setattr(synthetic_data.SyntheticSpeechImageDataset, "__getitem__", counting)
+    # 40 utterances / batch 4 = 10 micro-batches an epoch; grad_accum 3 -> 3 steps (9 micro-batches) an epoch
+    kw = {"synthetic_size": 40, "grad_accum": 3, "max_steps": 7, "val_split": ""}
+    straight = run_training(_cfg(tmp_path / "a", **kw))
+    assert straight.epoch == 2 and len(loaded) == 7 * 3 * 4  # only what was trained on
+    with pytest.raises(_Killed):
+        run_training(_cfg(tmp_path / "b", **kw), on_step=_kill_at(4))
+    run_training(_cfg(tmp_path / "b", **kw), resume="latest")
+    a = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")
+    b = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+
+
 def test_torn_checkpoint_temp_file_does_not_break_resume(tmp_path):
     torch.set_num_threads(1)
     with pytest.raises(_Killed):

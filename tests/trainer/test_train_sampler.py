@@ -42,3 +42,15 @@ def _plain_batches():
     s.set_epoch(0)
     order = list(s)
     return [order[i:i + 4] for i in range(0, 40, 4)]
+
+
+def test_epoch_samples_end_the_epoch_early_and_a_mid_epoch_restart_still_matches():
+    lengths = [float((i * 7) % 11) for i in range(40)]
+    full = _sampler(lengths=lengths)
+    cut = ResumableDistributedSampler(list(range(40)), seed=3, lengths=lengths, batch_size=4, bucket_chunk=3,
+                                      epoch_samples=24)
+    full.set_epoch(1)
+    cut.set_epoch(1)
+    assert list(cut) == list(full)[:24] and len(cut) == 24
+    cut.set_position(1, start_batch=2, batch_size=4)
+    assert list(cut) == list(full)[8:24] and len(cut) == 16

@@ -20,13 +20,17 @@ class ResumableDistributedSampler(DistributedSampler):
     With `lengths` and `batch_size`, each run of `bucket_chunk` batches of this rank's shard is sorted by
     length and cut into batches whose order is then shuffled (less padding, same randomness per epoch);
     the order stays a pure function of (seed, epoch, rank), so resuming mid-epoch is exact.
+
+    `epoch_samples` (> 0) ends each epoch after that many indices of the (bucketed) order: the trainer passes
+    the samples of its whole accumulation windows, so an incomplete window's micro-batches are never loaded.
     """
 
     def __init__(self, dataset: Dataset, *, num_replicas: int = 1, rank: int = 0, shuffle: bool = True,
                  seed: int = 0, drop_last: bool = True, lengths: list[float] | None = None,
-                 batch_size: int = 0, bucket_chunk: int = 32) -> None:
+                 batch_size: int = 0, bucket_chunk: int = 32, epoch_samples: int = 0) -> None:
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed,
                          drop_last=drop_last)
+        self.epoch_samples = min(epoch_samples, self.num_samples) if epoch_samples > 0 else self.num_samples
         self._start = 0
         self.lengths = lengths
         self.batch_size = batch_size
@@ -57,11 +61,11 @@ class ResumableDistributedSampler(DistributedSampler):
         self._start = start_batch * batch_size
 
     def __iter__(self) -> Iterator[int]:
-        indices = self._bucketed(list(super().__iter__()))
+        indices = self._bucketed(list(super().__iter__()))[:self.epoch_samples]
         return iter(indices[self._start:])
 
     def __len__(self) -> int:
-        return max(0, self.num_samples - self._start)
+        return max(0, self.epoch_samples - self._start)
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
