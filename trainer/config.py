@@ -33,7 +33,8 @@ class TrainConfig:
     model: str = "tiny-test"  # model config name (resources/configs/models) or a path to a config JSON
     model_overrides: dict = field(default_factory=dict)  # nested dict merged into the model config
     freeze_feature_layers: int = 0  # keep the first N conv layers of a trainable upstream at their init (speed)
-    init_from: str = ""  # model folder whose weights initialise the model (matching keys; "" = none)
+    # model folder whose weights initialise the model (matching keys; "" = none); needs clip_train_steps=0
+    init_from: str = ""
     vocab_from_data: bool = False  # set clip.vocab_ids to the CLIP BPE ids of the training captions
     # --- data ------------------------------------------------------------------------------------
     dataset: str = "manifest"  # manifest | flickr8k | spokencoco | synthetic (random tensors, smoke tests)

@@ -128,7 +128,7 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
     if ckpt is not None:
         _check_resume_config(ckpt, cfg, dist.world_size, resume_path)
     if cfg.init_from and ckpt is None:
-        _check_init_from(cfg.init_from)  # before the datasets load and the run folder is written
+        _check_init_from(cfg.init_from, cfg.clip_train_steps)  # before the datasets load and the folder is written
     if dist.is_main:
         save_config(cfg, run_dir / "config.json")
     log = RunLogger(run_dir, enabled=dist.is_main, tensorboard=cfg.tensorboard)
@@ -356,8 +356,13 @@ def _freeze_feature_layers(model: torch.nn.Module, n: int) -> None:
     logger.info("froze the first %d of %d feature-encoder conv layers", min(n, len(layers)), len(layers))
 
 
-def _check_init_from(path: str) -> None:
-    """A clear error now for an --init-from that is not a complete model folder."""
+def _check_init_from(path: str, clip_train_steps: int) -> None:
+    """A clear error now for an --init-from that is not a complete model folder, or whose CLIP the CLIP stage
+    would replace (re-initialised from the seed and retrained: the speech side would lose the tower it was
+    aligned to)."""
+    if clip_train_steps > 0:
+        raise ConfigError(f"--init-from {path} with clip_train_steps={clip_train_steps}: the CLIP stage would "
+                          "replace the model's CLIP tower by a new one; pass --clip-train-steps=0 to keep it")
     if not (Path(path) / CONFIG_FILE).exists():
         raise ModelNotFoundError(f"--init-from {path}: no model folder there ({CONFIG_FILE} missing); pass a folder "
                                  f"written by `python -m trainer export`")

@@ -58,3 +58,15 @@ def test_a_training_set_smaller_than_one_global_batch_fails_before_the_clip_stag
     with pytest.raises(DatasetError, match=r"\(6 utterances\) is smaller than one global batch .*grad_accum 4"):
         run_training(cfg)
     assert not (tmp_path / "clip_stage").exists() and not (tmp_path / "feature_cache").exists()
+
+
+def test_init_from_with_a_clip_stage_is_refused_before_anything_is_written(tmp_path):
+    from core.errors import ConfigError
+    from core.factory import create_model, save_model
+    from core.model.config import get_model_config
+    from trainer.train import run_training
+
+    save_model(create_model(get_model_config("tiny-test")), tmp_path / "src")
+    with pytest.raises(ConfigError, match="--clip-train-steps=0"):
+        run_training(_cfg(tmp_path / "run", init_from=str(tmp_path / "src"), clip_train_steps=5))
+    assert not (tmp_path / "run").exists()
