@@ -26,7 +26,7 @@ import torch
 import torch.distributed as tdist
 from torch.utils.data import DataLoader
 
-from core.errors import ConfigError, DatasetError, ModelNotFoundError
+from core.errors import CheckpointError, ConfigError, DatasetError, ModelNotFoundError
 from core.factory import CONFIG_FILE, WEIGHTS_FILE, create_model, read_model_folder_config
 from trainer.checkpoint import (
     BEST,
@@ -115,6 +115,31 @@ def _check_resume_config(ckpt: dict[str, Any], cfg: TrainConfig, world_size: int
         raise ConfigError(f"--resume {path} cannot continue exactly with a different data stream ("
                           + "; ".join(diffs) + "). Resume with the run's own values (its config.json), "
                           "or start a new run with --init-from a model exported from it")
+    if bool(cfg.ema_decay) != bool(ckpt.get("ema")):
+        raise ConfigError(f"--resume {path}: the run was saved with ema_decay "
+                          f"{(ckpt.get('ema') or {}).get('decay', 0)}, this config has {cfg.ema_decay}; "
+                          "resume with the run's own ema_decay")
+
+
+def _trainable_names(model: Any, clip_stage: bool) -> list[str]:
+    """Names of the parameters the optimiser will hold, in its order (the CLIP stage ends with the tower frozen)."""
+    clip = {id(p) for p in model.clip.parameters()} if clip_stage else set()
+    return [n for n, p in model.named_parameters() if p.requires_grad and id(p) not in clip]
+
+
+def _check_trainable(ckpt: dict[str, Any], names: list[str], cfg: TrainConfig, path: object) -> None:
+    """The resumed optimiser state must belong to the same trainable parameters (freeze_feature_layers and the
+    model's `trainable` flags decide them)."""
+    saved = ckpt.get("trainable")  # absent in checkpoints of older versions: compare the optimiser's count
+    n_saved = len(saved) if saved is not None else sum(len(g["params"]) for g in ckpt["optimizer"]["param_groups"])
+    if (saved is not None and saved != names) or n_saved != len(names):
+        was = (ckpt.get("config") or {}).get("freeze_feature_layers", 0)
+        changed = [n for n in (saved or []) if n not in names] + [n for n in names if n not in (saved or [])]
+        raise ConfigError(
+            f"--resume {path}: the run trained {n_saved} parameter tensors, this config would train {len(names)}"
+            + (f" (e.g. {', '.join(changed[:3])})" if changed else "")
+            + f"; its optimiser state does not fit. freeze_feature_layers: checkpoint {was}, now "
+            f"{cfg.freeze_feature_layers}. Resume with the run's own config.json")
 
 
 def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int], None] | None,
@@ -129,9 +154,6 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
         _check_resume_config(ckpt, cfg, dist.world_size, resume_path)
     if cfg.init_from and ckpt is None:
         _check_init_from(cfg.init_from, cfg.clip_train_steps)  # before the datasets load and the folder is written
-    if dist.is_main:
-        save_config(cfg, run_dir / "config.json")
-    log = RunLogger(run_dir, enabled=dist.is_main, tensorboard=cfg.tensorboard)
     train_ds, val_ds = build_datasets(cfg)
     steps_per_epoch = _steps_per_epoch(len(train_ds), cfg, dist.world_size)  # before any stage runs
     # On resume the architecture comes from the checkpoint (nanoGPT), not from today's config files.
@@ -141,6 +163,13 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
     check_bank_negatives(cfg.bank_negatives, cached=cfg.cache_image_features and not model.clip.trainable)
     if cfg.freeze_feature_layers:
         _freeze_feature_layers(model, cfg.freeze_feature_layers)
+    trainable = _trainable_names(model, clip_stage=cfg.clip_train_steps > 0)
+    if ckpt is not None:
+        _check_trainable(ckpt, trainable, cfg, resume_path)
+    # config.json only once the run is known to start: a refused resume leaves the run's own file as it was
+    if dist.is_main:
+        save_config(cfg, run_dir / "config.json")
+    log = RunLogger(run_dir, enabled=dist.is_main, tensorboard=cfg.tensorboard)
     if cfg.init_from and ckpt is None:
         _init_from(model, cfg.init_from)
     if cfg.clip_train_steps > 0:
@@ -166,6 +195,7 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
                             frame_s=model.upstream.frame_seconds, negatives=negatives,
                             global_keys=gather_keys if dist.distributed else None)
     params = model.trainable_parameters()
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]  # what the checkpoints record
     opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     optimizer = opt_cls(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
@@ -190,14 +220,7 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
     st = _State()
     guard = LossGuard(cfg.explode_factor)  # its recent losses travel with the checkpoint
     if ckpt is not None:
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scaler.load_state_dict(ckpt["scaler"])
-        if bool(ema) != bool(ckpt.get("ema")):
-            raise ConfigError(f"--resume {resume_path}: the run was saved with ema_decay "
-                              f"{(ckpt.get('ema') or {}).get('decay', 0)}, this config has {cfg.ema_decay}; "
-                              "resume with the run's own ema_decay")
-        if ema is not None:
-            ema.load_state_dict(ckpt["ema"])
+        _load_states(ckpt, optimizer, scaler, ema, resume_path)
         st = _State(ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"], ckpt.get("best_metric"))
         rngs = ckpt["rng"]
         restore_rng(rngs[dist.rank] if len(rngs) == dist.world_size else rngs[0])
@@ -218,6 +241,7 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
                    "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "step": st.step,
                    "epoch": st.epoch, "batch_in_epoch": st.batch_in_epoch, "best_metric": st.best,
                    "rng": rngs, "loss_guard": guards, "config": cfg.to_dict(), "model_cfg": model.config.to_dict(),
+                   "trainable": trainable,
                    **({"ema": ema.state_dict()} if ema is not None else {})},
                   checkpoint_dir(run_dir) / name)
         barrier()
@@ -321,6 +345,20 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
     save(LAST)
     log.close()
     return TrainResult(run_dir, st.step, st.epoch, st.best, last_val, time.time() - t_start)
+
+
+def _load_states(ckpt: dict[str, Any], optimizer: torch.optim.Optimizer, scaler: Any, ema: WeightEma | None,
+                 path: object) -> None:
+    """The optimiser, AMP scaler and EMA states of a checkpoint; CheckpointError when they do not fit."""
+    try:
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scaler.load_state_dict(ckpt["scaler"])
+        if ema is not None:
+            ema.load_state_dict(ckpt["ema"])
+    except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+        raise CheckpointError(f"--resume {path}: its optimiser / scaler / EMA state does not fit this model "
+                              f"({type(exc).__name__}: {exc}); resume with the run's own config.json, or "
+                              "from another checkpoint") from exc
 
 
 def _improves(score: float, best: float | None) -> bool:

@@ -173,3 +173,41 @@ def test_bad_init_from_fails_before_the_run_folder_is_written(tmp_path, broken):
     with pytest.raises(ModelNotFoundError, match="--init-from"):
         run_training(_cfg(tmp_path / "b", init_from=str(source)))
     assert not (tmp_path / "b").exists()
+
+
+def test_a_refused_resume_leaves_config_json_as_it_was(tmp_path):
+    from core.errors import ConfigError
+
+    torch.set_num_threads(1)
+    with pytest.raises(_Killed):
+        run_training(_cfg(tmp_path, ema_decay=0.9, max_steps=4), on_step=_kill_at(2))
+    before = (tmp_path / "config.json").read_text()
+    with pytest.raises(ConfigError, match="ema_decay"):
+        run_training(_cfg(tmp_path, ema_decay=0.0, lr=5e-2, max_steps=999), resume="latest")
+    assert (tmp_path / "config.json").read_text() == before
+
+
+def test_a_resume_that_changes_the_trainable_parameters_is_refused_before_config_json(tmp_path):
+    from core.errors import CheckpointError, ConfigError
+
+    torch.set_num_threads(1)
+    mo = {"branch": {"dropout": 0.2}, "speech": {"trainable": True}}
+    with pytest.raises(_Killed):
+        run_training(_cfg(tmp_path, model_overrides=mo, max_steps=4), on_step=_kill_at(2))
+    before = (tmp_path / "config.json").read_text()
+    with pytest.raises(ConfigError, match="freeze_feature_layers: checkpoint 0, now 2"):
+        run_training(_cfg(tmp_path, model_overrides=mo, max_steps=4, freeze_feature_layers=2), resume="latest")
+    assert (tmp_path / "config.json").read_text() == before
+    # a checkpoint of an older version (no parameter names): the optimiser's count is compared instead
+    last = tmp_path / "checkpoints" / "last.pt"
+    ckpt = torch.load(last, weights_only=True)
+    del ckpt["trainable"]
+    torch.save(ckpt, last)
+    with pytest.raises(ConfigError, match="freeze_feature_layers"):
+        run_training(_cfg(tmp_path, model_overrides=mo, max_steps=4, freeze_feature_layers=2), resume="latest")
+    # an optimiser state that does not load is a CheckpointError naming the file
+    ckpt["optimizer"]["param_groups"][0]["params"] = ckpt["optimizer"]["param_groups"][0]["params"][:-1]
+    ckpt["optimizer"]["param_groups"].append({**ckpt["optimizer"]["param_groups"][0], "params": [10_000]})
+    torch.save(ckpt, last)
+    with pytest.raises(CheckpointError, match="last.pt: its optimiser"):
+        run_training(_cfg(tmp_path, model_overrides=mo, max_steps=4), resume="latest")
