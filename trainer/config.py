@@ -95,6 +95,9 @@ class TrainConfig:
     clip_extra_image_size: int = 128  # their rendered size (match the dataset's images)
     # --- bookkeeping -----------------------------------------------------------------------------
     run_dir: str = "runs/run"
+    # a new run (no --resume) in a run_dir that holds one is refused; true: first delete that run's checkpoints,
+    # log.jsonl, tensorboard/ and clip_stage/ (a one-off: config.json and the checkpoints record false)
+    overwrite: bool = False
     log_every_steps: int = 10
     save_every_steps: int = 200  # checkpoint "last.pt" every N optimiser steps (and at each epoch end)
     eval_every_epochs: int = 1

@@ -11,9 +11,11 @@ metric, the train config and the model config, so `--resume` continues exactly w
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import random
+import shutil
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -121,6 +123,44 @@ def _check_resume_config(ckpt: dict[str, Any], cfg: TrainConfig, world_size: int
                           "resume with the run's own ema_decay")
 
 
+RUN_FILES = ("checkpoints", "log.jsonl", "tensorboard", "clip_stage")  # what --overwrite=true deletes
+
+
+def _existing_run(run_dir: Path) -> str | None:
+    """'step N' of the run whose checkpoints `run_dir` holds (last.pt, else best.pt), None when it holds none."""
+    for name in (LAST, BEST):
+        path = checkpoint_dir(run_dir) / name
+        if path.is_file():
+            try:
+                return f"step {torch.load(path, map_location='cpu', weights_only=True, mmap=True)['step']}"
+            except Exception:  # unreadable: still a run not to overwrite
+                return f"{name} unreadable"
+    return None
+
+
+def _check_run_dir(run_dir: Path, existing: str | None, resume: str, resuming: bool, overwrite: bool) -> None:
+    """A new run must not silently replace (or mix with) the run already in its folder."""
+    if overwrite and resuming:
+        raise ConfigError(f"--overwrite=true would delete the run that --resume {resume} continues; drop one of them")
+    if existing and not resume and not overwrite:
+        raise ConfigError(f"run folder {run_dir} already holds a run ({existing}); pass --resume latest to continue "
+                          "it, or choose another --run-dir (--overwrite=true deletes it first)")
+    if existing and resume and not resuming and not overwrite:
+        logger.warning("%s holds best.pt but no last.pt (a run stopped before its first save): starting afresh",
+                       run_dir)
+
+
+def _clear_run(run_dir: Path) -> None:
+    """--overwrite=true: delete the previous run's checkpoints, logs and CLIP stage (the image cache stays)."""
+    for name in RUN_FILES:
+        path = run_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    logger.warning("--overwrite=true: deleted the previous run's %s in %s", ", ".join(RUN_FILES), run_dir)
+
+
 def _trainable_names(model: Any, clip_stage: bool) -> list[str]:
     """Names of the parameters the optimiser will hold, in its order (the CLIP stage ends with the tower frozen)."""
     clip = {id(p) for p in model.clip.parameters()} if clip_stage else set()
@@ -148,10 +188,12 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
         torch.set_num_threads(cfg.threads)
     _seed_everything(cfg.seed)  # the same initial weights on every rank
     run_dir = Path(cfg.run_dir)
-    resume_path = broadcast_object(resolve_resume(resume, run_dir) if dist.is_main else None)
+    resume_path, existing = broadcast_object((resolve_resume(resume, run_dir), _existing_run(run_dir))
+                                             if dist.is_main else (None, None))
     ckpt = load_checkpoint(resume_path) if resume_path else None
     if ckpt is not None:
         _check_resume_config(ckpt, cfg, dist.world_size, resume_path)
+    _check_run_dir(run_dir, existing, resume, ckpt is not None, cfg.overwrite)
     if cfg.init_from and ckpt is None:
         _check_init_from(cfg.init_from, cfg.clip_train_steps)  # before the datasets load and the folder is written
     train_ds, val_ds = build_datasets(cfg)
@@ -167,7 +209,11 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
     if ckpt is not None:
         _check_trainable(ckpt, trainable, cfg, resume_path)
     # config.json only once the run is known to start: a refused resume leaves the run's own file as it was
+    clear = cfg.overwrite and ckpt is None
+    cfg = dataclasses.replace(cfg, overwrite=False)  # a one-off: a later run of this config.json must not clear
     if dist.is_main:
+        if clear:
+            _clear_run(run_dir)
         save_config(cfg, run_dir / "config.json")
     log = RunLogger(run_dir, enabled=dist.is_main, tensorboard=cfg.tensorboard)
     if cfg.init_from and ckpt is None:
@@ -229,7 +275,10 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
         logger.info("resumed from %s at step %d (epoch %d, batch %d)", resume_path, st.step, st.epoch,
                     st.batch_in_epoch)
 
+    last_good = resume_path  # the checkpoint a diverged run can continue from: this run's own, or its start
+
     def save(name: str) -> None:
+        nonlocal last_good
         per_rank: list[Any] = [None] * dist.world_size  # (RNG state, explosion-guard history) of every rank
         if dist.distributed:
             tdist.all_gather_object(per_rank, (capture_rng(), guard.state_dict()))
@@ -244,6 +293,8 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
                    "trainable": trainable,
                    **({"ema": ema.state_dict()} if ema is not None else {})},
                   checkpoint_dir(run_dir) / name)
+        if name == LAST:
+            last_good = checkpoint_dir(run_dir) / LAST
         barrier()
 
     def validate() -> dict[str, Any]:
@@ -328,8 +379,8 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
                 continue
             break
     except TrainingDiverged as exc:
-        last = checkpoint_dir(run_dir) / LAST
-        if not last.is_file():
+        last = last_good
+        if last is None:
             raise TrainingDiverged(
                 f"{exc}. Training stopped before its first checkpoint (saved every {cfg.save_every_steps} steps); "
                 f"lower lr (now {cfg.lr:g}) or grad_clip and start again") from None

@@ -1,0 +1,67 @@
+"""A new run never silently replaces, or mixes with, the run already in its folder: it is refused (nothing
+written) unless --overwrite=true deletes the old run first; a diverged run only points at its own checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from core.errors import ConfigError
+from tests.trainer.test_train_resume import _cfg, _kill_at, _Killed
+from trainer import train as train_mod
+from trainer.checkpoint import load_checkpoint
+from trainer.loop.guard import TrainingDiverged
+from trainer.main import main
+from trainer.train import run_training
+
+
+def _records(run):
+    return [(r["kind"], r["step"]) for r in map(json.loads, (run / "log.jsonl").read_text().splitlines())]
+
+
+def test_a_new_run_in_a_folder_holding_a_run_is_refused_before_writing_anything(tmp_path):
+    torch.set_num_threads(1)
+    run_training(_cfg(tmp_path, max_steps=6))
+    files = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
+    with pytest.raises(ConfigError, match=r"already holds a run \(step 6\); pass --resume latest to continue it"):
+        run_training(_cfg(tmp_path, max_steps=6, seed=1))
+    assert {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()} == files
+    # through the CLI: the message, exit code 1
+    assert main(["train", "--dataset=synthetic", "--synthetic-size=16", "--batch-size=4", f"--run-dir={tmp_path}",
+                 "--tensorboard=false"]) == 1
+
+
+def test_overwrite_deletes_the_old_run_first_and_is_not_recorded(tmp_path):
+    torch.set_num_threads(1)
+    run_training(_cfg(tmp_path, max_steps=6))
+    with pytest.raises(_Killed):
+        run_training(_cfg(tmp_path, max_steps=6, seed=1, eval_every_epochs=0, overwrite=True, log_every_steps=1),
+                     on_step=_kill_at(1))
+    assert not (tmp_path / "checkpoints" / "best.pt").exists()  # run A's best.pt is gone with its last.pt
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["config"]["seed"] == 1
+    assert _records(tmp_path) == [("train", 1)]  # run A's records are gone
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["seed"] == 1 and saved["overwrite"] is False
+    with pytest.raises(ConfigError, match="--overwrite=true would delete the run"):
+        run_training(_cfg(tmp_path, max_steps=6, seed=1, eval_every_epochs=0, overwrite=True), resume="latest")
+    assert run_training(_cfg(tmp_path, max_steps=6, seed=1, eval_every_epochs=0), resume="latest").step == 6
+
+
+def test_a_diverged_run_names_only_a_checkpoint_of_its_own(tmp_path, monkeypatch):
+    torch.set_num_threads(1)
+    run_training(_cfg(tmp_path, max_steps=6))
+
+    def diverge(*a, step=0, **k):
+        raise TrainingDiverged(f"loss is nan at step {step}")
+
+    monkeypatch.setattr(train_mod, "optimizer_step", diverge)
+    with pytest.raises(TrainingDiverged, match="before its first checkpoint"):
+        run_training(_cfg(tmp_path, max_steps=6, seed=5, overwrite=True))
+    monkeypatch.undo()
+    with pytest.raises(_Killed):
+        run_training(_cfg(tmp_path / "b", max_steps=6), on_step=_kill_at(2))
+    monkeypatch.setattr(train_mod, "optimizer_step", diverge)
+    with pytest.raises(TrainingDiverged, match=r"continue with --resume .*b/checkpoints/last\.pt"):
+        run_training(_cfg(tmp_path / "b", max_steps=6), resume="latest")
