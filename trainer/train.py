@@ -58,7 +58,7 @@ from trainer.loop.negatives import NegativeBank, check_bank_negatives
 from trainer.loop.sampler import ResumableDistributedSampler
 from trainer.loop.schedule import get_lr
 from trainer.loop.step import LossModule, optimizer_step, resolve_precision
-from trainer.loop.utterance_data import build_datasets
+from trainer.loop.utterance_data import build_datasets, training_fingerprint
 from trainer.train_setup import resolve_model_config, validation_metrics
 
 logger = logging.getLogger(__name__)
@@ -121,6 +121,19 @@ def _check_resume_config(ckpt: dict[str, Any], cfg: TrainConfig, world_size: int
         raise ConfigError(f"--resume {path}: the run was saved with ema_decay "
                           f"{(ckpt.get('ema') or {}).get('decay', 0)}, this config has {cfg.ema_decay}; "
                           "resume with the run's own ema_decay")
+
+
+def _check_train_data(ckpt: dict[str, Any], now: dict[str, Any], cfg: TrainConfig, path: object) -> None:
+    """A resume must train on the same utterances (data_dir itself may move)."""
+    saved = ckpt.get("train_data")
+    if saved is None:
+        logger.info("--resume %s: the checkpoint predates training-set fingerprints; its data is not checked", path)
+    elif saved != now:
+        raise ConfigError(
+            f"--resume {path}: the training set is not the run's (checkpoint: {saved['utterances']} utterances, "
+            f"fingerprint {saved['sha256'][:12]}; now {now['utterances']}, {now['sha256'][:12]} from data_dir "
+            f"{cfg.data_dir!r}); the run would continue at the wrong place of another data stream. Point "
+            "data_dir at the run's data (its config.json), or start a new run")
 
 
 RUN_FILES = ("checkpoints", "log.jsonl", "tensorboard", "clip_stage")  # what --overwrite=true deletes
@@ -198,6 +211,9 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
         _check_init_from(cfg.init_from, cfg.clip_train_steps)  # before the datasets load and the folder is written
     train_ds, val_ds = build_datasets(cfg)
     steps_per_epoch = _steps_per_epoch(len(train_ds), cfg, dist.world_size)  # before any stage runs
+    train_data = training_fingerprint(train_ds, cfg.data_dir)
+    if ckpt is not None:
+        _check_train_data(ckpt, train_data, cfg, resume_path)
     # On resume the architecture comes from the checkpoint (nanoGPT), not from today's config files.
     model_cfg = resolve_model_config(cfg, train_ds, ckpt["model_cfg"] if ckpt else None)
     model = create_model(model_cfg)
@@ -290,7 +306,7 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
                    "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "step": st.step,
                    "epoch": st.epoch, "batch_in_epoch": st.batch_in_epoch, "best_metric": st.best,
                    "rng": rngs, "loss_guard": guards, "config": cfg.to_dict(), "model_cfg": model.config.to_dict(),
-                   "trainable": trainable,
+                   "trainable": trainable, "train_data": train_data,
                    **({"ema": ema.state_dict()} if ema is not None else {})},
                   checkpoint_dir(run_dir) / name)
         if name == LAST:

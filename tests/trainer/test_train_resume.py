@@ -211,3 +211,32 @@ def test_a_resume_that_changes_the_trainable_parameters_is_refused_before_config
     torch.save(ckpt, last)
     with pytest.raises(CheckpointError, match="last.pt: its optimiser"):
         run_training(_cfg(tmp_path, model_overrides=mo, max_steps=4), resume="latest")
+
+
+def test_a_resume_on_other_data_is_refused_and_a_moved_data_folder_is_not(tmp_path, caplog):
+    import shutil
+
+    from core.errors import ConfigError
+    from tests.trainer.fixtures.data_layouts import make_manifest
+
+    torch.set_num_threads(1)
+    make_manifest(tmp_path / "dataA", n_images=12)
+    make_manifest(tmp_path / "dataB", n_images=12, captions_per_image=3)
+    kw = {"dataset": "manifest", "batch_size": 2, "max_steps": 6, "val_split": ""}
+    with pytest.raises(_Killed):
+        run_training(_cfg(tmp_path / "run", data_dir=str(tmp_path / "dataA"), **kw), on_step=_kill_at(2))
+    before = (tmp_path / "run" / "config.json").read_text()
+    with pytest.raises(ConfigError, match="the training set is not the run's .*8 utterances.*now 12"):
+        run_training(_cfg(tmp_path / "run", data_dir=str(tmp_path / "dataB"), **kw), resume="latest")
+    assert (tmp_path / "run" / "config.json").read_text() == before
+    shutil.move(tmp_path / "dataA", tmp_path / "moved")
+    last = tmp_path / "run" / "checkpoints" / "last.pt"
+    ckpt = torch.load(last, weights_only=True)
+    assert run_training(_cfg(tmp_path / "run", data_dir=str(tmp_path / "moved"), stop_at_step=3, **kw),
+                        resume="latest").step == 3
+    # a checkpoint of an older version (no fingerprint) still resumes, with a note
+    del ckpt["train_data"]
+    torch.save(ckpt, last)
+    with caplog.at_level("INFO", logger="trainer.train"):
+        assert run_training(_cfg(tmp_path / "run", data_dir=str(tmp_path / "moved"), **kw), resume="latest").step == 6
+    assert "predates training-set fingerprints" in caplog.text

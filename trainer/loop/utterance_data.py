@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -119,6 +121,19 @@ def filter_voices(utts: list[Any], keep: Sequence[str], exclude: Sequence[str]) 
         raise DatasetError(f"no utterance left after the voice filter (train_voices={list(keep)}, "
                            f"exclude_voices={list(exclude)}); fix the voice names")
     return out
+
+
+def training_fingerprint(dataset: Dataset, data_dir: str) -> dict[str, Any]:
+    """{"utterances": N, "sha256": hash of the sorted (audio path relative to data_dir, text) pairs}: which data a
+    run trains on, the same for the data folder moved elsewhere (synthetic data: its image keys)."""
+    utts = getattr(dataset, "utts", None)
+    if utts is None:
+        items = sorted(dataset.image_keys())  # type: ignore[attr-defined]
+    else:
+        root = os.path.abspath(data_dir or ".")
+        items = sorted(f"{os.path.relpath(os.path.abspath(u.audio_path), root)}\t{u.text}" for u in utts)
+    digest = hashlib.sha256("\n".join(items).encode("utf-8")).hexdigest()
+    return {"utterances": len(dataset), "sha256": digest}  # type: ignore[arg-type]
 
 
 def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset | None]:
