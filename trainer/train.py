@@ -136,6 +136,35 @@ def _check_train_data(ckpt: dict[str, Any], now: dict[str, Any], cfg: TrainConfi
             "data_dir at the run's data (its config.json), or start a new run")
 
 
+MODEL_KEYS = ("model", "model_overrides", "vocab_from_data")  # what builds the model of a new run
+
+
+def _keep_checkpoint_model(ckpt: dict[str, Any], cfg: TrainConfig, train: Any, path: object) -> TrainConfig:
+    """A resume trains the checkpoint's model whatever this config says: warn when it says otherwise, and
+    return the config with the run's own model settings (config.json and later checkpoints tell the truth)."""
+    saved = ckpt.get("config") or {}
+    changed = [k for k in MODEL_KEYS if k in saved and saved[k] != getattr(cfg, k)]
+    if not changed:
+        return cfg
+    try:  # which model-config fields the new settings would have changed
+        wanted = resolve_model_config(cfg, train, None).to_dict()
+        fields = _diff_keys(ckpt["model_cfg"], wanted)
+    except Exception as exc:  # e.g. a model config file that no longer exists: the keys above still say enough
+        fields = [f"? ({type(exc).__name__}: {exc})"]
+    logger.warning("--resume %s: %s changed, but a resumed run trains the checkpoint's model (model config "
+                   "fields that differ: %s); those settings are ignored and config.json keeps the run's own. "
+                   "Start a new run with --init-from an export of this one to change the model",
+                   path, ", ".join(changed), ", ".join(fields) or "none")
+    return dataclasses.replace(cfg, **{k: saved[k] for k in changed})
+
+
+def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested dicts."""
+    if not (isinstance(a, dict) and isinstance(b, dict)):
+        return [prefix.rstrip(".") or "(all)"] if a != b else []
+    return [k for key in sorted(set(a) | set(b)) for k in _diff_keys(a.get(key), b.get(key), f"{prefix}{key}.")]
+
+
 RUN_FILES = ("checkpoints", "log.jsonl", "tensorboard", "clip_stage")  # what --overwrite=true deletes
 
 
@@ -216,6 +245,8 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
         _check_train_data(ckpt, train_data, cfg, resume_path)
     # On resume the architecture comes from the checkpoint (nanoGPT), not from today's config files.
     model_cfg = resolve_model_config(cfg, train_ds, ckpt["model_cfg"] if ckpt else None)
+    if ckpt is not None:
+        cfg = _keep_checkpoint_model(ckpt, cfg, train_ds, resume_path)
     model = create_model(model_cfg)
     # before the CLIP stage, not after it
     check_bank_negatives(cfg.bank_negatives, cached=cfg.cache_image_features and not model.clip.trainable)
