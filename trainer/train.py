@@ -17,6 +17,7 @@ import math
 import random
 import shutil
 import time
+import uuid
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -134,6 +135,33 @@ def _check_train_data(ckpt: dict[str, Any], now: dict[str, Any], cfg: TrainConfi
             f"fingerprint {saved['sha256'][:12]}; now {now['utterances']}, {now['sha256'][:12]} from data_dir "
             f"{cfg.data_dir!r}); the run would continue at the wrong place of another data stream. Point "
             "data_dir at the run's data (its config.json), or start a new run")
+
+
+def _resumed_best(ckpt: dict[str, Any], best_path: Path) -> float | None:
+    """The best score so far: last.pt's, or that of the run's best.pt when better (a best.pt saved after the
+    newest last.pt would otherwise be replaced by the next validation, even a worse one)."""
+    scores = [ckpt.get("best_metric")]
+    if best_path.is_file():
+        try:
+            best = torch.load(best_path, map_location="cpu", weights_only=True, mmap=True)
+        except Exception as exc:
+            logger.warning("%s cannot be read (%s); the next validation may replace it", best_path, exc)
+            best = {}
+        if _same_run(best, ckpt):
+            scores.append(best.get("best_metric"))
+        elif best:
+            logger.warning("%s is not from the resumed run; the next validation replaces it", best_path)
+    finite = [float(v) for v in scores if isinstance(v, (int, float)) and math.isfinite(v)]
+    return max(finite) if finite else None
+
+
+def _same_run(other: dict[str, Any], ckpt: dict[str, Any]) -> bool:
+    """Whether two checkpoints come from one run: by run_id, or (checkpoints of older versions) by the settings
+    that fix the data stream and the model."""
+    if ckpt.get("run_id") or other.get("run_id"):
+        return other.get("run_id") == ckpt.get("run_id")
+    a, b = other.get("config") or {}, ckpt.get("config") or {}
+    return bool(a) and all(a.get(k) == b.get(k) for k in RESUME_FIXED) and other.get("model_cfg") == ckpt.get("model_cfg")
 
 
 MODEL_KEYS = ("model", "model_overrides", "vocab_from_data")  # what builds the model of a new run
@@ -314,7 +342,8 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
     guard = LossGuard(cfg.explode_factor)  # its recent losses travel with the checkpoint
     if ckpt is not None:
         _load_states(ckpt, optimizer, scaler, ema, resume_path)
-        st = _State(ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"], ckpt.get("best_metric"))
+        st = _State(ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"],
+                    _resumed_best(ckpt, checkpoint_dir(run_dir) / BEST))
         rngs = ckpt["rng"]
         restore_rng(rngs[dist.rank] if len(rngs) == dist.world_size else rngs[0])
         guards = ckpt.get("loss_guard") or []  # absent in checkpoints of older versions: the guard starts afresh
@@ -323,6 +352,7 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
                     st.batch_in_epoch)
 
     last_good = resume_path  # the checkpoint a diverged run can continue from: this run's own, or its start
+    run_id = (ckpt or {}).get("run_id") or uuid.uuid4().hex  # which best.pt belongs to this run
 
     def save(name: str) -> None:
         nonlocal last_good
@@ -337,7 +367,7 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
                    "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "step": st.step,
                    "epoch": st.epoch, "batch_in_epoch": st.batch_in_epoch, "best_metric": st.best,
                    "rng": rngs, "loss_guard": guards, "config": cfg.to_dict(), "model_cfg": model.config.to_dict(),
-                   "trainable": trainable, "train_data": train_data,
+                   "trainable": trainable, "train_data": train_data, "run_id": run_id,
                    **({"ema": ema.state_dict()} if ema is not None else {})},
                   checkpoint_dir(run_dir) / name)
         if name == LAST:

@@ -107,3 +107,34 @@ def test_one_validation_per_step_when_eval_every_steps_lands_on_an_epoch_end(tmp
     steps = [r["step"] for r in map(json.loads, (tmp_path / "log.jsonl").read_text().splitlines())
              if r["kind"] == "val"]
     assert steps == [2, 4, 6, 8]
+
+
+def test_a_resumed_run_knows_the_score_of_a_best_pt_saved_after_its_last_pt(tmp_path, monkeypatch):
+    torch.set_num_threads(1)
+    kw = {"synthetic_size": 32, "max_steps": 8, "save_every_steps": 2, "eval_every_steps": 3, "eval_every_epochs": 0}
+    with pytest.raises(_Killed):
+        run_training(_cfg(tmp_path, **kw), on_step=_kill_at(3))  # last.pt at step 2, best.pt at step 3
+    best = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
+    assert best["step"] == 3 and load_checkpoint(tmp_path / "checkpoints" / "last.pt")["best_metric"] is None
+    real = train_mod.validation_metrics
+
+    def worse(*a, **k):  # the replayed step 3 scores lower (another lr, workers: not a bit-exact replay)
+        vals = real(*a, **k)
+        vals["score"] = best["best_metric"] - 0.1
+        return vals
+
+    monkeypatch.setattr(train_mod, "validation_metrics", worse)
+    res = run_training(_cfg(tmp_path, stop_at_step=3, **kw), resume="latest")
+    after = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
+    assert after["best_metric"] == best["best_metric"] == res.best_metric
+    assert all(torch.equal(after["model"][k], best["model"][k]) for k in best["model"])
+
+
+def test_the_best_pt_of_another_run_or_a_non_finite_score_is_not_taken(tmp_path):
+    path = tmp_path / "best.pt"
+    ckpt = {"run_id": "a", "best_metric": 0.5}
+    torch.save({"run_id": "b", "best_metric": 0.9}, path)
+    assert train_mod._resumed_best(ckpt, path) == 0.5
+    torch.save({"run_id": "a", "best_metric": 0.9}, path)
+    assert train_mod._resumed_best(ckpt, path) == 0.9
+    assert train_mod._resumed_best({"run_id": "a", "best_metric": float("nan")}, tmp_path / "none.pt") is None
