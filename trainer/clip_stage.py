@@ -3,12 +3,18 @@
 No pretrained CLIP exists on this machine, so the default's CLIP is trained here first with the standard
 CLIP loss (symmetric InfoNCE; the other captions of the same image are masked out as negatives), then
 frozen for the speech stage. The result is written once to `<run_dir>/clip_stage/clip.pt` (the open_clip
-state dict); a resumed run loads it instead of training again.
+state dict), beside `settings.json` (what it was trained with: the clip_* fields, seed, data, the CLIP config).
+A later start in that folder loads it instead of training again when the settings match; a new run with other
+settings trains it again; a resumed run keeps it (its checkpoint holds the tower the speech side knows).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -39,6 +45,51 @@ def clip_stage_path(run_dir: str | Path) -> Path:
     return Path(run_dir) / "clip_stage" / "clip.pt"
 
 
+SETTINGS_FILE = "settings.json"
+CLIP_FIELDS = ("clip_train_steps", "clip_lr", "clip_batch_size", "clip_warmup_steps", "clip_extra_scenes",
+               "clip_extra_image_size", "seed", "dataset")
+
+
+def stage_settings(clip: Any, train: Dataset, cfg: TrainConfig) -> dict[str, Any]:
+    """What the stage's result depends on, as JSON values: the settings, the CLIP config and the training
+    captions (image paths relative to data_dir, so a moved data folder still matches)."""
+    root = os.path.abspath(cfg.data_dir) if cfg.data_dir else ""
+    pairs = caption_pairs(train)
+
+    def rel(key: str) -> str:
+        full = os.path.abspath(key)
+        return os.path.relpath(full, root) if root and full.startswith(root + os.sep) else key
+
+    lines = sorted(f"{rel(k)}\t{t}" for k, _, t in pairs)
+    out = {k: getattr(cfg, k) for k in CLIP_FIELDS}
+    out.update(images=len({k for k, _, _ in pairs}), captions=len(pairs),
+               captions_sha256=hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest(),
+               clip_config=dataclasses.asdict(clip.cfg))
+    return json.loads(json.dumps(out))  # tuples as lists: compares equal to the file read back
+
+
+def _reusable(path: Path, settings: dict[str, Any], resuming: bool) -> bool:
+    """Whether the saved stage result at `path` may stand for one trained with `settings`."""
+    if not path.is_file():
+        return False
+    try:
+        saved = json.loads((path.parent / SETTINGS_FILE).read_text())
+    except (OSError, ValueError):
+        logger.warning("CLIP stage: %s has no readable record of its settings (an older version wrote it); "
+                       "reusing it. Delete %s to train the stage again", path, path.parent)
+        return True
+    changed = sorted(k for k in set(saved) | set(settings) if saved.get(k) != settings.get(k))
+    if not changed:
+        logger.info("CLIP stage: reusing %s (same settings)", path)
+        return True
+    if resuming:
+        logger.warning("CLIP stage: %s was trained with other %s; a resumed run keeps it (its checkpoint holds "
+                       "the tower the speech side was trained against)", path, ", ".join(changed))
+        return True
+    logger.warning("CLIP stage: %s was trained with other %s; training the stage again", path, ", ".join(changed))
+    return False
+
+
 @torch.no_grad()
 def text_to_image_r1(clip: Any, images: torch.Tensor, image_ids: torch.Tensor, texts: list[str],
                      text_ids: torch.Tensor, batch: int = 256) -> float:
@@ -51,11 +102,15 @@ def text_to_image_r1(clip: Any, images: torch.Tensor, image_ids: torch.Tensor, t
 
 
 def train_clip(clip: Any, train: Dataset, val: Dataset | None, cfg: TrainConfig, dist: DistInfo,
-               log: RunLogger) -> dict[str, float]:
-    """Train `clip` (a core ClipTower) for cfg.clip_train_steps, or load the stage's saved result."""
+               log: RunLogger, *, resuming: bool = False) -> dict[str, float]:
+    """Train `clip` (a core ClipTower) for cfg.clip_train_steps, or load the stage's saved result when it was
+    trained with the same settings (a resumed run: whatever they were)."""
     path = clip_stage_path(cfg.run_dir)
-    if not path.is_file() and dist.is_main:
-        _train(clip, train, val, cfg, dist, log, path)
+    if dist.is_main:
+        settings = stage_settings(clip, train, cfg)
+        if not _reusable(path, settings, resuming):
+            path.unlink(missing_ok=True)  # a run killed while training it again must not take the old one
+            _train(clip, train, val, cfg, dist, log, path, settings)
     barrier()
     blob = torch.load(path, map_location="cpu", weights_only=True)
     clip.model.load_state_dict(blob["model"])
@@ -64,7 +119,7 @@ def train_clip(clip: Any, train: Dataset, val: Dataset | None, cfg: TrainConfig,
 
 
 def _train(clip: Any, train: Dataset, val: Dataset | None, cfg: TrainConfig, dist: DistInfo,
-           log: RunLogger, path: Path) -> None:
+           log: RunLogger, path: Path, settings: dict[str, Any]) -> None:
     dev = dist.device
     # The tower's initial weights depend on the seed and the CLIP config only (not on what was built before it).
     from core.model.clip_tower import ClipTower
@@ -136,4 +191,8 @@ def _train(clip: Any, train: Dataset, val: Dataset | None, cfg: TrainConfig, dis
         log.log("clip_val", cfg.clip_train_steps, metrics)
         logger.info("CLIP stage done: val caption->image R@1 %.3f", metrics["val_text_to_image_r1"])
     clip.set_trainable(False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / (SETTINGS_FILE + ".tmp")
+    tmp.write_text(json.dumps(settings, indent=2) + "\n")
+    tmp.replace(path.parent / SETTINGS_FILE)  # before clip.pt: a clip.pt is never older than its settings
     save_checkpoint({"model": {k: v.cpu() for k, v in m.state_dict().items()}, "metrics": metrics}, path)

@@ -296,7 +296,7 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
     if cfg.clip_train_steps > 0:
         from trainer.clip_stage import train_clip
 
-        train_clip(model.clip, train_ds, val_ds, cfg, dist, log)
+        train_clip(model.clip, train_ds, val_ds, cfg, dist, log, resuming=ckpt is not None)
     if ckpt is not None:  # before the image-feature cache, which encodes with (and is keyed by) these weights
         model.load_state_dict(ckpt["model"])
     model.to(dist.device)

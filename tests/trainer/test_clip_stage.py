@@ -48,3 +48,48 @@ def test_clip_stage_trains_the_tower_on_captions_and_extra_scenes_then_freezes_i
     assert len(changed) > len(init) // 2  # the stage trained the tower
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert sum(r["kind"] == "clip" for r in log) >= 2
+
+
+def _stage_cfg(run_dir, **kw):
+    return load_config(None, {
+        "dataset": "synthetic", "synthetic_size": 8, "batch_size": 4, "max_steps": 4, "warmup_steps": 0,
+        "run_dir": str(run_dir), "tensorboard": False, "val_split": "", "threads": 1, "save_every_steps": 100,
+        "model_overrides": {"clip": {"trainable": False}}, "clip_train_steps": 2, "clip_batch_size": 8,
+        "clip_warmup_steps": 1, **kw})
+
+
+class _Killed(Exception):
+    pass
+
+
+def _kill(step):
+    if step == 1:
+        raise _Killed
+
+
+def test_the_clip_stage_is_reused_only_with_its_own_settings_and_always_by_a_resume(tmp_path, caplog) -> None:
+    import pytest
+
+    torch.set_num_threads(1)
+    run = tmp_path / "run"
+    path = clip_stage_path(run)
+    with pytest.raises(_Killed):  # killed after the CLIP stage, before the first checkpoint
+        run_training(_stage_cfg(run), on_step=_kill)
+    first = path.read_bytes()
+    assert json.loads((path.parent / "settings.json").read_text())["clip_train_steps"] == 2
+    with pytest.raises(_Killed):  # the same settings: reused as it is
+        run_training(_stage_cfg(run), on_step=_kill)
+    assert path.read_bytes() == first
+    with caplog.at_level("WARNING", logger="trainer.clip_stage"), pytest.raises(_Killed):
+        run_training(_stage_cfg(run, clip_train_steps=3, clip_lr=1e-2), on_step=_kill)  # a new run, new settings
+    assert "trained with other clip_lr, clip_train_steps; training the stage again" in caplog.text
+    second = path.read_bytes()
+    assert second != first and json.loads((path.parent / "settings.json").read_text())["clip_train_steps"] == 3
+    # a resumed run keeps its stage whatever the settings say now
+    with pytest.raises(_Killed):
+        run_training(_stage_cfg(tmp_path / "b", save_every_steps=1), on_step=_kill)
+    kept = clip_stage_path(tmp_path / "b").read_bytes()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="trainer.clip_stage"):
+        run_training(_stage_cfg(tmp_path / "b", save_every_steps=1, clip_lr=1e-2), resume="latest")
+    assert "a resumed run keeps it" in caplog.text and clip_stage_path(tmp_path / "b").read_bytes() == kept
