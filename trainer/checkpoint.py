@@ -2,7 +2,8 @@
 
 A training checkpoint holds everything an exact resume needs:
 `{format_version, step, epoch, batch_in_epoch, model, optimizer, scaler, rng, loss_guard, best_metric, config,
-model_cfg}`. It is written to `<name>.tmp` and moved into place with `os.replace`, so a run killed at
+model_cfg}`, and what a resume checks it against: `trainable` (the optimiser's parameter names), `train_data`
+(the training set's fingerprint) and `run_id` (which best.pt is the run's); older checkpoints lack those three. It is written to `<name>.tmp` and moved into place with `os.replace`, so a run killed at
 any moment leaves either the previous checkpoint or the new one, never a torn file.
 """
 

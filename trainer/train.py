@@ -7,6 +7,8 @@
 Rank 0 alone logs and saves; every save is followed by a barrier. A checkpoint holds the model, the
 optimiser, the AMP scaler, the step / epoch / position in the epoch, every rank's RNG states, the best
 metric, the train config and the model config, so `--resume` continues exactly where the run stopped.
+A resume is checked against the checkpoint (data stream, training-set fingerprint, trainable parameters, EMA)
+before `config.json` is written; a new run in a folder that holds one is refused unless `overwrite`.
 """
 
 from __future__ import annotations
