@@ -21,8 +21,10 @@ Prints:
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -199,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_app_"))
+    atexit.register(shutil.rmtree, tmp, True)  # its library (100k links with --extra), database and index
     os.environ["SPOKENSEARCH_DATADIR"] = str(tmp / "data")
     os.environ["SPOKENSEARCH_CACHEDIR"] = str(tmp / "cache")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

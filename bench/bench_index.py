@@ -63,6 +63,24 @@ def rate(fn, n: int, name: str = "") -> float:
     return n / (time.perf_counter() - t0)
 
 
+def exactly(paths: list[Path], folder: Path) -> Path:
+    """A folder holding exactly `paths` (hard links, copies across file systems): the photo cache keeps every JPEG
+    an earlier, larger --n made, and the pipeline indexes a whole folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names = {p.name for p in paths}
+    for q in folder.iterdir():
+        if q.name not in names:
+            q.unlink()
+    for p in paths:
+        dst = folder / p.name
+        if not dst.exists():
+            try:
+                os.link(p, dst)
+            except OSError:
+                shutil.copy2(p, dst)
+    return folder
+
+
 def decode_rates(paths: list[Path], size: int, workers: int) -> dict[str, float]:
     n = len(paths)
     jobs = {d: [(str(p), size, d, True) for p in paths] for d in (True, False)}
@@ -183,7 +201,8 @@ def main() -> None:
     rates = decode_rates(paths, size, args.workers)
     for k, v in rates.items():
         print(f"decode {k:<22} {v:7.1f} img/s")
-    pipe, info = pipeline_rate(args.photos, args.model_config, args.workers, args.batch_size)
+    photos = exactly(paths, args.photos.parent / f"{args.photos.name}-n{args.n}")
+    pipe, info = pipeline_rate(photos, args.model_config, args.workers, args.batch_size)
     ref = rates[f"draft, {args.workers} threads"]
     print(f"encoder alone ({args.model_config}, {info['image_size']} px, E={info['embed_dim']}) "
           f"{info['encoder_alone_img_s']:7.1f} img/s")
@@ -193,7 +212,7 @@ def main() -> None:
     print(f"CPU per image: full decode {cpu['full']:.0f} ms, draft decode {cpu['draft']:.0f} ms "
           f"({cpu['full'] / cpu['draft']:.1f}x less), whole pipeline {cpu['pipeline']:.0f} ms -> on an idle "
           f"machine the pipeline runs at {cpu['draft'] / cpu['pipeline']:.2f}x the draft-decode rate")
-    pipe_p, _ = pipeline_rate(args.photos, args.model_config, args.workers, args.batch_size, processes=True)
+    pipe_p, _ = pipeline_rate(photos, args.model_config, args.workers, args.batch_size, processes=True)
     ref_p = rates[f"draft, {args.workers} processes"]
     print(f"pipeline, decode processes {pipe_p:7.1f} img/s = {pipe_p / ref_p:.2f}x the {args.workers}-process "
           f"draft-decode rate ({pipe_p / ref:.2f}x the thread rate)")

@@ -14,15 +14,26 @@ from __future__ import annotations
 import argparse
 import io
 import platform
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from trainer.synth.audio_ops import SAMPLE_RATE, build_utterance, resample
-from trainer.synth.scenes import caption, sample_scene
-from trainer.synth.vocab import all_words
-from trainer.synth.voices import VOICES, VoiceError, check_engine, get_voice, synth_raw, synth_vocabulary
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's trainer, installed or not
+
+from trainer.synth.audio_ops import SAMPLE_RATE, build_utterance, resample  # noqa: E402
+from trainer.synth.scenes import caption, sample_scene  # noqa: E402
+from trainer.synth.vocab import all_words  # noqa: E402
+from trainer.synth.voices import (  # noqa: E402
+    VOICES,
+    VoiceError,
+    check_engine,
+    get_voice,
+    synth_raw,
+    synth_vocabulary,
+)
 
 
 def bench_voice(name: str, captions: list[str]) -> dict[str, float]:

@@ -165,25 +165,43 @@ def main() -> int:
                     help="autocast of the training step (bf16 / fp16 on a GPU, as the trainer's precision key)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, {args.device}, {args.precision}"
-          + (f" ({torch.cuda.get_device_name(args.device)})" if args.device.startswith("cuda") else ""))
+    cuda = args.device.startswith("cuda")
+    # autocast is CUDA-only in the trainer's step: a CPU run is fp32 whatever --precision says
+    precision = args.precision if cuda else "fp32"
+    print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, {args.device}, {precision}"
+          + (f" ({torch.cuda.get_device_name(args.device)})" if cuda else "")
+          + (f" (--precision {args.precision} ignored: autocast runs on CUDA only)" if precision != args.precision
+             else ""))
+    failed: list[str] = []
     if not args.latency_only:
         import tempfile
+        import traceback
 
         cfgs = _configs()
         ds = _dataset(args.data, args.batch * (args.steps + args.warmup))
         for name in args.configs.split(","):
-            with tempfile.TemporaryDirectory() as tmp:
-                freeze = FREEZE_FEATURE_LAYERS.get(name, 0)
-                run = dict(freeze=freeze, device=args.device, precision=args.precision)
-                cached = throughput(cfgs[name], ds, args.batch, args.steps, args.warmup, True, Path(tmp), **run)
-                uncached = throughput(cfgs[name], ds, args.batch, args.steps, args.warmup, False, Path(tmp), **run)
+            try:  # one config failing (out of memory at a large batch) must not lose the others' figures
+                with tempfile.TemporaryDirectory() as tmp:
+                    freeze = FREEZE_FEATURE_LAYERS.get(name, 0)
+                    run = dict(freeze=freeze, device=args.device, precision=args.precision)
+                    cached = throughput(cfgs[name], ds, args.batch, args.steps, args.warmup, True, Path(tmp), **run)
+                    uncached = throughput(cfgs[name], ds, args.batch, args.steps, args.warmup, False, Path(tmp),
+                                          **run)
+            except Exception:  # noqa: BLE001 - reported, and the exit status says so
+                traceback.print_exc()
+                print(f"{name:8s} FAILED (traceback above)")
+                failed.append(name)
+                if cuda:
+                    torch.cuda.empty_cache()
+                continue
             print(f"{name:8s} cached {cached:7.2f} utt/s   every-step images {uncached:7.2f} utt/s   "
                   f"speed-up {cached / uncached:5.2f}x")
     if Path(args.model, "config.json").is_file():
         lat = latency(args.model, 10)
         print(f"inference, 3 s query, {args.model}: median {lat['median_ms']:.1f} ms (min {lat['min_ms']:.1f} ms)")
-    return 0
+    if failed:
+        print(f"failed configs: {','.join(failed)}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
