@@ -57,7 +57,10 @@ class ClipImageEmbedder:
         """(B, S, S, 3) uint8 -> (B, 3, S, S) float32 on the device, normalised as CLIP expects."""
         import torch
 
-        x = torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device, non_blocking=True)
+        arr = np.ascontiguousarray(pixels)
+        if not arr.flags.writeable:  # e.g. a decoded image's read-only view: torch warns about those
+            arr = arr.copy()
+        x = torch.from_numpy(arr).to(self.device, non_blocking=True)
         x = x.permute(0, 3, 1, 2).float()
         return (x - self._mean) / self._std
 

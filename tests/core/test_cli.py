@@ -197,3 +197,15 @@ def test_reindex_after_a_model_change_embeds_every_library_folder(env, model_dir
     err = capsys.readouterr().err
     assert f"3 photos in {other} still wait to be embedded with this model" in err
     assert f"python -m core index {other}" in err
+
+
+def test_an_image_query_from_outside_the_library_gives_no_torch_warning(env, model_dir, capsys):
+    # decode_image's pixels are a read-only view; torch.from_numpy warned about it (pytest: warnings are errors)
+    tmp, photos = env
+    assert main(["index", str(photos), "--model", model_dir, "--no-progress"]) == 0
+    capsys.readouterr()
+    outside = tmp / "outside.jpg"
+    make_image(outside, 42)
+    out = run_json(capsys, ["search", "--library", str(photos), "--image", str(outside), "--model", model_dir,
+                            "--json"])
+    assert len(out["hits"]) == 5
