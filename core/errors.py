@@ -11,6 +11,15 @@ class ModelNotFoundError(SpokenSearchError):
     """A model, backbone or weight file that was asked for is not on this machine."""
 
 
+class TrainingRunFolderError(ModelNotFoundError):
+    """A training run folder (a trainer config.json, checkpoints/) was given where a model folder is expected.
+    `folder` names it; the message says how to export a model folder from it."""
+
+    def __init__(self, message: str, folder: object = None) -> None:
+        super().__init__(message)
+        self.folder = folder
+
+
 class CheckpointError(SpokenSearchError):
     """A checkpoint is corrupt, foreign, or does not match the config it is loaded with."""
 

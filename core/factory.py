@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from core.device import pick_device
-from core.errors import CheckpointError, ConfigError, ModelNotFoundError
+from core.errors import CheckpointError, ConfigError, ModelNotFoundError, TrainingRunFolderError
 from core.model.config import ModelConfig, get_model_config, list_models, model_config_from_dict
 from core.model.speechclip import SpeechClipModel
 from core.paths import default_model_dir
@@ -201,8 +202,25 @@ def update_inference_settings(directory: str | Path, **settings: Any) -> ModelCo
     return cfg
 
 
+_RUN_CONFIG_KEYS = {"run_dir", "dataset", "max_steps", "lr"}  # keys of a trainer TrainConfig's config.json
+
+
+def training_run_folder_error(directory: str | Path, meta: Any) -> TrainingRunFolderError | None:
+    """The error for a training run folder (its config.json is a TrainConfig, checkpoints/ beside it) given
+    where a model folder is expected; None when `directory` does not look like one."""
+    directory = Path(directory)
+    if not isinstance(meta, dict) or "model_cfg" in meta:
+        return None
+    if not ((directory / "checkpoints").is_dir() or _RUN_CONFIG_KEYS <= set(meta)):
+        return None
+    return TrainingRunFolderError(
+        f"{directory} is a training run folder, not a model folder: export it first with "
+        f"`python -m trainer export --run {shlex.quote(str(directory))} --out DIR`, then use DIR", directory)
+
+
 def read_model_folder_config(directory: str | Path) -> tuple[ModelConfig, dict[str, Any]]:
-    """(ModelConfig, raw config.json dict) of a saved model folder."""
+    """(ModelConfig, raw config.json dict) of a saved model folder. A training run folder raises
+    TrainingRunFolderError (a ModelNotFoundError) saying how to export it."""
     path = Path(directory) / CONFIG_FILE
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
@@ -215,6 +233,9 @@ def read_model_folder_config(directory: str | Path) -> tuple[ModelConfig, dict[s
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path} holds a JSON {type(meta).__name__}, not the object a model folder's "
                               "config.json is; re-export the model folder")
+    run_folder = training_run_folder_error(directory, meta)
+    if run_folder is not None:
+        raise run_folder
     version = meta.get("format_version")
     if version != FORMAT_VERSION:
         raise CheckpointError(f"{path} has format_version {version!r}; this program reads {FORMAT_VERSION}")

@@ -36,7 +36,7 @@ def model_choice_problem(model: str) -> str:
         return "" if path.is_file() else f"{path} is not a readable checkpoint file."
     if not path.is_dir():
         return f"{path} is not a folder (moved, deleted, or on a drive that is not connected)."
-    from core.errors import SpokenSearchError
+    from core.errors import SpokenSearchError, TrainingRunFolderError
     from core.factory import CONFIG_FILE, WEIGHTS_FILE, read_model_folder_config
 
     if not (path / CONFIG_FILE).is_file():
@@ -44,6 +44,9 @@ def model_choice_problem(model: str) -> str:
                 f"{CONFIG_FILE} and {WEIGHTS_FILE}.")
     try:
         read_model_folder_config(path)
+    except TrainingRunFolderError:
+        return (f"“{path.name}” is a training run, not a model. Export a model from it first "
+                f"(python -m trainer export --run \"{path}\" --out NEW_FOLDER), then choose that folder.")
     except SpokenSearchError as exc:
         detail = str(exc).replace(str(path / CONFIG_FILE), CONFIG_FILE)
         return f"“{path.name}” cannot be used: its {CONFIG_FILE} is damaged or from another version ({detail})."

@@ -152,8 +152,13 @@ def _model_folders(tmp_path):  # noqa: ANN001, ANN202
     no_weights = tmp_path / "models" / "no_weights"
     no_weights.mkdir()
     shutil.copy(good / "config.json", no_weights / "config.json")
+    run = tmp_path / "runs" / "ft1"  # a training run: a trainer config.json, checkpoints/ beside it
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text('{"model": "default-small", "run_dir": "runs/ft1", "max_steps": 10}')
     return good, {"empty_dir": ("no config.json", empty), "bad_json": ("damaged", bad_json),
                   "no_weights": ("weights (model.safetensors) are missing", no_weights),
+                  "run": ("is a training run, not a model. Export a model from it first (python -m trainer "
+                          f"export --run \"{run}\" --out NEW_FOLDER)", run),
                   "gone": ("is not a folder", tmp_path / "models" / "gone")}
 
 

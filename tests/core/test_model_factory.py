@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 import torch
 
-from core.errors import CheckpointError, ModelNotFoundError
-from core.factory import load_model, save_model, strip_prefixes
+from core.errors import CheckpointError, ModelNotFoundError, TrainingRunFolderError
+from core.factory import load_model, read_model_folder_config, save_model, strip_prefixes
 
 
 def _wav(seed: int = 0, n: int = 20000) -> np.ndarray:
@@ -94,6 +95,29 @@ def test_malformed_model_folders_raise_checkpoint_errors(make_tiny_model, tmp_pa
     weights.write_bytes(weights.read_bytes()[:1000])  # truncated, and no checksum to catch it
     with pytest.raises(CheckpointError, match="not a readable safetensors file"):
         load_model(tmp_path / "m")
+
+
+def test_a_training_run_folder_is_named_as_one_with_the_export_command(make_tiny_model, tmp_path) -> None:
+    run = tmp_path / "runs" / "ft 1"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"model": "tiny-test", "run_dir": str(run), "lr": 1e-3}))
+    want = (f"{run} is a training run folder, not a model folder: export it first with "
+            f"`python -m trainer export --run '{run}' --out DIR`")
+    for call in (load_model, read_model_folder_config):
+        with pytest.raises(TrainingRunFolderError) as e:
+            call(run)
+        assert want in str(e.value) and e.value.folder == run
+        assert isinstance(e.value, ModelNotFoundError)
+    # a TrainConfig whose checkpoints/ is not there (yet) is recognised by its keys
+    shutil.rmtree(run / "checkpoints")
+    (run / "config.json").write_text(json.dumps({"model": "tiny-test", "run_dir": "r", "dataset": "manifest",
+                                                 "max_steps": 10, "lr": 1e-3}))
+    with pytest.raises(TrainingRunFolderError, match="training run folder"):
+        load_model(run)
+    # a real model folder beside a checkpoints/ folder is still a model folder
+    save_model(make_tiny_model("parallel"), tmp_path / "m")
+    (tmp_path / "m" / "checkpoints").mkdir()
+    load_model(tmp_path / "m")
 
 
 def test_default_model_missing_says_how_to_get_it(monkeypatch, tmp_path) -> None:
