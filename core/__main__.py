@@ -14,6 +14,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import sys
 import threading
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from core.cli_args import at_least, finite_float
-from core.errors import Cancelled, SpokenSearchError
+from core.errors import Cancelled, ModelMismatchError, SpokenSearchError
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _service(args: argparse.Namespace, reindex: bool = False) -> Any:
+def _open_service(args: argparse.Namespace, reindex: bool = False) -> Any:
     from core.service import SearchService
 
     model = args.model
@@ -73,6 +74,35 @@ def _service(args: argparse.Namespace, reindex: bool = False) -> Any:
         raise SpokenSearchError(f"model folder {model} does not exist; pass a folder written by "
                                 "`python -m trainer export`, or omit --model for the default")
     return SearchService(model, data_dir=args.data_dir, device=args.device, reindex=reindex)
+
+
+def _service(args: argparse.Namespace, reindex: bool = False) -> Any:
+    try:
+        return _open_service(args, reindex)
+    except ModelMismatchError as exc:
+        raise SpokenSearchError(_mismatch_message(exc, args)) from exc
+
+
+def _is_model_path(name: str | None) -> bool:
+    return name is not None and (name == "default" or os.path.isabs(name))
+
+
+def _mismatch_message(exc: ModelMismatchError, args: argparse.Namespace) -> str:
+    """ModelMismatchError in command-line words: the model that made the library, and the exact commands
+    (this --model, this --data-dir, the library's folders) that search it or re-index it with this model."""
+    if exc.identity is None or exc.stored_identity is None:  # not the Library's: nothing more to say
+        return str(exc)
+    by, tower = exc.indexed_with, exc.stored_identity[:12]
+    made = f"model {by} (CLIP image tower {tower})" if by else f"another model (CLIP image tower {tower})"
+    data_dir = f" --data-dir {shlex.quote(str(args.data_dir))}" if args.data_dir is not None else ""
+    model = "" if args.model == "default" else f" --model {shlex.quote(args.model)}"
+    # --reindex embeds every library folder again; a folder not there now would make `index` refuse to run
+    folders = " ".join(shlex.quote(r) for r in exc.roots if os.path.isdir(r)) or "DIR..."
+    old = (f"use the model that made it (`--model {shlex.quote(by)}`)" if _is_model_path(by)
+           else "use the model that made it")
+    return (f"the library at {exc.db_path} was indexed with {made}, not with this model's CLIP image tower "
+            f"({exc.identity[:12]}, --model {args.model}); its vectors cannot be mixed. Either {old}, or re-index "
+            f"every library folder with this model: `python -m core index {folders}{model}{data_dir} --reindex`")
 
 
 def _run_index(args: argparse.Namespace) -> int:

@@ -57,7 +57,21 @@ class LibraryCorruptError(SpokenSearchError):
 
 
 class ModelMismatchError(SpokenSearchError):
-    """A library was indexed with another CLIP tower; its vectors cannot be mixed with this model's."""
+    """A library was indexed with another CLIP tower; its vectors cannot be mixed with this model's.
+
+    When raised by a Library: `db_path`, `stored_identity` (the library's tower), `identity` (this model's),
+    `roots` (the library's folders) and `indexed_with` (the path, or else the name, of the model that indexed
+    it; None when the library predates that record), so that a caller can word its own fix."""
+
+    def __init__(self, message: str, *, db_path: object = None, stored_identity: str | None = None,
+                 identity: str | None = None, roots: list[str] | None = None,
+                 indexed_with: str | None = None) -> None:
+        super().__init__(message)
+        self.db_path = db_path
+        self.stored_identity = stored_identity
+        self.identity = identity
+        self.roots = list(roots or [])
+        self.indexed_with = indexed_with
 
 
 class DatasetError(SpokenSearchError):

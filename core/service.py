@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -45,6 +46,13 @@ class ServiceStats:
     model_identity: str = ""
 
 
+def _model_path(model: Any) -> str | None:
+    """How the library records a model given by name or folder: "default" or the folder's absolute path."""
+    if not isinstance(model, (str, Path)):
+        return None
+    return "default" if str(model) == "default" else os.path.abspath(model)
+
+
 class SearchService:
     """`model`: "default", a model folder, or an already-built SpeechClipModel. `data_dir`: where the library
     database lives (default: <user data dir>/library). `reindex`: accept a library made by another model
@@ -67,7 +75,9 @@ class SearchService:
         self.embedder = ClipImageEmbedder(self.model.clip, self.device)
         cache = Path(cache_dir) if cache_dir is not None else paths.cache_dir()
         self.library = Library(data_dir if data_dir is not None else default_library_dir(), self.embedder.identity,
-                               dim=self.embedder.dim, cache_dir=cache, reindex=reindex)
+                               dim=self.embedder.dim, cache_dir=cache, reindex=reindex,
+                               model_name=getattr(getattr(self.model, "config", None), "name", None),
+                               model_path=_model_path(model))
         self.engine = SearchEngine(self.model, self.library)
         self.library.prepare_ann_async()  # big libraries: load the hnswlib cache off the caller's thread
         self.thumbnails = ThumbnailCache(cache / "thumbnails")

@@ -41,11 +41,14 @@ class Library:
 
     `dim` is the vector size E (needed for a new library; read from the database otherwise). With
     `reindex`, a library made by another model drops its vectors (paths are kept) and takes this identity.
+    `model_name` / `model_path` ("default" or a model folder) are recorded when the library binds to the
+    identity (`indexed_with()` tells them), so that a refusal can name the model that indexed it.
     """
 
     def __init__(self, data_dir: str | Path | None, model_identity: str, *, dim: int | None = None,
                  cache_dir: str | Path | None = None, reindex: bool = False,
-                 ann_min_vectors: int = ANN_MIN_VECTORS) -> None:
+                 ann_min_vectors: int = ANN_MIN_VECTORS, model_name: str | None = None,
+                 model_path: str | None = None) -> None:
         self.data_dir = Path(data_dir) if data_dir is not None else default_library_dir()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.db_path = self.data_dir / store.DB_NAME
@@ -62,6 +65,7 @@ class Library:
         try:
             store.migrate(self._conn, self.db_path)
             self.uuid = store.get_meta(self._conn, "library_uuid") or ""
+            self._model_info = {"model_name": model_name, "model_path": model_path}
             self._check_identity(model_identity, dim, reindex)
             stored_dim = store.get_meta(self._conn, "dim")
             self.dim = int(stored_dim) if stored_dim else (dim or 0)
@@ -73,6 +77,9 @@ class Library:
         except (sqlite3.DatabaseError, ValueError) as exc:  # not a database, truncated, a bad page or value
             self._conn.close()
             raise self._unreadable(exc) from exc
+        except SpokenSearchError:  # e.g. ModelMismatchError
+            self._conn.close()
+            raise
         self._ann: AnnIndex | None = None
         self._ann_dirty = False
         self._bg: threading.Thread | None = None
@@ -85,16 +92,32 @@ class Library:
             "folders again (your photos are not touched)", self.db_path)
 
     # ---- checks ---------------------------------------------------------------------------------------
+    def indexed_with(self) -> str | None:
+        """The model that indexed the library, as recorded when it bound to its identity: its folder (or
+        "default"), else its name; None for a library of an older version (only the identity is known)."""
+        return store.get_meta(self._conn, "model_path") or store.get_meta(self._conn, "model_name")
+
+    def _record_model(self) -> None:
+        """Inside a transaction: remember which model binds the library (a key not known now is dropped)."""
+        for key, value in self._model_info.items():
+            if value:
+                store.set_meta(self._conn, key, value)
+            else:
+                self._conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+
     def _check_identity(self, identity: str, dim: int | None, reindex: bool) -> None:
         stored = store.get_meta(self._conn, "model_id")
         if stored is not None and stored != identity:
             if not reindex:
+                by = self.indexed_with()
                 raise ModelMismatchError(
                     f"the library at {self.db_path} was indexed with another CLIP image tower "
-                    f"({stored[:12]}) than this model's ({identity[:12]}); its vectors cannot be mixed. "
-                    "Re-index it with this model: `python -m core index DIR... --reindex` "
-                    "(or SearchService(..., reindex=True)), or use the model that made it"
-                )
+                    f"({stored[:12]}{f', model {by}' if by else ''}) than this model's ({identity[:12]}); its "
+                    "vectors cannot be mixed. Re-index it with this model: "
+                    "`python -m core index DIR... --model MODEL --reindex` (or SearchService(..., reindex=True)), "
+                    "or use the model that made it",
+                    db_path=self.db_path, stored_identity=stored, identity=identity, indexed_with=by,
+                    roots=[r[0] for r in self._conn.execute("SELECT path FROM roots ORDER BY path")])
             self._reset_vectors(identity, dim)
             return
         if stored is None or (dim and store.get_meta(self._conn, "dim") is None):
@@ -102,6 +125,10 @@ class Library:
                 store.set_meta(self._conn, "model_id", identity)
                 if dim:
                     store.set_meta(self._conn, "dim", dim)
+        # a new library, or one of an older version that did not record its model: this model binds it
+        if stored is None or (self.indexed_with() is None and any(self._model_info.values())):
+            with self._transaction():
+                self._record_model()
 
     def _reset_vectors(self, identity: str, dim: int | None) -> None:
         """Forget every vector (keeping paths), and bind the library to `identity` (rclip's v3 migration)."""
@@ -112,6 +139,7 @@ class Library:
             store.set_meta(self._conn, "model_id", identity)
             if dim:
                 store.set_meta(self._conn, "dim", dim)
+            self._record_model()
             store.bump_generation(self._conn)
 
     def _load_vectors(self) -> None:

@@ -209,3 +209,32 @@ def test_an_image_query_from_outside_the_library_gives_no_torch_warning(env, mod
     out = run_json(capsys, ["search", "--library", str(photos), "--image", str(outside), "--model", model_dir,
                             "--json"])
     assert len(out["hits"]) == 5
+
+
+def test_another_models_library_error_names_that_model_and_the_exact_reindex_command(env, model_dir, capsys,
+                                                                                        tmp_path_factory):
+    import re
+    import shlex
+
+    tmp, photos = env
+    other = tmp / "other"
+    make_image(other / "o.png", 20)
+    lib = tmp / "lib dir"
+    run_json(capsys, ["index", str(photos), str(other), "--model", model_dir, "--data-dir", str(lib), "--json",
+                      "--no-progress"])
+    torch.manual_seed(1)  # another CLIP image tower
+    model2 = str(save_model(create_model(get_model_config("tiny-test")), tmp_path_factory.mktemp("m2") / "tiny"))
+    assert main(["search", "--library", str(photos), "--text", "a dog", "--model", model2,
+                 "--data-dir", str(lib)]) == 1
+    err = capsys.readouterr().err
+    assert f"indexed with model {model_dir} (CLIP image tower" in err and f"(`--model {model_dir}`)" in err
+    assert "SearchService" not in err  # the Python API's remedy is not a command-line one
+    command = re.search(r"`(python -m core index [^`]*)`", err).group(1)
+    assert command == (f"python -m core index {shlex.quote(str(other))} {shlex.quote(str(photos))} --model {model2} "
+                       f"--data-dir {shlex.quote(str(lib))} --reindex")
+    # following it literally re-embeds the library with the model the user is using, and the search works
+    argv = shlex.split(command)[3:]
+    assert run_json(capsys, argv + ["--json", "--no-progress"])["updated"] == 6
+    out = run_json(capsys, ["search", "--library", str(photos), "--text", "a dog", "--model", model2,
+                            "--data-dir", str(lib), "--json"])
+    assert len(out["hits"]) == 5

@@ -378,6 +378,30 @@ def test_model_identity_mismatch_and_reindex(env, tmp_path):
     lib2.close()
 
 
+def test_the_library_records_the_model_that_indexed_it_and_a_refusal_names_it(env, tmp_path):
+    photos, emb, lib = env
+    lib.close()  # made by an older version: no model recorded; the first model that opens it is recorded
+    lib = Library(tmp_path / "data", emb.identity, dim=emb.dim, cache_dir=tmp_path / "cache",
+                  model_name="tiny-test", model_path="/models/tiny")
+    index(lib, photos, emb)
+    assert lib.indexed_with() == "/models/tiny"
+    lib.close()
+    other = FakeEmbedder(identity="another-tower", dim=16)
+    with pytest.raises(ModelMismatchError, match=r"another CLIP image tower \(fake-tower-1, model /models/tiny\)") as e:
+        Library(tmp_path / "data", other.identity, dim=other.dim, cache_dir=tmp_path / "cache", model_path="/m2")
+    err = e.value
+    assert (err.indexed_with, err.stored_identity, err.identity) == ("/models/tiny", emb.identity, "another-tower")
+    assert err.roots == [str(photos)] and err.db_path == tmp_path / "data" / "library.sqlite3"
+    # re-indexed by an in-memory model: its name is recorded, and the old folder is forgotten
+    lib2 = Library(tmp_path / "data", other.identity, dim=other.dim, cache_dir=tmp_path / "cache", reindex=True,
+                   model_name="other-model")
+    assert lib2.indexed_with() == "other-model"
+    lib2.close()
+    lib3 = Library(tmp_path / "data", other.identity, cache_dir=tmp_path / "cache", model_path="/m3")
+    assert lib3.indexed_with() == "other-model"  # the same tower opening it does not rewrite the record
+    lib3.close()
+
+
 def test_newer_schema_is_refused(env, tmp_path):
     _, _, lib = env
     lib.close()
