@@ -61,7 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     se.add_argument("--top", type=at_least(1), default=10, help="number of hits (default 10)")
     se.add_argument("--min-score", type=finite_float, default=None, help="drop hits scoring below this cosine")
     se.add_argument("--sort", choices=("score", "date"), default="score")
-    st = sub.add_parser("stats", parents=[common], help="what the library holds")
+    st = sub.add_parser("stats", parents=[common],
+                        help="what the library holds (a library indexed with another model than --model is "
+                             "described as it is, naming the model that indexed it)")
     del st
     return p
 
@@ -235,11 +237,21 @@ def _run_search(args: argparse.Namespace) -> int:
 
 
 def _run_stats(args: argparse.Namespace) -> int:
-    service = _service(args)
     try:
-        s = service.stats()
-    finally:
-        service.close()
+        service = _open_service(args)
+    except ModelMismatchError as exc:  # a read-only question: describe the library as it is, say which model
+        from core.service import library_stats
+
+        s = library_stats(args.data_dir)
+        by = exc.indexed_with
+        use = f"search it with `--model {shlex.quote(by)}`" if _is_model_path(by) else "search it with that model"
+        print(f"note: this library was indexed with {f'model {by}' if by else 'another model'} (CLIP image tower "
+              f"{s.model_identity[:12]}), not with --model {args.model}; {use}", file=sys.stderr)
+    else:
+        try:
+            s = service.stats()
+        finally:
+            service.close()
     d = dict(s.__dict__)
     print(json.dumps(d, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in d.items()))
     return 0

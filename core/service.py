@@ -46,6 +46,20 @@ class ServiceStats:
     model_identity: str = ""
 
 
+def library_stats(data_dir: str | Path | None = None, cache_dir: str | Path | None = None) -> ServiceStats:
+    """What the library in `data_dir` holds, read without loading a model (no identity check, nothing bound):
+    `model_name` is the model that indexed it (Library.indexed_with(), "unknown" for a library of an older
+    version), `model_identity` its CLIP tower, `device` "none" (no model loaded)."""
+    lib = Library(data_dir if data_dir is not None else default_library_dir(), None, cache_dir=cache_dir)
+    try:
+        return ServiceStats(model_name=lib.indexed_with() or "unknown", device="none", photos=len(lib),
+                            roots=lib.roots(), pending=lib.count_rows()["pending"],
+                            ann=len(lib) >= lib.ann_min_vectors, library_path=str(lib.db_path),
+                            model_identity=lib.model_identity)
+    finally:
+        lib.close()
+
+
 def _model_path(model: Any) -> str | None:
     """How the library records a model given by name or folder: "default" or the folder's absolute path."""
     if not isinstance(model, (str, Path)):

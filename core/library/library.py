@@ -2,7 +2,8 @@
 
 One writer at a time (a lock around every write transaction); any number of searching threads read
 the resident vectors and use their own SQLite connection. The library is bound to the CLIP tower
-identity that made its vectors: opening it with another raises ModelMismatchError.
+identity that made its vectors: opening it with another raises ModelMismatchError. Opened with no identity
+(None), it is only read or maintained (stats, removing a folder) and stays bound to the one it has.
 """
 
 from __future__ import annotations
@@ -41,11 +42,12 @@ class Library:
 
     `dim` is the vector size E (needed for a new library; read from the database otherwise). With
     `reindex`, a library made by another model drops its vectors (paths are kept) and takes this identity.
+    `model_identity` None: no check and no binding (to read the library or remove folders without its model).
     `model_name` / `model_path` ("default" or a model folder) are recorded when the library binds to the
     identity (`indexed_with()` tells them), so that a refusal can name the model that indexed it.
     """
 
-    def __init__(self, data_dir: str | Path | None, model_identity: str, *, dim: int | None = None,
+    def __init__(self, data_dir: str | Path | None, model_identity: str | None, *, dim: int | None = None,
                  cache_dir: str | Path | None = None, reindex: bool = False,
                  ann_min_vectors: int = ANN_MIN_VECTORS, model_name: str | None = None,
                  model_path: str | None = None) -> None:
@@ -67,6 +69,8 @@ class Library:
             self.uuid = store.get_meta(self._conn, "library_uuid") or ""
             self._model_info = {"model_name": model_name, "model_path": model_path}
             self._check_identity(model_identity, dim, reindex)
+            if model_identity is None:
+                self.model_identity = store.get_meta(self._conn, "model_id") or ""
             stored_dim = store.get_meta(self._conn, "dim")
             self.dim = int(stored_dim) if stored_dim else (dim or 0)
             self._generation = int(store.get_meta(self._conn, "generation") or 0)
@@ -105,7 +109,9 @@ class Library:
             else:
                 self._conn.execute("DELETE FROM meta WHERE key = ?", (key,))
 
-    def _check_identity(self, identity: str, dim: int | None, reindex: bool) -> None:
+    def _check_identity(self, identity: str | None, dim: int | None, reindex: bool) -> None:
+        if identity is None:
+            return
         stored = store.get_meta(self._conn, "model_id")
         if stored is not None and stored != identity:
             if not reindex:

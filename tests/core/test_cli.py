@@ -238,3 +238,24 @@ def test_another_models_library_error_names_that_model_and_the_exact_reindex_com
     out = run_json(capsys, ["search", "--library", str(photos), "--text", "a dog", "--model", model2,
                             "--data-dir", str(lib), "--json"])
     assert len(out["hits"]) == 5
+
+
+def test_stats_describes_a_library_indexed_with_another_model_and_names_that_model(env, model_dir, capsys):
+    tmp, photos = env
+    assert main(["index", str(photos), "--model", model_dir, "--no-progress"]) == 0
+    capsys.readouterr()
+    db = tmp / "data" / "library" / "library.sqlite3"
+    before = db.read_bytes()
+    # no --model: the embedded default, whose CLIP tower did not make this library
+    st = run_json(capsys, ["stats", "--json"])
+    assert (st["photos"], st["roots"], st["model_name"], st["library_path"]) == (5, [str(photos)], model_dir, str(db))
+    assert st["pending"] == 0 and len(st["model_identity"]) == 64
+    main(["stats"])
+    out = capsys.readouterr()
+    assert f"model_name: {model_dir}" in out.out and "photos: 5" in out.out
+    assert f"indexed with model {model_dir}" in out.err and f"search it with `--model {model_dir}`" in out.err
+    assert "--reindex" not in out.err + out.out  # a read-only question gets no destructive advice
+    assert db.read_bytes() == before  # and changes nothing
+    # with the model that made it: as before
+    st = run_json(capsys, ["stats", "--json", "--model", model_dir])
+    assert (st["photos"], st["model_name"]) == (5, model_dir)
