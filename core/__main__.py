@@ -1,7 +1,7 @@
 """Headless CLI over core.service.SearchService.
 
     python -m core index DIR... [--model M] [--json] [--reindex] [--retry-failed]
-    python -m core search --library DIR --audio Q.wav [--text "..."] [--image P] [--top K] [--min-score S] [--json]
+    python -m core search [--library DIR]... --audio Q.wav [--text "..."] [--image P] [--top K] [--min-score S] [--json]
     python -m core stats [--json]
 
 Exit codes: 0 ok, 1 an error (one line on stderr, no traceback), 2 bad usage, 130 interrupted.
@@ -52,9 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     ix.add_argument("--no-progress", action="store_true", help="no progress bar")
     ix.add_argument("--retry-failed", action="store_true",
                     help="decode again the files that failed before and have not changed (skipped otherwise)")
-    se = sub.add_parser("search", parents=[common], help="search an indexed folder")
-    se.add_argument("--library", type=Path, required=True, metavar="DIR",
-                    help="an indexed photo folder (or a folder inside one) to search in")
+    se = sub.add_parser("search", parents=[common], help="search the library (or some of its folders)")
+    se.add_argument("--library", type=Path, action="append", metavar="DIR",
+                    help="search only in this indexed photo folder (or a folder inside one); repeat it to search "
+                         "several folders at once (default: the whole library)")
     se.add_argument("--audio", type=Path, help="spoken query (wav, flac, ...)")
     se.add_argument("--text", help="typed query (CLIP text encoder); with --audio the two are combined")
     se.add_argument("--image", type=Path, help="'more like this' query image")
@@ -190,15 +191,23 @@ def _query_json(q: Any) -> dict[str, list[dict]]:
 def _run_search(args: argparse.Namespace) -> int:
     if not (args.audio or args.text or args.image):
         raise _UsageError("give a query: --audio Q.wav, --text \"...\" or --image P")
-    if not args.library.is_dir():
-        raise SpokenSearchError(f"--library {args.library} is not a folder; give an indexed photo folder")
+    for d in args.library or []:
+        if not d.is_dir():
+            raise SpokenSearchError(f"--library {d} is not a folder; give an indexed photo folder")
     service = _service(args)
     try:
-        folder = service.library.stored_folder(args.library)  # a symlink to an indexed folder is that folder
-        if folder is None:
-            raise SpokenSearchError(f"{args.library} was never indexed (library at {service.library.db_path}); "
-                                    f"run `python -m core index {args.library}` first")
-        roots = [folder]
+        roots = None  # the whole library
+        if args.library:
+            roots = []
+            for d in args.library:
+                folder = service.library.stored_folder(d)  # a symlink to an indexed folder is that folder
+                if folder is None:
+                    raise SpokenSearchError(f"{d} was never indexed (library at {service.library.db_path}); "
+                                            f"run `python -m core index {shlex.quote(str(d))}` first")
+                roots.append(folder)
+        elif not service.library.roots():
+            raise SpokenSearchError(f"the library at {service.library.db_path} has no photo folder yet; index one "
+                                    "first: `python -m core index DIR`")
         engine = service.engine
         query, parts, exclude, unread = None, [], set(), []
         if args.audio:

@@ -259,3 +259,25 @@ def test_stats_describes_a_library_indexed_with_another_model_and_names_that_mod
     # with the model that made it: as before
     st = run_json(capsys, ["stats", "--json", "--model", model_dir])
     assert (st["photos"], st["model_name"]) == (5, model_dir)
+
+
+def test_search_covers_the_whole_library_by_default_and_the_union_of_repeated_libraries(env, model_dir, capsys):
+    tmp, photos = env
+    other, third = tmp / "other", tmp / "third"
+    for i in range(3):
+        make_image(other / f"o{i}.png", 20 + i)
+        make_image(third / f"t{i}.png", 30 + i)
+    assert main(["search", "--text", "a dog", "--model", model_dir]) == 1  # nothing indexed yet: say so
+    assert "has no photo folder yet" in capsys.readouterr().err
+    run_json(capsys, ["index", str(photos), str(other), str(third), "--model", model_dir, "--json", "--no-progress"])
+
+    def folders(argv):
+        out = run_json(capsys, ["search", "--text", "a dog", "--top", "20", "--model", model_dir, "--json", *argv])
+        return sorted({str(Path(h["path"]).parent) for h in out["hits"]}), len(out["hits"])
+
+    assert folders([]) == (sorted([str(photos), str(other), str(third)]), 11)
+    assert folders(["--library", str(photos), "--library", str(other)]) == (sorted([str(photos), str(other)]), 8)
+    assert folders(["--library", str(third)]) == ([str(third)], 3)
+    assert main(["search", "--library", str(photos), "--library", str(tmp), "--text", "a dog",
+                 "--model", model_dir]) == 1
+    assert f"{tmp} was never indexed" in capsys.readouterr().err
