@@ -3,6 +3,7 @@
     python -m core index DIR... [--model M] [--json] [--reindex] [--retry-failed]
     python -m core search [--library DIR]... --audio Q.wav [--text "..."] [--image P] [--top K] [--min-score S] [--json]
     python -m core stats [--json]
+    python -m core remove DIR... [--json]
 
 Exit codes: 0 ok, 1 an error (one line on stderr, no traceback), 2 bad usage, 130 interrupted.
 The library lives under the user data dir (SPOKENSEARCH_DATADIR or --data-dir moves it).
@@ -31,14 +32,15 @@ logger = logging.getLogger(__name__)
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m core", description="Index photo folders and search them by voice.")
-    common = argparse.ArgumentParser(add_help=False)
+    base = argparse.ArgumentParser(add_help=False)  # what every command takes
+    base.add_argument("--data-dir", type=Path, default=None,
+                      help="library folder (default: <user data dir>/library; SPOKENSEARCH_DATADIR moves it)")
+    base.add_argument("--json", action="store_true", help="print JSON on stdout")
+    base.add_argument("-v", "--verbose", action="store_true", help="log progress details on stderr")
+    common = argparse.ArgumentParser(add_help=False, parents=[base])  # and those of the commands that load a model
     common.add_argument("--model", default="default",
                         help="model folder or 'default' (resources/models/default)")
-    common.add_argument("--data-dir", type=Path, default=None,
-                        help="library folder (default: <user data dir>/library; SPOKENSEARCH_DATADIR moves it)")
     common.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    common.add_argument("--json", action="store_true", help="print JSON on stdout")
-    common.add_argument("-v", "--verbose", action="store_true", help="log progress details on stderr")
     sub = p.add_subparsers(dest="command", required=True)
     ix = sub.add_parser("index", parents=[common], help="index (or update) photo folders")
     ix.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
@@ -66,6 +68,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="what the library holds (a library indexed with another model than --model is "
                              "described as it is, naming the model that indexed it)")
     del st
+    rm = sub.add_parser("remove", parents=[base],
+                        help="remove library folders: their photos leave the library (the files are not touched; "
+                             "a folder that is gone can be removed too), as Remove in the app's File → Library folders")
+    rm.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="a library folder (as `stats` lists them)")
     return p
 
 
@@ -118,7 +124,8 @@ def _run_index(args: argparse.Namespace) -> int:
     missing = [d for d in args.dirs if not Path(d).is_dir()]
     if missing:
         raise SpokenSearchError(f"no such folder: {', '.join(str(d) for d in missing)} (nothing was indexed; "
-                                "an unmounted disk's photos stay in the library until it is back)")
+                                "an unmounted disk's photos stay in the library until it is back; "
+                                "`python -m core remove DIR` removes a folder from the library for good)")
     service = _service(args, reindex=args.reindex)
     # a model change drops the vectors of every library folder: --reindex embeds them all again
     todo = _with_every_root(args.dirs, service.library) if args.reindex else args.dirs
@@ -266,6 +273,38 @@ def _run_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_remove(args: argparse.Namespace) -> int:
+    from core.library.library import Library, default_library_dir
+    from core.library.scan import normalize_root
+    from core.library.store import DB_NAME
+
+    data_dir = args.data_dir if args.data_dir is not None else default_library_dir()
+    if not (Path(data_dir) / DB_NAME).is_file():
+        raise SpokenSearchError(f"there is no library in {data_dir}: nothing to remove")
+    library = Library(data_dir, None)  # no model needed (nor checked): only rows and roots are deleted
+    try:
+        roots = library.roots()
+        todo = []
+        for d in args.dirs:  # every folder is checked before any is removed
+            folder = (library.stored_folder(d) if d.is_dir() else None) or normalize_root(d)
+            if folder not in roots:
+                outer = library.root_of(folder)
+                where = (f"it is inside the library folder {outer}: only whole library folders can be removed"
+                         if outer else "library folders: " + (", ".join(roots) or "none"))
+                raise SpokenSearchError(f"{d} is not a library folder ({where})")
+            todo.append(folder)
+        removed = {f: library.remove_root(f) for f in dict.fromkeys(todo)}
+    finally:
+        library.close()
+    if args.json:
+        print(json.dumps({"removed": [{"folder": f, "photos": n} for f, n in removed.items()]}, indent=2,
+                         ensure_ascii=False))
+    else:
+        for f, n in removed.items():
+            print(f"removed {f}: {n} photos left the library (the files are not touched)")
+    return 0
+
+
 class _UsageError(Exception):
     pass
 
@@ -280,7 +319,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.reconfigure(errors="backslashreplace")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
-        return {"index": _run_index, "search": _run_search, "stats": _run_stats}[args.command](args)
+        return {"index": _run_index, "search": _run_search, "stats": _run_stats,
+                "remove": _run_remove}[args.command](args)
     except _UsageError as exc:
         parser.error(str(exc))  # exits 2
         return 2

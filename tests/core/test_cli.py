@@ -281,3 +281,32 @@ def test_search_covers_the_whole_library_by_default_and_the_union_of_repeated_li
     assert main(["search", "--library", str(photos), "--library", str(tmp), "--text", "a dog",
                  "--model", model_dir]) == 1
     assert f"{tmp} was never indexed" in capsys.readouterr().err
+
+
+def test_remove_takes_a_folder_out_of_the_library_even_one_that_is_gone(env, model_dir, capsys):
+    tmp, photos = env
+    assert main(["remove", str(photos)]) == 1  # no library yet
+    assert "there is no library" in capsys.readouterr().err
+    other = tmp / "other"
+    for i in range(3):
+        make_image(other / f"o{i}.png", 20 + i)
+    run_json(capsys, ["index", str(photos), str(other), "--model", model_dir, "--json", "--no-progress"])
+    # a folder that is gone (an unplugged disk, a move) cannot be indexed; the error says how to remove it
+    os.rename(other, tmp / "moved away")
+    assert main(["index", str(other), "--model", model_dir, "--no-progress"]) == 1
+    assert "`python -m core remove DIR`" in capsys.readouterr().err
+    # only whole library folders, checked before anything is removed
+    assert main(["remove", str(other), str(photos / "sub")]) == 1
+    assert f"it is inside the library folder {photos}" in capsys.readouterr().err
+    assert main(["remove", str(tmp / "never")]) == 1
+    assert f"library folders: {other}, {photos}" in capsys.readouterr().err
+    assert run_json(capsys, ["stats", "--json", "--model", model_dir])["photos"] == 8
+    out = run_json(capsys, ["remove", str(other), "--json"])  # no model needed
+    assert out == {"removed": [{"folder": str(other), "photos": 3}]}
+    st = run_json(capsys, ["stats", "--json", "--model", model_dir])
+    assert (st["photos"], st["roots"]) == (5, [str(photos)])
+    hits = run_json(capsys, ["search", "--text", "a dog", "--top", "20", "--model", model_dir, "--json"])["hits"]
+    assert len(hits) == 5 and all(h["path"].startswith(str(photos)) for h in hits)
+    assert main(["remove", str(photos)]) == 0
+    assert f"removed {photos}: 5 photos left the library" in capsys.readouterr().out
+    assert (photos / "0.jpg").is_file()  # the files are not touched
