@@ -255,7 +255,9 @@ def test_cli_reports_errors_with_exit_code(tmp_path: Path, ckpt: Path, capsys: p
     bad.write_bytes(b"\x00" * 100)
     assert main(["import-official", str(bad), "--out", str(tmp_path / "o")]) == 1
     assert main(["import-official", str(ckpt), "--out", str(tmp_path / "good")]) == 0
-    assert "imported" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "imported" in out
+    assert f"use it: python -m core index DIR... --model {tmp_path / 'good'} --reindex" in out  # then search
     assert (tmp_path / "good" / "model.safetensors").exists()
 
 

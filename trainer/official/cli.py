@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import time
 from pathlib import Path
 
@@ -56,5 +57,7 @@ def run(args: argparse.Namespace) -> int:
         words = ", ".join(k.text for k in q.keywords[:8]) or "-"
         print(f"check: {model.config.branch.model_type}, {n / 1e6:.1f} M parameters, query vector "
               f"{q.query_vector.shape[0]}-d, keywords on noise: {words}")
-    print(f"use it: python -m core search --model {out} --library DIR --audio query.wav")
+    model = shlex.quote(str(out))  # a library holds one model's vectors: index with this model, then search
+    print(f"use it: python -m core index DIR... --model {model} --reindex   # embeds the library's photos with it\n"
+          f"        python -m core search --model {model} --audio query.wav")
     return 0
