@@ -34,6 +34,18 @@ def _kill_at(step):
     return hook
 
 
+def _killed_and_resumed_equals_straight(tmp_path, kill_at, **kw):
+    """Run a straight through, b killed at step `kill_at` then resumed: their last weights are equal."""
+    run_training(_cfg(tmp_path / "a", **kw))
+    with pytest.raises(_Killed):
+        run_training(_cfg(tmp_path / "b", **kw), on_step=_kill_at(kill_at))
+    run_training(_cfg(tmp_path / "b", **kw), resume="latest")
+    a = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")
+    b = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+
+
 def test_killed_run_resumes_exactly(tmp_path):
     torch.set_num_threads(1)
     straight = run_training(_cfg(tmp_path / "a"))
@@ -78,15 +90,7 @@ def test_killed_init_from_run_resumes_exactly(tmp_path):
         for p in source.clip.model.parameters():
             p.add_(0.5 * torch.randn_like(p))
     save_model(source, tmp_path / "src")
-    cfg = {"init_from": str(tmp_path / "src")}
-    run_training(_cfg(tmp_path / "a", **cfg))
-    with pytest.raises(_Killed):
-        run_training(_cfg(tmp_path / "b", **cfg), on_step=_kill_at(3))
-    run_training(_cfg(tmp_path / "b", **cfg), resume="latest")
-    a = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")
-    b = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
-    for k in a["model"]:
-        assert torch.equal(a["model"][k], b["model"][k]), k
+    _killed_and_resumed_equals_straight(tmp_path, 3, init_from=str(tmp_path / "src"))
 
 
 def test_an_incomplete_accumulation_window_is_never_loaded_and_resume_stays_exact(tmp_path, monkeypatch):
@@ -104,15 +108,9 @@ def test_an_incomplete_accumulation_window_is_never_loaded_and_resume_stays_exac
     monkeypatch.setattr(synthetic_data.SyntheticSpeechImageDataset, "__getitem__", counting)
     # 40 utterances / batch 4 = 10 micro-batches an epoch; grad_accum 3 -> 3 steps (9 micro-batches) an epoch
     kw = {"synthetic_size": 40, "grad_accum": 3, "max_steps": 7, "val_split": ""}
-    straight = run_training(_cfg(tmp_path / "a", **kw))
+    straight = run_training(_cfg(tmp_path / "straight", **kw))
     assert straight.epoch == 2 and len(loaded) == 7 * 3 * 4  # only what was trained on
-    with pytest.raises(_Killed):
-        run_training(_cfg(tmp_path / "b", **kw), on_step=_kill_at(4))
-    run_training(_cfg(tmp_path / "b", **kw), resume="latest")
-    a = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")
-    b = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
-    for k in a["model"]:
-        assert torch.equal(a["model"][k], b["model"][k]), k
+    _killed_and_resumed_equals_straight(tmp_path, 4, **kw)
 
 
 def test_torn_checkpoint_temp_file_does_not_break_resume(tmp_path):
