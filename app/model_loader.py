@@ -142,11 +142,26 @@ def offer_new_library(window: Any, exc: LibraryCorruptError) -> None:
                         ("Start a new library", start_new))
 
 
+def reindex_question(exc: BaseException) -> str:
+    """The re-index question in the user's words, from the error's fields (its text is written for the command
+    line); the error's own text where it has no fields."""
+    folders = list(getattr(exc, "roots", []) or [])
+    if not folders and getattr(exc, "stored_identity", None) is None:
+        by_text = f"{exc}\n\n"
+    else:
+        by = getattr(exc, "indexed_with", None)
+        made = f"with the model “{Path(str(by)).name or by}”" if by else "with another model"
+        where = (f" ({len(folders)} folder{'s' if len(folders) != 1 else ''}: "
+                 + ", ".join(Path(f).name or f for f in folders[:3]) + (", …" if len(folders) > 3 else "") + ")"
+                 if folders else "")
+        by_text = f"Your photo library{where} was indexed {made}.\n\n"
+    return (by_text + "The model you chose sees photos differently, so every photo must be embedded again with it "
+            "(your files are not touched). Re-index now, or keep the previous model?")
+
+
 def ask_reindex(window: Any, exc: BaseException, previous: AppSettings | None) -> None:
     """The library was indexed with another CLIP tower: re-index with this model, or go back."""
-    box = QMessageBox(QMessageBox.Icon.Question, "Re-index the library?",
-                      f"{exc}\n\nThis model sees photos differently from the one that indexed your library, "
-                      "so every photo must be embedded again (your files are not touched). Re-index now?",
+    box = QMessageBox(QMessageBox.Icon.Question, "Re-index the library?", reindex_question(exc),
                       QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, window)
     box.button(QMessageBox.StandardButton.Yes).setText("Re-index with this model")
     box.button(QMessageBox.StandardButton.No).setText("Keep the previous model")
@@ -163,7 +178,8 @@ def ask_reindex(window: Any, exc: BaseException, previous: AppSettings | None) -
             window.save_settings()
             load_service(window)
         else:
-            window.set_no_model(f"{exc} Choose the model that indexed this library in Settings, or re-index.")
+            window.set_no_model("The photo library was indexed with another model, so this one cannot search it. "
+                                "Choose the model that indexed it in Settings, or choose this one again and re-index.")
 
     box.finished.connect(decided)
     box.open()

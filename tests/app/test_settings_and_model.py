@@ -101,6 +101,19 @@ def test_model_mismatch_asks_before_reindexing(qtbot, make_window, fake_service)
     assert calls == [False, True]
 
 
+def test_reindex_question_is_worded_for_users_not_for_the_command_line() -> None:
+    from app.model_loader import reindex_question
+    from core.errors import ModelMismatchError
+
+    exc = ModelMismatchError("... `python -m core index DIR... --model MODEL --reindex` ...", stored_identity="a" * 64,
+                             identity="b" * 64, roots=["/home/u/Pictures", "/media/usb/photos"],
+                             indexed_with="/home/u/models/speechclip-plus-base")
+    text = reindex_question(exc)
+    assert "python -m" not in text and "--reindex" not in text
+    assert "“speechclip-plus-base”" in text and "2 folders: Pictures, photos" in text
+    assert "python -m" in reindex_question(ModelMismatchError("python -m core ..."))  # no fields: the text as it is
+
+
 def test_unreadable_library_offers_a_new_one_and_keeps_the_old_file(qtbot, make_window, fake_service, tmp_path):
     from core.library import Library
 
