@@ -311,15 +311,23 @@ def retune_model_folder(src: Path, out: Path, *, eval_data: str = "", eval_split
                         parallel_weight: float | None = None, speeds: tuple[float, ...] | None = None
                         ) -> dict[str, Any]:
     """An exported model folder with new inference settings (weights unchanged, copied when `out` differs);
-    with `eval_data` its card's metrics are re-measured, the rest of its card is kept."""
-    from core.errors import ModelNotFoundError
-    from core.factory import CONFIG_FILE, update_inference_settings
+    with `eval_data` its card's metrics are re-measured, the rest of its card is kept. `src` is checked before
+    anything is written, and `out` is replaced only by a complete copy with the new settings."""
+    from core.factory import update_inference_settings
 
-    if not (src / CONFIG_FILE).is_file():  # before anything is copied
-        raise ModelNotFoundError(f"{src / CONFIG_FILE} is missing: {src} is not a model folder (export writes one)")
-    if out.resolve() != src.resolve():
-        _replace_with_copy(src, out)
-    cfg = update_inference_settings(out, **_settings(retrieval, parallel_weight, speeds))
+    check_model_folder(src)  # before anything is copied
+    copy = out.resolve() != src.resolve()
+    target = _copy_beside(src, out) if copy else out
+    try:
+        cfg = update_inference_settings(target, **_settings(retrieval, parallel_weight, speeds))
+    except BaseException:
+        if copy:
+            import shutil
+
+            shutil.rmtree(target, ignore_errors=True)
+        raise
+    if copy:
+        _swap_in(target, out)
     card_file = out / "model_card.json"
     card: dict[str, Any] = json.loads(card_file.read_text()) if card_file.is_file() else {
         "name": cfg.name, "architecture": cfg.branch.model_type, "train_voices": [], "held_out_voices": [],
@@ -337,18 +345,66 @@ def retune_model_folder(src: Path, out: Path, *, eval_data: str = "", eval_split
     return card
 
 
-def _replace_with_copy(src: Path, out: Path) -> None:
-    """`out` becomes a copy of the model folder `src` (an older model folder there is replaced whole, so none
-    of its files, such as its card, survive); a non-empty `out` that is not a model folder is refused."""
+def is_run_folder(path: Path) -> bool:
+    """Whether `path` is a training run folder (`trainer train --run-dir`): checkpoints/, or a config.json that
+    is a training config (no model_cfg, a run_dir)."""
+    if (path / "checkpoints").is_dir():
+        return True
+    try:
+        meta = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(meta, dict) and "model_cfg" not in meta and "run_dir" in meta
+
+
+def check_model_folder(src: Path) -> None:
+    """Refuse a `--model` that is not an exported model folder (a run folder is named as one), reading only its
+    config.json's shape: a folder whose settings are invalid is still accepted, as new settings may mend it."""
+    from core.errors import ModelNotFoundError
+    from core.factory import CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE
+
+    if is_run_folder(src):
+        raise ModelNotFoundError(f"--model {src}: {src} is a training run folder, not a model folder: use --run "
+                                 f"{src} to export it (nothing was written)")
+    path = src / CONFIG_FILE
+    if not path.is_file():
+        raise ModelNotFoundError(f"{path} is missing: {src} is not a model folder (export writes one)")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path} cannot be read as JSON ({exc}): {src} is not a model folder") from exc
+    if not isinstance(meta, dict) or not isinstance(meta.get("model_cfg"), dict):
+        raise CheckpointError(f"{path} is not a model folder's config (no model_cfg): {src} is not a model folder "
+                              "(export writes one)")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path} has format_version {meta.get('format_version')!r}; this program reads "
+                              f"{FORMAT_VERSION}")
+    if not (src / WEIGHTS_FILE).is_file():
+        raise ModelNotFoundError(f"{src / WEIGHTS_FILE} is missing: the model folder {src} is incomplete")
+
+
+def _copy_beside(src: Path, out: Path) -> Path:
+    """A full copy of the model folder `src` in `out`.partial (so `out` is replaced only by a complete folder);
+    a non-empty `out` that is not a model folder is refused before anything is copied."""
     import shutil
 
     from core.factory import CONFIG_FILE
 
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / CONFIG_FILE).is_file())):
         raise ConfigError(f"--out {out} exists and is not a model folder; choose a new or empty folder")
+    if out.is_dir() and is_run_folder(out):
+        raise ConfigError(f"--out {out} is a training run folder; choose a new or empty folder, or a model folder")
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     shutil.copytree(src, partial)
+    return partial
+
+
+def _swap_in(partial: Path, out: Path) -> None:
+    """`out` becomes the complete folder `partial` (an older model folder there is replaced whole, so none of
+    its files, such as its card, survive)."""
+    import shutil
+
     if out.exists():
         old = out.with_name(out.name + ".old")
         shutil.rmtree(old, ignore_errors=True)

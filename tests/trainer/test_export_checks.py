@@ -1,0 +1,53 @@
+"""`trainer export`: inputs are checked before anything is written, and what export does is said."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from core.factory import create_model, save_model
+from core.model.config import get_model_config
+from trainer.main import main
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory):
+    """A one-step training run (synthetic data): checkpoints/, config.json, log.jsonl."""
+    torch.set_num_threads(1)
+    run = tmp_path_factory.mktemp("export") / "run"
+    assert main(["train", "--dataset", "synthetic", "--max-steps", "1", "--batch-size", "4", "--synthetic-size", "8",
+                 f"--run-dir={run}", "--tensorboard=false", "--val-split="]) == 0
+    return run
+
+
+def _tree(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_run_folder_given_as_model_is_refused_before_anything_is_written(run_folder, tmp_path, capfd):
+    model = tmp_path / "model"
+    save_model(create_model(get_model_config("tiny-test")), model)
+    before = _tree(model)
+    assert main(["export", "--model", str(run_folder), "--out", str(model)]) == 1
+    err = capfd.readouterr().err
+    assert f"{run_folder} is a training run folder" in err and f"use --run {run_folder}" in err
+    assert _tree(model) == before  # the model folder at --out is intact
+    assert main(["export", "--model", str(run_folder), "--out", str(tmp_path / "new")]) == 1
+    assert not (tmp_path / "new").exists() and not list(tmp_path.glob("*.partial"))
+    # nor is a run folder replaced when it is the --out of a model folder
+    run_before = _tree(run_folder)
+    assert main(["export", "--model", str(model), "--out", str(run_folder)]) == 1
+    assert "training run folder" in capfd.readouterr().err and _tree(run_folder) == run_before
+
+
+def test_invalid_settings_leave_the_out_folder_as_it_was(tmp_path, capfd):
+    src, out = tmp_path / "src", tmp_path / "out"
+    save_model(create_model(get_model_config("tiny-test")), src)
+    save_model(create_model(get_model_config("tiny-test")), out)
+    (out / "model_card.json").write_text(json.dumps({"name": "mine"}))
+    before = _tree(out)
+    assert main(["export", "--model", str(src), "--out", str(out), "--retrieval-parallel-weight", "-1"]) == 1
+    capfd.readouterr()
+    assert _tree(out) == before and not list(tmp_path.glob("*.partial"))
