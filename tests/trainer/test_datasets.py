@@ -94,7 +94,8 @@ def test_manifest_malformed_lines_and_absent_manifest(tmp_path: Path) -> None:
         f.write("{not json\n" + json.dumps({"audio": "x.wav"}) + "\n")
     with pytest.raises(DatasetError) as err:
         read_manifest(tmp_path)
-    assert "line 3" in str(err.value) and "line 4" in str(err.value) and "image, text" in str(err.value)
+    assert "line 3" in str(err.value) and "line 4: missing keys: image, text" in str(err.value)
+    assert "KeyError" not in str(err.value)
 
 
 def test_manifest_image_ids_without_collisions(tmp_path: Path) -> None:

@@ -88,7 +88,8 @@ def read_manifest(root: str | Path, split: str | None = None, *, check: bool = T
                     raise TypeError(f"a JSON {type(d).__name__}, not an object")
                 missing = [k for k in REQUIRED if k not in d]
                 if missing:
-                    raise KeyError(", ".join(missing))
+                    bad.append(f"line {n}: missing key{'s' if len(missing) > 1 else ''}: {', '.join(missing)}")
+                    continue
                 rows.append((n, d, str(d["image"]), int(d["image_id"]) if "image_id" in d else None))
             except (ValueError, KeyError, TypeError) as exc:
                 bad.append(f"line {n}: {type(exc).__name__}: {exc}")
