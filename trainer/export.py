@@ -292,6 +292,7 @@ def export_checkpoint(ckpt_path: Path | list[Path], out: Path, *, fp16: bool = F
 
     paths = list(ckpt_path) if isinstance(ckpt_path, list) else [ckpt_path]
     ckpt = average_checkpoints(paths)
+    paths = [Path(p["checkpoint"]) for p in ckpt["weight_average"]] if ckpt.get("weight_average") else paths[:1]
     ckpt["model_cfg"].update(_settings(retrieval, parallel_weight, speeds))
     model = model_from_checkpoint(ckpt)
     if fp16:

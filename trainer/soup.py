@@ -57,6 +57,14 @@ def average_checkpoints(paths: list[Path]) -> dict[str, Any]:
     `weight_average` lists the sources."""
     if not paths:
         raise ConfigError("no checkpoints to average")
+    unique: list[Path] = []
+    for p in paths:
+        if any(Path(p).resolve() == Path(q).resolve() for q in unique):
+            logger.warning("%s is given more than once: it is used once (the average of one checkpoint with "
+                           "itself is that checkpoint)", p)
+        else:
+            unique.append(p)
+    paths = unique
     ckpts = [load_checkpoint(p) for p in paths]
     for ckpt in ckpts:
         ckpt["model"] = strip_prefixes(inference_weights(ckpt))  # a run's EMA weights where it kept them

@@ -63,3 +63,12 @@ def test_runs_that_cannot_be_averaged_are_refused(runs, tmp_path, capfd, pair, w
     assert main(argv) == 1
     assert words in capfd.readouterr().err
     assert not out.exists()
+
+
+def test_the_same_run_twice_is_exported_once_with_a_warning(runs, tmp_path, capfd):
+    out = tmp_path / "once"
+    assert main(["export", "--run", str(runs / "a"), "--run", str(runs / "a" / "."), "--out", str(out),
+                 "--eval-splits="]) == 0
+    assert "is given more than once: it is used once" in capfd.readouterr().err
+    card = json.loads((out / "model_card.json").read_text())
+    assert "weight_average" not in card and "average of" not in (out / "model_card.md").read_text()
