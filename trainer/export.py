@@ -250,7 +250,8 @@ def _settings(retrieval: str | None, parallel_weight: float | None, speeds: tupl
 def _evaluate_folder(out: Path, eval_data: str, eval_splits: tuple[str, ...], dataset: str = "manifest"
                      ) -> dict[str, Any]:
     """`trainer eval` of the folder just written, per split: the card's numbers are what eval gives. A split
-    the data lacks is skipped with a warning; when none could be evaluated, DatasetError (the folder stays)."""
+    the data lacks is skipped with an INFO line, one that fails with a warning; when none could be evaluated,
+    DatasetError (the folder stays)."""
     from core.factory import load_model
     from trainer.eval_cli import evaluate_split
 
@@ -259,7 +260,13 @@ def _evaluate_folder(out: Path, eval_data: str, eval_splits: tuple[str, ...], da
         return metrics
     exported = load_model(out, device="cpu")
     problems = []
+    present = _splits_of(eval_data, dataset)
     for split in eval_splits:
+        if present is not None and split not in present:  # e.g. a user's own data has no unseen-voice split
+            logger.info("split %s is not in %s (its splits: %s): not evaluated (--eval-splits chooses the splits)",
+                        split, eval_data, ", ".join(sorted(present)) or "none")
+            problems.append(f"{split}: not in the data")
+            continue
         try:
             metrics[split] = evaluate_split(exported, eval_data, split, dataset=dataset)
         except Exception as exc:  # a missing split must not lose the export
@@ -271,6 +278,26 @@ def _evaluate_folder(out: Path, eval_data: str, eval_splits: tuple[str, ...], da
                            + ". Fix: --eval-dataset / --eval-splits, then `trainer export --model "
                            f"{out} --out {out} --eval-data ...` to re-evaluate")
     return metrics
+
+
+def _splits_of(data: str, dataset: str) -> set[str] | None:
+    """The splits a dataset has (None when that cannot be told here: the evaluation then says what is wrong)."""
+    try:
+        if dataset == "manifest":
+            from trainer.data.manifest import read_manifest
+
+            return {u.split for u in read_manifest(data, check=False)}
+        if dataset == "flickr8k":
+            from trainer.data.flickr8k import SPLIT_FILES
+
+            return set(SPLIT_FILES)
+        if dataset == "spokencoco":
+            from trainer.data.spokencoco import SPLITS
+
+            return set(SPLITS)
+    except DatasetError:
+        return None
+    return None
 
 
 def eval_dataset_of(ckpt: dict[str, Any], asked: str | None) -> str:

@@ -51,3 +51,18 @@ def test_invalid_settings_leave_the_out_folder_as_it_was(tmp_path, capfd):
     assert main(["export", "--model", str(src), "--out", str(out), "--retrieval-parallel-weight", "-1"]) == 1
     capfd.readouterr()
     assert _tree(out) == before and not list(tmp_path.glob("*.partial"))
+
+
+def test_a_split_the_data_lacks_is_skipped_with_an_info_line(tmp_path, capfd):
+    from tests.trainer.test_eval import _dataset
+
+    torch.manual_seed(0)
+    src, out, data = tmp_path / "model", tmp_path / "out", tmp_path / "data"
+    save_model(create_model(get_model_config("tiny-test")), src)
+    _dataset(data)  # a user's own data: only a test split, no test_unseen_voice
+    assert main(["export", "--model", str(src), "--out", str(out), "--eval-data", str(data)]) == 0
+    err = capfd.readouterr().err
+    assert "split test_unseen_voice is not in" in err and "--eval-splits" in err
+    assert "WARNING" not in err and "--split " not in err
+    card = json.loads((out / "model_card.json").read_text())
+    assert list(card["metrics"]) == ["test"]
