@@ -4,6 +4,7 @@ cuda-tagged files, corrupt / foreign / inconsistent files fail with messages tha
 from __future__ import annotations
 
 import importlib.abc
+import json
 import os
 import pickle
 import sys
@@ -276,3 +277,27 @@ def test_generator_reports_progress_and_cancels_before_writing(ckpt: Path, tmp_p
     with pytest.raises(Cancelled, match="nothing was written"):
         next(gen)
     assert not (tmp_path / "out").exists()
+
+
+def test_cli_replaces_a_model_folder_only_with_force(tmp_path: Path, ckpt: Path,
+                                                       capfd: pytest.CaptureFixture[str]) -> None:
+    from trainer.main import main
+
+    out = tmp_path / "hyb"
+    assert main(["import-official", str(ckpt), "--out", str(out), "--name", "My hybrid"]) == 0
+    first = (out / "config.json").read_bytes()
+    capfd.readouterr()
+    assert main(["import-official", str(ckpt), "--out", str(out)]) == 1
+    err = capfd.readouterr().err
+    assert "already holds a model folder" in err and "--force" in err
+    assert (out / "config.json").read_bytes() == first  # the earlier import is kept
+    (out / "notes.txt").write_text("stale")
+    assert main(["import-official", str(ckpt), "--out", str(out), "--force"]) == 0
+    assert "replaced the model folder" in capfd.readouterr().err
+    assert json.loads((out / "config.json").read_text())["model_cfg"]["name"] != "My hybrid" and not (out / "notes.txt").exists()
+    assert not list(tmp_path.glob("*.partial")) and not list(tmp_path.glob("*.old"))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "photo.jpg").write_bytes(b"x")
+    assert main(["import-official", str(ckpt), "--out", str(mine), "--force"]) == 1
+    assert "is not a model folder" in capfd.readouterr().err and (mine / "photo.jpg").exists()

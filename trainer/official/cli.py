@@ -13,11 +13,13 @@ from __future__ import annotations
 import argparse
 import logging
 import shlex
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
+from core.errors import ConfigError
 from core.official.importer import import_official
 
 logger = logging.getLogger(__name__)
@@ -27,7 +29,10 @@ HELP = __doc__
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("ckpt", type=Path, help="the authors' .ckpt file (SpeechCLIP or SpeechCLIP+)")
-    parser.add_argument("--out", type=Path, required=True, help="model folder to write (new or empty)")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="model folder to write: new or empty (a model folder there is replaced only with --force)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace the model folder at --out (whole, once the import has succeeded)")
     parser.add_argument("--vocab", type=Path, default=None,
                         help="the authors' text_clip_vocab_usage_byfreq.npy (default: recovered from the checkpoint)")
     parser.add_argument("--retrieval", choices=("parallel", "cascaded"), default=None,
@@ -42,10 +47,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="load the written folder and run one second of noise through it")
 
 
+def _check_out(out: Path, force: bool) -> bool:
+    """Whether `out` holds a model folder to replace; ConfigError for one without --force, and for a non-empty
+    folder that is not a model folder."""
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return False
+    if not out.is_dir() or not (out / "config.json").is_file():
+        raise ConfigError(f"--out {out} exists and is not a model folder; choose a new or empty folder")
+    if not force:
+        raise ConfigError(f"--out {out} already holds a model folder; choose a new or empty folder, or pass --force "
+                          "to replace it")
+    return True
+
+
 def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
-    out = import_official(args.ckpt, args.out, vocab_file=args.vocab, retrieval=args.retrieval, name=args.name,
-                          hubert_dir=args.hubert, clip_file=args.clip)
+    replace = _check_out(args.out, args.force)
+    target = args.out.with_name(args.out.name + ".partial") if replace else args.out
+    if replace:
+        shutil.rmtree(target, ignore_errors=True)
+    try:
+        import_official(args.ckpt, target, vocab_file=args.vocab, retrieval=args.retrieval, name=args.name,
+                        hubert_dir=args.hubert, clip_file=args.clip)
+    except BaseException:
+        if replace:
+            shutil.rmtree(target, ignore_errors=True)
+        raise
+    out = args.out
+    if replace:  # the old folder goes only once the new one is complete
+        old = out.with_name(out.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+        target.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+        logger.warning("--force: replaced the model folder %s", out)
     print(f"imported {args.ckpt} -> {out} in {time.perf_counter() - t0:.1f} s")
     if args.check:
         from core.factory import load_model
