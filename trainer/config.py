@@ -35,7 +35,9 @@ class TrainConfig:
     freeze_feature_layers: int = 0  # keep the first N conv layers of a trainable upstream at their init (speed)
     # model folder whose weights initialise the model (matching keys; "" = none); needs clip_train_steps=0
     init_from: str = ""
-    vocab_from_data: bool = False  # set clip.vocab_ids to the CLIP BPE ids of the training captions
+    # set clip.vocab_ids to the CLIP BPE ids of the training captions (not with init_from: a fine-tune keeps its
+    # source model's vocabulary, and a warning names the caption words outside it)
+    vocab_from_data: bool = False
     # --- data ------------------------------------------------------------------------------------
     dataset: str = "manifest"  # manifest | flickr8k | spokencoco | synthetic (random tensors, smoke tests)
     data_dir: str = ""  # dataset root (manifest: the folder holding manifest.jsonl)

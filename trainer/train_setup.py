@@ -33,18 +33,62 @@ def caption_vocab(texts: list[str]) -> list[int]:
 
 def resolve_model_config(cfg: TrainConfig, train: Dataset, from_checkpoint: dict[str, Any] | None) -> ModelConfig:
     """The ModelConfig to build: the checkpoint's on resume; else cfg.model (a registry name or a JSON
-    path) with cfg.model_overrides (nested dicts) and, if cfg.vocab_from_data, the captions' vocabulary."""
+    path) with cfg.model_overrides (nested dicts) and the keyword vocabulary: the --init-from model's when
+    there is one, else, if cfg.vocab_from_data, the captions'."""
     if from_checkpoint is not None:
         return model_config_from_dict(from_checkpoint)
     p = Path(cfg.model)
     base = load_model_config(p) if (cfg.model.endswith(".json") or p.is_file()) else get_model_config(cfg.model)
     overrides: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in cfg.model_overrides.items()}
-    if cfg.vocab_from_data:
-        texts = train.texts() if hasattr(train, "texts") else [train[i]["text"] for i in range(len(train))]
-        ids = caption_vocab(texts)
+    if cfg.init_from:
+        _keep_source_vocab(cfg, train, overrides)
+    elif cfg.vocab_from_data:
+        ids = caption_vocab(_texts(train))
         overrides.setdefault("clip", {})["vocab_ids"] = ids
         logger.info("keyword vocabulary from the training captions: %d CLIP sub-words", len(ids))
     return base.replace(**overrides) if overrides else base
+
+
+def _texts(train: Dataset) -> list[str]:
+    return train.texts() if hasattr(train, "texts") else [train[i]["text"] for i in range(len(train))]
+
+
+def _keep_source_vocab(cfg: TrainConfig, train: Dataset, overrides: dict[str, Any]) -> None:
+    """A fine-tune (--init-from) keeps its source model's keyword vocabulary: vocab_from_data is not applied
+    (the captions of a small fine-tuning set would drop every other word from typed queries and keywords, and a
+    compact CLIP text tower has no embedding for a word outside its vocabulary). Caption words the kept
+    vocabulary lacks are named in a warning. An explicit model_overrides clip.vocab_ids still wins."""
+    from core.factory import read_model_folder_config
+    from core.model.clip_tower import resolve_vocab
+
+    clip = overrides.setdefault("clip", {})
+    if "vocab_ids" in clip:
+        return
+    source, _ = read_model_folder_config(cfg.init_from)
+    clip["vocab_ids"] = source.clip.vocab_ids
+    kept = resolve_vocab(source.clip.vocab_ids, 0, 0)
+    if not cfg.vocab_from_data:
+        return
+    if kept is None:
+        logger.info("vocab_from_data: the keyword vocabulary of --init-from %s (its full CLIP vocabulary) is kept",
+                    cfg.init_from)
+        return
+    ids = caption_vocab(_texts(train))
+    outside = sorted(set(ids) - set(kept))
+    if not outside:
+        logger.info("vocab_from_data: the keyword vocabulary of --init-from %s (%d CLIP sub-words) is kept; it "
+                    "holds every sub-word of the training captions", cfg.init_from, len(kept))
+        return
+    from open_clip.tokenizer import SimpleTokenizer
+
+    decoder = SimpleTokenizer().decoder
+    words = [decoder.get(i, str(i)).replace("</w>", "") for i in outside]
+    logger.warning("vocab_from_data: a fine-tune keeps the keyword vocabulary of --init-from %s (%d CLIP "
+                   "sub-words), not the training captions' own (%d); %d caption sub-word(s) are outside it and "
+                   "cannot become keywords or be typed: %s%s. To use another vocabulary, train from scratch or set "
+                   "--model-overrides='{\"clip\": {\"vocab_ids\": [...]}}' (a compact CLIP text tower cannot "
+                   "embed new words)", cfg.init_from, len(kept), len(ids), len(outside), ", ".join(words[:20]),
+                   f" ... (+{len(words) - 20})" if len(words) > 20 else "")
 
 
 @torch.no_grad()

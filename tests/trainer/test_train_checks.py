@@ -70,3 +70,31 @@ def test_init_from_with_a_clip_stage_is_refused_before_anything_is_written(tmp_p
     with pytest.raises(ConfigError, match="--clip-train-steps=0"):
         run_training(_cfg(tmp_path / "run", init_from=str(tmp_path / "src"), clip_train_steps=5))
     assert not (tmp_path / "run").exists()
+
+
+def test_a_fine_tune_keeps_its_source_models_vocabulary_and_names_caption_words_outside_it(tmp_path, caplog):
+    """vocab_from_data (default.json sets it) must not shrink a fine-tuned model's vocabulary to the few words of
+    the fine-tuning captions: the source's is kept, and caption words it lacks are named in a warning."""
+    from core.factory import create_model, load_model, save_model
+    from core.model.config import get_model_config
+    from trainer.checkpoint import load_checkpoint
+    from trainer.train import run_training
+
+    torch.manual_seed(0)
+    save_model(create_model(get_model_config("tiny-test")), tmp_path / "src")
+    data = _manifest(tmp_path / "data")
+    lines = [json.loads(line) for line in (data / "manifest.jsonl").read_text().splitlines()]
+    lines[0]["text"] = "a red zebra"  # "zebra" is not in tiny-test's vocabulary
+    (data / "manifest.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    with caplog.at_level("INFO"):
+        run_training(_manifest_cfg(tmp_path, model="tiny-test", init_from=str(tmp_path / "src"),
+                                   vocab_from_data=True, max_steps=1, val_split=""))
+    source = load_model(tmp_path / "src", device="cpu")
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    from core.model.config import model_config_from_dict
+
+    trained = create_model(model_config_from_dict(ckpt["model_cfg"]))
+    assert trained.clip.table_orig_ids.tolist() == source.clip.table_orig_ids.tolist()
+    warning = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "vocab_from_data" in r.getMessage()]
+    assert len(warning) == 1 and "1 caption sub-word(s) are outside it" in warning[0] and "zebra" in warning[0]
+    assert "initialised 122 of 122 tensors" in caplog.text
