@@ -30,10 +30,13 @@ SCHEDULES = ("cosine", "linear", "constant")
 @dataclass
 class TrainConfig:
     # --- model -----------------------------------------------------------------------------------
-    model: str = "tiny-test"  # model config name (resources/configs/models) or a path to a config JSON
+    # model config name (resources/configs/models), a path to a config JSON, or a model folder (or its config.json:
+    # that model's architecture); "" = the init_from model's architecture, else tiny-test
+    model: str = ""
     model_overrides: dict = field(default_factory=dict)  # nested dict merged into the model config
     freeze_feature_layers: int = 0  # keep the first N conv layers of a trainable upstream at their init (speed)
-    # model folder whose weights initialise the model (matching keys; "" = none); needs clip_train_steps=0
+    # model folder whose weights initialise the model ("" = none; every tensor must fit: with model "" its own
+    # architecture is trained); needs clip_train_steps=0
     init_from: str = ""
     # set clip.vocab_ids to the CLIP BPE ids of the training captions (not with init_from: a fine-tune keeps its
     # source model's vocabulary, and a warning names the caption words outside it)
@@ -316,6 +319,8 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] | dict[
     extra = {k: _deep_merge(getattr(cfg, k), v) if isinstance(v, dict) and isinstance(getattr(cfg, k), dict) else v
              for k, v in extra.items()}
     cfg = dataclasses.replace(cfg, **extra)
+    if not cfg.model:  # recorded as resolved, so config.json and the checkpoints name the architecture
+        cfg = dataclasses.replace(cfg, model=cfg.init_from or "tiny-test")
     cfg.validate()
     return cfg
 

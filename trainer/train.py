@@ -285,6 +285,8 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
     trainable = _trainable_names(model, clip_stage=cfg.clip_train_steps > 0)
     if ckpt is not None:
         _check_trainable(ckpt, trainable, cfg, resume_path)
+    if cfg.init_from and ckpt is None:  # before config.json: a source that does not fit is refused
+        _init_from(model, cfg.init_from)
     # config.json only once the run is known to start: a refused resume leaves the run's own file as it was
     clear = cfg.overwrite and ckpt is None
     cfg = dataclasses.replace(cfg, overwrite=False)  # a one-off: a later run of this config.json must not clear
@@ -293,8 +295,6 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
             _clear_run(run_dir)
         save_config(cfg, run_dir / "config.json")
     log = RunLogger(run_dir, enabled=dist.is_main, tensorboard=cfg.tensorboard)
-    if cfg.init_from and ckpt is None:
-        _init_from(model, cfg.init_from)
     if cfg.clip_train_steps > 0:
         from trainer.clip_stage import train_clip
 
@@ -540,7 +540,8 @@ def _check_init_from(path: str, clip_train_steps: int) -> None:
 
 
 def _init_from(model: torch.nn.Module, path: str) -> None:
-    """Copy the weights of a model folder whose keys and shapes match (the rest keeps its init)."""
+    """Copy the weights of a model folder; ConfigError unless every tensor of the model is there with its shape
+    and every tensor there has its place in the model (another architecture)."""
     from core.factory import load_model
 
     source = load_model(path, device="cpu")
@@ -552,5 +553,20 @@ def _init_from(model: torch.nn.Module, path: str) -> None:
     src = source.state_dict()
     own = model.state_dict()
     same = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
+    missing = [k for k in own if k not in src]
+    shapes = [f"{k}: {tuple(src[k].shape)} there, {tuple(own[k].shape)} here" for k in own if k in src and k not in same]
+    unused = [k for k in src if k not in own]
+    if missing or shapes or unused:  # a subset would leave the rest at its random init, silently
+        def some(xs: list[str]) -> str:
+            return ", ".join(xs[:3]) + (f" ... (+{len(xs) - 3})" if len(xs) > 3 else "")
+
+        raise ConfigError(
+            f"--init-from {path} does not fit this run's model ({model.config.name}, {len(own)} tensors): "
+            f"only {len(same)} of them are in {path} ({source.config.name}, {len(src)} tensors) with the same shape"
+            + (f"; {len(missing)} are not there (e.g. {some(missing)})" if missing else "")
+            + (f"; {len(shapes)} differ in shape (e.g. {some(shapes)})" if shapes else "")
+            + (f"; {len(unused)} of its tensors have no place in this model (e.g. {some(unused)})" if unused else "")
+            + f". Leave --model unset to fine-tune {path}'s own architecture (or pass --model={path}), or change "
+            "the model_overrides that change tensors")
     model.load_state_dict(same, strict=False)
     logger.info("initialised %d of %d tensors from %s", len(same), len(own), path)

@@ -3,6 +3,7 @@ per-epoch validation score."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -32,13 +33,12 @@ def caption_vocab(texts: list[str]) -> list[int]:
 
 
 def resolve_model_config(cfg: TrainConfig, train: Dataset, from_checkpoint: dict[str, Any] | None) -> ModelConfig:
-    """The ModelConfig to build: the checkpoint's on resume; else cfg.model (a registry name or a JSON
-    path) with cfg.model_overrides (nested dicts) and the keyword vocabulary: the --init-from model's when
+    """The ModelConfig to build: the checkpoint's on resume; else cfg.model (a registry name, a JSON path or a
+    model folder; "": the --init-from folder's) with cfg.model_overrides (nested dicts) and the keyword vocabulary: the --init-from model's when
     there is one, else, if cfg.vocab_from_data, the captions'."""
     if from_checkpoint is not None:
         return model_config_from_dict(from_checkpoint)
-    p = Path(cfg.model)
-    base = load_model_config(p) if (cfg.model.endswith(".json") or p.is_file()) else get_model_config(cfg.model)
+    base = base_model_config(cfg.model or cfg.init_from or "tiny-test")
     overrides: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in cfg.model_overrides.items()}
     if cfg.init_from:
         _keep_source_vocab(cfg, train, overrides)
@@ -47,6 +47,30 @@ def resolve_model_config(cfg: TrainConfig, train: Dataset, from_checkpoint: dict
         overrides.setdefault("clip", {})["vocab_ids"] = ids
         logger.info("keyword vocabulary from the training captions: %d CLIP sub-words", len(ids))
     return base.replace(**overrides) if overrides else base
+
+
+def base_model_config(spec: str) -> ModelConfig:
+    """TrainConfig.model: a registry name, a model config JSON, or a model folder (or its config.json, e.g. one
+    written by `trainer import-official` or `trainer export`): that model's architecture. A folder that bundles
+    its backbones (standalone) rebuilds them without their original sources: --init-from fills them in."""
+    from core.factory import read_model_folder_config
+
+    p = Path(spec)
+    folder = p if p.is_dir() else p.parent if p.is_file() and _is_model_folder_config(p) else None
+    if folder is not None:
+        cfg, meta = read_model_folder_config(folder)
+        if meta.get("standalone"):
+            cfg = cfg.replace(speech={"pretrained": None}, clip={"pretrained": None})
+        return cfg
+    return load_model_config(p) if (spec.endswith(".json") or p.is_file()) else get_model_config(spec)
+
+
+def _is_model_folder_config(path: Path) -> bool:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False  # load_model_config names the problem
+    return isinstance(meta, dict) and "model_cfg" in meta
 
 
 def _texts(train: Dataset) -> list[str]:

@@ -98,3 +98,47 @@ def test_a_fine_tune_keeps_its_source_models_vocabulary_and_names_caption_words_
     warning = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "vocab_from_data" in r.getMessage()]
     assert len(warning) == 1 and "1 caption sub-word(s) are outside it" in warning[0] and "zebra" in warning[0]
     assert "initialised 122 of 122 tensors" in caplog.text
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory):
+    """A folder written by `trainer import-official` from a tiny checkpoint in the authors' layout."""
+    from core.official.importer import import_official
+    from tests.trainer.official_fixtures import write_official_checkpoint
+
+    root = tmp_path_factory.mktemp("imported")
+    write_official_checkpoint(root / "hybrid_plus.ckpt", "hybrid_plus")
+    return import_official(root / "hybrid_plus.ckpt", root / "model")
+
+
+def test_an_imported_published_model_fine_tunes_with_its_own_architecture(imported, tmp_path, capfd):
+    from core.factory import load_model, read_model_folder_config
+    from trainer.checkpoint import load_checkpoint
+    from trainer.main import main
+
+    torch.set_num_threads(1)
+    _manifest(tmp_path / "data")
+    common = [f"--data-dir={tmp_path / 'data'}", "--max-steps=1", "--batch-size=2", "--val-split=",
+              "--tensorboard=false", "--threads=1"]
+    assert main(["train", f"--init-from={imported}", f"--run-dir={tmp_path / 'run'}", *common]) == 0
+    n = len(load_model(imported, device="cpu").state_dict())
+    assert f"initialised {n} of {n} tensors from {imported}" in capfd.readouterr().err
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    source, _ = read_model_folder_config(imported)
+    assert ckpt["model_cfg"]["branch"] == source.to_dict()["branch"] and ckpt["config"]["model"] == str(imported)
+    # --model may name the folder or its config.json as well
+    assert main(["train", f"--model={imported / 'config.json'}", f"--init-from={imported}",
+                 f"--run-dir={tmp_path / 'run2'}", *common]) == 0
+    assert f"initialised {n} of {n} tensors" in capfd.readouterr().err
+
+
+def test_init_from_a_model_of_another_architecture_is_refused(imported, tmp_path, capfd):
+    from trainer.main import main
+
+    _manifest(tmp_path / "data")
+    assert main(["train", "--model=tiny-test", f"--init-from={imported}", f"--data-dir={tmp_path / 'data'}",
+                 "--max-steps=1", "--batch-size=2", f"--run-dir={tmp_path / 'run'}", "--tensorboard=false"]) == 1
+    err = capfd.readouterr().err
+    assert f"--init-from {imported} does not fit this run's model (tiny-test, 122 tensors): only" in err
+    assert "differ in shape (e.g. " in err and "Leave --model unset" in err
+    assert not (tmp_path / "run" / "config.json").exists()
