@@ -55,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="which branch's vector is the search query (default: as trained)")
     parser.add_argument("--retrieval-parallel-weight", type=float, default=None,
                         help="with --retrieval mean: query = normalise(W * parallel + cascaded) (default: as trained)")
+    parser.add_argument("--name", default=None,
+                        help="the model's name in config.json and its card (default: the run's model config name, "
+                        "which a fine-tune shares with its --init-from model)")
     parser.add_argument("--query-speeds", default=None,
                         help="test-time speed ensemble, e.g. 0.85,0.92,1,1.08,1.16 (1 = off; default: as trained)")
 
@@ -312,7 +315,7 @@ def export_checkpoint(ckpt_path: Path | list[Path], out: Path, *, fp16: bool = F
                       eval_splits: tuple[str, ...] = ("test",), eval_dataset: str | None = None,
                       extra: dict[str, Any] | None = None,
                       retrieval: str | None = None, parallel_weight: float | None = None,
-                      speeds: tuple[float, ...] | None = None) -> dict[str, Any]:
+                      speeds: tuple[float, ...] | None = None, name: str | None = None) -> dict[str, Any]:
     """Write the model folder + card; returns the card. Several checkpoints: their weights' average."""
     from core.factory import save_model
     from trainer.soup import average_checkpoints
@@ -320,7 +323,11 @@ def export_checkpoint(ckpt_path: Path | list[Path], out: Path, *, fp16: bool = F
     paths = list(ckpt_path) if isinstance(ckpt_path, list) else [ckpt_path]
     ckpt = average_checkpoints(paths)
     paths = [Path(p["checkpoint"]) for p in ckpt["weight_average"]] if ckpt.get("weight_average") else paths[:1]
-    ckpt["model_cfg"].update(_settings(retrieval, parallel_weight, speeds))
+    given = _settings(retrieval, parallel_weight, speeds)
+    ckpt["model_cfg"].update(given)
+    if name:
+        ckpt["model_cfg"]["name"] = name
+    _report_query(ckpt, given, bool(name))
     model = model_from_checkpoint(ckpt)
     if fp16:
         model = model.half()
@@ -334,10 +341,62 @@ def export_checkpoint(ckpt_path: Path | list[Path], out: Path, *, fp16: bool = F
     return card
 
 
+QUERY_FLAGS = {"retrieval": "--retrieval", "retrieval_parallel_weight": "--retrieval-parallel-weight",
+               "query_speed_ensemble": "--query-speeds"}
+
+
+def _report_query(ckpt: dict[str, Any], given: dict[str, Any], named: bool) -> None:
+    """Log the query settings and the name the export writes, and where they come from; warn when the run's
+    --init-from model (a fine-tune's source) queries otherwise (runs of older versions did not keep its settings)."""
+    def norm(v: Any) -> Any:
+        return [float(x) for x in v] if isinstance(v, list | tuple) else v
+
+    mcfg = ckpt["model_cfg"]
+    now = {k: norm(mcfg.get(k)) for k in QUERY_FLAGS}
+    init = (ckpt.get("config") or {}).get("init_from") or ""
+    source = None
+    if init:
+        from core.factory import read_model_folder_config
+
+        try:
+            source = {k: norm(v) for k, v in read_model_folder_config(init)[0].to_dict().items()}
+        except Exception as exc:  # moved or deleted since: nothing to compare with
+            logger.info("the run's --init-from model %s cannot be read (%s): its query settings are not compared",
+                        init, exc)
+    differ = [k for k in QUERY_FLAGS if source is not None and k not in given and source.get(k) != now[k]]
+    logger.info("query settings written: %s (%s)", ", ".join(f"{k} {v}" for k, v in now.items()),
+                ("as given" if len(given) == len(QUERY_FLAGS) else "as given where set, else as trained" if given
+                 else "as trained") + (f"; the run was fine-tuned from {init}" if init else ""))
+    if differ:
+        logger.warning("the run's --init-from model %s queries with %s; this export writes the run's own %s. "
+                       "To query as it does: %s", init, ", ".join(f"{k} {source[k]}" for k in differ),  # type: ignore[index]
+                       ", ".join(f"{k} {now[k]}" for k in differ),
+                       " ".join(f"{QUERY_FLAGS[k]} {_flag_value(source[k])}" for k in differ))  # type: ignore[index]
+    if source is not None and not named and source.get("name") == mcfg.get("name"):
+        logger.info("model name %s is that of its --init-from model %s; --name sets another", mcfg.get("name"), init)
+
+
+def _flag_value(value: Any) -> str:
+    return ",".join(f"{v:g}" for v in value) if isinstance(value, list | tuple) else str(value)
+
+
+def _rename_folder(folder: Path, name: str) -> None:
+    """Set the model name in a model folder's config.json (atomically; the weights are untouched)."""
+    import os
+
+    from core.factory import CONFIG_FILE
+
+    meta = json.loads((folder / CONFIG_FILE).read_text())
+    meta["name"] = meta["model_cfg"]["name"] = name
+    tmp = folder / (CONFIG_FILE + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=2))
+    os.replace(tmp, folder / CONFIG_FILE)
+
+
 def retune_model_folder(src: Path, out: Path, *, eval_data: str = "", eval_splits: tuple[str, ...] = ("test",),
                         eval_dataset: str | None = None, extra: dict[str, Any] | None = None, retrieval: str | None = None,
-                        parallel_weight: float | None = None, speeds: tuple[float, ...] | None = None
-                        ) -> dict[str, Any]:
+                        parallel_weight: float | None = None, speeds: tuple[float, ...] | None = None,
+                        name: str | None = None) -> dict[str, Any]:
     """An exported model folder with new inference settings (weights unchanged, copied when `out` differs);
     with `eval_data` its card's metrics are re-measured, the rest of its card is kept. `src` is checked before
     anything is written, and `out` is replaced only by a complete copy with the new settings."""
@@ -348,6 +407,8 @@ def retune_model_folder(src: Path, out: Path, *, eval_data: str = "", eval_split
     target = _copy_beside(src, out) if copy else out
     try:
         cfg = update_inference_settings(target, **_settings(retrieval, parallel_weight, speeds))
+        if name:
+            _rename_folder(target, name)
     except BaseException:
         if copy:
             import shutil
@@ -364,6 +425,8 @@ def retune_model_folder(src: Path, out: Path, *, eval_data: str = "", eval_split
                                           "switch_off": ""}}
     card.update(retrieval=cfg.retrieval, retrieval_parallel_weight=cfg.retrieval_parallel_weight,
                 query_speed_ensemble=list(cfg.query_speed_ensemble))
+    if name:
+        card["name"] = name
     if eval_data:
         card["metrics"] = _evaluate_folder(out, eval_data, eval_splits, eval_dataset or "manifest")
     if extra:
@@ -475,7 +538,7 @@ def run(args: argparse.Namespace) -> int:
     splits = tuple(s for s in args.eval_splits.split(",") if s)
     settings = dict(eval_data=args.eval_data, eval_splits=splits, eval_dataset=args.eval_dataset, extra=extra,
                     retrieval=args.retrieval,
-                    parallel_weight=args.retrieval_parallel_weight, speeds=speeds)
+                    parallel_weight=args.retrieval_parallel_weight, speeds=speeds, name=args.name)
     if args.model:
         if args.fp16:
             raise ConfigError("--fp16 applies to --run / --checkpoint; --model keeps the folder's weights as they are")

@@ -41,7 +41,11 @@ def resolve_model_config(cfg: TrainConfig, train: Dataset, from_checkpoint: dict
     base = base_model_config(cfg.model or cfg.init_from or "tiny-test")
     overrides: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in cfg.model_overrides.items()}
     if cfg.init_from:
-        _keep_source_vocab(cfg, train, overrides)
+        from core.factory import read_model_folder_config
+
+        source, _ = read_model_folder_config(cfg.init_from)
+        _keep_source_vocab(cfg, train, overrides, source)
+        _keep_source_query(cfg, base, overrides, source)
     elif cfg.vocab_from_data:
         ids = caption_vocab(_texts(train))
         overrides.setdefault("clip", {})["vocab_ids"] = ids
@@ -77,18 +81,29 @@ def _texts(train: Dataset) -> list[str]:
     return train.texts() if hasattr(train, "texts") else [train[i]["text"] for i in range(len(train))]
 
 
-def _keep_source_vocab(cfg: TrainConfig, train: Dataset, overrides: dict[str, Any]) -> None:
+def _keep_source_query(cfg: TrainConfig, base: ModelConfig, overrides: dict[str, Any], source: ModelConfig) -> None:
+    """A fine-tune queries as its source model does (retrieval, parallel weight, speed ensemble, keyword top-k):
+    validation scores that query, and export writes it. model_overrides that set them still win."""
+    from core.factory import INFERENCE_SETTINGS
+
+    kept = {k: getattr(source, k) for k in INFERENCE_SETTINGS
+            if k not in overrides and getattr(source, k) != getattr(base, k)}
+    if kept:
+        overrides.update({k: list(v) if isinstance(v, tuple) else v for k, v in kept.items()})
+        logger.info("query settings of --init-from %s kept (the model config %s says otherwise): %s", cfg.init_from,
+                    base.name, ", ".join(f"{k} {list(v) if isinstance(v, tuple) else v}" for k, v in kept.items()))
+
+
+def _keep_source_vocab(cfg: TrainConfig, train: Dataset, overrides: dict[str, Any], source: ModelConfig) -> None:
     """A fine-tune (--init-from) keeps its source model's keyword vocabulary: vocab_from_data is not applied
     (the captions of a small fine-tuning set would drop every other word from typed queries and keywords, and a
     compact CLIP text tower has no embedding for a word outside its vocabulary). Caption words the kept
     vocabulary lacks are named in a warning. An explicit model_overrides clip.vocab_ids still wins."""
-    from core.factory import read_model_folder_config
     from core.model.clip_tower import resolve_vocab
 
     clip = overrides.setdefault("clip", {})
     if "vocab_ids" in clip:
         return
-    source, _ = read_model_folder_config(cfg.init_from)
     clip["vocab_ids"] = source.clip.vocab_ids
     kept = resolve_vocab(source.clip.vocab_ids, 0, 0)
     if not cfg.vocab_from_data:

@@ -66,3 +66,43 @@ def test_a_split_the_data_lacks_is_skipped_with_an_info_line(tmp_path, capfd):
     assert "WARNING" not in err and "--split " not in err
     card = json.loads((out / "model_card.json").read_text())
     assert list(card["metrics"]) == ["test"]
+
+
+def _train(run, **kw):
+    from trainer.config import load_config
+    from trainer.train import run_training
+
+    run_training(load_config(None, {"dataset": "synthetic", "synthetic_size": 8, "batch_size": 4, "max_steps": 1,
+                                    "run_dir": str(run), "tensorboard": False, "val_split": "", "threads": 1, **kw}))
+
+
+def test_a_fine_tune_exports_its_source_models_query_settings_and_name(tmp_path, capfd):
+    """As README's recipe (--config default.json, whose model is a registry name, --init-from the default): the
+    export queries as the source model does, says so, and --name names it."""
+    from core.factory import load_model
+
+    torch.set_num_threads(1)
+    src = tmp_path / "src"
+    save_model(create_model(get_model_config("tiny-test", retrieval_parallel_weight=0.4,
+                                             query_speed_ensemble=(0.9, 1.0, 1.1))), src)
+    _train(tmp_path / "run", model="tiny-test", init_from=str(src))
+    assert main(["export", "--run", str(tmp_path / "run"), "--out", str(tmp_path / "a"), "--eval-splits="]) == 0
+    err = capfd.readouterr().err
+    cfg = load_model(tmp_path / "a").config
+    assert cfg.retrieval_parallel_weight == 0.4 and cfg.query_speed_ensemble == (0.9, 1.0, 1.1)
+    assert "query settings written: retrieval mean, retrieval_parallel_weight 0.4" in err and "WARNING" not in err
+    assert "model name tiny-test is that of its --init-from model" in err and "--name" in err
+    assert main(["export", "--run", str(tmp_path / "run"), "--out", str(tmp_path / "b"), "--eval-splits=",
+                 "--name", "my-photos"]) == 0
+    assert load_model(tmp_path / "b").config.name == "my-photos"
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["name"] == "my-photos"
+    assert (tmp_path / "b" / "model_card.md").read_text().startswith("# Model card: my-photos")
+    assert main(["export", "--model", str(tmp_path / "b"), "--out", str(tmp_path / "c"), "--name", "renamed"]) == 0
+    assert load_model(tmp_path / "c").config.name == "renamed"
+    assert json.loads((tmp_path / "c" / "model_card.json").read_text())["name"] == "renamed"
+    capfd.readouterr()
+    # a run whose query differs from its source's (set in model_overrides, or trained by an older version): warned
+    _train(tmp_path / "own", model="tiny-test", init_from=str(src), model_overrides={"query_speed_ensemble": [1.0]})
+    assert main(["export", "--run", str(tmp_path / "own"), "--out", str(tmp_path / "d"), "--eval-splits="]) == 0
+    err = capfd.readouterr().err
+    assert "WARNING" in err and "To query as it does: --query-speeds 0.9,1,1.1" in err
