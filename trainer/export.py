@@ -111,6 +111,13 @@ def build_card(ckpt: dict[str, Any], source: Path, metrics: dict[str, Any] | Non
     clip_file = Path(cfg.get("run_dir", "")) / "clip_stage" / "clip.pt"
     if cfg.get("clip_train_steps") and clip_file.is_file():
         clip_metrics = dict(torch.load(clip_file, map_location="cpu", weights_only=True).get("metrics", {}))
+    boundary_weight = mcfg.get("aux_boundary_loss_weight", 0.0)
+    word_times = ckpt.get("word_times")  # absent in checkpoints of older versions: the configured weight stands
+    boundary_note = ""
+    if boundary_weight and word_times and not word_times.get("with_word_times"):
+        boundary_note = (f"configured {boundary_weight:g}, but none of the {word_times.get('utterances')} training "
+                         "utterances had word times, so it was off")
+        boundary_weight = 0.0
     card = {
         "name": mcfg.get("name"),
         "architecture": mcfg["branch"]["model_type"],
@@ -130,7 +137,8 @@ def build_card(ckpt: dict[str, Any], source: Path, metrics: dict[str, Any] | Non
             "cif_target_note": ("known word count of the caption (its CLIP token count)"
                                 if mcfg["cif"]["target"] == "text_tokens" else "round(frames / frames_per_unit)"),
             "aux_keyword_loss_weight": mcfg.get("aux_keyword_loss_weight", 0.0),
-            "aux_boundary_loss_weight": mcfg.get("aux_boundary_loss_weight", 0.0),
+            "aux_boundary_loss_weight": boundary_weight,
+            **({"aux_boundary_loss_note": boundary_note} if boundary_note else {}),
             "bank_negatives": cfg.get("bank_negatives", 0),  # speech->image negatives beyond the batch
             "switch_off": ("model_overrides {\"cif\": {\"target\": \"frames\"}, \"aux_keyword_loss_weight\": 0, "
                            "\"aux_boundary_loss_weight\": 0}; bank_negatives=0"),
@@ -171,7 +179,9 @@ def card_markdown(card: dict[str, Any]) -> str:
              f"- Auxiliary signals: CIF target `{card['auxiliary_signals']['cif_target']}` "
              f"({card['auxiliary_signals']['cif_target_note']}); auxiliary keyword CE weight "
              f"{card['auxiliary_signals']['aux_keyword_loss_weight']}; auxiliary boundary loss (known word times) "
-             f"weight {card['auxiliary_signals'].get('aux_boundary_loss_weight', 0.0)}; "
+             f"weight {card['auxiliary_signals'].get('aux_boundary_loss_weight', 0.0)}"
+             + (f" ({card['auxiliary_signals']['aux_boundary_loss_note']})"
+                if card['auxiliary_signals'].get('aux_boundary_loss_note') else "") + "; "
              f"{_bank_note(card['auxiliary_signals'].get('bank_negatives', 0))} (switch off: "
              f"`{card['auxiliary_signals']['switch_off']}`)"]
     speeds = card.get("query_speed_ensemble") or [1.0]

@@ -61,7 +61,7 @@ from trainer.loop.negatives import NegativeBank, check_bank_negatives
 from trainer.loop.sampler import ResumableDistributedSampler
 from trainer.loop.schedule import get_lr
 from trainer.loop.step import LossModule, optimizer_step, resolve_precision
-from trainer.loop.utterance_data import build_datasets, training_fingerprint
+from trainer.loop.utterance_data import build_datasets, training_fingerprint, word_time_count
 from trainer.train_setup import resolve_model_config, validation_metrics
 
 logger = logging.getLogger(__name__)
@@ -277,6 +277,9 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
     model_cfg = resolve_model_config(cfg, train_ds, ckpt["model_cfg"] if ckpt else None)
     if ckpt is not None:
         cfg = _keep_checkpoint_model(ckpt, cfg, train_ds, resume_path)
+    word_times = word_time_count(train_ds)
+    if dist.is_main:
+        _warn_without_word_times(word_times, model_cfg.aux_boundary_loss_weight, cfg)
     model = create_model(model_cfg)
     # before the CLIP stage, not after it
     check_bank_negatives(cfg.bank_negatives, cached=cfg.cache_image_features and not model.clip.trainable)
@@ -369,7 +372,7 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
                    "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "step": st.step,
                    "epoch": st.epoch, "batch_in_epoch": st.batch_in_epoch, "best_metric": st.best,
                    "rng": rngs, "loss_guard": guards, "config": cfg.to_dict(), "model_cfg": model.config.to_dict(),
-                   "trainable": trainable, "train_data": train_data, "run_id": run_id,
+                   "trainable": trainable, "train_data": train_data, "run_id": run_id, "word_times": word_times,
                    **({"ema": ema.state_dict()} if ema is not None else {})},
                   checkpoint_dir(run_dir) / name)
         if name == LAST:
@@ -475,6 +478,19 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
     save(LAST)
     log.close()
     return TrainResult(run_dir, st.step, st.epoch, st.best, last_val, time.time() - t_start)
+
+
+def _warn_without_word_times(counts: dict[str, int] | None, boundary_weight: float, cfg: TrainConfig) -> None:
+    """The signals that need word times do nothing on data without them: say so at start-up (the checkpoints
+    record the counts, and the model card the boundary loss's effective weight)."""
+    if counts is None or counts["with_word_times"]:
+        return
+    off = ([f"the auxiliary boundary loss (aux_boundary_loss_weight={boundary_weight:g})"] if boundary_weight > 0
+           else []) + (["crop_whole_words"] if cfg.crop_whole_words else [])
+    if off:
+        logger.warning("no word times in the training data (none of its %d utterances has \"words\"): %s %s off "
+                       "for this run; the model card records it", counts["utterances"], " and ".join(off),
+                       "is" if len(off) == 1 else "are")
 
 
 def _load_states(ckpt: dict[str, Any], optimizer: torch.optim.Optimizer, scaler: Any, ema: WeightEma | None,

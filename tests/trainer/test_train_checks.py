@@ -142,3 +142,25 @@ def test_init_from_a_model_of_another_architecture_is_refused(imported, tmp_path
     assert f"--init-from {imported} does not fit this run's model (tiny-test, 122 tensors): only" in err
     assert "differ in shape (e.g. " in err and "Leave --model unset" in err
     assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_a_boundary_loss_without_word_times_is_reported_off_at_start_and_in_the_card(tmp_path, capfd):
+    from trainer.main import main
+
+    torch.set_num_threads(1)
+    data = _manifest(tmp_path / "data")
+    lines = [json.loads(line) for line in (data / "manifest.jsonl").read_text().splitlines()]
+    (data / "manifest.jsonl").write_text("".join(json.dumps({k: v for k, v in x.items() if k != "words"}) + "\n"
+                                                 for x in lines))  # a user's own data: no word times
+    assert main(["train", f"--data-dir={data}", "--max-steps=1", "--batch-size=2", "--val-split=",
+                 "--tensorboard=false", "--threads=1", f"--run-dir={tmp_path / 'run'}",
+                 '--model-overrides={"aux_boundary_loss_weight": 1.0}']) == 0
+    err = capfd.readouterr().err
+    assert "WARNING" in err and "no word times in the training data" in err
+    assert "the auxiliary boundary loss (aux_boundary_loss_weight=1) is off" in err
+    assert main(["export", "--run", str(tmp_path / "run"), "--out", str(tmp_path / "model"), "--eval-splits="]) == 0
+    card = json.loads((tmp_path / "model" / "model_card.json").read_text())
+    assert card["auxiliary_signals"]["aux_boundary_loss_weight"] == 0.0
+    assert "had word times, so it was off" in card["auxiliary_signals"]["aux_boundary_loss_note"]
+    assert "weight 0.0 (configured 1, but none of the 4 training utterances had word times" in (
+        tmp_path / "model" / "model_card.md").read_text()

@@ -136,6 +136,15 @@ def training_fingerprint(dataset: Dataset, data_dir: str) -> dict[str, Any]:
     return {"utterances": len(dataset), "sha256": digest}  # type: ignore[arg-type]
 
 
+def word_time_count(dataset: Dataset) -> dict[str, int] | None:
+    """{"utterances": N, "with_word_times": K} of a training set (None for the synthetic tensors, which carry no
+    utterance list): what the auxiliary boundary loss and whole-word crops can use."""
+    utts = getattr(dataset, "utts", None)
+    if utts is None:
+        return None
+    return {"utterances": len(utts), "with_word_times": sum(1 for u in utts if u.words)}
+
+
 def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset | None]:
     """(train, val or None) datasets of the configured type."""
     if cfg.dataset == "synthetic":
