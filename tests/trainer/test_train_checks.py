@@ -164,3 +164,14 @@ def test_a_boundary_loss_without_word_times_is_reported_off_at_start_and_in_the_
     assert "had word times, so it was off" in card["auxiliary_signals"]["aux_boundary_loss_note"]
     assert "weight 0.0 (configured 1, but none of the 4 training utterances had word times" in (
         tmp_path / "model" / "model_card.md").read_text()
+
+
+def test_a_manifest_without_a_val_split_names_the_training_option(tmp_path):
+    data = _manifest(tmp_path / "data")
+    lines = [json.loads(line) for line in (data / "manifest.jsonl").read_text().splitlines()]
+    (data / "manifest.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines if x["split"] != "val"))
+    with pytest.raises(DatasetError) as err:
+        build_datasets(_manifest_cfg(tmp_path))
+    msg = str(err.value)
+    assert 'no line of its manifest has "split": "val" (--val-split=val); its splits: test, train' in msg
+    assert "--val-split=''" in msg and "--split " not in msg

@@ -18,6 +18,10 @@ from trainer.data.records import Utterance, Word, check_files, problems_message
 logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.jsonl"
+
+
+class SplitNotFound(DatasetError):
+    """The manifest has no utterance in the split asked for (the caller knows which option named it)."""
 REQUIRED = ("audio", "image", "text")
 
 
@@ -120,7 +124,7 @@ def read_manifest(root: str | Path, split: str | None = None, *, check: bool = T
             )
         )
     if split is not None and not out:
-        raise DatasetError(f"{path} has no utterance in split {split!r}. Fix: choose another --split")
+        raise SplitNotFound(f"{path} has no utterance in split {split!r}. Fix: choose another --split")
     if check:
         check_files(out, f"manifest {path}", "regenerate the folder (trainer synth --force) or fix the paths")
     return out

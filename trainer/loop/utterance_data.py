@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -145,6 +146,20 @@ def word_time_count(dataset: Dataset) -> dict[str, int] | None:
     return {"utterances": len(utts), "with_word_times": sum(1 for u in utts if u.words)}
 
 
+def _read_split(cfg: TrainConfig, split: str, option: str) -> list[Any]:
+    """read_utterances, with a missing manifest split named by the training option that chose it."""
+    from trainer.data.manifest import SplitNotFound, read_manifest
+
+    try:
+        return read_utterances(cfg.dataset, cfg.data_dir, split)
+    except SplitNotFound:
+        present = sorted({u.split for u in read_manifest(cfg.data_dir, check=False)})
+        hint = " (or --val-split='' to train without validation)" if option == "--val-split" else ""
+        raise DatasetError(f"{cfg.data_dir}: no line of its manifest has \"split\": {json.dumps(split)} ({option}="
+                           f"{split}); its splits: {', '.join(present)}. Fix: pass {option}=ONE_OF_THEM{hint}, or "
+                           f"give some lines \"split\": {json.dumps(split)}") from None
+
+
 def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset | None]:
     """(train, val or None) datasets of the configured type."""
     if cfg.dataset == "synthetic":
@@ -153,13 +168,13 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset | None]:
         train = SyntheticSpeechImageDataset(cfg.synthetic_size, seed=cfg.seed, split="train")
         val = SyntheticSpeechImageDataset(max(8, cfg.synthetic_size // 4), seed=cfg.seed, split="val")
         return train, (val if cfg.val_split else None)
-    train_utts = filter_voices(read_utterances(cfg.dataset, cfg.data_dir, cfg.train_split),
-                               cfg.train_voices, cfg.exclude_voices)
+    train_utts = filter_voices(_read_split(cfg, cfg.train_split, "--train-split"), cfg.train_voices,
+                               cfg.exclude_voices)
     if cfg.max_train_utterances:
         train_utts = train_utts[: cfg.max_train_utterances]
     val = None
     if cfg.val_split:
-        val_utts = read_utterances(cfg.dataset, cfg.data_dir, cfg.val_split)
+        val_utts = _read_split(cfg, cfg.val_split, "--val-split")
         val_utts = [u for u in val_utts if u.voice not in set(cfg.exclude_voices)]
         if not val_utts:  # validation would have nothing to score (and every run would stop at its first one)
             raise DatasetError(f"val split {cfg.val_split!r} has no utterance left after exclude_voices="
