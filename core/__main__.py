@@ -286,7 +286,9 @@ def _run_remove(args: argparse.Namespace) -> int:
         roots = library.roots()
         todo = []
         for d in args.dirs:  # every folder is checked before any is removed
-            folder = (library.stored_folder(d) if d.is_dir() else None) or normalize_root(d)
+            folder = normalize_root(d)
+            if folder not in roots and d.is_dir():  # a path into a library folder (through a link, say)
+                folder = library.stored_folder(d) or folder
             if folder not in roots:
                 outer = library.root_of(folder)
                 where = (f"it is inside the library folder {outer}: only whole library folders can be removed"

@@ -310,3 +310,21 @@ def test_remove_takes_a_folder_out_of_the_library_even_one_that_is_gone(env, mod
     assert main(["remove", str(photos)]) == 0
     assert f"removed {photos}: 5 photos left the library" in capsys.readouterr().out
     assert (photos / "0.jpg").is_file()  # the files are not touched
+
+
+def test_remove_a_library_folder_that_is_a_link_to_another_removes_that_one(env, model_dir, capsys):
+    """Two library folders that are one folder (one reached through a symbolic link): `remove LINK` removes the
+    library folder named LINK, not the other one its photos are indexed under."""
+    tmp, _ = env
+    data = tmp / "data" / "p"
+    for i in range(2):
+        make_image(data / f"d{i}.png", 40 + i)
+    (tmp / "home").mkdir()
+    link = tmp / "home" / "link"
+    link.symlink_to(data, target_is_directory=True)
+    run_json(capsys, ["index", str(data), str(link), "--model", model_dir, "--json", "--no-progress"])
+    assert sorted(run_json(capsys, ["stats", "--json", "--model", model_dir])["roots"]) == sorted([str(data),
+                                                                                                  str(link)])
+    assert run_json(capsys, ["remove", str(link), "--json"]) == {"removed": [{"folder": str(link), "photos": 0}]}
+    st = run_json(capsys, ["stats", "--json", "--model", model_dir])
+    assert (st["roots"], st["photos"]) == ([str(data)], 2)
