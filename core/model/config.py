@@ -91,8 +91,9 @@ class BranchConfig:
     cascaded_block: str = "attention"
     dropout: float = 0.1
     # Dropout on the attention output before the residual of the MHA + LN block. The method's block (the authors'
-    # MultiheadAttentionAndNorm, reference §1.4) has none (dropout only inside the MHA); the embedded default was
-    # trained with it (default-small.json), so it stays switchable. Training only: inference is the same.
+    # MultiheadAttentionAndNorm, reference §1.4) has none (dropout only inside the MHA); default-small.json keeps it,
+    # as its runs had it before it became an option (the embedded default's recipe sets the branch dropout to 0,
+    # where it does nothing). Training only: inference is the same.
     attention_output_dropout: bool = False
     parallel_loss_weight: float = 1.0
     cascaded_loss_weight: float = 1.0

@@ -319,4 +319,4 @@ def test_attention_block_is_the_methods_unless_output_dropout_is_asked_for(tiny_
         block.train()
         assert torch.allclose(block(x, pad), ref) is deterministic
     assert tiny_config.branch.attention_output_dropout is False  # the default is the method
-    assert get_model_config("default-small").branch.attention_output_dropout is True  # how the default was trained
+    assert get_model_config("default-small").branch.attention_output_dropout is True  # as its runs had it
