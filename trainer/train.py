@@ -331,6 +331,9 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
             loss_module, device_ids=[dist.device.index] if dist.device.type == "cuda" else None,
             find_unused_parameters=True)
     lengths = train_ds.lengths() if cfg.bucket_by_length and hasattr(train_ds, "lengths") else None
+    if cfg.bucket_by_length and lengths is None and hasattr(train_ds, "lengths"):
+        logger.info("bucket_by_length: not every training utterance has word times (its length is read from them), "
+                    "so batches are drawn without grouping by length")
     # an epoch ends after its last whole accumulation window: the micro-batches of a partial one are not loaded
     micro_per_epoch = steps_per_epoch * cfg.grad_accum
     sampler = ResumableDistributedSampler(train_ds, num_replicas=dist.world_size, rank=dist.rank,

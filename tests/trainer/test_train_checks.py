@@ -158,6 +158,7 @@ def test_a_boundary_loss_without_word_times_is_reported_off_at_start_and_in_the_
     err = capfd.readouterr().err
     assert "WARNING" in err and "no word times in the training data" in err
     assert "the auxiliary boundary loss (aux_boundary_loss_weight=1) is off" in err
+    assert "so batches are drawn without grouping by length" in err  # bucket_by_length reads the word times
     assert main(["export", "--run", str(tmp_path / "run"), "--out", str(tmp_path / "model"), "--eval-splits="]) == 0
     card = json.loads((tmp_path / "model" / "model_card.json").read_text())
     assert card["auxiliary_signals"]["aux_boundary_loss_weight"] == 0.0
