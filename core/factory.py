@@ -205,13 +205,25 @@ def update_inference_settings(directory: str | Path, **settings: Any) -> ModelCo
 _RUN_CONFIG_KEYS = {"run_dir", "dataset", "max_steps", "lr"}  # keys of a trainer TrainConfig's config.json
 
 
-def training_run_folder_error(directory: str | Path, meta: Any) -> TrainingRunFolderError | None:
-    """The error for a training run folder (its config.json is a TrainConfig, checkpoints/ beside it) given
-    where a model folder is expected; None when `directory` does not look like one."""
+def is_training_run_folder(directory: str | Path, meta: Any = None) -> bool:
+    """Whether `directory` is a training run folder (`trainer train --run-dir`): no model folder's config, and
+    checkpoints/ or a config.json with a training config's keys. `meta`: its config.json, when already read."""
     directory = Path(directory)
-    if not isinstance(meta, dict) or "model_cfg" in meta:
-        return None
-    if not ((directory / "checkpoints").is_dir() or _RUN_CONFIG_KEYS <= set(meta)):
+    if meta is None:
+        try:
+            meta = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            meta = None
+    if isinstance(meta, dict) and "model_cfg" in meta:
+        return False
+    return (directory / "checkpoints").is_dir() or (isinstance(meta, dict) and _RUN_CONFIG_KEYS <= set(meta))
+
+
+def training_run_folder_error(directory: str | Path, meta: Any) -> TrainingRunFolderError | None:
+    """The error for a training run folder given where a model folder is expected; None when `directory` does
+    not look like one."""
+    directory = Path(directory)
+    if not isinstance(meta, dict) or not is_training_run_folder(directory, meta):
         return None
     return TrainingRunFolderError(
         f"{directory} is a training run folder, not a model folder: export it first with "

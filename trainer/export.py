@@ -446,25 +446,13 @@ def retune_model_folder(src: Path, out: Path, *, eval_data: str = "", eval_split
     return card
 
 
-def is_run_folder(path: Path) -> bool:
-    """Whether `path` is a training run folder (`trainer train --run-dir`): checkpoints/, or a config.json that
-    is a training config (no model_cfg, a run_dir)."""
-    if (path / "checkpoints").is_dir():
-        return True
-    try:
-        meta = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return False
-    return isinstance(meta, dict) and "model_cfg" not in meta and "run_dir" in meta
-
-
 def check_model_folder(src: Path) -> None:
     """Refuse a `--model` that is not an exported model folder (a run folder is named as one), reading only its
     config.json's shape: a folder whose settings are invalid is still accepted, as new settings may mend it."""
     from core.errors import ModelNotFoundError
-    from core.factory import CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE
+    from core.factory import CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE, is_training_run_folder
 
-    if is_run_folder(src):
+    if is_training_run_folder(src):
         raise ModelNotFoundError(f"--model {src}: {src} is a training run folder, not a model folder: use --run "
                                  f"{src} to export it (nothing was written)")
     path = src / CONFIG_FILE
@@ -489,11 +477,11 @@ def _copy_beside(src: Path, out: Path) -> Path:
     a non-empty `out` that is not a model folder is refused before anything is copied."""
     import shutil
 
-    from core.factory import CONFIG_FILE
+    from core.factory import CONFIG_FILE, is_training_run_folder
 
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / CONFIG_FILE).is_file())):
         raise ConfigError(f"--out {out} exists and is not a model folder; choose a new or empty folder")
-    if out.is_dir() and is_run_folder(out):
+    if out.is_dir() and is_training_run_folder(out):
         raise ConfigError(f"--out {out} is a training run folder; choose a new or empty folder, or a model folder")
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
