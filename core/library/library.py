@@ -22,7 +22,7 @@ from core import paths
 from core.errors import LibraryCorruptError, ModelMismatchError, SpokenSearchError
 from core.library import failures, store
 from core.library.ann import AnnIndex, AnnStamp
-from core.library.scan import is_utf8, normalize_root, owning_root, printable, real_roots
+from core.library.scan import is_inside, is_utf8, normalize_root, owning_root, printable, real_roots
 from core.library.store import ROW_COLUMNS, EmbeddedImage, ImageRow, Move, Transaction, row_from_tuple
 from core.library.vectors import ResidentVectors, VectorSnapshot
 
@@ -248,7 +248,7 @@ class Library:
         real = os.path.realpath(f)
         by_real = real_roots(self.roots())
         owner = owning_root(real, by_real)
-        if owner is not None and (f == owner or f.startswith(owner.rstrip(os.sep) + os.sep)):
+        if owner is not None and is_inside(f, owner):
             return f
         if owner is None:
             return f if self.root_of(f) is not None else None

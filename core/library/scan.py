@@ -98,18 +98,19 @@ def real_roots(roots: Iterable[str | Path]) -> list[tuple[str, str]]:
     return [(os.path.realpath(r), r) for r in sorted(normalize_root(r) for r in roots)]
 
 
+def is_inside(path: str, root: str) -> bool:
+    """Whether normalised `path` is `root` or lies under it."""
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
 def owning_root(real: str, owners: Sequence[tuple[str, str]]) -> str | None:
     """The root whose photos the folder at real path `real` holds: the root with the deepest real path that
     contains it (the first by name on a tie); None when no root's real path contains it."""
     best: tuple[str, str] | None = None
     for rr, r in owners:
-        if (real == rr or real.startswith(rr.rstrip(os.sep) + os.sep)) and (best is None or len(rr) > len(best[0])):
+        if is_inside(real, rr) and (best is None or len(rr) > len(best[0])):
             best = (rr, r)
     return best[1] if best else None
-
-
-def _inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def _skip_owned(folder: str, owner: str, problems: ScanProblems | None) -> None:
@@ -122,7 +123,7 @@ def _skip_owned(folder: str, owner: str, problems: ScanProblems | None) -> None:
 def _walk(root: str, extensions: frozenset[str], listed: set[str], owners: Sequence[tuple[str, str]],
           cancel: threading.Event | None = None, problems: ScanProblems | None = None) -> Iterator[FileEntry]:
     home = owning_root(os.path.realpath(root), owners)
-    if home is not None and not _inside(root, home):  # a link into another root's folder
+    if home is not None and not is_inside(root, home):  # a link into another root's folder
         _skip_owned(root, home, problems)
         return
     seen_dirs: set[str] = set()  # per root: a root lists the same files whether scanned alone or with others
