@@ -173,16 +173,16 @@ def _run_index(args: argparse.Namespace) -> int:
             print(f"  ... and {len(report.skipped) - 20} more (use --json for all)")
     if waiting:  # unsearchable until embedded with this model (a folder not found now, or not given)
         print(f"note: {sum(waiting.values())} photos in {', '.join(waiting)} still wait to be embedded with this "
-              f"model; run `python -m core index {' '.join(waiting)}`", file=sys.stderr)
+              f"model; run `python -m core index {' '.join(shlex.quote(f) for f in waiting)}`", file=sys.stderr)
     return 0
 
 
 def _with_every_root(dirs: Sequence[Path], library: Any) -> list[str]:
     """`dirs` and every library folder, each once (a folder inside a library folder: that whole folder)."""
-    from core.library.scan import normalize_root
+    from core.library.scan import is_inside, normalize_root
 
     todo = dict.fromkeys([library.root_of(d) or normalize_root(d) for d in dirs] + library.roots())
-    return [f for f in todo if not any(f.startswith(o.rstrip(os.sep) + os.sep) for o in todo)]
+    return [f for f in todo if not any(f != o and is_inside(f, o) for o in todo)]
 
 
 def _query_json(q: Any) -> dict[str, list[dict]]:
