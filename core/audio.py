@@ -48,11 +48,14 @@ def _to_float32(x: np.ndarray) -> np.ndarray:
 
 
 def to_mono(x: np.ndarray) -> np.ndarray:
-    """(S,) or (S, C) -> (S,) by averaging channels. A (C, S) array with C < S is detected and transposed."""
+    """(S,) or (S, C) -> (S,) by averaging channels. A (C, S) array with 0 < C < S is detected and transposed.
+    An empty array gives (0,)."""
     if x.ndim == 1:
         return x
     if x.ndim != 2:
         raise AudioDecodeError(f"audio must be 1-D (samples) or 2-D (samples, channels); got shape {x.shape}")
+    if x.size == 0:  # (0, C) or (C, 0): the mean of no samples would be NaN
+        return np.zeros(0, np.float32)
     if x.shape[0] < x.shape[1] and x.shape[0] <= 8:  # (channels, samples), as torchaudio returns
         x = x.T
     return x.mean(axis=1).astype(np.float32)
@@ -79,11 +82,12 @@ def load_audio(source: str | Path | np.ndarray, sr: int | None = None, *, max_s:
     mono at 16 kHz.
 
     `sr` is the rate of an array given directly (default: already 16 kHz); it is ignored for files, whose
-    header says their rate. Raises AudioDecodeError naming the file when it cannot be read, and
-    AudioTooLongError for audio longer than `max_s` (a file's header is read first: it is refused unread).
+    header says their rate. Raises AudioDecodeError naming the file when it cannot be read or holds no samples
+    (an empty array comes back empty: check_speech refuses it), and AudioTooLongError for audio longer than
+    `max_s` (a file's header is read first: it is refused unread).
     """
     if isinstance(source, np.ndarray):
-        x, rate = _to_float32(source), sr or SAMPLE_RATE
+        x, rate = to_mono(_to_float32(source)), sr or SAMPLE_RATE
     else:
         import soundfile as sf
 
@@ -105,10 +109,16 @@ def load_audio(source: str | Path | np.ndarray, sr: int | None = None, *, max_s:
             raise AudioDecodeError(
                 f"cannot read audio file {path}: {reason}. Convert it to WAV or FLAC (e.g. `sox in.x -r 16000 out.wav`)"
             ) from exc
-    x = to_mono(np.asarray(x))
+        if x.shape[0] == 0:  # a valid header with no frames: nothing to hear, and no caller can use it
+            raise AudioDecodeError(_empty_message(path))
+        x = x.mean(axis=1)  # always_2d: (S, C), so to_mono's (C, S) guess must not run (1-frame stereo)
     if x.size and x.size / rate > max_s:
         _too_long(source, x.size / rate, max_s)
     return resample(x, int(rate), SAMPLE_RATE)
+
+
+def _empty_message(name: object) -> str:
+    return f"{name} is empty (0 samples); record or choose a file with speech in it"
 
 
 def _too_long(source: object, seconds: float, max_s: float) -> NoReturn:
@@ -169,7 +179,7 @@ def check_speech(x: np.ndarray, sr: int = SAMPLE_RATE, name: str = "the recordin
     `SILENCE_PEAK`). `name` (a file name) goes into the message.
     """
     if x.size == 0:
-        raise AudioDecodeError(f"{name} is empty (0 samples); record or choose a file with speech in it")
+        raise AudioDecodeError(_empty_message(name))
     if not np.all(np.isfinite(x)):
         raise AudioDecodeError(f"{name} contains NaN or infinite samples; the file or the recorder is broken")
     duration = x.size / sr

@@ -53,6 +53,18 @@ def test_channels_first_array_is_averaged():
     np.testing.assert_allclose(y, x / 2, atol=1e-6)
 
 
+def test_empty_audio_is_never_nan(tmp_path):
+    # a (0, C) array fitted to_mono's (C, S) guess: the mean over no samples gave C NaNs
+    for empty in (np.zeros((0, 2), np.float32), np.zeros((2, 0), np.float32), np.zeros(0, np.int16)):
+        y = audio.load_audio(empty)
+        assert y.dtype == np.float32 and y.shape == (0,)
+    sf.write(tmp_path / "zero.wav", np.zeros((0, 2), np.float32), 16000, subtype="PCM_16")  # header, no frames
+    with pytest.raises(AudioDecodeError, match=r"zero\.wav is empty \(0 samples\)"):
+        audio.load_audio(tmp_path / "zero.wav")
+    sf.write(tmp_path / "one.wav", np.array([[0.25, 0.75]], np.float32), 16000, subtype="FLOAT")  # 1 stereo frame
+    np.testing.assert_array_equal(audio.load_audio(tmp_path / "one.wav"), np.array([0.5], np.float32))
+
+
 def test_flac_and_unreadable_files(tmp_path):
     sf.write(tmp_path / "a.flac", tone(200, 0.5, 16000), 16000)
     assert audio.load_audio(tmp_path / "a.flac").size == 8000

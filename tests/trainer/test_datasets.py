@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from core.errors import DatasetError
+from core.errors import AudioDecodeError, DatasetError
 from trainer.data import read_flickr8k, read_manifest, read_spokencoco
 from trainer.data.records import MAX_LISTED
 from trainer.data.torch_dataset import SpeechImageDataset, collate_speech_image
@@ -280,3 +282,16 @@ def test_a_whole_word_crop_moves_its_edges_into_the_pauses(tmp_path: Path) -> No
         n = item["wav"].shape[0]
         assert n <= 3200 and item["text"] == " ".join(w["word"] for w in item["words"])
         assert all(0 <= w["start_s"] and w["end_s"] <= n / 16000 + 1e-4 for w in item["words"])
+
+
+def test_an_empty_clip_is_an_error_naming_it_not_a_nan_sample(tmp_path: Path) -> None:
+    import soundfile as sf
+
+    from trainer.loop.utterance_data import UtteranceDataset
+
+    make_manifest(tmp_path, n_images=2, captions_per_image=1)
+    utts = read_manifest(tmp_path)  # checked while whole; emptied afterwards (the check runs once, up front)
+    sf.write(utts[0].audio_path, np.zeros((0, 1), np.float32), 16000, subtype="PCM_16")
+    for ds in (SpeechImageDataset(utts), UtteranceDataset(utts)):
+        with pytest.raises(AudioDecodeError, match=re.escape(f"{utts[0].audio_path} is empty")):
+            ds[0]
