@@ -96,6 +96,14 @@ def load_audio(source: str | Path | np.ndarray, sr: int | None = None, *, max_s:
             raise AudioDecodeError(f"audio file {path} does not exist; check the path")
         if not path.is_file():
             raise AudioDecodeError(f"{path} is not a file; choose an audio file (WAV, FLAC, OGG, MP3)")
+        try:  # open it as libsndfile will: its own text for no permission or an I/O error is "System error"
+            with open(path, "rb"):
+                pass
+        except PermissionError as exc:
+            raise AudioDecodeError(f"cannot read audio file {path}: permission denied; check its permissions "
+                                   "(e.g. `chmod u+r FILE`) or copy it where you may read it") from exc
+        except OSError as exc:
+            raise AudioDecodeError(f"cannot read audio file {path}: {exc.strerror or exc}") from exc
         try:
             info = sf.info(str(path))
             if 0 < info.samplerate and 0 < info.frames < 2**62 and info.frames / info.samplerate > max_s:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import builtins
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -77,6 +81,24 @@ def test_flac_and_unreadable_files(tmp_path):
         audio.load_audio(tmp_path / "missing.wav")
     with pytest.raises(AudioDecodeError, match="is not a file"):
         audio.load_audio(tmp_path)
+
+
+def test_a_file_without_read_permission_says_so(tmp_path, monkeypatch):
+    path = tmp_path / "noperm.wav"
+    sf.write(path, tone(300, 0.5, 16000), 16000)
+    path.chmod(0)
+    if os.geteuid() == 0:  # root reads it anyway: deny the open as the kernel does for anyone else
+        real_open = builtins.open
+
+        def denied(file, *a, **k):
+            if Path(file) == path:
+                raise PermissionError(13, "Permission denied", str(file))
+            return real_open(file, *a, **k)
+
+        monkeypatch.setattr(builtins, "open", denied)
+    with pytest.raises(AudioDecodeError, match=r"noperm\.wav: permission denied; check its permissions") as err:
+        audio.load_audio(path)
+    assert "Convert" not in str(err.value)  # the file is fine: converting it is not the fix
 
 
 def test_overlong_file_is_refused_from_its_header_before_it_is_read(tmp_path, monkeypatch):
