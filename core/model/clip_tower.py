@@ -17,11 +17,13 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from torch import nn
 
 from core.device import autocast_for
 from core.errors import CheckpointError, ConfigError, ModelNotFoundError
 from core.model.config import ClipConfig
+from core.official.safe_load import error_detail
 from core.paths import resources_dir
 
 logger = logging.getLogger(__name__)
@@ -98,7 +100,10 @@ def build_open_clip(cfg: ClipConfig, vocab_size: int | None) -> nn.Module:
             if not path.exists():
                 raise ModelNotFoundError(f"CLIP weights file {path} does not exist; set clip.pretrained to a local "
                                          "open_clip state-dict file (.safetensors or .pt) or null")
-            open_clip.load_checkpoint(model, str(path), weights_only=True)
+            try:
+                open_clip.load_checkpoint(model, str(path), weights_only=True)
+            except _LOAD_ERRORS as exc:
+                raise _weights_error(str(path), "the inline clip.model_cfg", exc) from exc
         return model
     arch = str(cfg.arch)
     if arch.startswith("hf-hub:") or arch not in open_clip.list_models():
@@ -124,17 +129,26 @@ def build_open_clip(cfg: ClipConfig, vocab_size: int | None) -> nn.Module:
     return _create_from_file(arch, local, quick)
 
 
+# what open_clip's loading raises for a file that is corrupt, truncated, foreign or asks to run code
+_LOAD_ERRORS = (RuntimeError, ValueError, OSError, KeyError, EOFError, pickle.UnpicklingError,
+                SafetensorError)
+
+
+def _weights_error(path: str, arch: str, exc: Exception) -> CheckpointError:
+    return CheckpointError(
+        f"CLIP weights file {path} cannot be loaded into {arch} ({type(exc).__name__}: {error_detail(exc)}); "
+        "give an open_clip state dict (.safetensors, or a .pt/.bin of tensors; TorchScript archives such "
+        "as OpenAI's clip package cache are not loaded)")
+
+
 def _create_from_file(arch: str, path: str, quick_gelu: bool) -> nn.Module:
     """open_clip's create_model from a local weights file; a file it cannot load is a CheckpointError."""
     import open_clip
 
     try:
         return open_clip.create_model(arch, pretrained=path, force_quick_gelu=quick_gelu)
-    except (RuntimeError, ValueError, OSError, KeyError, pickle.UnpicklingError) as exc:
-        raise CheckpointError(
-            f"CLIP weights file {path} cannot be loaded into {arch} ({type(exc).__name__}: {str(exc)[:200]}); "
-            "give an open_clip state dict (.safetensors, or a .pt/.bin of tensors; TorchScript archives such "
-            "as OpenAI's clip package cache are not loaded)") from exc
+    except _LOAD_ERRORS as exc:
+        raise _weights_error(path, arch, exc) from exc
 
 
 class ClipTower(nn.Module):

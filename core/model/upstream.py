@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import logging
 import math
+import pickle
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from torch import nn
 
 from core.device import autocast_for
-from core.errors import ModelNotFoundError
+from core.errors import CheckpointError, ModelNotFoundError
 from core.model.config import SpeechConfig
+from core.official.safe_load import error_detail
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +45,14 @@ def _classes(source: str) -> tuple[Any, Any]:
     }[source]
 
 
+def _weights_file(pretrained: str) -> str:
+    """The weights file transformers reads in a local model folder (for messages), else `pretrained`."""
+    folder = Path(pretrained)
+    names = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+             "pytorch_model.bin.index.json")
+    return str(next((folder / n for n in names if (folder / n).is_file()), pretrained))
+
+
 def build_backbone(cfg: SpeechConfig) -> nn.Module:
     """The transformers model: random init from ``hf_config`` or local-only ``from_pretrained``."""
     config_cls, model_cls = _classes(cfg.source)
@@ -54,6 +66,13 @@ def build_backbone(cfg: SpeechConfig) -> nn.Module:
             f"Put the transformers model folder there and set speech.pretrained to its path, or fill the "
             f"Hugging Face cache once with `huggingface-cli download {cfg.pretrained}` on a connected machine. "
             f"({exc.__class__.__name__}: {str(exc)[:200]})"
+        ) from exc
+    except (pickle.UnpicklingError, SafetensorError, RuntimeError, EOFError) as exc:  # there, but unusable
+        raise CheckpointError(
+            f"speech upstream weights {_weights_file(cfg.pretrained)} ({cfg.source}) cannot be loaded: they "
+            "are corrupt, truncated, or hold more than tensors (pickled code is never run). Copy the model "
+            "folder again or write it with transformers' save_pretrained. "
+            f"({type(exc).__name__}: {error_detail(exc)})"
         ) from exc
 
 

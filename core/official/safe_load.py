@@ -98,15 +98,16 @@ _TORCH_BOILERPLATE = ("Weights only load failed", "Check the documentation", "We
 _CORRUPT_HINT = "The file is corrupt, truncated or not a .ckpt: download it again and compare its size."
 
 
-def _detail(exc: Exception) -> str:
-    """The informative part of torch's (long) weights-only error message."""
+def error_detail(exc: Exception) -> str:
+    """The informative part of torch's (long) weights-only error message (without its advice to load the file
+    with weights_only=False)."""
     lines = [ln.strip() for ln in str(exc).splitlines()]
     keep = [ln for ln in lines if ln and not ln.startswith(_TORCH_BOILERPLATE)]
     return " ".join(keep)[:300] or f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
 def _describe_unpickling_error(path: Path, exc: Exception) -> str:
-    detail = _detail(exc)
+    detail = error_detail(exc)
     if re.search(r"GLOBAL|global|Can only|reduce|blocked", detail):
         return (f"{path} is not an official SpeechCLIP/SpeechCLIP+ checkpoint this importer understands: it asks "
                 f"to build or call objects that are not allowed ({detail}). Foreign pickled code is never "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -207,6 +208,38 @@ def test_a_heads_only_folder_refuses_a_different_backbone_at_its_source(make_tin
     other = type(model.upstream.backbone)(model.upstream.backbone.config)  # same shapes, other weights
     other.save_pretrained(tmp_path / "hubert")
     with pytest.raises(CheckpointError, match="are not the ones .* was trained with"):
+        load_model(tmp_path / "folder", device="cpu")
+
+
+class _RunsCode:
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch '{self.marker}'",)
+
+
+def test_a_corrupt_or_unsafe_backbone_source_is_a_checkpoint_error_naming_it(make_tiny_model, tmp_path) -> None:
+    model = _with_local_backbones(make_tiny_model("hybrid_plus").eval(), tmp_path, trainable=False)
+    save_model(model, tmp_path / "folder")
+    hubert = tmp_path / "hubert" / "model.safetensors"
+    good = hubert.read_bytes()
+    hubert.write_bytes(good[: len(good) // 2])
+    with pytest.raises(CheckpointError, match=rf"upstream weights {re.escape(str(hubert))} .*cannot be loaded.*Safet"):
+        load_model(tmp_path / "folder", device="cpu")
+    hubert.unlink()  # a pytorch_model.bin whose pickle calls os.system: refused, never run
+    marker = tmp_path / "ran"
+    torch.save({"weight": _RunsCode(str(marker))}, tmp_path / "hubert" / "pytorch_model.bin")
+    with pytest.raises(CheckpointError, match=r"pytorch_model\.bin .*pickled code is never run.*GLOBAL posix\.sys"):
+        load_model(tmp_path / "folder", device="cpu")
+    assert not marker.exists()
+    (tmp_path / "hubert" / "pytorch_model.bin").unlink()
+    hubert.write_bytes(good)
+    clip = tmp_path / "clip.safetensors"  # tiny-test's CLIP is an inline model_cfg: open_clip.load_checkpoint
+    clip.write_bytes(clip.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match=rf"CLIP weights file {re.escape(str(clip))} cannot be loaded .*Safet"):
         load_model(tmp_path / "folder", device="cpu")
 
 
