@@ -290,15 +290,18 @@ def load_model(path_or_name: str | Path = "default", device: str | torch.device 
         raise ModelNotFoundError(f"no model folder at {directory} ({CONFIG_FILE} missing): {hint}")
     cfg, meta = read_model_folder_config(directory)
     weights = directory / WEIGHTS_FILE
-    if not weights.exists():
-        raise ModelNotFoundError(f"{weights} is missing; the model folder {directory} is incomplete")
+    if not weights.is_file():  # missing, or a folder by that name
+        raise ModelNotFoundError(f"{weights} is missing or not a file; the model folder {directory} is incomplete")
     sums = meta.get("sha256") or {}
     want = sums.get(WEIGHTS_FILE) if isinstance(sums, dict) else None
     if want and _sha256(weights) != want:
         raise CheckpointError(f"{weights} does not match the sha256 recorded in {directory / CONFIG_FILE} "
                               "(file corrupt or replaced); re-export or re-copy the model folder")
     bundled = bool(meta.get("bundled_backbones", _bundles(cfg)))
-    model = SpeechClipModel(_build_config(cfg, meta))
+    try:
+        model = SpeechClipModel(_build_config(cfg, meta))
+    except ConfigError as exc:  # a value the config's own checks cannot see (e.g. against the CLIP tower)
+        raise ConfigError(f"{directory / CONFIG_FILE}: {exc}; re-export or re-copy the model folder") from exc
     model.config = cfg  # the sources stay recorded (a re-save keeps them)
     want_print = meta.get("backbone_fingerprint")
     if not bundled and want_print and backbone_fingerprint(model) != want_print:

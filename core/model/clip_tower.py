@@ -29,6 +29,7 @@ from core.paths import resources_dir
 logger = logging.getLogger(__name__)
 
 PAD_ID = 0  # open_clip pads with 0 ("!"); masked in the VQ like the authors' prob_msk
+CLIP_VOCAB_SIZE = 49408  # CLIP's BPE vocabulary: every clip.vocab_ids id is below it
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -168,6 +169,14 @@ class ClipTower(nn.Module):
         self.token_width = int(m.token_embedding.weight.shape[1])
         self.embed_dim = int(getattr(m.visual, "output_dim", 0) or m.text_projection.shape[-1])
         tower_vocab = int(m.token_embedding.weight.shape[0])
+        # the ids index the tables below (where a negative one would silently wrap): a hand-edited or damaged
+        # config must not reach them
+        limit = CLIP_VOCAB_SIZE if cfg.compact_text_vocab else min(tower_vocab, CLIP_VOCAB_SIZE)
+        bad = [i for i in vocab or [] if not 0 <= i < limit]
+        if bad:
+            source = f" (file {cfg.vocab_ids})" if isinstance(cfg.vocab_ids, str) else ""
+            raise ConfigError(f"clip.vocab_ids{source} has ids outside CLIP's token ids 0..{limit - 1}: "
+                              f"{bad[:5]}{' ...' if len(bad) > 5 else ''}; it must list CLIP BPE token ids")
         # table_orig_ids[row] = CLIP BPE id of keyword-table row; table_rows = tower rows (None = all).
         if vocab is None:
             orig = torch.arange(tower_vocab)
@@ -182,7 +191,7 @@ class ClipTower(nn.Module):
         self.register_buffer("table_orig_ids", orig, persistent=False)
         self.register_buffer("table_rows", rows, persistent=False)
         # CLIP id -> tower id (compact) ; tower id -> keyword-table row (-1 when absent)
-        orig2tower = torch.full((49408,), -1, dtype=torch.long)
+        orig2tower = torch.full((CLIP_VOCAB_SIZE,), -1, dtype=torch.long)
         orig2tower[orig if self.compact else torch.arange(tower_vocab)] = torch.arange(
             len(orig) if self.compact else tower_vocab)
         self.register_buffer("orig_to_tower", orig2tower, persistent=False)

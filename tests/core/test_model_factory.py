@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.errors import CheckpointError, ModelNotFoundError, TrainingRunFolderError
+from core.errors import CheckpointError, ConfigError, ModelNotFoundError, TrainingRunFolderError
 from core.factory import load_model, read_model_folder_config, save_model, strip_prefixes
 
 
@@ -95,6 +95,22 @@ def test_malformed_model_folders_raise_checkpoint_errors(make_tiny_model, tmp_pa
     load_model(tmp_path / "m")  # no checksum recorded: nothing to check
     weights.write_bytes(weights.read_bytes()[:1000])  # truncated, and no checksum to catch it
     with pytest.raises(CheckpointError, match="not a readable safetensors file"):
+        load_model(tmp_path / "m")
+
+
+def test_out_of_range_vocab_ids_and_a_weights_folder_are_typed_errors(make_tiny_model, tmp_path) -> None:
+    save_model(make_tiny_model("parallel"), tmp_path / "m")
+    cfg = tmp_path / "m" / "config.json"
+    meta = json.loads(cfg.read_text())
+    for ids in ([10**9, 5], [-1, 5]):  # -1 would silently index the last row
+        meta["model_cfg"]["clip"]["vocab_ids"] = ids
+        cfg.write_text(json.dumps(meta))
+        with pytest.raises(ConfigError, match=rf"{re.escape(str(cfg))}: clip.vocab_ids has ids outside .*0\.\.49407"):
+            load_model(tmp_path / "m")
+    weights = tmp_path / "m" / "model.safetensors"
+    weights.unlink()
+    weights.mkdir()
+    with pytest.raises(ModelNotFoundError, match="model.safetensors is missing or not a file"):
         load_model(tmp_path / "m")
 
 
