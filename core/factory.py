@@ -278,9 +278,23 @@ def load_state_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], *
     model.load_state_dict(state, strict=False)
 
 
+def _file_hint(path: Path) -> str:
+    """How to get a model folder from a file given in its place (a checkpoint is converted once)."""
+    q = shlex.quote(str(path))
+    official = f"`python -m trainer import-official {q} --out DIR`"
+    if path.suffix == ".ckpt":  # the authors' published SpeechCLIP / SpeechCLIP+ checkpoints
+        return f"import the checkpoint once with {official}, then use DIR"
+    if path.suffix == ".pt":  # our trainer's checkpoints/last.pt, best.pt (or an official file renamed)
+        return (f"export a training checkpoint with `python -m trainer export --checkpoint {q} --out DIR` (an "
+                f"official SpeechCLIP checkpoint: {official}), then use DIR")
+    return f"pass the folder that holds {CONFIG_FILE} and {WEIGHTS_FILE}"
+
+
 def load_model(path_or_name: str | Path = "default", device: str | torch.device | None = None) -> SpeechClipModel:
     """Load a model folder. "default" = the bundled default (resources/models/default); eval mode."""
     directory = default_model_dir() if str(path_or_name) == "default" else Path(path_or_name)
+    if directory.is_file():
+        raise ModelNotFoundError(f"{directory} is a file, not a model folder: {_file_hint(directory)}")
     if not (directory / CONFIG_FILE).exists():
         hint = ("the embedded default model is not in resources/models/default; train and export it with "
                 "`python -m trainer train ...` then `python -m trainer export --out resources/models/default`"

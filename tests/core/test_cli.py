@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -116,6 +117,20 @@ def test_errors_are_one_line_with_the_fix(env, model_dir, capsys):
     capsys.readouterr()
     assert main(["search", "--library", str(photos), "--audio", str(silent), "--model", model_dir]) == 1
     assert "silent" in capsys.readouterr().err
+
+
+def test_a_checkpoint_file_given_as_model_says_how_to_convert_it(env, capsys):
+    tmp, _ = env
+    fixes = {"epoch=80.ckpt": "python -m trainer import-official {q} --out DIR",
+             "best.pt": "python -m trainer export --checkpoint {q} --out DIR",
+             "model.safetensors": "pass the folder that holds config.json and model.safetensors"}
+    for name, fix in fixes.items():
+        path = tmp / name
+        path.write_bytes(b"not read")
+        assert main(["stats", "--model", str(path)]) == 1
+        err = capsys.readouterr().err
+        assert f"{path} is a file, not a model folder" in err and fix.format(q=shlex.quote(str(path))) in err
+        assert len(err.splitlines()) == 1
 
 
 def test_subprocess_exit_code_and_no_traceback(env):
