@@ -56,6 +56,15 @@ class LibraryCorruptError(SpokenSearchError):
         self.db_path = db_path
 
 
+class LibraryBusyError(SpokenSearchError):
+    """A library is being indexed by another process (or another Library of this one). `pid` names the
+    process holding its lock, when known."""
+
+    def __init__(self, message: str, pid: int | None = None) -> None:
+        super().__init__(message)
+        self.pid = pid
+
+
 class ModelMismatchError(SpokenSearchError):
     """A library was indexed with another CLIP tower; its vectors cannot be mixed with this model's.
 

@@ -154,7 +154,8 @@ class SearchService:
               thumbnails: bool = True, processes: bool = False,
               retry_failed: bool = False) -> Generator[IndexProgress, None, IndexReport]:
         """Index `roots` (default: every known root). Yields progress, returns the report; raises Cancelled
-        when `cancel` (or cancel_indexing()) is set, and SpokenSearchError when an index is already running.
+        when `cancel` (or cancel_indexing()) is set, SpokenSearchError when an index is already running, and
+        LibraryBusyError when another process indexes the same library (searching still works meanwhile).
         """
         if batch_size < 1 or workers < 1:
             raise SpokenSearchError(f"batch_size ({batch_size}) and workers ({workers}) must be at least 1")
@@ -166,10 +167,11 @@ class SearchService:
             todo = list(roots) if roots is not None else self.library.roots()
             if not todo:
                 raise SpokenSearchError("no photo folder to index; add one first (add_root or `index DIR`)")
-            gen = index_library(self.library, todo, self.embedder, cancel=self._cancel, batch_size=batch_size,
-                                workers=workers, thumbnails=self.thumbnails if thumbnails else None,
-                                resume=self._resume, processes=processes, retry_failed=retry_failed)
-            return (yield from gen)
+            with self.library.index_lock():
+                gen = index_library(self.library, todo, self.embedder, cancel=self._cancel, batch_size=batch_size,
+                                    workers=workers, thumbnails=self.thumbnails if thumbnails else None,
+                                    resume=self._resume, processes=processes, retry_failed=retry_failed)
+                return (yield from gen)
         finally:
             self._cancel = None
             self._index_lock.release()

@@ -1,9 +1,10 @@
 """Library: the photo library of one data dir. SQLite (truth) + resident vectors + the hnswlib cache.
 
 One writer at a time (a lock around every write transaction); any number of searching threads read
-the resident vectors and use their own SQLite connection. The library is bound to the CLIP tower
-identity that made its vectors: opening it with another raises ModelMismatchError. Opened with no identity
-(None), it is only read or maintained (stats, removing a folder) and stays bound to the one it has.
+the resident vectors and use their own SQLite connection; one process indexes at a time (`index_lock()`).
+The library is bound to the CLIP tower identity that made its vectors: opening it with another raises
+ModelMismatchError. Opened with no identity (None), it is only read or maintained (stats, removing a
+folder) and stays bound to the one it has.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,7 @@ from core import paths
 from core.errors import LibraryCorruptError, ModelMismatchError, SpokenSearchError
 from core.library import failures, store
 from core.library.ann import AnnIndex, AnnStamp
+from core.library.index_lock import hold_index_lock
 from core.library.scan import is_inside, is_utf8, normalize_root, owning_root, printable, real_roots
 from core.library.store import ROW_COLUMNS, EmbeddedImage, ImageRow, Move, Transaction, row_from_tuple
 from core.library.vectors import ResidentVectors, VectorSnapshot
@@ -30,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 ANN_MIN_VECTORS = 100_000  # below this an exact matmul beats hnswlib at recall@10 >= 0.98 (bench_query.py)
 LIBRARY_SUBDIR = "library"
+LOCK_SUFFIX = ".lock"  # library.sqlite3.lock: held by the process that indexes the library, with its PID
 
 
 def default_library_dir() -> Path:
@@ -168,6 +172,11 @@ class Library:
             for conn in readers:  # the other threads' too (the app's lanes outlive a library)
                 conn.close()
             self._local.conn = None
+
+    def index_lock(self) -> AbstractContextManager[None]:
+        """Held while indexing: another process (or another Library on this data dir) that tries to index
+        gets LibraryBusyError naming the holder's PID (core.library.index_lock). Reads are not locked."""
+        return hold_index_lock(self.db_path.with_name(self.db_path.name + LOCK_SUFFIX), self.data_dir)
 
     # ---- plumbing ----------------------------------------------------------------------------------------
     def _transaction(self) -> Transaction:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -45,3 +49,27 @@ def make_image(path: Path, seed: int, size: tuple[int, int] = (64, 48), fmt: str
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(arr, "RGB").save(path, fmt, **save_kw)
     return path
+
+
+REPO = Path(__file__).resolve().parents[2]
+HOLD_INDEX_LOCK = """
+import sys
+from core.library import Library
+with Library(sys.argv[1], None).index_lock():
+    print("locked", flush=True)
+    sys.stdin.read()
+"""
+
+
+@contextmanager
+def indexed_by_another_process(data_dir: Path) -> Iterator[int]:
+    """A second process holding `data_dir`'s indexing lock, as a CLI run indexing it would; yields its PID."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_INDEX_LOCK, str(data_dir)], cwd=REPO, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        assert proc.stdout.readline().strip() == "locked"
+        yield proc.pid
+    finally:
+        proc.stdin.close()  # it ends, and the kernel drops its lock
+        proc.wait(timeout=60)

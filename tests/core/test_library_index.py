@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from libfakes import FakeEmbedder, make_image
 
-from core.errors import Cancelled, IndexVersionError, ModelMismatchError, SpokenSearchError
+from core.errors import Cancelled, IndexVersionError, LibraryBusyError, ModelMismatchError, SpokenSearchError
 from core.library import Library, ThumbnailCache, index_library
 from core.library import indexer as indexer_mod
 from core.library import scan as scan_mod
@@ -590,3 +590,21 @@ def test_version_1_database_is_migrated(env, tmp_path):
         assert set(lib2.failures_under([str(photos)])) == {str(photos / "bad.jpg")}
     finally:
         lib2.close()
+
+
+def test_two_libraries_on_one_data_dir_do_not_index_at_once(env, tmp_path):
+    _, emb, lib = env
+    other = Library(tmp_path / "data", emb.identity, dim=emb.dim, cache_dir=tmp_path / "cache")
+    try:
+        with lib.index_lock():  # a flock belongs to an open file: a second open conflicts, even in one process
+            with pytest.raises(LibraryBusyError, match="is already being indexed by this program; wait for it"):
+                with other.index_lock():
+                    pass
+            with pytest.raises(LibraryBusyError):  # re-entering from the same Library is refused as well
+                with lib.index_lock():
+                    pass
+        with other.index_lock():  # released
+            assert (tmp_path / "data" / "library.sqlite3.lock").read_text() == f"{os.getpid()}\n"
+        assert (tmp_path / "data" / "library.sqlite3.lock").read_text() == ""  # no stale PID left behind
+    finally:
+        other.close()

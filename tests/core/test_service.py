@@ -8,10 +8,10 @@ import threading
 import numpy as np
 import pytest
 import torch
-from libfakes import make_image
+from libfakes import indexed_by_another_process, make_image
 from PIL import Image
 
-from core.errors import ModelMismatchError, SpokenSearchError
+from core.errors import LibraryBusyError, ModelMismatchError, SpokenSearchError
 from core.factory import create_model
 from core.model.config import get_model_config
 from core.service import SearchService
@@ -179,3 +179,15 @@ def test_index_refuses_a_batch_size_or_worker_count_below_one(service):
         next(svc.index([photos], batch_size=0))
     with pytest.raises(SpokenSearchError, match="must be at least 1"):
         next(svc.index([photos], workers=-2))
+
+
+def test_a_library_another_process_indexes_is_refused_at_once_and_stays_searchable(service, tmp_path):
+    svc, photos = service
+    drain(svc.index([photos / "sub"]))
+    with indexed_by_another_process(tmp_path / "lib") as pid:
+        with pytest.raises(LibraryBusyError) as err:
+            drain(svc.index([photos]))
+        assert str(err.value) == (f"the library in {tmp_path / 'lib'} is being indexed by another process "
+                                  f"(PID {pid}); wait for it or stop it") and err.value.pid == pid
+        assert not svc.indexing and len(svc.search_text("a red ball", top_k=5).hits) == 1  # reads are not locked
+    assert drain(svc.index([photos])).added == 12
