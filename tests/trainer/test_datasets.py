@@ -73,6 +73,49 @@ def test_truncated_audio_and_png_are_listed_before_training(tmp_path: Path) -> N
     assert f"image {png} (cannot be read as image" in msg
 
 
+def _noise_jpeg(path: Path, seed: int, size: int = 128) -> bytes:
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (size, size, 3), dtype=np.uint8)).save(path, "JPEG")
+    return path.read_bytes()
+
+
+def test_truncated_jpegs_and_damaged_flac_are_listed_before_training(tmp_path: Path) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    made = make_manifest(tmp_path, n_images=3)
+    for k in (0, 2):  # header intact, data cut at a third (a copy that stopped)
+        data = _noise_jpeg(made["images"][k], k)
+        made["images"][k].write_bytes(data[: len(data) // 3])
+    padded = _noise_jpeg(made["images"][1], 1)  # a good one, padded after its end marker as some cameras do
+    made["images"][1].write_bytes(padded + b"\0" * 1000)
+    flac = made["wavs"][3].with_suffix(".flac")  # a FLAC whose coded frames are damaged: its header is fine
+    sf.write(flac, (0.1 * np.random.default_rng(0).standard_normal(16000)).astype("float32"), 16000, format="FLAC")
+    data = bytearray(flac.read_bytes())
+    for i in range(len(data) // 3, len(data), 7):
+        data[i] = (data[i] * 31 + 7) % 256
+    flac.write_bytes(bytes(data))
+    lines = [json.loads(x) for x in (tmp_path / "manifest.jsonl").read_text().splitlines()]
+    lines[3]["audio"] = str(flac.relative_to(tmp_path))
+    (tmp_path / "manifest.jsonl").write_text("".join(json.dumps(d) + "\n" for d in lines))
+    with pytest.raises(DatasetError) as err:
+        read_manifest(tmp_path)
+    msg = str(err.value)
+    assert msg.startswith("3 files"), msg
+    assert f"image {made['images'][0]} (cannot be read as image: image file is truncated" in msg
+    assert f"image {made['images'][2]} (cannot be read as image: image file is truncated" in msg
+    assert f"audio {flac} (cannot be read as audio:" in msg and str(made["images"][1]) not in msg
+
+
+def test_a_jpeg_with_data_after_its_end_marker_is_decoded_and_passes(tmp_path: Path) -> None:
+    made = make_manifest(tmp_path, n_images=1)
+    data = _noise_jpeg(made["images"][0], 0)
+    made["images"][0].write_bytes(data + bytes(range(256)) * 64)  # 16 KiB appended (a 'motion photo' trailer)
+    assert len(read_manifest(tmp_path)) == 2
+
+
 def test_manifest_bad_bytes_text_and_word_times_are_malformed_lines(tmp_path: Path) -> None:
     make_manifest(tmp_path, n_images=1)
     good = json.loads((tmp_path / "manifest.jsonl").read_text().splitlines()[0])

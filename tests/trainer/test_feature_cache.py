@@ -47,6 +47,33 @@ def test_a_damaged_cache_file_is_reported_and_rebuilt(tmp_path, caplog):
     assert ImageFeatureCache(clip, tmp_path / "cache", loader=_loader).ensure(keys) == 0  # the file was replaced
 
 
+def test_every_undecodable_image_is_listed_in_one_error_and_the_others_stay_cached(tmp_path):
+    import pytest
+
+    from core.errors import DatasetError
+
+    torch.manual_seed(0)
+    clip = create_model(get_model_config("tiny-test")).clip
+    paths = [write_jpg(tmp_path / f"{i}.jpg", (30 * i, 0, 0), size=64) for i in range(4)]
+    for p in paths[1], paths[3]:  # truncated: the header is fine, the data stops
+        p.write_bytes(p.read_bytes()[:300])
+    keys = [str(p) for p in paths]
+    cache = ImageFeatureCache(clip, tmp_path / "cache", loader=_loader)
+    with pytest.raises(DatasetError) as err:
+        cache.ensure(keys, batch_size=2)
+    msg = str(err.value)
+    assert msg.startswith("2 images of 4 to encode cannot be decoded; the features of the other 2 were cached")
+    assert all(f"{paths[i]} (" in msg for i in (1, 3)) and msg.lower().count("truncated") == 2
+    assert str(paths[0]) not in msg and "Fix:" in msg
+    for i in (1, 3):  # fixed: the re-run encodes only these two
+        write_jpg(paths[i], (30 * i, 0, 0), size=64)
+    again = ImageFeatureCache(clip, tmp_path / "cache", loader=_loader)
+    assert again.ensure(keys) == 2
+    fresh = ImageFeatureCache(clip, tmp_path / "fresh", loader=_loader)
+    fresh.ensure(keys)
+    assert torch.allclose(again.lookup(keys), fresh.lookup(keys), atol=1e-6)
+
+
 def _loader(key: str):
     from PIL import Image
 

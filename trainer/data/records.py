@@ -1,14 +1,15 @@
 """The common record every dataset reader returns, and the up-front file check.
 
 Readers (manifest, Flickr8k, SpokenCOCO) all return ``list[Utterance]``; ``check_files`` verifies that
-every audio and image file exists, is readable and has a valid header before any training, and raises one
-DatasetError listing what is wrong (the first 20 and a count) with the fix.
+every audio and image file exists, is readable, has a valid header and is not cut short before any training,
+and raises one DatasetError listing what is wrong (the first 20 and a count) with the fix.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -50,35 +51,85 @@ class Utterance:
 
 
 WORD_TIME_SLACK_S = 0.05  # an audio file may end this much before its last word's end time
+JPEG_EOI = b"\xff\xd9"  # a JPEG's end-of-image marker
+JPEG_TAIL_BYTES = 4096  # where it is looked for: some cameras and editors pad a JPEG after it
+PCM_WAV_FORMATS = ("WAV", "WAVEX", "RF64", "W64")  # libsndfile's names of the RIFF WAVE family
+DECODE_BLOCK = 1 << 16  # frames per read while decoding a compressed audio file
 
 
-def _unreadable(path: Path, kind: str, need_s: float = 0.0) -> str | None:
-    """Why `path` cannot be used, or None. Reads the file's header (soundfile / PIL), not its data; a PNG's
-    chunks are walked (CRCs), and audio shorter than `need_s` (its last word's end time) is truncated."""
+def _reason(exc: BaseException) -> str:
+    """The first line of an exception's text (libsndfile and PIL put a lot in some), at most 120 characters."""
+    return str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+
+
+def _uncompressed_wav(info: object) -> bool:
+    """PCM or float samples in a WAV file: its header and size say everything a cheap check can see (anything
+    else -- FLAC, Ogg, MP3, ADPCM or u-law WAV -- hides damage in its coded frames, so it is decoded)."""
+    subtype = str(getattr(info, "subtype", ""))
+    return getattr(info, "format", "") in PCM_WAV_FORMATS and (subtype.startswith("PCM_") or
+                                                                 subtype in ("FLOAT", "DOUBLE"))
+
+
+def _decoded_frames(path: Path) -> int:
+    """Decode the whole audio file (what training's load_audio will do, block by block); its frame count."""
+    import soundfile
+
+    n = 0
+    with soundfile.SoundFile(str(path)) as f:
+        while True:
+            block = f.read(DECODE_BLOCK, dtype="float32")
+            if not len(block):
+                return n
+            n += len(block)
+
+
+def _jpeg_cut_short(path: Path, size: int) -> bool:
+    """No end-of-image marker in the last JPEG_TAIL_BYTES: the file was probably cut short (a copy or a download
+    that stopped). Only a hint: a file with more data after its marker (a 'motion photo') is then decoded."""
+    with open(path, "rb") as f:
+        f.seek(max(0, size - JPEG_TAIL_BYTES))
+        return JPEG_EOI not in f.read()
+
+
+def _unreadable(path: Path, kind: str, need_s: float = 0.0, decode_images: bool = False) -> str | None:
+    """Why `path` cannot be used, or None.
+
+    Audio: the header (soundfile); a PCM WAV's length comes from it, any other format (FLAC, Ogg, MP3...) is
+    decoded in full, so damaged frames are found now, not mid-training; audio shorter than `need_s` (its last
+    word's end time) is truncated. Images: the header (PIL); a PNG's chunks are walked (CRCs); a JPEG without
+    its end-of-image marker near its end is decoded (a truncated one fails); with `decode_images` (the pixels
+    are decoded during training rather than once into the feature cache) every image is decoded.
+    """
     if not path.is_file():
         return "missing"
     if not os.access(path, os.R_OK):
         return "not readable"
     try:
-        if path.stat().st_size == 0:
+        size = path.stat().st_size
+        if size == 0:
             return "empty file"
         if kind == "audio":
             import soundfile
 
             info = soundfile.info(str(path))
-            if info.frames == 0:
+            frames = info.frames
+            if frames > 0 and not _uncompressed_wav(info):
+                frames = _decoded_frames(path)  # the coded frames may end early (a cut MP3 decodes short)
+            if frames == 0:
                 return "no audio in it"
-            seconds = info.frames / info.samplerate
+            seconds = frames / info.samplerate
             if seconds < need_s - WORD_TIME_SLACK_S:
                 return f"{seconds:.2f} s long, shorter than its word times ({need_s:.2f} s): truncated?"
         else:
             from PIL import Image
 
             with Image.open(path) as im:
-                if im.format == "PNG":
+                if decode_images or (im.format == "JPEG" and _jpeg_cut_short(path, size)):
+                    im.load()  # the pixels: a truncated or damaged file raises here
+                elif im.format == "PNG":
                     im.verify()  # the chunks and their CRCs, without decoding: catches a truncated file
-    except Exception as exc:  # noqa: BLE001 - libsndfile and PIL raise many types for a bad header
-        return f"cannot be read as {kind}: {str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}"
+    except Exception as exc:  # noqa: BLE001 - libsndfile and PIL raise many types for a bad file
+        return f"cannot be read as {kind}: {_reason(exc)}"
     return None
 
 
@@ -89,10 +140,11 @@ def problems_message(problems: list[str], what: str, fix: str) -> str:
     return f"{len(problems)} {what}:\n  {shown}{more}\nFix: {fix}"
 
 
-def check_files(utterances: Iterable[Utterance], dataset: str, fix: str) -> None:
+def check_files(utterances: Iterable[Utterance], dataset: str, fix: str, *, decode_images: bool = False) -> None:
     """Raise DatasetError listing every audio/image file that is missing, empty, whose header cannot be read,
-    or that is truncated (audio shorter than its word times, a PNG whose chunks end early) -- each checked once,
-    in threads (~0.2 ms a file), before any training step."""
+    or that is truncated or damaged (see `_unreadable`; `decode_images`: decode every image too) -- each file
+    checked once, in threads, before any training step. Logs what the check cost."""
+    t0 = time.perf_counter()
     files: dict[Path, str] = {}
     need_s: dict[Path, float] = {}
     for u in utterances:
@@ -101,7 +153,11 @@ def check_files(utterances: Iterable[Utterance], dataset: str, fix: str) -> None
         if u.words:
             need_s[u.audio_path] = max(need_s.get(u.audio_path, 0.0), u.words[-1].end_s)
     with ThreadPoolExecutor(max_workers=CHECK_THREADS) as pool:
-        verdicts = list(pool.map(lambda item: _unreadable(*item, need_s.get(item[0], 0.0)), files.items()))
+        verdicts = list(pool.map(lambda item: _unreadable(*item, need_s.get(item[0], 0.0), decode_images),
+                                 files.items()))
+    n_images = sum(1 for kind in files.values() if kind == "image")
+    logger.info("checked the %d audio and %d image files of the %s dataset%s in %.1f s", len(files) - n_images,
+                n_images, dataset, " (images decoded)" if decode_images else "", time.perf_counter() - t0)
     problems = [f"{kind} {path} ({why})" for (path, kind), why in zip(files.items(), verdicts, strict=True) if why]
     if problems:
         raise DatasetError(

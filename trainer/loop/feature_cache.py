@@ -18,7 +18,8 @@ import torch
 
 from core.errors import DatasetError
 from trainer.checkpoint import save_checkpoint
-from trainer.distributed import DistInfo, barrier
+from trainer.data.records import problems_message
+from trainer.distributed import DistInfo, broadcast_object
 
 logger = logging.getLogger(__name__)
 
@@ -102,26 +103,57 @@ class ImageFeatureCache:
     def ensure(self, keys: Sequence[str], dist: DistInfo | None = None, batch_size: int = 64,
                device: torch.device | None = None) -> int:
         """Encode the keys not cached yet, or whose file changed (rank 0 only; the others wait and reload).
-        Returns how many were encoded."""
+        Returns how many were encoded; raises one DatasetError listing every image that cannot be decoded
+        (on every rank), after saving the features of the others."""
         now = {k: file_stamp(k) for k in set(keys)}
         todo = sorted(k for k, stamp in now.items() if k not in self.index or self.stamps.get(k) != stamp)
         distributed = dist is not None and dist.distributed
         if not todo and not distributed:
             return 0
-        # Under DDP every rank reaches the barrier below, whatever it found: a rank that built this cache
-        # object after rank 0 had saved the file sees nothing missing, and skipping the barrier deadlocked.
+        # Under DDP every rank reaches the broadcast below, whatever it found: a rank that built this cache
+        # object after rank 0 had saved the file sees nothing missing, and skipping the wait deadlocked. It
+        # carries rank 0's verdict, so an undecodable image stops every rank, not rank 0 alone.
+        error = None
         if todo and (dist is None or dist.is_main):
-            dev = device or next(self.clip.parameters()).device
-            was_training = self.clip.training
-            self.clip.eval()
-            new = []
-            for i in range(0, len(todo), batch_size):
-                chunk = todo[i:i + batch_size]
-                new.append(self.clip.encode_image(preprocess_images(self.clip, chunk, self.loader).to(dev)).cpu())
-            self.clip.train(was_training)
+            error = self._encode(todo, now, batch_size, device)
+        if distributed:
+            error = broadcast_object(error)
+            if not dist.is_main:
+                self._load()
+        if error:
+            raise DatasetError(error)
+        return len(todo)
+
+    @torch.no_grad()
+    def _encode(self, todo: list[str], now: dict[str, list[int]], batch_size: int,
+                device: torch.device | None) -> str | None:
+        """Encode and save the features of `todo`; the images that cannot be decoded are skipped and all listed
+        in the returned error (None when there is none). The others' features are saved, keyed by path and
+        stamp as always: a re-run after the bad files are fixed encodes only those."""
+        dev = device or next(self.clip.parameters()).device
+        was_training = self.clip.training
+        self.clip.eval()
+        done: list[str] = []
+        new: list[torch.Tensor] = []
+        bad: list[str] = []
+        for i in range(0, len(todo), batch_size):
+            images = []
+            for k in todo[i:i + batch_size]:
+                try:
+                    img = self.loader(k)
+                except DatasetError as exc:  # load_image's "cannot decode": list them all, not the first
+                    bad.append(f"{k} ({exc.__cause__ or exc})")
+                    continue
+                images.append(img if isinstance(img, torch.Tensor) else self.clip.preprocess(img))
+                done.append(k)
+            if images:
+                new.append(self.clip.encode_image(torch.stack(images).to(dev)).cpu())
+        self.clip.train(was_training)
+        changed = []
+        if done:
             feats = torch.cat(new).float()
-            changed = [(j, self.index[k]) for j, k in enumerate(todo) if k in self.index]
-            added = [(j, k) for j, k in enumerate(todo) if k not in self.index]
+            changed = [(j, self.index[k]) for j, k in enumerate(done) if k in self.index]
+            added = [(j, k) for j, k in enumerate(done) if k not in self.index]
             if changed:
                 self.feats[[row for _, row in changed]] = feats[[j for j, _ in changed]]
             if added:
@@ -130,18 +162,18 @@ class ImageFeatureCache:
                 self.feats = fresh if start == 0 else torch.cat([self.feats, fresh])
                 for n, (_, k) in enumerate(added):
                     self.index[k] = start + n
-            for k in todo:
+            for k in done:
                 self.stamps[k] = now[k]
             keys_sorted = sorted(self.index, key=self.index.__getitem__)
             save_checkpoint({"keys": keys_sorted, "feats": self.feats, "identity": self.clip.identity,
                              "stamps": [self.stamps.get(k, NO_STAMP) for k in keys_sorted]}, self.path)
-            logger.info("cached image features of %d images in %s (%d changed since cached)", len(todo),
+            logger.info("cached image features of %d images in %s (%d changed since cached)", len(done),
                         self.path, len(changed))
-        if distributed:
-            barrier()
-            if not dist.is_main:
-                self._load()
-        return len(todo)
+        if not bad:
+            return None
+        kept = f"; the features of the other {len(done)} were cached, so a re-run encodes only these" if done else ""
+        return problems_message(bad, f"images of {len(todo)} to encode cannot be decoded{kept}",
+                                "replace or remove them (or their lines of the dataset), then run again")
 
     def lookup(self, keys: Sequence[str]) -> torch.Tensor:
         """(B, E) float32 features of `keys` (all must have been ensure()d)."""
