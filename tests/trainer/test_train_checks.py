@@ -176,3 +176,16 @@ def test_a_manifest_without_a_val_split_names_the_training_option(tmp_path):
     msg = str(err.value)
     assert 'no line of its manifest has "split": "val" (--val-split=val); its splits: test, train' in msg
     assert "--val-split=''" in msg and "--split " not in msg
+
+
+def test_missing_files_of_the_training_and_the_validation_split_come_in_one_error(tmp_path):
+    data = _manifest(tmp_path / "data")
+    lines = [json.loads(line) for line in (data / "manifest.jsonl").read_text().splitlines()]
+    gone = [data / next(x["audio"] for x in lines if x["split"] == s) for s in ("train", "val")]
+    unused = data / next(x["audio"] for x in lines if x["split"] == "test")  # not trained or validated on
+    for p in (*gone, unused):
+        p.unlink()
+    with pytest.raises(DatasetError) as err:
+        build_datasets(_manifest_cfg(tmp_path))
+    msg = str(err.value)
+    assert msg.startswith("2 files of the manifest") and all(f"audio {p} (missing)" in msg for p in gone), msg

@@ -129,6 +129,11 @@ def _image_ids(root: Path) -> dict[str, int]:
     return {p.name: i for i, p in enumerate(sorted(_image_dir(root).glob("*.jpg")))}
 
 
+def check_flickr8k_files(utterances: list[Utterance], root: str | Path, *, decode_images: bool = False) -> None:
+    """check_files over Flickr8k utterances (read with check=False), with the corpus's name and fix."""
+    check_files(utterances, f"Flickr8k ({Path(root)})", FIX, decode_images=decode_images)
+
+
 def read_flickr8k(root: str | Path, split: str | None = None, *, check: bool = True) -> list[Utterance]:
     """Utterances of the Flickr8k Audio Caption Corpus (`split`: train | val | test | None for all three)."""
     root = Path(root)
@@ -182,5 +187,5 @@ def read_flickr8k(root: str | Path, split: str | None = None, *, check: bool = T
             f"name no image that {cap_path.name} has captions for. Fix: {FIX}"
         )
     if check:
-        check_files(out, f"Flickr8k ({root})", FIX)
+        check_flickr8k_files(out, root)
     return out

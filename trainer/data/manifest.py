@@ -18,6 +18,7 @@ from trainer.data.records import Utterance, Word, check_files, problems_message
 logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.jsonl"
+FIX_FILES = "regenerate the folder (trainer synth --force) or fix the paths"
 
 
 class SplitNotFound(DatasetError):
@@ -61,13 +62,23 @@ def _image_ids(rows: list[tuple[int, dict, str, int | None]], bad: list[str]) ->
     return ids
 
 
+def _manifest_path(root: str | Path) -> Path:
+    """DIR/manifest.jsonl, or the file itself when `root` names one."""
+    root = Path(root)
+    return root / MANIFEST if root.is_dir() else root
+
+
+def check_manifest_files(utterances: list[Utterance], root: str | Path, *, decode_images: bool = False) -> None:
+    """check_files over utterances of the manifest at `root` (read with check=False), with its name and fix."""
+    check_files(utterances, f"manifest {_manifest_path(root)}", FIX_FILES, decode_images=decode_images)
+
+
 def read_manifest(root: str | Path, split: str | None = None, *, check: bool = True) -> list[Utterance]:
     """All utterances of ``root/manifest.jsonl`` (only `split` when given, e.g. "train" or "test").
 
     Raises DatasetError for a missing manifest, malformed lines (all listed), or missing files.
     """
-    root = Path(root)
-    path = root / MANIFEST if root.is_dir() else root
+    path = _manifest_path(root)
     root = path.parent
     if not path.is_file():
         raise DatasetError(
@@ -126,5 +137,5 @@ def read_manifest(root: str | Path, split: str | None = None, *, check: bool = T
     if split is not None and not out:
         raise SplitNotFound(f"{path} has no utterance in split {split!r}. Fix: choose another --split")
     if check:
-        check_files(out, f"manifest {path}", "regenerate the folder (trainer synth --force) or fix the paths")
+        check_manifest_files(out, path)
     return out

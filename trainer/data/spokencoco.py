@@ -51,6 +51,11 @@ def _present_prefix(base: Path) -> str:
     return PREFIXES[0]  # neither: the error names the Karpathy files
 
 
+def check_spokencoco_files(utterances: list[Utterance], root: str | Path, *, decode_images: bool = False) -> None:
+    """check_files over SpokenCOCO utterances (read with check=False), with the corpus's name and fix."""
+    check_files(utterances, f"SpokenCOCO ({Path(root)})", FIX, decode_images=decode_images)
+
+
 def read_spokencoco(
     root: str | Path, split: str | None = None, split_prefix: str | None = None, *, check: bool = True
 ) -> list[Utterance]:
@@ -99,5 +104,5 @@ def read_spokencoco(
                     f"a numeric reassign_id, captions[].wav/text. Fix: {FIX}"
                 ) from None
     if check:
-        check_files(out, f"SpokenCOCO ({root})", FIX)
+        check_spokencoco_files(out, root)
     return out

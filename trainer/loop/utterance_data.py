@@ -98,22 +98,37 @@ def whole_word_window(words: Sequence[dict[str, Any]], start: int, end: int) -> 
     return start, end
 
 
-def read_utterances(dataset: str, data_dir: str, split: str) -> list[Any]:
-    """The reader of `dataset` (manifest | flickr8k | spokencoco) for one split (`all` = every split)."""
+def read_utterances(dataset: str, data_dir: str, split: str, *, check: bool = True) -> list[Any]:
+    """The reader of `dataset` (manifest | flickr8k | spokencoco) for one split (`all` = every split); `check`:
+    its up-front file check (else check_utterances, e.g. once over several splits)."""
     which = None if split == "all" else split
     if dataset == "manifest":
         from trainer.data.manifest import read_manifest
 
-        return read_manifest(data_dir, which)
+        return read_manifest(data_dir, which, check=check)
     if dataset == "flickr8k":
         from trainer.data.flickr8k import read_flickr8k
 
-        return read_flickr8k(data_dir, which)
+        return read_flickr8k(data_dir, which, check=check)
     if dataset == "spokencoco":
         from trainer.data.spokencoco import read_spokencoco
 
-        return read_spokencoco(data_dir, which)
+        return read_spokencoco(data_dir, which, check=check)
     raise ConfigError(f"dataset {dataset!r} has no reader; use manifest, flickr8k, spokencoco or synthetic")
+
+
+def check_utterances(dataset: str, data_dir: str, utts: Sequence[Any]) -> None:
+    """The up-front file check of `dataset`'s reader over utterances read with check=False: one DatasetError
+    listing every missing or unreadable file among them."""
+    if dataset == "manifest":
+        from trainer.data.manifest import check_manifest_files as check
+    elif dataset == "flickr8k":
+        from trainer.data.flickr8k import check_flickr8k_files as check
+    elif dataset == "spokencoco":
+        from trainer.data.spokencoco import check_spokencoco_files as check
+    else:
+        raise ConfigError(f"dataset {dataset!r} has no reader; use manifest, flickr8k, spokencoco or synthetic")
+    check(list(utts), data_dir)
 
 
 def filter_voices(utts: list[Any], keep: Sequence[str], exclude: Sequence[str]) -> list[Any]:
@@ -151,7 +166,7 @@ def _read_split(cfg: TrainConfig, split: str, option: str) -> list[Any]:
     from trainer.data.manifest import SplitNotFound, read_manifest
 
     try:
-        return read_utterances(cfg.dataset, cfg.data_dir, split)
+        return read_utterances(cfg.dataset, cfg.data_dir, split, check=False)  # build_datasets checks once
     except SplitNotFound:
         present = sorted({u.split for u in read_manifest(cfg.data_dir, check=False)})
         hint = " (or --val-split='' to train without validation)" if option == "--val-split" else ""
@@ -161,7 +176,9 @@ def _read_split(cfg: TrainConfig, split: str, option: str) -> list[Any]:
 
 
 def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset | None]:
-    """(train, val or None) datasets of the configured type."""
+    """(train, val or None) datasets of the configured type. The files of both (those left after the voice
+    filters and size limits) are checked in one go: one error lists every missing or unreadable file of
+    either split."""
     if cfg.dataset == "synthetic":
         from trainer.loop.synthetic_data import SyntheticSpeechImageDataset
 
@@ -173,6 +190,7 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset | None]:
     if cfg.max_train_utterances:
         train_utts = train_utts[: cfg.max_train_utterances]
     val = None
+    val_utts: list[Any] = []
     if cfg.val_split:
         val_utts = _read_split(cfg, cfg.val_split, "--val-split")
         val_utts = [u for u in val_utts if u.voice not in set(cfg.exclude_voices)]
@@ -183,6 +201,7 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset | None]:
         if cfg.val_max_utterances:
             val_utts = val_utts[: cfg.val_max_utterances]
         val = UtteranceDataset(val_utts)
+    check_utterances(cfg.dataset, cfg.data_dir, train_utts + val_utts)
     logger.info("dataset %s: %d training utterances, %d validation", cfg.dataset, len(train_utts),
                 len(val) if val is not None else 0)
     augment = SpeechAugment(speed=(float(cfg.augment_speed[0]), float(cfg.augment_speed[1])),
