@@ -61,7 +61,7 @@ from trainer.loop.negatives import NegativeBank, check_bank_negatives
 from trainer.loop.sampler import ResumableDistributedSampler
 from trainer.loop.schedule import get_lr
 from trainer.loop.step import LossModule, optimizer_step, resolve_precision
-from trainer.loop.utterance_data import build_datasets, training_fingerprint, word_time_count
+from trainer.loop.utterance_data import build_datasets, check_datasets, training_fingerprint, word_time_count
 from trainer.train_setup import resolve_model_config, validation_metrics
 
 logger = logging.getLogger(__name__)
@@ -188,6 +188,22 @@ def _keep_checkpoint_model(ckpt: dict[str, Any], cfg: TrainConfig, train: Any, p
     return dataclasses.replace(cfg, **{k: saved[k] for k in changed})
 
 
+def _check_data_files(cfg: TrainConfig, model_cfg: Any, train: Any, val: Any, dist: DistInfo) -> None:
+    """The up-front check of both splits' files (on rank 0; every rank raises its error). Images are decoded in
+    it unless the frozen image tower's features are cached -- the cache build decodes each image once and lists
+    those that fail -- as they would otherwise fail one at a time mid-training (or in the CLIP stage)."""
+    cached = cfg.cache_image_features and not model_cfg.clip.trainable and cfg.clip_train_steps == 0
+    error = None
+    if dist.is_main:
+        try:
+            check_datasets(cfg, train, val, decode_images=not cached)
+        except DatasetError as exc:
+            error = str(exc)
+    error = broadcast_object(error)
+    if error:
+        raise DatasetError(error)
+
+
 def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
     """Dotted keys whose values differ between two nested dicts."""
     if not (isinstance(a, dict) and isinstance(b, dict)):
@@ -268,7 +284,7 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
     _check_run_dir(run_dir, existing, resume, ckpt is not None, cfg.overwrite)
     if cfg.init_from and ckpt is None:
         _check_init_from(cfg.init_from, cfg.clip_train_steps)  # before the datasets load and the folder is written
-    train_ds, val_ds = build_datasets(cfg)
+    train_ds, val_ds = build_datasets(cfg, check=False)  # checked below, once the model says how images are used
     steps_per_epoch = _steps_per_epoch(len(train_ds), cfg, dist.world_size)  # before any stage runs
     train_data = training_fingerprint(train_ds, cfg.data_dir)
     if ckpt is not None:
@@ -277,6 +293,7 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
     model_cfg = resolve_model_config(cfg, train_ds, ckpt["model_cfg"] if ckpt else None)
     if ckpt is not None:
         cfg = _keep_checkpoint_model(ckpt, cfg, train_ds, resume_path)
+    _check_data_files(cfg, model_cfg, train_ds, val_ds, dist)
     word_times = word_time_count(train_ds)
     if dist.is_main:
         _warn_without_word_times(word_times, model_cfg.aux_boundary_loss_weight, cfg)

@@ -189,3 +189,34 @@ def test_missing_files_of_the_training_and_the_validation_split_come_in_one_erro
         build_datasets(_manifest_cfg(tmp_path))
     msg = str(err.value)
     assert msg.startswith("2 files of the manifest") and all(f"audio {p} (missing)" in msg for p in gone), msg
+
+
+def _truncated_bmp(data, name):
+    """A BMP whose header opens but whose pixels stop: only decoding it finds that."""
+    import numpy as np
+    from PIL import Image
+
+    lines = [json.loads(line) for line in (data / "manifest.jsonl").read_text().splitlines()]
+    image = data / "images" / f"{name}.bmp"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(image, "BMP")
+    image.write_bytes(image.read_bytes()[:4000])
+    first = lines[0]["image"]
+    for x in lines:
+        if x["image"] == first:
+            x["image"] = f"images/{name}.bmp"
+    (data / "manifest.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return image
+
+
+@pytest.mark.parametrize("overrides", [{"cache_image_features": False},
+                                       {"model_overrides": {"clip": {"trainable": True}}}])
+def test_images_decoded_during_training_are_decoded_before_it(tmp_path, overrides):
+    from trainer.train import run_training
+
+    data = _manifest(tmp_path / "data")
+    bad = _truncated_bmp(data, "cut")
+    build_datasets(_manifest_cfg(tmp_path))  # the cheap check reads its header only: cached features list it
+    with pytest.raises(DatasetError) as err:
+        run_training(_manifest_cfg(tmp_path, val_split="", **overrides))
+    assert str(err.value).startswith("1 files of the manifest") and f"image {bad} (cannot be read as image" in str(err.value)
+    assert not (tmp_path / "run" / "log.jsonl").exists() and not (tmp_path / "run" / "checkpoints").exists()

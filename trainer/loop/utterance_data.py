@@ -117,9 +117,9 @@ def read_utterances(dataset: str, data_dir: str, split: str, *, check: bool = Tr
     raise ConfigError(f"dataset {dataset!r} has no reader; use manifest, flickr8k, spokencoco or synthetic")
 
 
-def check_utterances(dataset: str, data_dir: str, utts: Sequence[Any]) -> None:
+def check_utterances(dataset: str, data_dir: str, utts: Sequence[Any], *, decode_images: bool = False) -> None:
     """The up-front file check of `dataset`'s reader over utterances read with check=False: one DatasetError
-    listing every missing or unreadable file among them."""
+    listing every missing or unreadable file among them (`decode_images`: every image decoded too)."""
     if dataset == "manifest":
         from trainer.data.manifest import check_manifest_files as check
     elif dataset == "flickr8k":
@@ -128,7 +128,15 @@ def check_utterances(dataset: str, data_dir: str, utts: Sequence[Any]) -> None:
         from trainer.data.spokencoco import check_spokencoco_files as check
     else:
         raise ConfigError(f"dataset {dataset!r} has no reader; use manifest, flickr8k, spokencoco or synthetic")
-    check(list(utts), data_dir)
+    check(list(utts), data_dir, decode_images=decode_images)
+
+
+def check_datasets(cfg: TrainConfig, train: Dataset, val: Dataset | None, *, decode_images: bool = False) -> None:
+    """check_utterances over the files of the datasets of build_datasets(cfg, check=False) (synthetic: none)."""
+    if cfg.dataset == "synthetic":
+        return
+    utts = list(getattr(train, "utts", [])) + (list(getattr(val, "utts", [])) if val is not None else [])
+    check_utterances(cfg.dataset, cfg.data_dir, utts, decode_images=decode_images)
 
 
 def filter_voices(utts: list[Any], keep: Sequence[str], exclude: Sequence[str]) -> list[Any]:
@@ -175,10 +183,10 @@ def _read_split(cfg: TrainConfig, split: str, option: str) -> list[Any]:
                            f"give some lines \"split\": {json.dumps(split)}") from None
 
 
-def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset | None]:
+def build_datasets(cfg: TrainConfig, *, check: bool = True) -> tuple[Dataset, Dataset | None]:
     """(train, val or None) datasets of the configured type. The files of both (those left after the voice
     filters and size limits) are checked in one go: one error lists every missing or unreadable file of
-    either split."""
+    either split (`check=False`: the caller runs check_datasets)."""
     if cfg.dataset == "synthetic":
         from trainer.loop.synthetic_data import SyntheticSpeechImageDataset
 
@@ -201,7 +209,8 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset | None]:
         if cfg.val_max_utterances:
             val_utts = val_utts[: cfg.val_max_utterances]
         val = UtteranceDataset(val_utts)
-    check_utterances(cfg.dataset, cfg.data_dir, train_utts + val_utts)
+    if check:
+        check_utterances(cfg.dataset, cfg.data_dir, train_utts + val_utts)
     logger.info("dataset %s: %d training utterances, %d validation", cfg.dataset, len(train_utts),
                 len(val) if val is not None else 0)
     augment = SpeechAugment(speed=(float(cfg.augment_speed[0]), float(cfg.augment_speed[1])),
