@@ -158,6 +158,26 @@ def test_manifest_image_ids_without_collisions(tmp_path: Path) -> None:
         read_manifest(tmp_path)
 
 
+def test_one_image_file_written_two_ways_is_one_image(tmp_path: Path) -> None:
+    made = make_manifest(tmp_path, n_images=2)
+    lines = [json.loads(x) for x in (tmp_path / "manifest.jsonl").read_text().splitlines()]
+    lines[1]["image"] = str(made["images"][0])  # line 1's picture, written absolute
+    lines[2]["image"] = "images/../images/" + Path(lines[2]["image"]).name  # line 3's, written round about
+    for with_ids in (False, True):  # without image_id, and with the same explicit id on both spellings
+        for d in lines:
+            d.pop("image_id", None)
+            if with_ids:
+                d["image_id"] = int(Path(d["image"]).stem)
+        (tmp_path / "manifest.jsonl").write_text("".join(json.dumps(d) + "\n" for d in lines))
+        utts = read_manifest(tmp_path)
+        assert [u.image_id for u in utts] == [0, 0, 1, 1], with_ids
+        assert [u.image_path for u in utts] == [made["images"][0]] * 2 + [made["images"][1]] * 2
+    lines[3]["image"] = str(made["images"][0])  # another file under id 1, written absolute: still refused
+    (tmp_path / "manifest.jsonl").write_text("".join(json.dumps(d) + "\n" for d in lines))
+    with pytest.raises(DatasetError, match="line 4: image .* has image_id 1 here and 0 before"):
+        read_manifest(tmp_path)
+
+
 def test_long_lists_are_cut(tmp_path: Path) -> None:
     lines = [{"audio": f"a{i}.wav", "image": f"i{i}.png", "text": "x"} for i in range(30)]
     (tmp_path / "manifest.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))

@@ -2,7 +2,8 @@
 
 ``DIR/manifest.jsonl``: one JSON object a line, ``{"audio", "image", "image_id", "text", "words",
 "voice", "split"}``; paths relative to DIR (absolute paths are kept). ``words``, ``voice`` and
-``image_id`` are optional: without ``image_id`` an id is assigned per distinct image path.
+``image_id`` are optional: without ``image_id`` an id is assigned per distinct image file (its path resolved
+against DIR and normalised, so ``images/0.jpg`` and ``/abs/DIR/images/0.jpg`` are one image).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from pathlib import Path
 
 from core.errors import DatasetError
@@ -42,9 +44,16 @@ def _text(raw: object) -> str:
     return raw
 
 
+def _image_path(root: Path, image: str) -> Path:
+    """The image file of a line: `image` resolved against DIR (an absolute path stays) and normalised ("a/../b",
+    "./b"), so one file written two ways is one image: one id, one feature-cache entry, one gallery item."""
+    return Path(os.path.normpath(root / image))
+
+
 def _image_ids(rows: list[tuple[int, dict, str, int | None]], bad: list[str]) -> dict[str, int]:
-    """One id per image path: its explicit image_id, else a new one above every explicit id (so the two
-    never collide). An image with two ids, or an id on two images, is a malformed line (added to `bad`)."""
+    """One id per image (its resolved path, see _image_path): its explicit image_id, else a new one above every
+    explicit id (so the two never collide). An image with two ids, or an id on two images, is a malformed line
+    (added to `bad`)."""
     ids: dict[str, int] = {}
     owner: dict[int, str] = {}
     for n, _, image, image_id in rows:
@@ -86,7 +95,7 @@ def read_manifest(root: str | Path, split: str | None = None, *, check: bool = T
             f"or write {MANIFEST} with one JSON object a line: "
             '{"audio": "a.wav", "image": "a.jpg", "image_id": 0, "text": "...", "split": "train"}'
         )
-    rows: list[tuple[int, dict, str, int | None]] = []  # (line number, object, image, its explicit id)
+    rows: list[tuple[int, dict, str, int | None]] = []  # (line number, object, image file, its explicit id)
     bad: list[str] = []
     with open(path, "rb") as f:  # decoded line by line: one bad byte is one malformed line, not a traceback
         for n, raw in enumerate(f, 1):
@@ -105,7 +114,8 @@ def read_manifest(root: str | Path, split: str | None = None, *, check: bool = T
                 if missing:
                     bad.append(f"line {n}: missing key{'s' if len(missing) > 1 else ''}: {', '.join(missing)}")
                     continue
-                rows.append((n, d, str(d["image"]), int(d["image_id"]) if "image_id" in d else None))
+                rows.append((n, d, str(_image_path(root, str(d["image"]))),
+                             int(d["image_id"]) if "image_id" in d else None))
             except (ValueError, KeyError, TypeError) as exc:
                 bad.append(f"line {n}: {type(exc).__name__}: {exc}")
     ids = _image_ids(rows, bad)
@@ -114,7 +124,7 @@ def read_manifest(root: str | Path, split: str | None = None, *, check: bool = T
         try:
             u = Utterance(
                 audio_path=root / str(d["audio"]),
-                image_path=root / image,
+                image_path=Path(image),
                 image_id=ids[image],
                 text=_text(d["text"]),
                 words=_words(d.get("words")),
