@@ -235,6 +235,25 @@ def test_flickr8k_published_image_folder_and_bad_text_files(tmp_path: Path) -> N
         read_flickr8k(tmp_path)
 
 
+def test_flickr8k_listed_images_without_captions_are_named(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from fixtures.data_layouts import write_jpg
+
+    make_flickr8k(tmp_path, captions_per_image=2)
+    extra = [f"99999999{k}_nocaption.jpg" for k in range(7)]
+    for name in extra:
+        write_jpg(tmp_path / "Images" / name)
+    with (tmp_path / "Flickr_8k.testImages.txt").open("a") as f:
+        f.write("".join(n + "\n" for n in extra))
+    with caplog.at_level("WARNING", logger="trainer.data.flickr8k"):
+        utts = read_flickr8k(tmp_path, "test")
+    assert len(utts) == 2
+    assert "7 image(s) of the Flickr8k split list(s) have no caption" in caplog.text
+    assert ", ".join(extra[:5]) + ", ..." in caplog.text and extra[5] not in caplog.text
+    (tmp_path / "Flickr_8k.testImages.txt").write_text("".join(n + "\n" for n in extra))  # none captioned
+    with pytest.raises(DatasetError, match=r"no Flickr8k utterance in split test \(Flickr_8k.testImages.txt\)"):
+        read_flickr8k(tmp_path)  # every split: the train and val ones are fine, the test one is empty
+
+
 def test_flickr8k_wrong_root(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="not a Flickr8k Audio root: missing Flickr8k.token.txt"):
         read_flickr8k(tmp_path)

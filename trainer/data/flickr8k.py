@@ -9,7 +9,8 @@
     ROOT/flickr_audio/flickr_8k.ctm                optional word alignments "<img>.jpg#<n> 1 <start> <dur> <WORD>"
     ROOT/Flickr8k_idPairs.json                     optional {"filename2Id": {...}} (else ids = sorted names)
 
-Split "dev" is returned as "val". Captions are lower-cased, the trailing " ." removed.
+Split "dev" is returned as "val". Captions are lower-cased, the trailing " ." removed. A listed image without
+captions is left out with a warning (count and first names); a split left with none is an error.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ FIX = (
 
 
 IMAGE_DIRS = ("Images", "Flicker8k_Dataset", "Flickr8k_Dataset")  # the zip unpacks to "Flicker8k_Dataset"
+NAMES_SHOWN = 5  # how many uncaptioned images the warning names
 
 
 def _image_dir(root: Path) -> Path:
@@ -155,6 +157,8 @@ def read_flickr8k(root: str | Path, split: str | None = None, *, check: bool = T
     ids = _image_ids(root)
     images = _image_dir(root)
     out: list[Utterance] = []
+    uncaptioned: list[str] = []  # listed in a split file, no caption in cap_path: left out
+    empty: list[str] = []  # split files none of whose images has a caption
     next_id = max(ids.values(), default=-1) + 1
     for s in wanted:
         path = split_paths[s]
@@ -163,13 +167,17 @@ def read_flickr8k(root: str | Path, split: str | None = None, *, check: bool = T
             listed = path.read_text(encoding="utf-8").splitlines()
         except UnicodeDecodeError as exc:
             raise _not_utf8(path, exc) from None
+        before = len(out)
         for img in (x.strip() for x in listed):
             if not img:
+                continue
+            if not captions.get(img):
+                uncaptioned.append(img)
                 continue
             if img not in ids:  # an image listed but absent from Images/: check_files reports it
                 ids[img], next_id = next_id, next_id + 1
             stem = img[: -len(".jpg")] if img.endswith(".jpg") else img
-            for n, text in enumerate(captions.get(img, [])):
+            for n, text in enumerate(captions[img]):
                 out.append(
                     Utterance(
                         audio_path=root / "flickr_audio" / "wavs" / f"{stem}_{n}.wav",
@@ -181,11 +189,17 @@ def read_flickr8k(root: str | Path, split: str | None = None, *, check: bool = T
                         split=s,
                     )
                 )
-    if not out:
+        if len(out) == before:
+            empty.append(f"{s} ({path.name})")
+    if empty:
         raise DatasetError(
-            f"no Flickr8k utterance found under {root} (split {split or 'all'}): the split lists "
-            f"name no image that {cap_path.name} has captions for. Fix: {FIX}"
+            f"no Flickr8k utterance in split {', '.join(empty)} under {root}: its list names no image that "
+            f"{cap_path} has captions for (a wrong or truncated caption file?). Fix: {FIX}"
         )
+    if uncaptioned:
+        shown = ", ".join(uncaptioned[:NAMES_SHOWN]) + (", ..." if len(uncaptioned) > NAMES_SHOWN else "")
+        logger.warning("%d image(s) of the Flickr8k split list(s) have no caption in %s and are left out: %s "
+                       "(a wrong or truncated caption file?)", len(uncaptioned), cap_path, shown)
     if check:
         check_flickr8k_files(out, root)
     return out
