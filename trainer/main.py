@@ -41,6 +41,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def _console_level(verbose: bool) -> int:
+    """INFO (DEBUG with --verbose) for one process and for rank 0 under torchrun; WARNING for the other ranks,
+    whose INFO lines would repeat rank 0's once per process ("Rank 0 alone logs and saves"). --verbose keeps
+    every rank's DEBUG lines, for a problem of one rank."""
+    if verbose:
+        return logging.DEBUG
+    try:
+        rank = int(os.environ.get("RANK", "0") or 0)
+    except ValueError:
+        rank = 0
+    return logging.INFO if rank == 0 else logging.WARNING
+
+
 def _build_parser(only: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m trainer", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -71,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    setup_logging(logging.DEBUG if args.verbose else logging.INFO)
+    setup_logging(_console_level(args.verbose))
     if extra and not getattr(args, "_accepts_extra", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args._extra = extra

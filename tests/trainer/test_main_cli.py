@@ -40,3 +40,22 @@ def test_ctrl_c_in_synth_says_nothing_was_written(monkeypatch, capfd):
     assert main(["synth", "--out", "x", "--images", "2"]) == 130
     err = capfd.readouterr().err
     assert "nothing was written to the output folder" in err and "checkpoint" not in err
+
+
+@pytest.mark.parametrize(("rank", "info_shown"), [(None, True), ("0", True), ("1", False), ("3", False)])
+def test_under_torchrun_only_rank_0_logs_info(monkeypatch, capfd, rank, info_shown):
+    import logging
+
+    def run(args):
+        logging.getLogger("trainer.train").info("training 6 steps")
+        logging.getLogger("trainer.train").warning("a warning")
+        return 0
+
+    if rank is None:
+        monkeypatch.delenv("RANK", raising=False)
+    else:
+        monkeypatch.setenv("RANK", rank)
+    monkeypatch.setattr(train_cli, "run", run)
+    assert main(["train", "--config", "c.json"]) == 0
+    err = capfd.readouterr().err
+    assert ("training 6 steps" in err) == info_shown and "a warning" in err
