@@ -326,16 +326,22 @@ class MainWindow(QMainWindow):
             self.load_service(previous=old)
 
     def show_about(self) -> None:
-        def show(card: Any) -> None:
-            dlg = AboutDialog(card, self)
+        def show(card_and_text: Any) -> None:
+            card, markdown = card_and_text
+            dlg = AboutDialog(card, self, markdown=markdown)
             dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
             dlg.open()
 
         if self.service is None:
-            show(None)
+            show((None, None))
             return
-        ops.Op(self, lambda cancel: self.service.model_card(), lane="query", what="Reading the model card") \
-            .success(show).run()
+        service = self.service
+
+        def read(_cancel: Any) -> tuple[Any, str | None]:
+            text = service.model_card_markdown() if hasattr(service, "model_card_markdown") else None
+            return service.model_card(), text
+
+        ops.Op(self, read, lane="query", what="Reading the model card").success(show).run()
 
     def save_settings(self) -> None:
         save_settings(self.settings, self.settings_file)

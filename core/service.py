@@ -231,9 +231,7 @@ class SearchService:
     def model_card(self) -> dict:
         """What the app shows about the model: the card written by the trainer when there is one, plus facts."""
         card: dict[str, Any] = {}
-        source = Path(self.model_source)
-        folder = paths.default_model_dir() if self.model_source == "default" else source
-        card_file = folder / "model_card.json"
+        card_file = self._model_folder() / "model_card.json"
         if card_file.is_file():
             try:
                 card.update(json.loads(card_file.read_text()))
@@ -244,6 +242,19 @@ class SearchService:
         card.update({"source": self.model_source, "device": str(self.device), "embed_dim": self.embedder.dim,
                      "image_size": self.embedder.image_size, "clip_identity": self.embedder.identity})
         return card
+
+    def model_card_markdown(self) -> str | None:
+        """The human-written card (``model_card.md``, written by the trainer beside model_card.json) when the
+        model folder has one, else None."""
+        md_file = self._model_folder() / "model_card.md"
+        try:
+            return md_file.read_text(encoding="utf-8") if md_file.is_file() else None
+        except (OSError, UnicodeDecodeError) as exc:
+            logger.warning("cannot read %s: %s", md_file, exc)
+            return None
+
+    def _model_folder(self) -> Path:
+        return paths.default_model_dir() if self.model_source == "default" else Path(self.model_source)
 
     def close(self, wait_s: float = CLOSE_WAIT_S) -> None:
         """Cancel a running index, wait (up to `wait_s`) for it to stop at its batch boundary, close the library."""

@@ -103,6 +103,7 @@ class FakeService:
         self._lock = threading.Lock()
         self.calls: list[str] = []
         self.similar_ids: list[int] = []  # the photo each search_similar was asked about
+        self.card_markdown: str | None = None  # what model_card_markdown() returns (the model folder's .md)
 
     # searching
     def _rank(self, v: np.ndarray, top_k: int, min_score: float | None) -> list[Hit]:
@@ -195,3 +196,6 @@ class FakeService:
 
     def model_card(self) -> dict:
         return {"name": "fake", "architecture": "energy rule", "training data": "none"}
+
+    def model_card_markdown(self) -> str | None:
+        return self.card_markdown

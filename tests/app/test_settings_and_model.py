@@ -306,6 +306,42 @@ def test_about_model_card_keeps_keys_whole_and_fits_the_dialog(qtbot):
     assert dlg.browser.horizontalScrollBar().maximum() <= 0  # nothing forces a horizontal scroll
 
 
+def test_about_summarises_big_nested_values_and_opens_fast(qtbot):
+    """A trainer's model_card.json holds every metric (the default's is ~400 KB): dumped as JSON it froze the
+    window for over a second on F1 and could not be read. Nested values over a line are summarised."""
+    from app.dialogs.about_dialog import AboutDialog
+
+    metrics = {f"split{i}": {f"r@{k}": 0.123456 + i + k for k in range(200)} for i in range(40)}
+    card = {"name": "default-small", "step": 400, "best_val_metric": {"name": "recall_mean", "value": 0.97},
+            "metrics": metrics, "train_voices": [f"espeak:voice{i}" for i in range(300)]}
+    dlg = AboutDialog(card)
+    qtbot.addWidget(dlg)
+    dlg.show()
+    qtbot.waitExposed(dlg)
+    text = dlg.browser.toPlainText()
+    assert len(text) < 3000, len(text)  # not the ~200 KB of JSON
+    assert "40 entries (split0, split1" in text and "see model_card.json" in text
+    assert "a list of 300 items" in text and "espeak:voice7" not in text
+    assert '"recall_mean"' in text and "400" in text  # short values are shown as they are
+
+
+def test_about_shows_model_card_md_under_the_plain_facts(qtbot, make_window, fake_service):
+    from app.dialogs.about_dialog import AboutDialog
+
+    fake_service.card_markdown = ("# Model card: fake\n\n- Data: four TTS engines\n\n"
+                                  "| metric | value |\n|---|---|\n| speech→image R@1 | 0.607 |\n")
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    w.show_about()
+    qtbot.waitUntil(lambda: w.findChild(AboutDialog) is not None, timeout=5_000)
+    dlg = w.findChild(AboutDialog)
+    text = dlg.browser.toPlainText()
+    assert "Model card: fake" in text and "four TTS engines" in text and "0.607" in text
+    assert "energy rule" in text  # the facts table
+    assert "# Model card" not in text and "|---|" not in text  # rendered as Markdown, not shown as source
+    tables = [f for f in dlg.browser.document().rootFrame().childFrames() if f.__class__.__name__ == "QTextTable"]
+    assert len(tables) == 2  # the facts and the card's metric table
+
+
 def test_file_dialogs_start_in_the_last_folder_used(qtbot, make_window, fake_service, tmp_path, monkeypatch):
     from PySide6.QtWidgets import QFileDialog
 

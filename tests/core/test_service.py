@@ -103,6 +103,21 @@ def test_thumbnail_stats_card_roots(service, tmp_path):
         drain(svc.index())
 
 
+def test_model_card_markdown_is_the_model_folders_md(service, tmp_path, monkeypatch):
+    svc, _ = service
+    assert svc.model_card_markdown() is None  # an in-memory model has no folder
+    folder = tmp_path / "mymodel"
+    folder.mkdir()
+    monkeypatch.setattr(svc, "model_source", str(folder))
+    assert svc.model_card_markdown() is None
+    (folder / "model_card.md").write_text("# Model card: mine\n", encoding="utf-8")
+    (folder / "model_card.json").write_text('{"name": "mine", "metrics": {"r1": 0.5}}')
+    assert svc.model_card_markdown() == "# Model card: mine\n"
+    assert svc.model_card()["metrics"] == {"r1": 0.5}
+    monkeypatch.setattr(svc, "model_source", "default")
+    assert svc.model_card_markdown().startswith("# Model card: default")  # the embedded default has one
+
+
 def test_other_model_is_refused_then_reindexed(service, tmp_path):
     svc, photos = service
     drain(svc.index([photos]))
