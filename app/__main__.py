@@ -6,16 +6,45 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
 
-def create_service(settings: object, reindex: bool = False) -> object:
+def create_service(settings: object, reindex: bool = False,
+                   before_library: Callable[[], None] | None = None) -> object:
     """The real SearchService for the chosen model and device (runs on a worker thread). `reindex`: accept a
-    library indexed by another CLIP tower by dropping its vectors (else ModelMismatchError)."""
+    library indexed by another CLIP tower by dropping its vectors (else ModelMismatchError). `before_library`:
+    called once the model is loaded, before the library is opened (app.model_loader.LoadGate)."""
     from core.service import SearchService
 
-    return SearchService(model=settings.model, device=settings.device, reindex=reindex)
+    return SearchService(model=settings.model, device=settings.device, reindex=reindex,
+                         before_library=before_library)
+
+
+def shut_down(window: Any, timeout_ms: int = 5000) -> bool:
+    """After the event loop: stop the model loads, wait for the lanes and close every service.
+
+    A model load cannot be interrupted inside torch; when one is still loading its model (it has not reached
+    the library, and LoadGate makes sure it never will) there is nothing to wait for: returns True, and
+    main() ends the process at once instead of leaving an invisible one running until the model is loaded.
+    A load that is opening the library is waited for, and the service it built is closed."""
+    from app.workers import pool, wait_all
+
+    gates = list(window.load_gates)
+    loading_model = [gate for gate in gates if gate.cancel()]
+    if loading_model:
+        # the library lane's one thread is busy with that load, so no other library work can be running
+        for lane in ("query", "io"):
+            pool(lane).waitForDone(timeout_ms)
+    else:
+        wait_all(timeout_ms)
+    for gate in gates:
+        gate.close_unclaimed(window.service)
+    if window.service is not None and hasattr(window.service, "close"):
+        window.service.close()  # flush the library (and its ANN cache) before exit
+    return any(not gate.finished for gate in loading_model)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,13 +89,14 @@ def main(argv: list[str] | None = None) -> int:
     window.show()
     window.load_service()
     logger.info("app started; log file %s", log_file_path())
-    rc = app.exec()
-    from app.workers import wait_all
-
-    wait_all(5000)
-    if window.service is not None and hasattr(window.service, "close"):
-        window.service.close()  # flush the library (and its ANN cache) before exit
-    return int(rc)
+    rc = int(app.exec())
+    if shut_down(window):
+        logger.info("closed while the model was loading: exiting without waiting for the load")
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(rc)  # the load's thread would keep the process alive until the model is in memory
+    return rc
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ class MainWindow(QMainWindow):
         self.settings = settings or AppSettings()
         self.settings_file = settings_file
         self.service_factory = service_factory
+        self.load_gates: list[Any] = []  # the model loads running (app.model_loader.LoadGate)
         self.no_model_hint = NO_MODEL_HINT
         self.devices = list_input_devices()
         self._build(source_factory or (lambda name: SoundDeviceSource(name)))

@@ -4,9 +4,11 @@ first, and a library indexed by another CLIP tower asks before it is re-indexed.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import logging
 import os
 import shutil
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from app import operations as ops
 from app.settings import AppSettings
-from core.errors import LibraryCorruptError, ModelMismatchError
+from core.errors import Cancelled, LibraryCorruptError, ModelMismatchError
 from core.library.store import move_aside
 from core.official import import_official
 from core.paths import data_dir
@@ -24,29 +26,135 @@ from core.paths import data_dir
 logger = logging.getLogger(__name__)
 
 
+class LoadGate:
+    """What the app's shutdown needs to know of a model load running in the library lane: whether the worker
+    may still touch the library (closing the old service, or opening the new one), and the services it holds.
+
+    The worker touches the library only between `enter_library()` and `leave_library()` (closing the old
+    service; the factory enters once the model is loaded, to open the library); after `cancel()`, entering
+    raises Cancelled instead. So when `cancel()` finds the worker loading its model, the library is never
+    touched by this load again, and the process can end without waiting for the model (seconds to minutes).
+    A service built while the window was closing is closed by the worker (`hand_over` refuses it); one the
+    window never received, or an old service a cancelled load did not get to close, by `close_unclaimed`."""
+
+    def __init__(self, old: Any = None) -> None:
+        self._lock = threading.Lock()
+        self.cancelled = False
+        self.in_library = False
+        self.started = False
+        self.finished = False
+        self.old = old  # the previous service, closed by the worker before it loads the new model
+        self.built: Any = None  # the service handed to the window
+
+    def start(self) -> None:
+        """The worker begins: in the library when it has an old service to close. A load still queued (behind
+        other library work) when cancelled never starts."""
+        with self._lock:
+            if self.cancelled:
+                raise Cancelled("the model load was cancelled (the window was closed)")
+            self.started = True
+            self.in_library = self.old is not None
+
+    def close_old(self) -> None:
+        """(worker, right after start) close the previous service; then stop here if cancelled meanwhile."""
+        with self._lock:
+            old, self.old = self.old, None
+        if old is not None and hasattr(old, "close"):
+            old.close()
+        with self._lock:
+            self.in_library = False
+            if self.cancelled:
+                raise Cancelled("the model load was cancelled (the window was closed)")
+
+    def enter_library(self) -> None:
+        with self._lock:
+            if self.cancelled:
+                raise Cancelled("the model load was cancelled (the window was closed)")
+            self.in_library = True
+
+    def finish(self) -> None:
+        with self._lock:
+            self.in_library = False
+            self.finished = True
+
+    def hand_over(self, service: Any) -> bool:
+        """The worker gives `service` to the window: False (keep nothing, close it) when cancelled."""
+        with self._lock:
+            if self.cancelled:
+                return False
+            self.built = service
+            return True
+
+    def cancel(self) -> bool:
+        """Stop the load where it is safe (GUI thread, at shutdown). True: the load is loading its model now
+        (it will not touch the library again, and nothing else can be running in the library lane)."""
+        with self._lock:
+            self.cancelled = True
+            return self.started and not self.in_library and not self.finished
+
+    def close_unclaimed(self, window_service: Any) -> None:
+        """(GUI thread, once the worker is done) close what this load holds that the window does not: the
+        service it built when the window never received it, the old one when the load never started."""
+        with self._lock:
+            held, self.built, self.old = [self.old, self.built], None, None
+        for service in held:
+            if service is not None and service is not window_service and hasattr(service, "close"):
+                logger.info("closing a service the model load held as the window closed")
+                service.close()
+
+
+def takes_before_library(factory: Any) -> bool:
+    """Whether a service factory says when it opens the library (create_service does: SearchService's
+    before_library). A factory that does not is treated as touching the library from its start."""
+    try:
+        return "before_library" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def load_service(window: Any, *, reindex: bool = False, previous: AppSettings | None = None,
                  notice: str = "") -> None:
     """(Re)build the service from the settings in the background. The old service is closed first
     (one owner of the library database at a time); indexing is cancelled. `previous`: the settings to go
-    back to when this model cannot be loaded; `notice`: a warning shown once the service is up."""
+    back to when this model cannot be loaded; `notice`: a warning shown once the service is up.
+    The load's LoadGate is in `window.load_gates` until it finishes (app.__main__ stops it at shutdown)."""
     if window.service_factory is None:
         return
     factory, settings, old = window.service_factory, replace(window.settings), window.service
     window.library.cancel()
     window.set_no_model("")
+    gate = LoadGate(old)
+    window.load_gates.append(gate)
 
     def build() -> Any:
-        if old is not None and hasattr(old, "close"):
-            old.close()
-        return factory(replace(settings, model=resolve_model(settings.model)), reindex)
+        gate.start()
+        try:
+            gate.close_old()
+            chosen = replace(settings, model=resolve_model(settings.model))
+            if takes_before_library(factory):
+                service = factory(chosen, reindex, before_library=gate.enter_library)
+            else:
+                gate.enter_library()
+                service = factory(chosen, reindex)
+            if not gate.hand_over(service):  # the window closed while the model loaded
+                if hasattr(service, "close"):
+                    service.close()
+                raise Cancelled("the model load was cancelled (the window was closed)")
+            return service
+        finally:
+            gate.finish()
 
     def loaded(service: Any) -> None:
         window.set_service(service)
         if notice:
             window.show_message(notice, "warning")
 
+    def done() -> None:
+        if gate in window.load_gates:
+            window.load_gates.remove(gate)
+
     (ops.load_service(window, build).success(loaded)
-     .failure(lambda exc: _load_failed(window, exc, previous)).run())
+     .failure(lambda exc: _load_failed(window, exc, previous)).finally_(done).run())
 
 
 DEVICE_NAMES = {"auto": "the automatic device", "cuda": "the GPU (CUDA)", "cpu": "the CPU"}
@@ -98,6 +206,8 @@ def checkpoint_fingerprint(path: Path) -> str:
 
 
 def _load_failed(window: Any, exc: BaseException, previous: AppSettings | None) -> None:
+    if isinstance(exc, Cancelled):  # the window closed while it loaded: nothing to say
+        return
     if isinstance(exc, ModelMismatchError):
         ask_reindex(window, exc, previous)
         return

@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,11 +70,14 @@ def _model_path(model: Any) -> str | None:
 class SearchService:
     """`model`: "default", a model folder, or an already-built SpeechClipModel. `data_dir`: where the library
     database lives (default: <user data dir>/library). `reindex`: accept a library made by another model
-    by dropping its vectors (otherwise that raises ModelMismatchError, which says so).
+    by dropping its vectors (otherwise that raises ModelMismatchError, which says so). `before_library`: called
+    once the model is loaded, just before the library is opened; it may raise (e.g. Cancelled) to stop there
+    with nothing of the library touched (the app uses it to drop a load that the user closed the window on).
     """
 
     def __init__(self, model: Any = "default", data_dir: str | Path | None = None, device: str = "auto", *,
-                 reindex: bool = False, cache_dir: str | Path | None = None) -> None:
+                 reindex: bool = False, cache_dir: str | Path | None = None,
+                 before_library: Callable[[], None] | None = None) -> None:
         from core.device import pick_device
 
         self.device = pick_device(device)
@@ -87,6 +90,8 @@ class SearchService:
             self.model_source = getattr(getattr(model, "config", None), "name", "in-memory model")
             self.model = model
         self.embedder = ClipImageEmbedder(self.model.clip, self.device)
+        if before_library is not None:
+            before_library()
         cache = Path(cache_dir) if cache_dir is not None else paths.cache_dir()
         self.library = Library(data_dir if data_dir is not None else default_library_dir(), self.embedder.identity,
                                dim=self.embedder.dim, cache_dir=cache, reindex=reindex,

@@ -118,6 +118,25 @@ def test_model_card_markdown_is_the_model_folders_md(service, tmp_path, monkeypa
     assert svc.model_card_markdown().startswith("# Model card: default")  # the embedded default has one
 
 
+def test_before_library_can_stop_a_load_before_the_library_is_opened(tiny, tmp_path):
+    from core.errors import Cancelled
+
+    calls = []
+
+    def stop() -> None:
+        calls.append("before_library")
+        raise Cancelled("closed")
+
+    with pytest.raises(Cancelled):
+        SearchService(tiny, data_dir=tmp_path / "lib", device="cpu", cache_dir=tmp_path / "cache",
+                      before_library=stop)
+    assert calls == ["before_library"] and not (tmp_path / "lib").exists()  # nothing of the library touched
+    svc = SearchService(tiny, data_dir=tmp_path / "lib", device="cpu", cache_dir=tmp_path / "cache",
+                        before_library=lambda: calls.append("ok"))
+    svc.close()
+    assert calls[-1] == "ok" and (tmp_path / "lib").is_dir()
+
+
 def test_other_model_is_refused_then_reindexed(service, tmp_path):
     svc, photos = service
     drain(svc.index([photos]))
