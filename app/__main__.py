@@ -77,6 +77,17 @@ def main(argv: list[str] | None = None) -> int:
 
         QMessageBox.critical(None, "Spoken Image Search", problem)
         return 1
+    from app.instance_lock import lock_instance
+    from core.paths import data_dir
+
+    instance_lock, why = lock_instance(data_dir())  # one app per library; held until main returns
+    if instance_lock is None:
+        logger.error("%s", why)
+        print(why, file=sys.stderr)
+        from PySide6.QtWidgets import QMessageBox
+
+        QMessageBox.critical(None, "Spoken Image Search", why)
+        return 1
     settings = load_settings()
     if args.model:
         settings.model = args.model
@@ -90,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     window.load_service()
     logger.info("app started; log file %s", log_file_path())
     rc = int(app.exec())
-    if shut_down(window):
+    hard_exit = shut_down(window)
+    instance_lock.unlock()
+    if hard_exit:
         logger.info("closed while the model was loading: exiting without waiting for the load")
         logging.shutdown()
         sys.stdout.flush()
