@@ -111,6 +111,7 @@ class SettingsDialog(QDialog):
         for b in (browse, import_ckpt):  # Return after choosing a folder presses OK, not the chooser again
             b.setAutoDefault(False)
         box.button(QDialogButtonBox.StandardButton.Ok).setDefault(True)
+        self._check_model()  # a saved model that was moved or damaged says why at once, not only on OK
 
     def _browse(self) -> None:
         self._choose(QFileDialog.getExistingDirectory(self, "Choose a model folder"))

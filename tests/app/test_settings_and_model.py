@@ -201,6 +201,26 @@ def test_settings_refuse_a_model_folder_that_cannot_load(qtbot, make_window, fak
     assert dlg2.isVisible() and "no config.json" in dlg2.model_problem.text()
 
 
+def test_settings_say_why_the_saved_model_is_unusable_as_soon_as_they_open(qtbot, make_window, fake_service,
+                                                                          tmp_path):
+    from app.dialogs.settings_dialog import SettingsDialog
+
+    good, bad = _model_folders(tmp_path)
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    for name, (words, folder) in bad.items():  # e.g. a folder moved away since it was chosen
+        w.settings.model = str(folder)
+        w.show_settings()
+        dlg = w.findChildren(SettingsDialog)[-1]
+        assert dlg.model_combo.currentData() == str(folder), name
+        assert dlg.model_problem.isVisibleTo(dlg) and words in dlg.model_problem.text(), name  # before any OK
+        dlg.reject()
+    w.settings.model = str(good)
+    w.show_settings()
+    dlg = w.findChildren(SettingsDialog)[-1]
+    assert not dlg.model_problem.isVisibleTo(dlg) and dlg.model_problem.text() == ""
+    dlg.reject()
+
+
 def test_a_model_that_fails_to_load_gives_back_the_previous_one(qtbot, make_window, fake_service, tmp_path):
     from dataclasses import replace
 
