@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QSizePolicy, QVB
 
 from app.models import hit_date
 from app.workers import Worker
+from core.errors import ImageDecodeError, ImageReadError
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,8 @@ def human_size(n: int) -> str:
 
 def load_preview(path: str, max_side: int = PREVIEW_MAX) -> tuple[QImage, QSize]:
     """Decode `path` scaled down to `max_side` (QImageReader scales during decode: fast for JPEG), turned by
-    its EXIF orientation. Returns (image, full size as displayed)."""
+    its EXIF orientation. Returns (image, full size as displayed). Raises ImageReadError (missing, unreadable)
+    or ImageDecodeError (not an image it can decode)."""
     reader = QImageReader(path)
     reader.setAutoTransform(True)  # EXIF orientation
     full = reader.size()
@@ -39,8 +41,12 @@ def load_preview(path: str, max_side: int = PREVIEW_MAX) -> tuple[QImage, QSize]
         reader.setScaledSize(full.scaled(max_side, max_side, Qt.AspectRatioMode.KeepAspectRatio))
     turned = bool(reader.transformation() & QImageIOHandler.Transformation.TransformationRotate90)
     img = reader.read()
-    if img.isNull():
-        raise OSError(f"cannot decode {path}: {reader.errorString()}")
+    if img.isNull():  # SpokenSearchError kinds: the worker logs one line, not a traceback (an expected case)
+        if not Path(path).exists():
+            raise ImageReadError(f"{path}: the file is missing (moved or deleted)")
+        if reader.error() == QImageReader.ImageReaderError.DeviceError:
+            raise ImageReadError(f"cannot read {path}: {reader.errorString()}")
+        raise ImageDecodeError(f"cannot decode {path}: {reader.errorString()}")
     if turned and full.isValid():  # the size as shown (EXIF rotation applied), not as stored
         full = full.transposed()
     return img, full

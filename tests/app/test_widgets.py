@@ -304,3 +304,22 @@ def test_preview_size_follows_the_exif_orientation(qtbot, tmp_path, orientation)
     img, full = load_preview(str(path))
     shown = (60, 80) if orientation in (6, 8) else (80, 60)
     assert (img.width(), img.height()) == shown and (full.width(), full.height()) == shown
+
+
+def test_a_photo_that_cannot_be_previewed_logs_one_line_not_a_traceback(qtbot, tmp_path, caplog):
+    import logging
+    from types import SimpleNamespace
+
+    from app.widgets.preview import PreviewPane
+
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg at all" * 10)
+    pane = PreviewPane()
+    qtbot.addWidget(pane)
+    for name, words in (("deleted.jpg", "the file is missing"), ("broken.jpg", "cannot decode")):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="app"):
+            pane.show_hit(SimpleNamespace(score=0.5, taken_at=None, mtime=0.0, path=str(tmp_path / name)))
+            qtbot.waitUntil(lambda: pane.image.text().startswith("No preview"), timeout=5_000)
+        assert words in pane.image.text() and name in pane.image.text()
+        records = [r for r in caplog.records if name in r.getMessage()]
+        assert len(records) == 1 and records[0].exc_info is None, [r.getMessage() for r in caplog.records]
