@@ -11,7 +11,7 @@ import pytest
 from trainer.main import main
 from trainer.synth import voices as voices_mod
 from trainer.synth.generate import SynthOptions
-from trainer.synth.voices import SynthError, VoiceError, canonical_name, voice_pool
+from trainer.synth.voices import SynthError, VoiceError, canonical_name, held_out_clash, voice_pool
 
 ALIASES = [
     ("piper:joe:ls1.00", "piper:joe"),
@@ -19,6 +19,8 @@ ALIASES = [
     ("flite:rms:s0.85", "flite:rms"),
     ("flite:slt:f220:s0.90", "flite:slt:f220:s0.9"),
     ("espeak:en-us:r090:p05", "espeak:en-us:r90:p5"),
+    ("flite:rms:f200", "flite:rms"),  # rms ignores int_f0_target_mean: the same clips
+    ("flite:rms:f60:s0.90", "flite:rms:s0.9"),
     ("praat:fr1.10:pr0.90:piper:joe:ls1.0", "praat:fr1.10:pr0.90:piper:joe"),
 ]
 
@@ -38,7 +40,10 @@ def test_canonical_name_keeps_named_and_distinct_voices_apart() -> None:
         canonical_name("piper:bob")
 
 
-@pytest.mark.parametrize("voice", ["flite:rms:s0.85", "praat:fr1.10:pr0.90:flite:rms:s0.85"])
+@pytest.mark.parametrize("voice", ["flite:rms:s0.85", "praat:fr1.10:pr0.90:flite:rms:s0.85", "flite:rms:f200",
+                                   "flite:rms:f100:s0.85", "praat:fr1.10:pr0.90:flite:rms:f150",
+                                   # the held-out speaker at another tempo
+                                   "flite:rms:s0.9", "praat:fr1.10:pr0.90:flite:rms:s0.7"])
 def test_a_held_out_voice_under_another_spelling_is_refused(voice: str, tmp_path: Path) -> None:
     opts = SynthOptions(out=tmp_path / "x", images=10, voices=[voice, "flite:slt"], holdout_voices=["flite:rms"],
                         test_images=2)
@@ -56,8 +61,20 @@ def test_cli_refuses_the_held_out_voice_under_another_spelling(
     assert not out.exists() and not (tmp_path / "alias.partial").exists()
 
 
-def test_pool_spares_every_spelling_of_the_held_out_and_named_voices() -> None:
-    pool = voice_pool(40, 0, exclude=["piper:joe:ls0.8"], engines=["piper"])
+def test_tempo_copies_of_a_held_out_voice_are_its_speaker() -> None:
+    holdout = ["espeak:en-us+m3:r180:p60", "piper:joe:ls0.8"]
+    assert held_out_clash(["espeak:en-us+m3:r220:p60", "espeak:en-us+m3:r180:p61", "espeak:en-gb+m3:r180:p60",
+                           "piper:joe", "praat:fr1.10:pr1.00:piper:joe:ls1.20", "flite:slt"], holdout) == [
+        "espeak:en-us+m3:r220:p60", "piper:joe", "praat:fr1.10:pr1.00:piper:joe:ls1.20"]
+    # a held-out warp is its own speaker: its base voice may still be trained on, not the warp at another tempo
+    warp = "praat:fr1.10:pr0.90:flite:slt"
+    assert held_out_clash(["flite:slt", "flite:slt:s0.7", f"{warp}:s0.70"], [warp]) == [f"{warp}:s0.70"]
+    with pytest.raises(VoiceError, match="only 0 distinct voices"):  # piper has one speaker
+        voice_pool(1, 0, exclude=["piper:joe:ls0.8"], engines=["piper"])
+
+
+def test_pool_spares_every_spelling_of_the_voices_in_use_and_named_voices() -> None:
+    pool = voice_pool(40, 0, known=["piper:joe:ls0.8"], engines=["piper"])
     keys = [canonical_name(v) for v in pool]
     assert len(set(keys)) == 40
     assert not set(keys) & {"piper:joe", "piper:joe:ls0.8", "piper:joe:ls1.15"}
@@ -65,7 +82,7 @@ def test_pool_spares_every_spelling_of_the_held_out_and_named_voices() -> None:
 
 def test_pool_says_when_it_cannot_draw_enough_voices() -> None:
     with pytest.raises(VoiceError, match="only 48 distinct voices"):
-        voice_pool(60, 0, exclude=["piper:joe:ls0.8"], engines=["piper"])
+        voice_pool(60, 0, known=["piper:joe:ls0.8"], engines=["piper"])
 
 
 def test_default_pool_draws_never_change() -> None:
@@ -83,3 +100,5 @@ def test_two_spellings_speak_the_same_clip() -> None:
     a = voices_mod.synth_word(voices_mod.get_voice("flite:rms"), "red")
     b = voices_mod.synth_word(voices_mod.get_voice("flite:rms:s0.85"), "red")
     assert a.shape == b.shape and (a == b).all()
+    c = voices_mod.synth_word(voices_mod.get_voice("flite:rms:f200"), "red")  # rms ignores the f0 setting
+    assert a.shape == c.shape and (a == c).all()

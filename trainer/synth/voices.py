@@ -18,7 +18,8 @@ default dataset's command makes the same bytes with or without festival installe
 pitch by the second, keeping the tempo: Praat's "Change gender" (PSOLA; Python package praat-parselmouth).
 A TTS engine has a handful of speakers; a speaker is mostly a vocal tract length (formants) and a pitch
 range, so warped copies of the engine voices stand in for the speakers no engine has. A warped copy of a
-held-out voice is that voice (`speaker_of`), so it is refused wherever the voice itself would be.
+held-out voice is that voice's speaker (`speaker_key`, like a copy at another tempo), so it is refused wherever
+the voice itself would be.
 """
 
 from __future__ import annotations
@@ -130,6 +131,7 @@ ESPEAK_POOL_VARIANTS = (
 ESPEAK_POOL_ACCENTS = ("en-us", "en-us", "en-us", "en-gb", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-gb-x-gbclan")
 # flite voices whose pitch follows int_f0_target_mean (rms ignores it, and is the default held-out voice).
 FLITE_POOL_VOICES = ("kal", "kal16", "slt", "awb")
+_FLITE_NO_F0 = ("rms",)  # flite voices that ignore int_f0_target_mean (the same clips whatever :fF0)
 
 _ESPEAK_RE = re.compile(r"^espeak:(?P<variant>[A-Za-z0-9_+-]+):r(?P<rate>\d{2,3}):p(?P<pitch>\d{1,2})$")
 _FLITE_RE = re.compile(r"^flite:(?P<variant>kal16|kal|slt|rms|awb)(?::f(?P<f0>\d{2,3}))?(?::s(?P<stretch>\d(?:\.\d+)?))?$")
@@ -174,16 +176,35 @@ def speaker_of(name: str) -> str:
     return name
 
 
+def speaker_key(name: str) -> str:
+    """Who speaks in voice `name`, tempo aside: its canonical settings without the tempo (espeak-ng's rate, flite's
+    and festival's stretch, piper's length scale), so that a copy of a voice at another tempo has the voice's key
+    (`held_out_clash`). Not always a voice name (`espeak:en-us+m3:p60`). VoiceError for an unknown name."""
+    v = get_voice(name)
+    if v.engine == "praat":
+        return f"praat:fr{v.formant_ratio:.2f}:pr{v.pitch_ratio:.2f}:{speaker_key(v.variant)}"
+    if v.engine == "espeak":
+        return f"espeak:{v.variant}:p{v.pitch}"
+    if v.engine == "flite":
+        return f"flite:{v.variant}" + (f":f{v.f0}" if v.f0 and v.variant not in _FLITE_NO_F0 else "")
+    if v.engine == "piper":
+        return "piper:joe"
+    if v.engine == "festival" and v.f0:
+        return f"festival:ked:f{v.f0}"
+    return v.name  # festival's named voices
+
+
 def canonical_name(name: str) -> str:
     """One name per voice: the engine settings, spelt one way (default settings left out), so that two spellings
     of a voice that speak the same clips compare equal: `piper:joe:ls1.00` and `piper:joe`, `flite:rms:s0.85`
-    and `flite:rms`, `espeak:en-us:r090:p05` and `espeak:en-us:r90:p5`. A named voice's canonical name is its
-    name. VoiceError for an unknown name."""
+    and `flite:rms`, `espeak:en-us:r090:p05` and `espeak:en-us:r90:p5`, `flite:rms:f200` and `flite:rms` (a
+    setting the engine ignores). A named voice's canonical name is its name. VoiceError for an unknown name."""
     v = get_voice(name)
     if v.engine == "espeak":
         return f"espeak:{v.variant}:r{v.rate}:p{v.pitch}"
-    if v.engine == "flite":
-        return f"flite:{v.variant}" + (f":f{v.f0}" if v.f0 else "") + (f":s{v.stretch!r}" if v.stretch != 0.85 else "")
+    if v.engine == "flite":  # rms ignores int_f0_target_mean: flite:rms:f200 is flite:rms
+        f0 = f":f{v.f0}" if v.f0 and v.variant not in _FLITE_NO_F0 else ""
+        return f"flite:{v.variant}{f0}" + (f":s{v.stretch!r}" if v.stretch != 0.85 else "")
     if v.engine == "piper":
         return "piper:joe" + (f":ls{v.length_scale!r}" if v.length_scale != 1.0 else "")
     if v.engine == "festival" and v.f0:
@@ -194,9 +215,10 @@ def canonical_name(name: str) -> str:
 
 
 def held_out_clash(voices: list[str] | tuple[str, ...], holdout: list[str] | tuple[str, ...]) -> list[str]:
-    """The names in `voices` that speak with a voice of `holdout` under any spelling, or are a praat warp of one."""
-    held = {canonical_name(h) for h in holdout}
-    return sorted({v for v in voices if canonical_name(v) in held or canonical_name(speaker_of(v)) in held})
+    """The names in `voices` that speak with a voice of `holdout` under any spelling, at another tempo, or are a
+    praat warp of one (`speaker_key`)."""
+    held = {speaker_key(h) for h in holdout}
+    return sorted({v for v in voices if speaker_key(v) in held or speaker_key(speaker_of(v)) in held})
 
 
 def _draw_espeak(rng: np.random.Generator) -> str:
