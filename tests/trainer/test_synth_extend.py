@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from scipy.signal import butter, sosfiltfilt
 
 from tests.trainer.test_synth import V1, V2, _digest
 from trainer.main import main
@@ -144,3 +145,40 @@ def test_missing_festival_names_the_debian_packages(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(voices_mod.shutil, "which", lambda _name: None)
     with pytest.raises(voices_mod.VoiceError, match="apt-get install festival festvox-kdlpc16k"):
         voices_mod.check_engine("festival")
+
+
+def _speech_lead_trail_ms(clip: np.ndarray) -> tuple[int, int]:
+    """ms of the clip before / after its speech: 5 ms frames whose > 150 Hz energy is within 30 dB of the peak."""
+    h = sosfiltfilt(butter(4, 150, "highpass", fs=16000, output="sos"), clip)
+    n = h.size // 80
+    rms = np.sqrt(np.mean(h[: n * 80].reshape(n, 80) ** 2, axis=1))
+    loud = np.nonzero(rms >= rms.max() * 10 ** (-30 / 20))[0]
+    return int(loud[0]) * 5, int(n - 1 - loud[-1]) * 5
+
+
+def _rumble_then_word(sr: int) -> np.ndarray:
+    """What festival:ked makes: 250 ms of < 20 Hz drift at about -30 dB of the word, then a 'word' (a 120 Hz
+    pulse train with harmonics, 300 ms), then silence."""
+    t = np.arange(int(0.25 * sr)) / sr
+    drift = 0.03 * np.sin(2 * np.pi * 8 * t)
+    tw = np.arange(int(0.3 * sr)) / sr
+    word = sum(np.sin(2 * np.pi * 120 * k * tw) / k for k in range(1, 20)) * np.hanning(tw.size) ** 0.2
+    return np.concatenate([np.zeros(sr // 10), drift, word / np.abs(word).max(), np.zeros(sr // 10)]).astype(np.float32)
+
+
+def test_festival_clips_are_trimmed_to_the_speech_not_the_rumble(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(voices_mod, "synth_raw", lambda voice, text: (_rumble_then_word(16000), 16000))
+    clip = voices_mod.synth_word(voices_mod.get_voice("festival:ked"), "green")
+    lead, trail = _speech_lead_trail_ms(clip)
+    assert lead <= 20 and trail <= 20 and 0.28 * 16000 <= clip.size <= 0.33 * 16000
+    # the other engines' clips are trimmed as before (the default dataset's bytes): the drift stays in
+    assert _speech_lead_trail_ms(voices_mod.synth_word(voices_mod.get_voice("flite:slt"), "green"))[0] >= 200
+
+
+@needs_festival
+def test_festival_word_clips_start_and_end_at_the_speech() -> None:
+    for name in ("festival:ked", "festival:ked:f140:s0.90"):
+        v = voices_mod.get_voice(name)
+        for word in ("green", "a", "the"):  # ked's rumble put 120-225 ms of non-speech before these
+            lead, _trail = _speech_lead_trail_ms(voices_mod.synth_word(v, word))
+            assert lead <= 50, (name, word, lead)

@@ -12,7 +12,7 @@ from fractions import Fraction
 from math import gcd
 
 import numpy as np
-from scipy.signal import resample_poly
+from scipy.signal import butter, resample_poly, sosfiltfilt
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +26,15 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
         return x.astype(np.float32, copy=False)
     g = gcd(sr_in, sr_out)
     return resample_poly(x, sr_out // g, sr_in // g).astype(np.float32)
+
+
+def highpass(x: np.ndarray, cutoff_hz: float = 80.0, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """Zero-phase 4th-order Butterworth high-pass (forward and back, so no sample moves): removes DC and rumble
+    below `cutoff_hz`. Clips too short to filter are returned unchanged."""
+    sos = butter(4, cutoff_hz, "highpass", fs=sr, output="sos")
+    if x.size <= 3 * (2 * len(sos) + 1):  # sosfiltfilt's default padding needs more samples
+        return x.astype(np.float32, copy=False)
+    return sosfiltfilt(sos, x).astype(np.float32)
 
 
 def peak_normalize(x: np.ndarray, peak: float = 0.9) -> np.ndarray:

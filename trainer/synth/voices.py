@@ -40,7 +40,7 @@ import numpy as np
 import soundfile as sf
 
 from core.errors import SpokenSearchError
-from trainer.synth.audio_ops import SAMPLE_RATE, peak_normalize, resample, trim_silence
+from trainer.synth.audio_ops import SAMPLE_RATE, highpass, peak_normalize, resample, trim_silence
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +109,7 @@ EXTRA_VOICES: dict[str, Voice] = {
 # festival voice id -> the Scheme voice function (ked_diphone: festvox-kdlpc16k; slt HTS: festvox-us-slt-hts)
 _FESTIVAL_VOICE_FN = {"ked": "voice_ked_diphone", "slt-hts": "voice_cmu_us_slt_arctic_hts"}
 FESTIVAL_PACKAGES = "festival festvox-kdlpc16k festvox-us-slt-hts"
+FESTIVAL_HIGHPASS_HZ = 80.0  # festival word clips are high-passed before trimming (`synth_word`)
 
 # Never heard in training by default: its utterances go only to the split "test_unseen_voice".
 DEFAULT_HOLDOUT = ("flite:rms",)
@@ -465,6 +466,11 @@ def synth_word(voice: Voice, word: str) -> np.ndarray:
         return peak_normalize(trim_silence(audio), 1.0)
     audio, sr = synth_raw(voice, word)
     audio = resample(audio, sr, SAMPLE_RATE)
+    if voice.engine == "festival":
+        # festival's output drifts and rumbles below ~80 Hz around the word (ked: up to ~250 ms, at -35 dB of the
+        # word's loudest frame); trimming on it would put the word's start_s / end_s on the rumble. Only festival:
+        # the other engines' clips, and so the default dataset's bytes, stay as they were.
+        audio = highpass(audio, FESTIVAL_HIGHPASS_HZ)
     audio = trim_silence(audio)
     if audio.size < SAMPLE_RATE // 50:
         raise VoiceError(f"voice {voice.name} produced no audible audio for the word {word!r}")
