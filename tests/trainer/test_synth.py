@@ -330,3 +330,19 @@ def test_unknown_espeak_variant_is_refused_not_mislabelled(tmp_path: Path, capsy
     assert "no language 'xx-zz'" in capsys.readouterr().err
     for name in voices_mod.voice_pool(200, 0) + [v for v in voices_mod.list_voices() if v.startswith("espeak")]:
         voices_mod.check_voice(voices_mod.get_voice(name))  # every pool and named voice exists
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_word_synthesis_reports_progress_per_voice(workers: int) -> None:
+    from trainer.synth.generate import build_word_cache
+
+    calls: list[tuple[int, int]] = []
+    cache = build_word_cache([V1, V2], workers, lambda done, total: calls.append((done, total)))
+    assert calls == [(0, 2), (1, 2), (2, 2)] and list(cache) == [V1, V2]
+
+
+def test_cli_shows_a_voices_bar_before_the_scenes_bar(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(tmp_path / "bars", "--voices", f"{V1},{V2}", "--workers", "2") == 0
+    err = capsys.readouterr().err
+    assert "voices: 100%" in err and "2/2" in err
+    assert err.index("voices:") < err.index("scenes:")

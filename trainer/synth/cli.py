@@ -135,14 +135,14 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--photo-quality", type=int, default=85, help="demo JPEG quality (default 85)")
 
 
-def _progress(total: int, desc: str):  # -> callable updating a tqdm bar on stderr
+def _progress(total: int, desc: str, unit: str = "img"):  # -> callable updating a tqdm bar on stderr
     from tqdm import tqdm
 
-    bars: list[tqdm] = []  # made at the first image, so that option errors print no empty bar
+    bars: list[tqdm] = []  # made at the first report, so that option errors print no empty bar
 
     def update(done: int, _total: int) -> None:
         if not bars:
-            bars.append(tqdm(total=total or _total, desc=desc, unit="img", file=sys.stderr, dynamic_ncols=True))
+            bars.append(tqdm(total=total or _total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True))
         bars[0].update(done - bars[0].n)
         if done >= _total:
             bars[0].close()
@@ -213,7 +213,8 @@ def run_synth(args: argparse.Namespace) -> int:
             noise_p=args.noise_p,
             word_speed=args.word_speed,
         )
-        rep = generate(opts, force=args.force, on_progress=_progress(n, "scenes"))
+        rep = generate(opts, force=args.force, on_progress=_progress(n, "scenes"),
+                       on_voice_progress=_progress(0, "voices", "voice"))
     except SpokenSearchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -233,7 +234,8 @@ def _run_extend(args: argparse.Namespace) -> int:
         get_voice(name)
     rep = extend(args.extend, args.out, voices, pool=args.voice_pool, pool_engines=args.pool_engines,
                  captions_per_image=args.captions_per_image, splits=tuple(args.extend_splits), seed=args.seed,
-                 workers=args.workers, force=args.force, on_progress=_progress(0, "scenes"))
+                 workers=args.workers, force=args.force, on_progress=_progress(0, "scenes"),
+                 on_voice_progress=_progress(0, "voices", "voice"))
     print(f"wrote {args.out}: {args.extend}'s utterances plus {rep.utterances} new ones for {rep.images} scenes "
           f"({len(rep.voices)} voices; {rep.audio_s / 3600:.2f} h of new audio) in {rep.seconds:.0f} s")
     return 0

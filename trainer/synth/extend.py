@@ -131,9 +131,11 @@ def extend(
     src: Path, out: Path, voices: list[str], *, pool: int = 0, pool_engines: list[str] | None = None,
     captions_per_image: int = 1, splits: tuple[str, ...] = ("train",), seed: int = 0, workers: int = 1,
     force: bool = False, on_progress: Callable[[int, int], None] | None = None,
+    on_voice_progress: Callable[[int, int], None] | None = None,
 ) -> gen.SynthReport:
     """Write DIR = SRC + `captions_per_image` new utterances per scene of `splits`, spoken by `voices` and `pool`
-    voices drawn for `seed` (from `pool_engines`) among those SRC has not heard."""
+    voices drawn for `seed` (from `pool_engines`) among those SRC has not heard. `on_progress(done, total)` per
+    scene, `on_voice_progress(done, total)` per voice whose word clips are made."""
     t0 = time.perf_counter()
     src, out = Path(src), Path(out)
     if out.resolve().is_relative_to(src.resolve()):
@@ -171,7 +173,7 @@ def extend(
     _link_tree(src, tmp)
     number = len(info.get("extensions", []))
     ext = {"number": number, "seed": seed}
-    cache = gen.build_word_cache(list(dict.fromkeys(voices)), opts.workers)
+    cache = gen.build_word_cache(list(dict.fromkeys(voices)), opts.workers, on_voice_progress)
     new_lines: list[dict[str, object]] = []
     if opts.workers > 1:
         with mp.get_context("fork").Pool(opts.workers, _init, (opts, cache, tmp, ext)) as pool:

@@ -110,15 +110,31 @@ class SynthReport:
     voices: list[str] = field(default_factory=list)  # the voices that spoke the new utterances
 
 
-def build_word_cache(voices: list[str], workers: int = 1) -> dict[str, dict[str, np.ndarray]]:
-    """Every vocabulary word spoken by every voice: {voice: {word: (S,) float32 16 kHz}}."""
+def build_word_cache(
+    voices: list[str], workers: int = 1, on_progress: Callable[[int, int], None] | None = None
+) -> dict[str, dict[str, np.ndarray]]:
+    """Every vocabulary word spoken by every voice: {voice: {word: (S,) float32 16 kHz}}.
+    `on_progress(done, total)` once before the first voice (0) and after each voice."""
     words = all_words()
+    if on_progress:
+        on_progress(0, len(voices))
+    clips: list[dict[str, np.ndarray]] = []
     if workers > 1 and len(voices) > 1:
         with mp.get_context("fork").Pool(min(workers, len(voices))) as pool:
-            clips = pool.starmap(synth_vocabulary, [(v, words) for v in voices])
+            for clip in pool.imap(_vocabulary_of, [(v, words) for v in voices]):  # in order
+                clips.append(clip)
+                if on_progress:
+                    on_progress(len(clips), len(voices))
     else:
-        clips = [synth_vocabulary(v, words) for v in voices]
+        for v in voices:
+            clips.append(synth_vocabulary(v, words))
+            if on_progress:
+                on_progress(len(clips), len(voices))
     return dict(zip(voices, clips, strict=True))
+
+
+def _vocabulary_of(args: tuple[str, list[str]]) -> dict[str, np.ndarray]:
+    return synth_vocabulary(*args)
 
 
 _STATE: dict[str, object] = {}
@@ -207,16 +223,18 @@ def _prepare_dir(out: Path, force: bool) -> Path:
 
 
 def generate(
-    opts: SynthOptions, *, force: bool = False, on_progress: Callable[[int, int], None] | None = None
+    opts: SynthOptions, *, force: bool = False, on_progress: Callable[[int, int], None] | None = None,
+    on_voice_progress: Callable[[int, int], None] | None = None,
 ) -> SynthReport:
-    """Generate the dataset described by `opts` into `opts.out`; `on_progress(done, total)` per image."""
+    """Generate the dataset described by `opts` into `opts.out`; `on_progress(done, total)` per image,
+    `on_voice_progress(done, total)` per voice whose word clips are made (the first stage)."""
     opts.validate()
     t0 = time.perf_counter()
     out = Path(opts.out)
     tmp = _prepare_dir(out, force)
     all_voices = list(dict.fromkeys(opts.voices + opts.holdout_voices))
     logger.info("synthesising %d words x %d voices", len(all_words()), len(all_voices))
-    cache = build_word_cache(all_voices, opts.workers)
+    cache = build_word_cache(all_voices, opts.workers, on_voice_progress)
     lines: list[dict[str, object]] = []
     ids = range(opts.images)
     if opts.workers > 1:
