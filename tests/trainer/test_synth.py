@@ -346,3 +346,35 @@ def test_cli_shows_a_voices_bar_before_the_scenes_bar(tmp_path: Path, capsys: py
     err = capsys.readouterr().err
     assert "voices: 100%" in err and "2/2" in err
     assert err.index("voices:") < err.index("scenes:")
+
+
+def test_speed_option_sets_or_switches_off_the_utterance_resampling(tmp_path: Path) -> None:
+    clip_s = {w: voices_mod.synth_word(voices_mod.get_voice(V1), w).size / SAMPLE_RATE for w in all_words()}
+
+    def word_lengths_match(out: Path) -> bool:
+        lines = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+        return all(abs(w["end_s"] - w["start_s"] - clip_s[w["word"]]) < 2e-4 for m in lines for w in m["words"])
+
+    assert _run(tmp_path / "off", "--speed", "1,1", "--noise-p", "0") == 0
+    assert json.loads((tmp_path / "off" / "info.json").read_text())["speed"] == [1.0, 1.0]
+    assert word_lengths_match(tmp_path / "off")  # no resampling: every word is its clip's length
+    assert _run(tmp_path / "on", "--speed", "1.2,1.3", "--noise-p", "0") == 0
+    assert json.loads((tmp_path / "on" / "info.json").read_text())["speed"] == [1.2, 1.3]
+    assert not word_lengths_match(tmp_path / "on")
+
+
+@pytest.mark.parametrize("value", ["0.3,1", "1.1,0.9", "1,3", "nan,1", "fast"])
+def test_bad_speed_is_a_usage_error(value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        _run(tmp_path / "x", "--speed", value)
+    assert exc.value.code == 2 and "argument --speed: expected" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("field", ["speed", "word_speed"])
+def test_options_refuse_a_bad_speed_range(field: str, tmp_path: Path) -> None:
+    from trainer.synth.generate import SynthOptions
+
+    opts = SynthOptions(out=tmp_path / "o", images=2, voices=[V1], **{field: (1.2, 0.9)})
+    with pytest.raises(voices_mod.SynthError, match="must be LO,HI"):
+        opts.validate()

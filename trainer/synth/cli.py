@@ -97,7 +97,8 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SRC",
         help="write --out as a copy of the synth dataset SRC (hard links) plus new utterances of its scenes, "
         "spoken by --voices / --voice-pool (SRC is only read; --seed seeds the new captions; the scenes, "
-        "splits, held-out voices and audio settings are SRC's, so --images, --word-speed etc. do not apply)",
+        "splits, held-out voices and audio settings are SRC's, so --images, --speed, --word-speed etc. do not "
+        "apply)",
     )
     parser.add_argument(
         "--extend-splits",
@@ -110,6 +111,13 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
         type=_range,
         default=(1.0, 1.0),
         help="resample each word clip by a factor from LO,HI so no word sounds twice the same (default 1,1)",
+    )
+    parser.add_argument(
+        "--speed",
+        type=_range,
+        default=(0.9, 1.1),
+        help="play each utterance faster or slower (and higher or lower) by a factor from LO,HI; 1,1: off "
+        "(default 0.9,1.1)",
     )
     parser.add_argument("--captions-per-image", type=at_least(1), default=3, help="utterances per scene (default 3)")
     parser.add_argument("--val-images", type=_count, default=None, help="scenes in split val (default 5%%)")
@@ -211,6 +219,7 @@ def run_synth(args: argparse.Namespace) -> int:
             image_format=args.image_format,
             workers=max(1, args.workers),
             noise_p=args.noise_p,
+            speed=args.speed,
             word_speed=args.word_speed,
         )
         rep = generate(opts, force=args.force, on_progress=_progress(n, "scenes"),

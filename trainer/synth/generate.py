@@ -60,7 +60,7 @@ class SynthOptions:
     image_format: str = "png"
     workers: int = 1
     noise_p: float = 0.5
-    speed: tuple[float, float] = (0.9, 1.1)
+    speed: tuple[float, float] = (0.9, 1.1)  # per-utterance resampling factor (1, 1: off)
     word_speed: tuple[float, float] = (1.0, 1.0)  # per-word resampling factor (see build_utterance)
 
     def validate(self) -> None:
@@ -79,6 +79,9 @@ class SynthOptions:
             raise SynthError("no training voices left: give --voices, and keep them out of --holdout-voices")
         if self.captions_per_image < 1:
             raise SynthError(f"--captions-per-image must be >= 1, got {self.captions_per_image}")
+        for name, (lo, hi) in (("--speed", self.speed), ("--word-speed", self.word_speed)):
+            if not 0.5 <= lo <= hi <= 2.0:  # also refuses nan
+                raise SynthError(f"{name} must be LO,HI with 0.5 <= LO <= HI <= 2, got {lo},{hi}")
         if self.image_format not in ("png", "jpg"):
             raise SynthError(f"--image-format must be png or jpg, got {self.image_format!r}")
         if leaked := held_out_clash(self.voices, self.holdout_voices):  # under any spelling, or warped
