@@ -50,3 +50,20 @@ def test_an_out_that_is_or_lies_under_a_file_is_one_error_line(
     err = capsys.readouterr().err
     assert "--out" in err and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"] and (tmp_path / "afile").read_text() == "mine"
+
+
+@pytest.mark.parametrize("value", ["-1", "7", "nan", "1.01", "lots"])
+def test_noise_p_must_be_a_share(value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["synth", "--out", str(tmp_path / "o"), "--images", "2", "--voices", "flite:slt", f"--noise-p={value}"])
+    assert exc.value.code == 2
+    assert f"argument --noise-p: expected a share between 0 and 1, got {value!r}" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("value", [-0.5, 1.5, float("nan")])
+def test_options_refuse_a_noise_p_outside_0_1(value: float, tmp_path: Path) -> None:
+    opts = SynthOptions(out=tmp_path / "o", images=10, voices=["flite:slt"], noise_p=value)
+    with pytest.raises(SynthError, match="--noise-p must be a share between 0 and 1"):
+        opts.validate()
+    SynthOptions(out=tmp_path / "o", images=10, voices=["flite:slt"], noise_p=1.0).validate()  # the ends are fine

@@ -50,6 +50,16 @@ def _range(text: str) -> tuple[float, float]:
     return lo, hi
 
 
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:  # also nan
+        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {text!r}")
+    return value
+
+
 def _size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
@@ -125,7 +135,8 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=at_least(MIN_IMAGE_SIZE), default=128,
                         help="side of the square images (default 128)")
     parser.add_argument("--image-format", choices=["png", "jpg"], default="png")
-    parser.add_argument("--noise-p", type=float, default=0.5, help="share of utterances with added noise")
+    parser.add_argument("--noise-p", type=_share, default=0.5,
+                        help="share of utterances with added noise, 0 to 1 (default 0.5)")
     parser.add_argument("--workers", type=at_least(1), default=1, help="processes (default 1)")
     parser.add_argument("--force", action="store_true",
                         help="replace an existing synth output folder (or a previous demo export)")

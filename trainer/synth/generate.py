@@ -79,6 +79,8 @@ class SynthOptions:
             raise SynthError("no training voices left: give --voices, and keep them out of --holdout-voices")
         if self.captions_per_image < 1:
             raise SynthError(f"--captions-per-image must be >= 1, got {self.captions_per_image}")
+        if not 0.0 <= self.noise_p <= 1.0:  # also refuses nan
+            raise SynthError(f"--noise-p must be a share between 0 and 1, got {self.noise_p}")
         for name, (lo, hi) in (("--speed", self.speed), ("--word-speed", self.word_speed)):
             if not 0.5 <= lo <= hi <= 2.0:  # also refuses nan
                 raise SynthError(f"{name} must be LO,HI with 0.5 <= LO <= HI <= 2, got {lo},{hi}")
