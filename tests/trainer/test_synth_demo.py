@@ -40,7 +40,7 @@ def test_a_failed_export_leaves_out_alone_and_a_rerun_works(
 
     monkeypatch.setattr(demo_mod, "build_word_cache", broken)  # fails after the photos are written
     assert _demo(out) == 1
-    assert not out.exists() and (tmp_path / "demo.partial").exists()
+    assert not out.exists() and not (tmp_path / "demo.partial").exists()  # the failed run removed its own
     monkeypatch.undo()
     assert _demo(out) == 0
     assert (out / "queries.jsonl").is_file() and not (tmp_path / "demo.partial").exists()

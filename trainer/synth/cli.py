@@ -16,6 +16,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any, ClassVar
 
 from core.cli_args import at_least
 from core.errors import SpokenSearchError
@@ -154,19 +155,40 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--photo-quality", type=int, default=85, help="demo JPEG quality (default 85)")
 
 
-def _progress(total: int, desc: str, unit: str = "img"):  # -> callable updating a tqdm bar on stderr
-    from tqdm import tqdm
+class _Progress:
+    """A callable `(done, total)` updating a tqdm bar on stderr. The bar is made at the first report, so that
+    option errors print no empty bar; every bar made is in `_Progress.open` until closed."""
 
-    bars: list[tqdm] = []  # made at the first report, so that option errors print no empty bar
+    open: ClassVar[list[_Progress]] = []
 
-    def update(done: int, _total: int) -> None:
-        if not bars:
-            bars.append(tqdm(total=total or _total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True))
-        bars[0].update(done - bars[0].n)
-        if done >= _total:
-            bars[0].close()
+    def __init__(self, total: int, desc: str, unit: str = "img") -> None:
+        self.total, self.desc, self.unit = total, desc, unit
+        self.bar: Any = None
 
-    return update
+    def __call__(self, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=self.total or total, desc=self.desc, unit=self.unit, file=sys.stderr,
+                            dynamic_ncols=True)
+            _Progress.open.append(self)
+        self.bar.update(done - self.bar.n)
+        if done >= total:
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None and self in _Progress.open:
+            self.bar.close()
+            _Progress.open.remove(self)
+
+    @classmethod
+    def close_all(cls) -> None:
+        """End the bars still open (an error stops a stage): its message then starts on a line of its own."""
+        for bar in list(cls.open):
+            bar.close()
+
+
+_progress = _Progress
 
 
 def run_synth(args: argparse.Namespace) -> int:
@@ -236,6 +258,7 @@ def run_synth(args: argparse.Namespace) -> int:
         rep = generate(opts, force=args.force, on_progress=_progress(n, "scenes"),
                        on_voice_progress=_progress(0, "voices", "voice"))
     except SpokenSearchError as exc:
+        _Progress.close_all()
         print(f"error: {exc}", file=sys.stderr)
         return 1
     splits = ", ".join(f"{k} {v}" for k, v in sorted(rep.per_split.items()))

@@ -19,7 +19,7 @@ import numpy as np
 import soundfile as sf
 
 from trainer.synth.audio_ops import SAMPLE_RATE, build_utterance
-from trainer.synth.generate import build_word_cache
+from trainer.synth.generate import build_word_cache, removed_on_error
 from trainer.synth.render import MIN_IMAGE_SIZE, render
 from trainer.synth.scenes import caption, query_text, sample_scene
 from trainer.synth.voices import SynthError, check_voice, get_voice
@@ -92,47 +92,48 @@ def generate_demo(
     _check(n_photos, n_queries, photo_size, quality, query_voices)
     out = Path(out)
     tmp = _prepare_dir(out, force)
-    photos_dir, queries_dir = tmp / "photos", tmp / "queries"
-    scenes = []
-    total = 0
-    with open(tmp / "photos.jsonl", "w", encoding="utf-8") as f:
-        for i in range(n_photos):
-            rng = np.random.default_rng([seed, 1_000_000 + i])
-            scene = sample_scene(rng)
-            scenes.append(scene)
-            name = f"scene_{i + 1:04d}.jpg"
-            render(scene, photo_size[0], photo_size[1], supersample=2).save(
-                photos_dir / name, format="JPEG", quality=quality, optimize=True
-            )
-            total += (photos_dir / name).stat().st_size
-            f.write(json.dumps({"file": f"photos/{name}", "text": caption(scene, rng)}) + "\n")
-            if on_progress:
-                on_progress(i + 1, n_photos + n_queries)
-    cache = build_word_cache(list(query_voices))
-    rng = np.random.default_rng([seed, 2_000_000])
-    targets = rng.choice(n_photos, size=n_queries, replace=False)
-    with open(tmp / "queries.jsonl", "w", encoding="utf-8") as f:
-        for q, target in enumerate(targets):
-            voice = query_voices[q % len(query_voices)]
-            text = query_text(scenes[int(target)], rng)
-            wav, spans = build_utterance(text.split(), cache[voice], rng, noise_p=0.0, speed=(1.0, 1.0))
-            name = f"query_{q + 1:02d}"
-            sf.write(queries_dir / f"{name}.wav", wav, SAMPLE_RATE, subtype="PCM_16")
-            (queries_dir / f"{name}.txt").write_text(text + "\n")
-            f.write(
-                json.dumps(
-                    {
-                        "audio": f"queries/{name}.wav",
-                        "text": text,
-                        "target": f"photos/scene_{int(target) + 1:04d}.jpg",
-                        "voice": voice,
-                        "words": [{"word": s.word, "start_s": s.start_s, "end_s": s.end_s} for s in spans],
-                    }
+    with removed_on_error(tmp):
+        photos_dir, queries_dir = tmp / "photos", tmp / "queries"
+        scenes = []
+        total = 0
+        with open(tmp / "photos.jsonl", "w", encoding="utf-8") as f:
+            for i in range(n_photos):
+                rng = np.random.default_rng([seed, 1_000_000 + i])
+                scene = sample_scene(rng)
+                scenes.append(scene)
+                name = f"scene_{i + 1:04d}.jpg"
+                render(scene, photo_size[0], photo_size[1], supersample=2).save(
+                    photos_dir / name, format="JPEG", quality=quality, optimize=True
                 )
-                + "\n"
-            )
-            if on_progress:
-                on_progress(n_photos + q + 1, n_photos + n_queries)
+                total += (photos_dir / name).stat().st_size
+                f.write(json.dumps({"file": f"photos/{name}", "text": caption(scene, rng)}) + "\n")
+                if on_progress:
+                    on_progress(i + 1, n_photos + n_queries)
+        cache = build_word_cache(list(query_voices))
+        rng = np.random.default_rng([seed, 2_000_000])
+        targets = rng.choice(n_photos, size=n_queries, replace=False)
+        with open(tmp / "queries.jsonl", "w", encoding="utf-8") as f:
+            for q, target in enumerate(targets):
+                voice = query_voices[q % len(query_voices)]
+                text = query_text(scenes[int(target)], rng)
+                wav, spans = build_utterance(text.split(), cache[voice], rng, noise_p=0.0, speed=(1.0, 1.0))
+                name = f"query_{q + 1:02d}"
+                sf.write(queries_dir / f"{name}.wav", wav, SAMPLE_RATE, subtype="PCM_16")
+                (queries_dir / f"{name}.txt").write_text(text + "\n")
+                f.write(
+                    json.dumps(
+                        {
+                            "audio": f"queries/{name}.wav",
+                            "text": text,
+                            "target": f"photos/scene_{int(target) + 1:04d}.jpg",
+                            "voice": voice,
+                            "words": [{"word": s.word, "start_s": s.start_s, "end_s": s.end_s} for s in spans],
+                        }
+                    )
+                    + "\n"
+                )
+                if on_progress:
+                    on_progress(n_photos + q + 1, n_photos + n_queries)
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)

