@@ -378,3 +378,49 @@ def test_options_refuse_a_bad_speed_range(field: str, tmp_path: Path) -> None:
     opts = SynthOptions(out=tmp_path / "o", images=2, voices=[V1], **{field: (1.2, 0.9)})
     with pytest.raises(voices_mod.SynthError, match="must be LO,HI"):
         opts.validate()
+
+
+def _pid(alive: bool) -> tuple[int, object]:
+    """A process id that is running (a sleep, to end later) or that has ended."""
+    import subprocess
+
+    proc = subprocess.Popen(["sleep", "60"] if alive else ["true"])
+    if not alive:
+        proc.wait()
+    return proc.pid, proc
+
+
+def test_a_second_run_into_the_same_out_is_refused_while_the_first_writes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    out, partial = tmp_path / "o", tmp_path / "o.partial"
+    (partial / "audio").mkdir(parents=True)
+    (partial / "audio" / "00000_0.wav").write_bytes(b"being written")
+    pid, proc = _pid(alive=True)
+    try:
+        (partial / ".lock").write_text(f"{pid} {socket.gethostname()}\n")
+        assert _run(out) == 1
+        assert _run(out, "--force") == 1
+        err = capsys.readouterr().err
+        assert f"another synth run (pid {pid}) is writing {partial}" in err and "Traceback" not in err
+        assert (partial / "audio" / "00000_0.wav").read_bytes() == b"being written"  # the first run's files stay
+        assert not out.exists()
+    finally:
+        proc.kill()  # type: ignore[attr-defined]
+        proc.wait()  # type: ignore[attr-defined]
+
+
+def test_the_lock_of_a_run_that_is_gone_is_ignored(tmp_path: Path) -> None:
+    import socket
+
+    out, partial = tmp_path / "o", tmp_path / "o.partial"
+    (partial / "images").mkdir(parents=True)
+    (partial / "images" / "00007.png").write_bytes(b"left over")
+    pid, _ = _pid(alive=False)
+    (partial / ".lock").write_text(f"{pid} {socket.gethostname()}\n")
+    assert _run(out) == 0
+    assert not partial.exists() and not (out / ".lock").exists() and not (out / "images" / "00007.png").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["audio", "images", "info.json", "manifest.jsonl", "vocab.json",
+                                                    "voices.json"]

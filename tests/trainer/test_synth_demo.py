@@ -58,3 +58,20 @@ def test_force_replaces_a_previous_demo_export_only(tmp_path: Path, capsys: pyte
     (mine / "photos.jsonl").write_text("my captions\n")  # looks like half a demo export: not replaced
     assert _demo(mine, "--force") == 1
     assert "not one" in capsys.readouterr().err and (mine / "photos.jsonl").read_text() == "my captions\n"
+
+
+def test_a_demo_export_into_a_folder_another_run_writes_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+    import socket
+
+    out, partial = tmp_path / "demo", tmp_path / "demo.partial"
+    (partial / "photos").mkdir(parents=True)
+    (partial / ".lock").write_text(f"{os.getppid()} {socket.gethostname()}\n")  # a live process: pytest's parent
+    assert _demo(out) == 1
+    assert "another synth run" in capsys.readouterr().err
+    assert (partial / "photos").is_dir() and not out.exists()
+    (partial / ".lock").write_text("999999999 " + socket.gethostname())  # no such process: stale
+    assert _demo(out) == 0
+    assert (out / "queries.jsonl").is_file() and not (out / ".lock").exists() and not partial.exists()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 import soundfile as sf
 
 from trainer.synth.audio_ops import SAMPLE_RATE, build_utterance
-from trainer.synth.generate import build_word_cache, removed_on_error
+from trainer.synth.generate import build_word_cache, claim_partial, publish, removed_on_error
 from trainer.synth.render import MIN_IMAGE_SIZE, render
 from trainer.synth.scenes import caption, query_text, sample_scene
 from trainer.synth.voices import SynthError, check_voice, get_voice
@@ -64,12 +63,9 @@ def _prepare_dir(out: Path, force: bool) -> Path:
         if not ((out / "photos.jsonl").is_file() and (out / "queries.jsonl").is_file()):
             raise SynthError(f"--force replaces only a demo export (with photos.jsonl and queries.jsonl); {out} is "
                              "not one. Remove it yourself or choose another --out")
-    tmp = out.with_name(out.name + ".partial")
+    tmp = claim_partial(out)  # refused while another run writes it
     try:
-        if tmp.exists():
-            logger.info("removing the leftovers of an interrupted run: %s", tmp)
-            shutil.rmtree(tmp)
-        (tmp / "photos").mkdir(parents=True)
+        (tmp / "photos").mkdir()
         (tmp / "queries").mkdir()
     except OSError as exc:
         raise SynthError(f"cannot write next to --out {out}: {exc}") from None
@@ -134,7 +130,5 @@ def generate_demo(
                 )
                 if on_progress:
                     on_progress(n_photos + q + 1, n_photos + n_queries)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    publish(tmp, out)
     return DemoReport(photos=n_photos, queries=n_queries, photo_bytes=total)

@@ -207,8 +207,6 @@ def extend(
         info.update(utterances=len(old_lines) + len(new_lines), per_split=per_split,
                     audio_hours=round(float(info.get("audio_hours", 0.0)) + new_s / 3600, 3))
         (tmp / "info.json").write_text(json.dumps(info, indent=1))
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    gen.publish(tmp, out)
     return gen.SynthReport(out=out, images=len(ids), utterances=len(new_lines), audio_s=new_s,
                            seconds=time.perf_counter() - t0, per_split=per_split, voices=voices)
