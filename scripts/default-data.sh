@@ -14,6 +14,8 @@ fi
 # source folder only read): festival's voices (ked, a speaker no other engine has, and an HTS slt), then 40
 # praat warps of engine voices (formants x 0.84-1.2, pitch x 0.8-1.25: speakers no engine has) on top of them
 # (the ~6 h default's); the one-hour recipe draws the same number of utterances from 200 warps (`praat_data 200 DIR`).
+# festival's word clips are high-passed (80 Hz) before trimming since 2026-12-06: these extensions' audio now differs
+# from what the shipped default and the recorded one-hour runs were trained on (BENCHMARKS.md, session 30).
 DATA_FESTIVAL=${DATA_FESTIVAL:-$DATA-festival}
 DATA_PRAAT=${DATA_PRAAT:-$DATA-praat}
 DATA_PRAAT_WIDE=${DATA_PRAAT_WIDE:-$DATA-praat200}
