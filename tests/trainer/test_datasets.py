@@ -73,6 +73,18 @@ def test_truncated_audio_and_png_are_listed_before_training(tmp_path: Path) -> N
     assert f"image {png} (cannot be read as image" in msg
 
 
+def test_audio_too_long_to_load_is_listed_before_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import trainer.data.records as records
+
+    made = make_manifest(tmp_path, n_images=2)
+    monkeypatch.setattr(records, "MAX_AUDIO_S", 0.3)  # the fixture's clips are 0.5 s; the real limit is 10 min
+    with pytest.raises(DatasetError) as err:
+        read_manifest(tmp_path)
+    msg = str(err.value)
+    assert msg.startswith(f"{len(made['wavs'])} files") and "min long, above the 0 min" in msg
+    assert f"audio {made['wavs'][0]}" in msg
+
+
 def _noise_jpeg(path: Path, seed: int, size: int = 128) -> bytes:
     import numpy as np
     from PIL import Image

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.audio import MAX_AUDIO_S
 from core.errors import DatasetError
 
 logger = logging.getLogger(__name__)
@@ -120,6 +121,8 @@ def _unreadable(path: Path, kind: str, need_s: float = 0.0, decode_images: bool 
             seconds = frames / info.samplerate
             if seconds < need_s - WORD_TIME_SLACK_S:
                 return f"{seconds:.2f} s long, shorter than its word times ({need_s:.2f} s): truncated?"
+            if seconds > MAX_AUDIO_S:  # load_audio refuses it: found here, not at the step that draws it
+                return f"{seconds / 60:.1f} min long, above the {MAX_AUDIO_S / 60:.0f} min an audio file may last"
         else:
             from PIL import Image
 
