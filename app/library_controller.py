@@ -17,12 +17,13 @@ from app.dialogs.index_progress import IndexProgressDialog, read_progress
 from app.errors import show_error
 from app.operations import Changes
 from app.workers import Worker
-from core.errors import Cancelled, SpokenSearchError
+from core.errors import Cancelled, LibraryBusyError, SpokenSearchError
 
 logger = logging.getLogger(__name__)
 
 SHOW_DIALOG_AFTER_MS = 600  # progress UI appears only for work that lasts (anki)
 STATS_EVERY_S = 1.0  # refresh the status bar's photo count this often while indexing
+BUSY_POLL_MS = 2000  # while another process indexes the library: how often to look whether it has finished
 WELCOME_INDEXING = "Welcome! The demo photo library is being indexed. "
 WELCOME_READY = "Welcome! The demo photo library is ready ({n} photos). "
 WELCOME_HOW = ("Hold Space and speak — the bundled model knows coloured shapes, e.g. “an orange heart” or "
@@ -90,6 +91,13 @@ class LibraryController(QObject):
         self._last_stats = 0.0
         self._report: Any = None
         self._photos: int | None = None  # the library's photo count after the last run
+        self._current: tuple[list[Path], bool, bool] = ([], False, False)  # the running request
+        # what waits for another process's indexing run (LibraryBusyError) to finish, polled by _busy_timer
+        self._waiting: tuple[list[Path], bool, bool] | None = None
+        self._welcome_waits = False  # the first-run welcome was replaced by the wait's message
+        self._busy_timer = QTimer(self)
+        self._busy_timer.setInterval(BUSY_POLL_MS)
+        self._busy_timer.timeout.connect(self._poll_busy)
 
     @property
     def indexing(self) -> bool:
@@ -116,6 +124,7 @@ class LibraryController(QObject):
         """Index `targets` (added as folders first); with `rescan`, every known folder instead."""
         service = self.window.service
         self._photos = None
+        self._current = (targets, rescan, show_dialog)
 
         def fn(cancel: threading.Event) -> Any:
             known = {Path(r) for r in service.roots()}
@@ -187,6 +196,10 @@ class LibraryController(QObject):
         self.indexing_finished.emit(report)
 
     def _on_failed(self, exc: BaseException) -> None:
+        if isinstance(exc, LibraryBusyError):
+            self._wait_for_other_indexer(exc)
+            self.indexing_finished.emit(exc)
+            return
         show_error(self.window, exc, "Indexing")
         if isinstance(exc, Cancelled):
             self.window.statusBar().showMessage("Indexing cancelled; what was indexed so far is kept", 6000)
@@ -206,6 +219,38 @@ class LibraryController(QObject):
             queued, rescan, dialog = self._queued, self._queued_rescan, self._queued_dialog
             self._queued, self._queued_rescan, self._queued_dialog = [], False, False
             QTimer.singleShot(0, lambda: self._start_queued(queued, rescan, dialog))
+
+    def _wait_for_other_indexer(self, exc: LibraryBusyError) -> None:
+        """Another process (a `python -m core index` run) indexes this library: keep the request and run it
+        when that process has finished, instead of an error that leaves the new folder unindexed."""
+        targets, rescan, dialog = self._current
+        if self._waiting is not None:
+            targets = self._waiting[0] + targets
+            rescan, dialog = rescan or self._waiting[1], dialog or self._waiting[2]
+        self._waiting = (targets, rescan, dialog)
+        bar = self.window.message_bar
+        self._welcome_waits = self._welcome_waits or (not bar.isHidden() and bar.text().startswith(WELCOME_INDEXING))
+        who = f"another program (PID {exc.pid})" if exc.pid else "another program"
+        logger.info("indexing waits for %s: %s", who, exc)
+        self.window.show_message(f"This photo library is being indexed by {who}. Indexing here starts by itself "
+                                 "when it has finished; searching works meanwhile.", "warning", topic="library-busy")
+        self._busy_timer.start()
+
+    def _poll_busy(self) -> None:
+        service = self.window.service
+        if service is None or self.indexing:
+            return
+        if service.index_holder() is not None:  # a lock-file read: no lock taken, nothing blocks
+            return
+        self._busy_timer.stop()
+        waiting, self._waiting = self._waiting, None
+        if self._welcome_waits:  # the first run's demo indexing starts now: its welcome comes back
+            self._welcome_waits = False
+            self.window.show_message(WELCOME_INDEXING + WELCOME_HOW, "info")
+        else:
+            self.window.hide_message("library-busy")
+        if waiting is not None:
+            self._start_queued(*waiting)
 
     def _start_queued(self, targets: list[Path], rescan: bool, show_dialog: bool) -> None:
         if self.window.service is None:

@@ -196,6 +196,11 @@ class SearchService:
     def rescan(self, cancel: threading.Event | None = None) -> Generator[IndexProgress, None, IndexReport]:
         return self.index(None, cancel)
 
+    def index_holder(self) -> int | None:
+        """The PID of another process that indexes this library now (None: none, as far as its lock file tells):
+        after a LibraryBusyError, poll this and index again once it is None."""
+        return self.library.index_holder()
+
     # ---- roots, stats, thumbnails, card ------------------------------------------------------------------
     def roots(self) -> list[str]:
         return self.library.roots()

@@ -62,3 +62,23 @@ def _acquire(lock_path: Path, library_dir: Path) -> int | None:
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
     return fd
+
+
+def index_lock_holder(lock_path: Path) -> int | None:
+    """The PID written in the lock file when that process is alive (it may still be indexing), else None.
+    A probe that takes no lock, so it never makes a process that is starting to index fail; use it to wait
+    for a LibraryBusyError to clear, then try again (a reused PID or another host's PID reads as busy)."""
+    try:
+        text = lock_path.read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        return None
+    if not text.isdigit():
+        return None
+    pid = int(text)
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except PermissionError:
+        return pid  # it exists, owned by another user
+    except (OSError, OverflowError):
+        return None
+    return pid

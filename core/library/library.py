@@ -24,7 +24,7 @@ from core import paths
 from core.errors import LibraryCorruptError, ModelMismatchError, SpokenSearchError
 from core.library import failures, store
 from core.library.ann import AnnIndex, AnnStamp
-from core.library.index_lock import hold_index_lock
+from core.library.index_lock import hold_index_lock, index_lock_holder
 from core.library.scan import is_inside, is_utf8, normalize_root, owning_root, printable, real_roots
 from core.library.store import ROW_COLUMNS, EmbeddedImage, ImageRow, Move, Transaction, row_from_tuple
 from core.library.vectors import ResidentVectors, VectorSnapshot
@@ -177,6 +177,11 @@ class Library:
         """Held while indexing: another process (or another Library on this data dir) that tries to index
         gets LibraryBusyError naming the holder's PID (core.library.index_lock). Reads are not locked."""
         return hold_index_lock(self.db_path.with_name(self.db_path.name + LOCK_SUFFIX), self.data_dir)
+
+    def index_holder(self) -> int | None:
+        """The PID of the process that indexes this library now, as far as its lock file tells (None: free, or
+        a holder that died); cheap, takes no lock (core.library.index_lock.index_lock_holder)."""
+        return index_lock_holder(self.db_path.with_name(self.db_path.name + LOCK_SUFFIX))
 
     # ---- plumbing ----------------------------------------------------------------------------------------
     def _transaction(self) -> Transaction:

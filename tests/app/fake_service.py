@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from core.errors import AudioDecodeError, Cancelled
+from core.errors import AudioDecodeError, Cancelled, LibraryBusyError
 from core.model.inference import Keyword, Segment, SpeechQuery, Unit
 
 FRAME = 320  # 20 ms at 16 kHz
@@ -104,6 +104,7 @@ class FakeService:
         self.calls: list[str] = []
         self.similar_ids: list[int] = []  # the photo each search_similar was asked about
         self.card_markdown: str | None = None  # what model_card_markdown() returns (the model folder's .md)
+        self.busy_pid: int | None = None  # another process indexing the library: index() raises LibraryBusyError
 
     # searching
     def _rank(self, v: np.ndarray, top_k: int, min_score: float | None) -> list[Hit]:
@@ -153,6 +154,9 @@ class FakeService:
 
     def index(self, roots: list[Path], cancel: threading.Event | None = None
               ) -> Generator[IndexProgress, None, IndexReport]:
+        if self.busy_pid is not None:  # like core: refused before any work, naming the other process
+            raise LibraryBusyError(f"the library is being indexed by another process (PID {self.busy_pid})",
+                                   self.busy_pid)
         report = IndexReport()
         for r in roots:  # like core: a root that is not there is reported, its photos are left alone
             if not Path(r).is_dir():
@@ -177,6 +181,9 @@ class FakeService:
         with self._lock:  # like core: the photos under THIS run's roots, not the whole library
             report.total = sum(1 for p in self._images.values() if any(Path(r) in p.parents for r in roots))
         return report
+
+    def index_holder(self) -> int | None:
+        return self.busy_pid
 
     def stats(self) -> ServiceStats:
         return ServiceStats("fake", "cpu", len(self._images), self.roots())

@@ -223,3 +223,36 @@ def test_progress_names_the_step_so_a_new_phase_restarting_the_bar_is_explained(
     assert dlg.title.text() == "Step 1 of 4: looking for photos… 40 photos"
     dlg.set_progress(read_progress(IndexProgress(9, 9, "", phase="done")))
     assert dlg.title.text() == "Finishing: 9 of 9 photos"
+
+
+def test_a_library_another_process_indexes_is_indexed_here_when_it_has_finished(qtbot, make_window, fake_service,
+                                                                                 tmp_path):
+    a = make_photos(tmp_path / "a", n=4)
+    b = make_photos(tmp_path / "b", n=3)
+    fake_service.busy_pid = 4242  # e.g. a `python -m core index` run on the same data dir
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    w.library._busy_timer.setInterval(50)
+    with qtbot.waitSignal(w.library.indexing_finished, timeout=5_000):
+        w.library.index_folders([a])
+    bar = w.message_bar
+    assert bar.isVisible() and bar.level == "warning" and "PID 4242" in bar.text() and "starts by itself" in bar.text()
+    with qtbot.waitSignal(w.library.indexing_finished, timeout=5_000):
+        w.library.index_folders([b])  # asked while waiting: waits with it
+    qtbot.wait(200)  # polls while the other process still holds the library
+    assert fake_service.stats().photos == 0 and sorted(fake_service.roots()) == sorted([str(a), str(b)])
+    fake_service.busy_pid = None  # it finished
+    qtbot.waitUntil(lambda: fake_service.stats().photos == 7 and not w.library.indexing, timeout=5_000)
+    assert not bar.isVisible()
+
+
+def test_first_run_waits_for_another_indexer_then_welcomes(qtbot, make_window, fake_service, photos, monkeypatch):
+    import app.main_window as mw
+
+    monkeypatch.setattr(mw, "demo_photos_dir", lambda: photos)
+    monkeypatch.setattr("app.library_controller.BUSY_POLL_MS", 50)  # read when the window builds its controller
+    fake_service.busy_pid = 77
+    w = make_window(fake_service, settings=AppSettings(first_run_done=False))
+    qtbot.waitUntil(lambda: "PID 77" in w.message_bar.text(), timeout=10_000)
+    fake_service.busy_pid = None
+    qtbot.waitUntil(lambda: "ready (6 photos)" in w.message_bar.text(), timeout=10_000)
+    assert fake_service.stats().photos == 6

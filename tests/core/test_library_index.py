@@ -592,6 +592,25 @@ def test_version_1_database_is_migrated(env, tmp_path):
         lib2.close()
 
 
+def test_the_lock_holder_probe_names_a_live_holder_and_forgets_a_dead_one(env, tmp_path):
+    import subprocess
+    import sys
+
+    from core.library.index_lock import index_lock_holder
+
+    _, _, lib = env
+    lock = tmp_path / "data" / "library.sqlite3.lock"
+    assert lib.index_holder() is None
+    with lib.index_lock():
+        assert lib.index_holder() == os.getpid()
+    assert lib.index_holder() is None  # released: the PID is wiped
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock.write_text(dead.stdout)  # a holder killed before it could wipe its PID
+    assert index_lock_holder(lock) is None
+    lock.write_text("not a pid\n")
+    assert index_lock_holder(lock) is None and index_lock_holder(tmp_path / "absent.lock") is None
+
+
 def test_two_libraries_on_one_data_dir_do_not_index_at_once(env, tmp_path):
     _, emb, lib = env
     other = Library(tmp_path / "data", emb.identity, dim=emb.dim, cache_dir=tmp_path / "cache")

@@ -224,4 +224,6 @@ def test_a_library_another_process_indexes_is_refused_at_once_and_stays_searchab
         assert str(err.value) == (f"the library in {tmp_path / 'lib'} is being indexed by another process "
                                   f"(PID {pid}); wait for it or stop it") and err.value.pid == pid
         assert not svc.indexing and len(svc.search_text("a red ball", top_k=5).hits) == 1  # reads are not locked
+        assert svc.index_holder() == pid  # what a caller polls to know when to try again
+    assert svc.index_holder() is None
     assert drain(svc.index([photos])).added == 12
