@@ -218,5 +218,5 @@ def test_images_decoded_during_training_are_decoded_before_it(tmp_path, override
     build_datasets(_manifest_cfg(tmp_path))  # the cheap check reads its header only: cached features list it
     with pytest.raises(DatasetError) as err:
         run_training(_manifest_cfg(tmp_path, val_split="", **overrides))
-    assert str(err.value).startswith("1 files of the manifest") and f"image {bad} (cannot be read as image" in str(err.value)
+    assert str(err.value).startswith("1 file of the manifest") and f"image {bad} (cannot be read as image" in str(err.value)
     assert not (tmp_path / "run" / "log.jsonl").exists() and not (tmp_path / "run" / "checkpoints").exists()

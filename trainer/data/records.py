@@ -137,7 +137,11 @@ def _unreadable(path: Path, kind: str, need_s: float = 0.0, decode_images: bool 
 
 
 def problems_message(problems: list[str], what: str, fix: str) -> str:
-    """'N files ... : <first 20> ... and K more. Fix: ...'."""
+    """'N files ... : <first 20> ... and K more. Fix: ...'. `what` is plural ("files of X are missing"); for one
+    problem its first word and its verb are made singular ("1 file of X is missing")."""
+    if len(problems) == 1:
+        head, _, rest = what.partition(" ")
+        what = f"{head.removesuffix('s')} {rest.replace(' are ', ' is ', 1)}"
     shown = "\n  ".join(problems[:MAX_LISTED])
     more = f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
     return f"{len(problems)} {what}:\n  {shown}{more}\nFix: {fix}"
