@@ -10,6 +10,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.audio_source import AudioSource, NoInputDeviceError, SourceError
+from core.audio import StreamResampler
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,8 @@ class Recorder(QObject):
         self._rate = SAMPLE_RATE
         self._heard_speech = False
         self._silent_s = 0.0
-        self._cache: tuple[int, np.ndarray] | None = None
+        self._cache: tuple[tuple[int, bool], np.ndarray] | None = None  # keyed on (samples, recording)
+        self._resampler: StreamResampler | None = None  # a source not at 16 kHz: resampled as it grows
 
     @property
     def recording(self) -> bool:
@@ -88,6 +90,7 @@ class Recorder(QObject):
             return
         self._source = source
         self._rate = source.sample_rate
+        self._resampler = StreamResampler(self._rate, SAMPLE_RATE) if self._rate != SAMPLE_RATE else None
         self._timer.start()
         self.started.emit()
 
@@ -118,15 +121,14 @@ class Recorder(QObject):
 
     def wav16k(self) -> np.ndarray:
         """The buffer so far, float32 mono 16 kHz, shape (S,)."""
-        if self._cache is not None and self._cache[0] == self._n:
+        if self._cache is not None and self._cache[0] == (self._n, self.recording):
             return self._cache[1]
-        wav = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.float32)
-        if self._rate != SAMPLE_RATE and wav.size:
-            from core.audio import resample
-
-            wav = resample(wav, self._rate, SAMPLE_RATE)
+        if self._resampler is not None:  # the new samples only; its last few ms settle when recording stops
+            wav = self._resampler.output(final=not self.recording)
+        else:
+            wav = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.float32)
         wav = np.asarray(wav, np.float32)
-        self._cache = (self._n, wav)
+        self._cache = ((self._n, self.recording), wav)
         return wav
 
     def _drain(self) -> SourceError | None:
@@ -148,6 +150,8 @@ class Recorder(QObject):
                 continue
             self._chunks.append(chunk)
             self._n += len(chunk)
+            if self._resampler is not None:
+                self._resampler.push(chunk)
             rms = float(np.sqrt(np.mean(np.square(chunk, dtype=np.float64)))) if chunk.size else 0.0
             if rms >= SPEECH_RMS:
                 self._heard_speech, self._silent_s = True, 0.0

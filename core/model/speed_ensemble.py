@@ -24,7 +24,8 @@ def speed_warp(wav: np.ndarray, factor: float) -> np.ndarray:
     """`wav` played `factor` times faster (and higher): resampled to len / factor samples at 16 kHz."""
     if factor == 1.0:
         return wav
-    return resample(np.asarray(wav, np.float32), int(round(SAMPLE_RATE * factor)), SAMPLE_RATE)
+    # scipy's default filter (sharp=False): the ensemble's factors and the shipped models' cards were set with it
+    return resample(np.asarray(wav, np.float32), int(round(SAMPLE_RATE * factor)), SAMPLE_RATE, sharp=False)
 
 
 def warm_up() -> None:

@@ -147,6 +147,8 @@ def test_a_48k_microphone_is_resampled_to_16k(qtbot, make_window, fake_service, 
 
     recorded = w.search.recorder.wav16k()  # the whole recording, resampled; searched without its trailing silence
     assert abs(len(recorded) / 16000 - w.search.recorder.duration_s) < 0.01
+    # resampled chunk by chunk as it arrived, and equal to resampling the whole recording at once
+    np.testing.assert_array_equal(recorded, resample(w.search.recorder.raw(), 48000))
     n = len(w.search.query_wav)
     assert n >= len(x16) and n == len(trim_silence(recorded, leading=False, pad_s=TRAIL_KEEP_S))
     assert w.search.recorder.sample_rate == 48000
