@@ -17,6 +17,7 @@ import argparse
 import json
 import logging
 import platform
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,8 @@ from trainer.checkpoint import BEST, LAST, checkpoint_dir
 logger = logging.getLogger(__name__)
 
 HELP = __doc__
-INTERRUPTED = "interrupted; the output folder may be incomplete: run the export again"
+INTERRUPTED = ("interrupted; --out holds its previous contents or the complete new model folder (whose card may "
+               "lack the metrics): run the export again")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -330,6 +332,7 @@ def export_checkpoint(ckpt_path: Path | list[Path], out: Path, *, fp16: bool = F
     from core.factory import save_model
     from trainer.soup import average_checkpoints
 
+    check_out_folder(out)  # before anything is read or written
     paths = list(ckpt_path) if isinstance(ckpt_path, list) else [ckpt_path]
     ckpt = average_checkpoints(paths)
     paths = [Path(p["checkpoint"]) for p in ckpt["weight_average"]] if ckpt.get("weight_average") else paths[:1]
@@ -341,9 +344,15 @@ def export_checkpoint(ckpt_path: Path | list[Path], out: Path, *, fp16: bool = F
     model = model_from_checkpoint(ckpt)
     if fp16:
         model = model.half()
-    save_model(model, out)
     card = build_card(ckpt, paths[0], {}, extra)
-    write_card(out, card)  # a card even if the evaluation below fails
+    partial = _fresh_partial(out)  # `out` is replaced only by a complete folder (an interrupted export leaves none)
+    try:
+        save_model(model, partial)
+        write_card(partial, card)  # a card even if the evaluation below fails
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    _swap_in(partial, out)
     if eval_data:
         card["metrics"] = _evaluate_folder(out, eval_data, eval_splits, eval_dataset_of(ckpt, eval_dataset))
         write_card(out, card)
@@ -421,8 +430,6 @@ def retune_model_folder(src: Path, out: Path, *, eval_data: str = "", eval_split
             _rename_folder(target, name)
     except BaseException:
         if copy:
-            import shutil
-
             shutil.rmtree(target, ignore_errors=True)
         raise
     if copy:
@@ -472,19 +479,29 @@ def check_model_folder(src: Path) -> None:
         raise ModelNotFoundError(f"{src / WEIGHTS_FILE} is missing: the model folder {src} is incomplete")
 
 
-def _copy_beside(src: Path, out: Path) -> Path:
-    """A full copy of the model folder `src` in `out`.partial (so `out` is replaced only by a complete folder);
-    a non-empty `out` that is not a model folder is refused before anything is copied."""
-    import shutil
-
+def check_out_folder(out: Path) -> None:
+    """Refuse an --out that an export must not replace: a file, a non-empty folder that is not a model folder
+    (photos, a dataset), a training run folder (its config.json and checkpoints)."""
     from core.factory import CONFIG_FILE, is_training_run_folder
 
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / CONFIG_FILE).is_file())):
         raise ConfigError(f"--out {out} exists and is not a model folder; choose a new or empty folder")
     if out.is_dir() and is_training_run_folder(out):
         raise ConfigError(f"--out {out} is a training run folder; choose a new or empty folder, or a model folder")
+
+
+def _fresh_partial(out: Path) -> Path:
+    """`out`.partial, emptied (what an interrupted export left there goes)."""
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
+    return partial
+
+
+def _copy_beside(src: Path, out: Path) -> Path:
+    """A full copy of the model folder `src` in `out`.partial (so `out` is replaced only by a complete folder);
+    an `out` that check_out_folder refuses is refused before anything is copied."""
+    check_out_folder(out)
+    partial = _fresh_partial(out)
     shutil.copytree(src, partial)
     return partial
 
@@ -492,8 +509,6 @@ def _copy_beside(src: Path, out: Path) -> Path:
 def _swap_in(partial: Path, out: Path) -> None:
     """`out` becomes the complete folder `partial` (an older model folder there is replaced whole, so none of
     its files, such as its card, survive)."""
-    import shutil
-
     if out.exists():
         old = out.with_name(out.name + ".old")
         shutil.rmtree(old, ignore_errors=True)

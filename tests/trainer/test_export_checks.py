@@ -106,3 +106,32 @@ def test_a_fine_tune_exports_its_source_models_query_settings_and_name(tmp_path,
     assert main(["export", "--run", str(tmp_path / "own"), "--out", str(tmp_path / "d"), "--eval-splits="]) == 0
     err = capfd.readouterr().err
     assert "WARNING" in err and "To query as it does: --query-speeds 0.9,1,1.1" in err
+
+
+def test_export_of_a_run_never_writes_into_a_run_or_a_foreign_folder(run_folder, tmp_path, capfd):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "p.jpg").write_bytes(b"mine")
+    for out in (run_folder, photos):
+        before = _tree(out)
+        assert main(["export", "--run", str(run_folder), "--out", str(out)]) == 1
+        assert f"--out {out}" in capfd.readouterr().err
+        assert _tree(out) == before  # the run's config.json (its resume config) is not replaced by a model's
+
+
+def test_an_interrupted_export_leaves_the_previous_model_folder_whole(run_folder, tmp_path, monkeypatch, capfd):
+    from trainer import export
+
+    out = tmp_path / "model"
+    torch.manual_seed(123)  # other weights than the run's
+    save_model(create_model(get_model_config("tiny-test")), out)
+    (out / "model_card.json").write_text(json.dumps({"name": "the previous export"}))
+    before = _tree(out)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export, "write_card", interrupted)  # after the weights and config.json are written
+    assert main(["export", "--run", str(run_folder), "--out", str(out)]) == 130
+    capfd.readouterr()
+    assert _tree(out) == before and not list(tmp_path.glob("*.partial"))
