@@ -230,7 +230,11 @@ def _coerce(key: str, value: Any, typ: type, *, from_cli: bool) -> Any:
             return value
         if from_cli and isinstance(value, str):
             if value.startswith("["):
-                return _coerce(key, json.loads(value), list, from_cli=False)
+                try:
+                    parsed = json.loads(value)
+                except json.JSONDecodeError:
+                    raise bad from None
+                return _coerce(key, parsed, list, from_cli=False)
             return [v for v in value.split(",") if v]
         raise bad
     if typ is dict:
@@ -260,7 +264,10 @@ def config_from_dict(d: dict[str, Any], where: str = "config") -> TrainConfig:
     """Build a TrainConfig from a dict (JSON values), type-checked; unknown keys raise ConfigError."""
     _check_keys(list(d), where)
     types = _field_types()
-    return TrainConfig(**{k: _coerce(k, v, types[k], from_cli=False) for k, v in d.items()})
+    try:
+        return TrainConfig(**{k: _coerce(k, v, types[k], from_cli=False) for k, v in d.items()})
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} (in {where})" if where != "config" else str(exc)) from None
 
 
 def parse_overrides(argv: Sequence[str]) -> dict[str, Any]:
@@ -299,11 +306,14 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] | dict[
     if path:
         p = Path(path)
         if not p.is_file():
-            raise ConfigError(f"training config {p} does not exist; see resources/configs/train/ for examples")
+            what = "is not a file" if p.exists() else "does not exist"
+            raise ConfigError(f"training config {p} {what}; see resources/configs/train/ for examples")
         try:
-            base = json.loads(p.read_text())
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"training config {p} is not valid JSON: {exc}") from None
+            base = json.loads(p.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"training config {p} is not valid JSON (UTF-8 text): {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"training config {p} cannot be read: {exc.strerror or exc}") from None
         if not isinstance(base, dict):
             raise ConfigError(f"training config {p} must be a JSON object ({{\"key\": value, ...}}), "
                               f"not a {type(base).__name__}")

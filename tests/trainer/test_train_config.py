@@ -116,3 +116,18 @@ def test_validation_score_by_recall_mean_10(monkeypatch):
     monkeypatch.setattr(ts, "evaluate_dataset", lambda *a, **k: {k2: dict(v) for k2, v in rec.items()})
     vals = ts.validation_metrics(None, [], None, None, TrainConfig(best_metric="recall_mean_10"))
     assert vals["score"] == pytest.approx(0.7) and vals["recall_mean"] == pytest.approx(0.4)
+
+
+def test_unreadable_configs_and_bad_list_overrides_are_config_errors_naming_the_file(tmp_path):
+    latin1 = tmp_path / "latin1.json"
+    latin1.write_bytes(b'{"run_dir": "caf\xe9"}')
+    with pytest.raises(ConfigError, match=f"training config {latin1} is not valid JSON"):
+        load_config(latin1)
+    with pytest.raises(ConfigError, match=f"training config {tmp_path} is not a file"):
+        load_config(tmp_path)
+    typo = tmp_path / "typo.json"
+    typo.write_text(json.dumps({"batch_size": "8"}))
+    with pytest.raises(ConfigError, match=f"'batch_size': '8' is not a valid int \\(in {typo}\\)"):
+        load_config(typo)
+    with pytest.raises(ConfigError, match="'train_voices': '\\[a,' is not a valid list"):
+        parse_overrides(["--train-voices=[a,"])
