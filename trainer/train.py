@@ -228,6 +228,9 @@ def _existing_run(run_dir: Path) -> str | None:
 
 def _check_run_dir(run_dir: Path, existing: str | None, resume: str, resuming: bool, overwrite: bool) -> None:
     """A new run must not silently replace (or mix with) the run already in its folder."""
+    blocker = next((p for p in (run_dir, *run_dir.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:  # found now, not when the first file is written
+        raise ConfigError(f"run_dir {run_dir}: {blocker} is a file, not a folder; choose another --run-dir")
     if overwrite and resuming:
         raise ConfigError(f"--overwrite=true would delete the run that --resume {resume} continues; drop one of them")
     if existing and not resume and not overwrite:

@@ -65,3 +65,14 @@ def test_a_diverged_run_names_only_a_checkpoint_of_its_own(tmp_path, monkeypatch
     monkeypatch.setattr(train_mod, "optimizer_step", diverge)
     with pytest.raises(TrainingDiverged, match=r"continue with --resume .*b/checkpoints/last\.pt"):
         run_training(_cfg(tmp_path / "b", max_steps=6), resume="latest")
+
+
+@pytest.mark.parametrize("below", ["", "run"])
+def test_a_run_dir_that_is_or_lies_under_a_file_is_refused_before_training(tmp_path, capfd, below):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    run_dir = notes / below if below else notes
+    assert main(["train", "--dataset=synthetic", "--synthetic-size=8", "--batch-size=4", "--max-steps=1",
+                 f"--run-dir={run_dir}", "--tensorboard=false"]) == 1
+    assert f"{notes} is a file, not a folder; choose another --run-dir" in capfd.readouterr().err
+    assert notes.read_text() == "mine"
