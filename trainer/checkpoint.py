@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -61,13 +62,18 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a training checkpoint (weights_only=True); raises CheckpointError naming the file."""
     p = Path(path)
     if not p.is_file():
-        raise CheckpointError(f"checkpoint {p} does not exist; pass --resume latest or an existing .pt file")
+        raise CheckpointError(f"checkpoint {p} does not exist; pass an existing .pt file (a run's "
+                              f"checkpoints/{LAST} or {BEST})")
     try:
         ckpt = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt / foreign pickle: say which file and what to do
+        # torch's own text for a foreign pickle advises weights_only=False: not what to tell a user
+        why = "not a file of tensors and plain data" if isinstance(exc, pickle.UnpicklingError) else str(exc)
+        other = next((o for o in (p.with_name(LAST), p.with_name(BEST)) if o != p and o.is_file()), None)
         raise CheckpointError(
-            f"checkpoint {p} cannot be read ({type(exc).__name__}: {exc}); it may be truncated or not a "
-            "trainer checkpoint: resume from another one or start a new run"
+            f"checkpoint {p} cannot be read ({type(exc).__name__}: {why}); it may be truncated or not a "
+            "trainer checkpoint: " + (f"use {other} (--resume {other} continues from it) or start a new run"
+                                      if other else "use another checkpoint or start a new run")
         ) from exc
     if not isinstance(ckpt, dict) or ckpt.get("format_version") != FORMAT_VERSION or "model" not in ckpt:
         raise CheckpointError(f"{p} is not a trainer checkpoint of format {FORMAT_VERSION}")

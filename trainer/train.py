@@ -234,8 +234,10 @@ def _check_run_dir(run_dir: Path, existing: str | None, resume: str, resuming: b
     if overwrite and resuming:
         raise ConfigError(f"--overwrite=true would delete the run that --resume {resume} continues; drop one of them")
     if existing and not resume and not overwrite:
-        raise ConfigError(f"run folder {run_dir} already holds a run ({existing}); pass --resume latest to continue "
-                          "it, or choose another --run-dir (--overwrite=true deletes it first)")
+        how = ("pass --resume latest to continue it" if not existing.endswith("unreadable") else
+               f"pass --resume {checkpoint_dir(run_dir) / BEST} to continue from its best checkpoint if that one reads")
+        raise ConfigError(f"run folder {run_dir} already holds a run ({existing}); {how}, or choose another --run-dir "
+                          "(--overwrite=true deletes it first)")
     if existing and resume and not resuming and not overwrite:
         logger.warning("%s holds best.pt but no last.pt (a run stopped before its first save): starting afresh",
                        run_dir)

@@ -76,3 +76,17 @@ def test_a_run_dir_that_is_or_lies_under_a_file_is_refused_before_training(tmp_p
                  f"--run-dir={run_dir}", "--tensorboard=false"]) == 1
     assert f"{notes} is a file, not a folder; choose another --run-dir" in capfd.readouterr().err
     assert notes.read_text() == "mine"
+
+
+def test_a_damaged_last_checkpoint_points_at_the_runs_best_one(tmp_path):
+    from core.errors import CheckpointError
+
+    torch.set_num_threads(1)
+    run_training(_cfg(tmp_path, max_steps=4))
+    last, best = tmp_path / "checkpoints" / "last.pt", tmp_path / "checkpoints" / "best.pt"
+    last.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match=f"{last} cannot be read .*; .*: use {best} \\(--resume {best}"):
+        run_training(_cfg(tmp_path, max_steps=6), resume="latest")
+    with pytest.raises(ConfigError, match=f"\\(last.pt unreadable\\); pass --resume {best} to continue"):
+        run_training(_cfg(tmp_path, max_steps=6))
+    assert run_training(_cfg(tmp_path, max_steps=6), resume=str(best)).step == 6
