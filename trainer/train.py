@@ -238,6 +238,8 @@ def _check_run_dir(run_dir: Path, existing: str | None, resume: str, resuming: b
                f"pass --resume {checkpoint_dir(run_dir) / BEST} to continue from its best checkpoint if that one reads")
         raise ConfigError(f"run folder {run_dir} already holds a run ({existing}); {how}, or choose another --run-dir "
                           "(--overwrite=true deletes it first)")
+    if resume and not resuming and not existing:  # say so: a mistyped --run-dir would start over unnoticed
+        logger.info("--resume %s: no checkpoint in %s yet; starting a new run", resume, checkpoint_dir(run_dir))
     if existing and resume and not resuming and not overwrite:
         logger.warning("%s holds best.pt but no last.pt (a run stopped before its first save): starting afresh",
                        run_dir)
