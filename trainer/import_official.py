@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from trainer.official.cli import HELP, add_arguments, run
+from trainer.official.cli import HELP, INTERRUPTED, add_arguments, run
 
-__all__ = ["HELP", "add_arguments", "run"]
+__all__ = ["HELP", "INTERRUPTED", "add_arguments", "run"]

@@ -301,3 +301,20 @@ def test_cli_replaces_a_model_folder_only_with_force(tmp_path: Path, ckpt: Path,
     (mine / "photo.jpg").write_bytes(b"x")
     assert main(["import-official", str(ckpt), "--out", str(mine), "--force"]) == 1
     assert "is not a model folder" in capfd.readouterr().err and (mine / "photo.jpg").exists()
+
+
+def test_an_interrupted_import_leaves_no_half_written_folder(tmp_path: Path, ckpt: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capfd: pytest.CaptureFixture[str]) -> None:
+    import core.factory
+    from trainer.main import main
+
+    def interrupted(path: Path) -> str:  # Ctrl-C between model.safetensors and config.json
+        raise KeyboardInterrupt
+
+    out = tmp_path / "hyb"
+    with monkeypatch.context() as m:
+        m.setattr(core.factory, "_sha256", interrupted)
+        assert main(["import-official", str(ckpt), "--out", str(out)]) == 130
+    assert "complete imported model folder" in capfd.readouterr().err
+    assert not out.exists() and not list(tmp_path.glob("*.partial"))
+    assert main(["import-official", str(ckpt), "--out", str(out)]) == 0  # the rerun is not refused

@@ -25,6 +25,7 @@ from core.official.importer import import_official
 logger = logging.getLogger(__name__)
 
 HELP = __doc__
+INTERRUPTED = "interrupted; --out holds its previous contents or the complete imported model folder"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,18 +64,20 @@ def _check_out(out: Path, force: bool) -> bool:
 def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     replace = _check_out(args.out, args.force)
-    target = args.out.with_name(args.out.name + ".partial") if replace else args.out
-    if replace:
-        shutil.rmtree(target, ignore_errors=True)
+    target = args.out.with_name(args.out.name + ".partial")  # --out gets only a complete folder
+    shutil.rmtree(target, ignore_errors=True)  # what an interrupted import left
     try:
         import_official(args.ckpt, target, vocab_file=args.vocab, retrieval=args.retrieval, name=args.name,
                         hubert_dir=args.hubert, clip_file=args.clip)
     except BaseException:
-        if replace:
-            shutil.rmtree(target, ignore_errors=True)
+        shutil.rmtree(target, ignore_errors=True)
         raise
     out = args.out
-    if replace:  # the old folder goes only once the new one is complete
+    if not replace:
+        if out.is_dir():  # an empty folder
+            out.rmdir()
+        target.rename(out)
+    else:  # the old folder goes only once the new one is complete
         old = out.with_name(out.name + ".old")
         shutil.rmtree(old, ignore_errors=True)
         out.rename(old)
