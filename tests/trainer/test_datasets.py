@@ -29,7 +29,7 @@ def test_manifest_reader(tmp_path: Path) -> None:
     assert u.audio_path == made["wavs"][0] and u.image_path == made["images"][0] and u.image_id == 0
     assert [w.word for w in u.words or []] == ["a", "red", "circle"] and u.n_words == 3
     assert [x.image_id for x in read_manifest(tmp_path, split="test")] == [2, 2]
-    with pytest.raises(DatasetError, match="no utterance in split 'nope'"):
+    with pytest.raises(DatasetError, match=r"no utterance in split 'nope' \(its splits: test, train, val\)"):
         read_manifest(tmp_path, split="nope")
 
 

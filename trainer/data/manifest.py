@@ -145,7 +145,9 @@ def read_manifest(root: str | Path, split: str | None = None, *, check: bool = T
             )
         )
     if split is not None and not out:
-        raise SplitNotFound(f"{path} has no utterance in split {split!r}. Fix: choose another --split")
+        have = sorted({str(d.get("split", "train")) for _, d, _, _ in rows})
+        raise SplitNotFound(f"{path} has no utterance in split {split!r} (its splits: {', '.join(have) or 'none'}). "
+                            "Fix: choose another --split (all = every line)")
     if check:
         check_manifest_files(out, path)
     return out
