@@ -118,6 +118,8 @@ class TrainConfig:
         errors: list[str] = []
         if self.dataset not in DATASET_TYPES:
             errors.append(f"dataset={self.dataset!r}: choose one of {', '.join(DATASET_TYPES)}")
+        if not self.run_dir.strip():  # Path("") is the current folder
+            errors.append("run_dir is empty: name the run's folder, e.g. --run-dir=runs/mine")
         if self.dataset != "synthetic" and not self.data_dir:
             errors.append(f"dataset={self.dataset!r} needs data_dir (the dataset root folder)")
         if self.precision not in PRECISIONS:

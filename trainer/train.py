@@ -14,6 +14,7 @@ before `config.json` is written; a new run in a folder that holds one is refused
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import random
@@ -231,6 +232,10 @@ def _check_run_dir(run_dir: Path, existing: str | None, resume: str, resuming: b
     blocker = next((p for p in (run_dir, *run_dir.parents) if p.exists() and not p.is_dir()), None)
     if blocker is not None:  # found now, not when the first file is written
         raise ConfigError(f"run_dir {run_dir}: {blocker} is a file, not a folder; choose another --run-dir")
+    foreign = _foreign_config(run_dir)
+    if foreign:
+        raise ConfigError(f"run_dir {run_dir} is {foreign}: the run would replace its config.json; choose another "
+                          "--run-dir (a fine-tune names a model folder with --init-from)")
     if overwrite and resuming:
         raise ConfigError(f"--overwrite=true would delete the run that --resume {resume} continues; drop one of them")
     if existing and not resume and not overwrite:
@@ -243,6 +248,23 @@ def _check_run_dir(run_dir: Path, existing: str | None, resume: str, resuming: b
     if existing and resume and not resuming and not overwrite:
         logger.warning("%s holds best.pt but no last.pt (a run stopped before its first save): starting afresh",
                        run_dir)
+
+
+def _foreign_config(run_dir: Path) -> str | None:
+    """What run_dir is when its config.json is not a training run's (save_config would replace it): "a model
+    folder", "a folder with another program's config.json"; None when it has none or a run's."""
+    path = run_dir / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        meta = None
+    if isinstance(meta, dict) and "model_cfg" in meta:
+        return "a model folder"
+    if isinstance(meta, dict) and {"run_dir", "dataset", "max_steps", "lr"} <= set(meta):  # what save_config writes
+        return None
+    return "a folder with another program's config.json"
 
 
 def _clear_run(run_dir: Path) -> None:

@@ -97,3 +97,21 @@ def test_resume_latest_without_a_checkpoint_says_it_starts_a_new_run(tmp_path, c
     with caplog.at_level("INFO", logger="trainer.train"):
         assert run_training(_cfg(tmp_path, max_steps=1), resume="latest").step == 1
     assert f"--resume latest: no checkpoint in {tmp_path / 'checkpoints'} yet; starting a new run" in caplog.text
+
+
+def test_a_model_folder_or_an_empty_run_dir_is_refused_before_anything_is_written(tmp_path, capfd):
+    from core.factory import create_model, save_model
+    from core.model.config import get_model_config
+
+    model = save_model(create_model(get_model_config("tiny-test")), tmp_path / "model")
+    other = tmp_path / "project"
+    other.mkdir()
+    (other / "config.json").write_text('{"theme": "dark"}')
+    for folder, what in ((model, "a model folder"), (other, "a folder with another program's config.json")):
+        before = {p.name: p.read_bytes() for p in folder.iterdir()}
+        assert main(["train", "--dataset=synthetic", "--synthetic-size=8", "--batch-size=4", "--max-steps=1",
+                     f"--run-dir={folder}", "--tensorboard=false"]) == 1
+        assert f"run_dir {folder} is {what}: the run would replace its config.json" in capfd.readouterr().err
+        assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    with pytest.raises(ConfigError, match="run_dir is empty"):
+        _cfg("")
