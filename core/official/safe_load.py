@@ -160,6 +160,9 @@ def load_official_checkpoint(path: str | Path) -> RawCheckpoint:
         raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a Lightning checkpoint dictionary "
                               "(expected keys 'state_dict' and 'hyper_parameters')")
     sd = obj.get("state_dict")
+    if sd is None and "model_cfg" in obj and "model" in obj:  # trainer/checkpoint.py's layout
+        raise CheckpointError(f"{path} is a checkpoint of this project's trainer, not an official one: make it a "
+                              f"model folder with `python -m trainer export --checkpoint {path} --out DIR`")
     if not isinstance(sd, dict) or not sd:
         raise CheckpointError(f"{path} is not a Lightning checkpoint: no 'state_dict' "
                               f"(top-level keys: {sorted(map(str, obj))[:20]})")

@@ -318,3 +318,15 @@ def test_an_interrupted_import_leaves_no_half_written_folder(tmp_path: Path, ckp
     assert "complete imported model folder" in capfd.readouterr().err
     assert not out.exists() and not list(tmp_path.glob("*.partial"))
     assert main(["import-official", str(ckpt), "--out", str(out)]) == 0  # the rerun is not refused
+
+
+def test_a_trainer_checkpoint_is_named_as_one_with_the_export_command(tmp_path: Path,
+                                                                       capfd: pytest.CaptureFixture[str]) -> None:
+    from trainer.main import main
+
+    last = tmp_path / "last.pt"
+    torch.save({"format_version": 1, "model": {"w": torch.zeros(1)}, "model_cfg": {"name": "x"}, "step": 3}, last)
+    assert main(["import-official", str(last), "--out", str(tmp_path / "o")]) == 1
+    err = capfd.readouterr().err
+    assert "checkpoint of this project's trainer" in err and f"trainer export --checkpoint {last} --out DIR" in err
+    assert not (tmp_path / "o").exists()
