@@ -70,6 +70,12 @@ def pick_checkpoint(run: Path, which: str = "best") -> Path:
     for name in order:
         if (d / name).is_file():
             return d / name
+    if (run / "config.json").is_file() and not checkpoint_dir(run).is_dir():
+        from core.factory import is_training_run_folder
+
+        if not is_training_run_folder(run):  # an exported model folder
+            raise CheckpointError(f"--run {run} is a model folder, not a training run folder: its settings change "
+                                  f"with --model {run}; a run folder holds checkpoints/")
     raise CheckpointError(f"no checkpoint in {d} ({' or '.join(order)}); train first or pass --checkpoint")
 
 

@@ -135,3 +135,10 @@ def test_an_interrupted_export_leaves_the_previous_model_folder_whole(run_folder
     assert main(["export", "--run", str(run_folder), "--out", str(out)]) == 130
     capfd.readouterr()
     assert _tree(out) == before and not list(tmp_path.glob("*.partial"))
+
+
+def test_a_model_folder_given_as_run_is_named_as_one(tmp_path, capfd):
+    model = save_model(create_model(get_model_config("tiny-test")), tmp_path / "model")
+    assert main(["export", "--run", str(model), "--out", str(tmp_path / "out")]) == 1
+    assert f"--run {model} is a model folder, not a training run folder" in capfd.readouterr().err
+    assert not (tmp_path / "out").exists()
