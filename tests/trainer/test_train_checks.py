@@ -220,3 +220,16 @@ def test_images_decoded_during_training_are_decoded_before_it(tmp_path, override
         run_training(_manifest_cfg(tmp_path, val_split="", **overrides))
     assert str(err.value).startswith("1 file of the manifest") and f"image {bad} (cannot be read as image" in str(err.value)
     assert not (tmp_path / "run" / "log.jsonl").exists() and not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_train_voices_not_in_the_data_are_named_with_the_voices_it_has(caplog):
+    from types import SimpleNamespace
+
+    from trainer.loop.utterance_data import filter_voices
+
+    utts = [SimpleNamespace(voice=v) for v in ("flite:kal", "flite:slt", "flite:kal")]
+    with caplog.at_level("WARNING"):
+        assert len(filter_voices(utts, ["flite:kal", "flite:typo"], [])) == 2
+    assert "['flite:typo'] are not in the training split (its voices: flite:kal, flite:slt)" in caplog.text
+    with pytest.raises(DatasetError, match=r"fix the voice names \(the split's voices: flite:kal, flite:slt\)"):
+        filter_voices(utts, ["nosuch"], [])

@@ -141,9 +141,14 @@ def check_datasets(cfg: TrainConfig, train: Dataset, val: Dataset | None, *, dec
 
 def filter_voices(utts: list[Any], keep: Sequence[str], exclude: Sequence[str]) -> list[Any]:
     out = [u for u in utts if (not keep or u.voice in keep) and u.voice not in set(exclude)]
+    present = ", ".join(sorted({str(u.voice) for u in utts}))
     if utts and not out:
         raise DatasetError(f"no utterance left after the voice filter (train_voices={list(keep)}, "
-                           f"exclude_voices={list(exclude)}); fix the voice names")
+                           f"exclude_voices={list(exclude)}); fix the voice names (the split's voices: {present})")
+    absent = [v for v in keep if v not in {u.voice for u in utts}]
+    if absent:  # a typo would otherwise train on the other voices unnoticed
+        logger.warning("train_voices %s are not in the training split (its voices: %s): trained without them",
+                       absent, present)
     return out
 
 
