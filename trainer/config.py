@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 DATASET_TYPES = ("manifest", "flickr8k", "spokencoco", "synthetic")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SCHEDULES = ("cosine", "linear", "constant")
+MIN_CROP_S = 0.1  # shortest max_audio_s: a few frames (a crop below a conv stack's receptive field is an error)
 
 
 @dataclass
@@ -139,8 +140,8 @@ class TrainConfig:
             errors.append(f"need lr > 0 and 0 <= min_lr <= lr (lr={self.lr}, min_lr={self.min_lr})")
         if not 0.0 <= self.ema_decay < 1.0:
             errors.append(f"ema_decay={self.ema_decay} must be in [0, 1) (0 = off; e.g. 0.999)")
-        if not (math.isfinite(self.max_audio_s) and self.max_audio_s > 0):
-            errors.append(f"max_audio_s={self.max_audio_s} must be a finite number > 0")
+        if not (math.isfinite(self.max_audio_s) and self.max_audio_s >= MIN_CROP_S):  # shorter: the conv stack fails
+            errors.append(f"max_audio_s={self.max_audio_s} must be a finite number >= {MIN_CROP_S} (seconds)")
         for name in ("stop_at_step", "max_train_utterances", "val_max_utterances", "num_workers", "threads",
                      "eval_every_steps", "eval_every_epochs", "clip_warmup_steps", "freeze_feature_layers"):
             if getattr(self, name) < 0:

@@ -64,6 +64,7 @@ def test_bad_types_and_cross_field_checks():
     ("--stop-at-step=-1", "stop_at_step"), ("--max-train-utterances=-3", "max_train_utterances"),
     ("--beta1=1.5", "beta1"), ("--lr=inf", "lr"), ("--max-audio-s=nan", "max_audio_s"),
     ("--weight-decay=-1", "weight_decay"), ("--num-workers=-2", "num_workers"), ("--synthetic-size=0", "synthetic_size"),
+    ("--max-audio-s=0.01", "max_audio_s"),
 ])
 def test_out_of_range_numbers_are_refused_before_anything_runs(override, field):
     with pytest.raises(ConfigError, match=field):
