@@ -553,6 +553,8 @@ def parse_card_extra(value: str) -> dict[str, Any] | None:
 
 def run(args: argparse.Namespace) -> int:
     extra = parse_card_extra(args.card_extra)  # before the checkpoint is read: a typo fails at once
+    if args.eval_data and not Path(args.eval_data).is_dir():
+        raise DatasetError(f"--eval-data {args.eval_data} is not a folder (a dataset root); nothing was written")
     speeds = parse_speeds(args.query_speeds) if args.query_speeds is not None else None
     splits = tuple(s for s in args.eval_splits.split(",") if s)
     settings = dict(eval_data=args.eval_data, eval_splits=splits, eval_dataset=args.eval_dataset, extra=extra,

@@ -142,3 +142,10 @@ def test_a_model_folder_given_as_run_is_named_as_one(tmp_path, capfd):
     assert main(["export", "--run", str(model), "--out", str(tmp_path / "out")]) == 1
     assert f"--run {model} is a model folder, not a training run folder" in capfd.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_eval_data_folder_is_refused_before_the_export(run_folder, tmp_path, capfd):
+    out = tmp_path / "out"
+    assert main(["export", "--run", str(run_folder), "--out", str(out), "--eval-data", str(tmp_path / "nope")]) == 1
+    assert f"--eval-data {tmp_path / 'nope'} is not a folder (a dataset root); nothing was written" in capfd.readouterr().err
+    assert not out.exists()
