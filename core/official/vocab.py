@@ -74,8 +74,11 @@ def load_vocab_npy(path: str | Path, reduced: torch.Tensor, full: torch.Tensor) 
     path = Path(path)
     try:
         data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"vocabulary file {path} cannot be read as a numeric .npy ({exc})") from exc
+    except (OSError, ValueError) as exc:  # numpy's own text for a pickle advises allow_pickle: not for users
+        why = "it holds pickled data, which is never loaded" if "pickle" in str(exc) else str(exc)
+        raise CheckpointError(f"vocabulary file {path} cannot be read as a numeric .npy ({why}); pass the authors' "
+                              "text_clip_vocab_usage_byfreq.npy, or none: the vocabulary is recovered from the "
+                              "checkpoint") from exc
     ids = np.asarray(data[:, 0] if data.ndim == 2 else data).astype(np.int64)
     if ids.shape[0] != reduced.shape[0]:
         raise CheckpointError(f"vocabulary file {path} has {ids.shape[0]} ids but the checkpoint's reduced "

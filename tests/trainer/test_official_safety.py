@@ -229,6 +229,11 @@ def test_vocab_recovery_and_authors_npy(ckpt: Path, tmp_path: Path) -> None:
         load_vocab_npy(wrong, reduced, full)
     with pytest.raises(CheckpointError, match="match no row"):
         recover_vocab_ids(reduced + 1e-3, full)
+    text = tmp_path / "notes.npy"
+    text.write_text("not an array\n")
+    with pytest.raises(CheckpointError, match=r"it holds pickled data, which is never loaded\); pass the authors'") as e:
+        load_vocab_npy(text, reduced, full)
+    assert "allow_pickle" not in str(e.value)
 
 
 def test_large_clip_shapes_give_the_vit_l14_config() -> None:
