@@ -148,6 +148,8 @@ def _vocab(reduced: torch.Tensor | None, full: torch.Tensor | None,
 def _hubert_part(raw: RawCheckpoint, g: dict[str, dict[str, torch.Tensor]], s: OfficialSettings,
                  hubert_dir: str | Path | None) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     if g["hubert"]:
+        if hubert_dir is not None:  # a wrong path must not look as if it had been used
+            logger.warning("hubert_dir %s is not used: %s holds its own HuBERT weights", hubert_dir, raw.path)
         cfg = hubert_config_from_tensors(g["hubert"], large_hint=s.hubert_large)
         return cfg, rename_fairseq_hubert(g["hubert"])
     if hubert_dir is None:
@@ -159,6 +161,8 @@ def _clip_part(raw: RawCheckpoint, g: dict[str, dict[str, torch.Tensor]], s: Off
                clip_file: str | Path | None) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
     """(OpenAI-named CLIP tensors, full token table or None)."""
     if any(k.startswith("model.visual.") for k in g["clip"]):
+        if clip_file is not None:
+            logger.warning("clip_file %s is not used: %s holds its own CLIP weights", clip_file, raw.path)
         openai = {k[len("model."):]: v for k, v in g["clip"].items() if k.startswith("model.")}
         return openai, g["clip"].get("original_text_emb_weight")
     if clip_file is None:

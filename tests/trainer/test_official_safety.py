@@ -335,3 +335,14 @@ def test_a_trainer_checkpoint_is_named_as_one_with_the_export_command(tmp_path: 
     err = capfd.readouterr().err
     assert "checkpoint of this project's trainer" in err and f"trainer export --checkpoint {last} --out DIR" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_backbone_files_a_full_checkpoint_does_not_need_are_said_to_be_unused(
+        tmp_path: Path, ckpt: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    from trainer.main import main
+
+    assert main(["import-official", str(ckpt), "--out", str(tmp_path / "o"), "--hubert", str(tmp_path / "typo"),
+                 "--clip", str(tmp_path / "clip.pt")]) == 0
+    err = capfd.readouterr().err
+    assert f"hubert_dir {tmp_path / 'typo'} is not used: {ckpt} holds its own HuBERT weights" in err
+    assert f"clip_file {tmp_path / 'clip.pt'} is not used" in err
