@@ -197,6 +197,8 @@ class ModelConfig:
         sub = {"speech": SpeechConfig, "clip": ClipConfig, "cif": CifConfig, "branch": BranchConfig}
         resolved: dict[str, Any] = {}
         for key, value in overrides.items():
+            if key in sub and not isinstance(value, dict | sub[key]):
+                raise ConfigError(_not_a_section(key, value))
             if key in sub and isinstance(value, dict):
                 current = getattr(self, key)
                 _check_keys(value, sub[key], f"{key}")
@@ -270,7 +272,13 @@ def _check_types(d: dict[str, Any], cls: type, where: str) -> None:
             raise ConfigError(f"model config key {where}.{key}: {value!r} is not a valid {_type_name(hints[key])}")
 
 
+def _not_a_section(key: str, value: Any) -> str:
+    return f"model config key {key!r} must be an object of its fields ({{\"{key}\": {{...}}}}), not {value!r}"
+
+
 def _sub(d: dict[str, Any] | None, cls: type, where: str) -> Any:
+    if d is not None and not isinstance(d, dict):
+        raise ConfigError(_not_a_section(where, d))
     d = dict(d or {})
     _check_keys(d, cls, where)
     _check_types(d, cls, where)

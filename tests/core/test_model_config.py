@@ -122,6 +122,10 @@ def test_overrides_and_validation() -> None:
         cfg.replace(branch={"model_type": "parallel"}, retrieval="mean")
     with pytest.raises(ConfigError, match="exactly one of `arch`"):
         cfg.replace(clip={"arch": "ViT-B-32"})
+    with pytest.raises(ConfigError, match="model config key 'cif' must be an object of its fields"):
+        cfg.replace(cif=3)  # --model-overrides='{"cif": 3}'
+    with pytest.raises(ConfigError, match="model config key 'branch' must be an object of its fields"):
+        model_config_from_dict({**cfg.to_dict(), "branch": "hybrid"})
 
 
 def test_add_model_config_registers_a_file(tmp_path) -> None:
