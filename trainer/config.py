@@ -257,10 +257,19 @@ def _check_keys(keys: Sequence[str], where: str) -> None:
     valid = field_names()
     unknown = [k for k in keys if k not in valid]
     if unknown:
+        dotted = next((k for k in unknown if "." in k), None)  # --cif.threshold=2: a model setting
+        hint = "" if dotted is None else (
+            f"; a model setting goes in model_overrides, e.g. --model-overrides='{_nested_example(dotted)}'")
         raise ConfigError(
-            f"unknown training config key(s) {', '.join(map(repr, unknown))} in {where}; "
+            f"unknown training config key(s) {', '.join(map(repr, unknown))} in {where}{hint}; "
             f"valid keys: {', '.join(sorted(valid))}"
         )
+
+
+def _nested_example(dotted: str) -> str:
+    """`model_overrides.cif.threshold` -> `{"cif": {"threshold": ...}}`."""
+    parts = [p for p in dotted.split(".") if p and p != "model_overrides"] or ["..."]
+    return "".join(f'{{"{p}": ' for p in parts) + "..." + "}" * len(parts)
 
 
 def config_from_dict(d: dict[str, Any], where: str = "config") -> TrainConfig:

@@ -132,3 +132,9 @@ def test_unreadable_configs_and_bad_list_overrides_are_config_errors_naming_the_
         load_config(typo)
     with pytest.raises(ConfigError, match="'train_voices': '\\[a,' is not a valid list"):
         parse_overrides(["--train-voices=[a,"])
+
+
+@pytest.mark.parametrize("flag", ["--cif.threshold=2", "--model-overrides.cif.threshold=2"])
+def test_a_dotted_override_points_at_model_overrides(flag):
+    with pytest.raises(ConfigError, match=r"""--model-overrides='\{"cif": \{"threshold": \.\.\.\}\}'"""):
+        parse_overrides([flag])
