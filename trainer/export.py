@@ -485,15 +485,31 @@ def check_model_folder(src: Path) -> None:
         raise ModelNotFoundError(f"{src / WEIGHTS_FILE} is missing: the model folder {src} is incomplete")
 
 
+MODEL_FOLDER_FILES = ("config.json", "model.safetensors", "vocab.json", "model_card.json", "model_card.md",
+                      "STAGE_DONE")  # what save_model, write_card and scripts/stages.sh put in a model folder
+
+
 def check_out_folder(out: Path) -> None:
     """Refuse an --out that an export must not replace: a file, a non-empty folder that is not a model folder
-    (photos, a dataset), a training run folder (its config.json and checkpoints)."""
+    (photos, a dataset), a training run folder (its config.json and checkpoints), and a model folder that holds
+    anything an export does not write (replacing the folder whole would delete it)."""
     from core.factory import CONFIG_FILE, is_training_run_folder
 
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / CONFIG_FILE).is_file())):
         raise ConfigError(f"--out {out} exists and is not a model folder; choose a new or empty folder")
     if out.is_dir() and is_training_run_folder(out):
         raise ConfigError(f"--out {out} is a training run folder; choose a new or empty folder, or a model folder")
+    check_no_foreign_files(out)
+
+
+def check_no_foreign_files(out: Path) -> None:
+    """ConfigError naming what a model folder `out` holds besides MODEL_FOLDER_FILES (checkpoints/, notes): a
+    folder replaced whole must hold nothing else."""
+    extra = sorted(p.name for p in out.iterdir() if p.name not in MODEL_FOLDER_FILES) if out.is_dir() else []
+    if extra:
+        shown = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
+        raise ConfigError(f"--out {out} holds {shown}, which a model folder does not: replacing the folder would "
+                          "delete it; choose a new or empty folder, or move those out first")
 
 
 def _fresh_partial(out: Path) -> Path:

@@ -207,10 +207,16 @@ def test_export_of_a_model_over_another_model_folder_keeps_nothing_of_it(tmp_pat
     save_model(create_model(get_model_config("tiny-test")), src)  # no card
     save_model(create_model(get_model_config("tiny-test")), other)
     (other / "model_card.json").write_text(json.dumps({"name": "someone else", "metrics": {"test": {"r1": 0.9}}}))
-    (other / "notes.txt").write_text("stale")
+    (other / "notes.txt").write_text("mine")  # a file no export writes: refused, nothing deleted
+    (other / "checkpoints").mkdir()
+    assert main(["export", "--model", str(src), "--out", str(other)]) == 1
+    assert "holds checkpoints, notes.txt, which a model folder does not" in capfd.readouterr().err
+    assert (other / "notes.txt").read_text() == "mine" and (other / "checkpoints").is_dir()
+    (other / "notes.txt").unlink()
+    (other / "checkpoints").rmdir()
     assert main(["export", "--model", str(src), "--out", str(other)]) == 0
     card = json.loads((other / "model_card.json").read_text())
-    assert card["name"] == "tiny-test" and "metrics" not in card and not (other / "notes.txt").exists()
+    assert card["name"] == "tiny-test" and "metrics" not in card  # the old card is not kept
     assert (other / "model.safetensors").read_bytes() == (src / "model.safetensors").read_bytes()
     assert not list(tmp_path.glob("*.partial")) and not list(tmp_path.glob("*.old"))
     # a folder that is not a model folder is not replaced

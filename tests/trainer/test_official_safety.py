@@ -296,10 +296,14 @@ def test_cli_replaces_a_model_folder_only_with_force(tmp_path: Path, ckpt: Path,
     err = capfd.readouterr().err
     assert "already holds a model folder" in err and "--force" in err
     assert (out / "config.json").read_bytes() == first  # the earlier import is kept
-    (out / "notes.txt").write_text("stale")
+    (out / "notes.txt").write_text("mine")  # a file no import writes: --force would delete it, so it is refused
+    assert main(["import-official", str(ckpt), "--out", str(out), "--force"]) == 1
+    assert "holds notes.txt, which a model folder does not" in capfd.readouterr().err
+    assert (out / "notes.txt").read_text() == "mine" and (out / "config.json").read_bytes() == first
+    (out / "notes.txt").unlink()
     assert main(["import-official", str(ckpt), "--out", str(out), "--force"]) == 0
     assert "replaced the model folder" in capfd.readouterr().err
-    assert json.loads((out / "config.json").read_text())["model_cfg"]["name"] != "My hybrid" and not (out / "notes.txt").exists()
+    assert json.loads((out / "config.json").read_text())["model_cfg"]["name"] != "My hybrid"
     assert not list(tmp_path.glob("*.partial")) and not list(tmp_path.glob("*.old"))
     mine = tmp_path / "mine"
     mine.mkdir()

@@ -58,6 +58,9 @@ def _check_out(out: Path, force: bool) -> bool:
     if not force:
         raise ConfigError(f"--out {out} already holds a model folder; choose a new or empty folder, or pass --force "
                           "to replace it")
+    from trainer.export import check_no_foreign_files
+
+    check_no_foreign_files(out)  # --force replaces the folder whole
     return True
 
 
