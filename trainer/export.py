@@ -42,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="a training checkpoint file (.pt); repeat it to average several")
     src.add_argument("--model", type=Path, help="an exported model folder: change only its inference settings "
                      "(--retrieval*, --query-speeds), re-evaluate with --eval-data and rewrite its card")
-    parser.add_argument("--out", type=Path, required=True, help="model folder to write")
+    # absolute: `--out .` has no name to put `.partial` beside
+    parser.add_argument("--out", type=lambda s: Path(s).absolute(), required=True, help="model folder to write")
     parser.add_argument("--which", choices=["best", "last"], default="best", help="with --run: which checkpoint")
     parser.add_argument("--fp16", action="store_true", help="store the weights as float16 (half the size)")
     parser.add_argument("--eval-data", default="", help="dataset folder: evaluate and put the metrics in the card")

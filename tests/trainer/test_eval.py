@@ -239,3 +239,12 @@ def test_an_undecodable_image_fails_eval_before_the_speech_inference(tmp_path, m
     with pytest.raises(Exception, match="img1.png"):
         evaluate.evaluate_dataset(create_model(get_model_config("tiny-test")).eval(), ds)
     assert not ran
+
+
+def test_export_to_the_current_folder_by_dot(tmp_path, monkeypatch):
+    src, here = tmp_path / "model", tmp_path / "here"
+    save_model(create_model(get_model_config("tiny-test")), src)
+    here.mkdir()
+    monkeypatch.chdir(here)
+    assert main(["export", "--model", str(src), "--out", "."]) == 0  # `.` has no name to put `.partial` beside
+    assert (here / "model.safetensors").read_bytes() == (src / "model.safetensors").read_bytes()

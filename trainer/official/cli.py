@@ -30,7 +30,7 @@ INTERRUPTED = "interrupted; --out holds its previous contents or the complete im
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("ckpt", type=Path, help="the authors' .ckpt file (SpeechCLIP or SpeechCLIP+)")
-    parser.add_argument("--out", type=Path, required=True,
+    parser.add_argument("--out", type=lambda s: Path(s).absolute(), required=True,  # `--out .` has a name then
                         help="model folder to write: new or empty (a model folder there is replaced only with --force)")
     parser.add_argument("--force", action="store_true",
                         help="replace the model folder at --out (whole, once the import has succeeded)")
