@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from pathlib import Path
 
 from trainer.config import field_names, load_config
 
@@ -35,7 +36,15 @@ def run(args: argparse.Namespace) -> int:
     from trainer.train import run_training
 
     cfg = load_config(args.config, list(getattr(args, "_extra", [])))
-    result = run_training(cfg, resume=args.resume)
+    try:
+        result = run_training(cfg, resume=args.resume)
+    except KeyboardInterrupt:
+        from trainer.checkpoint import LAST, checkpoint_dir
+
+        if not (checkpoint_dir(Path(cfg.run_dir)) / LAST).is_file():  # what main's Ctrl-C message says
+            args._interrupted = ("interrupted before the first checkpoint: nothing to resume; the same command with "
+                                 "--resume latest (or --overwrite=true) starts the run over")
+        raise
     summary = {"run_dir": str(result.run_dir), "step": result.step, "epoch": result.epoch,
                "best_metric": result.best_metric, "seconds": round(result.seconds, 1)}
     logger.info("training finished: %s", json.dumps(summary))

@@ -59,3 +59,24 @@ def test_under_torchrun_only_rank_0_logs_info(monkeypatch, capfd, rank, info_sho
     assert main(["train", "--config", "c.json"]) == 0
     err = capfd.readouterr().err
     assert ("training 6 steps" in err) == info_shown and "a warning" in err
+
+
+@pytest.mark.parametrize("has_checkpoint", [False, True])
+def test_ctrl_c_in_train_says_whether_there_is_a_checkpoint_to_resume(monkeypatch, capfd, tmp_path, has_checkpoint):
+    import trainer.train
+
+    run_dir = tmp_path / "run"
+    if has_checkpoint:
+        (run_dir / "checkpoints").mkdir(parents=True)
+        (run_dir / "checkpoints" / "last.pt").write_bytes(b"x")
+
+    def interrupted(cfg, resume=""):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer.train, "run_training", interrupted)
+    assert main(["train", "--dataset", "synthetic", "--max-steps", "2", f"--run-dir={run_dir}"]) == 130
+    err = capfd.readouterr().err
+    if has_checkpoint:
+        assert "the last checkpoint is kept (resume with --resume latest)" in err
+    else:
+        assert "interrupted before the first checkpoint: nothing to resume" in err and "last checkpoint" not in err
