@@ -404,6 +404,7 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
         guard.load_state_dict(guards[dist.rank] if len(guards) == dist.world_size else None)
         logger.info("resumed from %s at step %d (epoch %d, batch %d)", resume_path, st.step, st.epoch,
                     st.batch_in_epoch)
+        log.resumed(st.step, str(resume_path))
 
     last_good = resume_path  # the checkpoint a diverged run can continue from: this run's own, or its start
     run_id = (ckpt or {}).get("run_id") or uuid.uuid4().hex  # which best.pt belongs to this run

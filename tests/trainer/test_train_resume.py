@@ -62,8 +62,11 @@ def test_killed_run_resumes_exactly(tmp_path):
         assert torch.equal(a["model"][k], b["model"][k]), k
     assert a["optimizer"]["state"].keys() == b["optimizer"]["state"].keys()
     # the logs hold training records and a validation record; the resolved config was saved with the run
-    kinds = [json.loads(line)["kind"] for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
-    assert "val" in kinds
+    records = [json.loads(line) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert "val" in [r["kind"] for r in records]
+    # where the resumed part starts: records after the marker redo the steps after 3
+    assert [(r["step"], r["from"]) for r in records if r["kind"] == "resume"] == [
+        (3, str(tmp_path / "b" / "checkpoints" / "last.pt"))]
     assert json.loads((tmp_path / "b" / "config.json").read_text())["max_steps"] == 6
 
 
@@ -253,3 +256,18 @@ def test_a_resume_with_other_model_settings_warns_and_records_the_runs_own(tmp_p
     own = {"branch": {"dropout": 0.2}}
     assert ckpt["config"]["model_overrides"] == own
     assert json.loads((tmp_path / "config.json").read_text())["model_overrides"] == own
+
+
+def test_tensorboard_of_a_resumed_run_has_each_step_once(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    torch.set_num_threads(1)
+    with pytest.raises(_Killed):  # killed after step 5's record, with the checkpoint of step 3 the last kept
+        run_training(_cfg(tmp_path, tensorboard=True, save_every_steps=3, log_every_steps=1), on_step=_kill_at(5))
+    run_training(_cfg(tmp_path, tensorboard=True, save_every_steps=3, log_every_steps=1), resume="latest")
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    tag = next(t for t in events.Tags()["scalars"] if t.startswith("train/"))
+    steps = [e.step for e in events.Scalars(tag)]
+    assert steps == sorted(set(steps)) and steps[-1] == 6  # steps 4-5 of the killed part are hidden, not doubled

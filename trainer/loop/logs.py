@@ -39,6 +39,21 @@ class RunLogger:
             for name, value in _flatten(values).items():
                 self._tb.add_scalar(f"{kind}/{name}", value, step)
 
+    def resumed(self, step: int, source: str) -> None:
+        """A run resumed from the checkpoint of `step`: log.jsonl gets a {"kind": "resume"} record (records above
+        it with a larger step are from the interrupted part, which the run now does again: read the later ones),
+        and TensorBoard hides the events logged after `step` (SummaryWriter's purge_step), so no curve doubles
+        back."""
+        if not self.enabled:
+            return
+        self.log("resume", step, {"from": source})
+        if self._tb is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            log_dir = self._tb.log_dir
+            self._tb.close()
+            self._tb = SummaryWriter(log_dir, purge_step=step + 1)
+
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
