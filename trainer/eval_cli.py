@@ -41,14 +41,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def evaluate_split(model: Any, data: str, split: str, *, dataset: str = "manifest", batch_size: int = 16,
-                   max_utterances: int = 0, show_progress: bool = False) -> dict[str, Any]:
-    """Metrics of a loaded model on one split of a dataset (see trainer.evaluate)."""
+                   max_utterances: int = 0, show_progress: bool = False, utts: list[Any] | None = None
+                   ) -> dict[str, Any]:
+    """Metrics of a loaded model on one split of a dataset (see trainer.evaluate); `utts`: the split's
+    utterances when already read (read_utterances; max_utterances is then not applied again)."""
     from trainer.evaluate import evaluate_dataset
     from trainer.loop.utterance_data import UtteranceDataset, read_utterances
 
-    utts = read_utterances(dataset, data, split)
-    if max_utterances:
-        utts = utts[:max_utterances]
+    if utts is None:
+        utts = read_utterances(dataset, data, split)
+        if max_utterances:
+            utts = utts[:max_utterances]
     progress = None
     if show_progress:
         from tqdm import tqdm
@@ -101,8 +104,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    from trainer.loop.utterance_data import read_utterances
+
+    utts = read_utterances(args.dataset, args.data, args.split)  # and its file check: before the (slow) model load
+    if args.max_utterances:
+        utts = utts[:args.max_utterances]
     model = load_eval_model(args.model, args.device, args.query_speeds)
     m = evaluate_split(model, args.data, args.split, dataset=args.dataset, batch_size=args.batch_size,
-                       max_utterances=args.max_utterances, show_progress=not args.json)
+                       show_progress=not args.json, utts=utts)
     print(json.dumps(m, indent=2) if args.json else _human(m))
     return 0

@@ -130,7 +130,8 @@ def test_export_model_mends_a_folder_with_a_bad_speed_list(tmp_path, capfd):
     meta = json.loads((src / "config.json").read_text())
     meta["model_cfg"]["query_speed_ensemble"] = [0.9, 1.1]  # edited by hand, wrongly
     (src / "config.json").write_text(json.dumps(meta))
-    assert main(["eval", "--model", str(src), "--data", str(tmp_path)]) == 1
+    _dataset(tmp_path / "data")
+    assert main(["eval", "--model", str(src), "--data", str(tmp_path / "data")]) == 1
     assert "query_speed_ensemble must include 1" in capfd.readouterr().err
     assert main(["export", "--model", str(src), "--out", str(src), "--query-speeds", "1"]) == 0
     from core.factory import load_model
@@ -248,3 +249,14 @@ def test_export_to_the_current_folder_by_dot(tmp_path, monkeypatch):
     monkeypatch.chdir(here)
     assert main(["export", "--model", str(src), "--out", "."]) == 0  # `.` has no name to put `.partial` beside
     assert (here / "model.safetensors").read_bytes() == (src / "model.safetensors").read_bytes()
+
+
+def test_eval_checks_the_data_before_it_loads_the_model(tmp_path, capfd, monkeypatch):
+    from trainer import eval_cli
+
+    _dataset(tmp_path / "data")
+    (tmp_path / "data" / "a" / "u3.wav").unlink()
+    loaded = []
+    monkeypatch.setattr(eval_cli, "load_eval_model", lambda *a, **k: loaded.append(1))
+    assert main(["eval", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "data")]) == 1
+    assert "u3.wav (missing)" in capfd.readouterr().err and not loaded  # a wrong --data fails fast
