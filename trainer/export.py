@@ -25,6 +25,7 @@ import torch
 
 from core.errors import CheckpointError, ConfigError, DatasetError
 from trainer.checkpoint import BEST, LAST, checkpoint_dir
+from trainer.model_folder_out import check_out_folder, fresh_partial, swap_in
 
 logger = logging.getLogger(__name__)
 
@@ -352,14 +353,14 @@ def export_checkpoint(ckpt_path: Path | list[Path], out: Path, *, fp16: bool = F
     if fp16:
         model = model.half()
     card = build_card(ckpt, paths[0], {}, extra)
-    partial = _fresh_partial(out)  # `out` is replaced only by a complete folder (an interrupted export leaves none)
+    partial = fresh_partial(out)  # `out` is replaced only by a complete folder (an interrupted export leaves none)
     try:
         save_model(model, partial)
         write_card(partial, card)  # a card even if the evaluation below fails
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    _swap_in(partial, out)
+    swap_in(partial, out)
     if eval_data:
         card["metrics"] = _evaluate_folder(out, eval_data, eval_splits, eval_dataset_of(ckpt, eval_dataset))
         write_card(out, card)
@@ -440,7 +441,7 @@ def retune_model_folder(src: Path, out: Path, *, eval_data: str = "", eval_split
             shutil.rmtree(target, ignore_errors=True)
         raise
     if copy:
-        _swap_in(target, out)
+        swap_in(target, out)
     card_file = out / "model_card.json"
     card: dict[str, Any] = json.loads(card_file.read_text()) if card_file.is_file() else {
         "name": cfg.name, "architecture": cfg.branch.model_type, "train_voices": [], "held_out_voices": [],
@@ -486,60 +487,13 @@ def check_model_folder(src: Path) -> None:
         raise ModelNotFoundError(f"{src / WEIGHTS_FILE} is missing: the model folder {src} is incomplete")
 
 
-MODEL_FOLDER_FILES = ("config.json", "model.safetensors", "vocab.json", "model_card.json", "model_card.md",
-                      "STAGE_DONE")  # what save_model, write_card and scripts/stages.sh put in a model folder
-
-
-def check_out_folder(out: Path) -> None:
-    """Refuse an --out that an export must not replace: a file, a non-empty folder that is not a model folder
-    (photos, a dataset), a training run folder (its config.json and checkpoints), and a model folder that holds
-    anything an export does not write (replacing the folder whole would delete it)."""
-    from core.factory import CONFIG_FILE, is_training_run_folder
-
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / CONFIG_FILE).is_file())):
-        raise ConfigError(f"--out {out} exists and is not a model folder; choose a new or empty folder")
-    if out.is_dir() and is_training_run_folder(out):
-        raise ConfigError(f"--out {out} is a training run folder; choose a new or empty folder, or a model folder")
-    check_no_foreign_files(out)
-
-
-def check_no_foreign_files(out: Path) -> None:
-    """ConfigError naming what a model folder `out` holds besides MODEL_FOLDER_FILES (checkpoints/, notes): a
-    folder replaced whole must hold nothing else."""
-    extra = sorted(p.name for p in out.iterdir() if p.name not in MODEL_FOLDER_FILES) if out.is_dir() else []
-    if extra:
-        shown = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
-        raise ConfigError(f"--out {out} holds {shown}, which a model folder does not: replacing the folder would "
-                          "delete it; choose a new or empty folder, or move those out first")
-
-
-def _fresh_partial(out: Path) -> Path:
-    """`out`.partial, emptied (what an interrupted export left there goes)."""
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    return partial
-
-
 def _copy_beside(src: Path, out: Path) -> Path:
     """A full copy of the model folder `src` in `out`.partial (so `out` is replaced only by a complete folder);
     an `out` that check_out_folder refuses is refused before anything is copied."""
     check_out_folder(out)
-    partial = _fresh_partial(out)
+    partial = fresh_partial(out)
     shutil.copytree(src, partial)
     return partial
-
-
-def _swap_in(partial: Path, out: Path) -> None:
-    """`out` becomes the complete folder `partial` (an older model folder there is replaced whole, so none of
-    its files, such as its card, survive)."""
-    if out.exists():
-        old = out.with_name(out.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-        partial.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        partial.rename(out)
 
 
 def write_card(out: Path, card: dict[str, Any]) -> None:

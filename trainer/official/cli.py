@@ -21,6 +21,7 @@ import numpy as np
 
 from core.errors import ConfigError
 from core.official.importer import import_official
+from trainer.model_folder_out import check_out_folder, fresh_partial, swap_in
 
 logger = logging.getLogger(__name__)
 
@@ -49,26 +50,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_out(out: Path, force: bool) -> bool:
-    """Whether `out` holds a model folder to replace; ConfigError for one without --force, and for a non-empty
-    folder that is not a model folder."""
+    """Whether `out` holds a model folder to replace; ConfigError for one without --force, and for anything
+    else that must not be replaced (check_out_folder)."""
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         return False
-    if not out.is_dir() or not (out / "config.json").is_file():
-        raise ConfigError(f"--out {out} exists and is not a model folder; choose a new or empty folder")
+    check_out_folder(out)
     if not force:
         raise ConfigError(f"--out {out} already holds a model folder; choose a new or empty folder, or pass --force "
                           "to replace it")
-    from trainer.export import check_no_foreign_files
-
-    check_no_foreign_files(out)  # --force replaces the folder whole
     return True
 
 
 def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     replace = _check_out(args.out, args.force)
-    target = args.out.with_name(args.out.name + ".partial")  # --out gets only a complete folder
-    shutil.rmtree(target, ignore_errors=True)  # what an interrupted import left
+    target = fresh_partial(args.out)  # --out gets only a complete folder; what an interrupted import left goes
     try:
         import_official(args.ckpt, target, vocab_file=args.vocab, retrieval=args.retrieval, name=args.name,
                         hubert_dir=args.hubert, clip_file=args.clip)
@@ -76,16 +72,8 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(target, ignore_errors=True)
         raise
     out = args.out
-    if not replace:
-        if out.is_dir():  # an empty folder
-            out.rmdir()
-        target.rename(out)
-    else:  # the old folder goes only once the new one is complete
-        old = out.with_name(out.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-        target.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
+    swap_in(target, out)  # an old folder (or an empty one) goes only once the new one is complete
+    if replace:
         logger.warning("--force: replaced the model folder %s", out)
     print(f"imported {args.ckpt} -> {out} in {time.perf_counter() - t0:.1f} s")
     if args.check:
