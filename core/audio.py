@@ -118,7 +118,8 @@ class StreamResampler:
         self._h = _sharp_lowpass(self.up, self.down) if sr_in != sr_out else np.ones(1)
         self._context = len(self._h) // (2 * self.up) + 2 * self.down  # input samples one output depends on
         self._chunks: list[np.ndarray] = []
-        self._x = np.zeros(0, np.float32)  # the input so far (joined lazily)
+        self._x = np.zeros(0, np.float32)  # the input from sample `_offset` on (what later outputs still read)
+        self._offset = 0  # a multiple of `down`
         self._done: list[np.ndarray] = []  # outputs that no later input changes
         self._n_done = 0
 
@@ -129,20 +130,31 @@ class StreamResampler:
         if self._chunks:
             self._x = np.concatenate([self._x, *self._chunks])
             self._chunks = []
-        x, up, down = self._x, self.up, self.down
-        if self.sr_in == self.sr_out or x.size == 0:
-            return x.copy()
+        up, down = self.up, self.down
+        if self.sr_in == self.sr_out:
+            return self._x.copy()
+        n_in = self._offset + self._x.size
+        if n_in == 0:
+            return np.zeros(0, np.float32)
         from scipy.signal import resample_poly
 
-        n_out = -(-x.size * up // down)  # resample_poly's length: ceil(n * up / down)
-        settled = n_out if final else max(0, (x.size - self._context) * up // down)
-        k = max(0, (self._n_done * down // up - self._context) // down)  # start at input k*down: output k*up
-        y = resample_poly(x[k * down:].astype(np.float64), up, down, window=self._h).astype(np.float32)
-        lo = self._n_done - k * up
+        n_out = -(-n_in * up // down)  # resample_poly's length: ceil(n * up / down)
+        settled = n_out if final else max(0, (n_in - self._context) * up // down)
+        k = self._start_block()  # start at input k*down: its output index is k*up, exactly
+        x = self._x[k * down - self._offset:]
+        y = resample_poly(x.astype(np.float64), up, down, window=self._h).astype(np.float32)
         if settled > self._n_done:
-            self._done.append(y[lo:settled - k * up])
+            self._done.append(y[self._n_done - k * up:settled - k * up])
             self._n_done = settled
-        return np.concatenate([*self._done, y[self._n_done - k * up:]])
+        tail = y[self._n_done - k * up:]
+        next_k = self._start_block()  # what the next call reads from: the input before it is dropped
+        self._x = self._x[next_k * down - self._offset:]
+        self._offset = next_k * down
+        return np.concatenate([*self._done, tail])
+
+    def _start_block(self) -> int:
+        """The first input block (of `down` samples) that the unsettled outputs depend on."""
+        return max(0, (self._n_done * self.down // self.up - self._context) // self.down)
 
 
 def load_audio(source: str | Path | np.ndarray, sr: int | None = None, *, max_s: float = MAX_AUDIO_S) -> np.ndarray:
