@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.errors import ImageDecodeError, ImageReadError
+from core.library.raw import RawPhoto, is_raw, open_raw, raw_available
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,14 @@ def exif_taken_at(img: Image.Image) -> float | None:
     except Exception:
         sub = {}
     return _parse_exif_date(sub.get(_DATETIME_ORIGINAL)) or _parse_exif_date(exif.get(_DATETIME))
+
+
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation tag (1 = upright); 1 when the EXIF is missing or malformed."""
+    try:
+        return int(img.getexif().get(0x0112, 1))
+    except Exception:  # malformed EXIF must not fail the photo
+        return 1
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -188,9 +197,12 @@ def decode_image(
     """Decode `path` to a (size, size, 3) uint8 RGB crop for the encoder, and a thumbnail when asked.
 
     With `draft` a JPEG is decoded at the smallest DCT scale whose shortest side is still >= max(size,
-    THUMB_SIZE). GIF and animated WebP give their first frame. Raises ImageDecodeError with the reason.
+    THUMB_SIZE). GIF and animated WebP give their first frame; a camera raw file its embedded preview (see
+    core/library/raw.py). Raises ImageDecodeError with the reason.
     """
     path = str(path)
+    if is_raw(path):
+        return _decode_raw(path, size, thumbnail, max_pixels)
     if path.lower().endswith((".heic", ".heif", ".hif")):
         register_heif()
     img = _open(path, max_pixels)
@@ -201,7 +213,7 @@ def decode_image(
             except EOFError:
                 pass
             taken_at = exif_taken_at(img)
-            orientation = img.getexif().get(0x0112, 1) if hasattr(img, "getexif") else 1
+            orientation = _orientation(img)
             width, height = img.size
             if orientation in (5, 6, 7, 8):
                 width, height = height, width
@@ -229,12 +241,41 @@ def decode_image(
     return DecodedImage(pixels, width, height, taken_at, thumb)
 
 
+def _raw_photo(path: str, min_side: int, max_pixels: int) -> RawPhoto:
+    if not raw_available():
+        raise ImageDecodeError(f"{path}: a camera raw file; install rawpy (the 'raw' extra) to read it")
+    return open_raw(path, min_side, max_pixels)
+
+
+def _decode_raw(path: str, size: int, thumbnail: bool, max_pixels: int) -> DecodedImage:
+    photo = _raw_photo(path, max(size, THUMB_SIZE if thumbnail else size), max_pixels)
+    try:
+        thumb = make_thumbnail(photo.image) if thumbnail else None
+        pixels = np.asarray(resize_center_crop(photo.image, size), dtype=np.uint8)
+    except MemoryError as exc:
+        raise ImageDecodeError(f"{path}: too large to decode (out of memory)") from exc
+    return DecodedImage(pixels, photo.width, photo.height, photo.taken_at, thumb)
+
+
 def load_rgb(path: str | Path, max_side: int | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Open a photo as an oriented RGB PIL image (drafted to `max_side` when given), e.g. for a preview."""
+    """Open a photo as an oriented RGB PIL image (drafted to `max_side` when given), e.g. for a thumbnail."""
+    return load_rgb_sized(path, max_side, max_pixels)[0]
+
+
+def load_rgb_sized(path: str | Path, max_side: int | None = None,
+                   max_pixels: int = MAX_PIXELS) -> tuple[Image.Image, tuple[int, int]]:
+    """`load_rgb`, with the photo's full (width, height) as shown, EXIF rotation applied: for a preview."""
     path = str(path)
+    if is_raw(path):  # the camera's preview when it is at least half of `max_side` (a 1620x1080 one for 1600)
+        photo = _raw_photo(path, max_side // 2 if max_side else 1 << 30, max_pixels)
+        rgb = photo.image
+        if max_side:
+            rgb.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
+        return rgb, (photo.width, photo.height)
     register_heif() if path.lower().endswith((".heic", ".heif", ".hif")) else None
     img = _open(path, max_pixels)
     try:
+        full = img.size[::-1] if _orientation(img) in (5, 6, 7, 8) else img.size
         if max_side and img.format == "JPEG":
             img.draft("RGB", (max_side, max_side))
         img.load()
@@ -242,9 +283,8 @@ def load_rgb(path: str | Path, max_side: int | None = None, max_pixels: int = MA
         rgb = to_rgb(img)
         if max_side:
             rgb.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
-        return rgb
+        return rgb, full
     except MemoryError as exc:
         raise ImageDecodeError(f"{path}: too large to decode (out of memory)") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageDecodeError(f"{path}: corrupt or unreadable image: {exc}") from exc
-

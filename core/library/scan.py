@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import Cancelled
+from core.library.raw import RAW_EXTENSIONS, raw_available
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +35,10 @@ def heif_available() -> bool:
 
 
 def image_extensions() -> frozenset[str]:
-    """The lower-case file extensions that are scanned (HEIC/HEIF only with pillow-heif)."""
-    return BASE_EXTENSIONS | HEIF_EXTENSIONS if heif_available() else BASE_EXTENSIONS
+    """The lower-case file extensions that are scanned (HEIC/HEIF only with pillow-heif, camera raw files
+    only with rawpy)."""
+    exts = BASE_EXTENSIONS | HEIF_EXTENSIONS if heif_available() else BASE_EXTENSIONS
+    return exts | RAW_EXTENSIONS if raw_available() else exts
 
 
 @dataclass(frozen=True)
