@@ -16,6 +16,9 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QSizePolicy, QVB
 from app.models import hit_date
 from app.workers import Worker
 from core.errors import ImageDecodeError, ImageReadError
+from core.library.decode import load_rgb_sized
+from core.library.raw import is_raw
+from core.library.scan import HEIF_EXTENSIONS
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +35,11 @@ def human_size(n: int) -> str:
 
 def load_preview(path: str, max_side: int = PREVIEW_MAX) -> tuple[QImage, QSize]:
     """Decode `path` scaled down to `max_side` (QImageReader scales during decode: fast for JPEG), turned by
-    its EXIF orientation. Returns (image, full size as displayed). Raises ImageReadError (missing, unreadable)
-    or ImageDecodeError (not an image it can decode)."""
+    its EXIF orientation. Returns (image, full size as displayed). Formats Qt has no reader for (HEIC, camera
+    raw) and files Qt cannot decode go through the indexer's decoder (core), which read them for the grid.
+    Raises ImageReadError (missing, unreadable) or ImageDecodeError (not an image it can decode)."""
+    if is_raw(path) or Path(path).suffix.lower() in HEIF_EXTENSIONS:  # Qt would read a raw's tiny TIFF thumbnail
+        return _core_preview(path, max_side)
     reader = QImageReader(path)
     reader.setAutoTransform(True)  # EXIF orientation
     full = reader.size()
@@ -46,10 +52,21 @@ def load_preview(path: str, max_side: int = PREVIEW_MAX) -> tuple[QImage, QSize]
             raise ImageReadError(f"{path}: the file is missing (moved or deleted)")
         if reader.error() == QImageReader.ImageReaderError.DeviceError:
             raise ImageReadError(f"cannot read {path}: {reader.errorString()}")
-        raise ImageDecodeError(f"cannot decode {path}: {reader.errorString()}")
+        qt_error = reader.errorString()
+        try:
+            return _core_preview(path, max_side)
+        except ImageDecodeError:
+            raise ImageDecodeError(f"cannot decode {path}: {qt_error}") from None
     if turned and full.isValid():  # the size as shown (EXIF rotation applied), not as stored
         full = full.transposed()
     return img, full
+
+
+def _core_preview(path: str, max_side: int) -> tuple[QImage, QSize]:
+    rgb, (width, height) = load_rgb_sized(path, max_side)
+    data = rgb.tobytes()
+    img = QImage(data, rgb.width, rgb.height, 3 * rgb.width, QImage.Format.Format_RGB888).copy()  # owns its pixels
+    return img, QSize(width, height)
 
 
 class ElidedLabel(QLabel):

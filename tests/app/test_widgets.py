@@ -323,3 +323,33 @@ def test_a_photo_that_cannot_be_previewed_logs_one_line_not_a_traceback(qtbot, t
         assert words in pane.image.text() and name in pane.image.text()
         records = [r for r in caplog.records if name in r.getMessage()]
         assert len(records) == 1 and records[0].exc_info is None, [r.getMessage() for r in caplog.records]
+
+
+def test_heic_and_camera_raw_photos_are_previewed_through_the_core_decoder(qtbot, tmp_path):
+    """Qt has no HEIC reader on Linux and reads a raw file's TIFF thumbnail: both go through core, as the grid."""
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    from app.widgets.preview import load_preview
+    from core.library.decode import register_heif
+
+    pytest.importorskip("pillow_heif")
+    pytest.importorskip("rawpy")
+    sys.path.insert(0, str(Path(__file__).parents[1] / "core"))
+    from dngfakes import bayer_of, write_dng
+
+    register_heif()
+    Image.new("RGB", (90, 60), (30, 160, 30)).save(tmp_path / "phone.heic")
+    shown = [("phone.heic", 1600, (90, 60), (90, 60))]
+    write_dng(tmp_path / "camera.dng", bayer_of(np.full((64, 96, 3), (30, 160, 30), np.uint8)),
+              preview=Image.new("RGB", (72, 48), (30, 160, 30)), orientation=6)
+    shown.append(("camera.dng", 90, (48, 72), (64, 96)))  # the preview turned upright; the sensor's size as shown
+    shown.append(("camera.dng", 1600, (32, 48), (64, 96)))  # a preview < half the pane: the sensor, half size
+    for name, max_side, size, full_size in shown:
+        img, full = load_preview(str(tmp_path / name), max_side)
+        assert (img.width(), img.height()) == size and (full.width(), full.height()) == full_size, name
+        r, g, b, _ = img.pixelColor(img.width() // 2, img.height() // 2).getRgb()
+        assert g > 120 and r < 90 and b < 90, (name, r, g, b)  # the photo's pixels, not a blank
