@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import logging
 import os
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.errors import ImageDecodeError, ImageReadError
+from core.library.exif import exif_orientation, exif_taken_at
 from core.library.raw import RawPhoto, is_raw, open_raw, raw_available
 
 logger = logging.getLogger(__name__)
@@ -28,9 +28,6 @@ logger = logging.getLogger(__name__)
 MAX_PIXELS = 150_000_000  # 150 MP: above any camera sensor we index; below PIL's own bomb error (179 MP)
 THUMB_SIZE = 256  # longest side of a grid thumbnail, in pixels
 THUMB_QUALITY = 85
-_EXIF_IFD = 0x8769
-_DATETIME_ORIGINAL = 0x9003
-_DATETIME = 0x0132
 
 _heif_registered = False
 
@@ -61,39 +58,6 @@ class DecodedImage:
     height: int
     taken_at: float | None
     thumb: bytes | None = None
-
-
-def _parse_exif_date(value: object) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        dt = _dt.datetime.strptime(value.strip().rstrip("\x00")[:19], "%Y:%m:%d %H:%M:%S")
-    except ValueError:
-        return None
-    return dt.replace(tzinfo=_dt.UTC).timestamp()  # camera local time, kept as-is (no zone in EXIF 2.2)
-
-
-def exif_taken_at(img: Image.Image) -> float | None:
-    """EXIF DateTimeOriginal (else DateTime) as POSIX seconds, reading the camera's wall clock as UTC."""
-    try:
-        exif = img.getexif()
-    except Exception:  # malformed EXIF must not fail the photo
-        return None
-    if not exif:
-        return None
-    try:
-        sub = exif.get_ifd(_EXIF_IFD)
-    except Exception:
-        sub = {}
-    return _parse_exif_date(sub.get(_DATETIME_ORIGINAL)) or _parse_exif_date(exif.get(_DATETIME))
-
-
-def _orientation(img: Image.Image) -> int:
-    """The EXIF orientation tag (1 = upright); 1 when the EXIF is missing or malformed."""
-    try:
-        return int(img.getexif().get(0x0112, 1))
-    except Exception:  # malformed EXIF must not fail the photo
-        return 1
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -213,7 +177,7 @@ def decode_image(
             except EOFError:
                 pass
             taken_at = exif_taken_at(img)
-            orientation = _orientation(img)
+            orientation = exif_orientation(img)
             width, height = img.size
             if orientation in (5, 6, 7, 8):
                 width, height = height, width
@@ -275,7 +239,7 @@ def load_rgb_sized(path: str | Path, max_side: int | None = None,
     register_heif() if path.lower().endswith((".heic", ".heif", ".hif")) else None
     img = _open(path, max_pixels)
     try:
-        full = img.size[::-1] if _orientation(img) in (5, 6, 7, 8) else img.size
+        full = img.size[::-1] if exif_orientation(img) in (5, 6, 7, 8) else img.size
         if max_side and img.format == "JPEG":
             img.draft("RGB", (max_side, max_side))
         img.load()

@@ -11,11 +11,13 @@ import datetime as _dt
 import io
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 
 from PIL import Image, ImageOps
 
 from core.errors import ImageDecodeError, ImageReadError
+from core.library.exif import exif_orientation, exif_taken_at
 
 logger = logging.getLogger(__name__)
 
@@ -53,30 +55,48 @@ class RawPhoto:
     source: str  # "preview" (the camera's embedded JPEG or bitmap) or "sensor" (demosaiced)
 
 
-def _taken_at(raw) -> float | None:
+def _header_taken_at(path: str) -> float | None:
+    """The capture time in the file's TIFF header (CR2, NEF, ARW, DNG, PEF, ORF... are TIFF inside), read by
+    Pillow without touching the picture. LibRaw's own time (`raw.other`) would unpack the whole sensor data."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's complaints about a camera's private tags
+            with Image.open(path) as img:
+                return exif_taken_at(img)
+    except Exception:  # not TIFF-based (CR3, RAF, RW2) or a header Pillow cannot parse: no time from here
+        return None
+
+
+def _libraw_taken_at(raw) -> float | None:
+    """LibRaw's capture time: free once the sensor data is unpacked. rawpy gives the wall clock, naive."""
     stamp = raw.other.timestamp
     if not isinstance(stamp, _dt.datetime) or stamp.year <= 1970:  # LibRaw's 0 = no time recorded
         return None
     return stamp.replace(tzinfo=_dt.UTC).timestamp()
 
 
-def _preview(raw, flip: int) -> Image.Image | None:
-    """The embedded preview as an upright RGB image, or None when the file has none LibRaw can give."""
+def _preview(raw, flip: int, min_side: int) -> tuple[Image.Image, float | None] | None:
+    """The embedded preview as an upright RGB image with the capture time in its EXIF (or None), or None when
+    the file has no preview LibRaw can give. A JPEG is decoded at the smallest DCT scale that keeps its shorter
+    side >= `min_side` (a full-size 24 MP preview at 1/8)."""
     import rawpy
 
     try:
         thumb = raw.extract_thumb()
     except (rawpy.LibRawNoThumbnailError, rawpy.LibRawUnsupportedThumbnailError):
         return None
+    taken_at = None
     if thumb.format == rawpy.ThumbFormat.JPEG:
         img = Image.open(io.BytesIO(thumb.data))
+        taken_at = exif_taken_at(img)
+        img.draft("RGB", (min_side, min_side))
         img.load()
-        if img.getexif().get(0x0112, 1) != 1:  # the JPEG says how to turn itself
-            return ImageOps.exif_transpose(img).convert("RGB")
+        if exif_orientation(img) != 1:  # the JPEG says how to turn itself
+            return ImageOps.exif_transpose(img).convert("RGB"), taken_at
     else:
-        img = Image.fromarray(thumb.data).convert("RGB")
+        img = Image.fromarray(thumb.data)
     turn = _FLIP_TO_TRANSPOSE.get(flip)
-    return (img.transpose(turn) if turn is not None else img).convert("RGB")
+    return (img.transpose(turn) if turn is not None else img).convert("RGB"), taken_at
 
 
 def open_raw(path: str, min_side: int, max_pixels: int) -> RawPhoto:
@@ -101,12 +121,15 @@ def open_raw(path: str, min_side: int, max_pixels: int) -> RawPhoto:
             if width <= 0 or height <= 0 or width * height > max_pixels:
                 raise ImageDecodeError(f"{path}: the raw picture is {width}x{height} pixels; the limit is "
                                        f"{max_pixels / 1e6:.0f} MP")
-            taken_at = _taken_at(raw)
-            image = _preview(raw, sizes.flip)
-            source = "preview"
-            if image is None or min(image.size) < min_side:
+            taken_at = _header_taken_at(path)
+            preview = _preview(raw, sizes.flip, min_side)
+            if preview is not None and min(preview[0].size) >= min_side:
+                image, source = preview[0], "preview"
+                taken_at = taken_at if taken_at is not None else preview[1]
+            else:
                 image = Image.fromarray(raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8))
                 source = "sensor"
+                taken_at = taken_at if taken_at is not None else _libraw_taken_at(raw)
     except rawpy.LibRawFileUnsupportedError as exc:
         raise ImageDecodeError(f"{path}: not a camera raw file LibRaw {libraw_version()} reads") from exc
     except rawpy.LibRawTooBigError as exc:

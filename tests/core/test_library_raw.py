@@ -16,6 +16,7 @@ from core.library import Library, ThumbnailCache, index_library  # noqa: E402
 from core.library import decode as decode_mod  # noqa: E402
 from core.library import scan as scan_mod  # noqa: E402
 from core.library.decode import decode_image, load_rgb_sized  # noqa: E402
+from core.library.exif import parse_exif_date  # noqa: E402
 
 GREEN, RED, BLUE = (20, 200, 20), (220, 20, 20), (20, 20, 220)
 
@@ -69,7 +70,7 @@ def test_the_camera_orientation_turns_the_preview_and_the_size(tmp_path, orienta
 
 def test_the_capture_time_is_read_as_exif_dates_are(tmp_path):
     path = write_dng(tmp_path / "t.dng", _sensor(), preview=_top_bottom_preview(), taken="2021:07:04 12:30:00")
-    assert decode_image(path, 32).taken_at == decode_mod._parse_exif_date("2021:07:04 12:30:00")
+    assert decode_image(path, 32).taken_at == parse_exif_date("2021:07:04 12:30:00")
     assert decode_image(write_dng(tmp_path / "u.dng", _sensor()), 32).taken_at is None
 
 
@@ -133,6 +134,6 @@ def test_a_folder_with_raw_photos_is_indexed_with_thumbnails(tmp_path):
                 break
         assert report.added == 2 and [p.rsplit("/", 1)[1] for p, _ in report.skipped] == ["broken.cr2"]
         row = lib.row_by_path(str(photos / "a.dng"))
-        assert row.taken_at == decode_mod._parse_exif_date("2020:01:02 03:04:05") and thumbs.has(row.content_hash)
+        assert row.taken_at == parse_exif_date("2020:01:02 03:04:05") and thumbs.has(row.content_hash)
     finally:
         lib.close()
