@@ -25,6 +25,7 @@ RAW_EXTENSIONS = frozenset({
     ".3fr", ".arw", ".cr2", ".cr3", ".crw", ".dcr", ".dng", ".erf", ".iiq", ".kdc", ".mef", ".mos", ".mrw",
     ".nef", ".nrw", ".orf", ".pef", ".raf", ".rw2", ".rwl", ".sr2", ".srf", ".srw", ".x3f",
 })  # ".raw" left out: too many non-photo files share it
+_NO_TIME = 2 * 86400.0  # LibRaw's time 0 (none recorded), as a wall clock in any time zone: 1970-01-01 +- 1 day
 _FLIP_TO_TRANSPOSE = {  # LibRaw's sizes.flip: 3 = 180 degrees, 5 = 90 counter-clockwise, 6 = 90 clockwise
     3: Image.Transpose.ROTATE_180, 5: Image.Transpose.ROTATE_90, 6: Image.Transpose.ROTATE_270,
 }
@@ -70,9 +71,10 @@ def _header_taken_at(path: str) -> float | None:
 def _libraw_taken_at(raw) -> float | None:
     """LibRaw's capture time: free once the sensor data is unpacked. rawpy gives the wall clock, naive."""
     stamp = raw.other.timestamp
-    if not isinstance(stamp, _dt.datetime) or stamp.year <= 1970:  # LibRaw's 0 = no time recorded
+    if not isinstance(stamp, _dt.datetime):
         return None
-    return stamp.replace(tzinfo=_dt.UTC).timestamp()
+    taken_at = stamp.replace(tzinfo=_dt.UTC).timestamp()
+    return taken_at if taken_at > _NO_TIME else None
 
 
 def _preview(raw, flip: int, min_side: int) -> tuple[Image.Image, float | None] | None:
@@ -86,9 +88,10 @@ def _preview(raw, flip: int, min_side: int) -> tuple[Image.Image, float | None] 
     except (rawpy.LibRawNoThumbnailError, rawpy.LibRawUnsupportedThumbnailError):
         return None
     taken_at = None
-    if thumb.format == rawpy.ThumbFormat.JPEG:
+    if thumb.format == rawpy.ThumbFormat.JPEG:  # LibRaw puts its own EXIF header on it, with the file's time
         img = Image.open(io.BytesIO(thumb.data))
         taken_at = exif_taken_at(img)
+        taken_at = taken_at if taken_at is not None and taken_at > _NO_TIME else None
         img.draft("RGB", (min_side, min_side))
         img.load()
         if exif_orientation(img) != 1:  # the JPEG says how to turn itself

@@ -74,6 +74,19 @@ def test_the_capture_time_is_read_as_exif_dates_are(tmp_path):
     assert decode_image(write_dng(tmp_path / "u.dng", _sensor()), 32).taken_at is None
 
 
+def test_without_a_time_in_the_header_the_preview_or_libraw_gives_it(tmp_path, monkeypatch):
+    from core.library import raw as raw_mod
+
+    monkeypatch.setattr(raw_mod, "_header_taken_at", lambda path: None)  # as for a CR3 or RAF: not TIFF inside
+    when = parse_exif_date("2018:01:02 03:04:05")
+    with_preview = write_dng(tmp_path / "p.dng", _sensor(), preview=_top_bottom_preview(), taken="2018:01:02 03:04:05")
+    assert decode_image(with_preview, 32).taken_at == when  # the EXIF LibRaw writes into the preview JPEG
+    no_preview = write_dng(tmp_path / "s.dng", _sensor(), taken="2018:01:02 03:04:05")
+    assert decode_image(no_preview, 32).taken_at == when  # LibRaw's own, once the sensor data is unpacked
+    untimed = write_dng(tmp_path / "u.dng", _sensor(), preview=_top_bottom_preview())
+    assert decode_image(untimed, 32).taken_at is None  # LibRaw's "1970:01:01" in the preview means none
+
+
 def test_damaged_and_fake_raw_files_are_clear_errors(tmp_path):
     good = write_dng(tmp_path / "good.dng", _sensor(), preview=_top_bottom_preview()).read_bytes()
     (tmp_path / "cut.dng").write_bytes(good[:300])
