@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -380,46 +385,81 @@ def test_options_refuse_a_bad_speed_range(field: str, tmp_path: Path) -> None:
         opts.validate()
 
 
-def _pid(alive: bool) -> tuple[int, object]:
-    """A process id that is running (a sleep, to end later) or that has ended."""
-    import subprocess
+REPO = Path(__file__).resolve().parents[2]
+HOLD_LOCK = """
+import sys
+from core.file_lock import FileLock
+FileLock(sys.argv[1], "a test").acquire()
+print("locked", flush=True)
+sys.stdin.read()
+"""
 
-    proc = subprocess.Popen(["sleep", "60"] if alive else ["true"])
-    if not alive:
-        proc.wait()
-    return proc.pid, proc
+
+@contextmanager
+def locked_by_another_process(lock: Path) -> Iterator[int]:
+    """A second process holding the lock file `lock`, as a synth run writing its folder does; yields its PID."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(lock)], cwd=REPO, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        assert proc.stdout.readline().strip() == "locked"
+        yield proc.pid
+    finally:
+        proc.stdin.close()  # it ends, and the kernel drops its lock
+        proc.wait(timeout=60)
 
 
 def test_a_second_run_into_the_same_out_is_refused_while_the_first_writes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import socket
-
     out, partial = tmp_path / "o", tmp_path / "o.partial"
     (partial / "audio").mkdir(parents=True)
     (partial / "audio" / "00000_0.wav").write_bytes(b"being written")
-    pid, proc = _pid(alive=True)
-    try:
-        (partial / ".lock").write_text(f"{pid} {socket.gethostname()}\n")
+    with locked_by_another_process(partial / ".lock") as pid:
         assert _run(out) == 1
         assert _run(out, "--force") == 1
         err = capsys.readouterr().err
-        assert f"another synth run (pid {pid}) is writing {partial}" in err and "Traceback" not in err
+        assert f"another synth run (pid {pid}) is writing {partial}" in err and "choose another --out" in err
+        assert "Traceback" not in err
         assert (partial / "audio" / "00000_0.wav").read_bytes() == b"being written"  # the first run's files stay
         assert not out.exists()
-    finally:
-        proc.kill()  # type: ignore[attr-defined]
-        proc.wait()  # type: ignore[attr-defined]
+    assert _run(out) == 0  # its process ended: the lock went with it
+
+
+def test_a_live_pid_in_an_unlocked_lock_file_is_not_a_run(tmp_path: Path) -> None:
+    out, partial = tmp_path / "o", tmp_path / "o.partial"
+    partial.mkdir()
+    (partial / ".lock").write_text(f"{os.getppid()} host\n")  # a live process (a reused PID), holding no lock
+    assert _run(out) == 0 and not partial.exists()
+
+
+def test_a_run_holds_its_lock_until_it_publishes(tmp_path: Path) -> None:
+    from trainer.synth.generate import SynthOptions, claim_partial, generate, release_partial
+    from trainer.synth.voices import SynthError
+
+    out = tmp_path / "o"
+    refused: list[str] = []
+
+    def second_run(done: int, total: int) -> None:
+        with pytest.raises(SynthError, match="another synth run") as exc:
+            claim_partial(out)  # another open of the lock file conflicts, even in one process
+        refused.append(str(exc.value))
+
+    generate(SynthOptions(out=out, images=1, voices=[V1], captions_per_image=1), on_progress=second_run)
+    assert len(refused) == 1 and f"another synth run (pid {os.getpid()})" in refused[0]
+    assert not (out / ".lock").exists() and not out.with_name("o.partial").exists()
+    tmp = claim_partial(out)  # released
+    assert sorted(p.name for p in tmp.iterdir()) == [".lock"]
+    release_partial(tmp)
 
 
 def test_the_lock_of_a_run_that_is_gone_is_ignored(tmp_path: Path) -> None:
-    import socket
-
     out, partial = tmp_path / "o", tmp_path / "o.partial"
     (partial / "images").mkdir(parents=True)
     (partial / "images" / "00007.png").write_bytes(b"left over")
-    pid, _ = _pid(alive=False)
-    (partial / ".lock").write_text(f"{pid} {socket.gethostname()}\n")
+    with locked_by_another_process(partial / ".lock") as pid:
+        pass  # it ended without letting go, as a killed run does: its PID stays in the file, its lock does not
+    assert (partial / ".lock").read_text() == f"{pid}\n"
     assert _run(out) == 0
     assert not partial.exists() and not (out / ".lock").exists() and not (out / "images" / "00007.png").exists()
     assert sorted(p.name for p in out.iterdir()) == ["audio", "images", "info.json", "manifest.jsonl", "vocab.json",

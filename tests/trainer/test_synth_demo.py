@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.trainer.test_synth import V1
+from tests.trainer.test_synth import V1, locked_by_another_process
 from trainer.main import main
 from trainer.synth import demo as demo_mod
 from trainer.synth.voices import SynthError
@@ -63,15 +63,11 @@ def test_force_replaces_a_previous_demo_export_only(tmp_path: Path, capsys: pyte
 def test_a_demo_export_into_a_folder_another_run_writes_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import os
-    import socket
-
     out, partial = tmp_path / "demo", tmp_path / "demo.partial"
     (partial / "photos").mkdir(parents=True)
-    (partial / ".lock").write_text(f"{os.getppid()} {socket.gethostname()}\n")  # a live process: pytest's parent
-    assert _demo(out) == 1
-    assert "another synth run" in capsys.readouterr().err
-    assert (partial / "photos").is_dir() and not out.exists()
-    (partial / ".lock").write_text("999999999 " + socket.gethostname())  # no such process: stale
-    assert _demo(out) == 0
+    with locked_by_another_process(partial / ".lock"):
+        assert _demo(out) == 1
+        assert "another synth run" in capsys.readouterr().err
+        assert (partial / "photos").is_dir() and not out.exists()
+    assert _demo(out) == 0  # that run ended
     assert (out / "queries.jsonl").is_file() and not (out / ".lock").exists() and not partial.exists()

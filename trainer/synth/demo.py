@@ -63,13 +63,7 @@ def _prepare_dir(out: Path, force: bool) -> Path:
         if not ((out / "photos.jsonl").is_file() and (out / "queries.jsonl").is_file()):
             raise SynthError(f"--force replaces only a demo export (with photos.jsonl and queries.jsonl); {out} is "
                              "not one. Remove it yourself or choose another --out")
-    tmp = claim_partial(out)  # refused while another run writes it
-    try:
-        (tmp / "photos").mkdir()
-        (tmp / "queries").mkdir()
-    except OSError as exc:
-        raise SynthError(f"cannot write next to --out {out}: {exc}") from None
-    return tmp
+    return claim_partial(out, ("photos", "queries"))  # refused while another run writes it
 
 
 def generate_demo(

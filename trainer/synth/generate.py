@@ -16,9 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing as mp
-import os
 import shutil
-import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from core.file_lock import FileLock, LockBusy
 from trainer.synth.audio_ops import SAMPLE_RATE, build_utterance
 from trainer.synth.render import MIN_IMAGE_SIZE, render
 from trainer.synth.scenes import caption, sample_scene
@@ -218,107 +217,73 @@ def _prepare_dir(out: Path, force: bool) -> Path:
                 f"--force replaces only a folder made by `trainer synth` (with its info.json and voices.json); "
                 f"{out} is not one. Remove it yourself or choose another --out"
             )
-    tmp = claim_partial(out)
-    try:
-        (tmp / "images").mkdir()
-        (tmp / "audio").mkdir()
-    except OSError as exc:
-        raise SynthError(f"cannot write next to --out {out}: {exc}") from None
-    return tmp
+    return claim_partial(out, ("images", "audio"))
 
 
-LOCK_NAME = ".lock"  # in OUT.partial: "PID HOST" of the run writing it
+LOCK_NAME = ".lock"  # in OUT.partial: locked (core.file_lock) by the run writing it, which wrote its PID there
+_held: dict[Path, FileLock] = {}  # OUT.partial -> this process's lock on it, until publish() or an error
 
 
-def _lock_holder(lock: Path) -> str | None:
-    """Who holds `lock`: "pid N" (on host H) while that run may still be going, None when the lock is stale (its
-    process is gone) or unreadable after a moment."""
-    for attempt in range(2):
-        try:
-            pid_text, _, host = lock.read_text(encoding="utf-8").strip().partition(" ")
-            pid = int(pid_text)
-            break
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError):
-            if attempt == 0:  # being written
-                time.sleep(0.2)
-    else:
-        return None
-    if host and host != socket.gethostname():
-        return f"pid {pid} on {host}"  # cannot tell whether it still runs
-    if pid == os.getpid():
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass  # another user's process: alive
-    return f"pid {pid}"
-
-
-def _create_lock(lock: Path) -> bool:
-    """Create `lock` holding "PID HOST" unless it exists (False). A hard link of a written file, so that the lock
-    is whole when it appears; O_EXCL where the filesystem has no hard links."""
-    text = f"{os.getpid()} {socket.gethostname()}\n"
-    mine = lock.with_name(f"{lock.name}.{os.getpid()}")
-    mine.write_text(text, encoding="utf-8")
-    try:
-        os.link(mine, lock)
-        return True
-    except FileExistsError:
-        return False
-    except OSError:  # no hard links here
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            return False
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        return True
-    finally:
-        mine.unlink(missing_ok=True)
-
-
-def claim_partial(out: Path) -> Path:
-    """Make OUT.partial, empty but for this run's lock (`LOCK_NAME`), and return it. SynthError when another run
-    (its lock's process still alive) is writing it; the leftovers of an interrupted run (no lock, or its process
-    gone) are removed."""
+def claim_partial(out: Path, subdirs: tuple[str, ...] = ()) -> Path:
+    """Make OUT.partial, empty but for this run's lock (`LOCK_NAME`, held until `publish` or an error) and
+    `subdirs`, and return it. SynthError when another run holds the lock; the leftovers of an interrupted run
+    are removed."""
     tmp = out.with_name(out.name + ".partial")
-    lock = tmp / LOCK_NAME
     try:
         tmp.mkdir(parents=True, exist_ok=True)
-        for _ in range(3):
-            if _create_lock(lock):
-                break
-            if holder := _lock_holder(lock):
-                raise SynthError(
-                    f"another synth run ({holder}) is writing {tmp}, the temporary folder of --out {out}; "
-                    f"wait for it to finish or choose another --out (if no such run is going on, remove {tmp})"
-                )
-            lock.unlink(missing_ok=True)  # stale: its run is gone
-        else:
-            raise SynthError(f"cannot lock {tmp}: other runs keep taking it; choose another --out")
-        leftovers = [p for p in tmp.iterdir() if p.name != LOCK_NAME]
-        if leftovers:
-            logger.info("removing the leftovers of an interrupted run: %s", tmp)
-        for p in leftovers:
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p)
-            else:
-                p.unlink()
+        _lock(tmp, out)
+        try:
+            _remove_leftovers(tmp)
+            for name in subdirs:
+                (tmp / name).mkdir()
+        except OSError:
+            release_partial(tmp)
+            raise
     except OSError as exc:
         raise SynthError(f"cannot write next to --out {out}: {exc}") from None
     return tmp
+
+
+def _lock(tmp: Path, out: Path) -> None:
+    lock = FileLock(tmp / LOCK_NAME, "writing the synth output")
+    try:
+        lock.acquire()
+    except LockBusy as busy:
+        holder = f" (pid {busy.pid})" if busy.pid else ""
+        raise SynthError(
+            f"another synth run{holder} is writing {tmp}, the temporary folder of --out {out}; "
+            "wait for it to finish or choose another --out"
+        ) from None
+    _held[tmp] = lock
+
+
+def _remove_leftovers(tmp: Path) -> None:
+    leftovers = [p for p in tmp.iterdir() if p.name != LOCK_NAME]
+    if leftovers:
+        logger.info("removing the leftovers of an interrupted run: %s", tmp)
+    for p in leftovers:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+
+
+def release_partial(tmp: Path) -> None:
+    """Let go of this run's lock on `tmp` (OUT.partial), if it holds one."""
+    if lock := _held.pop(tmp, None):
+        lock.release()
 
 
 def publish(tmp: Path, out: Path) -> None:
-    """Replace `out` by the finished `tmp` (OUT.partial) and drop its lock."""
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    (out / LOCK_NAME).unlink(missing_ok=True)
+    """Replace `out` by the finished `tmp` (OUT.partial), drop its lock file, then let go of the lock (a run
+    waiting on it then finds no OUT.partial, or a new one, and never this one's files)."""
+    try:
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+        (out / LOCK_NAME).unlink(missing_ok=True)
+    finally:
+        release_partial(tmp)
 
 
 @contextmanager
@@ -329,6 +294,7 @@ def removed_on_error(tmp: Path) -> Iterator[None]:
         yield
     except Exception:
         shutil.rmtree(tmp, ignore_errors=True)
+        release_partial(tmp)
         raise
 
 
