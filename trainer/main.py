@@ -41,17 +41,38 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def _rank() -> int:
+    """This process's rank under torchrun (RANK), 0 for one process."""
+    try:
+        return int(os.environ.get("RANK", "0") or 0)
+    except ValueError:
+        return 0
+
+
 def _console_level(verbose: bool) -> int:
     """INFO (DEBUG with --verbose) for one process and for rank 0 under torchrun; WARNING for the other ranks,
     whose INFO lines would repeat rank 0's once per process ("Rank 0 alone logs and saves"). --verbose keeps
     every rank's DEBUG lines, for a problem of one rank."""
     if verbose:
         return logging.DEBUG
-    try:
-        rank = int(os.environ.get("RANK", "0") or 0)
-    except ValueError:
-        rank = 0
-    return logging.INFO if rank == 0 else logging.WARNING
+    return logging.INFO if _rank() == 0 else logging.WARNING
+
+
+class _RepeatedOnEveryRank(logging.Filter):
+    """Drops the trainer's own warnings on a rank other than 0: rank 0 logs each of them too, since the trainer
+    warns only from rank 0's work or from the set-up every rank runs alike (reading and checking the data, the
+    config, the checkpoint). Errors pass, and so do other libraries' warnings, which may be this rank's own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ours = record.name == "trainer" or record.name.startswith("trainer.")
+        return record.levelno >= logging.ERROR or not ours
+
+
+def _setup_console(verbose: bool) -> None:
+    setup_logging(_console_level(verbose))
+    if _rank() != 0 and not verbose:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_RepeatedOnEveryRank())
 
 
 def _build_parser(only: str | None) -> argparse.ArgumentParser:
@@ -84,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    setup_logging(_console_level(args.verbose))
+    _setup_console(args.verbose)
     if extra and not getattr(args, "_accepts_extra", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args._extra = extra

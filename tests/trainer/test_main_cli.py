@@ -42,13 +42,15 @@ def test_ctrl_c_in_synth_says_nothing_was_written(monkeypatch, capfd):
     assert "nothing was written to the output folder" in err and "checkpoint" not in err
 
 
-@pytest.mark.parametrize(("rank", "info_shown"), [(None, True), ("0", True), ("1", False), ("3", False)])
-def test_under_torchrun_only_rank_0_logs_info(monkeypatch, capfd, rank, info_shown):
+@pytest.mark.parametrize(("rank", "rank_0"), [(None, True), ("0", True), ("1", False), ("3", False)])
+def test_under_torchrun_only_rank_0_logs_info_and_the_trainers_warnings(monkeypatch, capfd, rank, rank_0):
     import logging
 
     def run(args):
         logging.getLogger("trainer.train").info("training 6 steps")
-        logging.getLogger("trainer.train").warning("a warning")
+        logging.getLogger("trainer.data.flickr8k").warning("2 images have no caption")  # alike on every rank
+        logging.getLogger("core.audio").warning("a file of this rank's shard")  # maybe this rank's own
+        logging.getLogger("trainer.train").error("an error")
         return 0
 
     if rank is None:
@@ -58,7 +60,10 @@ def test_under_torchrun_only_rank_0_logs_info(monkeypatch, capfd, rank, info_sho
     monkeypatch.setattr(train_cli, "run", run)
     assert main(["train", "--config", "c.json"]) == 0
     err = capfd.readouterr().err
-    assert ("training 6 steps" in err) == info_shown and "a warning" in err
+    assert ("training 6 steps" in err) == rank_0 and ("2 images have no caption" in err) == rank_0
+    assert "a file of this rank's shard" in err and "an error" in err
+    assert main(["--verbose", "train", "--config", "c.json"]) == 0  # every rank's lines, for a problem of one
+    assert "2 images have no caption" in capfd.readouterr().err
 
 
 @pytest.mark.parametrize("has_checkpoint", [False, True])
