@@ -190,6 +190,28 @@ def test_one_image_file_written_two_ways_is_one_image(tmp_path: Path) -> None:
         read_manifest(tmp_path)
 
 
+def test_one_image_file_reached_through_symlinks_is_one_image(tmp_path: Path) -> None:
+    made = make_manifest(tmp_path, n_images=2)
+    (tmp_path / "alias.png").symlink_to(made["images"][0])  # a link to the file
+    (tmp_path / "pictures").symlink_to(tmp_path / "images", target_is_directory=True)  # a link to its folder
+    (tmp_path / "gone.png").symlink_to(tmp_path / "nowhere.png")  # a broken link: named as written
+    lines = [json.loads(x) for x in (tmp_path / "manifest.jsonl").read_text().splitlines()]
+    lines[1]["image"] = "alias.png"
+    lines[2]["image"] = "pictures/" + Path(lines[2]["image"]).name
+    for d in lines:
+        d.pop("image_id", None)
+    (tmp_path / "manifest.jsonl").write_text("".join(json.dumps(d) + "\n" for d in lines))
+    utts = read_manifest(tmp_path)
+    assert [u.image_id for u in utts] == [0, 0, 1, 1]
+    assert [u.image_path for u in utts] == [made["images"][0]] * 2 + [made["images"][1]] * 2
+    ds = SpeechImageDataset(utts)
+    assert ds.image_keys() == sorted({str(p) for p in made["images"]})  # one gallery vector per image
+    lines[3]["image"] = "gone.png"
+    (tmp_path / "manifest.jsonl").write_text("".join(json.dumps(d) + "\n" for d in lines))
+    with pytest.raises(DatasetError, match="gone.png"):
+        read_manifest(tmp_path)
+
+
 def test_long_lists_are_cut(tmp_path: Path) -> None:
     lines = [{"audio": f"a{i}.wav", "image": f"i{i}.png", "text": "x"} for i in range(30)]
     (tmp_path / "manifest.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))

@@ -3,7 +3,8 @@
 ``DIR/manifest.jsonl``: one JSON object a line, ``{"audio", "image", "image_id", "text", "words",
 "voice", "split"}``; paths relative to DIR (absolute paths are kept). ``words``, ``voice`` and
 ``image_id`` are optional: without ``image_id`` an id is assigned per distinct image file (its path resolved
-against DIR and normalised, so ``images/0.jpg`` and ``/abs/DIR/images/0.jpg`` are one image).
+against DIR, normalised and with symlinks resolved, so ``images/0.jpg``, ``/abs/DIR/images/0.jpg`` and a
+symlink to it are one image).
 """
 
 from __future__ import annotations
@@ -44,10 +45,19 @@ def _text(raw: object) -> str:
     return raw
 
 
-def _image_path(root: Path, image: str) -> Path:
-    """The image file of a line: `image` resolved against DIR (an absolute path stays) and normalised ("a/../b",
-    "./b"), so one file written two ways is one image: one id, one feature-cache entry, one gallery item."""
-    return Path(os.path.normpath(root / image))
+def _image_path(root: Path, image: str, real_dirs: dict[str, str]) -> Path:
+    """The image file of a line: `image` resolved against DIR (an absolute path stays), normalised ("a/../b",
+    "./b") and with its symlinks resolved, so one file written or linked two ways is one image: one id, one
+    feature-cache entry, one gallery item. `real_dirs` keeps each folder's real path for the read (one
+    realpath per folder, not per line); a missing file keeps the path written, for its error to name."""
+    path = os.path.normpath(root / image)
+    folder, name = os.path.split(path)
+    if folder not in real_dirs:
+        real_dirs[folder] = os.path.realpath(folder)
+    real = os.path.join(real_dirs[folder], name)
+    if os.path.islink(real):
+        real = os.path.realpath(real)
+    return Path(real if os.path.exists(real) else path)
 
 
 def _image_ids(rows: list[tuple[int, dict, str, int | None]], bad: list[str]) -> dict[str, int]:
@@ -97,6 +107,7 @@ def read_manifest(root: str | Path, split: str | None = None, *, check: bool = T
         )
     rows: list[tuple[int, dict, str, int | None]] = []  # (line number, object, image file, its explicit id)
     bad: list[str] = []
+    real_dirs: dict[str, str] = {}
     with open(path, "rb") as f:  # decoded line by line: one bad byte is one malformed line, not a traceback
         for n, raw in enumerate(f, 1):
             try:
@@ -114,7 +125,7 @@ def read_manifest(root: str | Path, split: str | None = None, *, check: bool = T
                 if missing:
                     bad.append(f"line {n}: missing key{'s' if len(missing) > 1 else ''}: {', '.join(missing)}")
                     continue
-                rows.append((n, d, str(_image_path(root, str(d["image"]))),
+                rows.append((n, d, str(_image_path(root, str(d["image"]), real_dirs)),
                              int(d["image_id"]) if "image_id" in d else None))
             except (ValueError, KeyError, TypeError) as exc:
                 bad.append(f"line {n}: {type(exc).__name__}: {exc}")
