@@ -228,8 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     out["model_load_s"] = time.perf_counter() - t0
     out["rss_mb_model_loaded"] = rss_mb()
 
-    photos = sorted(p for p in args.photos.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"}) \
-        if args.photos.is_dir() else []
+    from core.library.scan import image_extensions
+
+    exts = image_extensions()  # what the indexer takes (HEIC and camera raw files included when installed)
+    photos = sorted(p for p in args.photos.rglob("*") if p.suffix.lower() in exts) if args.photos.is_dir() else []
     if not photos:
         from PIL import Image
 

@@ -205,10 +205,10 @@ def decode_image(
     return DecodedImage(pixels, width, height, taken_at, thumb)
 
 
-def _raw_photo(path: str, min_side: int, max_pixels: int) -> RawPhoto:
+def _raw_photo(path: str, min_side: int, max_pixels: int, want_side: int | None = None) -> RawPhoto:
     if not raw_available():
         raise ImageDecodeError(f"{path}: a camera raw file; install rawpy (the 'raw' extra) to read it")
-    return open_raw(path, min_side, max_pixels)
+    return open_raw(path, min_side, max_pixels, want_side)
 
 
 def _decode_raw(path: str, size: int, thumbnail: bool, max_pixels: int) -> DecodedImage:
@@ -230,8 +230,8 @@ def load_rgb_sized(path: str | Path, max_side: int | None = None,
                    max_pixels: int = MAX_PIXELS) -> tuple[Image.Image, tuple[int, int]]:
     """`load_rgb`, with the photo's full (width, height) as shown, EXIF rotation applied: for a preview."""
     path = str(path)
-    if is_raw(path):  # the camera's preview when it is at least half of `max_side` (a 1620x1080 one for 1600)
-        photo = _raw_photo(path, max_side // 2 if max_side else 1 << 30, max_pixels)
+    if is_raw(path):  # the camera's own rendering (as in the grid) unless it is under a quarter of `max_side`
+        photo = _raw_photo(path, max_side // 4 if max_side else 1 << 30, max_pixels, max_side)
         rgb = photo.image
         if max_side:
             rgb.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)

@@ -77,10 +77,10 @@ def _libraw_taken_at(raw) -> float | None:
     return taken_at if taken_at > _NO_TIME else None
 
 
-def _preview(raw, flip: int, min_side: int) -> tuple[Image.Image, float | None] | None:
+def _preview(raw, flip: int, draft_side: int) -> tuple[Image.Image, float | None] | None:
     """The embedded preview as an upright RGB image with the capture time in its EXIF (or None), or None when
     the file has no preview LibRaw can give. A JPEG is decoded at the smallest DCT scale that keeps its shorter
-    side >= `min_side` (a full-size 24 MP preview at 1/8)."""
+    side >= `draft_side` (a full-size 24 MP preview at 1/8 for the index)."""
     import rawpy
 
     try:
@@ -92,7 +92,7 @@ def _preview(raw, flip: int, min_side: int) -> tuple[Image.Image, float | None] 
         img = Image.open(io.BytesIO(thumb.data))
         taken_at = exif_taken_at(img)
         taken_at = taken_at if taken_at is not None and taken_at > _NO_TIME else None
-        img.draft("RGB", (min_side, min_side))
+        img.draft("RGB", (draft_side, draft_side))
         img.load()
         if exif_orientation(img) != 1:  # the JPEG says how to turn itself
             return ImageOps.exif_transpose(img).convert("RGB"), taken_at
@@ -102,9 +102,10 @@ def _preview(raw, flip: int, min_side: int) -> tuple[Image.Image, float | None] 
     return (img.transpose(turn) if turn is not None else img).convert("RGB"), taken_at
 
 
-def open_raw(path: str, min_side: int, max_pixels: int) -> RawPhoto:
+def open_raw(path: str, min_side: int, max_pixels: int, want_side: int | None = None) -> RawPhoto:
     """Read the camera raw file `path`: its embedded preview when its shorter side is >= `min_side`, else its
-    sensor data demosaiced at half size. ImageReadError when the file cannot be read now, ImageDecodeError when
+    sensor data demosaiced at half size. A JPEG preview is decoded no smaller than `want_side` (default
+    `min_side`) where it is that large. ImageReadError when the file cannot be read now, ImageDecodeError when
     it is not a raw file LibRaw reads, is damaged, or its picture is above `max_pixels`."""
     import rawpy
 
@@ -125,7 +126,7 @@ def open_raw(path: str, min_side: int, max_pixels: int) -> RawPhoto:
                 raise ImageDecodeError(f"{path}: the raw picture is {width}x{height} pixels; the limit is "
                                        f"{max_pixels / 1e6:.0f} MP")
             taken_at = _header_taken_at(path)
-            preview = _preview(raw, sizes.flip, min_side)
+            preview = _preview(raw, sizes.flip, max(min_side, want_side or 0))
             if preview is not None and min(preview[0].size) >= min_side:
                 image, source = preview[0], "preview"
                 taken_at = taken_at if taken_at is not None else preview[1]

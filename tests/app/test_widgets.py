@@ -347,7 +347,7 @@ def test_heic_and_camera_raw_photos_are_previewed_through_the_core_decoder(qtbot
     write_dng(tmp_path / "camera.dng", bayer_of(np.full((64, 96, 3), (30, 160, 30), np.uint8)),
               preview=Image.new("RGB", (72, 48), (30, 160, 30)), orientation=6)
     shown.append(("camera.dng", 90, (48, 72), (64, 96)))  # the preview turned upright; the sensor's size as shown
-    shown.append(("camera.dng", 1600, (32, 48), (64, 96)))  # a preview < half the pane: the sensor, half size
+    shown.append(("camera.dng", 1600, (32, 48), (64, 96)))  # a preview < 1/4 of the pane: the sensor
     for name, max_side, size, full_size in shown:
         img, full = load_preview(str(tmp_path / name), max_side)
         assert (img.width(), img.height()) == size and (full.width(), full.height()) == full_size, name
