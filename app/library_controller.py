@@ -1,5 +1,6 @@
 """The library from the menu: index folders (one at a time, on the library lane) with progress and
-Cancel, add/remove folders, the background re-scan at start, and the first-run demo library."""
+Cancel, add/remove folders, the background re-scan at start, the first-run demo library, and the quiet
+re-indexing of the folders the watcher saw change while the app runs."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import QLabel
 from app import operations as ops
 from app.dialogs.index_progress import IndexProgressDialog, read_progress
 from app.errors import show_error
+from app.library_watch import LibraryWatch
 from app.operations import Changes
 from app.workers import Worker
 from core.errors import Cancelled, LibraryBusyError, SpokenSearchError
@@ -40,6 +42,11 @@ def offline_folders(report: Any) -> list[str]:
         return []
     return [str(e[0]) for e in skipped if isinstance(e, tuple | list) and len(e) >= 2
             and str(e[1]).startswith(OFFLINE_REASON)]
+
+
+def changed_photos(report: Any) -> int:
+    """How many photos a run added, updated, moved or removed (0 for a re-scan that found nothing new)."""
+    return sum(int(getattr(report, name, 0) or 0) for name in ("added", "updated", "moved", "removed"))
 
 
 def report_summary(report: Any, photos: int | None = None) -> str:
@@ -98,17 +105,23 @@ class LibraryController(QObject):
         self._busy_timer = QTimer(self)
         self._busy_timer.setInterval(BUSY_POLL_MS)
         self._busy_timer.timeout.connect(self._poll_busy)
+        self._quiet = False  # the running request came from the watcher: no dialog, a message only for changes
+        self._queued_quiet = True  # every queued request came from the watcher
+        self.watch = LibraryWatch(self)
+        self.watch.changed.connect(self._on_watched_change)
 
     @property
     def indexing(self) -> bool:
         return self.worker is not None and not self.worker.done
 
-    def index_folders(self, roots: list[Path] | None, *, show_dialog: bool = True) -> None:
+    def index_folders(self, roots: list[Path] | None, *, show_dialog: bool = True, quiet: bool = False) -> None:
         """Add `roots` (None: every known folder, i.e. a re-scan) and index them in the background. Asked
-        while a run is going, it runs after it (requests merged into one run)."""
+        while a run is going, it runs after it (requests merged into one run). `quiet` (the watcher's): no
+        dialog, and a message at the end only when photos were added, changed, moved or removed."""
         service = self.window.service
         if service is None:
-            self.window.show_message("Load a model before indexing: " + self.window.no_model_hint, "warning")
+            if not quiet:
+                self.window.show_message("Load a model before indexing: " + self.window.no_model_hint, "warning")
             return
         if self.indexing:
             if roots is None:
@@ -116,15 +129,31 @@ class LibraryController(QObject):
             else:
                 self._queued.extend(Path(r) for r in roots)
             self._queued_dialog = self._queued_dialog or show_dialog
-            self.window.statusBar().showMessage("Queued after the current indexing run", 4000)
+            self._queued_quiet = self._queued_quiet and quiet
+            if not quiet:
+                self.window.statusBar().showMessage("Queued after the current indexing run", 4000)
             return
-        self._start([Path(r) for r in roots or []], rescan=roots is None, show_dialog=show_dialog)
+        self._start([Path(r) for r in roots or []], rescan=roots is None, show_dialog=show_dialog, quiet=quiet)
 
-    def _start(self, targets: list[Path], *, rescan: bool, show_dialog: bool) -> None:
+    def _on_watched_change(self, roots: list[Path]) -> None:
+        if self._waiting is None:  # while another process indexes, the wait's own run re-scans afterwards
+            self.index_folders(roots, show_dialog=False, quiet=True)
+
+    def refresh_watch(self) -> None:
+        """Watch the library's folders as they are now (after a run, a removal, a model change)."""
+        service = self.window.service
+        if service is None:
+            self.watch.set_roots([])
+            return
+        ops.Op(self.window, lambda cancel: [Path(r) for r in service.roots()], lane="library",
+               what="Reading the library folders").success(self.watch.set_roots).run()
+
+    def _start(self, targets: list[Path], *, rescan: bool, show_dialog: bool, quiet: bool = False) -> None:
         """Index `targets` (added as folders first); with `rescan`, every known folder instead."""
         service = self.window.service
         self._photos = None
         self._current = (targets, rescan, show_dialog)
+        self._quiet = quiet
 
         def fn(cancel: threading.Event) -> Any:
             known = {Path(r) for r in service.roots()}
@@ -177,7 +206,8 @@ class LibraryController(QObject):
 
     def _on_done(self, report: Any) -> None:
         self._report = report
-        self.window.statusBar().showMessage(report_summary(report, self._photos), 8000)
+        if not self._quiet or changed_photos(report):
+            self.window.statusBar().showMessage(report_summary(report, self._photos), 8000)
         for path, reason in list(getattr(report, "skipped", None) or []):  # "see the log" must find them all
             logger.warning("indexing skipped %s: %s", path, reason)
         offline = offline_folders(report)
@@ -215,10 +245,11 @@ class LibraryController(QObject):
         added = int(getattr(report, "added", 0) or 0) + int(getattr(report, "updated", 0) or 0)
         removed = int(getattr(report, "removed", 0) or 0)
         self.changed.emit(Changes(images_added=added, images_removed=removed, roots_changed=True))
+        self.refresh_watch()
         if self._queued or self._queued_rescan:
-            queued, rescan, dialog = self._queued, self._queued_rescan, self._queued_dialog
-            self._queued, self._queued_rescan, self._queued_dialog = [], False, False
-            QTimer.singleShot(0, lambda: self._start_queued(queued, rescan, dialog))
+            queued, rescan, dialog, quiet = self._queued, self._queued_rescan, self._queued_dialog, self._queued_quiet
+            self._queued, self._queued_rescan, self._queued_dialog, self._queued_quiet = [], False, False, True
+            QTimer.singleShot(0, lambda: self._start_queued(queued, rescan, dialog, quiet))
 
     def _wait_for_other_indexer(self, exc: LibraryBusyError) -> None:
         """Another process (a `python -m core index` run) indexes this library: keep the request and run it
@@ -252,15 +283,16 @@ class LibraryController(QObject):
         if waiting is not None:
             self._start_queued(*waiting)
 
-    def _start_queued(self, targets: list[Path], rescan: bool, show_dialog: bool) -> None:
+    def _start_queued(self, targets: list[Path], rescan: bool, show_dialog: bool, quiet: bool = False) -> None:
         if self.window.service is None:
             return
         if self.indexing:  # another request started a run meanwhile: queue behind it again
             self._queued.extend(targets)
             self._queued_rescan = self._queued_rescan or rescan
             self._queued_dialog = self._queued_dialog or show_dialog
+            self._queued_quiet = self._queued_quiet and quiet
             return
-        self._start(targets, rescan=rescan, show_dialog=show_dialog)
+        self._start(targets, rescan=rescan, show_dialog=show_dialog, quiet=quiet)
 
     # ---- folders -----------------------------------------------------------------------------------
     def remove_folder(self, root: Path) -> None:
@@ -273,7 +305,11 @@ class LibraryController(QObject):
             self.window.show_message("Wait for indexing to finish (or cancel it) before removing a folder.",
                                      "warning")
             return
-        ops.remove_folder(self.window, service, root).success(self.changed.emit).run()
+        ops.remove_folder(self.window, service, root).success(self._removed).run()
+
+    def _removed(self, changes: Changes) -> None:
+        self.changed.emit(changes)
+        self.refresh_watch()
 
     def start_up(self, first_run: bool, demo_dir: Path) -> None:
         """At start: index the demo library on first run, else re-scan the known folders quietly."""
@@ -282,6 +318,7 @@ class LibraryController(QObject):
             return
 
         def after_roots(roots: list[Path]) -> None:
+            self.watch.set_roots(roots)
             if roots:
                 self.index_folders(None, show_dialog=False)
             elif first_run and demo_dir.is_dir():

@@ -86,6 +86,7 @@ class MainWindow(QMainWindow):
         self.search = SearchController(self, self.panel, self.plot, self.chips, self.results, self.grid,
                                        source_factory)
         self.library = LibraryController(self)
+        self.library.watch.set_enabled(self.settings.watch_folders)
         self.library.changed.connect(self._on_changes)
 
         bottom_split = QSplitter(Qt.Orientation.Horizontal)
@@ -208,6 +209,7 @@ class MainWindow(QMainWindow):
     def set_no_model(self, reason: str) -> None:
         """No service (loading, or it failed): nothing of the old model's results stays on screen."""
         self.service = None
+        self.library.watch.set_roots([])
         self.clear_results()
         self.results.service = None
         self.panel.set_search_enabled(False, "No model is loaded")
@@ -323,6 +325,7 @@ class MainWindow(QMainWindow):
         self.save_settings()
         self.grid.set_controls(new.top_k, new.min_score, new.sort)
         self.panel.set_devices(self.devices, new.microphone)
+        self.library.watch.set_enabled(new.watch_folders)
         if reload:
             self.load_service(previous=old)
 
@@ -396,5 +399,6 @@ class MainWindow(QMainWindow):
         self.search.recorder.stop("closing")
         self.search.live.stop()
         self.library.cancel()
+        self.library.watch.stop()
         QApplication.instance().removeEventFilter(self)
         super().closeEvent(event)

@@ -1,4 +1,5 @@
-"""Settings: model (the default, a model folder or an official .ckpt), device, microphone, number of results."""
+"""Settings: model (the default, a model folder or an official .ckpt), device, microphone, number of results,
+whether the library folders are watched for changes."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -104,6 +106,11 @@ class SettingsDialog(QDialog):
         form.addRow("Compute device", self.device_combo)
         form.addRow("Microphone", self.mic_combo)
         form.addRow("Photos per search", self.top_k)
+        self.watch_folders = QCheckBox("Add new and changed photos by themselves while the app runs")
+        self.watch_folders.setToolTip("Watches the library folders for changes (and re-scans them every 15 minutes, "
+                                      "for network drives); F5 re-scans at any time")
+        self.watch_folders.setChecked(settings.watch_folders)
+        form.addRow("Library", self.watch_folders)
         box = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         box.accepted.connect(self.accept)
         box.rejected.connect(self.reject)
@@ -149,4 +156,5 @@ class SettingsDialog(QDialog):
             device=str(self.device_combo.currentData()),
             microphone=str(self.mic_combo.currentData() or ""),
             top_k=int(self.top_k.value()),
+            watch_folders=self.watch_folders.isChecked(),
         )

@@ -26,6 +26,24 @@ def app_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+@pytest.fixture(autouse=True)
+def no_folder_watching(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The library watcher would re-index a folder a test changes on purpose (a photo deleted to see it reported
+    missing): off, except in the tests that ask for `watching`."""
+    from app.library_watch import LibraryWatch
+
+    if "watching" not in request.fixturenames:
+        monkeypatch.setattr(LibraryWatch, "allowed", False)
+
+
+@pytest.fixture
+def watching(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Folder watching on, settling after 0.3 s (instead of 2 s)."""
+    from core.library import watch
+
+    monkeypatch.setattr(watch, "SETTLE_S", 0.3)
+
+
 def make_photos(folder: Path, n: int = 6) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)

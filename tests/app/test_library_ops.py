@@ -256,3 +256,37 @@ def test_first_run_waits_for_another_indexer_then_welcomes(qtbot, make_window, f
     fake_service.busy_pid = None
     qtbot.waitUntil(lambda: "ready (6 photos)" in w.message_bar.text(), timeout=10_000)
     assert fake_service.stats().photos == 6
+
+
+def test_photos_added_to_a_watched_folder_are_indexed_quietly(qtbot, make_window, fake_service, photos, watching):
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000):
+        w.library.index_folders([photos])
+    qtbot.waitUntil(lambda: w.library.watch.roots == [photos], timeout=5_000)  # the library's folders, watched
+    w.statusBar().clearMessage()
+    with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000) as blocker:
+        make_photos(photos / "new trip", n=2)  # copied in while the app runs
+    assert blocker.args[0].added == 2 and w.library.dialog is None
+    assert "2 added" in w.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: w.photos_label.text().startswith("8 photos"), timeout=3_000)
+    w.statusBar().clearMessage()
+    with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000) as blocker:
+        (photos / "photo_00.jpg").touch()  # a run that finds nothing new says nothing
+    assert blocker.args[0].added == 0 and w.statusBar().currentMessage() == ""
+
+
+def test_watching_follows_the_setting_and_the_model(qtbot, make_window, fake_service, photos, watching):
+    from dataclasses import replace
+
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000):
+        w.library.index_folders([photos])
+    qtbot.waitUntil(lambda: w.library.watch.roots == [photos], timeout=5_000)
+    w.apply_settings(replace(w.settings, watch_folders=False))
+    assert w.library.watch.roots == []
+    with qtbot.assertNotEmitted(w.library.indexing_finished, wait=1_500):
+        make_photos(photos / "unwatched", n=1)
+    w.apply_settings(replace(w.settings, watch_folders=True))
+    assert w.library.watch.roots == [photos]
+    w.set_no_model("")
+    assert w.library.watch.roots == []

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.qt
 
 def test_settings_round_trip_under_data_dir(app_dirs):
     s = AppSettings(model="/models/mine", device="cpu", microphone="USB Mic", top_k=17, min_score=0.25,
-                    sort="date", first_run_done=True)
+                    sort="date", first_run_done=True, watch_folders=False)
     save_settings(s)
     assert settings_path().parent == app_dirs / "data"
     assert load_settings() == s
@@ -40,12 +40,14 @@ def test_settings_dialog_changes_are_persisted_and_reload_the_model(qtbot, make_
     dlg = w.findChild(SettingsDialog)
     dlg.device_combo.setCurrentIndex(dlg.device_combo.findData("cpu"))
     dlg.top_k.setValue(7)
+    assert dlg.watch_folders.isChecked()
+    dlg.watch_folders.setChecked(False)
     dlg.accept()
     qtbot.waitUntil(lambda: w.service is not None and bool(built), timeout=5_000)
     assert built == [("default", "cpu", False)]
     assert "close" in fake_service.calls  # the old service is closed before the new one opens
     saved = load_settings()
-    assert (saved.device, saved.top_k) == ("cpu", 7)
+    assert (saved.device, saved.top_k, saved.watch_folders) == ("cpu", 7, False)
     assert w.grid.top_k.value() == 7
 
 
