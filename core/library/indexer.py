@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core import paths
 from core.errors import Cancelled, ImageDecodeError, ImageReadError
 from core.library.decode import DecodedImage, decode_image
 from core.library.embedder import ImageEmbedder
@@ -185,6 +186,13 @@ def _hash_many(entries: Sequence[FileEntry], pool: ThreadPoolExecutor, cancel: t
     return hashes
 
 
+def own_folders(library: Library, thumbnails: ThumbnailCache | None) -> list[Path]:
+    """Where this program writes (the library's data, the thumbnails, the app's data and cache dirs): never
+    indexed as photos, should a library folder hold them (a whole home folder on a system whose cache dir is
+    not hidden) — the thumbnails of thumbnails would grow with every run."""
+    return [library.data_dir, paths.data_dir(), paths.cache_dir()] + ([thumbnails.root] if thumbnails else [])
+
+
 def index_library(
     library: Library,
     roots: Iterable[str | Path],
@@ -231,7 +239,8 @@ def index_library(
     problems = ScanProblems()
     t_scan = time.perf_counter()
     try:
-        for e in iter_scan(folders, cancel=cancel, problems=problems, owners=known_roots):
+        for e in iter_scan(folders, cancel=cancel, problems=problems, owners=known_roots,
+                           skip=own_folders(library, thumbnails)):
             entries.append(FileEntry(e.path, _outer_root(e.path, known_roots) or e.root, e.mtime, e.size))
             if len(entries) % SCAN_PROGRESS_EVERY == 0:  # a big tree shows progress and can be cancelled
                 rate = len(entries) / max(time.perf_counter() - t_scan, 1e-9)

@@ -124,7 +124,8 @@ def _skip_owned(folder: str, owner: str, problems: ScanProblems | None) -> None:
 
 
 def _walk(root: str, extensions: frozenset[str], listed: set[str], owners: Sequence[tuple[str, str]],
-          cancel: threading.Event | None = None, problems: ScanProblems | None = None) -> Iterator[FileEntry]:
+          cancel: threading.Event | None = None, problems: ScanProblems | None = None,
+          skip: frozenset[str] = frozenset()) -> Iterator[FileEntry]:
     home = owning_root(os.path.realpath(root), owners)
     if home is not None and not is_inside(root, home):  # a link into another root's folder
         _skip_owned(root, home, problems)
@@ -144,6 +145,9 @@ def _walk(root: str, extensions: frozenset[str], listed: set[str], owners: Seque
             logger.debug("skipping %s: already scanned as %s", folder, real)
             continue
         seen_dirs.add(real)
+        if real in skip:  # this program's own files (thumbnails, its data) under a photo folder
+            logger.debug("skipping %s: this program's own data", folder)
+            continue
         owner = owning_root(real, owners)
         if owner is not None and owner != home:  # another root's photos, reached through a link
             _skip_owned(folder, owner, problems)
@@ -191,23 +195,25 @@ def _walk(root: str, extensions: frozenset[str], listed: set[str], owners: Seque
 
 def iter_scan(roots: Iterable[str | Path], extensions: frozenset[str] | None = None,
               cancel: threading.Event | None = None, problems: ScanProblems | None = None,
-              owners: Iterable[str | Path] | None = None) -> Iterator[FileEntry]:
+              owners: Iterable[str | Path] | None = None, skip: Iterable[str | Path] = ()) -> Iterator[FileEntry]:
     """The photos under `roots`, depth-first in name order, as they are found. A file reachable twice (a
     symlink to a file already found) is listed once; a folder reached twice (a symlink loop) is scanned
     once. Each root is scanned under its own name: a folder whose real path belongs to another of the
     library roots `owners` (default: `roots`; see `owning_root`), reached through a symbolic link, is left
     to that root. It, a file or folder whose name is not UTF-8, and a folder that cannot be listed are left
-    out and added to `problems`. Raises Cancelled, between two folders, once `cancel` is set.
+    out and added to `problems`. The folders `skip` (this program's data and caches) are not entered. Raises
+    Cancelled, between two folders, once `cancel` is set.
     """
     exts = extensions if extensions is not None else image_extensions()
     roots = [normalize_root(r) for r in roots]
     by_real = real_roots(owners if owners is not None else roots)
     listed: set[str] = set()
+    skipped = frozenset(os.path.realpath(os.fspath(d)) for d in skip)
     for root in roots:
         if not is_utf8(root):
             _skip_not_utf8(root, True, problems)
             continue
-        yield from _walk(root, exts, listed, by_real, cancel, problems)
+        yield from _walk(root, exts, listed, by_real, cancel, problems, skipped)
 
 
 def scan_roots(roots: Iterable[str | Path], extensions: frozenset[str] | None = None,

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
+from core import paths
 from core.library.scan import image_extensions
 
 logger = logging.getLogger(__name__)
@@ -58,12 +59,17 @@ class FolderWatcher:
     """Watches library folders (recursively) and reports the roots whose photos may have changed.
 
     `on_change(roots)` runs on the watcher's thread: hand it over to your own (a Qt signal, a queue). It is
-    not called again for the same roots before it returns. `use_events=False` polls only.
+    not called again for the same roots before it returns. `use_events=False` polls only. Events inside
+    `ignore` (default: this program's data and cache dirs, where indexing writes thumbnails) are not changes.
     """
 
     def __init__(self, on_change: Callable[[list[str]], None], *, settle_s: float | None = None,
-                 poll_s: float | None = None, use_events: bool = True) -> None:
+                 poll_s: float | None = None, use_events: bool = True,
+                 ignore: Iterable[str | os.PathLike[str]] | None = None) -> None:
         self._on_change = on_change
+        own = [paths.data_dir(), paths.cache_dir()] if ignore is None else ignore  # where the indexer writes
+        self._ignore = tuple({os.path.join(f(os.fspath(d)), "") for d in own for f in (os.path.abspath,
+                                                                                       os.path.realpath)})
         self.settle_s = SETTLE_S if settle_s is None else settle_s
         self.poll_s = POLL_S if poll_s is None else poll_s
         self._use_events = use_events and watchdog_available()
@@ -100,7 +106,7 @@ class FolderWatcher:
 
     def notice(self, path: str, is_directory: bool = False) -> None:
         """An event on `path` (also for callers with their own source of events)."""
-        if not concerns_photos(path, is_directory):
+        if not concerns_photos(path, is_directory) or path.startswith(self._ignore):
             return
         with self._lock:
             root = _root_of(path, self._roots)

@@ -627,3 +627,21 @@ def test_two_libraries_on_one_data_dir_do_not_index_at_once(env, tmp_path):
         assert (tmp_path / "data" / "library.sqlite3.lock").read_text() == ""  # no stale PID left behind
     finally:
         other.close()
+
+
+def test_the_programs_own_thumbnails_and_data_inside_a_photo_folder_are_not_indexed(tmp_path):
+    """A whole home folder as a library folder, where the cache dir is not hidden (macOS ~/Library/Caches):
+    the thumbnails must not be indexed as photos, run after run."""
+    home = tmp_path / "home"
+    make_image(home / "Pictures" / "a.jpg", 1)
+    make_image(home / "Pictures" / "b.jpg", 2)
+    emb = FakeEmbedder()
+    thumbs = ThumbnailCache(home / "Library" / "Caches" / "thumbs")
+    lib = Library(home / "Library" / "data", emb.identity, dim=emb.dim, cache_dir=home / "Library" / "Caches")
+    try:
+        for _ in range(2):
+            _, rep = index_roots(lib, [home], emb, thumbnails=thumbs)
+            assert rep.total == 2 and rep.skipped == []
+        assert sorted(Path(r.path).name for r in lib.rows_under([str(home)])) == ["a.jpg", "b.jpg"]
+    finally:
+        lib.close()

@@ -141,3 +141,13 @@ def test_notice_counts_only_watched_photo_paths(roots, watcher):
     assert calls.items == []
     w.notice(str(Path(a) / "sub" / "new.png"))
     assert calls.wait() == [[str(a)]]
+
+
+def test_the_programs_own_folders_inside_a_root_are_not_changes(roots, watcher):
+    a, _ = roots
+    calls = Calls()
+    w = watcher(calls, use_events=False, ignore=[a / "cache"])
+    w.watch([a])
+    w.notice(str(a / "cache" / "thumbs" / "256" / "ab" / "x.jpg"))  # a thumbnail written by indexing
+    time.sleep(SETTLE * 3)
+    assert calls.items == []
