@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_TOP_K = 20
 ANN_CANDIDATES = 4  # hnswlib returns max(ef, 4 k) candidates, re-ranked exactly
 SORT_KEYS = ("score", "date")
+DateRange = tuple[float | None, float | None]  # (after, before), POSIX seconds: photos dated in [after, before)
 
 
 @dataclass(frozen=True)
@@ -72,12 +73,12 @@ class SearchEngine:
         self.model = model
         self.library = library
         self._cache_lock = threading.Lock()
-        self._folder_ids: dict[tuple[tuple[str, ...], int], np.ndarray] = {}
+        self._folder_ids: dict[tuple[tuple[str, ...], DateRange | None, int], np.ndarray] = {}
 
     # ---- the three kinds of query ----------------------------------------------------------------------
     def search_audio(self, wav: np.ndarray | str | Path, top_k: int = DEFAULT_TOP_K, min_score: float | None = None,
                      roots: Sequence[str | Path] | None = None, sort: str = "score",
-                     sr: int | None = None) -> SearchResult:
+                     sr: int | None = None, *, dates: DateRange | None = None) -> SearchResult:
         """A spoken query: wav (S,) float32 16 kHz (or a file, or another rate with `sr`) -> hits.
 
         Raises AudioDecodeError for empty, too short, silent or unreadable audio.
@@ -85,7 +86,7 @@ class SearchEngine:
         t0 = time.perf_counter()
         query = self.speech_query(wav, sr)
         embed_ms = (time.perf_counter() - t0) * 1000
-        result = self.search_vector(query.query_vector, top_k, min_score, roots, sort)
+        result = self.search_vector(query.query_vector, top_k, min_score, roots, sort, dates=dates)
         result.query = query
         result.timings_ms["embed"] = embed_ms
         return result
@@ -120,11 +121,12 @@ class SearchEngine:
         return _to_numpy(clip.encode_text([text]))[0], unread
 
     def search_text(self, text: str, top_k: int = DEFAULT_TOP_K, min_score: float | None = None,
-                    roots: Sequence[str | Path] | None = None, sort: str = "score") -> SearchResult:
+                    roots: Sequence[str | Path] | None = None, sort: str = "score", *,
+                    dates: DateRange | None = None) -> SearchResult:
         t0 = time.perf_counter()
         vec, unread = self.text_query(text)
         embed_ms = (time.perf_counter() - t0) * 1000
-        result = self.search_vector(vec, top_k, min_score, roots, sort)
+        result = self.search_vector(vec, top_k, min_score, roots, sort, dates=dates)
         result.timings_ms["embed"] = embed_ms
         result.unread_words = unread
         return result
@@ -154,25 +156,27 @@ class SearchEngine:
 
     def search_similar(self, path_or_id: str | Path | int, top_k: int = DEFAULT_TOP_K,
                        min_score: float | None = None, roots: Sequence[str | Path] | None = None,
-                       sort: str = "score") -> SearchResult:
+                       sort: str = "score", *, dates: DateRange | None = None) -> SearchResult:
         """"More like this": photos nearest to an indexed photo (itself excluded) or to any image file."""
         t0 = time.perf_counter()
         vec, image_id = self.image_vector(path_or_id)
         embed_ms = (time.perf_counter() - t0) * 1000
         exclude = {image_id} if image_id is not None else set()
-        result = self.search_vector(vec, top_k, min_score, roots, sort, exclude=exclude)
+        result = self.search_vector(vec, top_k, min_score, roots, sort, exclude=exclude, dates=dates)
         result.timings_ms["embed"] = embed_ms
         return result
 
     # ---- ranking -----------------------------------------------------------------------------------------
     def search_vector(self, query: np.ndarray, top_k: int = DEFAULT_TOP_K, min_score: float | None = None,
                       roots: Sequence[str | Path] | None = None, sort: str = "score",
-                      exclude: set[int] | None = None) -> SearchResult:
+                      exclude: set[int] | None = None, *, dates: DateRange | None = None) -> SearchResult:
         """Rank the library against `query` (E,) (L2-normalised here). `roots`: only photos inside these
-        folders; `sort`: "score" (best first) or "date" (newest first, among the top_k by score).
+        folders; `dates`: only photos dated in [after, before) (see Library.ids_dated); `sort`: "score" (best
+        first) or "date" (newest first, among the top_k by score).
         """
         if sort not in SORT_KEYS:
             raise SpokenSearchError(f"unknown sort {sort!r}; use one of {SORT_KEYS}")
+        dates = check_dates(dates)
         t0 = time.perf_counter()
         q = np.asarray(query, np.float32).reshape(-1)
         norm = float(np.linalg.norm(q))
@@ -183,7 +187,7 @@ class SearchEngine:
                 f"the query vector has {q.shape[0]} dimensions but the library at {self.library.db_path} holds "
                 f"{snap.vectors.shape[1]}; it was indexed with another model: re-index with --reindex")
         k = max(0, int(top_k)) + len(exclude or ())
-        ids, scores, method = self._rank(snap, q, k, roots)
+        ids, scores, method = self._rank(snap, q, k, roots, dates)
         rank_ms = (time.perf_counter() - t0) * 1000
         keep = np.ones(len(ids), bool)
         if exclude:
@@ -199,12 +203,12 @@ class SearchEngine:
         timings = {"rank": rank_ms, "total_search": (time.perf_counter() - t0) * 1000}
         return SearchResult(None, hits, method, timings)
 
-    def _rank(self, snap: VectorSnapshot, q: np.ndarray, k: int, roots: Sequence[str | Path] | None
-              ) -> tuple[np.ndarray, np.ndarray, str]:
-        """Top-k (ids, exact scores) best first, over the whole snapshot or the rows inside `roots`."""
+    def _rank(self, snap: VectorSnapshot, q: np.ndarray, k: int, roots: Sequence[str | Path] | None,
+              dates: DateRange | None = None) -> tuple[np.ndarray, np.ndarray, str]:
+        """Top-k (ids, exact scores) best first, over the whole snapshot or the rows inside `roots` and `dates`."""
         if not len(snap) or k <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32), "exact"
-        rows = self._rows_in(snap, roots) if roots else None
+        rows = self._rows_in(snap, roots, dates) if roots or dates else None
         n = len(snap) if rows is None else rows.size
         ann = self.library.ann_if_ready() if n >= self.library.ann_min_vectors else None
         if ann is not None:
@@ -223,16 +227,32 @@ class SearchEngine:
         ids = snap.ids[best] if rows is None else snap.ids[rows[best]]
         return ids, scores[best], "exact"
 
-    def _rows_in(self, snap: VectorSnapshot, roots: Sequence[str | Path]) -> np.ndarray:
-        key = (tuple(sorted(str(r) for r in roots)), snap.generation)
+    def _rows_in(self, snap: VectorSnapshot, roots: Sequence[str | Path] | None,
+                 dates: DateRange | None = None) -> np.ndarray:
+        key = (tuple(sorted(str(r) for r in roots or ())), dates, snap.generation)
         with self._cache_lock:
             cached = self._folder_ids.get(key)
         if cached is None:
-            ids = np.unique(np.concatenate([self.library.ids_under(r) for r in roots] or [np.zeros(0, np.int64)]))
-            cached = _present_rows(snap, ids)
+            ids = None
+            if roots:
+                ids = np.unique(np.concatenate([self.library.ids_under(r) for r in roots]))
+            if dates is not None:
+                dated = self.library.ids_dated(*dates)
+                ids = dated if ids is None else np.intersect1d(ids, dated)
+            cached = _present_rows(snap, ids if ids is not None else np.zeros(0, np.int64))
             with self._cache_lock:
                 self._folder_ids = {key: cached}  # one filter cached: the one the user is looking at
         return cached
+
+
+def check_dates(dates: DateRange | None) -> DateRange | None:
+    """A date filter as (after, before) floats, None for no filter; SpokenSearchError when it is empty."""
+    if dates is None or dates == (None, None):
+        return None
+    after, before = (None if v is None else float(v) for v in dates)
+    if after is not None and before is not None and after >= before:
+        raise SpokenSearchError("the date range is empty: its start is not before its end")
+    return after, before
 
 
 def _present_rows(snap: VectorSnapshot, ids: np.ndarray) -> np.ndarray:

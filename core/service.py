@@ -27,7 +27,7 @@ from core.library.embedder import ClipImageEmbedder
 from core.library.indexer import BATCH_SIZE, DEFAULT_WORKERS, IndexProgress, IndexReport, index_library
 from core.library.library import Library, default_library_dir
 from core.library.thumbnails import ThumbnailCache
-from core.search import DEFAULT_TOP_K, SearchEngine, SearchResult
+from core.search import DEFAULT_TOP_K, DateRange, SearchEngine, SearchResult
 
 logger = logging.getLogger(__name__)
 
@@ -125,9 +125,9 @@ class SearchService:
 
     def search_audio(self, wav: np.ndarray | str | Path, top_k: int = DEFAULT_TOP_K, min_score: float | None = None,
                      roots: Sequence[str | Path] | None = None, sort: str = "score",
-                     sr: int | None = None) -> SearchResult:
+                     sr: int | None = None, *, dates: DateRange | None = None) -> SearchResult:
         with self._preempt():
-            return self.engine.search_audio(wav, top_k, min_score, roots, sort, sr)
+            return self.engine.search_audio(wav, top_k, min_score, roots, sort, sr, dates=dates)
 
     def analyze_audio(self, wav: np.ndarray | str | Path, sr: int | None = None) -> Any:
         """The model's view of a recording (SpeechQuery: keywords, segments, alpha) without a photo search,
@@ -137,21 +137,27 @@ class SearchService:
             return self.engine.speech_query(wav, sr)
 
     def search_text(self, text: str, top_k: int = DEFAULT_TOP_K, min_score: float | None = None,
-                    roots: Sequence[str | Path] | None = None, sort: str = "score") -> SearchResult:
+                    roots: Sequence[str | Path] | None = None, sort: str = "score", *,
+                    dates: DateRange | None = None) -> SearchResult:
         with self._preempt():
-            return self.engine.search_text(text, top_k, min_score, roots, sort)
+            return self.engine.search_text(text, top_k, min_score, roots, sort, dates=dates)
 
     def search_vector(self, query: np.ndarray, top_k: int = DEFAULT_TOP_K, min_score: float | None = None,
-                      roots: Sequence[str | Path] | None = None, sort: str = "score") -> SearchResult:
+                      roots: Sequence[str | Path] | None = None, sort: str = "score", *,
+                      dates: DateRange | None = None) -> SearchResult:
         """Rank the library against a query vector already computed (e.g. new cut-offs for the last query)."""
         with self._preempt():
-            return self.engine.search_vector(query, top_k, min_score, roots, sort)
+            return self.engine.search_vector(query, top_k, min_score, roots, sort, dates=dates)
 
     def search_similar(self, path_or_id: str | Path | int, top_k: int = DEFAULT_TOP_K,
                        min_score: float | None = None, roots: Sequence[str | Path] | None = None,
-                       sort: str = "score") -> SearchResult:
+                       sort: str = "score", *, dates: DateRange | None = None) -> SearchResult:
         with self._preempt():
-            return self.engine.search_similar(path_or_id, top_k, min_score, roots, sort)
+            return self.engine.search_similar(path_or_id, top_k, min_score, roots, sort, dates=dates)
+
+    def photo_years(self) -> list[int]:
+        """The years of the library's photos (capture time, else file time; local), newest first."""
+        return self.library.years()
 
     # ---- indexing ----------------------------------------------------------------------------------------
     def index(self, roots: Iterable[str | Path] | None = None, cancel: threading.Event | None = None, *,

@@ -339,6 +339,23 @@ class Library:
             "AND (path = ? OR substr(path, 1, ?) = ?) ORDER BY id", (f, len(prefix), prefix)).fetchall()
         return np.fromiter((r[0] for r in rows), np.int64, len(rows))
 
+    def ids_dated(self, after: float | None, before: float | None) -> np.ndarray:
+        """Ids (ascending) of the live, embedded images whose date — the EXIF capture time, else the file's
+        modification time — is in [after, before) (POSIX seconds; None: open on that side)."""
+        lo = -1e300 if after is None else float(after)
+        hi = 1e300 if before is None else float(before)
+        rows = self._reader().execute(
+            "SELECT id FROM images WHERE deleted = 0 AND vector IS NOT NULL "
+            "AND COALESCE(taken_at, mtime) >= ? AND COALESCE(taken_at, mtime) < ? ORDER BY id", (lo, hi)).fetchall()
+        return np.fromiter((r[0] for r in rows), np.int64, len(rows))
+
+    def years(self) -> list[int]:
+        """The years (local time) of the live photos' dates, newest first: what a date filter can offer."""
+        rows = self._reader().execute(
+            "SELECT DISTINCT CAST(strftime('%Y', COALESCE(taken_at, mtime), 'unixepoch', 'localtime') AS INTEGER) "
+            "AS y FROM images WHERE deleted = 0 AND y IS NOT NULL ORDER BY y DESC").fetchall()
+        return [int(r[0]) for r in rows]
+
     def count_rows(self) -> dict[str, int]:
         c = self._reader().execute(
             "SELECT SUM(deleted = 0 AND vector IS NOT NULL), SUM(deleted = 0 AND vector IS NULL), SUM(deleted) "

@@ -185,3 +185,46 @@ def test_search_while_indexing(tmp_path):
     assert not errors and counts == sorted(counts)  # results only grow while batches commit
     assert len(engine.search_vector(random_unit(1, dim=16)[0], top_k=100).hits) == 40
     lib.close()
+
+
+def test_date_filter_uses_the_capture_time_else_the_file_time(tmp_path):
+    lib = Library(tmp_path / "d", "tower", dim=DIM, cache_dir=tmp_path / "c")
+    vecs = random_unit(200, seed=4)
+    fill(lib, vecs, dates=[float(i) if i % 3 else None for i in range(200)])  # None: the file time, 1000 + i
+    engine = SearchEngine(None, lib)
+    q = vecs[61]
+
+    def date_of(i):
+        return float(i) if i % 3 else 1000.0 + i
+
+    hits = engine.search_vector(q, top_k=200, dates=(50.0, 120.0)).hits
+    expected = {i for i in range(200) if 50 <= date_of(i) < 120}
+    assert {int(h.path[-9:-4]) for h in hits} == expected and hits[0].path.endswith("img00061.jpg")
+    assert all(50 <= h.date < 120 for h in hits)
+    whole = engine.search_vector(q, top_k=200).hits  # the same order as unfiltered, restricted
+    assert [h.image_id for h in hits] == [h.image_id for h in whole if int(h.path[-9:-4]) in expected]
+    later = engine.search_vector(q, top_k=200, dates=(1100.0, None)).hits
+    assert {int(h.path[-9:-4]) for h in later} == {i for i in range(200) if date_of(i) >= 1100}
+    both = engine.search_vector(q, top_k=200, roots=["/photos/a"], dates=(50.0, 120.0)).hits
+    assert {int(h.path[-9:-4]) for h in both} == {i for i in expected if i % 2}
+    assert engine.search_vector(q, top_k=10, dates=(None, None)).hits == whole[:10]
+    with pytest.raises(SpokenSearchError, match="date range is empty"):
+        engine.search_vector(q, dates=(120.0, 50.0))
+    import time
+
+    assert lib.years() == sorted({time.localtime(date_of(i)).tm_year for i in range(200)}, reverse=True)
+    lib.close()
+
+
+def test_date_filter_with_the_ann_index_matches_exact_search(big, tmp_path):
+    big.ann()
+    engine = SearchEngine(None, big)
+    exact = SearchEngine(None, Library(tmp_path / "d", "tower", dim=DIM, cache_dir=tmp_path / "c3",
+                                       ann_min_vectors=10**9))
+    for seed in range(5):
+        q = random_unit(1, seed=20 + seed)[0]
+        a = engine.search_vector(q, top_k=10, dates=(1000.0, 2500.0))
+        b = exact.search_vector(q, top_k=10, dates=(1000.0, 2500.0))
+        assert all(1000 <= h.date < 2500 for h in a.hits)
+        assert [h.image_id for h in a.hits] == [h.image_id for h in b.hits]
+    exact.library.close()
