@@ -191,6 +191,7 @@ class MainWindow(QMainWindow):
         self.hide_message()
         self.plot.clear_all("Hold Space and speak, or pick a sample query")
         self.refresh_stats()
+        self.refresh_years()
         first = not self.settings.first_run_done
         self.library.start_up(first, demo_photos_dir())
         if first:
@@ -230,6 +231,15 @@ class MainWindow(QMainWindow):
         """(Re)build the service from the settings in the background (app.model_loader)."""
         load_service(self, reindex=reindex, previous=previous)
 
+    def refresh_years(self) -> None:
+        """Offer the years of the library's photos in the results' date filter."""
+        service = self.service
+        if service is None or not hasattr(service, "photo_years"):
+            return
+        (ops.Op(self, lambda cancel: service.photo_years(), lane="library", what="Reading the photos' years")
+         .success(self.grid.when.set_years)
+         .failure(lambda exc: logger.warning("could not read the years of the photos: %s", exc)).run())
+
     def refresh_stats(self) -> None:
         if self.service is None:
             return
@@ -246,8 +256,10 @@ class MainWindow(QMainWindow):
         ops.get_stats(self, self.service).success(show).run()
 
     def _on_changes(self, changes: ops.Changes) -> None:
-        """After a library operation: refresh the status, and the results when they may be stale."""
+        """After a library operation: refresh the status, the years the date filter offers, and the results
+        when they may be stale."""
         self.refresh_stats()
+        self.refresh_years()
         if self.search.last_query is not None and not self.search.searching and (
                 changes.images_removed or (changes.images_added and self.results.rowCount() == 0)):
             self.search.rerun(automatic=True)

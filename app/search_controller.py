@@ -77,6 +77,7 @@ class SearchController(QObject):
         self.live.analysed.connect(self._on_live)
         chips.play_requested.connect(self.replay)
         grid.controls_changed.connect(self.controls_edited)
+        grid.when.changed.connect(self.rerun)
 
     # ---- recording ---------------------------------------------------------------------------------
     def toggle_recording(self) -> None:
@@ -169,8 +170,8 @@ class SearchController(QObject):
         if self.speech_end_t is None:
             self.speech_end_t = time.perf_counter()
         s = self.window.settings
-        self._run(ops.search_audio(self.window, service, self.query_wav, s.top_k, s.min_score), self.last_label,
-                  source=self.query_wav, automatic=automatic)
+        self._run(ops.search_audio(self.window, service, self.query_wav, s.top_k, s.min_score, self._dates()),
+                  self.last_label, source=self.query_wav, automatic=automatic)
 
     def search_text(self, text: str, *, automatic: bool = False) -> None:
         if self.window.service is None:
@@ -180,8 +181,8 @@ class SearchController(QObject):
         self.last_label, self.last_speech = f"“{text}”", None
         self.speech_end_t = time.perf_counter()
         s = self.window.settings
-        self._run(ops.search_text(self.window, self.window.service, text, s.top_k, s.min_score), self.last_label,
-                  automatic=automatic)
+        self._run(ops.search_text(self.window, self.window.service, text, s.top_k, s.min_score, self._dates()),
+                  self.last_label, automatic=automatic)
 
     def search_similar(self, hit: Any, *, automatic: bool = False) -> None:
         if self.window.service is None:
@@ -195,8 +196,8 @@ class SearchController(QObject):
         self.last_label, self.last_speech = Path(str(hit.path)).name, None
         self.speech_end_t = time.perf_counter()
         s = self.window.settings
-        self._run(ops.search_similar(self.window, self.window.service, int(hit.image_id), s.top_k, s.min_score),
-                  self.last_label, automatic=automatic)
+        self._run(ops.search_similar(self.window, self.window.service, int(hit.image_id), s.top_k, s.min_score,
+                                     self._dates()), self.last_label, automatic=automatic)
 
     def open_audio_file(self, path: Path) -> None:
         if self.window.service is None:
@@ -225,6 +226,9 @@ class SearchController(QObject):
         self.window.save_settings()
         self.rerun()
 
+    def _dates(self) -> tuple[float | None, float | None] | None:
+        return self.grid.when.current_range()
+
     def forget_query(self) -> None:
         """The service changed: the last query (its vector belongs to the old model) and any search still
         running on the old service are forgotten; the view is cleared by the window."""
@@ -242,7 +246,8 @@ class SearchController(QObject):
         if kind == "audio" and self.last_speech is not None and service is not None \
                 and ops.can_search_vector(service):
             s = self.window.settings
-            self._run(ops.search_vector(self.window, service, self.last_speech.query_vector, s.top_k, s.min_score),
+            self._run(ops.search_vector(self.window, service, self.last_speech.query_vector, s.top_k, s.min_score,
+                                        self._dates()),
                       self.last_label, speech=self.last_speech, source=value, automatic=automatic)
         elif kind == "audio":
             self.search_wav(value, self.last_label, automatic=automatic)
@@ -299,8 +304,11 @@ class SearchController(QObject):
         unread = list(getattr(result, "unread_words", []) or [])
         if unread:  # typed words the model cannot read would otherwise vanish without a word
             words += f" (not in the model's vocabulary: {' '.join(unread)})"
-        self.grid.set_summary(f"{len(hits)} photos for {label}{words}{ms}" if hits else
-                              f"No photos matched {label}{words}. Lower the min score, or index more folders.")
+        when = self.grid.when.describe()
+        span = f" {when}" if when else ""
+        hint = "Choose another time, lower the min score" if when else "Lower the min score"
+        self.grid.set_summary(f"{len(hits)} photos{span} for {label}{words}{ms}" if hits else
+                              f"No photos{span} matched {label}{words}. {hint}, or index more folders.")
         self.result_shown.emit(result)
 
     def replay(self, start_s: float, end_s: float) -> None:

@@ -1,5 +1,5 @@
 """The thumbnail grid of results (a QListView in icon mode over ResultsModel) with its controls:
-top-k, minimum score, sort by score or date, and a context menu per photo."""
+top-k, minimum score, when (a date filter), sort by score or date, and a context menu per photo."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.models import HitRole, ResultsModel
+from app.widgets.date_filter import DateFilter
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +130,7 @@ class ResultsGrid(QWidget):
         self.sort.addItem("Best match first", "score")
         self.sort.addItem("Newest first", "date")
         self.sort.currentIndexChanged.connect(lambda _: model.set_sort(self.sort.currentData()))
+        self.when = DateFilter()
         for w in (self.top_k, self.min_score):
             w.editingFinished.connect(self.controls_changed.emit)
         bar = QHBoxLayout()
@@ -137,6 +139,7 @@ class ResultsGrid(QWidget):
         bar.addWidget(self.top_k)
         bar.addWidget(QLabel("min score"))
         bar.addWidget(self.min_score)
+        bar.addWidget(self.when)
         bar.addWidget(self.sort)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)

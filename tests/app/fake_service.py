@@ -107,35 +107,48 @@ class FakeService:
         self.busy_pid: int | None = None  # another process indexing the library: index() raises LibraryBusyError
 
     # searching
-    def _rank(self, v: np.ndarray, top_k: int, min_score: float | None) -> list[Hit]:
+    def _rank(self, v: np.ndarray, top_k: int, min_score: float | None,
+              dates: tuple[float | None, float | None] | None = None) -> list[Hit]:
         with self._lock:
             items = list(self._images.items())
         hits = [Hit(i, p, float(self._vectors[i] @ v), p.stat().st_mtime) for i, p in items]
         hits = [h for h in hits if min_score is None or h.score >= min_score]
+        if dates is not None:  # like core: the photo's date in [after, before) (here always the file time)
+            lo, hi = (-np.inf if dates[0] is None else dates[0]), (np.inf if dates[1] is None else dates[1])
+            hits = [h for h in hits if lo <= h.mtime < hi]
         return sorted(hits, key=lambda h: -h.score)[:top_k]
 
-    def search_audio(self, wav: np.ndarray, top_k: int = 20, min_score: float | None = None) -> SearchResult:
+    def search_audio(self, wav: np.ndarray, top_k: int = 20, min_score: float | None = None,
+                     dates: tuple[float | None, float | None] | None = None) -> SearchResult:
         self.calls.append("search_audio")
         time.sleep(self.search_delay_s)
         q = fake_query(wav)
-        return SearchResult(q, self._rank(q.query_vector, top_k, min_score))
+        return SearchResult(q, self._rank(q.query_vector, top_k, min_score, dates))
 
-    def search_text(self, text: str, top_k: int = 20, min_score: float | None = None) -> SearchResult:
+    def search_text(self, text: str, top_k: int = 20, min_score: float | None = None,
+                    dates: tuple[float | None, float | None] | None = None) -> SearchResult:
         self.calls.append("search_text")
         rng = np.random.default_rng(zlib.crc32(text.encode()))
         v = rng.standard_normal(8).astype(np.float32)
-        result = SearchResult(None, self._rank(v / np.linalg.norm(v), top_k, min_score))
+        result = SearchResult(None, self._rank(v / np.linalg.norm(v), top_k, min_score, dates))
         result.unread_words = [w for w in text.split() if w.startswith("zz")]  # words "outside the vocabulary"
         return result
 
-    def search_vector(self, query: np.ndarray, top_k: int = 20, min_score: float | None = None) -> SearchResult:
+    def search_vector(self, query: np.ndarray, top_k: int = 20, min_score: float | None = None,
+                      dates: tuple[float | None, float | None] | None = None) -> SearchResult:
         self.calls.append("search_vector")
-        return SearchResult(None, self._rank(np.asarray(query, np.float32), top_k, min_score))
+        return SearchResult(None, self._rank(np.asarray(query, np.float32), top_k, min_score, dates))
 
-    def search_similar(self, image: int | str, top_k: int = 20, min_score: float | None = None) -> SearchResult:
+    def search_similar(self, image: int | str, top_k: int = 20, min_score: float | None = None,
+                       dates: tuple[float | None, float | None] | None = None) -> SearchResult:
         self.calls.append("search_similar")
         self.similar_ids.append(int(image))
-        return SearchResult(None, self._rank(self._vectors[int(image)], top_k, min_score))
+        return SearchResult(None, self._rank(self._vectors[int(image)], top_k, min_score, dates))
+
+    def photo_years(self) -> list[int]:
+        with self._lock:
+            paths = [p for p in self._images.values() if p.exists()]  # like core: what the library holds, no error
+        return sorted({time.localtime(p.stat().st_mtime).tm_year for p in paths}, reverse=True)
 
     # library
     def roots(self) -> list[str]:

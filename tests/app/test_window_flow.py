@@ -175,3 +175,37 @@ def test_a_successful_action_clears_the_warnings_it_resolves(qtbot, make_window,
     with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
         w._on_changes(Changes(images_removed=1))
     assert w.message_bar.isVisible() and w.message_bar.text() == "Something the user has not seen yet"
+
+
+def test_the_when_filter_offers_the_librarys_years_and_reruns_the_query(qtbot, make_window, fake_service, photos):
+    import os
+    import time
+
+    old = sorted(photos.glob("*.jpg"))[:2]
+    t2019 = time.mktime((2019, 7, 1, 12, 0, 0, 0, 0, -1))
+    for p in old:
+        os.utime(p, (t2019, t2019))  # two photos from 2019, the other four from today
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True, top_k=50))
+    index_and_wait(qtbot, w, photos)
+    this_year = time.localtime().tm_year
+    qtbot.waitUntil(lambda: w.grid.when.findData("year:2019") >= 0, timeout=5_000)
+    assert [w.grid.when.itemText(i) for i in range(w.grid.when.count())] == \
+        ["Any time", "Last 30 days", "Last 12 months", str(this_year), "2019"]
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.search.search_text("a dog")
+    assert w.results.rowCount() == 6
+    for choice, expected in (("year:2019", {p.name for p in old}), ("days:30", None)):
+        with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+            w.grid.when.setCurrentIndex(w.grid.when.findData(choice))
+            w.grid.when.activated.emit(w.grid.when.currentIndex())  # as a pick from the list does
+        names = {w.results.hit(r).path.name for r in range(w.results.rowCount())}
+        assert names == (expected if expected else {p.name for p in photos.glob("*.jpg")} - {p.name for p in old})
+    assert "from the last 30 days" in w.grid._summary
+    w.grid.when.set_years([this_year])  # the 2019 photos left the library: the choice stays where it is valid
+    assert w.grid.when.currentData() == "days:30"
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.grid.when.setCurrentIndex(w.grid.when.findData(f"year:{this_year}"))
+        w.grid.when.activated.emit(w.grid.when.currentIndex())
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):  # its year gone: back to any time, re-run
+        w.grid.when.set_years([])
+    assert w.grid.when.currentData() == "" and w.results.rowCount() == 6

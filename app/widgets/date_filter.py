@@ -1,0 +1,62 @@
+"""The "When" filter of the results: any time, the last 30 days or 12 months, or one of the years the library's
+photos were taken in (capture time, else file time; the core's date filter)."""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QComboBox, QWidget
+
+DAY_S = 86400.0
+ROLLING = (("Last 30 days", 30), ("Last 12 months", 365))  # (label, days back from now)
+
+
+def year_range(year: int) -> tuple[float, float]:
+    """[1 January `year`, 1 January `year` + 1) in local time, as POSIX seconds."""
+    return (time.mktime((year, 1, 1, 0, 0, 0, 0, 0, -1)), time.mktime((year + 1, 1, 1, 0, 0, 0, 0, 0, -1)))
+
+
+class DateFilter(QComboBox):
+    """`changed()` when the user picks another time span. Item data: "" (any time), "days:N" or "year:Y" (strings:
+    QComboBox.findData cannot compare Python tuples); the range itself is computed when asked, so "last 30 days"
+    stays true in a long session."""
+
+    changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setToolTip("Only photos taken (else last modified) in this time")
+        self.addItem("Any time", "")
+        for label, days in ROLLING:
+            self.addItem(label, f"days:{days}")
+        self.activated.connect(lambda _: self.changed.emit())
+
+    def set_years(self, years: list[int]) -> None:
+        """Offer these years (newest first) after the fixed choices; the current choice stays when still there
+        (a year no photo is from any more falls back to "Any time", and says so through `changed`)."""
+        current = self.currentData()
+        self.blockSignals(True)
+        while self.count() > 1 + len(ROLLING):
+            self.removeItem(self.count() - 1)
+        for y in years:
+            self.addItem(str(y), f"year:{int(y)}")
+        i = self.findData(current)
+        self.setCurrentIndex(max(0, i))
+        self.blockSignals(False)
+        if current and i < 0:
+            self.changed.emit()
+
+    def current_range(self, now: float | None = None) -> tuple[float | None, float | None] | None:
+        """(after, before) POSIX seconds of the chosen span, None for any time."""
+        kind, _, value = str(self.currentData() or "").partition(":")
+        if kind == "days":
+            return ((time.time() if now is None else now) - int(value) * DAY_S, None)
+        return year_range(int(value)) if kind == "year" else None
+
+    def describe(self) -> str:
+        """Words for the results' summary: "" for any time, else "from 2024" / "from the last 30 days"."""
+        kind, _, value = str(self.currentData() or "").partition(":")
+        if not kind:
+            return ""
+        return f"from {value}" if kind == "year" else f"from the {self.currentText().lower()}"
