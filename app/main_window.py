@@ -36,6 +36,14 @@ from core.paths import demo_photos_dir, demo_queries_dir
 logger = logging.getLogger(__name__)
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff"}
+
+
+def _dropped_kind(path: Path) -> str:
+    """"audio", "image" or "" (not something the window takes) for a file dropped on it."""
+    from core.library.scan import image_extensions
+
+    suffix = path.suffix.lower()
+    return "audio" if suffix in AUDIO_SUFFIXES else "image" if suffix in image_extensions() else ""
 NO_MODEL_HINT = ("Choose a model folder in File → Settings (Ctrl+,), or build the embedded default model into "
                  "resources/models/default with the trainer (`python -m trainer export`, see the README).")
 PTT_RELEASE_MS = 50  # a Space release followed by a press within this is one utterance (X servers can split one)
@@ -166,6 +174,8 @@ class MainWindow(QMainWindow):
         act(s, "Show in &folder", lambda: reveal_file(self, self.grid.current_hit()), "Ctrl+E")
         act(s, "&Copy path", lambda: copy_path(self, self.grid.current_hit()), "Ctrl+Shift+C")
         act(s, "&More like this", lambda: self.search.search_similar(self.grid.current_hit()), "Ctrl+M")
+        act(s, "Search by a &photo…", self.choose_image_file, "Ctrl+Shift+O",
+            "Find the library's photos like a photo file (or drop one on the window)")
         act(s, "Go to the &results", lambda: self.grid.view.setFocus(), "Ctrl+G")
         h = mb.addMenu("&Help")
         act(h, "&About and model card", self.show_about, "F1")
@@ -293,6 +303,17 @@ class MainWindow(QMainWindow):
             self.save_settings()
             self.search.open_audio_file(Path(path))
 
+    def choose_image_file(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
+        from core.library.scan import image_extensions
+
+        patterns = " ".join(f"*{e}" for e in sorted(image_extensions()))
+        path, _ = QFileDialog.getOpenFileName(self, "Find photos like this one", start_dir(self.settings.last_index_dir),
+                                              f"Photos ({patterns});;All files (*)")
+        if path:
+            self.search.search_image_file(Path(path))
+
     def choose_folder_to_index(self) -> None:
         from PySide6.QtWidgets import QFileDialog
 
@@ -397,12 +418,17 @@ class MainWindow(QMainWindow):
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         urls = event.mimeData().urls()
-        if urls and Path(urls[0].toLocalFile()).suffix.lower() in AUDIO_SUFFIXES:
+        if urls and _dropped_kind(Path(urls[0].toLocalFile())):
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:
+        """An audio file is a spoken query; a photo finds the library's photos like it."""
         url: QUrl = event.mimeData().urls()[0]
-        self.search.open_audio_file(Path(url.toLocalFile()))
+        path = Path(url.toLocalFile())
+        if _dropped_kind(path) == "image":
+            self.search.search_image_file(path)
+        else:
+            self.search.open_audio_file(path)
         event.acceptProposedAction()
 
     def closeEvent(self, event: QCloseEvent) -> None:

@@ -199,6 +199,19 @@ class SearchController(QObject):
         self._run(ops.search_similar(self.window, self.window.service, int(hit.image_id), s.top_k, s.min_score,
                                      self._dates()), self.last_label, automatic=automatic)
 
+    def search_image_file(self, path: Path, *, automatic: bool = False) -> None:
+        """Photos like an image file (in the library or not): the photo's CLIP vector is the query."""
+        if self.window.service is None:
+            self.window.show_message("No model is loaded, so there is nothing to compare photos with. "
+                                     + self.window.no_model_hint, "warning")
+            return
+        self.last_query = ("image", Path(path))
+        self.last_label, self.last_speech = Path(path).name, None
+        self.speech_end_t = time.perf_counter()
+        s = self.window.settings
+        self._run(ops.search_similar(self.window, self.window.service, str(path), s.top_k, s.min_score,
+                                     self._dates()), self.last_label, automatic=automatic)
+
     def open_audio_file(self, path: Path) -> None:
         if self.window.service is None:
             self.window.show_message("No model is loaded. " + self.window.no_model_hint, "warning")
@@ -255,6 +268,8 @@ class SearchController(QObject):
             self.search_text(value, automatic=automatic)
         elif kind == "similar":
             self.search_similar(value, automatic=automatic)
+        elif kind == "image":
+            self.search_image_file(value, automatic=automatic)
 
     def _run(self, op: Any, label: str, *, speech: Any = None, source: Any = None, automatic: bool = False
              ) -> None:

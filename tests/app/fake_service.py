@@ -142,6 +142,10 @@ class FakeService:
     def search_similar(self, image: int | str, top_k: int = 20, min_score: float | None = None,
                        dates: tuple[float | None, float | None] | None = None) -> SearchResult:
         self.calls.append("search_similar")
+        if isinstance(image, str):  # like core: any image file (missing: an error); a library photo's own vector
+            Path(image).stat()
+            v = np.random.default_rng(zlib.crc32(image.encode())).standard_normal(8).astype(np.float32)
+            return SearchResult(None, self._rank(v / np.linalg.norm(v), top_k, min_score, dates))
         self.similar_ids.append(int(image))
         return SearchResult(None, self._rank(self._vectors[int(image)], top_k, min_score, dates))
 

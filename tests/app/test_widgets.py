@@ -353,3 +353,37 @@ def test_heic_and_camera_raw_photos_are_previewed_through_the_core_decoder(qtbot
         assert (img.width(), img.height()) == size and (full.width(), full.height()) == full_size, name
         r, g, b, _ = img.pixelColor(img.width() // 2, img.height() // 2).getRgb()
         assert g > 120 and r < 90 and b < 90, (name, r, g, b)  # the photo's pixels, not a blank
+
+
+def test_drop_a_photo_finds_photos_like_it_and_a_missing_one_is_a_clear_error(qtbot, make_window, fake_service,
+                                                                                photos):
+    from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDragEnterEvent, QDropEvent
+
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    with qtbot.waitSignal(w.library.changed, timeout=10_000):
+        w.library.index_folders([photos], show_dialog=False)
+    photo = sorted(photos.glob("*.jpg"))[3]
+
+    def drop(path):
+        mime = QMimeData()
+        mime.setUrls([QUrl.fromLocalFile(str(path))])
+        enter = QDragEnterEvent(QPoint(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                                Qt.KeyboardModifier.NoModifier)
+        w.dragEnterEvent(enter)
+        assert enter.isAccepted()
+        w.dropEvent(QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                               Qt.KeyboardModifier.NoModifier))
+
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        drop(photo)
+    assert fake_service.calls[-1] == "search_similar" and w.results.hit(0).path == photo  # itself, first
+    assert photo.name in w.grid._summary and w.plot.query is None
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):  # a re-run (Show changed) asks again
+        w.grid.top_k.setValue(2)
+        w.grid.controls_changed.emit()
+    assert fake_service.calls[-1] == "search_similar" and w.results.rowCount() == 2
+    gone = photos / "gone.jpg"
+    qtbot.waitUntil(lambda: not w.search.searching, timeout=5_000)
+    w.search.search_image_file(gone)
+    qtbot.waitUntil(lambda: w.message_bar.isVisible() and "gone.jpg" in w.message_bar.text(), timeout=5_000)
