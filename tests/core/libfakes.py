@@ -62,14 +62,22 @@ with Library(sys.argv[1], None).index_lock():
 
 
 @contextmanager
-def indexed_by_another_process(data_dir: Path) -> Iterator[int]:
-    """A second process holding `data_dir`'s indexing lock, as a CLI run indexing it would; yields its PID."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLD_INDEX_LOCK, str(data_dir)], cwd=REPO, text=True,
+def held_by_another_process(script: str, *args: str) -> Iterator[int]:
+    """A second Python process running `script` (which prints "locked" once it holds its lock, then waits for
+    stdin to close); yields its PID, and ends it (the kernel drops its lock) on leaving."""
+    proc = subprocess.Popen([sys.executable, "-c", script, *args], cwd=REPO, text=True,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
         assert proc.stdout is not None and proc.stdin is not None
         assert proc.stdout.readline().strip() == "locked"
         yield proc.pid
     finally:
-        proc.stdin.close()  # it ends, and the kernel drops its lock
+        proc.stdin.close()
         proc.wait(timeout=60)
+
+
+@contextmanager
+def indexed_by_another_process(data_dir: Path) -> Iterator[int]:
+    """A second process holding `data_dir`'s indexing lock, as a CLI run indexing it would; yields its PID."""
+    with held_by_another_process(HOLD_INDEX_LOCK, str(data_dir)) as pid:
+        yield pid

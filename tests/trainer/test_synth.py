@@ -6,8 +6,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from tests.core.libfakes import held_by_another_process
 from trainer.main import main
 from trainer.synth import voices as voices_mod
 from trainer.synth.audio_ops import SAMPLE_RATE, build_utterance
@@ -385,7 +384,6 @@ def test_options_refuse_a_bad_speed_range(field: str, tmp_path: Path) -> None:
         opts.validate()
 
 
-REPO = Path(__file__).resolve().parents[2]
 HOLD_LOCK = """
 import sys
 from core.file_lock import FileLock
@@ -398,15 +396,8 @@ sys.stdin.read()
 @contextmanager
 def locked_by_another_process(lock: Path) -> Iterator[int]:
     """A second process holding the lock file `lock`, as a synth run writing its folder does; yields its PID."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(lock)], cwd=REPO, text=True,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    try:
-        assert proc.stdout is not None and proc.stdin is not None
-        assert proc.stdout.readline().strip() == "locked"
-        yield proc.pid
-    finally:
-        proc.stdin.close()  # it ends, and the kernel drops its lock
-        proc.wait(timeout=60)
+    with held_by_another_process(HOLD_LOCK, str(lock)) as pid:
+        yield pid
 
 
 def test_a_second_run_into_the_same_out_is_refused_while_the_first_writes(
