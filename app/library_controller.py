@@ -157,6 +157,10 @@ class LibraryController(QObject):
 
         def fn(cancel: threading.Event) -> Any:
             known = {Path(r) for r in service.roots()}
+            if quiet:  # the watcher's: a folder removed from the library meanwhile is not added back
+                targets[:] = [r for r in targets if r in known]
+                if not targets and not rescan:
+                    return None
             for r in targets:
                 if r not in known:
                     service.add_root(r)
@@ -206,6 +210,9 @@ class LibraryController(QObject):
 
     def _on_done(self, report: Any) -> None:
         self._report = report
+        if report is None:  # a quiet run whose folders had left the library: nothing was done
+            self.indexing_finished.emit(report)
+            return
         if not self._quiet or changed_photos(report):
             self.window.statusBar().showMessage(report_summary(report, self._photos), 8000)
         for path, reason in list(getattr(report, "skipped", None) or []):  # "see the log" must find them all

@@ -290,3 +290,14 @@ def test_watching_follows_the_setting_and_the_model(qtbot, make_window, fake_ser
     assert w.library.watch.roots == [photos]
     w.set_no_model("")
     assert w.library.watch.roots == []
+
+
+def test_a_watched_change_in_a_folder_removed_meanwhile_does_not_add_it_back(qtbot, make_window, fake_service,
+                                                                            photos, watching):
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000):
+        w.library.index_folders([photos])
+    fake_service.remove_root(photos)  # removed by the user; the watcher's event for it comes late
+    with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000) as blocker:
+        w.library.watch.changed.emit([photos])
+    assert blocker.args[0] is None and fake_service.roots() == []
