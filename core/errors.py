@@ -56,6 +56,15 @@ class LibraryCorruptError(SpokenSearchError):
         self.db_path = db_path
 
 
+class LibraryAccessError(SpokenSearchError):
+    """A library folder or database cannot be opened for writing (no permission, a read-only disk): nothing is
+    wrong with its content, so it is not a LibraryCorruptError. `db_path` names the database."""
+
+    def __init__(self, message: str, db_path: object = None) -> None:
+        super().__init__(message)
+        self.db_path = db_path
+
+
 class LibraryBusyError(SpokenSearchError):
     """A library is being indexed by another process (or another Library of this one). `pid` names the
     process holding its lock, when known."""

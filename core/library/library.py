@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from core import paths
-from core.errors import LibraryCorruptError, ModelMismatchError, SpokenSearchError
+from core.errors import LibraryAccessError, LibraryCorruptError, ModelMismatchError, SpokenSearchError
 from core.library import failures, store
 from core.library.ann import AnnIndex, AnnStamp
 from core.library.index_lock import hold_index_lock, index_lock_holder
@@ -56,8 +56,11 @@ class Library:
                  ann_min_vectors: int = ANN_MIN_VECTORS, model_name: str | None = None,
                  model_path: str | None = None) -> None:
         self.data_dir = Path(data_dir) if data_dir is not None else default_library_dir()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         self.db_path = self.data_dir / store.DB_NAME
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self._unwritable(exc) from exc
         self.model_identity = model_identity
         self.ann_min_vectors = ann_min_vectors
         self._write_lock = threading.RLock()
@@ -94,10 +97,18 @@ class Library:
         self._bg_lock = threading.Lock()
 
     # ---- opening ---------------------------------------------------------------------------------------
-    def _unreadable(self, exc: Exception) -> LibraryCorruptError:
+    def _unreadable(self, exc: Exception) -> SpokenSearchError:
+        if store.is_access_error(exc):  # a read-only folder or file: the database itself is fine
+            return self._unwritable(exc)
         return LibraryCorruptError(
             f"the photo library database {self.db_path} cannot be read ({exc}); rename it and index your "
             "folders again (your photos are not touched)", self.db_path)
+
+    def _unwritable(self, exc: Exception) -> LibraryAccessError:
+        return LibraryAccessError(
+            f"the photo library database {self.db_path} cannot be opened for writing ({exc}); check that "
+            f"{self.data_dir} is yours to write and not on a read-only disk, or use another library folder "
+            "(--data-dir or SPOKENSEARCH_DATADIR); the library was not changed", self.db_path)
 
     # ---- checks ---------------------------------------------------------------------------------------
     def indexed_with(self) -> str | None:

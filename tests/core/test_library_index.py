@@ -435,6 +435,28 @@ def test_unreadable_database_is_a_typed_error_and_can_be_moved_aside(env, tmp_pa
     fresh.close()
 
 
+def test_a_library_that_cannot_be_written_is_not_called_corrupt(env, tmp_path, monkeypatch):
+    """A read-only folder (SQLite: unable to open the WAL) is not damage: no advice to rename the database."""
+    from core.errors import LibraryAccessError, LibraryCorruptError
+    from core.library import store
+
+    photos, emb, lib = env
+    index(lib, photos, emb)
+    lib.close()
+
+    def read_only(path, **kw):  # what connect() meets in a read-only folder: SQLITE_CANTOPEN
+        return sqlite3.connect(f"file:{tmp_path / 'no such dir' / 'x.sqlite3'}?mode=ro", uri=True)
+
+    monkeypatch.setattr(store, "connect", read_only)
+    with pytest.raises(LibraryAccessError, match="cannot be opened for writing.*not on a read-only disk") as err:
+        Library(tmp_path / "data", emb.identity, dim=emb.dim, cache_dir=tmp_path / "cache")
+    assert not isinstance(err.value, LibraryCorruptError) and "rename" not in str(err.value)
+    assert err.value.db_path == tmp_path / "data" / "library.sqlite3"
+    (tmp_path / "a file").write_text("")
+    with pytest.raises(LibraryAccessError, match="cannot be opened for writing"):  # its folder cannot be made
+        Library(tmp_path / "a file" / "data", emb.identity, dim=emb.dim, cache_dir=tmp_path / "cache")
+
+
 def test_close_closes_the_readers_of_every_thread(env):
     photos, emb, lib = env
     index(lib, photos, emb)
