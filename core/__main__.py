@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import shlex
+import sqlite3
 import sys
 import threading
 from collections.abc import Sequence
@@ -307,6 +308,13 @@ def _run_remove(args: argparse.Namespace) -> int:
     return 0
 
 
+def _io_error_message(exc: OSError | sqlite3.Error) -> str:
+    """A disk or database failure in one line (the library's writes are transactions: nothing half-written)."""
+    what = f"the library database could not be written or read ({exc})" if isinstance(exc, sqlite3.Error) else exc
+    return (f"{what}; what was committed before is kept: fix the cause (free disk space, say) and run the same "
+            "command again")
+
+
 class _UsageError(Exception):
     pass
 
@@ -336,6 +344,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so that the interpreter's final flush stays quiet too
         return 141
+    except (OSError, sqlite3.Error) as exc:  # a full disk, a lost network share, a folder made read-only
+        print(f"error: {_io_error_message(exc)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

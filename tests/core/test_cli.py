@@ -119,6 +119,23 @@ def test_errors_are_one_line_with_the_fix(env, model_dir, capsys):
     assert "silent" in capsys.readouterr().err
 
 
+def test_a_full_disk_while_indexing_is_one_line_not_a_traceback(env, model_dir, capsys, monkeypatch):
+    import sqlite3
+
+    from core.library.library import Library
+
+    tmp, photos = env
+
+    def full(self, images):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(Library, "write_embedded", full)
+    assert main(["index", str(photos), "--model", model_dir, "--no-progress"]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if " WARNING " not in line]  # broken.jpg's skip
+    assert len(err) == 1 and err[0].startswith("error: ") and "disk is full" in err[0], err
+    assert "run the same command again" in err[0]
+
+
 def test_a_checkpoint_file_given_as_model_says_how_to_convert_it(env, capsys):
     tmp, _ = env
     fixes = {"epoch=80.ckpt": "python -m trainer import-official {q} --out DIR",
