@@ -122,6 +122,10 @@ def _run_index(args: argparse.Namespace) -> int:
 
     # A folder typed on the command line that is not there is a mistake (a typo, an unmounted disk): say so and
     # touch nothing, rather than report it as a skipped photo and exit 0. (The app keeps such library roots.)
+    files = [d for d in args.dirs if Path(d).exists() and not Path(d).is_dir()]
+    if files:
+        raise SpokenSearchError(f"not a folder: {', '.join(str(d) for d in files)} (nothing was indexed); `index` "
+                                "takes the folders that hold the photos, e.g. the folder of a photo")
     missing = [d for d in args.dirs if not Path(d).is_dir()]
     if missing:
         raise SpokenSearchError(f"no such folder: {', '.join(str(d) for d in missing)} (nothing was indexed; "

@@ -175,6 +175,10 @@ def test_index_of_a_missing_folder_fails_and_indexes_nothing(env, model_dir, cap
     err = capsys.readouterr().err
     assert rc == 1 and "no such folder" in err and "no-such-folder" in err
     assert not (tmp / "data" / "library" / "library.sqlite3").exists()  # nothing indexed, not even the good one
+    rc = main(["index", str(photos), str(photos / "0.jpg"), "--model", model_dir, "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 1 and f"not a folder: {photos / '0.jpg'}" in err and "unmounted" not in err
+    assert not (tmp / "data" / "library" / "library.sqlite3").exists()
 
 
 @pytest.mark.parametrize("argv", [["index", "PHOTOS", "--batch-size", "-1"], ["index", "PHOTOS", "--workers", "-2"],
