@@ -96,7 +96,7 @@ class SearchEngine:
         segments, alpha). Segment times are relative to the start of `wav` as given (nothing trimmed).
         """
         name = str(wav) if isinstance(wav, (str, Path)) else "the recording"
-        x = audio.load_audio(wav, sr)
+        x = audio.load_audio(wav, sr, max_s=audio.MAX_QUERY_S)  # a longer file is refused by its header, unread
         audio.check_speech(x, name=name)
         return self.model.infer(audio.normalize(x))
 

@@ -158,6 +158,22 @@ def test_audio_and_text_queries_go_through_the_model(tmp_path):
     lib.close()
 
 
+def test_an_audio_file_above_the_query_limit_names_that_limit_not_the_file_limit(tmp_path):
+    """A 12-minute file was refused with "above the 600 s limit" (load_audio's), though a query may last 30 s."""
+    import soundfile as sf
+
+    from core import audio
+
+    long_wav = tmp_path / "long.wav"  # 12 minutes at 1 kHz, 8-bit: small on disk, refused by its header
+    sf.write(long_wav, np.zeros(720_000, np.float32), 1000, subtype="PCM_U8")
+    lib = Library(tmp_path / "d", "tower", dim=DIM, cache_dir=tmp_path / "c")
+    engine = SearchEngine(FakeModel(random_unit(1)[0]), lib)
+    with pytest.raises(AudioDecodeError, match=f"720 s long, above the {audio.MAX_QUERY_S:.0f} s limit") as err:
+        engine.speech_query(long_wav)
+    assert f"{audio.MAX_AUDIO_S:.0f} s" not in str(err.value)
+    lib.close()
+
+
 def test_search_while_indexing(tmp_path):
     photos = tmp_path / "p"
     for i in range(40):
