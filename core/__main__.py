@@ -206,6 +206,10 @@ def _run_search(args: argparse.Namespace) -> int:
     for d in args.library or []:
         if not d.is_dir():
             raise SpokenSearchError(f"--library {d} is not a folder; give an indexed photo folder")
+    for flag, path in (("--audio", args.audio), ("--image", args.image)):  # before the (slow) model load
+        if path is not None and not path.is_file():
+            raise SpokenSearchError(f"{flag} {path} {'is not a file' if path.exists() else 'does not exist'}; "
+                                    "check the path")
     service = _service(args)
     try:
         roots = None  # the whole library

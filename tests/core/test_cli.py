@@ -136,6 +136,23 @@ def test_a_full_disk_while_indexing_is_one_line_not_a_traceback(env, model_dir, 
     assert "run the same command again" in err[0]
 
 
+def test_a_query_file_that_is_not_there_is_named_before_the_model_loads(env, model_dir, capsys, monkeypatch):
+    import core.service
+
+    tmp, photos = env
+
+    def no_model(*a, **kw):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(core.service, "SearchService", no_model)
+    for argv, said in [(["--audio", str(tmp / "missing.wav")], f"--audio {tmp / 'missing.wav'} does not exist"),
+                       (["--audio", str(photos)], f"--audio {photos} is not a file"),
+                       (["--text", "red", "--image", str(tmp / "gone.jpg")], f"--image {tmp / 'gone.jpg'} does not")]:
+        assert main(["search", *argv, "--model", model_dir]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {said}") and len(err.splitlines()) == 1, err
+
+
 def test_a_checkpoint_file_given_as_model_says_how_to_convert_it(env, capsys):
     tmp, _ = env
     fixes = {"epoch=80.ckpt": "python -m trainer import-official {q} --out DIR",
