@@ -238,11 +238,13 @@ class Library:
         return path
 
     def remove_root(self, root: str | Path) -> int:
-        """Forget a root and every image under it (rows deleted). Returns how many images were removed."""
+        """Forget a root and every image under it (rows deleted). Returns how many images were removed.
+        Raises LibraryBusyError while another process (or another Library) indexes the library: that run would
+        write the folder's photos back, under no library folder."""
         path = normalize_root(root)
         prefix = path.rstrip(os.sep) + os.sep
         where = "root = ? OR substr(path, 1, ?) = ?"  # by root, and by path: a stray root label loses nothing
-        with self._transaction() as tx:
+        with self.index_lock(), self._transaction() as tx:
             ids = [r[0] for r in self._conn.execute(f"SELECT id FROM images WHERE {where}", (path, len(prefix), prefix))]
             self._conn.execute(f"DELETE FROM images WHERE {where}", (path, len(prefix), prefix))
             self._conn.execute("DELETE FROM roots WHERE path = ?", (path,))

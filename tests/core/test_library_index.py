@@ -633,6 +633,21 @@ def test_the_lock_holder_probe_names_a_live_holder_and_forgets_a_dead_one(env, t
     assert index_lock_holder(lock) is None and index_lock_holder(tmp_path / "absent.lock") is None
 
 
+def test_a_folder_is_not_removed_while_another_process_indexes_it(env, tmp_path):
+    """Removed under a running index, its photos came back as rows of no library folder (unremovable)."""
+    photos, emb, lib = env
+    index(lib, photos, emb)
+    other = Library(tmp_path / "data", None, cache_dir=tmp_path / "cache")  # as `python -m core remove` opens it
+    try:
+        with lib.index_lock():  # an index of this library is running
+            with pytest.raises(LibraryBusyError, match="being indexed"):
+                other.remove_root(photos)
+            assert other.roots() == [str(photos)] and len(lib) == 6
+        assert other.remove_root(photos) == 6 and other.roots() == []
+    finally:
+        other.close()
+
+
 def test_two_libraries_on_one_data_dir_do_not_index_at_once(env, tmp_path):
     _, emb, lib = env
     other = Library(tmp_path / "data", emb.identity, dim=emb.dim, cache_dir=tmp_path / "cache")
