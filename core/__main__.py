@@ -1,7 +1,8 @@
 """Headless CLI over core.service.SearchService.
 
     python -m core index DIR... [--model M] [--json] [--reindex] [--retry-failed]
-    python -m core search [--library DIR]... --audio Q.wav [--text "..."] [--image P] [--top K] [--min-score S] [--json]
+    python -m core search [--library DIR]... --audio Q.wav [--text "..."] [--image P] [--top K] [--min-score S]
+                          [--since DATE] [--until DATE] [--sort score|date] [--json]
     python -m core stats [--json]
     python -m core remove DIR... [--json]
 
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from core.cli_args import at_least, finite_float
+from core.cli_args import at_least, finite_float, local_date, next_period
 from core.errors import Cancelled, ModelMismatchError, SpokenSearchError
 
 logger = logging.getLogger(__name__)
@@ -65,6 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     se.add_argument("--top", type=at_least(1), default=10, help="number of hits (default 10)")
     se.add_argument("--min-score", type=finite_float, default=None, help="drop hits scoring below this cosine")
     se.add_argument("--sort", choices=("score", "date"), default="score")
+    se.add_argument("--since", type=_checked_date, metavar="DATE",
+                    help="only photos taken (else last modified) on or after DATE: YYYY-MM-DD, YYYY-MM or YYYY")
+    se.add_argument("--until", type=_checked_date, metavar="DATE",
+                    help="only photos taken (else last modified) up to the end of DATE (the day, month or year)")
     st = sub.add_parser("stats", parents=[common],
                         help="what the library holds (a library indexed with another model than --model is "
                              "described as it is, naming the model that indexed it)")
@@ -190,6 +195,23 @@ def _with_every_root(dirs: Sequence[Path], library: Any) -> list[str]:
     return [f for f in todo if not any(f != o and is_inside(f, o) for o in todo)]
 
 
+def _checked_date(text: str) -> str:
+    """A --since / --until value, checked (a usage error otherwise) and kept as typed."""
+    local_date(text)
+    return text.strip()
+
+
+def _date_range(since: str | None, until: str | None) -> tuple[float | None, float | None] | None:
+    """--since / --until as the search's (after, before): from the start of `since` to the end of `until`."""
+    after = local_date(since) if since is not None else None
+    before = next_period(until) if until is not None else None
+    if after is None and before is None:
+        return None
+    if after is not None and before is not None and after >= before:
+        raise _UsageError(f"--since {since} is after --until {until}: no photo can match")
+    return after, before
+
+
 def _query_json(q: Any) -> dict[str, list[dict]]:
     if q is None:
         return {"keywords": [], "segments": []}
@@ -206,6 +228,7 @@ def _run_search(args: argparse.Namespace) -> int:
     for d in args.library or []:
         if not d.is_dir():
             raise SpokenSearchError(f"--library {d} is not a folder; give an indexed photo folder")
+    dates = _date_range(args.since, args.until)
     for flag, path in (("--audio", args.audio), ("--image", args.image)):  # before the (slow) model load
         if path is not None and not path.is_file():
             raise SpokenSearchError(f"{flag} {path} {'is not a file' if path.exists() else 'does not exist'}; "
@@ -237,12 +260,13 @@ def _run_search(args: argparse.Namespace) -> int:
             parts.append(vec)
             exclude = {image_id} if image_id is not None else set()  # "more like this": not the photo itself
         vec = np.sum([p / max(np.linalg.norm(p), 1e-12) for p in parts], axis=0)
-        result = engine.search_vector(vec, args.top, args.min_score, roots, args.sort, exclude=exclude)
+        result = engine.search_vector(vec, args.top, args.min_score, roots, args.sort, exclude=exclude, dates=dates)
         result.query = query
     finally:
         service.close()
     out = {"query": {"audio": str(args.audio) if args.audio else None, "text": args.text,
-                     "image": str(args.image) if args.image else None},
+                     "image": str(args.image) if args.image else None, "since": args.since,
+                     "until": args.until},
            **_query_json(query),
            "hits": [{"path": h.path, "score": round(h.score, 6)} for h in result.hits],
            "method": result.method, "unread_words": unread}

@@ -381,3 +381,37 @@ def test_remove_a_library_folder_that_is_a_link_to_another_removes_that_one(env,
     assert run_json(capsys, ["remove", str(link), "--json"]) == {"removed": [{"folder": str(link), "photos": 0}]}
     st = run_json(capsys, ["stats", "--json", "--model", model_dir])
     assert (st["roots"], st["photos"]) == ([str(data)], 2)
+
+
+def test_since_and_until_keep_the_photos_of_those_days_months_or_years(env, model_dir, capsys):
+    import time
+
+    tmp, photos = env
+    for i, day in enumerate(((2021, 3, 4), (2022, 12, 31), (2023, 1, 1), (2023, 6, 15), (2024, 2, 29))):
+        t = time.mktime((*day, 12, 0, 0, 0, 0, -1))
+        os.utime(photos / f"{i}.jpg", (t, t))  # no EXIF date in these: the file's time is their date
+    assert main(["index", str(photos), "--model", model_dir, "--no-progress"]) == 0
+    capsys.readouterr()
+
+    def names(*flags):
+        out = run_json(capsys, ["search", "--text", "a dog", "--top", "10", "--model", model_dir, "--json", *flags])
+        return sorted(Path(h["path"]).name for h in out["hits"])
+
+    assert names("--since", "2023") == ["2.jpg", "3.jpg", "4.jpg"]
+    assert names("--until", "2022") == ["0.jpg", "1.jpg"]  # to the end of 2022: its 31 December included
+    assert names("--since", "2022-12-31", "--until", "2023-01") == ["1.jpg", "2.jpg"]
+    assert names("--since", "2024-02-29", "--until", "2024-02-29") == ["4.jpg"]
+    out = run_json(capsys, ["search", "--text", "a dog", "--since", "2023-06", "--model", model_dir, "--json"])
+    assert out["query"]["since"] == "2023-06" and out["query"]["until"] is None
+
+
+@pytest.mark.parametrize("flags, words", [(["--since", "2023-13"], "expected a date"),
+                                          (["--until", "2023-02-30"], "expected a date"),
+                                          (["--since", "23"], "expected a date"),
+                                          (["--since", "2024", "--until", "2023"], "no photo can match")])
+def test_bad_dates_are_usage_errors(env, model_dir, capsys, flags, words):
+    tmp, _ = env
+    with pytest.raises(SystemExit) as e:
+        main(["search", "--text", "a dog", "--model", model_dir, *flags])
+    assert e.value.code == 2 and words in capsys.readouterr().err
+    assert not (tmp / "data" / "library").exists()  # refused before the library or the model is opened
