@@ -1,6 +1,6 @@
 """Headless CLI over core.service.SearchService.
 
-    python -m core index DIR... [--model M] [--json] [--reindex] [--retry-failed]
+    python -m core index DIR... [--model M] [--json] [--reindex] [--retry-failed] [--watch]
     python -m core search [--library DIR]... --audio Q.wav [--text "..."] [--image P] [--top K] [--min-score S]
                           [--since DATE] [--until DATE] [--sort score|date] [--json]
     python -m core stats [--json]
@@ -19,7 +19,6 @@ import os
 import shlex
 import sqlite3
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from core.cli_args import at_least, finite_float, local_date, next_period
-from core.errors import Cancelled, ModelMismatchError, SpokenSearchError
+from core.cli_index import run_index
+from core.errors import ModelMismatchError, SpokenSearchError
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     ix.add_argument("--no-progress", action="store_true", help="no progress bar")
     ix.add_argument("--retry-failed", action="store_true",
                     help="decode again the files that failed before and have not changed (skipped otherwise)")
+    ix.add_argument("--watch", action="store_true",
+                    help="after indexing, keep running: index the folders again whenever photos are added, changed, "
+                         "moved or deleted in them (one line per run that changed something), until Ctrl+C")
     se = sub.add_parser("search", parents=[common], help="search the library (or some of its folders)")
     se.add_argument("--library", type=Path, action="append", metavar="DIR",
                     help="search only in this indexed photo folder (or a folder inside one); repeat it to search "
@@ -118,81 +121,6 @@ def _mismatch_message(exc: ModelMismatchError, args: argparse.Namespace) -> str:
     return (f"the library at {exc.db_path} was indexed with {made}, not with this model's CLIP image tower "
             f"({exc.identity[:12]}, --model {args.model}); its vectors cannot be mixed. Either {old}, or re-index "
             f"every library folder with this model: `python -m core index {folders}{model}{data_dir} --reindex`")
-
-
-def _run_index(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from core.library.indexer import BATCH_SIZE, DEFAULT_WORKERS
-
-    # A folder typed on the command line that is not there is a mistake (a typo, an unmounted disk): say so and
-    # touch nothing, rather than report it as a skipped photo and exit 0. (The app keeps such library roots.)
-    files = [d for d in args.dirs if Path(d).exists() and not Path(d).is_dir()]
-    if files:
-        raise SpokenSearchError(f"not a folder: {', '.join(str(d) for d in files)} (nothing was indexed); `index` "
-                                "takes the folders that hold the photos, e.g. the folder of a photo")
-    missing = [d for d in args.dirs if not Path(d).is_dir()]
-    if missing:
-        raise SpokenSearchError(f"no such folder: {', '.join(str(d) for d in missing)} (nothing was indexed; "
-                                "an unmounted disk's photos stay in the library until it is back; "
-                                "`python -m core remove DIR` removes a folder from the library for good)")
-    service = _service(args, reindex=args.reindex)
-    # a model change drops the vectors of every library folder: --reindex embeds them all again
-    todo = _with_every_root(args.dirs, service.library) if args.reindex else args.dirs
-    cancel = threading.Event()
-    gen = service.index(todo, cancel, batch_size=args.batch_size or BATCH_SIZE,
-                        workers=args.workers or DEFAULT_WORKERS, thumbnails=not args.no_thumbnails,
-                        processes=args.processes, retry_failed=args.retry_failed)
-    bar = None if args.no_progress else tqdm(total=0, unit="img", file=sys.stderr, dynamic_ncols=True,
-                                             disable=None)
-    try:
-        while True:
-            try:
-                p = next(gen)
-            except StopIteration as stop:
-                report = stop.value
-                break
-            if bar is not None:
-                if bar.total != p.total:
-                    bar.reset(total=p.total)
-                bar.set_description(p.phase)
-                bar.n = p.done
-                bar.refresh()
-        waiting = service.library.pending_by_root()
-    except KeyboardInterrupt:
-        cancel.set()
-        try:
-            gen.throw(KeyboardInterrupt)
-        except (Cancelled, KeyboardInterrupt, StopIteration):
-            pass
-        print("interrupted: what was committed is kept; run the same command to resume", file=sys.stderr)
-        return 130
-    finally:
-        if bar is not None:
-            bar.close()
-        service.close()
-    if args.json:
-        print(json.dumps({**report.to_json(), "waiting": [{"folder": f, "photos": n} for f, n in waiting.items()]},
-                         indent=2, ensure_ascii=False))
-    else:
-        print(f"{report.total} photos indexed: {report.added} added, {report.updated} updated, {report.moved} moved, "
-              f"{report.removed} removed, {len(report.skipped)} skipped ({report.elapsed_s:.1f} s)")
-        for path, reason in report.skipped[:20]:
-            print(f"  skipped {path}: {reason}")
-        if len(report.skipped) > 20:
-            print(f"  ... and {len(report.skipped) - 20} more (use --json for all)")
-    if waiting:  # unsearchable until embedded with this model (a folder not found now, or not given)
-        print(f"note: {sum(waiting.values())} photos in {', '.join(waiting)} still wait to be embedded with this "
-              f"model; run `python -m core index {' '.join(shlex.quote(f) for f in waiting)}`", file=sys.stderr)
-    return 0
-
-
-def _with_every_root(dirs: Sequence[Path], library: Any) -> list[str]:
-    """`dirs` and every library folder, each once (a folder inside a library folder: that whole folder)."""
-    from core.library.scan import is_inside, normalize_root
-
-    todo = dict.fromkeys([library.root_of(d) or normalize_root(d) for d in dirs] + library.roots())
-    return [f for f in todo if not any(f != o and is_inside(f, o) for o in todo)]
 
 
 def _checked_date(text: str) -> str:
@@ -361,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.reconfigure(errors="backslashreplace")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
-        return {"index": _run_index, "search": _run_search, "stats": _run_stats,
+        return {"index": lambda a: run_index(a, _service), "search": _run_search, "stats": _run_stats,
                 "remove": _run_remove}[args.command](args)
     except _UsageError as exc:
         parser.error(str(exc))  # exits 2

@@ -7,6 +7,7 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from libfakes import make_image
 
 from core.__main__ import main
 from core.factory import create_model, save_model
+from core.library.watch import watchdog_available
 from core.model.config import get_model_config
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -415,3 +417,34 @@ def test_bad_dates_are_usage_errors(env, model_dir, capsys, flags, words):
         main(["search", "--text", "a dog", "--model", model_dir, *flags])
     assert e.value.code == 2 and words in capsys.readouterr().err
     assert not (tmp / "data" / "library").exists()  # refused before the library or the model is opened
+
+
+@pytest.mark.skipif(not watchdog_available(), reason="watchdog is not installed")
+def test_index_watch_indexes_new_photos_until_ctrl_c(env, model_dir):
+    import signal
+    import threading
+
+    _, photos = env
+    proc = subprocess.Popen([sys.executable, "-m", "core", "index", str(photos), "--model", model_dir, "--json",
+                             "--no-progress", "--watch"], cwd=REPO, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)})
+    lines: list[dict] = []
+    reader = threading.Thread(target=lambda: lines.extend(json.loads(x) for x in proc.stdout), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not lines and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert lines and lines[0]["added"] == 5
+        time.sleep(1.0)  # the watcher is set up right after the first report
+        make_image(photos / "trip" / "new1.png", 11)
+        make_image(photos / "trip" / "new2.jpg", 12)
+        (photos / "notes.txt").write_text("not a photo")
+        while len(lines) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(lines) == 2 and (lines[1]["added"], lines[1]["total"]) == (2, 7)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "watching 1 folder" in err and "stopped watching" in err
+    assert "Traceback" not in err

@@ -1,0 +1,159 @@
+"""`python -m core index DIR... [--watch]`: index photo folders once, or keep them indexed while it runs.
+
+With --watch, after the first run it waits for changes (core.library.watch: file-system events, settled for
+2 s, and a re-scan every 15 minutes) and indexes the folders that changed, one line (or one JSON object) per
+run that changed something, until Ctrl+C. The library is locked only while a run indexes, so the app (or
+another command) can index the same library in between.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import queue
+import shlex
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from core.errors import Cancelled, LibraryBusyError, SpokenSearchError
+
+IDLE_POLL_S = 0.5  # how often the waiting loop wakes up (Ctrl+C is seen at once anyway)
+
+
+class _Interrupted(Exception):
+    """Ctrl+C during a run: what was committed is kept."""
+
+
+def run_index(args: argparse.Namespace, open_service: Callable[..., Any]) -> int:
+    _check_dirs(args.dirs)
+    service = open_service(args, reindex=args.reindex)
+    try:
+        # a model change drops the vectors of every library folder: --reindex embeds them all again
+        todo = _with_every_root(args.dirs, service.library) if args.reindex else [str(d) for d in args.dirs]
+        try:
+            report = _index_once(service, todo, args)
+        except _Interrupted:
+            print("interrupted: what was committed is kept; run the same command to resume", file=sys.stderr)
+            return 130
+        _print_report(report, service.library.pending_by_root(), args)
+        return _watch(service, todo, args) if args.watch else 0
+    finally:
+        service.close()
+
+
+def _check_dirs(dirs: Sequence[Path]) -> None:
+    # A folder typed on the command line that is not there is a mistake (a typo, an unmounted disk): say so and
+    # touch nothing, rather than report it as a skipped photo and exit 0. (The app keeps such library roots.)
+    files = [d for d in dirs if Path(d).exists() and not Path(d).is_dir()]
+    if files:
+        raise SpokenSearchError(f"not a folder: {', '.join(str(d) for d in files)} (nothing was indexed); `index` "
+                                "takes the folders that hold the photos, e.g. the folder of a photo")
+    missing = [d for d in dirs if not Path(d).is_dir()]
+    if missing:
+        raise SpokenSearchError(f"no such folder: {', '.join(str(d) for d in missing)} (nothing was indexed; "
+                                "an unmounted disk's photos stay in the library until it is back; "
+                                "`python -m core remove DIR` removes a folder from the library for good)")
+
+
+def _index_once(service: Any, todo: Sequence[str], args: argparse.Namespace, *, bar_ok: bool = True) -> Any:
+    """One indexing run of `todo` with a progress bar on stderr; its IndexReport. _Interrupted on Ctrl+C."""
+    from tqdm import tqdm
+
+    from core.library.indexer import BATCH_SIZE, DEFAULT_WORKERS
+
+    cancel = threading.Event()
+    gen = service.index(todo, cancel, batch_size=args.batch_size or BATCH_SIZE,
+                        workers=args.workers or DEFAULT_WORKERS, thumbnails=not args.no_thumbnails,
+                        processes=args.processes, retry_failed=args.retry_failed)
+    bar = None if args.no_progress or not bar_ok else tqdm(total=0, unit="img", file=sys.stderr,
+                                                           dynamic_ncols=True, disable=None)
+    try:
+        while True:
+            try:
+                p = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            if bar is not None:
+                if bar.total != p.total:
+                    bar.reset(total=p.total)
+                bar.set_description(p.phase)
+                bar.n = p.done
+                bar.refresh()
+    except KeyboardInterrupt:
+        cancel.set()
+        try:
+            gen.throw(KeyboardInterrupt)
+        except (Cancelled, KeyboardInterrupt, StopIteration):
+            pass
+        raise _Interrupted from None
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _print_report(report: Any, waiting: dict[str, int], args: argparse.Namespace) -> None:
+    if args.json:
+        print(json.dumps({**report.to_json(), "waiting": [{"folder": f, "photos": n} for f, n in waiting.items()]},
+                         indent=None if args.watch else 2, ensure_ascii=False), flush=True)
+    else:
+        print(f"{report.total} photos indexed: {report.added} added, {report.updated} updated, {report.moved} moved, "
+              f"{report.removed} removed, {len(report.skipped)} skipped ({report.elapsed_s:.1f} s)", flush=True)
+        for path, reason in report.skipped[:20]:
+            print(f"  skipped {path}: {reason}")
+        if len(report.skipped) > 20:
+            print(f"  ... and {len(report.skipped) - 20} more (use --json for all)")
+    if waiting:  # unsearchable until embedded with this model (a folder not found now, or not given)
+        print(f"note: {sum(waiting.values())} photos in {', '.join(waiting)} still wait to be embedded with this "
+              f"model; run `python -m core index {' '.join(shlex.quote(f) for f in waiting)}`", file=sys.stderr)
+
+
+def _watch(service: Any, roots: Sequence[str], args: argparse.Namespace,
+           stop: threading.Event | None = None) -> int:
+    """Index the folders of `roots` that change, until Ctrl+C (0) or `stop` is set (tests). Runs that change
+    nothing print nothing; one another process holds the lock for is tried again at the next change or poll."""
+    from core.library.watch import FolderWatcher
+
+    changed: queue.Queue[list[str]] = queue.Queue()
+    watcher = FolderWatcher(changed.put)
+    watcher.watch(roots)
+    print(f"watching {len(roots)} folder{'s' if len(roots) != 1 else ''} for changes "
+          f"({'file-system events and ' if watcher.events else ''}a re-scan every {watcher.poll_s / 60:.0f} min); "
+          "Ctrl+C stops", file=sys.stderr, flush=True)
+    try:
+        while stop is None or not stop.is_set():
+            try:
+                todo = changed.get(timeout=IDLE_POLL_S)
+            except queue.Empty:
+                continue
+            while not changed.empty():  # what piled up during the last run: one run
+                todo = sorted(set(todo) | set(changed.get_nowait()))
+            try:
+                report = _index_once(service, todo, args, bar_ok=False)
+            except LibraryBusyError as exc:
+                print(f"{time.strftime('%H:%M:%S')} not indexed now: {exc}; tried again at the next change",
+                      file=sys.stderr, flush=True)
+                continue
+            except _Interrupted:
+                print("interrupted: what was committed is kept", file=sys.stderr)
+                return 130
+            if report.added or report.updated or report.moved or report.removed:
+                if not args.json:
+                    print(time.strftime("%H:%M:%S "), end="")
+                _print_report(report, {}, args)
+    except KeyboardInterrupt:
+        print("stopped watching", file=sys.stderr)
+    finally:
+        watcher.stop()
+    return 0
+
+
+def _with_every_root(dirs: Sequence[Path], library: Any) -> list[str]:
+    """`dirs` and every library folder, each once (a folder inside a library folder: that whole folder)."""
+    from core.library.scan import is_inside, normalize_root
+
+    todo = dict.fromkeys([library.root_of(d) or normalize_root(d) for d in dirs] + library.roots())
+    return [f for f in todo if not any(f != o and is_inside(f, o) for o in todo)]
