@@ -233,6 +233,10 @@ class LibraryController(QObject):
         self.indexing_finished.emit(report)
 
     def _on_failed(self, exc: BaseException) -> None:
+        if isinstance(exc, LibraryBusyError) and self._quiet:  # e.g. `core index --watch` saw the same change
+            logger.info("a watched change was not indexed here: %s", exc)
+            self.indexing_finished.emit(exc)
+            return
         if isinstance(exc, LibraryBusyError):
             self._wait_for_other_indexer(exc)
             self.indexing_finished.emit(exc)

@@ -301,3 +301,15 @@ def test_a_watched_change_in_a_folder_removed_meanwhile_does_not_add_it_back(qtb
     with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000) as blocker:
         w.library.watch.changed.emit([photos])
     assert blocker.args[0] is None and fake_service.roots() == []
+
+
+def test_a_watched_change_another_process_is_indexing_shows_no_warning(qtbot, make_window, fake_service, photos,
+                                                                      watching):
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000):
+        w.library.index_folders([photos])
+    w.hide_message()
+    fake_service.busy_pid = 4242  # `python -m core index --watch` holds the lock for the same change
+    with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000):
+        w.library.watch.changed.emit([photos])
+    assert w.message_bar.isHidden() and not w.library._busy_timer.isActive()
