@@ -11,7 +11,7 @@ import shiboken6
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from core.errors import Cancelled, SpokenSearchError
+from core.errors import Cancelled, LibraryClosedError, SpokenSearchError
 
 logger = logging.getLogger(__name__)
 
@@ -31,9 +31,13 @@ def error_text(exc: BaseException, what: str = "") -> str:
 
 
 def show_error(parent: QWidget | None, exc: BaseException, what: str = "") -> None:
-    """Show `exc` in the window's message bar (or a non-modal box). Silent for `Cancelled`."""
+    """Show `exc` in the window's message bar (or a non-modal box). Silent for `Cancelled`, and for the work of a
+    service that a model change closed meanwhile (its answer is of no use any more)."""
     if isinstance(exc, Cancelled):
         logger.info("%s cancelled", what or "operation")
+        return
+    if isinstance(exc, LibraryClosedError):
+        logger.info("%s: dropped, its library was closed meanwhile (%s)", what or "operation", exc)
         return
     text = error_text(exc, what)
     logger.error("%s", text)

@@ -65,6 +65,10 @@ class LibraryAccessError(SpokenSearchError):
         self.db_path = db_path
 
 
+class LibraryClosedError(SpokenSearchError):
+    """The library was closed (a model change, the end of the program) while this thread still used it."""
+
+
 class LibraryBusyError(SpokenSearchError):
     """A library is being indexed by another process (or another Library of this one). `pid` names the
     process holding its lock, when known."""

@@ -21,7 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from core import paths
-from core.errors import LibraryAccessError, LibraryCorruptError, ModelMismatchError, SpokenSearchError
+from core.errors import (
+    LibraryAccessError,
+    LibraryClosedError,
+    LibraryCorruptError,
+    ModelMismatchError,
+    SpokenSearchError,
+)
 from core.library import failures, store
 from core.library.ann import AnnIndex, AnnStamp
 from core.library.index_lock import hold_index_lock, index_lock_holder
@@ -64,9 +70,8 @@ class Library:
         self.model_identity = model_identity
         self.ann_min_vectors = ann_min_vectors
         self._write_lock = threading.RLock()
-        self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []  # every thread's reader, closed by close()
-        self._readers_lock = threading.Lock()  # not the write lock: a first read must not wait for a write
+        self._local = threading.local()  # each thread's reader connection
+        self._closed = False
         try:
             self._conn = store.connect(self.db_path)
         except sqlite3.DatabaseError as exc:
@@ -176,13 +181,15 @@ class Library:
         logger.info("loaded %d vectors from %s in %.2f s", len(self.vectors), self.db_path, time.perf_counter() - t0)
 
     def close(self) -> None:
+        """Close the writer and this thread's reader. Another thread's reader is not closed under it (a read in
+        flight there, e.g. the app's statistics while a model change closes the library, crashed inside SQLite):
+        that thread closes it at its next use of this library, which then raises, or it goes with this object."""
         with self._write_lock:
+            self._closed = True
             self._conn.close()
-            with self._readers_lock:
-                readers, self._readers = self._readers, []
-            for conn in readers:  # the other threads' too (the app's lanes outlive a library)
+            conn, self._local.conn = getattr(self._local, "conn", None), None
+            if conn is not None:
                 conn.close()
-            self._local.conn = None
 
     def index_lock(self) -> AbstractContextManager[None]:
         """Held while indexing: another process (or another Library on this data dir) that tries to index
@@ -201,11 +208,15 @@ class Library:
     def _reader(self) -> sqlite3.Connection:
         """This thread's own connection for reads (WAL: reads never wait for the writer)."""
         conn = getattr(self._local, "conn", None)
+        if self._closed:
+            if conn is not None:
+                self._local.conn = None
+                conn.close()
+            raise LibraryClosedError(f"the library at {self.db_path} was closed (the model was changed or the "
+                                     "program is ending)")
         if conn is None:
             conn = store.connect(self.db_path)
             self._local.conn = conn
-            with self._readers_lock:
-                self._readers.append(conn)
         return conn
 
     @property

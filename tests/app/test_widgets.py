@@ -185,6 +185,16 @@ def test_error_text_is_actionable(app_dirs):
     assert "unexpected ZeroDivisionError" in other and str(app_dirs / "data" / "logs" / "app.log") in other
 
 
+def test_work_of_a_library_closed_by_a_model_change_is_dropped_quietly(qtbot, make_window, fake_service):
+    from app.errors import show_error
+    from core.errors import LibraryClosedError
+
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    w.hide_message()
+    show_error(w, LibraryClosedError("the library at /x was closed"), "Reading library statistics")
+    assert w.message_bar.isHidden()
+
+
 def test_hovering_a_segment_highlights_it_and_lists_candidates(qtbot):
     from PySide6.QtCore import QPointF
 

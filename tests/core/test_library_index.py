@@ -13,7 +13,14 @@ import numpy as np
 import pytest
 from libfakes import FakeEmbedder, make_image
 
-from core.errors import Cancelled, IndexVersionError, LibraryBusyError, ModelMismatchError, SpokenSearchError
+from core.errors import (
+    Cancelled,
+    IndexVersionError,
+    LibraryBusyError,
+    LibraryClosedError,
+    ModelMismatchError,
+    SpokenSearchError,
+)
 from core.library import Library, ThumbnailCache, index_library
 from core.library import indexer as indexer_mod
 from core.library import scan as scan_mod
@@ -457,19 +464,31 @@ def test_a_library_that_cannot_be_written_is_not_called_corrupt(env, tmp_path, m
         Library(tmp_path / "a file" / "data", emb.identity, dim=emb.dim, cache_dir=tmp_path / "cache")
 
 
-def test_close_closes_the_readers_of_every_thread(env):
+def test_close_never_closes_another_threads_reader_under_a_read(env):
+    """The app's statistics read in the query lane while a model change closes the library in the library lane:
+    closing that thread's connection mid-read crashed inside SQLite (a segfault). Now that thread's next read
+    closes its own connection and raises LibraryClosedError."""
     photos, emb, lib = env
     index(lib, photos, emb)
-    conns = []
-    for _ in range(3):  # e.g. the app's query, io and library lanes
-        t = threading.Thread(target=lambda: conns.append((lib.roots(), lib._reader())))
-        t.start()
-        t.join()
-    assert all(roots == [str(photos)] for roots, _ in conns)
+    started, outcome = threading.Event(), []
+
+    def reader():
+        try:
+            while True:
+                lib.roots()
+                lib.count_rows()
+                started.set()
+        except Exception as exc:  # noqa: BLE001 - what ended the loop is the result
+            outcome.append(exc)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    assert started.wait(10)
     lib.close()
-    for _, conn in conns:
-        with pytest.raises(sqlite3.ProgrammingError):
-            conn.execute("SELECT 1")
+    t.join(10)
+    assert len(outcome) == 1 and isinstance(outcome[0], LibraryClosedError), outcome
+    with pytest.raises(LibraryClosedError, match="closed"):
+        lib.roots()
 
 
 class _CommitFails:
