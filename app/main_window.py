@@ -261,6 +261,7 @@ class MainWindow(QMainWindow):
             self.model_label.setToolTip(name)
             self.device_label.setText(f"Device: {stats.device}")
             self.photos_label.setText(f"{stats.photos} photos in {len(stats.roots)} folder(s)")
+            self.grid.where.set_folders([str(r) for r in stats.roots])
             self.library_stats = stats
 
         ops.get_stats(self, self.service).success(show).run()

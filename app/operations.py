@@ -129,29 +129,44 @@ def _cutoff(min_score: float) -> float | None:
     return None if min_score <= -1.0 else min_score
 
 
-def _filters(dates: tuple[float | None, float | None] | None) -> dict[str, Any]:
-    """The optional filters of a search, as keyword arguments (none when not set)."""
-    return {"dates": dates} if dates is not None else {}
+@dataclass(frozen=True)
+class SearchFilters:
+    """What the results are restricted to: `roots` (library folders; None = all), `dates` ((after, before) POSIX
+    seconds; None = any time). As keyword arguments of the service's searches: only those that are set."""
+
+    roots: tuple[str, ...] | None = None
+    dates: tuple[float | None, float | None] | None = None
+
+    def kwargs(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.roots is not None:
+            out["roots"] = list(self.roots)
+        if self.dates is not None:
+            out["dates"] = self.dates
+        return out
+
+
+NO_FILTERS = SearchFilters()
 
 
 def search_audio(parent: QObject | None, service: Any, wav: np.ndarray, top_k: int, min_score: float,
-                 dates: tuple[float | None, float | None] | None = None) -> Op:
+                 filters: SearchFilters = NO_FILTERS) -> Op:
     def fn(cancel: threading.Event) -> Any:
-        return service.search_audio(wav, top_k=top_k, min_score=_cutoff(min_score), **_filters(dates))
+        return service.search_audio(wav, top_k=top_k, min_score=_cutoff(min_score), **filters.kwargs())
     return Op(parent, fn, lane="query", what="Searching by voice", busy=True)
 
 
 def search_text(parent: QObject | None, service: Any, text: str, top_k: int, min_score: float,
-                dates: tuple[float | None, float | None] | None = None) -> Op:
+                filters: SearchFilters = NO_FILTERS) -> Op:
     def fn(cancel: threading.Event) -> Any:
-        return service.search_text(text, top_k=top_k, min_score=_cutoff(min_score), **_filters(dates))
+        return service.search_text(text, top_k=top_k, min_score=_cutoff(min_score), **filters.kwargs())
     return Op(parent, fn, lane="query", what="Searching by text", busy=True)
 
 
 def search_similar(parent: QObject | None, service: Any, image: int | str, top_k: int, min_score: float,
-                   dates: tuple[float | None, float | None] | None = None) -> Op:
+                   filters: SearchFilters = NO_FILTERS) -> Op:
     def fn(cancel: threading.Event) -> Any:
-        return service.search_similar(image, top_k=top_k, min_score=_cutoff(min_score), **_filters(dates))
+        return service.search_similar(image, top_k=top_k, min_score=_cutoff(min_score), **filters.kwargs())
     return Op(parent, fn, lane="query", what="Finding similar photos", busy=True)
 
 
@@ -161,11 +176,11 @@ def can_search_vector(service: Any) -> bool:
 
 
 def search_vector(parent: QObject | None, service: Any, vector: np.ndarray, top_k: int, min_score: float,
-                  dates: tuple[float | None, float | None] | None = None) -> Op:
+                  filters: SearchFilters = NO_FILTERS) -> Op:
     """Rank the library against a query vector already computed (a re-run with other Show / min score /
     time: no model inference)."""
     def fn(cancel: threading.Event) -> Any:
-        return service.search_vector(vector, top_k=top_k, min_score=_cutoff(min_score), **_filters(dates))
+        return service.search_vector(vector, top_k=top_k, min_score=_cutoff(min_score), **filters.kwargs())
     return Op(parent, fn, lane="query", what="Searching", busy=True)
 
 

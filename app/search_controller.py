@@ -78,6 +78,7 @@ class SearchController(QObject):
         chips.play_requested.connect(self.replay)
         grid.controls_changed.connect(self.controls_edited)
         grid.when.changed.connect(self.rerun)
+        grid.where.changed.connect(self.rerun)
 
     # ---- recording ---------------------------------------------------------------------------------
     def toggle_recording(self) -> None:
@@ -170,7 +171,7 @@ class SearchController(QObject):
         if self.speech_end_t is None:
             self.speech_end_t = time.perf_counter()
         s = self.window.settings
-        self._run(ops.search_audio(self.window, service, self.query_wav, s.top_k, s.min_score, self._dates()),
+        self._run(ops.search_audio(self.window, service, self.query_wav, s.top_k, s.min_score, self.filters()),
                   self.last_label, source=self.query_wav, automatic=automatic)
 
     def search_text(self, text: str, *, automatic: bool = False) -> None:
@@ -181,7 +182,7 @@ class SearchController(QObject):
         self.last_label, self.last_speech = f"“{text}”", None
         self.speech_end_t = time.perf_counter()
         s = self.window.settings
-        self._run(ops.search_text(self.window, self.window.service, text, s.top_k, s.min_score, self._dates()),
+        self._run(ops.search_text(self.window, self.window.service, text, s.top_k, s.min_score, self.filters()),
                   self.last_label, automatic=automatic)
 
     def search_similar(self, hit: Any, *, automatic: bool = False) -> None:
@@ -197,7 +198,7 @@ class SearchController(QObject):
         self.speech_end_t = time.perf_counter()
         s = self.window.settings
         self._run(ops.search_similar(self.window, self.window.service, int(hit.image_id), s.top_k, s.min_score,
-                                     self._dates()), self.last_label, automatic=automatic)
+                                     self.filters()), self.last_label, automatic=automatic)
 
     def search_image_file(self, path: Path, *, automatic: bool = False) -> None:
         """Photos like an image file (in the library or not): the photo's CLIP vector is the query."""
@@ -210,7 +211,7 @@ class SearchController(QObject):
         self.speech_end_t = time.perf_counter()
         s = self.window.settings
         self._run(ops.search_similar(self.window, self.window.service, str(path), s.top_k, s.min_score,
-                                     self._dates()), self.last_label, automatic=automatic)
+                                     self.filters()), self.last_label, automatic=automatic)
 
     def open_audio_file(self, path: Path) -> None:
         if self.window.service is None:
@@ -239,8 +240,9 @@ class SearchController(QObject):
         self.window.save_settings()
         self.rerun()
 
-    def _dates(self) -> tuple[float | None, float | None] | None:
-        return self.grid.when.current_range()
+    def filters(self) -> ops.SearchFilters:
+        """The results' Where and When, as they are set now."""
+        return ops.SearchFilters(self.grid.where.current_roots(), self.grid.when.current_range())
 
     def forget_query(self) -> None:
         """The service changed: the last query (its vector belongs to the old model) and any search still
@@ -260,7 +262,7 @@ class SearchController(QObject):
                 and ops.can_search_vector(service):
             s = self.window.settings
             self._run(ops.search_vector(self.window, service, self.last_speech.query_vector, s.top_k, s.min_score,
-                                        self._dates()),
+                                        self.filters()),
                       self.last_label, speech=self.last_speech, source=value, automatic=automatic)
         elif kind == "audio":
             self.search_wav(value, self.last_label, automatic=automatic)
@@ -319,9 +321,8 @@ class SearchController(QObject):
         unread = list(getattr(result, "unread_words", []) or [])
         if unread:  # typed words the model cannot read would otherwise vanish without a word
             words += f" (not in the model's vocabulary: {' '.join(unread)})"
-        when = self.grid.when.describe()
-        span = f" {when}" if when else ""
-        hint = "Choose another time, lower the min score" if when else "Lower the min score"
+        span = "".join(f" {d}" for d in (self.grid.where.describe(), self.grid.when.describe()) if d)
+        hint = "Choose another folder or time, lower the min score" if span else "Lower the min score"
         self.grid.set_summary(f"{len(hits)} photos{span} for {label}{words}{ms}" if hits else
                               f"No photos{span} matched {label}{words}. {hint}, or index more folders.")
         self.result_shown.emit(result)

@@ -1,11 +1,12 @@
-"""The "When" filter of the results: any time, the last 30 days or 12 months, or one of the years the library's
-photos were taken in (capture time, else file time; the core's date filter)."""
+"""The filters beside the results: "Where" (all library folders, or one) and "When" (any time, the last 30 days
+or 12 months, or one of the years the library's photos were taken in: capture time, else file time)."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QWidget
 
 DAY_S = 86400.0
@@ -60,3 +61,45 @@ class DateFilter(QComboBox):
         if not kind:
             return ""
         return f"from {value}" if kind == "year" else f"from the {self.currentText().lower()}"
+
+
+class FolderFilter(QComboBox):
+    """`changed()` when the user picks another folder. Item data: "" (every library folder) or a folder's path."""
+
+    changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setToolTip("Only photos in this library folder")
+        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.setMaximumWidth(220)
+        self.addItem("All folders", "")
+        self.activated.connect(lambda _: self.changed.emit())
+        self.setVisible(False)  # with one folder (or none) there is nothing to choose
+
+    def set_folders(self, folders: list[str]) -> None:
+        """Offer these library folders; the current choice stays when still there (a folder removed from the
+        library falls back to all folders, and says so through `changed`)."""
+        current = str(self.currentData() or "")
+        if [self.itemData(i) for i in range(1, self.count())] == sorted(folders):
+            return
+        self.blockSignals(True)
+        while self.count() > 1:
+            self.removeItem(1)
+        for folder in sorted(folders):
+            self.addItem(Path(folder).name or folder, folder)
+            self.setItemData(self.count() - 1, folder, Qt.ItemDataRole.ToolTipRole)
+        i = self.findData(current)
+        self.setCurrentIndex(max(0, i))
+        self.blockSignals(False)
+        self.setVisible(len(folders) > 1 or self.currentIndex() > 0)
+        if current and i < 0:
+            self.changed.emit()
+
+    def current_roots(self) -> tuple[str, ...] | None:
+        folder = str(self.currentData() or "")
+        return (folder,) if folder else None
+
+    def describe(self) -> str:
+        folder = str(self.currentData() or "")
+        return f"in {self.currentText()}" if folder else ""

@@ -1,5 +1,6 @@
 """The thumbnail grid of results (a QListView in icon mode over ResultsModel) with its controls:
-top-k, minimum score, when (a date filter), sort by score or date, and a context menu per photo."""
+top-k, minimum score, where and when (folder and date filters), sort by score or date, and a context menu
+per photo."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.models import HitRole, ResultsModel
-from app.widgets.date_filter import DateFilter
+from app.widgets.result_filters import DateFilter, FolderFilter
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +131,7 @@ class ResultsGrid(QWidget):
         self.sort.addItem("Best match first", "score")
         self.sort.addItem("Newest first", "date")
         self.sort.currentIndexChanged.connect(lambda _: model.set_sort(self.sort.currentData()))
+        self.where = FolderFilter()
         self.when = DateFilter()
         for w in (self.top_k, self.min_score):
             w.editingFinished.connect(self.controls_changed.emit)
@@ -139,6 +141,7 @@ class ResultsGrid(QWidget):
         bar.addWidget(self.top_k)
         bar.addWidget(QLabel("min score"))
         bar.addWidget(self.min_score)
+        bar.addWidget(self.where)
         bar.addWidget(self.when)
         bar.addWidget(self.sort)
         lay = QVBoxLayout(self)

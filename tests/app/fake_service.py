@@ -108,9 +108,11 @@ class FakeService:
 
     # searching
     def _rank(self, v: np.ndarray, top_k: int, min_score: float | None,
-              dates: tuple[float | None, float | None] | None = None) -> list[Hit]:
+              dates: tuple[float | None, float | None] | None = None, roots: list[str] | None = None) -> list[Hit]:
         with self._lock:
             items = list(self._images.items())
+        if roots is not None:  # like core: only the photos inside these library folders
+            items = [(i, p) for i, p in items if any(Path(r) in p.parents for r in roots)]
         hits = [Hit(i, p, float(self._vectors[i] @ v), p.stat().st_mtime) for i, p in items]
         hits = [h for h in hits if min_score is None or h.score >= min_score]
         if dates is not None:  # like core: the photo's date in [after, before) (here always the file time)
@@ -119,35 +121,39 @@ class FakeService:
         return sorted(hits, key=lambda h: -h.score)[:top_k]
 
     def search_audio(self, wav: np.ndarray, top_k: int = 20, min_score: float | None = None,
-                     dates: tuple[float | None, float | None] | None = None) -> SearchResult:
+                     dates: tuple[float | None, float | None] | None = None,
+                     roots: list[str] | None = None) -> SearchResult:
         self.calls.append("search_audio")
         time.sleep(self.search_delay_s)
         q = fake_query(wav)
-        return SearchResult(q, self._rank(q.query_vector, top_k, min_score, dates))
+        return SearchResult(q, self._rank(q.query_vector, top_k, min_score, dates, roots))
 
     def search_text(self, text: str, top_k: int = 20, min_score: float | None = None,
-                    dates: tuple[float | None, float | None] | None = None) -> SearchResult:
+                    dates: tuple[float | None, float | None] | None = None,
+                     roots: list[str] | None = None) -> SearchResult:
         self.calls.append("search_text")
         rng = np.random.default_rng(zlib.crc32(text.encode()))
         v = rng.standard_normal(8).astype(np.float32)
-        result = SearchResult(None, self._rank(v / np.linalg.norm(v), top_k, min_score, dates))
+        result = SearchResult(None, self._rank(v / np.linalg.norm(v), top_k, min_score, dates, roots))
         result.unread_words = [w for w in text.split() if w.startswith("zz")]  # words "outside the vocabulary"
         return result
 
     def search_vector(self, query: np.ndarray, top_k: int = 20, min_score: float | None = None,
-                      dates: tuple[float | None, float | None] | None = None) -> SearchResult:
+                      dates: tuple[float | None, float | None] | None = None,
+                     roots: list[str] | None = None) -> SearchResult:
         self.calls.append("search_vector")
-        return SearchResult(None, self._rank(np.asarray(query, np.float32), top_k, min_score, dates))
+        return SearchResult(None, self._rank(np.asarray(query, np.float32), top_k, min_score, dates, roots))
 
     def search_similar(self, image: int | str, top_k: int = 20, min_score: float | None = None,
-                       dates: tuple[float | None, float | None] | None = None) -> SearchResult:
+                       dates: tuple[float | None, float | None] | None = None,
+                     roots: list[str] | None = None) -> SearchResult:
         self.calls.append("search_similar")
         if isinstance(image, str):  # like core: any image file (missing: an error); a library photo's own vector
             Path(image).stat()
             v = np.random.default_rng(zlib.crc32(image.encode())).standard_normal(8).astype(np.float32)
-            return SearchResult(None, self._rank(v / np.linalg.norm(v), top_k, min_score, dates))
+            return SearchResult(None, self._rank(v / np.linalg.norm(v), top_k, min_score, dates, roots))
         self.similar_ids.append(int(image))
-        return SearchResult(None, self._rank(self._vectors[int(image)], top_k, min_score, dates))
+        return SearchResult(None, self._rank(self._vectors[int(image)], top_k, min_score, dates, roots))
 
     def photo_years(self) -> list[int]:
         with self._lock:

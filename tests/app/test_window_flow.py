@@ -209,3 +209,27 @@ def test_the_when_filter_offers_the_librarys_years_and_reruns_the_query(qtbot, m
     with qtbot.waitSignal(w.search.result_shown, timeout=10_000):  # its year gone: back to any time, re-run
         w.grid.when.set_years([])
     assert w.grid.when.currentData() == "" and w.results.rowCount() == 6
+
+
+def test_the_where_filter_offers_the_library_folders_and_reruns_the_query(qtbot, make_window, fake_service, tmp_path):
+    from tests.app.conftest import make_photos
+
+    trips, home = make_photos(tmp_path / "Trips", n=3), make_photos(tmp_path / "Home", n=4)
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True, top_k=50))
+    index_and_wait(qtbot, w, trips)
+    qtbot.waitUntil(lambda: w.grid.where.count() == 2, timeout=5_000)
+    assert w.grid.where.isHidden()  # one folder: nothing to choose
+    index_and_wait(qtbot, w, home)
+    qtbot.waitUntil(lambda: w.grid.where.count() == 3 and not w.grid.where.isHidden(), timeout=5_000)
+    assert [w.grid.where.itemText(i) for i in range(3)] == ["All folders", "Home", "Trips"]
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.search.search_text("a dog")
+    assert w.results.rowCount() == 7
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.grid.where.setCurrentIndex(w.grid.where.findData(str(trips)))
+        w.grid.where.activated.emit(w.grid.where.currentIndex())
+    assert {w.results.hit(r).path.parent for r in range(w.results.rowCount())} == {trips}
+    assert w.results.rowCount() == 3 and " in Trips for " in w.grid._summary
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):  # Trips left the library: all folders again
+        w.grid.where.set_folders([str(home)])
+    assert w.grid.where.currentData() == "" and w.results.rowCount() == 7
