@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 SETTLE_S = 2.0  # quiet time after the last event before the roots it touched are re-indexed
 POLL_S = 900.0  # every 15 minutes, every root, whatever the events said
+STOP_WAIT_S = 1.0  # stop() waits this long for the thread (which then lets go of its watches by itself)
 
 
 def watchdog_available() -> bool:
@@ -80,6 +81,7 @@ class FolderWatcher:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._observer = None
+        self._restart = False  # (under _lock) the roots changed: the thread sets the observer up again
         self._thread = threading.Thread(target=self._run, name="folder-watcher", daemon=True)
         self._thread.start()
 
@@ -101,8 +103,8 @@ class FolderWatcher:
                 return
             self._roots = new
             self._pending = {r: t for r, t in self._pending.items() if r in new}
-        if self._use_events:
-            self._restart_observer(new)
+            self._restart = self._use_events  # done by the watcher's thread: inotify walks every folder
+        self._wake.set()
 
     def notice(self, path: str, is_directory: bool = False) -> None:
         """An event on `path` (also for callers with their own source of events)."""
@@ -116,11 +118,11 @@ class FolderWatcher:
         self._wake.set()
 
     def stop(self) -> None:
-        """Stop watching; no call of `on_change` starts after this returns (one running may finish)."""
+        """Stop watching; no call of `on_change` starts after this returns (one running may finish). The
+        watcher's thread lets go of the file-system watches itself (it may be setting up a big tree's)."""
         self._stop.set()
         self._wake.set()
-        self._stop_observer()
-        self._thread.join(timeout=5)
+        self._thread.join(timeout=STOP_WAIT_S)
 
     # ---- events ------------------------------------------------------------------------------------
     def _restart_observer(self, roots: list[str]) -> None:
@@ -169,7 +171,19 @@ class FolderWatcher:
         return max(0.0, min(times) - now)
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self._stop_observer()
+
+    def _loop(self) -> None:
         while not self._stop.is_set():
+            with self._lock:
+                restart, self._restart = self._restart, False
+                roots = list(self._roots)
+            if restart:  # ~0.1 s per 1000 folders: here, not in the caller's (the GUI's) thread
+                self._restart_observer(roots)
+                continue
             self._wake.wait(timeout=self._wait_s(time.monotonic()))
             self._wake.clear()
             if self._stop.is_set():

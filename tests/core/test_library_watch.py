@@ -151,3 +151,20 @@ def test_the_programs_own_folders_inside_a_root_are_not_changes(roots, watcher):
     w.notice(str(a / "cache" / "thumbs" / "256" / "ab" / "x.jpg"))  # a thumbnail written by indexing
     time.sleep(SETTLE * 3)
     assert calls.items == []
+
+
+def test_the_file_system_watches_are_set_up_on_the_watchers_thread_not_the_callers(roots, watcher, monkeypatch):
+    """inotify walks every folder of the tree (~0.1 s per 1000): never in the caller's thread (the GUI's)."""
+    a, b = roots
+    threads, done = [], threading.Event()
+    real = FolderWatcher._restart_observer
+
+    def spy(self, new_roots):
+        threads.append(threading.get_ident())
+        real(self, new_roots)
+        done.set()
+
+    monkeypatch.setattr(FolderWatcher, "_restart_observer", spy)
+    w = watcher(Calls())
+    w.watch([a, b])
+    assert done.wait(10) and threads and threading.get_ident() not in threads
