@@ -215,6 +215,8 @@ class LibraryController(QObject):
             return
         if not self._quiet or changed_photos(report):
             self.window.statusBar().showMessage(report_summary(report, self._photos), 8000)
+        if self._quiet:
+            self._offer_search_again(report)
         for path, reason in list(getattr(report, "skipped", None) or []):  # "see the log" must find them all
             logger.warning("indexing skipped %s: %s", path, reason)
         offline = offline_folders(report)
@@ -231,6 +233,17 @@ class LibraryController(QObject):
         elif not getattr(report, "cancelled", False):  # what a finished re-scan resolves
             self.window.hide_message("missing-file", "offline-folder")
         self.indexing_finished.emit(report)
+
+    def _offer_search_again(self, report: Any) -> None:
+        """Photos added or changed by themselves while results are shown: the results do not move under the
+        user's eyes; the strip offers to search again (a removal re-runs the search by itself, see _on_changes)."""
+        new = int(getattr(report, "added", 0) or 0) + int(getattr(report, "updated", 0) or 0)
+        search = getattr(self.window, "search", None)
+        bar = self.window.message_bar
+        if not new or search is None or search.last_query is None or not (bar.isHidden() or bar.level == "info"):
+            return  # (a warning on the strip stays: it matters more)
+        self.window.show_message(f"{new} new or changed photo{'s' if new > 1 else ''} in the library since this "
+                                 "search.", "info", ("Search again", lambda: search.rerun()), topic="new-photos")
 
     def _on_failed(self, exc: BaseException) -> None:
         if isinstance(exc, LibraryBusyError) and self._quiet:  # e.g. `core index --watch` saw the same change

@@ -32,6 +32,10 @@ class LibraryWatch(QObject):
     def roots(self) -> list[Path]:
         return list(self._roots) if self._watcher is not None else []
 
+    def is_ready(self) -> bool:
+        """Whether the watches of the current folders are up (for tests)."""
+        return self._watcher is not None and self._watcher.ready.is_set()
+
     def set_roots(self, roots: list[Path]) -> None:
         """Watch these library folders (while enabled)."""
         self._roots = [Path(r) for r in roots]

@@ -7,7 +7,8 @@ indexer is incremental (mtime + size, renames by content hash), so a re-scan cos
 photos and only new or changed files are decoded.
 
 `FolderWatcher(on_change)` calls `on_change(roots)` from its own thread, once events have settled for
-`settle_s` (copying 500 photos in is one call, not 500), and every `poll_s` with every root.
+`settle_s` (copying 500 photos in is one call, not 500), and every `poll_s` with every root. A root newly
+watched is reported once when its watches are up: what changed between its last scan and then is caught too.
 """
 
 from __future__ import annotations
@@ -82,6 +83,9 @@ class FolderWatcher:
         self._stop = threading.Event()
         self._observer = None
         self._restart = False  # (under _lock) the roots changed: the thread sets the observer up again
+        self.ready = threading.Event()  # set once the watches of the latest roots are up (tests wait on it)
+        if not self._use_events:
+            self.ready.set()
         self._thread = threading.Thread(target=self._run, name="folder-watcher", daemon=True)
         self._thread.start()
 
@@ -104,6 +108,8 @@ class FolderWatcher:
             self._roots = new
             self._pending = {r: t for r, t in self._pending.items() if r in new}
             self._restart = self._use_events  # done by the watcher's thread: inotify walks every folder
+            if self._use_events:
+                self.ready.clear()
         self._wake.set()
 
     def notice(self, path: str, is_directory: bool = False) -> None:
@@ -177,12 +183,17 @@ class FolderWatcher:
             self._stop_observer()
 
     def _loop(self) -> None:
+        watched: set[str] = set()
         while not self._stop.is_set():
             with self._lock:
                 restart, self._restart = self._restart, False
                 roots = list(self._roots)
             if restart:  # ~0.1 s per 1000 folders: here, not in the caller's (the GUI's) thread
                 self._restart_observer(roots)
+                for root in set(roots) - watched:  # what changed before its watch was up: one catch-up scan
+                    self.notice(root, True)
+                watched = set(roots)
+                self.ready.set()
                 continue
             self._wake.wait(timeout=self._wait_s(time.monotonic()))
             self._wake.clear()

@@ -258,16 +258,23 @@ def test_first_run_waits_for_another_indexer_then_welcomes(qtbot, make_window, f
     assert fake_service.stats().photos == 6
 
 
+def index_and_watch(qtbot, w, folder):
+    """Index `folder` from the menu, then wait for its watches and their one catch-up re-scan to be done."""
+    caught = []
+    w.library.watch.changed.connect(caught.append)
+    with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000):
+        w.library.index_folders([folder])
+    qtbot.waitUntil(lambda: w.library.watch.is_ready() and bool(caught) and not w.library.indexing, timeout=10_000)
+    assert w.library.watch.roots == [folder]
+
+
 def test_photos_added_to_a_watched_folder_are_indexed_quietly(qtbot, make_window, fake_service, photos, watching):
     w = make_window(fake_service, settings=AppSettings(first_run_done=True))
-    with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000):
-        w.library.index_folders([photos])
-    qtbot.waitUntil(lambda: w.library.watch.roots == [photos], timeout=5_000)  # the library's folders, watched
+    index_and_watch(qtbot, w, photos)  # the library's folders, watched
     w.statusBar().clearMessage()
-    with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000) as blocker:
-        make_photos(photos / "new trip", n=2)  # copied in while the app runs
-    assert blocker.args[0].added == 2 and w.library.dialog is None
-    assert "2 added" in w.statusBar().currentMessage()
+    make_photos(photos / "new trip", n=2)  # copied in while the app runs (one run, or two on a busy machine)
+    qtbot.waitUntil(lambda: fake_service.stats().photos == 8 and not w.library.indexing, timeout=10_000)
+    assert w.library.dialog is None and "added" in w.statusBar().currentMessage()
     qtbot.waitUntil(lambda: w.photos_label.text().startswith("8 photos"), timeout=3_000)
     w.statusBar().clearMessage()
     with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000) as blocker:
@@ -279,9 +286,7 @@ def test_watching_follows_the_setting_and_the_model(qtbot, make_window, fake_ser
     from dataclasses import replace
 
     w = make_window(fake_service, settings=AppSettings(first_run_done=True))
-    with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000):
-        w.library.index_folders([photos])
-    qtbot.waitUntil(lambda: w.library.watch.roots == [photos], timeout=5_000)
+    index_and_watch(qtbot, w, photos)
     w.apply_settings(replace(w.settings, watch_folders=False))
     assert w.library.watch.roots == []
     with qtbot.assertNotEmitted(w.library.indexing_finished, wait=1_500):
@@ -295,8 +300,7 @@ def test_watching_follows_the_setting_and_the_model(qtbot, make_window, fake_ser
 def test_a_watched_change_in_a_folder_removed_meanwhile_does_not_add_it_back(qtbot, make_window, fake_service,
                                                                             photos, watching):
     w = make_window(fake_service, settings=AppSettings(first_run_done=True))
-    with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000):
-        w.library.index_folders([photos])
+    index_and_watch(qtbot, w, photos)
     fake_service.remove_root(photos)  # removed by the user; the watcher's event for it comes late
     with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000) as blocker:
         w.library.watch.changed.emit([photos])
@@ -306,10 +310,25 @@ def test_a_watched_change_in_a_folder_removed_meanwhile_does_not_add_it_back(qtb
 def test_a_watched_change_another_process_is_indexing_shows_no_warning(qtbot, make_window, fake_service, photos,
                                                                       watching):
     w = make_window(fake_service, settings=AppSettings(first_run_done=True))
-    with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000):
-        w.library.index_folders([photos])
+    index_and_watch(qtbot, w, photos)
     w.hide_message()
     fake_service.busy_pid = 4242  # `python -m core index --watch` holds the lock for the same change
     with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000):
         w.library.watch.changed.emit([photos])
     assert w.message_bar.isHidden() and not w.library._busy_timer.isActive()
+
+
+def test_photos_added_by_the_watcher_while_results_are_shown_offer_to_search_again(qtbot, make_window,
+                                                                                   fake_service, photos, watching):
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True, top_k=50))
+    index_and_watch(qtbot, w, photos)
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.search.search_text("a dog")
+    assert w.results.rowCount() == 6 and w.message_bar.isHidden()
+    make_photos(photos / "new", n=3)
+    qtbot.waitUntil(lambda: fake_service.stats().photos == 9 and not w.library.indexing, timeout=10_000)
+    assert w.results.rowCount() == 6  # the results do not move under the user's eyes
+    assert w.message_bar.isVisible() and "new or changed photo" in w.message_bar.text()
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.message_bar.action.click()
+    assert w.results.rowCount() == 9 and w.message_bar.isHidden()

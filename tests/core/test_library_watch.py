@@ -52,6 +52,27 @@ def watcher():
         w.stop()
 
 
+def started(w, calls, roots):
+    """Watch `roots` and wait for the watches and their one catch-up call; then forget that call."""
+    w.watch(roots)
+    assert w.ready.wait(10)
+    assert calls.wait() == [sorted(str(r) for r in roots)]
+    calls.items.clear()
+    calls.event.clear()
+
+
+def test_a_root_newly_watched_is_reported_once_its_watches_are_up(roots, watcher):
+    """What changed between the root's last scan and its watches coming up is caught by one re-scan."""
+    a, b = roots
+    calls = Calls()
+    w = watcher(calls, use_events=True)
+    if not w.events:
+        pytest.skip("watchdog is not installed")
+    started(w, calls, [a])
+    w.watch([a, b])  # b is new: reported once; a was watched already: not again
+    assert w.ready.wait(10) and calls.wait() == [[str(b)]]
+
+
 def test_root_of_skips_hidden_folders_and_picks_the_deepest_root(tmp_path):
     outer, inner = str(tmp_path / "p"), str(tmp_path / "p" / "trips")
     roots = [inner, outer]  # deepest first, as watch() orders them
@@ -69,9 +90,8 @@ def test_a_burst_of_new_photos_is_one_call_for_its_root(roots, watcher):
     a, b = roots
     calls = Calls()
     w = watcher(calls)
-    w.watch([a, b])
     assert w.events
-    time.sleep(0.2)
+    started(w, calls, [a, b])
     for i in range(8):
         (a / "sub" / f"p{i}.jpg").write_bytes(b"x" * 10)
         time.sleep(0.02)
@@ -85,8 +105,7 @@ def test_hidden_files_and_other_files_are_ignored_folders_moved_in_are_not(roots
     a, _ = roots
     calls = Calls()
     w = watcher(calls)
-    w.watch([a])
-    time.sleep(0.2)
+    started(w, calls, [a])
     (a / "notes.txt").write_text("x")
     (a / ".hidden" / "p.jpg").write_bytes(b"x")
     (a / ".x.png").write_bytes(b"x")
