@@ -455,3 +455,24 @@ def test_the_lock_of_a_run_that_is_gone_is_ignored(tmp_path: Path) -> None:
     assert not partial.exists() and not (out / ".lock").exists() and not (out / "images" / "00007.png").exists()
     assert sorted(p.name for p in out.iterdir()) == ["audio", "images", "info.json", "manifest.jsonl", "vocab.json",
                                                     "voices.json"]
+
+
+def test_a_run_that_publishes_between_the_check_and_the_lock_is_not_replaced_without_force(tmp_path: Path,
+                                                                                          monkeypatch) -> None:
+    """Run B checks OUT (none yet), run A publishes OUT, then B takes the free lock: B re-checks OUT under the
+    lock and is refused, instead of replacing A's output at its own publish."""
+    from trainer.synth import generate as gen
+    from trainer.synth.voices import SynthError
+
+    out = tmp_path / "o"
+    real_lock = gen._lock
+
+    def lock_after_another_run_published(tmp: Path, out_: Path) -> None:
+        (out_ / "images").mkdir(parents=True)  # run A's finished output appears now
+        (out_ / "info.json").write_text("{}")
+        real_lock(tmp, out_)
+
+    monkeypatch.setattr(gen, "_lock", lock_after_another_run_published)
+    with pytest.raises(SynthError, match="not empty"):
+        gen._prepare_dir(out, force=False)
+    assert (out / "info.json").read_text() == "{}" and not out.with_name("o.partial").exists()

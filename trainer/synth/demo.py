@@ -53,7 +53,13 @@ def _check(n_photos: int, n_queries: int, photo_size: tuple[int, int], quality: 
 
 
 def _prepare_dir(out: Path, force: bool) -> Path:
-    """Check `out` may be written (replaced only when --force and it holds a demo export); return OUT.partial."""
+    """Check `out` may be written (replaced only when --force and it holds a demo export); return OUT.partial
+    (refused while another run writes it)."""
+    _check_out(out, force)
+    return claim_partial(out, ("photos", "queries"), recheck=lambda: _check_out(out, force))
+
+
+def _check_out(out: Path, force: bool) -> None:
     if out.exists() and not out.is_dir():
         raise SynthError(f"--out {out} is a file, not a folder; choose another --out")
     if out.exists() and any(out.iterdir()):
@@ -63,7 +69,6 @@ def _prepare_dir(out: Path, force: bool) -> Path:
         if not ((out / "photos.jsonl").is_file() and (out / "queries.jsonl").is_file()):
             raise SynthError(f"--force replaces only a demo export (with photos.jsonl and queries.jsonl); {out} is "
                              "not one. Remove it yourself or choose another --out")
-    return claim_partial(out, ("photos", "queries"))  # refused while another run writes it
 
 
 def generate_demo(

@@ -13,6 +13,7 @@ Output (written to ``DIR.partial`` and renamed to ``DIR`` when complete)::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing as mp
@@ -205,6 +206,11 @@ def is_synth_output(out: Path) -> bool:
 
 def _prepare_dir(out: Path, force: bool) -> Path:
     """Check `out` may be written; return the temporary sibling to write into."""
+    _check_out(out, force)
+    return claim_partial(out, ("images", "audio"), recheck=lambda: _check_out(out, force))
+
+
+def _check_out(out: Path, force: bool) -> None:
     if out.exists() and not out.is_dir():
         raise SynthError(f"--out {out} is a file, not a folder; choose another --out")
     if out.exists() and any(out.iterdir()):
@@ -217,21 +223,30 @@ def _prepare_dir(out: Path, force: bool) -> Path:
                 f"--force replaces only a folder made by `trainer synth` (with its info.json and voices.json); "
                 f"{out} is not one. Remove it yourself or choose another --out"
             )
-    return claim_partial(out, ("images", "audio"))
 
 
 LOCK_NAME = ".lock"  # in OUT.partial: locked (core.file_lock) by the run writing it, which wrote its PID there
 _held: dict[Path, FileLock] = {}  # OUT.partial -> this process's lock on it, until publish() or an error
 
 
-def claim_partial(out: Path, subdirs: tuple[str, ...] = ()) -> Path:
+def claim_partial(out: Path, subdirs: tuple[str, ...] = (), recheck: Callable[[], None] | None = None) -> Path:
     """Make OUT.partial, empty but for this run's lock (`LOCK_NAME`, held until `publish` or an error) and
     `subdirs`, and return it. SynthError when another run holds the lock; the leftovers of an interrupted run
-    are removed."""
+    are removed. `recheck` runs once the lock is held: the checks of OUT again, since a run that published OUT
+    between the caller's first check and the lock would otherwise be replaced without --force."""
     tmp = out.with_name(out.name + ".partial")
     try:
         tmp.mkdir(parents=True, exist_ok=True)
         _lock(tmp, out)
+        if recheck is not None:
+            try:
+                recheck()
+            except SynthError:
+                release_partial(tmp)
+                (tmp / LOCK_NAME).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    tmp.rmdir()  # only when this run made it (empty)
+                raise
         try:
             _remove_leftovers(tmp)
             for name in subdirs:
