@@ -9,6 +9,7 @@ folder) and stays bound to the one it has.
 
 from __future__ import annotations
 
+import calendar
 import logging
 import os
 import sqlite3
@@ -365,18 +366,22 @@ class Library:
 
     def ids_dated(self, after: float | None, before: float | None) -> np.ndarray:
         """Ids (ascending) of the live, embedded images whose date — the EXIF capture time, else the file's
-        modification time — is in [after, before) (POSIX seconds; None: open on that side)."""
+        modification time — is in [after, before) (POSIX seconds, local time; None: open on that side). A
+        capture time is the camera's wall clock stored as UTC: it is compared with the bounds' local wall clock."""
         lo = -1e300 if after is None else float(after)
         hi = 1e300 if before is None else float(before)
         rows = self._reader().execute(
-            "SELECT id FROM images WHERE deleted = 0 AND vector IS NOT NULL "
-            "AND COALESCE(taken_at, mtime) >= ? AND COALESCE(taken_at, mtime) < ? ORDER BY id", (lo, hi)).fetchall()
+            "SELECT id FROM images WHERE deleted = 0 AND vector IS NOT NULL AND CASE WHEN taken_at IS NULL "
+            "THEN mtime >= ? AND mtime < ? ELSE taken_at >= ? AND taken_at < ? END ORDER BY id",
+            (lo, hi, _wall_clock(lo), _wall_clock(hi))).fetchall()
         return np.fromiter((r[0] for r in rows), np.int64, len(rows))
 
     def years(self) -> list[int]:
-        """The years (local time) of the live photos' dates, newest first: what a date filter can offer."""
+        """The years of the live photos' dates (capture time as the camera's clock, else file time in local
+        time), newest first: what a date filter can offer."""
         rows = self._reader().execute(
-            "SELECT DISTINCT CAST(strftime('%Y', COALESCE(taken_at, mtime), 'unixepoch', 'localtime') AS INTEGER) "
+            "SELECT DISTINCT CAST(CASE WHEN taken_at IS NULL THEN strftime('%Y', mtime, 'unixepoch', 'localtime') "
+            "ELSE strftime('%Y', taken_at, 'unixepoch') END AS INTEGER) "
             "AS y FROM images WHERE deleted = 0 AND y IS NOT NULL ORDER BY y DESC").fetchall()
         return [int(r[0]) for r in rows]
 
@@ -570,3 +575,11 @@ class Library:
             if self._ann is not None and self._ann_dirty:
                 self._ann.save(self.ann_path, self._stamp())
                 self._ann_dirty = False
+
+
+def _wall_clock(t: float) -> float:
+    """The local wall clock at POSIX time `t`, read as UTC (how EXIF capture times are stored)."""
+    try:
+        return float(calendar.timegm(time.localtime(t)))
+    except (OverflowError, OSError, ValueError):  # the open ends' +-1e300
+        return t

@@ -244,3 +244,27 @@ def test_date_filter_with_the_ann_index_matches_exact_search(big, tmp_path):
         assert all(1000 <= h.date < 2500 for h in a.hits)
         assert [h.image_id for h in a.hits] == [h.image_id for h in b.hits]
     exact.library.close()
+
+
+def test_date_filter_reads_capture_times_as_the_camera_clock_in_any_time_zone(tmp_path, monkeypatch):
+    """EXIF times are the camera's wall clock stored as if UTC; file times are true instants. New Year's Eve at
+    23:30 on the camera is in its year wherever the computer is (in Berlin it read as 00:30 the next year)."""
+    import calendar
+    import time
+
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    try:
+        lib = Library(tmp_path / "d", "tower", dim=DIM, cache_dir=tmp_path / "c")
+        eve = calendar.timegm((2024, 12, 31, 23, 30, 0))  # camera clock, read as UTC
+        fill(lib, random_unit(2, seed=9), dates=[eve, None])
+        file_time = time.mktime((2024, 12, 31, 23, 30, 0, 0, 0, -1))  # a true instant, Berlin wall clock
+        lib._conn.execute("UPDATE images SET mtime = ? WHERE taken_at IS NULL", (file_time,))
+        lib._conn.commit()
+        y2024 = (time.mktime((2024, 1, 1, 0, 0, 0, 0, 0, -1)), time.mktime((2025, 1, 1, 0, 0, 0, 0, 0, -1)))
+        assert len(lib.ids_dated(*y2024)) == 2 and len(lib.ids_dated(y2024[1], None)) == 0
+        assert lib.years() == [2024]
+        lib.close()
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
