@@ -138,13 +138,6 @@ class FolderWatcher:
         from watchdog.observers import Observer
 
         observer = Observer()
-        handler = _Handler(self)
-        for root in roots:
-            try:
-                observer.schedule(handler, root, recursive=True)
-            except OSError as exc:  # gone, not a folder, or the inotify watch limit: the poll covers it
-                logger.warning("not watching %s for changes (%s); it is re-scanned every %.0f min instead",
-                               root, exc, self.poll_s / 60)
         try:
             observer.start()
         except OSError as exc:
@@ -152,6 +145,13 @@ class FolderWatcher:
                            exc, self.poll_s / 60)
             return
         self._observer = observer
+        handler = _Handler(self)
+        for root in roots:  # scheduled on the running observer: one missing root no longer stops all the others
+            try:
+                observer.schedule(handler, root, recursive=True)
+            except OSError as exc:  # gone (an unmounted disk), not a folder, or the inotify watch limit
+                logger.warning("not watching %s for changes (%s); it is re-scanned every %.0f min instead",
+                               root, exc, self.poll_s / 60)
 
     def _stop_observer(self) -> None:
         observer, self._observer = self._observer, None

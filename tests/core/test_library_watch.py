@@ -118,6 +118,17 @@ def test_hidden_files_and_other_files_are_ignored_folders_moved_in_are_not(roots
     assert calls.wait() == [[str(a)]]
 
 
+@pytest.mark.skipif(not watchdog_available(), reason="watchdog is not installed")
+def test_a_missing_root_does_not_stop_the_events_of_the_others(roots, watcher, tmp_path):
+    a, _ = roots  # a library folder on an unmounted disk made the observer fail to start: no events at all
+    calls = Calls()
+    w = watcher(calls)
+    w.watch([a, tmp_path / "unplugged"])
+    time.sleep(0.3)
+    (a / "p.jpg").write_bytes(b"x")
+    assert calls.wait() == [[str(a)]]
+
+
 def test_the_poll_reports_every_root_without_events(roots, watcher):
     a, b = roots
     calls = Calls()
