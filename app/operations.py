@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 
 from app.errors import show_error
 from app.workers import Worker
+from core.errors import ImageNotInLibraryError
 
 logger = logging.getLogger(__name__)
 
@@ -164,9 +165,17 @@ def search_text(parent: QObject | None, service: Any, text: str, top_k: int, min
 
 
 def search_similar(parent: QObject | None, service: Any, image: int | str, top_k: int, min_score: float,
-                   filters: SearchFilters = NO_FILTERS) -> Op:
+                   filters: SearchFilters = NO_FILTERS, *, file: str | None = None) -> Op:
+    """Photos like the library photo `image` (an id) or an image file; `file`: the photo's file, used when its
+    id has left the library (e.g. its folder was removed, and the search re-runs)."""
     def fn(cancel: threading.Event) -> Any:
-        return service.search_similar(image, top_k=top_k, min_score=_cutoff(min_score), **filters.kwargs())
+        kw = {"top_k": top_k, "min_score": _cutoff(min_score), **filters.kwargs()}
+        try:
+            return service.search_similar(image, **kw)
+        except ImageNotInLibraryError:
+            if file is None or not Path(file).is_file():
+                raise
+            return service.search_similar(file, **kw)
     return Op(parent, fn, lane="query", what="Finding similar photos", busy=True)
 
 

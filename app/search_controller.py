@@ -198,7 +198,7 @@ class SearchController(QObject):
         self.speech_end_t = time.perf_counter()
         s = self.window.settings
         self._run(ops.search_similar(self.window, self.window.service, int(hit.image_id), s.top_k, s.min_score,
-                                     self.filters()), self.last_label, automatic=automatic)
+                                     self.filters(), file=str(hit.path)), self.last_label, automatic=automatic)
 
     def search_image_file(self, path: Path, *, automatic: bool = False) -> None:
         """Photos like an image file (in the library or not): the photo's CLIP vector is the query."""

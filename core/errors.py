@@ -65,6 +65,10 @@ class LibraryAccessError(SpokenSearchError):
         self.db_path = db_path
 
 
+class ImageNotInLibraryError(SpokenSearchError):
+    """A photo asked for by its library id is not (or no longer) in the library: deleted, or its folder removed."""
+
+
 class LibraryClosedError(SpokenSearchError):
     """The library was closed (a model change, the end of the program) while this thread still used it."""
 

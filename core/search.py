@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from core import audio
-from core.errors import ModelMismatchError, SpokenSearchError
+from core.errors import ImageNotInLibraryError, ModelMismatchError, SpokenSearchError
 from core.library.library import Library
 from core.library.vectors import VectorSnapshot, exact_scores, top_k
 
@@ -146,7 +146,8 @@ class SearchEngine:
             if pos < len(snap) and snap.ids[pos] == image_id:
                 return snap.vectors[pos].astype(np.float32), image_id
             if isinstance(path_or_id, (int, np.integer)):
-                raise SpokenSearchError(f"image id {image_id} is not in the library; index it first")
+                raise ImageNotInLibraryError(f"image id {image_id} is not in the library (deleted, or its folder "
+                                             "was removed)")
         from core.library.decode import decode_image
         from core.library.embedder import ClipImageEmbedder
 

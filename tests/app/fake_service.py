@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from core.errors import AudioDecodeError, Cancelled, LibraryBusyError
+from core.errors import AudioDecodeError, Cancelled, ImageNotInLibraryError, LibraryBusyError
 from core.model.inference import Keyword, Segment, SpeechQuery, Unit
 
 FRAME = 320  # 20 ms at 16 kHz
@@ -153,6 +153,8 @@ class FakeService:
             v = np.random.default_rng(zlib.crc32(image.encode())).standard_normal(8).astype(np.float32)
             return SearchResult(None, self._rank(v / np.linalg.norm(v), top_k, min_score, dates, roots))
         self.similar_ids.append(int(image))
+        if int(image) not in self._images:  # like core: a photo that left the library
+            raise ImageNotInLibraryError(f"image id {image} is not in the library")
         return SearchResult(None, self._rank(self._vectors[int(image)], top_k, min_score, dates, roots))
 
     def photo_years(self) -> list[int]:

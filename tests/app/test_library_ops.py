@@ -332,3 +332,21 @@ def test_photos_added_by_the_watcher_while_results_are_shown_offer_to_search_aga
     with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
         w.message_bar.action.click()
     assert w.results.rowCount() == 9 and w.message_bar.isHidden()
+
+
+def test_more_like_this_reruns_by_its_file_when_its_folder_leaves_the_library(qtbot, make_window, fake_service,
+                                                                                photos, tmp_path):
+    other = make_photos(tmp_path / "other", 3)
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000):
+        w.library.index_folders([photos, other], show_dialog=False)
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.search.search_text("a dog")
+    hit = next(w.results.hit(r) for r in range(w.results.rowCount()) if other in w.results.hit(r).path.parents)
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.search.search_similar(hit)
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):  # the automatic re-run after the removal
+        w.library.remove_folder(other)
+    qtbot.waitUntil(lambda: not w.search.searching, timeout=5_000)
+    assert w.results.rowCount() == 6 and all(photos in w.results.hit(r).path.parents for r in range(6))
+    assert not w.message_bar.isVisible()  # was: "Search: image id N is not in the library; index it first"
