@@ -44,6 +44,17 @@ def _dropped_kind(path: Path) -> str:
 
     suffix = path.suffix.lower()
     return "audio" if suffix in AUDIO_SUFFIXES else "image" if suffix in image_extensions() else ""
+
+
+def photo_name_filter() -> str:
+    """The file dialog's filter for photos, each extension also in capitals: the GTK dialog (Linux's native one)
+    matches case-sensitively, and cameras name their files IMG_0001.JPG, DSC_0001.NEF."""
+    from core.library.scan import image_extensions
+
+    exts = sorted(image_extensions())
+    return f"Photos ({' '.join(f'*{e}' for e in exts + [e.upper() for e in exts])});;All files (*)"
+
+
 NO_MODEL_HINT = ("Choose a model folder in File → Settings (Ctrl+,), or build the embedded default model into "
                  "resources/models/default with the trainer (`python -m trainer export`, see the README).")
 PTT_RELEASE_MS = 50  # a Space release followed by a press within this is one utterance (X servers can split one)
@@ -307,11 +318,8 @@ class MainWindow(QMainWindow):
     def choose_image_file(self) -> None:
         from PySide6.QtWidgets import QFileDialog
 
-        from core.library.scan import image_extensions
-
-        patterns = " ".join(f"*{e}" for e in sorted(image_extensions()))
         path, _ = QFileDialog.getOpenFileName(self, "Find photos like this one", start_dir(self.settings.last_index_dir),
-                                              f"Photos ({patterns});;All files (*)")
+                                              photo_name_filter())
         if path:
             self.search.search_image_file(Path(path))
 
