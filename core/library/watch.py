@@ -8,7 +8,8 @@ photos and only new or changed files are decoded.
 
 `FolderWatcher(on_change)` calls `on_change(roots)` from its own thread, once events have settled for
 `settle_s` (copying 500 photos in is one call, not 500), and every `poll_s` with every root. A root newly
-watched is reported once when its watches are up: what changed between its last scan and then is caught too.
+watched is reported once when its watches are up: what changed between its last scan and then is caught too;
+a root that had no watch (missing, or deleted since) is watched again at the next poll once it is back.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ class FolderWatcher:
         self.ready = threading.Event()  # set once the watches of the latest roots are up (tests wait on it)
         if not self._use_events:
             self.ready.set()
+        self._unwatched = False  # (under _lock) a root has no watch (missing at set-up, or deleted since)
         self._thread = threading.Thread(target=self._run, name="folder-watcher", daemon=True)
         self._thread.start()
 
@@ -121,6 +123,8 @@ class FolderWatcher:
             if root is None:
                 return
             self._pending[root] = time.monotonic()
+            if is_directory and path == root:  # the root itself deleted or moved: its watch went with it
+                self._unwatched = True
         self._wake.set()
 
     def stop(self) -> None:
@@ -133,6 +137,8 @@ class FolderWatcher:
     # ---- events ------------------------------------------------------------------------------------
     def _restart_observer(self, roots: list[str]) -> None:
         self._stop_observer()
+        with self._lock:
+            self._unwatched = False
         if not roots or self._stop.is_set():
             return
         from watchdog.observers import Observer
@@ -143,6 +149,8 @@ class FolderWatcher:
         except OSError as exc:
             logger.warning("cannot watch the library folders (%s); re-scanning every %.0f min instead",
                            exc, self.poll_s / 60)
+            with self._lock:
+                self._unwatched = True  # tried again at the next poll
             return
         self._observer = observer
         handler = _Handler(self)
@@ -150,6 +158,8 @@ class FolderWatcher:
             try:
                 observer.schedule(handler, root, recursive=True)
             except OSError as exc:  # gone (an unmounted disk), not a folder, or the inotify watch limit
+                with self._lock:
+                    self._unwatched = True
                 logger.warning("not watching %s for changes (%s); it is re-scanned every %.0f min instead",
                                root, exc, self.poll_s / 60)
 
@@ -165,6 +175,9 @@ class FolderWatcher:
             if now >= self._next_poll:
                 self._next_poll = now + self.poll_s
                 self._pending.clear()
+                if self._unwatched and self._use_events:  # a disk back, a folder made again: watch it again
+                    self._restart = True
+                    self.ready.clear()
                 return list(self._roots)
             ready = [r for r, t in self._pending.items() if now - t >= self.settle_s]
             for r in ready:

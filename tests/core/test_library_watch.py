@@ -123,10 +123,31 @@ def test_a_missing_root_does_not_stop_the_events_of_the_others(roots, watcher, t
     a, _ = roots  # a library folder on an unmounted disk made the observer fail to start: no events at all
     calls = Calls()
     w = watcher(calls)
-    w.watch([a, tmp_path / "unplugged"])
-    time.sleep(0.3)
+    started(w, calls, [a, tmp_path / "unplugged"])
     (a / "p.jpg").write_bytes(b"x")
     assert calls.wait() == [[str(a)]]
+
+
+@pytest.mark.skipif(not watchdog_available(), reason="watchdog is not installed")
+def test_a_root_deleted_and_back_is_watched_again_after_the_next_poll(roots, watcher):
+    a, _ = roots  # a disk unplugged and plugged in again, a folder deleted and made again: events were gone for good
+    calls = Calls()
+    w = watcher(calls)
+    started(w, calls, [a])
+    for p in a.rglob("*"):
+        if p.is_dir():
+            p.rmdir()
+    a.rmdir()
+    assert calls.wait() == [[str(a)]]
+    a.mkdir()
+    calls.event.clear()
+    with w._lock:
+        w._next_poll = 0.0  # the poll is due now
+    w._wake.set()
+    assert calls.wait() == [[str(a)], [str(a)]] and w.ready.wait(5.0)
+    calls.event.clear()
+    (a / "back.jpg").write_bytes(b"x")
+    assert calls.wait() == [[str(a)], [str(a)], [str(a)]]
 
 
 def test_the_poll_reports_every_root_without_events(roots, watcher):
