@@ -51,8 +51,17 @@ def photo_name_filter() -> str:
     matches case-sensitively, and cameras name their files IMG_0001.JPG, DSC_0001.NEF."""
     from core.library.scan import image_extensions
 
-    exts = sorted(image_extensions())
-    return f"Photos ({' '.join(f'*{e}' for e in exts + [e.upper() for e in exts])});;All files (*)"
+    return _name_filter("Photos", image_extensions())
+
+
+def audio_name_filter() -> str:
+    """The same for audio files (recorders name theirs REC0001.WAV)."""
+    return _name_filter("Audio", AUDIO_SUFFIXES)
+
+
+def _name_filter(label: str, extensions: set[str] | frozenset[str]) -> str:
+    exts = sorted(extensions)
+    return f"{label} ({' '.join(f'*{e}' for e in exts + [e.upper() for e in exts])});;All files (*)"
 
 
 NO_MODEL_HINT = ("Choose a model folder in File → Settings (Ctrl+,), or build the embedded default model into "
@@ -309,7 +318,7 @@ class MainWindow(QMainWindow):
 
         path, _ = QFileDialog.getOpenFileName(self, "Search with an audio file",
                                               start_dir(self.settings.last_audio_dir, demo_queries_dir()),
-                                              "Audio (*.wav *.flac *.ogg *.oga *.opus *.mp3 *.aiff);;All files (*)")
+                                              audio_name_filter())
         if path:
             self.settings.last_audio_dir = str(Path(path).parent)
             self.save_settings()

@@ -405,3 +405,7 @@ def test_the_photo_file_dialog_lists_camera_files_with_capital_extensions():
 
     photos = photo_name_filter().split(";;")[0]  # Linux's GTK dialog hid IMG_0001.JPG and DSC_0001.NEF
     assert "*.jpg" in photos.split("(")[1] and "*.JPG" in photos and (not raw_available() or "*.NEF" in photos)
+    from app.main_window import audio_name_filter
+
+    audio = audio_name_filter().split(";;")[0]  # and REC0001.WAV from a recorder in the audio dialog
+    assert "*.wav" in audio and "*.WAV" in audio and "*.FLAC" in audio
