@@ -101,6 +101,7 @@ class LibraryController(QObject):
         self._current: tuple[list[Path], bool, bool] = ([], False, False)  # the running request
         # what waits for another process's indexing run (LibraryBusyError) to finish, polled by _busy_timer
         self._waiting: tuple[list[Path], bool, bool] | None = None
+        self._waiting_quiet = False  # what waits is only watched changes: it waits and runs without a word
         self._welcome_waits = False  # the first-run welcome was replaced by the wait's message
         self._busy_timer = QTimer(self)
         self._busy_timer.setInterval(BUSY_POLL_MS)
@@ -136,8 +137,10 @@ class LibraryController(QObject):
         self._start([Path(r) for r in roots or []], rescan=roots is None, show_dialog=show_dialog, quiet=quiet)
 
     def _on_watched_change(self, roots: list[Path]) -> None:
-        if self._waiting is None:  # while another process indexes, the wait's own run re-scans afterwards
+        if self._waiting is None:
             self.index_folders(roots, show_dialog=False, quiet=True)
+        else:  # another process indexes: these folders join what runs when it has finished
+            self._waiting = (self._waiting[0] + [Path(r) for r in roots], *self._waiting[1:])
 
     def refresh_watch(self) -> None:
         """Watch the library's folders as they are now (after a run, a removal, a model change)."""
@@ -246,10 +249,6 @@ class LibraryController(QObject):
                                  "search.", "info", ("Search again", lambda: search.rerun()), topic="new-photos")
 
     def _on_failed(self, exc: BaseException) -> None:
-        if isinstance(exc, LibraryBusyError) and self._quiet:  # e.g. `core index --watch` saw the same change
-            logger.info("a watched change was not indexed here: %s", exc)
-            self.indexing_finished.emit(exc)
-            return
         if isinstance(exc, LibraryBusyError):
             self._wait_for_other_indexer(exc)
             self.indexing_finished.emit(exc)
@@ -277,19 +276,24 @@ class LibraryController(QObject):
 
     def _wait_for_other_indexer(self, exc: LibraryBusyError) -> None:
         """Another process (a `python -m core index` run) indexes this library: keep the request and run it
-        when that process has finished, instead of an error that leaves the new folder unindexed."""
+        when that process has finished, instead of an error that leaves the new folder unindexed. A watched
+        change waits without a word (the other process may well be `core index --watch` indexing it too)."""
         targets, rescan, dialog = self._current
+        quiet = self._quiet and (self._waiting is None or self._waiting_quiet)
         if self._waiting is not None:
             targets = self._waiting[0] + targets
             rescan, dialog = rescan or self._waiting[1], dialog or self._waiting[2]
-        self._waiting = (targets, rescan, dialog)
+        self._waiting, self._waiting_quiet = (targets, rescan, dialog), quiet
+        self._busy_timer.start()
+        if quiet:
+            logger.info("a watched change waits for another process's indexing: %s", exc)
+            return
         bar = self.window.message_bar
         self._welcome_waits = self._welcome_waits or (not bar.isHidden() and bar.text().startswith(WELCOME_INDEXING))
         who = f"another program (PID {exc.pid})" if exc.pid else "another program"
         logger.info("indexing waits for %s: %s", who, exc)
         self.window.show_message(f"This photo library is being indexed by {who}. Indexing here starts by itself "
                                  "when it has finished; searching works meanwhile.", "warning", topic="library-busy")
-        self._busy_timer.start()
 
     def _poll_busy(self) -> None:
         service = self.window.service
@@ -305,7 +309,7 @@ class LibraryController(QObject):
         else:
             self.window.hide_message("library-busy")
         if waiting is not None:
-            self._start_queued(*waiting)
+            self._start_queued(*waiting, quiet=self._waiting_quiet)
 
     def _start_queued(self, targets: list[Path], rescan: bool, show_dialog: bool, quiet: bool = False) -> None:
         if self.window.service is None:

@@ -307,14 +307,18 @@ def test_a_watched_change_in_a_folder_removed_meanwhile_does_not_add_it_back(qtb
     assert blocker.args[0] is None and fake_service.roots() == []
 
 
-def test_a_watched_change_another_process_is_indexing_shows_no_warning(qtbot, make_window, fake_service, photos,
-                                                                      watching):
+def test_a_watched_change_another_process_is_indexing_waits_without_a_warning(qtbot, make_window, fake_service,
+                                                                              photos, watching):
     w = make_window(fake_service, settings=AppSettings(first_run_done=True))
     index_and_watch(qtbot, w, photos)
     w.hide_message()
-    fake_service.busy_pid = 4242  # `python -m core index --watch` holds the lock for the same change
+    w.library._busy_timer.setInterval(100)
+    fake_service.busy_pid = 4242  # `python -m core index` (a one-off run, or --watch) holds the lock
     with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000):
-        w.library.watch.changed.emit([photos])
+        make_photos(photos / "later", n=2)  # the watcher's change meets the other process's lock
+    assert w.message_bar.isHidden() and w.library._busy_timer.isActive()  # it waits, without a word
+    fake_service.busy_pid = None
+    qtbot.waitUntil(lambda: fake_service.stats().photos == 8 and not w.library.indexing, timeout=10_000)
     assert w.message_bar.isHidden() and not w.library._busy_timer.isActive()
 
 
