@@ -377,12 +377,12 @@ class Library:
         return np.fromiter((r[0] for r in rows), np.int64, len(rows))
 
     def years(self) -> list[int]:
-        """The years of the live photos' dates (capture time as the camera's clock, else file time in local
-        time), newest first: what a date filter can offer."""
+        """The years of the searchable photos' dates (capture time as the camera's clock, else file time in local
+        time), newest first: what a date filter can offer (photos still waiting for a vector find nothing)."""
         rows = self._reader().execute(
             "SELECT DISTINCT CAST(CASE WHEN taken_at IS NULL THEN strftime('%Y', mtime, 'unixepoch', 'localtime') "
             "ELSE strftime('%Y', taken_at, 'unixepoch') END AS INTEGER) "
-            "AS y FROM images WHERE deleted = 0 AND y IS NOT NULL ORDER BY y DESC").fetchall()
+            "AS y FROM images WHERE deleted = 0 AND vector IS NOT NULL AND y IS NOT NULL ORDER BY y DESC").fetchall()
         return [int(r[0]) for r in rows]
 
     def count_rows(self) -> dict[str, int]:
