@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import queue
 import shlex
 import sys
@@ -119,6 +120,7 @@ def _watch(service: Any, roots: Sequence[str], args: argparse.Namespace,
 
     changed: queue.Queue[list[str]] = queue.Queue()
     watcher = FolderWatcher(changed.put)
+    roots = [os.path.abspath(r) for r in roots]  # as the watcher reports them
     watcher.watch(roots)
     print(f"watching {len(roots)} folder{'s' if len(roots) != 1 else ''} for changes "
           f"({'file-system events and ' if watcher.events else ''}a re-scan every {watcher.poll_s / 60:.0f} min); "
@@ -131,6 +133,12 @@ def _watch(service: Any, roots: Sequence[str], args: argparse.Namespace,
                 continue
             while not changed.empty():  # what piled up during the last run: one run
                 todo = sorted(set(todo) | set(changed.get_nowait()))
+            roots, todo = _still_in_library(service, roots, todo, watcher)
+            if not roots:
+                print("every watched folder left the library; stopped watching", file=sys.stderr)
+                return 0
+            if not todo:
+                continue
             try:
                 report = _index_once(service, todo, args, bar_ok=False)
             except LibraryBusyError as exc:
@@ -149,6 +157,20 @@ def _watch(service: Any, roots: Sequence[str], args: argparse.Namespace,
     finally:
         watcher.stop()
     return 0
+
+
+def _still_in_library(service: Any, roots: Sequence[str], todo: Sequence[str],
+                      watcher: Any) -> tuple[list[str], list[str]]:
+    """Drop the folders removed from the library meanwhile (`core remove`, the app's Remove): indexing them
+    would add them back against the user's choice. Returns the roots still watched and what to index."""
+    gone = {r for r in roots if service.library.root_of(r) is None}
+    if not gone:
+        return list(roots), list(todo)
+    print(f"{time.strftime('%H:%M:%S')} no longer watched, removed from the library: {', '.join(sorted(gone))}",
+          file=sys.stderr, flush=True)
+    kept = [r for r in roots if r not in gone]
+    watcher.watch(kept)
+    return kept, [r for r in todo if r not in gone]
 
 
 def _with_every_root(dirs: Sequence[Path], library: Any) -> list[str]:

@@ -448,3 +448,27 @@ def test_index_watch_indexes_new_photos_until_ctrl_c(env, model_dir):
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0 and "watching 1 folder" in err and "stopped watching" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.skipif(not watchdog_available(), reason="watchdog is not installed")
+def test_index_watch_does_not_add_back_a_folder_removed_from_the_library(env, model_dir, capsys):
+    _, photos = env
+    proc = subprocess.Popen([sys.executable, "-m", "core", "index", str(photos), "--model", model_dir,
+                             "--no-progress", "--watch"], cwd=REPO, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert proc.stdout is not None and "5 photos indexed" in proc.stdout.readline()
+        deadline = time.monotonic() + 60
+        while main(["remove", str(photos)]) != 0:  # refused while the watch's catch-up run holds the lock
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        make_image(photos / "after.jpg", 13)  # a change in the removed folder: not indexed, the watch ends
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and "no longer watched, removed from the library" in err
+    assert "every watched folder left the library" in err and "Traceback" not in err
+    capsys.readouterr()
+    out = json.loads((main(["stats", "--json"]), capsys.readouterr().out)[1])
+    assert out["roots"] == [] and out["photos"] == 0
