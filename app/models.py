@@ -13,6 +13,7 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistent
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QImage, QPainter, QPixmap
 
 from app.workers import Worker
+from core.library.exif import wall_clock_instant
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +38,11 @@ def placeholder(size: int, text: str = "") -> QPixmap:
 
 
 def hit_date(hit: Any) -> float:
-    """Sort key for "by date": the EXIF date when known, else the file's mtime (seconds)."""
+    """Sort key for "by date", and what the preview shows: the EXIF date when known (the camera's wall clock,
+    as a local-time instant), else the file's mtime (POSIX seconds)."""
     taken = getattr(hit, "taken_at", None)
     if taken is not None:
-        return float(taken.timestamp()) if hasattr(taken, "timestamp") else float(taken)
+        return float(taken.timestamp()) if hasattr(taken, "timestamp") else wall_clock_instant(float(taken))
     return float(getattr(hit, "mtime", 0.0) or 0.0)
 
 

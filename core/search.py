@@ -20,6 +20,7 @@ import numpy as np
 
 from core import audio
 from core.errors import ImageNotInLibraryError, ModelMismatchError, SpokenSearchError
+from core.library.exif import wall_clock_instant
 from core.library.library import Library
 from core.library.vectors import VectorSnapshot, exact_scores, top_k
 
@@ -43,7 +44,8 @@ class Hit:
 
     @property
     def date(self) -> float:
-        return self.taken_at if self.taken_at is not None else self.mtime
+        """When the photo was taken (its EXIF time, read on the local clock), else last modified: POSIX time."""
+        return wall_clock_instant(self.taken_at) if self.taken_at is not None else self.mtime
 
     def to_json(self) -> dict:
         return {"path": self.path, "score": round(float(self.score), 6), "image_id": self.image_id,

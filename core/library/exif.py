@@ -44,3 +44,14 @@ def exif_orientation(img: Image.Image) -> int:
         return int(img.getexif().get(_ORIENTATION, 1))
     except Exception:  # malformed EXIF must not fail the photo
         return 1
+
+
+def wall_clock_instant(taken_at: float) -> float:
+    """The POSIX time of a capture time as this machine's local clock reads it: EXIF holds the camera's wall
+    clock (stored here as if it were UTC), file times are true instants; sorting or showing the two together
+    needs them in one kind."""
+    try:
+        wall = _dt.datetime.fromtimestamp(taken_at, _dt.UTC).replace(tzinfo=None)
+        return wall.timestamp()  # a naive datetime is read as local time
+    except (OverflowError, OSError, ValueError):  # a date the platform cannot hold: left as it is
+        return taken_at

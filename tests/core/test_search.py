@@ -13,6 +13,7 @@ from libfakes import FakeEmbedder, make_image
 from core.errors import AudioDecodeError, ModelMismatchError, SpokenSearchError
 from core.library import Library, index_library
 from core.library import ann as ann_mod
+from core.library.exif import parse_exif_date
 from core.library.library import EmbeddedImage
 from core.search import SearchEngine
 
@@ -278,3 +279,27 @@ def test_the_years_offered_are_those_of_searchable_photos(tmp_path):
     other = Library(tmp_path / "d", "another tower", dim=DIM, cache_dir=tmp_path / "c", reindex=True)
     assert other.years() == []  # a model change dropped every vector: no year would find a photo yet
     other.close()
+
+
+def test_sort_by_date_puts_capture_times_and_file_times_on_one_clock(tmp_path, monkeypatch):
+    """In Berlin (UTC+2 in June), a photo taken at 10:00 on the camera is older than a file changed at 11:00
+    local time; EXIF's 10:00 read as UTC made it two hours newer than it was."""
+    import time
+
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    try:
+        lib = Library(tmp_path / "d", "tower", dim=DIM, cache_dir=tmp_path / "c")
+        vecs = random_unit(2, seed=6)
+        camera = parse_exif_date("2024:06:01 10:00:00")  # the camera's clock, stored as if UTC
+        changed = time.mktime((2024, 6, 1, 11, 0, 0, 0, 0, -1))  # a file modified at 11:00 Berlin time
+        images = [EmbeddedImage("/p/camera.jpg", "/p", 0.0, 10, "h1", 8, 8, camera, vecs[0]),
+                  EmbeddedImage("/p/edited.jpg", "/p", changed, 10, "h2", 8, 8, None, vecs[1])]
+        lib.write_embedded(images)
+        hits = SearchEngine(None, lib).search_vector(vecs[0], top_k=2, sort="date").hits
+        assert [h.path for h in hits] == ["/p/edited.jpg", "/p/camera.jpg"]
+        assert time.localtime(hits[1].date)[3:5] == (10, 0)  # shown on the local clock as the camera said
+        lib.close()
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
