@@ -53,9 +53,10 @@ def _root_of(path: str, roots: Iterable[str]) -> str | None:
     return None
 
 
-def concerns_photos(path: str, is_directory: bool) -> bool:
-    """Whether an event on `path` may change the library: a photo file, or a folder (that may hold photos)."""
-    return is_directory or os.path.splitext(path)[1].lower() in image_extensions()
+def concerns_photos(path: str, is_directory: bool, extensions: frozenset[str] | None = None) -> bool:
+    """Whether an event on `path` may change the library: a photo file (`extensions`: the scan's, default
+    image_extensions()), or a folder (that may hold photos)."""
+    return is_directory or os.path.splitext(path)[1].lower() in (extensions or image_extensions())
 
 
 class FolderWatcher:
@@ -70,6 +71,7 @@ class FolderWatcher:
                  poll_s: float | None = None, use_events: bool = True,
                  ignore: Iterable[str | os.PathLike[str]] | None = None) -> None:
         self._on_change = on_change
+        self._extensions = image_extensions()  # once: it probes pillow-heif and rawpy (27 us an event, else)
         own = [paths.data_dir(), paths.cache_dir()] if ignore is None else ignore  # where the indexer writes
         self._ignore = tuple({os.path.join(f(os.fspath(d)), "") for d in own for f in (os.path.abspath,
                                                                                        os.path.realpath)})
@@ -116,7 +118,7 @@ class FolderWatcher:
 
     def notice(self, path: str, is_directory: bool = False) -> None:
         """An event on `path` (also for callers with their own source of events)."""
-        if not concerns_photos(path, is_directory) or path.startswith(self._ignore):
+        if not concerns_photos(path, is_directory, self._extensions) or path.startswith(self._ignore):
             return
         with self._lock:
             root = _root_of(path, self._roots)
