@@ -136,6 +136,9 @@ def open_raw(path: str, min_side: int, max_pixels: int, want_side: int | None = 
                 taken_at = taken_at if taken_at is not None else _libraw_taken_at(raw)
     except rawpy.LibRawFileUnsupportedError as exc:
         raise ImageDecodeError(f"{path}: not a camera raw file LibRaw {libraw_version()} reads") from exc
+    except rawpy.LibRawIOError as exc:  # the file read fine above: LibRaw ran off its end looking for a header
+        raise ImageDecodeError(f"{path}: not a camera raw file LibRaw {libraw_version()} reads, or one cut "
+                               "short") from exc
     except rawpy.LibRawTooBigError as exc:
         raise ImageDecodeError(f"{path}: the raw picture is too large to decode ({exc})") from exc
     except (rawpy.LibRawError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:  # LibRaw's, the JPEG's

@@ -96,6 +96,10 @@ def test_damaged_and_fake_raw_files_are_clear_errors(tmp_path):
     for name in ("cut.dng", "text.nef", "empty.cr2", "zeros.orf"):
         with pytest.raises(ImageDecodeError, match=name):
             decode_image(tmp_path / name, 32)
+    (tmp_path / "tiny.NEF").write_text("not raw")  # LibRaw reads past its end: not a disk error
+    with pytest.raises(ImageDecodeError, match="not a camera raw file") as exc:
+        decode_image(tmp_path / "tiny.NEF", 32)
+    assert "Input/output" not in str(exc.value)
     with pytest.raises(ImageReadError, match="missing.arw"):
         decode_image(tmp_path / "missing.arw", 32)
 
