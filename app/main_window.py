@@ -50,8 +50,10 @@ def photo_name_filter() -> str:
     """The file dialog's filter for photos, each extension also in capitals: the GTK dialog (Linux's native one)
     matches case-sensitively, and cameras name their files IMG_0001.JPG, DSC_0001.NEF."""
     from core.library.scan import image_extensions
+    from core.library.video import VIDEO_EXTENSIONS
 
-    return _name_filter("Photos", image_extensions())
+    exts = image_extensions()
+    return _name_filter("Photos and videos" if exts & VIDEO_EXTENSIONS else "Photos", exts)
 
 
 def audio_name_filter() -> str:

@@ -151,11 +151,10 @@ class SearchEngine:
                 raise ImageNotInLibraryError(f"image id {image_id} is not in the library (deleted, or its folder "
                                              "was removed)")
         from core.library.decode import decode_image
-        from core.library.embedder import ClipImageEmbedder
+        from core.library.embedder import ClipImageEmbedder, embed_decoded
 
         embedder = ClipImageEmbedder(self.model.clip)
-        pixels = decode_image(path_or_id, embedder.image_size).pixels
-        return embedder.embed(pixels[None])[0], None
+        return embed_decoded(embedder, [decode_image(path_or_id, embedder.image_size)])[0], None
 
     def search_similar(self, path_or_id: str | Path | int, top_k: int = DEFAULT_TOP_K,
                        min_score: float | None = None, roots: Sequence[str | Path] | None = None,

@@ -30,6 +30,6 @@ fi
 stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[app,synth,train,heif,raw,dev]"
+  .venv/bin/python -m pip install -q -e ".[app,synth,train,heif,raw,video,dev]"
   touch "$stamp"
 fi

@@ -19,6 +19,7 @@ from core.errors import ImageDecodeError, ImageReadError
 from core.library.decode import load_rgb_sized
 from core.library.raw import is_raw
 from core.library.scan import HEIF_EXTENSIONS
+from core.library.video import is_video, video_duration
 
 logger = logging.getLogger(__name__)
 
@@ -33,12 +34,20 @@ def human_size(n: int) -> str:
     return f"{n} B"
 
 
+def clock(seconds: float) -> str:
+    """A video's length as a player shows it: 0:07, 12:34, 1:02:03."""
+    total = max(0, round(seconds))
+    h, m, s = total // 3600, total // 60 % 60, total % 60
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
 def load_preview(path: str, max_side: int = PREVIEW_MAX) -> tuple[QImage, QSize]:
     """Decode `path` scaled down to `max_side` (QImageReader scales during decode: fast for JPEG), turned by
     its EXIF orientation. Returns (image, full size as displayed). Formats Qt has no reader for (HEIC, camera
-    raw) and files Qt cannot decode go through the indexer's decoder (core), which read them for the grid.
-    Raises ImageReadError (missing, unreadable) or ImageDecodeError (not an image it can decode)."""
-    if is_raw(path) or Path(path).suffix.lower() in HEIF_EXTENSIONS:  # Qt would read a raw's tiny TIFF thumbnail
+    raw, a video's poster frame) and files Qt cannot decode go through the indexer's decoder (core), which read
+    them for the grid. Raises ImageReadError (missing, unreadable) or ImageDecodeError (not an image it can decode)."""
+    # not Qt: it would read a raw file's tiny TIFF thumbnail, and has no HEIC or video reader here
+    if is_raw(path) or is_video(path) or Path(path).suffix.lower() in HEIF_EXTENSIONS:
         return _core_preview(path, max_side)
     reader = QImageReader(path)
     reader.setAutoTransform(True)  # EXIF orientation
@@ -160,16 +169,18 @@ class PreviewPane(QWidget):
         self.image.setText("Loading…")
         token = self._token
 
-        def fn(cancel: threading.Event) -> tuple[QImage, QSize]:
-            return load_preview(path)
+        def fn(cancel: threading.Event) -> tuple[QImage, QSize, float | None]:
+            return (*load_preview(path), video_duration(path) if is_video(path) else None)
 
         w = Worker(fn, f"preview {Path(path).name}")
         w.signals.returned.connect(lambda res, t=token: self._loaded(t, res))
         w.signals.errored.connect(lambda exc, t=token: self._failed(t, exc))
         w.start("io")
 
-    def _set_info(self, hit: Any, full: QSize | None) -> None:
+    def _set_info(self, hit: Any, full: QSize | None, duration_s: float | None = None) -> None:
         parts = [f"score {float(hit.score):.3f}"]
+        if is_video(hit.path):
+            parts.append(f"video {clock(duration_s)}" if duration_s else "video")
         when = hit_date(hit)
         if when:
             src = "taken" if getattr(hit, "taken_at", None) is not None else "modified"
@@ -185,12 +196,12 @@ class PreviewPane(QWidget):
             parts.append(f"{full.width()}×{full.height()} px")
         self.info_label.setText(" · ".join(parts))
 
-    def _loaded(self, token: int, res: tuple[QImage, QSize]) -> None:
+    def _loaded(self, token: int, res: tuple[QImage, QSize, float | None]) -> None:
         if not shiboken6.isValid(self) or token != self._token:
             return
-        img, full = res
+        img, full, duration_s = res
         self._pixmap = QPixmap.fromImage(img)
-        self._set_info(self.hit, full)
+        self._set_info(self.hit, full, duration_s)
         self._rescale()
 
     def _failed(self, token: int, exc: BaseException) -> None:

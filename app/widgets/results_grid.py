@@ -7,8 +7,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QKeyEvent, QPainter, QPalette, QPen, QResizeEvent
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QPointF, QRect, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QKeyEvent, QPainter, QPalette, QPen, QPolygonF, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from app.models import HitRole, ResultsModel
 from app.widgets.result_filters import DateFilter, FolderFilter
+from core.library.video import is_video
 
 logger = logging.getLogger(__name__)
 
@@ -63,10 +64,25 @@ class ThumbDelegate(QStyledItemDelegate):
             target = QRect(0, 0, size.width(), size.height())
             target.moveCenter(box.center())
             p.drawPixmap(target, pm)
+            hit = index.data(HitRole)
+            if hit is not None and is_video(hit.path):
+                paint_play_badge(p, target)
         p.setPen(pal.color(QPalette.ColorRole.Text))
         text_rect = QRect(r.left(), box.bottom() + 2, r.width(), r.bottom() - box.bottom() - 2)
         p.drawText(text_rect, Qt.AlignmentFlag.AlignCenter, str(index.data(Qt.ItemDataRole.DisplayRole)))
         p.restore()
+
+
+def paint_play_badge(p: QPainter, target: QRect) -> None:
+    """A video's mark on its thumbnail: a white play triangle on a dark disc in the lower-left corner."""
+    d = max(14, min(28, min(target.width(), target.height()) // 4))
+    disc = QRect(target.left() + 4, target.bottom() - d - 3, d, d)
+    p.setPen(Qt.PenStyle.NoPen)
+    p.setBrush(QColor(0, 0, 0, 160))
+    p.drawEllipse(disc)
+    c, r = QPointF(disc.center()), d * 0.28
+    p.setBrush(QColor(255, 255, 255))
+    p.drawPolygon(QPolygonF([c + QPointF(-r * 0.7, -r), c + QPointF(-r * 0.7, r), c + QPointF(r * 1.1, 0)]))
 
 
 class GridView(QListView):

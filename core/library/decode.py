@@ -22,6 +22,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from core.errors import ImageDecodeError, ImageReadError
 from core.library.exif import exif_orientation, exif_taken_at
 from core.library.raw import RawPhoto, is_raw, open_raw, raw_available
+from core.library.video import VIDEO_FRAMES, VideoClip, is_video, open_video, video_available
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,8 @@ def register_heif() -> bool:
 class DecodedImage:
     """A decoded photo. `pixels`: (S, S, 3) uint8, resized (shortest side S) and centre-cropped for the
     encoder; `thumb`: JPEG bytes of a <= THUMB_SIZE thumbnail or None; width/height: the original size after
-    EXIF rotation; taken_at: EXIF DateTimeOriginal as a POSIX time, or None.
+    EXIF rotation; taken_at: EXIF DateTimeOriginal as a POSIX time, or None. A video also has `frames`
+    (K, S, S, 3): the frames its vector is the mean of (`pixels` is the middle one, its poster).
     """
 
     pixels: np.ndarray
@@ -58,6 +60,12 @@ class DecodedImage:
     height: int
     taken_at: float | None
     thumb: bytes | None = None
+    frames: np.ndarray | None = None
+
+    @property
+    def all_frames(self) -> np.ndarray:
+        """(K, S, S, 3): the frames to embed (one for a photo)."""
+        return self.frames if self.frames is not None else self.pixels[None]
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -162,11 +170,13 @@ def decode_image(
 
     With `draft` a JPEG is decoded at the smallest DCT scale whose shortest side is still >= max(size,
     THUMB_SIZE). GIF and animated WebP give their first frame; a camera raw file its embedded preview (see
-    core/library/raw.py). Raises ImageDecodeError with the reason.
+    core/library/raw.py); a video a few frames (core/library/video.py). Raises ImageDecodeError with the reason.
     """
     path = str(path)
     if is_raw(path):
         return _decode_raw(path, size, thumbnail, max_pixels)
+    if is_video(path):
+        return _decode_video(path, size, thumbnail, max_pixels)
     if path.lower().endswith((".heic", ".heif", ".hif")):
         register_heif()
     img = _open(path, max_pixels)
@@ -221,6 +231,22 @@ def _decode_raw(path: str, size: int, thumbnail: bool, max_pixels: int) -> Decod
     return DecodedImage(pixels, photo.width, photo.height, photo.taken_at, thumb)
 
 
+def _video_clip(path: str, min_side: int, max_pixels: int, frames: int = VIDEO_FRAMES) -> VideoClip:
+    if not video_available():
+        raise ImageDecodeError(f"{path}: a video; install PyAV (the 'video' extra) to read it")
+    return open_video(path, min_side, max_pixels, frames)
+
+
+def _decode_video(path: str, size: int, thumbnail: bool, max_pixels: int) -> DecodedImage:
+    clip = _video_clip(path, max(size, THUMB_SIZE if thumbnail else size), max_pixels)
+    try:
+        thumb = make_thumbnail(clip.poster_frame) if thumbnail else None
+        frames = np.stack([np.asarray(resize_center_crop(f, size), dtype=np.uint8) for f in clip.frames])
+    except MemoryError as exc:
+        raise ImageDecodeError(f"{path}: too large to decode (out of memory)") from exc
+    return DecodedImage(frames[clip.poster], clip.width, clip.height, clip.taken_at, thumb, frames)
+
+
 def load_rgb(path: str | Path, max_side: int | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Open a photo as an oriented RGB PIL image (drafted to `max_side` when given), e.g. for a thumbnail."""
     return load_rgb_sized(path, max_side, max_pixels)[0]
@@ -230,6 +256,12 @@ def load_rgb_sized(path: str | Path, max_side: int | None = None,
                    max_pixels: int = MAX_PIXELS) -> tuple[Image.Image, tuple[int, int]]:
     """`load_rgb`, with the photo's full (width, height) as shown, EXIF rotation applied: for a preview."""
     path = str(path)
+    if is_video(path):  # its poster: the middle frame, as in the grid
+        clip = _video_clip(path, max_side or 1 << 30, max_pixels, frames=1)
+        rgb = clip.poster_frame
+        if max_side:
+            rgb.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
+        return rgb, (clip.width, clip.height)
     if is_raw(path):  # the camera's own rendering (as in the grid) unless it is under a quarter of `max_side`
         photo = _raw_photo(path, max_side // 4 if max_side else 1 << 30, max_pixels, max_side)
         rgb = photo.image

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -86,3 +87,23 @@ def _module_device(module: Any) -> Any:
         return next(module.parameters()).device
     except (AttributeError, StopIteration):
         return torch.device("cpu")
+
+
+def embed_decoded(embedder: ImageEmbedder, decoded: Sequence[Any]) -> np.ndarray:
+    """Decoded photos and videos (core.library.decode.DecodedImage) -> (B, E) float32, rows L2-normalised.
+
+    A photo is its one crop's vector; a video the mean of its frames' vectors, normalised again (the frames
+    of every item go through the encoder in one batch)."""
+    frames = [d.all_frames for d in decoded]
+    if not frames:
+        return np.zeros((0, embedder.dim), np.float32)
+    vecs = embedder.embed(np.concatenate(frames) if len(frames) > 1 else frames[0])
+    if all(len(f) == 1 for f in frames):
+        return vecs
+    out = np.empty((len(frames), vecs.shape[1]), np.float32)
+    start = 0
+    for i, f in enumerate(frames):
+        mean = vecs[start:start + len(f)].mean(axis=0)
+        out[i] = mean / max(float(np.linalg.norm(mean)), 1e-12)
+        start += len(f)
+    return out

@@ -1,9 +1,9 @@
 """Files that failed to decode, remembered so an unchanged broken file is not decoded again every run.
 
 A failure is keyed by path and holds the file's mtime and size and the decoder it failed with
-(`decoder_signature`: Pillow's version, whether HEIF is available, rawpy's LibRaw version). The next run skips
-the file, with the remembered reason, only while all three are unchanged: editing the file, replacing it,
-upgrading Pillow or installing pillow-heif or rawpy retries it. `index --retry-failed` retries every one.
+(`decoder_signature`: Pillow's version, whether HEIF is available, rawpy's LibRaw version, PyAV's version). The
+next run skips the file, with the remembered reason, only while all are unchanged: editing the file, replacing it,
+upgrading Pillow or installing pillow-heif, rawpy or PyAV retries it. `index --retry-failed` retries every one.
 """
 
 from __future__ import annotations
@@ -30,8 +30,10 @@ def decoder_signature() -> str:
 
     from core.library.decode import register_heif
     from core.library.raw import libraw_version
+    from core.library.video import av_version
 
-    return f"pillow {PIL.__version__}; heif {'yes' if register_heif() else 'no'}; libraw {libraw_version() or 'no'}"
+    return (f"pillow {PIL.__version__}; heif {'yes' if register_heif() else 'no'}; "
+            f"libraw {libraw_version() or 'no'}; av {av_version() or 'no'}")
 
 
 def under(conn: sqlite3.Connection, folders: Iterable[str]) -> dict[str, Failure]:

@@ -23,7 +23,7 @@ import numpy as np
 from core import paths
 from core.errors import Cancelled, ImageDecodeError, ImageReadError
 from core.library.decode import DecodedImage, decode_image
-from core.library.embedder import ImageEmbedder
+from core.library.embedder import ImageEmbedder, embed_decoded
 from core.library.failures import Failure, decoder_signature
 from core.library.library import EmbeddedImage, Library, Move
 from core.library.scan import (
@@ -390,7 +390,7 @@ def _embed_all(library: Library, work: Sequence[tuple[FileEntry, int | None]], e
             return
         while resume is not None and not resume.wait(0.05) and not cancelled():
             pass  # a search has the CPU
-        vecs = embedder.embed(np.stack([d.pixels for _, _, _, d in batch]))
+        vecs = embed_decoded(embedder, [d for _, _, _, d in batch])
         images = [EmbeddedImage(e.path, e.root, e.mtime, e.size, h, d.width, d.height, d.taken_at, v, rid)
                   for (e, rid, h, d), v in zip(batch, vecs, strict=True)]
         library.write_embedded(images)

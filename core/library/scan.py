@@ -15,6 +15,7 @@ from pathlib import Path
 
 from core.errors import Cancelled
 from core.library.raw import RAW_EXTENSIONS, raw_available
+from core.library.video import VIDEO_EXTENSIONS, video_available
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +37,10 @@ def heif_available() -> bool:
 
 def image_extensions() -> frozenset[str]:
     """The lower-case file extensions that are scanned (HEIC/HEIF only with pillow-heif, camera raw files
-    only with rawpy)."""
+    only with rawpy, videos only with PyAV)."""
     exts = BASE_EXTENSIONS | HEIF_EXTENSIONS if heif_available() else BASE_EXTENSIONS
-    return exts | RAW_EXTENSIONS if raw_available() else exts
+    exts = exts | RAW_EXTENSIONS if raw_available() else exts
+    return exts | VIDEO_EXTENSIONS if video_available() else exts
 
 
 @dataclass(frozen=True)

@@ -365,6 +365,42 @@ def test_heic_and_camera_raw_photos_are_previewed_through_the_core_decoder(qtbot
         assert g > 120 and r < 90 and b < 90, (name, r, g, b)  # the photo's pixels, not a blank
 
 
+def test_a_video_is_previewed_by_its_middle_frame_with_its_length_and_marked_in_the_grid(qtbot, tmp_path):
+    import sys
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from PySide6.QtCore import QRect
+    from PySide6.QtGui import QColor, QImage, QPainter
+
+    from app.widgets.preview import PreviewPane, clock
+    from app.widgets.results_grid import paint_play_badge
+
+    pytest.importorskip("av")
+    sys.path.insert(0, str(Path(__file__).parents[1] / "core"))
+    from videofakes import write_video
+
+    path = write_video(tmp_path / "beach.mp4", frames=40, fps=4, gop=5, rotation=90)  # 10 s; red = 10 x frame
+    pane = PreviewPane()
+    qtbot.addWidget(pane)
+    pane.show_hit(SimpleNamespace(score=0.5, taken_at=None, mtime=0.0, path=str(path)))
+    qtbot.waitUntil(lambda: pane._pixmap is not None, timeout=5_000)
+    img = pane._pixmap.toImage()
+    assert (img.width(), img.height()) == (64, 96)  # turned upright, as the phone showed it
+    red = img.pixelColor(img.width() // 2, img.height() // 2).red()
+    assert abs(red - 200) < 20  # the middle frame (5 s: frame 20), not the first (red 0)
+    assert "video 0:10" in pane.info_label.text() and "64×96 px" in pane.info_label.text()
+    assert (clock(7.4), clock(754), clock(3723)) == ("0:07", "12:34", "1:02:03")
+
+    canvas = QImage(100, 100, QImage.Format.Format_RGB32)
+    canvas.fill(QColor(255, 255, 255))
+    p = QPainter(canvas)
+    paint_play_badge(p, QRect(0, 0, 100, 100))
+    p.end()
+    assert canvas.pixelColor(95, 5).lightness() == 255  # the photo is left alone away from the corner
+    assert canvas.pixelColor(8, 80).lightness() < 160  # the dark disc in the lower-left corner
+
+
 def test_drop_a_photo_finds_photos_like_it_and_a_missing_one_is_a_clear_error(qtbot, make_window, fake_service,
                                                                                 photos):
     from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl

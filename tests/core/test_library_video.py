@@ -1,0 +1,169 @@
+"""Videos in a photo library: a few frames spread over the clip, the middle one as the poster, turned as the
+file says, the container's capture time; damaged or odd files; a folder that holds one indexed and searched
+by (tiny videos written by videofakes with PyAV)."""
+
+from __future__ import annotations
+
+import os
+import time
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from libfakes import FakeEmbedder, make_image
+from videofakes import write_sound_only, write_video
+
+pytest.importorskip("av")
+
+from core.errors import ImageDecodeError, ImageReadError  # noqa: E402
+from core.library import Library, ThumbnailCache, index_library  # noqa: E402
+from core.library import decode as decode_mod  # noqa: E402
+from core.library import scan as scan_mod  # noqa: E402
+from core.library.decode import decode_image, load_rgb_sized  # noqa: E402
+from core.library.embedder import embed_decoded  # noqa: E402
+from core.library.video import VIDEO_FRAMES  # noqa: E402
+
+
+def _red(pixels: np.ndarray) -> float:
+    return float(pixels[..., 0].mean())
+
+
+def test_frames_are_spread_over_the_clip_and_the_poster_is_the_middle_one(tmp_path):
+    path = write_video(tmp_path / "walk.mp4", frames=24, fps=4, gop=5)  # 6 s; red = 10 x frame number
+    out = decode_image(path, 32, thumbnail=True)
+    assert out.frames is not None and out.frames.shape == (VIDEO_FRAMES, 32, 32, 3)
+    # at 1, 2, 3, 4, 5 s = frames 4, 8, 12, 16, 20: each the key frame (every 5th) at or before its time
+    assert np.allclose([_red(f) for f in out.frames], [0, 50, 100, 150, 200], atol=6)
+    assert np.array_equal(out.pixels, out.frames[VIDEO_FRAMES // 2])  # the poster: the middle frame
+    assert (out.width, out.height) == (96, 64) and out.thumb is not None
+
+
+def test_a_video_shorter_than_its_key_frame_spacing_gives_one_frame(tmp_path):
+    out = decode_image(write_video(tmp_path / "blink.mp4", frames=4, gop=50), 32)
+    assert out.frames is not None and len(out.frames) == 1 and out.all_frames.shape == (1, 32, 32, 3)
+
+
+@pytest.mark.parametrize(("rotation", "shown", "green_corner"), [
+    (0, (96, 64), "top-left"), (90, (64, 96), "bottom-left"), (-90, (64, 96), "top-right"),
+    (180, (96, 64), "bottom-right"),
+])
+def test_the_display_matrix_turns_the_picture(tmp_path, rotation, shown, green_corner):
+    path = write_video(tmp_path / "phone.mp4", rotation=rotation)
+    out = decode_image(path, 32)
+    assert (out.width, out.height) == shown
+    rgb, full = load_rgb_sized(path, 400)
+    assert full == shown and rgb.size == shown
+    arr = np.asarray(rgb)
+    corners = {"top-left": arr[:6, :6], "top-right": arr[:6, -6:], "bottom-left": arr[-6:, :6],
+               "bottom-right": arr[-6:, -6:]}
+    greenest = max(corners, key=lambda k: corners[k][..., 1].mean())
+    assert greenest == green_corner
+
+
+def test_non_square_pixels_are_shown_at_their_display_width(tmp_path):
+    out = decode_image(write_video(tmp_path / "dv.mp4", size=(96, 64), sar=Fraction(4, 3)), 32)
+    assert (out.width, out.height) == (128, 64)
+
+
+def test_capture_time_utc_is_put_on_the_local_wall_clock(tmp_path, monkeypatch):
+    path = write_video(tmp_path / "nye.mp4", metadata={"creation_time": "2024-12-31T23:30:00.000000Z"})
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    try:
+        taken = decode_image(path, 32).taken_at
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    # 23:30 UTC is 00:30 on New Year's Day in Berlin: the wall clock, stored as if UTC (as EXIF times are)
+    assert taken == 1735687800.0 + 3600
+
+
+def test_quicktime_local_creation_date_keeps_its_wall_clock(tmp_path):
+    path = write_video(tmp_path / "iphone.mov", metadata={
+        "com.apple.quicktime.creationdate": "2024-07-14T18:05:00+0200", "creation_time": "2024-07-14T16:05:00Z"})
+    assert decode_image(path, 32).taken_at == 1720980300.0  # 18:05 as if UTC
+
+
+def test_unset_container_times_are_no_capture_time(tmp_path):
+    path = write_video(tmp_path / "old.mp4", metadata={"creation_time": "1970-01-01T00:00:00Z"})
+    assert decode_image(path, 32).taken_at is None
+
+
+def test_odd_and_damaged_files_are_one_line_errors(tmp_path):
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "notes.mp4").write_text("not a video at all\n")
+    whole = write_video(tmp_path / "whole.mp4", frames=40).read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(whole[: len(whole) // 3])
+    write_sound_only(tmp_path / "memo.mp4")
+    with pytest.raises(ImageDecodeError, match="empty file"):
+        decode_image(tmp_path / "empty.mp4", 32)
+    with pytest.raises(ImageDecodeError, match="not a video FFmpeg reads"):
+        decode_image(tmp_path / "notes.mp4", 32)
+    with pytest.raises(ImageDecodeError, match="no video track"):
+        decode_image(tmp_path / "memo.mp4", 32)
+    with pytest.raises(ImageDecodeError):  # MP4 keeps its index at the end: a cut file has none
+        decode_image(tmp_path / "cut.mp4", 32)
+    with pytest.raises(ImageReadError, match="cannot read"):
+        decode_image(tmp_path / "gone.mp4", 32)
+
+
+def test_a_picture_above_the_pixel_limit_is_refused_before_decoding(tmp_path):
+    path = write_video(tmp_path / "big.mp4", size=(320, 240))
+    with pytest.raises(ImageDecodeError, match="320x240 pixels; the limit"):
+        decode_image(path, 32, max_pixels=320 * 240 - 1)
+
+
+def test_without_pyav_videos_are_not_scanned_and_say_what_to_install(tmp_path, monkeypatch):
+    path = write_video(tmp_path / "clip.mp4")
+    assert ".mp4" in scan_mod.image_extensions()
+    monkeypatch.setattr(scan_mod, "video_available", lambda: False)
+    monkeypatch.setattr(decode_mod, "video_available", lambda: False)
+    assert ".mp4" not in scan_mod.image_extensions() and ".jpg" in scan_mod.image_extensions()
+    with pytest.raises(ImageDecodeError, match="install PyAV"):
+        decode_image(path, 32)
+
+
+def test_a_video_vector_is_the_normalised_mean_of_its_frames(tmp_path):
+    emb = FakeEmbedder()
+    photo = decode_image(make_image(tmp_path / "a.jpg", 1), 32)
+    video = decode_image(write_video(tmp_path / "b.mp4", frames=24, fps=4), 32)
+    vecs = embed_decoded(emb, [photo, video])
+    assert emb.calls == 1 and emb.images == 1 + VIDEO_FRAMES  # one batch through the encoder
+    assert np.allclose(vecs[0], emb.embed(photo.pixels[None])[0], atol=1e-6)
+    mean = emb.embed(video.frames).mean(axis=0)
+    assert np.allclose(vecs[1], mean / np.linalg.norm(mean), atol=1e-6)
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+
+
+def test_a_folder_with_photos_and_a_video_is_indexed_and_found_by_the_video(tmp_path):
+    photos = tmp_path / "photos"
+    for i in range(3):
+        make_image(photos / f"p{i}.jpg", i)
+    clip = write_video(photos / "holiday" / "beach.MOV", frames=30, rotation=90,
+                       metadata={"creation_time": "2023-08-01T09:00:00Z"})
+    (photos / "holiday" / "broken.mp4").write_text("no")
+    emb = FakeEmbedder()
+    thumbs = ThumbnailCache(tmp_path / "thumbs")
+    lib = Library(tmp_path / "data", emb.identity, dim=emb.dim, cache_dir=tmp_path / "cache")
+    try:
+        report = _run(index_library(lib, [photos], emb, thumbnails=thumbs, workers=2))
+        assert report.added == 4 and [os.path.basename(p) for p, _ in report.skipped] == ["broken.mp4"]
+        row = lib.row_by_path(str(clip))
+        assert row is not None and (row.width, row.height) == (64, 96) and row.taken_at is not None
+        assert thumbs.has(row.content_hash)
+        query = embed_decoded(emb, [decode_image(clip, emb.image_size, thumbnail=True)])[0]  # as the indexer did
+        stored = lib.vectors_of([int(i) for i in lib.ids_under(photos)])
+        assert np.allclose(stored[row.id], query, atol=2e-3)  # kept as float16
+        assert max(stored, key=lambda i: float(stored[i] @ query)) == row.id  # found by its own file
+        again = _run(index_library(lib, [photos], emb, thumbnails=thumbs, workers=2))
+        assert again.added == 0 and again.updated == 0  # unchanged: nothing decoded again
+    finally:
+        lib.close()
+
+
+def _run(gen):
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
