@@ -151,10 +151,10 @@ class SearchEngine:
                 raise ImageNotInLibraryError(f"image id {image_id} is not in the library (deleted, or its folder "
                                              "was removed)")
         from core.library.decode import decode_image
-        from core.library.embedder import ClipImageEmbedder, embed_decoded
+        from core.library.embedder import ClipImageEmbedder, embed_decoded, pooled
 
         embedder = ClipImageEmbedder(self.model.clip)
-        return embed_decoded(embedder, [decode_image(path_or_id, embedder.image_size)])[0], None
+        return pooled(embed_decoded(embedder, [decode_image(path_or_id, embedder.image_size)])[0]), None
 
     def search_similar(self, path_or_id: str | Path | int, top_k: int = DEFAULT_TOP_K,
                        min_score: float | None = None, roots: Sequence[str | Path] | None = None,
@@ -207,10 +207,19 @@ class SearchEngine:
 
     def _rank(self, snap: VectorSnapshot, q: np.ndarray, k: int, roots: Sequence[str | Path] | None,
               dates: DateRange | None = None) -> tuple[np.ndarray, np.ndarray, str]:
-        """Top-k (ids, exact scores) best first, over the whole snapshot or the rows inside `roots` and `dates`."""
+        """Top-k (ids, exact scores) best first, over the whole snapshot or the rows inside `roots` and `dates`.
+        A video scores as its best frame (or its mean vector, when that is higher)."""
         if not len(snap) or k <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32), "exact"
         rows = self._rows_in(snap, roots, dates) if roots or dates else None
+        ids, scores, method = self._rank_vectors(snap, q, k, rows)
+        owners, frames = self.library.video_frames()
+        if owners.size:
+            ids, scores = _with_best_frames(snap, rows, q, k, ids, scores, owners, frames)
+        return ids, scores, method
+
+    def _rank_vectors(self, snap: VectorSnapshot, q: np.ndarray, k: int, rows: np.ndarray | None
+                      ) -> tuple[np.ndarray, np.ndarray, str]:
         n = len(snap) if rows is None else rows.size
         ann = self.library.ann_if_ready() if n >= self.library.ann_min_vectors else None
         if ann is not None:
@@ -245,6 +254,29 @@ class SearchEngine:
             with self._cache_lock:
                 self._folder_ids = {key: cached}  # one filter cached: the one the user is looking at
         return cached
+
+
+def _with_best_frames(snap: VectorSnapshot, rows: np.ndarray | None, q: np.ndarray, k: int, ids: np.ndarray,
+                      scores: np.ndarray, owners: np.ndarray, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Merge the videos' best-frame scores into the top-k: a clip that shows the query for a few seconds is
+    found although the mean of its frames is half something else. `owners` (M,) ascending: each frame's video
+    id; only videos in the snapshot (and in `rows`, the filters) count."""
+    uniq, first = np.unique(owners, return_index=True)
+    pos = np.minimum(np.searchsorted(snap.ids, uniq), len(snap) - 1)
+    present = snap.ids[pos] == uniq
+    if rows is not None:
+        if not rows.size:
+            return ids, scores
+        present &= rows[np.minimum(np.searchsorted(rows, pos), rows.size - 1)] == pos
+    if not present.any():
+        return ids, scores
+    best = np.maximum.reduceat(exact_scores(frames, q), first)[present]
+    all_ids = np.concatenate([ids, uniq[present]])
+    all_scores = np.concatenate([scores, best.astype(scores.dtype, copy=False)])
+    order = np.lexsort((-all_scores, all_ids))  # by id, the higher score first
+    keep = order[np.r_[True, all_ids[order][1:] != all_ids[order][:-1]]]
+    keep = keep[np.argsort(-all_scores[keep], kind="stable")][:k]
+    return all_ids[keep], all_scores[keep]
 
 
 def check_dates(dates: DateRange | None) -> DateRange | None:

@@ -89,21 +89,22 @@ def _module_device(module: Any) -> Any:
         return torch.device("cpu")
 
 
-def embed_decoded(embedder: ImageEmbedder, decoded: Sequence[Any]) -> np.ndarray:
-    """Decoded photos and videos (core.library.decode.DecodedImage) -> (B, E) float32, rows L2-normalised.
 
-    A photo is its one crop's vector; a video the mean of its frames' vectors, normalised again (the frames
-    of every item go through the encoder in one batch)."""
+def embed_decoded(embedder: ImageEmbedder, decoded: Sequence[Any]) -> list[np.ndarray]:
+    """Decoded photos and videos (core.library.decode.DecodedImage) -> each one's frame vectors (K, E) float32,
+    rows L2-normalised: one row for a photo, one per frame for a video. The frames of every item go through
+    the encoder in one batch."""
     frames = [d.all_frames for d in decoded]
     if not frames:
-        return np.zeros((0, embedder.dim), np.float32)
+        return []
     vecs = embedder.embed(np.concatenate(frames) if len(frames) > 1 else frames[0])
-    if all(len(f) == 1 for f in frames):
-        return vecs
-    out = np.empty((len(frames), vecs.shape[1]), np.float32)
-    start = 0
-    for i, f in enumerate(frames):
-        mean = vecs[start:start + len(f)].mean(axis=0)
-        out[i] = mean / max(float(np.linalg.norm(mean)), 1e-12)
-        start += len(f)
-    return out
+    bounds = np.cumsum([0] + [len(f) for f in frames])
+    return [vecs[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def pooled(frame_vectors: np.ndarray) -> np.ndarray:
+    """(K, E) frame vectors -> (E,) their mean, L2-normalised: a video's one vector (a photo's is its own)."""
+    if len(frame_vectors) == 1:
+        return frame_vectors[0]
+    mean = frame_vectors.mean(axis=0)
+    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)

@@ -23,7 +23,7 @@ import numpy as np
 from core import paths
 from core.errors import Cancelled, ImageDecodeError, ImageReadError
 from core.library.decode import DecodedImage, decode_image
-from core.library.embedder import ImageEmbedder, embed_decoded
+from core.library.embedder import ImageEmbedder, embed_decoded, pooled
 from core.library.failures import Failure, decoder_signature
 from core.library.library import EmbeddedImage, Library, Move
 from core.library.scan import (
@@ -359,8 +359,10 @@ def _match_moves(library: Library, plan: _Plan, hashes: dict[str, str]) -> list[
         plan.to_embed.append((e, None))
     if not copies:
         return []
-    vecs = library.vectors_of(sorted({src for _, src in copies}))
-    return [EmbeddedImage(**{**c.__dict__, "vector": vecs[src].astype(np.float32)}) for c, src in copies]
+    sources = sorted({src for _, src in copies})
+    vecs, frames = library.vectors_of(sources), library.frames_of(sources)  # a video's frames go with it
+    return [EmbeddedImage(**{**c.__dict__, "vector": vecs[src].astype(np.float32), "frames": frames.get(src)})
+            for c, src in copies]
 
 
 def _embed_all(library: Library, work: Sequence[tuple[FileEntry, int | None]], embedder: ImageEmbedder,
@@ -390,9 +392,10 @@ def _embed_all(library: Library, work: Sequence[tuple[FileEntry, int | None]], e
             return
         while resume is not None and not resume.wait(0.05) and not cancelled():
             pass  # a search has the CPU
-        vecs = embed_decoded(embedder, [d for _, _, _, d in batch])
-        images = [EmbeddedImage(e.path, e.root, e.mtime, e.size, h, d.width, d.height, d.taken_at, v, rid)
-                  for (e, rid, h, d), v in zip(batch, vecs, strict=True)]
+        frames = embed_decoded(embedder, [d for _, _, _, d in batch])
+        images = [EmbeddedImage(e.path, e.root, e.mtime, e.size, h, d.width, d.height, d.taken_at, pooled(f), rid,
+                                f if d.frames is not None else None)
+                  for (e, rid, h, d), f in zip(batch, frames, strict=True)]
         library.write_embedded(images)
         if book is not None:
             book.indexed(im.path for im in images)

@@ -4,7 +4,8 @@ Tables (STYLE rule 6, after rclip's db.py):
   meta(key PRIMARY KEY, value)        schema_version, library_uuid, model_id, dim, generation
   roots(id, path UNIQUE, added_at, last_indexed)
   images(id, path UNIQUE, root, mtime, size, content_hash, deleted, width, height, taken_at,
-         vector BLOB float16 little-endian (E,), or NULL when the image still has to be embedded)
+         vector BLOB float16 little-endian (E,), or NULL when the image still has to be embedded,
+         frames BLOB float16 (K, E): a video's frame vectors (v3), NULL for a photo)
   failures(path PRIMARY KEY, mtime, size, reason, decoder, failed_at)   (v2: files that did not decode)
 WAL mode: readers (searches) never block the writer (the indexer), and a commit is durable and atomic,
 so a process killed at any instant leaves the last committed batch.
@@ -28,7 +29,7 @@ from core.errors import IndexVersionError
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DB_NAME = "library.sqlite3"
 
 
@@ -68,6 +69,7 @@ class EmbeddedImage:
     taken_at: float | None
     vector: np.ndarray
     row_id: int | None = None  # the existing row (a changed file), or None for a new one
+    frames: np.ndarray | None = None  # a video's frame vectors (K, E) (`vector` is their mean); None for a photo
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,10 @@ def row_from_tuple(t: tuple) -> ImageRow:
 
 def vector_to_blob(v: np.ndarray) -> bytes:
     return np.asarray(v, dtype="<f2").tobytes()
+
+
+def frames_to_blob(frames: np.ndarray | None) -> bytes | None:
+    return None if frames is None else np.asarray(frames, dtype="<f2").tobytes()
 
 
 def blob_to_matrix(blobs: list[bytes], dim: int) -> np.ndarray:
@@ -135,8 +141,13 @@ def _v2(conn: sqlite3.Connection) -> None:
                  "size INTEGER NOT NULL, reason TEXT NOT NULL, decoder TEXT NOT NULL, failed_at REAL NOT NULL)")
 
 
-# Ordered migrations: (version reached, function). A new schema appends (3, _v3) and never edits the others.
-MIGRATIONS: list[tuple[int, Callable[[sqlite3.Connection], None]]] = [(1, _v1), (2, _v2)]
+def _v3(conn: sqlite3.Connection) -> None:
+    if "frames" not in {row[1] for row in conn.execute("PRAGMA table_info(images)")}:
+        conn.execute("ALTER TABLE images ADD COLUMN frames BLOB")  # a video's frame vectors; instant (no rewrite)
+
+
+# Ordered migrations: (version reached, function). A new schema appends (4, _v4) and never edits the others.
+MIGRATIONS: list[tuple[int, Callable[[sqlite3.Connection], None]]] = [(1, _v1), (2, _v2), (3, _v3)]
 
 
 def move_aside(db_path: Path) -> Path:

@@ -619,6 +619,7 @@ def test_version_1_database_is_migrated(env, tmp_path):
     lib.close()
     con = sqlite3.connect(tmp_path / "data" / "library.sqlite3")
     con.execute("DROP TABLE failures")
+    con.execute("ALTER TABLE images DROP COLUMN frames")  # v3's
     con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     con.commit()
     con.close()
@@ -629,6 +630,8 @@ def test_version_1_database_is_migrated(env, tmp_path):
         _, rep = index(lib2, photos, emb)
         assert [p for p, _ in rep.skipped] == [str(photos / "bad.jpg")]
         assert set(lib2.failures_under([str(photos)])) == {str(photos / "bad.jpg")}
+        columns = {r[1] for r in lib2._reader().execute("PRAGMA table_info(images)")}
+        assert "frames" in columns and lib2.video_frames()[0].size == 0
     finally:
         lib2.close()
 

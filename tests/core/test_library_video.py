@@ -20,8 +20,9 @@ from core.library import Library, ThumbnailCache, index_library  # noqa: E402
 from core.library import decode as decode_mod  # noqa: E402
 from core.library import scan as scan_mod  # noqa: E402
 from core.library.decode import decode_image, load_rgb_sized  # noqa: E402
-from core.library.embedder import embed_decoded  # noqa: E402
+from core.library.embedder import embed_decoded, pooled  # noqa: E402
 from core.library.video import VIDEO_FRAMES  # noqa: E402
+from core.search import SearchEngine  # noqa: E402
 
 
 def _red(pixels: np.ndarray) -> float:
@@ -123,16 +124,17 @@ def test_without_pyav_videos_are_not_scanned_and_say_what_to_install(tmp_path, m
         decode_image(path, 32)
 
 
-def test_a_video_vector_is_the_normalised_mean_of_its_frames(tmp_path):
+def test_a_video_has_a_vector_per_frame_and_their_normalised_mean(tmp_path):
     emb = FakeEmbedder()
     photo = decode_image(make_image(tmp_path / "a.jpg", 1), 32)
     video = decode_image(write_video(tmp_path / "b.mp4", frames=24, fps=4), 32)
-    vecs = embed_decoded(emb, [photo, video])
+    frames = embed_decoded(emb, [photo, video])
     assert emb.calls == 1 and emb.images == 1 + VIDEO_FRAMES  # one batch through the encoder
-    assert np.allclose(vecs[0], emb.embed(photo.pixels[None])[0], atol=1e-6)
-    mean = emb.embed(video.frames).mean(axis=0)
-    assert np.allclose(vecs[1], mean / np.linalg.norm(mean), atol=1e-6)
-    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    assert [f.shape for f in frames] == [(1, emb.dim), (VIDEO_FRAMES, emb.dim)]
+    assert np.allclose(frames[1], emb.embed(video.frames), atol=1e-6)
+    assert np.array_equal(pooled(frames[0]), frames[0][0])  # a photo's vector is its own
+    mean = frames[1].mean(axis=0)
+    assert np.allclose(pooled(frames[1]), mean / np.linalg.norm(mean), atol=1e-6)
 
 
 def test_a_folder_with_photos_and_a_video_is_indexed_and_found_by_the_video(tmp_path):
@@ -151,10 +153,13 @@ def test_a_folder_with_photos_and_a_video_is_indexed_and_found_by_the_video(tmp_
         row = lib.row_by_path(str(clip))
         assert row is not None and (row.width, row.height) == (64, 96) and row.taken_at is not None
         assert thumbs.has(row.content_hash)
-        query = embed_decoded(emb, [decode_image(clip, emb.image_size, thumbnail=True)])[0]  # as the indexer did
+        frames = embed_decoded(emb, [decode_image(clip, emb.image_size, thumbnail=True)])[0]  # as the indexer did
+        query = pooled(frames)
         stored = lib.vectors_of([int(i) for i in lib.ids_under(photos)])
         assert np.allclose(stored[row.id], query, atol=2e-3)  # kept as float16
         assert max(stored, key=lambda i: float(stored[i] @ query)) == row.id  # found by its own file
+        owners, vectors = lib.video_frames()
+        assert owners.tolist() == [row.id] * VIDEO_FRAMES and np.allclose(vectors, frames, atol=2e-3)
         again = _run(index_library(lib, [photos], emb, thumbnails=thumbs, workers=2))
         assert again.added == 0 and again.updated == 0  # unchanged: nothing decoded again
     finally:
@@ -167,3 +172,66 @@ def _run(gen):
             next(gen)
         except StopIteration as stop:
             return stop.value
+
+
+class _Scenes:
+    """Frames of one solid colour per half of the clip (the fake embedder tells colours apart)."""
+
+    def __init__(self, first: tuple[int, int, int], second: tuple[int, int, int], frames: int) -> None:
+        self.first, self.second, self.n = first, second, frames
+
+    def __call__(self, i: int, w: int, h: int) -> np.ndarray:
+        return np.full((h, w, 3), self.first if i < self.n // 2 else self.second, np.uint8)
+
+
+def test_a_video_that_shows_the_query_for_half_its_length_is_found_by_its_best_frame(tmp_path):
+    """The mean of a beach half and a forest half matches neither; the search scores a video by its best frame,
+    inside the filters, and forgets a deleted video's frames."""
+    photos = tmp_path / "photos"
+    beach, forest = (230, 200, 60), (20, 110, 30)
+    for i in range(12):
+        make_image(photos / f"p{i:02d}.jpg", 100 + i)
+    clip = write_video(photos / "trip.mp4", frames=24, fps=4, frame=_Scenes(forest, beach, 24))
+    emb = FakeEmbedder()
+    lib = Library(tmp_path / "data", emb.identity, dim=emb.dim, cache_dir=tmp_path / "cache")
+    try:
+        _run(index_library(lib, [photos], emb, workers=1))
+        engine = SearchEngine(model=None, library=lib)
+        row = lib.row_by_path(str(clip))
+        beach_q = emb.embed(np.full((1, 32, 32, 3), beach, np.uint8))[0]
+        mean_score = float(lib.vectors_of([row.id])[row.id].astype(np.float32) @ beach_q)
+        hits = engine.search_vector(beach_q, top_k=3).hits
+        assert hits[0].path == str(clip) and hits[0].score > 0.99 > mean_score + 0.05
+        assert len({h.image_id for h in hits}) == len(hits)  # the video once, not once per frame
+        assert engine.search_vector(beach_q, top_k=3, roots=[photos]).hits[0].path == str(clip)
+        elsewhere = tmp_path / "other"
+        make_image(elsewhere / "x.jpg", 7)
+        _run(index_library(lib, [photos, elsewhere], emb, workers=1))
+        assert str(clip) not in [h.path for h in engine.search_vector(beach_q, top_k=20, roots=[elsewhere]).hits]
+        assert str(clip) not in [h.path for h in engine.search_vector(beach_q, top_k=20, dates=(0, 1)).hits]
+        clip.unlink()
+        _run(index_library(lib, [photos, elsewhere], emb, workers=1))
+        assert lib.video_frames()[0].size == 0
+        assert all(h.path != str(clip) for h in engine.search_vector(beach_q, top_k=20).hits)
+    finally:
+        lib.close()
+
+
+def test_a_copied_video_takes_its_frames_with_it(tmp_path):
+    photos = tmp_path / "photos"
+    make_image(photos / "p.jpg", 1)
+    clip = write_video(photos / "a.mp4", frames=24, fps=4)
+    emb = FakeEmbedder()
+    lib = Library(tmp_path / "data", emb.identity, dim=emb.dim, cache_dir=tmp_path / "cache")
+    try:
+        _run(index_library(lib, [photos], emb, workers=1))
+        calls = emb.images
+        (photos / "copy").mkdir()
+        (photos / "copy" / "a.mp4").write_bytes(clip.read_bytes())
+        report = _run(index_library(lib, [photos], emb, workers=1))
+        assert report.added == 1 and emb.images == calls  # copied, not decoded and embedded again
+        copy = lib.row_by_path(str(photos / "copy" / "a.mp4"))
+        frames = lib.frames_of([copy.id, lib.row_by_path(str(clip)).id])
+        assert len(frames) == 2 and np.array_equal(*frames.values())
+    finally:
+        lib.close()

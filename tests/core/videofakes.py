@@ -21,16 +21,17 @@ def ramp_frame(i: int, w: int, h: int) -> np.ndarray:
 def write_video(path: Path, *, frames: int = 25, fps: int = 5, size: tuple[int, int] = (96, 64),
                 rotation: int = 0, gop: int = 5, metadata: dict[str, str] | None = None,
                 sar: Fraction | None = None, frame: Callable[[int, int, int], np.ndarray] = ramp_frame,
-                codec: str = "mpeg4", audio: bool = False) -> Path:
+                codec: str = "mpeg4", options: dict[str, str] | None = None) -> Path:
     """A real video (a key frame every `gop` frames). `rotation`: a display matrix turning it that many degrees
-    counter-clockwise when shown; `metadata`: container tags (creation_time, ...)."""
+    counter-clockwise when shown; `metadata`: container tags (creation_time, ...); `options`: the encoder's
+    (libx264's preset, ...)."""
     import av
 
     w, h = size
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w", options={"movflags": "use_metadata_tags"}) as out:  # QuickTime keys kept
         out.metadata.update(metadata or {})
-        stream = out.add_stream(codec, rate=fps)
+        stream = out.add_stream(codec, rate=fps, options=options or {})
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         stream.codec_context.gop_size = gop
         if sar is not None:
