@@ -4,6 +4,9 @@ With --watch, after the first run it waits for changes (core.library.watch: file
 2 s, and a re-scan every 15 minutes) and indexes the folders that changed, one line (or one JSON object) per
 run that changed something, until Ctrl+C. The library is locked only while a run indexes, so the app (or
 another command) can index the same library in between.
+
+Ctrl+C during a run asks it to stop (the indexer's cancel flag, seen within a batch): the run ends with its
+partial report, printed as usual with "interrupted": true (exit 130); a second Ctrl+C stops at once, without it.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ import json
 import os
 import queue
 import shlex
+import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +31,7 @@ IDLE_POLL_S = 0.5  # how often the waiting loop wakes up (Ctrl+C is seen at once
 
 
 class _Interrupted(Exception):
-    """Ctrl+C during a run: what was committed is kept."""
+    """A second Ctrl+C during a run (it stopped at once, with no report): what was committed is kept."""
 
 
 def run_index(args: argparse.Namespace, open_service: Callable[..., Any]) -> int:
@@ -36,11 +41,14 @@ def run_index(args: argparse.Namespace, open_service: Callable[..., Any]) -> int
         # a model change drops the vectors of every library folder: --reindex embeds them all again
         todo = _with_every_root(args.dirs, service.library) if args.reindex else [str(d) for d in args.dirs]
         try:
-            report = _index_once(service, todo, args)
+            report, interrupted = _index_once(service, todo, args)
         except _Interrupted:
             print("interrupted: what was committed is kept; run the same command to resume", file=sys.stderr)
             return 130
-        _print_report(report, service.library.pending_by_root(), args)
+        _print_report(report, service.library.pending_by_root(), args, interrupted=interrupted)
+        if interrupted:
+            print("interrupted: what was committed is kept; run the same command to resume", file=sys.stderr)
+            return 130
         return _watch(service, todo, args) if args.watch else 0
     finally:
         service.close()
@@ -60,8 +68,31 @@ def _check_dirs(dirs: Sequence[Path]) -> None:
                                 "`python -m core remove DIR` removes a folder from the library for good)")
 
 
-def _index_once(service: Any, todo: Sequence[str], args: argparse.Namespace, *, bar_ok: bool = True) -> Any:
-    """One indexing run of `todo` with a progress bar on stderr; its IndexReport. _Interrupted on Ctrl+C."""
+@contextmanager
+def _ctrl_c_cancels(cancel: threading.Event) -> Iterator[None]:
+    """While a run indexes, the first Ctrl+C (SIGINT) sets `cancel`: the indexer stops at its next check, within a
+    batch, and raises Cancelled carrying its partial report. A second Ctrl+C raises KeyboardInterrupt (stop now).
+    Only the main thread can handle signals: elsewhere (a test calling main() in a thread) nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+
+
+def _index_once(service: Any, todo: Sequence[str], args: argparse.Namespace, *,
+                bar_ok: bool = True) -> tuple[Any, bool]:
+    """One indexing run of `todo` with a progress bar on stderr: (its IndexReport, whether Ctrl+C interrupted it;
+    the report then holds what was done before). _Interrupted on a second Ctrl+C (stopped at once, no report)."""
     from tqdm import tqdm
 
     from core.library.indexer import BATCH_SIZE, DEFAULT_WORKERS
@@ -73,17 +104,23 @@ def _index_once(service: Any, todo: Sequence[str], args: argparse.Namespace, *, 
     bar = None if args.no_progress or not bar_ok else tqdm(total=0, unit="img", file=sys.stderr,
                                                            dynamic_ncols=True, disable=None)
     try:
-        while True:
-            try:
-                p = next(gen)
-            except StopIteration as stop:
-                return stop.value
-            if bar is not None:
-                if bar.total != p.total:
-                    bar.reset(total=p.total)
-                bar.set_description(p.phase)
-                bar.n = p.done
-                bar.refresh()
+        with _ctrl_c_cancels(cancel):
+            while True:
+                try:
+                    p = next(gen)
+                except StopIteration as stop:
+                    return stop.value, cancel.is_set()  # Ctrl+C after the last check: done all the same
+                if bar is not None:
+                    if bar.total != p.total:
+                        bar.reset(total=p.total)
+                    bar.set_description(p.phase)
+                    bar.n = p.done
+                    bar.refresh()
+    except Cancelled as exc:
+        report = getattr(exc, "report", None)
+        if not cancel.is_set() or report is None:  # not our Ctrl+C's
+            raise
+        return report, True
     except KeyboardInterrupt:
         cancel.set()
         try:
@@ -96,12 +133,17 @@ def _index_once(service: Any, todo: Sequence[str], args: argparse.Namespace, *, 
             bar.close()
 
 
-def _print_report(report: Any, waiting: dict[str, int], args: argparse.Namespace) -> None:
+def _print_report(report: Any, waiting: dict[str, int], args: argparse.Namespace, *,
+                  interrupted: bool = False) -> None:
+    """The run's report on stdout (a JSON object with --json); `interrupted`: what a run stopped by Ctrl+C did."""
     if args.json:
-        print(json.dumps({**report.to_json(), "waiting": [{"folder": f, "photos": n} for f, n in waiting.items()]},
-                         indent=None if args.watch else 2, ensure_ascii=False), flush=True)
+        print(json.dumps({**report.to_json(), "waiting": [{"folder": f, "photos": n} for f, n in waiting.items()],
+                          "interrupted": interrupted}, indent=None if args.watch else 2, ensure_ascii=False),
+              flush=True)
     else:
-        print(f"{report.total} photos indexed: {report.added} added, {report.updated} updated, {report.moved} moved, "
+        head = ("interrupted (Ctrl+C) before the end" if interrupted and report.cancelled
+                else f"{report.total} photos indexed")
+        print(f"{head}: {report.added} added, {report.updated} updated, {report.moved} moved, "
               f"{report.removed} removed, {len(report.skipped)} skipped ({report.elapsed_s:.1f} s)", flush=True)
         for path, reason in report.skipped[:20]:
             print(f"  skipped {path}: {reason}")
@@ -140,7 +182,7 @@ def _watch(service: Any, roots: Sequence[str], args: argparse.Namespace,
             if not todo:
                 continue
             try:
-                report = _index_once(service, todo, args, bar_ok=False)
+                report, interrupted = _index_once(service, todo, args, bar_ok=False)
             except LibraryBusyError as exc:
                 print(f"{time.strftime('%H:%M:%S')} not indexed now: {exc}; tried again at the next change",
                       file=sys.stderr, flush=True)
@@ -148,10 +190,13 @@ def _watch(service: Any, roots: Sequence[str], args: argparse.Namespace,
             except _Interrupted:
                 print("interrupted: what was committed is kept", file=sys.stderr)
                 return 130
-            if report.added or report.updated or report.moved or report.removed:
+            if interrupted or report.added or report.updated or report.moved or report.removed:
                 if not args.json:
                     print(time.strftime("%H:%M:%S "), end="")
-                _print_report(report, {}, args)
+                _print_report(report, {}, args, interrupted=interrupted)
+            if interrupted:
+                print("interrupted: what was committed is kept", file=sys.stderr)
+                return 130
     except KeyboardInterrupt:
         print("stopped watching", file=sys.stderr)
     finally:
