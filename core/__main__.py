@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from core.cli_args import at_least, finite_float, local_date, next_period
-from core.cli_index import run_index
+from core.cli_index import run_index, unsearchable_note
 from core.errors import ModelMismatchError, SpokenSearchError
 
 logger = logging.getLogger(__name__)
@@ -190,6 +190,7 @@ def _run_search(args: argparse.Namespace) -> int:
         vec = np.sum([p / max(np.linalg.norm(p), 1e-12) for p in parts], axis=0)
         result = engine.search_vector(vec, args.top, args.min_score, roots, args.sort, exclude=exclude, dates=dates)
         result.query = query
+        note = unsearchable_note(service.library, roots, args)  # an interrupted index: say what is missing
     finally:
         service.close()
     out = {"query": {"audio": str(args.audio) if args.audio else None, "text": args.text,
@@ -201,6 +202,8 @@ def _run_search(args: argparse.Namespace) -> int:
     if unread and not args.json:
         print(f"note: not read (outside this model's vocabulary, or past its context): {' '.join(unread)}",
               file=sys.stderr)
+    if note:
+        print(note, file=sys.stderr)
     if args.json:
         print(json.dumps(out, indent=2, ensure_ascii=False))
         return 0

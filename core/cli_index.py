@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -151,7 +151,7 @@ def _print_report(report: Any, waiting: dict[str, int], args: argparse.Namespace
             print(f"  ... and {len(report.skipped) - 20} more (use --json for all)")
     if waiting:  # unsearchable until embedded with this model (a folder not found now, or not given)
         print(f"note: {sum(waiting.values())} photos in {', '.join(waiting)} still wait to be embedded with this "
-              f"model; run `python -m core index {' '.join(shlex.quote(f) for f in waiting)}`", file=sys.stderr)
+              f"model; run `{index_command(waiting, args)}`", file=sys.stderr)
 
 
 def _watch(service: Any, roots: Sequence[str], args: argparse.Namespace,
@@ -216,6 +216,37 @@ def _still_in_library(service: Any, roots: Sequence[str], todo: Sequence[str],
     kept = [r for r in roots if r not in gone]
     watcher.watch(kept)
     return kept, [r for r in todo if r not in gone]
+
+
+def index_command(folders: Iterable[str], args: argparse.Namespace) -> str:
+    """The `python -m core index` command line that indexes `folders` into this command's library, with its model."""
+    model = "" if getattr(args, "model", "default") == "default" else f" --model {shlex.quote(args.model)}"
+    data_dir = f" --data-dir {shlex.quote(str(args.data_dir))}" if args.data_dir is not None else ""
+    return f"python -m core index {' '.join(shlex.quote(f) for f in folders)}{model}{data_dir}"
+
+
+def unsearchable_note(library: Any, roots: Sequence[str] | None, args: argparse.Namespace) -> str | None:
+    """One line for a search of `roots` (None: the whole library) whose library folders are not all searchable
+    yet: photos waiting for a vector of this model (an interrupted `index --reindex`) and folders whose last run
+    did not finish (an interrupted `index`: its photos not reached are not in the library). None when all are."""
+    mine = None if roots is None else {library.root_of(r) or r for r in roots}
+    pending = {r: n for r, n in library.pending_by_root().items() if mine is None or r in mine}
+    unfinished = [r for r in library.unfinished_roots() if mine is None or r in mine]
+    if not pending and not unfinished:
+        return None
+    parts = []
+    if pending:
+        parts.append(f"{sum(pending.values())} photos in {', '.join(pending)} are not searchable yet (waiting to be "
+                     "embedded with this model)")
+    rest = [r for r in unfinished if r not in pending]  # (an interrupted --reindex: said above)
+    if rest:
+        parts.append(f"the last indexing of {', '.join(rest)} did not finish (interrupted?): the photos it did not "
+                     "reach are not searchable yet")
+    folders = sorted(set(pending) | set(unfinished))
+    holder = library.index_holder()
+    fix = (f"another process (PID {holder}) is indexing the library now" if holder is not None
+           else f"run `{index_command(folders, args)}` to finish")
+    return f"note: {'; '.join(parts)}; {fix}"
 
 
 def _with_every_root(dirs: Sequence[Path], library: Any) -> list[str]:

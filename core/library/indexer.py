@@ -232,6 +232,7 @@ def index_library(
             report.skipped.append((norm, "folder not found (unmounted?); its photos were left as they are"))
             logger.warning("folder %s not found (unmounted?); its photos were left as they are", norm)
     live_roots = sorted({library.root_of(f) or f for f in folders})
+    library.mark_indexed(live_roots, done=False)  # until this run finishes (Library.unfinished_roots)
     yield IndexProgress(0, 0, "", 0.0, None, "scan")
     # a folder inside a known root is scanned alone, but its photos belong to that root
     known_roots = library.roots()

@@ -264,10 +264,17 @@ class Library:
             self._after_write(tx, removed=np.array(ids, np.int64))
         return len(ids)
 
-    def mark_indexed(self, roots: Iterable[str]) -> None:
+    def mark_indexed(self, roots: Iterable[str], done: bool = True) -> None:
+        """A run over `roots` finished (`last_indexed` = now), or starts (`done=False`: NULL until it finishes)."""
         with self._transaction():
             for r in roots:
-                self._conn.execute("UPDATE roots SET last_indexed = ? WHERE path = ?", (time.time(), r))
+                self._conn.execute("UPDATE roots SET last_indexed = ? WHERE path = ?",
+                                   (time.time() if done else None, r))
+
+    def unfinished_roots(self) -> list[str]:
+        """Library folders whose last indexing run did not finish (cancelled, interrupted, killed): photos it did
+        not reach may be missing from the library (a new one) or keep their old vector (a changed one)."""
+        return [r[0] for r in self._reader().execute("SELECT path FROM roots WHERE last_indexed IS NULL ORDER BY path")]
 
     def root_of(self, folder: str | Path) -> str | None:
         """The indexed root that contains `folder` (or is it), else None."""

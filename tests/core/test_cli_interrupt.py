@@ -1,4 +1,5 @@
-"""Ctrl+C during `python -m core index`: the partial report is printed and the rerun finishes. SIGINT is raised in-process right after a batch is committed,
+"""Ctrl+C during `python -m core index`: the partial report is printed and the rerun finishes; `search` says
+which photos an interrupted run left unsearchable. SIGINT is raised in-process right after a batch is committed,
 so the moment is exact (the real signal, the real handler)."""
 
 from __future__ import annotations
@@ -78,3 +79,43 @@ def test_a_second_ctrl_c_stops_at_once(photos, model_dir, capsys, monkeypatch):
     ctrl_c_after_first_batch(monkeypatch, presses=2)
     rc, out, err = index([str(photos), "--model", model_dir, "--json"], capsys)
     assert rc == 130 and out == "" and "what was committed is kept" in err
+
+
+def search(argv, capsys):
+    rc = main(["search", "--text", "a dog", *argv])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    return out.out, [line for line in out.err.splitlines() if line.startswith("note: ")]
+
+
+def test_search_names_the_folder_an_interrupted_index_did_not_finish(photos, model_dir, capsys, monkeypatch):
+    ctrl_c_after_first_batch(monkeypatch)
+    assert index([str(photos), "--model", model_dir], capsys)[0] == 130
+    out, notes = search(["--model", model_dir, "--json"], capsys)
+    assert len(json.loads(out)["hits"]) == 2  # stdout stays one JSON object
+    assert len(notes) == 1 and f"the last indexing of {photos} did not finish" in notes[0]
+    assert f"python -m core index {photos} --model {model_dir}" in notes[0]
+    assert index([str(photos), "--model", model_dir], capsys)[0] == 0
+    out, notes = search(["--model", model_dir], capsys)
+    assert notes == [] and out.count(str(photos)) == 5
+
+
+def test_search_counts_the_photos_an_interrupted_reindex_left_waiting(photos, model_dir, capsys, monkeypatch,
+                                                                      tmp_path_factory):
+    other = photos.parent / "other"
+    for i in range(3):
+        make_image(other / f"o{i}.png", 20 + i)
+    assert index([str(photos), str(other), "--model", model_dir], capsys)[0] == 0
+    torch.manual_seed(1)  # another CLIP image tower: --reindex drops every vector
+    model2 = str(save_model(create_model(get_model_config("tiny-test")), tmp_path_factory.mktemp("m2") / "tiny"))
+    ctrl_c_after_first_batch(monkeypatch)
+    rc, out, _ = index([str(photos), "--reindex", "--model", model2, "--json"], capsys)
+    rep = json.loads(out)
+    assert rc == 130 and rep["interrupted"] and rep["updated"] == 2
+    waiting = {w["folder"]: w["photos"] for w in rep["waiting"]}
+    assert sum(waiting.values()) == 6  # 8 photos, 2 embedded again before Ctrl+C
+    out, notes = search(["--model", model2], capsys)
+    assert len(notes) == 1 and "6 photos in" in notes[0] and "are not searchable yet" in notes[0]
+    assert f"python -m core index {other} {photos} --model {model2}" in notes[0]
+    out, notes = search(["--model", model2, "--library", str(other)], capsys)  # only that folder's
+    assert len(notes) == 1 and f"{waiting[str(other)]} photos in {other} are not searchable yet" in notes[0]

@@ -332,8 +332,10 @@ def test_cancel_stops_within_a_batch_and_resume_completes(env):
                 cancel.set()
     assert err.value.report.cancelled and 8 <= err.value.report.added < 30
     assert len(lib) == err.value.report.added  # committed batches stay
+    assert lib.unfinished_roots() == [str(photos)]  # what `core search` warns about
     _, rep = index(lib, photos, emb)
     assert rep.added == 30 - err.value.report.added and len(lib) == 30
+    assert lib.unfinished_roots() == []
 
 
 def test_cancel_during_the_scan_stops_it_and_the_scan_reports_progress(env, monkeypatch):
