@@ -142,6 +142,34 @@ def found(model: str, folder: Path) -> None:
         print(f"<!-- {kind} ranks: {ranks} -->", file=sys.stderr)
 
 
+def merge_cost(photos: int = 100_000, videos: int = 2_000, dim: int = 512) -> None:
+    """What scoring videos by their best frame adds to a query: the frame matrix product and the merge into the
+    top-k (core.search._with_best_frames), on random vectors."""
+    from core.library.vectors import VectorSnapshot, exact_scores
+    from core.search import _with_best_frames
+
+    rng = np.random.default_rng(0)
+    n = photos + videos
+    vecs = rng.standard_normal((n, dim)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    snap = VectorSnapshot(np.arange(1, n + 1, dtype=np.int64), vecs, np.zeros(n), 1)
+    owners = np.repeat(np.arange(photos + 1, n + 1, dtype=np.int64), 5)
+    frames = rng.standard_normal((owners.size, dim)).astype(np.float32)
+    frames /= np.linalg.norm(frames, axis=1, keepdims=True)
+    q = vecs[7]
+    scores = exact_scores(vecs, q)
+    top = np.argsort(-scores)[:60]
+    ids, best = snap.ids[top], scores[top]
+    plain = _best_ms(lambda: exact_scores(vecs, q), runs=20)
+    merged = _best_ms(lambda: _with_best_frames(snap, None, q, 60, ids, best, owners, frames), runs=20)
+    rows = np.arange(0, n, 2, dtype=np.int64)
+    filtered = _best_ms(lambda: _with_best_frames(snap, rows, q, 60, ids, best, owners, frames), runs=20)
+    print(f"\n## best-frame scoring per query ({photos} photos + {videos} videos x 5 frames, E={dim})\n")
+    print(f"| exact scores of all {n} vectors | + best frames merged | + with a folder/date filter |")
+    print("|---|---|---|")
+    print(f"| {plain:.1f} ms | {merged:.1f} ms | {filtered:.1f} ms |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=int, default=30, help="length of the 720p and 1080p clips")
@@ -156,6 +184,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_speed:
             speed(args.seconds, Path(tmp))
+        merge_cost()
         if not args.skip_found:
             found(args.model, Path(tmp))
 
