@@ -264,12 +264,22 @@ class MainWindow(QMainWindow):
         load_service(self, reindex=reindex, previous=previous)
 
     def refresh_years(self) -> None:
-        """Offer the years of the library's photos in the results' date filter."""
+        """Offer the years of the library's photos in the results' date filter, and the photos / videos choice
+        when it holds videos."""
         service = self.service
         if service is None or not hasattr(service, "photo_years"):
             return
-        (ops.Op(self, lambda cancel: service.photo_years(), lane="library", what="Reading the photos' years")
-         .success(self.grid.when.set_years)
+
+        def read(cancel: Any) -> tuple[list[int], bool]:
+            has_videos = getattr(service, "has_videos", None)
+            return service.photo_years(), bool(has_videos()) if has_videos is not None else False
+
+        def show(found: tuple[list[int], bool]) -> None:
+            self.grid.when.set_years(found[0])
+            self.grid.kind.set_has_videos(found[1])
+
+        (ops.Op(self, read, lane="library", what="Reading the photos' years")
+         .success(show)
          .failure(lambda exc: logger.warning("could not read the years of the photos: %s", exc)).run())
 
     def refresh_stats(self) -> None:

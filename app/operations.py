@@ -133,10 +133,12 @@ def _cutoff(min_score: float) -> float | None:
 @dataclass(frozen=True)
 class SearchFilters:
     """What the results are restricted to: `roots` (library folders; None = all), `dates` ((after, before) POSIX
-    seconds; None = any time). As keyword arguments of the service's searches: only those that are set."""
+    seconds; None = any time), `kind` ("photo" or "video"; None = both). As keyword arguments of the service's
+    searches: only those that are set."""
 
     roots: tuple[str, ...] | None = None
     dates: tuple[float | None, float | None] | None = None
+    kind: str | None = None
 
     def kwargs(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -144,6 +146,8 @@ class SearchFilters:
             out["roots"] = list(self.roots)
         if self.dates is not None:
             out["dates"] = self.dates
+        if self.kind is not None:
+            out["kind"] = self.kind
         return out
 
 

@@ -79,6 +79,7 @@ class SearchController(QObject):
         grid.controls_changed.connect(self.controls_edited)
         grid.when.changed.connect(self.rerun)
         grid.where.changed.connect(self.rerun)
+        grid.kind.changed.connect(self.rerun)
 
     # ---- recording ---------------------------------------------------------------------------------
     def toggle_recording(self) -> None:
@@ -241,8 +242,9 @@ class SearchController(QObject):
         self.rerun()
 
     def filters(self) -> ops.SearchFilters:
-        """The results' Where and When, as they are set now."""
-        return ops.SearchFilters(self.grid.where.current_roots(), self.grid.when.current_range())
+        """The results' Where, When and What, as they are set now."""
+        return ops.SearchFilters(self.grid.where.current_roots(), self.grid.when.current_range(),
+                                 self.grid.kind.current_kind())
 
     def forget_query(self) -> None:
         """The service changed: the last query (its vector belongs to the old model) and any search still
@@ -322,9 +324,11 @@ class SearchController(QObject):
         if unread:  # typed words the model cannot read would otherwise vanish without a word
             words += f" (not in the model's vocabulary: {' '.join(unread)})"
         span = "".join(f" {d}" for d in (self.grid.where.describe(), self.grid.when.describe()) if d)
-        hint = "Choose another folder or time, lower the min score" if span else "Lower the min score"
-        self.grid.set_summary(f"{len(hits)} photos{span} for {label}{words}{ms}" if hits else
-                              f"No photos{span} matched {label}{words}. {hint}, or index more folders.")
+        noun = self.grid.kind.describe()  # "photos", or "videos" / "photos only" when kept to one kind
+        hint = ("Choose another folder, time or kind, lower the min score" if span or self.grid.kind.current_kind()
+                else "Lower the min score")
+        self.grid.set_summary(f"{len(hits)} {noun}{span} for {label}{words}{ms}" if hits else
+                              f"No {noun}{span} matched {label}{words}. {hint}, or index more folders.")
         self.result_shown.emit(result)
 
     def replay(self, start_s: float, end_s: float) -> None:

@@ -2,7 +2,7 @@
 
     python -m core index DIR... [--model M] [--json] [--reindex] [--retry-failed] [--watch]
     python -m core search [--library DIR]... --audio Q.wav [--text "..."] [--image P] [--top K] [--min-score S]
-                          [--since DATE] [--until DATE] [--sort score|date] [--json]
+                          [--since DATE] [--until DATE] [--kind photo|video] [--sort score|date] [--json]
     python -m core stats [--json]
     python -m core remove DIR... [--json]
 
@@ -73,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="only photos taken (else last modified) on or after DATE: YYYY-MM-DD, YYYY-MM or YYYY")
     se.add_argument("--until", type=_checked_date, metavar="DATE",
                     help="only photos taken (else last modified) up to the end of DATE (the day, month or year)")
+    se.add_argument("--kind", choices=("photo", "video"), default=None,
+                    help="only photos, or only videos (default: both)")
     st = sub.add_parser("stats", parents=[common],
                         help="what the library holds (a library indexed with another model than --model is "
                              "described as it is, naming the model that indexed it)")
@@ -188,14 +190,15 @@ def _run_search(args: argparse.Namespace) -> int:
             parts.append(vec)
             exclude = {image_id} if image_id is not None else set()  # "more like this": not the photo itself
         vec = np.sum([p / max(np.linalg.norm(p), 1e-12) for p in parts], axis=0)
-        result = engine.search_vector(vec, args.top, args.min_score, roots, args.sort, exclude=exclude, dates=dates)
+        result = engine.search_vector(vec, args.top, args.min_score, roots, args.sort, exclude=exclude, dates=dates,
+                                     kind=args.kind)
         result.query = query
         note = unsearchable_note(service.library, roots, args)  # an interrupted index: say what is missing
     finally:
         service.close()
     out = {"query": {"audio": str(args.audio) if args.audio else None, "text": args.text,
                      "image": str(args.image) if args.image else None, "since": args.since,
-                     "until": args.until},
+                     "until": args.until, "kind": args.kind},
            **_query_json(query),
            "hits": [{"path": h.path, "score": round(h.score, 6)} for h in result.hits],
            "method": result.method, "unread_words": unread}

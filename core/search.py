@@ -27,6 +27,7 @@ from core.library.vectors import VectorSnapshot, exact_scores, top_k
 logger = logging.getLogger(__name__)
 
 DEFAULT_TOP_K = 20
+KINDS = (None, "photo", "video")  # what a search may be restricted to (None: both)
 ANN_CANDIDATES = 4  # hnswlib returns max(ef, 4 k) candidates, re-ranked exactly
 SORT_KEYS = ("score", "date")
 DateRange = tuple[float | None, float | None]  # (after, before), POSIX seconds: photos dated in [after, before)
@@ -75,12 +76,13 @@ class SearchEngine:
         self.model = model
         self.library = library
         self._cache_lock = threading.Lock()
-        self._folder_ids: dict[tuple[tuple[str, ...], DateRange | None, int], np.ndarray] = {}
+        self._folder_ids: dict[tuple[tuple[str, ...], DateRange | None, str | None, int], np.ndarray] = {}
 
     # ---- the three kinds of query ----------------------------------------------------------------------
     def search_audio(self, wav: np.ndarray | str | Path, top_k: int = DEFAULT_TOP_K, min_score: float | None = None,
                      roots: Sequence[str | Path] | None = None, sort: str = "score",
-                     sr: int | None = None, *, dates: DateRange | None = None) -> SearchResult:
+                     sr: int | None = None, *, dates: DateRange | None = None,
+                     kind: str | None = None) -> SearchResult:
         """A spoken query: wav (S,) float32 16 kHz (or a file, or another rate with `sr`) -> hits.
 
         Raises AudioDecodeError for empty, too short, silent or unreadable audio.
@@ -88,7 +90,7 @@ class SearchEngine:
         t0 = time.perf_counter()
         query = self.speech_query(wav, sr)
         embed_ms = (time.perf_counter() - t0) * 1000
-        result = self.search_vector(query.query_vector, top_k, min_score, roots, sort, dates=dates)
+        result = self.search_vector(query.query_vector, top_k, min_score, roots, sort, dates=dates, kind=kind)
         result.query = query
         result.timings_ms["embed"] = embed_ms
         return result
@@ -124,11 +126,11 @@ class SearchEngine:
 
     def search_text(self, text: str, top_k: int = DEFAULT_TOP_K, min_score: float | None = None,
                     roots: Sequence[str | Path] | None = None, sort: str = "score", *,
-                    dates: DateRange | None = None) -> SearchResult:
+                    dates: DateRange | None = None, kind: str | None = None) -> SearchResult:
         t0 = time.perf_counter()
         vec, unread = self.text_query(text)
         embed_ms = (time.perf_counter() - t0) * 1000
-        result = self.search_vector(vec, top_k, min_score, roots, sort, dates=dates)
+        result = self.search_vector(vec, top_k, min_score, roots, sort, dates=dates, kind=kind)
         result.timings_ms["embed"] = embed_ms
         result.unread_words = unread
         return result
@@ -158,26 +160,30 @@ class SearchEngine:
 
     def search_similar(self, path_or_id: str | Path | int, top_k: int = DEFAULT_TOP_K,
                        min_score: float | None = None, roots: Sequence[str | Path] | None = None,
-                       sort: str = "score", *, dates: DateRange | None = None) -> SearchResult:
+                       sort: str = "score", *, dates: DateRange | None = None,
+                     kind: str | None = None) -> SearchResult:
         """"More like this": photos nearest to an indexed photo (itself excluded) or to any image file."""
         t0 = time.perf_counter()
         vec, image_id = self.image_vector(path_or_id)
         embed_ms = (time.perf_counter() - t0) * 1000
         exclude = {image_id} if image_id is not None else set()
-        result = self.search_vector(vec, top_k, min_score, roots, sort, exclude=exclude, dates=dates)
+        result = self.search_vector(vec, top_k, min_score, roots, sort, exclude=exclude, dates=dates, kind=kind)
         result.timings_ms["embed"] = embed_ms
         return result
 
     # ---- ranking -----------------------------------------------------------------------------------------
     def search_vector(self, query: np.ndarray, top_k: int = DEFAULT_TOP_K, min_score: float | None = None,
                       roots: Sequence[str | Path] | None = None, sort: str = "score",
-                      exclude: set[int] | None = None, *, dates: DateRange | None = None) -> SearchResult:
+                      exclude: set[int] | None = None, *, dates: DateRange | None = None,
+                      kind: str | None = None) -> SearchResult:
         """Rank the library against `query` (E,) (L2-normalised here). `roots`: only photos inside these
-        folders; `dates`: only photos dated in [after, before) (see Library.ids_dated); `sort`: "score" (best
-        first) or "date" (newest first, among the top_k by score).
+        folders; `dates`: only photos dated in [after, before) (see Library.ids_dated); `kind`: "photo" or
+        "video" only (None: both); `sort`: "score" (best first) or "date" (newest first, among the top_k by score).
         """
         if sort not in SORT_KEYS:
             raise SpokenSearchError(f"unknown sort {sort!r}; use one of {SORT_KEYS}")
+        if kind not in KINDS:
+            raise SpokenSearchError(f"unknown kind {kind!r}; use one of {KINDS[1:]} (or None for both)")
         dates = check_dates(dates)
         t0 = time.perf_counter()
         q = np.asarray(query, np.float32).reshape(-1)
@@ -189,7 +195,7 @@ class SearchEngine:
                 f"the query vector has {q.shape[0]} dimensions but the library at {self.library.db_path} holds "
                 f"{snap.vectors.shape[1]}; it was indexed with another model: re-index with --reindex")
         k = max(0, int(top_k)) + len(exclude or ())
-        ids, scores, method = self._rank(snap, q, k, roots, dates)
+        ids, scores, method = self._rank(snap, q, k, roots, dates, kind)
         rank_ms = (time.perf_counter() - t0) * 1000
         keep = np.ones(len(ids), bool)
         if exclude:
@@ -206,12 +212,12 @@ class SearchEngine:
         return SearchResult(None, hits, method, timings)
 
     def _rank(self, snap: VectorSnapshot, q: np.ndarray, k: int, roots: Sequence[str | Path] | None,
-              dates: DateRange | None = None) -> tuple[np.ndarray, np.ndarray, str]:
-        """Top-k (ids, exact scores) best first, over the whole snapshot or the rows inside `roots` and `dates`.
-        A video scores as its best frame (or its mean vector, when that is higher)."""
+              dates: DateRange | None = None, kind: str | None = None) -> tuple[np.ndarray, np.ndarray, str]:
+        """Top-k (ids, exact scores) best first, over the whole snapshot or the rows inside `roots`, `dates` and
+        `kind`. A video scores as its best frame (or its mean vector, when that is higher)."""
         if not len(snap) or k <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32), "exact"
-        rows = self._rows_in(snap, roots, dates) if roots or dates else None
+        rows = self._rows_in(snap, roots, dates, kind) if roots or dates or kind else None
         ids, scores, method = self._rank_vectors(snap, q, k, rows)
         owners, frames = self.library.video_frames()
         if owners.size:
@@ -239,8 +245,8 @@ class SearchEngine:
         return ids, scores[best], "exact"
 
     def _rows_in(self, snap: VectorSnapshot, roots: Sequence[str | Path] | None,
-                 dates: DateRange | None = None) -> np.ndarray:
-        key = (tuple(sorted(str(r) for r in roots or ())), dates, snap.generation)
+                 dates: DateRange | None = None, kind: str | None = None) -> np.ndarray:
+        key = (tuple(sorted(str(r) for r in roots or ())), dates, kind, snap.generation)
         with self._cache_lock:
             cached = self._folder_ids.get(key)
         if cached is None:
@@ -250,6 +256,12 @@ class SearchEngine:
             if dates is not None:
                 dated = self.library.ids_dated(*dates)
                 ids = dated if ids is None else np.intersect1d(ids, dated)
+            if kind is not None:
+                videos = self.library.ids_of_videos()
+                if kind == "photo":
+                    ids = np.setdiff1d(snap.ids if ids is None else ids, videos, assume_unique=True)
+                else:
+                    ids = videos if ids is None else np.intersect1d(ids, videos)
             cached = _present_rows(snap, ids if ids is not None else np.zeros(0, np.int64))
             with self._cache_lock:
                 self._folder_ids = {key: cached}  # one filter cached: the one the user is looking at

@@ -125,9 +125,10 @@ class SearchService:
 
     def search_audio(self, wav: np.ndarray | str | Path, top_k: int = DEFAULT_TOP_K, min_score: float | None = None,
                      roots: Sequence[str | Path] | None = None, sort: str = "score",
-                     sr: int | None = None, *, dates: DateRange | None = None) -> SearchResult:
+                     sr: int | None = None, *, dates: DateRange | None = None,
+                     kind: str | None = None) -> SearchResult:
         with self._preempt():
-            return self.engine.search_audio(wav, top_k, min_score, roots, sort, sr, dates=dates)
+            return self.engine.search_audio(wav, top_k, min_score, roots, sort, sr, dates=dates, kind=kind)
 
     def analyze_audio(self, wav: np.ndarray | str | Path, sr: int | None = None) -> Any:
         """The model's view of a recording (SpeechQuery: keywords, segments, alpha) without a photo search,
@@ -138,26 +139,31 @@ class SearchService:
 
     def search_text(self, text: str, top_k: int = DEFAULT_TOP_K, min_score: float | None = None,
                     roots: Sequence[str | Path] | None = None, sort: str = "score", *,
-                    dates: DateRange | None = None) -> SearchResult:
+                    dates: DateRange | None = None, kind: str | None = None) -> SearchResult:
         with self._preempt():
-            return self.engine.search_text(text, top_k, min_score, roots, sort, dates=dates)
+            return self.engine.search_text(text, top_k, min_score, roots, sort, dates=dates, kind=kind)
 
     def search_vector(self, query: np.ndarray, top_k: int = DEFAULT_TOP_K, min_score: float | None = None,
                       roots: Sequence[str | Path] | None = None, sort: str = "score", *,
-                      dates: DateRange | None = None) -> SearchResult:
+                      dates: DateRange | None = None, kind: str | None = None) -> SearchResult:
         """Rank the library against a query vector already computed (e.g. new cut-offs for the last query)."""
         with self._preempt():
-            return self.engine.search_vector(query, top_k, min_score, roots, sort, dates=dates)
+            return self.engine.search_vector(query, top_k, min_score, roots, sort, dates=dates, kind=kind)
 
     def search_similar(self, path_or_id: str | Path | int, top_k: int = DEFAULT_TOP_K,
                        min_score: float | None = None, roots: Sequence[str | Path] | None = None,
-                       sort: str = "score", *, dates: DateRange | None = None) -> SearchResult:
+                       sort: str = "score", *, dates: DateRange | None = None,
+                     kind: str | None = None) -> SearchResult:
         with self._preempt():
-            return self.engine.search_similar(path_or_id, top_k, min_score, roots, sort, dates=dates)
+            return self.engine.search_similar(path_or_id, top_k, min_score, roots, sort, dates=dates, kind=kind)
 
     def photo_years(self) -> list[int]:
         """The years of the library's photos (capture time, else file time; local), newest first."""
         return self.library.years()
+
+    def has_videos(self) -> bool:
+        """Whether the library holds a searchable video (a search can then be kept to photos or to videos)."""
+        return bool(self.library.ids_of_videos().size)
 
     # ---- indexing ----------------------------------------------------------------------------------------
     def index(self, roots: Iterable[str | Path] | None = None, cancel: threading.Event | None = None, *,

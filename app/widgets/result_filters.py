@@ -1,5 +1,6 @@
-"""The filters beside the results: "Where" (all library folders, or one) and "When" (any time, the last 30 days
-or 12 months, or one of the years the library's photos were taken in: capture time, else file time)."""
+"""The filters beside the results: "Where" (all library folders, or one), "When" (any time, the last 30 days
+or 12 months, or one of the years the library's photos were taken in: capture time, else file time) and, once
+the library holds videos, "What" (photos and videos, photos only, videos only)."""
 
 from __future__ import annotations
 
@@ -103,3 +104,33 @@ class FolderFilter(QComboBox):
     def describe(self) -> str:
         folder = str(self.currentData() or "")
         return f"in {self.currentText()}" if folder else ""
+
+
+class KindFilter(QComboBox):
+    """`changed()` when the user picks photos only, videos only, or both. Item data: "" (both), "photo", "video".
+    Shown only while the library holds videos (or a choice other than both is set)."""
+
+    changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setToolTip("Photos, videos, or both")
+        for label, kind in (("Photos and videos", ""), ("Photos only", "photo"), ("Videos only", "video")):
+            self.addItem(label, kind)
+        self.activated.connect(lambda _: self.changed.emit())
+        self.setVisible(False)
+
+    def set_has_videos(self, has_videos: bool) -> None:
+        """Show the choice when the library holds videos; with none left, fall back to both (saying so through
+        `changed` when "videos only" was chosen)."""
+        if not has_videos and self.currentIndex() > 0:
+            self.setCurrentIndex(0)
+            self.changed.emit()
+        self.setVisible(has_videos)
+
+    def current_kind(self) -> str | None:
+        return str(self.currentData() or "") or None
+
+    def describe(self) -> str:
+        """The results' noun for the summary: "photos" (both kinds, as before videos), "photos only", "videos"."""
+        return {"photo": "photos only", "video": "videos"}.get(self.current_kind() or "", "photos")

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.models import HitRole, ResultsModel
-from app.widgets.result_filters import DateFilter, FolderFilter
+from app.widgets.result_filters import DateFilter, FolderFilter, KindFilter
 from core.library.video import is_video
 
 logger = logging.getLogger(__name__)
@@ -149,6 +149,7 @@ class ResultsGrid(QWidget):
         self.sort.currentIndexChanged.connect(lambda _: model.set_sort(self.sort.currentData()))
         self.where = FolderFilter()
         self.when = DateFilter()
+        self.kind = KindFilter()
         for w in (self.top_k, self.min_score):
             w.editingFinished.connect(self.controls_changed.emit)
         bar = QHBoxLayout()
@@ -157,6 +158,7 @@ class ResultsGrid(QWidget):
         bar.addWidget(self.top_k)
         bar.addWidget(QLabel("min score"))
         bar.addWidget(self.min_score)
+        bar.addWidget(self.kind)
         bar.addWidget(self.where)
         bar.addWidget(self.when)
         bar.addWidget(self.sort)

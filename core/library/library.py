@@ -384,6 +384,12 @@ class Library:
             (lo, hi, _wall_clock(lo), _wall_clock(hi))).fetchall()
         return np.fromiter((r[0] for r in rows), np.int64, len(rows))
 
+    def ids_of_videos(self) -> np.ndarray:
+        """Ids (ascending) of the live, embedded videos (the rows that keep frame vectors)."""
+        rows = self._reader().execute("SELECT id FROM images WHERE deleted = 0 AND vector IS NOT NULL "
+                                      "AND frames IS NOT NULL ORDER BY id").fetchall()
+        return np.fromiter((r[0] for r in rows), np.int64, len(rows))
+
     def years(self) -> list[int]:
         """The years of the searchable photos' dates (capture time as the camera's clock, else file time in local
         time), newest first: what a date filter can offer (photos still waiting for a vector find nothing)."""

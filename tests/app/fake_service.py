@@ -19,7 +19,7 @@ from core.model.inference import Keyword, Segment, SpeechQuery, Unit
 
 FRAME = 320  # 20 ms at 16 kHz
 WORDS = ["red", "car", "on", "a", "road", "dog", "beach", "tree"]
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".mp4"}  # .mp4: a video (not decoded here; `kind` tells it apart)
 
 
 @dataclass
@@ -108,9 +108,12 @@ class FakeService:
 
     # searching
     def _rank(self, v: np.ndarray, top_k: int, min_score: float | None,
-              dates: tuple[float | None, float | None] | None = None, roots: list[str] | None = None) -> list[Hit]:
+              dates: tuple[float | None, float | None] | None = None, roots: list[str] | None = None,
+              kind: str | None = None) -> list[Hit]:
         with self._lock:
             items = list(self._images.items())
+        if kind is not None:  # like core: only photos, or only videos
+            items = [(i, p) for i, p in items if (p.suffix.lower() == ".mp4") == (kind == "video")]
         if roots is not None:  # like core: only the photos inside these library folders
             items = [(i, p) for i, p in items if any(Path(r) in p.parents for r in roots)]
         hits = [Hit(i, p, float(self._vectors[i] @ v), p.stat().st_mtime) for i, p in items]
@@ -122,40 +125,44 @@ class FakeService:
 
     def search_audio(self, wav: np.ndarray, top_k: int = 20, min_score: float | None = None,
                      dates: tuple[float | None, float | None] | None = None,
-                     roots: list[str] | None = None) -> SearchResult:
+                     roots: list[str] | None = None, kind: str | None = None) -> SearchResult:
         self.calls.append("search_audio")
         time.sleep(self.search_delay_s)
         q = fake_query(wav)
-        return SearchResult(q, self._rank(q.query_vector, top_k, min_score, dates, roots))
+        return SearchResult(q, self._rank(q.query_vector, top_k, min_score, dates, roots, kind))
 
     def search_text(self, text: str, top_k: int = 20, min_score: float | None = None,
                     dates: tuple[float | None, float | None] | None = None,
-                     roots: list[str] | None = None) -> SearchResult:
+                     roots: list[str] | None = None, kind: str | None = None) -> SearchResult:
         self.calls.append("search_text")
         rng = np.random.default_rng(zlib.crc32(text.encode()))
         v = rng.standard_normal(8).astype(np.float32)
-        result = SearchResult(None, self._rank(v / np.linalg.norm(v), top_k, min_score, dates, roots))
+        result = SearchResult(None, self._rank(v / np.linalg.norm(v), top_k, min_score, dates, roots, kind))
         result.unread_words = [w for w in text.split() if w.startswith("zz")]  # words "outside the vocabulary"
         return result
 
     def search_vector(self, query: np.ndarray, top_k: int = 20, min_score: float | None = None,
                       dates: tuple[float | None, float | None] | None = None,
-                     roots: list[str] | None = None) -> SearchResult:
+                     roots: list[str] | None = None, kind: str | None = None) -> SearchResult:
         self.calls.append("search_vector")
-        return SearchResult(None, self._rank(np.asarray(query, np.float32), top_k, min_score, dates, roots))
+        return SearchResult(None, self._rank(np.asarray(query, np.float32), top_k, min_score, dates, roots, kind))
 
     def search_similar(self, image: int | str, top_k: int = 20, min_score: float | None = None,
                        dates: tuple[float | None, float | None] | None = None,
-                     roots: list[str] | None = None) -> SearchResult:
+                     roots: list[str] | None = None, kind: str | None = None) -> SearchResult:
         self.calls.append("search_similar")
         if isinstance(image, str):  # like core: any image file (missing: an error); a library photo's own vector
             Path(image).stat()
             v = np.random.default_rng(zlib.crc32(image.encode())).standard_normal(8).astype(np.float32)
-            return SearchResult(None, self._rank(v / np.linalg.norm(v), top_k, min_score, dates, roots))
+            return SearchResult(None, self._rank(v / np.linalg.norm(v), top_k, min_score, dates, roots, kind))
         self.similar_ids.append(int(image))
         if int(image) not in self._images:  # like core: a photo that left the library
             raise ImageNotInLibraryError(f"image id {image} is not in the library")
-        return SearchResult(None, self._rank(self._vectors[int(image)], top_k, min_score, dates, roots))
+        return SearchResult(None, self._rank(self._vectors[int(image)], top_k, min_score, dates, roots, kind))
+
+    def has_videos(self) -> bool:
+        with self._lock:
+            return any(p.suffix.lower() == ".mp4" for p in self._images.values())
 
     def photo_years(self) -> list[int]:
         with self._lock:

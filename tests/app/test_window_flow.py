@@ -233,3 +233,30 @@ def test_the_where_filter_offers_the_library_folders_and_reruns_the_query(qtbot,
     with qtbot.waitSignal(w.search.result_shown, timeout=10_000):  # Trips left the library: all folders again
         w.grid.where.set_folders([str(home)])
     assert w.grid.where.currentData() == "" and w.results.rowCount() == 7
+
+
+def test_the_what_filter_appears_with_videos_and_keeps_a_search_to_photos_or_videos(qtbot, make_window, fake_service,
+                                                                                   tmp_path):
+    from tests.app.conftest import make_photos
+
+    photos = make_photos(tmp_path / "Phone", n=3)
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True, top_k=50))
+    index_and_wait(qtbot, w, photos)
+    qtbot.waitUntil(lambda: w.grid.when.count() > 3, timeout=5_000)
+    assert w.grid.kind.isHidden()  # no video: nothing to choose
+    for name in ("clip1.mp4", "clip2.mp4"):
+        (photos / name).write_bytes(b"a video")
+    index_and_wait(qtbot, w, photos)
+    qtbot.waitUntil(lambda: not w.grid.kind.isHidden(), timeout=5_000)
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.search.search_text("a dog")
+    assert w.results.rowCount() == 5
+    for kind, suffixes, words in (("video", {".mp4"}, "2 videos for"), ("photo", {".jpg"}, "3 photos only for")):
+        with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+            w.grid.kind.setCurrentIndex(w.grid.kind.findData(kind))
+            w.grid.kind.activated.emit(w.grid.kind.currentIndex())  # as a pick from the list does
+        assert {w.results.hit(r).path.suffix for r in range(w.results.rowCount())} == suffixes
+        assert words in w.grid._summary
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):  # the videos left: both again, re-run
+        w.grid.kind.set_has_videos(False)
+    assert w.grid.kind.currentData() == "" and w.grid.kind.isHidden() and w.results.rowCount() == 5

@@ -407,6 +407,27 @@ def test_since_and_until_keep_the_photos_of_those_days_months_or_years(env, mode
     assert out["query"]["since"] == "2023-06" and out["query"]["until"] is None
 
 
+def test_kind_keeps_a_search_to_photos_or_to_videos(env, model_dir, capsys):
+    pytest.importorskip("av")
+    from videofakes import write_video
+
+    tmp, photos = env
+    write_video(photos / "clip.mp4", frames=12, fps=4, size=(64, 48))
+    rep = run_json(capsys, ["index", str(photos), "--model", model_dir, "--json", "--no-progress"])
+    assert rep["added"] == 6  # five photos and the video
+
+    def names(*flags):
+        out = run_json(capsys, ["search", "--text", "a dog", "--top", "10", "--model", model_dir, "--json", *flags])
+        return sorted(Path(h["path"]).name for h in out["hits"]), out["query"]["kind"]
+
+    assert names("--kind", "video") == (["clip.mp4"], "video")
+    assert names("--kind", "photo") == ([f"{i}.jpg" for i in range(5)], "photo")
+    assert names() == ([f"{i}.jpg" for i in range(5)] + ["clip.mp4"], None)
+    with pytest.raises(SystemExit) as e:
+        main(["search", "--text", "a dog", "--kind", "movie", "--model", model_dir])
+    assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("flags, words", [(["--since", "2023-13"], "expected a date"),
                                           (["--until", "2023-02-30"], "expected a date"),
                                           (["--since", "23"], "expected a date"),

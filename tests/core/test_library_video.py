@@ -15,7 +15,7 @@ from videofakes import write_sound_only, write_video
 
 pytest.importorskip("av")
 
-from core.errors import ImageDecodeError, ImageReadError  # noqa: E402
+from core.errors import ImageDecodeError, ImageReadError, SpokenSearchError  # noqa: E402
 from core.library import Library, ThumbnailCache, index_library  # noqa: E402
 from core.library import decode as decode_mod  # noqa: E402
 from core.library import scan as scan_mod  # noqa: E402
@@ -233,5 +233,29 @@ def test_a_copied_video_takes_its_frames_with_it(tmp_path):
         copy = lib.row_by_path(str(photos / "copy" / "a.mp4"))
         frames = lib.frames_of([copy.id, lib.row_by_path(str(clip)).id])
         assert len(frames) == 2 and np.array_equal(*frames.values())
+    finally:
+        lib.close()
+
+
+def test_a_search_can_be_kept_to_photos_or_to_videos(tmp_path):
+    photos = tmp_path / "photos"
+    for i in range(4):
+        make_image(photos / f"p{i}.jpg", 10 + i)
+    clips = [write_video(photos / f"v{i}.mp4", frames=12, fps=4, frame=_Scenes((40 * i, 90, 200), (200, 90, 40 * i), 12))
+             for i in range(2)]
+    emb = FakeEmbedder()
+    lib = Library(tmp_path / "data", emb.identity, dim=emb.dim, cache_dir=tmp_path / "cache")
+    try:
+        _run(index_library(lib, [photos], emb, workers=1))
+        engine = SearchEngine(model=None, library=lib)
+        q = emb.embed(np.full((1, 32, 32, 3), (200, 90, 0), np.uint8))[0]
+        both = {h.path for h in engine.search_vector(q, top_k=10).hits}
+        videos = {h.path for h in engine.search_vector(q, top_k=10, kind="video").hits}
+        only_photos = {h.path for h in engine.search_vector(q, top_k=10, kind="photo").hits}
+        assert videos == {str(c) for c in clips} and only_photos == both - videos and len(both) == 6
+        in_folder = engine.search_vector(q, top_k=10, kind="video", roots=[photos], dates=(0, None)).hits
+        assert {h.path for h in in_folder} == videos
+        with pytest.raises(SpokenSearchError, match="unknown kind"):
+            engine.search_vector(q, kind="movie")
     finally:
         lib.close()
