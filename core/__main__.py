@@ -200,7 +200,8 @@ def _run_search(args: argparse.Namespace) -> int:
                      "image": str(args.image) if args.image else None, "since": args.since,
                      "until": args.until, "kind": args.kind},
            **_query_json(query),
-           "hits": [{"path": h.path, "score": round(h.score, 6)} for h in result.hits],
+           "hits": [{"path": h.path, "score": round(h.score, 6),
+                     **({"at_s": round(h.at_s, 3)} if h.at_s is not None else {})} for h in result.hits],
            "method": result.method, "unread_words": unread}
     if unread and not args.json:
         print(f"note: not read (outside this model's vocabulary, or past its context): {' '.join(unread)}",
@@ -213,7 +214,9 @@ def _run_search(args: argparse.Namespace) -> int:
     if query is not None:
         print("heard: " + (" ".join(k["text"] for k in out["keywords"]) or "(no keywords)"))
     for i, h in enumerate(result.hits, 1):
-        print(f"{i:3d}  {h.score:.4f}  {h.path}")
+        t = round(h.at_s) if h.at_s is not None else 0
+        at = f"  (at {t // 60}:{t % 60:02d})" if h.at_s is not None else ""  # the moment of a video that matched
+        print(f"{i:3d}  {h.score:.4f}  {h.path}{at}")
     if not result.hits:
         print("no photo matched" + (f" with score >= {args.min_score}" if args.min_score is not None else ""))
     return 0

@@ -35,13 +35,15 @@ DateRange = tuple[float | None, float | None]  # (after, before), POSIX seconds:
 
 @dataclass(frozen=True)
 class Hit:
-    """One result: the image's SQLite id, its path, the exact cosine score, its mtime and EXIF date."""
+    """One result: the image's SQLite id, its path, the exact cosine score, its mtime and EXIF date; for a video
+    found by one of its frames, `at_s`: that frame's time in seconds from the video's start (None otherwise)."""
 
     image_id: int
     path: str
     score: float
     mtime: float
     taken_at: float | None = None
+    at_s: float | None = None
 
     @property
     def date(self) -> float:
@@ -49,8 +51,11 @@ class Hit:
         return wall_clock_instant(self.taken_at) if self.taken_at is not None else self.mtime
 
     def to_json(self) -> dict:
-        return {"path": self.path, "score": round(float(self.score), 6), "image_id": self.image_id,
-                "date": self.date}
+        out = {"path": self.path, "score": round(float(self.score), 6), "image_id": self.image_id,
+               "date": self.date}
+        if self.at_s is not None:
+            out["at_s"] = round(self.at_s, 3)
+        return out
 
 
 @dataclass
@@ -195,7 +200,7 @@ class SearchEngine:
                 f"the query vector has {q.shape[0]} dimensions but the library at {self.library.db_path} holds "
                 f"{snap.vectors.shape[1]}; it was indexed with another model: re-index with --reindex")
         k = max(0, int(top_k)) + len(exclude or ())
-        ids, scores, method = self._rank(snap, q, k, roots, dates, kind)
+        ids, scores, method, moments = self._rank(snap, q, k, roots, dates, kind)
         rank_ms = (time.perf_counter() - t0) * 1000
         keep = np.ones(len(ids), bool)
         if exclude:
@@ -204,7 +209,8 @@ class SearchEngine:
             keep &= scores >= min_score
         ids, scores = ids[keep][:top_k], scores[keep][:top_k]
         rows = self.library.rows(ids.tolist())
-        hits = [Hit(int(i), rows[int(i)].path, float(s), rows[int(i)].mtime, rows[int(i)].taken_at)
+        hits = [Hit(int(i), rows[int(i)].path, float(s), rows[int(i)].mtime, rows[int(i)].taken_at,
+                    moments.get(int(i)))
                 for i, s in zip(ids, scores, strict=True) if int(i) in rows and not rows[int(i)].deleted]
         if sort == "date":
             hits.sort(key=lambda h: h.date, reverse=True)
@@ -212,17 +218,20 @@ class SearchEngine:
         return SearchResult(None, hits, method, timings)
 
     def _rank(self, snap: VectorSnapshot, q: np.ndarray, k: int, roots: Sequence[str | Path] | None,
-              dates: DateRange | None = None, kind: str | None = None) -> tuple[np.ndarray, np.ndarray, str]:
+              dates: DateRange | None = None, kind: str | None = None
+              ) -> tuple[np.ndarray, np.ndarray, str, dict[int, float]]:
         """Top-k (ids, exact scores) best first, over the whole snapshot or the rows inside `roots`, `dates` and
-        `kind`. A video scores as its best frame (or its mean vector, when that is higher)."""
+        `kind`, with the method and, for each video found by a frame, that frame's time. A video scores as its
+        best frame (or its mean vector, when that is higher)."""
         if not len(snap) or k <= 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32), "exact"
+            return np.zeros(0, np.int64), np.zeros(0, np.float32), "exact", {}
         rows = self._rows_in(snap, roots, dates, kind) if roots or dates or kind else None
         ids, scores, method = self._rank_vectors(snap, q, k, rows)
-        owners, frames = self.library.video_frames()
-        if owners.size:
-            ids, scores = _with_best_frames(snap, rows, q, k, ids, scores, owners, frames)
-        return ids, scores, method
+        owners, frames, times = self.library.video_frames()
+        if not owners.size:
+            return ids, scores, method, {}
+        ids, scores, moments = _with_best_frames(snap, rows, q, k, ids, scores, owners, frames, times)
+        return ids, scores, method, moments
 
     def _rank_vectors(self, snap: VectorSnapshot, q: np.ndarray, k: int, rows: np.ndarray | None
                       ) -> tuple[np.ndarray, np.ndarray, str]:
@@ -269,26 +278,36 @@ class SearchEngine:
 
 
 def _with_best_frames(snap: VectorSnapshot, rows: np.ndarray | None, q: np.ndarray, k: int, ids: np.ndarray,
-                      scores: np.ndarray, owners: np.ndarray, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                      scores: np.ndarray, owners: np.ndarray, frames: np.ndarray, times: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, dict[int, float]]:
     """Merge the videos' best-frame scores into the top-k: a clip that shows the query for a few seconds is
     found although the mean of its frames is half something else. `owners` (M,) ascending: each frame's video
-    id; only videos in the snapshot (and in `rows`, the filters) count."""
+    id; `times` (M,): each frame's time. Only videos in the snapshot (and in `rows`, the filters) count. Returns
+    (ids, scores) best first and, for each video kept whose best frame beat its mean vector, that frame's time."""
     uniq, first = np.unique(owners, return_index=True)
     pos = np.minimum(np.searchsorted(snap.ids, uniq), len(snap) - 1)
     present = snap.ids[pos] == uniq
     if rows is not None:
         if not rows.size:
-            return ids, scores
+            return ids, scores, {}
         present &= rows[np.minimum(np.searchsorted(rows, pos), rows.size - 1)] == pos
     if not present.any():
-        return ids, scores
-    best = np.maximum.reduceat(exact_scores(frames, q), first)[present]
-    all_ids = np.concatenate([ids, uniq[present]])
+        return ids, scores, {}
+    frame_scores = exact_scores(frames, q)
+    best = np.maximum.reduceat(frame_scores, first)
+    at_best = np.flatnonzero(frame_scores == np.repeat(best, np.diff(np.r_[first, owners.size])))
+    _, firsts = np.unique(np.searchsorted(first, at_best, side="right") - 1, return_index=True)
+    best_at = times[at_best[firsts]]  # each video's best frame's time (its first, on a tie)
+    uniq, best, best_at = uniq[present], best[present], best_at[present]
+    all_ids = np.concatenate([ids, uniq])
     all_scores = np.concatenate([scores, best.astype(scores.dtype, copy=False)])
     order = np.lexsort((-all_scores, all_ids))  # by id, the higher score first
     keep = order[np.r_[True, all_ids[order][1:] != all_ids[order][:-1]]]
     keep = keep[np.argsort(-all_scores[keep], kind="stable")][:k]
-    return all_ids[keep], all_scores[keep]
+    frame_won = keep >= ids.size  # the entry kept is the video's best frame, not its mean vector
+    moments = {int(all_ids[i]): float(best_at[i - ids.size]) for i in keep[frame_won]
+               if np.isfinite(best_at[i - ids.size])}
+    return all_ids[keep], all_scores[keep], moments
 
 
 def check_dates(dates: DateRange | None) -> DateRange | None:

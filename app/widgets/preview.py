@@ -41,14 +41,14 @@ def clock(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
-def load_preview(path: str, max_side: int = PREVIEW_MAX) -> tuple[QImage, QSize]:
+def load_preview(path: str, max_side: int = PREVIEW_MAX, at_s: float | None = None) -> tuple[QImage, QSize]:
     """Decode `path` scaled down to `max_side` (QImageReader scales during decode: fast for JPEG), turned by
     its EXIF orientation. Returns (image, full size as displayed). Formats Qt has no reader for (HEIC, camera
     raw, a video's poster frame) and files Qt cannot decode go through the indexer's decoder (core), which read
     them for the grid. Raises ImageReadError (missing, unreadable) or ImageDecodeError (not an image it can decode)."""
     # not Qt: it would read a raw file's tiny TIFF thumbnail, and has no HEIC or video reader here
     if is_raw(path) or is_video(path) or Path(path).suffix.lower() in HEIF_EXTENSIONS:
-        return _core_preview(path, max_side)
+        return _core_preview(path, max_side, at_s)  # a video: its poster, or the moment `at_s` a search matched
     reader = QImageReader(path)
     reader.setAutoTransform(True)  # EXIF orientation
     full = reader.size()
@@ -71,8 +71,8 @@ def load_preview(path: str, max_side: int = PREVIEW_MAX) -> tuple[QImage, QSize]
     return img, full
 
 
-def _core_preview(path: str, max_side: int) -> tuple[QImage, QSize]:
-    rgb, (width, height) = load_rgb_sized(path, max_side)
+def _core_preview(path: str, max_side: int, at_s: float | None = None) -> tuple[QImage, QSize]:
+    rgb, (width, height) = load_rgb_sized(path, max_side, at_s=at_s)
     data = rgb.tobytes()
     img = QImage(data, rgb.width, rgb.height, 3 * rgb.width, QImage.Format.Format_RGB888).copy()  # owns its pixels
     return img, QSize(width, height)
@@ -169,8 +169,10 @@ class PreviewPane(QWidget):
         self.image.setText("Loading…")
         token = self._token
 
+        at_s = getattr(hit, "at_s", None)  # a video found by one of its frames: show that moment
+
         def fn(cancel: threading.Event) -> tuple[QImage, QSize, float | None]:
-            return (*load_preview(path), video_duration(path) if is_video(path) else None)
+            return (*load_preview(path, at_s=at_s), video_duration(path) if is_video(path) else None)
 
         w = Worker(fn, f"preview {Path(path).name}")
         w.signals.returned.connect(lambda res, t=token: self._loaded(t, res))
@@ -181,6 +183,9 @@ class PreviewPane(QWidget):
         parts = [f"score {float(hit.score):.3f}"]
         if is_video(hit.path):
             parts.append(f"video {clock(duration_s)}" if duration_s else "video")
+            at_s = getattr(hit, "at_s", None)
+            if at_s is not None:
+                parts.append(f"best match at {clock(at_s)}")
         when = hit_date(hit)
         if when:
             src = "taken" if getattr(hit, "taken_at", None) is not None else "modified"

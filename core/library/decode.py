@@ -52,7 +52,8 @@ class DecodedImage:
     """A decoded photo. `pixels`: (S, S, 3) uint8, resized (shortest side S) and centre-cropped for the
     encoder; `thumb`: JPEG bytes of a <= THUMB_SIZE thumbnail or None; width/height: the original size after
     EXIF rotation; taken_at: EXIF DateTimeOriginal as a POSIX time, or None. A video also has `frames`
-    (K, S, S, 3): the frames its vector is the mean of (`pixels` is the middle one, its poster).
+    (K, S, S, 3): the frames its vector is the mean of (`pixels` is the middle one, its poster), and
+    `frame_times` (K,): their times in seconds from its start.
     """
 
     pixels: np.ndarray
@@ -61,6 +62,7 @@ class DecodedImage:
     taken_at: float | None
     thumb: bytes | None = None
     frames: np.ndarray | None = None
+    frame_times: np.ndarray | None = None
 
     @property
     def all_frames(self) -> np.ndarray:
@@ -231,10 +233,11 @@ def _decode_raw(path: str, size: int, thumbnail: bool, max_pixels: int) -> Decod
     return DecodedImage(pixels, photo.width, photo.height, photo.taken_at, thumb)
 
 
-def _video_clip(path: str, min_side: int, max_pixels: int, frames: int = VIDEO_FRAMES) -> VideoClip:
+def _video_clip(path: str, min_side: int, max_pixels: int, frames: int = VIDEO_FRAMES,
+                at_s: float | None = None) -> VideoClip:
     if not video_available():
         raise ImageDecodeError(f"{path}: a video; install PyAV (the 'video' extra) to read it")
-    return open_video(path, min_side, max_pixels, frames)
+    return open_video(path, min_side, max_pixels, frames, at_s)
 
 
 def _decode_video(path: str, size: int, thumbnail: bool, max_pixels: int) -> DecodedImage:
@@ -244,7 +247,8 @@ def _decode_video(path: str, size: int, thumbnail: bool, max_pixels: int) -> Dec
         frames = np.stack([np.asarray(resize_center_crop(f, size), dtype=np.uint8) for f in clip.frames])
     except MemoryError as exc:
         raise ImageDecodeError(f"{path}: too large to decode (out of memory)") from exc
-    return DecodedImage(frames[clip.poster], clip.width, clip.height, clip.taken_at, thumb, frames)
+    return DecodedImage(frames[clip.poster], clip.width, clip.height, clip.taken_at, thumb, frames,
+                        np.asarray(clip.times, np.float32))
 
 
 def load_rgb(path: str | Path, max_side: int | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:
@@ -252,12 +256,13 @@ def load_rgb(path: str | Path, max_side: int | None = None, max_pixels: int = MA
     return load_rgb_sized(path, max_side, max_pixels)[0]
 
 
-def load_rgb_sized(path: str | Path, max_side: int | None = None,
-                   max_pixels: int = MAX_PIXELS) -> tuple[Image.Image, tuple[int, int]]:
-    """`load_rgb`, with the photo's full (width, height) as shown, EXIF rotation applied: for a preview."""
+def load_rgb_sized(path: str | Path, max_side: int | None = None, max_pixels: int = MAX_PIXELS,
+                   at_s: float | None = None) -> tuple[Image.Image, tuple[int, int]]:
+    """`load_rgb`, with the photo's full (width, height) as shown, EXIF rotation applied: for a preview. A video
+    gives its poster (the middle frame, as in the grid), or with `at_s` its key frame at or before that time."""
     path = str(path)
-    if is_video(path):  # its poster: the middle frame, as in the grid
-        clip = _video_clip(path, max_side or 1 << 30, max_pixels, frames=1)
+    if is_video(path):
+        clip = _video_clip(path, max_side or 1 << 30, max_pixels, frames=1, at_s=at_s)
         rgb = clip.poster_frame
         if max_side:
             rgb.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)

@@ -362,8 +362,9 @@ def _match_moves(library: Library, plan: _Plan, hashes: dict[str, str]) -> list[
         return []
     sources = sorted({src for _, src in copies})
     vecs, frames = library.vectors_of(sources), library.frames_of(sources)  # a video's frames go with it
-    return [EmbeddedImage(**{**c.__dict__, "vector": vecs[src].astype(np.float32), "frames": frames.get(src)})
-            for c, src in copies]
+    return [EmbeddedImage(**{**c.__dict__, "vector": vecs[src].astype(np.float32),
+                             "frames": frames[src][0] if src in frames else None,
+                             "frame_times": frames[src][1] if src in frames else None}) for c, src in copies]
 
 
 def _embed_all(library: Library, work: Sequence[tuple[FileEntry, int | None]], embedder: ImageEmbedder,
@@ -395,7 +396,7 @@ def _embed_all(library: Library, work: Sequence[tuple[FileEntry, int | None]], e
             pass  # a search has the CPU
         frames = embed_decoded(embedder, [d for _, _, _, d in batch])
         images = [EmbeddedImage(e.path, e.root, e.mtime, e.size, h, d.width, d.height, d.taken_at, pooled(f), rid,
-                                f if d.frames is not None else None)
+                                f if d.frames is not None else None, d.frame_times)
                   for (e, rid, h, d), f in zip(batch, frames, strict=True)]
         library.write_embedded(images)
         if book is not None:

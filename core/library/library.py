@@ -101,7 +101,7 @@ class Library:
         self._ann_dirty = False
         self._bg: threading.Thread | None = None
         self._bg_lock = threading.Lock()
-        self._frames_cache: tuple[int, np.ndarray, np.ndarray] | None = None  # (generation, owners, vectors)
+        self._frames_cache: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None  # generation, video_frames()
 
     # ---- opening ---------------------------------------------------------------------------------------
     def _unreadable(self, exc: Exception) -> SpokenSearchError:
@@ -162,7 +162,7 @@ class Library:
         """Forget every vector (keeping paths), and bind the library to `identity` (rclip's v3 migration)."""
         logger.warning("re-indexing %s for model %s: dropping all vectors", self.db_path, identity[:12])
         with self._transaction():
-            self._conn.execute("UPDATE images SET vector = NULL, frames = NULL")
+            self._conn.execute("UPDATE images SET vector = NULL, frames = NULL, frame_times = NULL")
             self._conn.execute("DELETE FROM images WHERE deleted = 1")
             store.set_meta(self._conn, "model_id", identity)
             if dim:
@@ -431,20 +431,20 @@ class Library:
             for im in images:
                 blob = store.vector_to_blob(im.vector)
                 values = (im.path, im.root, im.mtime, im.size, im.content_hash, im.width, im.height,
-                          im.taken_at, blob, store.frames_to_blob(im.frames))
+                          im.taken_at, blob, store.frames_to_blob(im.frames), store.times_to_blob(im.frame_times))
                 if im.row_id is None:
                     cur = self._conn.execute(
                         "INSERT INTO images(path, root, mtime, size, content_hash, width, height, taken_at, "
-                        "vector, frames, deleted) VALUES(?,?,?,?,?,?,?,?,?,?,0) ON CONFLICT(path) DO UPDATE SET "
-                        "root=excluded.root, mtime=excluded.mtime, size=excluded.size, "
+                        "vector, frames, frame_times, deleted) VALUES(?,?,?,?,?,?,?,?,?,?,?,0) ON CONFLICT(path) "
+                        "DO UPDATE SET root=excluded.root, mtime=excluded.mtime, size=excluded.size, "
                         "content_hash=excluded.content_hash, width=excluded.width, height=excluded.height, "
-                        "taken_at=excluded.taken_at, vector=excluded.vector, frames=excluded.frames, deleted=0 "
-                        "RETURNING id", values)
+                        "taken_at=excluded.taken_at, vector=excluded.vector, frames=excluded.frames, "
+                        "frame_times=excluded.frame_times, deleted=0 RETURNING id", values)
                     ids.append(int(cur.fetchone()[0]))
                 else:
                     self._conn.execute(
                         "UPDATE images SET path=?, root=?, mtime=?, size=?, content_hash=?, width=?, height=?, "
-                        "taken_at=?, vector=?, frames=?, deleted=0 WHERE id=?", (*values, im.row_id))
+                        "taken_at=?, vector=?, frames=?, frame_times=?, deleted=0 WHERE id=?", (*values, im.row_id))
                     ids.append(im.row_id)
             if images:  # memory holds exactly what SQLite holds: the float16 values
                 vecs = np.stack([np.asarray(im.vector, np.float16) for im in images]).astype(np.float32)
@@ -487,35 +487,39 @@ class Library:
             moved_dates = np.array([dates[int(i)] for i in moved_ids])
             tx.after_commit.append(lambda: self.vectors.set_dates(moved_ids, moved_dates))
 
-    def frames_of(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
-        """The frame vectors (K, E) float16 of those `ids` that are videos."""
-        out: dict[int, np.ndarray] = {}
+    def frames_of(self, ids: Sequence[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """The frame vectors (K, E) float16 and times (K,) float32 of those `ids` that are videos."""
+        out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         ids = [int(i) for i in ids]
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            q = f"SELECT id, frames FROM images WHERE frames IS NOT NULL AND id IN ({','.join('?' * len(chunk))})"
-            for i, blob in self._reader().execute(q, chunk):
-                out[i] = np.frombuffer(blob, dtype="<f2").reshape(-1, self.dim)
+            q = (f"SELECT id, frames, frame_times FROM images WHERE frames IS NOT NULL "
+                 f"AND id IN ({','.join('?' * len(chunk))})")
+            for i, blob, times in self._reader().execute(q, chunk):
+                out[i] = (np.frombuffer(blob, dtype="<f2").reshape(-1, self.dim), _times(times, len(blob) // (2 * self.dim)))
         return out
 
-    def video_frames(self) -> tuple[np.ndarray, np.ndarray]:
-        """Every searchable video's frame vectors: (owner ids (M,) int64 ascending, vectors (M, E) float32),
-        read once per generation (videos are few next to photos: 5 rows each)."""
+    def video_frames(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every searchable video's frames: (owner ids (M,) int64 ascending, vectors (M, E) float32, times (M,)
+        float32 seconds from each video's start), read once per generation (videos are few next to photos: 5
+        rows each)."""
         generation = self.generation
         cached = self._frames_cache
         if cached is not None and cached[0] == generation:
-            return cached[1], cached[2]
-        owners, blobs = [], []
-        for i, b in self._reader().execute("SELECT id, frames FROM images WHERE deleted = 0 AND vector IS NOT NULL "
-                                           "AND frames IS NOT NULL ORDER BY id"):
+            return cached[1], cached[2], cached[3]
+        owners, blobs, times = [], [], []
+        for i, b, t in self._reader().execute("SELECT id, frames, frame_times FROM images WHERE deleted = 0 "
+                                              "AND vector IS NOT NULL AND frames IS NOT NULL ORDER BY id"):
             k = len(b) // (2 * self.dim)
             owners.extend([i] * k)
             blobs.append(b)
+            times.append(_times(t, k))
         ids = np.array(owners, np.int64)
         vecs = (np.frombuffer(b"".join(blobs), dtype="<f2").reshape(-1, self.dim).astype(np.float32) if blobs
                 else np.zeros((0, self.dim), np.float32))
-        self._frames_cache = (generation, ids, vecs)
-        return ids, vecs
+        at = np.concatenate(times) if times else np.zeros(0, np.float32)
+        self._frames_cache = (generation, ids, vecs, at)
+        return ids, vecs, at
 
     def vectors_of_conn(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
         q = f"SELECT id, vector FROM images WHERE id IN ({','.join('?' * len(ids))})"
@@ -620,6 +624,12 @@ class Library:
             if self._ann is not None and self._ann_dirty:
                 self._ann.save(self.ann_path, self._stamp())
                 self._ann_dirty = False
+
+
+def _times(blob: bytes | None, k: int) -> np.ndarray:
+    """A video's frame times (K,) float32 from their blob; NaN (unknown) when missing or of another length."""
+    times = np.frombuffer(blob, dtype="<f4") if blob else np.zeros(0, np.float32)
+    return times.astype(np.float32) if times.size == k else np.full(k, np.nan, np.float32)
 
 
 def _wall_clock(t: float) -> float:

@@ -5,7 +5,8 @@ Tables (STYLE rule 6, after rclip's db.py):
   roots(id, path UNIQUE, added_at, last_indexed)
   images(id, path UNIQUE, root, mtime, size, content_hash, deleted, width, height, taken_at,
          vector BLOB float16 little-endian (E,), or NULL when the image still has to be embedded,
-         frames BLOB float16 (K, E): a video's frame vectors (v3), NULL for a photo)
+         frames BLOB float16 (K, E): a video's frame vectors (v3), NULL for a photo,
+         frame_times BLOB float32 (K,): their times in seconds from the video's start (v3))
   failures(path PRIMARY KEY, mtime, size, reason, decoder, failed_at)   (v2: files that did not decode)
 WAL mode: readers (searches) never block the writer (the indexer), and a commit is durable and atomic,
 so a process killed at any instant leaves the last committed batch.
@@ -70,6 +71,7 @@ class EmbeddedImage:
     vector: np.ndarray
     row_id: int | None = None  # the existing row (a changed file), or None for a new one
     frames: np.ndarray | None = None  # a video's frame vectors (K, E) (`vector` is their mean); None for a photo
+    frame_times: np.ndarray | None = None  # (K,) seconds from the video's start
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,10 @@ def vector_to_blob(v: np.ndarray) -> bytes:
 
 def frames_to_blob(frames: np.ndarray | None) -> bytes | None:
     return None if frames is None else np.asarray(frames, dtype="<f2").tobytes()
+
+
+def times_to_blob(times: np.ndarray | None) -> bytes | None:
+    return None if times is None else np.asarray(times, dtype="<f4").tobytes()
 
 
 def blob_to_matrix(blobs: list[bytes], dim: int) -> np.ndarray:
@@ -142,8 +148,11 @@ def _v2(conn: sqlite3.Connection) -> None:
 
 
 def _v3(conn: sqlite3.Connection) -> None:
-    if "frames" not in {row[1] for row in conn.execute("PRAGMA table_info(images)")}:
-        conn.execute("ALTER TABLE images ADD COLUMN frames BLOB")  # a video's frame vectors; instant (no rewrite)
+    """A video's frame vectors and their times (ADD COLUMN is instant: no row is rewritten)."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(images)")}
+    for column in ("frames", "frame_times"):
+        if column not in have:
+            conn.execute(f"ALTER TABLE images ADD COLUMN {column} BLOB")
 
 
 # Ordered migrations: (version reached, function). A new schema appends (4, _v4) and never edits the others.

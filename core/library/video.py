@@ -48,11 +48,13 @@ def is_video(path: str | os.PathLike[str]) -> bool:
 
 @dataclass
 class VideoClip:
-    """`frames`: upright RGB images in time order (one for a clip too short or damaged for more); `poster`: the
-    index of the middle one; width/height: the picture as shown; duration_s: None when the file does not say;
-    taken_at: the capture time as a wall clock read as UTC (as decode.exif_taken_at), or None."""
+    """`frames`: upright RGB images in time order (one for a clip too short or damaged for more); `times`: each
+    one's time in seconds from the start of the clip; `poster`: the index of the middle one; width/height: the
+    picture as shown; duration_s: None when the file does not say; taken_at: the capture time as a wall clock
+    read as UTC (as decode.exif_taken_at), or None."""
 
     frames: list[Image.Image]
+    times: list[float]
     poster: int
     width: int
     height: int
@@ -64,8 +66,10 @@ class VideoClip:
         return self.frames[self.poster]
 
 
-def open_video(path: str, min_side: int, max_pixels: int, frames: int = VIDEO_FRAMES) -> VideoClip:
-    """Read `frames` frames of the video `path`, each scaled so that its shorter side is `min_side` (never up).
+def open_video(path: str, min_side: int, max_pixels: int, frames: int = VIDEO_FRAMES,
+               at_s: float | None = None) -> VideoClip:
+    """Read `frames` frames of the video `path` (or, with `at_s`, the one key frame at or before that time: the
+    moment a search matched), each scaled so that its shorter side is `min_side` (never up).
     ImageReadError when the file cannot be read now; ImageDecodeError when it is not a video FFmpeg reads, has no
     picture, no frame decodes, or its picture is above `max_pixels`."""
     import av
@@ -82,11 +86,14 @@ def open_video(path: str, min_side: int, max_pixels: int, frames: int = VIDEO_FR
                 raise ImageDecodeError(f"{path}: the video picture is {width}x{height} pixels; the limit is "
                                        f"{max_pixels / 1e6:.0f} MP")
             duration = _duration_s(container, stream)
-            picked = _sample(container, stream, duration, frames)
+            start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+            picked = (_sample(container, stream, start, duration, frames) if at_s is None
+                      else _at(container, stream, start + at_s))
             if not picked:
                 raise ImageDecodeError(f"{path}: no frame of the video could be decoded (damaged or cut short)")
             rotation = _rotation(picked[0])
             images = [_upright(f, width, height, min_side) for f in picked]
+            times = [max(0.0, float(f.time) - start) if f.time is not None else 0.0 for f in picked]
             if rotation % 180:
                 width, height = height, width
             taken_at = _taken_at(container.metadata) or _taken_at(stream.metadata)
@@ -103,7 +110,7 @@ def open_video(path: str, min_side: int, max_pixels: int, frames: int = VIDEO_FR
     except MemoryError as exc:
         raise ImageDecodeError(f"{path}: too large to decode (out of memory)") from exc
     logger.debug("%s: video %dx%d, %s s, %d frames", path, width, height, duration, len(images))
-    return VideoClip(images, len(images) // 2, width, height, duration, taken_at)
+    return VideoClip(images, times, len(images) // 2, width, height, duration, taken_at)
 
 
 def video_duration(path: str) -> float | None:
@@ -149,14 +156,13 @@ def _duration_s(container: Any, stream: Any) -> float | None:
     return None
 
 
-def _sample(container: Any, stream: Any, duration: float | None, frames: int) -> list[Any]:
+def _sample(container: Any, stream: Any, start: float, duration: float | None, frames: int) -> list[Any]:
     """Decoded frames at (i + 1) / (frames + 1) of the duration, each the key frame at or before its time,
     repeats dropped (frames=1: the middle one); the first frame alone when the file has no duration or cannot
     seek."""
     if not duration or duration <= 0:
         first = _next_frame(container, stream)
         return [first] if first is not None else []
-    start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
     picked, seen = [], set()
     for i in range(frames):
         target = start + duration * (i + 1) / (frames + 1)
@@ -170,6 +176,17 @@ def _sample(container: Any, stream: Any, duration: float | None, frames: int) ->
             seen.add(frame.pts)
             picked.append(frame)
     return picked
+
+
+def _at(container: Any, stream: Any, t: float) -> list[Any]:
+    """The key frame at or before `t` seconds (stream time), as a one-frame list (the first frame when the file
+    cannot seek)."""
+    try:
+        container.seek(int(t / stream.time_base), stream=stream, backward=True, any_frame=False)
+    except Exception as exc:  # av.FFmpegError
+        logger.debug("cannot seek in %s: %s", container.name, exc)
+    frame = _next_frame(container, stream)
+    return [frame] if frame is not None else []
 
 
 def _next_frame(container: Any, stream: Any) -> Any | None:

@@ -390,6 +390,12 @@ def test_a_video_is_previewed_by_its_middle_frame_with_its_length_and_marked_in_
     red = img.pixelColor(img.width() // 2, img.height() // 2).red()
     assert abs(red - 200) < 20  # the middle frame (5 s: frame 20), not the first (red 0)
     assert "video 0:10" in pane.info_label.text() and "64×96 px" in pane.info_label.text()
+    pane.show_hit(None)
+    pane.show_hit(SimpleNamespace(score=0.5, taken_at=None, mtime=0.0, path=str(path), at_s=2.5))  # found by a frame
+    qtbot.waitUntil(lambda: "best match at 0:02" in pane.info_label.text() and pane._pixmap is not None,
+                    timeout=5_000)
+    moment = pane._pixmap.toImage()
+    assert abs(moment.pixelColor(moment.width() // 2, moment.height() // 2).red() - 100) < 20  # frame 10, not 20
     assert (clock(7.4), clock(754), clock(3723)) == ("0:07", "12:34", "1:02:03")
 
     canvas = QImage(100, 100, QImage.Format.Format_RGB32)

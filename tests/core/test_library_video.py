@@ -36,6 +36,9 @@ def test_frames_are_spread_over_the_clip_and_the_poster_is_the_middle_one(tmp_pa
     # at 1, 2, 3, 4, 5 s = frames 4, 8, 12, 16, 20: each the key frame (every 5th) at or before its time
     assert np.allclose([_red(f) for f in out.frames], [0, 50, 100, 150, 200], atol=6)
     assert np.array_equal(out.pixels, out.frames[VIDEO_FRAMES // 2])  # the poster: the middle frame
+    assert np.allclose(out.frame_times, [0, 1.25, 2.5, 3.75, 5.0])
+    moment, _ = load_rgb_sized(path, 400, at_s=4.0)  # the key frame at or before 4 s: frame 15
+    assert abs(_red(np.asarray(moment)) - 150) < 8
     assert (out.width, out.height) == (96, 64) and out.thumb is not None
 
 
@@ -158,8 +161,9 @@ def test_a_folder_with_photos_and_a_video_is_indexed_and_found_by_the_video(tmp_
         stored = lib.vectors_of([int(i) for i in lib.ids_under(photos)])
         assert np.allclose(stored[row.id], query, atol=2e-3)  # kept as float16
         assert max(stored, key=lambda i: float(stored[i] @ query)) == row.id  # found by its own file
-        owners, vectors = lib.video_frames()
+        owners, vectors, times = lib.video_frames()
         assert owners.tolist() == [row.id] * VIDEO_FRAMES and np.allclose(vectors, frames, atol=2e-3)
+        assert np.allclose(times, [1, 2, 3, 4, 5])  # 6 s, a key frame a second: at 1/6 ... 5/6 of it
         again = _run(index_library(lib, [photos], emb, thumbnails=thumbs, workers=2))
         assert again.added == 0 and again.updated == 0  # unchanged: nothing decoded again
     finally:
@@ -202,6 +206,10 @@ def test_a_video_that_shows_the_query_for_half_its_length_is_found_by_its_best_f
         mean_score = float(lib.vectors_of([row.id])[row.id].astype(np.float32) @ beach_q)
         hits = engine.search_vector(beach_q, top_k=3).hits
         assert hits[0].path == str(clip) and hits[0].score > 0.99 > mean_score + 0.05
+        assert hits[0].at_s is not None and hits[0].at_s >= 3.0  # the beach is the clip's second half
+        assert hits[0].to_json()["at_s"] == round(hits[0].at_s, 3) and hits[1].at_s is None  # a photo has none
+        forest_hit = engine.search_vector(emb.embed(np.full((1, 32, 32, 3), forest, np.uint8))[0], top_k=1).hits[0]
+        assert forest_hit.path == str(clip) and forest_hit.at_s is not None and forest_hit.at_s < 3.0
         assert len({h.image_id for h in hits}) == len(hits)  # the video once, not once per frame
         assert engine.search_vector(beach_q, top_k=3, roots=[photos]).hits[0].path == str(clip)
         elsewhere = tmp_path / "other"
@@ -232,7 +240,8 @@ def test_a_copied_video_takes_its_frames_with_it(tmp_path):
         assert report.added == 1 and emb.images == calls  # copied, not decoded and embedded again
         copy = lib.row_by_path(str(photos / "copy" / "a.mp4"))
         frames = lib.frames_of([copy.id, lib.row_by_path(str(clip)).id])
-        assert len(frames) == 2 and np.array_equal(*frames.values())
+        (v1, t1), (v2, t2) = frames.values()
+        assert np.array_equal(v1, v2) and np.array_equal(t1, t2) and t1.tolist() == [0.0, 1.25, 2.5, 3.75, 5.0]
     finally:
         lib.close()
 
