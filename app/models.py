@@ -60,6 +60,7 @@ class ResultsModel(QAbstractListModel):
         self._pixmaps: OrderedDict[int, QPixmap] = OrderedDict()
         self._pending: set[int] = set()
         self._failed: set[int] = set()
+        self._shown_at: dict[int, float | None] = {}  # a video's cached pixmap: the moment it shows (None: poster)
         self._loading = placeholder(thumb_size)
         self._broken = placeholder(thumb_size, "no preview")
         self._sort = "score"
@@ -69,6 +70,10 @@ class ResultsModel(QAbstractListModel):
     def set_hits(self, hits: list[Any]) -> None:
         self.beginResetModel()
         self._hits = {int(h.image_id): h for h in hits}
+        for image_id, h in self._hits.items():  # a video found at another moment than its cached pixmap shows
+            if self._shown_at.get(image_id) != getattr(h, "at_s", None):
+                self._pixmaps.pop(image_id, None)
+                self._failed.discard(image_id)
         self._rows = [(int(h.image_id), float(h.score)) for h in hits]
         self._apply_sort()
         self.endResetModel()
@@ -141,28 +146,38 @@ class ResultsModel(QAbstractListModel):
         dpr = max(1.0, screen.devicePixelRatio() if screen is not None else 1.0)
         service, size = self.service, min(512, int(round(self.thumb_size * dpr)))
 
-        def load(cancel: threading.Event) -> tuple[int, QImage | None]:
-            path = Path(service.thumbnail(image_id, size))
+        at_s = getattr(self._hits.get(image_id), "at_s", None)  # a video: the moment the search matched
+
+        def load(cancel: threading.Event) -> tuple[int, QImage | None, float | None]:
+            path = Path(service.thumbnail(image_id, size) if at_s is None else service.thumbnail(image_id, size, at_s))
             img = QImage(str(path))
             if not img.isNull():
                 img.setDevicePixelRatio(max(1.0, max(img.width(), img.height()) / self.thumb_size))
-            return image_id, (None if img.isNull() else img)
+            return image_id, (None if img.isNull() else img), at_s
 
         w = Worker(load, f"thumbnail {image_id}")
         w.signals.returned.connect(self._on_loaded)
-        w.signals.errored.connect(lambda exc, i=image_id: self._on_loaded((i, None)))
+        w.signals.errored.connect(lambda exc, i=image_id, t=at_s: self._on_loaded((i, None, t)))
         w.start("io")
 
-    def _on_loaded(self, result: tuple[int, QImage | None]) -> None:
+    def _request_again(self, image_id: int) -> None:
+        self._pending.add(image_id)
+        self._request(image_id)
+
+    def _on_loaded(self, result: tuple[int, QImage | None, float | None]) -> None:
         if not shiboken6.isValid(self):
             return
-        image_id, img = result
+        image_id, img, at_s = result
         self._pending.discard(image_id)
+        if image_id in self._hits and getattr(self._hits[image_id], "at_s", None) != at_s:
+            self._request_again(image_id)  # the results changed meanwhile: this video is wanted at another moment
+            return
         if img is None:
             logger.debug("no thumbnail for image %s", image_id)
             self._failed.add(image_id)
         else:
             self._pixmaps[image_id] = QPixmap.fromImage(img)
+            self._shown_at[image_id] = at_s
             self.thumbs_loaded += 1
             while len(self._pixmaps) > PIXMAP_CACHE:
                 self._pixmaps.popitem(last=False)

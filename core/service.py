@@ -232,8 +232,9 @@ class SearchService:
                             ann=len(self.library) >= self.library.ann_min_vectors,
                             library_path=str(self.library.db_path), model_identity=self.embedder.identity)
 
-    def thumbnail(self, image: int | str | Path, size: int = THUMB_SIZE) -> Path:
-        """A cached JPEG thumbnail (longest side `size`) of an indexed photo (id or path) or any image file.
+    def thumbnail(self, image: int | str | Path, size: int = THUMB_SIZE, at_s: float | None = None) -> Path:
+        """A cached JPEG thumbnail (longest side `size`) of an indexed photo (id or path) or any image file; for a
+        video with `at_s` (Hit.at_s), of the moment that matched instead of its poster.
 
         Raises ImageDecodeError when the photo cannot be decoded (the app shows a placeholder).
         """
@@ -248,7 +249,7 @@ class SearchService:
             path = str(image)
             row = self.library.row_by_path(path)
             h = row.content_hash if row is not None else None
-        return self.thumbnails.get(path, h or content_hash(path), size)
+        return self.thumbnails.get(path, h or content_hash(path), size, at_s)
 
     def model_card(self) -> dict:
         """What the app shows about the model: the card written by the trainer when there is one, plus facts."""

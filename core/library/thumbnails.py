@@ -11,7 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from core.library.decode import THUMB_SIZE, load_rgb, make_thumbnail
+from core.library.decode import THUMB_SIZE, load_rgb, load_rgb_sized, make_thumbnail
 
 logger = logging.getLogger(__name__)
 
@@ -42,13 +42,16 @@ class ThumbnailCache:
             raise
         return target
 
-    def get(self, image_path: str | Path, content_hash: str, size: int = THUMB_SIZE) -> Path:
-        """The cached thumbnail of `image_path`, made now (from the file) when missing.
+    def get(self, image_path: str | Path, content_hash: str, size: int = THUMB_SIZE,
+            at_s: float | None = None) -> Path:
+        """The cached thumbnail of `image_path`, made now (from the file) when missing; with `at_s`, of the
+        video's moment at that time (a search's best frame), cached beside its poster.
 
         Raises ImageDecodeError when the photo cannot be decoded.
         """
-        target = self.path_for(content_hash, size)
+        key = content_hash if at_s is None else f"{content_hash}@{at_s:.3f}"
+        target = self.path_for(key, size)
         if target.is_file():
             return target
-        rgb = load_rgb(image_path, max_side=size)
-        return self.put(content_hash, make_thumbnail(rgb, size), size)
+        rgb = load_rgb(image_path, max_side=size) if at_s is None else load_rgb_sized(image_path, size, at_s=at_s)[0]
+        return self.put(key, make_thumbnail(rgb, size), size)

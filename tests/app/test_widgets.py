@@ -51,6 +51,46 @@ def test_failed_thumbnail_becomes_a_placeholder(qtbot, tmp_path):
     assert model.hit(0).image_id == 2 and model.data(model.index(0)) == "0.700"
 
 
+class MomentThumbs:
+    """Thumbnails as files, recording what was asked (a video's moment or its poster)."""
+
+    def __init__(self, folder) -> None:  # noqa: ANN001
+        from PIL import Image
+
+        self.asked: list[tuple[int, float | None]] = []
+        self.file = folder / "t.jpg"
+        Image.new("RGB", (40, 30), (200, 30, 30)).save(self.file)
+
+    def thumbnail(self, image_id, size, at_s=None):  # noqa: ANN001
+        self.asked.append((image_id, at_s))
+        return self.file
+
+
+def test_a_video_found_by_a_frame_shows_that_moment_in_the_grid(qtbot, tmp_path):
+    from types import SimpleNamespace
+
+    from PySide6.QtCore import Qt
+
+    model = ResultsModel()
+    model.service = MomentThumbs(tmp_path)
+
+    def show(at_s):  # noqa: ANN001
+        model.set_hits([SimpleNamespace(image_id=1, path=tmp_path / "a.jpg", score=0.5, mtime=0.0, taken_at=None),
+                        SimpleNamespace(image_id=2, path=tmp_path / "v.mp4", score=0.7, mtime=0.0, taken_at=None,
+                                        at_s=at_s)])
+        for row in range(2):
+            model.data(model.index(row), Qt.ItemDataRole.DecorationRole)  # starts the lazy loads
+
+    show(4.0)
+    qtbot.waitUntil(lambda: len(model._pixmaps) == 2, timeout=5_000)
+    assert sorted(model.service.asked, key=str) == [(1, None), (2, 4.0)]  # the photo as itself, the video's moment
+    show(4.0)  # the same moment again: the cached pixmaps serve
+    assert len(model.service.asked) == 2
+    show(1.5)  # another query found the video at another moment: that one is fetched, the photo's stays
+    qtbot.waitUntil(lambda: len(model.service.asked) == 3, timeout=5_000)
+    assert model.service.asked[-1] == (2, 1.5)
+
+
 def test_replay_without_output_device_is_a_message(qtbot, make_window, fake_service, monkeypatch):
     import sounddevice as sd
 

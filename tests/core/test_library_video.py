@@ -268,3 +268,14 @@ def test_a_search_can_be_kept_to_photos_or_to_videos(tmp_path):
             engine.search_vector(q, kind="movie")
     finally:
         lib.close()
+
+
+def test_a_videos_moment_gets_its_own_thumbnail_beside_its_poster(tmp_path):
+    from PIL import Image
+
+    path = write_video(tmp_path / "walk.mp4", frames=24, fps=4, gop=5)  # red = 10 x frame number
+    thumbs = ThumbnailCache(tmp_path / "thumbs")
+    poster, moment = thumbs.get(path, "abc", 64), thumbs.get(path, "abc", 64, at_s=4.0)
+    assert poster != moment and thumbs.get(path, "abc", 64, at_s=4.0) == moment  # cached under its own key
+    reds = [float(np.asarray(Image.open(p).convert("RGB"))[..., 0].mean()) for p in (poster, moment)]
+    assert abs(reds[0] - 100) < 10 and abs(reds[1] - 150) < 10  # frame 10 (the middle), frame 15 (at 4 s)
