@@ -508,8 +508,7 @@ class Library:
         if cached is not None and cached[0] == generation:
             return cached[1], cached[2], cached[3]
         owners, blobs, times = [], [], []
-        for i, b, t in self._reader().execute("SELECT id, frames, frame_times FROM images WHERE deleted = 0 "
-                                              "AND vector IS NOT NULL AND frames IS NOT NULL ORDER BY id"):
+        for i, b, t in self._reader().execute(store.VIDEO_FRAMES_SQL):
             k = len(b) // (2 * self.dim)
             owners.extend([i] * k)
             blobs.append(b)

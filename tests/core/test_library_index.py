@@ -621,6 +621,7 @@ def test_version_1_database_is_migrated(env, tmp_path):
     lib.close()
     con = sqlite3.connect(tmp_path / "data" / "library.sqlite3")
     con.execute("DROP TABLE failures")
+    con.execute("DROP INDEX images_video")  # v4's
     con.execute("ALTER TABLE images DROP COLUMN frames")  # v3's
     con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     con.commit()

@@ -279,3 +279,33 @@ def test_a_videos_moment_gets_its_own_thumbnail_beside_its_poster(tmp_path):
     assert poster != moment and thumbs.get(path, "abc", 64, at_s=4.0) == moment  # cached under its own key
     reds = [float(np.asarray(Image.open(p).convert("RGB"))[..., 0].mean()) for p in (poster, moment)]
     assert abs(reds[0] - 100) < 10 and abs(reds[1] - 150) < 10  # frame 10 (the middle), frame 15 (at 4 s)
+
+
+def test_reading_the_videos_frames_does_not_scan_every_photo(tmp_path):
+    """The search reads the videos' frames after every change (each batch an indexing run commits): through the
+    partial index images_video (schema v4, added to a v3 library on opening), not a scan of the photos' rows."""
+    import sqlite3
+
+    from core.library import store
+
+    photos = tmp_path / "photos"
+    make_image(photos / "p.jpg", 1)
+    write_video(photos / "a.mp4", frames=24, fps=4)
+    emb = FakeEmbedder()
+    lib = Library(tmp_path / "data", emb.identity, dim=emb.dim, cache_dir=tmp_path / "cache")
+    _run(index_library(lib, [photos], emb, workers=1))
+    lib.close()
+    db = tmp_path / "data" / "library.sqlite3"
+    con = sqlite3.connect(db)
+    con.execute("DROP INDEX IF EXISTS images_video")  # as a library written by schema v3 is
+    con.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    con.commit()
+    con.close()
+    lib = Library(tmp_path / "data", emb.identity, dim=emb.dim, cache_dir=tmp_path / "cache")
+    try:
+        plan = " ".join(str(r[3]) for r in lib._reader().execute("EXPLAIN QUERY PLAN " + store.VIDEO_FRAMES_SQL))
+        assert "USING INDEX images_video" in plan, plan
+        owners, vectors, _ = lib.video_frames()
+        assert owners.tolist() == [lib.row_by_path(str(photos / "a.mp4")).id] * len(vectors) and len(vectors) > 1
+    finally:
+        lib.close()
