@@ -101,8 +101,9 @@ def open_video(path: str, min_side: int, max_pixels: int, frames: int = VIDEO_FR
         raise
     except av.error.FileNotFoundError as exc:
         raise ImageReadError(f"{path}: the file is missing (moved or deleted)") from exc
-    except av.error.PermissionError as exc:
-        raise ImageReadError(f"{path}: cannot read: {exc}") from exc
+    except av.error.PermissionError as exc:  # the file was readable a moment ago: FFmpeg refused its content
+        raise ImageDecodeError(f"{path}: not a video: a list of other files (an FFmpeg concat or playlist file) "
+                               "FFmpeg does not open from here") from exc
     except (av.error.InvalidDataError, av.error.EOFError) as exc:
         raise ImageDecodeError(f"{path}: not a video FFmpeg reads, or one cut short") from exc
     except av.FFmpegError as exc:

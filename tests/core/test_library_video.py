@@ -309,3 +309,13 @@ def test_reading_the_videos_frames_does_not_scan_every_photo(tmp_path):
         assert owners.tolist() == [lib.row_by_path(str(photos / "a.mp4")).id] * len(vectors) and len(vectors) > 1
     finally:
         lib.close()
+
+
+def test_a_text_file_listing_other_files_is_not_a_video_not_a_permission_problem(tmp_path):
+    """FFmpeg reads a text file by its content: an ffconcat list named .mkv naming an absolute path is refused
+    with EPERM ("unsafe file name"). The file itself is readable: a decode failure (remembered), not a
+    permission error to retry every run."""
+    clip = write_video(tmp_path / "a.mp4")
+    (tmp_path / "list.mkv").write_text(f"ffconcat version 1.0\nfile {clip}\n")
+    with pytest.raises(ImageDecodeError, match="a list of other files"):
+        decode_image(tmp_path / "list.mkv", 32)
