@@ -173,7 +173,7 @@ def _sample(container: Any, stream: Any, start: float, duration: float | None, f
             logger.debug("cannot seek in %s: %s", container.name, exc)
             return picked or [f for f in [_next_frame(container, stream)] if f is not None]
         frame = _next_frame(container, stream)
-        if frame is not None and frame.pts not in seen:
+        if frame is not None and (frame.pts is None or frame.pts not in seen):  # no time stamp: cannot tell repeats
             seen.add(frame.pts)
             picked.append(frame)
     return picked
