@@ -129,17 +129,23 @@ def found(model: str, folder: Path) -> None:
         try:
             for _ in service.index([lib], threading.Event()):
                 pass
-            ranks = []
+            ranks, moments = [], []
             for q in queries:
                 hits = service.engine.search_audio(demo / "queries" / q["audio"], top_k=len(photos)).hits
                 paths = [str(Path(h.path).resolve()) for h in hits]
                 want = str(Path(source[str((demo / q["target"]).resolve())]).resolve())
                 ranks.append(paths.index(want) + 1 if want in paths else len(photos) + 1)
+                if want in paths:
+                    moments.append(hits[paths.index(want)].at_s)
         finally:
             service.close()
         r = np.array(ranks)
         print(f"| {kind} | {(r <= 1).sum()} / {(r <= 5).sum()} / {(r <= 10).sum()} | {np.median(r):.1f} |")
         print(f"<!-- {kind} ranks: {ranks} -->", file=sys.stderr)
+        if kind == "half":  # the source photo fills the clip's second half (3-6 s): the moment should be there
+            inside = sum(1 for t in moments if t is not None and t >= 3.0)
+            print(f"\n\"half\": the moment each hit names (Hit.at_s) falls in the source's half for {inside} of "
+                  f"{len(moments)} ({[t if t is None else round(t, 2) for t in moments]})")
 
 
 def merge_cost(photos: int = 100_000, videos: int = 2_000, dim: int = 512) -> None:
@@ -156,14 +162,15 @@ def merge_cost(photos: int = 100_000, videos: int = 2_000, dim: int = 512) -> No
     owners = np.repeat(np.arange(photos + 1, n + 1, dtype=np.int64), 5)
     frames = rng.standard_normal((owners.size, dim)).astype(np.float32)
     frames /= np.linalg.norm(frames, axis=1, keepdims=True)
+    times = np.tile(np.arange(5, dtype=np.float32), videos)
     q = vecs[7]
     scores = exact_scores(vecs, q)
     top = np.argsort(-scores)[:60]
     ids, best = snap.ids[top], scores[top]
     plain = _best_ms(lambda: exact_scores(vecs, q), runs=20)
-    merged = _best_ms(lambda: _with_best_frames(snap, None, q, 60, ids, best, owners, frames), runs=20)
+    merged = _best_ms(lambda: _with_best_frames(snap, None, q, 60, ids, best, owners, frames, times), runs=20)
     rows = np.arange(0, n, 2, dtype=np.int64)
-    filtered = _best_ms(lambda: _with_best_frames(snap, rows, q, 60, ids, best, owners, frames), runs=20)
+    filtered = _best_ms(lambda: _with_best_frames(snap, rows, q, 60, ids, best, owners, frames, times), runs=20)
     print(f"\n## best-frame scoring per query ({photos} photos + {videos} videos x 5 frames, E={dim})\n")
     print(f"| exact scores of all {n} vectors | + best frames merged | + with a folder/date filter |")
     print("|---|---|---|")
