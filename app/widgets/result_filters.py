@@ -118,11 +118,13 @@ class KindFilter(QComboBox):
         for label, kind in (("Photos and videos", ""), ("Photos only", "photo"), ("Videos only", "video")):
             self.addItem(label, kind)
         self.activated.connect(lambda _: self.changed.emit())
+        self.has_videos = False
         self.setVisible(False)
 
     def set_has_videos(self, has_videos: bool) -> None:
         """Show the choice when the library holds videos; with none left, fall back to both (saying so through
         `changed` when "videos only" was chosen)."""
+        self.has_videos = has_videos
         if not has_videos and self.currentIndex() > 0:
             self.setCurrentIndex(0)
             self.changed.emit()
@@ -132,5 +134,7 @@ class KindFilter(QComboBox):
         return str(self.currentData() or "") or None
 
     def describe(self) -> str:
-        """The results' noun for the summary: "photos" (both kinds, as before videos), "photos only", "videos"."""
-        return {"photo": "photos only", "video": "videos"}.get(self.current_kind() or "", "photos")
+        """The results' noun for the summary: "photos" (a library without videos), "photos and videos", "photos
+        only", "videos"."""
+        both = "photos and videos" if self.has_videos else "photos"
+        return {"photo": "photos only", "video": "videos"}.get(self.current_kind() or "", both)

@@ -250,7 +250,7 @@ def test_the_what_filter_appears_with_videos_and_keeps_a_search_to_photos_or_vid
     qtbot.waitUntil(lambda: not w.grid.kind.isHidden(), timeout=5_000)
     with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
         w.search.search_text("a dog")
-    assert w.results.rowCount() == 5
+    assert w.results.rowCount() == 5 and "5 photos and videos for" in w.grid._summary
     for kind, suffixes, words in (("video", {".mp4"}, "2 videos for"), ("photo", {".jpg"}, "3 photos only for")):
         with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
             w.grid.kind.setCurrentIndex(w.grid.kind.findData(kind))
