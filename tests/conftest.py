@@ -64,3 +64,15 @@ def make_tiny_model(tiny_config) -> Callable[..., object]:
 def tiny_model(make_tiny_model):
     """A tiny hybrid_plus SpeechClipModel (seeded, CPU)."""
     return make_tiny_model("hybrid_plus")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> str:
+    """A model folder (save_model) of the tiny-test config, seeded: what `--model` takes in the CLI tests."""
+    import torch
+
+    from core.factory import create_model, save_model
+    from core.model.config import get_model_config
+
+    torch.manual_seed(0)
+    return str(save_model(create_model(get_model_config("tiny-test")), tmp_path_factory.mktemp("m") / "tiny"))

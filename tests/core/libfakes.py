@@ -39,6 +39,15 @@ class FakeEmbedder:
         return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
 
 
+def drain(gen):  # noqa: ANN001, ANN201
+    """Run a progress generator (index_library, SearchService.index) to its end; its return value (the report)."""
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
 def make_image(path: Path, seed: int, size: tuple[int, int] = (64, 48), fmt: str | None = None,
                **save_kw: object) -> Path:
     """A real image file of random blocks (distinct per seed), in the format the suffix (or fmt) says."""

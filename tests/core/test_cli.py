@@ -25,9 +25,8 @@ REPO = Path(__file__).resolve().parent.parent.parent
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    return str(save_model(create_model(get_model_config("tiny-test")), tmp_path_factory.mktemp("m") / "tiny"))
+def model_dir(tiny_model_dir):
+    return tiny_model_dir
 
 
 @pytest.fixture

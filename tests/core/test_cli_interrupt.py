@@ -18,9 +18,8 @@ from core.model.config import get_model_config
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    return str(save_model(create_model(get_model_config("tiny-test")), tmp_path_factory.mktemp("m") / "tiny"))
+def model_dir(tiny_model_dir):
+    return tiny_model_dir
 
 
 @pytest.fixture

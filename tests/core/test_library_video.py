@@ -10,7 +10,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from libfakes import FakeEmbedder, make_image
+from libfakes import FakeEmbedder, drain, make_image
 from videofakes import write_sound_only, write_video
 
 pytest.importorskip("av")
@@ -151,7 +151,7 @@ def test_a_folder_with_photos_and_a_video_is_indexed_and_found_by_the_video(tmp_
     thumbs = ThumbnailCache(tmp_path / "thumbs")
     lib = Library(tmp_path / "data", emb.identity, dim=emb.dim, cache_dir=tmp_path / "cache")
     try:
-        report = _run(index_library(lib, [photos], emb, thumbnails=thumbs, workers=2))
+        report = drain(index_library(lib, [photos], emb, thumbnails=thumbs, workers=2))
         assert report.added == 4 and [os.path.basename(p) for p, _ in report.skipped] == ["broken.mp4"]
         row = lib.row_by_path(str(clip))
         assert row is not None and (row.width, row.height) == (64, 96) and row.taken_at is not None
@@ -164,18 +164,10 @@ def test_a_folder_with_photos_and_a_video_is_indexed_and_found_by_the_video(tmp_
         owners, vectors, times = lib.video_frames()
         assert owners.tolist() == [row.id] * VIDEO_FRAMES and np.allclose(vectors, frames, atol=2e-3)
         assert np.allclose(times, [1, 2, 3, 4, 5])  # 6 s, a key frame a second: at 1/6 ... 5/6 of it
-        again = _run(index_library(lib, [photos], emb, thumbnails=thumbs, workers=2))
+        again = drain(index_library(lib, [photos], emb, thumbnails=thumbs, workers=2))
         assert again.added == 0 and again.updated == 0  # unchanged: nothing decoded again
     finally:
         lib.close()
-
-
-def _run(gen):
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
 
 
 class _Scenes:
@@ -199,7 +191,7 @@ def test_a_video_that_shows_the_query_for_half_its_length_is_found_by_its_best_f
     emb = FakeEmbedder()
     lib = Library(tmp_path / "data", emb.identity, dim=emb.dim, cache_dir=tmp_path / "cache")
     try:
-        _run(index_library(lib, [photos], emb, workers=1))
+        drain(index_library(lib, [photos], emb, workers=1))
         engine = SearchEngine(model=None, library=lib)
         row = lib.row_by_path(str(clip))
         beach_q = emb.embed(np.full((1, 32, 32, 3), beach, np.uint8))[0]
@@ -214,11 +206,11 @@ def test_a_video_that_shows_the_query_for_half_its_length_is_found_by_its_best_f
         assert engine.search_vector(beach_q, top_k=3, roots=[photos]).hits[0].path == str(clip)
         elsewhere = tmp_path / "other"
         make_image(elsewhere / "x.jpg", 7)
-        _run(index_library(lib, [photos, elsewhere], emb, workers=1))
+        drain(index_library(lib, [photos, elsewhere], emb, workers=1))
         assert str(clip) not in [h.path for h in engine.search_vector(beach_q, top_k=20, roots=[elsewhere]).hits]
         assert str(clip) not in [h.path for h in engine.search_vector(beach_q, top_k=20, dates=(0, 1)).hits]
         clip.unlink()
-        _run(index_library(lib, [photos, elsewhere], emb, workers=1))
+        drain(index_library(lib, [photos, elsewhere], emb, workers=1))
         assert lib.video_frames()[0].size == 0
         assert all(h.path != str(clip) for h in engine.search_vector(beach_q, top_k=20).hits)
     finally:
@@ -232,11 +224,11 @@ def test_a_copied_video_takes_its_frames_with_it(tmp_path):
     emb = FakeEmbedder()
     lib = Library(tmp_path / "data", emb.identity, dim=emb.dim, cache_dir=tmp_path / "cache")
     try:
-        _run(index_library(lib, [photos], emb, workers=1))
+        drain(index_library(lib, [photos], emb, workers=1))
         calls = emb.images
         (photos / "copy").mkdir()
         (photos / "copy" / "a.mp4").write_bytes(clip.read_bytes())
-        report = _run(index_library(lib, [photos], emb, workers=1))
+        report = drain(index_library(lib, [photos], emb, workers=1))
         assert report.added == 1 and emb.images == calls  # copied, not decoded and embedded again
         copy = lib.row_by_path(str(photos / "copy" / "a.mp4"))
         frames = lib.frames_of([copy.id, lib.row_by_path(str(clip)).id])
@@ -255,7 +247,7 @@ def test_a_search_can_be_kept_to_photos_or_to_videos(tmp_path):
     emb = FakeEmbedder()
     lib = Library(tmp_path / "data", emb.identity, dim=emb.dim, cache_dir=tmp_path / "cache")
     try:
-        _run(index_library(lib, [photos], emb, workers=1))
+        drain(index_library(lib, [photos], emb, workers=1))
         engine = SearchEngine(model=None, library=lib)
         q = emb.embed(np.full((1, 32, 32, 3), (200, 90, 0), np.uint8))[0]
         both = {h.path for h in engine.search_vector(q, top_k=10).hits}
@@ -293,7 +285,7 @@ def test_reading_the_videos_frames_does_not_scan_every_photo(tmp_path):
     write_video(photos / "a.mp4", frames=24, fps=4)
     emb = FakeEmbedder()
     lib = Library(tmp_path / "data", emb.identity, dim=emb.dim, cache_dir=tmp_path / "cache")
-    _run(index_library(lib, [photos], emb, workers=1))
+    drain(index_library(lib, [photos], emb, workers=1))
     lib.close()
     db = tmp_path / "data" / "library.sqlite3"
     con = sqlite3.connect(db)

@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 import torch
-from libfakes import indexed_by_another_process, make_image
+from libfakes import drain, indexed_by_another_process, make_image
 from PIL import Image
 
 from core.errors import LibraryBusyError, ModelMismatchError, SpokenSearchError
@@ -33,13 +33,6 @@ def service(tiny, tmp_path):
     yield svc, photos
     svc.close()
 
-
-def drain(gen):
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
 
 
 def speech(seconds=1.0):
