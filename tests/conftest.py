@@ -67,7 +67,7 @@ def tiny_model(make_tiny_model):
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory) -> str:
+def model_dir(tmp_path_factory) -> str:
     """A model folder (save_model) of the tiny-test config, seeded: what `--model` takes in the CLI tests."""
     import torch
 

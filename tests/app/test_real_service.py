@@ -14,23 +14,10 @@ from tests.app.conftest import make_photos, speech_like
 pytestmark = pytest.mark.qt
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
-
-    from core.factory import create_model, save_model
-    from core.model.config import get_model_config
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny-model")
-    save_model(create_model(get_model_config("tiny-test")), folder)
-    return folder
-
-
-def test_record_search_and_browse_with_the_real_service(qtbot, make_window, tiny_model_dir, tmp_path):
+def test_record_search_and_browse_with_the_real_service(qtbot, make_window, model_dir, tmp_path):
     from core.service import SearchService
 
-    service = SearchService(model=str(tiny_model_dir), device="cpu")
+    service = SearchService(model=str(model_dir), device="cpu")
     photos = make_photos(tmp_path / "photos", n=5)
     w = make_window(service, settings=AppSettings(first_run_done=True, top_k=3),
                     source_factory=lambda name: ArraySource(speech_like(), speed=2.0))
@@ -38,7 +25,7 @@ def test_record_search_and_browse_with_the_real_service(qtbot, make_window, tiny
         w.library.index_folders([photos], show_dialog=False)
     assert done.args[0].added == 5
     qtbot.waitUntil(lambda: w.photos_label.text().startswith("5 photos"), timeout=5_000)
-    assert "tiny-model" in w.model_label.text() and "cpu" in w.device_label.text()
+    assert f"Model: {Path(model_dir).name}" == w.model_label.text() and "cpu" in w.device_label.text()
 
     with qtbot.waitSignal(w.search.result_shown, timeout=20_000) as shown:
         w.search.start_recording()
@@ -61,12 +48,12 @@ def test_record_search_and_browse_with_the_real_service(qtbot, make_window, tiny
 
 
 def test_a_library_another_process_indexes_is_indexed_here_after_it_and_search_still_works(qtbot, make_window,
-                                                                                         tiny_model_dir, tmp_path):
+                                                                                         model_dir, tmp_path):
     from core.errors import LibraryBusyError
     from core.service import SearchService
     from tests.core.libfakes import indexed_by_another_process
 
-    service = SearchService(model=str(tiny_model_dir), device="cpu")
+    service = SearchService(model=str(model_dir), device="cpu")
     first = make_photos(tmp_path / "first", n=2)
     w = make_window(service, settings=AppSettings(first_run_done=True, top_k=3))
     w.library._busy_timer.setInterval(100)

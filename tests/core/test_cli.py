@@ -24,11 +24,6 @@ from core.model.config import get_model_config
 REPO = Path(__file__).resolve().parent.parent.parent
 
 
-@pytest.fixture(scope="module")
-def model_dir(tiny_model_dir):
-    return tiny_model_dir
-
-
 @pytest.fixture
 def env(tmp_path, monkeypatch):
     monkeypatch.setenv("SPOKENSEARCH_DATADIR", str(tmp_path / "data"))

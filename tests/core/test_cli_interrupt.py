@@ -17,11 +17,6 @@ from core.library.library import Library
 from core.model.config import get_model_config
 
 
-@pytest.fixture(scope="module")
-def model_dir(tiny_model_dir):
-    return tiny_model_dir
-
-
 @pytest.fixture
 def photos(tmp_path, monkeypatch):
     monkeypatch.setenv("SPOKENSEARCH_DATADIR", str(tmp_path / "data"))
