@@ -292,7 +292,9 @@ class MainWindow(QMainWindow):
             self.model_label.setText(f"Model: {short}")
             self.model_label.setToolTip(name)
             self.device_label.setText(f"Device: {stats.device}")
-            self.photos_label.setText(f"{stats.photos} photos in {len(stats.roots)} folder(s)")
+            videos = int(getattr(stats, "videos", 0) or 0)
+            held = f"{stats.photos - videos} photos, {videos} videos" if videos else f"{stats.photos} photos"
+            self.photos_label.setText(f"{held} in {len(stats.roots)} folder(s)")
             self.grid.where.set_folders([str(r) for r in stats.roots])
             self.library_stats = stats
 

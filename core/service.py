@@ -44,6 +44,7 @@ class ServiceStats:
     ann: bool = False
     library_path: str = ""
     model_identity: str = ""
+    videos: int = 0  # of `photos`, how many are videos
 
 
 def library_stats(data_dir: str | Path | None = None, cache_dir: str | Path | None = None) -> ServiceStats:
@@ -52,10 +53,11 @@ def library_stats(data_dir: str | Path | None = None, cache_dir: str | Path | No
     version), `model_identity` its CLIP tower, `device` "none" (no model loaded)."""
     lib = Library(data_dir if data_dir is not None else default_library_dir(), None, cache_dir=cache_dir)
     try:
+        counts = lib.count_rows()
         return ServiceStats(model_name=lib.indexed_with() or "unknown", device="none", photos=len(lib),
-                            roots=lib.roots(), pending=lib.count_rows()["pending"],
+                            roots=lib.roots(), pending=counts["pending"],
                             ann=len(lib) >= lib.ann_min_vectors, library_path=str(lib.db_path),
-                            model_identity=lib.model_identity)
+                            model_identity=lib.model_identity, videos=counts["videos"])
     finally:
         lib.close()
 
@@ -230,7 +232,8 @@ class SearchService:
         return ServiceStats(model_name=self.model_source, device=str(self.device), photos=len(self.library),
                             roots=self.library.roots(), pending=counts["pending"],
                             ann=len(self.library) >= self.library.ann_min_vectors,
-                            library_path=str(self.library.db_path), model_identity=self.embedder.identity)
+                            library_path=str(self.library.db_path), model_identity=self.embedder.identity,
+                            videos=counts["videos"])
 
     def thumbnail(self, image: int | str | Path, size: int = THUMB_SIZE, at_s: float | None = None) -> Path:
         """A cached JPEG thumbnail (longest side `size`) of an indexed photo (id or path) or any image file; for a

@@ -400,10 +400,11 @@ class Library:
         return [int(r[0]) for r in rows]
 
     def count_rows(self) -> dict[str, int]:
+        """indexed (searchable), pending (waiting for a vector), deleted (tombstones), videos (of the indexed)."""
         c = self._reader().execute(
-            "SELECT SUM(deleted = 0 AND vector IS NOT NULL), SUM(deleted = 0 AND vector IS NULL), SUM(deleted) "
-            "FROM images").fetchone()
-        return {"indexed": c[0] or 0, "pending": c[1] or 0, "deleted": c[2] or 0}
+            "SELECT SUM(deleted = 0 AND vector IS NOT NULL), SUM(deleted = 0 AND vector IS NULL), SUM(deleted), "
+            "SUM(deleted = 0 AND vector IS NOT NULL AND frames IS NOT NULL) FROM images").fetchone()
+        return {"indexed": c[0] or 0, "pending": c[1] or 0, "deleted": c[2] or 0, "videos": c[3] or 0}
 
     def pending_by_root(self) -> dict[str, int]:
         """Live photos without a vector (dropped by a model change, not embedded again yet), per root."""

@@ -61,6 +61,7 @@ class ServiceStats:
     device: str
     photos: int
     roots: list[str]
+    videos: int = 0
 
 
 def fake_query(wav: np.ndarray) -> SpeechQuery:
@@ -218,7 +219,9 @@ class FakeService:
         return self.busy_pid
 
     def stats(self) -> ServiceStats:
-        return ServiceStats("fake", "cpu", len(self._images), self.roots())
+        with self._lock:
+            videos = sum(1 for p in self._images.values() if p.suffix.lower() == ".mp4")
+        return ServiceStats("fake", "cpu", len(self._images), self.roots(), videos=videos)
 
     def thumbnail(self, image: int | str | Path, size: int = 160) -> Path:
         path = self._images[int(image)] if isinstance(image, int) else Path(image)

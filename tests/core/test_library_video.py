@@ -153,6 +153,7 @@ def test_a_folder_with_photos_and_a_video_is_indexed_and_found_by_the_video(tmp_
     try:
         report = drain(index_library(lib, [photos], emb, thumbnails=thumbs, workers=2))
         assert report.added == 4 and [os.path.basename(p) for p, _ in report.skipped] == ["broken.mp4"]
+        assert lib.count_rows()["videos"] == 1 and lib.count_rows()["indexed"] == 4
         row = lib.row_by_path(str(clip))
         assert row is not None and (row.width, row.height) == (64, 96) and row.taken_at is not None
         assert thumbs.has(row.content_hash)
