@@ -166,7 +166,7 @@ class SearchEngine:
     def search_similar(self, path_or_id: str | Path | int, top_k: int = DEFAULT_TOP_K,
                        min_score: float | None = None, roots: Sequence[str | Path] | None = None,
                        sort: str = "score", *, dates: DateRange | None = None,
-                     kind: str | None = None) -> SearchResult:
+                       kind: str | None = None) -> SearchResult:
         """"More like this": photos nearest to an indexed photo (itself excluded) or to any image file."""
         t0 = time.perf_counter()
         vec, image_id = self.image_vector(path_or_id)
