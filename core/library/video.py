@@ -30,6 +30,9 @@ VIDEO_EXTENSIONS = frozenset({
 })
 VIDEO_FRAMES = 5  # frames embedded per video; the middle one is the poster
 MAX_PACKETS_PER_FRAME = 1500  # packets read looking for one decodable frame before a sample is given up
+# A file names other files for some of FFmpeg's readers (playlists, concat lists): local files only, never a URL
+# (no network at run time, whatever a file in a photo folder says).
+_OPEN_OPTIONS = {"protocol_whitelist": "file"}
 _NO_TIME = _dt.datetime(1971, 1, 1, tzinfo=_dt.UTC).timestamp()  # MP4's "unset" times are 1904 or 1970
 
 
@@ -76,7 +79,7 @@ def open_video(path: str, min_side: int, max_pixels: int, frames: int = VIDEO_FR
 
     _check_readable(path)
     try:
-        with av.open(path, metadata_errors="ignore") as container:
+        with av.open(path, metadata_errors="ignore", options=_OPEN_OPTIONS) as container:
             if not container.streams.video:
                 raise ImageDecodeError(f"{path}: no video track (a sound-only file?)")
             stream = container.streams.video[0]
@@ -120,7 +123,7 @@ def video_duration(path: str) -> float | None:
     import av
 
     try:
-        with av.open(path, metadata_errors="ignore") as container:
+        with av.open(path, metadata_errors="ignore", options=_OPEN_OPTIONS) as container:
             if not container.streams.video:
                 return None
             return _duration_s(container, container.streams.video[0])
