@@ -46,6 +46,12 @@ def hit_date(hit: Any) -> float:
     return float(getattr(hit, "mtime", 0.0) or 0.0)
 
 
+def _look(hit: Any) -> tuple[float, float | None]:
+    """What a hit's thumbnail shows: the file as last indexed (its mtime: a re-encoded video or an edited photo,
+    indexed again, keeps its id) and, for a video found by one of its frames, that moment (else its poster)."""
+    return float(getattr(hit, "mtime", 0.0) or 0.0), getattr(hit, "at_s", None)
+
+
 class ResultsModel(QAbstractListModel):
     """Adapts a list of core.search `Hit`s to a QListView. Rows are `(image_id, score)` only; paths and
     dates come from the hits kept aside, thumbnails are fetched lazily with `service.thumbnail()` on the
@@ -60,7 +66,7 @@ class ResultsModel(QAbstractListModel):
         self._pixmaps: OrderedDict[int, QPixmap] = OrderedDict()
         self._pending: set[int] = set()
         self._failed: set[int] = set()
-        self._shown_at: dict[int, float | None] = {}  # a video's cached pixmap: the moment it shows (None: poster)
+        self._shown: dict[int, tuple[float, float | None]] = {}  # what each cached pixmap shows: _look(hit)
         self._loading = placeholder(thumb_size)
         self._broken = placeholder(thumb_size, "no preview")
         self._sort = "score"
@@ -70,8 +76,8 @@ class ResultsModel(QAbstractListModel):
     def set_hits(self, hits: list[Any]) -> None:
         self.beginResetModel()
         self._hits = {int(h.image_id): h for h in hits}
-        for image_id, h in self._hits.items():  # a video found at another moment than its cached pixmap shows
-            if self._shown_at.get(image_id) != getattr(h, "at_s", None):
+        for image_id, h in self._hits.items():  # a file changed since (re-indexed), or a video at another moment
+            if image_id in self._shown and self._shown[image_id] != _look(h):
                 self._pixmaps.pop(image_id, None)
                 self._failed.discard(image_id)
         self._rows = [(int(h.image_id), float(h.score)) for h in hits]
@@ -103,6 +109,7 @@ class ResultsModel(QAbstractListModel):
     def invalidate_thumbnails(self) -> None:
         self._pixmaps.clear()
         self._failed.clear()
+        self._shown.clear()
 
     # ---- Qt model ----------------------------------------------------------------------------------
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
@@ -146,41 +153,42 @@ class ResultsModel(QAbstractListModel):
         dpr = max(1.0, screen.devicePixelRatio() if screen is not None else 1.0)
         service, size = self.service, min(512, int(round(self.thumb_size * dpr)))
 
-        at_s = getattr(self._hits.get(image_id), "at_s", None)  # a video: the moment the search matched
+        look = _look(self._hits.get(image_id))
+        at_s = look[1]  # a video: the moment the search matched
 
-        def load(cancel: threading.Event) -> tuple[int, QImage | None, float | None]:
+        def load(cancel: threading.Event) -> tuple[int, QImage | None, tuple[float, float | None]]:
             path = Path(service.thumbnail(image_id, size) if at_s is None else service.thumbnail(image_id, size, at_s))
             img = QImage(str(path))
             if not img.isNull():
                 img.setDevicePixelRatio(max(1.0, max(img.width(), img.height()) / self.thumb_size))
-            return image_id, (None if img.isNull() else img), at_s
+            return image_id, (None if img.isNull() else img), look
 
         w = Worker(load, f"thumbnail {image_id}")
         w.signals.returned.connect(self._on_loaded)
-        w.signals.errored.connect(lambda exc, i=image_id, t=at_s: self._on_loaded((i, None, t)))
+        w.signals.errored.connect(lambda exc, i=image_id, t=look: self._on_loaded((i, None, t)))
         w.start("io")
 
     def _request_again(self, image_id: int) -> None:
         self._pending.add(image_id)
         self._request(image_id)
 
-    def _on_loaded(self, result: tuple[int, QImage | None, float | None]) -> None:
+    def _on_loaded(self, result: tuple[int, QImage | None, tuple[float, float | None]]) -> None:
         if not shiboken6.isValid(self):
             return
-        image_id, img, at_s = result
+        image_id, img, look = result
         self._pending.discard(image_id)
-        if image_id in self._hits and getattr(self._hits[image_id], "at_s", None) != at_s:
-            self._request_again(image_id)  # the results changed meanwhile: this video is wanted at another moment
+        if image_id in self._hits and _look(self._hits[image_id]) != look:
+            self._request_again(image_id)  # the results changed meanwhile: the file, or the video's moment
             return
+        self._shown[image_id] = look  # a failure too: a file changed since is tried again
         if img is None:
             logger.debug("no thumbnail for image %s", image_id)
             self._failed.add(image_id)
         else:
             self._pixmaps[image_id] = QPixmap.fromImage(img)
-            self._shown_at[image_id] = at_s
             self.thumbs_loaded += 1
             while len(self._pixmaps) > PIXMAP_CACHE:
-                self._pixmaps.popitem(last=False)
+                self._shown.pop(self._pixmaps.popitem(last=False)[0], None)
         for row, (iid, _) in enumerate(self._rows):
             if iid == image_id:
                 ix = self.index(row)

@@ -91,6 +91,36 @@ def test_a_video_found_by_a_frame_shows_that_moment_in_the_grid(qtbot, tmp_path)
     assert model.service.asked[-1] == (2, 1.5)
 
 
+def test_a_file_changed_and_indexed_again_is_not_shown_by_its_old_thumbnail(qtbot, tmp_path):
+    """A video re-encoded (or a photo edited) keeps its id when indexed again: with its new mtime, the grid's
+    pixmap of the old file is not reused by the next search (nor a failure of the old file kept)."""
+    from types import SimpleNamespace
+
+    from PySide6.QtCore import Qt
+
+    model = ResultsModel()
+    model.service = MomentThumbs(tmp_path)
+
+    def show(mtime):  # noqa: ANN001
+        model.set_hits([SimpleNamespace(image_id=2, path=tmp_path / "v.mp4", score=0.7, mtime=mtime, taken_at=None,
+                                        at_s=4.0)])
+        model.data(model.index(0), Qt.ItemDataRole.DecorationRole)
+
+    show(100.0)
+    qtbot.waitUntil(lambda: 2 in model._pixmaps, timeout=5_000)
+    show(100.0)
+    assert len(model.service.asked) == 1  # the same file at the same moment: the cached pixmap serves
+    show(200.0)  # re-encoded and indexed again: same id, same moment, another picture
+    qtbot.waitUntil(lambda: len(model.service.asked) == 2 and 2 in model._pixmaps, timeout=5_000)
+    model.service.file = tmp_path / "missing.jpg"  # the next version does not decode: a placeholder
+    show(300.0)
+    qtbot.waitUntil(lambda: 2 in model._failed, timeout=5_000)
+    model.service.file = tmp_path / "t.jpg"
+    show(400.0)  # fixed and indexed again: tried again
+    qtbot.waitUntil(lambda: 2 in model._pixmaps and 2 not in model._failed, timeout=5_000)
+    assert len(model.service.asked) == 4
+
+
 def test_replay_without_output_device_is_a_message(qtbot, make_window, fake_service, monkeypatch):
     import sounddevice as sd
 
