@@ -194,6 +194,8 @@ def _run_search(args: argparse.Namespace) -> int:
                                      kind=args.kind)
         result.query = query
         note = unsearchable_note(service.library, roots, args)  # an interrupted index: say what is missing
+        if args.kind == "video" and not result.hits and not service.has_videos():
+            note = "\n".join(filter(None, [note, _no_videos_note(service.library.db_path)]))
     finally:
         service.close()
     out = {"query": {"audio": str(args.audio) if args.audio else None, "text": args.text,
@@ -218,8 +220,18 @@ def _run_search(args: argparse.Namespace) -> int:
         at = f"  (at {t // 60}:{t % 60:02d})" if h.at_s is not None else ""  # the moment of a video that matched
         print(f"{i:3d}  {h.score:.4f}  {h.path}{at}")
     if not result.hits:
-        print("no photo matched" + (f" with score >= {args.min_score}" if args.min_score is not None else ""))
+        print(f"no {'video' if args.kind == 'video' else 'photo'} matched"
+              + (f" with score >= {args.min_score}" if args.min_score is not None else ""))
     return 0
+
+
+def _no_videos_note(db_path: Path) -> str:
+    """Why `--kind video` found nothing in a library without a searchable video, and the fix."""
+    from core.library.video import video_available
+
+    fix = ("index a folder that holds videos" if video_available()
+           else "install PyAV (the 'video' extra), then index your folders again to add their videos")
+    return f"note: the library at {db_path} holds no video; {fix}"
 
 
 def _run_stats(args: argparse.Namespace) -> int:

@@ -422,6 +422,19 @@ def test_kind_keeps_a_search_to_photos_or_to_videos(env, model_dir, capsys):
     assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
 
 
+def test_kind_video_in_a_library_without_videos_says_so(env, model_dir, capsys):
+    tmp, photos = env
+    run_json(capsys, ["index", str(photos), "--model", model_dir, "--json", "--no-progress"])
+    assert main(["search", "--text", "a dog", "--kind", "video", "--model", model_dir]) == 0
+    out = capsys.readouterr()
+    assert out.out.strip() == "no video matched"  # not "no photo matched": no photo was asked for
+    assert "holds no video" in out.err and str(tmp / "data") in out.err
+    assert run_json(capsys, ["search", "--text", "a dog", "--kind", "video", "--model", model_dir,
+                             "--json"])["hits"] == []
+    assert main(["search", "--text", "a dog", "--kind", "photo", "--model", model_dir]) == 0
+    assert "no video" not in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("flags, words", [(["--since", "2023-13"], "expected a date"),
                                           (["--until", "2023-02-30"], "expected a date"),
                                           (["--since", "23"], "expected a date"),
