@@ -33,6 +33,8 @@ MAX_PACKETS_PER_FRAME = 1500  # packets read looking for one decodable frame bef
 # A file names other files for some of FFmpeg's readers (playlists, concat lists): local files only, never a URL
 # (no network at run time, whatever a file in a photo folder says).
 _OPEN_OPTIONS = {"protocol_whitelist": "file"}
+SEEK_BACK_S = (0.0, 1.0, 4.0, 16.0)  # where a seek for a moment starts, before it, when it lands past it
+SAME_TIME_S = 0.01  # a frame time read back from the library (float32) is this close to the frame's own
 _NO_TIME = _dt.datetime(1971, 1, 1, tzinfo=_dt.UTC).timestamp()  # MP4's "unset" times are 1904 or 1970
 
 
@@ -184,13 +186,41 @@ def _sample(container: Any, stream: Any, start: float, duration: float | None, f
 
 def _at(container: Any, stream: Any, t: float) -> list[Any]:
     """The key frame at or before `t` seconds (stream time), as a one-frame list (the first frame when the file
-    cannot seek)."""
-    try:
-        container.seek(int(t / stream.time_base), stream=stream, backward=True, any_frame=False)
-    except Exception as exc:  # av.FFmpegError
-        logger.debug("cannot seek in %s: %s", container.name, exc)
-    frame = _next_frame(container, stream)
+    cannot seek). Some files (MPEG-TS: a camcorder's .mts) land a seek on the key frame after its target: the
+    seek is then made from further back and the last key frame up to `t` is kept, so that a search's moment
+    shows the frame it was found by."""
+    frame = None
+    for back in SEEK_BACK_S:
+        try:
+            container.seek(int((t - back) / stream.time_base), stream=stream, backward=True, any_frame=False)
+        except Exception as exc:  # av.FFmpegError
+            logger.debug("cannot seek in %s: %s", container.name, exc)
+            break
+        frame = _next_frame(container, stream)
+        if frame is None or frame.time is None or frame.time <= t + SAME_TIME_S:
+            return [] if frame is None else [frame if not back else _last_key_frame(container, stream, frame, t)]
+    frame = frame if frame is not None else _next_frame(container, stream)
     return [frame] if frame is not None else []
+
+
+def _last_key_frame(container: Any, stream: Any, frame: Any, t: float) -> Any:
+    """`frame` (a key frame before `t`) or the last key frame after it up to `t`, decoding forward."""
+    import av
+
+    best = frame
+    for n, packet in enumerate(container.demux(stream)):
+        if n >= MAX_PACKETS_PER_FRAME:
+            break
+        try:
+            decoded = packet.decode()
+        except av.error.InvalidDataError:
+            continue
+        for f in decoded:
+            if f.time is None or f.time > t + SAME_TIME_S:
+                return best
+            if f.key_frame:
+                best = f
+    return best
 
 
 def _next_frame(container: Any, stream: Any) -> Any | None:

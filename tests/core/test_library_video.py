@@ -42,6 +42,18 @@ def test_frames_are_spread_over_the_clip_and_the_poster_is_the_middle_one(tmp_pa
     assert (out.width, out.height) == (96, 64) and out.thumb is not None
 
 
+def test_the_moment_of_a_camcorder_mts_is_the_frame_it_was_indexed_by(tmp_path):
+    """MPEG-TS lands a seek on the key frame after its target: the moment a search names (a frame's time) must
+    still show that frame, not the next key frame's."""
+    written = write_video(tmp_path / "cam.ts", frames=50, fps=5, gop=5, codec="mpeg2video")  # 10 s, red = 10 x i
+    path = written.rename(tmp_path / "cam.mts")
+    out = decode_image(path, 32)
+    assert out.frames is not None and out.frame_times is not None and len(out.frame_times) >= 3
+    for t, frame in zip(out.frame_times, out.frames, strict=True):
+        moment, _ = load_rgb_sized(path, 32, at_s=float(t))
+        assert abs(_red(np.asarray(moment)) - _red(frame)) < 8, t
+
+
 def test_a_video_shorter_than_its_key_frame_spacing_gives_one_frame(tmp_path):
     out = decode_image(write_video(tmp_path / "blink.mp4", frames=4, gop=50), 32)
     assert out.frames is not None and len(out.frames) == 1 and out.all_frames.shape == (1, 32, 32, 3)
