@@ -324,7 +324,7 @@ class SearchController(QObject):
         if unread:  # typed words the model cannot read would otherwise vanish without a word
             words += f" (not in the model's vocabulary: {' '.join(unread)})"
         span = "".join(f" {d}" for d in (self.grid.where.describe(), self.grid.when.describe()) if d)
-        noun = self.grid.kind.describe()  # "photos", or "videos" / "photos only" when kept to one kind
+        noun = self.grid.kind.describe(len(hits))  # "photos", or "videos" / "photos only" when kept to one kind
         hint = ("Choose another folder, time or kind, lower the min score" if span or self.grid.kind.current_kind()
                 else "Lower the min score")
         self.grid.set_summary(f"{len(hits)} {noun}{span} for {label}{words}{ms}" if hits else

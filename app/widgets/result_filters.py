@@ -133,8 +133,12 @@ class KindFilter(QComboBox):
     def current_kind(self) -> str | None:
         return str(self.currentData() or "") or None
 
-    def describe(self) -> str:
-        """The results' noun for the summary: "photos" (a library without videos), "photos and videos", "photos
-        only", "videos"."""
-        both = "photos and videos" if self.has_videos else "photos"
-        return {"photo": "photos only", "video": "videos"}.get(self.current_kind() or "", both)
+    def describe(self, count: int = 2) -> str:
+        """The results' noun for the summary of `count` results: "photos" (a library without videos), "photos and
+        videos" ("photos or videos" for none), "photos only", "videos"; singular for one ("1 video")."""
+        kind = self.current_kind()
+        if kind is not None:
+            return f"{kind}{'' if count == 1 else 's'}{' only' if kind == 'photo' else ''}"
+        if not self.has_videos:
+            return "photo" if count == 1 else "photos"
+        return "photo or video" if count == 1 else "photos and videos" if count else "photos or videos"

@@ -121,6 +121,20 @@ def test_a_file_changed_and_indexed_again_is_not_shown_by_its_old_thumbnail(qtbo
     assert len(model.service.asked) == 4
 
 
+def test_the_what_filter_names_the_results_in_the_singular_and_none_as_photos_or_videos(qtbot):
+    from app.widgets.result_filters import KindFilter
+
+    kind = KindFilter()
+    qtbot.addWidget(kind)
+    assert [kind.describe(n) for n in (0, 1, 3)] == ["photos", "photo", "photos"]  # a library without videos
+    kind.set_has_videos(True)
+    assert [kind.describe(n) for n in (0, 1, 3)] == ["photos or videos", "photo or video", "photos and videos"]
+    kind.setCurrentIndex(kind.findData("video"))
+    assert [kind.describe(n) for n in (0, 1, 3)] == ["videos", "video", "videos"]
+    kind.setCurrentIndex(kind.findData("photo"))
+    assert [kind.describe(n) for n in (0, 1, 3)] == ["photos only", "photo only", "photos only"]
+
+
 def test_replay_without_output_device_is_a_message(qtbot, make_window, fake_service, monkeypatch):
     import sounddevice as sd
 
