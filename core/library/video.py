@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -54,7 +55,7 @@ def is_video(path: str | os.PathLike[str]) -> bool:
 @dataclass
 class VideoClip:
     """`frames`: upright RGB images in time order (one for a clip too short or damaged for more); `times`: each
-    one's time in seconds from the start of the clip; `poster`: the index of the middle one; width/height: the
+    one's time in seconds from the start of the clip (NaN when the file gives it none); `poster`: the index of the middle one; width/height: the
     picture as shown; duration_s: None when the file does not say; taken_at: the capture time as a wall clock
     read as UTC (as decode.exif_taken_at), or None."""
 
@@ -98,7 +99,8 @@ def open_video(path: str, min_side: int, max_pixels: int, frames: int = VIDEO_FR
                 raise ImageDecodeError(f"{path}: no frame of the video could be decoded (damaged or cut short)")
             rotation = _rotation(picked[0])
             images = [_upright(f, width, height, min_side) for f in picked]
-            times = [max(0.0, float(f.time) - start) if f.time is not None else 0.0 for f in picked]
+            times = [max(0.0, float(f.time) - start) if f.time is not None else math.nan  # NaN: not said
+                     for f in picked]
             if rotation % 180:
                 width, height = height, width
             taken_at = _taken_at(container.metadata) or _taken_at(stream.metadata)

@@ -54,6 +54,25 @@ def test_the_moment_of_a_camcorder_mts_is_the_frame_it_was_indexed_by(tmp_path):
         assert abs(_red(np.asarray(moment)) - _red(frame)) < 8, t
 
 
+def test_frames_without_time_stamps_name_no_moment(tmp_path, monkeypatch):
+    """A frame the file gives no time is not said to be at 0:00 (a search would show the clip's start as the
+    moment it matched): its time is unknown (NaN), and a search names no moment for it."""
+    import core.library.video as video
+
+    sample = video._sample
+
+    def untimed(*args, **kwargs):  # noqa: ANN002, ANN003
+        frames = sample(*args, **kwargs)
+        for f in frames:
+            f.pts = None
+        return frames
+
+    monkeypatch.setattr(video, "_sample", untimed)
+    out = decode_image(write_video(tmp_path / "walk.mp4", frames=24, fps=4, gop=5), 32)
+    assert out.frame_times is not None and len(out.frame_times) == VIDEO_FRAMES
+    assert np.isnan(out.frame_times).all()
+
+
 def test_a_video_shorter_than_its_key_frame_spacing_gives_one_frame(tmp_path):
     out = decode_image(write_video(tmp_path / "blink.mp4", frames=4, gop=50), 32)
     assert out.frames is not None and len(out.frames) == 1 and out.all_frames.shape == (1, 32, 32, 3)
