@@ -67,6 +67,10 @@ def speed(seconds: int, folder: Path) -> None:
                     frame=_moving_scene(w, h, 1))
         print(f"<!-- wrote {path.name} in {time.perf_counter() - t0:.0f} s -->", file=sys.stderr)
         files.append((path, f"{name} H.264, {secs} s"))
+    sparse = folder / "sparse.mp4"  # re-encoded with x264's default spacing: one key frame in 10 s
+    write_video(sparse, frames=300, fps=30, size=(1920, 1080), gop=300, codec="libx264", options=FAST_X264,
+                frame=_moving_scene(1920, 1080, 2))
+    files.append((sparse, "1080p H.264, 10 s, one key frame (decoded forward)"))
     for path, label in files:
         path.read_bytes()  # page cache warm
         decode = _best_ms(lambda p=path: decode_image(p, 224, thumbnail=True))

@@ -34,6 +34,7 @@ MAX_PACKETS_PER_FRAME = 1500  # packets read looking for one decodable frame bef
 # A file names other files for some of FFmpeg's readers (playlists, concat lists): local files only, never a URL
 # (no network at run time, whatever a file in a photo folder says).
 _OPEN_OPTIONS = {"protocol_whitelist": "file"}
+FORWARD_PACKETS = 300  # a video's budget of frames decoded past a key frame (sparse key frames; a moment)
 SEEK_BACK_S = (0.0, 1.0, 4.0, 16.0)  # where a seek for a moment starts, before it, when it lands past it
 SAME_TIME_S = 0.01  # a frame time read back from the library (float32) is this close to the frame's own
 _NO_TIME = _dt.datetime(1971, 1, 1, tzinfo=_dt.UTC).timestamp()  # MP4's "unset" times are 1904 or 1970
@@ -165,21 +166,32 @@ def _duration_s(container: Any, stream: Any) -> float | None:
 
 
 def _sample(container: Any, stream: Any, start: float, duration: float | None, frames: int) -> list[Any]:
-    """Decoded frames at (i + 1) / (frames + 1) of the duration, each the key frame at or before its time,
-    repeats dropped (frames=1: the middle one); the first frame alone when the file has no duration or cannot
-    seek."""
+    """Decoded frames at (i + 1) / (frames + 1) of the duration, each the key frame at or before its time (frames=1:
+    the middle one); the first frame alone when the file has no duration or cannot seek. A seek that lands on a
+    key frame taken already is a repeat, left out, unless that key frame is more than a sample's spacing before
+    its sample (key frames far sparser than the samples: a re-encoded clip, x264's 10 s default, would be seen
+    at its start alone): the rest are then decoded forward from there to each sample's time, within
+    FORWARD_PACKETS for the whole video (a sample out of budget is left out)."""
     if not duration or duration <= 0:
         first = _next_frame(container, stream)
         return [first] if first is not None else []
-    picked, seen = [], set()
+    picked, seen, budget, forward = [], set(), [FORWARD_PACKETS], False
+    spacing = duration / (frames + 1)
     for i in range(frames):
         target = start + duration * (i + 1) / (frames + 1)
-        try:
-            container.seek(int(target / stream.time_base), stream=stream, backward=True, any_frame=False)
-        except Exception as exc:  # av.FFmpegError: a file that cannot seek gives its first frame
-            logger.debug("cannot seek in %s: %s", container.name, exc)
-            return picked or [f for f in [_next_frame(container, stream)] if f is not None]
-        frame = _next_frame(container, stream)
+        if forward:  # no key frame to seek to before this one: go on decoding from where the last one stopped
+            frame = _forward_to(container, stream, picked[-1], target, budget)
+        else:
+            try:
+                container.seek(int(target / stream.time_base), stream=stream, backward=True, any_frame=False)
+            except Exception as exc:  # av.FFmpegError: a file that cannot seek gives its first frame
+                logger.debug("cannot seek in %s: %s", container.name, exc)
+                return picked or [f for f in [_next_frame(container, stream)] if f is not None]
+            frame = _next_frame(container, stream)
+            if (frame is not None and frame.pts is not None and frame.pts in seen and frame.time is not None
+                    and target - frame.time > spacing + SAME_TIME_S):
+                forward = True
+                frame = _forward_to(container, stream, frame, target, budget)
         if frame is not None and (frame.pts is None or frame.pts not in seen):  # no time stamp: cannot tell repeats
             seen.add(frame.pts)
             picked.append(frame)
@@ -187,10 +199,10 @@ def _sample(container: Any, stream: Any, start: float, duration: float | None, f
 
 
 def _at(container: Any, stream: Any, t: float) -> list[Any]:
-    """The key frame at or before `t` seconds (stream time), as a one-frame list (the first frame when the file
-    cannot seek). Some files (MPEG-TS: a camcorder's .mts) land a seek on the key frame after its target: the
-    seek is then made from further back and the last key frame up to `t` is kept, so that a search's moment
-    shows the frame it was found by."""
+    """The frame at `t` seconds (stream time) that indexing took there: the key frame at or before `t`, decoded
+    forward to `t` when `t` is past it (a frame of sparse key frames, see _sample); as a one-frame list (the first
+    frame when the file cannot seek). Some files (MPEG-TS: a camcorder's .mts) land a seek on the key frame after
+    its target: the seek is then made from further back."""
     frame = None
     for back in SEEK_BACK_S:
         try:
@@ -200,29 +212,38 @@ def _at(container: Any, stream: Any, t: float) -> list[Any]:
             break
         frame = _next_frame(container, stream)
         if frame is None or frame.time is None or frame.time <= t + SAME_TIME_S:
-            return [] if frame is None else [frame if not back else _last_key_frame(container, stream, frame, t)]
+            if frame is None:
+                return []
+            at = _forward_to(container, stream, frame, t, [FORWARD_PACKETS])
+            return [at if at is not None else frame]
     frame = frame if frame is not None else _next_frame(container, stream)
     return [frame] if frame is not None else []
 
 
-def _last_key_frame(container: Any, stream: Any, frame: Any, t: float) -> Any:
-    """`frame` (a key frame before `t`) or the last key frame after it up to `t`, decoding forward."""
+def _forward_to(container: Any, stream: Any, frame: Any, t: float, budget: list[int]) -> Any | None:
+    """`frame` (the one decoded last) when it is at `t` (or past it, or has no time), else the first frame decoded
+    after it at `t` or past it (the last one, at the end of the stream); None when `budget[0]` packets (taken
+    from it) run out first."""
     import av
 
-    best = frame
-    for n, packet in enumerate(container.demux(stream)):
-        if n >= MAX_PACKETS_PER_FRAME:
-            break
+    if frame.time is None or frame.time >= t - SAME_TIME_S:
+        return frame
+    last = frame
+    for packet in container.demux(stream):
+        if budget[0] <= 0:
+            return None
+        budget[0] -= 1
         try:
             decoded = packet.decode()
         except av.error.InvalidDataError:
             continue
         for f in decoded:
-            if f.time is None or f.time > t + SAME_TIME_S:
-                return best
-            if f.key_frame:
-                best = f
-    return best
+            if f.time is None:
+                continue
+            last = f
+            if f.time >= t - SAME_TIME_S:
+                return f
+    return last
 
 
 def _next_frame(container: Any, stream: Any) -> Any | None:

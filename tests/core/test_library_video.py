@@ -73,9 +73,22 @@ def test_frames_without_time_stamps_name_no_moment(tmp_path, monkeypatch):
     assert np.isnan(out.frame_times).all()
 
 
-def test_a_video_shorter_than_its_key_frame_spacing_gives_one_frame(tmp_path):
-    out = decode_image(write_video(tmp_path / "blink.mp4", frames=4, gop=50), 32)
-    assert out.frames is not None and len(out.frames) == 1 and out.all_frames.shape == (1, 32, 32, 3)
+def test_sparse_key_frames_are_decoded_forward_to_each_sample_within_a_budget(tmp_path, monkeypatch):
+    """One key frame for the whole clip (a re-encoded clip, x264's 10 s default): the samples after the first are
+    decoded forward from it, and a moment found later shows that same frame."""
+    from core.library import video as video_mod
+
+    path = write_video(tmp_path / "reencoded.mp4", frames=24, fps=4, gop=100)  # 6 s; red = 10 x frame number
+    out = decode_image(path, 32)
+    assert np.allclose([_red(f) for f in out.frames], [0, 80, 120, 160, 200], atol=15)  # key frame 0, then 2 ... 5 s
+    assert np.allclose(out.frame_times, [0, 2, 3, 4, 5])
+    moment, _ = load_rgb_sized(path, 400, at_s=3.0)
+    assert abs(_red(np.asarray(moment)) - 120) < 15  # the frame indexing took at 3 s, not the key frame at 0
+    monkeypatch.setattr(video_mod, "FORWARD_PACKETS", 9)  # the budget bounds what is decoded for one video
+    bounded = decode_image(path, 32)
+    assert len(bounded.frames) < VIDEO_FRAMES and bounded.frame_times.max() <= 2.5
+    short = decode_image(write_video(tmp_path / "blink.mp4", frames=4, gop=50), 32)  # 0.8 s: 4 frames in all
+    assert short.frames is not None and 1 < len(short.frames) <= 4
 
 
 @pytest.mark.parametrize(("rotation", "shown", "green_corner"), [
