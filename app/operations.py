@@ -169,12 +169,15 @@ def search_text(parent: QObject | None, service: Any, text: str, top_k: int, min
 
 
 def search_similar(parent: QObject | None, service: Any, image: int | str, top_k: int, min_score: float,
-                   filters: SearchFilters = NO_FILTERS, *, file: str | None = None) -> Op:
+                   filters: SearchFilters = NO_FILTERS, *, file: str | None = None, at_s: float | None = None) -> Op:
     """Photos like the library photo `image` (an id) or an image file; `file`: the photo's file, used when its
-    id has left the library (e.g. its folder was removed, and the search re-runs)."""
+    id has left the library (e.g. its folder was removed, and the search re-runs); `at_s`: a video's moment
+    (the hit's), to compare with that frame rather than the whole clip."""
     def fn(cancel: threading.Event) -> Any:
         kw = {"top_k": top_k, "min_score": _cutoff(min_score), **filters.kwargs()}
         try:
+            if at_s is not None:
+                return service.search_similar(image, at_s=at_s, **kw)
             return service.search_similar(image, **kw)
         except ImageNotInLibraryError:
             if file is None or not Path(file).is_file():

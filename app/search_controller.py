@@ -21,6 +21,7 @@ from app.playback import PlaybackError, play_segment
 from app.recorder import SAMPLE_RATE, TRAIL_KEEP_S, Recorder
 from app.widgets.cif_plot import CifPlot
 from app.widgets.keyword_chips import KeywordChips
+from app.widgets.preview import clock
 from app.widgets.record_panel import RecordPanel
 from app.widgets.results_grid import ResultsGrid
 from core.audio import trim_silence
@@ -195,11 +196,14 @@ class SearchController(QObject):
             self.window.statusBar().showMessage("Select a photo first, then ask for more like it", 4000)
             return
         self.last_query = ("similar", hit)
-        self.last_label, self.last_speech = Path(str(hit.path)).name, None
+        at_s = getattr(hit, "at_s", None)  # a video found at a moment: like that moment, not the whole clip
+        moment = f" at {clock(at_s)}" if at_s is not None else ""
+        self.last_label, self.last_speech = Path(str(hit.path)).name + moment, None
         self.speech_end_t = time.perf_counter()
         s = self.window.settings
         self._run(ops.search_similar(self.window, self.window.service, int(hit.image_id), s.top_k, s.min_score,
-                                     self.filters(), file=str(hit.path)), self.last_label, automatic=automatic)
+                                     self.filters(), file=str(hit.path), at_s=at_s), self.last_label,
+                  automatic=automatic)
 
     def search_image_file(self, path: Path, *, automatic: bool = False) -> None:
         """Photos like an image file (in the library or not): the photo's CLIP vector is the query."""

@@ -140,15 +140,22 @@ class SearchEngine:
         result.unread_words = unread
         return result
 
-    def image_vector(self, path_or_id: str | Path | int) -> tuple[np.ndarray, int | None]:
-        """The vector of an indexed photo (by id or path) from memory, or of any image file, embedded now.
-        Returns (vector (E,) float32, its id or None).
+    def image_vector(self, path_or_id: str | Path | int, at_s: float | None = None) -> tuple[np.ndarray, int | None]:
+        """The vector of an indexed photo (by id or path) from memory, or of any image file, embedded now; of an
+        indexed video with `at_s` (a hit's moment), its frame nearest that time. Returns (vector (E,) float32,
+        its id or None).
         """
         if isinstance(path_or_id, (int, np.integer)):
             image_id = int(path_or_id)
         else:
             row = self.library.row_by_path(path_or_id)
             image_id = row.id if row is not None and not row.deleted and row.has_vector else None
+        if image_id is not None and at_s is not None:
+            frames = self.library.frames_of([image_id]).get(image_id)
+            if frames is not None and np.isfinite(frames[1]).any():
+                nearest = int(np.nanargmin(np.abs(frames[1] - float(at_s))))
+                vec = frames[0][nearest].astype(np.float32)
+                return vec / max(float(np.linalg.norm(vec)), 1e-12), image_id
         if image_id is not None:
             snap = self.library.snapshot()
             pos = int(np.searchsorted(snap.ids, image_id))
@@ -166,10 +173,11 @@ class SearchEngine:
     def search_similar(self, path_or_id: str | Path | int, top_k: int = DEFAULT_TOP_K,
                        min_score: float | None = None, roots: Sequence[str | Path] | None = None,
                        sort: str = "score", *, dates: DateRange | None = None,
-                       kind: str | None = None) -> SearchResult:
-        """"More like this": photos nearest to an indexed photo (itself excluded) or to any image file."""
+                       kind: str | None = None, at_s: float | None = None) -> SearchResult:
+        """"More like this": photos nearest to an indexed photo (itself excluded) or to any image file; with
+        `at_s`, to a video's moment (its frame nearest that time: a hit's Hit.at_s)."""
         t0 = time.perf_counter()
-        vec, image_id = self.image_vector(path_or_id)
+        vec, image_id = self.image_vector(path_or_id, at_s)
         embed_ms = (time.perf_counter() - t0) * 1000
         exclude = {image_id} if image_id is not None else set()
         result = self.search_vector(vec, top_k, min_score, roots, sort, exclude=exclude, dates=dates, kind=kind)

@@ -155,9 +155,10 @@ class SearchService:
     def search_similar(self, path_or_id: str | Path | int, top_k: int = DEFAULT_TOP_K,
                        min_score: float | None = None, roots: Sequence[str | Path] | None = None,
                        sort: str = "score", *, dates: DateRange | None = None,
-                       kind: str | None = None) -> SearchResult:
+                       kind: str | None = None, at_s: float | None = None) -> SearchResult:
         with self._preempt():
-            return self.engine.search_similar(path_or_id, top_k, min_score, roots, sort, dates=dates, kind=kind)
+            return self.engine.search_similar(path_or_id, top_k, min_score, roots, sort, dates=dates, kind=kind,
+                                              at_s=at_s)
 
     def photo_years(self) -> list[int]:
         """The years of the library's photos (capture time, else file time; local), newest first."""

@@ -29,6 +29,7 @@ class Hit:
     score: float
     mtime: float
     taken_at: object = None
+    at_s: float | None = None  # like core: a video's moment (never set here: the fake has no videos' frames)
 
 
 @dataclass
@@ -104,6 +105,7 @@ class FakeService:
         self._lock = threading.Lock()
         self.calls: list[str] = []
         self.similar_ids: list[int] = []  # the photo each search_similar was asked about
+        self.similar_at: list[float | None] = []  # and the video moment it was asked about (None: none)
         self.card_markdown: str | None = None  # what model_card_markdown() returns (the model folder's .md)
         self.busy_pid: int | None = None  # another process indexing the library: index() raises LibraryBusyError
 
@@ -150,8 +152,10 @@ class FakeService:
 
     def search_similar(self, image: int | str, top_k: int = 20, min_score: float | None = None,
                        dates: tuple[float | None, float | None] | None = None,
-                     roots: list[str] | None = None, kind: str | None = None) -> SearchResult:
+                     roots: list[str] | None = None, kind: str | None = None,
+                       at_s: float | None = None) -> SearchResult:
         self.calls.append("search_similar")
+        self.similar_at.append(at_s)
         if isinstance(image, str):  # like core: any image file (missing: an error); a library photo's own vector
             Path(image).stat()
             v = np.random.default_rng(zlib.crc32(image.encode())).standard_normal(8).astype(np.float32)

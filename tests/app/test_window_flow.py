@@ -74,7 +74,7 @@ def test_text_query_and_more_like_this(qtbot, make_window, fake_service, photos)
     with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
         w.preview.buttons["similar"].click()
     assert fake_service.calls[-1] == "search_similar"
-    assert fake_service.similar_ids == [first.image_id]  # the selected photo, not another one
+    assert fake_service.similar_ids == [first.image_id] and fake_service.similar_at == [None]  # that photo
     # a photo is most similar to itself
     assert w.results.hit(0).image_id == first.image_id and w.results.hit(0).score == pytest.approx(1.0)
 
@@ -261,3 +261,16 @@ def test_the_what_filter_appears_with_videos_and_keeps_a_search_to_photos_or_vid
     with qtbot.waitSignal(w.search.result_shown, timeout=10_000):  # the videos left: both again, re-run
         w.grid.kind.set_has_videos(False)
     assert w.grid.kind.currentData() == "" and w.grid.kind.isHidden() and w.results.rowCount() == 5
+
+
+def test_more_like_a_video_found_at_a_moment_asks_for_that_moment(qtbot, make_window, fake_service, photos):
+    from dataclasses import replace
+
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True, top_k=3))
+    index_and_wait(qtbot, w, photos)
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.search.search_text("a red car")
+    moment = replace(w.results.hit(0), at_s=64.4)  # as core's Hit of a video found by its frame at 1:04
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.search.search_similar(moment)
+    assert fake_service.similar_at == [64.4] and "at 1:04" in w.grid._summary

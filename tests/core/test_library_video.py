@@ -356,3 +356,24 @@ def test_a_text_file_listing_other_files_is_not_a_video_not_a_permission_problem
     (tmp_path / "list.mkv").write_text(f"ffconcat version 1.0\nfile {clip}\n")
     with pytest.raises(ImageDecodeError, match="a list of other files"):
         decode_image(tmp_path / "list.mkv", 32)
+
+
+def test_more_like_a_videos_moment_compares_with_that_frame(tmp_path):
+    photos = tmp_path / "photos"
+    beach, forest = (230, 200, 60), (20, 110, 30)
+    make_image(photos / "sand.jpg", 1)
+    clip = write_video(photos / "trip.mp4", frames=24, fps=4, frame=_Scenes(forest, beach, 24))
+    emb = FakeEmbedder()
+    lib = Library(tmp_path / "data", emb.identity, dim=emb.dim, cache_dir=tmp_path / "cache")
+    try:
+        drain(index_library(lib, [photos], emb, workers=1))
+        engine = SearchEngine(model=None, library=lib)
+        row = lib.row_by_path(str(clip))
+        beach_v = emb.embed(np.full((1, 32, 32, 3), beach, np.uint8))[0]
+        at_beach, _ = engine.image_vector(row.id, at_s=4.5)
+        at_forest, _ = engine.image_vector(row.id, at_s=0.5)
+        whole, _ = engine.image_vector(row.id)
+        assert float(at_beach @ beach_v) > 0.99 > float(whole @ beach_v) and float(at_forest @ beach_v) < 0.9
+        assert engine.image_vector(lib.row_by_path(str(photos / "sand.jpg")).id, at_s=3.0)[0].shape == whole.shape
+    finally:
+        lib.close()
