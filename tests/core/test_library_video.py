@@ -225,19 +225,28 @@ class _Scenes:
         return np.full((h, w, 3), self.first if i < self.n // 2 else self.second, np.uint8)
 
 
+BEACH, FOREST = (230, 200, 60), (20, 110, 30)
+
+
+def _indexed_trip(tmp_path, photos: int):  # noqa: ANN001, ANN202
+    """`photos` random photos and trip.mp4 (forest for 3 s, then beach for 3 s), indexed with the fake embedder:
+    (folder, clip, embedder, library, engine); the caller closes the library."""
+    folder = tmp_path / "photos"
+    for i in range(photos):
+        make_image(folder / f"p{i:02d}.jpg", 100 + i)
+    clip = write_video(folder / "trip.mp4", frames=24, fps=4, frame=_Scenes(FOREST, BEACH, 24))
+    emb = FakeEmbedder()
+    lib = Library(tmp_path / "data", emb.identity, dim=emb.dim, cache_dir=tmp_path / "cache")
+    drain(index_library(lib, [folder], emb, workers=1))
+    return folder, clip, emb, lib, SearchEngine(model=None, library=lib)
+
+
 def test_a_video_that_shows_the_query_for_half_its_length_is_found_by_its_best_frame(tmp_path):
     """The mean of a beach half and a forest half matches neither; the search scores a video by its best frame,
     inside the filters, and forgets a deleted video's frames."""
-    photos = tmp_path / "photos"
-    beach, forest = (230, 200, 60), (20, 110, 30)
-    for i in range(12):
-        make_image(photos / f"p{i:02d}.jpg", 100 + i)
-    clip = write_video(photos / "trip.mp4", frames=24, fps=4, frame=_Scenes(forest, beach, 24))
-    emb = FakeEmbedder()
-    lib = Library(tmp_path / "data", emb.identity, dim=emb.dim, cache_dir=tmp_path / "cache")
+    photos, clip, emb, lib, engine = _indexed_trip(tmp_path, photos=12)
+    beach, forest = BEACH, FOREST
     try:
-        drain(index_library(lib, [photos], emb, workers=1))
-        engine = SearchEngine(model=None, library=lib)
         row = lib.row_by_path(str(clip))
         beach_q = emb.embed(np.full((1, 32, 32, 3), beach, np.uint8))[0]
         mean_score = float(lib.vectors_of([row.id])[row.id].astype(np.float32) @ beach_q)
@@ -359,21 +368,14 @@ def test_a_text_file_listing_other_files_is_not_a_video_not_a_permission_problem
 
 
 def test_more_like_a_videos_moment_compares_with_that_frame(tmp_path):
-    photos = tmp_path / "photos"
-    beach, forest = (230, 200, 60), (20, 110, 30)
-    make_image(photos / "sand.jpg", 1)
-    clip = write_video(photos / "trip.mp4", frames=24, fps=4, frame=_Scenes(forest, beach, 24))
-    emb = FakeEmbedder()
-    lib = Library(tmp_path / "data", emb.identity, dim=emb.dim, cache_dir=tmp_path / "cache")
+    photos, clip, emb, lib, engine = _indexed_trip(tmp_path, photos=1)
     try:
-        drain(index_library(lib, [photos], emb, workers=1))
-        engine = SearchEngine(model=None, library=lib)
         row = lib.row_by_path(str(clip))
-        beach_v = emb.embed(np.full((1, 32, 32, 3), beach, np.uint8))[0]
+        beach_v = emb.embed(np.full((1, 32, 32, 3), BEACH, np.uint8))[0]
         at_beach, _ = engine.image_vector(row.id, at_s=4.5)
         at_forest, _ = engine.image_vector(row.id, at_s=0.5)
         whole, _ = engine.image_vector(row.id)
         assert float(at_beach @ beach_v) > 0.99 > float(whole @ beach_v) and float(at_forest @ beach_v) < 0.9
-        assert engine.image_vector(lib.row_by_path(str(photos / "sand.jpg")).id, at_s=3.0)[0].shape == whole.shape
+        assert engine.image_vector(lib.row_by_path(str(photos / "p00.jpg")).id, at_s=3.0)[0].shape == whole.shape
     finally:
         lib.close()
