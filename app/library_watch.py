@@ -20,7 +20,7 @@ class LibraryWatch(QObject):
     allowed = True  # a switch for the whole process (the app tests' fixture turns it off where not tested)
     _from_watcher = Signal(object)  # emitted on the watcher's thread; Qt queues it to this object's thread
 
-    def __init__(self, parent: QObject | None = None, **watcher_kw: float) -> None:
+    def __init__(self, parent: QObject | None = None, **watcher_kw: float | bool) -> None:
         super().__init__(parent)
         self._watcher_kw = watcher_kw
         self._watcher: FolderWatcher | None = None
@@ -44,6 +44,13 @@ class LibraryWatch(QObject):
     def set_enabled(self, enabled: bool) -> None:
         self.enabled = enabled
         self._apply()
+
+    def set_videos(self, videos: bool) -> None:
+        """Whether changes to videos count (the setting "Index videos too"): the watcher starts again with it."""
+        if self._watcher_kw.get("videos", True) != videos:
+            self._watcher_kw["videos"] = videos
+            self.stop()
+            self._apply()
 
     def stop(self) -> None:
         watcher, self._watcher = self._watcher, None

@@ -116,6 +116,7 @@ class MainWindow(QMainWindow):
         self.search = SearchController(self, self.panel, self.plot, self.chips, self.results, self.grid,
                                        source_factory)
         self.library = LibraryController(self)
+        self.library.watch.set_videos(self.settings.index_videos)
         self.library.watch.set_enabled(self.settings.watch_folders)
         self.library.changed.connect(self._on_changes)
 
@@ -214,6 +215,8 @@ class MainWindow(QMainWindow):
         if service is not self.service:
             self.clear_results()
         self.service = service
+        if hasattr(service, "index_videos"):
+            service.index_videos = self.settings.index_videos
         self.results.service = service
         self.results.invalidate_thumbnails()
         self.panel.set_search_enabled(True)
@@ -390,9 +393,14 @@ class MainWindow(QMainWindow):
         self.save_settings()
         self.grid.set_controls(new.top_k, new.min_score, new.sort)
         self.panel.set_devices(self.devices, new.microphone)
+        self.library.watch.set_videos(new.index_videos)
         self.library.watch.set_enabled(new.watch_folders)
         if reload:
             self.load_service(previous=old)
+        elif new.index_videos != old.index_videos and self.service is not None:
+            if hasattr(self.service, "index_videos"):
+                self.service.index_videos = new.index_videos
+            self.library.index_folders(None, quiet=True)  # the library's videos come in, or leave
 
     def show_about(self) -> None:
         def show(card_and_text: Any) -> None:

@@ -30,6 +30,7 @@ class AppSettings:
     last_audio_dir: str = ""  # where "Open audio…" starts next time; "" = the demo queries
     last_index_dir: str = ""  # where "Index a folder…" and the library's "Add folder…" start; "" = Qt's default
     watch_folders: bool = True  # re-index library folders by themselves when their photos change
+    index_videos: bool = True  # videos in the library folders are indexed too (with PyAV)
 
 
 def settings_path(base: Path | None = None) -> Path:
@@ -57,6 +58,7 @@ def load_settings(path: Path | None = None) -> AppSettings:
             last_audio_dir=str(qs.value("last_audio_dir", d.last_audio_dir) or ""),
             last_index_dir=str(qs.value("last_index_dir", d.last_index_dir) or ""),
             watch_folders=str(qs.value("watch_folders", d.watch_folders)).lower() != "false",
+            index_videos=str(qs.value("index_videos", d.index_videos)).lower() != "false",
         )
     except (TypeError, ValueError) as exc:
         logger.warning("settings file %s is malformed (%s); using defaults", settings_path(), exc)

@@ -1,6 +1,6 @@
 """Headless CLI over core.service.SearchService.
 
-    python -m core index DIR... [--model M] [--json] [--reindex] [--retry-failed] [--watch]
+    python -m core index DIR... [--model M] [--json] [--reindex] [--retry-failed] [--no-videos] [--watch]
     python -m core search [--library DIR]... --audio Q.wav [--text "..."] [--image P] [--top K] [--min-score S]
                           [--since DATE] [--until DATE] [--kind photo|video] [--sort score|date] [--json]
     python -m core stats [--json]
@@ -56,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     ix.add_argument("--no-progress", action="store_true", help="no progress bar")
     ix.add_argument("--retry-failed", action="store_true",
                     help="decode again the files that failed before and have not changed (skipped otherwise)")
+    ix.add_argument("--no-videos", action="store_true",
+                    help="photos only: videos are not indexed, and those indexed before leave the library (their "
+                         "files are not touched)")
     ix.add_argument("--watch", action="store_true",
                     help="after indexing, keep running: index the folders again whenever photos are added, changed, "
                          "moved or deleted in them (one line per run that changed something), until Ctrl+C")

@@ -37,6 +37,7 @@ class _Interrupted(Exception):
 def run_index(args: argparse.Namespace, open_service: Callable[..., Any]) -> int:
     _check_dirs(args.dirs)
     service = open_service(args, reindex=args.reindex)
+    service.index_videos = not args.no_videos
     try:
         # a model change drops the vectors of every library folder: --reindex embeds them all again
         todo = _with_every_root(args.dirs, service.library) if args.reindex else [str(d) for d in args.dirs]
@@ -161,7 +162,7 @@ def _watch(service: Any, roots: Sequence[str], args: argparse.Namespace,
     from core.library.watch import FolderWatcher
 
     changed: queue.Queue[list[str]] = queue.Queue()
-    watcher = FolderWatcher(changed.put)
+    watcher = FolderWatcher(changed.put, videos=not args.no_videos)
     roots = [os.path.abspath(r) for r in roots]  # as the watcher reports them
     watcher.watch(roots)
     print(f"watching {len(roots)} folder{'s' if len(roots) != 1 else ''} for changes "

@@ -82,6 +82,8 @@ class SearchService:
                  before_library: Callable[[], None] | None = None) -> None:
         from core.device import pick_device
 
+        self.index_videos = True  # videos are indexed too (when PyAV is installed); False: photos only
+
         self.device = pick_device(device)
         if isinstance(model, (str, Path)):
             from core.factory import load_model
@@ -190,7 +192,8 @@ class SearchService:
             with self.library.index_lock():
                 gen = index_library(self.library, todo, self.embedder, cancel=self._cancel, batch_size=batch_size,
                                     workers=workers, thumbnails=self.thumbnails if thumbnails else None,
-                                    resume=self._resume, processes=processes, retry_failed=retry_failed)
+                                    resume=self._resume, processes=processes, retry_failed=retry_failed,
+                                    videos=self.index_videos)
                 return (yield from gen)
         finally:
             self._cancel = None

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from app.audio_source import InputDevice
 from app.settings import AppSettings
+from core.library.video import video_available
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +112,14 @@ class SettingsDialog(QDialog):
                                       "for network drives); F5 re-scans at any time")
         self.watch_folders.setChecked(settings.watch_folders)
         form.addRow("Library", self.watch_folders)
+        self.index_videos = QCheckBox("Index videos too (five frames each; each file is read once in full)")
+        self.index_videos.setChecked(settings.index_videos)
+        if video_available():
+            self.index_videos.setToolTip("Unticked, the videos leave the library (their files are not touched)")
+        else:
+            self.index_videos.setEnabled(False)
+            self.index_videos.setToolTip("Needs PyAV (the 'video' extra): pip install av")
+        form.addRow("", self.index_videos)
         box = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         box.accepted.connect(self.accept)
         box.rejected.connect(self.reject)
@@ -157,4 +166,5 @@ class SettingsDialog(QDialog):
             microphone=str(self.mic_combo.currentData() or ""),
             top_k=int(self.top_k.value()),
             watch_folders=self.watch_folders.isChecked(),
+            index_videos=self.index_videos.isChecked(),
         )

@@ -30,6 +30,7 @@ from core.library.scan import (
     FileEntry,
     ScanProblems,
     content_hash,
+    image_extensions,
     is_utf8,
     iter_scan,
     normalize_root,
@@ -206,8 +207,10 @@ def index_library(
     resume: threading.Event | None = None,
     processes: bool = False,
     retry_failed: bool = False,
+    videos: bool = True,
 ) -> Generator[IndexProgress, None, IndexReport]:
-    """Bring `library` up to date with the photos under `roots` (added as library roots).
+    """Bring `library` up to date with the photos under `roots` (added as library roots); `videos`: videos too
+    (without, the videos of these roots leave the library as if deleted: their files are not touched).
 
     Yields IndexProgress; returns IndexReport. A root that does not exist (an unmounted drive), or a
     folder that cannot be listed (no permission, a flaky share), is reported in `skipped` and its images
@@ -240,7 +243,7 @@ def index_library(
     problems = ScanProblems()
     t_scan = time.perf_counter()
     try:
-        for e in iter_scan(folders, cancel=cancel, problems=problems, owners=known_roots,
+        for e in iter_scan(folders, image_extensions(videos), cancel=cancel, problems=problems, owners=known_roots,
                            skip=own_folders(library, thumbnails)):
             entries.append(FileEntry(e.path, _outer_root(e.path, known_roots) or e.root, e.mtime, e.size))
             if len(entries) % SCAN_PROGRESS_EVERY == 0:  # a big tree shows progress and can be cancelled

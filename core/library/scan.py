@@ -35,12 +35,12 @@ def heif_available() -> bool:
     return True
 
 
-def image_extensions() -> frozenset[str]:
+def image_extensions(videos: bool = True) -> frozenset[str]:
     """The lower-case file extensions that are scanned (HEIC/HEIF only with pillow-heif, camera raw files
-    only with rawpy, videos only with PyAV)."""
+    only with rawpy, videos only with PyAV and `videos`)."""
     exts = BASE_EXTENSIONS | HEIF_EXTENSIONS if heif_available() else BASE_EXTENSIONS
     exts = exts | RAW_EXTENSIONS if raw_available() else exts
-    return exts | VIDEO_EXTENSIONS if video_available() else exts
+    return exts | VIDEO_EXTENSIONS if videos and video_available() else exts
 
 
 @dataclass(frozen=True)

@@ -69,9 +69,9 @@ class FolderWatcher:
 
     def __init__(self, on_change: Callable[[list[str]], None], *, settle_s: float | None = None,
                  poll_s: float | None = None, use_events: bool = True,
-                 ignore: Iterable[str | os.PathLike[str]] | None = None) -> None:
+                 ignore: Iterable[str | os.PathLike[str]] | None = None, videos: bool = True) -> None:
         self._on_change = on_change
-        self._extensions = image_extensions()  # once: it probes pillow-heif and rawpy (27 us an event, else)
+        self._extensions = image_extensions(videos)  # once: it probes pillow-heif, rawpy, PyAV (27 us an event, else)
         own = [paths.data_dir(), paths.cache_dir()] if ignore is None else ignore  # where the indexer writes
         self._ignore = tuple({os.path.join(f(os.fspath(d)), "") for d in own for f in (os.path.abspath,
                                                                                        os.path.realpath)})

@@ -108,6 +108,7 @@ class FakeService:
         self.similar_at: list[float | None] = []  # and the video moment it was asked about (None: none)
         self.card_markdown: str | None = None  # what model_card_markdown() returns (the model folder's .md)
         self.busy_pid: int | None = None  # another process indexing the library: index() raises LibraryBusyError
+        self.index_videos = True  # like core: False = photos only (indexed videos leave at the next run)
 
     # searching
     def _rank(self, v: np.ndarray, top_k: int, min_score: float | None,
@@ -198,7 +199,14 @@ class FakeService:
         for r in roots:  # like core: a root that is not there is reported, its photos are left alone
             if not Path(r).is_dir():
                 report.skipped.append((str(r), "folder not found (unmounted?); its photos were left as they are"))
-        files = sorted(p for r in roots for p in Path(r).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        suffixes = IMAGE_SUFFIXES if self.index_videos else IMAGE_SUFFIXES - {".mp4"}
+        files = sorted(p for r in roots for p in Path(r).rglob("*") if p.suffix.lower() in suffixes)
+        if not self.index_videos:  # like core: the videos under these roots leave the library
+            with self._lock:
+                for i, p in list(self._images.items()):
+                    if p.suffix.lower() == ".mp4" and any(Path(r) in p.parents for r in roots):
+                        del self._images[i]
+                        report.removed += 1
         for n, p in enumerate(files):
             if cancel is not None and cancel.is_set():
                 raise Cancelled("indexing was cancelled")

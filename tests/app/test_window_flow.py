@@ -274,3 +274,26 @@ def test_more_like_a_video_found_at_a_moment_asks_for_that_moment(qtbot, make_wi
     with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
         w.search.search_similar(moment)
     assert fake_service.similar_at == [64.4] and "at 1:04" in w.grid._summary
+
+
+def test_unticking_index_videos_takes_the_videos_out_and_hides_the_what_filter(qtbot, make_window, fake_service,
+                                                                                tmp_path):
+    from dataclasses import replace
+
+    from tests.app.conftest import make_photos
+
+    photos = make_photos(tmp_path / "Phone", n=3)
+    (photos / "clip.mp4").write_bytes(b"a video")
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True, top_k=50))
+    index_and_wait(qtbot, w, photos)
+    qtbot.waitUntil(lambda: not w.grid.kind.isHidden(), timeout=5_000)
+    w.apply_settings(replace(w.settings, index_videos=False))
+    qtbot.waitUntil(lambda: w.grid.kind.isHidden() and not w.library.indexing, timeout=10_000)
+    assert fake_service.index_videos is False and not fake_service.has_videos()
+    assert w.photos_label.text() == "3 photos in 1 folder(s)"
+    from app.settings import load_settings
+
+    assert load_settings().index_videos is False  # remembered
+    w.apply_settings(replace(w.settings, index_videos=True))  # ticked again: the video comes back
+    qtbot.waitUntil(lambda: not w.grid.kind.isHidden(), timeout=10_000)
+    assert fake_service.index_videos is True and fake_service.has_videos()

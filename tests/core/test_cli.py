@@ -415,6 +415,9 @@ def test_kind_keeps_a_search_to_photos_or_to_videos(env, model_dir, capsys):
         return sorted(Path(h["path"]).name for h in out["hits"]), out["query"]["kind"]
 
     assert names("--kind", "video") == (["clip.mp4"], "video")
+    no_videos = run_json(capsys, ["index", str(photos), "--model", model_dir, "--json", "--no-progress", "--no-videos"])
+    assert no_videos["removed"] == 1 and names() == ([f"{i}.jpg" for i in range(5)], None)
+    run_json(capsys, ["index", str(photos), "--model", model_dir, "--json", "--no-progress"])
     assert names("--kind", "photo") == ([f"{i}.jpg" for i in range(5)], "photo")
     assert names() == ([f"{i}.jpg" for i in range(5)] + ["clip.mp4"], None)
     with pytest.raises(SystemExit) as e:

@@ -379,3 +379,18 @@ def test_more_like_a_videos_moment_compares_with_that_frame(tmp_path):
         assert engine.image_vector(lib.row_by_path(str(photos / "p00.jpg")).id, at_s=3.0)[0].shape == whole.shape
     finally:
         lib.close()
+
+
+def test_photos_only_leaves_videos_out_and_takes_indexed_ones_out_of_the_library(tmp_path):
+    photos, clip, emb, lib, engine = _indexed_trip(tmp_path, photos=2)
+    try:
+        assert lib.count_rows()["videos"] == 1
+        report = drain(index_library(lib, [photos], emb, workers=1, videos=False))
+        assert report.removed == 1 and lib.count_rows() == {"indexed": 2, "pending": 0, "deleted": 1, "videos": 0}
+        assert clip.is_file()  # the file is not touched
+        assert ".mp4" not in scan_mod.image_extensions(videos=False) and ".jpg" in scan_mod.image_extensions(False)
+        calls = emb.images
+        again = drain(index_library(lib, [photos], emb, workers=1))  # videos again: the same one comes back
+        assert again.added == 1 and lib.count_rows()["videos"] == 1 and emb.images == calls  # by its hash: kept
+    finally:
+        lib.close()
