@@ -21,11 +21,11 @@ from app.playback import PlaybackError, play_segment
 from app.recorder import SAMPLE_RATE, TRAIL_KEEP_S, Recorder
 from app.widgets.cif_plot import CifPlot
 from app.widgets.keyword_chips import KeywordChips
-from app.widgets.preview import clock
 from app.widgets.record_panel import RecordPanel
 from app.widgets.results_grid import ResultsGrid
 from core.audio import trim_silence
 from core.errors import AudioDecodeError, AudioTooLongError
+from core.library.video import clock
 
 logger = logging.getLogger(__name__)
 

@@ -156,6 +156,8 @@ def _query_json(q: Any) -> dict[str, list[dict]]:
 
 
 def _run_search(args: argparse.Namespace) -> int:
+    from core.library.video import clock
+
     if not (args.audio or args.text or args.image):
         raise _UsageError("give a query: --audio Q.wav, --text \"...\" or --image P")
     for d in args.library or []:
@@ -219,8 +221,7 @@ def _run_search(args: argparse.Namespace) -> int:
     if query is not None:
         print("heard: " + (" ".join(k["text"] for k in out["keywords"]) or "(no keywords)"))
     for i, h in enumerate(result.hits, 1):
-        t = round(h.at_s) if h.at_s is not None else 0
-        at = f"  (at {t // 60}:{t % 60:02d})" if h.at_s is not None else ""  # the moment of a video that matched
+        at = f"  (at {clock(h.at_s)})" if h.at_s is not None else ""  # the moment of a video that matched
         print(f"{i:3d}  {h.score:.4f}  {h.path}{at}")
     if not result.hits:
         print(f"no {'video' if args.kind == 'video' else 'photo'} matched"

@@ -19,7 +19,7 @@ from core.errors import ImageDecodeError, ImageReadError
 from core.library.decode import load_rgb_sized
 from core.library.raw import is_raw
 from core.library.scan import HEIF_EXTENSIONS
-from core.library.video import is_video, video_duration
+from core.library.video import clock, is_video, video_duration
 
 logger = logging.getLogger(__name__)
 
@@ -32,13 +32,6 @@ def human_size(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n} B"
-
-
-def clock(seconds: float) -> str:
-    """A video's length as a player shows it: 0:07, 12:34, 1:02:03."""
-    total = max(0, round(seconds))
-    h, m, s = total // 3600, total // 60 % 60, total % 60
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 def load_preview(path: str, max_side: int = PREVIEW_MAX, at_s: float | None = None) -> tuple[QImage, QSize]:

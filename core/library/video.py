@@ -53,6 +53,13 @@ def is_video(path: str | os.PathLike[str]) -> bool:
     return os.path.splitext(os.fspath(path))[1].lower() in VIDEO_EXTENSIONS
 
 
+def clock(seconds: float) -> str:
+    """A time in a video as a player shows it: 0:07, 12:34, 1:02:03."""
+    total = max(0, round(seconds))
+    h, m, s = total // 3600, total // 60 % 60, total % 60
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
 @dataclass
 class VideoClip:
     """`frames`: upright RGB images in time order (one for a clip too short or damaged for more); `times`: each

@@ -457,8 +457,9 @@ def test_a_video_is_previewed_by_its_middle_frame_with_its_length_and_marked_in_
     from PySide6.QtCore import QRect
     from PySide6.QtGui import QColor, QImage, QPainter
 
-    from app.widgets.preview import PreviewPane, clock
+    from app.widgets.preview import PreviewPane
     from app.widgets.results_grid import paint_play_badge
+    from core.library.video import clock
 
     pytest.importorskip("av")
     sys.path.insert(0, str(Path(__file__).parents[1] / "core"))
