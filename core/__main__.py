@@ -1,6 +1,7 @@
 """Headless CLI over core.service.SearchService.
 
     python -m core index DIR... [--model M] [--json] [--reindex] [--retry-failed] [--no-videos] [--watch]
+                         [--read-text [LANGS] | --no-read-text]
     python -m core search [--library DIR]... --audio Q.wav [--text "..."] [--image P] [--top K] [--min-score S]
                           [--since DATE] [--until DATE] [--kind photo|video] [--sort score|date] [--json]
     python -m core stats [--json]
@@ -28,6 +29,7 @@ import numpy as np
 from core.cli_args import at_least, finite_float, local_date, next_period
 from core.cli_index import run_index, unsearchable_note
 from core.errors import ModelMismatchError, SpokenSearchError
+from core.text_match import match_words, no_text_match
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +61,13 @@ def _parser() -> argparse.ArgumentParser:
     ix.add_argument("--no-videos", action="store_true",
                     help="photos only: videos are not indexed, and those indexed before leave the library (their "
                          "files are not touched)")
+    reading = ix.add_mutually_exclusive_group()
+    reading.add_argument("--read-text", nargs="?", const="eng", default=None, metavar="LANGS",
+                         help="read the text in photos (OCR, Tesseract) so that a search finds the photos that show "
+                              "its words: in LANGS (default eng; eng+deu for two), from this run on, also in later "
+                              "runs and the app")
+    reading.add_argument("--no-read-text", action="store_true",
+                         help="stop reading the text in photos (what was read stays searchable)")
     ix.add_argument("--watch", action="store_true",
                     help="after indexing, keep running: index the folders again whenever photos are added, changed, "
                          "moved or deleted in them (one line per run that changed something), until Ctrl+C")
@@ -183,20 +192,27 @@ def _run_search(args: argparse.Namespace) -> int:
             raise SpokenSearchError(f"the library at {service.library.db_path} has no photo folder yet; index one "
                                     "first: `python -m core index DIR`")
         engine = service.engine
-        query, parts, exclude, unread = None, [], set(), []
+        query, parts, exclude, unread, words = None, [], set(), [], []
         if args.audio:
             query = engine.speech_query(args.audio)
             parts.append(query.query_vector)
+            words = match_words(" ".join(k.text for k in query.keywords))
         if args.text:
-            vec, unread = engine.text_query(args.text)
-            parts.append(vec)
+            words = match_words(args.text)  # the words typed, rather than those heard
+            try:
+                vec, unread = engine.text_query(args.text)
+                parts.append(vec)
+            except SpokenSearchError as exc:  # no word the model reads: the photos that show them may still match
+                if not service.library.ids_with_words(words):
+                    raise no_text_match(exc, service.library) from None
+                unread = args.text.split()
         if args.image:
             vec, image_id = engine.image_vector(args.image)
             parts.append(vec)
             exclude = {image_id} if image_id is not None else set()  # "more like this": not the photo itself
-        vec = np.sum([p / max(np.linalg.norm(p), 1e-12) for p in parts], axis=0)
+        vec = np.sum([p / max(np.linalg.norm(p), 1e-12) for p in parts], axis=0) if parts else None
         result = engine.search_vector(vec, args.top, args.min_score, roots, args.sort, exclude=exclude, dates=dates,
-                                     kind=args.kind)
+                                     kind=args.kind, text_words=[] if args.image else words)
         result.query = query
         note = unsearchable_note(service.library, roots, args)  # an interrupted index: say what is missing
         if args.kind == "video" and not result.hits and not service.has_videos():
@@ -208,7 +224,8 @@ def _run_search(args: argparse.Namespace) -> int:
                      "until": args.until, "kind": args.kind},
            **_query_json(query),
            "hits": [{"path": h.path, "score": round(h.score, 6),
-                     **({"at_s": round(h.at_s, 3)} if h.at_s is not None else {})} for h in result.hits],
+                     **({"at_s": round(h.at_s, 3)} if h.at_s is not None else {}),
+                     **({"text": h.text} if h.text is not None else {})} for h in result.hits],
            "method": result.method, "unread_words": unread}
     if unread and not args.json:
         print(f"note: not read (outside this model's vocabulary, or past its context): {' '.join(unread)}",
@@ -222,7 +239,8 @@ def _run_search(args: argparse.Namespace) -> int:
         print("heard: " + (" ".join(k["text"] for k in out["keywords"]) or "(no keywords)"))
     for i, h in enumerate(result.hits, 1):
         at = f"  (at {clock(h.at_s)})" if h.at_s is not None else ""  # the moment of a video that matched
-        print(f"{i:3d}  {h.score:.4f}  {h.path}{at}")
+        shows = f"  [shows “{h.text}”]" if h.text is not None else ""  # found by the words in it
+        print(f"{i:3d}  {h.score:.4f}  {h.path}{at}{shows}")
     if not result.hits:
         print(f"no {'video' if args.kind == 'video' else 'photo'} matched"
               + (f" with score >= {args.min_score}" if args.min_score is not None else ""))

@@ -39,6 +39,8 @@ def run_index(args: argparse.Namespace, open_service: Callable[..., Any]) -> int
     service = open_service(args, reindex=args.reindex)
     service.index_videos = not args.no_videos
     try:
+        if args.read_text is not None or args.no_read_text:
+            service.read_text(None if args.no_read_text else args.read_text)
         # a model change drops the vectors of every library folder: --reindex embeds them all again
         todo = _with_every_root(args.dirs, service.library) if args.reindex else [str(d) for d in args.dirs]
         try:
@@ -150,6 +152,10 @@ def _print_report(report: Any, waiting: dict[str, int], args: argparse.Namespace
             print(f"  skipped {path}: {reason}")
         if len(report.skipped) > 20:
             print(f"  ... and {len(report.skipped) - 20} more (use --json for all)")
+        if report.texts_read:
+            print(f"text read in {report.texts_read} photos ({report.texts_found} show some)", flush=True)
+    if report.text_problem:
+        print(f"note: the text in photos was not read: {report.text_problem}", file=sys.stderr)
     if waiting:  # unsearchable until embedded with this model (a folder not found now, or not given)
         print(f"note: {sum(waiting.values())} photos in {', '.join(waiting)} still wait to be embedded with this "
               f"model; run `{index_command(waiting, args)}`", file=sys.stderr)

@@ -23,6 +23,7 @@ from core.errors import ImageNotInLibraryError, ModelMismatchError, SpokenSearch
 from core.library.exif import wall_clock_instant
 from core.library.library import Library
 from core.library.vectors import VectorSnapshot, exact_scores, top_k
+from core.text_match import match_words, no_text_match, scores_of, text_matches
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,8 @@ DateRange = tuple[float | None, float | None]  # (after, before), POSIX seconds:
 @dataclass(frozen=True)
 class Hit:
     """One result: the image's SQLite id, its path, the exact cosine score, its mtime and EXIF date; for a video
-    found by one of its frames, `at_s`: that frame's time in seconds from the video's start (None otherwise)."""
+    found by one of its frames, `at_s`: that frame's time in seconds from the video's start (None otherwise); for
+    a photo found by the text in it, `text`: that text around the words matched (None otherwise)."""
 
     image_id: int
     path: str
@@ -44,6 +46,7 @@ class Hit:
     mtime: float
     taken_at: float | None = None
     at_s: float | None = None
+    text: str | None = None
 
     @property
     def date(self) -> float:
@@ -55,6 +58,8 @@ class Hit:
                "date": self.date}
         if self.at_s is not None:
             out["at_s"] = round(self.at_s, 3)
+        if self.text is not None:
+            out["text"] = self.text
         return out
 
 
@@ -69,6 +74,7 @@ class SearchResult:
     method: str = "exact"
     timings_ms: dict[str, float] = field(default_factory=dict)
     unread_words: list[str] = field(default_factory=list)  # typed words the model could not read (vocab, length)
+    text_words: list[str] = field(default_factory=list)  # the words looked for in the photos' text (OCR)
 
 
 class SearchEngine:
@@ -95,7 +101,9 @@ class SearchEngine:
         t0 = time.perf_counter()
         query = self.speech_query(wav, sr)
         embed_ms = (time.perf_counter() - t0) * 1000
-        result = self.search_vector(query.query_vector, top_k, min_score, roots, sort, dates=dates, kind=kind)
+        heard = match_words(" ".join(k.text for k in query.keywords))
+        result = self.search_vector(query.query_vector, top_k, min_score, roots, sort, dates=dates, kind=kind,
+                                    text_words=heard)
         result.query = query
         result.timings_ms["embed"] = embed_ms
         return result
@@ -132,10 +140,21 @@ class SearchEngine:
     def search_text(self, text: str, top_k: int = DEFAULT_TOP_K, min_score: float | None = None,
                     roots: Sequence[str | Path] | None = None, sort: str = "score", *,
                     dates: DateRange | None = None, kind: str | None = None) -> SearchResult:
+        """A typed query: the photos whose text holds its words first (when the library reads text), then the
+        photos that look like it. A query the model cannot read at all still finds the photos that show its words."""
         t0 = time.perf_counter()
-        vec, unread = self.text_query(text)
+        words = match_words(text)
+        vec: np.ndarray | None
+        try:
+            vec, unread = self.text_query(text)
+        except SpokenSearchError as exc:
+            if not text.strip():
+                raise
+            if not self.library.ids_with_words(words):
+                raise no_text_match(exc, self.library) from None
+            vec, unread = None, text.split()
         embed_ms = (time.perf_counter() - t0) * 1000
-        result = self.search_vector(vec, top_k, min_score, roots, sort, dates=dates, kind=kind)
+        result = self.search_vector(vec, top_k, min_score, roots, sort, dates=dates, kind=kind, text_words=words)
         result.timings_ms["embed"] = embed_ms
         result.unread_words = unread
         return result
@@ -185,13 +204,15 @@ class SearchEngine:
         return result
 
     # ---- ranking -----------------------------------------------------------------------------------------
-    def search_vector(self, query: np.ndarray, top_k: int = DEFAULT_TOP_K, min_score: float | None = None,
+    def search_vector(self, query: np.ndarray | None, top_k: int = DEFAULT_TOP_K, min_score: float | None = None,
                       roots: Sequence[str | Path] | None = None, sort: str = "score",
                       exclude: set[int] | None = None, *, dates: DateRange | None = None,
-                      kind: str | None = None) -> SearchResult:
+                      kind: str | None = None, text_words: Sequence[str] = ()) -> SearchResult:
         """Rank the library against `query` (E,) (L2-normalised here). `roots`: only photos inside these
         folders; `dates`: only photos dated in [after, before) (see Library.ids_dated); `kind`: "photo" or
         "video" only (None: both); `sort`: "score" (best first) or "date" (newest first, among the top_k by score).
+        `text_words`: the photos whose text holds all of them come first (core.text_match); with them, `query`
+        may be None (only those photos are found).
         """
         if sort not in SORT_KEYS:
             raise SpokenSearchError(f"unknown sort {sort!r}; use one of {SORT_KEYS}")
@@ -199,31 +220,58 @@ class SearchEngine:
             raise SpokenSearchError(f"unknown kind {kind!r}; use one of {KINDS[1:]} (or None for both)")
         dates = check_dates(dates)
         t0 = time.perf_counter()
-        q = np.asarray(query, np.float32).reshape(-1)
-        norm = float(np.linalg.norm(q))
-        q = q / norm if norm > 0 else q
         snap = self.library.snapshot()
-        if len(snap) and q.shape[0] != snap.vectors.shape[1]:
-            raise ModelMismatchError(
-                f"the query vector has {q.shape[0]} dimensions but the library at {self.library.db_path} holds "
-                f"{snap.vectors.shape[1]}; it was indexed with another model: re-index with --reindex")
-        k = max(0, int(top_k)) + len(exclude or ())
-        ids, scores, method, moments = self._rank(snap, q, k, roots, dates, kind)
+        q = None if query is None else self._check_query(query, snap)
+        found_by_text = self._text_hits(snap, q, text_words, top_k, roots, dates, kind, exclude)
+        exclude = (exclude or set()) | {h.image_id for h in found_by_text}
+        k = max(0, int(top_k)) + len(exclude)
+        if q is None:
+            ids, scores, method, moments = np.zeros(0, np.int64), np.zeros(0, np.float32), "exact", {}
+        else:
+            ids, scores, method, moments = self._rank(snap, q, k, roots, dates, kind)
         rank_ms = (time.perf_counter() - t0) * 1000
         keep = np.ones(len(ids), bool)
         if exclude:
             keep &= ~np.isin(ids, list(exclude))
         if min_score is not None:
             keep &= scores >= min_score
-        ids, scores = ids[keep][:top_k], scores[keep][:top_k]
+        room = max(0, int(top_k) - len(found_by_text))
+        ids, scores = ids[keep][:room], scores[keep][:room]
         rows = self.library.rows(ids.tolist())
-        hits = [Hit(int(i), rows[int(i)].path, float(s), rows[int(i)].mtime, rows[int(i)].taken_at,
-                    moments.get(int(i)))
-                for i, s in zip(ids, scores, strict=True) if int(i) in rows and not rows[int(i)].deleted]
+        hits = found_by_text + [
+            Hit(int(i), rows[int(i)].path, float(s), rows[int(i)].mtime, rows[int(i)].taken_at, moments.get(int(i)))
+            for i, s in zip(ids, scores, strict=True) if int(i) in rows and not rows[int(i)].deleted]
         if sort == "date":
             hits.sort(key=lambda h: h.date, reverse=True)
         timings = {"rank": rank_ms, "total_search": (time.perf_counter() - t0) * 1000}
-        return SearchResult(None, hits, method, timings)
+        return SearchResult(None, hits, method, timings, text_words=list(text_words))
+
+    def _check_query(self, query: np.ndarray, snap: VectorSnapshot) -> np.ndarray:
+        """The query vector L2-normalised, or ModelMismatchError when its size is not the library's."""
+        q = np.asarray(query, np.float32).reshape(-1)
+        norm = float(np.linalg.norm(q))
+        q = q / norm if norm > 0 else q
+        if len(snap) and q.shape[0] != snap.vectors.shape[1]:
+            raise ModelMismatchError(
+                f"the query vector has {q.shape[0]} dimensions but the library at {self.library.db_path} holds "
+                f"{snap.vectors.shape[1]}; it was indexed with another model: re-index with --reindex")
+        return q
+
+    def _text_hits(self, snap: VectorSnapshot, q: np.ndarray | None, words: Sequence[str], top_k: int,
+                   roots: Sequence[str | Path] | None, dates: DateRange | None, kind: str | None,
+                   exclude: set[int] | None) -> list[Hit]:
+        """The photos (within the filters) whose text holds every one of `words`, best text match first."""
+        if not words or kind == "video":
+            return []
+        rows = self._rows_in(snap, roots, dates, kind) if roots or dates or kind else None
+        found = text_matches(self.library, snap, words, rows, exclude)
+        ids = list(found)[:max(0, int(top_k))]
+        if not ids:
+            return []
+        scores = scores_of(snap, ids, q)
+        rows_by_id = self.library.rows(ids)
+        return [Hit(i, rows_by_id[i].path, float(s), rows_by_id[i].mtime, rows_by_id[i].taken_at, None, found[i])
+                for i, s in zip(ids, scores, strict=True) if i in rows_by_id and not rows_by_id[i].deleted]
 
     def _rank(self, snap: VectorSnapshot, q: np.ndarray, k: int, roots: Sequence[str | Path] | None,
               dates: DateRange | None = None, kind: str | None = None

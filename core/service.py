@@ -45,6 +45,9 @@ class ServiceStats:
     library_path: str = ""
     model_identity: str = ""
     videos: int = 0  # of `photos`, how many are videos
+    text_languages: str | None = None  # the languages text in photos is read in (None: not read)
+    texts_read: int = 0  # photos whose text was read
+    with_text: int = 0  # of those, photos with legible text
 
 
 def library_stats(data_dir: str | Path | None = None, cache_dir: str | Path | None = None) -> ServiceStats:
@@ -54,10 +57,12 @@ def library_stats(data_dir: str | Path | None = None, cache_dir: str | Path | No
     lib = Library(data_dir if data_dir is not None else default_library_dir(), None, cache_dir=cache_dir)
     try:
         counts = lib.count_rows()
+        read, with_text = lib.text_counts()
         return ServiceStats(model_name=lib.indexed_with() or "unknown", device="none", photos=len(lib),
                             roots=lib.roots(), pending=counts["pending"],
                             ann=len(lib) >= lib.ann_min_vectors, library_path=str(lib.db_path),
-                            model_identity=lib.model_identity, videos=counts["videos"])
+                            model_identity=lib.model_identity, videos=counts["videos"],
+                            text_languages=lib.text_languages(), texts_read=read, with_text=with_text)
     finally:
         lib.close()
 
@@ -166,6 +171,24 @@ class SearchService:
         """The years of the library's photos (capture time, else file time; local), newest first."""
         return self.library.years()
 
+    def read_text(self, languages: str | None) -> None:
+        """Read the text in photos (OCR) in `languages` ("eng", "eng+deu") from the next index or rescan on; None
+        stops (what was read stays searchable). Raises OcrUnavailableError, naming what to install, when
+        Tesseract or the languages' data is missing."""
+        if languages:
+            from core.library.ocr import check_languages
+
+            languages = check_languages(languages)
+        self.library.set_text_languages(languages or None)
+
+    def text_languages(self) -> str | None:
+        """The languages the library reads text in, None when it does not."""
+        return self.library.text_languages()
+
+    def text_of(self, image_id: int) -> str | None:
+        """The text read in an indexed photo ("" when none was legible), None when it was not read."""
+        return self.library.text_of(image_id)
+
     def has_videos(self) -> bool:
         """Whether the library holds a searchable video (a search can then be kept to photos or to videos)."""
         return bool(self.library.ids_of_videos().size)
@@ -233,11 +256,13 @@ class SearchService:
 
     def stats(self) -> ServiceStats:
         counts = self.library.count_rows()
+        read, with_text = self.library.text_counts()
         return ServiceStats(model_name=self.model_source, device=str(self.device), photos=len(self.library),
                             roots=self.library.roots(), pending=counts["pending"],
                             ann=len(self.library) >= self.library.ann_min_vectors,
                             library_path=str(self.library.db_path), model_identity=self.embedder.identity,
-                            videos=counts["videos"])
+                            videos=counts["videos"], text_languages=self.library.text_languages(),
+                            texts_read=read, with_text=with_text)
 
     def thumbnail(self, image: int | str | Path, size: int = THUMB_SIZE, at_s: float | None = None) -> Path:
         """A cached JPEG thumbnail (longest side `size`) of an indexed photo (id or path) or any image file; for a

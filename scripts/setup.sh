@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(libportaudio2 espeak-ng flite festival festvox-kdlpc16k festvox-us-slt-hts xvfb xauth libegl1
               libgl1 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0
               libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0 libdbus-1-3 libfontconfig1 sox
-              python3-venv libglib2.0-0 g++ python3-dev)
-# libglib2.0-0: PySide6's Qt libraries link GLib; g++ and python3-dev: hnswlib is a source-only package on PyPI
+              python3-venv libglib2.0-0 g++ python3-dev tesseract-ocr-eng)
+# libglib2.0-0: PySide6's Qt libraries link GLib; g++ and python3-dev: hnswlib is a source-only package on PyPI;
+# tesseract-ocr-eng: the English data for reading text in photos (tesserocr's wheel brings the engine)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   for p in "${APT_PACKAGES[@]}"; do
@@ -30,6 +31,6 @@ fi
 stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[app,synth,train,heif,raw,video,dev]"
+  .venv/bin/python -m pip install -q -e ".[app,synth,train,heif,raw,video,ocr,dev]"
   touch "$stamp"
 fi

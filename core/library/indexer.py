@@ -49,8 +49,8 @@ DEFAULT_WORKERS = max(2, min(8, os.cpu_count() or 2))  # decode threads (PIL rel
 
 @dataclass(frozen=True)
 class IndexProgress:
-    """done/total files of the current phase ("scan", "hash", "embed", "ann" = building the hnswlib index,
-    "done"); rate in files/s; eta_s."""
+    """done/total files of the current phase ("scan", "hash", "embed", "text" = reading the text in photos,
+    "ann" = building the hnswlib index, "done"); rate in files/s; eta_s."""
 
     done: int
     total: int
@@ -74,6 +74,9 @@ class IndexReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     elapsed_s: float = 0.0
     cancelled: bool = False
+    texts_read: int = 0  # photos whose text was read this run (the library reads text: Library.text_languages)
+    texts_found: int = 0  # of those, photos with some legible text
+    text_problem: str | None = None  # why no text was read although the library reads text (Tesseract missing)
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -288,6 +291,7 @@ def index_library(
             exc.report = report  # type: ignore[attr-defined]
             library.save_ann()
             raise
+    yield from _read_texts(library, folders, workers, cancel, resume, report, t_start)
     library.mark_indexed(live_roots)
     found = {e.path for e in entries}  # a name the scan left out was never counted
     report.total = len(entries) - len({p for p, _ in report.skipped} & found)
@@ -303,6 +307,42 @@ def index_library(
     report.elapsed_s = time.perf_counter() - t_start
     yield IndexProgress(report.total, report.total, "", 0.0, 0.0, "done")
     return report
+
+
+def _read_texts(library: Library, folders: Sequence[str], workers: int, cancel: threading.Event | None,
+                resume: threading.Event | None, report: IndexReport, t_start: float
+                ) -> Generator[IndexProgress, None, None]:
+    """The "text" phase, when the library reads text: the photos under `folders` not read yet."""
+    languages = library.text_languages()
+    if not languages or not folders:
+        return
+    from core.library.ocr import OcrUnavailableError, TextReader
+    from core.library.text_pass import read_texts
+
+    try:
+        reader = TextReader(languages)
+    except OcrUnavailableError as exc:  # the photos are indexed; their text waits for Tesseract
+        report.text_problem = str(exc)
+        logger.warning("text in photos not read: %s", exc)
+        return
+    passage = read_texts(library, folders, reader, workers=workers, cancel=cancel, resume=resume)
+    try:
+        while True:
+            try:
+                done, total, path, rate = next(passage)
+            except StopIteration as stop:
+                report.texts_read, report.texts_found = stop.value
+                return
+            report.texts_read = done
+            yield IndexProgress(done, total, path, rate, (total - done) / rate if rate else None, "text")
+    except Cancelled as exc:
+        report.cancelled = True
+        report.elapsed_s = time.perf_counter() - t_start
+        exc.report = report  # type: ignore[attr-defined]
+        raise
+    finally:
+        passage.close()
+        reader.close()
 
 
 def _skip_remembered(plan: _Plan, book: _FailureBook, report: IndexReport) -> None:

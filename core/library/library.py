@@ -29,7 +29,7 @@ from core.errors import (
     ModelMismatchError,
     SpokenSearchError,
 )
-from core.library import failures, store
+from core.library import failures, store, texts
 from core.library.ann import AnnIndex, AnnStamp
 from core.library.index_lock import hold_index_lock, index_lock_holder
 from core.library.scan import is_inside, is_utf8, normalize_root, owning_root, printable, real_roots
@@ -406,6 +406,10 @@ class Library:
             "SUM(deleted = 0 AND vector IS NOT NULL AND frames IS NOT NULL) FROM images").fetchone()
         return {"indexed": c[0] or 0, "pending": c[1] or 0, "deleted": c[2] or 0, "videos": c[3] or 0}
 
+    def text_counts(self) -> tuple[int, int]:
+        """(photos whose text was read, photos with some text), of the live ones."""
+        return texts.counts(self._reader())
+
     def pending_by_root(self) -> dict[str, int]:
         """Live photos without a vector (dropped by a model change, not embedded again yet), per root."""
         return dict(self._reader().execute(
@@ -424,11 +428,48 @@ class Library:
             failures.forget(self._conn, forget)
             failures.record(self._conn, failed)
 
+    # ---- text in photos (OCR) -----------------------------------------------------------------------------
+    def text_languages(self) -> str | None:
+        """The languages the library reads text in ("eng", "eng+deu"), or None when it does not read text."""
+        return store.get_meta(self._reader(), "text_languages")
+
+    def set_text_languages(self, languages: str | None) -> None:
+        """Read text in photos, in `languages`, from the next indexing run on (None: stop; what was read stays
+        searchable). A change of languages reads every photo again."""
+        with self._transaction():
+            if languages:
+                store.set_meta(self._conn, "text_languages", languages)
+            else:
+                self._conn.execute("DELETE FROM meta WHERE key = 'text_languages'")
+
+    def texts_to_read(self, folders: Iterable[str] | None, languages: str) -> list[tuple[int, str]]:
+        """(id, path) of the searchable photos inside `folders` (None: all) whose text is not read yet in
+        `languages`."""
+        return texts.to_read(self._reader(), folders, languages)
+
+    def write_texts(self, read: Sequence[tuple[int, str]], languages: str) -> None:
+        """Store the text read in photos, (id, text), in one transaction (a photo deleted meanwhile is left out)."""
+        if read:
+            with self._transaction():
+                texts.write(self._conn, read, languages)
+
+    def text_of(self, image_id: int) -> str | None:
+        """The text read in a photo ("" when none is legible), None when it was not read."""
+        return texts.text_of(self._reader(), image_id)
+
+    def ids_with_words(self, words: Sequence[str]) -> dict[int, str]:
+        """Photos whose text holds every word of `words`, best match first: {id: the text around the match}."""
+        return texts.matching(self._reader(), words)
+
     # ---- writes (the indexer's) --------------------------------------------------------------------------
     def write_embedded(self, images: Sequence[EmbeddedImage]) -> list[int]:
         """Insert new / update changed images with their vectors, in one transaction. Returns their ids."""
         ids: list[int] = []
         with self._transaction() as tx:
+            before = dict(self._conn.execute(
+                f"SELECT path, content_hash FROM images WHERE path IN ({','.join('?' * len(images))})",
+                [im.path for im in images])) if images else {}
+            changed: list[int] = []  # rows whose content changed: what was read in them is read again
             for im in images:
                 blob = store.vector_to_blob(im.vector)
                 values = (im.path, im.root, im.mtime, im.size, im.content_hash, im.width, im.height,
@@ -447,6 +488,10 @@ class Library:
                         "UPDATE images SET path=?, root=?, mtime=?, size=?, content_hash=?, width=?, height=?, "
                         "taken_at=?, vector=?, frames=?, frame_times=?, deleted=0 WHERE id=?", (*values, im.row_id))
                     ids.append(im.row_id)
+                if im.path in before and before[im.path] != im.content_hash or im.row_id is not None and \
+                        im.path not in before:
+                    changed.append(ids[-1])
+            texts.forget(self._conn, changed)
             if images:  # memory holds exactly what SQLite holds: the float16 values
                 vecs = np.stack([np.asarray(im.vector, np.float16) for im in images]).astype(np.float32)
                 dates = np.array([im.taken_at if im.taken_at is not None else im.mtime for im in images])

@@ -10,6 +10,7 @@ Tables (STYLE rule 6, after rclip's db.py):
          v4: the partial index images_video lists the videos, so a search reads their frames without a
          scan of every photo's row)
   failures(path PRIMARY KEY, mtime, size, reason, decoder, failed_at)   (v2: files that did not decode)
+  texts, texts_fts: the text read in photos (v5, core.library.texts)
 WAL mode: readers (searches) never block the writer (the indexer), and a commit is durable and atomic,
 so a process killed at any instant leaves the last committed batch.
 """
@@ -32,7 +33,7 @@ from core.errors import IndexVersionError
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 DB_NAME = "library.sqlite3"
 
 
@@ -163,8 +164,20 @@ def _v4(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX IF NOT EXISTS images_video ON images(id) WHERE frames IS NOT NULL")
 
 
-# Ordered migrations: (version reached, function). A new schema appends (5, _v5) and never edits the others.
-MIGRATIONS: list[tuple[int, Callable[[sqlite3.Connection], None]]] = [(1, _v1), (2, _v2), (3, _v3), (4, _v4)]
+def _v5(conn: sqlite3.Connection) -> None:
+    from core.library import texts
+
+    statement = ""
+    for line in texts.SCHEMA.splitlines(keepends=True):  # a trigger's body holds ";" of its own
+        statement += line
+        if sqlite3.complete_statement(statement):
+            conn.execute(statement)
+            statement = ""
+
+
+# Ordered migrations: (version reached, function). A new schema appends (6, _v6) and never edits the others.
+MIGRATIONS: list[tuple[int, Callable[[sqlite3.Connection], None]]] = [(1, _v1), (2, _v2), (3, _v3), (4, _v4),
+                                                                      (5, _v5)]
 
 # Every searchable video's frame vectors, in id order (through images_video: the photos' rows are not read).
 VIDEO_FRAMES_SQL = ("SELECT id, frames, frame_times FROM images WHERE frames IS NOT NULL AND deleted = 0 "

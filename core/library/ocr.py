@@ -1,0 +1,167 @@
+"""Text in photos (OCR): Tesseract through tesserocr, in process, one engine per thread.
+
+Optional: `pip install tesserocr` (a wheel with libtesseract inside) plus Tesseract's language data
+(`tesseract-ocr-eng` on Debian, `tesseract` on Homebrew; TESSDATA_PREFIX points elsewhere). Words are kept only
+when Tesseract is confident of them and they look like words: a photo of leaves or a brick wall gives
+nothing rather than noise like "~ |l ee".
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import re
+import threading
+from pathlib import Path
+
+from PIL import Image
+
+from core.errors import SpokenSearchError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LANGUAGES = "eng"
+OCR_MAX_SIDE = 2000  # px: a phone screenshot or a sign in a 12 MP photo stays legible; 4000 px costs ~4x
+MIN_CONFIDENCE = 70.0  # Tesseract's 0-100 per-word confidence; below, a textured photo's "words" are noise
+MIN_SIDE = 32  # px: smaller images hold no legible word
+_WORDISH = re.compile(r"\w", re.UNICODE)
+_LANGS = re.compile(r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$")
+# where distributions put the language data (tessdata): Debian/Ubuntu, Fedora, Homebrew, MacPorts, Windows
+_TESSDATA_GLOBS = ("/usr/share/tesseract-ocr/*/tessdata", "/usr/share/tesseract-ocr/tessdata", "/usr/share/tessdata",
+                   "/usr/local/share/tessdata", "/opt/homebrew/share/tessdata", "/opt/local/share/tessdata",
+                   r"C:\Program Files\Tesseract-OCR\tessdata")
+
+
+class OcrUnavailableError(SpokenSearchError):
+    """Reading text in photos needs tesserocr and Tesseract's data for the languages asked for."""
+
+
+def ocr_engine_available() -> bool:
+    """Whether the tesserocr module imports (the language data is checked by `TextReader`)."""
+    try:
+        import tesserocr  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def find_tessdata(languages: str = DEFAULT_LANGUAGES) -> Path | None:
+    """The first tessdata folder that holds every language of `languages` ("eng+deu"): TESSDATA_PREFIX
+    first (the folder itself or its tessdata/), then the usual places; None when there is none."""
+    wanted = languages.split("+")
+    candidates: list[str] = []
+    prefix = os.environ.get("TESSDATA_PREFIX")
+    if prefix:
+        candidates += [prefix, os.path.join(prefix, "tessdata")]
+    for pattern in _TESSDATA_GLOBS:
+        candidates += sorted(glob.glob(pattern), reverse=True)  # the newest version's folder first
+    for folder in candidates:
+        if all(os.path.isfile(os.path.join(folder, f"{lang}.traineddata")) for lang in wanted):
+            return Path(folder)
+    return None
+
+
+def installed_languages() -> list[str]:
+    """Every language whose data is in some tessdata folder (eng, deu, ...), sorted."""
+    folders = [os.environ.get("TESSDATA_PREFIX", "")]
+    folders += [os.path.join(folders[0], "tessdata")] if folders[0] else []
+    for pattern in _TESSDATA_GLOBS:
+        folders += glob.glob(pattern)
+    found = {Path(f).stem for folder in folders if folder for f in glob.glob(os.path.join(folder, "*.traineddata"))}
+    return sorted(found - {"osd", "equ"})  # script detection and equations are not languages to read
+
+
+def check_languages(languages: str) -> str:
+    """`languages` as Tesseract takes it ("eng", "eng+deu"), or OcrUnavailableError naming what is missing."""
+    languages = languages.strip()
+    if not _LANGS.match(languages):
+        raise OcrUnavailableError(f"{languages!r} is not a list of Tesseract languages; write e.g. eng or eng+deu")
+    if not ocr_engine_available():
+        raise OcrUnavailableError("reading text in photos needs tesserocr: pip install tesserocr (or "
+                                  "pip install -e '.[ocr]'), and Tesseract's language data (Debian: "
+                                  "apt install tesseract-ocr-eng)")
+    if find_tessdata(languages) is None:
+        have = installed_languages()
+        raise OcrUnavailableError(
+            f"no Tesseract language data for {languages} (found: {', '.join(have) or 'none'}); install it "
+            f"(Debian: apt install {' '.join('tesseract-ocr-' + lang for lang in languages.split('+'))}) or set "
+            "TESSDATA_PREFIX to the folder that holds the .traineddata files")
+    return languages
+
+
+def clean_words(words: list[tuple[str, float]], min_confidence: float = MIN_CONFIDENCE) -> str:
+    """The words worth keeping, in reading order, one space apart: confident, with a letter or digit, and
+    not a lone character (a stray stroke of a texture reads as "l" or "|")."""
+    kept = [w.strip() for w, conf in words if conf >= min_confidence and len(w.strip()) >= 2 and _WORDISH.search(w)]
+    return " ".join(kept)
+
+
+def _words(api: object, level: int) -> list[tuple[str, float]]:
+    """(word, confidence) in reading order; an empty page has none (its iterator raises on the first word)."""
+    import tesserocr
+
+    out: list[tuple[str, float]] = []
+    iterator = api.GetIterator()  # type: ignore[attr-defined]
+    if iterator is None:
+        return out
+    for w in tesserocr.iterate_level(iterator, level):
+        try:
+            out.append((w.GetUTF8Text(level) or "", w.Confidence(level)))
+        except RuntimeError:  # "No text returned": a block without a word
+            continue
+    return out
+
+
+class TextReader:
+    """Reads the text in an image. One Tesseract engine per thread (an engine is not thread-safe; it releases
+    the GIL while it reads, so threads read in parallel)."""
+
+    def __init__(self, languages: str = DEFAULT_LANGUAGES, min_confidence: float = MIN_CONFIDENCE) -> None:
+        self.languages = check_languages(languages)
+        self.tessdata = find_tessdata(self.languages)
+        self.min_confidence = min_confidence
+        self._local = threading.local()
+        self._engines: list[object] = []
+        self._lock = threading.Lock()
+
+    def _engine(self) -> object:
+        api = getattr(self._local, "api", None)
+        if api is None:
+            import tesserocr
+
+            try:
+                api = tesserocr.PyTessBaseAPI(path=str(self.tessdata) + os.sep, lang=self.languages,
+                                              psm=tesserocr.PSM.AUTO)
+            except RuntimeError as exc:  # data of another Tesseract version, a truncated file
+                raise OcrUnavailableError(f"Tesseract cannot load {self.languages} from {self.tessdata}: {exc}") \
+                    from exc
+            self._local.api = api
+            with self._lock:
+                self._engines.append(api)
+        return api
+
+    def read(self, image: Image.Image) -> str:
+        """The text Tesseract is confident of in `image` (any mode), words one space apart; "" when none."""
+        if min(image.size) < MIN_SIDE:
+            return ""
+        import tesserocr
+
+        if image.mode not in ("RGB", "L"):
+            image = image.convert("RGB")
+        if max(image.size) > OCR_MAX_SIDE:
+            image = image.copy()
+            image.thumbnail((OCR_MAX_SIDE, OCR_MAX_SIDE), Image.Resampling.LANCZOS)
+        api = self._engine()
+        api.SetImage(image)  # type: ignore[attr-defined]
+        api.Recognize()  # type: ignore[attr-defined]
+        words = _words(api, tesserocr.RIL.WORD)
+        api.Clear()  # type: ignore[attr-defined]
+        return clean_words(words, self.min_confidence)
+
+    def close(self) -> None:
+        """Free every thread's engine (the reader is not used after)."""
+        with self._lock:
+            for api in self._engines:
+                api.End()  # type: ignore[attr-defined]
+            self._engines.clear()

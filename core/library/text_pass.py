@@ -1,0 +1,83 @@
+"""read_texts: the indexing phase that reads the text in photos (OCR), after they are searchable.
+
+Runs after the photos are embedded, so a new photo is found by what it shows first and by its words a
+moment later. A generator like index_library (phase "text"); each batch is committed on its own, so a run
+cancelled or killed reads only the rest next time. A photo that cannot be read (gone, damaged) keeps no text
+and is tried again next run; it is not a skip of the index (its picture is searchable).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Generator, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from core.errors import Cancelled, ImageDecodeError
+from core.library.decode import load_rgb
+from core.library.library import Library
+from core.library.ocr import OCR_MAX_SIDE, TextReader
+
+logger = logging.getLogger(__name__)
+
+TEXT_BATCH = 16  # photos per committed transaction
+
+
+def _read_one(reader: TextReader, path: str) -> str:
+    return reader.read(load_rgb(path, OCR_MAX_SIDE))
+
+
+def read_texts(library: Library, folders: Iterable[str] | None, reader: TextReader, *, workers: int = 2,
+               cancel: threading.Event | None = None, resume: threading.Event | None = None
+               ) -> Generator[tuple[int, int, str, float], None, tuple[int, int]]:
+    """Read the text of the photos inside `folders` (None: the whole library) not read yet in the reader's
+    languages. Yields (done, total, path, rate per s) after each batch; returns (photos read, photos with text).
+    Raises Cancelled when `cancel` is set (what was committed stays); waits while `resume` is cleared."""
+    work = library.texts_to_read(None if folders is None else list(folders), reader.languages)
+    total, done, found = len(work), 0, 0
+    if not total:
+        return 0, 0
+    t0 = time.perf_counter()
+    batch: list[tuple[int, str]] = []
+    pending: deque[tuple[int, str, Future]] = deque()
+    it = iter(work)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ocr") as pool:
+        try:
+            while True:
+                while len(pending) < workers * 2 and not (cancel is not None and cancel.is_set()):
+                    nxt = next(it, None)
+                    if nxt is None:
+                        break
+                    while resume is not None and not resume.wait(0.05) and not cancel_set(cancel):
+                        pass  # a search has the CPU
+                    pending.append((nxt[0], nxt[1], pool.submit(_read_one, reader, nxt[1])))
+                if cancel_set(cancel):
+                    raise Cancelled(f"reading text was cancelled after {done} of {total} photos; the rest is read "
+                                    "next run")
+                if not pending:
+                    break
+                image_id, path, fut = pending.popleft()
+                try:
+                    text = fut.result()
+                    batch.append((image_id, text))
+                    found += bool(text)
+                except (ImageDecodeError, OSError) as exc:  # gone or damaged since it was embedded
+                    logger.warning("text not read in %s: %s", path, exc)
+                done += 1
+                if len(batch) >= TEXT_BATCH or not pending:
+                    library.write_texts(batch, reader.languages)
+                    batch = []
+                    yield done, total, path, done / max(time.perf_counter() - t0, 1e-9)
+        finally:
+            for _, _, fut in pending:
+                fut.cancel()
+            if batch:  # cancelled mid-batch: what was read is kept
+                library.write_texts(batch, reader.languages)
+    logger.info("read the text of %d photos (%d with text) in %.1f s", done, found, time.perf_counter() - t0)
+    return done, found
+
+
+def cancel_set(cancel: threading.Event | None) -> bool:
+    return cancel is not None and cancel.is_set()

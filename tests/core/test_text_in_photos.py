@@ -1,0 +1,320 @@
+"""Text in photos (OCR): what is stored (schema v5, FTS5), when it is read again, how a search lists the photos
+that show the query's words, the indexer's "text" phase with the real Tesseract, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from libfakes import FakeEmbedder, drain, make_image
+from PIL import Image, ImageDraw, ImageFont
+
+from core.errors import Cancelled, SpokenSearchError
+from core.library import Library, index_library
+from core.library import ocr as ocr_mod
+from core.library.library import EmbeddedImage
+from core.library.ocr import OcrUnavailableError, TextReader, check_languages, clean_words
+from core.search import SearchEngine
+from core.text_match import match_words
+
+DIM = 8
+tesseract = pytest.mark.skipif(not (ocr_mod.ocr_engine_available() and ocr_mod.find_tessdata("eng")),
+                               reason="needs tesserocr and tesseract-ocr-eng (scripts/setup.sh installs both)")
+
+
+def unit(seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).standard_normal(DIM).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def embedded(path: str, seed: int, content: str | None = None, row_id: int | None = None, **kw) -> EmbeddedImage:
+    return EmbeddedImage(path, "/p", 1.0, 10, content or f"hash-{path}", 8, 8, None, unit(seed), row_id, **kw)
+
+
+@pytest.fixture
+def lib(tmp_path):
+    library = Library(tmp_path / "d", "tower", dim=DIM, cache_dir=tmp_path / "c")
+    yield library
+    library.close()
+
+
+def write_sign(path, lines, size=(900, 420)):
+    """A photo of a sign: dark words on a light board."""
+    im = Image.new("RGB", size, (235, 232, 220))
+    draw = ImageDraw.Draw(im)
+    font = ImageFont.load_default(size=52)
+    for i, line in enumerate(lines):
+        draw.text((40, 40 + 90 * i), line, fill=(25, 25, 30), font=font)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im.save(path)
+    return path
+
+
+# ---- the store ----------------------------------------------------------------------------------------------
+def test_words_match_stemmed_accent_folded_all_required_and_never_as_operators(lib):
+    ids = lib.write_embedded([embedded(f"/p/{i}.jpg", i) for i in range(4)])
+    lib.write_texts([(ids[0], "Café Central receipt Total EUR 7.40"), (ids[1], "BOARDING PASS gate B22"),
+                     (ids[2], "cats OR dogs"), (ids[3], "")], "eng")
+    assert list(lib.ids_with_words(["receipts"])) == [ids[0]]  # Porter stems: receipts ~ receipt
+    assert list(lib.ids_with_words(["cafe"])) == [ids[0]]  # accents folded
+    assert list(lib.ids_with_words(["boarding", "pass"])) == [ids[1]]
+    assert lib.ids_with_words(["boarding", "receipt"]) == {}  # every word must be there
+    assert list(lib.ids_with_words(["or"])) == [ids[2]]  # a word, not FTS5's operator
+    assert lib.ids_with_words(['"', "*"]) == {}  # what a user types cannot break the query
+    assert "PASS" in lib.ids_with_words(["pass"])[ids[1]]  # the snippet is the text itself
+    assert (lib.text_of(ids[3]), lib.text_of(ids[0])[:4]) == ("", "Café")
+    assert lib.text_counts() == (4, 3)
+
+
+def test_text_is_read_again_only_when_the_content_or_the_languages_change(lib):
+    a, b, c = lib.write_embedded([embedded("/p/a.jpg", 0), embedded("/p/b.jpg", 1), embedded("/p/c.jpg", 2)])
+    lib.write_embedded([embedded("/p/v.mp4", 3, frames=np.stack([unit(3), unit(4)]),
+                                 frame_times=np.array([1.0, 2.0], np.float32))])
+    assert [i for i, _ in lib.texts_to_read(None, "eng")] == [a, b, c]  # videos are not read
+    lib.write_texts([(a, "stop"), (b, "exit"), (c, "")], "eng")
+    assert lib.texts_to_read(None, "eng") == []
+    lib.write_embedded([embedded("/p/a.jpg", 5, row_id=a)])  # embedded again, same content (a model change)
+    lib.write_embedded([embedded("/p/b.jpg", 6, content="edited", row_id=b)])  # new content
+    assert lib.text_of(a) == "stop" and lib.text_of(b) is None
+    assert [i for i, _ in lib.texts_to_read(["/p"], "eng")] == [b]
+    assert lib.ids_with_words(["exit"]) == {}  # the old text is gone from the index too
+    assert [i for i, _ in lib.texts_to_read(None, "eng+deu")] == [a, b, c]
+    assert lib.texts_to_read(["/elsewhere"], "eng") == []
+
+
+def test_moved_photos_keep_their_text_and_removed_folders_leave_the_index(lib, tmp_path):
+    from core.library.library import Move
+
+    root = tmp_path / "p"
+    root.mkdir()
+    (a,) = lib.write_embedded([embedded(f"{root}/a.jpg", 0)])
+    lib.write_texts([(a, "parking level 3")], "eng")
+    lib.apply_changes([Move(a, f"{root}/sub/a.jpg", str(root), 1.0, 10)], [])
+    assert lib.text_of(a) == "parking level 3" and list(lib.ids_with_words(["parking"])) == [a]
+    lib.add_root(root)
+    lib.remove_root(root)
+    assert lib.ids_with_words(["parking"]) == {} and lib.text_counts() == (0, 0)
+    lib.write_texts([(a, "gone")], "eng")  # a photo removed meanwhile is left out
+    assert lib.text_of(a) is None
+
+
+def test_a_version_4_library_gains_the_text_tables_and_keeps_its_photos(tmp_path):
+    lib = Library(tmp_path / "d", "tower", dim=DIM)
+    lib.write_embedded([embedded("/p/a.jpg", 0)])
+    lib.close()
+    con = sqlite3.connect(tmp_path / "d" / "library.sqlite3")
+    for name in ("texts_added", "texts_removed", "texts_changed"):
+        con.execute(f"DROP TRIGGER {name}")
+    con.execute("DROP TABLE texts_fts")
+    con.execute("DROP TABLE texts")
+    con.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+    con.commit()
+    con.close()
+    lib = Library(tmp_path / "d", "tower", dim=DIM)
+    try:
+        assert len(lib) == 1 and lib.text_languages() is None
+        lib.write_texts([(1, "hello world")], "eng")
+        assert list(lib.ids_with_words(["world"])) == [1]
+    finally:
+        lib.close()
+
+
+# ---- searching ------------------------------------------------------------------------------------------------
+class VocabModel:
+    """A model that reads only `known` words; its query vector is `vec`."""
+
+    def __init__(self, vec, known=("red", "a")):
+        self.vec, self.known = vec, set(known)
+        self.clip = SimpleNamespace(encode_text=lambda texts: np.stack([vec for _ in texts]),
+                                    unread_words=lambda t: [w for w in t.split() if w.lower() not in self.known],
+                                    known_words=lambda: sorted(self.known))
+
+    def infer(self, wav):
+        return SimpleNamespace(query_vector=self.vec, keywords=[SimpleNamespace(text="gate"),
+                                                                SimpleNamespace(text="the")], segments=[])
+
+
+def test_photos_showing_the_words_come_first_whatever_their_score_and_the_cut_off(lib):
+    q = unit(100)
+    near = [embedded(f"/p/near{i}.jpg", 0) for i in range(3)]
+    near = [EmbeddedImage(**{**e.__dict__, "vector": q + 0.01 * unit(i)}) for i, e in enumerate(near)]
+    ids = lib.write_embedded(near + [embedded("/p/sign.jpg", 7), embedded("/q/sign2.jpg", 8)])
+    sign, sign2 = ids[3], ids[4]
+    lib.write_texts([(sign, "Gate B22 to Lisbon"), (sign2, "red gate")], "eng")
+    engine = SearchEngine(VocabModel(q), lib)
+    res = engine.search_text("red gate", top_k=3, min_score=0.9)
+    assert res.text_words == ["red", "gate"]
+    assert [h.image_id for h in res.hits][:1] == [sign2] and res.hits[0].text == "red gate"
+    assert res.hits[0].score < 0.9  # listed for its words, below the cut-off
+    assert len(res.hits) == 3 and all(h.text is None for h in res.hits[1:])
+    assert abs(res.hits[0].score - float(lib.vectors_of([sign2])[sign2].astype(np.float32) @ q)) < 1e-2
+    # "the" is filler: a spoken query's heard words are matched without it
+    spoken = engine.search_audio(np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1, top_k=5)
+    assert spoken.text_words == ["gate"] and {h.image_id for h in spoken.hits if h.text} == {sign, sign2}
+    # the filters hold for text matches too
+    only_q = engine.search_text("gate", top_k=5, roots=["/q"])
+    assert [h.image_id for h in only_q.hits if h.text] == [sign2]
+    assert all(h.text is None for h in engine.search_text("gate", top_k=5, kind="video").hits)
+    by_date = engine.search_text("gate", top_k=5, sort="date")
+    assert {h.image_id for h in by_date.hits if h.text} == {sign, sign2}
+
+
+def test_a_query_the_model_cannot_read_still_finds_the_photos_that_show_it(lib):
+    (sign,) = lib.write_embedded([embedded("/p/sign.jpg", 7)])
+    lib.write_embedded([embedded("/p/other.jpg", 8)])
+    lib.write_texts([(sign, "Boarding pass")], "eng")
+    engine = SearchEngine(VocabModel(unit(1)), lib)
+    res = engine.search_text("boarding pass", top_k=5)
+    assert [h.image_id for h in res.hits] == [sign] and res.hits[0].score == 0.0
+    assert res.unread_words == ["boarding", "pass"]
+    with pytest.raises(SpokenSearchError, match="no photo's text holds these words"):
+        engine.search_text("xylophone", top_k=5)
+
+
+def test_a_library_without_text_searches_as_before(lib):
+    lib.write_embedded([embedded(f"/p/{i}.jpg", i) for i in range(4)])
+    engine = SearchEngine(VocabModel(unit(1)), lib)
+    res = engine.search_text("red", top_k=3)
+    assert len(res.hits) == 3 and all(h.text is None for h in res.hits)
+    with pytest.raises(SpokenSearchError, match="vocabulary") as err:
+        engine.search_text("xylophone", top_k=5)
+    assert "text" not in str(err.value)
+
+
+def test_query_words():
+    assert match_words("A photo of the boarding pass!") == ["boarding", "pass"]
+    assert match_words("the") == ["the"]  # nothing but filler: kept
+    assert match_words("Straße straße") == ["straße"]
+
+
+# ---- reading (real Tesseract) -----------------------------------------------------------------------------------
+def test_confident_words_only():
+    assert clean_words([("Exit", 95.0), ("l", 99.0), ("~~", 90.0), ("ee", 30.0), ("B22", 80.0)]) == "Exit B22"
+
+
+@tesseract
+def test_reader_reads_a_sign_and_nothing_in_noise_or_a_tiny_image(tmp_path):
+    reader = TextReader("eng")
+    try:
+        sign = Image.open(write_sign(tmp_path / "s.png", ["BOARDING PASS", "Gate to Lisbon"]))
+        assert reader.read(sign) == "BOARDING PASS Gate to Lisbon"
+        noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (600, 800, 3), dtype=np.uint8))
+        assert reader.read(noise) == ""
+        assert reader.read(Image.new("RGBA", (20, 900))) == ""
+        big = sign.resize((5400, 2520))  # read at OCR_MAX_SIDE
+        assert "Lisbon" in reader.read(big)
+    finally:
+        reader.close()
+
+
+def test_missing_engine_or_language_data_is_named(monkeypatch, tmp_path):
+    with pytest.raises(OcrUnavailableError, match="not a list of Tesseract languages"):
+        check_languages("eng; rm -rf")
+    monkeypatch.setenv("TESSDATA_PREFIX", str(tmp_path))
+    monkeypatch.setattr(ocr_mod, "_TESSDATA_GLOBS", ())
+    if ocr_mod.ocr_engine_available():
+        with pytest.raises(OcrUnavailableError, match="apt install tesseract-ocr-klingon"):
+            check_languages("klingon")
+    monkeypatch.setattr(ocr_mod, "ocr_engine_available", lambda: False)
+    with pytest.raises(OcrUnavailableError, match="pip install tesserocr"):
+        TextReader("eng")
+
+
+@tesseract
+def test_indexing_reads_the_text_after_embedding_and_only_once(tmp_path):
+    photos = tmp_path / "photos"
+    for i in range(5):
+        make_image(photos / f"{i}.jpg", i, size=(320, 240))
+    write_sign(photos / "sign.png", ["NO PARKING", "Tow away zone"])
+    lib = Library(tmp_path / "d", "fake-tower-1", dim=16, cache_dir=tmp_path / "c")
+    try:
+        plain = drain(index_library(lib, [photos], FakeEmbedder()))  # a library that does not read text
+        assert plain.texts_read == 0 and lib.text_counts() == (0, 0)
+        lib.set_text_languages("eng")
+        phases = []
+        gen = index_library(lib, [photos], FakeEmbedder())
+        while True:
+            try:
+                phases.append(next(gen).phase)
+            except StopIteration as stop:
+                report = stop.value
+                break
+        assert "text" in phases and (report.texts_read, report.texts_found) == (6, 1)
+        (sign,) = lib.ids_with_words(["parking"])
+        assert lib.row_by_path(photos / "sign.png").id == sign
+        again = drain(index_library(lib, [photos], FakeEmbedder()))
+        assert again.texts_read == 0  # nothing new to read
+        lib.set_text_languages(None)  # stopped: what was read stays searchable
+        assert list(lib.ids_with_words(["tow"])) == [sign]
+    finally:
+        lib.close()
+
+
+@tesseract
+def test_a_cancelled_text_phase_keeps_what_it_read(tmp_path):
+    from core.library import text_pass
+
+    photos = tmp_path / "photos"
+    for i in range(40):
+        make_image(photos / f"{i:02d}.jpg", i, size=(200, 150))
+    lib = Library(tmp_path / "d", "fake-tower-1", dim=16, cache_dir=tmp_path / "c")
+    try:
+        drain(index_library(lib, [photos], FakeEmbedder()))
+        reader = TextReader("eng")
+        cancel = threading.Event()
+        gen = text_pass.read_texts(lib, None, reader, workers=1, cancel=cancel)
+        next(gen)  # one batch committed
+        cancel.set()
+        with pytest.raises(Cancelled):
+            while True:
+                next(gen)
+        reader.close()
+        read, _ = lib.text_counts()
+        assert text_pass.TEXT_BATCH <= read < 40
+        assert len(lib.texts_to_read(None, "eng")) == 40 - read  # the next run reads only the rest
+    finally:
+        lib.close()
+
+
+def test_missing_tesseract_leaves_the_photos_indexed_and_says_why(tmp_path, monkeypatch):
+    photos = tmp_path / "photos"
+    make_image(photos / "a.jpg", 0)
+    monkeypatch.setattr(ocr_mod, "ocr_engine_available", lambda: False)
+    lib = Library(tmp_path / "d", "fake-tower-1", dim=16, cache_dir=tmp_path / "c")
+    try:
+        lib.set_text_languages("eng")
+        report = drain(index_library(lib, [photos], FakeEmbedder()))
+        assert report.added == 1 and len(lib) == 1
+        assert "pip install tesserocr" in report.text_problem and report.texts_read == 0
+    finally:
+        lib.close()
+
+
+@tesseract
+def test_cli_reads_text_and_search_shows_the_words(tmp_path, model_dir, capsys, monkeypatch):
+    from core.__main__ import main
+
+    monkeypatch.setenv("SPOKENSEARCH_DATADIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SPOKENSEARCH_CACHEDIR", str(tmp_path / "cache"))
+    photos = tmp_path / "photos"
+    for i in range(3):
+        make_image(photos / f"{i}.jpg", i)
+    write_sign(photos / "wifi.png", ["WiFi password", "sunflower"])
+    assert main(["index", str(photos), "--model", model_dir, "--no-progress", "--read-text"]) == 0
+    out = capsys.readouterr().out
+    assert "text read in 4 photos (1 show some)" in out
+    assert main(["search", "--text", "password", "--model", model_dir]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert "wifi.png" in first and "[shows “WiFi password sunflower”]" in first
+    assert main(["search", "--text", "wifi", "--model", model_dir, "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)["hits"]
+    assert hits[0]["text"] == "WiFi password sunflower" and all("text" not in h for h in hits[1:])
+    assert main(["stats", "--model", model_dir, "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert (stats["text_languages"], stats["texts_read"], stats["with_text"]) == ("eng", 4, 1)
+    assert main(["index", str(photos), "--model", model_dir, "--no-progress", "--read-text", "klingon"]) == 1
+    assert "tesseract-ocr-klingon" in capsys.readouterr().err
