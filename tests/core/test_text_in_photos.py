@@ -194,6 +194,8 @@ def test_query_words():
 # ---- reading (real Tesseract) -----------------------------------------------------------------------------------
 def test_confident_words_only():
     assert clean_words([("Exit", 95.0), ("l", 99.0), ("~~", 90.0), ("ee", 30.0), ("B22", 80.0)]) == "Exit B22"
+    assert clean_words([("y~", 79.0), ("to", 96.0), ("Lisbon", 96.0)]) == "to Lisbon"
+    assert clean_words([("Ov", 94.0)]) == "" and clean_words([("Ol", 89.0), ("y~", 90.0)]) == ""  # shapes, not text
 
 
 @tesseract
