@@ -97,6 +97,18 @@ def clean_words(words: list[tuple[str, float]], min_confidence: float = MIN_CONF
     return " ".join(kept) if any(_alnum(w) >= 3 for w in kept) else ""
 
 
+def merge_texts(texts: list[str]) -> str:
+    """The first reading, then the words of the others it lacks (compared without case), in their order."""
+    out = texts[0].split() if texts else []
+    seen = {w.lower() for w in out}
+    for text in texts[1:]:
+        for w in text.split():
+            if w.lower() not in seen:
+                seen.add(w.lower())
+                out.append(w)
+    return " ".join(out)
+
+
 def _alnum(word: str) -> int:
     return sum(ch.isalnum() for ch in word)
 
@@ -129,23 +141,24 @@ class TextReader:
         self._engines: list[object] = []
         self._lock = threading.Lock()
 
-    def _engine(self) -> object:
-        api = getattr(self._local, "api", None)
-        if api is None:
+    def _engines_here(self) -> list[object]:
+        """This thread's two engines: one reads the page as sparse text (signs and labels anywhere in a photo),
+        one as a page of blocks (a sign's dark plate, text on a plain page). Together they read 47 of
+        bench_ocr.py's 50 tuning signs (--seed 1234), 43 and 42 alone, at ~1.8x the time of one."""
+        engines = getattr(self._local, "engines", None)
+        if engines is None:
             import tesserocr
 
             try:
-                # sparse text: signs and labels anywhere in a photo, not a page of columns (bench_ocr.py's
-                # tuning signs, --seed 1234: 43 of 50 read, 42 with PSM.AUTO, which missed plain pages too)
-                api = tesserocr.PyTessBaseAPI(path=str(self.tessdata) + os.sep, lang=self.languages,
-                                              psm=tesserocr.PSM.SPARSE_TEXT)
+                engines = [tesserocr.PyTessBaseAPI(path=str(self.tessdata) + os.sep, lang=self.languages, psm=psm)
+                           for psm in (tesserocr.PSM.SPARSE_TEXT, tesserocr.PSM.AUTO)]
             except RuntimeError as exc:  # data of another Tesseract version, a truncated file
                 raise OcrUnavailableError(f"Tesseract cannot load {self.languages} from {self.tessdata}: {exc}") \
                     from exc
-            self._local.api = api
+            self._local.engines = engines
             with self._lock:
-                self._engines.append(api)
-        return api
+                self._engines.extend(engines)
+        return engines
 
     def read(self, image: Image.Image) -> str:
         """The text Tesseract is confident of in `image` (any mode), words one space apart; "" when none."""
@@ -157,12 +170,13 @@ class TextReader:
         if max(image.size) > OCR_MAX_SIDE:
             image = image.copy()
             image.thumbnail((OCR_MAX_SIDE, OCR_MAX_SIDE), Image.Resampling.LANCZOS)
-        api = self._engine()
-        api.SetImage(image)  # type: ignore[attr-defined]
-        api.Recognize()  # type: ignore[attr-defined]
-        words = _words(api, tesserocr.RIL.WORD)
-        api.Clear()  # type: ignore[attr-defined]
-        return clean_words(words, self.min_confidence)
+        texts = []
+        for api in self._engines_here():
+            api.SetImage(image)  # type: ignore[attr-defined]
+            api.Recognize()  # type: ignore[attr-defined]
+            texts.append(clean_words(_words(api, tesserocr.RIL.WORD), self.min_confidence))
+            api.Clear()  # type: ignore[attr-defined]
+        return merge_texts(texts)
 
     def close(self) -> None:
         """Free every thread's engine (the reader is not used after)."""

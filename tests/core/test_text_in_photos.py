@@ -17,7 +17,7 @@ from core.errors import Cancelled, SpokenSearchError
 from core.library import Library, index_library
 from core.library import ocr as ocr_mod
 from core.library.library import EmbeddedImage
-from core.library.ocr import OcrUnavailableError, TextReader, check_languages, clean_words
+from core.library.ocr import OcrUnavailableError, TextReader, check_languages, clean_words, merge_texts
 from core.search import SearchEngine
 from core.text_match import match_words
 
@@ -195,6 +195,7 @@ def test_query_words():
 def test_confident_words_only():
     assert clean_words([("Exit", 95.0), ("l", 99.0), ("~~", 90.0), ("ee", 30.0), ("B22", 80.0)]) == "Exit B22"
     assert clean_words([("y~", 79.0), ("to", 96.0), ("Lisbon", 96.0)]) == "to Lisbon"
+    assert merge_texts(["to the park to the sea", "PARK Exit", ""]) == "to the park to the sea Exit"
     assert clean_words([("Ov", 94.0)]) == "" and clean_words([("Ol", 89.0), ("y~", 90.0)]) == ""  # shapes, not text
 
 
