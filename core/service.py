@@ -154,10 +154,13 @@ class SearchService:
 
     def search_vector(self, query: np.ndarray, top_k: int = DEFAULT_TOP_K, min_score: float | None = None,
                       roots: Sequence[str | Path] | None = None, sort: str = "score", *,
-                      dates: DateRange | None = None, kind: str | None = None) -> SearchResult:
-        """Rank the library against a query vector already computed (e.g. new cut-offs for the last query)."""
+                      dates: DateRange | None = None, kind: str | None = None,
+                      text_words: Sequence[str] = ()) -> SearchResult:
+        """Rank the library against a query vector already computed (e.g. new cut-offs for the last query);
+        `text_words`: the photos whose text holds them come first (the last query's SearchResult.text_words)."""
         with self._preempt():
-            return self.engine.search_vector(query, top_k, min_score, roots, sort, dates=dates, kind=kind)
+            return self.engine.search_vector(query, top_k, min_score, roots, sort, dates=dates, kind=kind,
+                                             text_words=text_words)
 
     def search_similar(self, path_or_id: str | Path | int, top_k: int = DEFAULT_TOP_K,
                        min_score: float | None = None, roots: Sequence[str | Path] | None = None,
