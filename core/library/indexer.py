@@ -325,7 +325,9 @@ def _read_texts(library: Library, folders: Sequence[str], workers: int, cancel: 
         report.text_problem = str(exc)
         logger.warning("text in photos not read: %s", exc)
         return
-    passage = read_texts(library, folders, reader, workers=workers, cancel=cancel, resume=resume)
+    # CPU-bound, two engines (~27 MB) a thread: no more threads than cores
+    passage = read_texts(library, folders, reader, workers=max(1, min(workers, os.cpu_count() or 2)), cancel=cancel,
+                         resume=resume)
     try:
         while True:
             try:
@@ -339,6 +341,7 @@ def _read_texts(library: Library, folders: Sequence[str], workers: int, cancel: 
         report.cancelled = True
         report.elapsed_s = time.perf_counter() - t_start
         exc.report = report  # type: ignore[attr-defined]
+        library.save_ann()
         raise
     finally:
         passage.close()

@@ -36,7 +36,7 @@ def read_texts(library: Library, folders: Iterable[str] | None, reader: TextRead
     languages. Yields (done, total, path, rate per s) after each batch; returns (photos read, photos with text).
     Raises Cancelled when `cancel` is set (what was committed stays); waits while `resume` is cleared."""
     work = library.texts_to_read(None if folders is None else list(folders), reader.languages)
-    total, done, found = len(work), 0, 0
+    total, done, found, stored = len(work), 0, 0, 0
     if not total:
         return 0, 0
     t0 = time.perf_counter()
@@ -63,8 +63,13 @@ def read_texts(library: Library, folders: Iterable[str] | None, reader: TextRead
                     text = fut.result()
                     batch.append((image_id, text))
                     found += bool(text)
-                except (ImageDecodeError, OSError) as exc:  # gone or damaged since it was embedded
+                    stored += 1
+                except (ImageDecodeError, OSError) as exc:  # gone or damaged since it was embedded: next run
                     logger.warning("text not read in %s: %s", path, exc)
+                except RuntimeError as exc:  # Tesseract refused the image: it would refuse it every run
+                    logger.warning("Tesseract could not read %s: %s", path, exc)
+                    batch.append((image_id, ""))
+                    stored += 1
                 done += 1
                 if len(batch) >= TEXT_BATCH or not pending:
                     library.write_texts(batch, reader.languages)
@@ -75,8 +80,8 @@ def read_texts(library: Library, folders: Iterable[str] | None, reader: TextRead
                 fut.cancel()
             if batch:  # cancelled mid-batch: what was read is kept
                 library.write_texts(batch, reader.languages)
-    logger.info("read the text of %d photos (%d with text) in %.1f s", done, found, time.perf_counter() - t0)
-    return done, found
+    logger.info("read the text of %d photos (%d with text) in %.1f s", stored, found, time.perf_counter() - t0)
+    return stored, found
 
 
 def cancel_set(cancel: threading.Event | None) -> bool:

@@ -321,3 +321,37 @@ def test_cli_reads_text_and_search_shows_the_words(tmp_path, model_dir, capsys, 
     assert (stats["text_languages"], stats["texts_read"], stats["with_text"]) == ("eng", 4, 1)
     assert main(["index", str(photos), "--model", model_dir, "--no-progress", "--read-text", "klingon"]) == 1
     assert "tesseract-ocr-klingon" in capsys.readouterr().err
+
+
+class FakeReader:
+    """A TextReader stand-in: the text is the file's name; `refuse` raises as Tesseract does on a bad image."""
+
+    languages = "eng"
+
+    def __init__(self, refuse: str = "") -> None:
+        self.refuse = refuse
+
+    def read(self, image):
+        if image.size == (64, 49):
+            raise RuntimeError("Image too small to scale")
+        return f"word{image.size[0]}"
+
+
+def test_a_photo_gone_is_read_next_run_and_one_tesseract_refuses_is_not_read_again(tmp_path):
+    from core.library import text_pass
+
+    photos = tmp_path / "photos"
+    for i in range(3):
+        make_image(photos / f"{i}.jpg", i, size=(64 + i * 8, 48))
+    make_image(photos / "odd.jpg", 9, size=(64, 49))
+    lib = Library(tmp_path / "d", "fake-tower-1", dim=16, cache_dir=tmp_path / "c")
+    try:
+        drain(index_library(lib, [photos], FakeEmbedder()))
+        (photos / "1.jpg").unlink()  # gone since it was embedded
+        read, found = drain(text_pass.read_texts(lib, [str(photos)], FakeReader(), workers=2))
+        assert (read, found) == (3, 2)  # the one gone is not counted
+        assert lib.text_of(lib.row_by_path(photos / "odd.jpg").id) == ""  # refused: stored as no text
+        assert [p for _, p in lib.texts_to_read(None, "eng")] == [str(photos / "1.jpg")]  # tried again next run
+        assert list(lib.ids_with_words(["word80"])) == [lib.row_by_path(photos / "2.jpg").id]
+    finally:
+        lib.close()
