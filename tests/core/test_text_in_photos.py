@@ -324,12 +324,9 @@ def test_cli_reads_text_and_search_shows_the_words(tmp_path, model_dir, capsys, 
 
 
 class FakeReader:
-    """A TextReader stand-in: the text is the file's name; `refuse` raises as Tesseract does on a bad image."""
+    """A TextReader stand-in: the text is "word<width>"; a 64x49 image is refused as Tesseract refuses one."""
 
     languages = "eng"
-
-    def __init__(self, refuse: str = "") -> None:
-        self.refuse = refuse
 
     def read(self, image):
         if image.size == (64, 49):
