@@ -228,7 +228,8 @@ def _run_search(args: argparse.Namespace) -> int:
                      **({"text": h.text} if h.text is not None else {})} for h in result.hits],
            "method": result.method, "unread_words": unread}
     if unread and not args.json:
-        print(f"note: not read (outside this model's vocabulary, or past its context): {' '.join(unread)}",
+        by_text = " (matched against the text in photos only)" if any(h.text is not None for h in result.hits) else ""
+        print(f"note: not read (outside this model's vocabulary, or past its context): {' '.join(unread)}{by_text}",
               file=sys.stderr)
     if note:
         print(note, file=sys.stderr)

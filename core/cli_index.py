@@ -249,6 +249,10 @@ def unsearchable_note(library: Any, roots: Sequence[str] | None, args: argparse.
     if rest:
         parts.append(f"the last indexing of {', '.join(rest)} did not finish (interrupted?): the photos it did not "
                      "reach are not searchable yet")
+        languages = library.text_languages()
+        unread = len(library.texts_to_read(rest, languages)) if languages else 0
+        if unread:
+            parts.append(f"the text of {unread} photos there is not read yet")
     folders = sorted(set(pending) | set(unfinished))
     holder = library.index_holder()
     fix = (f"another process (PID {holder}) is indexing the library now" if holder is not None

@@ -311,8 +311,10 @@ def test_cli_reads_text_and_search_shows_the_words(tmp_path, model_dir, capsys, 
     out = capsys.readouterr().out
     assert "text read in 4 photos (1 show some)" in out
     assert main(["search", "--text", "password", "--model", model_dir]) == 0
-    first = capsys.readouterr().out.splitlines()[0]
+    out = capsys.readouterr()
+    first = out.out.splitlines()[0]
     assert "wifi.png" in first and "[shows “WiFi password sunflower”]" in first
+    assert "password (matched against the text in photos only)" in out.err
     assert main(["search", "--text", "wifi", "--model", model_dir, "--json"]) == 0
     hits = json.loads(capsys.readouterr().out)["hits"]
     assert hits[0]["text"] == "WiFi password sunflower" and all("text" not in h for h in hits[1:])
@@ -350,5 +352,26 @@ def test_a_photo_gone_is_read_next_run_and_one_tesseract_refuses_is_not_read_aga
         assert lib.text_of(lib.row_by_path(photos / "odd.jpg").id) == ""  # refused: stored as no text
         assert [p for _, p in lib.texts_to_read(None, "eng")] == [str(photos / "1.jpg")]  # tried again next run
         assert list(lib.ids_with_words(["word80"])) == [lib.row_by_path(photos / "2.jpg").id]
+    finally:
+        lib.close()
+
+
+def test_an_unfinished_run_says_how_many_photos_text_is_not_read_yet(tmp_path):
+    from argparse import Namespace
+
+    from core.cli_index import unsearchable_note
+
+    photos = tmp_path / "photos"
+    for i in range(3):
+        make_image(photos / f"{i}.jpg", i)
+    lib = Library(tmp_path / "d", "fake-tower-1", dim=16, cache_dir=tmp_path / "c")
+    try:
+        drain(index_library(lib, [photos], FakeEmbedder()))
+        lib.set_text_languages("eng")
+        lib.mark_indexed([str(photos)], done=False)  # as a run stopped in its text phase leaves it
+        args = Namespace(model="default", data_dir=None)
+        assert "the text of 3 photos there is not read yet" in unsearchable_note(lib, None, args)
+        lib.set_text_languages(None)
+        assert "text" not in unsearchable_note(lib, None, args)
     finally:
         lib.close()
