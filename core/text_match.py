@@ -19,7 +19,8 @@ from core.library.vectors import VectorSnapshot, exact_scores
 
 # function words and words about the picture itself: in a query, not in the photo's text
 FILLER_WORDS = frozenset(
-    "a an the of in on at to and or with for from by is are was this that these those my our your me show find "
+    "a an the of in on at to and or with for from by is are was this that these those my our your me i it its here "
+    "there see some show find "
     "photo photos picture pictures image images screenshot screenshots saying says written reads text".split())
 
 
