@@ -253,9 +253,7 @@ def index_library(
                 rate = len(entries) / max(time.perf_counter() - t_scan, 1e-9)
                 yield IndexProgress(len(entries), 0, e.path, rate, None, "scan")
     except Cancelled as exc:
-        report.cancelled = True
-        report.elapsed_s = time.perf_counter() - t_start
-        exc.report = report  # type: ignore[attr-defined]
+        _carry_report(exc, report, t_start)
         raise
     report.skipped.extend(problems.skipped)
     plan = _diff(entries, library.rows_under(folders))
@@ -286,9 +284,7 @@ def index_library(
             yield from _embed_all(library, plan.to_embed, embedder, decode_pool, workers, cancel, batch_size, draft,
                                   thumbnails, report, resume, book, hashes)
         except Cancelled as exc:
-            report.cancelled = True
-            report.elapsed_s = time.perf_counter() - t_start
-            exc.report = report  # type: ignore[attr-defined]
+            _carry_report(exc, report, t_start)
             library.save_ann()
             raise
     yield from _read_texts(library, folders, workers, cancel, resume, report, t_start)
@@ -300,13 +296,18 @@ def index_library(
         try:
             library.ann(cancel=cancel)  # build (first time), or save the updated ANN cache
         except Cancelled as exc:  # every photo is indexed; the search index is built on the next query
-            report.cancelled = True
-            report.elapsed_s = time.perf_counter() - t_start
-            exc.report = report  # type: ignore[attr-defined]
+            _carry_report(exc, report, t_start)
             raise
     report.elapsed_s = time.perf_counter() - t_start
     yield IndexProgress(report.total, report.total, "", 0.0, 0.0, "done")
     return report
+
+
+def _carry_report(exc: Cancelled, report: IndexReport, t_start: float) -> None:
+    """A cancelled run's partial report, carried by its Cancelled (`exc.report`)."""
+    report.cancelled = True
+    report.elapsed_s = time.perf_counter() - t_start
+    exc.report = report  # type: ignore[attr-defined]
 
 
 def _read_texts(library: Library, folders: Sequence[str], workers: int, cancel: threading.Event | None,
@@ -338,9 +339,7 @@ def _read_texts(library: Library, folders: Sequence[str], workers: int, cancel: 
             report.texts_read = done
             yield IndexProgress(done, total, path, rate, (total - done) / rate if rate else None, "text")
     except Cancelled as exc:
-        report.cancelled = True
-        report.elapsed_s = time.perf_counter() - t_start
-        exc.report = report  # type: ignore[attr-defined]
+        _carry_report(exc, report, t_start)
         library.save_ann()
         raise
     finally:
