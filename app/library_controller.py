@@ -168,6 +168,8 @@ class LibraryController(QObject):
                 if r not in known:
                     service.add_root(r)
             todo = list(service.roots()) if rescan else targets
+            if not todo and quiet:  # e.g. a setting's re-scan of a library with no folder yet: nothing to do
+                return None
             if not todo:
                 raise SpokenSearchError("Your library has no folders yet: add one with File → Index a folder… "
                                         "(Ctrl+I).")

@@ -297,3 +297,13 @@ def test_unticking_index_videos_takes_the_videos_out_and_hides_the_what_filter(q
     w.apply_settings(replace(w.settings, index_videos=True))  # ticked again: the video comes back
     qtbot.waitUntil(lambda: not w.grid.kind.isHidden(), timeout=10_000)
     assert fake_service.index_videos is True and fake_service.has_videos()
+
+
+def test_a_setting_that_re_scans_an_empty_library_does_it_without_an_error(qtbot, make_window, fake_service):
+    from dataclasses import replace
+
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    qtbot.waitUntil(lambda: "library is empty" in w.message_bar.text(), timeout=5_000)
+    with qtbot.waitSignal(w.library.indexing_finished, timeout=5_000) as done:
+        w.apply_settings(replace(w.settings, index_videos=False))  # a quiet re-scan of every folder: none yet
+    assert done.args[0] is None and w.message_bar.level == "info" and "library is empty" in w.message_bar.text()
