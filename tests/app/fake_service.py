@@ -54,6 +54,7 @@ class IndexReport:
     total: int = 0
     skipped: list = field(default_factory=list)
     cancelled: bool = False
+    removed: int = 0  # like core (unticking "Index videos too" takes the videos out)
 
 
 @dataclass
