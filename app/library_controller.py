@@ -14,10 +14,11 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QLabel
 
 from app import operations as ops
-from app.dialogs.index_progress import IndexProgressDialog, read_progress
+from app.dialogs.index_progress import IndexProgressDialog, read_progress, run_steps
 from app.errors import show_error
 from app.library_watch import LibraryWatch
 from app.operations import Changes
+from app.text_setting import say_text_not_read
 from app.workers import Worker
 from core.errors import Cancelled, LibraryBusyError, SpokenSearchError
 
@@ -67,6 +68,10 @@ def report_summary(report: Any, photos: int | None = None) -> str:
         parts.append(f"{n_skipped} skipped (see the log)")
     if offline:
         parts.append(f"{len(offline)} folder{'s' if len(offline) > 1 else ''} not found")
+    texts_read = int(getattr(report, "texts_read", 0) or 0)
+    if texts_read:
+        parts.append(f"text read in {texts_read} photo{'s' if texts_read > 1 else ''} "
+                     f"({int(getattr(report, 'texts_found', 0) or 0)} with text)")
     head = "Indexing cancelled" if getattr(report, "cancelled", False) else "Indexing finished"
     total = getattr(report, "total", None)
     if isinstance(photos, int):
@@ -108,6 +113,8 @@ class LibraryController(QObject):
         self._busy_timer.timeout.connect(self._poll_busy)
         self._quiet = False  # the running request came from the watcher: no dialog, a message only for changes
         self._queued_quiet = True  # every queued request came from the watcher
+        self._steps = run_steps(False)  # the phases of the running request (index_progress.run_steps)
+        self._text_problems: set[str] = set()  # why text in photos was not read, as said (text_setting)
         self.watch = LibraryWatch(self)
         self.watch.changed.connect(self._on_watched_change)
 
@@ -181,6 +188,7 @@ class LibraryController(QObject):
             return report
 
         self.progress_items = 0
+        self._steps = run_steps(bool(getattr(self.window.settings, "read_text", False)))
         self._show_dialog = show_dialog
         self.dialog = IndexProgressDialog(self.window)
         self.dialog.cancel_requested.connect(self.cancel)
@@ -205,7 +213,7 @@ class LibraryController(QObject):
 
     def _on_progress(self, item: Any) -> None:
         self.progress_items += 1
-        view = read_progress(item)
+        view = read_progress(item, self._steps)
         line = self.dialog.set_progress(view) if self.dialog is not None else ""
         self.status_label.setText(line)
         now = time.monotonic()
@@ -218,7 +226,7 @@ class LibraryController(QObject):
         if report is None:  # a quiet run whose folders had left the library: nothing was done
             self.indexing_finished.emit(report)
             return
-        if not self._quiet or changed_photos(report):
+        if not self._quiet or changed_photos(report) or getattr(report, "texts_read", 0):
             self.window.statusBar().showMessage(report_summary(report, self._photos), 8000)
         if self._quiet:
             self._offer_search_again(report)
@@ -237,18 +245,24 @@ class LibraryController(QObject):
             self.window.show_message(WELCOME_READY.format(n=n) + WELCOME_HOW, "info")
         elif not getattr(report, "cancelled", False):  # what a finished re-scan resolves
             self.window.hide_message("missing-file", "offline-folder")
+        say_text_not_read(self.window, getattr(report, "text_problem", None), self._text_problems)
         self.indexing_finished.emit(report)
 
     def _offer_search_again(self, report: Any) -> None:
-        """Photos added or changed by themselves while results are shown: the results do not move under the
-        user's eyes; the strip offers to search again (a removal re-runs the search by itself, see _on_changes)."""
+        """Photos added or changed by themselves (or text read in photos) while results are shown: the results do
+        not move under the user's eyes; the strip offers to search again (a removal re-runs the search by itself,
+        see _on_changes)."""
         new = int(getattr(report, "added", 0) or 0) + int(getattr(report, "updated", 0) or 0)
+        texts = int(getattr(report, "texts_found", 0) or 0)
         search = getattr(self.window, "search", None)
         bar = self.window.message_bar
-        if not new or search is None or search.last_query is None or not (bar.isHidden() or bar.level == "info"):
+        if not (new or texts) or search is None or search.last_query is None \
+                or not (bar.isHidden() or bar.level == "info"):
             return  # (a warning on the strip stays: it matters more)
-        self.window.show_message(f"{new} new or changed photo{'s' if new > 1 else ''} in the library since this "
-                                 "search.", "info", ("Search again", lambda: search.rerun()), topic="new-photos")
+        what = (f"{new} new or changed photo{'s' if new > 1 else ''} in the library" if new else
+                f"Text read in {texts} photo{'s' if texts > 1 else ''}")
+        self.window.show_message(f"{what} since this search.", "info", ("Search again", lambda: search.rerun()),
+                                 topic="new-photos")
 
     def _on_failed(self, exc: BaseException) -> None:
         if isinstance(exc, LibraryBusyError):

@@ -25,6 +25,7 @@ from app.model_loader import load_service, plain_reason
 from app.models import ResultsModel
 from app.search_controller import SearchController
 from app.settings import AppSettings, load_window_state, save_settings, save_window_state, start_dir
+from app.text_setting import apply_text_setting, text_languages_of
 from app.widgets.cif_plot import CifPlot
 from app.widgets.keyword_chips import KeywordChips
 from app.widgets.message_bar import MessageBar
@@ -217,6 +218,7 @@ class MainWindow(QMainWindow):
         self.service = service
         if hasattr(service, "index_videos"):
             service.index_videos = self.settings.index_videos
+        apply_text_setting(self, text_languages_of(self.settings), rescan=False)  # before the start-up re-scan
         self.results.service = service
         self.results.invalidate_thumbnails()
         self.panel.set_search_enabled(True)
@@ -298,6 +300,9 @@ class MainWindow(QMainWindow):
             videos = int(getattr(stats, "videos", 0) or 0)
             held = f"{stats.photos - videos} photos, {videos} videos" if videos else f"{stats.photos} photos"
             self.photos_label.setText(f"{held} in {len(stats.roots)} folder(s)")
+            read = int(getattr(stats, "texts_read", 0) or 0)
+            self.photos_label.setToolTip(f"Text read in {read} photos, {int(getattr(stats, 'with_text', 0) or 0)} "
+                                         "of them show some" if read else "")
             self.grid.where.set_folders([str(r) for r in stats.roots])
             self.library_stats = stats
 
@@ -395,11 +400,17 @@ class MainWindow(QMainWindow):
         self.panel.set_devices(self.devices, new.microphone)
         self.library.watch.set_videos(new.index_videos)
         self.library.watch.set_enabled(new.watch_folders)
-        if reload:
-            self.load_service(previous=old)
-        elif new.index_videos != old.index_videos and self.service is not None:
-            if hasattr(self.service, "index_videos"):
-                self.service.index_videos = new.index_videos
+        if reload or self.service is None:  # (a new service takes the videos and text settings as it starts)
+            if reload:
+                self.load_service(previous=old)
+            return
+        videos = new.index_videos != old.index_videos
+        if videos and hasattr(self.service, "index_videos"):
+            self.service.index_videos = new.index_videos
+        languages = text_languages_of(new)
+        if languages != text_languages_of(old):  # the photos already there are read by a quiet re-scan
+            apply_text_setting(self, languages, rescan=bool(languages) or videos)
+        elif videos:
             self.library.index_folders(None, quiet=True)  # the library's videos come in, or leave
 
     def show_about(self) -> None:

@@ -235,6 +235,13 @@ def remove_folder(parent: QObject | None, service: Any, root: Path) -> Op:
     return Op(parent, fn, lane="library", what=f"Removing {root}")
 
 
+def read_text(parent: QObject | None, service: Any, languages: str | None) -> Op:
+    """Whether (and in which languages) the library reads the text in photos from its next run on; fails with
+    core's OcrUnavailableError, naming what to install, when Tesseract or a language's data is missing."""
+    return Op(parent, lambda cancel: service.read_text(languages), lane="library",
+              what="Setting up reading the text in photos")
+
+
 def get_stats(parent: QObject | None, service: Any) -> Op:
     return Op(parent, lambda cancel: service.stats(), lane="query", what="Reading library statistics")
 

@@ -31,6 +31,8 @@ class AppSettings:
     last_index_dir: str = ""  # where "Index a folder…" and the library's "Add folder…" start; "" = Qt's default
     watch_folders: bool = True  # re-index library folders by themselves when their photos change
     index_videos: bool = True  # videos in the library folders are indexed too (with PyAV)
+    read_text: bool = False  # read the text in photos (OCR, Tesseract) so that a query finds the words they show
+    text_languages: str = "eng"  # Tesseract's languages for it: "eng", "eng+deu"
 
 
 def settings_path(base: Path | None = None) -> Path:
@@ -59,6 +61,8 @@ def load_settings(path: Path | None = None) -> AppSettings:
             last_index_dir=str(qs.value("last_index_dir", d.last_index_dir) or ""),
             watch_folders=str(qs.value("watch_folders", d.watch_folders)).lower() != "false",
             index_videos=str(qs.value("index_videos", d.index_videos)).lower() != "false",
+            read_text=str(qs.value("read_text", d.read_text)).lower() == "true",
+            text_languages=str(qs.value("text_languages", d.text_languages) or "").strip() or d.text_languages,
         )
     except (TypeError, ValueError) as exc:
         logger.warning("settings file %s is malformed (%s); using defaults", settings_path(), exc)

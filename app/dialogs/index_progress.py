@@ -14,9 +14,14 @@ logger = logging.getLogger(__name__)
 
 
 PHASES = {"scan": "looking for photos", "hash": "checking new files", "embed": "reading new photos",
-          "ann": "building the search index",
+          "text": "reading text in photos", "ann": "building the search index",
           "done": "finishing"}
-STEPS = ("scan", "hash", "embed", "ann")  # core's phases in the order they run; each restarts the bar
+STEPS = ("scan", "hash", "embed", "text", "ann")  # core's phases in the order they run; each restarts the bar
+
+
+def run_steps(reads_text: bool) -> tuple[str, ...]:
+    """The phases a run goes through: "text" only when the library reads the text in photos."""
+    return STEPS if reads_text else tuple(s for s in STEPS if s != "text")
 
 
 @dataclass
@@ -29,17 +34,20 @@ class ProgressView:
     stage: str
     rate: float | None = None  # files/s as core measured it
     eta_s: float | None = None
-    step: int = 0  # 1-based position of the phase in STEPS; 0 = not one of them ("done", unknown)
+    step: int = 0  # 1-based position of the phase in `steps`; 0 = not one of them ("done", unknown)
     phase: str = ""
+    steps: int = len(STEPS)  # how many phases the run goes through
 
     @property
     def heading(self) -> str:
         """"Step 3 of 4: reading new photos", so that the bar starting again at a new phase is explained."""
-        return f"Step {self.step} of {len(STEPS)}: {self.stage}" if self.step else self.stage.capitalize()
+        return f"Step {self.step} of {self.steps}: {self.stage}" if self.step else self.stage.capitalize()
 
 
-def read_progress(p: Any) -> ProgressView:
-    """Adapt core's IndexProgress(done, total, current, rate, eta_s, phase) to what we display."""
+def read_progress(p: Any, steps: tuple[str, ...] | None = None) -> ProgressView:
+    """Adapt core's IndexProgress(done, total, current, rate, eta_s, phase) to what we display; `steps`: the
+    phases of the run (run_steps; default: without reading text)."""
+    steps = steps or run_steps(False)
     done = int(getattr(p, "done", 0) or 0)
     total = int(getattr(p, "total", 0) or 0)
     current = str(getattr(p, "current", "") or "")
@@ -48,7 +56,7 @@ def read_progress(p: Any) -> ProgressView:
     eta = getattr(p, "eta_s", None)
     return ProgressView(done, total, current, PHASES.get(stage, stage),
                         float(rate) if rate is not None else None, float(eta) if eta is not None else None,
-                        STEPS.index(stage) + 1 if stage in STEPS else 0, stage)
+                        steps.index(stage) + 1 if stage in steps else 0, stage, len(steps))
 
 
 class RateMeter:
@@ -129,7 +137,7 @@ class IndexProgressDialog(QDialog):
         self.rate_label.setText(f"{rate:.1f} photos/s · {format_eta(eta)} left" if view.total else "")
         self.current_label.setText(view.current)
         left = f", {format_eta(eta)} left" if view.total else ""
-        step = f", step {view.step} of {len(STEPS)} ({view.stage})" if view.step else f" ({view.stage})"
+        step = f", step {view.step} of {view.steps} ({view.stage})" if view.step else f" ({view.stage})"
         return f"Indexing{step}: {view.done}/{view.total}{left}" if view.total else f"Indexing{step}… {view.done}"
 
     def _cancel(self) -> None:

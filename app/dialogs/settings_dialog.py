@@ -1,5 +1,5 @@
 """Settings: model (the default, a model folder or an official .ckpt), device, microphone, number of results,
-whether the library folders are watched for changes."""
+whether the library folders are watched for changes, whether videos are indexed and the text in photos read."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QPushButton,
     QSpinBox,
     QWidget,
@@ -23,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from app.audio_source import InputDevice
 from app.settings import AppSettings
+from core.library.ocr import OcrUnavailableError, check_languages, installed_languages, ocr_engine_available
 from core.library.video import video_available
 
 logger = logging.getLogger(__name__)
@@ -120,6 +122,7 @@ class SettingsDialog(QDialog):
             self.index_videos.setEnabled(False)
             self.index_videos.setToolTip("Needs PyAV (the 'video' extra): pip install av")
         form.addRow("", self.index_videos)
+        self._build_text_rows(form, settings)
         box = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         box.accepted.connect(self.accept)
         box.rejected.connect(self.reject)
@@ -128,6 +131,56 @@ class SettingsDialog(QDialog):
             b.setAutoDefault(False)
         box.button(QDialogButtonBox.StandardButton.Ok).setDefault(True)
         self._check_model()  # a saved model that was moved or damaged says why at once, not only on OK
+
+    def _build_text_rows(self, form: QFormLayout, settings: AppSettings) -> None:
+        """"Read text in photos (OCR)" and its languages; without Tesseract the box says what to install."""
+        self.read_text = QCheckBox("Read text in photos (OCR), so that words find the photos that show them")
+        self.read_text.setChecked(settings.read_text)
+        self.text_languages = QLineEdit(settings.text_languages)
+        self.text_languages.setPlaceholderText("eng")
+        self.text_languages.setMaximumWidth(140)
+        have = ", ".join(installed_languages()) or "none"
+        self.text_languages.setToolTip(f"Tesseract's languages, joined by +: eng, eng+deu (installed: {have}). "
+                                       "Another choice reads every photo again.")
+        self.text_problem = QLabel()  # what is missing to read text (tesserocr, a language's data)
+        self.text_problem.setWordWrap(True)
+        self.text_problem.setStyleSheet("color: #b03030;")
+        self.text_problem.hide()
+        if ocr_engine_available():
+            self.read_text.setToolTip("Indexing reads the words in each photo once (signs, screenshots, "
+                                      "documents); a typed or spoken query then lists the photos showing its "
+                                      "words first")
+        else:  # ticked before Tesseract went away, it stays tickable: it can be turned off
+            self.read_text.setEnabled(settings.read_text)
+            self.read_text.setToolTip(sentence(_problem("eng")))
+        hint = QLabel("Tesseract's codes, e.g. eng+deu")
+        hint.setStyleSheet("color: gray;")
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Languages"))
+        row.addWidget(self.text_languages)
+        row.addWidget(hint)
+        row.addStretch(1)
+        form.addRow("", self.read_text)
+        form.addRow("", row)
+        form.addRow("", self.text_problem)
+        self.read_text.toggled.connect(lambda _: self._check_text())
+        self.text_languages.textChanged.connect(lambda _: self._check_text())
+        self._check_text()
+
+    def _check_text(self) -> bool:
+        """Show (or hide) why text cannot be read as ticked; True when it can, or is not asked for."""
+        on = self.read_text.isChecked()
+        self.text_languages.setEnabled(on)
+        problem = _problem(self._languages()) if on else ""
+        grows = bool(problem) and self.text_problem.text() != sentence(problem)
+        self.text_problem.setText(sentence(problem))
+        self.text_problem.setVisible(bool(problem))
+        if grows and self.isVisible():  # a wrapped message is not cut off at the dialog's first height
+            self.adjustSize()
+        return not problem
+
+    def _languages(self) -> str:
+        return self.text_languages.text().strip() or AppSettings.text_languages
 
     def _browse(self) -> None:
         self._choose(QFileDialog.getExistingDirectory(self, "Choose a model folder"))
@@ -145,7 +198,8 @@ class SettingsDialog(QDialog):
         return not problem
 
     def accept(self) -> None:
-        if self._check_model():  # a folder that cannot load is never saved (the working model stays)
+        # a folder that cannot load is never saved (the working model stays), nor text that cannot be read
+        if self._check_model() & self._check_text():
             super().accept()
 
     def _choose(self, model: str) -> None:
@@ -167,4 +221,21 @@ class SettingsDialog(QDialog):
             top_k=int(self.top_k.value()),
             watch_folders=self.watch_folders.isChecked(),
             index_videos=self.index_videos.isChecked(),
+            read_text=self.read_text.isChecked(),
+            text_languages=self._languages(),
         )
+
+
+def _problem(languages: str) -> str:
+    """Why text cannot be read in `languages` (core.library.ocr.check_languages names what to install); ""."""
+    try:
+        check_languages(languages)
+    except OcrUnavailableError as exc:
+        return str(exc)
+    return ""
+
+
+def sentence(text: str) -> str:
+    """`text` as a sentence: a capital first, a full stop last ("" stays "")."""
+    text = text.strip()
+    return text[:1].upper() + text[1:] + ("" if not text or text.endswith(".") else ".")

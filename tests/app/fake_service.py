@@ -4,6 +4,7 @@ model. Its "model" is a transparent energy rule: CIF alpha is proportional to fr
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import zlib
@@ -15,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from core.errors import AudioDecodeError, Cancelled, ImageNotInLibraryError, LibraryBusyError
+from core.library.ocr import OcrUnavailableError
 from core.model.inference import Keyword, Segment, SpeechQuery, Unit
 
 FRAME = 320  # 20 ms at 16 kHz
@@ -30,12 +32,14 @@ class Hit:
     mtime: float
     taken_at: object = None
     at_s: float | None = None  # like core: a video's moment (never set here: the fake has no videos' frames)
+    text: str | None = None  # like core: the text around the words a photo was found by (TextFakeService)
 
 
 @dataclass
 class SearchResult:
     query: SpeechQuery | None
     hits: list[Hit]
+    text_words: list[str] = field(default_factory=list)  # like core: the words looked for in the photos' text
 
 
 @dataclass
@@ -55,6 +59,9 @@ class IndexReport:
     skipped: list = field(default_factory=list)
     cancelled: bool = False
     removed: int = 0  # like core (unticking "Index videos too" takes the videos out)
+    texts_read: int = 0
+    texts_found: int = 0
+    text_problem: str | None = None
 
 
 @dataclass
@@ -64,6 +71,9 @@ class ServiceStats:
     photos: int
     roots: list[str]
     videos: int = 0
+    text_languages: str | None = None
+    texts_read: int = 0
+    with_text: int = 0
 
 
 def fake_query(wav: np.ndarray) -> SpeechQuery:
@@ -254,3 +264,76 @@ class FakeService:
 
     def model_card_markdown(self) -> str | None:
         return self.card_markdown
+
+
+class TextFakeService(FakeService):
+    """FakeService that reads the text in photos like core (SearchService.read_text / text_languages / text_of,
+    the indexer's "text" phase, the photos that show a query's words listed first). What a photo shows is
+    `photo_texts[file name]`; `ocr_problem`: Tesseract is missing (read_text raises, the phase is skipped)."""
+
+    def __init__(self, cache_dir: Path, **kw: float) -> None:
+        super().__init__(cache_dir, **kw)
+        self.photo_texts: dict[str, str] = {}
+        self.ocr_problem: str | None = None
+        self.languages: str | None = None
+        self.read_text_calls: list[str | None] = []
+        self._texts: dict[int, str] = {}
+
+    def read_text(self, languages: str | None) -> None:
+        self.read_text_calls.append(languages)
+        if languages and self.ocr_problem:
+            raise OcrUnavailableError(self.ocr_problem)
+        if languages != self.languages and languages:  # like core: other languages read every photo again
+            self._texts.clear()
+        self.languages = languages or None
+
+    def text_languages(self) -> str | None:
+        return self.languages
+
+    def text_of(self, image_id: int) -> str | None:
+        return self._texts.get(int(image_id))
+
+    def index(self, roots: list[Path], cancel: threading.Event | None = None
+              ) -> Generator[IndexProgress, None, IndexReport]:
+        report = yield from super().index(roots, cancel)
+        if self.languages and self.ocr_problem:
+            report.text_problem = self.ocr_problem
+        elif self.languages:  # like core: after the photos, those not read yet
+            with self._lock:
+                todo = [(i, p) for i, p in self._images.items() if i not in self._texts
+                        and p.suffix.lower() != ".mp4" and any(Path(r) in p.parents for r in roots)]
+            for n, (i, p) in enumerate(todo):
+                self._texts[i] = self.photo_texts.get(p.name, "")
+                report.texts_read += 1
+                report.texts_found += bool(self._texts[i])
+                yield IndexProgress(n + 1, len(todo), str(p), phase="text")
+        return report
+
+    def stats(self) -> ServiceStats:
+        stats = super().stats()
+        stats.text_languages = self.languages
+        stats.texts_read, stats.with_text = len(self._texts), sum(1 for t in self._texts.values() if t)
+        return stats
+
+    def _text_first(self, result: SearchResult, words: list[str], top_k: int) -> SearchResult:
+        """Like core: the photos whose text holds every word first; their score here is -1, the lowest there is
+        (the case a sort by score would push down)."""
+        found = {i: t for i, t in self._texts.items() if t and words
+                 and set(words) <= set(re.findall(r"\w+", t.lower())) and i in self._images}
+        first = [Hit(i, self._images[i], -1.0, self._images[i].stat().st_mtime, text=t) for i, t in found.items()]
+        result.hits = (first + [h for h in result.hits if h.image_id not in found])[:top_k]
+        result.text_words = words
+        return result
+
+    def search_text(self, text: str, top_k: int = 20, min_score: float | None = None, **kw: object
+                    ) -> SearchResult:
+        return self._text_first(super().search_text(text, top_k, min_score, **kw), text.lower().split(), top_k)
+
+    def search_audio(self, wav: np.ndarray, top_k: int = 20, min_score: float | None = None, **kw: object
+                     ) -> SearchResult:
+        result = super().search_audio(wav, top_k, min_score, **kw)
+        return self._text_first(result, [k.text for k in result.query.keywords], top_k)
+
+    def search_vector(self, query: np.ndarray, top_k: int = 20, min_score: float | None = None, *,
+                      text_words: list[str] | tuple[str, ...] = (), **kw: object) -> SearchResult:
+        return self._text_first(super().search_vector(query, top_k, min_score, **kw), list(text_words), top_k)

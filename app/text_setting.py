@@ -1,0 +1,60 @@
+"""The setting "Read text in photos (OCR)" applied to the library, and what the window says when the text cannot
+be read (Tesseract or a language's data missing: core's message names what to install)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from app import operations as ops
+from app.settings import AppSettings
+
+logger = logging.getLogger(__name__)
+
+TEXT_TOPIC = "text-in-photos"  # the message strip's topic for "the text in photos is not read"
+
+
+def text_languages_of(s: AppSettings) -> str | None:
+    """The languages the library is to read text in (SearchService.read_text), None when it is not to."""
+    return (s.text_languages.strip() or AppSettings.text_languages) if s.read_text else None
+
+
+def apply_text_setting(window: Any, languages: str | None, *, rescan: bool) -> None:
+    """Read the text in photos in `languages` (None: not) from the library's next run on; on the library lane, so
+    before any run asked for after. `rescan`: a quiet re-scan follows (it reads the photos already indexed). A
+    service without text reading (an older core) only re-scans."""
+    service = window.service
+    if service is None:
+        return
+    if not hasattr(service, "read_text"):
+        if rescan:
+            window.library.index_folders(None, quiet=True)
+        return
+
+    def rescan_now() -> None:
+        if rescan and service is window.service:
+            window.library.index_folders(None, quiet=True)
+
+    def done(_: Any) -> None:
+        window.hide_message(TEXT_TOPIC)
+        window.refresh_stats()
+        rescan_now()
+
+    def failed(exc: BaseException) -> None:
+        window.show_message(f"The text in photos is not read: {str(exc).rstrip('.')}.", "warning",
+                            ("Settings…", window.show_settings), topic=TEXT_TOPIC)
+        rescan_now()
+
+    ops.read_text(window, service, languages).success(done).failure(failed).run()
+
+
+def say_text_not_read(window: Any, problem: str | None, said: set[str]) -> None:
+    """An indexing run's IndexReport.text_problem (the library reads text but Tesseract went missing): said once
+    per problem in `said` (every quiet re-scan meets it again), unless a warning that matters more is shown."""
+    bar = window.message_bar
+    if not problem or problem in said or not (bar.isHidden() or bar.level == "info"):
+        return
+    said.add(problem)
+    logger.info("text in photos not read: %s", problem)
+    window.show_message(f"The text in photos was not read: {problem}.", "warning",
+                        ("Settings…", window.show_settings), topic=TEXT_TOPIC)

@@ -1,0 +1,180 @@
+"""Text in photos (OCR) in the window: the setting and what is missing for it, the indexing step, and a service
+without text reading."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from app.settings import AppSettings, load_settings, save_settings
+from app.text_setting import text_languages_of
+from tests.app.conftest import make_photos
+from tests.app.fake_service import IndexProgress, TextFakeService
+
+pytestmark = pytest.mark.qt
+
+NO_TESSERACT = "reading text in photos needs tesserocr: pip install tesserocr"
+
+
+@pytest.fixture
+def texts(tmp_path: Path) -> TextFakeService:
+    service = TextFakeService(tmp_path / "thumbs")
+    service.photo_texts = {"photo_02.jpg": "BOARDING PASS gate B22 <script>", "photo_04.jpg": "Boarding pass",
+                           "photo_05.jpg": "menu of the day"}
+    return service
+
+
+def index(qtbot, w, folder: Path):  # noqa: ANN001, ANN201
+    with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000) as done:
+        w.library.index_folders([folder], show_dialog=False)
+    return done.args[0]
+
+
+def search(qtbot, w, text: str) -> None:  # noqa: ANN001
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.search.search_text(text)
+
+
+def test_the_setting_is_remembered_and_names_the_languages_only_when_on(app_dirs):
+    s = AppSettings(read_text=True, text_languages="eng+deu")
+    save_settings(s)
+    assert load_settings() == s and text_languages_of(s) == "eng+deu"
+    assert AppSettings().read_text is False and AppSettings().text_languages == "eng"
+    assert text_languages_of(replace(s, read_text=False)) is None
+    assert text_languages_of(replace(s, text_languages=" ")) == "eng"
+
+
+def test_indexing_reads_the_text_as_its_own_step_and_says_how_much_it_read(qtbot, make_window, texts, tmp_path,
+                                                                           monkeypatch):
+    import app.library_controller as lc
+
+    headings: list[str] = []
+    real = lc.read_progress
+    monkeypatch.setattr(lc, "read_progress", lambda item, steps: headings.append(real(item, steps).heading)
+                        or real(item, steps))
+    photos = make_photos(tmp_path / "photos")
+    w = make_window(texts, settings=AppSettings(first_run_done=True, read_text=True, top_k=4))
+    qtbot.waitUntil(lambda: texts.read_text_calls == ["eng"], timeout=5_000)
+    report = index(qtbot, w, photos)
+    assert (report.texts_read, report.texts_found) == (6, 3)
+    assert "Step 4 of 5: reading text in photos" in headings and "Step 3 of 5: reading new photos" in headings
+    assert "text read in 6 photos (3 with text)" in w.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: w.photos_label.toolTip() == "Text read in 6 photos, 3 of them show some", timeout=5_000)
+
+def test_turning_it_on_reads_the_photos_already_there_other_languages_read_them_again_off_reads_none(
+        qtbot, make_window, texts, tmp_path):
+    photos = make_photos(tmp_path / "photos")
+    w = make_window(texts, settings=AppSettings(first_run_done=True))
+    index(qtbot, w, photos)
+    assert texts.read_text_calls == [None] and texts.stats().texts_read == 0  # applied at start: off
+    search(qtbot, w, "boarding pass")
+    runs: list[object] = []
+    w.library.indexing_finished.connect(runs.append)
+    w.apply_settings(replace(w.settings, read_text=True))
+    qtbot.waitUntil(lambda: len(runs) == 1 and not w.library.indexing, timeout=10_000)
+    assert texts.read_text_calls[-1] == "eng" and runs[0].texts_read == 6  # a quiet re-scan read them
+    assert w.message_bar.text() == "Text read in 3 photos since this search."  # the results stay as they were
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.message_bar.action.click()
+    assert load_settings().read_text is True
+    w.apply_settings(replace(w.settings, top_k=7))  # nothing about text changed: nothing read again
+    w.apply_settings(replace(w.settings, text_languages="eng+deu"))
+    qtbot.waitUntil(lambda: len(runs) == 2 and not w.library.indexing, timeout=10_000)
+    assert texts.read_text_calls == [None, "eng", "eng+deu"] and runs[1].texts_read == 6
+    w.apply_settings(replace(w.settings, read_text=False))
+    qtbot.waitUntil(lambda: texts.read_text_calls[-1] is None, timeout=5_000)
+    qtbot.wait(300)
+    assert len(runs) == 2 and not w.library.indexing  # turned off: no re-scan (what was read stays searchable)
+
+
+def test_missing_tesseract_is_said_with_what_to_install(qtbot, make_window, texts, tmp_path):
+    photos = make_photos(tmp_path / "photos")
+    texts.ocr_problem = NO_TESSERACT
+    w = make_window(texts, settings=AppSettings(first_run_done=True, read_text=True))
+    qtbot.waitUntil(lambda: NO_TESSERACT in w.message_bar.text(), timeout=5_000)
+    assert w.message_bar.level == "warning" and w.message_bar.text().startswith("The text in photos is not read")
+    texts.ocr_problem = None  # installed: ticked again in the settings, the message goes
+    w.settings.read_text = False
+    w.apply_settings(replace(w.settings, read_text=True))
+    qtbot.waitUntil(lambda: w.message_bar.isHidden(), timeout=5_000)
+    index(qtbot, w, photos)
+    texts.ocr_problem = NO_TESSERACT  # gone again while the library reads text: the run says why, once
+    report = index(qtbot, w, photos)
+    assert report.text_problem == NO_TESSERACT and "was not read: " + NO_TESSERACT in w.message_bar.text()
+    w.hide_message()
+    index(qtbot, w, photos)
+    assert w.message_bar.isHidden()  # every quiet re-scan meets it: not said again in this session
+
+
+def test_a_service_without_text_reading_still_indexes_and_searches(qtbot, make_window, fake_service, photos):
+    assert not hasattr(fake_service, "read_text")
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True, read_text=True))
+    index(qtbot, w, photos)
+    search(qtbot, w, "a red car")
+    assert w.results.rowCount() == 6
+    runs: list[object] = []
+    w.library.indexing_finished.connect(runs.append)
+    w.apply_settings(replace(w.settings, read_text=False, index_videos=False))  # videos alone re-scan
+    qtbot.waitUntil(lambda: len(runs) == 1, timeout=10_000)
+    assert w.message_bar.isHidden() or w.message_bar.level == "info"
+
+
+def test_settings_offer_reading_text_and_name_what_is_missing(qtbot, monkeypatch):
+    from app.dialogs import settings_dialog as sd
+    from core.library import ocr
+
+    monkeypatch.setattr(ocr, "ocr_engine_available", lambda: True)
+    monkeypatch.setattr(ocr, "find_tessdata", lambda langs="eng": None if "klingon" in langs else Path("/td"))
+    monkeypatch.setattr(ocr, "installed_languages", lambda: ["deu", "eng"])
+    monkeypatch.setattr(sd, "ocr_engine_available", lambda: True)
+    monkeypatch.setattr(sd, "installed_languages", lambda: ["deu", "eng"])
+
+    def dialog(settings: AppSettings) -> sd.SettingsDialog:
+        dlg = sd.SettingsDialog(settings, [])
+        qtbot.addWidget(dlg)
+        return dlg
+
+    dlg = dialog(AppSettings())
+    assert not dlg.read_text.isChecked() and dlg.read_text.isEnabled() and not dlg.text_languages.isEnabled()
+    assert dlg.text_languages.text() == "eng" and "installed: deu, eng" in dlg.text_languages.toolTip()
+    dlg.read_text.setChecked(True)
+    assert dlg.text_languages.isEnabled() and dlg.text_problem.isHidden()
+    dlg.text_languages.setText("eng+klingon")
+    assert "apt install tesseract-ocr-eng tesseract-ocr-klingon" in dlg.text_problem.text()
+    assert not dlg.text_problem.isHidden() and dlg.text_problem.text()[0] == "N"  # a sentence
+    with qtbot.assertNotEmitted(dlg.accepted):  # languages that cannot be read are not saved
+        dlg.accept()
+    dlg.text_languages.setText(" eng+deu ")
+    assert dlg.text_problem.isHidden()
+    with qtbot.waitSignal(dlg.accepted):
+        dlg.accept()
+    s = dlg.result_settings()
+    assert (s.read_text, s.text_languages) == (True, "eng+deu")
+
+    monkeypatch.setattr(ocr, "ocr_engine_available", lambda: False)  # tesserocr not installed
+    monkeypatch.setattr(sd, "ocr_engine_available", lambda: False)
+    dlg = dialog(AppSettings())
+    assert not dlg.read_text.isEnabled() and "pip install tesserocr" in dlg.read_text.toolTip()
+    dlg = dialog(AppSettings(read_text=True))  # ticked before it went: it can still be turned off
+    assert dlg.read_text.isEnabled() and "pip install tesserocr" in dlg.text_problem.text()
+    dlg.read_text.setChecked(False)
+    assert dlg.text_problem.isHidden()
+    with qtbot.waitSignal(dlg.accepted):
+        dlg.accept()
+    assert dlg.result_settings().read_text is False
+
+
+def test_the_text_step_is_counted_in_its_place_when_the_library_reads_text():
+    from app.dialogs.index_progress import read_progress, run_steps
+
+    def heading(phase: str, reads_text: bool | None) -> str:
+        item = IndexProgress(2, 6, "", phase=phase)
+        return (read_progress(item) if reads_text is None else read_progress(item, run_steps(reads_text))).heading
+
+    assert run_steps(True) == ("scan", "hash", "embed", "text", "ann")
+    assert heading("text", True) == "Step 4 of 5: reading text in photos"
+    assert heading("ann", True) == "Step 5 of 5: building the search index"
+    assert heading("ann", False) == heading("ann", None) == "Step 4 of 4: building the search index"
+    assert heading("text", False) == "Reading text in photos"  # read although not asked here (the command line)
