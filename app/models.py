@@ -12,6 +12,7 @@ import shiboken6
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QImage, QPainter, QPixmap
 
+from app.photo_text import found_by_text, hit_tooltip, score_text
 from app.workers import Worker
 from core.library.exif import wall_clock_instant
 
@@ -70,12 +71,17 @@ class ResultsModel(QAbstractListModel):
         self._loading = placeholder(thumb_size)
         self._broken = placeholder(thumb_size, "no preview")
         self._sort = "score"
+        self._core_order: dict[int, int] = {}  # each hit's place in core's list (photos found by their text first)
+        self.text_words: list[str] = []  # the words looked for in the photos' text (SearchResult.text_words)
         self.thumbs_loaded = 0
 
     # ---- content -----------------------------------------------------------------------------------
-    def set_hits(self, hits: list[Any]) -> None:
+    def set_hits(self, hits: list[Any], text_words: list[str] | None = None) -> None:
+        """`text_words`: the words the photos found by their text (hit.text) show, for their tooltips."""
         self.beginResetModel()
         self._hits = {int(h.image_id): h for h in hits}
+        self._core_order = {int(h.image_id): n for n, h in enumerate(hits)}
+        self.text_words = list(text_words or [])
         for image_id, h in self._hits.items():  # a file changed since (re-indexed), or a video at another moment
             if image_id in self._shown and self._shown[image_id] != _look(h):
                 self._pixmaps.pop(image_id, None)
@@ -97,8 +103,11 @@ class ResultsModel(QAbstractListModel):
     def _apply_sort(self) -> None:
         if self._sort == "date":
             self._rows.sort(key=lambda r: hit_date(self._hits[r[0]]), reverse=True)
-        else:
-            self._rows.sort(key=lambda r: r[1], reverse=True)
+        else:  # the photos that show the words first, in core's order (best text match first), then by score
+            def best_first(r: tuple[int, float]) -> tuple[int, float]:
+                return (0, self._core_order[r[0]]) if found_by_text(self._hits[r[0]]) else (1, -r[1])
+
+            self._rows.sort(key=best_first)
 
     def hit(self, row: int) -> Any:
         return self._hits[self._rows[row][0]]
@@ -120,11 +129,11 @@ class ResultsModel(QAbstractListModel):
             return None
         image_id, score = self._rows[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            return f"{score:.3f}"
+            return score_text(self._hits[image_id])
         if role == Qt.ItemDataRole.DecorationRole:
             return QIcon(self._thumbnail(image_id))
         if role == Qt.ItemDataRole.ToolTipRole:
-            return str(getattr(self._hits[image_id], "path", ""))
+            return hit_tooltip(self._hits[image_id], self.text_words)
         if role == ImageIdRole:
             return image_id
         if role == ScoreRole:

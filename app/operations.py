@@ -192,11 +192,14 @@ def can_search_vector(service: Any) -> bool:
 
 
 def search_vector(parent: QObject | None, service: Any, vector: np.ndarray, top_k: int, min_score: float,
-                  filters: SearchFilters = NO_FILTERS) -> Op:
+                  filters: SearchFilters = NO_FILTERS, *, text_words: Sequence[str] = ()) -> Op:
     """Rank the library against a query vector already computed (a re-run with other Show / min score /
-    time: no model inference)."""
+    time: no model inference); `text_words`: the words the query looked for in the photos' text, again."""
     def fn(cancel: threading.Event) -> Any:
-        return service.search_vector(vector, top_k=top_k, min_score=_cutoff(min_score), **filters.kwargs())
+        kw = {"top_k": top_k, "min_score": _cutoff(min_score), **filters.kwargs()}
+        if text_words:
+            kw["text_words"] = list(text_words)
+        return service.search_vector(vector, **kw)
     return Op(parent, fn, lane="query", what="Searching", busy=True)
 
 

@@ -17,6 +17,7 @@ from app.audio_source import AudioSource
 from app.errors import show_error
 from app.live import LiveAnalyzer
 from app.models import ResultsModel
+from app.photo_text import found_by_text, quoted
 from app.playback import PlaybackError, play_segment
 from app.recorder import SAMPLE_RATE, TRAIL_KEEP_S, Recorder
 from app.widgets.cif_plot import CifPlot
@@ -65,6 +66,7 @@ class SearchController(QObject):
         self.last_query: tuple[str, Any] | None = None
         self.last_label = ""  # how the last query is named in the summary ("query_03.wav", "“a dog”")
         self.last_speech: Any = None  # the SpeechQuery of the last spoken query's result (its vector is reused)
+        self.last_text_words: list[str] = []  # and the words it looked for in the photos' text
         self.searching = 0  # searches in flight
         self.generation = 0  # +1 whenever the service is replaced: results of the old one are dropped
         self.speech_end_t: float | None = None  # perf_counter when the last spoken query ended
@@ -268,7 +270,7 @@ class SearchController(QObject):
                 and ops.can_search_vector(service):
             s = self.window.settings
             self._run(ops.search_vector(self.window, service, self.last_speech.query_vector, s.top_k, s.min_score,
-                                        self.filters()),
+                                        self.filters(), text_words=self.last_text_words),
                       self.last_label, speech=self.last_speech, source=value, automatic=automatic)
         elif kind == "audio":
             self.search_wav(value, self.last_label, automatic=automatic)
@@ -308,9 +310,11 @@ class SearchController(QObject):
 
     def _show(self, result: Any, label: str, speech: Any = None, source: Any = None) -> None:
         query = getattr(result, "query", None) or speech
+        text_words = list(getattr(result, "text_words", None) or [])
         if query is not None and source is not None and self.last_query is not None \
                 and self.last_query[1] is source:
             self.last_speech = query  # a later change of Show / min score re-ranks this vector
+            self.last_text_words = text_words  # ... and looks for the same words in the photos' text
         hits = list(getattr(result, "hits", []) or [])
         if query is not None:
             self.plot.set_query(query)
@@ -318,20 +322,25 @@ class SearchController(QObject):
         else:
             self.plot.clear_all("Typed or photo query: no speech to show")
             self.chips.set_keywords([], note=f"No speech in this query: results for {label}")
-        self.results.set_hits(hits)
+        self.results.set_hits(hits, text_words)
         self.last_latency_s = None if self.speech_end_t is None else time.perf_counter() - self.speech_end_t
         self.speech_end_t = None
         heard = " ".join(k.text for k in query.keywords) if query is not None else ""
         words = f" — heard “{heard}”" if heard else ""
         ms = f" in {self.last_latency_s * 1000:.0f} ms" if self.last_latency_s is not None else ""
-        unread = list(getattr(result, "unread_words", []) or [])
-        if unread:  # typed words the model cannot read would otherwise vanish without a word
-            words += f" (not in the model's vocabulary: {' '.join(unread)})"
         span = "".join(f" {d}" for d in (self.grid.where.describe(), self.grid.when.describe()) if d)
         noun = self.grid.kind.describe(len(hits))  # "photos", or "videos" / "photos only" when kept to one kind
+        shown = sum(1 for h in hits if found_by_text(h))  # photos found by the words they show (listed first)
+        says = f"show{'s' if shown == 1 else ''} {quoted(text_words)}"
+        only_text = bool(hits) and shown == len(hits) and query is None  # a typed query the photos' text answered
+        unread = list(getattr(result, "unread_words", []) or [])  # typed words the model cannot read
+        notes = [f"not in the model's vocabulary: {' '.join(unread)}"] if unread else []
+        notes += [f"{shown} {says}"] if shown and not only_text else []
+        words += f" ({'; '.join(notes)})" if notes else ""
+        head = f"{shown} {noun}{span} {says}" if only_text else f"{len(hits)} {noun}{span} for {label}"
         hint = ("Choose another folder, time or kind, lower the min score" if span or self.grid.kind.current_kind()
                 else "Lower the min score")
-        self.grid.set_summary(f"{len(hits)} {noun}{span} for {label}{words}{ms}" if hits else
+        self.grid.set_summary(f"{head}{words}{ms}" if hits else
                               f"No {noun}{span} matched {label}{words}. {hint}, or index more folders.")
         self.result_shown.emit(result)
 

@@ -8,7 +8,17 @@ import logging
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QPointF, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QKeyEvent, QPainter, QPalette, QPen, QPolygonF, QResizeEvent
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontMetrics,
+    QKeyEvent,
+    QPainter,
+    QPalette,
+    QPen,
+    QPolygonF,
+    QResizeEvent,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -27,10 +37,13 @@ from PySide6.QtWidgets import (
 )
 
 from app.models import HitRole, ResultsModel
+from app.photo_text import found_by_text
 from app.widgets.result_filters import DateFilter, FolderFilter, KindFilter
 from core.library.video import is_video
 
 logger = logging.getLogger(__name__)
+
+TEXT_BADGE = "Aa"  # on the thumbnail of a photo found by the words it shows
 
 
 class ThumbDelegate(QStyledItemDelegate):
@@ -67,6 +80,8 @@ class ThumbDelegate(QStyledItemDelegate):
             hit = index.data(HitRole)
             if hit is not None and is_video(hit.path):
                 paint_play_badge(p, target)
+            if hit is not None and found_by_text(hit):
+                paint_text_badge(p, target)
         p.setPen(pal.color(QPalette.ColorRole.Text))
         text_rect = QRect(r.left(), box.bottom() + 2, r.width(), r.bottom() - box.bottom() - 2)
         p.drawText(text_rect, Qt.AlignmentFlag.AlignCenter, str(index.data(Qt.ItemDataRole.DisplayRole)))
@@ -83,6 +98,24 @@ def paint_play_badge(p: QPainter, target: QRect) -> None:
     c, r = QPointF(disc.center()), d * 0.28
     p.setBrush(QColor(255, 255, 255))
     p.drawPolygon(QPolygonF([c + QPointF(-r * 0.7, -r), c + QPointF(-r * 0.7, r), c + QPointF(r * 1.1, 0)]))
+
+
+def paint_text_badge(p: QPainter, target: QRect) -> None:
+    """The mark of a photo found by the words in it: white "Aa" on a dark rounded tag in the lower-right corner."""
+    h = max(14, min(22, min(target.width(), target.height()) // 5))
+    font = QFont(p.font())
+    font.setBold(True)
+    font.setPixelSize(max(9, int(h * 0.62)))
+    w = QFontMetrics(font).horizontalAdvance(TEXT_BADGE) + h // 2
+    tag = QRect(target.right() - w - 3, target.bottom() - h - 3, w, h)
+    p.save()  # the score under the thumbnail keeps the item's font
+    p.setPen(Qt.PenStyle.NoPen)
+    p.setBrush(QColor(0, 0, 0, 170))
+    p.drawRoundedRect(tag, h / 4, h / 4)
+    p.setFont(font)
+    p.setPen(QColor(255, 255, 255))
+    p.drawText(tag, Qt.AlignmentFlag.AlignCenter, TEXT_BADGE)
+    p.restore()
 
 
 class GridView(QListView):

@@ -1,4 +1,5 @@
-"""Text in photos (OCR) in the window: the setting and what is missing for it, the indexing step, and a service
+"""Text in photos (OCR) in the window: the setting and what is missing for it, the indexing step, the photos
+found by their words first in the grid (marked, with the words in their tooltip), the summary, and a service
 without text reading."""
 
 from __future__ import annotations
@@ -7,11 +8,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
 
 from app.settings import AppSettings, load_settings, save_settings
 from app.text_setting import text_languages_of
 from tests.app.conftest import make_photos
-from tests.app.fake_service import IndexProgress, TextFakeService
+from tests.app.fake_service import Hit, IndexProgress, TextFakeService
 
 pytestmark = pytest.mark.qt
 
@@ -37,6 +39,10 @@ def search(qtbot, w, text: str) -> None:  # noqa: ANN001
         w.search.search_text(text)
 
 
+def names(w) -> list[str]:  # noqa: ANN001
+    return [Path(w.results.hit(r).path).name for r in range(w.results.rowCount())]
+
+
 def test_the_setting_is_remembered_and_names_the_languages_only_when_on(app_dirs):
     s = AppSettings(read_text=True, text_languages="eng+deu")
     save_settings(s)
@@ -46,9 +52,11 @@ def test_the_setting_is_remembered_and_names_the_languages_only_when_on(app_dirs
     assert text_languages_of(replace(s, text_languages=" ")) == "eng"
 
 
-def test_indexing_reads_the_text_as_its_own_step_and_says_how_much_it_read(qtbot, make_window, texts, tmp_path,
-                                                                           monkeypatch):
+def test_photos_found_by_their_words_come_first_marked_and_with_the_words_in_their_tooltip(qtbot, make_window,
+                                                                                          texts, tmp_path,
+                                                                                          monkeypatch):
     import app.library_controller as lc
+    from app.models import ScoreRole
 
     headings: list[str] = []
     real = lc.read_progress
@@ -63,6 +71,22 @@ def test_indexing_reads_the_text_as_its_own_step_and_says_how_much_it_read(qtbot
     assert "text read in 6 photos (3 with text)" in w.statusBar().currentMessage()
     qtbot.waitUntil(lambda: w.photos_label.toolTip() == "Text read in 6 photos, 3 of them show some", timeout=5_000)
 
+    search(qtbot, w, "boarding pass")
+    assert names(w)[:2] == ["photo_02.jpg", "photo_04.jpg"] and w.results.rowCount() == 4
+    scores = [w.results.data(w.results.index(r), ScoreRole) for r in range(4)]
+    assert max(scores[:2]) < min(scores[2:])  # first for their words, whatever their score
+    assert "(2 show “boarding pass”)" in w.grid.summary_text()
+    tip = w.results.data(w.results.index(0), Qt.ItemDataRole.ToolTipRole)
+    assert str(photos / "photo_02.jpg") in tip and "Shows “boarding pass”: <b>BOARDING</b> <b>PASS</b> gate" in tip
+    assert w.results.data(w.results.index(2), Qt.ItemDataRole.ToolTipRole) == str(w.results.hit(2).path)
+    for key in ("date", "score"):  # newest first mixes them in; best match first puts them first again
+        w.grid.sort.setCurrentIndex(w.grid.sort.findData(key))
+    assert names(w)[:2] == ["photo_02.jpg", "photo_04.jpg"]
+    w.grid.top_k.setValue(2)
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.search.controls_edited()
+    assert w.grid.summary_text().startswith("2 photos show “boarding pass” in ")  # only the text answered
+
 def test_turning_it_on_reads_the_photos_already_there_other_languages_read_them_again_off_reads_none(
         qtbot, make_window, texts, tmp_path):
     photos = make_photos(tmp_path / "photos")
@@ -70,6 +94,7 @@ def test_turning_it_on_reads_the_photos_already_there_other_languages_read_them_
     index(qtbot, w, photos)
     assert texts.read_text_calls == [None] and texts.stats().texts_read == 0  # applied at start: off
     search(qtbot, w, "boarding pass")
+    assert not any(w.results.hit(r).text for r in range(w.results.rowCount()))
     runs: list[object] = []
     w.library.indexing_finished.connect(runs.append)
     w.apply_settings(replace(w.settings, read_text=True))
@@ -78,6 +103,7 @@ def test_turning_it_on_reads_the_photos_already_there_other_languages_read_them_
     assert w.message_bar.text() == "Text read in 3 photos since this search."  # the results stay as they were
     with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
         w.message_bar.action.click()
+    assert names(w)[:2] == ["photo_02.jpg", "photo_04.jpg"]
     assert load_settings().read_text is True
     w.apply_settings(replace(w.settings, top_k=7))  # nothing about text changed: nothing read again
     w.apply_settings(replace(w.settings, text_languages="eng+deu"))
@@ -87,6 +113,8 @@ def test_turning_it_on_reads_the_photos_already_there_other_languages_read_them_
     qtbot.waitUntil(lambda: texts.read_text_calls[-1] is None, timeout=5_000)
     qtbot.wait(300)
     assert len(runs) == 2 and not w.library.indexing  # turned off: no re-scan (what was read stays searchable)
+    search(qtbot, w, "boarding pass")
+    assert names(w)[0] == "photo_02.jpg"
 
 
 def test_missing_tesseract_is_said_with_what_to_install(qtbot, make_window, texts, tmp_path):
@@ -113,12 +141,32 @@ def test_a_service_without_text_reading_still_indexes_and_searches(qtbot, make_w
     w = make_window(fake_service, settings=AppSettings(first_run_done=True, read_text=True))
     index(qtbot, w, photos)
     search(qtbot, w, "a red car")
-    assert w.results.rowCount() == 6
+    assert w.results.rowCount() == 6 and "show" not in w.grid.summary_text()
     runs: list[object] = []
     w.library.indexing_finished.connect(runs.append)
     w.apply_settings(replace(w.settings, read_text=False, index_videos=False))  # videos alone re-scan
     qtbot.waitUntil(lambda: len(runs) == 1, timeout=10_000)
     assert w.message_bar.isHidden() or w.message_bar.level == "info"
+
+
+def test_a_spoken_query_run_again_with_other_controls_keeps_the_photos_that_show_its_words(qtbot, make_window,
+                                                                                          texts, tmp_path):
+    from tests.app.conftest import speech_like
+
+    texts.photo_texts = {"photo_03.jpg": "Red car on a road, for sale"}  # the fake hears "red car on a road"
+    photos = make_photos(tmp_path / "photos")
+    w = make_window(texts, settings=AppSettings(first_run_done=True, read_text=True, top_k=5))
+    qtbot.waitUntil(lambda: texts.read_text_calls == ["eng"], timeout=5_000)
+    index(qtbot, w, photos)
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.search.search_wav(speech_like(), "q.wav")
+    assert names(w)[0] == "photo_03.jpg" and "(1 shows “red car on a road”)" in w.grid.summary_text()
+    calls = len(texts.calls)
+    w.grid.top_k.setValue(3)
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.search.controls_edited()
+    assert texts.calls[calls:] == ["search_vector"]  # the vector ranked again, not the speech model run again
+    assert names(w)[0] == "photo_03.jpg" and w.results.rowCount() == 3
 
 
 def test_settings_offer_reading_text_and_name_what_is_missing(qtbot, monkeypatch):
@@ -178,3 +226,38 @@ def test_the_text_step_is_counted_in_its_place_when_the_library_reads_text():
     assert heading("ann", True) == "Step 5 of 5: building the search index"
     assert heading("ann", False) == heading("ann", None) == "Step 4 of 4: building the search index"
     assert heading("text", False) == "Reading text in photos"  # read although not asked here (the command line)
+
+
+def test_the_words_are_bold_escaped_and_the_text_cut_at_a_word():
+    from app.photo_text import elide, hit_tooltip, marked_html, score_text
+
+    assert marked_html("Receipt <b>Total</b> & RECEIPTS", ["receipts", "total"]) == \
+        "<b>Receipt</b> &lt;b&gt;<b>Total</b>&lt;/b&gt; &amp; <b>RECEIPTS</b>"
+    assert marked_html("Café passage", ["cafe", "pass"]) == "<b>Café</b> passage"  # accents folded; not a prefix
+    assert elide("one two three four", 12) == "one two…" and elide("  a\n b ") == "a b"
+    assert marked_html("word " * 100, ["word"], limit=20).endswith("…")
+    hit = Hit(1, Path("/p/<a>.jpg"), 0.1, 0.0, text="gate B22")
+    tip = hit_tooltip(hit, ["gate"])
+    assert "&lt;a&gt;.jpg</p>" in tip and "Shows “gate”: <b>gate</b> B22" in tip
+    assert hit_tooltip(Hit(1, Path("/p/a.jpg"), 0.1, 0.0), ["gate"]) == "/p/a.jpg"  # plain, as before
+    # a photo found only by its text, for a query the model cannot read (core scores it 0.0), says so
+    assert [score_text(Hit(1, Path("a"), s, 0.0, text=t)) for s, t in ((0.0, "x"), (0.25, "x"), (0.0, None))] \
+        == ["text match", "0.250", "0.000"]
+
+
+def test_a_photo_found_by_its_words_is_marked_on_its_thumbnail(qtbot):
+    from PySide6.QtCore import QRect
+    from PySide6.QtGui import QColor, QImage, QPainter
+
+    from app.widgets.results_grid import paint_text_badge
+
+    canvas = QImage(160, 120, QImage.Format.Format_RGB32)
+    canvas.fill(QColor(255, 255, 255))
+    p = QPainter(canvas)
+    font = p.font()
+    paint_text_badge(p, QRect(0, 0, 160, 120))
+    assert p.font() == font  # the score under the thumbnail is written as before
+    p.end()
+    assert canvas.pixelColor(5, 5).lightness() == 255 and canvas.pixelColor(5, 110).lightness() == 255
+    dark = [canvas.pixelColor(x, 110).lightness() < 160 for x in range(130, 158)]
+    assert sum(dark) > 10  # the dark tag in the lower-right corner
