@@ -159,7 +159,7 @@ class MainWindow(QMainWindow):
         p.sample_chosen.connect(self.search.open_audio_file)
         p.microphone_changed.connect(self._mic_changed)
         g = self.grid
-        g.current_changed.connect(self.preview.show_hit)
+        g.current_changed.connect(lambda hit: self.preview.show_hit(hit, self.results.text_words))
         for sig_owner in (g, self.preview):
             sig_owner.open_requested.connect(lambda h: open_file(self, h))
             sig_owner.reveal_requested.connect(lambda h: reveal_file(self, h))
@@ -219,6 +219,7 @@ class MainWindow(QMainWindow):
         if hasattr(service, "index_videos"):
             service.index_videos = self.settings.index_videos
         apply_text_setting(self, text_languages_of(self.settings), rescan=False)  # before the start-up re-scan
+        self.preview.text_of = getattr(service, "text_of", None)
         self.results.service = service
         self.results.invalidate_thumbnails()
         self.panel.set_search_enabled(True)
@@ -250,6 +251,7 @@ class MainWindow(QMainWindow):
         self.library.watch.set_roots([])
         self.clear_results()
         self.results.service = None
+        self.preview.text_of = None
         self.panel.set_search_enabled(False, "No model is loaded")
         self.model_label.setText("No model")
         self.device_label.setText("")

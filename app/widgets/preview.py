@@ -1,10 +1,12 @@
-"""The preview pane: the selected photo large, its path, date, size and score, and what to do with it."""
+"""The preview pane: the selected photo large, its path, date, size and score, the text read in it, and what
+to do with it."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from PySide6.QtGui import QImage, QImageIOHandler, QImageReader, QPixmap, QResiz
 from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from app.models import hit_date
+from app.photo_text import TEXT_MATCH, marked_html, score_text
 from app.workers import Worker
 from core.errors import ImageDecodeError, ImageReadError
 from core.library.decode import load_rgb_sized
@@ -119,6 +122,11 @@ class PreviewPane(QWidget):
         self.folder_label.setStyleSheet("color: gray;")
         self.info_label = QLabel()
         self.info_label.setWordWrap(True)
+        self.text_of: Callable[[int], str | None] | None = None  # the service's: the text read in a photo
+        self.text_label = QLabel()  # "Text in photo: …", the words looked for in bold
+        self.text_label.setTextFormat(Qt.TextFormat.RichText)  # built by photo_text.marked_html: escaped
+        self.text_label.setWordWrap(True)
+        self.text_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.buttons = {
             "open": QPushButton("Open"), "reveal": QPushButton("Show in folder"),
             "copy": QPushButton("Copy path"), "similar": QPushButton("More like this"),
@@ -139,12 +147,15 @@ class PreviewPane(QWidget):
         lay.addWidget(self.name_label)
         lay.addWidget(self.folder_label)
         lay.addWidget(self.info_label)
+        lay.addWidget(self.text_label)
         lay.addLayout(grid)
         self.show_hit(None)
 
-    def show_hit(self, hit: Any) -> None:
+    def show_hit(self, hit: Any, text_words: Sequence[str] = ()) -> None:
+        """Show `hit` (None: nothing); `text_words`: the words the search looked for in the photos' text."""
         self.hit = hit
         self._token += 1
+        self._show_text(getattr(hit, "text", None), text_words)
         for b in self.buttons.values():
             b.setEnabled(hit is not None)
         if hit is None:
@@ -171,9 +182,37 @@ class PreviewPane(QWidget):
         w.signals.returned.connect(lambda res, t=token: self._loaded(t, res))
         w.signals.errored.connect(lambda exc, t=token: self._failed(t, exc))
         w.start("io")
+        self._read_text(hit, token, text_words)
+
+    def _read_text(self, hit: Any, token: int, words: Sequence[str]) -> None:
+        """The text read in the photo, once per selection (a SQLite read, on the io lane)."""
+        text_of = self.text_of
+        if text_of is None or getattr(hit, "image_id", None) is None:
+            return
+        image_id = int(hit.image_id)
+        w = Worker(lambda cancel: text_of(image_id), f"text of image {image_id}")
+        w.signals.returned.connect(lambda text, t=token: self._text_read(t, words, text))
+        w.start("io")
+
+    def _text_read(self, token: int, words: Sequence[str], text: str | None) -> None:
+        if shiboken6.isValid(self) and token == self._token:
+            self._show_text(getattr(self.hit, "text", None), words, text)
+
+    def _show_text(self, found: str | None, words: Sequence[str], full: str | None = None) -> None:
+        """`found`: the text around the words a search found the photo by (core's Hit.text); `full`: all the
+        text read in it. Hidden when the photo shows no text (or it was not read)."""
+        shown = found or full
+        if not shown:
+            self.text_label.hide()
+            self.text_label.clear()
+            return
+        self.text_label.setText(f"<span style='color: gray;'>Text in photo:</span> {marked_html(shown, words)}")
+        self.text_label.setToolTip(f"<qt>{marked_html(full or shown, words, 1000)}</qt>")  # all of it, escaped
+        self.text_label.show()
 
     def _set_info(self, hit: Any, full: QSize | None, duration_s: float | None = None) -> None:
-        parts = [f"score {float(hit.score):.3f}"]
+        score = score_text(hit)
+        parts = [score if score == TEXT_MATCH else f"score {score}"]
         if is_video(hit.path):
             parts.append(f"video {clock(duration_s)}" if duration_s else "video")
             at_s = getattr(hit, "at_s", None)

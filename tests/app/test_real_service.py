@@ -73,3 +73,30 @@ def test_a_library_another_process_indexes_is_indexed_here_after_it_and_search_s
         pass  # the other process is done: the waiting folder is indexed without being asked again
     assert done.args[0].added == 3 and not w.message_bar.isVisible()
     service.close()
+
+
+def test_reading_text_with_the_real_service_finds_a_sign_by_its_words(qtbot, make_window, model_dir, tmp_path):
+    from core.library import ocr
+    from core.service import SearchService
+    from tests.app.test_text_in_photos import write_sign
+
+    if not (ocr.ocr_engine_available() and ocr.find_tessdata("eng")):
+        pytest.skip("needs tesserocr and tesseract-ocr-eng (scripts/setup.sh installs both)")
+    service = SearchService(model=str(model_dir), device="cpu")
+    photos = make_photos(tmp_path / "photos", n=3)
+    write_sign(photos / "wifi.png", ["WiFi password", "sunflower"])
+    w = make_window(service, settings=AppSettings(first_run_done=True, read_text=True, top_k=3))
+    with qtbot.waitSignal(w.library.indexing_finished, timeout=60_000) as done:
+        w.library.index_folders([photos], show_dialog=False)
+    assert (done.args[0].texts_read, done.args[0].texts_found) == (4, 1) and service.text_languages() == "eng"
+    with qtbot.waitSignal(w.search.result_shown, timeout=20_000):
+        w.search.search_text("password")
+    first = w.results.hit(0)
+    assert Path(first.path).name == "wifi.png" and first.text == "WiFi password sunflower"
+    assert w.grid.summary_text().startswith("1 photo shows “password” (not in the model's vocabulary: password)")
+    qtbot.waitUntil(lambda: w.preview.text_label.isVisible(), timeout=5_000)
+    assert "WiFi <b>password</b> sunflower" in w.preview.text_label.text()
+    # a spoken query's vector ranked again keeps looking for the words it heard
+    again = service.search_vector(service.library.snapshot().vectors[0], top_k=2, text_words=["password"])
+    assert again.hits[0].text == "WiFi password sunflower" and again.text_words == ["password"]
+    service.close()

@@ -1,6 +1,6 @@
 """Text in photos (OCR) in the window: the setting and what is missing for it, the indexing step, the photos
-found by their words first in the grid (marked, with the words in their tooltip), the summary, and a service
-without text reading."""
+found by their words first in the grid (marked, with the words in their tooltip), the preview's "Text in photo",
+the summary, and a service without text reading."""
 
 from __future__ import annotations
 
@@ -28,6 +28,18 @@ def texts(tmp_path: Path) -> TextFakeService:
     return service
 
 
+def write_sign(path: Path, lines: list[str]) -> Path:
+    """A photo of a sign: dark words on a light board (legible to Tesseract)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    im = Image.new("RGB", (900, 100 + 90 * len(lines)), (235, 232, 220))
+    draw = ImageDraw.Draw(im)
+    for i, line in enumerate(lines):
+        draw.text((40, 40 + 90 * i), line, fill=(25, 25, 30), font=ImageFont.load_default(size=52))
+    im.save(path)
+    return path
+
+
 def index(qtbot, w, folder: Path):  # noqa: ANN001, ANN201
     with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000) as done:
         w.library.index_folders([folder], show_dialog=False)
@@ -52,9 +64,8 @@ def test_the_setting_is_remembered_and_names_the_languages_only_when_on(app_dirs
     assert text_languages_of(replace(s, text_languages=" ")) == "eng"
 
 
-def test_photos_found_by_their_words_come_first_marked_and_with_the_words_in_their_tooltip(qtbot, make_window,
-                                                                                          texts, tmp_path,
-                                                                                          monkeypatch):
+def test_photos_found_by_their_words_come_first_marked_and_previewed_with_the_words(qtbot, make_window, texts,
+                                                                                    tmp_path, monkeypatch):
     import app.library_controller as lc
     from app.models import ScoreRole
 
@@ -82,10 +93,28 @@ def test_photos_found_by_their_words_come_first_marked_and_with_the_words_in_the
     for key in ("date", "score"):  # newest first mixes them in; best match first puts them first again
         w.grid.sort.setCurrentIndex(w.grid.sort.findData(key))
     assert names(w)[:2] == ["photo_02.jpg", "photo_04.jpg"]
+    w.grid.view.setCurrentIndex(w.results.index(0))
+    qtbot.waitUntil(lambda: w.preview.text_label.isVisible(), timeout=5_000)
+    shown = w.preview.text_label.text()
+    assert "Text in photo:" in shown and "<b>BOARDING</b> <b>PASS</b> gate B22 &lt;script&gt;" in shown
+    assert "<script>" not in shown
+    plain = next(r for r in (2, 3) if names(w)[r] != "photo_05.jpg")  # found by its looks, no text in it
+    w.grid.view.setCurrentIndex(w.results.index(plain))
+    assert w.preview.hit is w.results.hit(plain)
+    qtbot.wait(300)  # its text read (none)
+    assert w.preview.text_label.isHidden()
+
     w.grid.top_k.setValue(2)
     with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
         w.search.controls_edited()
     assert w.grid.summary_text().startswith("2 photos show “boarding pass” in ")  # only the text answered
+
+    # a photo shown for its looks whose text was read: the preview says what it shows
+    menu = next(i for i, p in texts._images.items() if p.name == "photo_05.jpg")
+    w.results.set_hits([Hit(menu, texts._images[menu], 0.5, 0.0)])
+    qtbot.waitUntil(lambda: w.preview.text_label.isVisible(), timeout=5_000)
+    assert w.preview.text_label.text().endswith("</span> menu of the day")  # no word looked for: none in bold
+
 
 def test_turning_it_on_reads_the_photos_already_there_other_languages_read_them_again_off_reads_none(
         qtbot, make_window, texts, tmp_path):
@@ -136,12 +165,14 @@ def test_missing_tesseract_is_said_with_what_to_install(qtbot, make_window, text
     assert w.message_bar.isHidden()  # every quiet re-scan meets it: not said again in this session
 
 
-def test_a_service_without_text_reading_still_indexes_and_searches(qtbot, make_window, fake_service, photos):
+def test_a_service_without_text_reading_still_searches_and_previews(qtbot, make_window, fake_service, photos):
     assert not hasattr(fake_service, "read_text")
     w = make_window(fake_service, settings=AppSettings(first_run_done=True, read_text=True))
     index(qtbot, w, photos)
     search(qtbot, w, "a red car")
     assert w.results.rowCount() == 6 and "show" not in w.grid.summary_text()
+    qtbot.waitUntil(lambda: w.preview._pixmap is not None, timeout=5_000)
+    assert w.preview.text_label.isHidden() and w.preview.text_of is None
     runs: list[object] = []
     w.library.indexing_finished.connect(runs.append)
     w.apply_settings(replace(w.settings, read_text=False, index_videos=False))  # videos alone re-scan
