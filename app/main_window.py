@@ -25,7 +25,7 @@ from app.model_loader import load_service, plain_reason
 from app.models import ResultsModel
 from app.search_controller import SearchController
 from app.settings import AppSettings, load_window_state, save_settings, save_window_state, start_dir
-from app.text_setting import apply_text_setting, text_languages_of
+from app.text_setting import apply_text_setting, sync_text_setting, text_languages_of
 from app.widgets.cif_plot import CifPlot
 from app.widgets.keyword_chips import KeywordChips
 from app.widgets.message_bar import MessageBar
@@ -218,7 +218,7 @@ class MainWindow(QMainWindow):
         self.service = service
         if hasattr(service, "index_videos"):
             service.index_videos = self.settings.index_videos
-        apply_text_setting(self, text_languages_of(self.settings), rescan=False)  # before the start-up re-scan
+        sync_text_setting(self)  # on the library lane: before the start-up re-scan
         self.preview.text_of = getattr(service, "text_of", None)
         self.results.service = service
         self.results.invalidate_thumbnails()

@@ -245,6 +245,11 @@ def read_text(parent: QObject | None, service: Any, languages: str | None) -> Op
               what="Setting up reading the text in photos")
 
 
+def sync_text(parent: QObject | None, fn: Callable[[], str | None]) -> Op:
+    """`fn` on the library lane (it reads, and may set, whether the library reads text): its languages or None."""
+    return Op(parent, lambda cancel: fn(), lane="library", what="Checking whether the library reads text")
+
+
 def get_stats(parent: QObject | None, service: Any) -> Op:
     return Op(parent, lambda cancel: service.stats(), lane="query", what="Reading library statistics")
 

@@ -4,6 +4,7 @@ be read (Tesseract or a language's data missing: core's message names what to in
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from app import operations as ops
@@ -46,6 +47,34 @@ def apply_text_setting(window: Any, languages: str | None, *, rescan: bool) -> N
         rescan_now()
 
     ops.read_text(window, service, languages).success(done).failure(failed).run()
+
+
+def sync_text_setting(window: Any) -> None:
+    """At start (a service loaded), before the start-up re-scan: reading text wins. A library that reads text (this
+    app turned it on, or `core index --read-text`) shows it in the setting, in its languages; a library that does
+    not is turned on when the setting is (a new library, after a damaged one was put aside)."""
+    service = window.service
+    if service is None or not hasattr(service, "read_text"):
+        return
+    wanted = text_languages_of(window.settings)
+
+    def sync() -> str | None:
+        if not service.text_languages() and wanted:
+            service.read_text(wanted)
+        return service.text_languages()
+
+    def adopt(languages: str | None) -> None:
+        window.hide_message(TEXT_TOPIC)
+        s = window.settings
+        if languages and service is window.service and (s.read_text, s.text_languages) != (True, languages):
+            window.settings = replace(s, read_text=True, text_languages=languages)
+            window.save_settings()
+
+    def failed(exc: BaseException) -> None:
+        window.show_message(f"The text in photos is not read: {str(exc).rstrip('.')}.", "warning",
+                            ("Settings…", window.show_settings), topic=TEXT_TOPIC)
+
+    ops.sync_text(window, sync).success(adopt).failure(failed).run()
 
 
 def say_text_not_read(window: Any, problem: str | None, said: set[str]) -> None:

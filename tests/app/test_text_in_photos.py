@@ -121,7 +121,7 @@ def test_turning_it_on_reads_the_photos_already_there_other_languages_read_them_
     photos = make_photos(tmp_path / "photos")
     w = make_window(texts, settings=AppSettings(first_run_done=True))
     index(qtbot, w, photos)
-    assert texts.read_text_calls == [None] and texts.stats().texts_read == 0  # applied at start: off
+    assert texts.read_text_calls == [] and texts.stats().texts_read == 0  # off here and in the library: untouched
     search(qtbot, w, "boarding pass")
     assert not any(w.results.hit(r).text for r in range(w.results.rowCount()))
     runs: list[object] = []
@@ -137,7 +137,7 @@ def test_turning_it_on_reads_the_photos_already_there_other_languages_read_them_
     w.apply_settings(replace(w.settings, top_k=7))  # nothing about text changed: nothing read again
     w.apply_settings(replace(w.settings, text_languages="eng+deu"))
     qtbot.waitUntil(lambda: len(runs) == 2 and not w.library.indexing, timeout=10_000)
-    assert texts.read_text_calls == [None, "eng", "eng+deu"] and runs[1].texts_read == 6
+    assert texts.read_text_calls == ["eng", "eng+deu"] and runs[1].texts_read == 6
     w.apply_settings(replace(w.settings, read_text=False))
     qtbot.waitUntil(lambda: texts.read_text_calls[-1] is None, timeout=5_000)
     qtbot.wait(300)
@@ -292,3 +292,16 @@ def test_a_photo_found_by_its_words_is_marked_on_its_thumbnail(qtbot):
     assert canvas.pixelColor(5, 5).lightness() == 255 and canvas.pixelColor(5, 110).lightness() == 255
     dark = [canvas.pixelColor(x, 110).lightness() < 160 for x in range(130, 158)]
     assert sum(dark) > 10  # the dark tag in the lower-right corner
+
+
+def test_at_start_a_library_that_reads_text_shows_it_and_the_setting_turns_a_new_library_on(qtbot, make_window,
+                                                                                           texts, app_dirs):
+    texts.languages = "eng+deu"  # `core index --read-text eng+deu` turned it on
+    w = make_window(texts, settings=AppSettings(first_run_done=True))
+    qtbot.waitUntil(lambda: w.settings.read_text, timeout=5_000)
+    assert w.settings.text_languages == "eng+deu" and texts.read_text_calls == []  # adopted, not turned off
+    assert load_settings().read_text is True
+    fresh = TextFakeService(texts.cache_dir)  # a new library (the old one was damaged and put aside)
+    w2 = make_window(fresh, settings=AppSettings(first_run_done=True, read_text=True, text_languages="deu"))
+    qtbot.waitUntil(lambda: fresh.read_text_calls == ["deu"], timeout=5_000)
+    assert fresh.text_languages() == "deu" and w2.settings.text_languages == "deu"
