@@ -260,12 +260,12 @@ class SearchEngine:
     def _text_hits(self, snap: VectorSnapshot, q: np.ndarray | None, words: Sequence[str], top_k: int,
                    roots: Sequence[str | Path] | None, dates: DateRange | None, kind: str | None,
                    exclude: set[int] | None) -> list[Hit]:
-        """The photos (within the filters) whose text holds every one of `words`, best text match first."""
+        """The photos (within the filters) whose text holds every one of `words` (core.text_match.text_matches)."""
         if not words or kind == "video":
             return []
         rows = self._rows_in(snap, roots, dates, kind) if roots or dates or kind else None
-        found = text_matches(self.library, snap, words, rows, exclude)
-        ids = list(found)[:max(0, int(top_k))]
+        found = text_matches(self.library, snap, words, rows, exclude, int(top_k), q)
+        ids = list(found)
         if not ids:
             return []
         scores = scores_of(snap, ids, q)

@@ -2,8 +2,9 @@
 
 A typed query matches by its words; a spoken one by the words the model heard (its keywords). Words that
 only carry the sentence ("a", "the", "photo of") are left out unless nothing else is left. A text match is
-exact evidence, so it is listed before the photos found by meaning, best text match first, and is not held
-back by the score cut-off; its score is still the cosine with the query (0 when the query has no vector).
+exact evidence, so it is listed before the photos found by meaning and is not held back by the score cut-off;
+among them, those that look most like the query come first (its score is still the cosine with the query), or,
+when the model reads none of the query's words (no vector), the best text matches (bm25, score 0).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from core.errors import SpokenSearchError
 from core.library.library import Library
 from core.library.texts import query_words
 from core.library.vectors import VectorSnapshot, exact_scores
+from core.library.vectors import top_k as top_k_rows
 
 # function words and words about the picture itself: in a query, not in the photo's text
 FILLER_WORDS = frozenset(
@@ -32,20 +34,27 @@ def match_words(text: str) -> list[str]:
 
 
 def text_matches(library: Library, snap: VectorSnapshot, words: Sequence[str], rows: np.ndarray | None,
-                 exclude: set[int] | None = None) -> dict[int, str]:
-    """{id: snippet}, best text match first, of the searchable photos (in `rows` of `snap`, the filters, when
-    given) whose text holds every one of `words`. Empty when the library holds no text."""
-    if not words or not len(snap):
+                 exclude: set[int] | None = None, top_k: int = 20, q: np.ndarray | None = None) -> dict[int, str]:
+    """{id: snippet} of the first `top_k` searchable photos (in `rows` of `snap`, the filters, when given) whose
+    text holds every one of `words`: those that look most like the query `q` first, or with no query vector the
+    best text matches first. Empty when the library holds no text."""
+    if not words or not len(snap) or top_k <= 0:
         return {}
-    found = library.ids_with_words(words)
-    if not found:
+    ids = np.asarray(library.ids_with_words(words, ranked=q is None), np.int64)
+    if not ids.size:
         return {}
-    ids = np.fromiter(found, np.int64, len(found))
     pos = np.minimum(np.searchsorted(snap.ids, ids), len(snap) - 1)
     ok = snap.ids[pos] == ids
     if rows is not None:
         ok &= np.isin(pos, rows)
-    return {int(i): found[int(i)] for i in ids[ok] if int(i) not in (exclude or ())}
+    if exclude:
+        ok &= ~np.isin(ids, list(exclude))
+    ids, pos = ids[ok], pos[ok]
+    if q is not None and ids.size > 1:
+        ids = ids[top_k_rows(exact_scores(snap.vectors[pos], q), min(top_k, ids.size))]
+    kept = [int(i) for i in ids[:top_k]]
+    shown = library.text_snippets(words, kept)
+    return {i: shown[i] for i in kept if i in shown}
 
 
 def no_text_match(exc: SpokenSearchError, library: Library) -> SpokenSearchError:

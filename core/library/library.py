@@ -457,9 +457,14 @@ class Library:
         """The text read in a photo ("" when none is legible), None when it was not read."""
         return texts.text_of(self._reader(), image_id)
 
-    def ids_with_words(self, words: Sequence[str]) -> dict[int, str]:
-        """Photos whose text holds every word of `words`, best match first: {id: the text around the match}."""
-        return texts.matching(self._reader(), words)
+    def ids_with_words(self, words: Sequence[str], ranked: bool = True) -> list[int]:
+        """Ids of the photos whose text holds every word of `words`: best text match first, or (not `ranked`,
+        faster) in id order."""
+        return texts.matching(self._reader(), words, ranked)
+
+    def text_snippets(self, words: Sequence[str], ids: Sequence[int]) -> dict[int, str]:
+        """{id: its text around the match of `words`} for those of `ids` that match."""
+        return texts.snippets(self._reader(), words, ids)
 
     # ---- writes (the indexer's) --------------------------------------------------------------------------
     def write_embedded(self, images: Sequence[EmbeddedImage]) -> list[int]:

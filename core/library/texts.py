@@ -78,14 +78,24 @@ def forget(conn: sqlite3.Connection, ids: Sequence[int]) -> None:
     conn.executemany("DELETE FROM texts WHERE image_id = ?", [(int(i),) for i in ids])
 
 
-def matching(conn: sqlite3.Connection, words: Sequence[str], limit: int = 10_000) -> dict[int, str]:
-    """Photos whose text holds every one of `words` (stemmed: "receipts" finds "receipt"), best match first
-    (bm25), each with a snippet of its text around the match: {image id: snippet}."""
+def matching(conn: sqlite3.Connection, words: Sequence[str], ranked: bool = True) -> list[int]:
+    """Ids of the photos whose text holds every one of `words` (stemmed: "receipts" finds "receipt"): best match
+    first (bm25) when `ranked`, else in id order (a word shown by 10 000 photos: 10 ms, against 37 ms ranked)."""
     if not words:
+        return []
+    order = " ORDER BY rank" if ranked else ""
+    rows = conn.execute(f"SELECT rowid FROM texts_fts WHERE texts_fts MATCH ?{order}", (_fts_query(words),))
+    return [int(r[0]) for r in rows]
+
+
+def snippets(conn: sqlite3.Connection, words: Sequence[str], ids: Sequence[int]) -> dict[int, str]:
+    """The text of each of `ids` around its match of `words` (for the few hits shown: a snippet costs)."""
+    if not words or not ids:
         return {}
+    marks = ",".join("?" * len(ids))
     rows = conn.execute(
         f"SELECT rowid, snippet(texts_fts, 0, '', '', '…', {SNIPPET_WORDS}) FROM texts_fts WHERE texts_fts MATCH ? "
-        "ORDER BY rank LIMIT ?", (_fts_query(words), int(limit)))
+        f"AND rowid IN ({marks})", (_fts_query(words), *[int(i) for i in ids]))
     return {int(i): s for i, s in rows}
 
 
