@@ -4,6 +4,7 @@
                          [--read-text [LANGS] | --no-read-text]
     python -m core search [--library DIR]... --audio Q.wav [--text "..."] [--image P] [--top K] [--min-score S]
                           [--since DATE] [--until DATE] [--kind photo|video] [--sort score|date] [--json]
+                          [--asr WHISPER [--asr-language xx]]
     python -m core stats [--json]
     python -m core remove DIR... [--json]
 
@@ -87,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
                     help="only photos taken (else last modified) up to the end of DATE (the day, month or year)")
     se.add_argument("--kind", choices=("photo", "video"), default=None,
                     help="only photos, or only videos (default: both)")
+    se.add_argument("--asr", metavar="WHISPER",
+                    help="the baseline: transcribe --audio with this local Whisper model (a folder, or a Hugging Face "
+                         "name already in the cache; nothing is downloaded) and search the transcript as typed text, "
+                         "instead of by the speech model")
+    se.add_argument("--asr-language", metavar="CODE", help="the language spoken, for --asr (en, de, ...; default: "
+                                                             "Whisper detects it)")
     st = sub.add_parser("stats", parents=[common],
                         help="what the library holds (a library indexed with another model than --model is "
                              "described as it is, naming the model that indexed it)")
@@ -169,6 +176,8 @@ def _run_search(args: argparse.Namespace) -> int:
 
     if not (args.audio or args.text or args.image):
         raise _UsageError("give a query: --audio Q.wav, --text \"...\" or --image P")
+    if args.asr and (not args.audio or args.text):
+        raise _UsageError("--asr transcribes --audio and searches the transcript as text: give --audio, not --text")
     for d in args.library or []:
         if not d.is_dir():
             raise SpokenSearchError(f"--library {d} is not a folder; give an indexed photo folder")
@@ -192,20 +201,24 @@ def _run_search(args: argparse.Namespace) -> int:
             raise SpokenSearchError(f"the library at {service.library.db_path} has no photo folder yet; index one "
                                     "first: `python -m core index DIR`")
         engine = service.engine
-        query, parts, exclude, unread, words = None, [], set(), [], []
-        if args.audio:
+        query, parts, exclude, unread, words, transcript = None, [], set(), [], [], None
+        typed = args.text
+        if args.asr:  # the cascade baseline: Whisper's words, searched as typed text
+            transcript = _transcribe(args, service.device)
+            typed = transcript.text
+        elif args.audio:
             query = engine.speech_query(args.audio)
             parts.append(query.query_vector)
             words = match_words(" ".join(k.text for k in query.keywords))
-        if args.text:
-            words = match_words(args.text)  # the words typed, rather than those heard
+        if typed:
+            words = match_words(typed)  # the words typed (or transcribed), rather than those heard
             try:
-                vec, unread = engine.text_query(args.text)
+                vec, unread = engine.text_query(typed)
                 parts.append(vec)
             except SpokenSearchError as exc:  # no word the model reads: the photos that show them may still match
                 if not service.library.ids_with_words(words):
                     raise no_text_match(exc, service.library) from None
-                unread = args.text.split()
+                unread = typed.split()
         if args.image:
             vec, image_id = engine.image_vector(args.image)
             parts.append(vec)
@@ -223,6 +236,8 @@ def _run_search(args: argparse.Namespace) -> int:
                      "image": str(args.image) if args.image else None, "since": args.since,
                      "until": args.until, "kind": args.kind},
            **_query_json(query),
+           **({"transcript": {"text": transcript.text, "language": transcript.language,
+                              "elapsed_ms": round(transcript.elapsed_ms, 1), "model": args.asr}} if transcript else {}),
            "hits": [{"path": h.path, "score": round(h.score, 6),
                      **({"at_s": round(h.at_s, 3)} if h.at_s is not None else {}),
                      **({"text": h.text} if h.text is not None else {})} for h in result.hits],
@@ -238,6 +253,8 @@ def _run_search(args: argparse.Namespace) -> int:
         return 0
     if query is not None:
         print("heard: " + (" ".join(k["text"] for k in out["keywords"]) or "(no keywords)"))
+    if transcript is not None:
+        print(f"whisper heard: {transcript.text}" + (f"  [{transcript.language}]" if transcript.language else ""))
     for i, h in enumerate(result.hits, 1):
         at = f"  (at {clock(h.at_s)})" if h.at_s is not None else ""  # the moment of a video that matched
         shows = f"  [shows “{h.text}”]" if h.text is not None else ""  # found by the words in it
@@ -246,6 +263,19 @@ def _run_search(args: argparse.Namespace) -> int:
         print(f"no {'video' if args.kind == 'video' else 'photo'} matched"
               + (f" with score >= {args.min_score}" if args.min_score is not None else ""))
     return 0
+
+
+def _transcribe(args: argparse.Namespace, device: Any) -> Any:
+    """--audio through the --asr Whisper model: its Transcript; an error when it heard no word."""
+    from core import audio
+    from core.asr import WhisperTranscriber
+
+    wav = audio.load_audio(args.audio, None, max_s=audio.MAX_QUERY_S)
+    audio.check_speech(wav, name=str(args.audio))
+    transcript = WhisperTranscriber(args.asr, str(device), args.asr_language).transcribe(audio.normalize(wav))
+    if not transcript.text:
+        raise SpokenSearchError(f"Whisper ({args.asr}) heard no word in {args.audio}")
+    return transcript
 
 
 def _no_videos_note(db_path: Path) -> str:

@@ -1,0 +1,102 @@
+"""The Whisper baseline (core/asr.py, `search --asr`): a tiny random Whisper of the real transformers classes,
+loaded from a folder as a user's would be, its transcript searched as typed text; what is missing is named."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+from libfakes import make_image
+
+from core.asr import Transcript, WhisperTranscriber
+from core.errors import CheckpointError, ModelNotFoundError
+
+
+@pytest.fixture(scope="module")
+def tiny_whisper(tmp_path_factory):
+    """A Whisper folder as save_pretrained writes it: 2-layer model, a byte-level tokenizer with Whisper's
+    special tokens, a 16-bin feature extractor."""
+    import torch
+    from transformers import (
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperProcessor,
+        WhisperTokenizer,
+    )
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    d = tmp_path_factory.mktemp("whisper")
+    (d / "vocab.json").write_text(json.dumps({s: i for i, s in enumerate(bytes_to_unicode().values())}))
+    (d / "merges.txt").write_text("#version: 0.2\n")
+    end = "<|endoftext|>"
+    tok = WhisperTokenizer(str(d / "vocab.json"), str(d / "merges.txt"), unk_token=end, bos_token=end, eos_token=end,
+                           pad_token=end)
+    tok.add_special_tokens({"additional_special_tokens": ["<|startoftranscript|>", "<|en|>", "<|transcribe|>",
+                                                          "<|notimestamps|>"]})
+    ids = tok.convert_tokens_to_ids
+    cfg = WhisperConfig(vocab_size=len(tok), num_mel_bins=16, d_model=32, encoder_layers=1, decoder_layers=1,
+                        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
+                        max_source_positions=1500, max_target_positions=64, bos_token_id=ids(end),
+                        eos_token_id=ids(end), pad_token_id=ids(end),
+                        decoder_start_token_id=ids("<|startoftranscript|>"))
+    torch.manual_seed(0)
+    WhisperForConditionalGeneration(cfg).save_pretrained(d)
+    WhisperProcessor(WhisperFeatureExtractor(feature_size=16), tok).save_pretrained(d)
+    return d
+
+
+def test_a_local_whisper_transcribes_the_same_recording_the_same_way(tiny_whisper):
+    wav = (0.1 * np.sin(2 * np.pi * 220 * np.arange(16000) / 16000)).astype(np.float32)
+    whisper = WhisperTranscriber(tiny_whisper, "cpu")
+    first, again = whisper.transcribe(wav), whisper.transcribe(wav)
+    assert isinstance(first, Transcript) and first.text == again.text and first.elapsed_ms > 0
+    assert first.language is None  # this tiny model emits no language token
+
+
+def test_a_missing_or_damaged_whisper_is_named_with_the_fix(tiny_whisper, tmp_path):
+    with pytest.raises(ModelNotFoundError, match=f"whisper-small --local-dir {tmp_path / 'nowhere'}"):
+        WhisperTranscriber(tmp_path / "nowhere")
+    with pytest.raises(ModelNotFoundError, match="`huggingface-cli download openai/whisper-not-cached`"):
+        WhisperTranscriber("openai/whisper-not-cached")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for f in tiny_whisper.iterdir():
+        (broken / f.name).write_bytes(f.read_bytes())
+    (broken / "model.safetensors").write_bytes((tiny_whisper / "model.safetensors").read_bytes()[:500])
+    with pytest.raises((CheckpointError, ModelNotFoundError), match="Whisper model"):
+        WhisperTranscriber(broken)
+
+
+def test_cli_searches_the_transcript_as_typed_text(tiny_whisper, tmp_path, model_dir, capsys, monkeypatch):
+    from core.__main__ import main
+
+    monkeypatch.setenv("SPOKENSEARCH_DATADIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SPOKENSEARCH_CACHEDIR", str(tmp_path / "cache"))
+    for i in range(3):
+        make_image(tmp_path / "photos" / f"{i}.jpg", i)
+    rng = np.random.default_rng(0)
+    sf.write(tmp_path / "q.wav", (0.2 * rng.standard_normal(16000)).astype(np.float32), 16000)
+    assert main(["index", str(tmp_path / "photos"), "--model", model_dir, "--no-progress"]) == 0
+    capsys.readouterr()
+    heard = []
+    real = WhisperTranscriber.transcribe
+    monkeypatch.setattr(WhisperTranscriber, "transcribe",  # the real model ran; its random words replaced by a sentence
+                        lambda self, wav: heard.append(real(self, wav)) or Transcript("a red dog", "en", 12.0))
+    assert main(["search", "--audio", str(tmp_path / "q.wav"), "--asr", str(tiny_whisper), "--model", model_dir,
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(heard) == 1 and out["transcript"] == {"text": "a red dog", "language": "en", "elapsed_ms": 12.0,
+                                                     "model": str(tiny_whisper)}
+    assert out["keywords"] == [] and len(out["hits"]) == 3  # searched as text: the speech model did not run
+    assert main(["search", "--audio", str(tmp_path / "q.wav"), "--asr", str(tiny_whisper), "--model", model_dir]) == 0
+    assert capsys.readouterr().out.startswith("whisper heard: a red dog  [en]\n")
+    for argv in (["--asr", str(tiny_whisper), "--text", "a dog"], ["--asr", str(tiny_whisper), "--image", "x.jpg"]):
+        with pytest.raises(SystemExit) as usage:
+            main(["search", *argv, "--model", model_dir])
+        assert usage.value.code == 2 and "--asr transcribes --audio" in capsys.readouterr().err
+    monkeypatch.setattr(WhisperTranscriber, "transcribe", lambda self, wav: Transcript("", None, 1.0))
+    assert main(["search", "--audio", str(tmp_path / "q.wav"), "--asr", str(tiny_whisper), "--model", model_dir]) == 1
+    assert "heard no word" in capsys.readouterr().err
