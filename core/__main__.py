@@ -204,7 +204,9 @@ def _run_search(args: argparse.Namespace) -> int:
         query, parts, exclude, unread, words, transcript = None, [], set(), [], [], None
         typed = args.text
         if args.asr:  # the cascade baseline: Whisper's words, searched as typed text
-            transcript = _transcribe(args, service.device)
+            transcript = service.transcribe(args.audio, args.asr, args.asr_language)
+            if not transcript.text:
+                raise SpokenSearchError(f"Whisper ({args.asr}) heard no word in {args.audio}")
             typed = transcript.text
         elif args.audio:
             query = engine.speech_query(args.audio)
@@ -263,19 +265,6 @@ def _run_search(args: argparse.Namespace) -> int:
         print(f"no {'video' if args.kind == 'video' else 'photo'} matched"
               + (f" with score >= {args.min_score}" if args.min_score is not None else ""))
     return 0
-
-
-def _transcribe(args: argparse.Namespace, device: Any) -> Any:
-    """--audio through the --asr Whisper model: its Transcript; an error when it heard no word."""
-    from core import audio
-    from core.asr import WhisperTranscriber
-
-    wav = audio.load_audio(args.audio, None, max_s=audio.MAX_QUERY_S)
-    audio.check_speech(wav, name=str(args.audio))
-    transcript = WhisperTranscriber(args.asr, str(device), args.asr_language).transcribe(audio.normalize(wav))
-    if not transcript.text:
-        raise SpokenSearchError(f"Whisper ({args.asr}) heard no word in {args.audio}")
-    return transcript
 
 
 def _no_videos_note(db_path: Path) -> str:

@@ -114,6 +114,8 @@ class SearchService:
         self._index_thread: int | None = None  # the thread that started the running index
         self._searching = 0
         self._search_lock = threading.Lock()
+        self._whisper: Any = None  # core.asr.WhisperTranscriber, loaded by the first transcribe() (kept resident)
+        self._whisper_lock = threading.Lock()
         self._resume = threading.Event()
         self._resume.set()
 
@@ -173,6 +175,22 @@ class SearchService:
     def photo_years(self) -> list[int]:
         """The years of the library's photos (capture time, else file time; local), newest first."""
         return self.library.years()
+
+    def transcribe(self, wav: np.ndarray | str | Path, whisper: str | Path, language: str | None = None) -> Any:
+        """The Whisper baseline: what a local Whisper model (a folder or a cached Hugging Face name; never
+        downloaded) hears in a recording -> core.asr.Transcript. The model is loaded once and kept while
+        `whisper` and `language` stay the same. Raises ModelNotFoundError / CheckpointError / AudioDecodeError."""
+        from core import audio
+        from core.asr import WhisperTranscriber
+
+        x = audio.load_audio(wav, None, max_s=audio.MAX_QUERY_S)
+        audio.check_speech(x, name=str(wav) if isinstance(wav, (str, Path)) else "the recording")
+        with self._whisper_lock:
+            current = self._whisper
+            if current is None or (current.name, current.language) != (str(whisper), language):
+                self._whisper = current = WhisperTranscriber(whisper, str(self.device), language)
+        with self._preempt():
+            return current.transcribe(audio.normalize(x))
 
     def read_text(self, languages: str | None) -> None:
         """Read the text in photos (OCR) in `languages` ("eng", "eng+deu") from the next index or rescan on; None

@@ -11,7 +11,7 @@ import soundfile as sf
 from libfakes import make_image
 
 from core.asr import Transcript, WhisperTranscriber
-from core.errors import CheckpointError, ModelNotFoundError
+from core.errors import AudioDecodeError, CheckpointError, ModelNotFoundError
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +100,22 @@ def test_cli_searches_the_transcript_as_typed_text(tiny_whisper, tmp_path, model
     monkeypatch.setattr(WhisperTranscriber, "transcribe", lambda self, wav: Transcript("", None, 1.0))
     assert main(["search", "--audio", str(tmp_path / "q.wav"), "--asr", str(tiny_whisper), "--model", model_dir]) == 1
     assert "heard no word" in capsys.readouterr().err
+
+
+def test_the_service_keeps_one_whisper_loaded_until_another_is_asked_for(tiny_whisper, model_dir, tmp_path):
+    from core.service import SearchService
+
+    wav = tmp_path / "q.wav"
+    sf.write(wav, (0.2 * np.random.default_rng(1).standard_normal(16000)).astype(np.float32), 16000)
+    service = SearchService(model_dir, data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", device="cpu")
+    try:
+        first = service.transcribe(wav, tiny_whisper)
+        loaded = service._whisper
+        assert service.transcribe(wav, tiny_whisper).text == first.text and service._whisper is loaded
+        service.transcribe(wav, tiny_whisper, language="en")  # another setting: loaded again
+        assert service._whisper is not loaded
+        sf.write(tmp_path / "silent.wav", np.zeros(16000, np.float32), 16000)
+        with pytest.raises(AudioDecodeError):
+            service.transcribe(tmp_path / "silent.wav", tiny_whisper)
+    finally:
+        service.close()
