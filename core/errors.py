@@ -44,6 +44,11 @@ class ImageReadError(ImageDecodeError):
     """An image file cannot be read now (no permission, an I/O error): not a fault of its content."""
 
 
+class OcrUnavailableError(SpokenSearchError):
+    """Reading the text in photos needs tesserocr and Tesseract's data for the languages asked for: the message
+    names what to install."""
+
+
 class IndexVersionError(SpokenSearchError):
     """A library database has a schema newer than this program understands."""
 

@@ -17,7 +17,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from core.errors import SpokenSearchError
+from core.errors import OcrUnavailableError
+
+__all__ = ["OcrUnavailableError", "TextReader", "check_languages", "find_tessdata", "installed_languages",
+           "ocr_engine_available"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +35,6 @@ _TESSDATA_GLOBS = ("/usr/share/tesseract-ocr/*/tessdata", "/usr/share/tesseract-
                    r"C:\Program Files\Tesseract-OCR\tessdata")
 
 
-class OcrUnavailableError(SpokenSearchError):
-    """Reading text in photos needs tesserocr and Tesseract's data for the languages asked for."""
-
-
 def ocr_engine_available() -> bool:
     """Whether the tesserocr module imports (the language data is checked by `TextReader`)."""
     try:
@@ -45,17 +44,20 @@ def ocr_engine_available() -> bool:
     return True
 
 
-def find_tessdata(languages: str = DEFAULT_LANGUAGES) -> Path | None:
-    """The first tessdata folder that holds every language of `languages` ("eng+deu"): TESSDATA_PREFIX
-    first (the folder itself or its tessdata/), then the usual places; None when there is none."""
-    wanted = languages.split("+")
-    candidates: list[str] = []
+def _tessdata_folders() -> list[str]:
+    """Where language data may be: TESSDATA_PREFIX (the folder itself or its tessdata/), then the usual places
+    (the newest Tesseract version's folder first)."""
     prefix = os.environ.get("TESSDATA_PREFIX")
-    if prefix:
-        candidates += [prefix, os.path.join(prefix, "tessdata")]
+    folders = [prefix, os.path.join(prefix, "tessdata")] if prefix else []
     for pattern in _TESSDATA_GLOBS:
-        candidates += sorted(glob.glob(pattern), reverse=True)  # the newest version's folder first
-    for folder in candidates:
+        folders += sorted(glob.glob(pattern), reverse=True)
+    return folders
+
+
+def find_tessdata(languages: str = DEFAULT_LANGUAGES) -> Path | None:
+    """The first tessdata folder that holds every language of `languages` ("eng+deu"); None when none does."""
+    wanted = languages.split("+")
+    for folder in _tessdata_folders():
         if all(os.path.isfile(os.path.join(folder, f"{lang}.traineddata")) for lang in wanted):
             return Path(folder)
     return None
@@ -63,11 +65,7 @@ def find_tessdata(languages: str = DEFAULT_LANGUAGES) -> Path | None:
 
 def installed_languages() -> list[str]:
     """Every language whose data is in some tessdata folder (eng, deu, ...), sorted."""
-    folders = [os.environ.get("TESSDATA_PREFIX", "")]
-    folders += [os.path.join(folders[0], "tessdata")] if folders[0] else []
-    for pattern in _TESSDATA_GLOBS:
-        folders += glob.glob(pattern)
-    found = {Path(f).stem for folder in folders if folder for f in glob.glob(os.path.join(folder, "*.traineddata"))}
+    found = {Path(f).stem for folder in _tessdata_folders() for f in glob.glob(os.path.join(folder, "*.traineddata"))}
     return sorted(found - {"osd", "equ"})  # script detection and equations are not languages to read
 
 
