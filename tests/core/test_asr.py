@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from libfakes import make_image
+from whisperfakes import make_tiny_whisper
 
 from core.asr import Transcript, WhisperTranscriber
 from core.errors import AudioDecodeError, CheckpointError, ModelNotFoundError
@@ -16,36 +17,7 @@ from core.errors import AudioDecodeError, CheckpointError, ModelNotFoundError
 
 @pytest.fixture(scope="module")
 def tiny_whisper(tmp_path_factory):
-    """A Whisper folder as save_pretrained writes it: 2-layer model, a byte-level tokenizer with Whisper's
-    special tokens, a 16-bin feature extractor."""
-    import torch
-    from transformers import (
-        WhisperConfig,
-        WhisperFeatureExtractor,
-        WhisperForConditionalGeneration,
-        WhisperProcessor,
-        WhisperTokenizer,
-    )
-    from transformers.convert_slow_tokenizer import bytes_to_unicode
-
-    d = tmp_path_factory.mktemp("whisper")
-    (d / "vocab.json").write_text(json.dumps({s: i for i, s in enumerate(bytes_to_unicode().values())}))
-    (d / "merges.txt").write_text("#version: 0.2\n")
-    end = "<|endoftext|>"
-    tok = WhisperTokenizer(str(d / "vocab.json"), str(d / "merges.txt"), unk_token=end, bos_token=end, eos_token=end,
-                           pad_token=end)
-    tok.add_special_tokens({"additional_special_tokens": ["<|startoftranscript|>", "<|en|>", "<|transcribe|>",
-                                                          "<|notimestamps|>"]})
-    ids = tok.convert_tokens_to_ids
-    cfg = WhisperConfig(vocab_size=len(tok), num_mel_bins=16, d_model=32, encoder_layers=1, decoder_layers=1,
-                        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
-                        max_source_positions=1500, max_target_positions=64, bos_token_id=ids(end),
-                        eos_token_id=ids(end), pad_token_id=ids(end),
-                        decoder_start_token_id=ids("<|startoftranscript|>"))
-    torch.manual_seed(0)
-    WhisperForConditionalGeneration(cfg).save_pretrained(d)
-    WhisperProcessor(WhisperFeatureExtractor(feature_size=16), tok).save_pretrained(d)
-    return d
+    return make_tiny_whisper(tmp_path_factory.mktemp("whisper"))
 
 
 def test_a_local_whisper_transcribes_the_same_recording_the_same_way(tiny_whisper):
