@@ -33,6 +33,8 @@ class AppSettings:
     index_videos: bool = True  # videos in the library folders are indexed too (with PyAV)
     read_text: bool = False  # read the text in photos (OCR, Tesseract) so that a query finds the words they show
     text_languages: str = "eng"  # Tesseract's languages for it: "eng", "eng+deu"
+    whisper_model: str = ""  # a local Whisper model whose transcript of a spoken query is shown beside it; "" = off
+    whisper_language: str = ""  # the language spoken, for Whisper ("en", "de"); "" = Whisper detects it
 
 
 def settings_path(base: Path | None = None) -> Path:
@@ -63,6 +65,8 @@ def load_settings(path: Path | None = None) -> AppSettings:
             index_videos=str(qs.value("index_videos", d.index_videos)).lower() != "false",
             read_text=str(qs.value("read_text", d.read_text)).lower() == "true",
             text_languages=str(qs.value("text_languages", d.text_languages) or "").strip() or d.text_languages,
+            whisper_model=str(qs.value("whisper_model", d.whisper_model) or "").strip(),
+            whisper_language=str(qs.value("whisper_language", d.whisper_language) or "").strip().lower(),
         )
     except (TypeError, ValueError) as exc:
         logger.warning("settings file %s is malformed (%s); using defaults", settings_path(), exc)

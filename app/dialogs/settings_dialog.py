@@ -1,5 +1,6 @@
 """Settings: model (the default, a model folder or an official .ckpt), device, microphone, number of results,
-whether the library folders are watched for changes, whether videos are indexed and the text in photos read."""
+whether the library folders are watched for changes, whether videos are indexed and the text in photos read, and a
+Whisper model to compare with (app.dialogs.whisper_rows)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.audio_source import InputDevice
+from app.dialogs.whisper_rows import WhisperRows
 from app.settings import AppSettings
 from core.library.ocr import OcrUnavailableError, check_languages, installed_languages, ocr_engine_available
 from core.library.video import video_available
@@ -123,6 +125,7 @@ class SettingsDialog(QDialog):
             self.index_videos.setToolTip("Needs PyAV (the 'video' extra): pip install av")
         form.addRow("", self.index_videos)
         self._build_text_rows(form, settings)
+        self.whisper = WhisperRows(form, settings, self)
         box = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         box.accepted.connect(self.accept)
         box.rejected.connect(self.reject)
@@ -198,8 +201,9 @@ class SettingsDialog(QDialog):
         return not problem
 
     def accept(self) -> None:
-        # a folder that cannot load is never saved (the working model stays), nor text that cannot be read
-        if self._check_model() & self._check_text():
+        # a folder that cannot load is never saved (the working model stays), nor text that cannot be read, nor a
+        # folder that is plainly no Whisper model
+        if self._check_model() & self._check_text() & self.whisper.check():
             super().accept()
 
     def _choose(self, model: str) -> None:
@@ -223,6 +227,7 @@ class SettingsDialog(QDialog):
             index_videos=self.index_videos.isChecked(),
             read_text=self.read_text.isChecked(),
             text_languages=self._languages(),
+            **self.whisper.values(),
         )
 
 
