@@ -36,7 +36,7 @@ def shut_down(window: Any, timeout_ms: int = 5000) -> bool:
     loading_model = [gate for gate in gates if gate.cancel()]
     if loading_model:
         # the library lane's one thread is busy with that load, so no other library work can be running
-        for lane in ("query", "io"):
+        for lane in ("query", "io", "asr"):
             pool(lane).waitForDone(timeout_ms)
     else:
         wait_all(timeout_ms)

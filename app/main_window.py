@@ -26,12 +26,14 @@ from app.models import ResultsModel
 from app.search_controller import SearchController
 from app.settings import AppSettings, load_window_state, save_settings, save_window_state, start_dir
 from app.text_setting import apply_text_setting, sync_text_setting, text_languages_of
+from app.whisper_compare import WhisperCompare
 from app.widgets.cif_plot import CifPlot
 from app.widgets.keyword_chips import KeywordChips
 from app.widgets.message_bar import MessageBar
 from app.widgets.preview import PreviewPane
 from app.widgets.record_panel import RecordPanel, sample_queries
 from app.widgets.results_grid import ResultsGrid
+from app.widgets.transcript_row import TranscriptRow
 from core.paths import demo_photos_dir, demo_queries_dir
 
 logger = logging.getLogger(__name__)
@@ -116,6 +118,8 @@ class MainWindow(QMainWindow):
         self.preview = PreviewPane()
         self.search = SearchController(self, self.panel, self.plot, self.chips, self.results, self.grid,
                                        source_factory)
+        self.transcript_row = TranscriptRow()  # Whisper's reading beside the model's (only when set in Settings)
+        self.whisper = WhisperCompare(self, self.transcript_row)
         self.library = LibraryController(self)
         self.library.watch.set_videos(self.settings.index_videos)
         self.library.watch.set_enabled(self.settings.watch_folders)
@@ -131,6 +135,7 @@ class MainWindow(QMainWindow):
         bl = QVBoxLayout(bottom)
         bl.setContentsMargins(0, 0, 0, 0)
         bl.addWidget(self.chips)
+        bl.addWidget(self.transcript_row)
         bl.addWidget(bottom_split, 1)
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.addWidget(self.plot)
@@ -216,6 +221,7 @@ class MainWindow(QMainWindow):
         if service is not self.service:
             self.clear_results()
         self.service = service
+        self.whisper.refresh()
         if hasattr(service, "index_videos"):
             service.index_videos = self.settings.index_videos
         sync_text_setting(self)  # on the library lane: before the start-up re-scan
@@ -242,6 +248,7 @@ class MainWindow(QMainWindow):
         self.results.clear()  # the grid's reset empties the preview and disables its buttons
         self.preview.show_hit(None)
         self.chips.set_keywords([])
+        self.whisper.clear()
         self.grid.set_summary("")
         self.plot.clear_all()
 
@@ -398,6 +405,7 @@ class MainWindow(QMainWindow):
         old = self.settings
         self.settings = new
         self.save_settings()
+        self.whisper.settings_changed(old, new)
         self.grid.set_controls(new.top_k, new.min_score, new.sort)
         self.panel.set_devices(self.devices, new.microphone)
         self.library.watch.set_videos(new.index_videos)

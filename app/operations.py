@@ -21,7 +21,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 
 from app.errors import show_error
 from app.workers import Worker
-from core.errors import ImageNotInLibraryError
+from core.errors import Cancelled, ImageNotInLibraryError
 
 logger = logging.getLogger(__name__)
 
@@ -201,6 +201,17 @@ def search_vector(parent: QObject | None, service: Any, vector: np.ndarray, top_
             kw["text_words"] = list(text_words)
         return service.search_vector(vector, **kw)
     return Op(parent, fn, lane="query", what="Searching", busy=True)
+
+
+def transcribe(parent: QObject | None, service: Any, wav: np.ndarray, whisper: str, language: str | None) -> Op:
+    """The Whisper baseline: what a local Whisper model hears in a spoken query (SearchService.transcribe ->
+    core.asr.Transcript), on the "asr" lane, so a search never waits for it. One cancelled before it started
+    does not run (a newer query is to be transcribed instead)."""
+    def fn(cancel: threading.Event) -> Any:
+        if cancel.is_set():
+            raise Cancelled("the transcript was no longer wanted")
+        return service.transcribe(wav, whisper, language)
+    return Op(parent, fn, lane="asr", what="Transcribing with Whisper")
 
 
 def load_audio_file(parent: QObject | None, path: Path) -> Op:

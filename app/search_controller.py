@@ -259,6 +259,15 @@ class SearchController(QObject):
         self.last_query, self.last_label, self.last_speech = None, "", None
         self.query_wav = np.zeros(0, np.float32)
 
+    def show_spoken(self, wav: np.ndarray, label: str, speech: Any, text_words: list[str]) -> None:
+        """Back to a spoken query after another search (its Whisper transcript's): its keywords and plot shown
+        again and its vector re-ranked (`speech`: its SpeechQuery; the speech model does not run again)."""
+        self.query_wav = wav
+        self.last_query = ("audio", wav)
+        self.last_label, self.last_speech, self.last_text_words = label, speech, list(text_words)
+        self.plot.set_waveform(wav, SAMPLE_RATE, follow=True)
+        self.rerun()
+
     def rerun(self, *, automatic: bool = False) -> None:
         """Run the last query again with the current top-k / cut-off. A spoken query re-ranks its vector
         (the speech model does not run again) and keeps its name, keywords and plot. `automatic`: the

@@ -5,6 +5,7 @@ Lanes (DESIGN rule 11):
   "library": ONE thread — every operation that writes the DB / index (index, add/remove a folder, model load).
   "query":   ONE thread — model inference and searches, so a new query never races an older one.
   "io":      a small parallel pool — thumbnails and audio decoding.
+  "asr":     ONE thread — the Whisper baseline's transcripts (seconds on a CPU), beside the searches, never ahead.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from core.errors import Cancelled, SpokenSearchError
 
 logger = logging.getLogger(__name__)
 
-LANES = ("library", "query", "io")
+LANES = ("library", "query", "io", "asr")
 _pools: dict[str, QThreadPool] = {}
 
 
