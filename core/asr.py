@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import pickle
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,8 +47,9 @@ class WhisperTranscriber:
         try:
             self.processor = WhisperProcessor.from_pretrained(self.name, local_files_only=True)
             self.model = WhisperForConditionalGeneration.from_pretrained(self.name, local_files_only=True)
-        except (OSError, ValueError) as exc:
-            raise ModelNotFoundError(f"{_missing(self.name)} ({exc.__class__.__name__}: {str(exc)[:160]})") from exc
+        except (OSError, ValueError) as exc:  # the cause is logged: a folder's is transformers' repo-name rule
+            logger.info("Whisper model %s not loaded: %s", self.name, exc)
+            raise ModelNotFoundError(_missing(self.name)) from exc
         except (pickle.UnpicklingError, SafetensorError, RuntimeError, EOFError) as exc:  # there, but unusable
             raise CheckpointError(f"Whisper model {self.name!r} cannot be loaded: its weights are corrupt or "
                                   f"truncated ({type(exc).__name__}: {str(exc)[:200]})") from exc
@@ -64,13 +67,25 @@ class WhisperTranscriber:
         kwargs: dict = {"max_new_tokens": max(1, min(MAX_NEW_TOKENS, room))}
         if self.language and hasattr(self.model.generation_config, "lang_to_id"):
             kwargs.update(language=self.language, task="transcribe")
-        with torch.inference_mode():
+        with torch.inference_mode(), _transformers_quiet():
             tokens = self.model.generate(features, **kwargs)
         text = self.processor.batch_decode(tokens, skip_special_tokens=True)[0].strip()
         language = self.language or _language_token(self.processor, tokens[0])
         elapsed = (time.perf_counter() - t0) * 1000
         logger.info("whisper %s heard %r in %.0f ms", self.name, text, elapsed)
         return Transcript(text, language, elapsed)
+
+
+@contextmanager
+def _transformers_quiet() -> Iterator[None]:
+    """transformers warns on every Whisper generate() about its own generation settings: nothing to act on."""
+    log = logging.getLogger("transformers")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 def _missing(name: str) -> str:

@@ -128,7 +128,7 @@ class SearchEngine:
             raise SpokenSearchError("the text query is empty; type a few words describing the photo")
         clip = self.model.clip
         unread = clip.unread_words(text)
-        if len(unread) == len(text.split()):
+        if len(unread) == len([w for w in text.split() if any(c.isalnum() for c in w)]):  # punctuation is no word
             known = clip.known_words()
             raise SpokenSearchError(
                 f"none of the words of “{text.strip()}” are in this model's vocabulary of {len(known)} words "

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from core.paths import resources_dir
 logger = logging.getLogger(__name__)
 
 PAD_ID = 0  # open_clip pads with 0 ("!"); masked in the VQ like the authors' prob_msk
+_EDGE_PUNCTUATION = re.compile(r"^[^\w]+|[^\w]+$")  # what surrounds a word: quotes, commas, full stops
 CLIP_VOCAB_SIZE = 49408  # CLIP's BPE vocabulary: every clip.vocab_ids id is below it
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -277,9 +279,14 @@ class ClipTower(nn.Module):
         return out.to(self.table_orig_ids.device)
 
     def unread_words(self, text: str) -> list[str]:
-        """The words of `text` that tokenize() drops: outside a compact vocabulary, or past the context length."""
+        """The words of `text` that tokenize() drops: outside a compact vocabulary, or past the context length.
+        Punctuation around a word is not part of it ("heart." is read when "heart" is: a transcript's commas and
+        full stops are dropped by tokenize(), not the words they follow)."""
         dropped, room = [], self.context_length - 2
-        for word in text.split():
+        for raw in text.split():
+            word = _EDGE_PUNCTUATION.sub("", raw)
+            if not word:
+                continue
             ids = self.tokenizer.encode(word)
             if self.compact and ids and bool((self.orig_to_tower[torch.tensor(ids, dtype=torch.long)] < 0).any()):
                 dropped.append(word)

@@ -62,6 +62,11 @@ def test_index_and_search_every_way(service):
     assert len(svc.search_text("a red ball", top_k=3).hits) == 3
     assert svc.search_text("a red ball", top_k=3).unread_words == []
     assert svc.search_text("a red xylophone", top_k=3).unread_words == ["xylophone"]
+    # a transcript's punctuation is not a word the model lacks; the word it follows is named without it
+    assert svc.search_text("A red ball, “red”.", top_k=3).unread_words == []
+    assert svc.search_text("a red xylophone!", top_k=3).unread_words == ["xylophone"]
+    with pytest.raises(SpokenSearchError, match="none of the words"):  # not an empty text's vector
+        svc.search_text("xylophone …", top_k=3)
     sim = svc.search_similar(photos / "p3.jpg", top_k=3)
     assert str(photos / "p3.jpg") not in [h.path for h in sim.hits] and len(sim.hits) == 3
     only_sub = svc.search_text("a dog", top_k=10, roots=[photos / "sub"])
