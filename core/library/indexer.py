@@ -342,6 +342,9 @@ def _read_texts(library: Library, folders: Sequence[str], workers: int, cancel: 
         _carry_report(exc, report, t_start)
         library.save_ann()
         raise
+    except OcrUnavailableError as exc:  # the data would not load in a reading thread (damaged, another version)
+        report.text_problem = str(exc)
+        logger.warning("text in photos not read: %s", exc)
     finally:
         passage.close()
         reader.close()

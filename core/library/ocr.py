@@ -151,8 +151,10 @@ class TextReader:
                 engines = [tesserocr.PyTessBaseAPI(path=str(self.tessdata) + os.sep, lang=self.languages, psm=psm)
                            for psm in (tesserocr.PSM.SPARSE_TEXT, tesserocr.PSM.AUTO)]
             except RuntimeError as exc:  # data of another Tesseract version, a truncated file
-                raise OcrUnavailableError(f"Tesseract cannot load {self.languages} from {self.tessdata}: {exc}") \
-                    from exc
+                raise OcrUnavailableError(
+                    f"Tesseract cannot load {self.languages} from {self.tessdata} ({exc}); install its data again "
+                    f"(Debian: apt install --reinstall {' '.join('tesseract-ocr-' + x for x in self.languages.split('+'))})"
+                    " or set TESSDATA_PREFIX to a folder with data for this Tesseract") from exc
             self._local.engines = engines
             with self._lock:
                 self._engines.extend(engines)

@@ -34,7 +34,8 @@ def read_texts(library: Library, folders: Iterable[str] | None, reader: TextRead
                ) -> Generator[tuple[int, int, str, float], None, tuple[int, int]]:
     """Read the text of the photos inside `folders` (None: the whole library) not read yet in the reader's
     languages. Yields (done, total, path, rate per s) after each batch; returns (photos read, photos with text).
-    Raises Cancelled when `cancel` is set (what was committed stays); waits while `resume` is cleared."""
+    Raises Cancelled when `cancel` is set (what was committed stays), OcrUnavailableError when a thread's Tesseract
+    cannot load the languages' data; waits while `resume` is cleared."""
     work = library.texts_to_read(None if folders is None else list(folders), reader.languages)
     total, done, found, stored = len(work), 0, 0, 0
     if not total:

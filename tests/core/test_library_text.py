@@ -302,6 +302,34 @@ def test_missing_tesseract_leaves_the_photos_indexed_and_says_why(tmp_path, monk
         lib.close()
 
 
+def test_language_data_tesseract_cannot_load_leaves_the_photos_indexed_and_says_why(tmp_path, monkeypatch):
+    class DamagedData:  # as TextReader over a truncated .traineddata: each thread's engine fails to load
+        languages = "eng"
+
+        def __init__(self, languages: str) -> None:
+            pass
+
+        def read(self, image):
+            raise OcrUnavailableError("Tesseract cannot load eng from /td: Failed to init API")
+
+        def close(self) -> None:
+            pass
+
+    photos = tmp_path / "photos"
+    for i in range(2):
+        make_image(photos / f"{i}.jpg", i)
+    monkeypatch.setattr(ocr_mod, "TextReader", DamagedData)
+    lib = Library(tmp_path / "d", "fake-tower-1", dim=16, cache_dir=tmp_path / "c")
+    try:
+        lib.set_text_languages("eng")
+        report = drain(index_library(lib, [photos], FakeEmbedder()))  # not a failed run
+        assert report.added == 2 and len(lib) == 2 and lib.unfinished_roots() == []
+        assert "cannot load eng" in report.text_problem and report.texts_read == 0
+        assert len(lib.texts_to_read(None, "eng")) == 2  # read once the data is mended
+    finally:
+        lib.close()
+
+
 @tesseract
 def test_cli_reads_text_and_search_shows_the_words(tmp_path, model_dir, capsys, monkeypatch):
     from core.__main__ import main
