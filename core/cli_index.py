@@ -234,12 +234,16 @@ def index_command(folders: Iterable[str], args: argparse.Namespace) -> str:
 
 def unsearchable_note(library: Any, roots: Sequence[str] | None, args: argparse.Namespace) -> str | None:
     """One line for a search of `roots` (None: the whole library) whose library folders are not all searchable
-    yet: photos waiting for a vector of this model (an interrupted `index --reindex`) and folders whose last run
-    did not finish (an interrupted `index`: its photos not reached are not in the library). None when all are."""
+    yet: photos waiting for a vector of this model (an interrupted `index --reindex`), folders whose last run
+    did not finish (an interrupted `index`: its photos not reached are not in the library) and, in a library that
+    reads text, photos whose text is not read yet (a run stopped in its text phase). None when all are."""
     mine = None if roots is None else {library.root_of(r) or r for r in roots}
     pending = {r: n for r, n in library.pending_by_root().items() if mine is None or r in mine}
     unfinished = [r for r in library.unfinished_roots() if mine is None or r in mine]
-    if not pending and not unfinished:
+    languages = library.text_languages()  # a run stopped in its text phase: every photo searchable, not all read
+    unread = library.texts_to_read(None if mine is None else sorted(mine), languages) if languages else []
+    unread_roots = sorted({library.root_of(p) or p for _, p in unread})
+    if not pending and not unfinished and not unread:
         return None
     parts = []
     if pending:
@@ -249,11 +253,9 @@ def unsearchable_note(library: Any, roots: Sequence[str] | None, args: argparse.
     if rest:
         parts.append(f"the last indexing of {', '.join(rest)} did not finish (interrupted?): the photos it did not "
                      "reach are not searchable yet")
-        languages = library.text_languages()
-        unread = len(library.texts_to_read(rest, languages)) if languages else 0
-        if unread:
-            parts.append(f"the text of {unread} photos there is not read yet")
-    folders = sorted(set(pending) | set(unfinished))
+    if unread:
+        parts.append(f"the text of {len(unread)} photos in {', '.join(unread_roots)} is not read yet")
+    folders = sorted(set(pending) | set(unfinished) | set(unread_roots))
     holder = library.index_holder()
     fix = (f"another process (PID {holder}) is indexing the library now" if holder is not None
            else f"run `{index_command(folders, args)}` to finish")

@@ -287,10 +287,10 @@ def index_library(
             _carry_report(exc, report, t_start)
             library.save_ann()
             raise
-    yield from _read_texts(library, folders, workers, cancel, resume, report, t_start)
-    library.mark_indexed(live_roots)
+    library.mark_indexed(live_roots)  # every photo is searchable; their text may be read in a later run
     found = {e.path for e in entries}  # a name the scan left out was never counted
     report.total = len(entries) - len({p for p, _ in report.skipped} & found)
+    yield from _read_texts(library, folders, workers, cancel, resume, report, t_start)
     if len(library) >= library.ann_min_vectors:
         yield IndexProgress(len(library), len(library), "", 0.0, None, "ann")
         try:
@@ -339,6 +339,7 @@ def _read_texts(library: Library, folders: Sequence[str], workers: int, cancel: 
             report.texts_read = done
             yield IndexProgress(done, total, path, rate, (total - done) / rate if rate else None, "text")
     except Cancelled as exc:
+        report.texts_read, report.texts_found = getattr(exc, "texts", (report.texts_read, report.texts_found))
         _carry_report(exc, report, t_start)
         library.save_ann()
         raise

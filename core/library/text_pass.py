@@ -34,7 +34,7 @@ def read_texts(library: Library, folders: Iterable[str] | None, reader: TextRead
                ) -> Generator[tuple[int, int, str, float], None, tuple[int, int]]:
     """Read the text of the photos inside `folders` (None: the whole library) not read yet in the reader's
     languages. Yields (done, total, path, rate per s) after each batch; returns (photos read, photos with text).
-    Raises Cancelled when `cancel` is set (what was committed stays), OcrUnavailableError when a thread's Tesseract
+    Raises Cancelled when `cancel` is set (what was read is committed; its `texts`: (read, with text)), OcrUnavailableError when a thread's Tesseract
     cannot load the languages' data; waits while `resume` is cleared."""
     work = library.texts_to_read(None if folders is None else list(folders), reader.languages)
     total, done, found, stored = len(work), 0, 0, 0
@@ -55,8 +55,10 @@ def read_texts(library: Library, folders: Iterable[str] | None, reader: TextRead
                         pass  # a search has the CPU
                     pending.append((nxt[0], nxt[1], pool.submit(_read_one, reader, nxt[1])))
                 if cancel_set(cancel):
-                    raise Cancelled(f"reading text was cancelled after {done} of {total} photos; the rest is read "
-                                    "next run")
+                    stop = Cancelled(f"reading text was cancelled after {done} of {total} photos; the rest is read "
+                                     "next run")
+                    stop.texts = (stored, found)  # type: ignore[attr-defined]  # what is committed (below)
+                    raise stop
                 if not pending:
                     break
                 image_id, path, fut = pending.popleft()

@@ -361,12 +361,16 @@ def test_cli_reads_text_and_search_shows_the_words(tmp_path, model_dir, capsys, 
 class FakeReader:
     """A TextReader stand-in: the text is "word<width>"; a 64x49 image is refused as Tesseract refuses one."""
 
-    languages = "eng"
+    def __init__(self, languages: str = "eng") -> None:
+        self.languages = languages
 
     def read(self, image):
         if image.size == (64, 49):
             raise RuntimeError("Image too small to scale")
-        return f"word{image.size[0]}"
+        return "" if image.size[0] % 16 == 8 else f"word{image.size[0]}"  # 72, 88, ... px wide: nothing legible
+
+    def close(self) -> None:
+        pass
 
 
 def test_a_photo_gone_is_read_next_run_and_one_tesseract_refuses_is_not_read_again(tmp_path):
@@ -389,6 +393,37 @@ def test_a_photo_gone_is_read_next_run_and_one_tesseract_refuses_is_not_read_aga
         lib.close()
 
 
+def test_a_run_stopped_in_its_text_phase_counts_what_it_read_and_leaves_every_photo_searchable(tmp_path,
+                                                                                              monkeypatch):
+    from argparse import Namespace
+
+    from core.cli_index import unsearchable_note
+
+    photos = tmp_path / "photos"
+    for i in range(40):
+        make_image(photos / f"{i:02d}.jpg", i, size=(64 + 8 * (i % 2), 48))  # half of them show some text
+    monkeypatch.setattr(ocr_mod, "TextReader", FakeReader)
+    lib = Library(tmp_path / "d", "fake-tower-1", dim=16, cache_dir=tmp_path / "c")
+    try:
+        lib.set_text_languages("eng")
+        cancel = threading.Event()
+        gen = index_library(lib, [photos], FakeEmbedder(), cancel=cancel, workers=1)
+        with pytest.raises(Cancelled) as stopped:
+            while True:
+                if next(gen).phase == "text":  # Ctrl+C after the first batch of text
+                    cancel.set()
+        report = stopped.value.report
+        read, with_text = lib.text_counts()
+        assert report.cancelled and 0 < read < 40 and 0 < with_text < read
+        assert (report.texts_read, report.texts_found) == (read, with_text)  # as committed
+        assert len(lib) == 40 and lib.unfinished_roots() == []  # every photo was searchable before the text phase
+        note = unsearchable_note(lib, None, Namespace(model="default", data_dir=None))
+        assert f"the text of {40 - read} photos in {photos} is not read yet" in note
+        assert "not searchable" not in note and "did not finish" not in note
+    finally:
+        lib.close()
+
+
 def test_an_unfinished_run_says_how_many_photos_text_is_not_read_yet(tmp_path):
     from argparse import Namespace
 
@@ -403,7 +438,7 @@ def test_an_unfinished_run_says_how_many_photos_text_is_not_read_yet(tmp_path):
         lib.set_text_languages("eng")
         lib.mark_indexed([str(photos)], done=False)  # as a run stopped in its text phase leaves it
         args = Namespace(model="default", data_dir=None)
-        assert "the text of 3 photos there is not read yet" in unsearchable_note(lib, None, args)
+        assert f"the text of 3 photos in {photos} is not read yet" in unsearchable_note(lib, None, args)
         lib.set_text_languages(None)
         assert "text" not in unsearchable_note(lib, None, args)
     finally:
