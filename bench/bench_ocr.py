@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_ocr.py [--signs 60] [--seed 0] [--json OUT]
 
-Speed: TextReader.read as the indexer calls it (load_rgb at OCR_MAX_SIDE, then Tesseract) on a demo photo
+Speed: TextReader.read as the indexer calls it (load_rgb at ocr_size, then Tesseract) on a demo photo
 (800x600, no text), a 12 MP photo (a demo photo enlarged, with sensor-like noise, no text), a phone screenshot
 (1170x2532, 30 lines) and a 12 MP photo with a sign in it; then the demo library (250 photos) indexed with the
 embedded default, without and with reading text (each into a new library, thumbnails on, as the app does).
@@ -34,7 +34,7 @@ sys.path[:0] = [str(ROOT)]
 
 from core.errors import SpokenSearchError  # noqa: E402
 from core.library.decode import load_rgb  # noqa: E402
-from core.library.ocr import OCR_MAX_SIDE, TextReader  # noqa: E402
+from core.library.ocr import TextReader, ocr_size  # noqa: E402
 
 DEMO = ROOT / "resources" / "demo" / "photos"
 FONTS = Path("/usr/share/fonts/truetype/dejavu")
@@ -113,7 +113,7 @@ def time_reads(reader: TextReader, tmp: Path, rng: np.random.Generator, demo: li
         times, decode = [], []
         for _ in range(runs):
             t0 = time.perf_counter()
-            rgb = load_rgb(path, OCR_MAX_SIDE)
+            rgb = load_rgb(path, max(ocr_size(*im.size)))
             t1 = time.perf_counter()
             text = reader.read(rgb)
             times.append((time.perf_counter() - t0) * 1000)

@@ -18,15 +18,17 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from core.errors import Cancelled, ImageDecodeError
 from core.library.decode import load_rgb
 from core.library.library import Library
-from core.library.ocr import OCR_MAX_SIDE, TextReader
+from core.library.ocr import TextReader, ocr_size
 
 logger = logging.getLogger(__name__)
 
 TEXT_BATCH = 16  # photos per committed transaction
 
 
-def _read_one(reader: TextReader, path: str) -> str:
-    return reader.read(load_rgb(path, OCR_MAX_SIDE))
+def _read_one(reader: TextReader, path: str, size: tuple[int, int] | None) -> str:
+    """The text of the photo at `path`, decoded no larger than it is read (`size`: its width and height as shown,
+    from the library; None: unknown, decoded whole)."""
+    return reader.read(load_rgb(path, max(ocr_size(*size)) if size else None))
 
 
 def read_texts(library: Library, folders: Iterable[str] | None, reader: TextReader, *, workers: int = 2,
@@ -53,7 +55,9 @@ def read_texts(library: Library, folders: Iterable[str] | None, reader: TextRead
                         break
                     while resume is not None and not resume.wait(0.05) and not cancel_set(cancel):
                         pass  # a search has the CPU
-                    pending.append((nxt[0], nxt[1], pool.submit(_read_one, reader, nxt[1])))
+                    row = library.rows([nxt[0]]).get(nxt[0])
+                    size = (row.width, row.height) if row is not None and row.width and row.height else None
+                    pending.append((nxt[0], nxt[1], pool.submit(_read_one, reader, nxt[1], size)))
                 if cancel_set(cancel):
                     stop = Cancelled(f"reading text was cancelled after {done} of {total} photos; the rest is read "
                                      "next run")

@@ -213,7 +213,7 @@ def test_reader_reads_a_sign_and_nothing_in_noise_or_a_tiny_image(tmp_path):
         noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (600, 800, 3), dtype=np.uint8))
         assert reader.read(noise) == ""
         assert reader.read(Image.new("RGBA", (20, 900))) == ""
-        big = sign.resize((5400, 2520))  # read at OCR_MAX_SIDE
+        big = sign.resize((5400, 2520))  # read at OCR_MAX_PIXELS
         assert "Lisbon" in reader.read(big)
     finally:
         reader.close()
@@ -391,6 +391,49 @@ def test_a_photo_gone_is_read_next_run_and_one_tesseract_refuses_is_not_read_aga
         assert list(lib.ids_with_words(["word80"])) == [lib.row_by_path(photos / "2.jpg").id]
     finally:
         lib.close()
+
+
+def test_a_long_screenshot_is_read_at_a_size_where_its_text_stays_legible(tmp_path):
+    from core.library import text_pass
+
+    class Sizes(FakeReader):
+        def __init__(self) -> None:
+            super().__init__()
+            self.sizes: dict[int, tuple[int, int]] = {}
+
+        def read(self, image):
+            self.sizes[image.size[1]] = image.size  # by height: no two photos here share one
+            return ""
+
+    photos = tmp_path / "photos"
+    make_image(photos / "scroll.jpg", 0, size=(1170, 7000))  # a phone's scrolling screenshot
+    make_image(photos / "photo.jpg", 1, size=(4000, 3000))  # 12 MP
+    make_image(photos / "shot.png", 2, size=(1170, 2532))  # a phone's screenshot
+    lib = Library(tmp_path / "d", "fake-tower-1", dim=16, cache_dir=tmp_path / "c")
+    try:
+        drain(index_library(lib, [photos], FakeEmbedder()))
+        reader = Sizes()
+        drain(text_pass.read_texts(lib, None, reader, workers=1))
+        scroll = next(size for h, size in reader.sizes.items() if h > 3000)
+        assert scroll[0] >= 700  # its lines at 60 % (a 2000 px cap on the long side: 334 px wide, 29 %)
+        assert scroll[0] * scroll[1] <= ocr_mod.OCR_MAX_PIXELS + max(scroll)
+        assert reader.sizes[1500] == (2000, 1500) and reader.sizes[2532] == (1170, 2532)  # as it is
+    finally:
+        lib.close()
+
+
+@tesseract
+def test_the_reader_keeps_a_long_screenshot_legible():
+    reader = TextReader("eng")
+    try:
+        page = Image.new("RGB", (1170, 8000), "white")
+        draw, font = ImageDraw.Draw(page), ImageFont.load_default(size=40)
+        for i, words in enumerate(["boarding pass", "gate to Lisbon", "seat window"] * 8):
+            draw.text((60, 300 * i + 40), words, fill=(20, 20, 20), font=font)
+        text = reader.read(page).lower()
+        assert text.count("lisbon") >= 6 and text.count("window") >= 6
+    finally:
+        reader.close()
 
 
 def test_a_run_stopped_in_its_text_phase_counts_what_it_read_and_leaves_every_photo_searchable(tmp_path,
