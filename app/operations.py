@@ -251,8 +251,11 @@ def remove_folder(parent: QObject | None, service: Any, root: Path) -> Op:
 
 def read_text(parent: QObject | None, service: Any, languages: str | None) -> Op:
     """Whether (and in which languages) the library reads the text in photos from its next run on; fails with
-    core's OcrUnavailableError, naming what to install, when Tesseract or a language's data is missing."""
-    return Op(parent, lambda cancel: service.read_text(languages), lane="library",
+    core's OcrUnavailableError, naming what to install, when Tesseract or a language's data is missing. Not on the
+    library lane: a run reading text there (for hours, in a big library) sees the change at its next batch and
+    stops its text phase, rather than this waiting for it to read every photo (one small write: the library's
+    own lock keeps it apart from the run's)."""
+    return Op(parent, lambda cancel: service.read_text(languages), lane="query",
               what="Setting up reading the text in photos")
 
 

@@ -21,9 +21,9 @@ def text_languages_of(s: AppSettings) -> str | None:
 
 
 def apply_text_setting(window: Any, languages: str | None, *, rescan: bool) -> None:
-    """Read the text in photos in `languages` (None: not) from the library's next run on; on the library lane, so
-    before any run asked for after. `rescan`: a quiet re-scan follows (it reads the photos already indexed). A
-    service without text reading (an older core) only re-scans."""
+    """Read the text in photos in `languages` (None: not) from the library's next run on; a run reading text now
+    stops its text phase (ops.read_text). `rescan`: a quiet re-scan follows (it reads the photos already indexed,
+    after a run going on). A service without text reading (an older core) only re-scans."""
     service = window.service
     if service is None:
         return

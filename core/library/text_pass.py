@@ -35,10 +35,13 @@ def read_texts(library: Library, folders: Iterable[str] | None, reader: TextRead
                cancel: threading.Event | None = None, resume: threading.Event | None = None
                ) -> Generator[tuple[int, int, str, float], None, tuple[int, int]]:
     """Read the text of the photos inside `folders` (None: the whole library) not read yet in the reader's
-    languages. Yields (done, total, path, rate per s) after each batch; returns (photos read, photos with text).
-    Raises Cancelled when `cancel` is set (what was read is committed; its `texts`: (read, with text)), OcrUnavailableError when a thread's Tesseract
-    cannot load the languages' data; waits while `resume` is cleared."""
+    languages. Yields (done, total, path, rate per s) after each batch; returns (photos read, photos with text),
+    early when the library's text languages change meanwhile (Library.set_text_languages: the app's setting turned
+    off or changed). Raises Cancelled when `cancel` is set (what was read is committed; its
+    `texts`: (read, with text)), OcrUnavailableError when a thread's Tesseract cannot load the languages' data;
+    waits while `resume` is cleared."""
     work = library.texts_to_read(None if folders is None else list(folders), reader.languages)
+    asked = library.text_languages()
     total, done, found, stored = len(work), 0, 0, 0
     if not total:
         return 0, 0
@@ -82,6 +85,10 @@ def read_texts(library: Library, folders: Iterable[str] | None, reader: TextRead
                     library.write_texts(batch, reader.languages)
                     batch = []
                     yield done, total, path, done / max(time.perf_counter() - t0, 1e-9)
+                    if library.text_languages() != asked:  # turned off, or to other languages, meanwhile
+                        logger.info("the library's text languages changed: reading in %s stopped after %d of %d "
+                                    "photos", reader.languages, done, total)
+                        break
         finally:
             for _, _, fut in pending:
                 fut.cancel()

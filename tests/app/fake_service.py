@@ -277,6 +277,7 @@ class TextFakeService(FakeService):
         self.ocr_problem: str | None = None
         self.languages: str | None = None
         self.read_text_calls: list[str | None] = []
+        self.text_delay_s = 0.0  # the time reading one photo's text takes
         self._texts: dict[int, str] = {}
 
     def read_text(self, languages: str | None) -> None:
@@ -302,7 +303,11 @@ class TextFakeService(FakeService):
             with self._lock:
                 todo = [(i, p) for i, p in self._images.items() if i not in self._texts
                         and p.suffix.lower() != ".mp4" and any(Path(r) in p.parents for r in roots)]
+            asked = self.languages
             for n, (i, p) in enumerate(todo):
+                if self.languages != asked:  # like core: turned off or changed meanwhile, the phase stops
+                    break
+                time.sleep(self.text_delay_s)
                 self._texts[i] = self.photo_texts.get(p.name, "")
                 report.texts_read += 1
                 report.texts_found += bool(self._texts[i])

@@ -146,6 +146,21 @@ def test_turning_it_on_reads_the_photos_already_there_other_languages_read_them_
     assert names(w)[0] == "photo_02.jpg"
 
 
+def test_turning_it_off_while_the_text_is_read_stops_the_reading_at_once(qtbot, make_window, texts, tmp_path):
+    photos = make_photos(tmp_path / "photos")
+    texts.text_delay_s = 0.6  # a photo's text takes a while to read
+    w = make_window(texts, settings=AppSettings(first_run_done=True, read_text=True))
+    qtbot.waitUntil(lambda: texts.read_text_calls == ["eng"], timeout=5_000)
+    runs: list[object] = []
+    w.library.indexing_finished.connect(runs.append)
+    w.library.index_folders([photos], show_dialog=False)
+    qtbot.waitUntil(lambda: "reading text in photos" in w.library.status_label.text(), timeout=10_000)
+    w.apply_settings(replace(w.settings, read_text=False))
+    qtbot.waitUntil(lambda: texts.read_text_calls[-1] is None, timeout=1_000)  # not once the run has read them all
+    qtbot.waitUntil(lambda: bool(runs), timeout=5_000)
+    assert 1 <= runs[0].texts_read < 6 and not runs[0].cancelled  # the run ends as usual, its text phase cut short
+
+
 def test_missing_tesseract_is_said_with_what_to_install(qtbot, make_window, texts, tmp_path):
     photos = make_photos(tmp_path / "photos")
     texts.ocr_problem = NO_TESSERACT

@@ -373,6 +373,26 @@ class FakeReader:
         pass
 
 
+@pytest.mark.parametrize("then", [None, "eng+deu"])
+def test_the_text_phase_stops_when_the_library_stops_reading_text_or_changes_its_languages(tmp_path, then):
+    from core.library import text_pass
+
+    photos = tmp_path / "photos"
+    for i in range(40):
+        make_image(photos / f"{i:02d}.jpg", i, size=(200, 150))
+    lib = Library(tmp_path / "d", "fake-tower-1", dim=16, cache_dir=tmp_path / "c")
+    try:
+        drain(index_library(lib, [photos], FakeEmbedder()))
+        lib.set_text_languages("eng")
+        gen = text_pass.read_texts(lib, None, FakeReader("eng"), workers=1)
+        next(gen)  # a batch read
+        lib.set_text_languages(then)  # the app's setting turned off (or to other languages) meanwhile
+        read, _ = drain(gen)  # not Cancelled: the run goes on to its end
+        assert text_pass.TEXT_BATCH <= read < 40 and lib.text_counts()[0] == read
+    finally:
+        lib.close()
+
+
 def test_a_photo_gone_is_read_next_run_and_one_tesseract_refuses_is_not_read_again(tmp_path):
     from core.library import text_pass
 
