@@ -196,11 +196,11 @@ class SearchService:
         """Read the text in photos (OCR) in `languages` ("eng", "eng+deu") from the next index or rescan on; None
         stops (what was read stays searchable). Raises OcrUnavailableError, naming what to install, when
         Tesseract or the languages' data is missing."""
-        if languages:
+        if languages is not None:  # "" is a mistake (an unset variable), not "off"
             from core.library.ocr import check_languages
 
             languages = check_languages(languages)
-        self.library.set_text_languages(languages or None)
+        self.library.set_text_languages(languages)
 
     def text_languages(self) -> str | None:
         """The languages the library reads text in, None when it does not."""

@@ -33,6 +33,7 @@ OCR_MAX_PIXELS = 2000 * 1500
 MIN_CONFIDENCE = 70.0  # Tesseract's 0-100 per-word confidence; below, a textured photo's "words" are noise
 MIN_SIDE = 32  # px: smaller images hold no legible word
 _LANGS = re.compile(r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$")
+NOT_LANGUAGES = {"osd": "orientation and script detection", "equ": "equation detection"}  # .traineddata too
 # where distributions put the language data (tessdata): Debian/Ubuntu, Fedora, Homebrew, MacPorts, Windows
 _TESSDATA_GLOBS = ("/usr/share/tesseract-ocr/*/tessdata", "/usr/share/tesseract-ocr/tessdata", "/usr/share/tessdata",
                    "/usr/local/share/tessdata", "/opt/homebrew/share/tessdata", "/opt/local/share/tessdata",
@@ -70,7 +71,7 @@ def find_tessdata(languages: str = DEFAULT_LANGUAGES) -> Path | None:
 def installed_languages() -> list[str]:
     """Every language whose data is in some tessdata folder (eng, deu, ...), sorted."""
     found = {Path(f).stem for folder in _tessdata_folders() for f in glob.glob(os.path.join(folder, "*.traineddata"))}
-    return sorted(found - {"osd", "equ"})  # script detection and equations are not languages to read
+    return sorted(found - set(NOT_LANGUAGES))
 
 
 def check_languages(languages: str) -> str:
@@ -78,6 +79,10 @@ def check_languages(languages: str) -> str:
     languages = languages.strip()
     if not _LANGS.match(languages):
         raise OcrUnavailableError(f"{languages!r} is not a list of Tesseract languages; write e.g. eng or eng+deu")
+    other = [lang for lang in languages.split("+") if lang in NOT_LANGUAGES]
+    if other:
+        raise OcrUnavailableError(f"{other[0]} is Tesseract's {NOT_LANGUAGES[other[0]]}, not a language to read; "
+                                  "write e.g. eng or eng+deu")
     if not ocr_engine_available():
         raise OcrUnavailableError("reading text in photos needs tesserocr: pip install tesserocr (or "
                                   "pip install -e '.[ocr]'), and Tesseract's language data (Debian: "

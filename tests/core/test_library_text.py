@@ -358,6 +358,28 @@ def test_cli_reads_text_and_search_shows_the_words(tmp_path, model_dir, capsys, 
     assert "tesseract-ocr-klingon" in capsys.readouterr().err
 
 
+def test_script_detection_is_no_language_and_an_empty_one_does_not_turn_reading_off(tmp_path, model_dir, capsys,
+                                                                                   monkeypatch):
+    for languages in ("osd", "eng+equ"):  # Tesseract's files beside the languages: garbage if read with
+        with pytest.raises(OcrUnavailableError, match="not a language to read"):
+            check_languages(languages)
+    from core.__main__ import main
+
+    monkeypatch.setenv("SPOKENSEARCH_DATADIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SPOKENSEARCH_CACHEDIR", str(tmp_path / "cache"))
+    photos = tmp_path / "photos"
+    make_image(photos / "a.jpg", 0)
+    lib = Library(tmp_path / "data" / "library", None, cache_dir=tmp_path / "cache")
+    lib.set_text_languages("eng")  # `index --read-text` before
+    lib.close()
+    # `--read-text "$LANGS"` with LANGS unset: an error, not reading turned off
+    assert main(["index", str(photos), "--model", model_dir, "--no-progress", "--read-text", ""]) == 1
+    assert "'' is not a list of Tesseract languages" in capsys.readouterr().err
+    lib = Library(tmp_path / "data" / "library", None, cache_dir=tmp_path / "cache")
+    assert lib.text_languages() == "eng"
+    lib.close()
+
+
 class FakeReader:
     """A TextReader stand-in: the text is "word<width>"; a 64x49 image is refused as Tesseract refuses one."""
 
