@@ -35,7 +35,8 @@ def read_texts(library: Library, folders: Iterable[str] | None, reader: TextRead
                cancel: threading.Event | None = None, resume: threading.Event | None = None
                ) -> Generator[tuple[int, int, str, float], None, tuple[int, int]]:
     """Read the text of the photos inside `folders` (None: the whole library) not read yet in the reader's
-    languages. Yields (done, total, path, rate per s) after each batch; returns (photos read, photos with text),
+    languages. Yields (done, total, path, rate per s) at the start and after each photo (a batch of TEXT_BATCH is
+    committed at a time); returns (photos read, photos with text),
     early when the library's text languages change meanwhile (Library.set_text_languages: the app's setting turned
     off or changed). Raises Cancelled when `cancel` is set (what was read is committed; its
     `texts`: (read, with text)), OcrUnavailableError when a thread's Tesseract cannot load the languages' data;
@@ -49,6 +50,7 @@ def read_texts(library: Library, folders: Iterable[str] | None, reader: TextRead
     batch: list[tuple[int, str]] = []
     pending: deque[tuple[int, str, Future]] = deque()
     it = iter(work)
+    yield 0, total, "", 0.0  # begun (the first photo may take seconds)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ocr") as pool:
         try:
             while True:
@@ -84,11 +86,11 @@ def read_texts(library: Library, folders: Iterable[str] | None, reader: TextRead
                 if len(batch) >= TEXT_BATCH or not pending:
                     library.write_texts(batch, reader.languages)
                     batch = []
-                    yield done, total, path, done / max(time.perf_counter() - t0, 1e-9)
                     if library.text_languages() != asked:  # turned off, or to other languages, meanwhile
                         logger.info("the library's text languages changed: reading in %s stopped after %d of %d "
                                     "photos", reader.languages, done, total)
                         break
+                yield done, total, path, done / max(time.perf_counter() - t0, 1e-9)
         finally:
             for _, _, fut in pending:
                 fut.cancel()

@@ -275,7 +275,8 @@ def test_a_cancelled_text_phase_keeps_what_it_read(tmp_path):
         reader = TextReader("eng")
         cancel = threading.Event()
         gen = text_pass.read_texts(lib, None, reader, workers=1, cancel=cancel)
-        next(gen)  # one batch committed
+        while next(gen)[0] < text_pass.TEXT_BATCH:  # one batch committed
+            pass
         cancel.set()
         with pytest.raises(Cancelled):
             while True:
@@ -395,6 +396,28 @@ class FakeReader:
         pass
 
 
+def test_the_text_phase_says_it_has_begun_and_moves_with_each_photo(tmp_path, monkeypatch):
+    photos = tmp_path / "photos"
+    for i in range(20):
+        make_image(photos / f"{i:02d}.jpg", i)
+    monkeypatch.setattr(ocr_mod, "TextReader", FakeReader)
+    lib = Library(tmp_path / "d", "fake-tower-1", dim=16, cache_dir=tmp_path / "c")
+    try:
+        lib.set_text_languages("eng")
+        steps, gen = [], index_library(lib, [photos], FakeEmbedder())
+        while True:
+            try:
+                p = next(gen)
+            except StopIteration:
+                break
+            if p.phase == "text":
+                steps.append((p.done, p.total))
+        # at once (a 12 MP photo takes ~0.4 s, a long screenshot seconds: not "embed 20/20" for a batch's time)
+        assert steps == [(n, 20) for n in range(21)]
+    finally:
+        lib.close()
+
+
 @pytest.mark.parametrize("then", [None, "eng+deu"])
 def test_the_text_phase_stops_when_the_library_stops_reading_text_or_changes_its_languages(tmp_path, then):
     from core.library import text_pass
@@ -407,7 +430,7 @@ def test_the_text_phase_stops_when_the_library_stops_reading_text_or_changes_its
         drain(index_library(lib, [photos], FakeEmbedder()))
         lib.set_text_languages("eng")
         gen = text_pass.read_texts(lib, None, FakeReader("eng"), workers=1)
-        next(gen)  # a batch read
+        next(gen)  # reading
         lib.set_text_languages(then)  # the app's setting turned off (or to other languages) meanwhile
         read, _ = drain(gen)  # not Cancelled: the run goes on to its end
         assert text_pass.TEXT_BATCH <= read < 40 and lib.text_counts()[0] == read
@@ -483,6 +506,7 @@ def test_a_run_stopped_in_its_text_phase_counts_what_it_read_and_leaves_every_ph
     from argparse import Namespace
 
     from core.cli_index import unsearchable_note
+    from core.library import text_pass
 
     photos = tmp_path / "photos"
     for i in range(40):
@@ -495,7 +519,8 @@ def test_a_run_stopped_in_its_text_phase_counts_what_it_read_and_leaves_every_ph
         gen = index_library(lib, [photos], FakeEmbedder(), cancel=cancel, workers=1)
         with pytest.raises(Cancelled) as stopped:
             while True:
-                if next(gen).phase == "text":  # Ctrl+C after the first batch of text
+                p = next(gen)
+                if p.phase == "text" and p.done > text_pass.TEXT_BATCH:  # Ctrl+C after the first batch of text
                     cancel.set()
         report = stopped.value.report
         read, with_text = lib.text_counts()
