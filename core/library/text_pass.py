@@ -13,7 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Generator, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from core.errors import Cancelled, ImageDecodeError
 from core.library.decode import load_rgb
@@ -23,6 +23,7 @@ from core.library.ocr import TextReader, ocr_size
 logger = logging.getLogger(__name__)
 
 TEXT_BATCH = 16  # photos per committed transaction
+CANCEL_POLL_S = 0.1  # while a photo is read (a long screenshot: seconds), how often a cancel is looked for
 
 
 def _read_one(reader: TextReader, path: str, size: tuple[int, int] | None) -> str:
@@ -70,7 +71,12 @@ def read_texts(library: Library, folders: Iterable[str] | None, reader: TextRead
                     raise stop
                 if not pending:
                     break
-                image_id, path, fut = pending.popleft()
+                image_id, path, fut = pending[0]
+                while not fut.done() and not cancel_set(cancel):
+                    wait([fut], timeout=CANCEL_POLL_S)
+                if not fut.done():  # cancelled while it is read: those queued behind it are not started
+                    continue
+                pending.popleft()
                 try:
                     text = fut.result()
                     batch.append((image_id, text))

@@ -438,6 +438,40 @@ def test_the_text_phase_stops_when_the_library_stops_reading_text_or_changes_its
         lib.close()
 
 
+def test_a_cancel_while_a_photo_is_read_starts_no_other(tmp_path):
+    from core.library import text_pass
+
+    class Slow(FakeReader):  # the first photo takes long (a long screenshot: seconds)
+        def __init__(self) -> None:
+            super().__init__()
+            self.started, self.reading, self.release = 0, threading.Event(), threading.Event()
+
+        def read(self, image):
+            self.started += 1
+            if self.started == 1:
+                self.reading.set()
+                self.release.wait(5)
+            return super().read(image)
+
+    photos = tmp_path / "photos"
+    for i in range(6):
+        make_image(photos / f"{i}.jpg", i)
+    lib = Library(tmp_path / "d", "fake-tower-1", dim=16, cache_dir=tmp_path / "c")
+    try:
+        drain(index_library(lib, [photos], FakeEmbedder()))
+        reader, cancel = Slow(), threading.Event()
+        gen = text_pass.read_texts(lib, None, reader, workers=1, cancel=cancel)
+        next(gen)  # begun
+        threading.Thread(target=lambda: (reader.reading.wait(5), cancel.set(),
+                                         threading.Timer(0.5, reader.release.set).start())).start()
+        with pytest.raises(Cancelled):
+            drain(gen)
+        assert reader.started == 1  # the photo queued behind it was not read once the cancel came
+    finally:
+        reader.release.set()
+        lib.close()
+
+
 def test_a_photo_gone_is_read_next_run_and_one_tesseract_refuses_is_not_read_again(tmp_path):
     from core.library import text_pass
 
