@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.audio_source import InputDevice
+from app.dialogs.form_rows import labelled_row
 from app.dialogs.whisper_rows import WhisperRows
 from app.settings import AppSettings
 from core.library.ocr import OcrUnavailableError, check_languages, installed_languages, ocr_engine_available
@@ -156,15 +157,8 @@ class SettingsDialog(QDialog):
         else:  # ticked before Tesseract went away, it stays tickable: it can be turned off
             self.read_text.setEnabled(settings.read_text)
             self.read_text.setToolTip(sentence(_problem("eng")))
-        hint = QLabel("Tesseract's codes, e.g. eng+deu")
-        hint.setStyleSheet("color: gray;")
-        row = QHBoxLayout()
-        row.addWidget(QLabel("Languages"))
-        row.addWidget(self.text_languages)
-        row.addWidget(hint)
-        row.addStretch(1)
         form.addRow("", self.read_text)
-        form.addRow("", row)
+        form.addRow("", labelled_row("Languages", self.text_languages, "Tesseract's codes, e.g. eng+deu"))
         form.addRow("", self.text_problem)
         self.read_text.toggled.connect(lambda _: self._check_text())
         self.text_languages.textChanged.connect(lambda _: self._check_text())

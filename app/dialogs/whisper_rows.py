@@ -9,6 +9,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QWidget
 
+from app.dialogs.form_rows import labelled_row
 from app.settings import AppSettings
 
 logger = logging.getLogger(__name__)
@@ -57,13 +58,7 @@ class WhisperRows:
         self.language.setPlaceholderText("auto")
         self.language.setMaximumWidth(80)
         self.language.setToolTip("The language spoken, as Whisper names it (en, de, fr…); empty: Whisper detects it")
-        hint = QLabel("e.g. en, de; empty: detected")
-        hint.setStyleSheet("color: gray;")
-        lang_row = QHBoxLayout()
-        lang_row.addWidget(QLabel("Language"))
-        lang_row.addWidget(self.language)
-        lang_row.addWidget(hint)
-        lang_row.addStretch(1)
+        lang_row = labelled_row("Language", self.language, "e.g. en, de; empty: detected")
         self.problem = QLabel()
         self.problem.setWordWrap(True)
         self.problem.setStyleSheet("color: #b03030;")

@@ -54,6 +54,16 @@ def write_sign(path, lines, size=(900, 420)):
     return path
 
 
+def reading_library(tmp_path, count: int, size=(64, 48), languages: str | None = "eng"):  # noqa: ANN001, ANN201
+    """`count` photos in tmp_path/photos and a library (FakeEmbedder's tower) that reads text in `languages`."""
+    photos = tmp_path / "photos"
+    for i in range(count):
+        make_image(photos / f"{i:02d}.jpg", i, size=size)
+    lib = Library(tmp_path / "d", "fake-tower-1", dim=16, cache_dir=tmp_path / "c")
+    lib.set_text_languages(languages)
+    return photos, lib
+
+
 # ---- the store ----------------------------------------------------------------------------------------------
 def test_words_match_stemmed_accent_folded_all_required_and_never_as_operators(lib):
     ids = lib.write_embedded([embedded(f"/p/{i}.jpg", i) for i in range(4)])
@@ -266,10 +276,7 @@ def test_indexing_reads_the_text_after_embedding_and_only_once(tmp_path):
 def test_a_cancelled_text_phase_keeps_what_it_read(tmp_path):
     from core.library import text_pass
 
-    photos = tmp_path / "photos"
-    for i in range(40):
-        make_image(photos / f"{i:02d}.jpg", i, size=(200, 150))
-    lib = Library(tmp_path / "d", "fake-tower-1", dim=16, cache_dir=tmp_path / "c")
+    photos, lib = reading_library(tmp_path, 40, size=(200, 150), languages=None)
     try:
         drain(index_library(lib, [photos], FakeEmbedder()))
         reader = TextReader("eng")
@@ -316,13 +323,9 @@ def test_language_data_tesseract_cannot_load_leaves_the_photos_indexed_and_says_
         def close(self) -> None:
             pass
 
-    photos = tmp_path / "photos"
-    for i in range(2):
-        make_image(photos / f"{i}.jpg", i)
     monkeypatch.setattr(ocr_mod, "TextReader", DamagedData)
-    lib = Library(tmp_path / "d", "fake-tower-1", dim=16, cache_dir=tmp_path / "c")
+    photos, lib = reading_library(tmp_path, 2)
     try:
-        lib.set_text_languages("eng")
         report = drain(index_library(lib, [photos], FakeEmbedder()))  # not a failed run
         assert report.added == 2 and len(lib) == 2 and lib.unfinished_roots() == []
         assert "cannot load eng" in report.text_problem and report.texts_read == 0
@@ -397,13 +400,9 @@ class FakeReader:
 
 
 def test_the_text_phase_says_it_has_begun_and_moves_with_each_photo(tmp_path, monkeypatch):
-    photos = tmp_path / "photos"
-    for i in range(20):
-        make_image(photos / f"{i:02d}.jpg", i)
     monkeypatch.setattr(ocr_mod, "TextReader", FakeReader)
-    lib = Library(tmp_path / "d", "fake-tower-1", dim=16, cache_dir=tmp_path / "c")
+    photos, lib = reading_library(tmp_path, 20)
     try:
-        lib.set_text_languages("eng")
         steps, gen = [], index_library(lib, [photos], FakeEmbedder())
         while True:
             try:
@@ -422,10 +421,7 @@ def test_the_text_phase_says_it_has_begun_and_moves_with_each_photo(tmp_path, mo
 def test_the_text_phase_stops_when_the_library_stops_reading_text_or_changes_its_languages(tmp_path, then):
     from core.library import text_pass
 
-    photos = tmp_path / "photos"
-    for i in range(40):
-        make_image(photos / f"{i:02d}.jpg", i, size=(200, 150))
-    lib = Library(tmp_path / "d", "fake-tower-1", dim=16, cache_dir=tmp_path / "c")
+    photos, lib = reading_library(tmp_path, 40, size=(200, 150), languages=None)
     try:
         drain(index_library(lib, [photos], FakeEmbedder()))
         lib.set_text_languages("eng")
@@ -453,10 +449,7 @@ def test_a_cancel_while_a_photo_is_read_starts_no_other(tmp_path):
                 self.release.wait(5)
             return super().read(image)
 
-    photos = tmp_path / "photos"
-    for i in range(6):
-        make_image(photos / f"{i}.jpg", i)
-    lib = Library(tmp_path / "d", "fake-tower-1", dim=16, cache_dir=tmp_path / "c")
+    photos, lib = reading_library(tmp_path, 6, languages=None)
     try:
         drain(index_library(lib, [photos], FakeEmbedder()))
         reader, cancel = Slow(), threading.Event()
@@ -573,10 +566,7 @@ def test_an_unfinished_run_says_how_many_photos_text_is_not_read_yet(tmp_path):
 
     from core.cli_index import unsearchable_note
 
-    photos = tmp_path / "photos"
-    for i in range(3):
-        make_image(photos / f"{i}.jpg", i)
-    lib = Library(tmp_path / "d", "fake-tower-1", dim=16, cache_dir=tmp_path / "c")
+    photos, lib = reading_library(tmp_path, 3, languages=None)
     try:
         drain(index_library(lib, [photos], FakeEmbedder()))
         lib.set_text_languages("eng")
