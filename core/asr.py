@@ -45,8 +45,9 @@ class WhisperTranscriber:
         self.name = str(name_or_path)
         self.language = language
         try:
-            self.processor = WhisperProcessor.from_pretrained(self.name, local_files_only=True)
-            self.model = WhisperForConditionalGeneration.from_pretrained(self.name, local_files_only=True)
+            with _transformers_quiet():  # its "Loading weights" bar on stderr: a library prints no progress
+                self.processor = WhisperProcessor.from_pretrained(self.name, local_files_only=True)
+                self.model = WhisperForConditionalGeneration.from_pretrained(self.name, local_files_only=True)
         except (OSError, ValueError) as exc:  # the cause is logged: a folder's is transformers' repo-name rule
             logger.info("Whisper model %s not loaded: %s", self.name, exc)
             raise ModelNotFoundError(_missing(self.name)) from exc
@@ -78,14 +79,20 @@ class WhisperTranscriber:
 
 @contextmanager
 def _transformers_quiet() -> Iterator[None]:
-    """transformers warns on every Whisper generate() about its own generation settings: nothing to act on."""
+    """transformers warns on every Whisper generate() about its own generation settings (nothing to act on) and
+    draws a progress bar while it loads weights."""
+    from transformers.utils import logging as hf_logging
+
     log = logging.getLogger("transformers")
-    level = log.level
+    level, bars = log.level, hf_logging.is_progress_bar_enabled()
     log.setLevel(logging.ERROR)
+    hf_logging.disable_progress_bar()
     try:
         yield
     finally:
         log.setLevel(level)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def _missing(name: str) -> str:
