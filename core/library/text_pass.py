@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from core.errors import Cancelled, ImageDecodeError
@@ -50,7 +50,7 @@ def read_texts(library: Library, folders: Iterable[str] | None, reader: TextRead
     t0 = time.perf_counter()
     batch: list[tuple[int, str]] = []
     pending: deque[tuple[int, str, Future]] = deque()
-    it = iter(work)
+    it = _with_sizes(library, work)
     yield 0, total, "", 0.0  # begun (the first photo may take seconds)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ocr") as pool:
         try:
@@ -61,9 +61,7 @@ def read_texts(library: Library, folders: Iterable[str] | None, reader: TextRead
                         break
                     while resume is not None and not resume.wait(0.05) and not cancel_set(cancel):
                         pass  # a search has the CPU
-                    row = library.rows([nxt[0]]).get(nxt[0])
-                    size = (row.width, row.height) if row is not None and row.width and row.height else None
-                    pending.append((nxt[0], nxt[1], pool.submit(_read_one, reader, nxt[1], size)))
+                    pending.append((nxt[0], nxt[1], pool.submit(_read_one, reader, nxt[1], nxt[2])))
                 if cancel_set(cancel):
                     stop = Cancelled(f"reading text was cancelled after {done} of {total} photos; the rest is read "
                                      "next run")
@@ -104,6 +102,18 @@ def read_texts(library: Library, folders: Iterable[str] | None, reader: TextRead
                 library.write_texts(batch, reader.languages)
     logger.info("read the text of %d photos (%d with text) in %.1f s", stored, found, time.perf_counter() - t0)
     return stored, found
+
+
+def _with_sizes(library: Library, work: list[tuple[int, str]], chunk: int = 500
+                ) -> Iterator[tuple[int, str, tuple[int, int] | None]]:
+    """(id, path, its size as shown or None) of each photo of `work`, the sizes read a chunk of rows at a time
+    (one query per photo was a round trip per photo read)."""
+    for start in range(0, len(work), chunk):
+        part = work[start : start + chunk]
+        rows = library.rows([i for i, _ in part])
+        for i, path in part:
+            row = rows.get(i)
+            yield i, path, (row.width, row.height) if row is not None and row.width and row.height else None
 
 
 def cancel_set(cancel: threading.Event | None) -> bool:
