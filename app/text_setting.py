@@ -42,8 +42,7 @@ def apply_text_setting(window: Any, languages: str | None, *, rescan: bool) -> N
         rescan_now()
 
     def failed(exc: BaseException) -> None:
-        window.show_message(f"The text in photos is not read: {str(exc).rstrip('.')}.", "warning",
-                            ("Settings…", window.show_settings), topic=TEXT_TOPIC)
+        _say_unavailable(window, exc)
         rescan_now()
 
     ops.read_text(window, service, languages).success(done).failure(failed).run()
@@ -70,11 +69,13 @@ def sync_text_setting(window: Any) -> None:
             window.settings = replace(s, read_text=True, text_languages=languages)
             window.save_settings()
 
-    def failed(exc: BaseException) -> None:
-        window.show_message(f"The text in photos is not read: {str(exc).rstrip('.')}.", "warning",
-                            ("Settings…", window.show_settings), topic=TEXT_TOPIC)
+    ops.sync_text(window, sync).success(adopt).failure(lambda exc: _say_unavailable(window, exc)).run()
 
-    ops.sync_text(window, sync).success(adopt).failure(failed).run()
+
+def _say_unavailable(window: Any, exc: BaseException) -> None:
+    """The library cannot read text (core's OcrUnavailableError names what to install), with Settings…."""
+    window.show_message(f"The text in photos is not read: {str(exc).rstrip('.')}.", "warning",
+                        ("Settings…", window.show_settings), topic=TEXT_TOPIC)
 
 
 def say_text_not_read(window: Any, problem: str | None, said: set[str]) -> None:
