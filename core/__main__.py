@@ -218,7 +218,7 @@ def _run_search(args: argparse.Namespace) -> int:
                 vec, unread = engine.text_query(typed)
                 parts.append(vec)
             except SpokenSearchError as exc:  # no word the model reads: the photos that show them may still match
-                if not service.library.ids_with_words(words):
+                if not service.library.ids_with_words(words, ranked=False):  # any at all
                     raise no_text_match(exc, service.library) from None
                 unread = typed.split()
         if args.image:

@@ -150,7 +150,7 @@ class SearchEngine:
         except SpokenSearchError as exc:
             if not text.strip():
                 raise
-            if not self.library.ids_with_words(words):
+            if not self.library.ids_with_words(words, ranked=False):  # any at all (ranked below)
                 raise no_text_match(exc, self.library) from None
             vec, unread = None, text.split()
         embed_ms = (time.perf_counter() - t0) * 1000
