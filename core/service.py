@@ -26,6 +26,7 @@ from core.library.decode import THUMB_SIZE
 from core.library.embedder import ClipImageEmbedder
 from core.library.indexer import BATCH_SIZE, DEFAULT_WORKERS, IndexProgress, IndexReport, index_library
 from core.library.library import Library, default_library_dir
+from core.library.thumb_prune import prune_if_due
 from core.library.thumbnails import ThumbnailCache
 from core.search import DEFAULT_TOP_K, DateRange, SearchEngine, SearchResult
 
@@ -238,7 +239,10 @@ class SearchService:
                                     workers=workers, thumbnails=self.thumbnails if thumbnails else None,
                                     resume=self._resume, processes=processes, retry_failed=retry_failed,
                                     videos=self.index_videos)
-                return (yield from gen)
+                report = yield from gen
+            if not report.cancelled:
+                prune_if_due(self.thumbnails.root, self.library.content_hashes)
+            return report
         finally:
             self._cancel = None
             self._index_lock.release()

@@ -350,6 +350,11 @@ class Library:
                 out.setdefault(row.content_hash or "", []).append(row)
         return out
 
+    def content_hashes(self) -> set[str]:
+        """The content hashes of the live photos and videos (what the thumbnail cache keeps)."""
+        return {h for (h,) in self._reader().execute(
+            "SELECT DISTINCT content_hash FROM images WHERE deleted = 0 AND content_hash IS NOT NULL")}
+
     def vectors_of(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
         """float16 vectors (E,) from SQLite (also of deleted rows), by id."""
         out: dict[int, np.ndarray] = {}
