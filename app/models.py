@@ -12,6 +12,7 @@ import shiboken6
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QImage, QPainter, QPixmap
 
+from app.accessible_text import hit_description, hit_name
 from app.photo_text import found_by_text, hit_tooltip, score_text
 from app.workers import Worker
 from core.library.exif import wall_clock_instant
@@ -134,6 +135,10 @@ class ResultsModel(QAbstractListModel):
             return QIcon(self._thumbnail(image_id))
         if role == Qt.ItemDataRole.ToolTipRole:
             return hit_tooltip(self._hits[image_id], self.text_words)
+        if role == Qt.ItemDataRole.AccessibleTextRole:  # what a screen reader says for the cell
+            return hit_name(self._hits[image_id])
+        if role == Qt.ItemDataRole.AccessibleDescriptionRole:
+            return hit_description(self._hits[image_id], self.text_words)
         if role == ImageIdRole:
             return image_id
         if role == ScoreRole:

@@ -14,6 +14,8 @@ from PySide6.QtCore import QEvent, QPointF
 from PySide6.QtGui import QColor, QCursor, QPalette
 from PySide6.QtWidgets import QToolTip, QWidget
 
+from app.accessible_text import plot_description
+
 logger = logging.getLogger(__name__)
 
 FRAME_S = 0.02  # 20 ms per HuBERT frame: the time step of SpeechQuery.alpha unless it names its own frame_s
@@ -66,6 +68,7 @@ class CifPlot(pg.GraphicsLayoutWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setMinimumHeight(150)
+        self.setAccessibleName("What the model heard: waveform and speech units")
         fg = self.palette().color(QPalette.ColorRole.Text)
         self.wave_plot = self.addPlot(row=0, col=0)
         self.alpha_plot = self.addPlot(row=1, col=0)
@@ -186,6 +189,7 @@ class CifPlot(pg.GraphicsLayoutWidget):
     def show_message(self, text: str) -> None:
         self.message.setText(text)
         self.message.setPos(max(self._duration, 1.0) / 2, 0.0)
+        self._describe()
 
     def set_waveform(self, wav: np.ndarray, sr: int = 16000, *, follow: bool = False) -> None:
         """Draw `wav` (S,). With `follow`, keep the whole growing buffer in view (while recording)."""
@@ -223,10 +227,22 @@ class CifPlot(pg.GraphicsLayoutWidget):
             self.alpha_curve.setData([0], [])
             self.integral_curve.setData([], [])
         self._draw_segments(query)
+        self._describe()
         self.update_count += 1
         if fit:
             dur = max(float(getattr(query, "duration_s", 0.0) or 0.0), self._duration, 0.5)
             self.wave_plot.setXRange(0, dur, padding=0.01)
+
+    def _describe(self) -> None:
+        """The plot in words, as its accessible description (what a screen reader says for it)."""
+        if self._query is None:
+            self.setAccessibleDescription(self.message.toPlainText() or "No speech shown")
+            return
+        segments = list(getattr(self._query, "segments", []) or [])
+        units = list(getattr(self._query, "units", []) or [])
+        duration = max(float(getattr(self._query, "duration_s", 0.0) or 0.0), self._duration)
+        self.setAccessibleDescription(plot_description(segments, [unit_label(u) for u in units], duration,
+                                                       self.unused_from_s))
 
     def _show_unused(self, start_s: float | None, end_s: float, n_units: int) -> None:
         self.unused_from_s = start_s

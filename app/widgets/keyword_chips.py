@@ -8,6 +8,8 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QScrollArea, QSizePolicy, QWidget
 
+from app.accessible_text import keyword_description, keyword_name
+
 logger = logging.getLogger(__name__)
 
 CHIP_STYLE = (  # set once on the row (per-chip style sheets cost ~2 ms each)
@@ -30,6 +32,8 @@ class KeywordChips(QScrollArea):
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setFixedHeight(40)
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Tab stops at the chips themselves, not at an empty row
+        self.setAccessibleName("Keywords heard")
         inner = QWidget()
         inner.setStyleSheet(CHIP_STYLE)
         self._row = QHBoxLayout(inner)
@@ -64,6 +68,8 @@ class KeywordChips(QScrollArea):
             chip.setProperty("span", (start, end))
             chip.setToolTip(f"Heard “{kw.text}” at {start:.2f}–{end:.2f} s (score {float(kw.score):.2f})."
                             + (" Click to hear it." if playable else ""))
+            chip.setAccessibleName(keyword_name(kw))
+            chip.setAccessibleDescription(keyword_description(kw, playable))
             chip.setEnabled(playable)
             chip.show()
         for chip in self._pool[len(keywords):]:
