@@ -10,7 +10,9 @@ def labelled_row(label: str, field: QWidget, hint: str) -> QHBoxLayout:
     hint_label = QLabel(hint)
     hint_label.setStyleSheet("color: gray;")
     row = QHBoxLayout()
-    row.addWidget(QLabel(label))
+    name = QLabel(label)
+    name.setBuddy(field)  # assistive tools read the label as the field's name
+    row.addWidget(name)
     row.addWidget(field)
     row.addWidget(hint_label)
     row.addStretch(1)

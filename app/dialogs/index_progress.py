@@ -97,6 +97,7 @@ class IndexProgressDialog(QDialog):
         self.title = QLabel("Preparing…")
         self.bar = QProgressBar()
         self.bar.setRange(0, 0)
+        self.bar.setAccessibleName("Indexing progress")
         self.rate_label = QLabel("")
         self.current_label = QLabel("")
         self.current_label.setWordWrap(True)
@@ -134,6 +135,7 @@ class IndexProgressDialog(QDialog):
         else:
             self.bar.setRange(0, 0)
             self.title.setText(f"{view.heading}… {view.done} photos")
+        self.bar.setAccessibleDescription(self.title.text())  # "Step 3 of 4: reading new photos: 40 of 90 photos"
         self.rate_label.setText(f"{rate:.1f} photos/s · {format_eta(eta)} left" if view.total else "")
         self.current_label.setText(view.current)
         left = f", {format_eta(eta)} left" if view.total else ""

@@ -35,6 +35,7 @@ class LibraryDialog(QDialog):
         self.start_dir = ""  # where "Add folder…" starts (the window sets the remembered folder)
         self.info = QLabel()
         self.list = QListWidget()
+        self.list.setAccessibleName("Library folders")
         add = QPushButton("Add folder…")
         add.clicked.connect(self._add)
         self.remove = QPushButton("Remove")

@@ -72,6 +72,7 @@ class SettingsDialog(QDialog):
         self.setMinimumWidth(480)
         self._settings = settings
         self.model_combo = QComboBox()
+        self.model_combo.setAccessibleName("Model")  # its form label names a row (with buttons), not the box
         self.model_combo.addItem("Embedded default model", "default")
         if settings.model != "default":
             self.model_combo.addItem(settings.model, settings.model)

@@ -45,6 +45,7 @@ class WhisperRows:
         self.model = QLineEdit(settings.whisper_model)
         self.model.setPlaceholderText("Off (a Whisper model folder shows its transcript beside the keywords)")
         self.model.setClearButtonEnabled(True)
+        self.model.setAccessibleName("Whisper model (for comparison)")  # its form label names the row
         self.model.setToolTip("A local Whisper model (a folder, or a Hugging Face name in this machine's cache; "
                               "nothing is downloaded). Each spoken query is also transcribed by it, and its words "
                               f"can be searched as typed text, to compare. Get one with: {DOWNLOAD_HINT} DIR")

@@ -31,6 +31,8 @@ class MessageBar(QFrame):
         close.setFlat(True)
         close.setFixedWidth(28)
         close.setToolTip("Dismiss")
+        close.setAccessibleName("Dismiss the message")
+        self.close_button = close
         close.clicked.connect(self.hide)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(8, 4, 4, 4)
@@ -50,6 +52,8 @@ class MessageBar(QFrame):
         self.setStyleSheet(f"MessageBar {{ border: 1px solid {color}; border-left: 5px solid {color};"
                            " border-radius: 4px; }")
         self.label.setText(text)
+        self.setAccessibleName(f"{level.capitalize()} message")
+        self.setAccessibleDescription(text)
         if action is not None:
             self.action.setText(action[0])
             self._action_cb = action[1]

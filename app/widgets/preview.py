@@ -156,6 +156,7 @@ class PreviewPane(QWidget):
         self.hit = hit
         self._token += 1
         self._show_text(getattr(hit, "text", None), text_words)
+        self.image.setAccessibleName(f"Preview of {Path(str(hit.path)).name}" if hit is not None else "Preview")
         for b in self.buttons.values():
             b.setEnabled(hit is not None)
         if hit is None:

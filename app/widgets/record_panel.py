@@ -21,6 +21,8 @@ from app.widgets.level_meter import LevelMeter
 
 logger = logging.getLogger(__name__)
 
+RECORD_NAMES = {False: "Record a spoken query", True: "Stop recording"}  # what a screen reader says for the button
+
 
 def sample_queries(folder: Path) -> list[tuple[str, Path]]:
     """(transcript, wav path) for each `*.wav` with a `.txt` transcript beside it (file stem if none)."""
@@ -49,9 +51,11 @@ class RecordPanel(QWidget):
         self.record_button.setCheckable(True)
         self.record_button.setToolTip("Record a spoken query (Ctrl+R), or hold Space to talk")
         self.record_button.setMinimumWidth(110)
+        self.record_button.setAccessibleName(RECORD_NAMES[False])  # not "black circle Record"
         self.record_button.clicked.connect(lambda: self.record_clicked.emit())
         self.mic_combo = QComboBox()
         self.mic_combo.setToolTip("Microphone")
+        self.mic_combo.setAccessibleName("Microphone")
         self.mic_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.mic_combo.setMinimumContentsLength(14)
         self.mic_combo.currentIndexChanged.connect(self._mic_changed)
@@ -59,14 +63,17 @@ class RecordPanel(QWidget):
         self.text_edit = QLineEdit()
         self.text_edit.setPlaceholderText("…or type what you are looking for (Ctrl+F), then Enter")
         self.text_edit.setClearButtonEnabled(True)
+        self.text_edit.setAccessibleName("Typed query")
         self.text_edit.returnPressed.connect(self._submit_text)
         self.search_button = QPushButton("Search")
+        self.search_button.setToolTip("Search for the typed words (Enter in the box)")
         self.search_button.clicked.connect(self._submit_text)
         self.open_button = QPushButton("Open audio…")
         self.open_button.setToolTip("Search with a recorded file: WAV, FLAC, OGG, MP3 (Ctrl+O); or drop one here")
         self.open_button.clicked.connect(lambda: self.open_file_clicked.emit())
         self.samples_combo = QComboBox()
         self.samples_combo.setToolTip("Bundled sample spoken queries")
+        self.samples_combo.setAccessibleName("Sample queries")
         self.samples_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.samples_combo.setMinimumContentsLength(16)
         self.samples_combo.activated.connect(self._sample_activated)
@@ -112,6 +119,7 @@ class RecordPanel(QWidget):
     def set_recording(self, on: bool) -> None:
         self.record_button.setChecked(on)
         self.record_button.setText("■ Stop" if on else "● Record")
+        self.record_button.setAccessibleName(RECORD_NAMES[on])
 
     def set_search_enabled(self, on: bool, why: str = "") -> None:
         for w in (self.record_button, self.search_button, self.open_button, self.samples_combo, self.text_edit):

@@ -29,6 +29,7 @@ class DateFilter(QComboBox):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setToolTip("Only photos taken (else last modified) in this time")
+        self.setAccessibleName("When")
         self.addItem("Any time", "")
         for label, days in ROLLING:
             self.addItem(label, f"days:{days}")
@@ -72,6 +73,7 @@ class FolderFilter(QComboBox):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setToolTip("Only photos in this library folder")
+        self.setAccessibleName("Where")
         self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.setMaximumWidth(220)
         self.addItem("All folders", "")
@@ -115,6 +117,7 @@ class KindFilter(QComboBox):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setToolTip("Photos, videos, or both")
+        self.setAccessibleName("What")
         for label, kind in (("Photos and videos", ""), ("Photos only", "photo"), ("Videos only", "video")):
             self.addItem(label, kind)
         self.activated.connect(lambda _: self.changed.emit())

@@ -157,6 +157,7 @@ class ResultsGrid(QWidget):
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.setModel(model)
+        self.view.setAccessibleName("Results")
         self.view.selectionModel().currentChanged.connect(self._current_changed)
         self.view.doubleClicked.connect(lambda ix: self.open_requested.emit(ix.data(HitRole)))
         self.view.open_requested.connect(self.open_requested.emit)
@@ -170,15 +171,18 @@ class ResultsGrid(QWidget):
         self.top_k = QSpinBox()
         self.top_k.setRange(1, 1000)
         self.top_k.setToolTip("How many photos to show")
+        self.top_k.setAccessibleName("Photos to show")
         self.min_score = QDoubleSpinBox()
         self.min_score.setRange(-1.0, 1.0)
         self.min_score.setSingleStep(0.01)
         self.min_score.setDecimals(2)
         self.min_score.setSpecialValueText("off")  # at the minimum, -1: every score passes
         self.min_score.setToolTip("Hide photos whose cosine score is below this cut-off")
+        self.min_score.setAccessibleName("Minimum score")
         self.sort = QComboBox()
         self.sort.addItem("Best match first", "score")
         self.sort.addItem("Newest first", "date")
+        self.sort.setAccessibleName("Sort")
         self.sort.currentIndexChanged.connect(lambda _: model.set_sort(self.sort.currentData()))
         self.where = FolderFilter()
         self.when = DateFilter()
@@ -187,10 +191,11 @@ class ResultsGrid(QWidget):
             w.editingFinished.connect(self.controls_changed.emit)
         bar = QHBoxLayout()
         bar.addWidget(self.summary, 1)
-        bar.addWidget(QLabel("Show"))
-        bar.addWidget(self.top_k)
-        bar.addWidget(QLabel("min score"))
-        bar.addWidget(self.min_score)
+        for text, field in (("Show", self.top_k), ("min score", self.min_score)):
+            label = QLabel(text)
+            label.setBuddy(field)  # a click on it, and assistive tools, find its field
+            bar.addWidget(label)
+            bar.addWidget(field)
         bar.addWidget(self.kind)
         bar.addWidget(self.where)
         bar.addWidget(self.when)
@@ -208,6 +213,7 @@ class ResultsGrid(QWidget):
     def set_summary(self, text: str) -> None:
         self._summary = text
         self.summary.setToolTip(text)
+        self.view.setAccessibleDescription(text)  # "12 photos for “a dog” …", said with the list
         self._elide()
 
     def summary_text(self) -> str:

@@ -102,3 +102,75 @@ def test_the_plot_describes_what_it_draws(qtbot):
     assert f"cut into {n} units" in text and "unit 1, 0.00 to" in text and ": red;" in text and ": car" in text
     plot.clear_all()
     assert _description(_a11y(plot)) == "No speech shown"
+
+
+def unnamed_controls(top) -> list[str]:  # noqa: ANN001
+    """The controls Tab reaches in `top` whose accessible name is missing, a glyph ("✕", "● Record"), or (for
+    fields, lists and combo boxes, which Qt names by their value) not set to what they are for."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QAbstractItemView, QAbstractSpinBox, QComboBox, QLineEdit, QWidget
+
+    bad = []
+    for w in top.findChildren(QWidget):
+        if not (w.focusPolicy() & Qt.FocusPolicy.TabFocus) or not w.isVisibleTo(top) or w.focusProxy() is not None \
+                or w.objectName() == "qt_spinbox_lineedit":
+            continue
+        name = _name(_a11y(w))
+        valued = isinstance(w, QComboBox | QAbstractSpinBox | QLineEdit | QAbstractItemView)
+        if not name or not name[0].isalnum() or (valued and not w.accessibleName() and not _has_buddy(w)):
+            bad.append(f"{type(w).__name__} {name!r}")
+    return bad
+
+
+def _has_buddy(w) -> bool:  # noqa: ANN001
+    from PySide6.QtWidgets import QLabel
+
+    return any(label.buddy() is w for label in w.window().findChildren(QLabel))
+
+
+def test_every_control_tab_reaches_has_a_worded_name(qtbot, make_window, fake_service, photos):
+    from app.dialogs.settings_dialog import SettingsDialog
+    from app.settings import AppSettings
+
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    with qtbot.waitSignal(w.library.changed, timeout=10_000):
+        w.library.index_folders([photos], show_dialog=False)
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.search.search_text("anything")  # the preview's buttons are enabled
+    w.show_message("A message", "warning")
+    assert unnamed_controls(w) == []
+    assert _name(_a11y(w.message_bar.close_button)) == "Dismiss the message"
+    assert _name(_a11y(w.message_bar)) == "Warning message" and _description(_a11y(w.message_bar)) == "A message"
+    assert _description(_a11y(w.grid.view)) == w.grid.summary_text()
+    assert _name(_a11y(w.preview.image)) == f"Preview of {w.grid.current_hit().path.name}"
+    dlg = SettingsDialog(w.settings, [], w)
+    qtbot.addWidget(dlg)
+    assert unnamed_controls(dlg) == []
+    assert _name(_a11y(dlg.text_languages)) == "Languages"
+    from app.dialogs.index_progress import IndexProgressDialog
+    from app.dialogs.library_dialog import LibraryDialog
+
+    for other in (LibraryDialog([photos], 6, w), IndexProgressDialog(w)):
+        qtbot.addWidget(other)
+        assert unnamed_controls(other) == [], type(other).__name__
+
+
+def test_the_record_button_says_record_or_stop(qtbot):
+    from app.widgets.record_panel import RecordPanel
+
+    panel = RecordPanel()
+    qtbot.addWidget(panel)
+    assert _name(_a11y(panel.record_button)) == "Record a spoken query"
+    panel.set_recording(True)
+    assert _name(_a11y(panel.record_button)) == "Stop recording"
+
+
+def test_the_indexing_bar_is_named_and_says_its_step(qtbot):
+    from app.dialogs.index_progress import IndexProgressDialog, read_progress
+
+    dlg = IndexProgressDialog()
+    qtbot.addWidget(dlg)
+    dlg.set_progress(read_progress(SimpleNamespace(done=40, total=90, current="a.jpg", phase="embed")))
+    bar = _a11y(dlg.bar)
+    assert _name(bar) == "Indexing progress"
+    assert _description(bar) == "Step 3 of 4: reading new photos: 40 of 90 photos"
