@@ -15,6 +15,7 @@ from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGu
 from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidget
 
 from app import operations as ops
+from app.accessibility import install_accessibility
 from app.audio_source import AudioSource, SoundDeviceSource, list_input_devices
 from app.desktop import copy_path, open_file, reveal_file
 from app.dialogs.about_dialog import AboutDialog
@@ -96,6 +97,7 @@ class MainWindow(QMainWindow):
         self._ptt_release.setInterval(PTT_RELEASE_MS)
         self._ptt_release.timeout.connect(self.search.stop_recording)
         self._build_menu()
+        self.announcer = install_accessibility(self)  # status, messages and results, for screen readers
         self._restore_geometry()
         self.grid.view.setFocus()  # so that Space is push-to-talk from the start
         QApplication.instance().installEventFilter(self)

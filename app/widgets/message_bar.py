@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
 
 logger = logging.getLogger(__name__)
@@ -14,7 +14,9 @@ COLORS = {"info": "#2f6fb0", "warning": "#b07a10", "error": "#b03030"}
 
 
 class MessageBar(QFrame):
-    """Hidden until `show_message`; the close button hides it again."""
+    """Hidden until `show_message`; the close button hides it again. `shown(text, level)` for each message."""
+
+    shown = Signal(str, str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -62,6 +64,7 @@ class MessageBar(QFrame):
             self._action_cb = None
             self.action.hide()
         self.show()
+        self.shown.emit(text, level)
 
     def _run_action(self) -> None:
         if self._action_cb is not None:
