@@ -26,6 +26,7 @@ from app.model_loader import load_service, plain_reason
 from app.models import ResultsModel
 from app.search_controller import SearchController
 from app.settings import AppSettings, load_window_state, save_settings, save_window_state, start_dir
+from app.shortcuts import install_shortcuts
 from app.text_setting import apply_text_setting, sync_text_setting, text_languages_of
 from app.whisper_compare import WhisperCompare
 from app.widgets.cif_plot import CifPlot
@@ -98,6 +99,7 @@ class MainWindow(QMainWindow):
         self._ptt_release.timeout.connect(self.search.stop_recording)
         self._build_menu()
         self.announcer = install_accessibility(self)  # status, messages and results, for screen readers
+        install_shortcuts(self)  # Escape, and Down from the typed query (app.shortcuts.KEYS)
         self._restore_geometry()
         self.grid.view.setFocus()  # so that Space is push-to-talk from the start
         QApplication.instance().installEventFilter(self)

@@ -104,6 +104,10 @@ class SearchController(QObject):
     def stop_recording(self) -> None:
         self.recorder.stop("user")
 
+    def cancel_recording(self) -> None:
+        """Stop and throw the recording away: nothing is searched (Escape)."""
+        self.recorder.stop("cancelled")
+
     def _on_started(self) -> None:
         self.panel.set_recording(True)
         self.window.hide_message()
@@ -129,6 +133,11 @@ class SearchController(QObject):
         self.panel.set_recording(False)
         self.window.statusBar().clearMessage()
         if reason == "closing":
+            return
+        if reason == "cancelled":
+            self.plot.clear_all("Recording cancelled: nothing was searched")
+            self.chips.set_keywords([])
+            self.window.statusBar().showMessage("Recording cancelled", 3000)
             return
         self.speech_end_t = time.perf_counter()
         self.plot.set_waveform(wav, SAMPLE_RATE, follow=True)

@@ -13,6 +13,7 @@ from PySide6.QtGui import (
     QFont,
     QFontMetrics,
     QKeyEvent,
+    QKeySequence,
     QPainter,
     QPalette,
     QPen,
@@ -245,11 +246,18 @@ class ResultsGrid(QWidget):
         ix = self.view.indexAt(pos)
         if not ix.isValid():
             return
-        hit = ix.data(HitRole)
+        self.context_menu(ix.data(HitRole)).popup(self.view.viewport().mapToGlobal(pos))
+
+    def context_menu(self, hit: Any) -> QMenu:
+        """A photo's actions, each with the key that does it from the grid (shown, not bound here)."""
         menu = QMenu(self)
-        menu.addAction("Open", lambda: self.open_requested.emit(hit))
-        menu.addAction("Show in folder", lambda: self.reveal_requested.emit(hit))
-        menu.addAction("Copy path", lambda: self.copy_requested.emit(hit))
-        menu.addSeparator()
-        menu.addAction("More like this", lambda: self.similar_requested.emit(hit))
-        menu.popup(self.view.viewport().mapToGlobal(pos))
+        for text, signal, keys in (("Open", self.open_requested, "Return"),
+                                   ("Show in folder", self.reveal_requested, "Ctrl+E"),
+                                   ("Copy path", self.copy_requested, "Ctrl+Shift+C"),
+                                   ("", None, ""), ("More like this", self.similar_requested, "Ctrl+M")):
+            if signal is None:
+                menu.addSeparator()
+                continue
+            key_text = QKeySequence(keys).toString(QKeySequence.SequenceFormat.NativeText)
+            menu.addAction(f"{text}\t{key_text}", lambda s=signal: s.emit(hit))
+        return menu

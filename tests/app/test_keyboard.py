@@ -1,0 +1,94 @@
+"""The window driven by keys alone: focus the typed query, search, step through the results, open one, go back
+with Escape, cancel a recording with Escape; the grid's context menu names its keys."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.settings import AppSettings
+from tests.app.conftest import speech_like
+
+pytestmark = pytest.mark.qt
+
+
+def test_a_query_typed_searched_browsed_and_opened_with_keys_only(qtbot, make_window, fake_service, photos,
+                                                                   monkeypatch):
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QDesktopServices
+    from PySide6.QtWidgets import QApplication
+
+    opened: list[str] = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()) or True)
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    with qtbot.waitSignal(w.library.changed, timeout=10_000):
+        w.library.index_folders([photos], show_dialog=False)
+    qtbot.keyClick(w.grid.view, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    assert QApplication.focusWidget() is w.panel.text_edit
+    qtbot.keyClicks(w.panel.text_edit, "a dog")
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        qtbot.keyClick(w.panel.text_edit, Qt.Key.Key_Return)
+    qtbot.keyClick(w.panel.text_edit, Qt.Key.Key_Down)  # to the results
+    assert QApplication.focusWidget() is w.grid.view and w.grid.view.currentIndex().row() == 0
+    qtbot.keyClick(w.grid.view, Qt.Key.Key_Right)
+    second = w.results.hit(1)
+    assert w.grid.current_hit() is second and w.preview.hit is second  # the preview follows the keys
+    qtbot.keyClick(w.grid.view, Qt.Key.Key_Return)
+    assert opened == [str(second.path)]
+    qtbot.keyClick(w.grid.view, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClick(w.panel.text_edit, Qt.Key.Key_Escape)  # back to the results, where Space talks
+    assert QApplication.focusWidget() is w.grid.view and w.grid.current_hit() is second
+    assert w.panel.text_edit.text() == "a dog"
+
+
+def test_escape_from_the_query_box_goes_to_the_empty_grid_before_any_search(qtbot, make_window, fake_service):
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication
+
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    w.activateWindow()
+    qtbot.waitUntil(w.isActiveWindow)
+    w.focus_text_query()
+    qtbot.keyClick(w.panel.text_edit, Qt.Key.Key_Down)  # no results to go to: the box keeps the focus
+    assert QApplication.focusWidget() is w.panel.text_edit
+    qtbot.keyClick(w.panel.text_edit, Qt.Key.Key_Escape)
+    assert QApplication.focusWidget() is w.grid.view  # no results: the (empty) grid, Space is push-to-talk
+    assert not w.grid.view.currentIndex().isValid()
+
+
+def test_escape_cancels_a_recording_without_searching(qtbot, make_window, fake_service, photos):
+    from PySide6.QtCore import Qt
+
+    from app.audio_source import ArraySource
+
+    long_speech = np.tile(speech_like(gap_s=0.0), 4)  # ~5 s: still talking when Escape comes
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True),
+                    source_factory=lambda name: ArraySource(long_speech, speed=1.0))
+    with qtbot.waitSignal(w.library.changed, timeout=10_000):
+        w.library.index_folders([photos], show_dialog=False)
+    searched: list[object] = []
+    w.search.result_shown.connect(searched.append)
+    w.search.start_recording()
+    qtbot.waitUntil(lambda: w.search.recorder.duration_s > 0.4, timeout=5_000)
+    qtbot.keyClick(w.grid.view, Qt.Key.Key_Escape)
+    assert not w.search.recorder.recording and not w.panel.record_button.isChecked()
+    assert w.statusBar().currentMessage() == "Recording cancelled"
+    assert w.plot.message.toPlainText().startswith("Recording cancelled")
+    qtbot.wait(300)
+    assert searched == [] and w.search.searching == 0 and w.search.last_query is None
+
+
+def test_the_grid_menu_names_each_actions_key(qtbot, tmp_path):
+    from app.models import ResultsModel
+    from app.widgets.results_grid import ResultsGrid
+    from tests.app.fake_service import Hit
+
+    grid = ResultsGrid(ResultsModel())
+    qtbot.addWidget(grid)
+    hit = Hit(1, tmp_path / "a.jpg", 0.5, 0.0)
+    menu = grid.context_menu(hit)
+    texts = [a.text() for a in menu.actions() if not a.isSeparator()]
+    assert texts == ["Open\tReturn", "Show in folder\tCtrl+E", "Copy path\tCtrl+Shift+C", "More like this\tCtrl+M"]
+    with qtbot.waitSignal(grid.reveal_requested) as blocker:
+        menu.actions()[1].trigger()
+    assert blocker.args == [hit]
