@@ -21,6 +21,7 @@ from app.desktop import copy_path, open_file, reveal_file
 from app.dialogs.about_dialog import AboutDialog
 from app.dialogs.library_dialog import LibraryDialog
 from app.dialogs.settings_dialog import SettingsDialog
+from app.dialogs.shortcuts_dialog import show_shortcuts
 from app.library_controller import LibraryController
 from app.model_loader import load_service, plain_reason
 from app.models import ResultsModel
@@ -212,6 +213,7 @@ class MainWindow(QMainWindow):
         act(s, "Go to the &results", lambda: self.grid.view.setFocus(), "Ctrl+G")
         h = mb.addMenu("&Help")
         act(h, "&About and model card", self.show_about, "F1")
+        act(h, "&Keyboard shortcuts", lambda: show_shortcuts(self), "Ctrl+/")
 
     def _restore_geometry(self) -> None:
         geo = load_window_state("geometry", self.settings_file)

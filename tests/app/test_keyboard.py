@@ -92,3 +92,26 @@ def test_the_grid_menu_names_each_actions_key(qtbot, tmp_path):
     with qtbot.waitSignal(grid.reveal_requested) as blocker:
         menu.actions()[1].trigger()
     assert blocker.args == [hit]
+
+
+def test_help_lists_the_keyboard_shortcuts_from_the_menus(qtbot, make_window, fake_service):
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication
+
+    from app.dialogs.shortcuts_dialog import ShortcutsDialog
+
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    w.activateWindow()
+    qtbot.waitUntil(w.isActiveWindow)
+    qtbot.keyClick(w.grid.view, Qt.Key.Key_Slash, Qt.KeyboardModifier.ControlModifier)
+    dlg = w.findChild(ShortcutsDialog)
+    assert dlg is not None and dlg.isVisible()
+    rows = dlg.rows()
+    assert rows["Record / stop"] == "Ctrl+R" and rows["Type a query"] == "Ctrl+F"
+    assert rows["Settings"].startswith("Ctrl+,") and rows["Keyboard shortcuts"] == "Ctrl+/"
+    assert rows["Hold Space"].startswith("Talk") and "Cancel a recording" in rows["Escape"]
+    assert [dlg.tree.topLevelItem(i).text(0) for i in range(dlg.tree.topLevelItemCount())] == [
+        "File menu", "Search menu", "Help menu", "Keys"]
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is dlg.tree)  # read from the top with the arrows
+    qtbot.keyClick(dlg.tree, Qt.Key.Key_Escape)
+    assert not dlg.isVisible()
