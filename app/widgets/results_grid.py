@@ -120,13 +120,18 @@ def paint_text_badge(p: QPainter, target: QRect) -> None:
 
 
 class GridView(QListView):
-    """QListView in icon mode; Enter opens the current photo."""
+    """QListView in icon mode; Enter opens the current photo, Shift+F10 opens its menu (as the Menu key does:
+    Qt maps only that key to a context menu)."""
 
     open_requested = Signal(object)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.currentIndex().isValid():
             self.open_requested.emit(self.currentIndex().data(HitRole))
+            return
+        if event.key() == Qt.Key.Key_F10 and event.modifiers() == Qt.KeyboardModifier.ShiftModifier:
+            if self.currentIndex().isValid():
+                self.customContextMenuRequested.emit(self.visualRect(self.currentIndex()).center())
             return
         super().keyPressEvent(event)
 

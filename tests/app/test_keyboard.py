@@ -115,3 +115,30 @@ def test_help_lists_the_keyboard_shortcuts_from_the_menus(qtbot, make_window, fa
     qtbot.waitUntil(lambda: QApplication.focusWidget() is dlg.tree)  # read from the top with the arrows
     qtbot.keyClick(dlg.tree, Qt.Key.Key_Escape)
     assert not dlg.isVisible()
+
+
+def _results_window(qtbot, make_window, fake_service, photos):  # noqa: ANN001, ANN202
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    w.activateWindow()
+    qtbot.waitUntil(w.isActiveWindow)
+    with qtbot.waitSignal(w.library.changed, timeout=10_000):
+        w.library.index_folders([photos], show_dialog=False)
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.search.search_text("a dog")
+    return w
+
+
+def test_shift_f10_opens_the_current_photos_menu_like_the_menu_key(qtbot, make_window, fake_service, photos):
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication, QMenu
+
+    w = _results_window(qtbot, make_window, fake_service, photos)
+    w.grid.view.setFocus()
+    qtbot.keyClick(w.grid.view, Qt.Key.Key_F10, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.waitUntil(lambda: isinstance(QApplication.activePopupWidget(), QMenu))
+    menu = QApplication.activePopupWidget()
+    assert menu.actions()[0].text().startswith("Open")
+    current = w.grid.view.visualRect(w.grid.view.currentIndex())
+    assert current.contains(w.grid.view.viewport().mapFromGlobal(menu.pos()))  # at the photo, not the mouse
+    menu.close()
+
