@@ -48,7 +48,8 @@ TEXT_BADGE = "Aa"  # on the thumbnail of a photo found by the words it shows
 
 
 class ThumbDelegate(QStyledItemDelegate):
-    """Paints a thumbnail centred in its cell with the score under it; the selection is a rounded frame."""
+    """Paints a thumbnail centred in its cell with the score under it; the selection is a rounded frame, in the
+    highlight colour while the grid has the keyboard focus, else grey (so that where the keys go is seen)."""
 
     def __init__(self, thumb: int, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -64,7 +65,8 @@ class ThumbDelegate(QStyledItemDelegate):
         p.save()
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         if selected or option.state & QStyle.StateFlag.State_MouseOver:
-            color = pal.color(QPalette.ColorRole.Highlight)
+            focused = bool(option.state & QStyle.StateFlag.State_HasFocus)
+            color = pal.color(QPalette.ColorRole.Highlight if focused or not selected else QPalette.ColorRole.Mid)
             if not selected:
                 color.setAlpha(90)
             p.setPen(QPen(color, 3 if selected else 1))

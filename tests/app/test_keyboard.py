@@ -142,3 +142,20 @@ def test_shift_f10_opens_the_current_photos_menu_like_the_menu_key(qtbot, make_w
     assert current.contains(w.grid.view.viewport().mapFromGlobal(menu.pos()))  # at the photo, not the mouse
     menu.close()
 
+
+def test_the_current_photos_frame_shows_whether_the_grid_has_the_keys(qtbot, make_window, fake_service, photos):
+    from PySide6.QtGui import QPalette
+
+    w = _results_window(qtbot, make_window, fake_service, photos)
+    view = w.grid.view
+    rect = view.visualRect(view.currentIndex()).adjusted(2, 2, -2, -2)
+
+    def frame_color():  # noqa: ANN202
+        return view.viewport().grab().toImage().pixelColor(rect.center().x(), rect.top())
+
+    view.setFocus()
+    qtbot.waitUntil(view.hasFocus)
+    assert frame_color().name() == view.palette().color(QPalette.ColorRole.Highlight).name()
+    w.focus_text_query()
+    qtbot.waitUntil(w.panel.text_edit.hasFocus)
+    assert frame_color().name() == view.palette().color(QPalette.ColorRole.Mid).name()
