@@ -47,6 +47,14 @@ class KeywordChips(QScrollArea):
         self._pool: list[QPushButton] = []
         self.set_keywords([])
 
+    def _tab_before(self) -> QWidget:
+        """The widget Tab leaves for the chips: the nearest one before the row that takes Tab (setTabOrder
+        needs one; the row and its label take no focus)."""
+        w = self.previousInFocusChain()
+        while w is not self and not (w.focusPolicy() & Qt.FocusPolicy.TabFocus and w.focusProxy() is None):
+            w = w.previousInFocusChain()
+        return w
+
     def texts(self) -> list[str]:
         return [c.property("keyword") for c in self.chips]
 
@@ -60,6 +68,8 @@ class KeywordChips(QScrollArea):
             chip.setCursor(Qt.CursorShape.PointingHandCursor)
             chip.clicked.connect(lambda _=False, c=chip: self.play_requested.emit(*c.property("span")))
             self._row.insertWidget(self._row.count() - 1, chip)
+            # a widget made after the window is last in its Tab order: put the chip after the one before it
+            self.setTabOrder(self._pool[-1] if self._pool else self._tab_before(), chip)
             self._pool.append(chip)
         for chip, kw in zip(self._pool, keywords, strict=False):
             start, end = float(kw.start_s), float(kw.end_s)

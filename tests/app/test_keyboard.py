@@ -159,3 +159,22 @@ def test_the_current_photos_frame_shows_whether_the_grid_has_the_keys(qtbot, mak
     w.focus_text_query()
     qtbot.waitUntil(w.panel.text_edit.hasFocus)
     assert frame_color().name() == view.palette().color(QPalette.ColorRole.Mid).name()
+
+
+def test_tab_goes_from_the_plot_through_the_keyword_chips_to_the_result_controls(qtbot, make_window, fake_service,
+                                                                                 photos, speech_wav):
+    import soundfile as sf
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication
+
+    w = _results_window(qtbot, make_window, fake_service, photos)
+    wav, _ = sf.read(speech_wav, dtype="float32")
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.search.search_wav(wav)  # the chips are made now, long after the window
+    w.plot.setFocus()
+    qtbot.waitUntil(w.plot.hasFocus)
+    order = []
+    for _ in range(len(w.chips.chips) + 1):
+        qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Tab)
+        order.append(QApplication.focusWidget())
+    assert order == [*w.chips.chips, w.grid.top_k]
