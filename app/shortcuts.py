@@ -12,14 +12,14 @@ from PySide6.QtGui import QKeySequence, QShortcut
 
 logger = logging.getLogger(__name__)
 
-KEYS = (  # (keys, what they do): the keyboard beyond the menus, as the shortcuts list shows it
-    ("Hold Space", "Talk: record while held, search on release (not while typing or on a button)"),
-    ("Escape", "Cancel a recording (nothing is searched); else go back to the results"),
-    ("Down", "From the typed query to the results"),
-    ("Arrow keys, Home, End, Page Up/Down", "Move through the results; the preview follows"),
-    ("Return", "Open the selected photo (in the results)"),
-    ("Menu key, Shift+F10", "The selected photo's actions"),
-    ("Tab, Shift+Tab", "Next or previous control"),
+KEYS = (  # (what, keys), as the menus' rows: the keyboard beyond the menus, for the shortcuts list
+    ("Talk: hold to record, release to search (not in a text box or on a button)", "Hold Space"),
+    ("Cancel a recording, else go back to the results", "Escape"),
+    ("From the typed query to the results", "Down"),
+    ("Move through the results (the preview follows)", "Arrow keys, Home, End, Page Up/Down"),
+    ("Open the selected photo (in the results)", "Return"),
+    ("The selected photo's actions", "Menu key, Shift+F10"),
+    ("Next or previous control", "Tab, Shift+Tab"),
 )
 
 

@@ -53,7 +53,7 @@ class ShortcutsDialog(QDialog):
     def __init__(self, groups: list[tuple[str, list[tuple[str, str]]]], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Keyboard shortcuts")
-        self.setMinimumSize(560, 520)
+        self.setMinimumSize(720, 540)
         self.tree = QTreeWidget()
         self.tree.setAccessibleName("Keyboard shortcuts")
         self.tree.setHeaderLabels(["Action", "Keys"])
