@@ -166,6 +166,9 @@ class TrainConfig:
                 errors.append(f"{name}={r!r} must be a range [low, high] of two numbers")
                 continue
             setattr(self, name, [lo, hi])
+            if not (math.isfinite(lo) and math.isfinite(hi)):  # a NaN gain failed mid-step, a NaN speed silently
+                errors.append(f"{name}={r!r} must be a range [low, high] of two finite numbers")
+                continue
             positive = name in ("augment_speed", "augment_reverb_rt60")
             if lo > hi or (positive and lo <= 0):
                 errors.append(f"{name}={r!r} needs low <= high" + (" and low > 0" if positive else ""))

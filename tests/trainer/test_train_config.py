@@ -138,3 +138,14 @@ def test_unreadable_configs_and_bad_list_overrides_are_config_errors_naming_the_
 def test_a_dotted_override_points_at_model_overrides(flag):
     with pytest.raises(ConfigError, match=r"""--model-overrides='\{"cif": \{"threshold": \.\.\.\}\}'"""):
         parse_overrides([flag])
+
+
+@pytest.mark.parametrize("override, field", [
+    ("--augment-speed=nan,1", "augment_speed"), ("--augment-gain-db=nan,nan", "augment_gain_db"),
+    ("--augment-snr-db=inf,inf", "augment_snr_db"), ("--augment-reverb-rt60=0.2,inf", "augment_reverb_rt60"),
+    ("--augment-gain-db=-inf,0", "augment_gain_db"),
+])
+def test_augmentation_ranges_of_non_finite_numbers_are_refused(override, field):
+    # a NaN gain crashed the first training step deep in torch; a NaN speed trained on silently
+    with pytest.raises(ConfigError, match=rf"{field}=.*finite"):
+        load_config(None, ["--dataset", "synthetic", override])
