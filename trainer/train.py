@@ -140,6 +140,23 @@ def _check_train_data(ckpt: dict[str, Any], now: dict[str, Any], cfg: TrainConfi
             "data_dir at the run's data (its config.json), or start a new run")
 
 
+def _check_resume_step(ckpt: dict[str, Any], cfg: TrainConfig, steps_per_epoch: int, path: object) -> None:
+    """A checkpoint past the end of this config's schedule would train nothing, save last.pt again and report a
+    finished run: refuse it (a checkpoint exactly at the end is a finished run, resumed as a no-op)."""
+    max_steps = cfg.epochs * steps_per_epoch if cfg.epochs else cfg.max_steps
+    if ckpt["step"] <= max_steps:
+        return
+    end = (f"epochs={cfg.epochs} ({steps_per_epoch} steps an epoch) end it at step {max_steps}" if cfg.epochs
+           else f"max_steps={cfg.max_steps} ends before it")
+    saved = ckpt.get("config") or {}
+    own = (f"--epochs={saved['epochs']}" if saved.get("epochs") else
+           f"--max-steps={saved['max_steps']}" if saved.get("max_steps") else "")
+    raise ConfigError(
+        f"--resume {path} is at step {ckpt['step']}, but {end}: nothing would be trained. Resume with the run's "
+        "own schedule" + (f" ({own}, its config.json)" if own else "") + " or a longer one, or export the "
+        "checkpoint as it is (python -m trainer export --checkpoint FILE)")
+
+
 def _resumed_best(ckpt: dict[str, Any], best_path: Path) -> float | None:
     """The best score so far: last.pt's, or that of the run's best.pt when better (a best.pt saved after the
     newest last.pt would otherwise be replaced by the next validation, even a worse one)."""
@@ -318,6 +335,7 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
     train_data = training_fingerprint(train_ds, cfg.data_dir)
     if ckpt is not None:
         _check_train_data(ckpt, train_data, cfg, resume_path)
+        _check_resume_step(ckpt, cfg, steps_per_epoch, resume_path)
     # On resume the architecture comes from the checkpoint (nanoGPT), not from today's config files.
     model_cfg = resolve_model_config(cfg, train_ds, ckpt["model_cfg"] if ckpt else None)
     if ckpt is not None:

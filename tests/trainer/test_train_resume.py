@@ -271,3 +271,21 @@ def test_tensorboard_of_a_resumed_run_has_each_step_once(tmp_path):
     tag = next(t for t in events.Tags()["scalars"] if t.startswith("train/"))
     steps = [e.step for e in events.Scalars(tag)]
     assert steps == sorted(set(steps)) and steps[-1] == 6  # steps 4-5 of the killed part are hidden, not doubled
+
+
+def test_a_resume_past_the_end_of_the_schedule_is_refused_before_anything_is_written(tmp_path):
+    """A checkpoint at step 5 resumed with max_steps=2 (or epochs that end sooner) trained nothing, saved last.pt
+    again and said "training finished": now a ConfigError naming the step and the fix, the run left as it was."""
+    from core.errors import ConfigError
+
+    torch.set_num_threads(1)
+    with pytest.raises(_Killed):
+        run_training(_cfg(tmp_path, max_steps=6), on_step=_kill_at(5))
+    before = (tmp_path / "config.json").read_text(), (tmp_path / "checkpoints" / "last.pt").read_bytes()
+    with pytest.raises(ConfigError, match=r"at step 5.*max_steps=2.*--max-steps=6"):
+        run_training(_cfg(tmp_path, max_steps=2), resume="latest")
+    with pytest.raises(ConfigError, match=r"at step 5.*epochs=1"):  # 16 utterances / batch 4: 4 steps an epoch
+        run_training(_cfg(tmp_path, max_steps=6, epochs=1), resume="latest")
+    assert ((tmp_path / "config.json").read_text(), (tmp_path / "checkpoints" / "last.pt").read_bytes()) == before
+    assert run_training(_cfg(tmp_path, max_steps=6), resume="latest").step == 6  # its own schedule goes on
+    assert run_training(_cfg(tmp_path, max_steps=6), resume="latest").step == 6  # a finished run: nothing to do
