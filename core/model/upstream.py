@@ -149,6 +149,18 @@ class SpeechUpstream(nn.Module):
             n = (n - 1) * stride + kernel
         return n
 
+    @property
+    def min_input_samples(self) -> int:
+        """The shortest (padded) batch the backbone accepts as it is now: one receptive field (`min_samples`) and,
+        in training with SpecAugment on (a trainable upstream, mask_time_prob > 0), one time mask of
+        mask_time_length frames (transformers refuses a shorter sequence)."""
+        conf = self.backbone.config
+        n = self.min_samples
+        if (self.backbone.training and float(getattr(conf, "mask_time_prob", 0.0) or 0.0) > 0
+                and getattr(conf, "apply_spec_augment", True)):
+            n += (int(conf.mask_time_length) - 1) * math.prod(int(s) for s in conf.conv_stride)
+        return n
+
     def frame_lengths(self, wav_lens: torch.Tensor) -> torch.Tensor:
         """Conv output lengths (frames of `frame_seconds`). wav_lens: (B,) long -> (B,) long."""
         return self.backbone._get_feat_extract_output_lengths(wav_lens).long()
@@ -156,7 +168,12 @@ class SpeechUpstream(nn.Module):
     def forward(self, wav: torch.Tensor, wav_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """wav: (B, S) float 16 kHz, wav_lens: (B,) long -> (feats (B, T, D) float32, frame_lens (B,) long)."""
         assert wav.dim() == 2 and wav_lens.shape == wav.shape[:1], (wav.shape, wav_lens.shape)
-        wav_lens = wav_lens.to(wav.device).long()
+        # A clip shorter than one receptive field is that clip and silence (as inference pads a short query):
+        # its attention mask would otherwise index frame -1. A batch shorter than the backbone accepts (a
+        # receptive field, a time mask) is zero-padded, the lengths kept.
+        wav_lens = wav_lens.to(wav.device).long().clamp(min=self.min_samples)
+        if wav.shape[1] < self.min_input_samples:
+            wav = F.pad(wav, (0, self.min_input_samples - wav.shape[1]))
         if self.cfg.normalize_waveform:
             wav = normalize_waveform(wav, wav_lens)
         attn = None

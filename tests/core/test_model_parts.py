@@ -320,3 +320,28 @@ def test_attention_block_is_the_methods_unless_output_dropout_is_asked_for(tiny_
         assert torch.allclose(block(x, pad), ref) is deterministic
     assert tiny_config.branch.attention_output_dropout is False  # the default is the method
     assert get_model_config("default-small").branch.attention_output_dropout is True  # as its runs had it
+
+
+def test_a_training_batch_of_clips_shorter_than_the_conv_stack_or_a_time_mask_trains(tiny_config) -> None:
+    """A batch whose longest clip is shorter than the receptive field (conv error), or, with a trainable
+    upstream's SpecAugment, than one time mask (transformers' "`mask_length` has to be smaller than
+    `sequence_length`"), stopped a training run mid-way; the wave is now zero-padded to what the backbone
+    accepts, the lengths kept (as inference pads a short query)."""
+    from core.factory import create_model
+
+    hf = {**tiny_config.speech.hf_config, "mask_time_prob": 0.5, "mask_time_length": 10}
+    cfg = tiny_config.replace(speech=dataclasses.replace(tiny_config.speech, hf_config=hf, trainable=True))
+    torch.manual_seed(0)
+    model = create_model(cfg).train()
+    assert model.upstream.min_samples == 400
+    dim = cfg.clip.model_cfg["embed_dim"]
+    for n in (1, 300, 2000):  # 2000 samples: 5 frames, half a time mask
+        batch = {"wav": 0.1 * torch.randn(2, n), "wav_lens": torch.tensor([n, max(1, n // 2)]),
+                 "image_ids": torch.tensor([0, 1]), "image_feats": F.normalize(torch.randn(2, dim), dim=-1),
+                 "target_counts": torch.tensor([2, 1])}
+        loss = model.compute_loss(batch).total
+        assert torch.isfinite(loss), n
+        loss.backward()
+    model.eval()
+    feats, frame_lens = model.upstream(0.1 * torch.randn(1, 300), torch.tensor([300]))
+    assert feats.shape[1] == 1 and frame_lens.tolist() == [1]  # eval: one receptive field, no mask
