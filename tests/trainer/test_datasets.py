@@ -411,3 +411,24 @@ def test_an_empty_clip_is_an_error_naming_it_not_a_nan_sample(tmp_path: Path) ->
     for ds in (SpeechImageDataset(utts), UtteranceDataset(utts)):
         with pytest.raises(AudioDecodeError, match=re.escape(f"{utts[0].audio_path} is empty")):
             ds[0]
+
+
+def test_float_audio_with_nan_or_infinite_samples_is_listed_before_training(tmp_path: Path) -> None:
+    """A float WAV with NaN samples passed the header check and crashed training deep in CIF (an index out of
+    bounds from a NaN alpha), or would have stopped it as 'diverged' with advice to lower the learning rate."""
+    import soundfile as sf
+
+    made = make_manifest(tmp_path, n_images=3)
+    for k, bad in ((0, np.nan), (1, np.inf)):
+        x = (0.1 * np.random.default_rng(k).standard_normal(16000)).astype("float32")
+        x[8000:8010] = bad
+        sf.write(made["wavs"][k], x, 16000, subtype="FLOAT")
+    good = (0.1 * np.random.default_rng(2).standard_normal(16000)).astype("float32")
+    sf.write(made["wavs"][2], good, 16000, subtype="DOUBLE")  # a clean float file passes
+    with pytest.raises(DatasetError) as err:
+        read_manifest(tmp_path)
+    msg = str(err.value)
+    assert msg.startswith("2 files"), msg
+    for k in (0, 1):
+        assert f"audio {made['wavs'][k]} (has NaN or infinite samples" in msg
+    assert str(made["wavs"][2]) not in msg

@@ -71,17 +71,25 @@ def _uncompressed_wav(info: object) -> bool:
                                                                  subtype in ("FLOAT", "DOUBLE"))
 
 
-def _decoded_frames(path: Path) -> int:
-    """Decode the whole audio file (what training's load_audio will do, block by block); its frame count."""
+def _float_samples(info: object) -> bool:
+    """Samples stored as floats (a float WAV, FLAC cannot): they can be NaN or infinite, which no header says."""
+    return str(getattr(info, "subtype", "")) in ("FLOAT", "DOUBLE")
+
+
+def _decoded_frames(path: Path) -> tuple[int, bool]:
+    """Decode the whole audio file (what training's load_audio will do, block by block); (its frame count,
+    whether every sample is finite)."""
+    import numpy as np
     import soundfile
 
-    n = 0
+    n, finite = 0, True
     with soundfile.SoundFile(str(path)) as f:
         while True:
             block = f.read(DECODE_BLOCK, dtype="float32")
             if not len(block):
-                return n
+                return n, finite
             n += len(block)
+            finite = finite and bool(np.isfinite(block).all())
 
 
 def _jpeg_cut_short(path: Path, size: int) -> bool:
@@ -95,8 +103,9 @@ def _jpeg_cut_short(path: Path, size: int) -> bool:
 def _unreadable(path: Path, kind: str, need_s: float = 0.0, decode_images: bool = False) -> str | None:
     """Why `path` cannot be used, or None.
 
-    Audio: the header (soundfile); a PCM WAV's length comes from it, any other format (FLAC, Ogg, MP3...) is
-    decoded in full, so damaged frames are found now, not mid-training; audio shorter than `need_s` (its last
+    Audio: the header (soundfile); a PCM WAV's length comes from it, any other format (FLAC, Ogg, MP3...) and a
+    float WAV are decoded in full, so damaged frames and NaN / infinite samples are found now, not mid-training;
+    audio shorter than `need_s` (its last
     word's end time) is truncated. Images: the header (PIL); a PNG's chunks are walked (CRCs); a JPEG without
     its end-of-image marker near its end is decoded (a truncated one fails); with `decode_images` (the pixels
     are decoded during training rather than once into the feature cache) every image is decoded.
@@ -113,11 +122,15 @@ def _unreadable(path: Path, kind: str, need_s: float = 0.0, decode_images: bool 
             import soundfile
 
             info = soundfile.info(str(path))
-            frames = info.frames
-            if frames > 0 and not _uncompressed_wav(info):
-                frames = _decoded_frames(path)  # the coded frames may end early (a cut MP3 decodes short)
+            frames, finite = info.frames, True
+            if frames > 0 and (not _uncompressed_wav(info) or _float_samples(info)):
+                # the coded frames may end early (a cut MP3 decodes short); float samples may be NaN / inf (a
+                # NaN sample made CIF fail mid-training)
+                frames, finite = _decoded_frames(path)
             if frames == 0:
                 return "no audio in it"
+            if not finite:
+                return "has NaN or infinite samples: a broken float file; export it again, e.g. as 16-bit PCM"
             seconds = frames / info.samplerate
             if seconds < need_s - WORD_TIME_SLACK_S:
                 return f"{seconds:.2f} s long, shorter than its word times ({need_s:.2f} s): truncated?"
