@@ -15,9 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import textwrap
 from pathlib import Path
 
-from trainer.config import field_names, load_config
+from trainer.config import TrainConfig, field_names, load_config
 
 logger = logging.getLogger(__name__)
 
@@ -28,8 +29,21 @@ INTERRUPTED = "interrupted; the last checkpoint is kept (resume with --resume la
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None, help="training config JSON (resources/configs/train/*.json)")
     parser.add_argument("--resume", default="", help="'latest' (this run's last checkpoint, if any) or a checkpoint path")
-    parser.epilog = "config keys (--key=value): " + ", ".join(field_names())
+    parser.epilog = _keys_help()
     parser.set_defaults(_accepts_extra=True)
+
+
+def _keys_help() -> str:
+    """Every config key with its default (what a run takes unless the config file or an override sets it), wrapped;
+    what each means: the comments of TrainConfig."""
+    defaults = TrainConfig()
+    items = []
+    for key in field_names():
+        value = getattr(defaults, key)
+        items.append(f"{key}={value!r}" if isinstance(value, str) and not value else f"{key}={value}")
+    body = textwrap.fill(", ".join(items), width=100, break_long_words=False, break_on_hyphens=False)
+    return ("config keys (--key=value) and their defaults (each explained in trainer/config.py, TrainConfig):\n"
+            + body)
 
 
 def run(args: argparse.Namespace) -> int:

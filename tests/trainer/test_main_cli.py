@@ -85,3 +85,17 @@ def test_ctrl_c_in_train_says_whether_there_is_a_checkpoint_to_resume(monkeypatc
         assert "the last checkpoint is kept (resume with --resume latest)" in err
     else:
         assert "interrupted before the first checkpoint: nothing to resume" in err and "last checkpoint" not in err
+
+
+def test_train_help_gives_every_config_key_with_its_default(capsys):
+    """`train --help` listed the keys' names only: which value a run takes without an override (and where each
+    key is explained) was nowhere in the help."""
+    from trainer.config import TrainConfig, field_names
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for key in ("max_steps=1000", "lr=0.0001", "run_dir=runs/run", "augment_speed=[1.0, 1.0]", "model_overrides={}",
+                "best_metric=recall_mean", "model=''"):
+        assert key in out, key
+    assert all(f"{k}=" in out for k in field_names()) and TrainConfig.__module__ in out.replace("/", ".")
