@@ -4,16 +4,16 @@ It talks only to the SearchService it is given (DESIGN rule 10); all work runs t
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import shiboken6
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, QUrl
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, QUrl
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
+from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidget
 
+from app import file_choosers, library_status
 from app import operations as ops
 from app.accessibility import install_accessibility
 from app.audio_source import AudioSource, SoundDeviceSource, list_input_devices
@@ -21,10 +21,11 @@ from app.desktop import copy_path, open_file, reveal_file
 from app.dialogs.about_dialog import AboutDialog
 from app.dialogs.library_dialog import LibraryDialog
 from app.dialogs.settings_dialog import SettingsDialog
-from app.dialogs.shortcuts_dialog import show_shortcuts
+from app.file_choosers import dropped_kind, remember_index_dir
 from app.library_controller import LibraryController
 from app.model_loader import load_service, plain_reason
 from app.models import ResultsModel
+from app.push_to_talk import PushToTalk
 from app.search_controller import SearchController
 from app.settings import AppSettings, load_window_state, save_settings, save_window_state, start_dir
 from app.shortcuts import install_shortcuts
@@ -37,44 +38,13 @@ from app.widgets.preview import PreviewPane
 from app.widgets.record_panel import RecordPanel, sample_queries
 from app.widgets.results_grid import ResultsGrid
 from app.widgets.transcript_row import TranscriptRow
+from app.window_menu import build_menu
 from core.paths import demo_photos_dir, demo_queries_dir
 
 logger = logging.getLogger(__name__)
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff"}
-
-
-def _dropped_kind(path: Path) -> str:
-    """"audio", "image" or "" (not something the window takes) for a file dropped on it."""
-    from core.library.scan import image_extensions
-
-    suffix = path.suffix.lower()
-    return "audio" if suffix in AUDIO_SUFFIXES else "image" if suffix in image_extensions() else ""
-
-
-def photo_name_filter() -> str:
-    """The file dialog's filter for photos, each extension also in capitals: the GTK dialog (Linux's native one)
-    matches case-sensitively, and cameras name their files IMG_0001.JPG, DSC_0001.NEF."""
-    from core.library.scan import image_extensions
-    from core.library.video import VIDEO_EXTENSIONS
-
-    exts = image_extensions()
-    return _name_filter("Photos and videos" if exts & VIDEO_EXTENSIONS else "Photos", exts)
-
-
-def audio_name_filter() -> str:
-    """The same for audio files (recorders name theirs REC0001.WAV)."""
-    return _name_filter("Audio", AUDIO_SUFFIXES)
-
-
-def _name_filter(label: str, extensions: set[str] | frozenset[str]) -> str:
-    exts = sorted(extensions)
-    return f"{label} ({' '.join(f'*{e}' for e in exts + [e.upper() for e in exts])});;All files (*)"
-
-
 NO_MODEL_HINT = ("Choose a model folder in File → Settings (Ctrl+,), or build the embedded default model into "
                  "resources/models/default with the trainer (`python -m trainer export`, see the README).")
-PTT_RELEASE_MS = 50  # a Space release followed by a press within this is one utterance (X servers can split one)
 SETTINGS_HINT = "Choose another model folder, or the embedded default model, in File → Settings (Ctrl+,)."
 
 
@@ -94,16 +64,13 @@ class MainWindow(QMainWindow):
         self.no_model_hint = NO_MODEL_HINT
         self.devices = list_input_devices()
         self._build(source_factory or (lambda name: SoundDeviceSource(name)))
-        self._ptt_release = QTimer(self)  # push-to-talk: the stop waits a moment for a press that undoes it
-        self._ptt_release.setSingleShot(True)
-        self._ptt_release.setInterval(PTT_RELEASE_MS)
-        self._ptt_release.timeout.connect(self.search.stop_recording)
-        self._build_menu()
+        self.ptt = PushToTalk(self, self.search, self.panel.record_button)  # hold Space to talk
+        build_menu(self)
         self.announcer = install_accessibility(self)  # status, messages and results, for screen readers
         install_shortcuts(self)  # Escape, and Down from the typed query (app.shortcuts.KEYS)
         self._restore_geometry()
         self.grid.view.setFocus()  # so that Space is push-to-talk from the start
-        QApplication.instance().installEventFilter(self)
+        self.ptt.install()
         if service is not None:
             self.set_service(service)
         else:
@@ -177,44 +144,6 @@ class MainWindow(QMainWindow):
             sig_owner.similar_requested.connect(self.search.search_similar)
         g.sort.currentIndexChanged.connect(self._sort_changed)
 
-    def _build_menu(self) -> None:
-        def act(menu: Any, text: str, slot: Callable[[], Any], keys: Any = None, tip: str = "") -> QAction:
-            a = QAction(text, self)
-            if keys is not None:
-                a.setShortcut(QKeySequence(keys))
-            a.setStatusTip(tip)
-            a.triggered.connect(lambda _=False: slot())
-            menu.addAction(a)
-            return a
-
-        mb = self.menuBar()
-        f = mb.addMenu("&File")
-        act(f, "&Open audio…", self.choose_audio_file, "Ctrl+O", "Search with a recorded file")
-        act(f, "&Index a folder…", self.choose_folder_to_index, "Ctrl+I", "Add a folder of photos to the library")
-        act(f, "&Library folders…", self.show_library_dialog, "Ctrl+L")
-        act(f, "&Re-scan library", lambda: self.library.index_folders(None), "F5",
-            "Look for new, changed and deleted photos")
-        act(f, "Indexing &progress", self.library.show_progress, "Ctrl+P")
-        f.addSeparator()
-        settings_action = act(f, "&Settings…", self.show_settings)
-        settings_action.setShortcuts([QKeySequence("Ctrl+,"), *QKeySequence.keyBindings(
-            QKeySequence.StandardKey.Preferences)])
-        f.addSeparator()
-        act(f, "&Quit", self.close, QKeySequence.StandardKey.Quit)
-        s = mb.addMenu("&Search")
-        act(s, "&Record / stop", self.search.toggle_recording, "Ctrl+R", "Or hold Space to talk")
-        act(s, "&Type a query", self.focus_text_query, "Ctrl+F")
-        act(s, "Open the selected photo", lambda: open_file(self, self.grid.current_hit()), "Ctrl+Return")
-        act(s, "Show in &folder", lambda: reveal_file(self, self.grid.current_hit()), "Ctrl+E")
-        act(s, "&Copy path", lambda: copy_path(self, self.grid.current_hit()), "Ctrl+Shift+C")
-        act(s, "&More like this", lambda: self.search.search_similar(self.grid.current_hit()), "Ctrl+M")
-        act(s, "Search by a &photo…", self.choose_image_file, "Ctrl+Shift+O",
-            "Find the library's photos like a photo file (or drop one on the window)")
-        act(s, "Go to the &results", lambda: self.grid.view.setFocus(), "Ctrl+G")
-        h = mb.addMenu("&Help")
-        act(h, "&About and model card", self.show_about, "F1")
-        act(h, "&Keyboard shortcuts", lambda: show_shortcuts(self), "Ctrl+/")
-
     def _restore_geometry(self) -> None:
         geo = load_window_state("geometry", self.settings_file)
         if geo is None or not self.restoreGeometry(geo):
@@ -284,44 +213,10 @@ class MainWindow(QMainWindow):
         load_service(self, reindex=reindex, previous=previous)
 
     def refresh_years(self) -> None:
-        """Offer the years of the library's photos in the results' date filter, and the photos / videos choice
-        when it holds videos."""
-        service = self.service
-        if service is None or not hasattr(service, "photo_years"):
-            return
-
-        def read(cancel: Any) -> tuple[list[int], bool]:
-            has_videos = getattr(service, "has_videos", None)
-            return service.photo_years(), bool(has_videos()) if has_videos is not None else False
-
-        def show(found: tuple[list[int], bool]) -> None:
-            self.grid.when.set_years(found[0])
-            self.grid.kind.set_has_videos(found[1])
-
-        (ops.Op(self, read, lane="library", what="Reading the photos' years")
-         .success(show)
-         .failure(lambda exc: logger.warning("could not read the years of the photos: %s", exc)).run())
+        library_status.refresh_years(self)
 
     def refresh_stats(self) -> None:
-        if self.service is None:
-            return
-
-        def show(stats: Any) -> None:
-            name = str(stats.model_name)
-            short = Path(name).name if os.sep in name or "/" in name else name
-            self.model_label.setText(f"Model: {short}")
-            self.model_label.setToolTip(name)
-            self.device_label.setText(f"Device: {stats.device}")
-            videos = int(getattr(stats, "videos", 0) or 0)
-            held = f"{stats.photos - videos} photos, {videos} videos" if videos else f"{stats.photos} photos"
-            self.photos_label.setText(f"{held} in {len(stats.roots)} folder(s)")
-            read = int(getattr(stats, "texts_read", 0) or 0)
-            self.photos_label.setToolTip(f"Text read in {read} photos, {int(getattr(stats, 'with_text', 0) or 0)} "
-                                         "of them show some" if read else "")
-            self.grid.where.set_folders([str(r) for r in stats.roots])
-            self.library_stats = stats
-
-        ops.get_stats(self, self.service).success(show).run()
+        library_status.refresh_stats(self)
 
     def _on_changes(self, changes: ops.Changes) -> None:
         """After a library operation: refresh the status, the years the date filter offers, and the results
@@ -351,37 +246,13 @@ class MainWindow(QMainWindow):
         self.panel.text_edit.selectAll()
 
     def choose_audio_file(self) -> None:
-        from PySide6.QtWidgets import QFileDialog
-
-        path, _ = QFileDialog.getOpenFileName(self, "Search with an audio file",
-                                              start_dir(self.settings.last_audio_dir, demo_queries_dir()),
-                                              audio_name_filter())
-        if path:
-            self.settings.last_audio_dir = str(Path(path).parent)
-            self.save_settings()
-            self.search.open_audio_file(Path(path))
+        file_choosers.choose_audio_file(self)
 
     def choose_image_file(self) -> None:
-        from PySide6.QtWidgets import QFileDialog
-
-        path, _ = QFileDialog.getOpenFileName(self, "Find photos like this one", start_dir(self.settings.last_index_dir),
-                                              photo_name_filter())
-        if path:
-            self.search.search_image_file(Path(path))
+        file_choosers.choose_image_file(self)
 
     def choose_folder_to_index(self) -> None:
-        from PySide6.QtWidgets import QFileDialog
-
-        folder = QFileDialog.getExistingDirectory(self, "Index a folder of photos",
-                                                  start_dir(self.settings.last_index_dir))
-        if folder:
-            self._remember_index_dir(Path(folder))
-            self.library.index_folders([Path(folder)])
-
-    def _remember_index_dir(self, folder: Path) -> None:
-        """The next "Index a folder…" / "Add folder…" starts beside this one (in its parent folder)."""
-        self.settings.last_index_dir = str(folder.parent if folder.parent != folder else folder)
-        self.save_settings()
+        file_choosers.choose_folder_to_index(self)
 
     def show_library_dialog(self) -> None:
         if self.service is None:
@@ -391,7 +262,7 @@ class MainWindow(QMainWindow):
         roots = [Path(r) for r in getattr(stats, "roots", [])]
         dlg = LibraryDialog(roots, int(getattr(stats, "photos", 0)), self)
         dlg.start_dir = start_dir(self.settings.last_index_dir)
-        dlg.add_requested.connect(lambda p: (self._remember_index_dir(p), self.library.index_folders([p])))
+        dlg.add_requested.connect(lambda p: (remember_index_dir(self, p), self.library.index_folders([p])))
         dlg.remove_requested.connect(self.library.remove_folder)
         dlg.rescan_requested.connect(lambda: self.library.index_folders(None))
         dlg.refresh_wanted.connect(lambda: self.service is not None and ops.get_stats(dlg, self.service)
@@ -458,41 +329,20 @@ class MainWindow(QMainWindow):
         self.settings.sort = str(self.grid.sort.currentData())
         self.save_settings()
 
-    # ---- push-to-talk, drag and drop, closing ------------------------------------------------------
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
-        if event.type() in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease) and shiboken6.isValid(self):
-            key_event = event
-            if key_event.key() == Qt.Key.Key_Space and self.isActiveWindow() and self._space_is_ours():
-                if not key_event.isAutoRepeat():
-                    if event.type() == QEvent.Type.KeyRelease:
-                        self._ptt_release.start()
-                    elif self._ptt_release.isActive() and self.search.recorder.recording:
-                        self._ptt_release.stop()  # released and pressed again at once: the same utterance
-                    else:
-                        self._ptt_release.stop()
-                        self.search.start_recording()
-                return True
-        return super().eventFilter(obj, event)
-
+    # ---- drag and drop, closing ------------------------------------------------------
     def _space_is_ours(self) -> bool:
-        """Space is push-to-talk unless a text field or button that uses Space has the focus."""
-        from PySide6.QtWidgets import QAbstractButton, QAbstractSpinBox, QComboBox, QLineEdit, QTextEdit
-
-        w = QApplication.focusWidget()
-        if w is self.panel.record_button:
-            return True
-        return not isinstance(w, QLineEdit | QTextEdit | QAbstractSpinBox | QComboBox | QAbstractButton)
+        return self.ptt.space_is_ours()
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         urls = event.mimeData().urls()
-        if urls and _dropped_kind(Path(urls[0].toLocalFile())):
+        if urls and dropped_kind(Path(urls[0].toLocalFile())):
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:
         """An audio file is a spoken query; a photo finds the library's photos like it."""
         url: QUrl = event.mimeData().urls()[0]
         path = Path(url.toLocalFile())
-        if _dropped_kind(path) == "image":
+        if dropped_kind(path) == "image":
             self.search.search_image_file(path)
         else:
             self.search.open_audio_file(path)
@@ -500,10 +350,10 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         save_window_state("geometry", bytes(self.saveGeometry()), self.settings_file)
-        self._ptt_release.stop()
+        self.ptt.release.stop()
         self.search.recorder.stop("closing")
         self.search.live.stop()
         self.library.cancel()
         self.library.watch.stop()
-        QApplication.instance().removeEventFilter(self)
+        self.ptt.remove()
         super().closeEvent(event)

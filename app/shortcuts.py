@@ -1,4 +1,4 @@
-"""Keys of the main window that are not menu actions (those are in MainWindow._build_menu): Escape cancels a
+"""Keys of the main window that are not menu actions (those are in app.window_menu.build_menu): Escape cancels a
 recording or goes back to the results, Down goes from the typed query to the results. `KEYS` lists every key
 that is not a menu's, for Help → Keyboard shortcuts."""
 

@@ -527,12 +527,12 @@ def test_drop_a_photo_finds_photos_like_it_and_a_missing_one_is_a_clear_error(qt
 
 
 def test_the_photo_file_dialog_lists_camera_files_with_capital_extensions():
-    from app.main_window import photo_name_filter
+    from app.file_choosers import photo_name_filter
     from core.library.raw import raw_available
 
     photos = photo_name_filter().split(";;")[0]  # Linux's GTK dialog hid IMG_0001.JPG and DSC_0001.NEF
     assert "*.jpg" in photos.split("(")[1] and "*.JPG" in photos and (not raw_available() or "*.NEF" in photos)
-    from app.main_window import audio_name_filter
+    from app.file_choosers import audio_name_filter
 
     audio = audio_name_filter().split(";;")[0]  # and REC0001.WAV from a recorder in the audio dialog
     assert "*.wav" in audio and "*.WAV" in audio and "*.FLAC" in audio

@@ -1,0 +1,56 @@
+"""What the window shows about the library and the model: the status bar's model, device and photo counts, the
+folders the results' Where offers, and the years and kinds their When and What offer. Read on the library lane."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from app import operations as ops
+
+logger = logging.getLogger(__name__)
+
+
+def refresh_stats(window: Any) -> None:
+    """The status bar's labels and the Where folders, from the service's stats (kept as `window.library_stats`)."""
+    if window.service is None:
+        return
+
+    def show(stats: Any) -> None:
+        name = str(stats.model_name)
+        short = Path(name).name if os.sep in name or "/" in name else name
+        window.model_label.setText(f"Model: {short}")
+        window.model_label.setToolTip(name)
+        window.device_label.setText(f"Device: {stats.device}")
+        videos = int(getattr(stats, "videos", 0) or 0)
+        held = f"{stats.photos - videos} photos, {videos} videos" if videos else f"{stats.photos} photos"
+        window.photos_label.setText(f"{held} in {len(stats.roots)} folder(s)")
+        read = int(getattr(stats, "texts_read", 0) or 0)
+        window.photos_label.setToolTip(f"Text read in {read} photos, {int(getattr(stats, 'with_text', 0) or 0)} "
+                                       "of them show some" if read else "")
+        window.grid.where.set_folders([str(r) for r in stats.roots])
+        window.library_stats = stats
+
+    ops.get_stats(window, window.service).success(show).run()
+
+
+def refresh_years(window: Any) -> None:
+    """Offer the years of the library's photos in the results' date filter, and the photos / videos choice
+    when it holds videos."""
+    service = window.service
+    if service is None or not hasattr(service, "photo_years"):
+        return
+
+    def read(cancel: Any) -> tuple[list[int], bool]:
+        has_videos = getattr(service, "has_videos", None)
+        return service.photo_years(), bool(has_videos()) if has_videos is not None else False
+
+    def show(found: tuple[list[int], bool]) -> None:
+        window.grid.when.set_years(found[0])
+        window.grid.kind.set_has_videos(found[1])
+
+    (ops.Op(window, read, lane="library", what="Reading the photos' years")
+     .success(show)
+     .failure(lambda exc: logger.warning("could not read the years of the photos: %s", exc)).run())
