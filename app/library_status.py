@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,15 @@ from app import operations as ops
 logger = logging.getLogger(__name__)
 
 
-def refresh_stats(window: Any) -> None:
-    """The status bar's labels and the Where folders, from the service's stats (kept as `window.library_stats`)."""
+def _nothing() -> None:
+    pass
+
+
+def refresh_stats(window: Any, then: Callable[[], None] = _nothing) -> None:
+    """The status bar's labels and the Where folders, from the service's stats (kept as `window.library_stats`);
+    `then` once they are shown, or could not be read."""
     if window.service is None:
+        then()
         return
 
     def show(stats: Any) -> None:
@@ -33,14 +40,15 @@ def refresh_stats(window: Any) -> None:
         window.grid.where.set_folders([str(r) for r in stats.roots])
         window.library_stats = stats
 
-    ops.get_stats(window, window.service).success(show).run()
+    ops.get_stats(window, window.service).success(show).finally_(then).run()
 
 
-def refresh_years(window: Any) -> None:
+def refresh_years(window: Any, then: Callable[[], None] = _nothing) -> None:
     """Offer the years of the library's photos in the results' date filter, and the photos / videos choice
-    when it holds videos."""
+    when it holds videos; `then` once they are, or could not be read."""
     service = window.service
     if service is None or not hasattr(service, "photo_years"):
+        then()
         return
 
     def read(cancel: Any) -> tuple[list[int], bool]:
@@ -53,4 +61,5 @@ def refresh_years(window: Any) -> None:
 
     (ops.Op(window, read, lane="library", what="Reading the photos' years")
      .success(show)
-     .failure(lambda exc: logger.warning("could not read the years of the photos: %s", exc)).run())
+     .failure(lambda exc: logger.warning("could not read the years of the photos: %s", exc))
+     .finally_(then).run())

@@ -212,20 +212,21 @@ class MainWindow(QMainWindow):
         """(Re)build the service from the settings in the background (app.model_loader)."""
         load_service(self, reindex=reindex, previous=previous)
 
-    def refresh_years(self) -> None:
-        library_status.refresh_years(self)
+    def refresh_years(self, then: Callable[[], None] = lambda: None) -> None:
+        library_status.refresh_years(self, then)
 
-    def refresh_stats(self) -> None:
-        library_status.refresh_stats(self)
+    def refresh_stats(self, then: Callable[[], None] = lambda: None) -> None:
+        library_status.refresh_stats(self, then)
 
     def _on_changes(self, changes: ops.Changes) -> None:
         """After a library operation: refresh the status, the years the date filter offers, and the results
-        when they may be stale."""
-        self.refresh_stats()
-        self.refresh_years()
-        if self.search.last_query is not None and not self.search.searching and (
-                changes.images_removed or (changes.images_added and self.results.rowCount() == 0)):
-            self.search.rerun(automatic=True)
+        when they may be stale: once, after the filters took the new folders, years and kinds (one of them may
+        fall back, its folder, year or last video gone)."""
+        stale = self.search.last_query is not None and not self.search.searching and bool(
+            changes.images_removed or (changes.images_added and self.results.rowCount() == 0))
+        self.search.hold_rerun(2, rerun=stale)
+        self.refresh_stats(then=self.search.release_rerun)
+        self.refresh_years(then=self.search.release_rerun)
 
     # ---- messages ----------------------------------------------------------------------------------
     def show_message(self, text: str, level: str = "info", action: tuple[str, Callable[[], None]] | None = None,

@@ -72,6 +72,8 @@ class SearchController(QObject):
         self.speech_end_t: float | None = None  # perf_counter when the last spoken query ended
         self.last_latency_s: float | None = None  # from then to a filled grid (model + search + set_hits)
         self._last_redraw = 0.0
+        self._held = 0  # library refreshes whose filter updates a re-run waits for (hold_rerun)
+        self._held_rerun = False  # and whether one is wanted when they are all in
         self.recorder.started.connect(self._on_started)
         self.recorder.grew.connect(self._on_grew)
         self.recorder.level_changed.connect(panel.meter.set_level)
@@ -80,9 +82,8 @@ class SearchController(QObject):
         self.live.analysed.connect(self._on_live)
         chips.play_requested.connect(self.replay)
         grid.controls_changed.connect(self.controls_edited)
-        grid.when.changed.connect(self.rerun)
-        grid.where.changed.connect(self.rerun)
-        grid.kind.changed.connect(self.rerun)
+        for chosen in (grid.when, grid.where, grid.kind):
+            chosen.changed.connect(self._filter_changed)
 
     # ---- recording ---------------------------------------------------------------------------------
     def toggle_recording(self) -> None:
@@ -298,6 +299,27 @@ class SearchController(QObject):
             self.search_similar(value, automatic=automatic)
         elif kind == "image":
             self.search_image_file(value, automatic=automatic)
+
+    def hold_rerun(self, refreshes: int, *, rerun: bool) -> None:
+        """The library changed: its re-run (`rerun`: the results may be stale) waits until the `refreshes` of what
+        the Where, When and What filters offer are in (release_rerun, once each). A filter that falls back meanwhile
+        (its folder, year or last video gone) folds into that one re-run, which then searches as the filters are
+        after the change."""
+        self._held += refreshes
+        self._held_rerun = self._held_rerun or rerun
+
+    def release_rerun(self) -> None:
+        """One refresh held for is in (applied, or failed)."""
+        self._held = max(0, self._held - 1)
+        if self._held == 0 and self._held_rerun:
+            self._held_rerun = False
+            self.rerun(automatic=True)
+
+    def _filter_changed(self) -> None:
+        if self._held:
+            self._held_rerun = True
+        else:
+            self.rerun()
 
     def _run(self, op: Any, label: str, *, speech: Any = None, source: Any = None, automatic: bool = False
              ) -> None:

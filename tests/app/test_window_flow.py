@@ -308,3 +308,55 @@ def test_a_setting_that_re_scans_an_empty_library_does_it_without_an_error(qtbot
     with qtbot.waitSignal(w.library.indexing_finished, timeout=5_000) as done:
         w.apply_settings(replace(w.settings, index_videos=False))  # a quiet re-scan of every folder: none yet
     assert done.args[0] is None and w.message_bar.level == "info" and "library is empty" in w.message_bar.text()
+
+
+@pytest.mark.parametrize("kind", ["video", "photo", ""])
+def test_the_last_video_leaving_the_library_re_runs_the_search_once(qtbot, make_window, fake_service, tmp_path,
+                                                                    kind):
+    """The library change re-runs the query, and the What filter falls back to both kinds with no video left: one
+    search, with the filter as it is after the change (not one per signal)."""
+    from dataclasses import replace
+
+    from tests.app.conftest import make_photos
+
+    photos = make_photos(tmp_path / "Phone", n=3)
+    (photos / "clip.mp4").write_bytes(b"a video")
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True, top_k=50))
+    index_and_wait(qtbot, w, photos)
+    qtbot.waitUntil(lambda: not w.grid.kind.isHidden(), timeout=5_000)
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.search.search_text("a dog")
+    if kind:
+        with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+            w.grid.kind.setCurrentIndex(w.grid.kind.findData(kind))
+            w.grid.kind.activated.emit(w.grid.kind.currentIndex())
+    searches = len(fake_service.calls)
+    shown: list[object] = []
+    w.search.result_shown.connect(shown.append)
+    w.apply_settings(replace(w.settings, index_videos=False))  # the video leaves the library
+    qtbot.waitUntil(lambda: w.grid.kind.isHidden() and not w.library.indexing and bool(shown), timeout=10_000)
+    qtbot.wait(300)  # a second re-run, if any, has come back by now
+    assert fake_service.calls[searches:] == ["search_text"] and len(shown) == 1
+    assert w.grid.kind.currentData() == "" and w.results.rowCount() == 3 and "3 photos for" in w.grid._summary
+
+
+def test_removing_the_folder_the_results_are_kept_to_re_runs_the_search_once(qtbot, make_window, fake_service,
+                                                                             tmp_path):
+    from tests.app.conftest import make_photos
+
+    phone, camera = make_photos(tmp_path / "Phone", n=3), make_photos(tmp_path / "Camera", n=2)
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True, top_k=50))
+    index_and_wait(qtbot, w, phone)
+    index_and_wait(qtbot, w, camera)
+    qtbot.waitUntil(lambda: w.grid.where.count() == 3, timeout=5_000)
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.search.search_text("a dog")
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.grid.where.setCurrentIndex(w.grid.where.findData(str(camera)))
+        w.grid.where.activated.emit(w.grid.where.currentIndex())
+    searches = len(fake_service.calls)
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.library.remove_folder(camera)
+    qtbot.wait(300)
+    assert fake_service.calls[searches:] == ["search_text"]  # once, over all (the one left) folders
+    assert w.grid.where.currentData() == "" and w.results.rowCount() == 3
