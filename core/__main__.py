@@ -31,6 +31,7 @@ from core.cli_args import at_least, finite_float, local_date, next_period
 from core.cli_index import run_index, unsearchable_note
 from core.errors import ModelMismatchError, SpokenSearchError
 from core.text_match import match_words, no_text_match
+from core.wording import counted
 
 logger = logging.getLogger(__name__)
 
@@ -327,7 +328,7 @@ def _run_remove(args: argparse.Namespace) -> int:
                          ensure_ascii=False))
     else:
         for f, n in removed.items():
-            print(f"removed {f}: {n} photos left the library (the files are not touched)")
+            print(f"removed {f}: {counted(n, 'photo')} left the library (the files are not touched)")
     return 0
 
 

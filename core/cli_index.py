@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import Cancelled, LibraryBusyError, SpokenSearchError
+from core.wording import counted, plural
 
 IDLE_POLL_S = 0.5  # how often the waiting loop wakes up (Ctrl+C is seen at once anyway)
 
@@ -145,7 +146,7 @@ def _print_report(report: Any, waiting: dict[str, int], args: argparse.Namespace
               flush=True)
     else:
         head = ("interrupted (Ctrl+C) before the end" if interrupted and report.cancelled
-                else f"{report.total} photos indexed")
+                else f"{counted(report.total, 'photo')} indexed")
         print(f"{head}: {report.added} added, {report.updated} updated, {report.moved} moved, "
               f"{report.removed} removed, {len(report.skipped)} skipped ({report.elapsed_s:.1f} s)", flush=True)
         for path, reason in report.skipped[:20]:
@@ -153,11 +154,14 @@ def _print_report(report: Any, waiting: dict[str, int], args: argparse.Namespace
         if len(report.skipped) > 20:
             print(f"  ... and {len(report.skipped) - 20} more (use --json for all)")
         if report.texts_read:
-            print(f"text read in {report.texts_read} photos ({report.texts_found} show some)", flush=True)
+            print(f"text read in {counted(report.texts_read, 'photo')} ({report.texts_found} "
+                  f"{plural(report.texts_found, 'shows', 'show')} some)", flush=True)
     if report.text_problem:
         print(f"note: the text in photos was not read: {report.text_problem}", file=sys.stderr)
     if waiting:  # unsearchable until embedded with this model (a folder not found now, or not given)
-        print(f"note: {sum(waiting.values())} photos in {', '.join(waiting)} still wait to be embedded with this "
+        n = sum(waiting.values())
+        print(f"note: {counted(n, 'photo')} in {', '.join(waiting)} still {plural(n, 'waits', 'wait')} to be "
+              "embedded with this "
               f"model; run `{index_command(waiting, args)}`", file=sys.stderr)
 
 
@@ -171,7 +175,7 @@ def _watch(service: Any, roots: Sequence[str], args: argparse.Namespace,
     watcher = FolderWatcher(changed.put, videos=not args.no_videos)
     roots = [os.path.abspath(r) for r in roots]  # as the watcher reports them
     watcher.watch(roots)
-    print(f"watching {len(roots)} folder{'s' if len(roots) != 1 else ''} for changes "
+    print(f"watching {counted(len(roots), 'folder')} for changes "
           f"({'file-system events and ' if watcher.events else ''}a re-scan every {watcher.poll_s / 60:.0f} min); "
           "Ctrl+C stops", file=sys.stderr, flush=True)
     try:
@@ -247,14 +251,16 @@ def unsearchable_note(library: Any, roots: Sequence[str] | None, args: argparse.
         return None
     parts = []
     if pending:
-        parts.append(f"{sum(pending.values())} photos in {', '.join(pending)} are not searchable yet (waiting to be "
+        n = sum(pending.values())
+        parts.append(f"{counted(n, 'photo')} in {', '.join(pending)} {plural(n, 'is', 'are')} not searchable yet "
+                     "(waiting to be "
                      "embedded with this model)")
     rest = [r for r in unfinished if r not in pending]  # (an interrupted --reindex: said above)
     if rest:
         parts.append(f"the last indexing of {', '.join(rest)} did not finish (interrupted?): the photos it did not "
                      "reach are not searchable yet")
     if unread:
-        parts.append(f"the text of {len(unread)} photos in {', '.join(unread_roots)} is not read yet")
+        parts.append(f"the text of {counted(len(unread), 'photo')} in {', '.join(unread_roots)} is not read yet")
     folders = sorted(set(pending) | set(unfinished) | set(unread_roots))
     holder = library.index_holder()
     fix = (f"another process (PID {holder}) is indexing the library now" if holder is not None

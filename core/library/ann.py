@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import Cancelled
+from core.wording import counted
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,8 @@ class AnnIndex:
         ann = cls(vectors.shape[1], capacity=int(ids.shape[0] * 1.1) + 16, **kw)
         for start in range(0, len(ids), BUILD_CHUNK):
             if cancel is not None and cancel.is_set():
-                raise Cancelled(f"building the search index was cancelled after {start} of {len(ids)} photos")
+                raise Cancelled(f"building the search index was cancelled after {start} of "
+                                f"{counted(len(ids), 'photo')}")
             ann.upsert(ids[start : start + BUILD_CHUNK], vectors[start : start + BUILD_CHUNK])
         return ann
 

@@ -39,6 +39,7 @@ from core.library.scan import (
 )
 from core.library.store import ImageRow
 from core.library.thumbnails import ThumbnailCache
+from core.wording import counted
 
 logger = logging.getLogger(__name__)
 
@@ -464,7 +465,8 @@ def _embed_all(library: Library, work: Sequence[tuple[FileEntry, int | None]], e
         if cancelled():
             for _, _, fut in pending:
                 fut.cancel()
-            raise Cancelled(f"indexing was cancelled after {done} of {total} photos; the rest is done next run")
+            raise Cancelled(f"indexing was cancelled after {done} of {counted(total, 'photo')}; the rest is done "
+                            "next run")
         if not pending:
             break
         entry, row_id, fut = pending.popleft()

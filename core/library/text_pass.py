@@ -19,6 +19,7 @@ from core.errors import Cancelled, ImageDecodeError
 from core.library.decode import load_rgb
 from core.library.library import Library
 from core.library.ocr import TextReader, ocr_size
+from core.wording import counted
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +64,8 @@ def read_texts(library: Library, folders: Iterable[str] | None, reader: TextRead
                         pass  # a search has the CPU
                     pending.append((nxt[0], nxt[1], pool.submit(_read_one, reader, nxt[1], nxt[2])))
                 if cancel_set(cancel):
-                    stop = Cancelled(f"reading text was cancelled after {done} of {total} photos; the rest is read "
-                                     "next run")
+                    stop = Cancelled(f"reading text was cancelled after {done} of {counted(total, 'photo')}; the "
+                                     "rest is read next run")
                     stop.texts = (stored, found)  # type: ignore[attr-defined]  # what is committed (below)
                     raise stop
                 if not pending:

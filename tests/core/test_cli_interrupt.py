@@ -112,4 +112,6 @@ def test_search_counts_the_photos_an_interrupted_reindex_left_waiting(photos, mo
     assert len(notes) == 1 and "6 photos in" in notes[0] and "are not searchable yet" in notes[0]
     assert f"python -m core index {other} {photos} --model {model2}" in notes[0]
     out, notes = search(["--model", model2, "--library", str(other)], capsys)  # only that folder's
-    assert len(notes) == 1 and f"{waiting[str(other)]} photos in {other} are not searchable yet" in notes[0]
+    n = waiting[str(other)]  # "1 photo … is", "2 photos … are"
+    said = f"{n} photo{'s' if n != 1 else ''} in {other} {'is' if n == 1 else 'are'} not searchable yet"
+    assert len(notes) == 1 and said in notes[0]

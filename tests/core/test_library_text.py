@@ -346,7 +346,7 @@ def test_cli_reads_text_and_search_shows_the_words(tmp_path, model_dir, capsys, 
     write_sign(photos / "wifi.png", ["WiFi password", "sunflower"])
     assert main(["index", str(photos), "--model", model_dir, "--no-progress", "--read-text"]) == 0
     out = capsys.readouterr().out
-    assert "text read in 4 photos (1 show some)" in out
+    assert "text read in 4 photos (1 shows some)" in out
     assert main(["search", "--text", "password", "--model", model_dir]) == 0
     out = capsys.readouterr()
     first = out.out.splitlines()[0]
