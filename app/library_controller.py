@@ -21,6 +21,7 @@ from app.operations import Changes
 from app.text_setting import say_text_not_read
 from app.workers import Worker
 from core.errors import Cancelled, LibraryBusyError, SpokenSearchError
+from core.wording import counted, plural
 
 logger = logging.getLogger(__name__)
 
@@ -28,9 +29,12 @@ SHOW_DIALOG_AFTER_MS = 600  # progress UI appears only for work that lasts (anki
 STATS_EVERY_S = 1.0  # refresh the status bar's photo count this often while indexing
 BUSY_POLL_MS = 2000  # while another process indexes the library: how often to look whether it has finished
 WELCOME_INDEXING = "Welcome! The demo photo library is being indexed. "
-WELCOME_READY = "Welcome! The demo photo library is ready ({n} photos). "
 WELCOME_HOW = ("Hold Space and speak — the bundled model knows coloured shapes, e.g. “an orange heart” or "
                "“a blue cross” — or pick a sample query.")
+
+
+def welcome_ready(photos: int) -> str:
+    return f"Welcome! The demo photo library is ready ({counted(photos, 'photo')}). "
 
 
 OFFLINE_REASON = "folder not found"  # how core's IndexReport.skipped names a root that is not there
@@ -67,17 +71,17 @@ def report_summary(report: Any, photos: int | None = None) -> str:
     if n_skipped:
         parts.append(f"{n_skipped} skipped (see the log)")
     if offline:
-        parts.append(f"{len(offline)} folder{'s' if len(offline) > 1 else ''} not found")
+        parts.append(f"{counted(len(offline), 'folder')} not found")
     texts_read = int(getattr(report, "texts_read", 0) or 0)
     if texts_read:
-        parts.append(f"text read in {texts_read} photo{'s' if texts_read > 1 else ''} "
+        parts.append(f"text read in {counted(texts_read, 'photo')} "
                      f"({int(getattr(report, 'texts_found', 0) or 0)} with text)")
     head = "Indexing cancelled" if getattr(report, "cancelled", False) else "Indexing finished"
     total = getattr(report, "total", None)
     if isinstance(photos, int):
-        tail = f"; {photos} photos in the library"
+        tail = f"; {counted(photos, 'photo')} in the library"
     elif isinstance(total, int):
-        tail = f"; {total} photos in these folders"
+        tail = f"; {counted(total, 'photo')} in these folders"
     else:
         tail = ""
     return f"{head}: " + (", ".join(parts) if parts else "nothing changed") + tail + "."
@@ -242,7 +246,7 @@ class LibraryController(QObject):
                 "the folder in File → Library folders (Ctrl+L).", "warning", topic="offline-folder")
         elif not bar.isHidden() and bar.text().startswith(WELCOME_INDEXING):  # the welcome must not go stale
             n = self._photos if self._photos is not None else report.total
-            self.window.show_message(WELCOME_READY.format(n=n) + WELCOME_HOW, "info")
+            self.window.show_message(welcome_ready(n) + WELCOME_HOW, "info")
         elif not getattr(report, "cancelled", False):  # what a finished re-scan resolves
             self.window.hide_message("missing-file", "offline-folder")
         say_text_not_read(self.window, getattr(report, "text_problem", None), self._text_problems)
@@ -259,8 +263,8 @@ class LibraryController(QObject):
         if not (new or texts) or search is None or search.last_query is None \
                 or not (bar.isHidden() or bar.level == "info"):
             return  # (a warning on the strip stays: it matters more)
-        what = (f"{new} new or changed photo{'s' if new > 1 else ''} in the library" if new else
-                f"Text read in {texts} photo{'s' if texts > 1 else ''}")
+        what = (f"{new} new or changed {plural(new, 'photo')} in the library" if new else
+                f"Text read in {counted(texts, 'photo')}")
         self.window.show_message(f"{what} since this search.", "info", ("Search again", lambda: search.rerun()),
                                  topic="new-photos")
 

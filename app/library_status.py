@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from app import operations as ops
+from core.wording import counted, plural
 
 logger = logging.getLogger(__name__)
 
@@ -32,15 +33,22 @@ def refresh_stats(window: Any, then: Callable[[], None] = _nothing) -> None:
         window.model_label.setToolTip(name)
         window.device_label.setText(f"Device: {stats.device}")
         videos = int(getattr(stats, "videos", 0) or 0)
-        held = f"{stats.photos - videos} photos, {videos} videos" if videos else f"{stats.photos} photos"
-        window.photos_label.setText(f"{held} in {len(stats.roots)} folder(s)")
-        read = int(getattr(stats, "texts_read", 0) or 0)
-        window.photos_label.setToolTip(f"Text read in {read} photos, {int(getattr(stats, 'with_text', 0) or 0)} "
-                                       "of them show some" if read else "")
+        held = (f"{counted(stats.photos - videos, 'photo')}, {counted(videos, 'video')}" if videos
+                else counted(stats.photos, "photo"))
+        window.photos_label.setText(f"{held} in {counted(len(stats.roots), 'folder')}")
+        window.photos_label.setToolTip(texts_read_tip(int(getattr(stats, "texts_read", 0) or 0),
+                                                      int(getattr(stats, "with_text", 0) or 0)))
         window.grid.where.set_folders([str(r) for r in stats.roots])
         window.library_stats = stats
 
     ops.get_stats(window, window.service).success(show).finally_(then).run()
+
+
+def texts_read_tip(read: int, with_text: int) -> str:
+    """The photo count's tooltip: in how many photos the text was read, and how many show some ("" for none)."""
+    if read == 1:
+        return f"Text read in 1 photo; it shows {'some' if with_text else 'none'}"
+    return f"Text read in {read} photos, {with_text} of them {plural(with_text, 'shows', 'show')} some" if read else ""
 
 
 def refresh_years(window: Any, then: Callable[[], None] = _nothing) -> None:

@@ -26,7 +26,8 @@ from app.widgets.record_panel import RecordPanel
 from app.widgets.results_grid import ResultsGrid
 from core.audio import trim_silence
 from core.errors import AudioDecodeError, AudioTooLongError
-from core.library.video import clock
+from core.library.video import clock, is_video
+from core.wording import plural
 
 logger = logging.getLogger(__name__)
 
@@ -369,9 +370,10 @@ class SearchController(QObject):
         words = f" — heard “{heard}”" if heard else ""
         ms = f" in {self.last_latency_s * 1000:.0f} ms" if self.last_latency_s is not None else ""
         span = "".join(f" {d}" for d in (self.grid.where.describe(), self.grid.when.describe()) if d)
-        noun = self.grid.kind.describe(len(hits))  # "photos", or "videos" / "photos only" when kept to one kind
+        videos = sum(1 for h in hits if is_video(h.path))  # results all of one kind are named by it ("1 video")
+        noun = self.grid.kind.describe(len(hits), videos)  # "photos", "photos and videos", "photos only"…
         shown = sum(1 for h in hits if found_by_text(h))  # photos found by the words they show (listed first)
-        says = f"show{'s' if shown == 1 else ''} {quoted(text_words)}"
+        says = f"{plural(shown, 'shows', 'show')} {quoted(text_words)}"
         only_text = bool(hits) and shown == len(hits) and query is None  # a typed query the photos' text answered
         unread = list(getattr(result, "unread_words", []) or [])  # typed words the model cannot read
         notes = [f"not in the model's vocabulary: {' '.join(unread)}"] if unread else []

@@ -10,6 +10,8 @@ from typing import Any
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
+from core.wording import counted
+
 logger = logging.getLogger(__name__)
 
 
@@ -131,10 +133,10 @@ class IndexProgressDialog(QDialog):
         if view.total > 0:
             self.bar.setRange(0, view.total)
             self.bar.setValue(min(view.done, view.total))
-            self.title.setText(f"{view.heading}: {view.done} of {view.total} photos")
+            self.title.setText(f"{view.heading}: {view.done} of {counted(view.total, 'photo')}")
         else:
             self.bar.setRange(0, 0)
-            self.title.setText(f"{view.heading}… {view.done} photos")
+            self.title.setText(f"{view.heading}… {counted(view.done, 'photo')}")
         self.bar.setAccessibleDescription(self.title.text())  # "Step 3 of 4: reading new photos: 40 of 90 photos"
         self.rate_label.setText(f"{rate:.1f} photos/s · {format_eta(eta)} left" if view.total else "")
         self.current_label.setText(view.current)

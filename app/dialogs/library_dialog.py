@@ -19,6 +19,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.wording import counted
+
 logger = logging.getLogger(__name__)
 
 
@@ -65,7 +67,7 @@ class LibraryDialog(QDialog):
         self.list.clear()
         for r in roots:
             self.list.addItem(str(r))
-        self.info.setText(f"{len(roots)} folder(s), {photos} photos indexed.")
+        self.info.setText(f"{counted(len(roots), 'folder')}, {counted(photos, 'photo')} indexed.")
         self._update_remove()
 
     def _selected(self) -> Path | None:

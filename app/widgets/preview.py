@@ -99,6 +99,17 @@ class ElidedLabel(QLabel):
         self._elide()
 
 
+def similar_to(hit: Any) -> str:
+    """What "More like this" compares with: "this photo", "this video", or "this video's frame at 1:04" (a video
+    found by one of its frames is compared by that frame)."""
+    if hit is None:
+        return "the selected result"
+    if not is_video(hit.path):
+        return "this photo"
+    at_s = getattr(hit, "at_s", None)
+    return f"this video's frame at {clock(at_s)}" if at_s is not None else "this video"
+
+
 class PreviewPane(QWidget):
     open_requested = Signal(object)
     reveal_requested = Signal(object)
@@ -134,7 +145,6 @@ class PreviewPane(QWidget):
         self.buttons["open"].setToolTip("Open with the default viewer (Enter)")
         self.buttons["reveal"].setToolTip("Show in the file manager (Ctrl+E)")
         self.buttons["copy"].setToolTip("Copy the file's path (Ctrl+Shift+C)")
-        self.buttons["similar"].setToolTip("Search for photos like this one (Ctrl+M)")
         for key, signal in (("open", self.open_requested), ("reveal", self.reveal_requested),
                             ("copy", self.copy_requested), ("similar", self.similar_requested)):
             self.buttons[key].clicked.connect(lambda _=False, s=signal: self.hit is not None and s.emit(self.hit))
@@ -159,6 +169,7 @@ class PreviewPane(QWidget):
         self.image.setAccessibleName(f"Preview of {Path(str(hit.path)).name}" if hit is not None else "Preview")
         for b in self.buttons.values():
             b.setEnabled(hit is not None)
+        self.buttons["similar"].setToolTip(f"Search the library for more like {similar_to(hit)} (Ctrl+M)")
         if hit is None:
             self._pixmap = None
             self.image.setPixmap(QPixmap())

@@ -10,6 +10,8 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QWidget
 
+from core.wording import plural
+
 DAY_S = 86400.0
 ROLLING = (("Last 30 days", 30), ("Last 12 months", 365))  # (label, days back from now)
 
@@ -136,12 +138,15 @@ class KindFilter(QComboBox):
     def current_kind(self) -> str | None:
         return str(self.currentData() or "") or None
 
-    def describe(self, count: int = 2) -> str:
+    def describe(self, count: int = 2, videos: int | None = None) -> str:
         """The results' noun for the summary of `count` results: "photos" (a library without videos), "photos and
-        videos" ("photos or videos" for none), "photos only", "videos"; singular for one ("1 video")."""
+        videos" ("photos or videos" for none), "photos only", "videos"; singular for one ("1 video"). `videos`: how
+        many of the results are videos, so that results all of one kind are named by it ("1 video", "3 photos")."""
         kind = self.current_kind()
         if kind is not None:
-            return f"{kind}{'' if count == 1 else 's'}{' only' if kind == 'photo' else ''}"
-        if not self.has_videos:
-            return "photo" if count == 1 else "photos"
+            return f"{plural(count, kind)}{' only' if kind == 'photo' else ''}"
+        if not self.has_videos or (count and videos == 0):
+            return plural(count, "photo")
+        if count and videos == count:
+            return plural(count, "video")
         return "photo or video" if count == 1 else "photos and videos" if count else "photos or videos"

@@ -248,7 +248,7 @@ def test_the_what_filter_appears_with_videos_and_keeps_a_search_to_photos_or_vid
         (photos / name).write_bytes(b"a video")
     index_and_wait(qtbot, w, photos)
     qtbot.waitUntil(lambda: not w.grid.kind.isHidden(), timeout=5_000)
-    qtbot.waitUntil(lambda: w.photos_label.text() == "3 photos, 2 videos in 1 folder(s)", timeout=5_000)
+    qtbot.waitUntil(lambda: w.photos_label.text() == "3 photos, 2 videos in 1 folder", timeout=5_000)
     with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
         w.search.search_text("a dog")
     assert w.results.rowCount() == 5 and "5 photos and videos for" in w.grid._summary
@@ -291,7 +291,7 @@ def test_unticking_index_videos_takes_the_videos_out_and_hides_the_what_filter(q
     qtbot.waitUntil(lambda: w.grid.kind.isHidden() and not w.library.indexing, timeout=10_000)
     assert fake_service.index_videos is False and not fake_service.has_videos()
     assert w.message_bar.isHidden() or w.message_bar.level != "error"  # the run that took them out went well
-    assert w.photos_label.text() == "3 photos in 1 folder(s)"
+    assert w.photos_label.text() == "3 photos in 1 folder"
     from app.settings import load_settings
 
     assert load_settings().index_videos is False  # remembered
