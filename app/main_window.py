@@ -230,14 +230,18 @@ class MainWindow(QMainWindow):
 
     # ---- messages ----------------------------------------------------------------------------------
     def show_message(self, text: str, level: str = "info", action: tuple[str, Callable[[], None]] | None = None,
-                     topic: str = "") -> None:
+                     topic: str = "", *, lasting: bool = False) -> None:
         """`topic`: what the message is about ("missing-file", "offline-folder"), so that the action that
-        resolves it hides it (hide_message(topic))."""
+        resolves it hides it (hide_message(topic)); `lasting`: a search does not settle it (hide_message with
+        `searched`), e.g. a Whisper that cannot run."""
         if shiboken6.isValid(self):
-            self.message_bar.show_message(text, level, action, topic)
+            self.message_bar.show_message(text, level, action, topic, lasting=lasting)
 
-    def hide_message(self, *topics: str) -> None:
-        """Hide the message strip; with `topics`, only when it shows a message about one of them."""
+    def hide_message(self, *topics: str, searched: bool = False) -> None:
+        """Hide the message strip; with `topics`, only when it shows a message about one of them. `searched`: the
+        user searched (or started recording): the messages from before are done, except the lasting ones."""
+        if searched and self.message_bar.lasting:
+            return
         if not topics or self.message_bar.topic in topics:
             self.message_bar.hide()
 

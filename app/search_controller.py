@@ -112,7 +112,7 @@ class SearchController(QObject):
 
     def _on_started(self) -> None:
         self.panel.set_recording(True)
-        self.window.hide_message()
+        self.window.hide_message(searched=True)
         self.plot.clear_all("Listening…")
         self.chips.set_keywords([], note="Listening…")
         self.live.start()
@@ -336,7 +336,7 @@ class SearchController(QObject):
         def shown(result: Any) -> None:
             if gen == self.generation:  # else it came from a service (model) replaced meanwhile
                 if not automatic:  # a search that worked: warnings from before (no microphone, welcome) are done
-                    self.window.hide_message()
+                    self.window.hide_message(searched=True)
                 self._show(result, label, speech, source)
 
         def failed(exc: BaseException) -> None:

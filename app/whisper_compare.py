@@ -3,7 +3,9 @@ Whisper model set in Settings, each spoken query is also transcribed and the tra
 the model heard, with a button that searches its words as typed text (and one back to the voice results).
 
 The transcript is asked for once the spoken query's results are shown, on the "asr" lane: the speech model's
-search and its time are not slowed by Whisper. A Whisper that cannot run is said once in the message strip."""
+search and its time are not slowed by Whisper. A Whisper that cannot run is said in the row until a spoken query
+tries it again (other searches leave it), and once in the message strip, where it stays until the Whisper setting
+changes, a transcript works, or the user closes it."""
 
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ class WhisperCompare(QObject):
         self.spoken: tuple[str, Any, list[str]] | None = None  # its label, SpeechQuery and text words, to go back
         self.worker: Any = None  # the transcription asked for last
         self.said: set[str] = set()  # the failures said in the message strip (once each)
+        self.problem = ""  # why the last spoken query was not transcribed, while the row says it
         window.search.result_shown.connect(self._on_result)
         row.search_requested.connect(self.search_transcript)
         row.back_requested.connect(self.back_to_spoken)
@@ -51,7 +54,7 @@ class WhisperCompare(QObject):
 
     def clear(self) -> None:
         """No transcript (another kind of query, another service); the row only shows when Whisper is on."""
-        self.wav, self.spoken = None, None
+        self.wav, self.spoken, self.problem = None, None, ""
         if self.worker is not None:
             self.worker.cancel()  # not yet started: it does not run
         self.row.show_note("")
@@ -83,6 +86,8 @@ class WhisperCompare(QObject):
             self.row.set_searched(False)
         elif kind == "text" and self.row.text and value == self.row.text:  # its transcript, searched
             self.row.set_searched(True)
+        elif kind != "audio" and self.problem:  # why Whisper did not run stays said until a spoken query tries it
+            self.wav, self.spoken = None, None
         else:
             self.clear()
             if kind == "audio" and self.active():
@@ -101,6 +106,8 @@ class WhisperCompare(QObject):
             if self.wav is wav and service is self.window.service:
                 self.row.show_transcript(transcript)
                 self.row.set_searched(False)
+                self.said.clear()  # Whisper works (a folder filled meanwhile): its warning is out of date
+                self.window.hide_message(WHISPER_TOPIC)
 
         def failed(exc: BaseException) -> None:
             if self.wav is wav and service is self.window.service and not isinstance(exc, Cancelled):
@@ -112,6 +119,7 @@ class WhisperCompare(QObject):
     def _say(self, whisper: tuple[str, str | None], exc: BaseException) -> None:
         """Why Whisper did not run: in the row each time, in the message strip once (unless a warning is up)."""
         problem = str(exc).strip().rstrip(".") or type(exc).__name__
+        self.problem = problem
         self.row.show_note(f"did not run: {problem}", tip=problem)
         bar = self.window.message_bar
         if problem in self.said or not (bar.isHidden() or bar.level == "info" or bar.topic == WHISPER_TOPIC):
@@ -119,7 +127,7 @@ class WhisperCompare(QObject):
         self.said.add(problem)
         logger.info("whisper %s did not run: %s", whisper[0], problem)
         self.window.show_message(f"No Whisper transcript to compare with: {problem}.", "warning",
-                                 ("Settings…", self.window.show_settings), topic=WHISPER_TOPIC)
+                                 ("Settings…", self.window.show_settings), topic=WHISPER_TOPIC, lasting=True)
 
     def search_transcript(self, text: str) -> None:
         """Whisper's words as a typed query (the text search's own path), in the query field for editing."""

@@ -22,6 +22,7 @@ class MessageBar(QFrame):
         super().__init__(parent)
         self.level = ""
         self.topic = ""  # what the message is about, so the action that resolves it can hide it
+        self.lasting = False  # a search does not settle it (only its topic's own resolution, or the close button)
         self.label = QLabel()
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -47,9 +48,10 @@ class MessageBar(QFrame):
         return self.label.text()
 
     def show_message(self, text: str, level: str = "info", action: tuple[str, Callable[[], None]] | None = None,
-                     topic: str = "") -> None:
+                     topic: str = "", *, lasting: bool = False) -> None:
         self.level = level
         self.topic = topic
+        self.lasting = lasting
         color = COLORS.get(level, COLORS["info"])
         self.setStyleSheet(f"MessageBar {{ border: 1px solid {color}; border-left: 5px solid {color};"
                            " border-radius: 4px; }")

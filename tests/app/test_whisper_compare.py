@@ -126,7 +126,8 @@ def test_a_whisper_that_cannot_run_is_said_once_with_the_way_to_settings(qtbot, 
         spoken(qtbot, w, seconds)
         qtbot.waitUntil(lambda n=n: len(whisper_service.transcribed) > n, timeout=5_000)
     qtbot.wait(200)
-    assert len(said) == 1 and bar.isHidden() and "did not run" in w.transcript_row.words.full
+    assert len(said) == 1 and "did not run" in w.transcript_row.words.full
+    assert bar.isVisible() and bar.topic == "whisper"  # still up: the searches that worked did not settle it
 
     w.apply_settings(replace(w.settings, whisper_model="/models/another"))  # another choice may be said again
     qtbot.waitUntil(lambda: len(said) == 2, timeout=5_000)
@@ -184,3 +185,28 @@ def test_the_real_service_transcribes_with_a_tiny_whisper_folder_and_names_a_mis
 
         assert wait_all(10_000)
         service.close()
+
+
+def test_a_whisper_failure_stays_said_until_a_spoken_query_tries_whisper_again(qtbot, make_window, whisper_service):
+    """Other searches (a re-run for more results, a typed query) do not take away why Whisper did not run: the
+    row and the strip keep saying it; the next spoken query's own transcript replaces it, and a working Whisper
+    takes the warning away."""
+    whisper_service.problem = ModelNotFoundError(f"no Whisper model in {WHISPER} (no download is done)")
+    w = make_window(whisper_service, settings=AppSettings(first_run_done=True, top_k=4, whisper_model=WHISPER))
+    row, bar = w.transcript_row, w.message_bar
+    spoken(qtbot, w)
+    qtbot.waitUntil(lambda: bar.topic == "whisper" and bar.isVisible(), timeout=5_000)
+    assert row.words.full == f"did not run: no Whisper model in {WHISPER} (no download is done)"
+    failure = row.words.full
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.grid.top_k.setValue(6)  # the user asks for more results: the spoken query is re-ranked
+        w.search.controls_edited()
+    assert w.results.rowCount() == 6 and row.words.full == failure
+    assert bar.isVisible() and bar.topic == "whisper"  # a search that worked does not settle Whisper's problem
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.search.search_text("a beach")
+    assert row.words.full == failure and bar.isVisible() and bar.topic == "whisper"
+    whisper_service.problem = None  # the folder was filled meanwhile
+    spoken(qtbot, w, 1.5)
+    qtbot.waitUntil(lambda: row.text == "a red dog", timeout=5_000)
+    assert bar.isHidden()  # its warning went with the problem
