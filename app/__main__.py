@@ -48,6 +48,18 @@ def shut_down(window: Any, timeout_ms: int = 5000) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The app's process, from the arguments to the exit status (130 after a Ctrl+C in its terminal, see
+    app.interrupt; SIGINT is left ignored for the interpreter's end)."""
+    from app.interrupt import CtrlC
+
+    ctrl_c = CtrlC()  # before the slow imports: a Ctrl+C while starting is noted, and the window quits at once
+    try:
+        return ctrl_c.exit_code(_run(argv, ctrl_c))
+    finally:
+        ctrl_c.finish()
+
+
+def _run(argv: list[str] | None, ctrl_c: Any) -> int:
     parser = argparse.ArgumentParser(prog="python -m app", description="Spoken Image Search desktop app")
     parser.add_argument("--model", help="model folder (or 'default') for this run; Settings remember a choice")
     parser.add_argument("--device", choices=("auto", "cuda", "cpu"), help="compute device for this run")
@@ -100,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     window.show()
     window.load_service()
     logger.info("app started; log file %s", log_file_path())
+    ctrl_c.while_running(app, lambda: (window.close(), app.quit()))
     rc = int(app.exec())
+    ctrl_c.on_press = None  # the window has closed: a Ctrl+C from here on is only noted
     hard_exit = shut_down(window)
     instance_lock.unlock()
     if hard_exit:
@@ -108,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(rc)  # the load's thread would keep the process alive until the model is in memory
+        os._exit(ctrl_c.exit_code(rc))  # the load's thread would keep the process alive until the model is in memory
     return rc
 
 
