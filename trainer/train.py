@@ -61,7 +61,7 @@ from trainer.loop.logs import RunLogger
 from trainer.loop.negatives import NegativeBank, check_bank_negatives
 from trainer.loop.sampler import ResumableDistributedSampler
 from trainer.loop.schedule import get_lr
-from trainer.loop.step import LossModule, optimizer_step, resolve_precision
+from trainer.loop.step import LossModule, optimizer_step, resolve_precision, wrap_ddp
 from trainer.loop.utterance_data import build_datasets, check_datasets, training_fingerprint, word_time_count
 from trainer.train_setup import resolve_model_config, validation_metrics
 
@@ -391,9 +391,7 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
     scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
     loss_module: torch.nn.Module = LossModule(model, gather=dist.distributed)
     if dist.distributed:
-        loss_module = torch.nn.parallel.DistributedDataParallel(
-            loss_module, device_ids=[dist.device.index] if dist.device.type == "cuda" else None,
-            find_unused_parameters=True)
+        loss_module = wrap_ddp(loss_module, model, dist.device)
     lengths = train_ds.lengths() if cfg.bucket_by_length and hasattr(train_ds, "lengths") else None
     if cfg.bucket_by_length and lengths is None and hasattr(train_ds, "lengths"):
         logger.info("bucket_by_length: not every training utterance has word times (its length is read from them), "

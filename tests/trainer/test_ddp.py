@@ -1,5 +1,7 @@
 """DDP on CPU with two gloo processes: the gathered contrastive loss and its gradients equal those of one
-process holding the whole global batch; and a 2-process training run saves a resumable checkpoint."""
+process holding the whole global batch; and a 2-process training run saves a resumable checkpoint, with the
+heads alone training (DDP searches for no unused parameter) and with a trainable upstream (some of whose
+parameters miss the loss: without find_unused_parameters its second step fails)."""
 
 from __future__ import annotations
 
@@ -45,7 +47,7 @@ def _grads(model):
     return {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-def _worker(rank: int, port: int, port2: int, out: str) -> None:
+def _worker(rank: int, port: int, port2: int, port3: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(WORLD),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
@@ -56,6 +58,8 @@ def _worker(rank: int, port: int, port2: int, out: str) -> None:
     model = _model()
     full = _global_batch(model)
     local = {k: v[rank * LOCAL_B:(rank + 1) * LOCAL_B] for k, v in full.items()}
+    # find_unused_parameters: this model is in eval mode (see _model), where the VQ's hard one-hot passes no
+    # gradient to the keyword projection and BN; the trainer's steps run in train mode and need no search
     ddp = torch.nn.parallel.DistributedDataParallel(LossModule(model, gather=True), find_unused_parameters=True)
     loss, parts = ddp(local)
     loss.backward()
@@ -70,13 +74,20 @@ def _worker(rank: int, port: int, port2: int, out: str) -> None:
     cfg = load_config(None, {"dataset": "synthetic", "synthetic_size": 16, "batch_size": 2, "max_steps": 2,
                              "run_dir": os.path.join(out, "run"), "tensorboard": False, "device": "cpu",
                              "bank_negatives": -1})  # the bank's keys are gathered across ranks each step
+    run_training(cfg)  # the heads alone train: the trainer's DDP searches for no unused parameter
+    # phase 3: a trainable upstream leaves its final LayerNorm out of the loss (tiny-test is pre-LN): the
+    # trainer must pass find_unused_parameters, else DDP's second step raises
+    os.environ["MASTER_PORT"] = str(port3)
+    cfg = load_config(None, {"dataset": "synthetic", "synthetic_size": 8, "batch_size": 2, "max_steps": 2,
+                             "run_dir": os.path.join(out, "run_upstream"), "tensorboard": False, "device": "cpu",
+                             "model_overrides": {"speech": {"trainable": True}}})
     run_training(cfg)
 
 
 @pytest.mark.slow  # two spawned interpreters: ~20-30 s on an idle 2-core machine
 @pytest.mark.timeout(400)
 def test_two_process_gloo_matches_one_process(tmp_path):
-    mp.spawn(_worker, args=(_free_port(), _free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    mp.spawn(_worker, args=(_free_port(), _free_port(), _free_port(), str(tmp_path)), nprocs=WORLD, join=True)
     ranks = [torch.load(tmp_path / f"ddp{r}.pt", weights_only=True) for r in range(WORLD)]
     got = ranks[0]
     from trainer.loop.step import LossModule
@@ -100,6 +111,7 @@ def test_two_process_gloo_matches_one_process(tmp_path):
 
     ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
     assert ckpt["step"] == 2 and len(ckpt["rng"]) == WORLD
+    assert load_checkpoint(tmp_path / "run_upstream" / "checkpoints" / "last.pt")["step"] == 2
 
 
 def _diverge_worker(rank: int, port: int, out: str) -> None:

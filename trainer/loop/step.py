@@ -54,6 +54,46 @@ class LossModule(nn.Module):
         return out.total, out.parts
 
 
+def unused_parameters_reason(model: nn.Module) -> str | None:
+    """Why a training step can leave some of `model`'s trainable parameters without a gradient, or None when
+    every step reaches all of them. DDP needs `find_unused_parameters=True` in the first case (else the second
+    step fails: "Expected to have finished reduction in the prior iteration"); in the second the flag only
+    costs an extra traversal of the autograd graph each step (and torch's warning that it found nothing).
+
+    The heads (weighted layer sum, branch, keyword BN, CIF, temperature) are on the loss path in every step, for
+    every branch type, with loss weights at zero (a zero weight still multiplies a part of the graph), with the
+    auxiliary keyword / boundary losses on or off, and before or after CIF's scaling phase
+    (tests/trainer/test_ddp_unused.py measures each). That holds in train mode, where the trainer steps: in eval
+    mode the VQ's hard one-hot passes no gradient to the keyword projection and BN. What can be off the loss
+    path lives in a backbone that trains:
+    - the CLIP tower (ClipConfig.trainable in the speech stage; the CLIP stage itself runs on rank 0 without DDP
+      and ends with the tower frozen): open_clip's own logit_scale (the loss uses the model's temperature) and,
+      for a parallel model, the whole text tower;
+    - the speech upstream (SpeechConfig.trainable): a pre-LN (stable layer norm) HuBERT / wav2vec 2.0's final
+      LayerNorm (the weighted sum reads the layers' outputs, as the method's layer_results), the time-mask
+      embedding when SpecAugment is off, whole layers under layerdrop. A post-LN upstream with masking on and no
+      layerdrop leaves nothing out, but the rule stays one line: the backbone trains, so the flag is on.
+    """
+    reasons = []
+    if any(p.requires_grad for p in model.clip.parameters()):
+        reasons.append("the CLIP tower trains (open_clip's logit_scale, and a parallel model's text tower, are "
+                       "not in the loss)")
+    if any(p.requires_grad for p in model.upstream.backbone.parameters()):
+        reasons.append("the speech upstream trains (a pre-LN model's final LayerNorm, the time-mask embedding with "
+                       "SpecAugment off and layers under layerdrop can miss the loss)")
+    return "; ".join(reasons) or None
+
+
+def wrap_ddp(loss_module: nn.Module, model: nn.Module, device: torch.device) -> nn.parallel.DistributedDataParallel:
+    """`loss_module` under DDP, searching for unused parameters only where `model` can leave some out
+    (unused_parameters_reason)."""
+    reason = unused_parameters_reason(model)
+    logger.debug("DDP find_unused_parameters=%s%s", reason is not None, f": {reason}" if reason else "")
+    return nn.parallel.DistributedDataParallel(
+        loss_module, device_ids=[device.index] if device.type == "cuda" else None,
+        find_unused_parameters=reason is not None)
+
+
 def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
     """bf16 / fp16 autocast on CUDA; nothing on CPU or for fp32."""
     if device.type != "cuda" or precision == "fp32":
