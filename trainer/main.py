@@ -41,6 +41,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+_VERBOSE = ("-v", "--verbose")
+
+
 def _rank() -> int:
     """This process's rank under torchrun (RANK), 0 for one process."""
     try:
@@ -87,6 +90,9 @@ def _build_parser(only: str | None) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=getattr(module, "HELP", help_text),
                            formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
         module.add_arguments(p)
+        # after the command too (`python -m trainer eval ... -v`); SUPPRESS: not given here, the top-level value stays
+        p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                       help="debug logging (also accepted before the command)")
         p.set_defaults(_run=module.run, _interrupted=getattr(module, "INTERRUPTED", "interrupted"))
     return parser
 
@@ -97,8 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # this project never downloads models
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     # `torchrun -m trainer --config x.json` (no command word) means `train`, as in STYLE rule 14.
-    if args_list and args_list[0].startswith("--") and args_list[0] not in ("--help", "--verbose"):
-        args_list.insert(0, "train")
+    first = next((i for i, a in enumerate(args_list) if a not in _VERBOSE), len(args_list))
+    if first < len(args_list) and args_list[first].startswith("--") and args_list[first] != "--help":
+        args_list.insert(first, "train")
     command = next((a for a in args_list if a in COMMANDS), None)
     parser = _build_parser(only=command)
     args, extra = parser.parse_known_args(args_list)

@@ -99,3 +99,34 @@ def test_train_help_gives_every_config_key_with_its_default(capsys):
                 "best_metric=recall_mean", "model=''"):
         assert key in out, key
     assert all(f"{k}=" in out for k in field_names()) and TrainConfig.__module__ in out.replace("/", ".")
+
+
+@pytest.mark.parametrize(("command", "module", "rest"), [
+    ("synth", "trainer.synth.cli", ["--out", "x"]),
+    ("train", "trainer.train_cli", ["--config", "c.json"]),
+    ("eval", "trainer.eval_cli", ["--model", "m", "--data", "d"]),
+    ("export", "trainer.export", ["--run", "r", "--out", "o"]),
+    ("import-official", "trainer.import_official", ["a.ckpt", "--out", "o"]),
+])
+def test_verbose_goes_before_or_after_the_command(monkeypatch, command, module, rest):
+    """`-v` was the top-level parser's only: `python -m trainer eval ... -v` was "unrecognized arguments"."""
+    import importlib
+
+    mod = importlib.import_module(module)
+    seen = []
+    monkeypatch.setattr(mod, "run", lambda args: seen.append(args.verbose) or 0)
+    monkeypatch.setattr("trainer.main._setup_console", lambda verbose: None)
+    for argv in ([command, *rest], ["-v", command, *rest], [command, *rest, "-v"], [command, "--verbose", *rest]):
+        try:
+            assert main(argv) == 0, argv
+        except SystemExit as exc:  # a command whose required arguments these are not
+            pytest.fail(f"{argv}: exit {exc.code}")
+    assert seen == [False, True, True, True]
+
+
+def test_verbose_before_a_bare_torchrun_config_still_means_train(monkeypatch):
+    seen = []
+    monkeypatch.setattr(train_cli, "run", lambda args: seen.append((args.command, args.verbose)) or 0)
+    monkeypatch.setattr("trainer.main._setup_console", lambda verbose: None)
+    assert main(["-v", "--config", "c.json"]) == 0 and main(["--config", "c.json", "-v"]) == 0
+    assert seen == [("train", True), ("train", True)]
