@@ -29,12 +29,13 @@ INTERRUPTED = "interrupted; nothing was written"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model folder (or 'default' for the embedded model)")
     parser.add_argument("--data", required=True, help="dataset root folder")
-    parser.add_argument("--dataset", default="manifest", choices=["manifest", "flickr8k", "spokencoco"])
+    parser.add_argument("--dataset", default="manifest", choices=["manifest", "flickr8k", "spokencoco"],
+                        help="layout of --data (default manifest: a folder made by `trainer synth`, or manifest.jsonl)")
     parser.add_argument("--split", default="test", help="test (default) | val | all | test_unseen_voice | ...")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    parser.add_argument("--batch-size", type=at_least(1), default=16)
+    parser.add_argument("--batch-size", type=at_least(1), default=16, help="utterances per batch (default 16)")
     parser.add_argument("--max-utterances", type=at_least(0), default=0, help="evaluate only the first N (0 = all)")
-    parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+    parser.add_argument("--device", default="cpu", help="cpu (default) | cuda | auto")
     parser.add_argument("--threads", type=at_least(0), default=0, help="torch CPU threads (0 = default)")
     parser.add_argument("--query-speeds", default=None,
                         help="override the model's test-time speed ensemble, e.g. 0.85,1,1.16 (1 = off)")

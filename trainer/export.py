@@ -37,7 +37,7 @@ INTERRUPTED = ("interrupted; --out holds its previous contents or the complete n
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--run", type=Path, action="append",
-                     help="a training run folder (uses checkpoints/best.pt, else last.pt); repeat it to export the "
+                     help="a training run folder (its checkpoints/best.pt, else last.pt; see --which); repeat it to export the "
                      "average of several runs' weights (runs fine-tuned from the same --init-from model)")
     src.add_argument("--checkpoint", type=Path, action="append",
                      help="a training checkpoint file (.pt); repeat it to average several")
@@ -45,14 +45,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      "(--retrieval*, --query-speeds), re-evaluate with --eval-data and rewrite its card")
     # absolute: `--out .` has no name to put `.partial` beside
     parser.add_argument("--out", type=lambda s: Path(s).absolute(), required=True, help="model folder to write")
-    parser.add_argument("--which", choices=["best", "last"], default="best", help="with --run: which checkpoint")
+    parser.add_argument("--which", choices=["best", "last"], default="best",
+                        help="with --run: which checkpoint (default best: best.pt, else last.pt)")
     parser.add_argument("--fp16", action="store_true", help="store the weights as float16 (half the size)")
     parser.add_argument("--eval-data", default="", help="dataset folder: evaluate and put the metrics in the card")
     parser.add_argument("--eval-dataset", choices=["manifest", "flickr8k", "spokencoco"], default=None,
                         help="layout of --eval-data (default: the run's dataset when it is flickr8k or spokencoco, "
-                        "else manifest)")
+                        "else manifest; with --model, manifest)")
     parser.add_argument("--eval-splits", default="test,test_unseen_voice",
-                        help="splits to evaluate with --eval-data (missing ones are skipped)")
+                        help="splits to evaluate with --eval-data, comma-separated (default test,test_unseen_voice; "
+                        "missing ones are skipped)")
     parser.add_argument("--card-extra", default="",
                         help="JSON object merged into the model card: inline, or @FILE (a JSON file)")
     parser.add_argument("--retrieval", choices=["parallel", "cascaded", "mean"], default=None,
@@ -61,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --retrieval mean: query = normalise(W * parallel + cascaded) (default: as trained)")
     parser.add_argument("--name", default=None,
                         help="the model's name in config.json and its card (default: the run's model config name, "
-                        "which a fine-tune shares with its --init-from model)")
+                        "which a fine-tune shares with its --init-from model; with --model, the folder's own)")
     parser.add_argument("--query-speeds", default=None,
                         help="test-time speed ensemble, e.g. 0.85,0.92,1,1.08,1.16 (1 = off; default: as trained)")
 

@@ -130,3 +130,25 @@ def test_verbose_before_a_bare_torchrun_config_still_means_train(monkeypatch):
     monkeypatch.setattr("trainer.main._setup_console", lambda verbose: None)
     assert main(["-v", "--config", "c.json"]) == 0 and main(["--config", "c.json", "-v"]) == 0
     assert seen == [("train", True), ("train", True)]
+
+
+@pytest.mark.parametrize("command", ["synth", "train", "eval", "export", "import-official"])
+def test_help_names_the_default_of_every_option_that_has_one(command):
+    """`export --help` did not show --eval-splits' default (test,test_unseen_voice), nor eval's --dataset,
+    --batch-size and --device theirs: a user could not tell what a run does without the option."""
+    import argparse
+
+    from trainer.main import _build_parser
+
+    parser = _build_parser(only=command)
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    silent = [a.option_strings[0] for a in sub._actions
+              if a.option_strings and a.default not in (None, False, "", argparse.SUPPRESS)
+              and "default" not in (a.help or "")]
+    assert silent == []
+
+
+def test_export_help_shows_the_eval_splits_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    assert "test,test_unseen_voice" in capsys.readouterr().out

@@ -40,7 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retrieval", choices=("parallel", "cascaded"), default=None,
                         help="which branch's vector is the search query (default: the checkpoint's "
                              "retrieval.audio_feat_src)")
-    parser.add_argument("--name", default=None, help="model name stored in config.json")
+    parser.add_argument("--name", default=None,
+                        help="model name stored in config.json (default: from the checkpoint, e.g. "
+                        "speechclip_plus-hybrid_plus-large-flickr)")
     parser.add_argument("--hubert", type=Path, default=None,
                         help="only for a checkpoint without the HuBERT weights: a transformers HubertModel folder")
     parser.add_argument("--clip", type=Path, default=None,

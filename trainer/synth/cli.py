@@ -135,7 +135,7 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-images", type=_count, default=None, help="scenes in split test (default 10%%)")
     parser.add_argument("--image-size", type=at_least(MIN_IMAGE_SIZE), default=128,
                         help="side of the square images (default 128)")
-    parser.add_argument("--image-format", choices=["png", "jpg"], default="png")
+    parser.add_argument("--image-format", choices=["png", "jpg"], default="png", help="(default png)")
     parser.add_argument("--noise-p", type=_share, default=0.5,
                         help="share of utterances with added noise, 0 to 1 (default 0.5)")
     parser.add_argument("--workers", type=at_least(1), default=1, help="processes (default 1)")
@@ -148,7 +148,8 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="instead of a dataset, write this many photo-like JPEG scenes to OUT/photos",
     )
-    parser.add_argument("--demo-queries", type=_count, default=12, help="with --demo-photos: spoken queries")
+    parser.add_argument("--demo-queries", type=_count, default=12,
+                        help="with --demo-photos: spoken queries (default 12)")
     parser.add_argument(
         "--photo-size", type=_size, default=(800, 600), help="demo photo size (default 800x600)"
     )
