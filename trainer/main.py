@@ -93,7 +93,10 @@ def _build_parser(only: str | None) -> argparse.ArgumentParser:
         # after the command too (`python -m trainer eval ... -v`); SUPPRESS: not given here, the top-level value stays
         p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                        help="debug logging (also accepted before the command)")
-        p.set_defaults(_run=module.run, _interrupted=getattr(module, "INTERRUPTED", "interrupted"))
+        # _usage_error: a usage mistake the parser cannot see (synth's --out, required unless --list-voices) is
+        # said as argparse says its own: the usage, "python -m trainer CMD: error: ...", exit 2
+        p.set_defaults(_run=module.run, _interrupted=getattr(module, "INTERRUPTED", "interrupted"),
+                       _usage_error=p.error)
     return parser
 
 

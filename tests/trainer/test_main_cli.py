@@ -152,3 +152,22 @@ def test_export_help_shows_the_eval_splits_default(capsys):
     with pytest.raises(SystemExit):
         main(["export", "--help"])
     assert "test,test_unseen_voice" in capsys.readouterr().out
+
+
+def test_every_command_says_its_errors_alike(capsys, tmp_path):
+    """synth printed its own `error: ...` lines (a usage mistake without the usage, a failure outside the log):
+    now a usage mistake reads as argparse's, and a failure as every command's, through trainer.main."""
+    with pytest.raises(SystemExit) as e:
+        main(["synth", "--images", "2"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "usage: python -m trainer synth" in err
+    assert "python -m trainer synth: error: --out DIR is required (unless --list-voices)" in err
+    with pytest.raises(SystemExit) as e:
+        main(["export", "--out", str(tmp_path / "o")])
+    assert e.value.code == 2 and "python -m trainer export: error: " in capsys.readouterr().err
+    assert main(["synth", "--out", str(tmp_path / "x"), "--images", "2", "--voices", "no-such-voice"]) == 1
+    synth_err = capsys.readouterr().err
+    assert main(["eval", "--model", "m", "--data", str(tmp_path / "nothing")]) == 1
+    eval_err = capsys.readouterr().err
+    assert "ERROR trainer.main: " in synth_err and "no-such-voice" in synth_err and "ERROR trainer.main: " in eval_err
+    assert not synth_err.startswith("error:")

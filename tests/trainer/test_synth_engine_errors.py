@@ -30,7 +30,7 @@ def test_a_failing_engine_is_one_error_line_and_leaves_nothing(
     assert main(["synth", "--out", str(out), "--images", "2", "--voices", "flite:slt,flite:kal",
                  "--workers", workers]) == 1
     err = capsys.readouterr().err
-    assert "error: voice flite:slt: flite failed (exit 1): flite: cannot open voice\n" in err
+    assert "ERROR trainer.main: voice flite:slt: flite failed (exit 1): flite: cannot open voice\n" in err
     assert "Traceback" not in err and "CalledProcessError" not in err
     assert not out.exists() and not (tmp_path / "out.partial").exists()
 

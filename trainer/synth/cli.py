@@ -210,7 +210,10 @@ def run_synth(args: argparse.Namespace) -> int:
                 print(f"{name}\t{get_voice(name).engine} (pool, seed {args.seed})")
         return 0
     if args.out is None:
-        print("error: --out DIR is required", file=sys.stderr)
+        usage_error = getattr(args, "_usage_error", None)  # set by trainer.main: argparse's own words, exit 2
+        if usage_error is not None:
+            usage_error("--out DIR is required (unless --list-voices)")
+        print("error: --out DIR is required (unless --list-voices)", file=sys.stderr)
         return 2
     try:
         if args.extend is not None:
@@ -258,10 +261,9 @@ def run_synth(args: argparse.Namespace) -> int:
         )
         rep = generate(opts, force=args.force, on_progress=_progress(n, "scenes"),
                        on_voice_progress=_progress(0, "voices", "voice"))
-    except SpokenSearchError as exc:
-        _Progress.close_all()
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    except SpokenSearchError:
+        _Progress.close_all()  # then trainer.main says it, as it does every command's error: one line, exit 1
+        raise
     splits = ", ".join(f"{k} {v}" for k, v in sorted(rep.per_split.items()))
     print(
         f"wrote {rep.images} images, {rep.utterances} utterances ({splits}; {rep.audio_s / 3600:.2f} h of audio) "
