@@ -288,6 +288,35 @@ def test_flickr8k_listed_images_without_captions_are_named(tmp_path: Path, caplo
         read_flickr8k(tmp_path)  # every split: the train and val ones are fine, the test one is empty
 
 
+def test_flickr8k_captions_follow_the_files_numbers_not_their_position(tmp_path: Path) -> None:
+    """The audio of caption `<img>.jpg#<n>` is `<img>_<n>.wav` and its alignment `<img>.jpg#<n>` (wav2capt.txt:
+    `<img>_<n>.wav <img>.jpg #<n>`): a caption file with gaps or out of order (a filtered or re-sorted copy) paired
+    each caption with the wav and words of its position instead."""
+    from fixtures.data_layouts import write_jpg, write_wav
+
+    img = "1000268201_693b08cb0e.jpg"
+    (tmp_path / "Flickr8k_text").mkdir()
+    (tmp_path / "Flickr8k_text" / "Flickr8k.token.txt").write_text(
+        f"{img}#3\tA little girl climbing into a wooden playhouse .\n"
+        f"{img}#0\tA child in a pink dress is climbing up a set of stairs in an entry way .\n"
+        f"{img}#4\tA little girl in a pink dress going into a wooden cabin .\n")  # no #1, #2: a filtered copy
+    for split in ("train", "dev", "test"):
+        (tmp_path / "Flickr8k_text" / f"Flickr_8k.{split}Images.txt").write_text(f"{img}\n" if split == "train" else
+                                                                               "")
+    write_jpg(tmp_path / "Flicker8k_Dataset" / img)
+    for n in (0, 3, 4):
+        write_wav(tmp_path / "flickr_audio" / "wavs" / f"{img[:-4]}_{n}.wav", seed=n)
+    (tmp_path / "flickr_audio" / "flickr_8k.ctm").write_text(
+        f"{img}#0 1 0.12 0.08 A\n{img}#0 1 0.20 0.06 CHILD\n{img}#3 1 0.05 0.10 A\n{img}#3 1 0.15 0.10 LITTLE\n"
+        f"{img}#4 1 0.10 0.10 A\n")
+    utts = read_flickr8k(tmp_path, "train")
+    got = {u.audio_path.name: (u.text.split()[:3], [w.word for w in u.words or []]) for u in utts}
+    assert got == {f"{img[:-4]}_0.wav": (["a", "child", "in"], ["a", "child"]),
+                   f"{img[:-4]}_3.wav": (["a", "little", "girl"], ["a", "little"]),
+                   f"{img[:-4]}_4.wav": (["a", "little", "girl"], ["a"])}
+    assert [u.audio_path.name[-5] for u in utts] == ["0", "3", "4"]  # in the file's numbers' order
+
+
 def test_flickr8k_wrong_root(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="not a Flickr8k Audio root: missing Flickr8k.token.txt"):
         read_flickr8k(tmp_path)

@@ -67,15 +67,17 @@ def _clean(text: str) -> str:
     return text.strip().lower()
 
 
-def read_captions(path: Path) -> dict[str, list[str]]:
-    """{image file name: [caption 0, caption 1, ...]} from Flickr8k.token.txt or Kaggle's captions.txt."""
+def read_captions(path: Path) -> dict[str, dict[int, str]]:
+    """{image file name: {n: caption}} from Flickr8k.token.txt (n: the line's `#<n>`, which names the caption's
+    audio `<img>_<n>.wav` and alignment `<img>.jpg#<n>`, whatever the line's position) or Kaggle's captions.txt
+    (no numbers: 0, 1, ... in the file's order, the published one)."""
     try:
         return _read_captions(path)
     except UnicodeDecodeError as exc:
         raise _not_utf8(path, exc) from None
 
 
-def _read_captions(path: Path) -> dict[str, list[str]]:
+def _read_captions(path: Path) -> dict[str, dict[int, str]]:
     caps: dict[str, dict[int, str]] = {}
     with open(path, encoding="utf-8") as f:
         first = f.readline()
@@ -95,7 +97,7 @@ def _read_captions(path: Path) -> dict[str, list[str]]:
                 if not sep or not m:
                     raise DatasetError(f"{path} line {n} is not '<img>.jpg#<n><TAB><caption>': {line[:80]!r}")
                 caps.setdefault(m.group(1), {})[int(m.group(2))] = _clean(text)
-    return {img: [d[k] for k in sorted(d)] for img, d in caps.items()}
+    return {img: dict(sorted(d.items())) for img, d in caps.items()}
 
 
 def read_ctm(path: Path) -> dict[str, list[Word]]:
@@ -177,7 +179,7 @@ def read_flickr8k(root: str | Path, split: str | None = None, *, check: bool = T
             if img not in ids:  # an image listed but absent from Images/: check_files reports it
                 ids[img], next_id = next_id, next_id + 1
             stem = img[: -len(".jpg")] if img.endswith(".jpg") else img
-            for n, text in enumerate(captions[img]):
+            for n, text in captions[img].items():  # n: the caption file's own number (#n)
                 out.append(
                     Utterance(
                         audio_path=root / "flickr_audio" / "wavs" / f"{stem}_{n}.wav",
