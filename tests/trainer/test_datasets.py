@@ -461,3 +461,28 @@ def test_float_audio_with_nan_or_infinite_samples_is_listed_before_training(tmp_
     for k in (0, 1):
         assert f"audio {made['wavs'][k]} (has NaN or infinite samples" in msg
     assert str(made["wavs"][2]) not in msg
+
+
+def test_the_check_names_the_longest_files_that_evaluation_runs_whole(tmp_path: Path,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """Validation and `trainer eval` never crop an utterance: a long one in val/test could exhaust a real-size
+    model's memory hours into a run. The up-front check (which reads every length anyway) says so first."""
+    from fixtures.data_layouts import write_wav
+
+    from trainer.data.records import long_audio_message
+
+    made = make_manifest(tmp_path, n_images=3, captions_per_image=2)
+    with caplog.at_level("WARNING", logger="trainer.data.records"):
+        read_manifest(tmp_path)
+    assert "longer than" not in caplog.text
+    long = made["wavs"][2]  # a val utterance
+    write_wav(long, seconds=61.0)
+    with caplog.at_level("WARNING", logger="trainer.data.records"):
+        read_manifest(tmp_path)
+    assert f"1 audio file(s) are longer than 60 s: {long} (val, 61 s)." in caplog.text
+    assert "3050 frames of 20 ms, 0.03 GiB of attention scores per head and layer" in caplog.text
+    paths = {Path(f"/d/{k}.wav"): float(s) for k, s in enumerate([30, 300, 90, 120, 70, 80, 65])}
+    msg = long_audio_message(paths, {p: {"test"} for p in paths})
+    assert msg is not None and msg.startswith("6 audio file(s) are longer than 60 s: /d/1.wav (test, 300 s), "
+                                              "/d/3.wav (test, 120 s), /d/2.wav")
+    assert "and 1 more" in msg and "15000 frames" in msg and "0.84 GiB" in msg

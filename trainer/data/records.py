@@ -22,6 +22,11 @@ logger = logging.getLogger(__name__)
 
 MAX_LISTED = 20  # how many missing files an error message names
 CHECK_THREADS = 8  # the up-front file check waits on the disk, not the CPU
+# Validation and `trainer eval` run each utterance whole (only training crops to max_audio_s): above this the
+# up-front check names the longest files, as self-attention's memory grows with the square of the length
+LONG_AUDIO_S = 60.0
+LONG_LISTED = 5  # how many of the longest files the warning names
+FRAME_S = 0.02  # HuBERT-family frames (20 ms) for the memory estimate
 
 
 @dataclass(frozen=True)
@@ -100,7 +105,8 @@ def _jpeg_cut_short(path: Path, size: int) -> bool:
         return JPEG_EOI not in f.read()
 
 
-def _unreadable(path: Path, kind: str, need_s: float = 0.0, decode_images: bool = False) -> str | None:
+def _unreadable(path: Path, kind: str, need_s: float = 0.0, decode_images: bool = False,
+                durations: dict[Path, float] | None = None) -> str | None:
     """Why `path` cannot be used, or None.
 
     Audio: the header (soundfile); a PCM WAV's length comes from it, any other format (FLAC, Ogg, MP3...) and a
@@ -132,6 +138,8 @@ def _unreadable(path: Path, kind: str, need_s: float = 0.0, decode_images: bool 
             if not finite:
                 return "has NaN or infinite samples: a broken float file; export it again, e.g. as 16-bit PCM"
             seconds = frames / info.samplerate
+            if durations is not None:
+                durations[path] = seconds
             if seconds < need_s - WORD_TIME_SLACK_S:
                 return f"{seconds:.2f} s long, shorter than its word times ({need_s:.2f} s): truncated?"
             if seconds > MAX_AUDIO_S:  # load_audio refuses it: found here, not at the step that draws it
@@ -172,8 +180,12 @@ def check_files(utterances: Iterable[Utterance], dataset: str, fix: str, *, deco
         files.setdefault(u.image_path, "image")
         if u.words:
             need_s[u.audio_path] = max(need_s.get(u.audio_path, 0.0), u.words[-1].end_s)
+    splits: dict[Path, set[str]] = {}
+    for u in utterances:
+        splits.setdefault(u.audio_path, set()).add(u.split)
+    durations: dict[Path, float] = {}  # each thread writes its own files' keys
     with ThreadPoolExecutor(max_workers=CHECK_THREADS) as pool:
-        verdicts = list(pool.map(lambda item: _unreadable(*item, need_s.get(item[0], 0.0), decode_images),
+        verdicts = list(pool.map(lambda item: _unreadable(*item, need_s.get(item[0], 0.0), decode_images, durations),
                                  files.items()))
     n_images = sum(1 for kind in files.values() if kind == "image")
     logger.info("checked the %d audio and %d image files of the %s dataset%s in %.1f s", len(files) - n_images,
@@ -183,6 +195,29 @@ def check_files(utterances: Iterable[Utterance], dataset: str, fix: str, *, deco
         raise DatasetError(
             problems_message(problems, f"files of the {dataset} dataset are missing or unreadable", fix)
         )
+    if message := long_audio_message(durations, splits):
+        logger.warning("%s", message)
+
+
+def long_audio_message(durations: dict[Path, float], splits: dict[Path, set[str]],
+                       limit_s: float = LONG_AUDIO_S) -> str | None:
+    """A warning naming the longest audio files above `limit_s` (with their split and length) and what one of
+    them costs in attention memory, or None when no file is that long. Training crops its utterances, but
+    validation and `trainer eval` run each one whole: with a real-size model one long clip can exhaust the
+    device's memory mid-evaluation, hours into a run."""
+    long = sorted(((s, p) for p, s in durations.items() if s > limit_s), reverse=True)
+    if not long:
+        return None
+    top_s = long[0][0]
+    frames = top_s / FRAME_S
+    gib = frames * frames * 4 / 2**30  # one head's fp32 attention scores in one layer
+    shown = ", ".join(f"{p} ({'/'.join(sorted(splits.get(p, ()))) or '?'}, {s:.0f} s)" for s, p in long[:LONG_LISTED])
+    more = f" and {len(long) - LONG_LISTED} more" if len(long) > LONG_LISTED else ""
+    return (f"{len(long)} audio file(s) are longer than {limit_s:.0f} s: {shown}{more}. Training crops its "
+            f"utterances (max_audio_s), but validation and `trainer eval` run each one whole, and attention memory "
+            f"grows with the square of the length: the {top_s:.0f} s one has {frames:.0f} frames of 20 ms, "
+            f"{gib:.2f} GiB of attention scores per head and layer in fp32 (HuBERT Large has 16 heads). If an "
+            f"evaluation runs out of memory, trim or split these files or leave them out of the split")
 
 
 def split_counts(utterances: Iterable[Utterance]) -> dict[str, int]:
