@@ -39,13 +39,14 @@ from app.widgets.record_panel import RecordPanel, sample_queries
 from app.widgets.results_grid import ResultsGrid
 from app.widgets.transcript_row import TranscriptRow
 from app.window_menu import build_menu
-from core.paths import demo_photos_dir, demo_queries_dir
+from core.paths import demo_photos_dir, demo_queries_dir, missing_resources
 
 logger = logging.getLogger(__name__)
 
 NO_MODEL_HINT = ("Choose a model folder in File → Settings (Ctrl+,), or build the embedded default model into "
                  "resources/models/default with the trainer (`python -m trainer export`, see the README).")
 SETTINGS_HINT = "Choose another model folder, or the embedded default model, in File → Settings (Ctrl+,)."
+NO_RESOURCES_HINT = "Or choose a model folder in File → Settings (Ctrl+,)."  # after missing_resources()' fix
 
 
 class MainWindow(QMainWindow):
@@ -199,7 +200,8 @@ class MainWindow(QMainWindow):
         self.device_label.setText("")
         self.photos_label.setText("")
         if reason:
-            hint = NO_MODEL_HINT if self.settings.model == "default" else SETTINGS_HINT
+            hint = (SETTINGS_HINT if self.settings.model != "default" else
+                    NO_RESOURCES_HINT if missing_resources() else NO_MODEL_HINT)
             self.show_message(f"No model is loaded: {plain_reason(reason)}. {hint}", "error",
                               ("Settings…", self.show_settings))
             self.plot.clear_all("No model loaded")

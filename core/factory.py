@@ -25,7 +25,7 @@ from core.device import pick_device
 from core.errors import CheckpointError, ConfigError, ModelNotFoundError, TrainingRunFolderError
 from core.model.config import ModelConfig, get_model_config, list_models, model_config_from_dict
 from core.model.speechclip import SpeechClipModel
-from core.paths import default_model_dir
+from core.paths import default_model_dir, missing_resources
 
 logger = logging.getLogger(__name__)
 
@@ -296,11 +296,13 @@ def load_model(path_or_name: str | Path = "default", device: str | torch.device 
     if directory.is_file():
         raise ModelNotFoundError(f"{directory} is a file, not a model folder: {_file_hint(directory)}")
     if not (directory / CONFIG_FILE).exists():
-        hint = ("the embedded default model is not in resources/models/default; train and export it with "
-                "`python -m trainer train ...` then `python -m trainer export --out resources/models/default`"
-                if str(path_or_name) == "default" else
-                f"pass a folder written by save_model / `python -m trainer export` (model configs without weights: "
-                f"{list_models()})")
+        if str(path_or_name) != "default":
+            hint = (f"pass a folder written by save_model / `python -m trainer export` (model configs without "
+                    f"weights: {list_models()})")
+        else:  # an install without its resources, or a repository without the exported default
+            hint = missing_resources() or (
+                "the embedded default model is not in resources/models/default; train and export it with "
+                "`python -m trainer train ...` then `python -m trainer export --out resources/models/default`")
         raise ModelNotFoundError(f"no model folder at {directory} ({CONFIG_FILE} missing): {hint}")
     cfg, meta = read_model_folder_config(directory)
     weights = directory / WEIGHTS_FILE

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError
+from core.paths import missing_resources, resource_path, resources_dir
 
 logger = logging.getLogger(__name__)
 
@@ -319,10 +320,11 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] | dict[
     """Defaults <- JSON file (if any) <- overrides; then validate(). Raises ConfigError."""
     base: dict[str, Any] = {}
     if path:
-        p = Path(path)
+        p = resource_path(path)  # resources/configs/train/x.json from any folder, with an installed package too
         if not p.is_file():
             what = "is not a file" if p.exists() else "does not exist"
-            raise ConfigError(f"training config {p} {what}; see resources/configs/train/ for examples")
+            where = missing_resources() or f"see {resources_dir() / 'configs' / 'train'} for examples"
+            raise ConfigError(f"training config {p} {what}; {where}")
         try:
             base = json.loads(p.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError
-from core.paths import resources_dir
+from core.paths import missing_resources, resources_dir
 
 logger = logging.getLogger(__name__)
 
@@ -342,8 +342,10 @@ def get_model_config(name: str, **overrides: Any) -> ModelConfig:
     """The named config from the registry, with optional overrides (nested dicts allowed)."""
     reg = _registry()
     if name not in reg:
+        missing = missing_resources()
         raise ConfigError(f"unknown model config {name!r}; available models = {sorted(reg)} "
-                          f"(files in {_CONFIG_DIR}, or add one with add_model_config(path))")
+                          f"(files in {_CONFIG_DIR}, or add one with add_model_config(path))"
+                          + (f"; {missing}" if missing else ""))
     cfg = load_model_config(reg[name])
     return cfg.replace(**overrides) if overrides else cfg
 

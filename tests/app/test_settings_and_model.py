@@ -78,6 +78,23 @@ def test_missing_model_is_said_in_the_window(qtbot, make_window):
     assert not w.panel.record_button.isEnabled() and not w.panel.search_button.isEnabled()
     assert w.model_label.text() == "No model"
     w.search.search_text("dog")  # nothing crashes without a service
+
+
+def test_an_install_without_resources_is_not_told_to_train_one(qtbot, make_window, monkeypatch):
+    import app.main_window as mw
+    from core.errors import ModelNotFoundError
+
+    said = "the resources of spoken-image-search are not installed: /x/core/_resources is missing; reinstall"
+    monkeypatch.setattr(mw, "missing_resources", lambda: said)
+
+    def factory(settings, reindex):  # noqa: ANN001
+        raise ModelNotFoundError(f"no model folder at /x/core/_resources/models/default: {said}")
+
+    w = make_window(None, settings=AppSettings(first_run_done=True), service_factory=factory)
+    w.load_service()
+    qtbot.waitUntil(lambda: w.message_bar.isVisible(), timeout=5_000)
+    text = w.message_bar.text()
+    assert "reinstall" in text and mw.NO_RESOURCES_HINT in text and "trainer export" not in text
     w.show_about()
 
 

@@ -145,6 +145,20 @@ def test_default_model_missing_says_how_to_get_it(monkeypatch, tmp_path) -> None
         load_model("default")
 
 
+def test_default_model_of_an_install_without_resources_says_what_is_missing(monkeypatch, tmp_path) -> None:
+    import core.factory
+    from core import paths
+
+    gone = tmp_path / "site-packages" / "core" / "_resources"
+    monkeypatch.delenv(paths.RESOURCES_ENV, raising=False)
+    monkeypatch.setattr(paths, "RESOURCES_DIR", gone)
+    monkeypatch.setattr(paths, "PACKAGED_RESOURCES_DIR", gone)
+    monkeypatch.setattr(core.factory, "default_model_dir", lambda: gone / "models" / "default")
+    with pytest.raises(ModelNotFoundError, match=r"are not installed: .*_resources is missing; reinstall") as err:
+        load_model("default")
+    assert "python -m trainer export" not in str(err.value)  # not the repository's fix
+
+
 def test_strip_prefixes() -> None:
     t = torch.zeros(1)
     state = {"module._orig_mod.a.b": t, "_orig_mod.module.c": t, "d._orig_mod.e": t, "f": t}

@@ -91,6 +91,17 @@ def test_shipped_train_configs_validate(name):
     assert model_cfg.name == cfg.model
 
 
+def test_the_readme_config_path_works_from_any_folder(monkeypatch, tmp_path):
+    # `--config resources/configs/train/tiny.json` away from the repository (an installed package): the shipped one
+    from core.paths import resources_dir
+
+    monkeypatch.chdir(tmp_path)
+    assert load_config("resources/configs/train/tiny.json").model == "tiny-test"
+    with pytest.raises(ConfigError, match=r"resources/configs/train/nope\.json does not exist; see .*configs/train"):
+        load_config("resources/configs/train/nope.json")
+    assert (resources_dir() / "configs" / "train").is_dir()
+
+
 def test_model_overrides_from_the_command_line_merge_into_the_files(tmp_path):
     p = tmp_path / "c.json"
     p.write_text(json.dumps({"dataset": "synthetic", "model_overrides": {
