@@ -249,7 +249,8 @@ class LibraryController(QObject):
             self.window.show_message(welcome_ready(n) + WELCOME_HOW, "info")
         elif not getattr(report, "cancelled", False):  # what a finished re-scan resolves
             self.window.hide_message("missing-file", "offline-folder")
-        say_text_not_read(self.window, getattr(report, "text_problem", None), self._text_problems)
+        say_text_not_read(self.window, getattr(report, "text_problem", None), self._text_problems,
+                          read=int(getattr(report, "texts_read", 0) or 0))
         self.indexing_finished.emit(report)
 
     def _offer_search_again(self, report: Any) -> None:

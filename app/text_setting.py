@@ -73,18 +73,22 @@ def sync_text_setting(window: Any) -> None:
 
 
 def _say_unavailable(window: Any, exc: BaseException) -> None:
-    """The library cannot read text (core's OcrUnavailableError names what to install), with Settings…."""
+    """The library cannot read text (core's OcrUnavailableError names what to install), with Settings…. Lasting:
+    a search does not install Tesseract (the setting, a run that reads text or the close button settle it)."""
     window.show_message(f"The text in photos is not read: {str(exc).rstrip('.')}.", "warning",
-                        ("Settings…", window.show_settings), topic=TEXT_TOPIC)
+                        ("Settings…", window.show_settings), topic=TEXT_TOPIC, lasting=True)
 
 
-def say_text_not_read(window: Any, problem: str | None, said: set[str]) -> None:
+def say_text_not_read(window: Any, problem: str | None, said: set[str], *, read: int = 0) -> None:
     """An indexing run's IndexReport.text_problem (the library reads text but Tesseract went missing): said once
-    per problem in `said` (every quiet re-scan meets it again), unless a warning that matters more is shown."""
+    per problem in `said` (every quiet re-scan meets it again), unless a warning that matters more is shown; a run
+    that `read` text in photos settles the warning (what was missing is there now)."""
     bar = window.message_bar
+    if not problem and read:
+        window.hide_message(TEXT_TOPIC)
     if not problem or problem in said or not (bar.isHidden() or bar.level == "info"):
         return
     said.add(problem)
     logger.info("text in photos not read: %s", problem)
     window.show_message(f"The text in photos was not read: {problem}.", "warning",
-                        ("Settings…", window.show_settings), topic=TEXT_TOPIC)
+                        ("Settings…", window.show_settings), topic=TEXT_TOPIC, lasting=True)

@@ -180,6 +180,24 @@ def test_missing_tesseract_is_said_with_what_to_install(qtbot, make_window, text
     assert w.message_bar.isHidden()  # every quiet re-scan meets it: not said again in this session
 
 
+def test_why_the_text_is_not_read_stays_said_through_searches_until_text_is_read(qtbot, make_window, texts,
+                                                                                  tmp_path):
+    """Tesseract missing is a settings problem a search does not settle: the warning outlasts the next searches
+    (as Whisper's does); a run that reads text again, the setting or the close button take it away."""
+    photos = make_photos(tmp_path / "photos")
+    texts.ocr_problem = NO_TESSERACT
+    w = make_window(texts, settings=AppSettings(first_run_done=True, read_text=True))
+    bar = w.message_bar
+    qtbot.waitUntil(lambda: NO_TESSERACT in bar.text(), timeout=5_000)
+    index(qtbot, w, photos)
+    search(qtbot, w, "a red car")
+    assert bar.isVisible() and bar.topic == "text-in-photos"  # the search does not hide why text is not read
+    texts.languages, texts.ocr_problem = "eng", None  # installed meanwhile, the library reads text again
+    with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000):
+        w.library.index_folders(None, quiet=True)
+    assert bar.isHidden()  # text was read: its warning went with the problem
+
+
 def test_a_service_without_text_reading_still_searches_and_previews(qtbot, make_window, fake_service, photos):
     assert not hasattr(fake_service, "read_text")
     w = make_window(fake_service, settings=AppSettings(first_run_done=True, read_text=True))
