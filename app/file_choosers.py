@@ -1,5 +1,5 @@
 """The files the window takes, dropped on it or chosen in a file dialog: an audio file is a spoken query, a photo
-finds the library's photos like it, a folder is indexed. The dialogs start where the user was last time."""
+or a video finds the library's photos like it, a folder is indexed. The dialogs start where the user was last time."""
 
 from __future__ import annotations
 
@@ -21,6 +21,15 @@ def dropped_kind(path: Path) -> str:
 
     suffix = path.suffix.lower()
     return "audio" if suffix in AUDIO_SUFFIXES else "image" if suffix in image_extensions() else ""
+
+
+def query_file_noun() -> str:
+    """What "Search by a …" takes: "photo or video" where videos can be read (core embeds a video file's frames,
+    as it does a library video's), else "photo"."""
+    from core.library.scan import image_extensions
+    from core.library.video import VIDEO_EXTENSIONS
+
+    return "photo or video" if image_extensions() & VIDEO_EXTENSIONS else "photo"
 
 
 def photo_name_filter() -> str:
@@ -59,7 +68,7 @@ def choose_audio_file(window: Any) -> None:
 def choose_image_file(window: Any) -> None:
     from PySide6.QtWidgets import QFileDialog
 
-    path, _ = QFileDialog.getOpenFileName(window, "Find photos like this one",
+    path, _ = QFileDialog.getOpenFileName(window, f"Search by a {query_file_noun()}",
                                           start_dir(window.settings.last_index_dir), photo_name_filter())
     if path:
         window.search.search_image_file(Path(path))

@@ -346,7 +346,7 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:
-        """An audio file is a spoken query; a photo finds the library's photos like it."""
+        """An audio file is a spoken query; a photo or a video finds the library's photos like it."""
         url: QUrl = event.mimeData().urls()[0]
         path = Path(url.toLocalFile())
         if dropped_kind(path) == "image":

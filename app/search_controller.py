@@ -361,7 +361,7 @@ class SearchController(QObject):
             self.plot.set_query(query)
             self.chips.set_keywords(list(query.keywords), playable=bool(len(self.query_wav)))
         else:
-            self.plot.clear_all("Typed or photo query: no speech to show")
+            self.plot.clear_all("Typed, photo or video query: no speech to show")
             self.chips.set_keywords([], note=f"No speech in this query: results for {label}")
         self.results.set_hits(hits, text_words)
         self.last_latency_s = None if self.speech_end_t is None else time.perf_counter() - self.speech_end_t

@@ -10,6 +10,7 @@ from PySide6.QtGui import QAction, QKeySequence
 
 from app.desktop import copy_path, open_file, reveal_file
 from app.dialogs.shortcuts_dialog import show_shortcuts
+from app.file_choosers import query_file_noun
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +49,9 @@ def build_menu(window: Any) -> None:
     act(s, "Show in &folder", lambda: reveal_file(w, w.grid.current_hit()), "Ctrl+E")
     act(s, "&Copy path", lambda: copy_path(w, w.grid.current_hit()), "Ctrl+Shift+C")
     act(s, "&More like this", lambda: w.search.search_similar(w.grid.current_hit()), "Ctrl+M")
-    act(s, "Search by a &photo…", w.choose_image_file, "Ctrl+Shift+O",
-        "Find the library's photos like a photo file (or drop one on the window)")
+    noun = query_file_noun()
+    act(s, f"Search by a &{noun}…", w.choose_image_file, "Ctrl+Shift+O",
+        f"Find the library's photos like a {noun} file (or drop one on the window)")
     act(s, "Go to the &results", lambda: w.grid.view.setFocus(), "Ctrl+G")
     h = mb.addMenu("&Help")
     act(h, "&About and model card", w.show_about, "F1")

@@ -526,6 +526,39 @@ def test_drop_a_photo_finds_photos_like_it_and_a_missing_one_is_a_clear_error(qt
     qtbot.waitUntil(lambda: w.message_bar.isVisible() and "gone.jpg" in w.message_bar.text(), timeout=5_000)
 
 
+def test_a_video_file_is_a_query_named_as_one_in_the_menu_the_dialog_and_the_plot(qtbot, make_window, fake_service,
+                                                                                  photos, monkeypatch):
+    """Core embeds a video file's frames (their mean, as a library video's vector): "Search by a photo…" offers
+    videos, so the menu and the dialog say so (and do not when PyAV is missing); a dropped video searches too."""
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtGui import QAction, QDropEvent
+    from PySide6.QtWidgets import QFileDialog
+
+    import core.library.scan as scan
+
+    titles: list[str] = []
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda _p, t, *a, **k: (titles.append(t), ("", ""))[1])
+    for readable, noun in [(False, "photo"), (True, "photo or video")]:
+        monkeypatch.setattr(scan, "video_available", lambda r=readable: r)
+        w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+        texts = [a.text().replace("&", "") for a in w.findChildren(QAction)]
+        assert f"Search by a {noun}…" in texts
+        w.choose_image_file()
+        assert titles[-1] == f"Search by a {noun}"
+    with qtbot.waitSignal(w.library.changed, timeout=10_000):
+        w.library.index_folders([photos], show_dialog=False)
+    clip = photos.parent / "outside" / "clip.mp4"
+    clip.parent.mkdir()
+    clip.write_bytes(b"a video")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(clip))])
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.dropEvent(QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                               Qt.KeyboardModifier.NoModifier))
+    assert fake_service.calls[-1] == "search_similar" and "clip.mp4" in w.grid.summary_text()
+    assert "video" in w.plot.message.toPlainText()
+
+
 def test_the_photo_file_dialog_lists_camera_files_with_capital_extensions():
     from app.file_choosers import photo_name_filter
     from core.library.raw import raw_available
