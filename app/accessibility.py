@@ -36,9 +36,11 @@ class Announcer(QObject):
 
 
 def install_accessibility(window: Any) -> Announcer:
-    """Announce the window's status messages, its message strip (errors at once) and each search's summary."""
+    """Announce the window's status messages, its message strip (errors at once), each search's summary and the
+    plot's unit selected from the keyboard."""
     announcer = Announcer(window)
     window.statusBar().messageChanged.connect(announcer.say)
     window.message_bar.shown.connect(lambda text, level: announcer.say(text, urgent=level == "error"))
     window.search.result_shown.connect(lambda _result: announcer.say(window.grid.summary_text()))
+    window.plot.unit_said.connect(announcer.say)  # a unit of the plot selected from the keyboard
     return announcer

@@ -11,6 +11,7 @@ from app.photo_text import TEXT_MATCH, elide, found_by_text, quoted, score_text
 from core.library.video import clock, is_video
 
 PLOT_UNITS_SAID = 40  # the plot's description names at most this many segments (then "and N more")
+UNIT_WORDS_SAID = 5  # a unit selected in the plot is said with at most this many of its sub-words
 
 
 def seconds(t: float) -> str:
@@ -67,3 +68,13 @@ def plot_description(segments: Sequence[Any], labels: Sequence[str], duration_s:
     if unused_from_s is not None:
         text += f" From {seconds(unused_from_s)} s on, the model ignores the rest (its unit limit was reached)."
     return text
+
+
+def unit_words(i: int, n: int, segment: Any, candidates: Sequence[tuple[str, float]]) -> str:
+    """A unit selected in the plot, said: "unit 2 of 5, 0.34 to 0.61 s: dog 0.89; also dogs 0.50, the 0.30"
+    (its best sub-words with their scores, as its tooltip lists them)."""
+    head = f"unit {i + 1} of {n}, {seconds(segment.start_s)} to {seconds(segment.end_s)} s"
+    words = [f"{str(text).strip()} {float(score):.2f}" for text, score in list(candidates)[:UNIT_WORDS_SAID]]
+    if not words:
+        return head
+    return f"{head}: {words[0]}" + (f"; also {', '.join(words[1:])}" if len(words) > 1 else "")

@@ -1,7 +1,7 @@
 """Push-to-talk: holding Space anywhere in the window records a spoken query, releasing it searches.
 
 An application-wide event filter, so that Space works whichever widget has the focus, except those that use Space
-themselves (text fields, buttons, spin and combo boxes)."""
+themselves (text fields, buttons, spin and combo boxes, the plot with a unit to play)."""
 
 from __future__ import annotations
 
@@ -58,4 +58,6 @@ class PushToTalk(QObject):
         w = QApplication.focusWidget()
         if w is self.record_button:
             return True
+        if getattr(w, "takes_space", None) is not None and w.takes_space():  # the plot plays its unit with it
+            return False
         return not isinstance(w, QLineEdit | QTextEdit | QAbstractSpinBox | QComboBox | QAbstractButton)

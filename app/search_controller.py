@@ -82,6 +82,7 @@ class SearchController(QObject):
         self.recorder.failed.connect(self._on_failed)
         self.live.analysed.connect(self._on_live)
         chips.play_requested.connect(self.replay)
+        plot.play_requested.connect(self.replay)
         grid.controls_changed.connect(self.controls_edited)
         for chosen in (grid.when, grid.where, grid.kind):
             chosen.changed.connect(self._filter_changed)
@@ -358,7 +359,7 @@ class SearchController(QObject):
             self.last_text_words = text_words  # ... and looks for the same words in the photos' text
         hits = list(getattr(result, "hits", []) or [])
         if query is not None:
-            self.plot.set_query(query)
+            self.plot.set_query(query, playable=bool(len(self.query_wav)))
             self.chips.set_keywords(list(query.keywords), playable=bool(len(self.query_wav)))
         else:
             self.plot.clear_all("Typed, photo or video query: no speech to show")

@@ -1,6 +1,8 @@
 """What the model heard, drawn with pyqtgraph: the waveform, CIF's per-frame weight alpha, its running
 integral against the firing threshold, a vertical line at each fire (segment boundary) and each unit's
-best sub-word over its segment. Hovering a segment lists its top-k sub-words; mouse wheel/drag zooms."""
+best sub-word over its segment. Hovering a segment lists its top-k sub-words; mouse wheel/drag zooms. From the
+keyboard (a focus ring shows it has the focus), Left/Right/Home/End select a unit as hovering does, announced, and
+Enter or Space plays it as its keyword chip does."""
 
 from __future__ import annotations
 
@@ -10,11 +12,11 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QPointF
-from PySide6.QtGui import QColor, QCursor, QPalette
+from PySide6.QtCore import QEvent, QPointF, Qt, Signal
+from PySide6.QtGui import QColor, QCursor, QKeyEvent, QPalette
 from PySide6.QtWidgets import QToolTip, QWidget
 
-from app.accessible_text import plot_description
+from app.accessible_text import plot_description, unit_words
 
 logger = logging.getLogger(__name__)
 
@@ -63,12 +65,21 @@ def unit_label(unit: Any) -> str:
 
 
 class CifPlot(pg.GraphicsLayoutWidget):
-    """Two plots sharing the time axis: waveform on top, alpha / integral / threshold below."""
+    """Two plots sharing the time axis: waveform on top, alpha / integral / threshold below.
+    `play_requested(start_s, end_s)`: Enter / Space on a unit; `unit_said(text)`: a unit selected, in words."""
+
+    play_requested = Signal(float, float)
+    unit_said = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setMinimumHeight(150)
         self.setAccessibleName("What the model heard: waveform and speech units")
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setStyleSheet("CifPlot { border: 2px solid transparent; }"  # the ring takes no room when it shows
+                           " CifPlot:focus { border: 2px solid palette(highlight); }")
+        self.selected: int | None = None  # the unit selected from the keyboard
+        self.playable = False  # the units can be played (a finished spoken query, its recording at hand)
         fg = self.palette().color(QPalette.ColorRole.Text)
         self.wave_plot = self.addPlot(row=0, col=0)
         self.alpha_plot = self.addPlot(row=1, col=0)
@@ -179,7 +190,7 @@ class CifPlot(pg.GraphicsLayoutWidget):
         return [t.toPlainText() for t in self._label_pool[: self._n_labels]]
 
     def clear_all(self, message: str = "") -> None:
-        self._query = None
+        self._query, self.selected, self.playable = None, None, False
         self._clear_overlays()
         self.wave_curve.setData([], [])
         self.alpha_curve.setData([0], [])
@@ -207,9 +218,11 @@ class CifPlot(pg.GraphicsLayoutWidget):
         if self.message.toPlainText():
             self.show_message(self.message.toPlainText())
 
-    def set_query(self, query: Any, *, fit: bool = True) -> None:
-        """Draw a SpeechQuery: alpha (T,), its running integral, fire lines and unit labels."""
-        self._query = query
+    def set_query(self, query: Any, *, fit: bool = True, playable: bool = False) -> None:
+        """Draw a SpeechQuery: alpha (T,), its running integral, fire lines and unit labels. `playable`: Enter
+        and Space play its units (the recording is at hand: not while it is still being recorded)."""
+        self._query, self.selected, self.playable = query, None, playable
+        self.hover_region.hide()
         self.show_message("")
         alpha = np.asarray(getattr(query, "alpha", np.zeros(0)), np.float32)
         if alpha.size:
@@ -241,8 +254,10 @@ class CifPlot(pg.GraphicsLayoutWidget):
         segments = list(getattr(self._query, "segments", []) or [])
         units = list(getattr(self._query, "units", []) or [])
         duration = max(float(getattr(self._query, "duration_s", 0.0) or 0.0), self._duration)
+        keys = (" Left and Right step through the units" + (", Enter plays one." if self.playable else ".")
+                if segments else "")
         self.setAccessibleDescription(plot_description(segments, [unit_label(u) for u in units], duration,
-                                                       self.unused_from_s))
+                                                       self.unused_from_s) + keys)
 
     def _show_unused(self, start_s: float | None, end_s: float, n_units: int) -> None:
         self.unused_from_s = start_s
@@ -335,3 +350,43 @@ class CifPlot(pg.GraphicsLayoutWidget):
                     QToolTip.hideText()
                 return
         self.hover_region.hide()
+
+    # ---- keyboard ----------------------------------------------------------------------------------
+    def takes_space(self) -> bool:
+        """Space plays a unit here (push-to-talk leaves it to the plot) when there is one to play."""
+        return self.playable and bool(getattr(self._query, "segments", None))
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        n = len(getattr(self._query, "segments", None) or [])
+        key, cur = event.key(), self.selected
+        if n and key in (Qt.Key.Key_Left, Qt.Key.Key_Right, Qt.Key.Key_Home, Qt.Key.Key_End):
+            step = -1 if key == Qt.Key.Key_Left else 1
+            i = {Qt.Key.Key_Home: 0, Qt.Key.Key_End: n - 1}.get(
+                key, (0 if step > 0 else n - 1) if cur is None else min(max(cur + step, 0), n - 1))
+            self.select_unit(i)
+        elif key in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space) and self.takes_space():
+            if cur is None:
+                self.select_unit(0)
+            seg = self._query.segments[self.selected]
+            self.play_requested.emit(float(seg.start_s), float(seg.end_s))
+        else:
+            super().keyPressEvent(event)
+            return
+        event.accept()
+
+    def select_unit(self, i: int) -> None:
+        """Select unit `i` as hovering does (highlighted, its top sub-words beside it, scrolled into view when
+        zoomed in), and say it (unit_said)."""
+        self.selected = i
+        seg, units = self._query.segments[i], list(getattr(self._query, "units", []) or [])
+        start, end = float(seg.start_s), float(seg.end_s)
+        self.hover_region.setRegion((start, end))
+        self.hover_region.show()
+        (x0, x1), (_, y1) = self.wave_plot.viewRange()
+        if start < x0 or end > x1:
+            half = max((x1 - x0) / 2, (end - start) / 2)
+            self.wave_plot.setXRange((start + end) / 2 - half, (start + end) / 2 + half, padding=0)
+        at = self.mapFromScene(self.wave_plot.vb.mapViewToScene(QPointF((start + end) / 2, y1)))
+        QToolTip.showText(self.mapToGlobal(at), self.tooltip_for(i), self)
+        self.unit_said.emit(unit_words(i, len(self._query.segments), seg,
+                                       list(units[i].candidates) if i < len(units) else []))
