@@ -21,7 +21,7 @@ from app.operations import Changes
 from app.text_setting import say_text_not_read
 from app.workers import Worker
 from core.errors import Cancelled, LibraryBusyError, SpokenSearchError
-from core.wording import counted, plural
+from core.wording import counted, held, plural
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +54,10 @@ def changed_photos(report: Any) -> int:
     return sum(int(getattr(report, name, 0) or 0) for name in ("added", "updated", "moved", "removed"))
 
 
-def report_summary(report: Any, photos: int | None = None) -> str:
+def report_summary(report: Any, photos: int | None = None, videos: int = 0) -> str:
     """One line about a finished core IndexReport. `photos`: the library's photo count after the run
-    (service.stats().photos); without it, the report's own total, which only counts the folders of this run."""
+    (service.stats().photos), `videos` of them videos; without it, the report's own total, which only counts the
+    folders of this run."""
     if report is None:
         return "Indexing finished."
     parts = []
@@ -79,7 +80,7 @@ def report_summary(report: Any, photos: int | None = None) -> str:
     head = "Indexing cancelled" if getattr(report, "cancelled", False) else "Indexing finished"
     total = getattr(report, "total", None)
     if isinstance(photos, int):
-        tail = f"; {counted(photos, 'photo')} in the library"
+        tail = f"; {held(photos, videos)} in the library"
     elif isinstance(total, int):
         tail = f"; {counted(total, 'photo')} in these folders"
     else:
@@ -106,7 +107,8 @@ class LibraryController(QObject):
         self._show_dialog = False
         self._last_stats = 0.0
         self._report: Any = None
-        self._photos: int | None = None  # the library's photo count after the last run
+        self._photos: int | None = None  # the library's photo count after the last run (its videos included)
+        self._videos = 0  # of them, videos
         self._current: tuple[list[Path], bool, bool] = ([], False, False)  # the running request
         # what waits for another process's indexing run (LibraryBusyError) to finish, polled by _busy_timer
         self._waiting: tuple[list[Path], bool, bool] | None = None
@@ -165,7 +167,7 @@ class LibraryController(QObject):
     def _start(self, targets: list[Path], *, rescan: bool, show_dialog: bool, quiet: bool = False) -> None:
         """Index `targets` (added as folders first); with `rescan`, every known folder instead."""
         service = self.window.service
-        self._photos = None
+        self._photos, self._videos = None, 0
         self._current = (targets, rescan, show_dialog)
         self._quiet = quiet
 
@@ -186,7 +188,8 @@ class LibraryController(QObject):
                                         "(Ctrl+I).")
             report = yield from service.index(todo, cancel=cancel)
             try:  # the report's total counts only this run's folders; the summary names the whole library
-                self._photos = int(service.stats().photos)
+                stats = service.stats()
+                self._photos, self._videos = int(stats.photos), int(getattr(stats, "videos", 0) or 0)
             except Exception:  # noqa: BLE001 - the summary then says "in these folders"
                 logger.debug("no photo count after indexing", exc_info=True)
             return report
@@ -231,7 +234,7 @@ class LibraryController(QObject):
             self.indexing_finished.emit(report)
             return
         if not self._quiet or changed_photos(report) or getattr(report, "texts_read", 0):
-            self.window.statusBar().showMessage(report_summary(report, self._photos), 8000)
+            self.window.statusBar().showMessage(report_summary(report, self._photos, self._videos), 8000)
         if self._quiet:
             self._offer_search_again(report)
         for path, reason in list(getattr(report, "skipped", None) or []):  # "see the log" must find them all

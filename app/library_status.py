@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from app import operations as ops
-from core.wording import counted, plural
+from core.wording import counted, held, plural
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +32,8 @@ def refresh_stats(window: Any, then: Callable[[], None] = _nothing) -> None:
         window.model_label.setText(f"Model: {short}")
         window.model_label.setToolTip(name)
         window.device_label.setText(f"Device: {stats.device}")
-        videos = int(getattr(stats, "videos", 0) or 0)
-        held = (f"{counted(stats.photos - videos, 'photo')}, {counted(videos, 'video')}" if videos
-                else counted(stats.photos, "photo"))
-        window.photos_label.setText(f"{held} in {counted(len(stats.roots), 'folder')}")
+        window.photos_label.setText(f"{held(stats.photos, int(getattr(stats, 'videos', 0) or 0))} in "
+                                    f"{counted(len(stats.roots), 'folder')}")
         window.photos_label.setToolTip(texts_read_tip(int(getattr(stats, "texts_read", 0) or 0),
                                                       int(getattr(stats, "with_text", 0) or 0)))
         window.grid.where.set_folders([str(r) for r in stats.roots])

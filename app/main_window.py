@@ -267,13 +267,14 @@ class MainWindow(QMainWindow):
             return
         stats = getattr(self, "library_stats", None)
         roots = [Path(r) for r in getattr(stats, "roots", [])]
-        dlg = LibraryDialog(roots, int(getattr(stats, "photos", 0)), self)
+        dlg = LibraryDialog(roots, int(getattr(stats, "photos", 0)), self, videos=int(getattr(stats, "videos", 0) or 0))
         dlg.start_dir = start_dir(self.settings.last_index_dir)
         dlg.add_requested.connect(lambda p: (remember_index_dir(self, p), self.library.index_folders([p])))
         dlg.remove_requested.connect(self.library.remove_folder)
         dlg.rescan_requested.connect(lambda: self.library.index_folders(None))
         dlg.refresh_wanted.connect(lambda: self.service is not None and ops.get_stats(dlg, self.service)
-                                   .success(lambda st: dlg.set_roots([Path(r) for r in st.roots], st.photos)).run())
+                                   .success(lambda st: dlg.set_roots([Path(r) for r in st.roots], st.photos,
+                                                                     int(getattr(st, "videos", 0) or 0))).run())
         self.library.changed.connect(dlg.library_changed)  # disconnected when the dialog is deleted
         dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dlg.open()

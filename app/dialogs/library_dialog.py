@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.wording import counted
+from core.wording import counted, held
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ class LibraryDialog(QDialog):
     rescan_requested = Signal()
     refresh_wanted = Signal()
 
-    def __init__(self, roots: list[Path], photos: int, parent: QWidget | None = None) -> None:
+    def __init__(self, roots: list[Path], photos: int, parent: QWidget | None = None, *, videos: int = 0) -> None:
         super().__init__(parent)
         self.setWindowTitle("Library folders")
         self.setMinimumSize(520, 320)
@@ -61,13 +61,14 @@ class LibraryDialog(QDialog):
         lay.addWidget(self.info)
         lay.addLayout(row, 1)
         lay.addWidget(box)
-        self.set_roots(roots, photos)
+        self.set_roots(roots, photos, videos)
 
-    def set_roots(self, roots: list[Path], photos: int) -> None:
+    def set_roots(self, roots: list[Path], photos: int, videos: int = 0) -> None:
+        """The library's folders and what they hold: `photos` items, `videos` of them videos."""
         self.list.clear()
         for r in roots:
             self.list.addItem(str(r))
-        self.info.setText(f"{counted(len(roots), 'folder')}, {counted(photos, 'photo')} indexed.")
+        self.info.setText(f"{counted(len(roots), 'folder')}, {held(photos, videos)} indexed.")
         self._update_remove()
 
     def _selected(self) -> Path | None:

@@ -26,6 +26,28 @@ def test_the_status_bar_counts_one_photo_one_video_and_one_folder(qtbot, make_wi
     qtbot.waitUntil(lambda: w.photos_label.text() == "1 photo, 1 video in 1 folder", timeout=5_000)
 
 
+def test_the_indexing_summary_and_the_library_dialog_count_videos_as_the_status_bar_does(qtbot, make_window,
+                                                                                       fake_service, tmp_path):
+    """Not "2 photos indexed" beside a status bar saying "1 photo, 1 video"."""
+    from app.dialogs.library_dialog import LibraryDialog
+
+    photos = make_photos(tmp_path / "Phone", n=1)
+    (photos / "clip.mp4").write_bytes(b"a video")
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    with qtbot.waitSignal(w.library.changed, timeout=10_000):
+        w.library.index_folders([photos], show_dialog=False)
+    assert w.statusBar().currentMessage().endswith("; 1 photo, 1 video in the library.")
+    qtbot.waitUntil(lambda: w.photos_label.text() == "1 photo, 1 video in 1 folder", timeout=5_000)
+    w.show_library_dialog()
+    dlg = w.findChild(LibraryDialog)
+    assert dlg.info.text() == "1 folder, 1 photo, 1 video indexed."
+    dlg.library_changed(None)  # refreshed after a change: the same words
+    qtbot.waitUntil(lambda: dlg.list.count() == 1, timeout=5_000)
+    qtbot.wait(100)
+    assert dlg.info.text() == "1 folder, 1 photo, 1 video indexed."
+    dlg.close()
+
+
 def test_a_single_result_is_named_as_the_photo_or_video_it_is(qtbot, make_window, fake_service, tmp_path):
     photos = make_photos(tmp_path / "Phone", n=2)
     (photos / "clip.mp4").write_bytes(b"a video")
