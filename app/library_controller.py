@@ -109,6 +109,7 @@ class LibraryController(QObject):
         self._report: Any = None
         self._photos: int | None = None  # the library's photo count after the last run (its videos included)
         self._videos = 0  # of them, videos
+        self._last_summary = ""  # what the last run that was said did (Indexing progress recalls it between runs)
         self._current: tuple[list[Path], bool, bool] = ([], False, False)  # the running request
         # what waits for another process's indexing run (LibraryBusyError) to finish, polled by _busy_timer
         self._waiting: tuple[list[Path], bool, bool] | None = None
@@ -210,9 +211,14 @@ class LibraryController(QObject):
             self.dialog.show()
 
     def show_progress(self) -> None:
+        """The progress dialog of the run going on; between runs, that nothing is, and what the last run did."""
         if self.indexing and self.dialog is not None:
             self.dialog.show()
             self.dialog.raise_()
+        elif not self.indexing:
+            last = self._last_summary
+            self.window.statusBar().showMessage("Nothing is being indexed now."
+                                                + (f" The last run: {last[0].lower()}{last[1:]}" if last else ""), 8000)
 
     def cancel(self) -> None:
         if self.worker is not None:
@@ -234,7 +240,8 @@ class LibraryController(QObject):
             self.indexing_finished.emit(report)
             return
         if not self._quiet or changed_photos(report) or getattr(report, "texts_read", 0):
-            self.window.statusBar().showMessage(report_summary(report, self._photos, self._videos), 8000)
+            self._last_summary = report_summary(report, self._photos, self._videos)
+            self.window.statusBar().showMessage(self._last_summary, 8000)
         if self._quiet:
             self._offer_search_again(report)
         for path, reason in list(getattr(report, "skipped", None) or []):  # "see the log" must find them all

@@ -120,6 +120,22 @@ def test_progress_helpers():
         "Indexing finished: 2 added, 1 skipped (see the log); 9 photos in these folders."
 
 
+def test_indexing_progress_with_nothing_indexing_says_so_and_recalls_the_last_run(qtbot, make_window, fake_service,
+                                                                                 tmp_path):
+    """File → Indexing progress (Ctrl+P) between runs did nothing at all; it says why, and what the last run did."""
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    w.library.show_progress()
+    assert w.statusBar().currentMessage() == "Nothing is being indexed now."
+    photos = make_photos(tmp_path / "a", n=2)
+    (photos / "broken_01.jpg").write_bytes(b"not a jpeg")
+    with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000):
+        w.library.index_folders([photos], show_dialog=False)
+    w.statusBar().clearMessage()
+    w.library.show_progress()
+    assert w.statusBar().currentMessage() == ("Nothing is being indexed now. The last run: indexing finished: 2 added, "
+                                              "1 skipped (see the log); 2 photos in the library.")
+
+
 def test_later_start_with_empty_library_says_how_to_add_photos(qtbot, make_window, fake_service):
     w = make_window(fake_service, settings=AppSettings(first_run_done=True))
     qtbot.waitUntil(lambda: w.message_bar.isVisible(), timeout=5_000)
