@@ -52,6 +52,15 @@ def _name_filter(label: str, extensions: set[str] | frozenset[str]) -> str:
     return f"{label} ({' '.join(f'*{e}' for e in exts + [e.upper() for e in exts])});;All files (*)"
 
 
+def pictures_dir() -> str:
+    """Where a photo or a folder of photos is first looked for: the user's Pictures folder, else their home (not
+    the folder the app happened to be started from, a file dialog's own default)."""
+    from PySide6.QtCore import QStandardPaths
+
+    pictures = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
+    return pictures if pictures and Path(pictures).is_dir() else str(Path.home())
+
+
 def choose_audio_file(window: Any) -> None:
     """Search with a recorded file; the dialog starts with the demo queries, then where the last one was."""
     from PySide6.QtWidgets import QFileDialog
@@ -69,7 +78,8 @@ def choose_image_file(window: Any) -> None:
     from PySide6.QtWidgets import QFileDialog
 
     path, _ = QFileDialog.getOpenFileName(window, f"Search by a {query_file_noun()}",
-                                          start_dir(window.settings.last_index_dir), photo_name_filter())
+                                          start_dir(window.settings.last_index_dir, pictures_dir()),
+                                          photo_name_filter())
     if path:
         window.search.search_image_file(Path(path))
 
@@ -78,7 +88,7 @@ def choose_folder_to_index(window: Any) -> None:
     from PySide6.QtWidgets import QFileDialog
 
     folder = QFileDialog.getExistingDirectory(window, "Index a folder of photos",
-                                              start_dir(window.settings.last_index_dir))
+                                              start_dir(window.settings.last_index_dir, pictures_dir()))
     if folder:
         remember_index_dir(window, Path(folder))
         window.library.index_folders([Path(folder)])

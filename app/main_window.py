@@ -21,7 +21,7 @@ from app.desktop import copy_path, open_file, reveal_file
 from app.dialogs.about_dialog import AboutDialog
 from app.dialogs.library_dialog import LibraryDialog
 from app.dialogs.settings_dialog import SettingsDialog
-from app.file_choosers import dropped_kind, remember_index_dir
+from app.file_choosers import dropped_kind, pictures_dir, remember_index_dir
 from app.library_controller import LibraryController
 from app.model_loader import load_service, plain_reason
 from app.models import ResultsModel
@@ -268,7 +268,7 @@ class MainWindow(QMainWindow):
         stats = getattr(self, "library_stats", None)
         roots = [Path(r) for r in getattr(stats, "roots", [])]
         dlg = LibraryDialog(roots, int(getattr(stats, "photos", 0)), self, videos=int(getattr(stats, "videos", 0) or 0))
-        dlg.start_dir = start_dir(self.settings.last_index_dir)
+        dlg.start_dir = start_dir(self.settings.last_index_dir, pictures_dir())
         dlg.add_requested.connect(lambda p: (remember_index_dir(self, p), self.library.index_folders([p])))
         dlg.remove_requested.connect(self.library.remove_folder)
         dlg.rescan_requested.connect(lambda: self.library.index_folders(None))

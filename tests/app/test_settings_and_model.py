@@ -386,6 +386,10 @@ def test_file_dialogs_start_in_the_last_folder_used(qtbot, make_window, fake_ser
 
     from core.paths import demo_queries_dir
 
+    home = tmp_path / "home"
+    (home / "Pictures").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)  # no user-dirs.dirs: Pictures is ~/Pictures
     w = make_window(fake_service, settings=AppSettings(first_run_done=True))
     opened, indexed, starts = [], [], []
     monkeypatch.setattr(w.search, "open_audio_file", opened.append)
@@ -404,7 +408,7 @@ def test_file_dialogs_start_in_the_last_folder_used(qtbot, make_window, fake_ser
                                                                                             str(photos))[1])
     w.choose_folder_to_index()
     w.choose_folder_to_index()
-    assert starts == ["", str(photos.parent)]  # beside the folder indexed last
+    assert starts == [str(home / "Pictures"), str(photos.parent)]  # first the Pictures, then beside the last one
     assert indexed == [[photos], [photos]] and len(opened) == 2
     saved = load_settings()  # remembered across runs, in the settings file
     assert (saved.last_audio_dir, saved.last_index_dir) == (str(audio), str(photos.parent))
@@ -418,6 +422,12 @@ def test_file_dialogs_start_in_the_last_folder_used(qtbot, make_window, fake_ser
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda _p, _t, d, *a, **k: (starts.append(d), ("", ""))[1])
     w.choose_audio_file()
     assert starts == [str(demo_queries_dir())]
+    w.settings.last_index_dir = ""  # nothing remembered: a photo is looked for in the Pictures, else at home
+    starts.clear()
+    w.choose_image_file()
+    (home / "Pictures").rmdir()
+    w.choose_image_file()
+    assert starts == [str(home / "Pictures"), str(home)]  # not the folder the app was started from
 
 
 def test_return_after_choose_folder_presses_ok_not_the_chooser(qtbot, make_window, fake_service, monkeypatch):
