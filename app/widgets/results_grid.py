@@ -123,9 +123,19 @@ def paint_text_badge(p: QPainter, target: QRect) -> None:
 
 class GridView(QListView):
     """QListView in icon mode; Enter opens the current photo, Shift+F10 opens its menu (as the Menu key does:
-    Qt maps only that key to a context menu)."""
+    Qt maps only that key to a context menu). Without results it shows `empty_text` (why, and what to try)."""
 
     open_requested = Signal(object)
+    empty_text = ""
+
+    def paintEvent(self, event: Any) -> None:
+        super().paintEvent(event)
+        if self.empty_text and self.model() is not None and self.model().rowCount() == 0:
+            p = QPainter(self.viewport())
+            p.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
+            p.drawText(self.viewport().rect().adjusted(24, 24, -24, -24),
+                       int(Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap), self.empty_text)
+            p.end()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.currentIndex().isValid():
@@ -220,6 +230,8 @@ class ResultsGrid(QWidget):
 
     def set_summary(self, text: str) -> None:
         self._summary = text
+        self.view.empty_text = text if self.model.rowCount() == 0 else ""  # no results: said whole in the grid
+        self.view.viewport().update()
         self.summary.setToolTip(text)
         self.view.setAccessibleDescription(text)  # "12 photos for “a dog” …", said with the list
         self._elide()

@@ -100,6 +100,33 @@ def test_min_score_cutoff_reruns_last_query(qtbot, make_window, fake_service, ph
     assert w.grid.min_score.text() == "off" and w.results.rowCount() == len(all_hits)
 
 
+def test_no_results_says_why_and_what_to_try_in_the_empty_grid(qtbot, make_window, fake_service, photos):
+    """The summary of no results ends with what to try, but its label, beside the controls, is cut after a few
+    words: the empty grid below says it whole; a search with results leaves the grid to them."""
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    with qtbot.waitSignal(w.library.changed, timeout=10_000):
+        w.library.index_folders([photos], show_dialog=False)
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.grid.min_score.setValue(0.99)
+        w.grid.controls_changed.emit()
+        w.search.search_text("a dog")
+    assert w.results.rowCount() == 0 and "Lower the min score" in w.grid.summary_text()
+    assert w.grid.view.empty_text == w.grid.summary_text()
+
+    def ink() -> int:  # pixels of another colour than the empty grid's background
+        qtbot.wait(20)
+        image = w.grid.view.viewport().grab().toImage()
+        base = image.pixelColor(2, 2)
+        return sum(image.pixelColor(x, y) != base for x in range(0, image.width(), 3)
+                   for y in range(0, image.height(), 3))
+
+    assert ink() > 50
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.grid.min_score.setValue(-1.0)
+        w.grid.controls_changed.emit()
+    assert w.results.rowCount() > 0 and w.grid.view.empty_text == ""
+
+
 def test_long_results_do_not_widen_the_window(qtbot, make_window, fake_service, photos):
     w = make_window(fake_service, settings=AppSettings(first_run_done=True))
     w.resize(1366, 768)
