@@ -54,6 +54,21 @@ def changed_photos(report: Any) -> int:
     return sum(int(getattr(report, name, 0) or 0) for name in ("added", "updated", "moved", "removed"))
 
 
+SKIPPED_NAMED = 3  # the summary names at most this many skipped files (the log has them all, with why)
+
+
+def skipped_names(report: Any, n: int) -> str:
+    """The files a run skipped, by name ("a.jpg, b.png and 4 more; "), the folders not found left out; "" when the
+    report lists none."""
+    skipped = getattr(report, "skipped", None)
+    if not isinstance(skipped, list | tuple):
+        return ""
+    names = [Path(str(e[0])).name for e in skipped if isinstance(e, tuple | list) and len(e) >= 2
+             and not str(e[1]).startswith(OFFLINE_REASON)][:SKIPPED_NAMED]
+    more = f" and {n - len(names)} more" if n > len(names) else ""
+    return f"{', '.join(names)}{more}; " if names else ""
+
+
 def report_summary(report: Any, photos: int | None = None, videos: int = 0) -> str:
     """One line about a finished core IndexReport. `photos`: the library's photo count after the run
     (service.stats().photos), `videos` of them videos; without it, the report's own total, which only counts the
@@ -70,7 +85,7 @@ def report_summary(report: Any, photos: int | None = None, videos: int = 0) -> s
     n_skipped = len(skipped) if isinstance(skipped, list | tuple | dict) else int(skipped or 0)
     n_skipped -= len(offline)
     if n_skipped:
-        parts.append(f"{n_skipped} skipped (see the log)")
+        parts.append(f"{n_skipped} skipped ({skipped_names(report, n_skipped)}see the log)")
     if offline:
         parts.append(f"{counted(len(offline), 'folder')} not found")
     texts_read = int(getattr(report, "texts_read", 0) or 0)

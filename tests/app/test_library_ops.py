@@ -116,8 +116,11 @@ def test_progress_helpers():
     assert all(phase in PHASES for phase in ("scan", "hash", "embed", "ann", "done"))  # core's phases, in words
     assert format_eta(None) == "estimating…"
     assert format_eta(75) == "1m 15s" and format_eta(3700) == "1h 01m" and format_eta(4.2) == "4s"
-    assert report_summary(IndexReport(added=2, total=9, skipped=[("a", "bad")])) == \
-        "Indexing finished: 2 added, 1 skipped (see the log); 9 photos in these folders."
+    assert report_summary(IndexReport(added=2, total=9, skipped=[("/x/a.jpg", "bad")])) == \
+        "Indexing finished: 2 added, 1 skipped (a.jpg; see the log); 9 photos in these folders."
+    five = [(f"/x/{n}.png", "not an image") for n in "abcde"]  # the files named, up to three
+    assert report_summary(IndexReport(added=0, total=5, skipped=five)) == \
+        "Indexing finished: 5 skipped (a.png, b.png, c.png and 2 more; see the log); 5 photos in these folders."
 
 
 def test_indexing_progress_with_nothing_indexing_says_so_and_recalls_the_last_run(qtbot, make_window, fake_service,
@@ -133,7 +136,7 @@ def test_indexing_progress_with_nothing_indexing_says_so_and_recalls_the_last_ru
     w.statusBar().clearMessage()
     w.library.show_progress()
     assert w.statusBar().currentMessage() == ("Nothing is being indexed now. The last run: indexing finished: 2 added, "
-                                              "1 skipped (see the log); 2 photos in the library.")
+                                              "1 skipped (broken_01.jpg; see the log); 2 photos in the library.")
 
 
 def test_later_start_with_empty_library_says_how_to_add_photos(qtbot, make_window, fake_service):
@@ -175,7 +178,7 @@ def test_index_summary_counts_the_library_and_names_what_was_skipped(qtbot, make
             qtbot.waitSignal(w.library.indexing_finished, timeout=10_000):
         w.library.index_folders([b], show_dialog=False)
     assert w.statusBar().currentMessage() == \
-        "Indexing finished: 3 added, 1 skipped (see the log); 9 photos in the library."
+        "Indexing finished: 3 added, 1 skipped (broken_01.jpg; see the log); 9 photos in the library."
     assert any("broken_01.jpg" in r.getMessage() and "cannot read" in r.getMessage() for r in caplog.records)
     # a folder taken offline: named in the message strip and in the log, not counted as a skipped file
     b.rename(tmp_path / "b-offline")
