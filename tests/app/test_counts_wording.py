@@ -9,7 +9,8 @@ from types import SimpleNamespace
 import pytest
 
 from app.dialogs.index_progress import read_progress
-from app.library_controller import report_summary, welcome_ready
+from app.index_report import report_summary
+from app.library_controller import welcome_ready
 from app.settings import AppSettings
 from tests.app.conftest import make_photos
 from tests.app.fake_service import Hit, IndexProgress

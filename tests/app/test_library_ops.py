@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.dialogs.index_progress import PHASES, format_eta, read_progress
-from app.library_controller import report_summary
+from app.index_report import report_summary
 from app.settings import AppSettings
 from tests.app.conftest import make_photos
 from tests.app.fake_service import IndexProgress, IndexReport
