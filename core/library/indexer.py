@@ -63,8 +63,9 @@ class IndexProgress:
 
 @dataclass
 class IndexReport:
-    """What a run did. `skipped`: (path, reason) of files that could not be indexed; `total`: photos found
-    under the roots that are indexed after the run.
+    """What a run did. `skipped`: (path, reason) of files that could not be indexed (`skipped_before`: the paths
+    of those that failed before and are unchanged since, not tried again); `total`: photos found under the roots
+    that are indexed after the run.
     """
 
     added: int = 0
@@ -73,6 +74,7 @@ class IndexReport:
     removed: int = 0
     total: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    skipped_before: list[str] = field(default_factory=list)  # of `skipped`, those failed before, unchanged since
     elapsed_s: float = 0.0
     cancelled: bool = False
     texts_read: int = 0  # photos whose text was read this run (the library reads text: Library.text_languages)
@@ -358,6 +360,7 @@ def _skip_remembered(plan: _Plan, book: _FailureBook, report: IndexReport) -> No
         reason = book.remembered(e)
         if reason is not None:
             report.skipped.append((e.path, reason))
+            report.skipped_before.append(e.path)
             logger.info("skipped %s (failed before, unchanged since; --retry-failed tries again): %s", e.path, reason)
         return reason is None
 

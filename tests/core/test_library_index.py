@@ -592,11 +592,12 @@ def test_unchanged_failed_files_are_not_decoded_again(env, monkeypatch):
     assert decoded == []  # nothing decoded: the good files are indexed, the bad ones remembered
     assert {p for p, _ in second.skipped} == {p for p, _ in first.skipped} and second.total == 6
     assert all("not decoded again" in r and "--retry-failed" in r for _, r in second.skipped)
+    assert first.skipped_before == [] and sorted(second.skipped_before) == sorted(p for p, _ in second.skipped)
     # fixing a file (new mtime/size) retries it; retry_failed retries the rest
     make_image(photos / "text.jpg", 77)
     _, third = index(lib, photos, emb)
     assert decoded == [str(photos / "text.jpg")] and third.added == 1
-    assert [p for p, _ in third.skipped] == [str(photos / "corrupt.png")]
+    assert [p for p, _ in third.skipped] == [str(photos / "corrupt.png")] == third.skipped_before
     decoded.clear()
     _, fourth = index(lib, photos, emb, retry_failed=True)
     assert decoded == [str(photos / "corrupt.png")] and "not decoded again" not in fourth.skipped[0][1]
