@@ -31,22 +31,28 @@ def changed_photos(report: Any) -> int:
 SKIPPED_NAMED = 3  # the summary names at most this many skipped files (the log has them all, with why)
 
 
-def skipped_names(report: Any, n: int) -> str:
-    """The files a run skipped, by name ("a.jpg, b.png and 4 more; "), the folders not found left out; "" when the
-    report lists none."""
+def skipped_files(report: Any) -> tuple[list[str], list[str]]:
+    """The files a run skipped, the folders not found left out: (new in this run, failed before and unchanged
+    since: core's IndexReport.skipped_before, not tried again)."""
     skipped = getattr(report, "skipped", None)
     if not isinstance(skipped, list | tuple):
-        return ""
-    names = [Path(str(e[0])).name for e in skipped if isinstance(e, tuple | list) and len(e) >= 2
-             and not str(e[1]).startswith(OFFLINE_REASON)][:SKIPPED_NAMED]
-    more = f" and {n - len(names)} more" if n > len(names) else ""
-    return f"{', '.join(names)}{more}; " if names else ""
+        return [], []
+    before = set(getattr(report, "skipped_before", None) or [])
+    files = [str(e[0]) for e in skipped if isinstance(e, tuple | list) and len(e) >= 2
+             and not str(e[1]).startswith(OFFLINE_REASON)]
+    return [f for f in files if f not in before], [f for f in files if f in before]
 
 
-def report_summary(report: Any, photos: int | None = None, videos: int = 0) -> str:
+def named(paths: list[str]) -> str:
+    """Files by name, the first few: "a.jpg, b.png, c.gif and 4 more"."""
+    names = [Path(p).name for p in paths[:SKIPPED_NAMED]]
+    return ", ".join(names) + (f" and {len(paths) - len(names)} more" if len(paths) > len(names) else "")
+
+
+def report_summary(report: Any, photos: int | None = None, videos: int = 0, *, quiet: bool = False) -> str:
     """One line about a finished core IndexReport. `photos`: the library's photo count after the run
     (service.stats().photos), `videos` of them videos; without it, the report's own total, which only counts the
-    folders of this run."""
+    folders of this run. `quiet`: a run the user did not ask for, which leaves out the files skipped as before."""
     if report is None:
         return "Indexing finished."
     parts = []
@@ -54,12 +60,12 @@ def report_summary(report: Any, photos: int | None = None, videos: int = 0) -> s
         v = getattr(report, name, None)
         if isinstance(v, int) and v:
             parts.append(f"{v} {name}")
-    skipped = getattr(report, "skipped", None)
     offline = offline_folders(report)
-    n_skipped = len(skipped) if isinstance(skipped, list | tuple | dict) else int(skipped or 0)
-    n_skipped -= len(offline)
-    if n_skipped:
-        parts.append(f"{n_skipped} skipped ({skipped_names(report, n_skipped)}see the log)")
+    new, before = skipped_files(report)
+    if new:
+        parts.append(f"{len(new)} skipped ({named(new)}; see the log)")
+    if before and not quiet:
+        parts.append(f"{len(before)} skipped as before ({named(before)})")
     if offline:
         parts.append(f"{counted(len(offline), 'folder')} not found")
     texts_read = int(getattr(report, "texts_read", 0) or 0)

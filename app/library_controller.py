@@ -190,12 +190,14 @@ class LibraryController(QObject):
             self.indexing_finished.emit(report)
             return
         if not self._quiet or changed_photos(report) or getattr(report, "texts_read", 0):
-            self._last_summary = report_summary(report, self._photos, self._videos)
+            self._last_summary = report_summary(report, self._photos, self._videos, quiet=self._quiet)
             self.window.statusBar().showMessage(self._last_summary, 8000)
         if self._quiet:
             self._offer_search_again(report)
+        before = set(getattr(report, "skipped_before", None) or [])  # said when they failed (core logs them again)
         for path, reason in list(getattr(report, "skipped", None) or []):  # "see the log" must find them all
-            logger.warning("indexing skipped %s: %s", path, reason)
+            if path not in before:
+                logger.warning("indexing skipped %s: %s", path, reason)
         offline = offline_folders(report)
         bar = self.window.message_bar
         if offline:

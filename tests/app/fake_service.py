@@ -57,6 +57,7 @@ class IndexReport:
     added: int = 0
     total: int = 0
     skipped: list = field(default_factory=list)
+    skipped_before: list = field(default_factory=list)  # like core: failed before, unchanged since
     cancelled: bool = False
     removed: int = 0  # like core (unticking "Index videos too" takes the videos out)
     texts_read: int = 0
@@ -112,6 +113,7 @@ class FakeService:
         self.search_delay_s = search_delay_s
         self._roots: list[Path] = []
         self._images: dict[int, Path] = {}
+        self._failed: dict[str, tuple[float, int]] = {}  # unreadable files, as core remembers them
         self._vectors: dict[int, np.ndarray] = {}
         self._lock = threading.Lock()
         self.calls: list[str] = []
@@ -224,6 +226,10 @@ class FakeService:
             time.sleep(self.index_delay_s)
             if p.name.startswith("broken"):  # like core: an unreadable file is skipped with its reason
                 report.skipped.append((str(p), "cannot read: not an image"))
+                seen = (p.stat().st_mtime, p.stat().st_size)
+                if self._failed.get(str(p)) == seen:  # like core: remembered, not tried again
+                    report.skipped_before.append(str(p))
+                self._failed[str(p)] = seen
                 continue
             i = zlib.crc32(str(p).encode())
             if i not in self._images:

@@ -194,6 +194,29 @@ def test_index_summary_counts_the_library_and_names_what_was_skipped(qtbot, make
     assert any(str(b) in r.getMessage() and "folder not found" in r.getMessage() for r in caplog.records)
 
 
+def test_files_that_failed_before_are_not_counted_again_by_each_quiet_run(qtbot, make_window, fake_service,
+                                                                           tmp_path, caplog):
+    """The watcher's re-scans met the same broken files each time: "2 skipped (see the log)" after every photo
+    added, and a warning in the log each time. A re-scan the user asks for says they are still skipped."""
+    photos = make_photos(tmp_path / "a", n=2)
+    (photos / "broken_01.jpg").write_bytes(b"not a jpeg")
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000):
+        w.library.index_folders([photos], show_dialog=False)
+    assert "1 skipped (broken_01.jpg; see the log)" in w.statusBar().currentMessage()
+    make_photos(tmp_path / "a", n=3)  # a photo comes in: the watcher's quiet run
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="app.library_controller"), \
+            qtbot.waitSignal(w.library.indexing_finished, timeout=10_000):
+        w.library.index_folders([photos], show_dialog=False, quiet=True)
+    assert w.statusBar().currentMessage() == "Indexing finished: 1 added; 3 photos in the library."
+    assert not [r for r in caplog.records if "broken_01.jpg" in r.getMessage()]
+    with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000):
+        w.library.index_folders(None, show_dialog=False)  # F5
+    assert w.statusBar().currentMessage() == ("Indexing finished: 1 skipped as before (broken_01.jpg); "
+                                              "3 photos in the library.")
+
+
 def test_summary_without_a_library_count_says_these_folders():
     assert report_summary(IndexReport(added=2, total=9)) == "Indexing finished: 2 added; 9 photos in these folders."
     assert report_summary(IndexReport(added=2, total=9), photos=262) == \
