@@ -23,7 +23,7 @@ def play_segment(wav: np.ndarray, start_s: float, end_s: float, sr: int = 16000)
 
         if not any(int(d.get("max_output_channels", 0)) > 0 for d in sd.query_devices()):
             raise PlaybackError("No audio output device was found, so the segment cannot be played. "
-                                "Connect speakers or headphones and click the keyword again.")
+                                "Connect speakers or headphones and play it again.")
         sd.stop()
         sd.play(np.asarray(wav[a:b], np.float32), sr, blocking=False)
     except PlaybackError:

@@ -85,3 +85,14 @@ def test_arrows_step_through_the_units_shown_and_announced_and_enter_or_space_pl
     assert plot.selected is None and not plot.hover_region.isVisible() and not plot.takes_space()
     qtbot.keyClick(plot, Qt.Key.Key_Right)
     assert plot.selected is None and len(played) == 2
+
+
+def test_without_speakers_the_plot_says_so_in_words_that_fit_a_key(qtbot, make_window, fake_service, photos,
+                                                                   monkeypatch):
+    import sounddevice as sd
+
+    monkeypatch.setattr(sd, "query_devices", lambda: [])
+    w = spoken_window(qtbot, make_window, fake_service, photos)
+    qtbot.keyClick(w.plot, Qt.Key.Key_Return)
+    text = w.message_bar.text()
+    assert "No audio output device" in text and "click the keyword" not in text and text.endswith("play it again.")
