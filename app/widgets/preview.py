@@ -123,6 +123,7 @@ class PreviewPane(QWidget):
         self._token = 0
         self.image = QLabel("Select a photo to preview it")
         self.image.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.image.setWordWrap(True)  # why there is no preview ("No preview: <path>: …") is wrapped, not cut
         self.image.setMinimumSize(200, 160)
         self.image.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         self.name_label = ElidedLabel()

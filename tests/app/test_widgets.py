@@ -419,6 +419,25 @@ def test_a_photo_that_cannot_be_previewed_logs_one_line_not_a_traceback(qtbot, t
         assert len(records) == 1 and records[0].exc_info is None, [r.getMessage() for r in caplog.records]
 
 
+def test_why_a_photo_has_no_preview_is_wrapped_in_the_pane_not_cut_at_both_ends(qtbot, tmp_path):
+    from types import SimpleNamespace
+
+    from PySide6.QtCore import Qt
+
+    from app.widgets.preview import PreviewPane
+
+    pane = PreviewPane()
+    qtbot.addWidget(pane)
+    pane.resize(340, 500)
+    pane.show()
+    gone = tmp_path / "a folder with a long name" / "holiday 2024" / "anim.gif"
+    pane.show_hit(SimpleNamespace(score=0.5, taken_at=None, mtime=0.0, path=str(gone)))
+    qtbot.waitUntil(lambda: pane.image.text().startswith("No preview"), timeout=5_000)
+    label = pane.image
+    needed = label.fontMetrics().boundingRect(label.contentsRect(), int(Qt.TextFlag.TextWordWrap), label.text())
+    assert label.wordWrap() and needed.width() <= label.contentsRect().width()
+
+
 def test_heic_and_camera_raw_photos_are_previewed_through_the_core_decoder(qtbot, tmp_path):
     """Qt has no HEIC reader on Linux and reads a raw file's TIFF thumbnail: both go through core, as the grid."""
     import sys
