@@ -23,10 +23,23 @@ def _path(window: Any, hit: Any) -> Path | None:
         return None
     p = Path(str(hit.path))
     if not p.exists():
-        window.show_message(f"{p} no longer exists. Re-scan the library (F5) to forget moved or deleted photos.",
-                            "warning", topic="missing-file")
+        root = _library_folder(window, p)
+        if root is not None and not root.is_dir():  # a re-scan keeps an offline folder's photos: F5 would not help
+            window.show_message(f"{p.name} cannot be opened: its library folder {root} was not found. Reconnect the "
+                                "drive, or remove the folder in File → Library folders (Ctrl+L).", "warning",
+                                topic="offline-folder")
+        else:
+            window.show_message(f"{p} no longer exists. Re-scan the library (F5) to forget moved or deleted photos.",
+                                "warning", topic="missing-file")
         return None
     return p
+
+
+def _library_folder(window: Any, p: Path) -> Path | None:
+    """The library folder holding `p` (the innermost one), from the window's last library stats; None if unknown."""
+    roots = [Path(str(r)) for r in getattr(getattr(window, "library_stats", None), "roots", None) or []]
+    holding = [r for r in roots if r == p or r in p.parents]
+    return max(holding, key=lambda r: len(r.parts)) if holding else None
 
 
 def open_file(window: Any, hit: Any) -> None:

@@ -257,6 +257,11 @@ def test_open_reveal_copy_and_missing_file(qtbot, make_window, fake_service, pho
     hit.path.unlink()
     w.preview.buttons["open"].click()
     assert "no longer exists" in w.message_bar.text() and "F5" in w.message_bar.text()
+    offline = photos.parent / "unplugged"  # its folder gone (a drive unplugged): F5 would not forget its photos
+    photos.rename(offline)
+    w.preview.buttons["open"].click()
+    text = w.message_bar.text()
+    assert f"library folder {photos} was not found" in text and "F5" not in text and "Library folders" in text
 
 
 def test_error_text_is_actionable(app_dirs):
