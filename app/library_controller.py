@@ -5,6 +5,7 @@ re-indexing of the folders the watcher saw change while the app runs."""
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from pathlib import Path
@@ -316,9 +317,13 @@ class LibraryController(QObject):
             self.window.show_message("Wait for indexing to finish (or cancel it) before removing a folder.",
                                      "warning")
             return
-        ops.remove_folder(self.window, service, root).success(self._removed).run()
+        ops.remove_folder(self.window, service, root).success(lambda changes: self._removed(changes, root)).run()
 
-    def _removed(self, changes: Changes) -> None:
+    def _removed(self, changes: Changes, root: Path) -> None:
+        bar = self.window.message_bar  # "… was not found: reconnect it, or remove the folder": removed, it is done
+        if bar.topic in ("offline-folder", "missing-file") and re.search(re.escape(str(root)) + r"(?=[\s.,:;]|$)",
+                                                                          bar.text()):
+            self.window.hide_message(bar.topic)
         self.changed.emit(changes)
         self.refresh_watch()
 

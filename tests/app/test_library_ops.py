@@ -217,6 +217,25 @@ def test_files_that_failed_before_are_not_counted_again_by_each_quiet_run(qtbot,
                                               "3 photos in the library.")
 
 
+def test_removing_the_folder_that_was_not_found_takes_its_warning_away(qtbot, make_window, fake_service, tmp_path):
+    """The warning says "reconnect the drive, or remove the folder in File → Library folders": done, it goes."""
+    a, b = make_photos(tmp_path / "a", n=2), make_photos(tmp_path / "b", n=2)
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    for folder in (a, b):
+        with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000):
+            w.library.index_folders([folder], show_dialog=False)
+    b.rename(tmp_path / "b-unplugged")
+    with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000):
+        w.library.index_folders(None, show_dialog=False)
+    assert w.message_bar.isVisible() and str(b) in w.message_bar.text()
+    with qtbot.waitSignal(w.library.changed, timeout=10_000):
+        w.library.remove_folder(a)  # another folder: the warning is still true
+    assert w.message_bar.isVisible() and str(b) in w.message_bar.text()
+    with qtbot.waitSignal(w.library.changed, timeout=10_000):
+        w.library.remove_folder(b)
+    assert w.message_bar.isHidden()
+
+
 def test_summary_without_a_library_count_says_these_folders():
     assert report_summary(IndexReport(added=2, total=9)) == "Indexing finished: 2 added; 9 photos in these folders."
     assert report_summary(IndexReport(added=2, total=9), photos=262) == \
