@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QListWidget,
+    QListWidgetItem,
     QMessageBox,
     QPushButton,
     QVBoxLayout,
@@ -66,14 +67,16 @@ class LibraryDialog(QDialog):
     def set_roots(self, roots: list[Path], photos: int, videos: int = 0) -> None:
         """The library's folders and what they hold: `photos` items, `videos` of them videos."""
         self.list.clear()
-        for r in roots:
-            self.list.addItem(str(r))
+        for r in roots:  # a folder not there (a drive not plugged in) is marked: its photos are kept as they are
+            item = QListWidgetItem(str(r) if Path(r).is_dir() else f"{r} — not found")
+            item.setData(Qt.ItemDataRole.UserRole, str(r))
+            self.list.addItem(item)
         self.info.setText(f"{counted(len(roots), 'folder')}, {held(photos, videos)} indexed.")
         self._update_remove()
 
     def _selected(self) -> Path | None:
         items = self.list.selectedItems()
-        return Path(items[0].text()) if items else None
+        return Path(items[0].data(Qt.ItemDataRole.UserRole)) if items else None
 
     def _update_remove(self) -> None:
         self.remove.setEnabled(self._selected() is not None)

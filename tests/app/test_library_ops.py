@@ -248,8 +248,10 @@ def test_library_remove_needs_a_selection_and_a_confirmation(qtbot, monkeypatch,
     from app.dialogs.library_dialog import LibraryDialog
 
     a, b = tmp_path / "holiday", tmp_path / "work"
+    a.mkdir()  # "work" is on a drive that is not plugged in: the list says so
     dlg = LibraryDialog([a, b], 12)
     qtbot.addWidget(dlg)
+    assert [dlg.list.item(i).text() for i in range(2)] == [str(a), f"{b} — not found"]
     removed: list = []
     dlg.remove_requested.connect(removed.append)
     assert not dlg.remove.isEnabled()  # nothing selected: nothing to remove
