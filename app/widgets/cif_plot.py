@@ -365,6 +365,9 @@ class CifPlot(pg.GraphicsLayoutWidget):
                 key, (0 if step > 0 else n - 1) if cur is None else min(max(cur + step, 0), n - 1))
             self.select_unit(i)
         elif key in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space) and self.takes_space():
+            if event.isAutoRepeat():  # held down: played once, not restarted with every repeat
+                event.accept()
+                return
             if cur is None:
                 self.select_unit(0)
             seg = self._query.segments[self.selected]

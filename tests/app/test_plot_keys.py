@@ -96,3 +96,16 @@ def test_without_speakers_the_plot_says_so_in_words_that_fit_a_key(qtbot, make_w
     qtbot.keyClick(w.plot, Qt.Key.Key_Return)
     text = w.message_bar.text()
     assert "No audio output device" in text and "click the keyword" not in text and text.endswith("play it again.")
+
+
+def test_space_held_down_on_the_plot_plays_the_unit_once(qtbot, make_window, fake_service, photos, played):
+    """A held key repeats: the unit is played once, not restarted every 30 ms (nor is anything recorded)."""
+    from PySide6.QtCore import QEvent
+    from PySide6.QtGui import QKeyEvent
+    from PySide6.QtWidgets import QApplication
+
+    w = spoken_window(qtbot, make_window, fake_service, photos)
+    for repeat in (False, True, True, True):
+        QApplication.sendEvent(w.plot, QKeyEvent(QEvent.Type.KeyPress, Qt.Key.Key_Space, Qt.KeyboardModifier.NoModifier,
+                                                 " ", repeat))
+    assert len(played) == 1 and not w.search.recorder.recording
