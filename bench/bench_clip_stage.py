@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -72,10 +73,6 @@ def main() -> None:
     tokens = clip.tokenize([t for _, t in train_pairs]).cpu()
     val_img = torch.tensor([i for i, _ in val_pairs])
     val_tokens = clip.tokenize([t for _, t in val_pairs]).cpu()
-    opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=a.lr, weight_decay=0.1,
-                            betas=(0.9, 0.98))
-    g = torch.Generator().manual_seed(0)
-
     @torch.no_grad()
     def val_recalls() -> list[float]:
         m.eval()
@@ -89,12 +86,29 @@ def main() -> None:
     print(f"{len(train_pairs)} captions of {len(images)} images; val {len(val_pairs)} captions of "
           f"{len(val_keys)} images", flush=True)
     t0 = time.time()
-    for step in range(a.steps):
-        lr = get_lr(step, lr=a.lr, warmup_steps=max(25, a.steps // 20), max_steps=a.steps, min_lr=a.lr * 0.01,
-                    schedule="cosine")
+
+    def report(step: int, loss: float) -> None:
+        if step % a.eval_every == 0 or step == a.steps:
+            print(f"step {step}: loss {loss:.3f}, {time.time() - t0:.0f} s, "
+                  f"val caption->image R@1/5/10 {val_recalls()}", flush=True)
+
+    train_steps(m, images, cap_img, tokens, steps=a.steps, batch=a.batch, lr=a.lr,
+                warmup=max(25, a.steps // 20), report=report)
+
+
+def train_steps(m: torch.nn.Module, images: torch.Tensor, cap_img: torch.Tensor, tokens: torch.Tensor, *,
+                steps: int, batch: int, lr: float, warmup: int, seed: int = 0,
+                report: Callable[[int, float], None] | None = None) -> None:
+    """trainer/clip_stage.py's loop: AdamW, cosine with warm-up, symmetric InfoNCE with same-image captions
+    masked, gradients clipped at 1. `report(step, loss)` after each step (1-based)."""
+    opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=lr, weight_decay=0.1,
+                            betas=(0.9, 0.98))
+    g = torch.Generator().manual_seed(seed)
+    for step in range(steps):
+        step_lr = get_lr(step, lr=lr, warmup_steps=warmup, max_steps=steps, min_lr=lr * 0.01, schedule="cosine")
         for group in opt.param_groups:
-            group["lr"] = lr
-        idx = torch.randperm(len(train_pairs), generator=g)[: a.batch]
+            group["lr"] = step_lr
+        idx = torch.randperm(len(cap_img), generator=g)[:batch]
         img = torch.nn.functional.normalize(m.encode_image(images[cap_img[idx]]), dim=-1)
         txt = torch.nn.functional.normalize(m.encode_text(tokens[idx]), dim=-1)
         ids = cap_img[idx]
@@ -103,10 +117,8 @@ def main() -> None:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
         opt.step()
-        if (step + 1) % a.eval_every == 0 or step == a.steps - 1:
-            print(f"step {step + 1}: loss {float(loss.detach()):.3f}, {time.time() - t0:.0f} s, "
-                  f"val caption->image R@1/5/10 {val_recalls()}", flush=True)
-
+        if report is not None:
+            report(step + 1, float(loss.detach()))
 
 if __name__ == "__main__":
     main()
