@@ -31,8 +31,10 @@ SHOW_DIALOG_AFTER_MS = 600  # progress UI appears only for work that lasts (anki
 STATS_EVERY_S = 1.0  # refresh the status bar's photo count this often while indexing
 BUSY_POLL_MS = 2000  # while another process indexes the library: how often to look whether it has finished
 WELCOME_INDEXING = "Welcome! The demo photo library is being indexed. "
-WELCOME_HOW = ("Hold Space and speak — the bundled model knows coloured shapes, e.g. “an orange heart” or "
-               "“a blue cross” — or pick a sample query.")
+# The example names two shapes of a scene: the default finds those far better than one ("a blue cross": the top
+# hit shows it for 0.15 of such queries; BENCHMARKS.md, session 35, bench/bench_demo_short.py).
+WELCOME_HOW = ("Hold Space and speak — the bundled model knows scenes of coloured shapes; name two of a photo's "
+               "shapes, e.g. “a big purple circle and a big orange heart” — or pick a sample query.")
 
 
 def welcome_ready(photos: int) -> str:
