@@ -30,6 +30,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -f "$stamp" ]; then
+  # torch brings ~3 GB of CUDA wheels from PyPI: resume an interrupted download instead of failing the setup
+  # (an environment variable, so a pip too old for the option ignores it)
+  export PIP_RESUME_RETRIES=${PIP_RESUME_RETRIES:-20}
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e ".[app,synth,train,heif,raw,video,ocr,dev]"
   touch "$stamp"
