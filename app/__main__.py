@@ -9,6 +9,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from core.cli_name import program_name
+
 logger = logging.getLogger(__name__)
 
 
@@ -60,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(argv: list[str] | None, ctrl_c: Any) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app", description="Spoken Image Search desktop app")
+    parser = argparse.ArgumentParser(prog=program_name("app"), description="Spoken Image Search desktop app")
     parser.add_argument("--model", help="model folder (or 'default') for this run; Settings remember a choice")
     parser.add_argument("--device", choices=("auto", "cuda", "cpu"), help="compute device for this run")
     parser.add_argument("--debug", action="store_true", help="log debug messages")

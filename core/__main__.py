@@ -29,6 +29,7 @@ import numpy as np
 
 from core.cli_args import at_least, finite_float, local_date, next_period
 from core.cli_index import run_index, unsearchable_note
+from core.cli_name import program_name
 from core.errors import ModelMismatchError, SpokenSearchError
 from core.text_match import match_words, no_text_match
 from core.wording import counted
@@ -37,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m core", description="Index photo folders and search them by voice.")
+    p = argparse.ArgumentParser(prog=program_name("core"), description="Index photo folders and search them by voice.")
     base = argparse.ArgumentParser(add_help=False)  # what every command takes
     base.add_argument("--data-dir", type=Path, default=None,
                       help="library folder (default: <user data dir>/library; SPOKENSEARCH_DATADIR moves it)")

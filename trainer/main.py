@@ -26,6 +26,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from core.cli_name import program_name
 from core.errors import SpokenSearchError
 from core.logging_setup import setup_logging
 
@@ -79,7 +80,7 @@ def _setup_console(verbose: bool) -> None:
 
 
 def _build_parser(only: str | None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m trainer", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=program_name("trainer"), description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
