@@ -361,7 +361,7 @@ def _skip_remembered(plan: _Plan, book: _FailureBook, report: IndexReport) -> No
         if reason is not None:
             report.skipped.append((e.path, reason))
             report.skipped_before.append(e.path)
-            logger.info("skipped %s (failed before, unchanged since; --retry-failed tries again): %s", e.path, reason)
+            logger.info("skipped %s: %s", e.path, reason)  # the reason says it failed before
         return reason is None
 
     plan.new = [e for e in plan.new if keep(e)]

@@ -580,7 +580,7 @@ def test_removing_a_parent_whose_folding_index_was_cancelled_removes_the_inner_p
     assert lib.remove_root(photos) == 2 and len(lib) == 0 and lib.roots() == []
 
 
-def test_unchanged_failed_files_are_not_decoded_again(env, monkeypatch):
+def test_unchanged_failed_files_are_not_decoded_again(env, monkeypatch, caplog):
     photos, emb, lib = env
     (photos / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage garbage")
     (photos / "text.jpg").write_text("hello")
@@ -588,7 +588,11 @@ def test_unchanged_failed_files_are_not_decoded_again(env, monkeypatch):
     decoded: list[str] = []
     real = indexer_mod._decode_one
     monkeypatch.setattr(indexer_mod, "_decode_one", lambda e, *a: (decoded.append(e.path), real(e, *a))[1])
-    _, second = index(lib, photos, emb)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="core.library.indexer"):
+        _, second = index(lib, photos, emb)
+    said = [r.getMessage() for r in caplog.records if "text.jpg" in r.getMessage()]
+    assert len(said) == 1 and said[0].count("unchanged since") == 1  # said once, not twice in one line
     assert decoded == []  # nothing decoded: the good files are indexed, the bad ones remembered
     assert {p for p, _ in second.skipped} == {p for p, _ in first.skipped} and second.total == 6
     assert all("not decoded again" in r and "--retry-failed" in r for _, r in second.skipped)
