@@ -33,8 +33,15 @@ BUSY_POLL_MS = 2000  # while another process indexes the library: how often to l
 WELCOME_INDEXING = "Welcome! The demo photo library is being indexed. "
 # The example names two shapes of a scene: the default finds those far better than one ("a blue cross": the top
 # hit shows it for 0.15 of such queries; BENCHMARKS.md, session 35, bench/bench_demo_short.py).
-WELCOME_HOW = ("Hold Space and speak — the bundled model knows scenes of coloured shapes; name two of a photo's "
-               "shapes, e.g. “a big purple circle and a big orange heart” — or pick a sample query.")
+WELCOME_EXAMPLE = "“a big purple circle and a big orange heart”"
+
+
+def welcome_how(has_microphone: bool) -> str:
+    """How to ask: by voice, or (no microphone found) from a recording or in words."""
+    ask = ("Hold Space and speak" if has_microphone else
+           "No microphone was found: open a recording (Ctrl+O), type (Ctrl+F)")
+    return (f"{ask} — the bundled model knows scenes of coloured shapes; name two of a photo's shapes, e.g. "
+            f"{WELCOME_EXAMPLE} — or pick a sample query.")
 
 
 def welcome_ready(photos: int) -> str:
@@ -81,6 +88,9 @@ class LibraryController(QObject):
     @property
     def indexing(self) -> bool:
         return self.worker is not None and not self.worker.done
+
+    def _welcome_how(self) -> str:
+        return welcome_how(bool(getattr(self.window, "devices", None)))
 
     def index_folders(self, roots: list[Path] | None, *, show_dialog: bool = True, quiet: bool = False) -> None:
         """Add `roots` (None: every known folder, i.e. a re-scan) and index them in the background. Asked
@@ -211,7 +221,7 @@ class LibraryController(QObject):
                 "the folder in File → Library folders (Ctrl+L).", "warning", topic="offline-folder")
         elif not bar.isHidden() and bar.text().startswith(WELCOME_INDEXING):  # the welcome must not go stale
             n = self._photos if self._photos is not None else report.total
-            self.window.show_message(welcome_ready(n) + WELCOME_HOW, "info")
+            self.window.show_message(welcome_ready(n) + self._welcome_how(), "info")
         elif not getattr(report, "cancelled", False):  # what a finished re-scan resolves
             self.window.hide_message("missing-file", "offline-folder")
         say_text_not_read(self.window, getattr(report, "text_problem", None), self._text_problems,
@@ -291,7 +301,7 @@ class LibraryController(QObject):
         waiting, self._waiting = self._waiting, None
         if self._welcome_waits:  # the first run's demo indexing starts now: its welcome comes back
             self._welcome_waits = False
-            self.window.show_message(WELCOME_INDEXING + WELCOME_HOW, "info")
+            self.window.show_message(WELCOME_INDEXING + self._welcome_how(), "info")
         else:
             self.window.hide_message("library-busy")
         if waiting is not None:
@@ -340,7 +350,7 @@ class LibraryController(QObject):
             if roots:
                 self.index_folders(None, show_dialog=False)
             elif first_run and demo_dir.is_dir():
-                self.window.show_message(WELCOME_INDEXING + WELCOME_HOW, "info")
+                self.window.show_message(WELCOME_INDEXING + self._welcome_how(), "info")
                 self.index_folders([demo_dir], show_dialog=False)
             elif self.window.message_bar.isHidden() or self.window.message_bar.level == "info":
                 # (a warning shown meanwhile, e.g. "Could not load X; still using Y", is not replaced)

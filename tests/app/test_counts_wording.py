@@ -10,7 +10,7 @@ import pytest
 
 from app.dialogs.index_progress import read_progress
 from app.index_report import report_summary
-from app.library_controller import welcome_ready
+from app.library_controller import welcome_how, welcome_ready
 from app.settings import AppSettings
 from tests.app.conftest import make_photos
 from tests.app.fake_service import Hit, IndexProgress
@@ -101,3 +101,10 @@ def test_reports_and_progress_count_one_photo_and_one_folder(qtbot):
     lib = LibraryDialog([Path("/a")], 1)
     qtbot.addWidget(lib)
     assert lib.info.text() == "1 folder, 1 photo indexed."
+
+
+def test_the_welcome_asks_by_voice_only_where_there_is_a_microphone():
+    assert welcome_how(True).startswith("Hold Space and speak")
+    without = welcome_how(False)
+    assert "Hold Space" not in without and "No microphone" in without and "Ctrl+O" in without
+    assert all("sample query" in w and "two of a photo's shapes" in w for w in (welcome_how(True), without))

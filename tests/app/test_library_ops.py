@@ -100,6 +100,7 @@ def test_first_run_indexes_the_demo_library(qtbot, make_window, fake_service, ph
     w = make_window(fake_service, settings=AppSettings(first_run_done=False))
     qtbot.waitUntil(lambda: fake_service.stats().photos == 6, timeout=10_000)
     assert "Welcome" in w.message_bar.text() and "sample" in w.message_bar.text()
+    assert ("Hold Space" in w.message_bar.text()) == bool(w.devices)  # speaking is offered with a microphone only
     # once indexed, the welcome strip says so (it must not keep saying "is being indexed")
     qtbot.waitUntil(lambda: "ready (6 photos)" in w.message_bar.text(), timeout=10_000)
     assert "being indexed" not in w.message_bar.text() and "sample" in w.message_bar.text()
