@@ -9,6 +9,7 @@ from typing import Any
 
 from app.photo_text import TEXT_MATCH, elide, found_by_text, quoted, score_text
 from core.library.video import clock, is_video
+from core.wording import counted
 
 PLOT_UNITS_SAID = 40  # the plot's description names at most this many segments (then "and N more")
 UNIT_WORDS_SAID = 5  # a unit selected in the plot is said with at most this many of its sub-words
@@ -63,7 +64,7 @@ def plot_description(segments: Sequence[Any], labels: Sequence[str], duration_s:
         word = labels[i] if i < len(labels) and labels[i] else ""
         said.append(f"unit {i + 1}, {seconds(seg.start_s)} to {seconds(seg.end_s)} s" + (f": {word}" if word else ""))
     more = f"; and {n - PLOT_UNITS_SAID} more" if n > PLOT_UNITS_SAID else ""
-    text = (f"{seconds(duration_s)} seconds of audio cut into {n} unit{'s' if n != 1 else ''} "
+    text = (f"{seconds(duration_s)} seconds of audio cut into {counted(n, 'unit')} "
             f"(segment boundaries where the weight alpha reached the threshold). {'; '.join(said)}{more}.")
     if unused_from_s is not None:
         text += f" From {seconds(unused_from_s)} s on, the model ignores the rest (its unit limit was reached)."
