@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from core.factory import WEIGHTS_FILE
 from core.model.losses import masked_info_nce
 from trainer.checkpoint import save_checkpoint
 from trainer.config import TrainConfig
@@ -47,7 +48,7 @@ def clip_stage_path(run_dir: str | Path) -> Path:
 
 SETTINGS_FILE = "settings.json"
 CLIP_FIELDS = ("clip_train_steps", "clip_lr", "clip_batch_size", "clip_warmup_steps", "clip_extra_scenes",
-               "clip_extra_image_size", "seed", "dataset")
+               "clip_extra_image_size", "clip_partial_captions", "clip_refit", "seed", "dataset")
 
 
 def stage_settings(clip: Any, train: Dataset, cfg: TrainConfig) -> dict[str, Any]:
@@ -65,7 +66,17 @@ def stage_settings(clip: Any, train: Dataset, cfg: TrainConfig) -> dict[str, Any
     out.update(images=len({k for k, _, _ in pairs}), captions=len(pairs),
                captions_sha256=hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest(),
                clip_config=dataclasses.asdict(clip.cfg))
+    if cfg.clip_refit:  # the stage starts from that model's CLIP: another model there is another result
+        out["refit_of_sha256"] = _file_sha256(Path(cfg.init_from) / WEIGHTS_FILE)
     return json.loads(json.dumps(out))  # tuples as lists: compares equal to the file read back
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _reusable(path: Path, settings: dict[str, Any], resuming: bool) -> bool:
@@ -124,9 +135,10 @@ def _train(clip: Any, train: Dataset, val: Dataset | None, cfg: TrainConfig, dis
     # The tower's initial weights depend on the seed and the CLIP config only (not on what was built before it).
     from core.model.clip_tower import ClipTower
 
-    with torch.random.fork_rng():
-        torch.manual_seed(cfg.seed)
-        clip.model.load_state_dict(ClipTower(clip.cfg).model.state_dict())
+    if not cfg.clip_refit:  # a re-fit starts from the --init-from model's tower, already in `clip`
+        with torch.random.fork_rng():
+            torch.manual_seed(cfg.seed)
+            clip.model.load_state_dict(ClipTower(clip.cfg).model.state_dict())
     pairs = caption_pairs(train)
     keys = sorted({k for k, _, _ in pairs})
     loader = getattr(train, "load_image", load_image)
@@ -142,7 +154,7 @@ def _train(clip: Any, train: Dataset, val: Dataset | None, cfg: TrainConfig, dis
 
         t = time.time()
         extra = extra_scenes(cfg.clip_extra_scenes, seed=cfg.seed, image_size=cfg.clip_extra_image_size,
-                             workers=max(1, cfg.threads))
+                             short_captions_per_image=cfg.clip_partial_captions, workers=max(1, cfg.threads))
         images = torch.cat([images, torch.stack([clip.preprocess(im) for im, _ in extra])])
         next_id = max(cap_ids, default=-1) + 1  # ids of their own, so no caption is masked as a same-image pair
         for j, (_, caps) in enumerate(extra):
@@ -155,6 +167,10 @@ def _train(clip: Any, train: Dataset, val: Dataset | None, cfg: TrainConfig, dis
     cap_img = torch.tensor(cap_img)
     cap_ids = torch.tensor(cap_ids)
     tokens = clip.tokenize([t for _, _, t in pairs]).cpu()
+    table = clip.model.token_embedding.weight
+    if cfg.clip_refit:  # the speech side's keywords are rows of this table: they must keep their meaning
+        table.requires_grad_(False)
+        kept = table.detach().clone()
     params = [p for p in clip.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.clip_lr, weight_decay=0.1, betas=(0.9, 0.98))
     g = torch.Generator().manual_seed(cfg.seed)
@@ -179,6 +195,8 @@ def _train(clip: Any, train: Dataset, val: Dataset | None, cfg: TrainConfig, dis
                                   "logit_scale": float(m.logit_scale.detach().exp())})
             logger.info("clip step %d/%d loss %.4f (%.0f s)", step, cfg.clip_train_steps, float(loss.detach()),
                         time.time() - t0)
+    if cfg.clip_refit and not torch.equal(table.detach(), kept):
+        raise RuntimeError("CLIP re-fit changed the frozen token-embedding table")  # weight decay or a stray grad
     metrics: dict[str, float] = {"seconds": time.time() - t0}
     if val is not None:
         vp = caption_pairs(val)

@@ -38,7 +38,7 @@ class TrainConfig:
     model_overrides: dict = field(default_factory=dict)  # nested dict merged into the model config
     freeze_feature_layers: int = 0  # keep the first N conv layers of a trainable upstream at their init (speed)
     # model folder whose weights initialise the model ("" = none; every tensor must fit: with model "" its own
-    # architecture is trained); needs clip_train_steps=0
+    # architecture is trained); needs clip_train_steps=0 unless clip_refit
     init_from: str = ""
     # set clip.vocab_ids to the CLIP BPE ids of the training captions (not with init_from: a fine-tune keeps its
     # source model's vocabulary, and a warning names the caption words outside it)
@@ -100,6 +100,13 @@ class TrainConfig:
     clip_warmup_steps: int = 100
     clip_extra_scenes: int = 0  # > 0: also train the CLIP stage on this many extra synthetic scenes (no speech)
     clip_extra_image_size: int = 128  # their rendered size (match the dataset's images)
+    # short search-style captions ("a blue cross", trainer.synth.scenes.query_text) added per extra scene: a
+    # CLIP trained on whole captions only learns to answer whole captions
+    clip_partial_captions: int = 0
+    # with init_from: the CLIP stage re-fits that model's CLIP instead of a fresh one. It starts from its weights
+    # where they fit (a vision tower whose config changed starts from the seed) and keeps the token-embedding
+    # table frozen, so the model's keywords (rows of that table) keep their meaning for the speech side
+    clip_refit: bool = False
     # --- bookkeeping -----------------------------------------------------------------------------
     run_dir: str = "runs/run"
     # a new run (no --resume) in a run_dir that holds one is refused; true: first delete that run's checkpoints,
@@ -135,6 +142,11 @@ class TrainConfig:
                 errors.append(f"{name}={getattr(self, name)} must be >= 1")
         if self.epochs < 0 or self.warmup_steps < 0 or self.clip_train_steps < 0 or self.clip_extra_scenes < 0:
             errors.append("epochs, warmup_steps, clip_train_steps and clip_extra_scenes must be >= 0")
+        if self.clip_partial_captions < 0:
+            errors.append(f"clip_partial_captions={self.clip_partial_captions} must be >= 0")
+        if self.clip_refit and not (self.init_from and self.clip_train_steps > 0):
+            errors.append("clip_refit re-fits the CLIP of init_from in the CLIP stage: it needs --init-from=MODEL_DIR "
+                          "and clip_train_steps > 0")
         if self.clip_extra_image_size < 8:
             errors.append(f"clip_extra_image_size={self.clip_extra_image_size} must be >= 8")
         if not (self.lr > 0 and 0 <= self.min_lr <= self.lr):

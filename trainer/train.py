@@ -329,7 +329,7 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
         _check_resume_config(ckpt, cfg, dist.world_size, resume_path)
     _check_run_dir(run_dir, existing, resume, ckpt is not None, cfg.overwrite)
     if cfg.init_from and ckpt is None:
-        _check_init_from(cfg.init_from, cfg.clip_train_steps)  # before the datasets load and the folder is written
+        _check_init_from(cfg.init_from, cfg.clip_train_steps, cfg.clip_refit)  # before the datasets load and the folder is written
     train_ds, val_ds = build_datasets(cfg, check=False)  # checked below, once the model says how images are used
     steps_per_epoch = _steps_per_epoch(len(train_ds), cfg, dist.world_size)  # before any stage runs
     train_data = training_fingerprint(train_ds, cfg.data_dir)
@@ -353,7 +353,7 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
     if ckpt is not None:
         _check_trainable(ckpt, trainable, cfg, resume_path)
     if cfg.init_from and ckpt is None:  # before config.json: a source that does not fit is refused
-        _init_from(model, cfg.init_from)
+        _init_from(model, cfg.init_from, clip_refit=cfg.clip_refit)
     # config.json only once the run is known to start: a refused resume leaves the run's own file as it was
     clear = cfg.overwrite and ckpt is None
     cfg = dataclasses.replace(cfg, overwrite=False)  # a one-off: a later run of this config.json must not clear
@@ -606,13 +606,17 @@ def _freeze_feature_layers(model: torch.nn.Module, n: int) -> None:
     logger.info("froze the first %d of %d feature-encoder conv layers", min(n, len(layers)), len(layers))
 
 
-def _check_init_from(path: str, clip_train_steps: int) -> None:
+_REFIT_VISION = "clip.model.visual."  # a re-fit may change the vision tower's config
+
+
+def _check_init_from(path: str, clip_train_steps: int, clip_refit: bool = False) -> None:
     """A clear error now for an --init-from that is not a complete model folder, or whose CLIP the CLIP stage
     would replace (re-initialised from the seed and retrained: the speech side would lose the tower it was
-    aligned to)."""
-    if clip_train_steps > 0:
+    aligned to; clip_refit re-fits it instead, its token table kept)."""
+    if clip_train_steps > 0 and not clip_refit:
         raise ConfigError(f"--init-from {path} with clip_train_steps={clip_train_steps}: the CLIP stage would "
-                          "replace the model's CLIP tower by a new one; pass --clip-train-steps=0 to keep it")
+                          "replace the model's CLIP tower by a new one; pass --clip-train-steps=0 to keep it, or "
+                          "--clip-refit=true to re-fit it (its token table, the speech side's keywords, kept)")
     if not (Path(path) / CONFIG_FILE).exists():
         raise ModelNotFoundError(f"--init-from {path}: no model folder there ({CONFIG_FILE} missing); pass a folder "
                                  f"written by `python -m trainer export`")
@@ -621,9 +625,10 @@ def _check_init_from(path: str, clip_train_steps: int) -> None:
         raise ModelNotFoundError(f"--init-from {path}: {WEIGHTS_FILE} is missing; the model folder is incomplete")
 
 
-def _init_from(model: torch.nn.Module, path: str) -> None:
+def _init_from(model: torch.nn.Module, path: str, *, clip_refit: bool = False) -> None:
     """Copy the weights of a model folder; ConfigError unless every tensor of the model is there with its shape
-    and every tensor there has its place in the model (another architecture)."""
+    and every tensor there has its place in the model (another architecture). With `clip_refit` the CLIP's
+    vision tower may differ (the CLIP stage trains it from its seeded init); its token table may not."""
     from core.factory import load_model
 
     source = load_model(path, device="cpu")
@@ -635,9 +640,11 @@ def _init_from(model: torch.nn.Module, path: str) -> None:
     src = source.state_dict()
     own = model.state_dict()
     same = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
-    missing = [k for k in own if k not in src]
-    shapes = [f"{k}: {tuple(src[k].shape)} there, {tuple(own[k].shape)} here" for k in own if k in src and k not in same]
-    unused = [k for k in src if k not in own]
+    refit = {k for k in set(own) | set(src) if clip_refit and k.startswith(_REFIT_VISION) and k not in same}
+    missing = [k for k in own if k not in src and k not in refit]
+    shapes = [f"{k}: {tuple(src[k].shape)} there, {tuple(own[k].shape)} here" for k in own
+              if k in src and k not in same and k not in refit]
+    unused = [k for k in src if k not in own and k not in refit]
     if missing or shapes or unused:  # a subset would leave the rest at its random init, silently
         def some(xs: list[str]) -> str:
             return ", ".join(xs[:3]) + (f" ... (+{len(xs) - 3})" if len(xs) > 3 else "")
@@ -652,3 +659,5 @@ def _init_from(model: torch.nn.Module, path: str) -> None:
             "the model_overrides that change tensors")
     model.load_state_dict(same, strict=False)
     logger.info("initialised %d of %d tensors from %s", len(same), len(own), path)
+    if refit:
+        logger.info("CLIP re-fit: %d vision tensors differ from %s's and start from the seed", len(refit), path)
