@@ -2,14 +2,16 @@
 
 Trains the small CLIP as trainer/clip_stage.py does (the spoken set's train captions + rendered extra scenes, same
 loss, optimiser and schedule as resources/configs/train/default.json), optionally adding `--partial K` short
-captions per extra scene (trainer.synth.scenes.query_text: one or two of its objects, as a user types or says),
+captions per extra scene (the stage's clip_partial_captions: one or two of its objects, as a user types or says),
 then scores held-out rendered scenes (their own seed stream, never trained on):
 
 - full captions -> image R@1/5/10 among `--eval-scenes` images (what the issue's aims measure);
 - "a <colour> <shape>" for every object of every eval scene: top-1 right (the first image shows that colour and
-  shape) and precision@5 (of min(5, images that show it)).
+  shape) and precision@5 (of min(5, images that show it));
+- the same for "a <colour> shape" and "a <shape>" alone (does the tower see colours, shapes?).
 
     python bench/bench_short_queries.py --data data/synth-default [--partial 1] [--steps 1500] [--extra 20000]
+    python bench/bench_short_queries.py --model resources/models/default   (a model folder's CLIP, no training)
 """
 
 from __future__ import annotations
@@ -31,25 +33,12 @@ from bench_clip_stage import train_steps  # noqa: E402
 from core.model.clip_tower import ClipTower  # noqa: E402
 from core.model.config import ClipConfig  # noqa: E402
 from trainer.loop.feature_cache import load_image, preprocess_images  # noqa: E402
-from trainer.synth.extra_scenes import STREAM  # noqa: E402
+from trainer.synth.extra_scenes import extra_scenes  # noqa: E402
 from trainer.synth.render import render  # noqa: E402
-from trainer.synth.scenes import caption, query_text, sample_scene  # noqa: E402
+from trainer.synth.scenes import caption, sample_scene  # noqa: E402
 
 EVAL_STREAM = 9_100_003  # held-out scenes: a seed stream no training set draws from
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "resources" / "configs" / "train" / "default.json"
-
-
-def extra_with_partial(n: int, seed: int, size: int, k_full: int, k_partial: int) -> list[tuple[object, list[str]]]:
-    """The extra scenes of trainer.synth.extra_scenes (same seed stream: the same images and full captions) plus
-    `k_partial` short captions each, drawn after them."""
-    out = []
-    for i in range(n):
-        rng = np.random.default_rng([seed, STREAM, i])
-        scene = sample_scene(rng)
-        caps = [caption(scene, rng) for _ in range(k_full)]
-        caps += [query_text(scene, rng) for _ in range(k_partial)]
-        out.append((render(scene, size), caps))
-    return out
 
 
 def main() -> None:
@@ -61,10 +50,17 @@ def main() -> None:
     ap.add_argument("--eval-scenes", type=int, default=500)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--model", type=Path, default=None, help="score this model folder's CLIP instead of training one")
     ap.add_argument("--vision", default=None, help="JSON merged into the config's vision_cfg, e.g. "
                     '\'{"image_size": 128}\'')
     a = ap.parse_args()
     cfg = json.loads(DEFAULT_CONFIG.read_text())
+    if a.model is not None:
+        from core.factory import load_model
+
+        torch.set_num_threads(a.threads)
+        print(json.dumps(evaluate(load_model(a.model, device="cpu").clip, a.eval_scenes, cfg["clip_extra_image_size"])))
+        return
     steps = a.steps or cfg["clip_train_steps"]
     n_extra = cfg["clip_extra_scenes"] if a.extra is None else a.extra
     batch, lr0, warmup = cfg["clip_batch_size"], cfg["clip_lr"], cfg["clip_warmup_steps"]
@@ -83,7 +79,8 @@ def main() -> None:
     pairs = [(row[str(a.data / r["image"])], r["text"]) for r in train]  # every utterance's caption, as the stage
     t0 = time.time()
     images = preprocess_images(clip, keys, load_image)
-    extra = extra_with_partial(n_extra, a.seed, cfg["clip_extra_image_size"], 3, a.partial)
+    extra = extra_scenes(n_extra, seed=a.seed, image_size=cfg["clip_extra_image_size"],
+                         short_captions_per_image=a.partial, workers=a.threads)
     images = torch.cat([images, torch.stack([clip.preprocess(im) for im, _ in extra])])
     pairs += [(len(keys) + j, c) for j, (_, caps) in enumerate(extra) for c in caps]
     print(f"{len(pairs)} captions of {len(images)} images ({n_extra} extra scenes, {a.partial} short captions "
@@ -114,17 +111,21 @@ def evaluate(clip: ClipTower, n: int, size: int) -> dict[str, float]:
     order = ranks_of(full)
     pos = (order == torch.arange(n)[:, None]).float().argmax(dim=1)
     out = {f"full_r{k}": round(float((pos < k).float().mean()), 3) for k in (1, 5, 10)}
-    shows = [{(o.colour, o.shape) for o in s.objects} for s in scenes]
-    queries = sorted({pair for sh in shows for pair in sh})
-    order = ranks_of([f"a {c} {s}" for c, s in queries])
-    top1 = p5 = 0.0
-    for q, ranked in zip(queries, order.tolist(), strict=True):
-        relevant = sum(q in sh for sh in shows)
-        ok = [q in shows[j] for j in ranked[:5]]
-        top1 += ok[0]
-        p5 += sum(ok) / min(5, relevant)
-    out.update(short_queries=len(queries), short_top1=round(top1 / len(queries), 3),
-               short_p5=round(p5 / len(queries), 3))
+    kinds = {"short": (lambda o: (o.colour, o.shape), lambda q: f"a {q[0]} {q[1]}"),
+             "colour": (lambda o: o.colour, lambda q: f"a {q} shape"),
+             "shape": (lambda o: o.shape, lambda q: f"a {q}")}
+    for kind, (key, words) in kinds.items():
+        shows = [{key(o) for o in s.objects} for s in scenes]
+        queries = sorted({q for sh in shows for q in sh})
+        order = ranks_of([words(q) for q in queries])
+        top1 = p5 = 0.0
+        for q, ranked in zip(queries, order.tolist(), strict=True):
+            relevant = sum(q in sh for sh in shows)
+            ok = [q in shows[j] for j in ranked[:5]]
+            top1 += ok[0]
+            p5 += sum(ok) / min(5, relevant)
+        out.update({f"{kind}_queries": len(queries), f"{kind}_top1": round(top1 / len(queries), 3),
+                    f"{kind}_p5": round(p5 / len(queries), 3)})
     return out
 
 
