@@ -209,6 +209,10 @@ def _load_failed(window: Any, exc: BaseException, previous: AppSettings | None) 
     if isinstance(exc, Cancelled):  # the window closed while it loaded: nothing to say
         return
     if isinstance(exc, ModelMismatchError):
+        if default_was_updated(exc, window.settings.model):
+            logger.warning("the built-in model changed since the library was indexed: re-indexing with it")
+            load_service(window, reindex=True, notice=DEFAULT_UPDATED)
+            return
         ask_reindex(window, exc, previous)
         return
     if isinstance(exc, LibraryCorruptError) and exc.db_path is not None:
@@ -250,6 +254,16 @@ def offer_new_library(window: Any, exc: LibraryCorruptError) -> None:
 
     window.show_message(f"The photo library cannot be opened: {exc}", "error",
                         ("Start a new library", start_new))
+
+
+DEFAULT_UPDATED = ("The built-in model was updated, and it sees photos differently: your photos are being indexed "
+                   "again with it (your files are not touched).")
+
+
+def default_was_updated(exc: BaseException, model: str) -> bool:
+    """The library was indexed by the built-in model and the built-in model is what loads now: a newer version
+    of it (an update of the app), so there is no previous model to go back to and nothing to ask."""
+    return model == "default" and getattr(exc, "indexed_with", None) == "default"
 
 
 def reindex_question(exc: BaseException) -> str:

@@ -449,3 +449,24 @@ def test_return_after_choose_folder_presses_ok_not_the_chooser(qtbot, make_windo
     with qtbot.waitSignal(dlg.accepted, timeout=2_000):
         qtbot.keyClick(dlg.browse_button, Qt.Key.Key_Return)
     assert asked == ["folder"]  # Return pressed OK; it did not open the chooser again
+
+
+def test_an_updated_built_in_model_reindexes_without_asking(qtbot, make_window, fake_service):
+    """The library was indexed by an older built-in default: there is no previous model to keep, so the app
+    re-indexes with the new one and says why, instead of asking."""
+    from core.errors import ModelMismatchError
+
+    calls: list[bool] = []
+
+    def factory(settings, reindex):  # noqa: ANN001
+        calls.append(reindex)
+        if not reindex:
+            raise ModelMismatchError("indexed with another CLIP tower", stored_identity="a" * 64,
+                                     identity="b" * 64, indexed_with="default", roots=["/home/u/Pictures"])
+        return fake_service
+
+    w = make_window(None, settings=AppSettings(first_run_done=True), service_factory=factory)
+    w.load_service()
+    qtbot.waitUntil(lambda: w.service is fake_service, timeout=5_000)
+    assert calls == [False, True] and getattr(w, "reindex_box", None) is None
+    qtbot.waitUntil(lambda: "built-in model was updated" in w.message_bar.text(), timeout=5_000)
