@@ -178,6 +178,7 @@ class SearchController(QObject):
             self.window.show_message(problem, "warning")
             return
         self.query_wav = wav
+        self._forget_typed(automatic)
         if not recorded:  # a recording's own live view stays until its final result replaces it
             self.plot.clear_all()
         self.plot.set_waveform(self.query_wav, SAMPLE_RATE, follow=True)
@@ -210,6 +211,7 @@ class SearchController(QObject):
             self.window.statusBar().showMessage("Select a photo first, then ask for more like it", 4000)
             return
         self.last_query = ("similar", hit)
+        self._forget_typed(automatic)
         at_s = getattr(hit, "at_s", None)  # a video found at a moment: like that moment, not the whole clip
         moment = f" at {clock(at_s)}" if at_s is not None else ""
         self.last_label, self.last_speech = Path(str(hit.path)).name + moment, None
@@ -226,11 +228,17 @@ class SearchController(QObject):
                                      + self.window.no_model_hint, "warning")
             return
         self.last_query = ("image", Path(path))
+        self._forget_typed(automatic)
         self.last_label, self.last_speech = Path(path).name, None
         self.speech_end_t = time.perf_counter()
         s = self.window.settings
         self._run(ops.search_similar(self.window, self.window.service, str(path), s.top_k, s.min_score,
                                      self.filters()), self.last_label, automatic=automatic)
+
+    def _forget_typed(self, automatic: bool) -> None:
+        """A new query of another kind empties the typed-query box: words left there read as what was searched."""
+        if not automatic:
+            self.panel.text_edit.clear()
 
     def open_audio_file(self, path: Path) -> None:
         if self.window.service is None:

@@ -387,3 +387,17 @@ def test_removing_the_folder_the_results_are_kept_to_re_runs_the_search_once(qtb
     qtbot.wait(300)
     assert fake_service.calls[searches:] == ["search_text"]  # once, over all (the one left) folders
     assert w.grid.where.currentData() == "" and w.results.rowCount() == 3
+
+
+def test_a_spoken_query_empties_the_typed_query_box(qtbot, make_window, fake_service, photos):
+    from tests.app.conftest import speech_like
+
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    w.panel.text_edit.setText("a red circle")
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.search.search_wav(speech_like(), "query.wav")
+    assert w.panel.text_edit.text() == ""
+    w.panel.text_edit.setText("a red circle")
+    with qtbot.waitSignal(w.search.result_shown, timeout=10_000):
+        w.search.rerun(automatic=True)  # a re-run of the same query (the library changed) keeps what is there
+    assert w.panel.text_edit.text() == "a red circle"
