@@ -144,6 +144,7 @@ def _train(clip: Any, train: Dataset, val: Dataset | None, cfg: TrainConfig, dis
     loader = getattr(train, "load_image", load_image)
     logger.info("CLIP stage: %d captions of %d images, %d steps", len(pairs), len(keys), cfg.clip_train_steps)
     clip.set_trainable(True)
+    clip.model.train()  # a frozen tower was put in eval mode: a ResNet's BatchNorms must see batches here
     clip.to(dev)
     images = preprocess_images(clip, keys, loader)  # (N, 3, H, W), decoded once
     row = {k: i for i, k in enumerate(keys)}

@@ -93,3 +93,21 @@ def test_the_clip_stage_is_reused_only_with_its_own_settings_and_always_by_a_res
     with caplog.at_level("WARNING", logger="trainer.clip_stage"):
         run_training(_stage_cfg(tmp_path / "b", save_every_steps=1, clip_lr=1e-2), resume="latest")
     assert "a resumed run keeps it" in caplog.text and clip_stage_path(tmp_path / "b").read_bytes() == kept
+
+
+def test_the_clip_stage_trains_a_resnet_image_tower_with_batch_statistics(tmp_path) -> None:
+    """The CLIP is frozen (eval mode) until its stage: a ResNet's BatchNorms must learn running statistics there,
+    or the tower trains without normalisation and is scored with its initial statistics."""
+    import copy
+
+    from core.model.config import get_model_config
+
+    torch.set_num_threads(1)
+    clip = copy.deepcopy(get_model_config("tiny-test").clip.model_cfg)
+    clip["vision_cfg"] = {"image_size": 32, "layers": [1, 1, 1, 1], "width": 8}
+    cfg = _stage_cfg(tmp_path / "run", clip_extra_scenes=4, clip_extra_image_size=32, max_steps=1,
+                     model_overrides={"clip": {"trainable": False, "model_cfg": clip}})
+    run_training(cfg)
+    saved = torch.load(clip_stage_path(cfg.run_dir), map_location="cpu", weights_only=True)["model"]
+    means = [v for k, v in saved.items() if k.startswith("visual.") and k.endswith("running_mean")]
+    assert means and all(bool(m.abs().sum() > 0) for m in means)  # updated from batches: not the zeros they start at
