@@ -6,6 +6,9 @@ frozen for the speech stage. The result is written once to `<run_dir>/clip_stage
 state dict), beside `settings.json` (what it was trained with: the clip_* fields, seed, data, the CLIP config).
 A later start in that folder loads it instead of training again when the settings match; a new run with other
 settings trains it again; a resumed run keeps it (its checkpoint holds the tower the speech side knows).
+
+With `clip_refit` the stage re-fits the CLIP of an --init-from model instead (trainer/config.py): from its weights,
+its token-embedding table frozen, so the speech side's keywords keep their meaning.
 """
 
 from __future__ import annotations
@@ -132,7 +135,8 @@ def train_clip(clip: Any, train: Dataset, val: Dataset | None, cfg: TrainConfig,
 def _train(clip: Any, train: Dataset, val: Dataset | None, cfg: TrainConfig, dist: DistInfo,
            log: RunLogger, path: Path, settings: dict[str, Any]) -> None:
     dev = dist.device
-    # The tower's initial weights depend on the seed and the CLIP config only (not on what was built before it).
+    # The tower's initial weights depend on the seed and the CLIP config only (not on what was built before it);
+    # a re-fit's on its --init-from model (and, for a vision tower whose config changed, on the seed).
     from core.model.clip_tower import ClipTower
 
     if not cfg.clip_refit:  # a re-fit starts from the --init-from model's tower, already in `clip`
