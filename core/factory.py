@@ -60,7 +60,8 @@ def strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -156,7 +157,7 @@ def save_model(model: torch.nn.Module, directory: str | Path, extra_card: dict[s
         cfg_dict["clip"]["vocab_ids"] = vocab
         (directory / VOCAB_FILE).write_text(json.dumps(vocab))
     meta = {"format_version": FORMAT_VERSION, "name": cfg.name, "model_cfg": cfg_dict,
-            "bundled_backbones": bundled, "sha256": {WEIGHTS_FILE: _sha256(directory / WEIGHTS_FILE)}}
+            "bundled_backbones": bundled, "sha256": {WEIGHTS_FILE: file_sha256(directory / WEIGHTS_FILE)}}
     if bundled:
         meta["standalone"] = True  # the backbones rebuild from model_cfg alone (load_model needs no source)
     else:
@@ -310,7 +311,7 @@ def load_model(path_or_name: str | Path = "default", device: str | torch.device 
         raise ModelNotFoundError(f"{weights} is missing or not a file; the model folder {directory} is incomplete")
     sums = meta.get("sha256") or {}
     want = sums.get(WEIGHTS_FILE) if isinstance(sums, dict) else None
-    if want and _sha256(weights) != want:
+    if want and file_sha256(weights) != want:
         raise CheckpointError(f"{weights} does not match the sha256 recorded in {directory / CONFIG_FILE} "
                               "(file corrupt or replaced); re-export or re-copy the model folder")
     bundled = bool(meta.get("bundled_backbones", _bundles(cfg)))

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from core.factory import WEIGHTS_FILE
+from core.factory import WEIGHTS_FILE, file_sha256
 from core.model.losses import masked_info_nce
 from trainer.checkpoint import save_checkpoint
 from trainer.config import TrainConfig
@@ -70,16 +70,8 @@ def stage_settings(clip: Any, train: Dataset, cfg: TrainConfig) -> dict[str, Any
                captions_sha256=hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest(),
                clip_config=dataclasses.asdict(clip.cfg))
     if cfg.clip_refit:  # the stage starts from that model's CLIP: another model there is another result
-        out["refit_of_sha256"] = _file_sha256(Path(cfg.init_from) / WEIGHTS_FILE)
+        out["refit_of_sha256"] = file_sha256(Path(cfg.init_from) / WEIGHTS_FILE)
     return json.loads(json.dumps(out))  # tuples as lists: compares equal to the file read back
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _reusable(path: Path, settings: dict[str, Any], resuming: bool) -> bool:

@@ -322,7 +322,7 @@ def test_an_interrupted_import_leaves_no_half_written_folder(tmp_path: Path, ckp
 
     out = tmp_path / "hyb"
     with monkeypatch.context() as m:
-        m.setattr(core.factory, "_sha256", interrupted)
+        m.setattr(core.factory, "file_sha256", interrupted)
         assert main(["import-official", str(ckpt), "--out", str(out)]) == 130
     assert "complete imported model folder" in capfd.readouterr().err
     assert not out.exists() and not list(tmp_path.glob("*.partial"))
