@@ -256,8 +256,8 @@ def offer_new_library(window: Any, exc: LibraryCorruptError) -> None:
                         ("Start a new library", start_new))
 
 
-DEFAULT_UPDATED = ("The built-in model was updated, and it sees photos differently: your photos are being indexed "
-                   "again with it (your files are not touched).")
+DEFAULT_UPDATED = ("The built-in model was updated and sees photos differently, so your photos are indexed again "
+                   "with it (your files are not touched).")
 
 
 def default_was_updated(exc: BaseException, model: str) -> bool:
