@@ -41,6 +41,9 @@ def write_sign(path: Path, lines: list[str]) -> Path:
 
 
 def index(qtbot, w, folder: Path):  # noqa: ANN001, ANN201
+    # a run going on (the quiet re-scan a setting starts) would take this request into its queue and its end
+    # would be taken for this one's: a loaded machine made that race visible
+    qtbot.waitUntil(lambda: not w.library.indexing, timeout=10_000)
     with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000) as done:
         w.library.index_folders([folder], show_dialog=False)
     return done.args[0]
