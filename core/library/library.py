@@ -251,7 +251,8 @@ class Library:
         return path
 
     def remove_root(self, root: str | Path) -> int:
-        """Forget a root and every image under it (rows deleted). Returns how many images were removed.
+        """Forget a root, every image under it (rows deleted) and its remembered decode failures. Returns how many
+        images were removed.
         Raises LibraryBusyError while another process (or another Library) indexes the library: that run would
         write the folder's photos back, under no library folder."""
         path = normalize_root(root)
@@ -260,6 +261,8 @@ class Library:
         with self.index_lock(), self._transaction() as tx:
             ids = [r[0] for r in self._conn.execute(f"SELECT id FROM images WHERE {where}", (path, len(prefix), prefix))]
             self._conn.execute(f"DELETE FROM images WHERE {where}", (path, len(prefix), prefix))
+            # its remembered decode failures too: added back later, the folder's broken files are tried again
+            self._conn.execute("DELETE FROM failures WHERE substr(path, 1, ?) = ?", (len(prefix), prefix))
             self._conn.execute("DELETE FROM roots WHERE path = ?", (path,))
             self._after_write(tx, removed=np.array(ids, np.int64))
         return len(ids)

@@ -611,6 +611,21 @@ def test_unchanged_failed_files_are_not_decoded_again(env, monkeypatch, caplog):
     assert fifth.skipped == [] and lib.failures_under([str(photos)]) == {}
 
 
+def test_removing_a_folder_forgets_its_failures_so_adding_it_back_tries_them_again(env, tmp_path):
+    photos, emb, lib = env
+    (photos / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage garbage")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "broken.jpg").write_text("not a photo")
+    index(lib, photos, emb)
+    index(lib, other, emb)
+    lib.remove_root(photos)
+    assert lib.failures_under([str(photos)]) == {}
+    assert list(lib.failures_under([str(other)])) == [str(other / "broken.jpg")]  # another folder's kept
+    _, again = index(lib, photos, emb)
+    assert [p for p, _ in again.skipped] == [str(photos / "corrupt.png")] and again.skipped_before == []
+
+
 def test_a_new_decoder_retries_remembered_failures(env, monkeypatch):
     photos, emb, lib = env
     (photos / "photo.heic").write_bytes(b"not really heic")
