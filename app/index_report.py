@@ -65,7 +65,7 @@ def report_summary(report: Any, photos: int | None = None, videos: int = 0, *, q
     if new:
         parts.append(f"{len(new)} skipped ({named(new)}; see the log)")
     if before and not quiet:
-        parts.append(f"{len(before)} skipped as before ({named(before)})")
+        parts.append(f"{len(before)} skipped as before ({named(before)}; Shift+F5 tries again)")
     if offline:
         parts.append(f"{counted(len(offline), 'folder')} not found")
     texts_read = int(getattr(report, "texts_read", 0) or 0)

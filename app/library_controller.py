@@ -64,6 +64,8 @@ class LibraryController(QObject):
         self._queued: list[Path] = []  # folders asked for while a run was going
         self._queued_rescan = False  # a re-scan of every folder asked for while a run was going
         self._queued_dialog = False
+        self._retry_pending = False  # the next run decodes again the files that failed before (Shift+F5)
+        self._current_retry = False  # the running request does
         self._show_dialog = False
         self._last_stats = 0.0
         self._report: Any = None
@@ -92,15 +94,18 @@ class LibraryController(QObject):
     def _welcome_how(self) -> str:
         return welcome_how(bool(getattr(self.window, "devices", None)))
 
-    def index_folders(self, roots: list[Path] | None, *, show_dialog: bool = True, quiet: bool = False) -> None:
+    def index_folders(self, roots: list[Path] | None, *, show_dialog: bool = True, quiet: bool = False,
+                      retry_failed: bool = False) -> None:
         """Add `roots` (None: every known folder, i.e. a re-scan) and index them in the background. Asked
         while a run is going, it runs after it (requests merged into one run). `quiet` (the watcher's): no
-        dialog, and a message at the end only when photos were added, changed, moved or removed."""
+        dialog, and a message at the end only when photos were added, changed, moved or removed.
+        `retry_failed`: the files that failed before and are unchanged are decoded again, not skipped as before."""
         service = self.window.service
         if service is None:
             if not quiet:
                 self.window.show_message("Load a model before indexing: " + self.window.no_model_hint, "warning")
             return
+        self._retry_pending = self._retry_pending or retry_failed
         if self.indexing:
             if roots is None:
                 self._queued_rescan = True
@@ -134,6 +139,8 @@ class LibraryController(QObject):
         self._photos, self._videos = None, 0
         self._current = (targets, rescan, show_dialog)
         self._quiet = quiet
+        retry, self._retry_pending = self._retry_pending, False
+        self._current_retry = retry
 
         def fn(cancel: threading.Event) -> Any:
             known = {Path(r) for r in service.roots()}
@@ -150,7 +157,7 @@ class LibraryController(QObject):
             if not todo:
                 raise SpokenSearchError("Your library has no folders yet: add one with File → Index a folder… "
                                         "(Ctrl+I).")
-            report = yield from service.index(todo, cancel=cancel)
+            report = yield from service.index(todo, cancel=cancel, retry_failed=retry)
             try:  # the report's total counts only this run's folders; the summary names the whole library
                 stats = service.stats()
                 self._photos, self._videos = int(stats.photos), int(getattr(stats, "videos", 0) or 0)
@@ -275,6 +282,7 @@ class LibraryController(QObject):
         when that process has finished, instead of an error that leaves the new folder unindexed. A watched
         change waits without a word (the other process may well be `core index --watch` indexing it too)."""
         targets, rescan, dialog = self._current
+        self._retry_pending = self._retry_pending or self._current_retry  # the retry waits with it
         quiet = self._quiet and (self._waiting is None or self._waiting_quiet)
         if self._waiting is not None:
             targets = self._waiting[0] + targets

@@ -35,6 +35,8 @@ def build_menu(window: Any) -> None:
     act(f, "&Library folders…", w.show_library_dialog, "Ctrl+L")
     act(f, "&Re-scan library", lambda: w.library.index_folders(None), "F5",
         "Look for new, changed and deleted photos")
+    act(f, "Re-scan, &retrying skipped files", lambda: w.library.index_folders(None, retry_failed=True),
+        "Shift+F5", "Also try again the files that could not be read before (e.g. after repairing them)")
     act(f, "Indexing &progress", w.library.show_progress, "Ctrl+P")
     f.addSeparator()
     settings_action = act(f, "&Settings…", w.show_settings)

@@ -203,7 +203,7 @@ class FakeService:
                 if Path(path) in p.parents:
                     del self._images[i]
 
-    def index(self, roots: list[Path], cancel: threading.Event | None = None
+    def index(self, roots: list[Path], cancel: threading.Event | None = None, retry_failed: bool = False
               ) -> Generator[IndexProgress, None, IndexReport]:
         if self.busy_pid is not None:  # like core: refused before any work, naming the other process
             raise LibraryBusyError(f"the library is being indexed by another process (PID {self.busy_pid})",
@@ -227,7 +227,7 @@ class FakeService:
             if p.name.startswith("broken"):  # like core: an unreadable file is skipped with its reason
                 report.skipped.append((str(p), "cannot read: not an image"))
                 seen = (p.stat().st_mtime, p.stat().st_size)
-                if self._failed.get(str(p)) == seen:  # like core: remembered, not tried again
+                if self._failed.get(str(p)) == seen and not retry_failed:  # like core: not tried again
                     report.skipped_before.append(str(p))
                 self._failed[str(p)] = seen
                 continue
@@ -300,9 +300,9 @@ class TextFakeService(FakeService):
     def text_of(self, image_id: int) -> str | None:
         return self._texts.get(int(image_id))
 
-    def index(self, roots: list[Path], cancel: threading.Event | None = None
+    def index(self, roots: list[Path], cancel: threading.Event | None = None, retry_failed: bool = False
               ) -> Generator[IndexProgress, None, IndexReport]:
-        report = yield from super().index(roots, cancel)
+        report = yield from super().index(roots, cancel, retry_failed)
         if self.languages and self.ocr_problem:
             report.text_problem = self.ocr_problem
         elif self.languages:  # like core: after the photos, those not read yet

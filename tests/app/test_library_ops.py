@@ -70,7 +70,7 @@ def test_rescan_asked_while_indexing_runs_after_it(qtbot, make_window, fake_serv
     fake_service.index_delay_s = 0.03
     runs: list[list[str]] = []
     real_index = fake_service.index
-    fake_service.index = lambda roots, cancel=None: runs.append(sorted(map(str, roots))) or real_index(roots, cancel)
+    fake_service.index = lambda roots, cancel=None, **kw: runs.append(sorted(map(str, roots))) or real_index(roots, cancel, **kw)
     w = make_window(fake_service, settings=AppSettings(first_run_done=True))
     w.library.index_folders([a], show_dialog=False)
     w.library.index_folders(None)  # F5 while the first run goes
@@ -214,8 +214,31 @@ def test_files_that_failed_before_are_not_counted_again_by_each_quiet_run(qtbot,
     assert not [r for r in caplog.records if "broken_01.jpg" in r.getMessage()]
     with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000):
         w.library.index_folders(None, show_dialog=False)  # F5
-    assert w.statusBar().currentMessage() == ("Indexing finished: 1 skipped as before (broken_01.jpg); "
-                                              "3 photos in the library.")
+    assert w.statusBar().currentMessage() == ("Indexing finished: 1 skipped as before (broken_01.jpg; "
+                                              "Shift+F5 tries again); 3 photos in the library.")
+    retry = next(a for a in w.menuBar().actions()[0].menu().actions() if a.shortcut().toString() == "Shift+F5")
+    with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000):
+        retry.trigger()  # decoded again: said as a new skip, in the log too
+    assert "1 skipped (broken_01.jpg; see the log)" in w.statusBar().currentMessage()
+    with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000):
+        w.library.index_folders(None, show_dialog=False)  # the retry was for one run only
+    assert "skipped as before" in w.statusBar().currentMessage()
+
+
+def test_a_retry_asked_for_during_a_run_is_kept_for_the_queued_run(qtbot, make_window, fake_service, tmp_path):
+    photos = make_photos(tmp_path / "a", n=2)
+    (photos / "broken_01.jpg").write_bytes(b"not a jpeg")
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    with qtbot.waitSignal(w.library.indexing_finished, timeout=10_000):
+        w.library.index_folders([photos], show_dialog=False)
+    fake_service.index_delay_s = 0.05
+    finished: list = []
+    w.library.indexing_finished.connect(finished.append)
+    w.library.index_folders(None, show_dialog=False)  # a plain re-scan, running
+    w.library.index_folders(None, show_dialog=False, retry_failed=True)  # Shift+F5 meanwhile: queued
+    qtbot.waitUntil(lambda: len(finished) == 2, timeout=10_000)
+    assert "skipped as before" not in w.statusBar().currentMessage()
+    assert "1 skipped (broken_01.jpg; see the log)" in w.statusBar().currentMessage()
 
 
 def test_removing_the_folder_that_was_not_found_takes_its_warning_away(qtbot, make_window, fake_service, tmp_path):
