@@ -195,6 +195,8 @@ class CifPlot(pg.GraphicsLayoutWidget):
         self.wave_curve.setData([], [])
         self.alpha_curve.setData([0], [])
         self.integral_curve.setData([], [])
+        self._duration = 0.0  # the last recording's time axis goes with it
+        self.wave_plot.setXRange(0, 1.0, padding=0.01)
         self.show_message(message)
 
     def show_message(self, text: str) -> None:

@@ -60,6 +60,8 @@ class ThumbDelegate(QStyledItemDelegate):
 
     def paint(self, p: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
         r = option.rect.adjusted(2, 2, -2, -2)
+        if r.width() > self.thumb + 8:  # a cell widened to fill the row (GridView.justify): the thumbnail's own width
+            r = QRect(r.center().x() - (self.thumb + 8) // 2, r.top(), self.thumb + 8, r.height())
         pal = option.palette
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
         p.save()
@@ -127,6 +129,23 @@ class GridView(QListView):
 
     open_requested = Signal(object)
     empty_text = ""
+    cell = QSize()  # an item's size with its spacing (set by ResultsGrid); invalid: Qt's own layout
+
+    def justify(self) -> None:
+        """Spread the columns over the whole width: the row's spare pixels go to its cells, not to a gap on the
+        right. A vertical scroll bar's width is always kept free, so the bar coming or going changes nothing."""
+        if not self.cell.isValid():
+            return
+        bar = self.verticalScrollBar().sizeHint().width()
+        avail = self.width() - 2 * self.frameWidth() - bar
+        cols = max(1, avail // self.cell.width())
+        grid = QSize(max(self.cell.width(), avail // cols), self.cell.height())
+        if grid != self.gridSize():
+            self.setGridSize(grid)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        self.justify()
+        super().resizeEvent(event)
 
     def paintEvent(self, event: Any) -> None:
         super().paintEvent(event)
@@ -171,6 +190,8 @@ class ResultsGrid(QWidget):
         self.view.setSpacing(6)
         self.view.setIconSize(QSize(model.thumb_size, model.thumb_size))
         self.view.setItemDelegate(ThumbDelegate(model.thumb_size, self.view))
+        fm = self.view.fontMetrics()  # the delegate's sizeHint with the spacing around it
+        self.view.cell = QSize(model.thumb_size + 12 + 12, model.thumb_size + fm.height() + 14 + 12)
         self.view.setMouseTracking(True)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)

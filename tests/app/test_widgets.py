@@ -221,6 +221,44 @@ def test_alpha_is_drawn_on_the_querys_own_frame_period(qtbot, speech_wav):
     assert x20[-1] == pytest.approx(q20.alpha.size * 0.02) and x40[-1] == pytest.approx(2 * x20[-1])
 
 
+def test_clearing_the_plot_drops_the_last_recordings_time_axis(qtbot, speech_wav):
+    from app.widgets.cif_plot import CifPlot
+    from core.audio import load_audio
+
+    plot = CifPlot()
+    qtbot.addWidget(plot)
+    wav = load_audio(speech_wav)
+    plot.set_waveform(np.concatenate([wav, wav, wav]), follow=True)
+    assert plot.wave_plot.viewRange()[0][1] > 2.0
+    plot.clear_all("Typed, photo or video query: no speech to show")  # a typed query after a spoken one
+    (x0, x1), _ = plot.wave_plot.viewRange()
+    assert x0 < 0.05 and 0.95 < x1 < 1.1 and plot.message.pos().x() == pytest.approx(0.5)
+
+
+def test_the_grid_spreads_its_columns_over_the_whole_width(qtbot, tmp_path):
+    from PySide6.QtWidgets import QListView
+
+    from app.widgets.results_grid import ResultsGrid
+
+    model = ResultsModel()
+    grid = ResultsGrid(model)
+    qtbot.addWidget(grid)
+    model.set_hits([Hit(i, tmp_path / f"{i}.jpg", 0.5, 0.0) for i in range(12)])
+    cell = grid.view.cell.width()
+    for width in (4 * cell + 70, 2 * cell + 5, cell // 2):
+        grid.resize(width + 40, 600)
+        grid.show()
+        qtbot.waitUntil(lambda: grid.view.gridSize().isValid(), timeout=2_000)
+        view: QListView = grid.view
+        avail = view.width() - 2 * view.frameWidth() - view.verticalScrollBar().sizeHint().width()
+        cols = max(1, avail // cell)
+        assert view.gridSize().width() >= cell  # never narrower than a thumbnail
+        if avail >= cell:  # the row fills the width: less than one column's worth of pixels left over
+            assert cols * view.gridSize().width() <= avail < cols * view.gridSize().width() + cols
+        tops = {view.visualRect(model.index(i)).top() for i in range(cols)}
+        assert len(tops) == 1  # the first `cols` items share one row
+
+
 def test_live_runs_are_dropped_not_queued_when_the_model_is_slow(qtbot, make_window, fake_service, photos):
     from app.audio_source import ArraySource
 
