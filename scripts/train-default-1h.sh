@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
 # One command, about one hour on a 2-core CPU: a default-small model from nothing (data, CLIP stage, a speech
 # stage and one warm restart, export with test metrics in the model card). The one-hour recipe of the embedded
-# default: the same data and losses as scripts/train-default.sh, the CLIP stage with the small ResNet image tower
-# of that recipe's stage 4 (a CLIP that sees shapes, not only colours) and 2 short captions per extra scene
-# from the start (since session 37: test R@1 0.58 -> 0.87, held-out voice R@10 0.68 -> 0.87), with a 25 Hz upstream (the last conv
-# stride 4 instead of 2: 40 ms frames, a step ~1.6x faster), every cached training image a speech->image negative
-# (bank_negatives -1: retrieval ranks hundreds of images, a batch offers 15) and a curriculum of 8500 steps in
-# all: 2500 on the engines' voices, then a warm restart of 6000 on those plus festival's voices and 200 praat
-# warps (395 voices; the same number of utterances as the ~6 h default's 40 warps), exported as an EMA of its
-# weights. No room augmentation, no boundary fine-tune. With stage 1's ViT: 40.2 min from a fresh clone on the idle
-# VM (session 26), 44.2 min on a slower day (session 27; the 200 warps take ~5 min of it). The ResNet CLIP stage
-# costs 4 min more, timed the same day (session 37: 1500 steps 660 s against 438 s, extra scenes 116 s against 99 s),
-# on a day the whole recipe took 79.6 min and its unchanged phases ran 1.5-1.8x slower than in session 27. Held-out voice: see BENCHMARKS.md (session 25: +0.04 to +0.09 on the unseen-voice
-# dev set over 40 warps in three paired runs). It does not replace resources/models/default (the ~6 h recipe,
-# better on unseen voices):
+# default: the same data and losses as scripts/train-default.sh; the CLIP stage with the small ResNet image tower
+# of that recipe's stage 4 (a CLIP that sees shapes, not only colours) and 2 short captions per extra scene, from
+# the start (session 37: test R@1 0.58 -> 0.87, held-out voice R@10 0.68 -> 0.87); a 25 Hz upstream (the last
+# conv stride 4 instead of 2: 40 ms frames, a step ~1.6x faster); every cached training image a speech->image
+# negative (bank_negatives -1: retrieval ranks hundreds of images, a batch offers 15); and a curriculum of 8500
+# steps in all: 2500 on the engines' voices, then a warm restart of 6000 on those plus festival's voices and 200
+# praat warps (395 voices; the same number of utterances as the ~7 h default's 40 warps), exported as an EMA of
+# its weights. No room augmentation, no boundary fine-tune.
+# Time: with stage 1's ViT, 40.2 min from a fresh clone on the idle VM (session 26), 44.2 min on a slower day
+# (session 27; the 200 warps take ~5 min of it). The ResNet CLIP stage costs 4 min more, timed the same day
+# (session 37: 1500 steps 660 s against 438 s, extra scenes 116 s against 99 s), a day the whole recipe took
+# 79.6 min and its unchanged phases ran 1.5-1.8x slower than in session 27. Held-out voice: see BENCHMARKS.md
+# (session 25: +0.04 to +0.09 on the unseen-voice dev set over 40 warps in three paired runs). It does not replace
+# resources/models/default (the ~7 h recipe: trained through a simulated room, hears all 12 sample queries):
 #   bash scripts/train-default-1h.sh [OUT_MODEL_DIR]      (default: runs/default-1h-model)
 # DATA (default data/synth-default) and RUNS (default runs) as in train-default.sh; a killed run resumes.
 set -euo pipefail
