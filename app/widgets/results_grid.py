@@ -137,7 +137,8 @@ class GridView(QListView):
         if not self.cell.isValid():
             return
         bar = self.verticalScrollBar().sizeHint().width()
-        avail = self.width() - 2 * self.frameWidth() - bar
+        # Qt's icon-mode layout keeps the spacing free on both sides and wraps a row that would touch the edge
+        avail = self.width() - 2 * self.frameWidth() - bar - 2 * self.spacing() - 1
         cols = max(1, avail // self.cell.width())
         grid = QSize(max(self.cell.width(), avail // cols), self.cell.height())
         if grid != self.gridSize():
