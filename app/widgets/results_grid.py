@@ -56,7 +56,11 @@ class ThumbDelegate(QStyledItemDelegate):
         self.thumb = thumb
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
-        return QSize(self.thumb + 12, self.thumb + option.fontMetrics.height() + 14)
+        return self.item_size(option.fontMetrics)
+
+    def item_size(self, fm: QFontMetrics) -> QSize:
+        """A thumbnail with its frame and the score line under it."""
+        return QSize(self.thumb + 12, self.thumb + fm.height() + 14)
 
     def paint(self, p: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
         r = option.rect.adjusted(2, 2, -2, -2)
@@ -190,9 +194,10 @@ class ResultsGrid(QWidget):
         self.view.setWordWrap(False)
         self.view.setSpacing(6)
         self.view.setIconSize(QSize(model.thumb_size, model.thumb_size))
-        self.view.setItemDelegate(ThumbDelegate(model.thumb_size, self.view))
-        fm = self.view.fontMetrics()  # the delegate's sizeHint with the spacing around it
-        self.view.cell = QSize(model.thumb_size + 12 + 12, model.thumb_size + fm.height() + 14 + 12)
+        delegate = ThumbDelegate(model.thumb_size, self.view)
+        self.view.setItemDelegate(delegate)
+        spacing = 2 * self.view.spacing()  # an item with the spacing around it
+        self.view.cell = delegate.item_size(self.view.fontMetrics()) + QSize(spacing, spacing)
         self.view.setMouseTracking(True)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
