@@ -158,8 +158,8 @@ def build_card(ckpt: dict[str, Any], source: Path, metrics: dict[str, Any] | Non
         "augmentation": {k: cfg[k] for k in ("augment_speed", "augment_eq_p", "augment_tilt_p", "augment_reverb_p",
                                              "augment_reverb_rt60", "augment_noise_p", "augment_snr_db",
                                              "augment_gain_db") if k in cfg},
-        "clip_stage": {"steps": cfg.get("clip_train_steps", 0), "extra_scenes": cfg.get("clip_extra_scenes", 0),
-                       **clip_metrics},
+        "clip_stage": ({"steps": cfg.get("clip_train_steps", 0), "extra_scenes": cfg.get("clip_extra_scenes", 0),
+                        **clip_metrics} if cfg.get("clip_train_steps") else _inherited_clip_stage(cfg)),
         "training": {
             "config": cfg,
             "clip_stage_steps": cfg.get("clip_train_steps", 0),
@@ -176,6 +176,24 @@ def build_card(ckpt: dict[str, Any], source: Path, metrics: dict[str, Any] | Non
     if extra:
         card.update(extra)
     return card
+
+
+def _inherited_clip_stage(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The CLIP stage of a run that trained none: that of its --init-from model (a later stage's CLIP is the
+    earlier stage's, frozen), from that model's card, naming where it came from; else no steps."""
+    none: dict[str, Any] = {"steps": 0, "extra_scenes": cfg.get("clip_extra_scenes", 0)}
+    init = cfg.get("init_from") or ""
+    if not init or cfg.get("clip_refit"):
+        return none
+    try:
+        source = json.loads((Path(init) / "model_card.json").read_text()).get("clip_stage") or {}
+    except (OSError, ValueError, AttributeError) as exc:  # moved, deleted or not a card: say nothing of it
+        logger.info("the run's --init-from model %s has no readable model card (%s): its CLIP stage is not named "
+                    "in this card", init, exc)
+        return none
+    if not isinstance(source, dict) or not source.get("steps"):
+        return none
+    return {**source, "from": source.get("from") or init}
 
 
 def card_markdown(card: dict[str, Any]) -> str:
@@ -223,7 +241,9 @@ def card_markdown(card: dict[str, Any]) -> str:
     if cs.get("steps"):
         r1 = cs.get("val_text_to_image_r1")
         lines.append(f"- CLIP stage: {cs['steps']} steps on the training captions + {cs.get('extra_scenes', 0)} extra "
-                     f"synthetic scenes (no speech)" + (f"; val caption->image R@1 {r1:.3f}" if r1 is not None else ""))
+                     f"synthetic scenes (no speech)" + (f"; val caption->image R@1 {r1:.3f}" if r1 is not None else "")
+                     + (f" (the CLIP of `{cs['from']}`, kept frozen since)"
+                        if cs.get("from") else ""))
     for key in ("stages", "reproduce", "training_time", "machine_note", "limitations"):
         if key in card:
             lines.append(f"- {key.replace('_', ' ').capitalize()}: {card[key]}")

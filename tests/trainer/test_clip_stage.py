@@ -111,3 +111,26 @@ def test_the_clip_stage_trains_a_resnet_image_tower_with_batch_statistics(tmp_pa
     saved = torch.load(clip_stage_path(cfg.run_dir), map_location="cpu", weights_only=True)["model"]
     means = [v for k, v in saved.items() if k.startswith("visual.") and k.endswith("running_mean")]
     assert means and all(bool(m.abs().sum() > 0) for m in means)  # updated from batches: not the zeros they start at
+
+
+def test_a_later_stage_card_names_the_clip_stage_of_its_init_from_model(tmp_path) -> None:
+    """A speech stage started from an earlier stage's export trains no CLIP of its own: its card names the CLIP
+    stage that made its (frozen) CLIP, from that model's card, instead of "0 steps"."""
+    from trainer.main import main
+
+    torch.set_num_threads(1)
+    run_training(_stage_cfg(tmp_path / "a", max_steps=1))
+    assert main(["export", "--run", str(tmp_path / "a"), "--out", str(tmp_path / "a-export"), "--eval-splits="]) == 0
+    first = json.loads((tmp_path / "a-export" / "model_card.json").read_text())["clip_stage"]
+    assert first["steps"] == 2 and "from" not in first
+    run_training(_stage_cfg(tmp_path / "b", max_steps=1, clip_train_steps=0, init_from=str(tmp_path / "a-export")))
+    assert main(["export", "--run", str(tmp_path / "b"), "--out", str(tmp_path / "b-export"), "--eval-splits="]) == 0
+    card = json.loads((tmp_path / "b-export" / "model_card.json").read_text())
+    assert card["clip_stage"] == {**first, "from": str(tmp_path / "a-export")}
+    assert card["training"]["config"]["clip_train_steps"] == 0  # the run's own settings stay as they were
+    md = (tmp_path / "b-export" / "model_card.md").read_text()
+    assert "- CLIP stage: 2 steps on the training captions" in md and f"the CLIP of `{tmp_path / 'a-export'}`" in md
+    # a source model without a card (or moved since): no steps are claimed
+    (tmp_path / "a-export" / "model_card.json").unlink()
+    assert main(["export", "--run", str(tmp_path / "b"), "--out", str(tmp_path / "c-export"), "--eval-splits="]) == 0
+    assert json.loads((tmp_path / "c-export" / "model_card.json").read_text())["clip_stage"]["steps"] == 0
