@@ -131,7 +131,7 @@ class _FailureBook:
         f = self.known.get(e.path)
         if f is None or f.mtime != e.mtime or f.size != e.size or f.decoder != self.decoder:
             return None
-        return f"{f.reason} (unchanged since it failed before; not decoded again; retry with --retry-failed)"
+        return f"{f.reason} (unchanged since it failed before; not decoded again)"  # front ends say how to retry
 
     def failed(self, e: FileEntry, reason: str) -> None:
         self.new.append(Failure(e.path, e.mtime, e.size, reason, self.decoder))

@@ -55,6 +55,14 @@ def test_index_json_and_incremental(env, model_dir, capsys):
     os.rename(photos / "1.jpg", photos / "one.jpg")
     rep2 = run_json(capsys, ["index", str(photos), "--model", model_dir, "--json", "--no-progress"])
     assert (rep2["added"], rep2["moved"], rep2["updated"], rep2["removed"]) == (0, 1, 0, 0)
+    assert rep2["skipped_before"] == [str(photos / "broken.jpg")]
+    # the text report says how to decode the remembered failure again; --retry-failed does, and says nothing of it
+    assert main(["index", str(photos), "--model", model_dir, "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "not decoded again" in out and "1 of them failed before and are unchanged since: --retry-failed" in out
+    assert main(["index", str(photos), "--model", model_dir, "--no-progress", "--retry-failed"]) == 0
+    out = capsys.readouterr().out
+    assert "skipped " + str(photos / "broken.jpg") in out and "not decoded again" not in out and "--retry" not in out
 
 
 def test_search_json_keys(env, model_dir, capsys):
