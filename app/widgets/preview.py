@@ -27,6 +27,7 @@ from core.library.video import clock, is_video, video_duration
 logger = logging.getLogger(__name__)
 
 PREVIEW_MAX = 1600  # px: decode the preview no larger than this
+MAX_UPSCALE = 4  # a photo smaller than the pane is shown at most this many times its size
 
 
 def human_size(n: int) -> str:
@@ -260,9 +261,14 @@ class PreviewPane(QWidget):
             self.image.setText(f"No preview: {exc}")
 
     def _rescale(self) -> None:
-        if self._pixmap is not None:
-            self.image.setPixmap(self._pixmap.scaled(self.image.size(), Qt.AspectRatioMode.KeepAspectRatio,
-                                                     Qt.TransformationMode.SmoothTransformation))
+        """Fit the photo to the pane; a small one is enlarged at most MAX_UPSCALE times (a 1x1 image is not
+        blown up into a blur the size of the pane)."""
+        if self._pixmap is None or self._pixmap.isNull():
+            return
+        box = self._pixmap.size().scaled(self.image.size(), Qt.AspectRatioMode.KeepAspectRatio)
+        box = box.boundedTo(self._pixmap.size() * MAX_UPSCALE).expandedTo(QSize(1, 1))
+        self.image.setPixmap(self._pixmap.scaled(box, Qt.AspectRatioMode.KeepAspectRatio,
+                                                 Qt.TransformationMode.SmoothTransformation))
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)

@@ -635,3 +635,27 @@ def test_the_photo_file_dialog_lists_camera_files_with_capital_extensions():
 
     audio = audio_name_filter().split(";;")[0]  # and REC0001.WAV from a recorder in the audio dialog
     assert "*.wav" in audio and "*.WAV" in audio and "*.FLAC" in audio
+
+
+def test_preview_fits_a_large_photo_and_enlarges_a_tiny_one_only_a_little(qtbot, tmp_path):
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from app.widgets.preview import MAX_UPSCALE, PreviewPane
+
+    Image.new("RGB", (1, 1), (200, 30, 30)).save(tmp_path / "dot.png")
+    Image.new("RGB", (900, 600), (30, 200, 30)).save(tmp_path / "wide.png")
+    pane = PreviewPane()
+    qtbot.addWidget(pane)
+    pane.resize(500, 600)
+    pane.show()
+    for name, expected in (("dot.png", lambda box: (MAX_UPSCALE, MAX_UPSCALE)),
+                           ("wide.png", lambda box: (box.width(), round(box.width() * 600 / 900)))):
+        pane.show_hit(SimpleNamespace(score=0.5, taken_at=None, mtime=0.0, path=str(tmp_path / name)))
+        qtbot.waitUntil(lambda: pane._pixmap is not None and not pane.image.pixmap().isNull(), timeout=5_000)
+        shown = pane.image.pixmap()
+        box = pane.image.size()
+        assert abs(shown.width() - expected(box)[0]) <= 1 and abs(shown.height() - expected(box)[1]) <= 1, name
+        assert shown.width() <= box.width() and shown.height() <= box.height()
+        pane.show_hit(None)
