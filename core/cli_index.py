@@ -154,8 +154,9 @@ def _print_report(report: Any, waiting: dict[str, int], args: argparse.Namespace
         if len(report.skipped) > 20:
             print(f"  ... and {len(report.skipped) - 20} more (use --json for all)")
         if report.skipped_before and not args.retry_failed:
-            print(f"  {len(report.skipped_before)} of them failed before and are unchanged since: --retry-failed "
-                  "decodes them again")
+            n = len(report.skipped_before)
+            print(f"  {n} of them failed before and {plural(n, 'is', 'are')} unchanged since: --retry-failed "
+                  f"decodes {plural(n, 'it', 'them')} again")
         if report.texts_read:
             print(f"text read in {counted(report.texts_read, 'photo')} ({report.texts_found} "
                   f"{plural(report.texts_found, 'shows', 'show')} some)", flush=True)

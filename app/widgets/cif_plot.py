@@ -123,7 +123,8 @@ class CifPlot(pg.GraphicsLayoutWidget):
         self.integral_curve = self.alpha_plot.plot(pen=pg.mkPen("#2e8b57", width=2), name="∫α (resets at fire)")
         self.threshold_line = pg.InfiniteLine(
             pos=CIF_THRESHOLD, angle=0, pen=pg.mkPen("#c03030", width=1, style=pg.QtCore.Qt.PenStyle.DashLine),
-            label="threshold", labelOpts={"position": 0.03, "color": "#c03030"})
+            label="threshold", labelOpts={"position": 0.03, "color": "#c03030",  # its left edge there: centred on it,
+                                          "anchors": [(0, 0), (0, 1)]})  # a narrow plot cut its first letters off
         self.alpha_plot.addItem(self.threshold_line)
         self._fg = fg
         self._fire_lines = [pg.PlotDataItem(), pg.PlotDataItem()]

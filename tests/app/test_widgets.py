@@ -659,3 +659,21 @@ def test_preview_fits_a_large_photo_and_enlarges_a_tiny_one_only_a_little(qtbot,
         assert abs(shown.width() - expected(box)[0]) <= 1 and abs(shown.height() - expected(box)[1]) <= 1, name
         assert shown.width() <= box.width() and shown.height() <= box.height()
         pane.show_hit(None)
+
+
+@pytest.mark.parametrize("width", [420, 1200])
+def test_the_threshold_label_is_whole_inside_a_narrow_or_wide_plot(qtbot, speech_wav, width):
+    from app.widgets.cif_plot import CifPlot
+    from core.audio import load_audio
+
+    plot = CifPlot()
+    qtbot.addWidget(plot)
+    plot.resize(width, 260)
+    plot.show()
+    plot.set_query(fake_query(load_audio(speech_wav)))
+    qtbot.wait(50)
+    label = plot.threshold_line.label
+    box = label.mapRectToScene(label.boundingRect())
+    view = plot.alpha_plot.vb.sceneBoundingRect()
+    assert label.isVisible() and label.toPlainText() == "threshold"
+    assert view.left() <= box.left() and box.right() <= view.right()

@@ -59,7 +59,7 @@ def test_index_json_and_incremental(env, model_dir, capsys):
     # the text report says how to decode the remembered failure again; --retry-failed does, and says nothing of it
     assert main(["index", str(photos), "--model", model_dir, "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "not decoded again" in out and "1 of them failed before and are unchanged since: --retry-failed" in out
+    assert "not decoded again" in out and "1 of them failed before and is unchanged since: --retry-failed decodes it again" in out
     assert main(["index", str(photos), "--model", model_dir, "--no-progress", "--retry-failed"]) == 0
     out = capsys.readouterr().out
     assert "skipped " + str(photos / "broken.jpg") in out and "not decoded again" not in out and "--retry" not in out
