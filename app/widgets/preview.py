@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QSizePolicy, QVB
 
 from app.models import hit_date
 from app.photo_text import TEXT_MATCH, marked_html, score_text
+from app.widgets.fit import fitted_size
 from app.workers import Worker
 from core.errors import ImageDecodeError, ImageReadError
 from core.library.decode import load_rgb_sized
@@ -27,7 +28,6 @@ from core.library.video import clock, is_video, video_duration
 logger = logging.getLogger(__name__)
 
 PREVIEW_MAX = 1600  # px: decode the preview no larger than this
-MAX_UPSCALE = 4  # a photo smaller than the pane is shown at most this many times its size
 
 
 def human_size(n: int) -> str:
@@ -261,12 +261,10 @@ class PreviewPane(QWidget):
             self.image.setText(f"No preview: {exc}")
 
     def _rescale(self) -> None:
-        """Fit the photo to the pane; a small one is enlarged at most MAX_UPSCALE times (a 1x1 image is not
-        blown up into a blur the size of the pane)."""
+        """Fit the photo to the pane (a small one is enlarged only a little: fitted_size)."""
         if self._pixmap is None or self._pixmap.isNull():
             return
-        box = self._pixmap.size().scaled(self.image.size(), Qt.AspectRatioMode.KeepAspectRatio)
-        box = box.boundedTo(self._pixmap.size() * MAX_UPSCALE).expandedTo(QSize(1, 1))
+        box = fitted_size(self._pixmap.size(), self.image.size())
         self.image.setPixmap(self._pixmap.scaled(box, Qt.AspectRatioMode.KeepAspectRatio,
                                                  Qt.TransformationMode.SmoothTransformation))
 

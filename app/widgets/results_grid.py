@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 
 from app.models import HitRole, ResultsModel
 from app.photo_text import found_by_text
+from app.widgets.fit import fitted_size
 from app.widgets.result_filters import DateFilter, FolderFilter, KindFilter
 from core.library.video import is_video
 
@@ -82,7 +83,7 @@ class ThumbDelegate(QStyledItemDelegate):
         box = QRect(r.left() + 4, r.top() + 4, r.width() - 8, self.thumb)
         if icon is not None:
             pm = icon.pixmap(QSize(self.thumb, self.thumb), p.device().devicePixelRatioF())
-            size = pm.deviceIndependentSize().toSize().scaled(box.size(), Qt.AspectRatioMode.KeepAspectRatio)
+            size = fitted_size(pm.deviceIndependentSize().toSize(), box.size())  # a tiny photo stays small
             target = QRect(0, 0, size.width(), size.height())
             target.moveCenter(box.center())
             p.drawPixmap(target, pm)

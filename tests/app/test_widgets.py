@@ -642,7 +642,8 @@ def test_preview_fits_a_large_photo_and_enlarges_a_tiny_one_only_a_little(qtbot,
 
     from PIL import Image
 
-    from app.widgets.preview import MAX_UPSCALE, PreviewPane
+    from app.widgets.fit import MAX_UPSCALE
+    from app.widgets.preview import PreviewPane
 
     Image.new("RGB", (1, 1), (200, 30, 30)).save(tmp_path / "dot.png")
     Image.new("RGB", (900, 600), (30, 200, 30)).save(tmp_path / "wide.png")
@@ -677,3 +678,41 @@ def test_the_threshold_label_is_whole_inside_a_narrow_or_wide_plot(qtbot, speech
     view = plot.alpha_plot.vb.sceneBoundingRect()
     assert label.isVisible() and label.toPlainText() == "threshold"
     assert view.left() <= box.left() and box.right() <= view.right()
+
+
+def test_the_grid_enlarges_a_tiny_photo_only_a_little_and_fits_a_small_thumbnail_to_its_cell(qtbot):
+    from PySide6.QtCore import QRect, Qt
+    from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPixmap, QStandardItem, QStandardItemModel
+    from PySide6.QtWidgets import QListView, QStyleOptionViewItem
+
+    from app.widgets.fit import MAX_UPSCALE
+    from app.widgets.results_grid import ThumbDelegate
+
+    view = QListView()
+    qtbot.addWidget(view)
+    delegate = ThumbDelegate(160, view)
+
+    def painted(w: int, h: int) -> tuple[int, int]:
+        """The red box the delegate paints for a w x h red thumbnail (cell on white)."""
+        img = QImage(w, h, QImage.Format.Format_RGB32)
+        img.fill(QColor(220, 0, 0))
+        model = QStandardItemModel()
+        item = QStandardItem("0.500")
+        item.setData(QIcon(QPixmap.fromImage(img)), Qt.ItemDataRole.DecorationRole)
+        model.appendRow(item)
+        canvas = QImage(172, 200, QImage.Format.Format_RGB32)
+        canvas.fill(QColor(255, 255, 255))
+        option = QStyleOptionViewItem()
+        option.rect = QRect(0, 0, 172, 200)
+        option.palette = view.palette()
+        p = QPainter(canvas)
+        delegate.paint(p, option, model.index(0, 0))
+        p.end()
+        red = [(x, y) for y in range(200) for x in range(172) if canvas.pixelColor(x, y).red() > 150
+               and canvas.pixelColor(x, y).green() < 100]
+        xs, ys = {x for x, _ in red}, {y for _, y in red}
+        return (max(xs) - min(xs) + 1, max(ys) - min(ys) + 1) if red else (0, 0)
+
+    assert painted(1, 1) == (MAX_UPSCALE, MAX_UPSCALE)  # not a 160 px blur
+    w, h = painted(80, 60)  # a small photo's thumbnail (its own size) fills the cell's width, aspect kept
+    assert abs(w - 160) <= 1 and abs(h - 120) <= 1
