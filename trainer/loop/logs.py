@@ -21,6 +21,7 @@ class RunLogger:
         self._tb: Any = None
         if enabled:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            _drop_partial_record(self.path)
             if tensorboard:
                 try:
                     from torch.utils.tensorboard import SummaryWriter
@@ -58,6 +59,22 @@ class RunLogger:
         if self._tb is not None:
             self._tb.close()
             self._tb = None
+
+
+def _drop_partial_record(path: Path) -> None:
+    """A run killed while writing a record leaves half a line at the end of log.jsonl; the next record would be
+    glued to it (one unreadable line, the next record lost to readers): cut the half line off."""
+    try:
+        with open(path, "rb+") as fh:
+            data = fh.read()
+            if not data or data.endswith(b"\n"):
+                return
+            keep = data.rfind(b"\n") + 1
+            fh.truncate(keep)
+    except FileNotFoundError:
+        return
+    logger.warning("%s ended in half a record (a run killed while writing it): dropped %d bytes", path,
+                   len(data) - keep)
 
 
 def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, float]:

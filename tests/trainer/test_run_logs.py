@@ -1,0 +1,27 @@
+"""The run's log.jsonl stays one readable record per line when a run was killed while writing one."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from trainer.loop.logs import RunLogger
+
+
+def test_a_half_written_record_is_cut_off_before_the_resumed_run_logs(tmp_path, caplog):
+    whole = json.dumps({"kind": "train", "step": 2, "time": 1.0, "loss": 0.5})
+    (tmp_path / "log.jsonl").write_text(whole + '\n{"kind": "train", "step": 3, "ti')  # killed mid-write
+    with caplog.at_level(logging.WARNING, logger="trainer.loop.logs"):
+        logs = RunLogger(tmp_path, tensorboard=False)
+    logs.resumed(2, "checkpoints/last.pt")
+    logs.log("train", 3, {"loss": 0.4})
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [(r["kind"], r["step"]) for r in records] == [("train", 2), ("resume", 2), ("train", 3)]
+    assert "half a record" in caplog.text and "dropped 32 bytes" in caplog.text
+
+
+def test_a_whole_log_and_a_new_run_are_left_as_they_are(tmp_path):
+    RunLogger(tmp_path / "new", tensorboard=False).log("train", 1, {"loss": 1.0})
+    text = (tmp_path / "new" / "log.jsonl").read_text()
+    RunLogger(tmp_path / "new", tensorboard=False)
+    assert (tmp_path / "new" / "log.jsonl").read_text() == text and text.endswith("\n")
