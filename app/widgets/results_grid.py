@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
 from app.models import HitRole, ResultsModel
 from app.photo_text import found_by_text
 from app.widgets.fit import fitted_size
+from app.widgets.flow_layout import FlowLayout, fixed_row
 from app.widgets.result_filters import DateFilter, FolderFilter, KindFilter
 from core.library.video import is_video
 
@@ -235,17 +236,21 @@ class ResultsGrid(QWidget):
         self.kind = KindFilter()
         for w in (self.top_k, self.min_score):
             w.editingFinished.connect(self.controls_changed.emit)
-        bar = QHBoxLayout()
-        bar.addWidget(self.summary, 1)
+        # the controls wrap onto a second row in a narrow window (FlowLayout) instead of being squeezed
+        self.controls = QWidget()
+        flow = FlowLayout(self.controls)
         for text, field in (("Show", self.top_k), ("min score", self.min_score)):
             label = QLabel(text)
             label.setBuddy(field)  # a click on it, and assistive tools, find its field
-            bar.addWidget(label)
-            bar.addWidget(field)
-        bar.addWidget(self.kind)
-        bar.addWidget(self.where)
-        bar.addWidget(self.when)
-        bar.addWidget(self.sort)
+            flow.addWidget(fixed_row(label, field))
+        for w in (self.kind, self.where, self.when, self.sort):
+            flow.addWidget(w)
+        bar = QHBoxLayout()
+        bar.addWidget(self.summary, 1, Qt.AlignmentFlag.AlignTop)
+        policy = QSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Preferred)  # one row at most, or less
+        policy.setHeightForWidth(True)
+        self.controls.setSizePolicy(policy)
+        bar.addWidget(self.controls)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(bar)
