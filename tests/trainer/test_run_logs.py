@@ -25,3 +25,9 @@ def test_a_whole_log_and_a_new_run_are_left_as_they_are(tmp_path):
     text = (tmp_path / "new" / "log.jsonl").read_text()
     RunLogger(tmp_path / "new", tensorboard=False)
     assert (tmp_path / "new" / "log.jsonl").read_text() == text and text.endswith("\n")
+
+
+def test_a_log_that_is_only_half_a_record_is_emptied(tmp_path):
+    (tmp_path / "log.jsonl").write_bytes(b'{"kind": "tr')
+    RunLogger(tmp_path, tensorboard=False).log("train", 1, {"loss": 1.0})
+    assert [json.loads(line)["step"] for line in (tmp_path / "log.jsonl").read_text().splitlines()] == [1]

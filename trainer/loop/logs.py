@@ -63,18 +63,29 @@ class RunLogger:
 
 def _drop_partial_record(path: Path) -> None:
     """A run killed while writing a record leaves half a line at the end of log.jsonl; the next record would be
-    glued to it (one unreadable line, the next record lost to readers): cut the half line off."""
+    glued to it (one unreadable line, the next record lost to readers): cut the half line off. Reads only the
+    file's tail (a long run's log is megabytes)."""
     try:
         with open(path, "rb+") as fh:
-            data = fh.read()
-            if not data or data.endswith(b"\n"):
+            end = fh.seek(0, 2)
+            if end == 0:
                 return
-            keep = data.rfind(b"\n") + 1
+            fh.seek(end - 1)
+            if fh.read(1) == b"\n":
+                return
+            keep, pos = 0, end
+            while pos > 0:  # back to the last whole line's newline
+                start = max(0, pos - 65536)
+                fh.seek(start)
+                newline = fh.read(pos - start).rfind(b"\n")
+                if newline >= 0:
+                    keep = start + newline + 1
+                    break
+                pos = start
             fh.truncate(keep)
     except FileNotFoundError:
         return
-    logger.warning("%s ended in half a record (a run killed while writing it): dropped %d bytes", path,
-                   len(data) - keep)
+    logger.warning("%s ended in half a record (a run killed while writing it): dropped %d bytes", path, end - keep)
 
 
 def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, float]:
