@@ -7,7 +7,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QPointF, QRect, QSize, Qt, Signal
+from PySide6.QtCore import (
+    QEvent,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QPoint,
+    QPointF,
+    QRect,
+    QSize,
+    Qt,
+    Signal,
+)
 from PySide6.QtGui import (
     QColor,
     QFont,
@@ -24,7 +35,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QDoubleSpinBox,
-    QHBoxLayout,
+    QGridLayout,
     QLabel,
     QListView,
     QMenu,
@@ -47,6 +58,7 @@ from core.library.video import is_video
 logger = logging.getLogger(__name__)
 
 TEXT_BADGE = "Aa"  # on the thumbnail of a photo found by the words it shows
+SUMMARY_MIN_BESIDE = 240  # px: narrower than this beside the controls, the summary goes on its own row above them
 
 
 class ThumbDelegate(QStyledItemDelegate):
@@ -215,6 +227,7 @@ class ResultsGrid(QWidget):
         # a long summary must never widen the window: it is elided, the full text is its tooltip
         self.summary.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.summary.setMinimumWidth(80)
+        self.summary.installEventFilter(self)
         self.top_k = QSpinBox()
         self.top_k.setRange(1, 1000)
         self.top_k.setToolTip("How many photos to show")
@@ -245,15 +258,16 @@ class ResultsGrid(QWidget):
             flow.addWidget(fixed_row(label, field))
         for w in (self.kind, self.where, self.when, self.sort):
             flow.addWidget(w)
-        bar = QHBoxLayout()
-        bar.addWidget(self.summary, 1, Qt.AlignmentFlag.AlignTop)
         policy = QSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Preferred)  # one row at most, or less
         policy.setHeightForWidth(True)
         self.controls.setSizePolicy(policy)
-        bar.addWidget(self.controls)
+        self.bar = QGridLayout()  # the summary beside the controls, or above them when they must wrap
+        self.bar.setColumnStretch(0, 1)
+        self._summary_above: bool | None = None
+        self._place_summary()
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        lay.addLayout(bar)
+        lay.addLayout(self.bar)
         lay.addWidget(self.view, 1)
 
     def set_controls(self, top_k: int, min_score: float, sort: str) -> None:
@@ -267,6 +281,7 @@ class ResultsGrid(QWidget):
         self.view.viewport().update()
         self.summary.setToolTip(text)
         self.view.setAccessibleDescription(text)  # "12 photos for “a dog” …", said with the list
+        self._place_summary()  # the filters shown may have changed with the library
         self._elide()
 
     def summary_text(self) -> str:
@@ -279,7 +294,25 @@ class ResultsGrid(QWidget):
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
-        self._elide()
+        self._place_summary()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.summary and event.type() == QEvent.Type.Resize:  # its width is known only now
+            self._elide()
+        return super().eventFilter(watched, event)
+
+    def _place_summary(self) -> None:
+        """The summary beside the controls while both fit on one row; else on its own row above them, whole
+        where it can be (a narrow window showed "40 photos f…")."""
+        above = self.width() < self.controls.sizeHint().width() + SUMMARY_MIN_BESIDE + self.bar.horizontalSpacing()
+        if above == self._summary_above:
+            return
+        self._summary_above = above
+        for w in (self.summary, self.controls):
+            self.bar.removeWidget(w)
+        self.bar.addWidget(self.summary, 0, 0, 1, 2 if above else 1, Qt.AlignmentFlag.AlignVCenter)
+        self.bar.addWidget(self.controls, 1 if above else 0, 0 if above else 1, 1, 2 if above else 1,
+                           Qt.AlignmentFlag.AlignRight)
 
     def current_hit(self) -> Any:
         ix = self.view.currentIndex()

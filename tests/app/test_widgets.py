@@ -727,14 +727,16 @@ def test_the_results_controls_wrap_whole_in_a_narrow_grid_and_keep_one_row_in_a_
     qtbot.addWidget(grid)
     grid.where.setVisible(True)
     grid.kind.setVisible(True)
-    grid.set_summary("40 photos for “a big red triangle” in every folder")
     grid.show()
+    grid.resize(330, 500)
+    qtbot.wait(20)
+    grid.set_summary("40 photos for “a big red triangle and a small brown heart” in every folder")
     fields = [grid.top_k, grid.min_score, grid.kind, grid.where, grid.when, grid.sort]
 
     def boxes() -> list[QRect]:
         return [QRect(f.mapTo(grid, f.rect().topLeft()), f.size()) for f in fields]
 
-    for width in (1100, 560, 330):
+    for width in (330, 560, 1100):
         grid.resize(width, 500)
         qtbot.wait(20)
         for f, box in zip(fields, boxes(), strict=True):
@@ -747,4 +749,10 @@ def test_the_results_controls_wrap_whole_in_a_narrow_grid_and_keep_one_row_in_a_
                 rows += 1
             bottom = max(bottom, box.bottom())
         assert (rows == 1) if width == 1100 else (rows > 1), (width, rows)
-    assert grid.summary.isVisible() and grid.summary.width() >= 80
+        summary = QRect(grid.summary.mapTo(grid, grid.summary.rect().topLeft()), grid.summary.size())
+        if rows > 1:  # the summary on its own row above the controls, as wide as the grid
+            assert summary.bottom() < min(box.top() for box in boxes()) and summary.width() >= width - 20, width
+            # elided to its width, and whole again once wide enough (not left elided to its old width)
+            assert (grid.summary.text() == grid.summary_text()) == (width == 560), width
+        else:
+            assert summary.right() < min(box.left() for box in boxes()) and summary.width() >= 240, width
