@@ -95,6 +95,12 @@ def default_model_dir() -> Path:
     return RESOURCES_DIR / "models" / "default"
 
 
+def model_dir(path_or_name: str | Path) -> Path:
+    """A model folder as a user names it: "default" (the embedded default), a path, or the README's
+    `resources/models/default` from any folder (resource_path)."""
+    return default_model_dir() if str(path_or_name) == "default" else resource_path(path_or_name)
+
+
 def demo_photos_dir() -> Path:
     return RESOURCES_DIR / "demo" / "photos"
 

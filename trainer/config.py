@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError
-from core.paths import missing_resources, resource_path, resources_dir
+from core.paths import missing_resources, model_dir, resource_path, resources_dir
 
 logger = logging.getLogger(__name__)
 
@@ -358,6 +358,8 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] | dict[
     extra = {k: _deep_merge(getattr(cfg, k), v) if isinstance(v, dict) and isinstance(getattr(cfg, k), dict) else v
              for k, v in extra.items()}
     cfg = dataclasses.replace(cfg, **extra)
+    if cfg.init_from:  # "default" or the README's resources/models/default, from any folder: recorded resolved
+        cfg = dataclasses.replace(cfg, init_from=str(model_dir(cfg.init_from)))
     if not cfg.model:  # recorded as resolved, so config.json and the checkpoints name the architecture
         cfg = dataclasses.replace(cfg, model=cfg.init_from or "tiny-test")
     cfg.validate()

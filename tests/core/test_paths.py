@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from core import paths
 
 REPO_RESOURCES = Path(__file__).resolve().parents[2] / "resources"
@@ -65,3 +67,19 @@ def test_an_install_without_the_default_model_says_so(monkeypatch, tmp_path):
     (tmp_path / "models" / "default").mkdir(parents=True)
     (tmp_path / "models" / "default" / "config.json").write_text("{}")
     assert paths.missing_resources() is None
+
+
+def test_a_model_named_default_or_by_its_resources_path_is_found_from_any_folder(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    assert paths.model_dir("default") == paths.default_model_dir()
+    assert paths.model_dir("resources/models/default") == paths.default_model_dir()
+    assert paths.model_dir("runs/mine") == Path("runs/mine")
+
+
+def test_load_model_takes_the_readmes_resources_path_from_another_folder(monkeypatch, tmp_path):
+    from core.factory import load_model
+
+    if not (paths.default_model_dir() / "model.safetensors").is_file():
+        pytest.skip("the embedded default model is not exported here")
+    monkeypatch.chdir(tmp_path)
+    assert load_model("resources/models/default", device="cpu").upstream is not None

@@ -160,3 +160,13 @@ def test_augmentation_ranges_of_non_finite_numbers_are_refused(override, field):
     # a NaN gain crashed the first training step deep in torch; a NaN speed trained on silently
     with pytest.raises(ConfigError, match=rf"{field}=.*finite"):
         load_config(None, ["--dataset", "synthetic", override])
+
+
+def test_init_from_default_or_its_resources_path_names_the_embedded_model_from_any_folder(monkeypatch, tmp_path):
+    from core.paths import default_model_dir
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("default", "resources/models/default"):
+        cfg = load_config(None, {"init_from": name, "clip_train_steps": 0, "dataset": "synthetic"})
+        assert cfg.init_from == str(default_model_dir()) and cfg.model == cfg.init_from, name
+    assert load_config(None, {"init_from": "runs/x", "clip_train_steps": 0, "dataset": "synthetic"}).init_from == "runs/x"
