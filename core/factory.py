@@ -25,7 +25,7 @@ from core.device import pick_device
 from core.errors import CheckpointError, ConfigError, ModelNotFoundError, TrainingRunFolderError
 from core.model.config import ModelConfig, get_model_config, list_models, model_config_from_dict
 from core.model.speechclip import SpeechClipModel
-from core.paths import default_model_dir, missing_resources, resource_path
+from core.paths import missing_resources, model_dir
 
 logger = logging.getLogger(__name__)
 
@@ -293,8 +293,7 @@ def _file_hint(path: Path) -> str:
 
 def load_model(path_or_name: str | Path = "default", device: str | torch.device | None = None) -> SpeechClipModel:
     """Load a model folder. "default" = the bundled default (resources/models/default); eval mode."""
-    # resource_path: the README's resources/models/... also from another folder, with an installed package
-    directory = default_model_dir() if str(path_or_name) == "default" else resource_path(path_or_name)
+    directory = model_dir(path_or_name)  # also the README's resources/models/... from another folder
     if directory.is_file():
         raise ModelNotFoundError(f"{directory} is a file, not a model folder: {_file_hint(directory)}")
     if not (directory / CONFIG_FILE).exists():

@@ -138,22 +138,21 @@ def test_a_training_run_folder_is_named_as_one_with_the_export_command(make_tiny
 
 
 def test_default_model_missing_says_how_to_get_it(monkeypatch, tmp_path) -> None:
-    import core.factory
+    import core.paths
 
-    monkeypatch.setattr(core.factory, "default_model_dir", lambda: tmp_path / "models" / "default")
+    monkeypatch.setattr(core.paths, "default_model_dir", lambda: tmp_path / "models" / "default")
     with pytest.raises(ModelNotFoundError, match="python -m trainer"):
         load_model("default")
 
 
 def test_default_model_of_an_install_without_resources_says_what_is_missing(monkeypatch, tmp_path) -> None:
-    import core.factory
     from core import paths
 
     gone = tmp_path / "site-packages" / "core" / "_resources"
     monkeypatch.delenv(paths.RESOURCES_ENV, raising=False)
     monkeypatch.setattr(paths, "RESOURCES_DIR", gone)
     monkeypatch.setattr(paths, "PACKAGED_RESOURCES_DIR", gone)
-    monkeypatch.setattr(core.factory, "default_model_dir", lambda: gone / "models" / "default")
+    monkeypatch.setattr(paths, "default_model_dir", lambda: gone / "models" / "default")
     with pytest.raises(ModelNotFoundError, match=r"are not installed: .*_resources is missing; reinstall") as err:
         load_model("default")
     assert "python -m trainer export" not in str(err.value)  # not the repository's fix
