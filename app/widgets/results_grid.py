@@ -102,13 +102,22 @@ class ThumbDelegate(QStyledItemDelegate):
             p.drawPixmap(target, pm)
             hit = index.data(HitRole)
             if hit is not None and is_video(hit.path):
-                paint_play_badge(p, target)
+                paint_play_badge(p, badge_frame(target, box))
             if hit is not None and found_by_text(hit):
-                paint_text_badge(p, target)
+                paint_text_badge(p, badge_frame(target, box))
         p.setPen(pal.color(QPalette.ColorRole.Text))
         text_rect = QRect(r.left(), box.bottom() + 2, r.width(), r.bottom() - box.bottom() - 2)
         p.drawText(text_rect, Qt.AlignmentFlag.AlignCenter, str(index.data(Qt.ItemDataRole.DisplayRole)))
         p.restore()
+
+
+BADGE_MIN_SIDE = 36  # a thumbnail drawn smaller than this carries its marks in its cell's corners
+
+
+def badge_frame(target: QRect, box: QRect) -> QRect:
+    """Where a thumbnail's marks go: its own corners, or those of its cell's thumbnail box when it is drawn too
+    small to hold them (a tiny photo is enlarged at most 4x: a 14 px mark would hang over its edges)."""
+    return target if min(target.width(), target.height()) >= BADGE_MIN_SIDE else box
 
 
 def paint_play_badge(p: QPainter, target: QRect) -> None:

@@ -756,3 +756,24 @@ def test_the_results_controls_wrap_whole_in_a_narrow_grid_and_keep_one_row_in_a_
             assert (grid.summary.text() == grid.summary_text()) == (width == 560), width
         else:
             assert summary.right() < min(box.left() for box in boxes()) and summary.width() >= 240, width
+
+
+def test_a_tiny_thumbnail_carries_its_marks_in_its_cells_corners(qtbot):
+    """A 4 px video frame (a tiny file, enlarged at most 4x) got a 14 px play mark hanging over its edges and over
+    the cell's background; its marks now go to the corners of the cell's thumbnail box."""
+    from PySide6.QtCore import QRect
+    from PySide6.QtGui import QColor, QImage, QPainter
+
+    from app.widgets.results_grid import badge_frame, paint_play_badge
+
+    box = QRect(4, 4, 160, 160)
+    tiny = QRect(82, 82, 4, 4)  # centred in the box
+    photo = QRect(4, 24, 160, 120)
+    assert badge_frame(tiny, box) == box and badge_frame(photo, box) == photo
+    canvas = QImage(168, 168, QImage.Format.Format_RGB32)
+    canvas.fill(QColor(255, 255, 255))
+    p = QPainter(canvas)
+    paint_play_badge(p, badge_frame(tiny, box))
+    p.end()
+    assert canvas.pixelColor(84, 84).lightness() == 255  # nothing drawn over the tiny frame
+    assert canvas.pixelColor(15, 155).lightness() < 160  # the mark in the box's lower-left corner
