@@ -464,9 +464,12 @@ def test_index_watch_indexes_new_photos_until_ctrl_c(env, model_dir):
     import threading
 
     _, photos = env
+    # A test run started as a shell's background job (no job control) ignores SIGINT, and its children inherit
+    # that: Python then installs no KeyboardInterrupt and the watch never saw this test's Ctrl+C (a hang).
     proc = subprocess.Popen([sys.executable, "-m", "core", "index", str(photos), "--model", model_dir, "--json",
                              "--no-progress", "--watch"], cwd=REPO, text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)})
+                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines: list[dict] = []
     reader = threading.Thread(target=lambda: lines.extend(json.loads(x) for x in proc.stdout), daemon=True)
     reader.start()
