@@ -38,11 +38,13 @@ def test_a_failing_engine_is_one_error_line_and_leaves_nothing(
 def test_festival_without_its_voice_package_says_what_festival_said(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # text2wave exits 0 and writes no file when the voice function is unbound (festvox-kdlpc16k missing)
-    _fake(tmp_path, monkeypatch, "text2wave", 'echo "SIOD ERROR: unbound variable : voice_ked_diphone" >&2\n')
-    with pytest.raises(voices_mod.VoiceError, match=r"voice festival:ked: text2wave wrote no readable audio .*"
-                                                    r"SIOD ERROR: unbound variable : voice_ked_diphone"):
-        voices_mod.synth_word(voices_mod.get_voice("festival:ked"), "red")
+    # festival (a script, as text2wave) exits 0 and writes no file when the voice function is unbound
+    # (festvox-kdlpc16k missing); word clips come from one festival process per voice, whole texts from text2wave
+    for program, speak in (("festival", voices_mod.synth_word), ("text2wave", voices_mod.synth_raw)):
+        _fake(tmp_path, monkeypatch, program, 'echo "SIOD ERROR: unbound variable : voice_ked_diphone" >&2\n')
+        with pytest.raises(voices_mod.VoiceError, match=rf"voice festival:ked: {program} wrote no readable audio .*"
+                                                        r"SIOD ERROR: unbound variable : voice_ked_diphone"):
+            speak(voices_mod.get_voice("festival:ked"), "red")
 
 
 def test_a_hanging_engine_is_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -401,19 +402,26 @@ def _stderr_tail(stderr: bytes | str | None, limit: int = 300) -> str:
     return ("..." + text[-limit:] if len(text) > limit else text) or "no message"
 
 
-def _engine(voice: Voice, cmd: list[str], stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+def _program(cmd: list[str]) -> str:
+    """The engine a command line runs (past `setarch -R`)."""
+    return str(cmd[2] if len(cmd) > 2 and cmd[:2] == ["setarch", "-R"] else cmd[0])
+
+
+def _engine(voice: Voice, cmd: list[str], stdin: bytes | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
     """Run an engine's program. VoiceError naming the voice, the program and the end of its stderr when it cannot
     start, fails or hangs."""
+    program = _program(cmd)
     try:
-        return subprocess.run(cmd, check=True, capture_output=True, timeout=ENGINE_TIMEOUT_S, input=stdin)
+        return subprocess.run(cmd, check=True, capture_output=True, timeout=ENGINE_TIMEOUT_S, input=stdin, env=env)
     except subprocess.CalledProcessError as exc:
-        raise VoiceError(f"voice {voice.name}: {cmd[0]} failed (exit {exc.returncode}): "
+        raise VoiceError(f"voice {voice.name}: {program} failed (exit {exc.returncode}): "
                          f"{_stderr_tail(exc.stderr)}") from None
     except subprocess.TimeoutExpired as exc:
-        raise VoiceError(f"voice {voice.name}: {cmd[0]} did not finish in {ENGINE_TIMEOUT_S} s "
+        raise VoiceError(f"voice {voice.name}: {program} did not finish in {ENGINE_TIMEOUT_S} s "
                          f"({_stderr_tail(exc.stderr)})") from None
     except OSError as exc:
-        raise VoiceError(f"voice {voice.name}: cannot run {cmd[0]}: {exc}") from None
+        raise VoiceError(f"voice {voice.name}: cannot run {program}: {exc}") from None
 
 
 def _read_wav(voice: Voice, proc: subprocess.CompletedProcess[bytes], data: bytes | Path) -> tuple[np.ndarray, int]:
@@ -422,7 +430,7 @@ def _read_wav(voice: Voice, proc: subprocess.CompletedProcess[bytes], data: byte
     try:
         audio, sr = sf.read(io.BytesIO(data) if isinstance(data, bytes) else data, dtype="float32", always_2d=True)
     except (RuntimeError, OSError, ValueError) as exc:  # soundfile's errors are RuntimeErrors
-        raise VoiceError(f"voice {voice.name}: {proc.args[0]} wrote no readable audio ({exc}): "
+        raise VoiceError(f"voice {voice.name}: {_program(proc.args)} wrote no readable audio ({exc}): "
                          f"{_stderr_tail(proc.stderr)}") from None
     return audio.mean(axis=1), int(sr)
 
@@ -469,16 +477,10 @@ def synth_raw(voice: Voice, text: str) -> tuple[np.ndarray, int]:
             ]
         )
     if voice.engine == "festival":
-        evals = [f"({_FESTIVAL_VOICE_FN[voice.variant]})"]
-        if voice.stretch != 1.0:
-            evals.append(f"(Parameter.set 'Duration_Stretch {voice.stretch})")
-        if voice.f0:  # the diphone voices' linear-regression F0 model: move its target mean
-            evals.append(f"(set! int_lr_params '((target_f0_mean {voice.f0}) (target_f0_std 12) "
-                         "(model_f0_mean 170) (model_f0_std 34)))")
         # text2wave's stdout WAV header says 0 data bytes (it streams), so it writes a file
         with tempfile.TemporaryDirectory(prefix="festival-") as tmp:
             wav = Path(tmp) / "out.wav"
-            cmd = ["text2wave", *(a for e in evals for a in ("-eval", e)), "-o", str(wav)]
+            cmd = ["text2wave", *(a for e in _festival_evals(voice) for a in ("-eval", e)), "-o", str(wav)]
             return _read_wav(voice, _engine(voice, cmd, stdin=text.encode("utf-8")), wav)
     if voice.engine == "praat":  # the base voice, warped (whole texts; word clips: synth_word)
         audio, sr = synth_raw(get_voice(voice.variant), text)
@@ -496,10 +498,26 @@ def synth_raw(voice: Voice, text: str) -> tuple[np.ndarray, int]:
 
 def synth_word(voice: Voice, word: str) -> np.ndarray:
     """One word spoken alone: (S,) float32 at 16 kHz, leading/trailing silence trimmed, peak 1."""
+    return synth_words(voice, [word])[word]
+
+
+def synth_words(voice: Voice, words: list[str]) -> dict[str, np.ndarray]:
+    """`synth_word` of each word; festival speaks them all in one process (its start, loading the voice, takes
+    ~0.2 s: most of a diphone word's time), so its voices and their praat warps take a ninth of a word-by-word
+    run (ked's clips differ from text2wave's, a process per word, at the end of a few words: `_festival_batch`)."""
     if voice.engine == "praat":
-        audio = change_speaker(synth_word(get_voice(voice.variant), word), voice.formant_ratio, voice.pitch_ratio)
-        return peak_normalize(trim_silence(audio), 1.0)
-    audio, sr = synth_raw(voice, word)
+        base = synth_words(get_voice(voice.variant), words)
+        return {w: peak_normalize(trim_silence(change_speaker(base[w], voice.formant_ratio, voice.pitch_ratio)), 1.0)
+                for w in words}
+    if voice.engine == "festival" and _fixed_addresses() is not None:
+        raw = dict(zip(words, _festival_batch(voice, words), strict=True))
+    else:
+        raw = {w: synth_raw(voice, w) for w in words}
+    return {w: _word_clip(voice, w, *raw[w]) for w in words}
+
+
+def _word_clip(voice: Voice, word: str, audio: np.ndarray, sr: int) -> np.ndarray:
+    """An engine's raw audio of one word -> 16 kHz, trimmed, peak 1 (VoiceError when nothing is audible)."""
     audio = resample(audio, sr, SAMPLE_RATE)
     if voice.engine == "festival":
         # festival's output drifts and rumbles below ~80 Hz around the word (ked: up to ~250 ms, at -35 dB of the
@@ -510,6 +528,84 @@ def synth_word(voice: Voice, word: str) -> np.ndarray:
     if audio.size < SAMPLE_RATE // 50:
         raise VoiceError(f"voice {voice.name} produced no audible audio for the word {word!r}")
     return peak_normalize(audio, 1.0)
+
+
+def _festival_evals(voice: Voice) -> list[str]:
+    """The Scheme expressions that select a festival voice and its settings (text2wave's -eval arguments)."""
+    evals = [f"({_FESTIVAL_VOICE_FN[voice.variant]})"]
+    if voice.stretch != 1.0:
+        evals.append(f"(Parameter.set 'Duration_Stretch {voice.stretch})")
+    if voice.f0:  # the diphone voices' linear-regression F0 model: move its target mean
+        evals.append(f"(set! int_lr_params '((target_f0_mean {voice.f0}) (target_f0_std 12) "
+                     "(model_f0_mean 170) (model_f0_std 34)))")
+    return evals
+
+
+# text2wave's synthesis (/usr/bin/text2wave: tts_file with a hook that writes each utterance's wave and then the
+# header's length), once per text into its own file, in one festival process.
+_FESTIVAL_BATCH = """(load (path-append datadir "init.scm"))
+(gc-status nil)
+%(evals)s
+(defvar fp nil)
+(defvar totalnumsamples 0)
+(defvar an_utt nil)
+(define (save_record_wave_fp utt)
+  (if (eq? totalnumsamples 0)
+      (wave.save.header fp (utt.wave utt) 'riff nil (list (list "numsamples" 0))))
+  (set! totalnumsamples (+ totalnumsamples (get_param 'num_samples (wave.info (utt.wave utt)) 0)))
+  (wave.save.data.fp (utt.wave utt) fp 'riff nil)
+  (set! an_utt utt))
+(set! tts_hooks (list utt.synth save_record_wave_fp))
+(define (say_file in out)
+  (set! fp (fopen out "wb"))
+  (set! totalnumsamples 0)
+  (set! an_utt nil)
+  (tts_file in nil)
+  (if an_utt
+      (begin (fseek fp 0 0)
+             (wave.save.header fp (utt.wave an_utt) 'riff nil (list (list "numsamples" totalnumsamples)))))
+  (fclose fp))
+%(says)s
+"""
+
+
+@lru_cache(maxsize=1)
+def _fixed_addresses() -> list[str] | None:
+    """["setarch", "-R"] where a program can run without address randomisation (util-linux setarch; a container's
+    seccomp filter may forbid it), else None: festival then speaks a word per process, as text2wave (~9x slower;
+    ked's clips then end differently on a few words, so a dataset with festival voices is made the same only
+    where the same one is used)."""
+    try:
+        ok = subprocess.run(["setarch", "-R", "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        ok = False
+    if not ok:
+        logger.warning("setarch -R cannot run here: festival speaks one word per process (slower)")
+    return ["setarch", "-R"] if ok else None
+
+
+def _scheme_string(path: Path) -> str:
+    return '"' + str(path).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _festival_batch(voice: Voice, texts: list[str]) -> list[tuple[np.ndarray, int]]:
+    """Each text spoken by a festival voice, as text2wave speaks it, in one festival process."""
+    with tempfile.TemporaryDirectory(prefix="festival-") as tmp:
+        root = Path(tmp)
+        says = []
+        for i, text in enumerate(texts):
+            (root / f"{i}.txt").write_text(text, encoding="utf-8")
+            says.append(f"(say_file {_scheme_string(root / f'{i}.txt')} {_scheme_string(root / f'{i}.wav')})")
+        script = root / "batch.scm"
+        script.write_text(_FESTIVAL_BATCH % {"evals": "\n".join(_festival_evals(voice)), "says": "\n".join(says)},
+                          encoding="utf-8")
+        # festival's diphone synthesis reads some memory it never wrote: a fresh process finds zeros there, one that
+        # has already spoken finds what earlier words left, and the end of a ked word ("white", "moon") changed from
+        # run to run. So glibc zeroes every allocation (MALLOC_PERTURB_ 255: filled with 255 ^ 0xff) and the
+        # addresses are not randomised (setarch -R): the same words come out the same in every run.
+        proc = _engine(voice, [*_fixed_addresses(), "festival", "--script", str(script)],  # type: ignore[misc]
+                       env={**os.environ, "MALLOC_PERTURB_": "255"})
+        return [_read_wav(voice, proc, root / f"{i}.wav") for i in range(len(texts))]
 
 
 def change_speaker(x: np.ndarray, formant_ratio: float, pitch_ratio: float) -> np.ndarray:
@@ -542,5 +638,5 @@ def synth_vocabulary(voice_name: str, words: list[str]) -> dict[str, np.ndarray]
     check_voice(voice)
     key = (voice_name, tuple(words))
     if key not in _VOCAB_MEMO:
-        _VOCAB_MEMO[key] = {w: synth_word(voice, w) for w in words}
+        _VOCAB_MEMO[key] = synth_words(voice, list(words))
     return _VOCAB_MEMO[key]
