@@ -143,10 +143,9 @@ def test_festival_voices_speak_and_follow_their_settings() -> None:
     assert slow.size > 1.2 * low.size  # and the duration stretch
 
 
-@needs_festival
-def test_festival_speaks_a_voices_words_in_one_process_as_text2wave_does(monkeypatch: pytest.MonkeyPatch,
-                                                                        tmp_path: Path) -> None:
-    words = ["green", "circle", "a", "the", "with", "moon"]
+@pytest.fixture
+def engine_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The programs the voices run from here on (the list grows as they run)."""
     calls: list[str] = []
     engine = voices_mod._engine
 
@@ -156,6 +155,14 @@ def test_festival_speaks_a_voices_words_in_one_process_as_text2wave_does(monkeyp
         return engine(voice, cmd, stdin, env)
 
     monkeypatch.setattr(voices_mod, "_engine", counted)
+    return calls
+
+
+@needs_festival
+def test_festival_speaks_a_voices_words_in_one_process_as_text2wave_does(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, engine_calls: list[str]) -> None:
+    words = ["green", "circle", "a", "the", "with", "moon"]
+    calls = engine_calls
     odd = tmp_path / 'a "quoted" \\ dir'  # the script names its files in Scheme strings
     odd.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(odd))
@@ -188,16 +195,9 @@ def test_festival_speaks_the_same_clips_in_every_run() -> None:
 
 
 @needs_festival
-def test_festival_speaks_a_word_per_process_where_addresses_cannot_be_fixed(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[str] = []
-    engine = voices_mod._engine
-
-    def counted(voice: voices_mod.Voice, cmd: list[str], stdin: bytes | None = None,
-                env: dict[str, str] | None = None) -> object:
-        calls.append(cmd[0])
-        return engine(voice, cmd, stdin, env)
-
-    monkeypatch.setattr(voices_mod, "_engine", counted)
+def test_festival_speaks_a_word_per_process_where_addresses_cannot_be_fixed(
+        monkeypatch: pytest.MonkeyPatch, engine_calls: list[str]) -> None:
+    calls = engine_calls
     monkeypatch.setattr(voices_mod, "_fixed_addresses", lambda: None)
     clips = voices_mod.synth_words(voices_mod.get_voice("festival:slt-hts"), ["red", "circle"])
     assert calls == ["text2wave", "text2wave"] and min(c.size for c in clips.values()) > 0.1 * 16000
