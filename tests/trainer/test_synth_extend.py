@@ -230,7 +230,8 @@ def _rumble_then_word(sr: int) -> np.ndarray:
 
 def test_festival_clips_are_trimmed_to_the_speech_not_the_rumble(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(voices_mod, "synth_raw", lambda voice, text: (_rumble_then_word(16000), 16000))
-    monkeypatch.setattr(voices_mod, "_festival_batch", lambda voice, texts: [(_rumble_then_word(16000), 16000)] * len(texts))
+    monkeypatch.setattr(voices_mod, "_festival_batch",
+                        lambda voice, texts, prefix: [(_rumble_then_word(16000), 16000)] * len(texts))
     clip = voices_mod.synth_word(voices_mod.get_voice("festival:ked"), "green")
     lead, trail = _speech_lead_trail_ms(clip)
     assert lead <= 20 and trail <= 20 and 0.28 * 16000 <= clip.size <= 0.33 * 16000

@@ -509,8 +509,8 @@ def synth_words(voice: Voice, words: list[str]) -> dict[str, np.ndarray]:
         base = synth_words(get_voice(voice.variant), words)
         return {w: peak_normalize(trim_silence(change_speaker(base[w], voice.formant_ratio, voice.pitch_ratio)), 1.0)
                 for w in words}
-    if voice.engine == "festival" and _fixed_addresses() is not None:
-        raw = dict(zip(words, _festival_batch(voice, words), strict=True))
+    if voice.engine == "festival" and (prefix := _fixed_addresses()) is not None:
+        raw = dict(zip(words, _festival_batch(voice, words, prefix), strict=True))
     else:
         raw = {w: synth_raw(voice, w) for w in words}
     return {w: _word_clip(voice, w, *raw[w]) for w in words}
@@ -588,8 +588,9 @@ def _scheme_string(path: Path) -> str:
     return '"' + str(path).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _festival_batch(voice: Voice, texts: list[str]) -> list[tuple[np.ndarray, int]]:
-    """Each text spoken by a festival voice, as text2wave speaks it, in one festival process."""
+def _festival_batch(voice: Voice, texts: list[str], prefix: list[str]) -> list[tuple[np.ndarray, int]]:
+    """Each text spoken by a festival voice, as text2wave speaks it, in one festival process run under `prefix`
+    (`_fixed_addresses`)."""
     with tempfile.TemporaryDirectory(prefix="festival-") as tmp:
         root = Path(tmp)
         says = []
@@ -603,8 +604,7 @@ def _festival_batch(voice: Voice, texts: list[str]) -> list[tuple[np.ndarray, in
         # has already spoken finds what earlier words left, and the end of a ked word ("white", "moon") changed from
         # run to run. So glibc zeroes every allocation (MALLOC_PERTURB_ 255: filled with 255 ^ 0xff) and the
         # addresses are not randomised (setarch -R): the same words come out the same in every run.
-        proc = _engine(voice, [*_fixed_addresses(), "festival", "--script", str(script)],  # type: ignore[misc]
-                       env={**os.environ, "MALLOC_PERTURB_": "255"})
+        proc = _engine(voice, [*prefix, "festival", "--script", str(script)], env={**os.environ, "MALLOC_PERTURB_": "255"})
         return [_read_wav(voice, proc, root / f"{i}.wav") for i in range(len(texts))]
 
 
