@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from core.model.clip_tower import ClipTower  # noqa: E402
 from core.model.config import ClipConfig  # noqa: E402
 from core.model.losses import masked_info_nce  # noqa: E402
-from trainer.loop.feature_cache import load_image, preprocess_images  # noqa: E402
+from trainer.data.image_file import load_image  # noqa: E402
+from trainer.loop.feature_cache import preprocess_images  # noqa: E402
 from trainer.loop.schedule import get_lr  # noqa: E402
 from trainer.synth.extra_scenes import extra_scenes  # noqa: E402
 

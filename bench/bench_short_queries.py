@@ -32,7 +32,8 @@ from bench_clip_stage import train_steps  # noqa: E402
 
 from core.model.clip_tower import ClipTower  # noqa: E402
 from core.model.config import ClipConfig  # noqa: E402
-from trainer.loop.feature_cache import load_image, preprocess_images  # noqa: E402
+from trainer.data.image_file import load_image  # noqa: E402
+from trainer.loop.feature_cache import preprocess_images  # noqa: E402
 from trainer.synth.extra_scenes import extra_scenes  # noqa: E402
 from trainer.synth.render import render  # noqa: E402
 from trainer.synth.scenes import caption, sample_scene  # noqa: E402

@@ -29,8 +29,9 @@ from core.factory import WEIGHTS_FILE, file_sha256
 from core.model.losses import masked_info_nce
 from trainer.checkpoint import save_checkpoint
 from trainer.config import TrainConfig
+from trainer.data.image_file import load_image
 from trainer.distributed import DistInfo, barrier
-from trainer.loop.feature_cache import load_image, preprocess_images
+from trainer.loop.feature_cache import preprocess_images
 from trainer.loop.logs import RunLogger
 from trainer.loop.schedule import get_lr
 

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from trainer.loop.feature_cache import ImageFeatureCache, load_image, preprocess_images
+from trainer.data.image_file import load_image
+from trainer.loop.feature_cache import ImageFeatureCache, preprocess_images
 from trainer.metrics import (
     boundary_prf,
     content_word_recall,

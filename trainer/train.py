@@ -45,6 +45,7 @@ from trainer.checkpoint import (
 )
 from trainer.checkpoint import save_checkpoint as _save
 from trainer.config import TrainConfig, save_config
+from trainer.data.image_file import load_image
 from trainer.distributed import (
     DistInfo,
     barrier,
@@ -55,7 +56,7 @@ from trainer.distributed import (
 )
 from trainer.loop.batches import BatchPreparer, collate_items
 from trainer.loop.ema import WeightEma
-from trainer.loop.feature_cache import ImageFeatureCache, load_image
+from trainer.loop.feature_cache import ImageFeatureCache
 from trainer.loop.guard import LossGuard, TrainingDiverged
 from trainer.loop.logs import RunLogger
 from trainer.loop.negatives import NegativeBank, check_bank_negatives

@@ -77,7 +77,7 @@ def test_every_undecodable_image_is_listed_in_one_error_and_the_others_stay_cach
 def _loader(key: str):
     from PIL import Image
 
-    from trainer.loop.feature_cache import load_image
+    from trainer.data.image_file import load_image
 
     if key.startswith("synthetic:"):
         return Image.new("RGB", (64, 64), (9, 9, 9))

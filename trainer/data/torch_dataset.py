@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from core.audio import SAMPLE_RATE, load_audio
-from core.errors import DatasetError
+from trainer.data.image_file import load_image
 from trainer.data.records import Utterance
 
 logger = logging.getLogger(__name__)
@@ -57,16 +57,7 @@ class SpeechImageDataset(Dataset):
     def image_id_of_key(self) -> dict[str, int]:
         return {str(u.image_path): u.image_id for u in self.utterances}
 
-    @staticmethod
-    def load_image(key: str) -> Any:
-        """The PIL RGB image of `key` (a path)."""
-        from PIL import Image
-
-        try:
-            with Image.open(key) as im:
-                return im.convert("RGB")
-        except (OSError, ValueError, SyntaxError) as exc:  # truncated, corrupt, or not an image at all
-            raise DatasetError(f"cannot decode the image {key}: {exc}. Fix: replace or remove it") from exc
+    load_image = staticmethod(load_image)  # the PIL RGB image of a key (a path)
 
     def _crop(
         self, wav: np.ndarray, words: list[dict] | None, i: int

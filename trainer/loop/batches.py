@@ -16,7 +16,8 @@ from typing import Any
 import torch
 
 from core.model.upstream import FRAME_SECONDS
-from trainer.loop.feature_cache import ImageFeatureCache, ImageLoader, load_image, preprocess_images
+from trainer.data.image_file import load_image
+from trainer.loop.feature_cache import ImageFeatureCache, ImageLoader, preprocess_images
 from trainer.loop.negatives import NegativeBank
 
 logger = logging.getLogger(__name__)

@@ -18,6 +18,7 @@ import torch
 
 from core.errors import DatasetError
 from trainer.checkpoint import save_checkpoint
+from trainer.data.image_file import load_image
 from trainer.data.records import problems_message
 from trainer.distributed import DistInfo, broadcast_object
 
@@ -25,17 +26,6 @@ logger = logging.getLogger(__name__)
 
 # image key -> PIL image or a preprocessed (3, H, W) tensor
 ImageLoader = Callable[[str], Any]
-
-
-def load_image(key: str) -> Any:
-    """Default loader: the key is a file path."""
-    from PIL import Image
-
-    try:
-        with Image.open(key) as im:
-            return im.convert("RGB")
-    except (OSError, ValueError, SyntaxError) as exc:  # truncated, corrupt, or not an image at all
-        raise DatasetError(f"cannot decode the image {key}: {exc}. Fix: replace or remove it") from exc
 
 
 def preprocess_images(clip: Any, keys: Sequence[str], loader: ImageLoader = load_image) -> torch.Tensor:
