@@ -218,28 +218,21 @@ def _coerce(key: str, value: Any, typ: type, *, from_cli: bool) -> Any:
         if from_cli and isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
             return value.lower() in ("1", "true", "yes", "on")
         raise bad
-    if typ is int:
+    if typ in (int, float):  # a float key takes an int; an int key no float (nor a bool, an int to Python)
         if isinstance(value, bool):
             raise bad
-        if isinstance(value, int):
-            return value
-        if from_cli and isinstance(value, str):
+        if isinstance(value, int) or (typ is float and isinstance(value, float)):
+            number = typ(value)
+        elif from_cli and isinstance(value, str):
             try:
-                return int(value)
+                number = typ(value)
             except ValueError:
                 raise bad from None
-        raise bad
-    if typ is float:
-        if isinstance(value, bool):
+        else:
             raise bad
-        if isinstance(value, (int, float)):
-            return float(value)
-        if from_cli and isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                raise bad from None
-        raise bad
+        if not math.isfinite(number):  # --lr=nan (or NaN in a JSON file) would only show as a NaN loss
+            raise bad
+        return number
     if typ is str:
         if isinstance(value, str):
             return value

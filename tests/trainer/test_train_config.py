@@ -48,6 +48,20 @@ def test_model_override_values_of_the_wrong_type_are_a_config_error_naming_the_k
         resolve_model_config(cfg, None, None)
 
 
+@pytest.mark.parametrize("override", ["--lr=nan", "--lr=inf", "--grad-clip=-inf", "--max-steps=1.5"])
+def test_a_number_that_is_not_finite_or_not_whole_is_refused_naming_the_key(override):
+    key = override[2:].split("=")[0].replace("-", "_")
+    with pytest.raises(ConfigError, match=f"config key '{key}'.*is not a valid"):
+        parse_overrides([override])
+
+
+def test_a_nan_in_a_json_config_is_refused(tmp_path):
+    p = tmp_path / "c.json"
+    p.write_text('{"dataset": "synthetic", "lr": NaN}')  # Python's json reads NaN
+    with pytest.raises(ConfigError, match="'lr': nan is not a valid float"):
+        load_config(p)
+
+
 def test_bad_types_and_cross_field_checks():
     with pytest.raises(ConfigError, match="batch_size.*not a valid int"):
         parse_overrides(["--batch-size=eight"])
