@@ -156,6 +156,12 @@ class ParallelBranch(nn.Module):
         return BranchOutput(parallel=self.proj(x[:, 0]))
 
 
+def _slot_keywords(head: CascadedHead, slots: torch.Tensor, clip: ClipTower) -> tuple[torch.Tensor, KeywordOutput]:
+    """The K CLS outputs (B, K, D) of a CLS-token cascaded branch, every one a keyword unit, through `head`."""
+    lengths = torch.full((slots.shape[0],), slots.shape[1], dtype=torch.long, device=slots.device)
+    return head(slots, lengths, clip)
+
+
 class CascadedBranch(nn.Module):
     """K CLS tokens + MHA/LN over [CLS x K; frames] -> K keywords -> CLIP text encoder."""
 
@@ -169,10 +175,7 @@ class CascadedBranch(nn.Module):
     def forward(self, feats: torch.Tensor, mask: torch.Tensor, clip: ClipTower,
                 target_counts: torch.Tensor | None = None) -> BranchOutput:
         x, pad = _with_prefix(self.cls, feats, mask)
-        x = self.attn(x, pad)
-        B = feats.shape[0]
-        lengths = torch.full((B,), self.k, dtype=torch.long, device=feats.device)
-        vec, kw = self.head(x[:, : self.k], lengths, clip)
+        vec, kw = _slot_keywords(self.head, self.attn(x, pad)[:, : self.k], clip)
         return BranchOutput(cascaded=vec, keywords=kw, unit_frames=torch.full_like(kw.ids, -1))
 
 
@@ -212,9 +215,7 @@ class HybridBranch(nn.Module):
                 target_counts: torch.Tensor | None = None) -> BranchOutput:
         x, pad = _with_prefix(self.cls, feats, mask)
         x = self.attn(x, pad)
-        B = feats.shape[0]
-        lengths = torch.full((B,), self.k, dtype=torch.long, device=feats.device)
-        vec, kw = self.head(x[:, 1 : 1 + self.k], lengths, clip)
+        vec, kw = _slot_keywords(self.head, x[:, 1 : 1 + self.k], clip)
         return BranchOutput(parallel=self.proj(x[:, 0]), cascaded=vec, keywords=kw,
                             unit_frames=torch.full_like(kw.ids, -1))
 
