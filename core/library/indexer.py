@@ -256,7 +256,7 @@ def index_library(
                 rate = len(entries) / max(time.perf_counter() - t_scan, 1e-9)
                 yield IndexProgress(len(entries), 0, e.path, rate, None, "scan")
     except Cancelled as exc:
-        _carry_report(exc, report, t_start)
+        _carry_report(exc, report, t_start, library, folders)
         raise
     report.skipped.extend(problems.skipped)
     plan = _diff(entries, library.rows_under(folders))
@@ -287,7 +287,7 @@ def index_library(
             yield from _embed_all(library, plan.to_embed, embedder, decode_pool, workers, cancel, batch_size, draft,
                                   thumbnails, report, resume, book, hashes)
         except Cancelled as exc:
-            _carry_report(exc, report, t_start)
+            _carry_report(exc, report, t_start, library, folders)
             library.save_ann()
             raise
     library.mark_indexed(live_roots)  # every photo is searchable; their text may be read in a later run
@@ -299,16 +299,20 @@ def index_library(
         try:
             library.ann(cancel=cancel)  # build (first time), or save the updated ANN cache
         except Cancelled as exc:  # every photo is indexed; the search index is built on the next query
-            _carry_report(exc, report, t_start)
+            _carry_report(exc, report, t_start, library, folders)
             raise
     report.elapsed_s = time.perf_counter() - t_start
     yield IndexProgress(report.total, report.total, "", 0.0, 0.0, "done")
     return report
 
 
-def _carry_report(exc: Cancelled, report: IndexReport, t_start: float) -> None:
-    """A cancelled run's partial report, carried by its Cancelled (`exc.report`)."""
+def _carry_report(exc: Cancelled, report: IndexReport, t_start: float, library: Library,
+                  folders: Sequence[str]) -> None:
+    """A cancelled run's partial report, carried by its Cancelled (`exc.report`); its `total` (when the run
+    stopped before counting) is the photos under `folders` searchable now, as a finished run's is."""
     report.cancelled = True
+    if not report.total:
+        report.total = sum(1 for r in library.rows_under(folders) if r.has_vector and not r.deleted)
     report.elapsed_s = time.perf_counter() - t_start
     exc.report = report  # type: ignore[attr-defined]
 
@@ -343,7 +347,7 @@ def _read_texts(library: Library, folders: Sequence[str], workers: int, cancel: 
             yield IndexProgress(done, total, path, rate, (total - done) / rate if rate else None, "text")
     except Cancelled as exc:
         report.texts_read, report.texts_found = getattr(exc, "texts", (report.texts_read, report.texts_found))
-        _carry_report(exc, report, t_start)
+        _carry_report(exc, report, t_start, library, folders)
         library.save_ann()
         raise
     except OcrUnavailableError as exc:  # the data would not load in a reading thread (damaged, another version)

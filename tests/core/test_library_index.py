@@ -332,6 +332,7 @@ def test_cancel_stops_within_a_batch_and_resume_completes(env):
                 cancel.set()
     assert err.value.report.cancelled and 8 <= err.value.report.added < 30
     assert len(lib) == err.value.report.added  # committed batches stay
+    assert err.value.report.total == len(lib)  # the photos searchable now, as a finished run counts them
     assert lib.unfinished_roots() == [str(photos)]  # what `core search` warns about
     _, rep = index(lib, photos, emb)
     assert rep.added == 30 - err.value.report.added and len(lib) == 30
@@ -351,9 +352,16 @@ def test_cancel_during_the_scan_stops_it_and_the_scan_reports_progress(env, monk
     cancel.set()
     with pytest.raises(Cancelled, match="scanning") as err:
         run(gen)
-    assert err.value.report.cancelled and len(lib) == 0 and emb.images == 0
+    assert err.value.report.cancelled and len(lib) == 0 and emb.images == 0 and err.value.report.total == 0
     _, rep = index(lib, photos, emb)
     assert rep.added == 14
+    cancel.clear()
+    gen = index_library(lib, [photos], emb, cancel=cancel, batch_size=4, workers=2)
+    next(gen), next(gen)
+    cancel.set()
+    with pytest.raises(Cancelled, match="scanning") as err:
+        run(gen)
+    assert err.value.report.total == 14  # a second run stopped while scanning: what was indexed before stays
 
 
 def test_cancel_while_the_search_index_is_built(env, tmp_path, monkeypatch):
