@@ -8,7 +8,7 @@ import pytest
 
 from app.models import ResultsModel
 from app.settings import AppSettings
-from app.widgets.cif_plot import envelope, running_integral
+from app.widgets.cif_series import envelope, running_integral, used_frames
 from tests.app.conftest import speech_like
 from tests.app.fake_service import Hit, fake_query
 
@@ -29,6 +29,14 @@ def test_envelope_keeps_extremes_with_few_points():
     t, y = envelope(wav, 16000, points=1000)
     assert len(y) <= 1000 and y.max() == pytest.approx(0.9) and y.min() == pytest.approx(-0.7)
     assert t[-1] < 10.0
+
+
+def test_used_frames_ends_at_the_last_units_fire_when_cif_stopped_early():
+    alpha = np.full(10, 0.5, np.float32)  # fires at frames 1, 3, 5, 7, 9
+    two_units = type("Q", (), {"segments": [object(), object()]})()
+    assert used_frames(two_units, alpha) == 4  # through frame 3, the second fire
+    five_units = type("Q", (), {"segments": [object()] * 5})()
+    assert used_frames(five_units, alpha) is None  # every fire is a unit: the whole clip counts
 
 
 class BrokenThumbs:
