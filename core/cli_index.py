@@ -76,8 +76,9 @@ def _check_dirs(dirs: Sequence[Path]) -> None:
 def _ctrl_c_cancels(cancel: threading.Event) -> Iterator[None]:
     """While a run indexes, the first Ctrl+C (SIGINT) sets `cancel`: the indexer stops at its next check, within a
     batch, and raises Cancelled carrying its partial report. A second Ctrl+C raises KeyboardInterrupt (stop now).
-    Only the main thread can handle signals: elsewhere (a test calling main() in a thread) nothing changes."""
-    if threading.current_thread() is not threading.main_thread():
+    Only the main thread can handle signals: elsewhere (a test calling main() in a thread) nothing changes. A process
+    started with SIGINT ignored (a script's background job, nohup) keeps ignoring it, as Python itself does."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         yield
         return
 

@@ -17,6 +17,14 @@ from core.library.library import Library
 from core.model.config import get_model_config
 
 
+@pytest.fixture(autouse=True)
+def sigint_default():
+    """Ctrl+C as in a terminal's foreground job, even when the test run itself was started with SIGINT ignored."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 @pytest.fixture
 def photos(tmp_path, monkeypatch):
     monkeypatch.setenv("SPOKENSEARCH_DATADIR", str(tmp_path / "data"))
@@ -115,3 +123,12 @@ def test_search_counts_the_photos_an_interrupted_reindex_left_waiting(photos, mo
     n = waiting[str(other)]  # "1 photo … is", "2 photos … are"
     said = f"{n} photo{'s' if n != 1 else ''} in {other} {'is' if n == 1 else 'are'} not searchable yet"
     assert len(notes) == 1 and said in notes[0]
+
+
+def test_a_run_started_with_ctrl_c_ignored_keeps_ignoring_it(photos, model_dir, capsys, monkeypatch):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a script's background job, or nohup
+    ctrl_c_after_first_batch(monkeypatch)
+    rc, out, _ = index([str(photos), "--model", model_dir, "--json"], capsys)
+    rep = json.loads(out)
+    assert rc == 0 and (rep["added"], rep["interrupted"]) == (5, False)
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
