@@ -31,7 +31,8 @@ class CtrlC:
         self.on_press: Callable[[], None] | None = None  # called at the first Ctrl+C while the window runs
         self._sockets: tuple[socket.socket, socket.socket] | None = None
         self._notifier: QSocketNotifier | None = None
-        signal.signal(signal.SIGINT, self._handle)
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # started ignoring it (nohup, a script's `&`): kept
+            signal.signal(signal.SIGINT, self._handle)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         first, self.pressed = not self.pressed, True

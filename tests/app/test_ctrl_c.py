@@ -4,6 +4,7 @@ Ctrl+C is pressed again during the shutdown or the interpreter's end (not killed
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -47,7 +48,22 @@ def test_ctrl_c_closes_the_app_and_exits_130_even_when_pressed_again_while_it_sh
                QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "config"))
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     run = subprocess.run([sys.executable, "-c", APP, str(tmp_path / "thumbs")], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=60)
+                         capture_output=True, text=True, timeout=60,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a terminal starts it
     assert "READY" in run.stdout and "SHUT DOWN" in run.stdout, run.stderr[-2000:]
     assert run.returncode == 130, run.stderr[-2000:]
     assert "KeyboardInterrupt" not in run.stderr and "Traceback" not in run.stderr
+
+
+def test_an_app_started_with_ctrl_c_ignored_keeps_ignoring_it():
+    from app.interrupt import CtrlC
+
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)  # nohup, or a script's background job
+    try:
+        CtrlC()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        ctrl_c = CtrlC()
+        assert signal.getsignal(signal.SIGINT) == ctrl_c._handle  # a terminal's foreground job: Ctrl+C closes it
+    finally:
+        signal.signal(signal.SIGINT, before)
