@@ -17,7 +17,8 @@
 # byte for byte; a third (session 39) 75.1 min, the same test figures. A third fewer steps (CLIP 1000, 2a 1500, 2b 4000;
 # session 40) took 54.7 min and lost more than half of the unseen-voice accuracy: not taken. With festival's words spoken
 # in one process per voice (session 41: praat warps 418 -> 171 s) it took 58.4 min on a faster VM (AVX-512: another
-# model; its dev figures below session 39's, as were the old data's there). Held-out voice: see BENCHMARKS.md
+# model; its dev figures below session 39's, as were the old data's there); a second AVX-512 VM (session 42) made that
+model byte for byte in 49.6 min. Held-out voice: see BENCHMARKS.md
 # (session 25: +0.04 to +0.09 on the unseen-voice dev set over 40 warps in three paired runs). It does not replace
 # resources/models/default (the ~7 h recipe: trained through a simulated room, hears all 12 sample queries):
 #   bash scripts/train-default-1h.sh [OUT_MODEL_DIR]      (default: runs/default-1h-model)
