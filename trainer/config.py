@@ -351,6 +351,10 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] | dict[
     extra = {k: _deep_merge(getattr(cfg, k), v) if isinstance(v, dict) and isinstance(getattr(cfg, k), dict) else v
              for k, v in extra.items()}
     cfg = dataclasses.replace(cfg, **extra)
+    if extra.get("data_dir") and cfg.dataset == "synthetic":  # asked for, it would be silently not read
+        raise ConfigError(f"data_dir={cfg.data_dir!r} is not read: dataset='synthetic' trains on random tensors. "
+                          f"Fix: add --dataset={' or --dataset='.join(d for d in DATASET_TYPES if d != 'synthetic')} "
+                          "(a folder from `python -m trainer synth` or your own manifest.jsonl is a manifest)")
     if cfg.init_from:  # "default" or the README's resources/models/default, from any folder: recorded resolved
         cfg = dataclasses.replace(cfg, init_from=str(model_dir(cfg.init_from)))
     if not cfg.model:  # recorded as resolved, so config.json and the checkpoints name the architecture

@@ -62,6 +62,17 @@ def test_a_nan_in_a_json_config_is_refused(tmp_path):
         load_config(p)
 
 
+def test_a_data_dir_asked_for_with_the_synthetic_dataset_is_refused_not_ignored(tmp_path):
+    tiny = tmp_path / "tiny.json"
+    tiny.write_text(json.dumps({"dataset": "synthetic"}))
+    with pytest.raises(ConfigError, match=r"data_dir='d' is not read: dataset='synthetic'.*--dataset=manifest"):
+        load_config(tiny, ["--data-dir=d"])
+    assert load_config(tiny, ["--data-dir=d", "--dataset=manifest"]).data_dir == "d"
+    both = tmp_path / "both.json"  # a file's own data_dir (default.json run with --dataset=synthetic) is left alone
+    both.write_text(json.dumps({"dataset": "manifest", "data_dir": "d"}))
+    assert load_config(both, ["--dataset=synthetic"]).dataset == "synthetic"
+
+
 def test_bad_types_and_cross_field_checks():
     with pytest.raises(ConfigError, match="batch_size.*not a valid int"):
         parse_overrides(["--batch-size=eight"])
