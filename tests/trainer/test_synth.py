@@ -170,9 +170,14 @@ def test_splits_by_image_and_holdout_voice(tmp_path: Path) -> None:
 
 
 def test_unknown_voice_lists_valid_ones(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["synth", "--out", str(tmp_path / "x"), "--voices", "espeak:nobody"]) == 1
+    assert main(["synth", "--out", str(tmp_path / "x"), "--voices", "espeak:en-us:fast"]) == 1
     err = capsys.readouterr().err
-    assert "unknown voice 'espeak:nobody'" in err and "flite:slt" in err and "piper:joe" in err
+    assert "unknown voice 'espeak:en-us:fast'" in err and "flite:slt" in err and "piper:joe" in err
+    assert "espeak:VARIANT[:rRATE:pPITCH]" in err
+    if shutil.which("espeak-ng"):  # a well-formed name whose language espeak-ng does not have
+        assert main(["synth", "--out", str(tmp_path / "x"), "--voices", "espeak:nobody"]) == 1
+        assert "espeak-ng has no language 'nobody'" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
 
 
 def test_missing_engine_names_the_debian_package(

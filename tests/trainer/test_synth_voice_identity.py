@@ -19,6 +19,7 @@ ALIASES = [
     ("flite:rms:s0.85", "flite:rms"),
     ("flite:slt:f220:s0.90", "flite:slt:f220:s0.9"),
     ("espeak:en-us:r090:p05", "espeak:en-us:r90:p5"),
+    ("espeak:en-us+m3", "espeak:en-us+m3:r175:p50"),  # espeak-ng's own rate and pitch
     ("flite:rms:f200", "flite:rms"),  # rms ignores int_f0_target_mean: the same clips
     ("flite:rms:f60:s0.90", "flite:rms:s0.9"),
     ("praat:fr1.10:pr0.90:piper:joe:ls1.0", "praat:fr1.10:pr0.90:piper:joe"),

@@ -4,7 +4,8 @@ A voice is an engine plus its settings, with a stable name: ``piper:joe``, ``pip
 ``espeak:en-us+m3:r150:p60``, ``flite:slt``, ``festival:ked``. ``synth_word(voice, word)`` returns the
 word spoken alone, 16 kHz mono float32, silence trimmed, peak 1.0 - the unit the utterance builder joins.
 
-Besides the named voices, any name of the forms ``espeak:ACCENT+VARIANT:rRATE:pPITCH``,
+Besides the named voices, any name of the forms ``espeak:ACCENT+VARIANT:rRATE:pPITCH`` (``espeak:ACCENT+VARIANT``:
+espeak-ng's own rate and pitch),
 ``flite:VOICE:fF0:sSTRETCH``, ``festival:ked:fF0:sSTRETCH`` and ``piper:joe:lsSCALE`` is a voice
 (`parse_voice`), and `voice_pool` draws many of them, deterministically for a seed: a small model trained
 from scratch on a few voices memorises their word clips and cannot understand a new speaker, so the default
@@ -135,7 +136,9 @@ ESPEAK_POOL_ACCENTS = ("en-us", "en-us", "en-us", "en-gb", "en-gb-x-rp", "en-gb-
 FLITE_POOL_VOICES = ("kal", "kal16", "slt", "awb")
 _FLITE_NO_F0 = ("rms",)  # flite voices that ignore int_f0_target_mean (the same clips whatever :fF0)
 
-_ESPEAK_RE = re.compile(r"^espeak:(?P<variant>[A-Za-z0-9_+-]+):r(?P<rate>\d{2,3}):p(?P<pitch>\d{1,2})$")
+# rate and pitch left out: espeak-ng's own (-s 175 -p 50), so `espeak:en-us` is a voice as `flite:slt` is
+_ESPEAK_RE = re.compile(r"^espeak:(?P<variant>[A-Za-z0-9_+-]+)(?::r(?P<rate>\d{2,3}):p(?P<pitch>\d{1,2}))?$")
+ESPEAK_DEFAULT_RATE, ESPEAK_DEFAULT_PITCH = 175, 50
 _FLITE_RE = re.compile(r"^flite:(?P<variant>kal16|kal|slt|rms|awb)(?::f(?P<f0>\d{2,3}))?(?::s(?P<stretch>\d(?:\.\d+)?))?$")
 _PIPER_RE = re.compile(r"^piper:joe:ls(?P<ls>\d(?:\.\d+)?)$")
 # ked follows target_f0_mean and Duration_Stretch; the HTS voice ignores both (only its named form exists)
@@ -147,7 +150,8 @@ POOL_ENGINES = ("espeak", "flite", "piper", "festival", "praat")
 def parse_voice(name: str) -> Voice | None:
     """The voice a parametric name describes (see the module doc), or None if it has none of the forms."""
     if m := _ESPEAK_RE.match(name):
-        rate, pitch = int(m["rate"]), int(m["pitch"])
+        rate = int(m["rate"]) if m["rate"] else ESPEAK_DEFAULT_RATE
+        pitch = int(m["pitch"]) if m["pitch"] else ESPEAK_DEFAULT_PITCH
         if 80 <= rate <= 450:
             return Voice(name, "espeak", m["variant"], rate=rate, pitch=pitch)
     if m := _FLITE_RE.match(name):
@@ -318,7 +322,7 @@ def get_voice(name: str) -> Voice:
     if voice is None:
         raise VoiceError(
             f"unknown voice {name!r}. Valid voices: {', '.join([*VOICES, *EXTRA_VOICES])}, or the forms "
-            "espeak:VARIANT:rRATE:pPITCH, flite:VOICE:fF0:sSTRETCH, festival:ked:fF0:sSTRETCH, piper:joe:lsSCALE, "
+            "espeak:VARIANT[:rRATE:pPITCH], flite:VOICE:fF0:sSTRETCH, festival:ked:fF0:sSTRETCH, piper:joe:lsSCALE, "
             "praat:frF.FF:prP.PP:VOICE (two decimals, e.g. praat:fr1.10:pr0.90:flite:slt) "
             "(see `python -m trainer synth --list-voices`)"
         )
