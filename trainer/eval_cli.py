@@ -15,10 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from typing import Any
 
 from core.cli_args import at_least
+from trainer.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +55,7 @@ def evaluate_split(model: Any, data: str, split: str, *, dataset: str = "manifes
             utts = utts[:max_utterances]
     progress = None
     if show_progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(utts), desc=f"eval {split}", unit="utt", file=sys.stderr, dynamic_ncols=True)
+        bar = progress_bar(total=len(utts), desc=f"eval {split}", unit="utt")
 
         def progress(done: int, total: int) -> None:
             bar.update(done - bar.n)

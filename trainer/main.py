@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from core.cli_name import program_name
 from core.errors import SpokenSearchError
 from core.logging_setup import setup_logging
+from trainer import progress
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 _VERBOSE = ("-v", "--verbose")
+_GLOBAL_FLAGS = (*_VERBOSE, "--no-progress")  # accepted before the command word too
 
 
 def _rank() -> int:
@@ -82,6 +84,7 @@ def _setup_console(verbose: bool) -> None:
 def _build_parser(only: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=program_name("trainer"), description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs stay)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         if name != only:  # only the chosen command's module is imported
@@ -94,6 +97,8 @@ def _build_parser(only: str | None) -> argparse.ArgumentParser:
         # after the command too (`python -m trainer eval ... -v`); SUPPRESS: not given here, the top-level value stays
         p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                        help="debug logging (also accepted before the command)")
+        p.add_argument("--no-progress", action="store_true", default=argparse.SUPPRESS,
+                       help="no progress bars on stderr, for logs kept in a file (the log lines stay)")
         # _usage_error: a usage mistake the parser cannot see (synth's --out, required unless --list-voices) is
         # said as argparse says its own: the usage, "python -m trainer CMD: error: ...", exit 2
         p.set_defaults(_run=module.run, _interrupted=getattr(module, "INTERRUPTED", "interrupted"),
@@ -107,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # this project never downloads models
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     # `torchrun -m trainer --config x.json` (no command word) means `train`, as in STYLE rule 14.
-    first = next((i for i, a in enumerate(args_list) if a not in _VERBOSE), len(args_list))
+    first = next((i for i, a in enumerate(args_list) if a not in _GLOBAL_FLAGS), len(args_list))
     if first < len(args_list) and args_list[first].startswith("--") and args_list[first] != "--help":
         args_list.insert(first, "train")
     command = next((a for a in args_list if a in COMMANDS), None)
@@ -117,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     _setup_console(args.verbose)
+    progress.set_enabled(not args.no_progress)
     if extra and not getattr(args, "_accepts_extra", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args._extra = extra

@@ -64,6 +64,7 @@ from trainer.loop.sampler import ResumableDistributedSampler
 from trainer.loop.schedule import get_lr
 from trainer.loop.step import LossModule, optimizer_step, resolve_precision, wrap_ddp
 from trainer.loop.utterance_data import build_datasets, check_datasets, training_fingerprint, word_time_count
+from trainer.progress import progress_bar
 from trainer.train_setup import resolve_model_config, validation_metrics
 
 logger = logging.getLogger(__name__)
@@ -468,9 +469,7 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
 
     bar = None
     if dist.is_main:
-        from tqdm import tqdm
-
-        bar = tqdm(total=max_steps, initial=st.step, desc="train", unit="step", dynamic_ncols=True)
+        bar = progress_bar(total=max_steps, initial=st.step, desc="train", unit="step")
     last_val: dict[str, Any] = {}
     model.train()
     logger.info("training %d steps (%d per epoch, global batch %d), precision %s, device %s", max_steps,

@@ -124,6 +124,30 @@ def test_verbose_goes_before_or_after_the_command(monkeypatch, command, module, 
     assert seen == [False, True, True, True]
 
 
+@pytest.mark.parametrize("argv", [["--no-progress", "synth"], ["synth", "--no-progress"], ["synth"]])
+def test_no_progress_before_or_after_the_command_turns_every_bar_off(monkeypatch, capfd, argv):
+    from trainer import progress
+
+    monkeypatch.setattr(progress, "_enabled", True)  # main() sets it for its process; restored after the test
+
+    def run(args):
+        bar = progress.progress_bar(total=3, desc="working")
+        bar.update(3)
+        bar.close()
+        return 0
+
+    monkeypatch.setattr("trainer.synth.cli.run", run)
+    assert main([*argv, "--out", "x"]) == 0
+    assert ("working" in capfd.readouterr().err) is ("--no-progress" not in argv)
+
+
+def test_no_progress_before_a_bare_torchrun_config_still_means_train(monkeypatch):
+    seen = []
+    monkeypatch.setattr("trainer.progress._enabled", True)
+    monkeypatch.setattr(train_cli, "run", lambda args: seen.append(args.command) or 0)
+    assert main(["--no-progress", "--config", "c.json"]) == 0 and seen == ["train"]
+
+
 def test_verbose_before_a_bare_torchrun_config_still_means_train(monkeypatch):
     seen = []
     monkeypatch.setattr(train_cli, "run", lambda args: seen.append((args.command, args.verbose)) or 0)

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 from core.cli_args import at_least
 from core.errors import SpokenSearchError
+from trainer.progress import progress_bar
 from trainer.synth.render import MIN_IMAGE_SIZE
 from trainer.synth.voices import (
     DEFAULT_HOLDOUT,
@@ -167,11 +168,8 @@ class _Progress:
         self.bar: Any = None
 
     def __call__(self, done: int, total: int) -> None:
-        from tqdm import tqdm
-
         if self.bar is None:
-            self.bar = tqdm(total=self.total or total, desc=self.desc, unit=self.unit, file=sys.stderr,
-                            dynamic_ncols=True)
+            self.bar = progress_bar(total=self.total or total, desc=self.desc, unit=self.unit)
             _Progress.open.append(self)
         self.bar.update(done - self.bar.n)
         if done >= total:
