@@ -184,6 +184,8 @@ def load_audio(source: str | Path | np.ndarray, sr: int | None = None, *, max_s:
                                    "(e.g. `chmod u+r FILE`) or copy it where you may read it") from exc
         except OSError as exc:
             raise AudioDecodeError(f"cannot read audio file {path}: {exc.strerror or exc}") from exc
+        if path.stat().st_size == 0:  # libsndfile would say "Format not recognised" of a 0-byte file
+            raise AudioDecodeError(f"{path} is an empty file (0 bytes); record or choose a file with speech in it")
         try:
             info = sf.info(str(path))
             if 0 < info.samplerate and 0 < info.frames < 2**62 and info.frames / info.samplerate > max_s:

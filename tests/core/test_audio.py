@@ -93,6 +93,9 @@ def test_empty_audio_is_never_nan(tmp_path):
     sf.write(tmp_path / "zero.wav", np.zeros((0, 2), np.float32), 16000, subtype="PCM_16")  # header, no frames
     with pytest.raises(AudioDecodeError, match=r"zero\.wav is empty \(0 samples\)"):
         audio.load_audio(tmp_path / "zero.wav")
+    (tmp_path / "none.wav").write_bytes(b"")  # not even a header: said as empty, not "Format not recognised"
+    with pytest.raises(AudioDecodeError, match=r"none\.wav is an empty file \(0 bytes\)"):
+        audio.load_audio(tmp_path / "none.wav")
     sf.write(tmp_path / "one.wav", np.array([[0.25, 0.75]], np.float32), 16000, subtype="FLOAT")  # 1 stereo frame
     np.testing.assert_array_equal(audio.load_audio(tmp_path / "one.wav"), np.array([0.5], np.float32))
 
