@@ -169,7 +169,8 @@ class MainWindow(QMainWindow):
             self.panel.record_button.setEnabled(False)
             self.panel.record_button.setToolTip("No microphone found: open an audio file or type instead")
         self.hide_message()
-        self.plot.clear_all("Hold Space and speak, or pick a sample query")
+        self.plot.clear_all("Hold Space and speak, or pick a sample query" if self.devices else
+                            "Open a recording (Ctrl+O), type (Ctrl+F), or pick a sample query")
         self.refresh_stats()
         self.refresh_years()
         first = not self.settings.first_run_done

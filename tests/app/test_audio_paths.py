@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from app.audio_source import ArraySource, NoInputDeviceError, SoundDeviceSource
+from app.audio_source import ArraySource, InputDevice, NoInputDeviceError, SoundDeviceSource
 from app.recorder import level_of
 from app.settings import AppSettings
 from tests.app.conftest import speech_like
@@ -40,6 +40,18 @@ def test_no_input_device_shows_message_and_file_route_works(qtbot, make_window, 
         w.search.open_audio_file(stereo_44k)
     assert w.results.rowCount() > 0 and w.chips.texts()
     assert abs(len(w.search.query_wav) / 16000 - len(x) / 44100) < 0.01
+
+
+@pytest.mark.parametrize(("devices", "hint"), [
+    ([], "Open a recording (Ctrl+O), type (Ctrl+F), or pick a sample query"),
+    ([InputDevice(0, "USB mic", 48000)], "Hold Space and speak, or pick a sample query"),
+])
+def test_the_empty_plot_offers_only_the_routes_this_machine_has(qtbot, make_window, fake_service, monkeypatch,
+                                                                devices, hint):
+    monkeypatch.setattr("app.main_window.list_input_devices", lambda: devices)
+    w = make_window(fake_service, settings=AppSettings(first_run_done=True))
+    assert w.plot.message.toPlainText() == hint
+    assert w.panel.record_button.isEnabled() is bool(devices)
 
 
 def test_real_microphone_class_without_devices(monkeypatch):
@@ -248,7 +260,7 @@ def test_a_five_minute_file_is_refused_from_its_header(qtbot, make_window, fake_
         raise AssertionError("a file over the query limit must not be decoded")
 
     w = ready_window(qtbot, make_window, fake_service, photos)
-    assert w.plot.message.toPlainText().startswith("Hold Space")
+    assert w.plot.message.toPlainText().endswith("or pick a sample query")  # the idle hint
     path = tmp_path / "long300s.wav"
     with sf.SoundFile(path, "w", 16000, 1, subtype="PCM_16") as f:  # 300 s written in pieces
         for _ in range(25):
