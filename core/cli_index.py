@@ -7,6 +7,7 @@ another command) can index the same library in between.
 
 Ctrl+C during a run asks it to stop (the indexer's cancel flag, seen within a batch): the run ends with its
 partial report, printed as usual with "interrupted": true (exit 130); a second Ctrl+C stops at once, without it.
+SIGTERM (`kill`, a service manager's stop) does the same, with exit 143; between watch runs both stop the watch.
 """
 
 from __future__ import annotations
@@ -32,7 +33,12 @@ IDLE_POLL_S = 0.5  # how often the waiting loop wakes up (Ctrl+C is seen at once
 
 
 class _Interrupted(Exception):
-    """A second Ctrl+C during a run (it stopped at once, with no report): what was committed is kept."""
+    """A second Ctrl+C (or SIGTERM) during a run (it stopped at once, with no report): what was committed is kept.
+    `signum`: the signal that first asked the run to stop."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = int(signum)
 
 
 def run_index(args: argparse.Namespace, open_service: Callable[..., Any]) -> int:
@@ -44,16 +50,17 @@ def run_index(args: argparse.Namespace, open_service: Callable[..., Any]) -> int
             service.read_text(None if args.no_read_text else args.read_text)
         # a model change drops the vectors of every library folder: --reindex embeds them all again
         todo = _with_every_root(args.dirs, service.library) if args.reindex else [str(d) for d in args.dirs]
-        try:
-            report, interrupted = _index_once(service, todo, args)
-        except _Interrupted:
-            print("interrupted: what was committed is kept; run the same command to resume", file=sys.stderr)
-            return 130
-        _print_report(report, service.library.pending_by_root(), args, interrupted=interrupted)
-        if interrupted:
-            print("interrupted: what was committed is kept; run the same command to resume", file=sys.stderr)
-            return 130
-        return _watch(service, todo, args) if args.watch else 0
+        with _handling(_stop_now):  # SIGTERM between runs stops as Ctrl+C does, not as a kill
+            try:
+                report, stopped_by = _index_once(service, todo, args)
+            except _Interrupted as exc:
+                print("interrupted: what was committed is kept; run the same command to resume", file=sys.stderr)
+                return 128 + exc.signum
+            _print_report(report, service.library.pending_by_root(), args, interrupted=stopped_by)
+            if stopped_by:
+                print("interrupted: what was committed is kept; run the same command to resume", file=sys.stderr)
+                return 128 + stopped_by
+            return _watch(service, todo, args) if args.watch else 0
     finally:
         service.close()
 
@@ -72,49 +79,73 @@ def _check_dirs(dirs: Sequence[Path]) -> None:
                                 "`python -m core remove DIR` removes a folder from the library for good)")
 
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl+C, and `kill` / a service manager's stop
+
+
+def _said(signum: int) -> str:
+    return "Ctrl+C" if signum == signal.SIGINT else signal.Signals(signum).name
+
+
 @contextmanager
-def _ctrl_c_cancels(cancel: threading.Event) -> Iterator[None]:
-    """While a run indexes, the first Ctrl+C (SIGINT) sets `cancel`: the indexer stops at its next check, within a
-    batch, and raises Cancelled carrying its partial report. A second Ctrl+C raises KeyboardInterrupt (stop now).
-    Only the main thread can handle signals: elsewhere (a test calling main() in a thread) nothing changes. A process
-    started with SIGINT ignored (a script's background job, nohup) keeps ignoring it, as Python itself does."""
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+def _handling(handler: Callable[[int, Any], None]) -> Iterator[None]:
+    """`handler` for SIGINT and SIGTERM meanwhile, then the previous handlers. Only the main thread can handle
+    signals: elsewhere (a test calling main() in a thread) nothing changes. A signal the process was started
+    ignoring (nohup, a script's background job) stays ignored, as Python itself does with SIGINT."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        if cancel.is_set():
-            raise KeyboardInterrupt
-        cancel.set()
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = {s: signal.signal(s, handler) for s in _STOP_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+        for s, h in previous.items():
+            signal.signal(s, h if h is not None else signal.default_int_handler if s == signal.SIGINT else
+                          signal.SIG_DFL)
+
+
+def _stop_now(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM as Ctrl+C between runs: the watch stops, saying so
+
+
+@contextmanager
+def _ctrl_c_cancels(cancel: threading.Event, stopped_by: list[int]) -> Iterator[None]:
+    """While a run indexes, the first Ctrl+C (SIGINT) or SIGTERM sets `cancel` (and appends its number to
+    `stopped_by`): the indexer stops at its next check, within a batch, and raises Cancelled carrying its partial
+    report. A second one raises KeyboardInterrupt (stop now)."""
+
+    def on_signal(signum: int, frame: Any) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        stopped_by.append(signum)
+        cancel.set()
+
+    with _handling(on_signal):
+        yield
 
 
 def _index_once(service: Any, todo: Sequence[str], args: argparse.Namespace, *,
-                bar_ok: bool = True) -> tuple[Any, bool]:
-    """One indexing run of `todo` with a progress bar on stderr: (its IndexReport, whether Ctrl+C interrupted it;
-    the report then holds what was done before). _Interrupted on a second Ctrl+C (stopped at once, no report)."""
+                bar_ok: bool = True) -> tuple[Any, int]:
+    """One indexing run of `todo` with a progress bar on stderr: (its IndexReport, the signal that interrupted
+    it or 0; the report then holds what was done before). _Interrupted on a second signal (stopped at once, no
+    report)."""
     from tqdm import tqdm
 
     from core.library.indexer import BATCH_SIZE, DEFAULT_WORKERS
 
     cancel = threading.Event()
+    stopped_by: list[int] = []
     gen = service.index(todo, cancel, batch_size=args.batch_size or BATCH_SIZE,
                         workers=args.workers or DEFAULT_WORKERS, thumbnails=not args.no_thumbnails,
                         processes=args.processes, retry_failed=args.retry_failed)
     bar = None if args.no_progress or not bar_ok else tqdm(total=0, unit="img", file=sys.stderr,
                                                            dynamic_ncols=True, disable=None)
     try:
-        with _ctrl_c_cancels(cancel):
+        with _ctrl_c_cancels(cancel, stopped_by):
             while True:
                 try:
                     p = next(gen)
-                except StopIteration as stop:
-                    return stop.value, cancel.is_set()  # Ctrl+C after the last check: done all the same
+                except StopIteration as stop:  # a signal after the last check: done all the same
+                    return stop.value, stopped_by[0] if stopped_by else 0
                 if bar is not None:
                     if bar.total != p.total:
                         bar.reset(total=p.total)
@@ -123,30 +154,31 @@ def _index_once(service: Any, todo: Sequence[str], args: argparse.Namespace, *,
                     bar.refresh()
     except Cancelled as exc:
         report = getattr(exc, "report", None)
-        if not cancel.is_set() or report is None:  # not our Ctrl+C's
+        if not stopped_by or report is None:  # not our signal's
             raise
-        return report, True
+        return report, stopped_by[0]
     except KeyboardInterrupt:
         cancel.set()
         try:
             gen.throw(KeyboardInterrupt)
         except (Cancelled, KeyboardInterrupt, StopIteration):
             pass
-        raise _Interrupted from None
+        raise _Interrupted(stopped_by[0] if stopped_by else signal.SIGINT) from None
     finally:
         if bar is not None:
             bar.close()
 
 
 def _print_report(report: Any, waiting: dict[str, int], args: argparse.Namespace, *,
-                  interrupted: bool = False) -> None:
-    """The run's report on stdout (a JSON object with --json); `interrupted`: what a run stopped by Ctrl+C did."""
+                  interrupted: int = 0) -> None:
+    """The run's report on stdout (a JSON object with --json); `interrupted`: the signal (Ctrl+C's SIGINT or
+    SIGTERM) that stopped the run, whose report says what it did before; 0: it ran to the end."""
     if args.json:
         print(json.dumps({**report.to_json(), "waiting": [{"folder": f, "photos": n} for f, n in waiting.items()],
-                          "interrupted": interrupted}, indent=None if args.watch else 2, ensure_ascii=False),
+                          "interrupted": bool(interrupted)}, indent=None if args.watch else 2, ensure_ascii=False),
               flush=True)
     else:
-        head = ("interrupted (Ctrl+C) before the end" if interrupted and report.cancelled
+        head = (f"interrupted ({_said(interrupted)}) before the end" if interrupted and report.cancelled
                 else f"{counted(report.total, 'photo')} indexed")
         print(f"{head}: {report.added} added, {report.updated} updated, {report.moved} moved, "
               f"{report.removed} removed, {len(report.skipped)} skipped ({report.elapsed_s:.1f} s)", flush=True)
@@ -198,21 +230,21 @@ def _watch(service: Any, roots: Sequence[str], args: argparse.Namespace,
             if not todo:
                 continue
             try:
-                report, interrupted = _index_once(service, todo, args, bar_ok=False)
+                report, stopped_by = _index_once(service, todo, args, bar_ok=False)
             except LibraryBusyError as exc:
                 print(f"{time.strftime('%H:%M:%S')} not indexed now: {exc}; tried again at the next change",
                       file=sys.stderr, flush=True)
                 continue
-            except _Interrupted:
+            except _Interrupted as exc:
                 print("interrupted: what was committed is kept", file=sys.stderr)
-                return 130
-            if interrupted or report.added or report.updated or report.moved or report.removed:
+                return 128 + exc.signum
+            if stopped_by or report.added or report.updated or report.moved or report.removed:
                 if not args.json:
                     print(time.strftime("%H:%M:%S "), end="")
-                _print_report(report, {}, args, interrupted=interrupted)
-            if interrupted:
+                _print_report(report, {}, args, interrupted=stopped_by)
+            if stopped_by:
                 print("interrupted: what was committed is kept", file=sys.stderr)
-                return 130
+                return 128 + stopped_by
     except KeyboardInterrupt:
         print("stopped watching", file=sys.stderr)
     finally:

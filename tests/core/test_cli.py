@@ -459,7 +459,8 @@ def test_bad_dates_are_usage_errors(env, model_dir, capsys, flags, words):
 
 
 @pytest.mark.skipif(not watchdog_available(), reason="watchdog is not installed")
-def test_index_watch_indexes_new_photos_until_ctrl_c(env, model_dir):
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])  # Ctrl+C, or `kill` / a service manager's stop
+def test_index_watch_indexes_new_photos_until_ctrl_c(env, model_dir, stop):
     import signal
     import threading
 
@@ -486,7 +487,7 @@ def test_index_watch_indexes_new_photos_until_ctrl_c(env, model_dir):
             time.sleep(0.1)
         assert len(lines) == 2 and (lines[1]["added"], lines[1]["total"]) == (2, 7)
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(getattr(signal, stop))
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0 and "watching 1 folder" in err and "stopped watching" in err
     assert "Traceback" not in err

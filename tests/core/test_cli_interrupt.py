@@ -20,9 +20,10 @@ from core.model.config import get_model_config
 @pytest.fixture(autouse=True)
 def sigint_default():
     """Ctrl+C as in a terminal's foreground job, even when the test run itself was started with SIGINT ignored."""
-    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler), signal.signal(signal.SIGTERM, signal.SIG_DFL)
     yield
-    signal.signal(signal.SIGINT, before)
+    signal.signal(signal.SIGINT, before[0])
+    signal.signal(signal.SIGTERM, before[1])
 
 
 @pytest.fixture
@@ -34,9 +35,9 @@ def photos(tmp_path, monkeypatch):
     return tmp_path / "photos"
 
 
-def ctrl_c_after_first_batch(monkeypatch, presses: int = 1) -> None:
-    """Press Ctrl+C (SIGINT to this process) `presses` times right after the first batch is committed (once:
-    later runs write as usual)."""
+def ctrl_c_after_first_batch(monkeypatch, presses: int = 1, signum: int = signal.SIGINT) -> None:
+    """Press Ctrl+C (SIGINT to this process; or send `signum`) `presses` times right after the first batch is
+    committed (once: later runs write as usual)."""
     write, pressed = Library.write_embedded, []
 
     def write_then_ctrl_c(self, images):
@@ -44,7 +45,7 @@ def ctrl_c_after_first_batch(monkeypatch, presses: int = 1) -> None:
         if not pressed:
             pressed.append(True)
             for _ in range(presses):
-                signal.raise_signal(signal.SIGINT)
+                signal.raise_signal(signum)
         return ids
 
     monkeypatch.setattr(Library, "write_embedded", write_then_ctrl_c)
@@ -132,3 +133,19 @@ def test_a_run_started_with_ctrl_c_ignored_keeps_ignoring_it(photos, model_dir, 
     rep = json.loads(out)
     assert rc == 0 and (rep["added"], rep["interrupted"]) == (5, False)
     assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+
+def test_sigterm_stops_a_run_as_ctrl_c_does_with_exit_143(photos, model_dir, capsys, monkeypatch):
+    ctrl_c_after_first_batch(monkeypatch, signum=signal.SIGTERM)  # `kill`, or a service manager's stop
+    rc, out, err = index([str(photos), "--model", model_dir], capsys)
+    assert rc == 143 and "what was committed is kept" in err
+    assert out.splitlines()[0].startswith("interrupted (SIGTERM) before the end: 2 added")
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # a kill after the run is a kill again
+    rc, out, _ = index([str(photos), "--model", model_dir, "--json"], capsys)
+    assert rc == 0 and json.loads(out)["added"] == 3
+
+
+def test_a_second_sigterm_stops_at_once(photos, model_dir, capsys, monkeypatch):
+    ctrl_c_after_first_batch(monkeypatch, presses=2, signum=signal.SIGTERM)
+    rc, out, err = index([str(photos), "--model", model_dir, "--json"], capsys)
+    assert rc == 143 and out == "" and "what was committed is kept" in err
