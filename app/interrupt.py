@@ -1,11 +1,12 @@
 """Ctrl+C in the terminal the app was started from: the window closes as if the user had quit (its state saved,
-the library flushed by the usual shutdown), and the process exits 130, as `python -m core` does.
+the library flushed by the usual shutdown), and the process exits 130, as `python -m core` does. SIGTERM (`kill`,
+the desktop session ending) does the same, with exit 143.
 
 Python runs a signal handler only between bytecodes, and the Qt event loop runs none while it waits: the signal
 also writes to a socket (signal.set_wakeup_fd) that a QSocketNotifier watches, so the loop wakes at once. A Ctrl+C
 during the shutdown is noted, not raised: the library's flush is never cut short, and the exit status stays 130
 instead of a death by SIGINT (-2). From finish() on, SIGINT is ignored at the C level, which (unlike a Python
-handler) holds through the interpreter's own finalisation."""
+handler) holds through the interpreter's own finalisation (SIGTERM likewise)."""
 
 from __future__ import annotations
 
@@ -20,24 +21,29 @@ from PySide6.QtCore import QObject, QSocketNotifier, QTimer
 
 logger = logging.getLogger(__name__)
 
-INTERRUPTED_RC = 130  # 128 + SIGINT, what a shell reports for a command stopped by Ctrl+C
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl+C in the terminal; `kill`, or the desktop session ending
 
 
 class CtrlC:
-    """Owns SIGINT from construction (in the main thread) until finish()."""
+    """Owns SIGINT and SIGTERM from construction (in the main thread) until finish(): either closes the window as
+    Ctrl+C does."""
 
     def __init__(self) -> None:
         self.pressed = False
+        self.signum = 0  # the first signal: SIGINT (Ctrl+C) or SIGTERM (`kill`, the desktop session ending)
         self.on_press: Callable[[], None] | None = None  # called at the first Ctrl+C while the window runs
         self._sockets: tuple[socket.socket, socket.socket] | None = None
         self._notifier: QSocketNotifier | None = None
-        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # started ignoring it (nohup, a script's `&`): kept
-            signal.signal(signal.SIGINT, self._handle)
+        for s in STOP_SIGNALS:
+            if signal.getsignal(s) is not signal.SIG_IGN:  # started ignoring it (nohup, a script's `&`): kept
+                signal.signal(s, self._handle)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         first, self.pressed = not self.pressed, True
+        self.signum = self.signum or signum
         on_press, self.on_press = self.on_press, None
-        logger.info("Ctrl+C: %s", "closing the window" if first and on_press is not None else "noted (shutting down)")
+        logger.info("%s: %s", "Ctrl+C" if signum == signal.SIGINT else signal.Signals(signum).name,
+                    "closing the window" if first and on_press is not None else "noted (shutting down)")
         if on_press is not None:
             on_press()
 
@@ -66,7 +72,8 @@ class CtrlC:
                 pass
 
     def exit_code(self, rc: int) -> int:
-        return INTERRUPTED_RC if self.pressed else rc
+        """128 + the signal's number (130 after Ctrl+C, 143 after SIGTERM), as a shell reports it; else `rc`."""
+        return 128 + self.signum if self.pressed else rc
 
     def finish(self) -> None:
         """The process is about to end: no wake-up socket any more, and a Ctrl+C from here on is ignored."""
@@ -77,4 +84,5 @@ class CtrlC:
             for s in self._sockets:
                 s.close()
             self._sockets = None
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for s in STOP_SIGNALS:
+            signal.signal(s, signal.SIG_IGN)

@@ -21,7 +21,7 @@ APP = textwrap.dedent("""
     import app.main_window as mw
     from tests.app.fake_service import FakeService
 
-    def ctrl_c(): os.kill(os.getpid(), signal.SIGINT)
+    def ctrl_c(): os.kill(os.getpid(), getattr(signal, sys.argv[2]))
     m.create_service = lambda settings, reindex=False: FakeService(Path(sys.argv[1]))
     shown = mw.MainWindow.set_service
     def set_service(self, service):  # the model is in: Ctrl+C a moment later, the window idle
@@ -43,27 +43,30 @@ APP = textwrap.dedent("""
 
 
 @pytest.mark.qt
-def test_ctrl_c_closes_the_app_and_exits_130_even_when_pressed_again_while_it_shuts_down(tmp_path):
+@pytest.mark.parametrize(("stop", "rc"), [("SIGINT", 130), ("SIGTERM", 143)])  # Ctrl+C; `kill`, a session's end
+def test_ctrl_c_closes_the_app_and_exits_130_even_when_pressed_again_while_it_shuts_down(tmp_path, stop, rc):
     env = dict(os.environ, SPOKENSEARCH_DATADIR=str(tmp_path / "data"), SPOKENSEARCH_CACHEDIR=str(tmp_path / "cache"),
                QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "config"))
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    run = subprocess.run([sys.executable, "-c", APP, str(tmp_path / "thumbs")], cwd=ROOT, env=env,
+    run = subprocess.run([sys.executable, "-c", APP, str(tmp_path / "thumbs"), stop], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=60,
                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a terminal starts it
     assert "READY" in run.stdout and "SHUT DOWN" in run.stdout, run.stderr[-2000:]
-    assert run.returncode == 130, run.stderr[-2000:]
+    assert run.returncode == rc, run.stderr[-2000:]
     assert "KeyboardInterrupt" not in run.stderr and "Traceback" not in run.stderr
 
 
 def test_an_app_started_with_ctrl_c_ignored_keeps_ignoring_it():
     from app.interrupt import CtrlC
 
-    before = signal.signal(signal.SIGINT, signal.SIG_IGN)  # nohup, or a script's background job
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN), signal.getsignal(signal.SIGTERM)  # nohup, or `cmd &`
     try:
-        CtrlC()
+        ctrl_c = CtrlC()
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) == ctrl_c._handle  # not ignored: it still closes the window
         signal.signal(signal.SIGINT, signal.default_int_handler)
         ctrl_c = CtrlC()
         assert signal.getsignal(signal.SIGINT) == ctrl_c._handle  # a terminal's foreground job: Ctrl+C closes it
     finally:
-        signal.signal(signal.SIGINT, before)
+        signal.signal(signal.SIGINT, before[0])
+        signal.signal(signal.SIGTERM, before[1])
