@@ -20,4 +20,5 @@ def progress_bar(**kwargs: Any) -> Any:
 
     kwargs.setdefault("file", sys.stderr)
     kwargs.setdefault("dynamic_ncols", True)
-    return tqdm(disable=not _enabled or kwargs.pop("disable", False), **kwargs)
+    kwargs["disable"] = not _enabled or kwargs.get("disable", False)
+    return tqdm(**kwargs)
