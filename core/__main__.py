@@ -81,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     se.add_argument("--audio", type=Path, help="spoken query (wav, flac, ...)")
     se.add_argument("--text", help="typed query (CLIP text encoder); with --audio the two are combined")
     se.add_argument("--image", type=Path, help="'more like this' query image")
-    se.add_argument("--top", type=at_least(1), default=10, help="number of hits (default 10)")
+    se.add_argument("--top", "--top-k", type=at_least(1), default=10, help="number of hits (default 10)")
     se.add_argument("--min-score", type=finite_float, default=None, help="drop hits scoring below this cosine")
     se.add_argument("--sort", choices=("score", "date"), default="score")
     se.add_argument("--since", type=_checked_date, metavar="DATE",

@@ -81,6 +81,9 @@ def test_search_json_keys(env, model_dir, capsys):
     top = run_json(capsys, ["search", "--library", str(photos), "--audio", str(tmp / "q.wav"), "--text", "a dog",
                             "--top", "2", "--min-score", "-1", "--model", model_dir, "--json"])
     assert len(top["hits"]) == 2
+    top_k = run_json(capsys, ["search", "--library", str(photos), "--text", "a dog", "--top-k", "3",  # the alias
+                              "--min-score", "-1", "--model", model_dir, "--json"])
+    assert len(top_k["hits"]) == 3
     img = run_json(capsys, ["search", "--library", str(photos), "--image", str(photos / "0.jpg"),
                             "--model", model_dir, "--json"])
     # "more like this": the query photo itself is not a result
