@@ -63,6 +63,7 @@ from trainer.loop.negatives import NegativeBank, check_bank_negatives
 from trainer.loop.sampler import ResumableDistributedSampler
 from trainer.loop.schedule import get_lr
 from trainer.loop.step import LossModule, optimizer_step, resolve_precision, wrap_ddp
+from trainer.loop.stop import StopSignals, ignore_stop_signals, signal_name
 from trainer.loop.utterance_data import build_datasets, check_datasets, training_fingerprint, word_time_count
 from trainer.progress import progress_bar
 from trainer.train_setup import resolve_model_config, validation_metrics
@@ -78,6 +79,7 @@ class TrainResult:
     best_metric: float | None
     last_val: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    stopped_by: int = 0  # the signal (SIGINT, SIGTERM) that stopped the run at `step`, with a checkpoint; 0: not stopped
 
 
 @dataclass
@@ -95,13 +97,16 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def run_training(cfg: TrainConfig, *, resume: str = "", on_step: Callable[[int], None] | None = None) -> TrainResult:
+def run_training(cfg: TrainConfig, *, resume: str = "", on_step: Callable[[int], None] | None = None,
+                 stop: StopSignals | None = None) -> TrainResult:
     """Train per `cfg`; `resume` = "" | "latest" | a checkpoint path. `on_step(step)` is called after each
-    optimiser step (after any save), e.g. by tests that stop a run mid-way."""
+    optimiser step (after any save), e.g. by tests that stop a run mid-way. With `stop` (entered by the caller,
+    as `python -m trainer train` does) Ctrl+C / SIGTERM during the steps end the run after the step in flight
+    with a checkpoint of it (`stopped_by`); every rank must pass one or none."""
     t_start = time.time()
     dist = init_distributed(cfg.device)
     try:
-        return _run(cfg, dist, resume, on_step, t_start)
+        return _run(cfg, dist, resume, on_step, t_start, stop)
     finally:
         cleanup_distributed()
 
@@ -319,7 +324,7 @@ def _check_trainable(ckpt: dict[str, Any], names: list[str], cfg: TrainConfig, p
 
 
 def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int], None] | None,
-         t_start: float) -> TrainResult:
+         t_start: float, stop: StopSignals | None) -> TrainResult:
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     _seed_everything(cfg.seed)  # the same initial weights on every rank
@@ -404,7 +409,7 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
                                           seed=cfg.seed, drop_last=True, lengths=lengths, batch_size=cfg.batch_size,
                                           epoch_samples=micro_per_epoch * cfg.batch_size)
     loader = DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler, collate_fn=collate_items,
-                        num_workers=cfg.num_workers, drop_last=True,
+                        num_workers=cfg.num_workers, drop_last=True, worker_init_fn=ignore_stop_signals,
                         generator=torch.Generator().manual_seed(cfg.seed))  # not the global RNG: exact resume
     _seed_everything(cfg.seed + dist.rank)  # from here on each rank draws its own dropout / crops
     max_steps = cfg.epochs * steps_per_epoch if cfg.epochs else cfg.max_steps
@@ -479,53 +484,57 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
         logger.info("each epoch leaves out %d of the %d training utterances (whole global batches only; the "
                     "order changes every epoch)", left_out, len(train_ds))
     t_log, n_utts = time.time(), 0
+    stopped_by = 0
     try:
-        while st.step < end_step:
-            sampler.set_position(st.epoch, st.batch_in_epoch, cfg.batch_size)
-            group: list[dict[str, Any]] = []
-            for raw in loader:
-                group.append(raw)
-                if len(group) < cfg.grad_accum:
-                    continue
-                model.set_step(st.step)
-                lr = get_lr(st.step, lr=cfg.lr, warmup_steps=cfg.warmup_steps, max_steps=max_steps,
-                            min_lr=cfg.min_lr, schedule=cfg.schedule)
-                vals = optimizer_step(loss_module, group, optimizer, scaler, params, lr=lr, grad_clip=cfg.grad_clip,
-                                      device=dist.device, precision=precision, guard=guard, step=st.step,
-                                      prepare=prepare)
-                if ema is not None:
-                    ema.update()
-                n_utts += sum(int(b["wav"].shape[0]) for b in group)
-                st.step += 1
-                st.batch_in_epoch += len(group)
-                group = []
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{vals['loss']:.3f}", lr=f"{lr:.2e}")
-                if st.step % cfg.log_every_steps == 0:
-                    dt = time.time() - t_log
-                    log.log("train", st.step, {**vals, "epoch": st.epoch,
-                                               "utts_per_s": n_utts * dist.world_size / max(dt, 1e-9)})
-                    t_log, n_utts = time.time(), 0
-                if cfg.eval_every_steps and st.step % cfg.eval_every_steps == 0 and st.step < max_steps:
-                    last_val = validate()  # before saving: the checkpoint must carry this step's best metric
-                    model.train()
-                if st.step % cfg.save_every_steps == 0:
+        with stop.graceful() if stop is not None else nullcontext():
+            while st.step < end_step:
+                sampler.set_position(st.epoch, st.batch_in_epoch, cfg.batch_size)
+                group: list[dict[str, Any]] = []
+                for raw in loader:
+                    group.append(raw)
+                    if len(group) < cfg.grad_accum:
+                        continue
+                    model.set_step(st.step)
+                    lr = get_lr(st.step, lr=cfg.lr, warmup_steps=cfg.warmup_steps, max_steps=max_steps,
+                                min_lr=cfg.min_lr, schedule=cfg.schedule)
+                    vals = optimizer_step(loss_module, group, optimizer, scaler, params, lr=lr, grad_clip=cfg.grad_clip,
+                                          device=dist.device, precision=precision, guard=guard, step=st.step,
+                                          prepare=prepare)
+                    if ema is not None:
+                        ema.update()
+                    n_utts += sum(int(b["wav"].shape[0]) for b in group)
+                    st.step += 1
+                    st.batch_in_epoch += len(group)
+                    group = []
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(loss=f"{vals['loss']:.3f}", lr=f"{lr:.2e}")
+                    if st.step % cfg.log_every_steps == 0:
+                        dt = time.time() - t_log
+                        log.log("train", st.step, {**vals, "epoch": st.epoch,
+                                                   "utts_per_s": n_utts * dist.world_size / max(dt, 1e-9)})
+                        t_log, n_utts = time.time(), 0
+                    if cfg.eval_every_steps and st.step % cfg.eval_every_steps == 0 and st.step < max_steps:
+                        last_val = validate()  # before saving: the checkpoint must carry this step's best metric
+                        model.train()
+                    if st.step % cfg.save_every_steps == 0:
+                        save(LAST)
+                    if on_step is not None:
+                        on_step(st.step)
+                    if st.step >= end_step:
+                        break
+                    if stop is not None and (stopped_by := stop.agreed(dist.device)):
+                        break  # (a signal at the last step lets the run finish)
+                else:  # the epoch ran out
+                    st.epoch += 1
+                    st.batch_in_epoch = 0
+                    # not again when eval_every_steps has just validated these weights
+                    if cfg.eval_every_epochs and st.epoch % cfg.eval_every_epochs == 0 and st.val_step != st.step:
+                        last_val = validate()
+                        model.train()
                     save(LAST)
-                if on_step is not None:
-                    on_step(st.step)
-                if st.step >= end_step:
-                    break
-            else:  # the epoch ran out
-                st.epoch += 1
-                st.batch_in_epoch = 0
-                # not again when eval_every_steps has just validated these weights
-                if cfg.eval_every_epochs and st.epoch % cfg.eval_every_epochs == 0 and st.val_step != st.step:
-                    last_val = validate()
-                    model.train()
-                save(LAST)
-                continue
-            break
+                    continue
+                break
     except TrainingDiverged as exc:
         last = last_good
         if last is None:
@@ -540,10 +549,12 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
         if bar is not None:
             bar.close()
     if st.step >= max_steps and st.val_step != st.step:
-        last_val = validate()  # not when stopped early by stop_at_step: the resumed run validates as usual
+        last_val = validate()  # not when stopped early by stop_at_step or a signal: the resumed run validates
     save(LAST)
+    if stopped_by:
+        log.log("stopped", st.step, {"signal": signal_name(stopped_by)})
     log.close()
-    return TrainResult(run_dir, st.step, st.epoch, st.best, last_val, time.time() - t_start)
+    return TrainResult(run_dir, st.step, st.epoch, st.best, last_val, time.time() - t_start, stopped_by)
 
 
 def _warn_without_word_times(counts: dict[str, int] | None, boundary_weight: float, cfg: TrainConfig) -> None:

@@ -7,7 +7,9 @@
     torchrun --standalone --nproc_per_node=2 -m trainer train --config resources/configs/train/x.json
 
 Every TrainConfig field is an override (`--max-steps 2` = `--max_steps=2`); unknown keys fail with the
-list of valid ones. The resolved config is saved to <run_dir>/config.json.
+list of valid ones. The resolved config is saved to <run_dir>/config.json. Ctrl+C or SIGTERM while the steps
+run: the step in flight finishes, is saved, and the run stops (exit 130 / 143; continue with --resume latest);
+a second Ctrl+C stops at once, keeping the last checkpoint.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import textwrap
 from pathlib import Path
 
@@ -47,18 +50,29 @@ def _keys_help() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from trainer.checkpoint import LAST, checkpoint_dir
+    from trainer.loop.stop import Interrupted, StopSignals, signal_name
     from trainer.train import run_training
 
     cfg = load_config(args.config, list(getattr(args, "_extra", [])))
+    last = checkpoint_dir(Path(cfg.run_dir)) / LAST
+    again = f"python -m trainer train --config {Path(cfg.run_dir) / 'config.json'} --resume latest"
     try:
-        result = run_training(cfg, resume=args.resume)
-    except KeyboardInterrupt:
-        from trainer.checkpoint import LAST, checkpoint_dir
-
-        if not (checkpoint_dir(Path(cfg.run_dir)) / LAST).is_file():  # what main's Ctrl-C message says
+        with StopSignals() as stop:
+            result = run_training(cfg, resume=args.resume, stop=stop)
+    except KeyboardInterrupt as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        if not last.is_file():  # what main's Ctrl-C message says
             args._interrupted = ("interrupted before the first checkpoint: nothing to resume; the same command with "
                                  "--resume latest (or --overwrite=true) starts the run over")
-        raise
+        if signum == signal.SIGINT:
+            raise
+        logger.error("%s: %s", signal_name(signum), args._interrupted)
+        return 128 + signum
+    if result.stopped_by:
+        logger.warning("%s: stopped after step %d with a checkpoint (%s); continue with: %s",
+                       signal_name(result.stopped_by), result.step, last, again)
+        return 128 + result.stopped_by
     summary = {"run_dir": str(result.run_dir), "step": result.step, "epoch": result.epoch,
                "best_metric": result.best_metric, "seconds": round(result.seconds, 1)}
     logger.info("training finished: %s", json.dumps(summary))

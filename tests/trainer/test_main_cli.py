@@ -75,7 +75,7 @@ def test_ctrl_c_in_train_says_whether_there_is_a_checkpoint_to_resume(monkeypatc
         (run_dir / "checkpoints").mkdir(parents=True)
         (run_dir / "checkpoints" / "last.pt").write_bytes(b"x")
 
-    def interrupted(cfg, resume=""):
+    def interrupted(cfg, **kw):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(trainer.train, "run_training", interrupted)

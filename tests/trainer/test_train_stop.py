@@ -1,0 +1,177 @@
+"""Ctrl+C / SIGTERM during the steps: the run finishes its step, saves it and stops (a resume then equals a run
+straight through); a second signal stops at once, the same one delivered twice does not; outside the steps a
+signal stops at once; under DDP a signal to one rank stops every rank after the same step; and through the CLI a
+terminal's Ctrl+C to the whole process group (DataLoader workers included) leaves a checkpoint of the step."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from trainer.checkpoint import load_checkpoint
+from trainer.config import load_config
+from trainer.loop import stop as stop_mod
+from trainer.loop.stop import Interrupted, StopSignals
+from trainer.train import run_training
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _default_handlers():
+    """A suite launched in the background (`&`) inherits SIGINT ignored, which StopSignals would respect."""
+    saved = {s: signal.signal(s, signal.SIG_DFL) for s in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    for s, h in saved.items():
+        signal.signal(s, h)
+
+
+def _cfg(run_dir, **kw):
+    base = {"dataset": "synthetic", "synthetic_size": 16, "batch_size": 4, "max_steps": 6, "warmup_steps": 2,
+            "lr": 1e-3, "save_every_steps": 100, "run_dir": str(run_dir), "tensorboard": False,
+            "model_overrides": {"branch": {"dropout": 0.2}}, "threads": 1}
+    base.update(kw)
+    return load_config(None, base)
+
+
+def _signal_at(step, *signums):
+    def hook(s):
+        if s == step:
+            for signum in signums:
+                os.kill(os.getpid(), signum)
+
+    return hook
+
+
+def test_sigterm_saves_the_step_it_stopped_after_and_the_resume_equals_a_straight_run(tmp_path):
+    torch.set_num_threads(1)
+    run_training(_cfg(tmp_path / "a"))
+    with StopSignals() as stop:
+        stopped = run_training(_cfg(tmp_path / "b"), on_step=_signal_at(3, signal.SIGTERM), stop=stop)
+    assert (stopped.stopped_by, stopped.step) == (signal.SIGTERM, 3)
+    assert load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")["step"] == 3  # save_every_steps is 100
+    records = [json.loads(x) for x in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert {"kind": "stopped", "step": 3, "signal": "SIGTERM"}.items() <= records[-1].items()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handlers are given back
+    resumed = run_training(_cfg(tmp_path / "b"), resume="latest")
+    assert (resumed.step, resumed.stopped_by) == (6, 0)
+    a = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")["model"]
+    b = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")["model"]
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_a_signal_at_the_last_step_lets_the_run_finish(tmp_path):
+    with StopSignals() as stop:
+        result = run_training(_cfg(tmp_path / "r", max_steps=2), on_step=_signal_at(2, signal.SIGINT), stop=stop)
+    assert (result.step, result.stopped_by) == (2, 0)
+
+
+def test_a_second_signal_stops_at_once_and_the_same_one_twice_does_not(tmp_path, monkeypatch):
+    with StopSignals() as stop:  # two deliveries of one Ctrl+C (a terminal's and torchrun's): one request
+        twice = run_training(_cfg(tmp_path / "t"), on_step=_signal_at(2, signal.SIGINT, signal.SIGINT), stop=stop)
+    assert (twice.step, twice.stopped_by) == (2, signal.SIGINT)
+    monkeypatch.setattr(stop_mod, "REPEAT_S", 0.0)
+    with pytest.raises(Interrupted) as exc, StopSignals() as stop:
+        run_training(_cfg(tmp_path / "s"), on_step=_signal_at(2, signal.SIGTERM, signal.SIGINT), stop=stop)
+    assert exc.value.signum == signal.SIGTERM  # the signal that asked first
+    assert not (tmp_path / "s" / "checkpoints" / "last.pt").exists()  # stopped at once: no save at step 2
+
+
+def test_outside_the_steps_a_signal_stops_at_once():
+    with pytest.raises(Interrupted) as exc, StopSignals():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(1)  # the handler runs between bytecodes: it raises before this ends
+    assert exc.value.signum == signal.SIGTERM and isinstance(exc.value, KeyboardInterrupt)
+
+
+def test_a_signal_ignored_at_start_stays_ignored():
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # nohup, or a job a script started with `&`
+    with StopSignals() as stop, stop.graceful():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+    assert stop.signum == 0 and signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+
+
+def _ddp_worker(rank: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    cfg = load_config(None, {"dataset": "synthetic", "synthetic_size": 16, "batch_size": 2, "max_steps": 6,
+                             "save_every_steps": 100, "run_dir": os.path.join(out, "run"), "tensorboard": False,
+                             "device": "cpu"})
+    with StopSignals() as stop:  # rank 1 alone is signalled (preemption of one node)
+        result = run_training(cfg, on_step=_signal_at(2, signal.SIGTERM) if rank == 1 else None, stop=stop)
+    Path(out, f"rank{rank}.json").write_text(json.dumps([result.step, result.stopped_by]))
+
+
+@pytest.mark.slow  # two spawned interpreters
+@pytest.mark.timeout(300)
+def test_under_ddp_a_signal_to_one_rank_stops_every_rank_after_the_same_step(tmp_path):
+    from tests.trainer.test_ddp import _free_port
+
+    mp.spawn(_ddp_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
+    for rank in (0, 1):
+        assert json.loads((tmp_path / f"rank{rank}.json").read_text()) == [2, signal.SIGTERM]
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert ckpt["step"] == 2 and len(ckpt["rng"]) == 2
+
+
+@pytest.mark.slow  # a real `python -m trainer train` process
+@pytest.mark.timeout(300)
+def test_cli_ctrl_c_to_the_process_group_with_loader_workers_saves_and_says_how_to_continue(tmp_path):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "trainer", "--no-progress", "train", "--dataset=synthetic", "--synthetic-size=16",
+           "--batch-size=2", "--max-steps=100000", "--save-every-steps=100000", "--log-every-steps=1",
+           "--num-workers=1", "--tensorboard=false", "--threads=1", f"--run-dir={run}"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # a session of its own: Ctrl+C in a terminal signals its whole process group, the loader's worker included
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 240
+        while not ((run / "log.jsonl").is_file() and '"train"' in (run / "log.jsonl").read_text()):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    step = load_checkpoint(run / "checkpoints" / "last.pt")["step"]
+    assert step >= 1
+    assert f"stopped after step {step} with a checkpoint" in err and "--resume latest" in err, err
+    assert "Traceback" not in err and "exited unexpectedly" not in err, err
+
+
+def test_loader_workers_ignore_the_stop_signals():
+    """A worker started by spawn (macOS, Windows) would die of a terminal's Ctrl+C and break the step in flight."""
+    stop_mod.ignore_stop_signals(0)
+    assert all(signal.getsignal(s) is signal.SIG_IGN for s in (signal.SIGINT, signal.SIGTERM))
+
+
+def test_cli_sigterm_during_set_up_exits_143_saying_what_is_kept(monkeypatch, capfd, tmp_path):
+    """(Ctrl+C there: tests/trainer/test_main_cli.py.)"""
+    import trainer.train
+    from trainer.main import main
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.pt").write_bytes(b"x")
+
+    def interrupted(cfg, **kw):
+        raise Interrupted(signal.SIGTERM)
+
+    monkeypatch.setattr(trainer.train, "run_training", interrupted)
+    assert main(["train", "--dataset=synthetic", f"--run-dir={tmp_path}"]) == 143
+    assert "SIGTERM: interrupted; the last checkpoint is kept" in capfd.readouterr().err

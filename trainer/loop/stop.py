@@ -1,0 +1,98 @@
+"""Ctrl+C and SIGTERM stop a training run after the step in flight, with a checkpoint of that step.
+
+A cluster's preemption (SLURM, Kubernetes: SIGTERM, then SIGKILL after a grace period) or a Ctrl+C used to kill
+the run where it stood, and `--resume` lost the steps since the last periodic checkpoint. While the steps run,
+the first signal now asks for a stop: the step finishes, every rank agrees on the step to stop after (one
+all-reduce of a flag per step), last.pt is written and the run returns `stopped_by` that signal (PyTorch
+Lightning's SLURM requeue does the same). A second signal stops at once, keeping the last checkpoint; one within
+`REPEAT_S` of the first is that request arriving twice (torchrun passes the terminal's Ctrl+C on to workers that
+got it themselves). Outside the steps (set-up, the CLIP stage, the feature cache) a signal stops at once, SIGTERM
+as Ctrl+C does. DataLoader workers ignore both: the main process stops them.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+import torch.distributed as tdist
+
+logger = logging.getLogger(__name__)
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+REPEAT_S = 1.0  # a second signal sooner than this is the first one delivered twice, not a second request
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop at once; `signum`: the signal that asked first (SIGINT for Ctrl+C, SIGTERM)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal_name(signum))
+        self.signum = signum
+
+
+def signal_name(signum: int) -> str:
+    return "Ctrl+C" if signum == signal.SIGINT else signal.Signals(signum).name
+
+
+class StopSignals:
+    """Owns SIGINT and SIGTERM while entered (main thread only; a signal the process was started ignoring stays
+    ignored, as with nohup). `signum`: the signal of a stop request, 0 while none. The loop marks the stretch
+    where a request waits for the step's end with `graceful()`."""
+
+    def __init__(self) -> None:
+        self.signum = 0
+        self._at = 0.0
+        self._graceful = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._on_signal) for s in STOP_SIGNALS
+                              if signal.getsignal(s) is not signal.SIG_IGN}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+        self._previous = {}
+
+    @contextmanager
+    def graceful(self) -> Iterator[None]:
+        self._graceful = True
+        try:
+            yield
+        finally:
+            self._graceful = False
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        now = time.monotonic()
+        if self.signum and now - self._at < REPEAT_S:
+            return
+        if self.signum or not self._graceful:
+            raise Interrupted(self.signum or signum)
+        self.signum, self._at = signum, now
+        logger.warning("%s: stopping after this step with a checkpoint (%s again to stop at once)",
+                       signal_name(signum), "Ctrl+C" if signum == signal.SIGINT else "the signal")
+
+    def agreed(self, device: torch.device) -> int:
+        """The signal every rank stops for now, 0 to go on: the same answer on every rank (a collective: every rank
+        asks after the same steps), since ranks may get a signal a step apart or not at all."""
+        if not (tdist.is_available() and tdist.is_initialized()) or tdist.get_world_size() == 1:
+            return self.signum
+        flag = torch.tensor([self.signum], dtype=torch.int64, device=device)
+        tdist.all_reduce(flag, op=tdist.ReduceOp.MAX)
+        return int(flag.item())
+
+
+def ignore_stop_signals(worker_id: int = 0) -> None:
+    """DataLoader `worker_init_fn`: a terminal's Ctrl+C reaches the workers too, and a worker that dies of it
+    breaks the next batch of a run that is finishing its step; the main process shuts them down."""
+    for s in STOP_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
