@@ -13,7 +13,7 @@ Commands (each has `--help`):
 
 Registering a command: add one line to COMMANDS naming a module that defines
 `add_arguments(parser: argparse.ArgumentParser) -> None` and `run(args: argparse.Namespace) -> int`
-(and optionally a module-level `HELP` string, and `INTERRUPTED`: what Ctrl-C leaves behind). A module is imported only when its command runs, so a
+(and optionally a module-level `HELP` string, and `INTERRUPTED`: what Ctrl-C or SIGTERM leaves behind). A module is imported only when its command runs, so a
 broken optional command never breaks the others.
 """
 
@@ -23,6 +23,7 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -30,6 +31,7 @@ from core.cli_name import program_name
 from core.errors import SpokenSearchError
 from core.logging_setup import setup_logging
 from trainer import progress
+from trainer.loop.stop import Interrupted, signal_name, sigterm_as_ctrl_c
 
 logger = logging.getLogger(__name__)
 
@@ -127,11 +129,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args._extra = extra
     try:
-        return int(args._run(args))
+        with sigterm_as_ctrl_c():  # (train's steps own both signals meanwhile: they stop after a step)
+            return int(args._run(args))
     except SpokenSearchError as exc:
         logger.error("%s", exc)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Interrupted) and exc.signum != signal.SIGINT:
+            logger.error("%s: %s", signal_name(exc.signum), args._interrupted)
+            return 128 + exc.signum
         logger.error("%s", args._interrupted)
         return 130
     except BrokenPipeError:  # stdout closed early (`... --json | head`): not an error of ours

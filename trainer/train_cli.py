@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import textwrap
 from pathlib import Path
 
@@ -51,7 +50,7 @@ def _keys_help() -> str:
 
 def run(args: argparse.Namespace) -> int:
     from trainer.checkpoint import LAST, checkpoint_dir
-    from trainer.loop.stop import Interrupted, StopSignals, signal_name
+    from trainer.loop.stop import StopSignals, signal_name
     from trainer.train import run_training
 
     cfg = load_config(args.config, list(getattr(args, "_extra", [])))
@@ -60,15 +59,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         with StopSignals() as stop:
             result = run_training(cfg, resume=args.resume, stop=stop)
-    except KeyboardInterrupt as exc:
-        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
-        if not last.is_file():  # what main's Ctrl-C message says
+    except KeyboardInterrupt:  # a second Ctrl+C, or a signal outside the steps (SIGTERM: exit 143, says main)
+        if not last.is_file():  # what main's message says
             args._interrupted = ("interrupted before the first checkpoint: nothing to resume; the same command with "
                                  "--resume latest (or --overwrite=true) starts the run over")
-        if signum == signal.SIGINT:
-            raise
-        logger.error("%s: %s", signal_name(signum), args._interrupted)
-        return 128 + signum
+        raise
     if result.stopped_by:
         logger.warning("%s: stopped after step %d with a checkpoint (%s); continue with: %s",
                        signal_name(result.stopped_by), result.step, last, again)

@@ -175,3 +175,37 @@ def test_cli_sigterm_during_set_up_exits_143_saying_what_is_kept(monkeypatch, ca
     monkeypatch.setattr(trainer.train, "run_training", interrupted)
     assert main(["train", "--dataset=synthetic", f"--run-dir={tmp_path}"]) == 143
     assert "SIGTERM: interrupted; the last checkpoint is kept" in capfd.readouterr().err
+
+
+def test_sigterm_ends_any_command_as_ctrl_c_does_with_exit_143(monkeypatch, capfd):
+    """It killed `synth` mid-write, its pool's workers printing BrokenPipe tracebacks."""
+    from trainer.main import main
+    from trainer.synth import cli as synth_cli
+
+    def run(args):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises before this ends
+        return 0
+
+    monkeypatch.setattr(synth_cli, "run", run)
+    t = time.monotonic()
+    assert main(["synth", "--out", "x", "--images", "2"]) == 143 and time.monotonic() - t < 4
+    assert "SIGTERM: interrupted; nothing was written to the output folder" in capfd.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def _sleep() -> None:
+    time.sleep(30)
+
+
+def test_a_forked_worker_dies_of_sigterm_silently(capfd):
+    import multiprocessing
+
+    with stop_mod.sigterm_as_ctrl_c():
+        worker = multiprocessing.get_context("fork").Process(target=_sleep)  # as synth's pools fork
+        worker.start()
+        time.sleep(0.5)
+        worker.terminate()  # what Pool.terminate() does: SIGTERM
+        worker.join(10)
+    assert worker.exitcode == -signal.SIGTERM
+    assert "Traceback" not in capfd.readouterr().err

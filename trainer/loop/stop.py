@@ -13,15 +13,13 @@ as Ctrl+C does. DataLoader workers ignore both: the main process stops them.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-
-import torch
-import torch.distributed as tdist
 
 logger = logging.getLogger(__name__)
 
@@ -81,14 +79,42 @@ class StopSignals:
         logger.warning("%s: stopping after this step with a checkpoint (%s again to stop at once)",
                        signal_name(signum), "Ctrl+C" if signum == signal.SIGINT else "the signal")
 
-    def agreed(self, device: torch.device) -> int:
+    def agreed(self, device: Any) -> int:
         """The signal every rank stops for now, 0 to go on: the same answer on every rank (a collective: every rank
         asks after the same steps), since ranks may get a signal a step apart or not at all."""
+        import torch
+        import torch.distributed as tdist
+
         if not (tdist.is_available() and tdist.is_initialized()) or tdist.get_world_size() == 1:
             return self.signum
         flag = torch.tensor([self.signum], dtype=torch.int64, device=device)
         tdist.all_reduce(flag, op=tdist.ReduceOp.MAX)
         return int(flag.item())
+
+
+@contextmanager
+def sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (`kill`, a scheduler's stop) ends a command as Ctrl+C does, with Interrupted(SIGTERM) (a
+    KeyboardInterrupt): its clean-up runs (a pool's workers stopped, the "interrupted" message saying what is
+    left) instead of the process dying mid-write. Main thread only; a SIGTERM ignored at start stays ignored."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+        yield
+        return
+
+    owner = os.getpid()
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        if os.getpid() != owner:  # a forked worker (a synth pool's) inherited this: it dies as by default, silently
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise Interrupted(signum)
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def ignore_stop_signals(worker_id: int = 0) -> None:
