@@ -7,8 +7,9 @@
     torchrun --standalone --nproc_per_node=2 -m trainer train --config resources/configs/train/x.json
 
 Every TrainConfig field is an override (`--max-steps 2` = `--max_steps=2`); unknown keys fail with the
-list of valid ones. The resolved config is saved to <run_dir>/config.json. Ctrl+C or SIGTERM while the steps
-run: the step in flight finishes, is saved, and the run stops (exit 130 / 143; continue with --resume latest);
+list of valid ones. The resolved config is saved to <run_dir>/config.json. Ctrl+C, SIGTERM or SIGUSR1 (SLURM's
+time-limit warning) while the steps run: the step in flight finishes, is saved, and the run stops (exit 128 +
+the signal; continue with --resume latest);
 a second Ctrl+C stops at once, keeping the last checkpoint.
 """
 

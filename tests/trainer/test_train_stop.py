@@ -1,4 +1,4 @@
-"""Ctrl+C / SIGTERM during the steps: the run finishes its step, saves it and stops (a resume then equals a run
+"""Ctrl+C / SIGTERM / SIGUSR1 during the steps: the run finishes its step, saves it and stops (a resume then equals a run
 straight through); a second signal stops at once, the same one delivered twice does not; outside the steps a
 signal stops at once; under DDP a signal to one rank stops every rank after the same step; and through the CLI a
 terminal's Ctrl+C to the whole process group (DataLoader workers included) leaves a checkpoint of the step."""
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(autouse=True)
 def _default_handlers():
     """A suite launched in the background (`&`) inherits SIGINT ignored, which StopSignals would respect."""
-    saved = {s: signal.signal(s, signal.SIG_DFL) for s in (signal.SIGINT, signal.SIGTERM)}
+    saved = {s: signal.signal(s, signal.SIG_DFL) for s in stop_mod.STOP_SIGNALS}
     signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     for s, h in saved.items():
@@ -69,6 +69,13 @@ def test_sigterm_saves_the_step_it_stopped_after_and_the_resume_equals_a_straigh
     b = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")["model"]
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_slurms_time_limit_warning_sigusr1_stops_with_a_checkpoint(tmp_path):
+    with StopSignals() as stop:
+        result = run_training(_cfg(tmp_path / "u"), on_step=_signal_at(2, signal.SIGUSR1), stop=stop)
+    assert (result.step, result.stopped_by) == (2, signal.SIGUSR1)
+    assert load_checkpoint(tmp_path / "u" / "checkpoints" / "last.pt")["step"] == 2
 
 
 def test_a_signal_at_the_last_step_lets_the_run_finish(tmp_path):
@@ -158,7 +165,7 @@ def test_cli_ctrl_c_to_the_process_group_with_loader_workers_saves_and_says_how_
 def test_loader_workers_ignore_the_stop_signals():
     """A worker started by spawn (macOS, Windows) would die of a terminal's Ctrl+C and break the step in flight."""
     stop_mod.ignore_stop_signals(0)
-    assert all(signal.getsignal(s) is signal.SIG_IGN for s in (signal.SIGINT, signal.SIGTERM))
+    assert all(signal.getsignal(s) is signal.SIG_IGN for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1))
 
 
 def test_cli_sigterm_during_set_up_exits_143_saying_what_is_kept(monkeypatch, capfd, tmp_path):

@@ -1,4 +1,4 @@
-"""Ctrl+C and SIGTERM stop a training run after the step in flight, with a checkpoint of that step.
+"""Ctrl+C, SIGTERM and SIGUSR1 stop a training run after the step in flight, with a checkpoint of that step.
 
 A cluster's preemption (SLURM, Kubernetes: SIGTERM, then SIGKILL after a grace period) or a Ctrl+C used to kill
 the run where it stood, and `--resume` lost the steps since the last periodic checkpoint. While the steps run,
@@ -7,7 +7,8 @@ all-reduce of a flag per step), last.pt is written and the run returns `stopped_
 Lightning's SLURM requeue does the same). A second signal stops at once, keeping the last checkpoint; one within
 `REPEAT_S` of the first is that request arriving twice (torchrun passes the terminal's Ctrl+C on to workers that
 got it themselves). Outside the steps (set-up, the CLIP stage, the feature cache) a signal stops at once, SIGTERM
-as Ctrl+C does. DataLoader workers ignore both: the main process stops them.
+as Ctrl+C does. SIGUSR1 is SLURM's warning before a job's time limit (`sbatch --signal=USR1@120`), which
+Lightning also takes as "save and stop". DataLoader workers ignore these: the main process stops them.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 REPEAT_S = 1.0  # a second signal sooner than this is the first one delivered twice, not a second request
 
 
