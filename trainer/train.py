@@ -66,7 +66,7 @@ from trainer.loop.step import LossModule, optimizer_step, resolve_precision, wra
 from trainer.loop.stop import StopSignals, ignore_stop_signals, signal_name
 from trainer.loop.utterance_data import build_datasets, check_datasets, training_fingerprint, word_time_count
 from trainer.progress import progress_bar
-from trainer.train_setup import resolve_model_config, validation_metrics
+from trainer.train_setup import ValidationCut, resolve_model_config, validation_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +89,7 @@ class _State:
     batch_in_epoch: int = 0  # micro-batches of this rank consumed in the current epoch
     best: float | None = None
     val_step: int = -1  # step of the latest validation (not checkpointed)
+    validate_pending: bool = False  # this step's validation was cut short by a stop request: the resume does it
 
 
 def _seed_everything(seed: int) -> None:
@@ -420,7 +421,8 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
     if ckpt is not None:
         _load_states(ckpt, optimizer, scaler, ema, resume_path)
         st = _State(ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"],
-                    _resumed_best(ckpt, checkpoint_dir(run_dir) / BEST))
+                    _resumed_best(ckpt, checkpoint_dir(run_dir) / BEST),
+                    validate_pending=bool(ckpt.get("validate_pending")))
         rngs = ckpt["rng"]
         restore_rng(rngs[dist.rank] if len(rngs) == dist.world_size else rngs[0])
         guards = ckpt.get("loss_guard") or []  # absent in checkpoints of older versions: the guard starts afresh
@@ -446,6 +448,7 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
                    "epoch": st.epoch, "batch_in_epoch": st.batch_in_epoch, "best_metric": st.best,
                    "rng": rngs, "loss_guard": guards, "config": cfg.to_dict(), "model_cfg": model.config.to_dict(),
                    "trainable": trainable, "train_data": train_data, "run_id": run_id, "word_times": word_times,
+                   "validate_pending": st.validate_pending,
                    **({"ema": ema.state_dict()} if ema is not None else {})},
                   checkpoint_dir(run_dir) / name)
         if name == LAST:
@@ -457,16 +460,24 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
         if val_ds is None:
             return {}
         vals: dict[str, Any] = {}
-        improved = False
+        improved = cut = False
         if dist.is_main:
-            with ema.applied() if ema is not None else nullcontext():  # score the weights export writes
-                vals = validation_metrics(model, val_ds, cache, loader_fn, cfg)
-            log.log("val", st.step, vals)
-            logger.info("validation at step %d: %s", st.step, {k: v for k, v in vals.items() if k != "per_voice"})
-            improved = _improves(vals["score"], st.best)
-            if improved:
-                st.best = vals["score"]
-        improved, st.best = broadcast_object((improved, st.best))
+            try:
+                with ema.applied() if ema is not None else nullcontext():  # score the weights export writes
+                    vals = validation_metrics(model, val_ds, cache, loader_fn, cfg,
+                                              should_stop=(lambda: stop.signum != 0) if stop is not None else None)
+            except ValidationCut:
+                cut = True
+                logger.warning("validation at step %d cut short by the stop request: the resumed run does it first",
+                               st.step)
+            else:
+                log.log("val", st.step, vals)
+                logger.info("validation at step %d: %s", st.step,
+                            {k: v for k, v in vals.items() if k != "per_voice"})
+                improved = _improves(vals["score"], st.best)
+                if improved:
+                    st.best = vals["score"]
+        improved, st.best, st.validate_pending = broadcast_object((improved, st.best, cut))
         st.val_step = st.step  # on every rank: they all take the same validate() calls
         if improved:
             save(BEST)
@@ -485,9 +496,17 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
                     "order changes every epoch)", left_out, len(train_ds))
     t_log, n_utts = time.time(), 0
     stopped_by = 0
-    try:
-        with stop.graceful() if stop is not None else nullcontext():
-            while st.step < end_step:
+
+    def stop_agreed() -> int:  # a collective under DDP: every rank asks at the same points
+        return stop.agreed(dist.device) if stop is not None else 0
+
+    with stop.graceful() if stop is not None else nullcontext():  # until the run's last checkpoint is written
+        try:
+            if st.validate_pending:  # the step's validation that a stop request cut short
+                last_val = validate()
+                model.train()
+                stopped_by = stop_agreed()
+            while not stopped_by and st.step < end_step:
                 sampler.set_position(st.epoch, st.batch_in_epoch, cfg.batch_size)
                 group: list[dict[str, Any]] = []
                 for raw in loader:
@@ -523,7 +542,7 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
                         on_step(st.step)
                     if st.step >= end_step:
                         break
-                    if stop is not None and (stopped_by := stop.agreed(dist.device)):
+                    if stopped_by := stop_agreed():
                         break  # (a signal at the last step lets the run finish)
                 else:  # the epoch ran out
                     st.epoch += 1
@@ -533,24 +552,27 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
                         last_val = validate()
                         model.train()
                     save(LAST)
+                    stopped_by = stop_agreed()  # (then the while ends)
                     continue
                 break
-    except TrainingDiverged as exc:
-        last = last_good
-        if last is None:
+        except TrainingDiverged as exc:
+            last = last_good
+            if last is None:
+                raise TrainingDiverged(
+                    f"{exc}. Training stopped before its first checkpoint (saved every {cfg.save_every_steps} steps); "
+                    f"lower lr (now {cfg.lr:g}) or grad_clip and start again") from None
             raise TrainingDiverged(
-                f"{exc}. Training stopped before its first checkpoint (saved every {cfg.save_every_steps} steps); "
-                f"lower lr (now {cfg.lr:g}) or grad_clip and start again") from None
-        raise TrainingDiverged(
-            f"{exc}. Training stopped; the last good checkpoint is {last} (saved every {cfg.save_every_steps} "
-            f"steps and at each epoch end). Lower lr (now {cfg.lr:g}) or grad_clip, then continue with "
-            f"--resume {last}") from None
-    finally:
-        if bar is not None:
-            bar.close()
-    if st.step >= max_steps and st.val_step != st.step:
-        last_val = validate()  # not when stopped early by stop_at_step or a signal: the resumed run validates
-    save(LAST)
+                f"{exc}. Training stopped; the last good checkpoint is {last} (saved every {cfg.save_every_steps} "
+                f"steps and at each epoch end). Lower lr (now {cfg.lr:g}) or grad_clip, then continue with "
+                f"--resume {last}") from None
+        finally:
+            if bar is not None:
+                bar.close()
+        if st.step >= max_steps and st.val_step != st.step:
+            last_val = validate()  # not when stopped early by stop_at_step or a signal: the resumed run validates
+            if st.validate_pending:  # cut short: the run is not finished (the resume validates, as a no-op run)
+                stopped_by = stop_agreed()
+        save(LAST)
     if stopped_by:
         log.log("stopped", st.step, {"signal": signal_name(stopped_by)})
     log.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -130,27 +131,44 @@ def _keep_source_vocab(cfg: TrainConfig, train: Dataset, overrides: dict[str, An
                    f" ... (+{len(words) - 20})" if len(words) > 20 else "")
 
 
+class ValidationCut(Exception):
+    """A stop request (Ctrl+C, SIGTERM) came while validating: the figures are not computed."""
+
+
 @torch.no_grad()
-def validation_loss(model: Any, val: Dataset, cache: Any, loader: Any, batch_size: int) -> float:
-    """Mean total loss over the validation set (eval mode, fixed order)."""
+def validation_loss(model: Any, val: Dataset, cache: Any, loader: Any, batch_size: int,
+                    check: Callable[[], None] | None = None) -> float:
+    """Mean total loss over the validation set (eval mode, fixed order); `check()` before each batch."""
     prep = BatchPreparer(model.clip, model.device, cache=cache, loader=loader, frame_s=model.upstream.frame_seconds)
     was = model.training
     model.eval()
     losses = []
     n = len(val)  # type: ignore[arg-type]
-    for s in range(0, n, batch_size):
-        batch = prep(collate_items([val[i] for i in range(s, min(n, s + batch_size))]))
-        losses.append(float(model.compute_loss(batch).total))
-    model.train(was)
+    try:
+        for s in range(0, n, batch_size):
+            if check is not None:
+                check()
+            batch = prep(collate_items([val[i] for i in range(s, min(n, s + batch_size))]))
+            losses.append(float(model.compute_loss(batch).total))
+    finally:
+        model.train(was)
     return float(np.mean(losses)) if losses else float("nan")
 
 
-def validation_metrics(model: Any, val: Dataset, cache: Any, loader: Any, cfg: TrainConfig) -> dict[str, Any]:
+def validation_metrics(model: Any, val: Dataset, cache: Any, loader: Any, cfg: TrainConfig,
+                       should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Retrieval + keyword + boundary metrics on the validation set, and `score` (higher is better) by
     cfg.best_metric: recall_mean (mean of R@1/5/10 both ways), recall_mean_10 (mean of R@10 both ways: the
-    authors' val_recall_mean_10), r1 (speech->image), val_loss (negated), keyword_hit_rate, content_word_recall."""
+    authors' val_recall_mean_10), r1 (speech->image), val_loss (negated), keyword_hit_rate, content_word_recall.
+    ValidationCut when `should_stop()` turns true between batches (a long validation outlasts a preemption's
+    grace period)."""
+
+    def check(*_: int) -> None:
+        if should_stop is not None and should_stop():
+            raise ValidationCut
+
     vals = evaluate_dataset(model, val, cache=cache, loader=loader, batch_size=max(1, cfg.batch_size),
-                            per_voice=False)
+                            per_voice=False, progress=check)
     if vals.get("n_utterances") == 0:
         raise DatasetError(f"the validation set (split {cfg.val_split!r}) is empty: nothing to score; "
                            "pass --val-split='' to train without validation")
@@ -158,7 +176,7 @@ def validation_metrics(model: Any, val: Dataset, cache: Any, loader: Any, cfg: T
     vals["recall_mean"] = float(np.mean(rec))
     vals["recall_mean_10"] = float(np.mean([vals[d]["r10"] for d in ("speech_to_image", "image_to_speech")]))
     if cfg.best_metric == "val_loss":
-        vals["val_loss"] = validation_loss(model, val, cache, loader, cfg.batch_size)
+        vals["val_loss"] = validation_loss(model, val, cache, loader, cfg.batch_size, check)
         vals["score"] = -vals["val_loss"]
     elif cfg.best_metric == "r1":
         vals["score"] = vals["speech_to_image"]["r1"]

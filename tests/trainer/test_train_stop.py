@@ -1,5 +1,5 @@
 """Ctrl+C / SIGTERM / SIGUSR1 during the steps: the run finishes its step, saves it and stops (a resume then equals a run
-straight through); a second signal stops at once, the same one delivered twice does not; outside the steps a
+straight through), and a validation it cuts short is done first by the resumed run; a second signal stops at once, the same one delivered twice does not; outside the steps a
 signal stops at once; under DDP a signal to one rank stops every rank after the same step; and through the CLI a
 terminal's Ctrl+C to the whole process group (DataLoader workers included) leaves a checkpoint of the step."""
 
@@ -78,10 +78,16 @@ def test_slurms_time_limit_warning_sigusr1_stops_with_a_checkpoint(tmp_path):
     assert load_checkpoint(tmp_path / "u" / "checkpoints" / "last.pt")["step"] == 2
 
 
-def test_a_signal_at_the_last_step_lets_the_run_finish(tmp_path):
+def test_a_signal_at_the_last_step_lets_the_run_finish_but_cuts_its_final_validation(tmp_path):
     with StopSignals() as stop:
-        result = run_training(_cfg(tmp_path / "r", max_steps=2), on_step=_signal_at(2, signal.SIGINT), stop=stop)
+        result = run_training(_cfg(tmp_path / "r", max_steps=2, val_split=""), on_step=_signal_at(2, signal.SIGINT),
+                              stop=stop)
     assert (result.step, result.stopped_by) == (2, 0)
+    with StopSignals() as stop:  # with a validation set, the final validation is what is left: it is cut short
+        result = run_training(_cfg(tmp_path / "v", max_steps=2), on_step=_signal_at(2, signal.SIGINT), stop=stop)
+    assert (result.step, result.stopped_by) == (2, signal.SIGINT)
+    resumed = run_training(_cfg(tmp_path / "v", max_steps=2), resume="latest")  # validates, trains nothing
+    assert (resumed.step, resumed.stopped_by) == (2, 0) and resumed.last_val["n_utterances"] > 0
 
 
 def test_a_second_signal_stops_at_once_and_the_same_one_twice_does_not(tmp_path, monkeypatch):
@@ -216,3 +222,38 @@ def test_a_forked_worker_dies_of_sigterm_silently(capfd):
         worker.join(10)
     assert worker.exitcode == -signal.SIGTERM
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_validation_cut_short_by_a_signal_is_done_first_by_the_resumed_run(tmp_path, monkeypatch):
+    """A long validation (SpokenCOCO's 25k utterances) outlasts a preemption's grace period: a signal during it
+    cuts it short; the checkpoint says so and the resume validates that step before training on."""
+    import trainer.train as train_mod
+
+    kw = {"val_split": "val", "eval_every_steps": 2, "batch_size": 2}
+    straight = run_training(_cfg(tmp_path / "a", **kw))
+    real = train_mod.validation_metrics
+    calls = []
+
+    def signalled_during(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # the second validation (step 4): a SIGTERM arrives while it runs
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "validation_metrics", signalled_during)
+    with StopSignals() as stop:
+        cut = run_training(_cfg(tmp_path / "b", **kw), stop=stop)
+    assert (cut.step, cut.stopped_by) == (4, signal.SIGTERM)
+    ckpt = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
+    assert ckpt["step"] == 4 and ckpt["validate_pending"] is True
+    monkeypatch.setattr(train_mod, "validation_metrics", real)
+    resumed = run_training(_cfg(tmp_path / "b", **kw), resume="latest")
+    assert (resumed.step, resumed.stopped_by, resumed.best_metric) == (6, 0, straight.best_metric)
+    records = [json.loads(x) for x in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    after = records[[r["kind"] for r in records].index("resume"):]
+    assert [r["step"] for r in after if r["kind"] == "val"] == [4, 6]  # step 4's validation first
+    a = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")
+    b = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
+    assert b["validate_pending"] is False
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k

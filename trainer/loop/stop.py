@@ -4,7 +4,8 @@ A cluster's preemption (SLURM, Kubernetes: SIGTERM, then SIGKILL after a grace p
 the run where it stood, and `--resume` lost the steps since the last periodic checkpoint. While the steps run,
 the first signal now asks for a stop: the step finishes, every rank agrees on the step to stop after (one
 all-reduce of a flag per step), last.pt is written and the run returns `stopped_by` that signal (PyTorch
-Lightning's SLURM requeue does the same). A second signal stops at once, keeping the last checkpoint; one within
+Lightning's SLURM requeue does the same); a validation under way is cut short (trainer.train_setup.ValidationCut)
+and done first by the resumed run. A second signal stops at once, keeping the last checkpoint; one within
 `REPEAT_S` of the first is that request arriving twice (torchrun passes the terminal's Ctrl+C on to workers that
 got it themselves). Outside the steps (set-up, the CLIP stage, the feature cache) a signal stops at once, SIGTERM
 as Ctrl+C does. SIGUSR1 is SLURM's warning before a job's time limit (`sbatch --signal=USR1@120`), which
