@@ -6,6 +6,9 @@ frozen for the speech stage. The result is written once to `<run_dir>/clip_stage
 state dict), beside `settings.json` (what it was trained with: the clip_* fields, seed, data, the CLIP config).
 A later start in that folder loads it instead of training again when the settings match; a new run with other
 settings trains it again; a resumed run keeps it (its checkpoint holds the tower the speech side knows).
+While it trains, `progress.pt` beside it holds the stage's own state (tower, optimiser, step, sampling and RNG
+states) every save_every_steps steps and at a stop request (Ctrl+C, SIGTERM): a killed or stopped stage
+continues from there, exactly, when the run starts again with the same settings.
 
 With `clip_refit` the stage re-fits the CLIP of an --init-from model instead (trainer/config.py): from its weights,
 its token-embedding table frozen, so the speech side's keywords keep their meaning.
@@ -19,18 +22,20 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import Dataset
 
+from core.errors import CheckpointError
 from core.factory import WEIGHTS_FILE, file_sha256
 from core.model.losses import masked_info_nce
-from trainer.checkpoint import save_checkpoint
+from trainer.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from trainer.config import TrainConfig
 from trainer.data.image_file import load_image
-from trainer.distributed import DistInfo, barrier
+from trainer.distributed import DistInfo, broadcast_object
 from trainer.loop.feature_cache import preprocess_images
 from trainer.loop.logs import RunLogger
 from trainer.loop.schedule import get_lr
@@ -51,6 +56,7 @@ def clip_stage_path(run_dir: str | Path) -> Path:
 
 
 SETTINGS_FILE = "settings.json"
+PROGRESS_FILE = "progress.pt"  # the state of a stage stopped part-way
 CLIP_FIELDS = ("clip_train_steps", "clip_lr", "clip_batch_size", "clip_warmup_steps", "clip_extra_scenes",
                "clip_extra_image_size", "clip_partial_captions", "clip_refit", "seed", "dataset")
 
@@ -109,24 +115,44 @@ def text_to_image_r1(clip: Any, images: torch.Tensor, image_ids: torch.Tensor, t
 
 
 def train_clip(clip: Any, train: Dataset, val: Dataset | None, cfg: TrainConfig, dist: DistInfo,
-               log: RunLogger, *, resuming: bool = False) -> dict[str, float]:
+               log: RunLogger, *, resuming: bool = False,
+               should_stop: Callable[[], bool] | None = None) -> int | None:
     """Train `clip` (a core ClipTower) for cfg.clip_train_steps, or load the stage's saved result when it was
-    trained with the same settings (a resumed run: whatever they were)."""
+    trained with the same settings (a resumed run: whatever they were). None when done; the step it stopped
+    after, its progress saved, when `should_stop()` turned true (rank 0's answer, on every rank)."""
     path = clip_stage_path(cfg.run_dir)
+    stopped_at = None
     if dist.is_main:
         settings = stage_settings(clip, train, cfg)
         if not _reusable(path, settings, resuming):
             path.unlink(missing_ok=True)  # a run killed while training it again must not take the old one
-            _train(clip, train, val, cfg, dist, log, path, settings)
-    barrier()
+            stopped_at = _train(clip, train, val, cfg, dist, log, path, settings, should_stop)
+    stopped_at = broadcast_object(stopped_at)  # (the other ranks wait here, as at a barrier)
+    if stopped_at is not None:
+        return stopped_at
     blob = torch.load(path, map_location="cpu", weights_only=True)
     clip.model.load_state_dict(blob["model"])
     clip.set_trainable(False)
-    return dict(blob.get("metrics", {}))
+    return None
+
+
+def _load_progress(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The saved state of a stage stopped part-way with these settings; None (and the file removed) otherwise."""
+    if not path.is_file():
+        return None
+    try:
+        state = load_checkpoint(path)
+        if json.loads(state["settings"]) == settings:
+            return state
+        logger.info("CLIP stage: %s was saved with other settings; training the stage from its start", path)
+    except (CheckpointError, KeyError, ValueError) as exc:
+        logger.warning("CLIP stage: %s cannot be continued (%s); training the stage from its start", path, exc)
+    path.unlink(missing_ok=True)
+    return None
 
 
 def _train(clip: Any, train: Dataset, val: Dataset | None, cfg: TrainConfig, dist: DistInfo,
-           log: RunLogger, path: Path, settings: dict[str, Any]) -> None:
+           log: RunLogger, path: Path, settings: dict[str, Any], should_stop: Callable[[], bool] | None) -> int | None:
     dev = dist.device
     # The tower's initial weights depend on the seed and the CLIP config only (not on what was built before it);
     # a re-fit's on its --init-from model (and, for a vision tower whose config changed, on the seed).
@@ -174,7 +200,24 @@ def _train(clip: Any, train: Dataset, val: Dataset | None, cfg: TrainConfig, dis
     g = torch.Generator().manual_seed(cfg.seed)
     t0 = time.time()
     m = clip.model
-    for step in range(cfg.clip_train_steps):
+    progress_path = path.parent / PROGRESS_FILE
+    start = 0
+    state = _load_progress(progress_path, settings)
+    if state is not None:
+        m.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        g.set_state(state["generator"])
+        restore_rng(state["rng"])
+        start = int(state["step"])
+        logger.info("CLIP stage: continuing from %s at step %d of %d", progress_path, start, cfg.clip_train_steps)
+        log.log("clip_resume", start, {"from": str(progress_path)})
+
+    def save_progress(done: int) -> None:
+        save_checkpoint({"model": {k: v.detach().cpu() for k, v in m.state_dict().items()},
+                         "optimizer": opt.state_dict(), "step": done, "generator": g.get_state(),
+                         "rng": capture_rng(), "settings": json.dumps(settings)}, progress_path)
+
+    for step in range(start, cfg.clip_train_steps):
         lr = get_lr(step, lr=cfg.clip_lr, warmup_steps=cfg.clip_warmup_steps, max_steps=cfg.clip_train_steps,
                     min_lr=cfg.clip_lr * 0.01, schedule="cosine")
         for group in opt.param_groups:
@@ -193,6 +236,15 @@ def _train(clip: Any, train: Dataset, val: Dataset | None, cfg: TrainConfig, dis
                                   "logit_scale": float(m.logit_scale.detach().exp())})
             logger.info("clip step %d/%d loss %.4f (%.0f s)", step, cfg.clip_train_steps, float(loss.detach()),
                         time.time() - t0)
+        done = step + 1
+        if done < cfg.clip_train_steps:
+            stop = should_stop is not None and should_stop()
+            if stop or done % cfg.save_every_steps == 0:
+                save_progress(done)
+            if stop:
+                logger.info("CLIP stage: stopped after step %d of %d; its progress is in %s", done,
+                            cfg.clip_train_steps, progress_path)
+                return done
     if cfg.clip_refit and not torch.equal(table.detach(), kept):
         raise RuntimeError("CLIP re-fit changed the frozen token-embedding table")  # weight decay or a stray grad
     metrics: dict[str, float] = {"seconds": time.time() - t0}
@@ -212,3 +264,5 @@ def _train(clip: Any, train: Dataset, val: Dataset | None, cfg: TrainConfig, dis
     tmp.write_text(json.dumps(settings, indent=2) + "\n")
     tmp.replace(path.parent / SETTINGS_FILE)  # before clip.pt: a clip.pt is never older than its settings
     save_checkpoint({"model": {k: v.cpu() for k, v in m.state_dict().items()}, "metrics": metrics}, path)
+    progress_path.unlink(missing_ok=True)
+    return None

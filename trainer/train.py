@@ -80,6 +80,8 @@ class TrainResult:
     last_val: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     stopped_by: int = 0  # the signal (SIGINT, SIGTERM) that stopped the run at `step`, with a checkpoint; 0: not stopped
+    stopped_in: str = ""  # where, when not after a speech step: "the CLIP stage after its step 700 of 1500"
+    saved: Path | None = None  # the checkpoint a stopped run continues from
 
 
 @dataclass
@@ -371,9 +373,18 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
         save_config(cfg, run_dir / "config.json")
     log = RunLogger(run_dir, enabled=dist.is_main, tensorboard=cfg.tensorboard)
     if cfg.clip_train_steps > 0:
-        from trainer.clip_stage import train_clip
+        from trainer.clip_stage import PROGRESS_FILE, clip_stage_path, train_clip
 
-        train_clip(model.clip, train_ds, val_ds, cfg, dist, log, resuming=ckpt is not None)
+        with stop.graceful() if stop is not None else nullcontext():
+            clip_stopped = train_clip(model.clip, train_ds, val_ds, cfg, dist, log, resuming=ckpt is not None,
+                                      should_stop=(lambda: stop.signum != 0) if stop is not None else None)
+        if clip_stopped is not None:  # rank 0 stopped the stage on a signal, its progress saved
+            signum = broadcast_object(stop.signum if stop is not None else 0)
+            log.log("stopped", 0, {"signal": signal_name(signum), "clip_stage_step": clip_stopped})
+            log.close()
+            return TrainResult(run_dir, 0, 0, None, {}, time.time() - t_start, signum,
+                               f"in the CLIP stage after its step {clip_stopped} of {cfg.clip_train_steps}",
+                               clip_stage_path(run_dir).parent / PROGRESS_FILE)
     if ckpt is not None:  # before the image-feature cache, which encodes with (and is keyed by) these weights
         model.load_state_dict(ckpt["model"])
     model.to(dist.device)
@@ -576,7 +587,8 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
     if stopped_by:
         log.log("stopped", st.step, {"signal": signal_name(stopped_by)})
     log.close()
-    return TrainResult(run_dir, st.step, st.epoch, st.best, last_val, time.time() - t_start, stopped_by)
+    return TrainResult(run_dir, st.step, st.epoch, st.best, last_val, time.time() - t_start, stopped_by,
+                       saved=checkpoint_dir(run_dir) / LAST)
 
 
 def _warn_without_word_times(counts: dict[str, int] | None, boundary_weight: float, cfg: TrainConfig) -> None:

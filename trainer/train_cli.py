@@ -61,13 +61,15 @@ def run(args: argparse.Namespace) -> int:
         with StopSignals() as stop:
             result = run_training(cfg, resume=args.resume, stop=stop)
     except KeyboardInterrupt:  # a second Ctrl+C, or a signal outside the steps (SIGTERM: exit 143, says main)
-        if not last.is_file():  # what main's message says
+        if (Path(cfg.run_dir) / "clip_stage" / "progress.pt").is_file() and not last.is_file():
+            args._interrupted = (f"interrupted in the CLIP stage; it continues from its last saved step: {again}")
+        elif not last.is_file():  # what main's message says
             args._interrupted = ("interrupted before the first checkpoint: nothing to resume; the same command with "
                                  "--resume latest (or --overwrite=true) starts the run over")
         raise
     if result.stopped_by:
-        logger.warning("%s: stopped after step %d with a checkpoint (%s); continue with: %s",
-                       signal_name(result.stopped_by), result.step, last, again)
+        logger.warning("%s: stopped %s with a checkpoint (%s); continue with: %s", signal_name(result.stopped_by),
+                       result.stopped_in or f"after step {result.step}", result.saved or last, again)
         return 128 + result.stopped_by
     summary = {"run_dir": str(result.run_dir), "step": result.step, "epoch": result.epoch,
                "best_metric": result.best_metric, "seconds": round(result.seconds, 1)}

@@ -134,3 +134,117 @@ def test_a_later_stage_card_names_the_clip_stage_of_its_init_from_model(tmp_path
     (tmp_path / "a-export" / "model_card.json").unlink()
     assert main(["export", "--run", str(tmp_path / "b"), "--out", str(tmp_path / "c-export"), "--eval-splits="]) == 0
     assert json.loads((tmp_path / "c-export" / "model_card.json").read_text())["clip_stage"]["steps"] == 0
+
+
+def _counting_loss(monkeypatch, at, action):
+    """masked_info_nce of the CLIP stage, doing `action()` in its call number `at` (step at-1)."""
+    import trainer.clip_stage as stage
+
+    real, calls = stage.masked_info_nce, []
+
+    def loss(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == at:
+            action()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stage, "masked_info_nce", loss)
+    return real
+
+
+def _same_weights(a_run, b_run):
+    a = torch.load(clip_stage_path(a_run), map_location="cpu", weights_only=True)["model"]
+    b = torch.load(clip_stage_path(b_run), map_location="cpu", weights_only=True)["model"]
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    from trainer.checkpoint import load_checkpoint
+
+    sa = load_checkpoint(a_run / "checkpoints" / "last.pt")["model"]
+    sb = load_checkpoint(b_run / "checkpoints" / "last.pt")["model"]
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+
+
+def test_a_clip_stage_killed_part_way_continues_from_its_progress_exactly(tmp_path, monkeypatch) -> None:
+    """It trained the stage from its start again (the 1-hour recipe's stage: ~10 min on the 2-core CPU)."""
+    import pytest
+
+    torch.set_num_threads(1)
+    kw = {"clip_train_steps": 6, "save_every_steps": 2, "max_steps": 2}
+    run_training(_stage_cfg(tmp_path / "a", **kw))
+
+    def kill():
+        raise _Killed
+
+    real = _counting_loss(monkeypatch, 5, kill)  # killed in step 4: progress.pt holds step 4
+    with pytest.raises(_Killed):
+        run_training(_stage_cfg(tmp_path / "b", **kw))
+    progress = clip_stage_path(tmp_path / "b").parent / "progress.pt"
+    assert torch.load(progress, weights_only=True)["step"] == 4
+    import trainer.clip_stage as stage
+
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stage, "masked_info_nce", counted)
+    run_training(_stage_cfg(tmp_path / "b", **kw), resume="latest")
+    assert len(calls) == 2 and not progress.exists()  # steps 4 and 5 only; the finished stage drops it
+    _same_weights(tmp_path / "a", tmp_path / "b")
+
+
+def test_a_signal_in_the_clip_stage_saves_its_step_and_stops(tmp_path, monkeypatch) -> None:
+    import os
+    import signal
+
+    from trainer.loop.stop import StopSignals
+
+    torch.set_num_threads(1)
+    kw = {"clip_train_steps": 6, "save_every_steps": 100, "max_steps": 2}
+    run_training(_stage_cfg(tmp_path / "a", **kw))
+    real = _counting_loss(monkeypatch, 3, lambda: os.kill(os.getpid(), signal.SIGTERM))  # during step 2
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        with StopSignals() as stop:
+            result = run_training(_stage_cfg(tmp_path / "b", **kw), stop=stop)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert (result.stopped_by, result.step, result.stopped_in) == (
+        signal.SIGTERM, 0, "in the CLIP stage after its step 3 of 6")
+    assert torch.load(result.saved, weights_only=True)["step"] == 3 and not clip_stage_path(tmp_path / "b").exists()
+    import trainer.clip_stage as stage
+
+    monkeypatch.setattr(stage, "masked_info_nce", real)
+    run_training(_stage_cfg(tmp_path / "b", **kw), resume="latest")
+    log = [json.loads(x) for x in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if r["kind"] == "clip_resume"] == [3]
+    _same_weights(tmp_path / "a", tmp_path / "b")
+
+
+def test_clip_stage_progress_of_other_settings_or_unreadable_is_not_continued(tmp_path, monkeypatch, caplog) -> None:
+    import pytest
+
+    torch.set_num_threads(1)
+
+    def kill():
+        raise _Killed
+
+    real = _counting_loss(monkeypatch, 4, kill)
+    with pytest.raises(_Killed):
+        run_training(_stage_cfg(tmp_path / "b", clip_train_steps=6, save_every_steps=2, max_steps=2))
+    import trainer.clip_stage as stage
+
+    monkeypatch.setattr(stage, "masked_info_nce", real)
+    progress = clip_stage_path(tmp_path / "b").parent / "progress.pt"
+    assert progress.exists()
+    run_training(_stage_cfg(tmp_path / "b", clip_train_steps=5, save_every_steps=2, max_steps=2), resume="latest")
+    assert "saved with other settings; training the stage from its start" in caplog.text
+    log = [json.loads(x) for x in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert not any(r["kind"] == "clip_resume" for r in log)
+    progress.parent.joinpath("clip.pt").unlink()  # as if killed again part-way, its progress file torn
+    progress.write_bytes(b"torn")
+    run_training(_stage_cfg(tmp_path / "b", clip_train_steps=5, save_every_steps=2, max_steps=2), resume="latest")
+    assert "cannot be continued" in caplog.text and clip_stage_path(tmp_path / "b").exists()

@@ -7,9 +7,10 @@ all-reduce of a flag per step), last.pt is written and the run returns `stopped_
 Lightning's SLURM requeue does the same); a validation under way is cut short (trainer.train_setup.ValidationCut)
 and done first by the resumed run. A second signal stops at once, keeping the last checkpoint; one within
 `REPEAT_S` of the first is that request arriving twice (torchrun passes the terminal's Ctrl+C on to workers that
-got it themselves). Outside the steps (set-up, the CLIP stage, the feature cache) a signal stops at once, SIGTERM
-as Ctrl+C does. SIGUSR1 is SLURM's warning before a job's time limit (`sbatch --signal=USR1@120`), which
-Lightning also takes as "save and stop". DataLoader workers ignore these: the main process stops them.
+got it themselves). The default's CLIP stage stops the same way (trainer/clip_stage.py: its progress.pt).
+Outside the steps (set-up, the feature cache) a signal stops at once, SIGTERM as Ctrl+C does. SIGUSR1 is
+SLURM's warning before a job's time limit (`sbatch --signal=USR1@120`), which Lightning also takes as "save and
+stop". DataLoader workers ignore these: the main process stops them.
 """
 
 from __future__ import annotations
