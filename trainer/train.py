@@ -378,13 +378,18 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
         with stop.graceful() if stop is not None else nullcontext():
             clip_stopped = train_clip(model.clip, train_ds, val_ds, cfg, dist, log, resuming=ckpt is not None,
                                       should_stop=(lambda: stop.signum != 0) if stop is not None else None)
+        saved = clip_stage_path(run_dir)
+        where = "after the CLIP stage"  # a signal during its last step or its validation: before the speech stage
         if clip_stopped is not None:  # rank 0 stopped the stage on a signal, its progress saved
             signum = broadcast_object(stop.signum if stop is not None else 0)
+            where = f"in the CLIP stage after its step {clip_stopped} of {cfg.clip_train_steps}"
+            saved = saved.parent / PROGRESS_FILE
+        else:
+            signum = stop.agreed(dist.device) if stop is not None else 0
+        if signum:
             log.log("stopped", 0, {"signal": signal_name(signum), "clip_stage_step": clip_stopped})
             log.close()
-            return TrainResult(run_dir, 0, 0, None, {}, time.time() - t_start, signum,
-                               f"in the CLIP stage after its step {clip_stopped} of {cfg.clip_train_steps}",
-                               clip_stage_path(run_dir).parent / PROGRESS_FILE)
+            return TrainResult(run_dir, 0, 0, None, {}, time.time() - t_start, signum, where, saved)
     if ckpt is not None:  # before the image-feature cache, which encodes with (and is keyed by) these weights
         model.load_state_dict(ckpt["model"])
     model.to(dist.device)

@@ -248,3 +248,31 @@ def test_clip_stage_progress_of_other_settings_or_unreadable_is_not_continued(tm
     progress.write_bytes(b"torn")
     run_training(_stage_cfg(tmp_path / "b", clip_train_steps=5, save_every_steps=2, max_steps=2), resume="latest")
     assert "cannot be continued" in caplog.text and clip_stage_path(tmp_path / "b").exists()
+
+
+def test_a_signal_in_the_clip_stages_validation_stops_before_the_speech_stage(tmp_path, monkeypatch) -> None:
+    import os
+    import signal
+
+    import trainer.clip_stage as stage
+    from trainer.loop.stop import StopSignals
+
+    torch.set_num_threads(1)
+    real = stage.text_to_image_r1
+
+    def signalled(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stage, "text_to_image_r1", signalled)
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        with StopSignals() as stop:
+            result = run_training(_stage_cfg(tmp_path / "r", val_split="val"), stop=stop)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert (result.stopped_by, result.stopped_in, result.saved) == (
+        signal.SIGTERM, "after the CLIP stage", clip_stage_path(tmp_path / "r"))
+    assert result.saved.exists() and not (tmp_path / "r" / "checkpoints").exists()
+    monkeypatch.setattr(stage, "text_to_image_r1", real)
+    assert run_training(_stage_cfg(tmp_path / "r", val_split="val"), resume="latest").step == 4
