@@ -82,3 +82,53 @@ def _loader(key: str):
     if key.startswith("synthetic:"):
         return Image.new("RGB", (64, 64), (9, 9, 9))
     return load_image(key)
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stopping_loader(at: int, exc: type[BaseException]):
+    """_loader that raises `exc` when asked for its image number `at` (0-based)."""
+    calls = []
+
+    def load(key: str):
+        calls.append(key)
+        if len(calls) == at + 1:
+            raise exc
+        return _loader(key)
+
+    return load
+
+
+def test_ctrl_c_while_caching_saves_what_is_encoded_and_the_rerun_encodes_the_rest(tmp_path, caplog):
+    """A stopped run lost every feature it had encoded (SpokenCOCO: minutes of encoding)."""
+    import pytest
+
+    torch.manual_seed(0)
+    clip = create_model(get_model_config("tiny-test")).clip
+    keys = [f"synthetic:0:{i}" for i in range(7)]
+    cache = ImageFeatureCache(clip, tmp_path / "cache", loader=_stopping_loader(5, KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt), caplog.at_level("WARNING", logger="trainer.loop.feature_cache"):
+        cache.ensure(keys, batch_size=2)  # batches [0 1] [2 3] encoded; stopped loading image 5
+    assert "those of 4 images are saved" in caplog.text and "encodes only the other 3" in caplog.text
+    again = ImageFeatureCache(clip, tmp_path / "cache", loader=_loader)
+    assert len(again) == 4 and again.ensure(keys) == 3
+    fresh = ImageFeatureCache(clip, tmp_path / "fresh", loader=_loader)
+    fresh.ensure(keys)
+    assert torch.allclose(again.lookup(keys), fresh.lookup(keys), atol=1e-6)
+
+
+def test_a_long_encoding_run_saves_as_it_goes(tmp_path, monkeypatch):
+    """Killed outright (SIGKILL, a crash): the periodic saves are kept."""
+    import pytest
+
+    import trainer.loop.feature_cache as fc
+
+    monkeypatch.setattr(fc, "SAVE_EVERY_S", 0.0)  # after every batch
+    torch.manual_seed(0)
+    clip = create_model(get_model_config("tiny-test")).clip
+    keys = [f"synthetic:0:{i}" for i in range(7)]
+    with pytest.raises(_Stop):
+        ImageFeatureCache(clip, tmp_path / "cache", loader=_stopping_loader(5, _Stop)).ensure(keys, batch_size=2)
+    assert len(ImageFeatureCache(clip, tmp_path / "cache", loader=_loader)) == 4

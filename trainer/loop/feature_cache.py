@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 # image key -> PIL image or a preprocessed (3, H, W) tensor
 ImageLoader = Callable[[str], Any]
+SAVE_EVERY_S = 120.0  # an encoding run saves what it has this often (and when stopped)
 
 
 def preprocess_images(clip: Any, keys: Sequence[str], loader: ImageLoader = load_image) -> torch.Tensor:
@@ -119,51 +121,75 @@ class ImageFeatureCache:
                 device: torch.device | None) -> str | None:
         """Encode and save the features of `todo`; the images that cannot be decoded are skipped and all listed
         in the returned error (None when there is none). The others' features are saved, keyed by path and
-        stamp as always: a re-run after the bad files are fixed encodes only those."""
+        stamp as always: a re-run after the bad files are fixed encodes only those. What is encoded is also saved
+        every SAVE_EVERY_S seconds and when Ctrl+C / SIGTERM stops the run (SpokenCOCO's 123k images take
+        minutes even on a GPU): a re-run encodes only the rest."""
         dev = device or next(self.clip.parameters()).device
         was_training = self.clip.training
         self.clip.eval()
-        done: list[str] = []
+        done: list[str] = []  # encoded, not saved yet; their features in `new`
         new: list[torch.Tensor] = []
         bad: list[str] = []
-        for i in range(0, len(todo), batch_size):
-            images = []
-            for k in todo[i:i + batch_size]:
-                try:
-                    img = self.loader(k)
-                except DatasetError as exc:  # load_image's "cannot decode": list them all, not the first
-                    bad.append(f"{k} ({exc.__cause__ or exc})")
-                    continue
-                images.append(img if isinstance(img, torch.Tensor) else self.clip.preprocess(img))
-                done.append(k)
-            if images:
-                new.append(self.clip.encode_image(torch.stack(images).to(dev)).cpu())
-        self.clip.train(was_training)
-        changed = []
+        saved = changed = 0
+        last_save = time.monotonic()
+        try:
+            for i in range(0, len(todo), batch_size):
+                keys, images = [], []
+                for k in todo[i:i + batch_size]:
+                    try:
+                        img = self.loader(k)
+                    except DatasetError as exc:  # load_image's "cannot decode": list them all, not the first
+                        bad.append(f"{k} ({exc.__cause__ or exc})")
+                        continue
+                    images.append(img if isinstance(img, torch.Tensor) else self.clip.preprocess(img))
+                    keys.append(k)
+                if images:
+                    new.append(self.clip.encode_image(torch.stack(images).to(dev)).cpu())
+                    done.extend(keys)
+                if done and time.monotonic() - last_save >= SAVE_EVERY_S:
+                    changed += self._add(done, new, now)
+                    saved, done, new, last_save = saved + len(done), [], [], time.monotonic()
+        except KeyboardInterrupt:
+            if done or saved:
+                if done:
+                    self._add(done, new, now)
+                logger.warning("stopped while caching image features: those of %d images are saved in %s; a re-run "
+                               "encodes only the other %d", saved + len(done), self.path,
+                               len(todo) - saved - len(done) - len(bad))
+            raise
+        finally:
+            self.clip.train(was_training)
         if done:
-            feats = torch.cat(new).float()
-            changed = [(j, self.index[k]) for j, k in enumerate(done) if k in self.index]
-            added = [(j, k) for j, k in enumerate(done) if k not in self.index]
-            if changed:
-                self.feats[[row for _, row in changed]] = feats[[j for j, _ in changed]]
-            if added:
-                start = len(self.index)
-                fresh = feats[[j for j, _ in added]]
-                self.feats = fresh if start == 0 else torch.cat([self.feats, fresh])
-                for n, (_, k) in enumerate(added):
-                    self.index[k] = start + n
-            for k in done:
-                self.stamps[k] = now[k]
-            keys_sorted = sorted(self.index, key=self.index.__getitem__)
-            save_checkpoint({"keys": keys_sorted, "feats": self.feats, "identity": self.clip.identity,
-                             "stamps": [self.stamps.get(k, NO_STAMP) for k in keys_sorted]}, self.path)
-            logger.info("cached image features of %d images in %s (%d changed since cached)", len(done),
-                        self.path, len(changed))
+            changed += self._add(done, new, now)
+            saved += len(done)
+        if saved:
+            logger.info("cached image features of %d images in %s (%d changed since cached)", saved, self.path,
+                        changed)
         if not bad:
             return None
-        kept = f"; the features of the other {len(done)} were cached, so a re-run encodes only these" if done else ""
+        kept = f"; the features of the other {saved} were cached, so a re-run encodes only these" if saved else ""
         return problems_message(bad, f"images of {len(todo)} to encode cannot be decoded{kept}",
                                 "replace or remove them (or their lines of the dataset), then run again")
+
+    def _add(self, done: list[str], new: list[torch.Tensor], now: dict[str, list[int]]) -> int:
+        """Put the features `new` of the keys `done` into the cache and save it; how many replaced an entry."""
+        feats = torch.cat(new).float()
+        changed = [(j, self.index[k]) for j, k in enumerate(done) if k in self.index]
+        added = [(j, k) for j, k in enumerate(done) if k not in self.index]
+        if changed:
+            self.feats[[row for _, row in changed]] = feats[[j for j, _ in changed]]
+        if added:
+            start = len(self.index)
+            fresh = feats[[j for j, _ in added]]
+            self.feats = fresh if start == 0 else torch.cat([self.feats, fresh])
+            for n, (_, k) in enumerate(added):
+                self.index[k] = start + n
+        for k in done:
+            self.stamps[k] = now[k]
+        keys_sorted = sorted(self.index, key=self.index.__getitem__)
+        save_checkpoint({"keys": keys_sorted, "feats": self.feats, "identity": self.clip.identity,
+                         "stamps": [self.stamps.get(k, NO_STAMP) for k in keys_sorted]}, self.path)
+        return len(changed)
 
     def lookup(self, keys: Sequence[str]) -> torch.Tensor:
         """(B, E) float32 features of `keys` (all must have been ensure()d)."""
