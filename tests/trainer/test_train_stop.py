@@ -257,3 +257,68 @@ def test_a_validation_cut_short_by_a_signal_is_done_first_by_the_resumed_run(tmp
     assert b["validate_pending"] is False
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
+
+
+def _ddp_clip_worker(rank: int, port: int, out: str, signalled: int) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    import trainer.clip_stage as stage
+
+    real, calls = stage.masked_info_nce, []
+
+    flag = Path(out, "rank1-signalled")
+
+    def loss(*args, **kwargs):  # rank 0 alone trains the CLIP stage, the other waits
+        calls.append(1)
+        if len(calls) == 2 and rank == signalled:
+            os.kill(os.getpid(), signal.SIGTERM)
+        if len(calls) == 2 and signalled == 1:  # the stage goes on only once rank 1, waiting, was signalled
+            deadline = time.monotonic() + 60
+            while not flag.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        return real(*args, **kwargs)
+
+    stage.masked_info_nce = loss
+    if rank == signalled == 1:  # rank 1 waits for rank 0's stage (in a broadcast): signalled while it waits
+        import threading
+
+        wait = stage.broadcast_object
+
+        def signal_me():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.2)  # delivered: its handler runs in the main thread once the broadcast's wait returns
+            flag.touch()
+
+        def signalled_while_waiting(obj):
+            threading.Timer(0.5, signal_me).start()
+            return wait(obj)
+
+        stage.broadcast_object = signalled_while_waiting
+    cfg = load_config(None, {"dataset": "synthetic", "synthetic_size": 8, "batch_size": 2, "max_steps": 2,
+                             "run_dir": os.path.join(out, "run"), "tensorboard": False, "device": "cpu",
+                             "val_split": "", "model_overrides": {"clip": {"trainable": False}},
+                             "clip_train_steps": 400, "clip_batch_size": 8, "clip_warmup_steps": 1})
+    with StopSignals() as stop:
+        result = run_training(cfg, stop=stop)
+    Path(out, f"rank{rank}.json").write_text(json.dumps([result.step, result.stopped_by, result.stopped_in]))
+
+
+@pytest.mark.slow  # two spawned interpreters
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("signalled", [0, 1])
+def test_under_ddp_a_signal_in_the_clip_stage_stops_every_rank(tmp_path, signalled):
+    """Rank 0 signalled: it stops the stage, its progress saved; rank 1 signalled while it waits for rank 0's
+    stage: the stage ends, then every rank stops before the speech stage."""
+    from tests.trainer.test_ddp import _free_port
+
+    mp.spawn(_ddp_clip_worker, args=(_free_port(), str(tmp_path), signalled), nprocs=2, join=True)
+    results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert results[0] == results[1]
+    step, signum, where = results[0]
+    assert (step, signum) == (0, signal.SIGTERM) and not (tmp_path / "run" / "checkpoints").exists()
+    if signalled == 0:
+        assert where == "in the CLIP stage after its step 2 of 400"
+        assert (tmp_path / "run" / "clip_stage" / "progress.pt").exists()
+    else:
+        assert where == "after the CLIP stage" and (tmp_path / "run" / "clip_stage" / "clip.pt").exists()
