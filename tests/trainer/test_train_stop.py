@@ -116,30 +116,6 @@ def test_a_signal_ignored_at_start_stays_ignored():
     assert stop.signum == 0 and signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
 
 
-def _ddp_worker(rank: int, port: int, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
-                      LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
-    cfg = load_config(None, {"dataset": "synthetic", "synthetic_size": 16, "batch_size": 2, "max_steps": 6,
-                             "save_every_steps": 100, "run_dir": os.path.join(out, "run"), "tensorboard": False,
-                             "device": "cpu"})
-    with StopSignals() as stop:  # rank 1 alone is signalled (preemption of one node)
-        result = run_training(cfg, on_step=_signal_at(2, signal.SIGTERM) if rank == 1 else None, stop=stop)
-    Path(out, f"rank{rank}.json").write_text(json.dumps([result.step, result.stopped_by]))
-
-
-@pytest.mark.slow  # two spawned interpreters
-@pytest.mark.timeout(300)
-def test_under_ddp_a_signal_to_one_rank_stops_every_rank_after_the_same_step(tmp_path):
-    from tests.trainer.test_ddp import _free_port
-
-    mp.spawn(_ddp_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
-    for rank in (0, 1):
-        assert json.loads((tmp_path / f"rank{rank}.json").read_text()) == [2, signal.SIGTERM]
-    ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
-    assert ckpt["step"] == 2 and len(ckpt["rng"]) == 2
-
-
 @pytest.mark.slow  # a real `python -m trainer train` process
 @pytest.mark.timeout(300)
 def test_cli_ctrl_c_to_the_process_group_with_loader_workers_saves_and_says_how_to_continue(tmp_path):
@@ -259,15 +235,24 @@ def test_a_validation_cut_short_by_a_signal_is_done_first_by_the_resumed_run(tmp
         assert torch.equal(a["model"][k], b["model"][k]), k
 
 
-def _ddp_clip_worker(rank: int, port: int, out: str, signalled: int) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
-                      LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
+def _ddp_steps(rank: int, out: str) -> list:
+    """Rank 1 alone signalled at step 2 (the preemption of one node)."""
+    cfg = load_config(None, {"dataset": "synthetic", "synthetic_size": 16, "batch_size": 2, "max_steps": 6,
+                             "save_every_steps": 100, "run_dir": os.path.join(out, "steps"), "tensorboard": False,
+                             "device": "cpu"})
+    with StopSignals() as stop:
+        result = run_training(cfg, on_step=_signal_at(2, signal.SIGTERM) if rank == 1 else None, stop=stop)
+    return [result.step, result.stopped_by]
+
+
+def _ddp_clip_stage(rank: int, out: str, signalled: int) -> list:
+    """Rank `signalled` signalled in the CLIP stage: rank 0 while it trains it, rank 1 while it waits for it."""
+    import threading
+
     import trainer.clip_stage as stage
 
-    real, calls = stage.masked_info_nce, []
-
-    flag = Path(out, "rank1-signalled")
+    real_loss, real_wait, calls = stage.masked_info_nce, stage.broadcast_object, []
+    flag = Path(out, f"rank1-signalled-{signalled}")
 
     def loss(*args, **kwargs):  # rank 0 alone trains the CLIP stage, the other waits
         calls.append(1)
@@ -277,48 +262,61 @@ def _ddp_clip_worker(rank: int, port: int, out: str, signalled: int) -> None:
             deadline = time.monotonic() + 60
             while not flag.exists() and time.monotonic() < deadline:
                 time.sleep(0.05)
-        return real(*args, **kwargs)
+        return real_loss(*args, **kwargs)
+
+    def signal_me():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.2)  # delivered: its handler runs in the main thread once the broadcast's wait returns
+        flag.touch()
+
+    def signalled_while_waiting(obj):
+        threading.Timer(0.5, signal_me).start()
+        return real_wait(obj)
 
     stage.masked_info_nce = loss
-    if rank == signalled == 1:  # rank 1 waits for rank 0's stage (in a broadcast): signalled while it waits
-        import threading
-
-        wait = stage.broadcast_object
-
-        def signal_me():
-            os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(0.2)  # delivered: its handler runs in the main thread once the broadcast's wait returns
-            flag.touch()
-
-        def signalled_while_waiting(obj):
-            threading.Timer(0.5, signal_me).start()
-            return wait(obj)
-
+    if rank == signalled == 1:
         stage.broadcast_object = signalled_while_waiting
     cfg = load_config(None, {"dataset": "synthetic", "synthetic_size": 8, "batch_size": 2, "max_steps": 2,
-                             "run_dir": os.path.join(out, "run"), "tensorboard": False, "device": "cpu",
-                             "val_split": "", "model_overrides": {"clip": {"trainable": False}},
+                             "run_dir": os.path.join(out, f"clip{signalled}"), "tensorboard": False,
+                             "device": "cpu", "val_split": "", "model_overrides": {"clip": {"trainable": False}},
                              "clip_train_steps": 400, "clip_batch_size": 8, "clip_warmup_steps": 1})
-    with StopSignals() as stop:
-        result = run_training(cfg, stop=stop)
-    Path(out, f"rank{rank}.json").write_text(json.dumps([result.step, result.stopped_by, result.stopped_in]))
+    try:
+        with StopSignals() as stop:
+            result = run_training(cfg, stop=stop)
+    finally:
+        stage.masked_info_nce, stage.broadcast_object = real_loss, real_wait
+    return [result.step, result.stopped_by, result.stopped_in]
+
+
+def _ddp_worker(rank: int, ports: list[int], out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    results = {}
+    for port, (name, phase) in zip(ports, [("steps", lambda: _ddp_steps(rank, out)),
+                                           ("clip0", lambda: _ddp_clip_stage(rank, out, 0)),
+                                           ("clip1", lambda: _ddp_clip_stage(rank, out, 1))], strict=True):
+        os.environ["MASTER_PORT"] = str(port)
+        results[name] = phase()
+    Path(out, f"rank{rank}.json").write_text(json.dumps(results))
 
 
 @pytest.mark.slow  # two spawned interpreters
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("signalled", [0, 1])
-def test_under_ddp_a_signal_in_the_clip_stage_stops_every_rank(tmp_path, signalled):
-    """Rank 0 signalled: it stops the stage, its progress saved; rank 1 signalled while it waits for rank 0's
-    stage: the stage ends, then every rank stops before the speech stage."""
+def test_under_ddp_a_signal_to_one_rank_stops_every_rank_alike(tmp_path):
+    """In the steps, rank 1 alone signalled: every rank stops after the same step, one checkpoint. In the CLIP
+    stage (rank 0 trains it, the others wait): rank 0 signalled stops it, its progress saved; rank 1 signalled
+    while it waits: the stage ends, then every rank stops before the speech stage."""
     from tests.trainer.test_ddp import _free_port
 
-    mp.spawn(_ddp_clip_worker, args=(_free_port(), str(tmp_path), signalled), nprocs=2, join=True)
-    results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
-    assert results[0] == results[1]
-    step, signum, where = results[0]
-    assert (step, signum) == (0, signal.SIGTERM) and not (tmp_path / "run" / "checkpoints").exists()
-    if signalled == 0:
-        assert where == "in the CLIP stage after its step 2 of 400"
-        assert (tmp_path / "run" / "clip_stage" / "progress.pt").exists()
-    else:
-        assert where == "after the CLIP stage" and (tmp_path / "run" / "clip_stage" / "clip.pt").exists()
+    mp.spawn(_ddp_worker, args=([_free_port() for _ in range(3)], str(tmp_path)), nprocs=2, join=True)
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0] == ranks[1]
+    got = ranks[0]
+    assert got["steps"] == [2, signal.SIGTERM]
+    ckpt = load_checkpoint(tmp_path / "steps" / "checkpoints" / "last.pt")
+    assert ckpt["step"] == 2 and len(ckpt["rng"]) == 2
+    assert got["clip0"] == [0, signal.SIGTERM, "in the CLIP stage after its step 2 of 400"]
+    assert (tmp_path / "clip0" / "clip_stage" / "progress.pt").exists()
+    assert got["clip1"] == [0, signal.SIGTERM, "after the CLIP stage"]
+    assert (tmp_path / "clip1" / "clip_stage" / "clip.pt").exists()
+    assert not any((tmp_path / f"clip{i}" / "checkpoints").exists() for i in (0, 1))
