@@ -1,7 +1,9 @@
-"""Ctrl+C / SIGTERM / SIGUSR1 during the steps: the run finishes its step, saves it and stops (a resume then equals a run
-straight through), and a validation it cuts short is done first by the resumed run; a second signal stops at once, the same one delivered twice does not; outside the steps a
-signal stops at once; under DDP a signal to one rank stops every rank after the same step; and through the CLI a
-terminal's Ctrl+C to the whole process group (DataLoader workers included) leaves a checkpoint of the step."""
+"""Ctrl+C / SIGTERM / SIGUSR1 during the steps: the run finishes its step, saves it and stops (a resume then
+equals a run straight through), and a validation it cuts short is done first by the resumed run; a second signal
+stops at once, the same one delivered twice does not; outside the steps a signal stops at once; under DDP a
+signal to one rank stops every rank alike (in the steps and in the CLIP stage); `python -m trainer` ends any
+command on SIGTERM as on Ctrl+C; and through the CLI a terminal's Ctrl+C to the whole process group (DataLoader
+workers included) leaves a checkpoint of the step."""
 
 from __future__ import annotations
 
