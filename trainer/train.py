@@ -56,7 +56,7 @@ from trainer.distributed import (
 )
 from trainer.loop.batches import BatchPreparer, collate_items
 from trainer.loop.ema import WeightEma
-from trainer.loop.feature_cache import ImageFeatureCache
+from trainer.loop.feature_cache import CachingStopped, ImageFeatureCache
 from trainer.loop.guard import LossGuard, TrainingDiverged
 from trainer.loop.logs import RunLogger
 from trainer.loop.negatives import NegativeBank, check_bank_negatives
@@ -399,7 +399,20 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
     if cfg.cache_image_features and not model.clip.trainable:
         cache = ImageFeatureCache(model.clip, cfg.feature_cache_dir or run_dir / "feature_cache", loader_fn)
         keys = list(train_ds.image_keys()) + (list(val_ds.image_keys()) if val_ds is not None else [])
-        cache.ensure(keys, dist)
+        stopped_in = ""
+        with stop.graceful() if stop is not None else nullcontext():
+            try:
+                cache.ensure(keys, dist, should_stop=(lambda: stop.signum != 0) if stop is not None else None)
+            except CachingStopped as exc:
+                stopped_in = f"while caching image features ({exc})"
+        # a signal to another rank while it waited, or on rank 0 after its last batch: stop before the steps
+        signum = stop.agreed(dist.device) if stop is not None else 0
+        if signum:
+            log.log("stopped", 0, {"signal": signal_name(signum), "while": "caching image features"})
+            log.close()
+            return TrainResult(run_dir, ckpt["step"] if ckpt else 0, ckpt["epoch"] if ckpt else 0, None, {},
+                               time.time() - t_start, signum, stopped_in or "after caching image features",
+                               cache.path)
     negatives = None
     if cfg.bank_negatives and cache is not None:
         negatives = NegativeBank(cache, train_ds.image_keys(), cfg.bank_negatives, cfg.seed)

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
                                  "--resume latest (or --overwrite=true) starts the run over")
         raise
     if result.stopped_by:
-        logger.warning("%s: stopped %s with a checkpoint (%s); continue with: %s", signal_name(result.stopped_by),
+        logger.warning("%s: stopped %s (saved: %s); continue with: %s", signal_name(result.stopped_by),
                        result.stopped_in or f"after step {result.step}", result.saved or last, again)
         return 128 + result.stopped_by
     summary = {"run_dir": str(result.run_dir), "step": result.step, "epoch": result.epoch,

@@ -142,7 +142,8 @@ def test_cli_ctrl_c_to_the_process_group_with_loader_workers_saves_and_says_how_
     assert proc.returncode == 130, err
     step = load_checkpoint(run / "checkpoints" / "last.pt")["step"]
     assert step >= 1
-    assert f"stopped after step {step} with a checkpoint" in err and "--resume latest" in err, err
+    assert f"stopped after step {step} (saved: {run / 'checkpoints' / 'last.pt'})" in err, err
+    assert "--resume latest" in err
     assert "Traceback" not in err and "exited unexpectedly" not in err, err
 
 
@@ -322,3 +323,38 @@ def test_under_ddp_a_signal_to_one_rank_stops_every_rank_alike(tmp_path):
     assert got["clip1"] == [0, signal.SIGTERM, "after the CLIP stage"]
     assert (tmp_path / "clip1" / "clip_stage" / "clip.pt").exists()
     assert not any((tmp_path / f"clip{i}" / "checkpoints").exists() for i in (0, 1))
+
+
+def test_a_signal_while_caching_image_features_saves_them_and_stops_before_the_steps(tmp_path, monkeypatch, caplog):
+    import re
+
+    import trainer.train as train_mod
+    from trainer.loop.feature_cache import ImageFeatureCache
+
+    class SignalledCache(ImageFeatureCache):  # two images a batch; a SIGTERM while loading the third
+        def __init__(self, clip, cache_dir, loader):
+            calls = []
+
+            def load(key):
+                calls.append(key)
+                if len(calls) == 3:
+                    os.kill(os.getpid(), signal.SIGTERM)
+                return loader(key)
+
+            super().__init__(clip, cache_dir, load)
+
+        def ensure(self, keys, dist=None, batch_size=64, device=None, should_stop=None):
+            return super().ensure(keys, dist, 2, device, should_stop)
+
+    monkeypatch.setattr(train_mod, "ImageFeatureCache", SignalledCache)
+    with StopSignals() as stop:
+        result = run_training(_cfg(tmp_path / "r"), stop=stop)
+    assert (result.step, result.stopped_by) == (0, signal.SIGTERM)
+    assert result.stopped_in.startswith("while caching image features (those of 4 images are saved; a re-run")
+    assert len(torch.load(result.saved, weights_only=True)["keys"]) == 4  # the batch in flight finished
+    assert not (tmp_path / "r" / "checkpoints").exists()
+    monkeypatch.setattr(train_mod, "ImageFeatureCache", ImageFeatureCache)
+    with caplog.at_level("INFO", logger="trainer.loop.feature_cache"):
+        assert run_training(_cfg(tmp_path / "r"), resume="latest").step == 6
+    encoded = int(re.search(r"cached image features of (\d+) images", caplog.text).group(1))
+    assert encoded == len(torch.load(result.saved, weights_only=True)["keys"]) - 4  # only the rest

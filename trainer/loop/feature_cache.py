@@ -51,6 +51,10 @@ def file_stamp(key: str) -> list[int]:
     return [st.st_size, st.st_mtime_ns]
 
 
+class CachingStopped(Exception):
+    """A stop request (Ctrl+C, SIGTERM) came while image features were encoded; what was encoded is saved."""
+
+
 class ImageFeatureCache:
     """Features (N, E) float32 of a frozen ClipTower for a set of image keys, persisted in `cache_dir`.
 
@@ -93,10 +97,11 @@ class ImageFeatureCache:
 
     @torch.no_grad()
     def ensure(self, keys: Sequence[str], dist: DistInfo | None = None, batch_size: int = 64,
-               device: torch.device | None = None) -> int:
+               device: torch.device | None = None, should_stop: Callable[[], bool] | None = None) -> int:
         """Encode the keys not cached yet, or whose file changed (rank 0 only; the others wait and reload).
         Returns how many were encoded; raises one DatasetError listing every image that cannot be decoded
-        (on every rank), after saving the features of the others."""
+        (on every rank), after saving the features of the others; CachingStopped (on every rank) when
+        `should_stop()` turned true on rank 0 between batches, what was encoded saved."""
         now = {k: file_stamp(k) for k in set(keys)}
         todo = sorted(k for k, stamp in now.items() if k not in self.index or self.stamps.get(k) != stamp)
         distributed = dist is not None and dist.distributed
@@ -105,20 +110,25 @@ class ImageFeatureCache:
         # Under DDP every rank reaches the broadcast below, whatever it found: a rank that built this cache
         # object after rank 0 had saved the file sees nothing missing, and skipping the wait deadlocked. It
         # carries rank 0's verdict, so an undecodable image stops every rank, not rank 0 alone.
-        error = None
+        error = stopped = None
         if todo and (dist is None or dist.is_main):
-            error = self._encode(todo, now, batch_size, device)
+            try:
+                error = self._encode(todo, now, batch_size, device, should_stop)
+            except CachingStopped as exc:
+                stopped = str(exc)
         if distributed:
-            error = broadcast_object(error)
+            error, stopped = broadcast_object((error, stopped))
             if not dist.is_main:
                 self._load()
+        if stopped:
+            raise CachingStopped(stopped)
         if error:
             raise DatasetError(error)
         return len(todo)
 
     @torch.no_grad()
     def _encode(self, todo: list[str], now: dict[str, list[int]], batch_size: int,
-                device: torch.device | None) -> str | None:
+                device: torch.device | None, should_stop: Callable[[], bool] | None = None) -> str | None:
         """Encode and save the features of `todo`; the images that cannot be decoded are skipped and all listed
         in the returned error (None when there is none). The others' features are saved, keyed by path and
         stamp as always: a re-run after the bad files are fixed encodes only those. What is encoded is also saved
@@ -134,6 +144,8 @@ class ImageFeatureCache:
         last_save = time.monotonic()
         try:
             for i in range(0, len(todo), batch_size):
+                if should_stop is not None and should_stop():
+                    raise CachingStopped  # what is encoded is saved below
                 keys, images = [], []
                 for k in todo[i:i + batch_size]:
                     try:
@@ -149,13 +161,16 @@ class ImageFeatureCache:
                 if done and time.monotonic() - last_save >= SAVE_EVERY_S:
                     changed += self._add(done, new, now)
                     saved, done, new, last_save = saved + len(done), [], [], time.monotonic()
-        except KeyboardInterrupt:
-            if done or saved:
-                if done:
-                    self._add(done, new, now)
+        except (KeyboardInterrupt, CachingStopped) as exc:
+            if done:
+                self._add(done, new, now)
+            kept, rest = saved + len(done), len(todo) - saved - len(done) - len(bad)
+            if isinstance(exc, CachingStopped):  # the caller names the file
+                message = f"those of {kept} images are saved; a re-run encodes only the other {rest}"
+                raise CachingStopped(message) from None
+            if kept:
                 logger.warning("stopped while caching image features: those of %d images are saved in %s; a re-run "
-                               "encodes only the other %d", saved + len(done), self.path,
-                               len(todo) - saved - len(done) - len(bad))
+                               "encodes only the other %d", kept, self.path, rest)
             raise
         finally:
             self.clip.train(was_training)

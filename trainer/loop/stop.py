@@ -8,9 +8,10 @@ Lightning's SLURM requeue does the same); a validation under way is cut short (t
 and done first by the resumed run. A second signal stops at once, keeping the last checkpoint; one within
 `REPEAT_S` of the first is that request arriving twice (torchrun passes the terminal's Ctrl+C on to workers that
 got it themselves). The default's CLIP stage stops the same way (trainer/clip_stage.py: its progress.pt).
-Outside the steps (set-up, the feature cache) a signal stops at once, SIGTERM as Ctrl+C does. SIGUSR1 is
-SLURM's warning before a job's time limit (`sbatch --signal=USR1@120`), which Lightning also takes as "save and
-stop". DataLoader workers ignore these: the main process stops them.
+The image-feature cache stops between batches, what is encoded saved (trainer/loop/feature_cache.py).
+During set-up a signal stops at once, SIGTERM as Ctrl+C does. SIGUSR1 is SLURM's warning before a job's time
+limit (`sbatch --signal=USR1@120`), which Lightning also takes as "save and stop". DataLoader workers ignore
+these: the main process stops them.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class StopSignals:
         if self.signum or not self._graceful:
             raise Interrupted(self.signum or signum)
         self.signum, self._at = signum, now
-        logger.warning("%s: stopping after this step with a checkpoint (%s again to stop at once)",
+        logger.warning("%s: finishing the step in flight, then saving and stopping (%s again to stop at once)",
                        signal_name(signum), "Ctrl+C" if signum == signal.SIGINT else "the signal")
 
     def agreed(self, device: Any) -> int:
