@@ -372,6 +372,14 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
             _clear_run(run_dir)
         save_config(cfg, run_dir / "config.json")
     log = RunLogger(run_dir, enabled=dist.is_main, tensorboard=cfg.tensorboard)
+
+    def stopped_before_steps(signum: int, where: str, saved: Path, **record: Any) -> TrainResult:
+        """The result of a run stopped by a signal before its steps (in the CLIP stage or the feature cache)."""
+        log.log("stopped", ckpt["step"] if ckpt else 0, {"signal": signal_name(signum), **record})
+        log.close()
+        return TrainResult(run_dir, ckpt["step"] if ckpt else 0, ckpt["epoch"] if ckpt else 0, None, {},
+                           time.time() - t_start, signum, where, saved)
+
     if cfg.clip_train_steps > 0:
         from trainer.clip_stage import PROGRESS_FILE, clip_stage_path, train_clip
 
@@ -387,9 +395,7 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
         else:
             signum = stop.agreed(dist.device) if stop is not None else 0
         if signum:
-            log.log("stopped", 0, {"signal": signal_name(signum), "clip_stage_step": clip_stopped})
-            log.close()
-            return TrainResult(run_dir, 0, 0, None, {}, time.time() - t_start, signum, where, saved)
+            return stopped_before_steps(signum, where, saved, clip_stage_step=clip_stopped)
     if ckpt is not None:  # before the image-feature cache, which encodes with (and is keyed by) these weights
         model.load_state_dict(ckpt["model"])
     model.to(dist.device)
@@ -408,11 +414,8 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
         # a signal to another rank while it waited, or on rank 0 after its last batch: stop before the steps
         signum = stop.agreed(dist.device) if stop is not None else 0
         if signum:
-            log.log("stopped", 0, {"signal": signal_name(signum), "while": "caching image features"})
-            log.close()
-            return TrainResult(run_dir, ckpt["step"] if ckpt else 0, ckpt["epoch"] if ckpt else 0, None, {},
-                               time.time() - t_start, signum, stopped_in or "after caching image features",
-                               cache.path)
+            return stopped_before_steps(signum, stopped_in or "after caching image features", cache.path,
+                                        caching=True)
     negatives = None
     if cfg.bank_negatives and cache is not None:
         negatives = NegativeBank(cache, train_ds.image_keys(), cfg.bank_negatives, cfg.seed)
