@@ -14,6 +14,7 @@ from tests.trainer.test_train_resume import _kill_at, _Killed
 from trainer import train as train_mod
 from trainer.checkpoint import load_checkpoint
 from trainer.loop.guard import LossGuard, TrainingDiverged
+from trainer.run_checks import resumed_best
 from trainer.train import run_training
 
 
@@ -134,7 +135,7 @@ def test_the_best_pt_of_another_run_or_a_non_finite_score_is_not_taken(tmp_path)
     path = tmp_path / "best.pt"
     ckpt = {"run_id": "a", "best_metric": 0.5}
     torch.save({"run_id": "b", "best_metric": 0.9}, path)
-    assert train_mod._resumed_best(ckpt, path) == 0.5
+    assert resumed_best(ckpt, path) == 0.5
     torch.save({"run_id": "a", "best_metric": 0.9}, path)
-    assert train_mod._resumed_best(ckpt, path) == 0.9
-    assert train_mod._resumed_best({"run_id": "a", "best_metric": float("nan")}, tmp_path / "none.pt") is None
+    assert resumed_best(ckpt, path) == 0.9
+    assert resumed_best({"run_id": "a", "best_metric": float("nan")}, tmp_path / "none.pt") is None

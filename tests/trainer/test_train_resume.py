@@ -238,7 +238,7 @@ def test_a_resume_on_other_data_is_refused_and_a_moved_data_folder_is_not(tmp_pa
     # a checkpoint of an older version (no fingerprint) still resumes, with a note
     del ckpt["train_data"]
     torch.save(ckpt, last)
-    with caplog.at_level("INFO", logger="trainer.train"):
+    with caplog.at_level("INFO", logger="trainer"):
         assert run_training(_cfg(tmp_path / "run", data_dir=str(tmp_path / "moved"), **kw), resume="latest").step == 6
     assert "predates training-set fingerprints" in caplog.text
 
@@ -248,7 +248,7 @@ def test_a_resume_with_other_model_settings_warns_and_records_the_runs_own(tmp_p
     with pytest.raises(_Killed):
         run_training(_cfg(tmp_path, max_steps=4), on_step=_kill_at(2))
     new = {"branch": {"dropout": 0.2}, "aux_keyword_loss_weight": 5.0}
-    with caplog.at_level("WARNING", logger="trainer.train"):
+    with caplog.at_level("WARNING", logger="trainer"):
         run_training(_cfg(tmp_path, max_steps=4, model_overrides=new), resume="latest")
     assert "model_overrides changed" in caplog.text and "aux_keyword_loss_weight" in caplog.text
     ckpt = load_checkpoint(tmp_path / "checkpoints" / "last.pt")

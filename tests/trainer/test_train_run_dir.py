@@ -94,7 +94,7 @@ def test_a_damaged_last_checkpoint_points_at_the_runs_best_one(tmp_path):
 
 def test_resume_latest_without_a_checkpoint_says_it_starts_a_new_run(tmp_path, caplog):
     torch.set_num_threads(1)
-    with caplog.at_level("INFO", logger="trainer.train"):
+    with caplog.at_level("INFO", logger="trainer"):
         assert run_training(_cfg(tmp_path, max_steps=1), resume="latest").step == 1
     assert f"--resume latest: no checkpoint in {tmp_path / 'checkpoints'} yet; starting a new run" in caplog.text
 
