@@ -358,3 +358,18 @@ def test_a_signal_while_caching_image_features_saves_them_and_stops_before_the_s
         assert run_training(_cfg(tmp_path / "r"), resume="latest").step == 6
     encoded = int(re.search(r"cached image features of (\d+) images", caplog.text).group(1))
     assert encoded == len(torch.load(result.saved, weights_only=True)["keys"]) - 4  # only the rest
+
+
+def test_a_forked_worker_under_stop_signals_dies_of_sigterm_silently(capfd):
+    """The CLIP stage renders its extra scenes in a forked pool inside StopSignals: Pool.terminate() must kill
+    its workers, and a signal to them must not print a traceback."""
+    import multiprocessing
+
+    with StopSignals() as stop, stop.graceful():
+        worker = multiprocessing.get_context("fork").Process(target=time.sleep, args=(30,))
+        worker.start()
+        time.sleep(0.5)
+        worker.terminate()
+        worker.join(10)
+    assert worker.exitcode == -signal.SIGTERM and stop.signum == 0
+    assert "Traceback" not in capfd.readouterr().err

@@ -43,9 +43,19 @@ def signal_name(signum: int) -> str:
     return "Ctrl+C" if signum == signal.SIGINT else signal.Signals(signum).name
 
 
+def _default_in_forked_child(owner: int, signum: int) -> bool:
+    """In a process forked from `owner` (a pool's worker) that inherited our handler: act as the default action
+    (it dies, silently; Pool.terminate() relies on it) and say so."""
+    if os.getpid() == owner:
+        return False
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    return True
+
+
 class StopSignals:
-    """Owns SIGINT and SIGTERM while entered (main thread only; a signal the process was started ignoring stays
-    ignored, as with nohup). `signum`: the signal of a stop request, 0 while none. The loop marks the stretch
+    """Owns SIGINT, SIGTERM and SIGUSR1 while entered (main thread only; a signal the process was started ignoring
+    stays ignored, as with nohup). `signum`: the signal of a stop request, 0 while none. The loop marks the stretch
     where a request waits for the step's end with `graceful()`."""
 
     def __init__(self) -> None:
@@ -53,6 +63,7 @@ class StopSignals:
         self._at = 0.0
         self._graceful = False
         self._previous: dict[int, Any] = {}
+        self._owner = os.getpid()
 
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
@@ -74,6 +85,8 @@ class StopSignals:
             self._graceful = False
 
     def _on_signal(self, signum: int, frame: object) -> None:
+        if _default_in_forked_child(self._owner, signum):  # e.g. the CLIP stage's scene-rendering pool
+            return
         now = time.monotonic()
         if self.signum and now - self._at < REPEAT_S:
             return
@@ -108,11 +121,8 @@ def sigterm_as_ctrl_c() -> Iterator[None]:
     owner = os.getpid()
 
     def on_sigterm(signum: int, frame: object) -> None:
-        if os.getpid() != owner:  # a forked worker (a synth pool's) inherited this: it dies as by default, silently
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
-        raise Interrupted(signum)
+        if not _default_in_forked_child(owner, signum):  # (a synth pool's worker dies silently)
+            raise Interrupted(signum)
 
     previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
