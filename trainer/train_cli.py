@@ -51,6 +51,7 @@ def _keys_help() -> str:
 
 def run(args: argparse.Namespace) -> int:
     from trainer.checkpoint import LAST, checkpoint_dir
+    from trainer.clip_stage import PROGRESS_FILE, clip_stage_path
     from trainer.loop.stop import StopSignals, signal_name
     from trainer.train import run_training
 
@@ -61,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
         with StopSignals() as stop:
             result = run_training(cfg, resume=args.resume, stop=stop)
     except KeyboardInterrupt:  # a second Ctrl+C, or a signal outside the steps (SIGTERM: exit 143, says main)
-        if (Path(cfg.run_dir) / "clip_stage" / "progress.pt").is_file() and not last.is_file():
-            args._interrupted = (f"interrupted in the CLIP stage; it continues from its last saved step: {again}")
+        if (clip_stage_path(cfg.run_dir).parent / PROGRESS_FILE).is_file() and not last.is_file():
+            args._interrupted = f"interrupted in the CLIP stage; it continues from its last saved step: {again}"
         elif not last.is_file():  # what main's message says
             args._interrupted = ("interrupted before the first checkpoint: nothing to resume; the same command with "
                                  "--resume latest (or --overwrite=true) starts the run over")

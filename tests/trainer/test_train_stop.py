@@ -373,3 +373,19 @@ def test_a_forked_worker_under_stop_signals_dies_of_sigterm_silently(capfd):
         worker.join(10)
     assert worker.exitcode == -signal.SIGTERM and stop.signum == 0
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_cli_ctrl_c_at_once_in_the_clip_stage_says_it_continues_from_its_progress(monkeypatch, capfd, tmp_path):
+    import trainer.train
+    from trainer.main import main
+
+    (tmp_path / "clip_stage").mkdir()
+    (tmp_path / "clip_stage" / "progress.pt").write_bytes(b"x")
+
+    def interrupted(cfg, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer.train, "run_training", interrupted)
+    assert main(["train", "--dataset=synthetic", f"--run-dir={tmp_path}"]) == 130
+    assert "interrupted in the CLIP stage; it continues from its last saved step: python -m trainer train" \
+        in capfd.readouterr().err
