@@ -146,7 +146,9 @@ def _load_progress(path: Path, settings: dict[str, Any]) -> dict[str, Any] | Non
             return state
         logger.info("CLIP stage: %s was saved with other settings; training the stage from its start", path)
     except (CheckpointError, KeyError, ValueError) as exc:
-        logger.warning("CLIP stage: %s cannot be continued (%s); training the stage from its start", path, exc)
+        why = exc.__cause__ or exc  # load_checkpoint's own text advises another checkpoint: not the choice here
+        logger.warning("CLIP stage: %s cannot be continued (unreadable, perhaps cut short: %s: %s); training the "
+                       "stage from its start", path, type(why).__name__, why)
     path.unlink(missing_ok=True)
     return None
 
