@@ -3,7 +3,7 @@ equals a run straight through), and a validation it cuts short is done first by 
 stops at once, the same one delivered twice does not; outside the steps a signal stops at once; under DDP a
 signal to one rank stops every rank alike (in the steps and in the CLIP stage); `python -m trainer` ends any
 command on SIGTERM as on Ctrl+C; and through the CLI a terminal's Ctrl+C to the whole process group (DataLoader
-workers included) leaves a checkpoint of the step."""
+workers included), or the terminal hanging up (SIGHUP), leaves a checkpoint of the step."""
 
 from __future__ import annotations
 
@@ -147,10 +147,52 @@ def test_cli_ctrl_c_to_the_process_group_with_loader_workers_saves_and_says_how_
     assert "Traceback" not in err and "exited unexpectedly" not in err, err
 
 
+@pytest.mark.slow  # a real `python -m trainer train` process
+@pytest.mark.timeout(300)
+def test_cli_on_a_terminal_that_hangs_up_saves_the_step_and_exits_129(tmp_path):
+    """An SSH session dropped under a run started without nohup: the terminal hangs up (SIGHUP), and its next
+    line of output would fail with EIO; the run finishes its step, saves it and records the stop in log.jsonl."""
+    import fcntl
+    import select
+    import termios
+
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "trainer", "train", "--dataset=synthetic", "--synthetic-size=16",
+           "--batch-size=2", "--max-steps=100000", "--save-every-steps=100000", "--log-every-steps=1",
+           "--num-workers=1", "--tensorboard=false", "--threads=1", f"--run-dir={run}"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    master, slave = os.openpty()
+
+    def own_terminal():  # a session of its own with the pty as its controlling terminal, as a login shell has
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+                            preexec_fn=own_terminal)
+    os.close(slave)
+    said = b""
+    try:
+        deadline = time.monotonic() + 240
+        while not ((run / "log.jsonl").is_file() and '"train"' in (run / "log.jsonl").read_text()):
+            assert proc.poll() is None and time.monotonic() < deadline, said.decode(errors="replace")
+            if select.select([master], [], [], 0.2)[0]:  # (drained: a full terminal would block the run)
+                said += os.read(master, 65536)
+        os.close(master)  # the terminal goes: the kernel hangs it up and sends SIGHUP to the run
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGHUP, said.decode(errors="replace")
+    step = load_checkpoint(run / "checkpoints" / "last.pt")["step"]
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert step >= 1 and records[-1]["kind"] == "stopped" and records[-1]["signal"] == "SIGHUP"
+    assert records[-1]["step"] == step
+
+
 def test_loader_workers_ignore_the_stop_signals():
     """A worker started by spawn (macOS, Windows) would die of a terminal's Ctrl+C and break the step in flight."""
     stop_mod.ignore_stop_signals(0)
-    assert all(signal.getsignal(s) is signal.SIG_IGN for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1))
+    assert all(signal.getsignal(s) is signal.SIG_IGN for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1,
+                                                                signal.SIGHUP))
 
 
 def test_cli_sigterm_during_set_up_exits_143_saying_what_is_kept(monkeypatch, capfd, tmp_path):

@@ -1,4 +1,4 @@
-"""Ctrl+C, SIGTERM and SIGUSR1 stop a training run after the step in flight, with a checkpoint of that step.
+"""Ctrl+C, SIGTERM, SIGUSR1 and SIGHUP stop a training run after the step in flight, with a checkpoint of it.
 
 A cluster's preemption (SLURM, Kubernetes: SIGTERM, then SIGKILL after a grace period) or a Ctrl+C used to kill
 the run where it stood, and `--resume` lost the steps since the last periodic checkpoint. While the steps run,
@@ -10,7 +10,9 @@ and done first by the resumed run. A second signal stops at once, keeping the la
 got it themselves). The default's CLIP stage stops the same way (trainer/clip_stage.py: its progress.pt).
 The image-feature cache stops between batches, what is encoded saved (trainer/loop/feature_cache.py).
 During set-up a signal stops at once, SIGTERM as Ctrl+C does. SIGUSR1 is SLURM's warning before a job's time
-limit (`sbatch --signal=USR1@120`), which Lightning also takes as "save and stop". DataLoader workers ignore
+limit (`sbatch --signal=USR1@120`), which Lightning also takes as "save and stop". SIGHUP is the terminal
+closing under a run started without nohup or tmux (an SSH session dropped); the hung-up terminal refuses the
+run's last lines (EIO), which tqdm and logging drop, and log.jsonl records the stop. DataLoader workers ignore
 these: the main process stops them.
 """
 
@@ -27,7 +29,7 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGHUP)
 REPEAT_S = 1.0  # a second signal sooner than this is the first one delivered twice, not a second request
 
 
@@ -54,9 +56,9 @@ def _default_in_forked_child(owner: int, signum: int) -> bool:
 
 
 class StopSignals:
-    """Owns SIGINT, SIGTERM and SIGUSR1 while entered (main thread only; a signal the process was started ignoring
-    stays ignored, as with nohup). `signum`: the signal of a stop request, 0 while none. The loop marks the stretch
-    where a request waits for the step's end with `graceful()`."""
+    """Owns SIGINT, SIGTERM, SIGUSR1 and SIGHUP while entered (main thread only; a signal the process was started
+    ignoring stays ignored, as with nohup). `signum`: the signal of a stop request, 0 while none. The loop marks the
+    stretch where a request waits for the step's end with `graceful()`."""
 
     def __init__(self) -> None:
         self.signum = 0
