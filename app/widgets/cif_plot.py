@@ -17,7 +17,15 @@ from PySide6.QtGui import QColor, QCursor, QKeyEvent, QPalette
 from PySide6.QtWidgets import QToolTip, QWidget
 
 from app.accessible_text import plot_description, unit_words
-from app.widgets.cif_series import CIF_THRESHOLD, FRAME_S, envelope, running_integral, unit_label, used_frames
+from app.widgets.cif_series import (
+    CIF_THRESHOLD,
+    FRAME_S,
+    envelope,
+    running_integral,
+    tick_step,
+    unit_label,
+    used_frames,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +81,7 @@ class CifPlot(pg.GraphicsLayoutWidget):
         self.alpha_vb.setZValue(-10)
         self.alpha_plot.vb.sigResized.connect(
             lambda: self.alpha_vb.setGeometry(self.alpha_plot.vb.sceneBoundingRect()))
-        self.alpha_vb.setYRange(0, 0.2)
+        self._set_alpha_range(0.2)
         self.alpha_curve = pg.PlotCurveItem(
             x=np.zeros(1), y=np.zeros(0), pen=pg.mkPen("#e07b39", width=1), fillLevel=0, brush=pg.mkBrush(224, 123, 57, 90),
             stepMode="center", name="α per frame")
@@ -179,6 +187,12 @@ class CifPlot(pg.GraphicsLayoutWidget):
         if self.message.toPlainText():
             self.show_message(self.message.toPlainText())
 
+    def _set_alpha_range(self, top: float) -> None:
+        """The right axis (alpha per frame) from 0 to `top`, with two or three labelled ticks."""
+        self.alpha_vb.setYRange(0, top, padding=0)
+        step = tick_step(top)
+        self.alpha_plot.getAxis("right").setTickSpacing(step, step / 2)
+
     def set_query(self, query: Any, *, fit: bool = True, playable: bool = False) -> None:
         """Draw a SpeechQuery: alpha (T,), its running integral, fire lines and unit labels. `playable`: Enter
         and Space play its units (the recording is at hand: not while it is still being recorded)."""
@@ -190,7 +204,7 @@ class CifPlot(pg.GraphicsLayoutWidget):
             step = float(getattr(query, "frame_s", FRAME_S) or FRAME_S)
             edges = np.arange(alpha.size + 1) * step
             self.alpha_curve.setData(edges, alpha)
-            self.alpha_vb.setYRange(0, max(float(alpha.max()) * 1.15, 0.02), padding=0)
+            self._set_alpha_range(max(float(alpha.max()) * 1.15, 0.02))
             used = used_frames(query, alpha)
             n = alpha.size if used is None else used
             self.integral_curve.setData(np.arange(n) * step + step / 2, running_integral(alpha[:n]))

@@ -46,6 +46,18 @@ def used_frames(query: Any, alpha: np.ndarray, threshold: float = CIF_THRESHOLD)
     return min(int(np.searchsorted(c, n * threshold - 1e-9)) + 1, alpha.size)  # through the n-th fire frame
 
 
+def tick_step(top: float, max_intervals: float = 2.5) -> float:
+    """The major tick spacing (1, 2 or 5 x 10^k) for an axis from 0 to `top` with at most `max_intervals` intervals:
+    the alpha panel is a few tens of pixels high, and pyqtgraph's own choice packs five labels into it."""
+    if not top > 0:
+        return 1.0
+    step = 10.0 ** np.floor(np.log10(top / max_intervals))
+    for factor in (1.0, 2.0, 5.0, 10.0):
+        if top / (step * factor) <= max_intervals + 1e-9:
+            return float(step * factor)
+    return float(step * 10.0)
+
+
 def unit_label(unit: Any) -> str:
     cands = getattr(unit, "candidates", None) or []
     return str(cands[0][0]).strip() if cands else ""

@@ -8,7 +8,7 @@ import pytest
 
 from app.models import ResultsModel
 from app.settings import AppSettings
-from app.widgets.cif_series import envelope, running_integral, used_frames
+from app.widgets.cif_series import envelope, running_integral, tick_step, used_frames
 from tests.app.conftest import speech_like
 from tests.app.fake_service import Hit, fake_query
 
@@ -37,6 +37,34 @@ def test_used_frames_ends_at_the_last_units_fire_when_cif_stopped_early():
     assert used_frames(two_units, alpha) == 4  # through frame 3, the second fire
     five_units = type("Q", (), {"segments": [object()] * 5})()
     assert used_frames(five_units, alpha) is None  # every fire is a unit: the whole clip counts
+
+
+def test_tick_step_gives_two_or_three_intervals_of_1_2_or_5():
+    for top, step in [(0.2, 0.1), (0.1955, 0.1), (0.02, 0.01), (0.07, 0.05), (1.15, 0.5), (3e-4, 2e-4)]:
+        assert tick_step(top) == pytest.approx(step)
+        assert 1 <= top / tick_step(top) <= 2.5 + 1e-9
+
+
+def _labelled_ticks(axis, view_box):
+    lo, hi = view_box.viewRange()[1]
+    major = axis.tickValues(lo, hi, axis.height())[0][1]
+    return [v for v in major if lo - 1e-9 <= v <= hi + 1e-9]
+
+
+def test_the_alpha_axis_labels_two_or_three_ticks_in_its_short_panel(qtbot, speech_wav):
+    """pyqtgraph's own spacing put five labels (0 to 0.2 by 0.05) into the alpha panel's few tens of pixels."""
+    from app.widgets.cif_plot import CifPlot
+    from core.audio import load_audio
+
+    plot = CifPlot()
+    qtbot.addWidget(plot)
+    plot.resize(1230, 190)
+    plot.show()
+    qtbot.waitExposed(plot)
+    axis = plot.alpha_plot.getAxis("right")
+    assert _labelled_ticks(axis, plot.alpha_vb) == pytest.approx([0.0, 0.1, 0.2])
+    plot.set_query(fake_query(load_audio(speech_wav)))
+    assert 2 <= len(_labelled_ticks(axis, plot.alpha_vb)) <= 3
 
 
 class BrokenThumbs:
