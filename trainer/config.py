@@ -113,9 +113,10 @@ class TrainConfig:
     # log.jsonl, tensorboard/ and clip_stage/ (a one-off: config.json and the checkpoints record false)
     overwrite: bool = False
     log_every_steps: int = 10
-    save_every_steps: int = 200  # checkpoint "last.pt" every N optimiser steps (and at each epoch end)
+    save_every_steps: int = 200  # checkpoint "last.pt" every N optimiser steps (and at each epoch end, if longer)
     eval_every_epochs: int = 1
-    eval_every_steps: int = 0  # also validate every N optimiser steps (0 = only at epoch ends)
+    eval_every_steps: int = 0  # also validate every N optimiser steps (0 = only at epoch ends); epochs shorter
+    # than N steps are not validated at their ends (a few dozen pairs: an epoch of one step)
     val_max_utterances: int = 0  # cap on validation utterances (0 = all)
     # recall_mean | recall_mean_10 | r1 | val_loss | keyword_hit_rate | content_word_recall
     best_metric: str = "recall_mean"

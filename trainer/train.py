@@ -57,7 +57,7 @@ from trainer.loop.batches import BatchPreparer, collate_items
 from trainer.loop.ema import WeightEma
 from trainer.loop.feature_cache import CachingStopped, ImageFeatureCache
 from trainer.loop.guard import LossGuard, TrainingDiverged
-from trainer.loop.logs import RunLogger
+from trainer.loop.logs import RunLogger, validation_line
 from trainer.loop.negatives import NegativeBank, check_bank_negatives
 from trainer.loop.sampler import ResumableDistributedSampler
 from trainer.loop.schedule import get_lr
@@ -304,9 +304,8 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
                                st.step)
             else:
                 log.log("val", st.step, vals)
-                logger.info("validation at step %d: %s", st.step,
-                            {k: v for k, v in vals.items() if k != "per_voice"})
                 improved = _improves(vals["score"], st.best)
+                logger.info("validation at step %d, %s", st.step, validation_line(vals, cfg.best_metric, improved))
                 if improved:
                     st.best = vals["score"]
         improved, st.best, st.validate_pending = broadcast_object((improved, st.best, cut))
@@ -322,6 +321,7 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
     model.train()
     logger.info("training %d steps (%d per epoch, global batch %d), precision %s, device %s", max_steps,
                 steps_per_epoch, cfg.batch_size * dist.world_size * cfg.grad_accum, precision, dist.device)
+    validate_at_epoch_end, save_at_epoch_end = _epoch_end_work(cfg, steps_per_epoch, dist.is_main)
     left_out = len(train_ds) - micro_per_epoch * cfg.batch_size * dist.world_size
     if left_out and dist.is_main:
         logger.info("each epoch leaves out %d of the %d training utterances (whole global batches only; the "
@@ -380,10 +380,11 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
                     st.epoch += 1
                     st.batch_in_epoch = 0
                     # not again when eval_every_steps has just validated these weights
-                    if cfg.eval_every_epochs and st.epoch % cfg.eval_every_epochs == 0 and st.val_step != st.step:
+                    if validate_at_epoch_end and st.epoch % cfg.eval_every_epochs == 0 and st.val_step != st.step:
                         last_val = validate()
                         model.train()
-                    save(LAST)
+                    if save_at_epoch_end:
+                        save(LAST)
                     stopped_by = stop_agreed()  # (then the while ends)
                     continue
                 break
@@ -395,8 +396,8 @@ def _run(cfg: TrainConfig, dist: DistInfo, resume: str, on_step: Callable[[int],
                     f"lower lr (now {cfg.lr:g}) or grad_clip and start again") from None
             raise TrainingDiverged(
                 f"{exc}. Training stopped; the last good checkpoint is {last} (saved every {cfg.save_every_steps} "
-                f"steps and at each epoch end). Lower lr (now {cfg.lr:g}) or grad_clip, then continue with "
-                f"--resume {last}") from None
+                f"steps{' and at each epoch end' if save_at_epoch_end else ''}). Lower lr (now {cfg.lr:g}) or "
+                f"grad_clip, then continue with --resume {last}") from None
         finally:
             if bar is not None:
                 bar.close()
@@ -458,6 +459,20 @@ def _steps_per_epoch(n_train: int, cfg: TrainConfig, world_size: int) -> int:
             f"{cfg.batch_size} x {world_size} processes x grad_accum {cfg.grad_accum}); lower batch_size or "
             "grad_accum, or use more data")
     return steps
+
+
+def _epoch_end_work(cfg: TrainConfig, steps_per_epoch: int, say: bool) -> tuple[bool, bool]:
+    """Whether each epoch's end validates and saves last.pt. Not where an epoch is shorter than the step cadence
+    asked for (eval_every_steps, save_every_steps): a fine-tune on a few dozen pairs has epochs of a step or two,
+    and validating and saving at each of their ends made a 1000-step run validate 1000 times."""
+    validate = bool(cfg.eval_every_epochs) and not (cfg.eval_every_steps and steps_per_epoch < cfg.eval_every_steps)
+    save = steps_per_epoch >= cfg.save_every_steps
+    cadence = ([f"validating every {cfg.eval_every_steps}"] if cfg.eval_every_epochs and not validate else []) + \
+        ([] if save else [f"saving every {cfg.save_every_steps}"])
+    if say and cadence:
+        logger.info("an epoch is %d step%s: %s steps, not at each epoch's end", steps_per_epoch,
+                    "" if steps_per_epoch == 1 else "s", " and ".join(cadence))
+    return validate, save
 
 
 def _freeze_feature_layers(model: torch.nn.Module, n: int) -> None:

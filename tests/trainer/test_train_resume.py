@@ -126,11 +126,15 @@ def test_torn_checkpoint_temp_file_does_not_break_resume(tmp_path):
     assert res.step == 4
 
 
-def test_main_synthetic_smoke_and_export(tmp_path):
+def test_main_synthetic_smoke_and_export(tmp_path, capfd):
     torch.set_num_threads(1)
     run = tmp_path / "run"
     assert main(["train", "--dataset", "synthetic", "--max-steps", "2", "--batch-size", "4",
                  "--synthetic-size", "8", f"--run-dir={run}", "--tensorboard=false"]) == 0
+    # a validation is one readable console line (it was the whole metrics dict, ~1500 characters); log.jsonl has all
+    val_lines = [line for line in capfd.readouterr().err.splitlines() if "INFO trainer.train: validation at" in line]
+    assert val_lines and all(len(line) < 300 and "speech->image R@1/5/10 " in line for line in val_lines), val_lines
+    assert val_lines[0].endswith("(best so far)")
     assert (run / "checkpoints" / "last.pt").is_file() and (run / "config.json").is_file()
     extra = tmp_path / "card.json"
     extra.write_text(json.dumps({"_comment": "a note for whoever edits the file", "training_time": "two steps"}))
@@ -289,3 +293,24 @@ def test_a_resume_past_the_end_of_the_schedule_is_refused_before_anything_is_wri
     assert ((tmp_path / "config.json").read_text(), (tmp_path / "checkpoints" / "last.pt").read_bytes()) == before
     assert run_training(_cfg(tmp_path, max_steps=6), resume="latest").step == 6  # its own schedule goes on
     assert run_training(_cfg(tmp_path, max_steps=6), resume="latest").step == 6  # a finished run: nothing to do
+
+
+def test_epochs_shorter_than_the_step_cadence_validate_and_save_on_the_cadence(tmp_path, caplog):
+    """A fine-tune on a few pairs: one step an epoch. Validating and saving at each epoch's end meant every step."""
+    torch.set_num_threads(1)
+    kw = {"synthetic_size": 4, "max_steps": 8, "eval_every_steps": 4, "save_every_steps": 4}
+    with caplog.at_level("INFO", logger="trainer"):
+        straight = run_training(_cfg(tmp_path / "a", **kw))
+    assert straight.epoch == 7  # one step an epoch (the eighth epoch is not closed when the run ends in it)
+    assert "an epoch is 1 step: validating every 4 and saving every 4 steps, not at each epoch's end" in caplog.text
+    records = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["kind"] == "val"] == [4, 8]
+    with pytest.raises(_Killed):
+        run_training(_cfg(tmp_path / "b", **kw), on_step=_kill_at(6))
+    assert load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")["step"] == 4
+    run_training(_cfg(tmp_path / "b", **kw), resume="latest")
+    a = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")
+    b = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    assert a["best_metric"] == b["best_metric"]

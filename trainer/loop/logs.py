@@ -11,6 +11,23 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 
+def validation_line(vals: dict[str, Any], metric: str, improved: bool) -> str:
+    """A validation's figures in one console line (log.jsonl keeps them all, per source and weight)."""
+
+    def f(x: Any) -> str:
+        return "n/a" if x is None else f"{x:.3f}"
+
+    def recalls(d: str) -> str:
+        return "/".join(f(vals.get(d, {}).get(k)) for k in ("r1", "r5", "r10"))
+
+    score = -vals["score"] if metric == "val_loss" else vals["score"]
+    return (f"{vals.get('n_utterances', 0)} utterances: speech->image R@1/5/10 {recalls('speech_to_image')}, "
+            f"image->speech {recalls('image_to_speech')}, keyword hits {f(vals.get('keyword_hit_rate'))}, "
+            f"content words {f(vals.get('content_word_recall'))}, boundary F1 {f(vals.get('boundary_f1'))} "
+            f"(uniform {f(vals.get('boundary_f1_uniform'))}); {metric} {f(score)}"
+            + (" (best so far)" if improved else ""))
+
+
 class RunLogger:
     """`log(kind, step, values)` appends `{"kind", "step", "time", **values}` to <run_dir>/log.jsonl and
     writes numeric values to TensorBoard under `<kind>/<name>` (<run_dir>/tensorboard)."""
