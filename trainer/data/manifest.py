@@ -21,7 +21,8 @@ from trainer.data.records import Utterance, Word, check_files, problems_message
 logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.jsonl"
-FIX_FILES = "regenerate the folder (trainer synth --force) or fix the paths"
+FIX_FILES = ("replace those files, or fix or remove their lines in the manifest (a folder `trainer synth` made: run "
+             "it again with --force)")
 
 
 class SplitNotFound(DatasetError):
