@@ -4,7 +4,7 @@
                          [--read-text [LANGS] | --no-read-text]
     python -m core search [--library DIR]... --audio Q.wav [--text "..."] [--image P] [--top K] [--min-score S]
                           [--since DATE] [--until DATE] [--kind photo|video] [--sort score|date] [--json]
-                          [--asr WHISPER [--asr-language xx]]
+                          [--asr WHISPER [--asr-language xx] [--asr-translate]]
     python -m core stats [--json]
     python -m core remove DIR... [--json]
 
@@ -96,6 +96,9 @@ def _parser() -> argparse.ArgumentParser:
                          "instead of by the speech model")
     se.add_argument("--asr-language", metavar="CODE", help="the language spoken, for --asr (en, de, ...; default: "
                                                              "Whisper detects it)")
+    se.add_argument("--asr-translate", action="store_true",
+                    help="with --asr: Whisper writes what was said in English (its translate task; a multilingual "
+                         "Whisper), so a query spoken in another language searches the English model")
     st = sub.add_parser("stats", parents=[common],
                         help="what the library holds (a library indexed with another model than --model is "
                              "described as it is, naming the model that indexed it)")
@@ -178,6 +181,8 @@ def _run_search(args: argparse.Namespace) -> int:
 
     if not (args.audio or args.text or args.image):
         raise _UsageError("give a query: --audio Q.wav, --text \"...\" or --image P")
+    if args.asr_translate and not args.asr:
+        raise _UsageError("--asr-translate is Whisper's: give --asr WHISPER too")
     if args.asr and (not args.audio or args.text):
         raise _UsageError("--asr transcribes --audio and searches the transcript as text: give --audio, not --text")
     for d in args.library or []:
@@ -206,7 +211,7 @@ def _run_search(args: argparse.Namespace) -> int:
         query, parts, exclude, unread, words, transcript = None, [], set(), [], [], None
         typed = args.text
         if args.asr:  # the cascade baseline: Whisper's words, searched as typed text
-            transcript = service.transcribe(args.audio, args.asr, args.asr_language)
+            transcript = service.transcribe(args.audio, args.asr, args.asr_language, args.asr_translate)
             if not transcript.text:
                 raise SpokenSearchError(f"Whisper ({args.asr}) heard no word in {args.audio}")
             typed = transcript.text
@@ -241,7 +246,8 @@ def _run_search(args: argparse.Namespace) -> int:
                      "until": args.until, "kind": args.kind},
            **_query_json(query),
            **({"transcript": {"text": transcript.text, "language": transcript.language,
-                              "elapsed_ms": round(transcript.elapsed_ms, 1), "model": args.asr}} if transcript else {}),
+                              "translated": transcript.translated, "elapsed_ms": round(transcript.elapsed_ms, 1),
+                              "model": args.asr}} if transcript else {}),
            "hits": [{"path": h.path, "score": round(h.score, 6),
                      **({"at_s": round(h.at_s, 3)} if h.at_s is not None else {}),
                      **({"text": h.text} if h.text is not None else {})} for h in result.hits],
@@ -258,7 +264,8 @@ def _run_search(args: argparse.Namespace) -> int:
     if query is not None:
         print("heard: " + (" ".join(k["text"] for k in out["keywords"]) or "(no keywords)"))
     if transcript is not None:
-        print(f"whisper heard: {transcript.text}" + (f"  [{transcript.language}]" if transcript.language else ""))
+        said = f"{transcript.language}, translated" if transcript.translated else transcript.language
+        print(f"whisper heard: {transcript.text}" + (f"  [{said}]" if said else ""))
     for i, h in enumerate(result.hits, 1):
         at = f"  (at {clock(h.at_s)})" if h.at_s is not None else ""  # the moment of a video that matched
         shows = f"  [shows “{h.text}”]" if h.text is not None else ""  # found by the words in it

@@ -4,7 +4,9 @@ The pipeline a reviewer compares a visually grounded speech model with (../share
 Whisper -> CLIP text): the recording is transcribed by a local Whisper model (transformers, never downloaded:
 a model folder, or a Hugging Face name already in the cache) and the transcript is searched as a typed query.
 Nothing ships with the app: a Whisper model is the user's (`huggingface-cli download openai/whisper-small
---local-dir DIR` on a connected machine). English and ~100 other languages, as the Whisper model knows them.
+--local-dir DIR` on a connected machine). English and ~100 other languages, as the Whisper model knows them; with
+`translate` a multilingual Whisper writes what was said in English (its own translate task), so a query spoken in
+another language searches the English CLIP (peers' ask #4: non-English queries).
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from core.errors import CheckpointError, ModelNotFoundError
+from core.errors import CheckpointError, ConfigError, ModelNotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -32,18 +35,21 @@ class Transcript:
     text: str
     language: str | None  # the language Whisper was told or found ("en"), None when the model does not say
     elapsed_ms: float
+    translated: bool = False  # `text` is Whisper's English translation of what was said in `language`
 
 
 class WhisperTranscriber:
-    """A local Whisper model (folder or cached Hugging Face name), loaded once, on `device` ("cpu", "cuda")."""
+    """A local Whisper model (folder or cached Hugging Face name), loaded once, on `device` ("cpu", "cuda").
+    `translate`: write what was said in English (a multilingual Whisper; an English-only one raises ConfigError)."""
 
-    def __init__(self, name_or_path: str | Path, device: str = "cpu", language: str | None = None) -> None:
+    def __init__(self, name_or_path: str | Path, device: str = "cpu", language: str | None = None,
+                 translate: bool = False) -> None:
         import torch
         from safetensors import SafetensorError
         from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
         self.name = str(name_or_path)
-        self.language = language
+        self.language, self.translate = language, translate
         try:
             with _transformers_quiet():  # its "Loading weights" bar on stderr: a library prints no progress
                 self.processor = WhisperProcessor.from_pretrained(self.name, local_files_only=True)
@@ -54,6 +60,9 @@ class WhisperTranscriber:
         except (pickle.UnpicklingError, SafetensorError, RuntimeError, EOFError) as exc:  # there, but unusable
             raise CheckpointError(f"Whisper model {self.name!r} cannot be loaded: its weights are corrupt or "
                                   f"truncated ({type(exc).__name__}: {str(exc)[:200]})") from exc
+        if translate and not _can_translate(self.model.generation_config):
+            raise ConfigError(f"Whisper model {Path(self.name).name or self.name!r} cannot translate: it is English-only "
+                              "(a .en model); choose a multilingual one (openai/whisper-small, not whisper-small.en)")
         self.device = torch.device(device)
         self.model.to(self.device).eval()
 
@@ -66,15 +75,24 @@ class WhisperTranscriber:
                                   return_tensors="pt").input_features.to(self.device)
         room = int(getattr(self.model.config, "max_target_positions", 448)) - 4  # after the start, language, task tokens
         kwargs: dict = {"max_new_tokens": max(1, min(MAX_NEW_TOKENS, room))}
-        if self.language and hasattr(self.model.generation_config, "lang_to_id"):
-            kwargs.update(language=self.language, task="transcribe")
+        language = self.language
         with torch.inference_mode(), _transformers_quiet():
+            if _multilingual(self.model.generation_config):
+                # the language told, or detected here as generate() would (its output no longer shows it)
+                language = language or self._detect_language(features)
+                kwargs.update(language=language, task="translate" if self.translate else "transcribe")
             tokens = self.model.generate(features, **kwargs)
         text = self.processor.batch_decode(tokens, skip_special_tokens=True)[0].strip()
-        language = self.language or _language_token(self.processor, tokens[0])
         elapsed = (time.perf_counter() - t0) * 1000
-        logger.info("whisper %s heard %r in %.0f ms", self.name, text, elapsed)
-        return Transcript(text, language, elapsed)
+        logger.info("whisper %s heard %r in %.0f ms%s", self.name, text, elapsed,
+                    f" (translated from {language})" if self.translate else "")
+        return Transcript(text, language, elapsed, self.translate)
+
+    def _detect_language(self, features: Any) -> str | None:
+        """Whisper's language of the recording ("de"), by its own detection (one decoder step)."""
+        token_id = int(self.model.detect_language(input_features=features)[0])
+        piece = self.processor.tokenizer.convert_ids_to_tokens(token_id)
+        return piece[2:-2] if piece.startswith("<|") and piece.endswith("|>") else None
 
 
 @contextmanager
@@ -106,11 +124,12 @@ def _missing(name: str) -> str:
             f"it once with `huggingface-cli download {name}` on a connected machine, or give a model folder")
 
 
-def _language_token(processor: object, tokens: object) -> str | None:
-    """The language Whisper detected: its <|xx|> token after <|startoftranscript|>, if the model emits one."""
-    pieces = processor.tokenizer.convert_ids_to_tokens([int(t) for t in tokens[:4]])  # type: ignore[attr-defined]
-    for p in pieces:
-        code = p[2:-2] if p.startswith("<|") and p.endswith("|>") else ""
-        if 2 <= len(code) <= 3 and code.isalpha() and code.islower():
-            return code
-    return None
+def _multilingual(generation_config: object) -> bool:
+    """A multilingual Whisper (openai/whisper-small, not .en): its generation config names languages and tasks."""
+    return getattr(generation_config, "is_multilingual", True) is not False and \
+        bool(getattr(generation_config, "lang_to_id", None)) and bool(getattr(generation_config, "task_to_id", None))
+
+
+def _can_translate(generation_config: object) -> bool:
+    """Whisper's translate task (into English) is there: a multilingual model."""
+    return _multilingual(generation_config) and "translate" in generation_config.task_to_id  # type: ignore[attr-defined]

@@ -177,10 +177,12 @@ class SearchService:
         """The years of the library's photos (capture time, else file time; local), newest first."""
         return self.library.years()
 
-    def transcribe(self, wav: np.ndarray | str | Path, whisper: str | Path, language: str | None = None) -> Any:
+    def transcribe(self, wav: np.ndarray | str | Path, whisper: str | Path, language: str | None = None,
+                   translate: bool = False) -> Any:
         """The Whisper baseline: what a local Whisper model (a folder or a cached Hugging Face name; never
-        downloaded) hears in a recording -> core.asr.Transcript. The model is loaded once and kept while
-        `whisper` and `language` stay the same. Raises ModelNotFoundError / CheckpointError / AudioDecodeError."""
+        downloaded) hears in a recording -> core.asr.Transcript; `translate`: in English, whatever the language
+        spoken (a multilingual Whisper). The model is loaded once and kept while `whisper`, `language` and
+        `translate` stay the same. Raises ModelNotFoundError / CheckpointError / ConfigError / AudioDecodeError."""
         from core import audio
         from core.asr import WhisperTranscriber
 
@@ -188,8 +190,9 @@ class SearchService:
         audio.check_speech(x, name=str(wav) if isinstance(wav, (str, Path)) else "the recording")
         with self._whisper_lock:
             current = self._whisper
-            if current is None or (current.name, current.language) != (str(whisper), language):
-                self._whisper = current = WhisperTranscriber(whisper, str(self.device), language)
+            if current is None or (current.name, current.language, current.translate) != (str(whisper), language,
+                                                                                            translate):
+                self._whisper = current = WhisperTranscriber(whisper, str(self.device), language, translate)
         with self._preempt():
             return current.transcribe(audio.normalize(x))
 

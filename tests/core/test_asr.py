@@ -12,7 +12,7 @@ from libfakes import make_image
 from whisperfakes import make_tiny_whisper
 
 from core.asr import Transcript, WhisperTranscriber
-from core.errors import AudioDecodeError, CheckpointError, ModelNotFoundError
+from core.errors import AudioDecodeError, CheckpointError, ConfigError, ModelNotFoundError
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +26,35 @@ def test_a_local_whisper_transcribes_the_same_recording_the_same_way(tiny_whispe
     first, again = whisper.transcribe(wav), whisper.transcribe(wav)
     assert isinstance(first, Transcript) and first.text == again.text and first.elapsed_ms > 0
     assert first.language is None  # this tiny model emits no language token
+
+
+@pytest.fixture(scope="module")
+def multilingual_whisper(tmp_path_factory):
+    return make_tiny_whisper(tmp_path_factory.mktemp("whisper-ml"), multilingual=True)
+
+
+def test_a_multilingual_whisper_translates_into_english_with_its_own_task(multilingual_whisper, monkeypatch):
+    """A query spoken in German, searched in English: Whisper's translate task, the language told or detected."""
+    from transformers import WhisperForConditionalGeneration
+
+    asked = []
+    real = WhisperForConditionalGeneration.generate
+    monkeypatch.setattr(WhisperForConditionalGeneration, "generate",
+                        lambda self, *a, **kw: asked.append(kw) or real(self, *a, **kw))
+    wav = (0.1 * np.sin(2 * np.pi * 220 * np.arange(16000) / 16000)).astype(np.float32)
+    told = WhisperTranscriber(multilingual_whisper, "cpu", "de", translate=True).transcribe(wav)
+    assert told.translated and told.language == "de" and asked[-1]["task"] == "translate"
+    assert asked[-1]["language"] == "de"
+    found = WhisperTranscriber(multilingual_whisper, "cpu", translate=True).transcribe(wav)
+    assert found.translated and found.language in ("en", "de")  # its own detection (random weights: either)
+    assert asked[-1]["language"] == found.language and asked[-1]["task"] == "translate"
+    plain = WhisperTranscriber(multilingual_whisper, "cpu").transcribe(wav)
+    assert not plain.translated and asked[-1]["task"] == "transcribe"
+
+
+def test_an_english_only_whisper_cannot_translate_and_says_so(tiny_whisper):
+    with pytest.raises(ConfigError, match="cannot translate: it is English-only .*not whisper-small.en"):
+        WhisperTranscriber(tiny_whisper, "cpu", translate=True)
 
 
 def test_a_missing_or_damaged_whisper_is_named_with_the_fix(tiny_whisper, tmp_path):
@@ -42,7 +71,8 @@ def test_a_missing_or_damaged_whisper_is_named_with_the_fix(tiny_whisper, tmp_pa
         WhisperTranscriber(broken)
 
 
-def test_cli_searches_the_transcript_as_typed_text(tiny_whisper, tmp_path, model_dir, capsys, monkeypatch):
+def test_cli_searches_the_transcript_as_typed_text(tiny_whisper, multilingual_whisper, tmp_path, model_dir, capsys,
+                                                   monkeypatch):
     from core.__main__ import main
 
     monkeypatch.setenv("SPOKENSEARCH_DATADIR", str(tmp_path / "data"))
@@ -60,8 +90,8 @@ def test_cli_searches_the_transcript_as_typed_text(tiny_whisper, tmp_path, model
     assert main(["search", "--audio", str(tmp_path / "q.wav"), "--asr", str(tiny_whisper), "--model", model_dir,
                  "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert len(heard) == 1 and out["transcript"] == {"text": "a red dog", "language": "en", "elapsed_ms": 12.0,
-                                                     "model": str(tiny_whisper)}
+    assert len(heard) == 1 and out["transcript"] == {"text": "a red dog", "language": "en", "translated": False,
+                                                     "elapsed_ms": 12.0, "model": str(tiny_whisper)}
     assert out["keywords"] == [] and len(out["hits"]) == 3  # searched as text: the speech model did not run
     assert main(["search", "--audio", str(tmp_path / "q.wav"), "--asr", str(tiny_whisper), "--model", model_dir]) == 0
     assert capsys.readouterr().out.startswith("whisper heard: a red dog  [en]\n")
@@ -69,6 +99,14 @@ def test_cli_searches_the_transcript_as_typed_text(tiny_whisper, tmp_path, model
         with pytest.raises(SystemExit) as usage:
             main(["search", *argv, "--model", model_dir])
         assert usage.value.code == 2 and "--asr transcribes --audio" in capsys.readouterr().err
+    monkeypatch.setattr(WhisperTranscriber, "transcribe",  # as a multilingual Whisper translating German says
+                        lambda self, wav: Transcript("a red dog", "de", 12.0, translated=self.translate))
+    assert main(["search", "--audio", str(tmp_path / "q.wav"), "--asr", str(multilingual_whisper), "--asr-translate",
+                 "--model", model_dir]) == 0
+    assert capsys.readouterr().out.startswith("whisper heard: a red dog  [de, translated]\n")
+    with pytest.raises(SystemExit) as usage:
+        main(["search", "--audio", str(tmp_path / "q.wav"), "--asr-translate", "--model", model_dir])
+    assert usage.value.code == 2 and "--asr-translate is Whisper's" in capsys.readouterr().err
     monkeypatch.setattr(WhisperTranscriber, "transcribe", lambda self, wav: Transcript("", None, 1.0))
     assert main(["search", "--audio", str(tmp_path / "q.wav"), "--asr", str(tiny_whisper), "--model", model_dir]) == 1
     assert "heard no word" in capsys.readouterr().err
@@ -86,6 +124,8 @@ def test_the_service_keeps_one_whisper_loaded_until_another_is_asked_for(tiny_wh
         assert service.transcribe(wav, tiny_whisper).text == first.text and service._whisper is loaded
         service.transcribe(wav, tiny_whisper, language="en")  # another setting: loaded again
         assert service._whisper is not loaded
+        with pytest.raises(ConfigError, match="English-only"):  # translating asks for another Whisper
+            service.transcribe(wav, tiny_whisper, language="en", translate=True)
         sf.write(tmp_path / "silent.wav", np.zeros(16000, np.float32), 16000)
         with pytest.raises(AudioDecodeError):
             service.transcribe(tmp_path / "silent.wav", tiny_whisper)

@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 
 
-def make_tiny_whisper(d: Path) -> Path:
+def make_tiny_whisper(d: Path, multilingual: bool = False) -> Path:
     """A Whisper folder as save_pretrained writes it in `d`: 2-layer model, a byte-level tokenizer with Whisper's
-    special tokens, a 16-bin feature extractor."""
+    special tokens, a 16-bin feature extractor. `multilingual`: as openai/whisper-small (not .en) is, two languages
+    (en, de) and the transcribe and translate tasks in its generation config."""
     import torch
     from transformers import (
         WhisperConfig,
@@ -26,8 +27,8 @@ def make_tiny_whisper(d: Path) -> Path:
     end = "<|endoftext|>"
     tok = WhisperTokenizer(str(d / "vocab.json"), str(d / "merges.txt"), unk_token=end, bos_token=end, eos_token=end,
                            pad_token=end)
-    tok.add_special_tokens({"additional_special_tokens": ["<|startoftranscript|>", "<|en|>", "<|transcribe|>",
-                                                          "<|notimestamps|>"]})
+    tok.add_special_tokens({"additional_special_tokens": ["<|startoftranscript|>", "<|en|>", "<|de|>",
+                                                          "<|translate|>", "<|transcribe|>", "<|notimestamps|>"]})
     ids = tok.convert_tokens_to_ids
     cfg = WhisperConfig(vocab_size=len(tok), num_mel_bins=16, d_model=32, encoder_layers=1, decoder_layers=1,
                         encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
@@ -35,6 +36,14 @@ def make_tiny_whisper(d: Path) -> Path:
                         eos_token_id=ids(end), pad_token_id=ids(end),
                         decoder_start_token_id=ids("<|startoftranscript|>"))
     torch.manual_seed(0)
-    WhisperForConditionalGeneration(cfg).save_pretrained(d)
+    model = WhisperForConditionalGeneration(cfg)
+    if multilingual:
+        gen = model.generation_config
+        gen._from_model_config = False  # (else from_pretrained rebuilds it from config.json, dropping these)
+        gen.is_multilingual = True
+        gen.lang_to_id = {t: ids(t) for t in ("<|en|>", "<|de|>")}
+        gen.task_to_id = {"transcribe": ids("<|transcribe|>"), "translate": ids("<|translate|>")}
+        gen.no_timestamps_token_id = ids("<|notimestamps|>")
+    model.save_pretrained(d)
     WhisperProcessor(WhisperFeatureExtractor(feature_size=16), tok).save_pretrained(d)
     return d
