@@ -203,14 +203,15 @@ def search_vector(parent: QObject | None, service: Any, vector: np.ndarray, top_
     return Op(parent, fn, lane="query", what="Searching", busy=True)
 
 
-def transcribe(parent: QObject | None, service: Any, wav: np.ndarray, whisper: str, language: str | None) -> Op:
+def transcribe(parent: QObject | None, service: Any, wav: np.ndarray, whisper: str, language: str | None,
+               translate: bool = False) -> Op:
     """The Whisper baseline: what a local Whisper model hears in a spoken query (SearchService.transcribe ->
     core.asr.Transcript), on the "asr" lane, so a search never waits for it. One cancelled before it started
-    does not run (a newer query is to be transcribed instead)."""
+    does not run (a newer query is to be transcribed instead). `translate`: in English (a multilingual Whisper)."""
     def fn(cancel: threading.Event) -> Any:
         if cancel.is_set():
             raise Cancelled("the transcript was no longer wanted")
-        return service.transcribe(wav, whisper, language)
+        return service.transcribe(wav, whisper, language, translate)
     return Op(parent, fn, lane="asr", what="Transcribing with Whisper")
 
 

@@ -35,6 +35,7 @@ class AppSettings:
     text_languages: str = "eng"  # Tesseract's languages for it: "eng", "eng+deu"
     whisper_model: str = ""  # a local Whisper model whose transcript of a spoken query is shown beside it; "" = off
     whisper_language: str = ""  # the language spoken, for Whisper ("en", "de"); "" = Whisper detects it
+    whisper_translate: bool = False  # Whisper writes the query in English (a query spoken in another language)
 
 
 def settings_path(base: Path | None = None) -> Path:
@@ -67,6 +68,7 @@ def load_settings(path: Path | None = None) -> AppSettings:
             text_languages=str(qs.value("text_languages", d.text_languages) or "").strip() or d.text_languages,
             whisper_model=str(qs.value("whisper_model", d.whisper_model) or "").strip(),
             whisper_language=str(qs.value("whisper_language", d.whisper_language) or "").strip().lower(),
+            whisper_translate=str(qs.value("whisper_translate", d.whisper_translate)).lower() == "true",
         )
     except (TypeError, ValueError) as exc:
         logger.warning("settings file %s is malformed (%s); using defaults", settings_path(), exc)

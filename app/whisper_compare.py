@@ -25,10 +25,10 @@ logger = logging.getLogger(__name__)
 WHISPER_TOPIC = "whisper"  # the message strip's topic for "Whisper did not run"
 
 
-def whisper_of(s: AppSettings) -> tuple[str, str | None] | None:
-    """(model, language or None) of the Whisper to compare with; None when off."""
+def whisper_of(s: AppSettings) -> tuple[str, str | None, bool] | None:
+    """(model, language or None, translate) of the Whisper to compare with; None when off."""
     model = s.whisper_model.strip()
-    return (model, s.whisper_language.strip() or None) if model else None
+    return (model, s.whisper_language.strip() or None, s.whisper_translate) if model else None
 
 
 class WhisperCompare(QObject):
@@ -47,7 +47,7 @@ class WhisperCompare(QObject):
         row.back_requested.connect(self.back_to_spoken)
         self.clear()
 
-    def active(self) -> tuple[str, str | None] | None:
+    def active(self) -> tuple[str, str | None, bool] | None:
         """The Whisper to use: set in Settings, and the service can transcribe (the test fakes cannot)."""
         service = self.window.service
         return whisper_of(self.window.settings) if service is not None and hasattr(service, "transcribe") else None
@@ -67,8 +67,8 @@ class WhisperCompare(QObject):
         self.row.title.setToolTip(f"The Whisper model {whisper[0]} (Settings)" if whisper else "")
 
     def settings_changed(self, old: AppSettings, new: AppSettings) -> None:
-        """Another Whisper (or language, or none): its failures may be said again, and the spoken query on screen is
-        transcribed by it."""
+        """Another Whisper (or language, translation, or none): its failures may be said again, and the spoken query
+        on screen is transcribed by it."""
         if whisper_of(old) == whisper_of(new):
             return
         self.said.clear()
@@ -116,7 +116,7 @@ class WhisperCompare(QObject):
         op = ops.transcribe(self.window, service, wav, *whisper)
         self.worker = op.success(heard).failure(failed).run()
 
-    def _say(self, whisper: tuple[str, str | None], exc: BaseException) -> None:
+    def _say(self, whisper: tuple[str, str | None, bool], exc: BaseException) -> None:
         """Why Whisper did not run: in the row each time, in the message strip once (unless a warning is up)."""
         problem = str(exc).strip().rstrip(".") or type(exc).__name__
         self.problem = problem

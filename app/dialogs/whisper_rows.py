@@ -1,5 +1,6 @@
 """The Settings rows of the Whisper baseline: a local Whisper model to compare the speech model with (empty = off),
-and the language spoken; what is plainly wrong with the choice is said before it is saved."""
+the language spoken, and whether Whisper translates into English (a query spoken in another language then searches
+the English model); what is plainly wrong with the choice is said before it is saved."""
 
 from __future__ import annotations
 
@@ -7,7 +8,16 @@ import json
 import logging
 from pathlib import Path
 
-from PySide6.QtWidgets import QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QWidget,
+)
 
 from app.dialogs.form_rows import labelled_row
 from app.settings import AppSettings
@@ -60,6 +70,11 @@ class WhisperRows:
         self.language.setMaximumWidth(80)
         self.language.setToolTip("The language spoken, as Whisper names it (en, de, fr…); empty: Whisper detects it")
         lang_row = labelled_row("Language", self.language, "e.g. en, de; empty: detected")
+        self.translate = QCheckBox("Translate into English")
+        self.translate.setChecked(settings.whisper_translate)
+        self.translate.setToolTip("Whisper writes what was said in English (a multilingual Whisper, not a .en one), "
+                                  "so a query spoken in German, French… finds photos through “Search these words”")
+        lang_row.insertWidget(lang_row.count() - 1, self.translate)
         self.problem = QLabel()
         self.problem.setWordWrap(True)
         self.problem.setStyleSheet("color: #b03030;")
@@ -74,13 +89,15 @@ class WhisperRows:
         """Show (or hide) why the model cannot be used; True when it may be."""
         problem = whisper_choice_problem(self.model.text())
         self.language.setEnabled(bool(self.model.text().strip()))
+        self.translate.setEnabled(bool(self.model.text().strip()))
         self.problem.setText(problem)
         self.problem.setVisible(bool(problem))
         return not problem
 
     def values(self) -> dict[str, str]:
-        """The AppSettings fields: whisper_model, whisper_language."""
-        return {"whisper_model": self.model.text().strip(), "whisper_language": self.language.text().strip().lower()}
+        """The AppSettings fields: whisper_model, whisper_language, whisper_translate."""
+        return {"whisper_model": self.model.text().strip(), "whisper_language": self.language.text().strip().lower(),
+                "whisper_translate": self.translate.isChecked()}
 
     def _browse(self) -> None:
         start = self.model.text().strip()

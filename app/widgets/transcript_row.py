@@ -85,16 +85,19 @@ class TranscriptRow(QWidget):
         self.button.hide()
 
     def show_transcript(self, transcript: Any) -> None:
-        """A core.asr.Transcript(text, language, elapsed_ms)."""
+        """A core.asr.Transcript(text, language, elapsed_ms, translated)."""
         self.text, self.searched = str(transcript.text).strip(), False
         if not self.text:
             self.show_note("nothing (no word was recognised)")
             return
         self.words.setStyleSheet("")
         self.words.set_full(f"“{self.text}”")
-        language = f" · {transcript.language}" if transcript.language else ""
+        translated = bool(getattr(transcript, "translated", False))
+        spoken = transcript.language or ("?" if translated else "")
+        language = f" · {spoken} → en" if translated else (f" · {spoken}" if spoken else "")
         self.meta.setText(f"{float(transcript.elapsed_ms):.0f} ms{language}")
-        self.meta.setToolTip("Whisper's time for this recording, and the language it was told or found")
+        self.meta.setToolTip("Whisper's time for this recording, and the language it was told or found"
+                             + (", translated into English by Whisper" if translated else ""))
         self.set_searched(False)
         self.button.show()
 

@@ -1,4 +1,4 @@
-"""The Whisper baseline's settings: the model (empty = off) and the language are saved and loaded, and Settings
+"""The Whisper baseline's settings: the model (empty = off), the language and translation are saved and loaded, and Settings
 refuse a folder that is plainly no Whisper model, saying why."""
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ def whisper_folder(path: Path, model_type: str = "whisper") -> Path:
 
 
 def test_whisper_setting_is_saved_and_loaded_and_off_by_default(app_dirs):
-    assert (AppSettings().whisper_model, AppSettings().whisper_language) == ("", "")
-    s = AppSettings(first_run_done=True, whisper_model="/models/whisper-small", whisper_language="de")
+    assert (AppSettings().whisper_model, AppSettings().whisper_language, AppSettings().whisper_translate) == \
+        ("", "", False)
+    s = AppSettings(first_run_done=True, whisper_model="/models/whisper-small", whisper_language="de",
+                    whisper_translate=True)
     save_settings(s)
     assert load_settings() == s
     settings_path().write_text("[General]\nwhisper_model=  /models/w  \nwhisper_language=EN\n")
@@ -37,6 +39,7 @@ def test_settings_take_a_whisper_folder_and_refuse_what_is_no_whisper(qtbot, tmp
     qtbot.addWidget(dlg)
     rows = dlg.whisper
     assert rows.model.text() == "" and not rows.language.isEnabled() and rows.problem.isHidden()
+    assert not rows.translate.isEnabled() and not rows.translate.isChecked()
     assert "Off" in rows.model.placeholderText()
 
     rows.model.setText(str(tmp_path / "gone"))
@@ -53,14 +56,17 @@ def test_settings_take_a_whisper_folder_and_refuse_what_is_no_whisper(qtbot, tmp
     rows.browse.click()  # "Choose folder…"
     assert rows.model.text() == str(chosen) and rows.problem.isHidden() and rows.language.isEnabled()
     rows.language.setText(" DE ")
+    assert rows.translate.isEnabled()
+    rows.translate.click()  # "Translate into English": a German query searched in English
     with qtbot.waitSignal(dlg.accepted):
         dlg.accept()
     s = dlg.result_settings()
-    assert (s.whisper_model, s.whisper_language) == (str(chosen), "de")
+    assert (s.whisper_model, s.whisper_language, s.whisper_translate) == (str(chosen), "de", True)
 
     dlg = SettingsDialog(s, [])  # as saved; a Hugging Face name is left to core (it looks in the cache)
     qtbot.addWidget(dlg)
     assert dlg.whisper.model.text() == str(chosen) and dlg.whisper.language.text() == "de"
+    assert dlg.whisper.translate.isChecked()
     dlg.whisper.model.setText("openai/whisper-tiny")
     assert dlg.whisper.problem.isHidden()
     dlg.whisper.model.clear()  # off again
