@@ -60,6 +60,8 @@ class WhisperTranscriber:
         except (pickle.UnpicklingError, SafetensorError, RuntimeError, EOFError) as exc:  # there, but unusable
             raise CheckpointError(f"Whisper model {self.name!r} cannot be loaded: its weights are corrupt or "
                                   f"truncated ({type(exc).__name__}: {str(exc)[:200]})") from exc
+        if language and _multilingual(self.model.generation_config):
+            self.language = _language_code(language, self.model.generation_config)
         if translate and not _can_translate(self.model.generation_config):
             raise ConfigError(f"Whisper model {Path(self.name).name or self.name!r} cannot translate: it is English-only "
                               "(a .en model); choose a multilingual one (openai/whisper-small, not whisper-small.en)")
@@ -128,6 +130,19 @@ def _multilingual(generation_config: object) -> bool:
     """A multilingual Whisper (openai/whisper-small, not .en): its generation config names languages and tasks."""
     return getattr(generation_config, "is_multilingual", True) is not False and \
         bool(getattr(generation_config, "lang_to_id", None)) and bool(getattr(generation_config, "task_to_id", None))
+
+
+def _language_code(language: str, generation_config: object) -> str:
+    """The code Whisper knows `language` by ("de" for "de", "DE", "German" or "<|de|>"); ConfigError when it knows
+    no such language (transformers would raise a ValueError listing all 100)."""
+    from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
+
+    name = language.strip().lower().removeprefix("<|").removesuffix("|>")
+    code = TO_LANGUAGE_CODE.get(name, name)
+    if f"<|{code}|>" not in generation_config.lang_to_id:  # type: ignore[attr-defined]
+        raise ConfigError(f"Whisper knows no language {language!r}: give its code (en, de, fr, es, zh, ...) or its "
+                          "English name, or leave the language empty for Whisper to detect it")
+    return code
 
 
 def _can_translate(generation_config: object) -> bool:

@@ -52,6 +52,13 @@ def test_a_multilingual_whisper_translates_into_english_with_its_own_task(multil
     assert not plain.translated and asked[-1]["task"] == "transcribe"
 
 
+def test_the_language_is_taken_by_code_or_name_and_an_unknown_one_is_named(multilingual_whisper):
+    assert WhisperTranscriber(multilingual_whisper, "cpu", "German").language == "de"
+    assert WhisperTranscriber(multilingual_whisper, "cpu", " DE ").language == "de"
+    with pytest.raises(ConfigError, match="Whisper knows no language 'xx': give its code"):
+        WhisperTranscriber(multilingual_whisper, "cpu", "xx")  # transformers' ValueError reached the user as a traceback
+
+
 def test_an_english_only_whisper_cannot_translate_and_says_so(tiny_whisper):
     with pytest.raises(ConfigError, match="cannot translate: it is English-only .*not whisper-small.en"):
         WhisperTranscriber(tiny_whisper, "cpu", translate=True)
