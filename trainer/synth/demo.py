@@ -91,6 +91,8 @@ def generate_demo(
         photos_dir, queries_dir = tmp / "photos", tmp / "queries"
         scenes = []
         total = 0
+        if on_progress:  # the bar starts with the work
+            on_progress(0, n_photos + n_queries)
         with open(tmp / "photos.jsonl", "w", encoding="utf-8") as f:
             for i in range(n_photos):
                 rng = np.random.default_rng([seed, 1_000_000 + i])
