@@ -5,6 +5,7 @@
     python -m core search [--library DIR]... --audio Q.wav [--text "..."] [--image P] [--top K] [--min-score S]
                           [--since DATE] [--until DATE] [--kind photo|video] [--sort score|date] [--json]
                           [--asr WHISPER [--asr-language xx] [--asr-translate]]
+    python -m core hear AUDIO... [--top K] [--alpha] [--json]   (no library: what the model hears)
     python -m core stats [--json]
     python -m core remove DIR... [--json]
 
@@ -28,6 +29,8 @@ from typing import Any
 import numpy as np
 
 from core.cli_args import at_least, finite_float, local_date, next_period
+from core.cli_hear import add_parser as add_hear_parser
+from core.cli_hear import run_hear
 from core.cli_index import run_index, unsearchable_note
 from core.cli_name import program_name
 from core.errors import ModelMismatchError, SpokenSearchError
@@ -99,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     se.add_argument("--asr-translate", action="store_true",
                     help="with --asr: Whisper writes what was said in English (its translate task; a multilingual "
                          "Whisper), so a query spoken in another language searches the English model")
+    add_hear_parser(sub, common)
     st = sub.add_parser("stats", parents=[common],
                         help="what the library holds (a library indexed with another model than --model is "
                              "described as it is, naming the model that indexed it)")
@@ -361,8 +365,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.reconfigure(errors="backslashreplace")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
-        return {"index": lambda a: run_index(a, _service), "search": _run_search, "stats": _run_stats,
-                "remove": _run_remove}[args.command](args)
+        return {"index": lambda a: run_index(a, _service), "search": _run_search, "hear": run_hear,
+                "stats": _run_stats, "remove": _run_remove}[args.command](args)
     except _UsageError as exc:
         parser.error(str(exc))  # exits 2
         return 2

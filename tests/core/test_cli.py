@@ -518,3 +518,25 @@ def test_index_watch_does_not_add_back_a_folder_removed_from_the_library(env, mo
     capsys.readouterr()
     out = json.loads((main(["stats", "--json"]), capsys.readouterr().out)[1])
     assert out["roots"] == [] and out["photos"] == 0
+
+
+def test_hear_shows_the_units_and_keywords_with_no_library_and_goes_on_past_a_bad_file(env, model_dir, capsys):
+    tmp, photos = env
+    out = run_json(capsys, ["hear", str(tmp / "q.wav"), "--model", model_dir, "--top", "2", "--alpha", "--json"])
+    assert len(out) == 1 and out[0]["file"] == str(tmp / "q.wav") and out[0]["duration_s"] == pytest.approx(1.0)
+    h = out[0]
+    assert h["units"] and all(len(u["candidates"]) <= 2 and u["start_s"] <= u["end_s"] <= 1.0 for u in h["units"])
+    assert abs(len(h["alpha"]) - round(h["duration_s"] / h["frame_s"])) <= 1
+    assert not (tmp / "data").exists()  # no library was opened or made
+    # what `search` reports of the same recording: the same inference
+    assert main(["index", str(photos), "--model", model_dir, "--no-progress"]) == 0
+    capsys.readouterr()
+    searched = run_json(capsys, ["search", "--audio", str(tmp / "q.wav"), "--model", model_dir, "--json"])
+    assert searched["keywords"] == h["keywords"]
+    assert [[s["start_s"], s["end_s"]] for s in searched["segments"]] == [[u["start_s"], u["end_s"]] for u in h["units"]]
+
+    (tmp / "notes.wav").write_text("not audio")
+    rc = main(["hear", str(tmp / "notes.wav"), str(tmp / "q.wav"), str(tmp / "gone.wav"), "--model", model_dir])
+    text = capsys.readouterr()
+    assert rc == 1 and text.out.startswith(f"{tmp / 'q.wav'} (1.00 s, {len(h['units'])} units): ")
+    assert "cannot read audio file" in text.err and f"{tmp / 'gone.wav'} does not exist" in text.err
