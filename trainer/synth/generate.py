@@ -317,7 +317,7 @@ def generate(
     opts: SynthOptions, *, force: bool = False, on_progress: Callable[[int, int], None] | None = None,
     on_voice_progress: Callable[[int, int], None] | None = None,
 ) -> SynthReport:
-    """Generate the dataset described by `opts` into `opts.out`; `on_progress(done, total)` at 0 and per image,
+    """Generate the dataset described by `opts` into `opts.out`; `on_progress(done, total)` per image,
     `on_voice_progress(done, total)` per voice whose word clips are made (the first stage)."""
     opts.validate()
     t0 = time.perf_counter()
@@ -329,8 +329,6 @@ def generate(
         cache = build_word_cache(all_voices, opts.workers, on_voice_progress)
         lines: list[dict[str, object]] = []
         ids = range(opts.images)
-        if on_progress:  # the bar starts with the work (its rate would count from the first chunk's arrival)
-            on_progress(0, opts.images)
         if opts.workers > 1:
             with mp.get_context("fork").Pool(opts.workers, _init_worker, (opts, cache, tmp)) as pool:
                 for i, item in enumerate(pool.imap(make_item, ids, chunksize=8)):
