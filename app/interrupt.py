@@ -1,6 +1,7 @@
 """Ctrl+C in the terminal the app was started from: the window closes as if the user had quit (its state saved,
 the library flushed by the usual shutdown), and the process exits 130, as `python -m core` does. SIGTERM (`kill`,
-the desktop session ending) does the same, with exit 143.
+the desktop session ending) does the same, with exit 143, and SIGHUP (the terminal closed) with 129: before, the
+terminal's window closing killed the app where it stood.
 
 Python runs a signal handler only between bytecodes, and the Qt event loop runs none while it waits: the signal
 also writes to a socket (signal.set_wakeup_fd) that a QSocketNotifier watches, so the loop wakes at once. A Ctrl+C
@@ -21,12 +22,13 @@ from PySide6.QtCore import QObject, QSocketNotifier, QTimer
 
 logger = logging.getLogger(__name__)
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl+C in the terminal; `kill`, or the desktop session ending
+# Ctrl+C in the terminal; `kill`, or the desktop session ending; the terminal closing
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class CtrlC:
-    """Owns SIGINT and SIGTERM from construction (in the main thread) until finish(): either closes the window as
-    Ctrl+C does."""
+    """Owns SIGINT, SIGTERM and SIGHUP from construction (in the main thread) until finish(): each closes the window
+    as Ctrl+C does."""
 
     def __init__(self) -> None:
         self.pressed = False
@@ -72,7 +74,8 @@ class CtrlC:
                 pass
 
     def exit_code(self, rc: int) -> int:
-        """128 + the signal's number (130 after Ctrl+C, 143 after SIGTERM), as a shell reports it; else `rc`."""
+        """128 + the signal's number (130 after Ctrl+C, 143 after SIGTERM, 129 after SIGHUP), as a shell reports it;
+        else `rc`."""
         return 128 + self.signum if self.pressed else rc
 
     def finish(self) -> None:

@@ -43,7 +43,8 @@ APP = textwrap.dedent("""
 
 
 @pytest.mark.qt
-@pytest.mark.parametrize(("stop", "rc"), [("SIGINT", 130), ("SIGTERM", 143)])  # Ctrl+C; `kill`, a session's end
+# Ctrl+C; `kill`, a session's end; the terminal window closed
+@pytest.mark.parametrize(("stop", "rc"), [("SIGINT", 130), ("SIGTERM", 143), ("SIGHUP", 129)])
 def test_ctrl_c_closes_the_app_and_exits_130_even_when_pressed_again_while_it_shuts_down(tmp_path, stop, rc):
     env = dict(os.environ, SPOKENSEARCH_DATADIR=str(tmp_path / "data"), SPOKENSEARCH_CACHEDIR=str(tmp_path / "cache"),
                QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "config"))
