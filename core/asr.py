@@ -50,6 +50,7 @@ class WhisperTranscriber:
 
         self.name = str(name_or_path)
         self.language, self.translate = language, translate
+        self.asked = (self.name, language, translate)  # as given ("German"): what a caller compares to reuse it
         try:
             with _transformers_quiet():  # its "Loading weights" bar on stderr: a library prints no progress
                 self.processor = WhisperProcessor.from_pretrained(self.name, local_files_only=True)

@@ -190,8 +190,7 @@ class SearchService:
         audio.check_speech(x, name=str(wav) if isinstance(wav, (str, Path)) else "the recording")
         with self._whisper_lock:
             current = self._whisper
-            if current is None or (current.name, current.language, current.translate) != (str(whisper), language,
-                                                                                            translate):
+            if current is None or current.asked != (str(whisper), language, translate):
                 self._whisper = current = WhisperTranscriber(whisper, str(self.device), language, translate)
         with self._preempt():
             return current.transcribe(audio.normalize(x))

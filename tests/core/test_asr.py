@@ -52,6 +52,22 @@ def test_a_multilingual_whisper_translates_into_english_with_its_own_task(multil
     assert not plain.translated and asked[-1]["task"] == "transcribe"
 
 
+def test_a_language_given_by_name_keeps_the_loaded_whisper(multilingual_whisper, model_dir, tmp_path):
+    """The transcriber stores "German" as "de"; the service must still see the same setting and not load again."""
+    from core.service import SearchService
+
+    wav = tmp_path / "q.wav"
+    sf.write(wav, (0.2 * np.random.default_rng(2).standard_normal(16000)).astype(np.float32), 16000)
+    service = SearchService(model_dir, data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", device="cpu")
+    try:
+        assert service.transcribe(wav, multilingual_whisper, "German", translate=True).language == "de"
+        loaded = service._whisper
+        service.transcribe(wav, multilingual_whisper, "German", translate=True)
+        assert service._whisper is loaded
+    finally:
+        service.close()
+
+
 def test_the_language_is_taken_by_code_or_name_and_an_unknown_one_is_named(multilingual_whisper):
     assert WhisperTranscriber(multilingual_whisper, "cpu", "German").language == "de"
     assert WhisperTranscriber(multilingual_whisper, "cpu", " DE ").language == "de"
