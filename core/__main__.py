@@ -30,7 +30,7 @@ import numpy as np
 
 from core.cli_args import at_least, finite_float, local_date, next_period
 from core.cli_hear import add_parser as add_hear_parser
-from core.cli_hear import run_hear
+from core.cli_hear import query_json, run_hear
 from core.cli_index import run_index, unsearchable_note
 from core.cli_name import program_name
 from core.errors import ModelMismatchError, SpokenSearchError
@@ -170,16 +170,6 @@ def _date_range(since: str | None, until: str | None) -> tuple[float | None, flo
     return after, before
 
 
-def _query_json(q: Any) -> dict[str, list[dict]]:
-    if q is None:
-        return {"keywords": [], "segments": []}
-    return {
-        "keywords": [{"text": k.text, "start_s": round(float(k.start_s), 3), "end_s": round(float(k.end_s), 3),
-                      "score": round(float(k.score), 4)} for k in q.keywords],
-        "segments": [{"start_s": round(float(s.start_s), 3), "end_s": round(float(s.end_s), 3)} for s in q.segments],
-    }
-
-
 def _run_search(args: argparse.Namespace) -> int:
     from core.library.video import clock
 
@@ -248,7 +238,7 @@ def _run_search(args: argparse.Namespace) -> int:
     out = {"query": {"audio": str(args.audio) if args.audio else None, "text": args.text,
                      "image": str(args.image) if args.image else None, "since": args.since,
                      "until": args.until, "kind": args.kind},
-           **_query_json(query),
+           **query_json(query),
            **({"transcript": {"text": transcript.text, "language": transcript.language,
                               "translated": transcript.translated, "elapsed_ms": round(transcript.elapsed_ms, 1),
                               "model": args.asr}} if transcript else {}),

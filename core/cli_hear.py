@@ -30,12 +30,22 @@ def _unit_json(u: Any, top: int) -> dict[str, Any]:
             "candidates": [[str(t), round(float(s), 4)] for t, s in u.candidates[:top]]}
 
 
-def heard(q: Any, path: Path, top: int, alpha: bool) -> dict[str, Any]:
-    """One SpeechQuery as JSON: what `core search --json` says of its query, and each unit's candidates."""
-    out: dict[str, Any] = {
-        "file": str(path), "duration_s": round(float(q.duration_s), 3), "frame_s": float(q.frame_s),
+def query_json(q: Any) -> dict[str, list[dict]]:
+    """A SpeechQuery's keywords and segments as `core search --json` reports them (empty for no spoken query)."""
+    if q is None:
+        return {"keywords": [], "segments": []}
+    return {
         "keywords": [{"text": k.text, "start_s": round(float(k.start_s), 3), "end_s": round(float(k.end_s), 3),
                       "score": round(float(k.score), 4)} for k in q.keywords],
+        "segments": [{"start_s": round(float(s.start_s), 3), "end_s": round(float(s.end_s), 3)} for s in q.segments],
+    }
+
+
+def heard(q: Any, path: Path, top: int, alpha: bool) -> dict[str, Any]:
+    """One SpeechQuery as JSON: its keywords as `core search --json` reports them, and each unit's candidates."""
+    out: dict[str, Any] = {
+        "file": str(path), "duration_s": round(float(q.duration_s), 3), "frame_s": float(q.frame_s),
+        "keywords": query_json(q)["keywords"],
         "units": [_unit_json(u, top) for u in q.units],
     }
     if alpha:
@@ -58,9 +68,9 @@ def _text(h: dict[str, Any]) -> str:
 def run_hear(args: argparse.Namespace) -> int:
     """Each file through the model (as a spoken query: loaded, checked, normalised); a file that cannot be heard is
     said and the others go on (exit 1 when any failed)."""
-    from core import audio
     from core.device import pick_device
     from core.factory import load_model
+    from core.search import hear
 
     model = load_model(args.model, device=pick_device(args.device))
     results, failed = [], 0
@@ -68,9 +78,7 @@ def run_hear(args: argparse.Namespace) -> int:
         try:
             if not path.is_file():
                 raise SpokenSearchError(f"{path} {'is not a file' if path.exists() else 'does not exist'}")
-            x = audio.load_audio(path, None, max_s=audio.MAX_QUERY_S)
-            audio.check_speech(x, name=str(path))
-            h = heard(model.infer(audio.normalize(x)), path, args.top, args.alpha)
+            h = heard(hear(model, path), path, args.top, args.alpha)
         except SpokenSearchError as exc:
             print(f"error: {exc}", file=sys.stderr)
             failed += 1

@@ -77,6 +77,16 @@ class SearchResult:
     text_words: list[str] = field(default_factory=list)  # the words looked for in the photos' text (OCR)
 
 
+def hear(model: Any, wav: np.ndarray | str | Path, sr: int | None = None) -> Any:
+    """Load / check / normalise a spoken query and run `model` on it: -> SpeechQuery (query_vector, keywords,
+    segments, alpha). Segment times are relative to the start of `wav` as given (nothing trimmed). No library:
+    `python -m core hear` uses it alone."""
+    name = str(wav) if isinstance(wav, (str, Path)) else "the recording"
+    x = audio.load_audio(wav, sr, max_s=audio.MAX_QUERY_S)  # a longer file is refused by its header, unread
+    audio.check_speech(x, name=name)
+    return model.infer(audio.normalize(x))
+
+
 class SearchEngine:
     """Searches `library` with `model` (a SpeechClipModel: .infer(wav), .clip.encode_text/encode_image).
 
@@ -109,13 +119,8 @@ class SearchEngine:
         return result
 
     def speech_query(self, wav: np.ndarray | str | Path, sr: int | None = None) -> Any:
-        """Load / check / normalise a spoken query and run the model: -> SpeechQuery (query_vector, keywords,
-        segments, alpha). Segment times are relative to the start of `wav` as given (nothing trimmed).
-        """
-        name = str(wav) if isinstance(wav, (str, Path)) else "the recording"
-        x = audio.load_audio(wav, sr, max_s=audio.MAX_QUERY_S)  # a longer file is refused by its header, unread
-        audio.check_speech(x, name=name)
-        return self.model.infer(audio.normalize(x))
+        """`hear(self.model, wav, sr)`: the query's SpeechQuery."""
+        return hear(self.model, wav, sr)
 
     def encode_text(self, text: str) -> np.ndarray:
         """The CLIP text embedding (E,) float32 of a typed query."""
